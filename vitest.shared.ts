@@ -11,6 +11,10 @@ export default defineConfig({
   resolve: {
     alias: [
       {
+        find: /^@centrovision\/([a-z-]+)\/([a-z-]+)$/,
+        replacement: `${packagesDir}$1/src/$2/index.ts`,
+      },
+      {
         find: /^@centrovision\/([a-z-]+)$/,
         replacement: `${packagesDir}$1/src/index.ts`,
       },

@@ -1,0 +1,211 @@
+import { randomUUID } from "node:crypto";
+import type { Capabilities, DataSource } from "../data-source.js";
+import { type CallOptions, withDeadline } from "../deadline.js";
+import { CvError } from "../errors.js";
+import { applyListQuery } from "../internal/row-query.js";
+import type { ListQuery, Repository, WriteOptions } from "../repository.js";
+import { canonicalTimestamp, type Row, TABLE_NAMES, type TableName, tables } from "../tables/index.js";
+import { parseId, parseListQuery, parseNewRow, parseRowPatch } from "../validate.js";
+
+type AnyRow = Record<string, unknown>;
+
+export interface MemorySourceOptions {
+  id?: string;
+  /** Default deadline per call. */
+  timeoutMs?: number;
+}
+
+/** A memory source plus direct access to its store, which tests use to check what was really stored. */
+export interface MemorySource extends DataSource {
+  readonly store: {
+    row(table: TableName, id: string): AnyRow | null;
+    count(table: TableName): number;
+  };
+}
+
+const CAPABILITIES: Capabilities = {
+  transactions: true,
+  changeFeed: false,
+  durable: false,
+  rowLevelSecurity: false,
+};
+
+/**
+ * A source held in memory that behaves like the SQL ones: same validation,
+ * defaults, row versions, unique and foreign-key checks, C-collation order.
+ * It is the contract suite's reference and a test double that needs no server.
+ */
+export function createMemorySource(options: MemorySourceOptions = {}): MemorySource {
+  const id = options.id ?? "memory";
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const store = new Map<TableName, Map<string, AnyRow>>(TABLE_NAMES.map((name) => [name, new Map()]));
+  let closed = false;
+
+  const rowsOf = (table: TableName) => store.get(table) as Map<string, AnyRow>;
+
+  async function call<R>(label: string, callOptions: CallOptions | undefined, work: () => R): Promise<R> {
+    if (closed) throw new CvError("unavailable", `[core] memory source ${id} is closed`);
+    return withDeadline(`[core] ${label}`, callOptions, timeoutMs, async () => structuredClone(work()));
+  }
+
+  function checkConstraints(table: TableName, row: AnyRow): void {
+    const def = tables[table];
+    for (const fk of def.foreignKeys) {
+      const parentId = row[fk.column];
+      if (parentId !== null && parentId !== undefined && !rowsOf(fk.references).has(String(parentId))) {
+        throw new CvError("constraint", `[core] ${table}.${fk.column} references a missing ${fk.references} row`, {
+          table,
+          constraint: `${table}_${fk.column}_fkey`,
+        });
+      }
+    }
+    for (const columns of def.uniques) {
+      // As in SQL, a unique key containing NULL never collides.
+      if (columns.some((column) => row[column] === null || row[column] === undefined)) continue;
+      for (const other of rowsOf(table).values()) {
+        if (other.id !== row.id && columns.every((column) => other[column] === row[column])) {
+          throw new CvError("constraint", `[core] ${table} already has a row with this ${columns.join(", ")}`, {
+            table,
+            constraint: `${table}_${columns.join("_")}_key`,
+          });
+        }
+      }
+    }
+  }
+
+  function checkVersion(table: TableName, current: AnyRow | undefined, options?: WriteOptions): void {
+    if (options?.expectedVersion !== undefined && current?.version !== options.expectedVersion) {
+      throw new CvError("conflict", `[core] ${table} row changed since it was read (version mismatch)`, { table });
+    }
+  }
+
+  /** What the `cv_touch_row` trigger does in SQL: timestamps and version chain. */
+  function write(table: TableName, current: AnyRow | undefined, values: AnyRow): AnyRow {
+    const now = canonicalTimestamp(new Date());
+    const def = tables[table];
+    const next: AnyRow = current
+      ? {
+          ...current,
+          ...values,
+          created_at: current.created_at,
+          updated_at: now,
+          base_version: current.version,
+          version: values.version !== undefined && values.version !== current.version ? values.version : randomUUID(),
+        }
+      : {
+          ...Object.fromEntries(def.columns.map((column) => [column, null])),
+          ...def.defaults,
+          created_at: now,
+          updated_at: now,
+          version: randomUUID(),
+          base_version: null,
+          ...values,
+        };
+    checkConstraints(table, next);
+    const stored = def.rowSchema.parse(next) as AnyRow;
+    rowsOf(table).set(String(stored.id), stored);
+    return stored;
+  }
+
+  /** Omitted and `undefined` mean the same: the column keeps its current or default value. */
+  const defined = (values: object): AnyRow =>
+    Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
+
+  function upsertOne(table: TableName, row: unknown, options?: WriteOptions): AnyRow {
+    const values = defined(parseNewRow(table, row));
+    const current = rowsOf(table).get(String(values.id));
+    checkVersion(table, current, options);
+    return write(table, current, values);
+  }
+
+  function deleteRow(table: TableName, rowId: string): void {
+    for (const child of TABLE_NAMES) {
+      for (const fk of tables[child].foreignKeys) {
+        if (fk.references !== table) continue;
+        for (const childRow of [...rowsOf(child).values()]) {
+          if (childRow[fk.column] !== rowId) continue;
+          if (fk.onDelete === "restrict") {
+            throw new CvError("constraint", `[core] ${table} row is still referenced by ${child}.${fk.column}`, {
+              table,
+              constraint: `${child}_${fk.column}_fkey`,
+            });
+          }
+          if (fk.onDelete === "cascade") deleteRow(child, String(childRow.id));
+          else rowsOf(child).set(String(childRow.id), { ...childRow, [fk.column]: null });
+        }
+      }
+    }
+    rowsOf(table).delete(rowId);
+  }
+
+  /** Runs `work` on a copy of the store and keeps the copy only if it succeeds: all or nothing. */
+  function atomically<R>(work: () => R): R {
+    const snapshot = new Map([...store].map(([name, rows]) => [name, new Map(rows)]));
+    try {
+      return work();
+    } catch (error) {
+      for (const [name, rows] of snapshot) store.set(name, rows);
+      throw error;
+    }
+  }
+
+  function repository<T extends TableName>(table: T): Repository<T> {
+    return {
+      table,
+      get: (rowId, o) =>
+        call(`${table}.get`, o, () => (rowsOf(table).get(parseId(rowId, table)) ?? null) as Row<T> | null),
+      list: (query, o) =>
+        call(`${table}.list`, o, () => {
+          const parsed = parseListQuery(table, query) as ListQuery<AnyRow>;
+          return applyListQuery(rowsOf(table).values(), parsed) as Row<T>[];
+        }),
+      insert: (row, o) =>
+        call(`${table}.insert`, o, () => {
+          const values = defined(parseNewRow(table, row));
+          if (rowsOf(table).has(String(values.id))) {
+            throw new CvError("constraint", `[core] ${table} already has a row with this id`, {
+              table,
+              constraint: `${table}_pkey`,
+            });
+          }
+          return atomically(() => write(table, undefined, values)) as Row<T>;
+        }),
+      upsert: (row, o) => call(`${table}.upsert`, o, () => atomically(() => upsertOne(table, row, o)) as Row<T>),
+      upsertMany: (rows, o) =>
+        call(`${table}.upsertMany`, o, () => atomically(() => rows.map((row) => upsertOne(table, row))) as Row<T>[]),
+      update: (rowId, patch, o) =>
+        call(`${table}.update`, o, () => {
+          const key = parseId(rowId, table);
+          const values = defined(parseRowPatch(table, patch));
+          const current = rowsOf(table).get(key);
+          if (!current) throw new CvError("not_found", `[core] no ${table} row with this id`, { table });
+          checkVersion(table, current, o);
+          return atomically(() => write(table, current, values)) as Row<T>;
+        }),
+      delete: (rowId, o) =>
+        call(`${table}.delete`, o, () => {
+          const key = parseId(rowId, table);
+          const current = rowsOf(table).get(key);
+          if (!current) return false;
+          checkVersion(table, current, o);
+          atomically(() => deleteRow(table, key));
+          return true;
+        }),
+    };
+  }
+
+  return {
+    id,
+    kind: "memory",
+    capabilities: CAPABILITIES,
+    probe: (o) => call("probe", o, () => ({ latencyMs: 0 })),
+    table: repository,
+    store: {
+      row: (table, rowId) => structuredClone(rowsOf(table).get(rowId) ?? null),
+      count: (table) => rowsOf(table).size,
+    },
+    async close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import type * as z from "zod";
+import { CvError, type InputIssue } from "./errors.js";
+import type { ListQuery } from "./repository.js";
+import { type NewRow, type Row, type RowPatch, type TableName, tables } from "./tables/index.js";
+
+function issuesOf(error: z.ZodError): InputIssue[] {
+  return error.issues.flatMap((issue) => {
+    const base = issue.path.map(String);
+    // Zod reports unknown keys as one issue on the parent; callers need each offending field named.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ path: [...base, key].join("."), message: "unknown column" }));
+    }
+    return [{ path: base.join(".") || "(row)", message: issue.message }];
+  });
+}
+
+/**
+ * Parses untrusted input with a schema, or throws `invalid_input` naming every
+ * offending field. Zod messages describe the expectation, never the received
+ * value, so the error is safe to log.
+ */
+export function parseOrThrow<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  what: string,
+  table?: string,
+): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = issuesOf(result.error);
+  const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+  throw new CvError("invalid_input", `[core] invalid ${what}: ${list}`, {
+    issues,
+    ...(table !== undefined && { table }),
+  });
+}
+
+export function parseNewRow<T extends TableName>(table: T, row: unknown): NewRow<T> {
+  return parseOrThrow(tables[table].writeSchema, row, `${table} row`, table) as NewRow<T>;
+}
+
+export function parseRowPatch<T extends TableName>(table: T, patch: unknown): RowPatch<T> {
+  return parseOrThrow(tables[table].patchSchema, patch, `${table} change`, table) as RowPatch<T>;
+}
+
+/** Checks a row coming back from a database, so a schema drift surfaces as an error, not as bad data. */
+export function parseStoredRow<T extends TableName>(table: T, row: unknown): Row<T> {
+  return parseOrThrow(tables[table].rowSchema, row, `${table} row read from the database`, table) as Row<T>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Rejects an id that is not a UUID before it reaches a database. */
+export function parseId(id: unknown, table: string): string {
+  if (typeof id === "string" && UUID.test(id)) return id.toLowerCase();
+  throw new CvError("invalid_input", `[core] invalid ${table} id: expected a UUID`, {
+    issues: [{ path: "id", message: "expected a UUID" }],
+    table,
+  });
+}
+
+const OPERATORS = new Set(["eq", "neq", "in", "gt", "gte", "lt", "lte", "isNull"]);
+
+function isScalar(value: unknown): boolean {
+  return typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
+}
+
+function filterIssues(column: string, filter: unknown): InputIssue[] {
+  if (filter === null || filter === undefined || isScalar(filter)) return [];
+  if (typeof filter !== "object" || Array.isArray(filter)) {
+    return [{ path: `where.${column}`, message: "expected a value, null or an operator object" }];
+  }
+  const issues: InputIssue[] = [];
+  for (const [op, operand] of Object.entries(filter)) {
+    const path = `where.${column}.${op}`;
+    if (!OPERATORS.has(op)) issues.push({ path, message: `unknown operator; use one of ${[...OPERATORS].join(", ")}` });
+    else if (op === "isNull" && typeof operand !== "boolean") issues.push({ path, message: "expected true or false" });
+    else if (op === "in" && !(Array.isArray(operand) && operand.every(isScalar))) {
+      issues.push({ path, message: "expected an array of non-null values" });
+    } else if (op !== "in" && op !== "isNull" && !isScalar(operand)) {
+      issues.push({ path, message: "expected a non-null value" });
+    }
+  }
+  return issues;
+}
+
+/** Checks a list query against the table's columns before any source translates it. */
+export function parseListQuery<T extends TableName>(table: T, query: unknown): ListQuery<Row<T>> {
+  if (query === undefined) return {};
+  const columns = new Set<string>(tables[table].columns);
+  const issues: InputIssue[] = [];
+  const q = (query ?? {}) as Record<string, unknown>;
+  for (const [column, filter] of Object.entries((q.where ?? {}) as Record<string, unknown>)) {
+    if (!columns.has(column)) issues.push({ path: `where.${column}`, message: `unknown column of ${table}` });
+    else issues.push(...filterIssues(column, filter));
+  }
+  for (const [i, order] of ((q.orderBy ?? []) as { column?: unknown; direction?: unknown; nulls?: unknown }[]).entries()) {
+    if (!columns.has(String(order?.column))) issues.push({ path: `orderBy.${i}.column`, message: `unknown column of ${table}` });
+    if (order?.direction !== undefined && order.direction !== "asc" && order.direction !== "desc") {
+      issues.push({ path: `orderBy.${i}.direction`, message: 'expected "asc" or "desc"' });
+    }
+    if (order?.nulls !== undefined && order.nulls !== "first" && order.nulls !== "last") {
+      issues.push({ path: `orderBy.${i}.nulls`, message: 'expected "first" or "last"' });
+    }
+  }
+  for (const key of ["limit", "offset"] as const) {
+    const value = q[key];
+    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
+      issues.push({ path: key, message: "expected a non-negative integer" });
+    }
+  }
+  if (issues.length > 0) {
+    const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+    throw new CvError("invalid_input", `[core] invalid ${table} query: ${list}`, { issues, table });
+  }
+  return query as ListQuery<Row<T>>;
+}

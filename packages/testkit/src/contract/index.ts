@@ -1,0 +1,10 @@
+export {
+  CONTRACT_CASES,
+  type ContractCaseId,
+  type ContractContext,
+  type ContractHarness,
+  type ContractProbe,
+  describeSourceContract,
+  type SourceContractOptions,
+} from "./describe-source-contract.js";
+export { createFixtures, type Fixtures } from "./fixtures.js";
