@@ -33,7 +33,9 @@ export async function withDeadline<T>(
     const caller = options?.signal;
     if (caller) {
       onCallerAbort = () => {
-        const error = new CvError("unavailable", `${label} was cancelled by the caller`, { cause: caller.reason });
+        const error = new CvError("unavailable", `${label} was cancelled by the caller`, {
+          cause: caller.reason,
+        });
         controller.abort(error);
         reject(error);
       };

@@ -62,7 +62,11 @@ export function parseId(id: unknown, table: string): string {
 const OPERATORS = new Set(["eq", "neq", "in", "gt", "gte", "lt", "lte", "isNull"]);
 
 function isScalar(value: unknown): boolean {
-  return typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
+  return (
+    typeof value === "string" ||
+    typeof value === "boolean" ||
+    (typeof value === "number" && Number.isFinite(value))
+  );
 }
 
 function filterIssues(column: string, filter: unknown): InputIssue[] {
@@ -73,8 +77,10 @@ function filterIssues(column: string, filter: unknown): InputIssue[] {
   const issues: InputIssue[] = [];
   for (const [op, operand] of Object.entries(filter)) {
     const path = `where.${column}.${op}`;
-    if (!OPERATORS.has(op)) issues.push({ path, message: `unknown operator; use one of ${[...OPERATORS].join(", ")}` });
-    else if (op === "isNull" && typeof operand !== "boolean") issues.push({ path, message: "expected true or false" });
+    if (!OPERATORS.has(op))
+      issues.push({ path, message: `unknown operator; use one of ${[...OPERATORS].join(", ")}` });
+    else if (op === "isNull" && typeof operand !== "boolean")
+      issues.push({ path, message: "expected true or false" });
     else if (op === "in" && !(Array.isArray(operand) && operand.every(isScalar))) {
       issues.push({ path, message: "expected an array of non-null values" });
     } else if (op !== "in" && op !== "isNull" && !isScalar(operand)) {
@@ -94,8 +100,11 @@ export function parseListQuery<T extends TableName>(table: T, query: unknown): L
     if (!columns.has(column)) issues.push({ path: `where.${column}`, message: `unknown column of ${table}` });
     else issues.push(...filterIssues(column, filter));
   }
-  for (const [i, order] of ((q.orderBy ?? []) as { column?: unknown; direction?: unknown; nulls?: unknown }[]).entries()) {
-    if (!columns.has(String(order?.column))) issues.push({ path: `orderBy.${i}.column`, message: `unknown column of ${table}` });
+  for (const [i, order] of (
+    (q.orderBy ?? []) as { column?: unknown; direction?: unknown; nulls?: unknown }[]
+  ).entries()) {
+    if (!columns.has(String(order?.column)))
+      issues.push({ path: `orderBy.${i}.column`, message: `unknown column of ${table}` });
     if (order?.direction !== undefined && order.direction !== "asc" && order.direction !== "desc") {
       issues.push({ path: `orderBy.${i}.direction`, message: 'expected "asc" or "desc"' });
     }

@@ -15,7 +15,10 @@ describe("withDeadline", () => {
       seen = signal;
       return new Promise<never>(() => {});
     });
-    const outcome = expect(call).rejects.toMatchObject({ code: "timeout", message: "[test] hang timed out after 800 ms" });
+    const outcome = expect(call).rejects.toMatchObject({
+      code: "timeout",
+      message: "[test] hang timed out after 800 ms",
+    });
     await vi.advanceTimersByTimeAsync(799);
     expect(seen?.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(1);
@@ -37,7 +40,12 @@ describe("withDeadline", () => {
 
   it("rejects as unavailable when the caller aborts", async () => {
     const controller = new AbortController();
-    const call = withDeadline("[test] cancel", { signal: controller.signal }, 5_000, () => new Promise(() => {}));
+    const call = withDeadline(
+      "[test] cancel",
+      { signal: controller.signal },
+      5_000,
+      () => new Promise(() => {}),
+    );
     controller.abort();
     await expect(call).rejects.toMatchObject({ code: "unavailable" });
   });

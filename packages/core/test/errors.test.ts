@@ -3,10 +3,17 @@ import { CvError, ERROR_CODES, isCvError, isTierDown } from "../src/index.js";
 
 describe("CvError", () => {
   it("has a stable name and code to match on across processes", () => {
-    const error = new CvError("constraint", "[core] duplicate", { constraint: "patients_pkey", table: "patients" });
+    const error = new CvError("constraint", "[core] duplicate", {
+      constraint: "patients_pkey",
+      table: "patients",
+    });
     const copy = CvError.fromJSON(JSON.parse(JSON.stringify(error)));
     expect(copy).toBeInstanceOf(CvError);
-    expect(copy).toMatchObject({ name: "CentroVisionError", code: "constraint", constraint: "patients_pkey" });
+    expect(copy).toMatchObject({
+      name: "CentroVisionError",
+      code: "constraint",
+      constraint: "patients_pkey",
+    });
     expect(copy.message).toBe("[core] duplicate");
   });
 

@@ -24,13 +24,13 @@ describe("applyListQuery", () => {
 
   it("puts nulls last ascending and first descending, unless told otherwise", () => {
     expect(applyListQuery(rows, { orderBy: [{ column: "iop" }] }).map((r) => r.id)).toEqual(["3", "2", "1"]);
-    expect(applyListQuery(rows, { orderBy: [{ column: "iop", direction: "desc" }] }).map((r) => r.id)).toEqual([
-      "1",
-      "2",
-      "3",
-    ]);
     expect(
-      applyListQuery(rows, { orderBy: [{ column: "iop", direction: "desc", nulls: "last" }] }).map((r) => r.id),
+      applyListQuery(rows, { orderBy: [{ column: "iop", direction: "desc" }] }).map((r) => r.id),
+    ).toEqual(["1", "2", "3"]);
+    expect(
+      applyListQuery(rows, { orderBy: [{ column: "iop", direction: "desc", nulls: "last" }] }).map(
+        (r) => r.id,
+      ),
     ).toEqual(["2", "3", "1"]);
   });
 

@@ -64,7 +64,14 @@ function runAsIds(): { uid: number; gid: number } | undefined {
   try {
     return { uid: id("-u"), gid: id("-g") };
   } catch {
-    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS_USER]);
+    execFileSync("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/usr/sbin/nologin",
+      RUN_AS_USER,
+    ]);
     return { uid: id("-u"), gid: id("-g") };
   }
 }
@@ -80,7 +87,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function run(command: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<string> {
+function run(
+  command: string,
+  args: string[],
+  ids: { uid: number; gid: number } | undefined,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { ...ids, env: { ...process.env, LC_ALL: "C" } });
     let output = "";
@@ -88,7 +99,9 @@ function run(command: string, args: string[], ids: { uid: number; gid: number } 
     child.stderr.on("data", (chunk: Buffer) => (output += chunk));
     child.once("error", reject);
     child.once("close", (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`[testkit] ${command} exited with ${code}:\n${output}`)),
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`[testkit] ${command} exited with ${code}:\n${output}`)),
     );
   });
 }
@@ -155,7 +168,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   const { postgres: postgresBin } = await resolvePgBinaries(ids !== undefined);
   const port = options.port ?? (await freePort());
-  const settings = { fsync: "off", listen_addresses: "127.0.0.1", unix_socket_directories: "", ...options.settings };
+  const settings = {
+    fsync: "off",
+    listen_addresses: "127.0.0.1",
+    unix_socket_directories: "",
+    ...options.settings,
+  };
   const args = ["-D", dataDir, "-p", String(port)];
   for (const [name, value] of Object.entries(settings)) args.push("-c", `${name}=${value}`);
 

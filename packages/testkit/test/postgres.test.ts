@@ -64,7 +64,9 @@ describe("startPostgres", () => {
   it("rejects a hostile database name", async () => {
     const server = await startPostgres();
     try {
-      await expect(server.createDatabase('x"; drop database postgres; --')).rejects.toThrow(/invalid database name/);
+      await expect(server.createDatabase('x"; drop database postgres; --')).rejects.toThrow(
+        /invalid database name/,
+      );
     } finally {
       await server.stop();
     }

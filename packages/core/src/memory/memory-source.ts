@@ -53,10 +53,14 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
     for (const fk of def.foreignKeys) {
       const parentId = row[fk.column];
       if (parentId !== null && parentId !== undefined && !rowsOf(fk.references).has(String(parentId))) {
-        throw new CvError("constraint", `[core] ${table}.${fk.column} references a missing ${fk.references} row`, {
-          table,
-          constraint: `${table}_${fk.column}_fkey`,
-        });
+        throw new CvError(
+          "constraint",
+          `[core] ${table}.${fk.column} references a missing ${fk.references} row`,
+          {
+            table,
+            constraint: `${table}_${fk.column}_fkey`,
+          },
+        );
       }
     }
     for (const columns of def.uniques) {
@@ -64,10 +68,14 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
       if (columns.some((column) => row[column] === null || row[column] === undefined)) continue;
       for (const other of rowsOf(table).values()) {
         if (other.id !== row.id && columns.every((column) => other[column] === row[column])) {
-          throw new CvError("constraint", `[core] ${table} already has a row with this ${columns.join(", ")}`, {
-            table,
-            constraint: `${table}_${columns.join("_")}_key`,
-          });
+          throw new CvError(
+            "constraint",
+            `[core] ${table} already has a row with this ${columns.join(", ")}`,
+            {
+              table,
+              constraint: `${table}_${columns.join("_")}_key`,
+            },
+          );
         }
       }
     }
@@ -75,7 +83,9 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
 
   function checkVersion(table: TableName, current: AnyRow | undefined, options?: WriteOptions): void {
     if (options?.expectedVersion !== undefined && current?.version !== options.expectedVersion) {
-      throw new CvError("conflict", `[core] ${table} row changed since it was read (version mismatch)`, { table });
+      throw new CvError("conflict", `[core] ${table} row changed since it was read (version mismatch)`, {
+        table,
+      });
     }
   }
 
@@ -90,7 +100,10 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
           created_at: current.created_at,
           updated_at: now,
           base_version: current.version,
-          version: values.version !== undefined && values.version !== current.version ? values.version : randomUUID(),
+          version:
+            values.version !== undefined && values.version !== current.version
+              ? values.version
+              : randomUUID(),
         }
       : {
           ...Object.fromEntries(def.columns.map((column) => [column, null])),
@@ -125,10 +138,14 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
         for (const childRow of [...rowsOf(child).values()]) {
           if (childRow[fk.column] !== rowId) continue;
           if (fk.onDelete === "restrict") {
-            throw new CvError("constraint", `[core] ${table} row is still referenced by ${child}.${fk.column}`, {
-              table,
-              constraint: `${child}_${fk.column}_fkey`,
-            });
+            throw new CvError(
+              "constraint",
+              `[core] ${table} row is still referenced by ${child}.${fk.column}`,
+              {
+                table,
+                constraint: `${child}_${fk.column}_fkey`,
+              },
+            );
           }
           if (fk.onDelete === "cascade") deleteRow(child, String(childRow.id));
           else rowsOf(child).set(String(childRow.id), { ...childRow, [fk.column]: null });
@@ -170,9 +187,14 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
           }
           return atomically(() => write(table, undefined, values)) as Row<T>;
         }),
-      upsert: (row, o) => call(`${table}.upsert`, o, () => atomically(() => upsertOne(table, row, o)) as Row<T>),
+      upsert: (row, o) =>
+        call(`${table}.upsert`, o, () => atomically(() => upsertOne(table, row, o)) as Row<T>),
       upsertMany: (rows, o) =>
-        call(`${table}.upsertMany`, o, () => atomically(() => rows.map((row) => upsertOne(table, row))) as Row<T>[]),
+        call(
+          `${table}.upsertMany`,
+          o,
+          () => atomically(() => rows.map((row) => upsertOne(table, row))) as Row<T>[],
+        ),
       update: (rowId, patch, o) =>
         call(`${table}.update`, o, () => {
           const key = parseId(rowId, table);

@@ -22,7 +22,11 @@ export function registerErrorCases(ctx: ContractContext): void {
 
   test("insert.duplicate-id", "inserting an existing id is a constraint error", async () => {
     const { patients } = await ctx.seedClinic();
-    const error = await rejection(source().table("patients").insert({ ...fixtures.patient(patients.branch_id), id: patients.id }));
+    const error = await rejection(
+      source()
+        .table("patients")
+        .insert({ ...fixtures.patient(patients.branch_id), id: patients.id }),
+    );
     expect(error.code).toBe("constraint");
     expect(await ctx.stored("patients", patients.id)).toEqual(patients);
   });
@@ -40,38 +44,55 @@ export function registerErrorCases(ctx: ContractContext): void {
     expect(await count("patients")).toBe(0);
   });
 
-  test("insert.invalid", "invalid rows are rejected before anything is written, naming the field", async () => {
-    const branch = await source().table("branches").insert(fixtures.branch());
-    const cases: [string, Record<string, unknown>][] = [
-      ["id", { ...fixtures.patient(branch.id), id: "not-a-uuid" }],
-      ["first_name", (({ first_name: _, ...rest }) => rest)(fixtures.patient(branch.id))],
-      ["birth_date", { ...fixtures.patient(branch.id), birth_date: 19580314 }],
-      ["sex", { ...fixtures.patient(branch.id), sex: "robot" }],
-      ["hacked", { ...fixtures.patient(branch.id), hacked: "'; drop table patients; --" }],
-    ];
-    for (const [field, row] of cases) {
-      const error = await rejection(source().table("patients").insert(row as never));
-      expect(error.code, field).toBe("invalid_input");
-      expect(error.issues.map((issue) => issue.path), field).toContain(field);
-    }
-    expect(await count("patients")).toBe(0);
-    const exam = { ...fixtures.examEye(randomUUID()), iop_mmhg: 95 };
-    const error = await rejection(source().table("exam_eye").insert(exam));
-    expect(error.issues.map((issue) => issue.path)).toEqual(["iop_mmhg"]);
-  });
+  test(
+    "insert.invalid",
+    "invalid rows are rejected before anything is written, naming the field",
+    async () => {
+      const branch = await source().table("branches").insert(fixtures.branch());
+      const cases: [string, Record<string, unknown>][] = [
+        ["id", { ...fixtures.patient(branch.id), id: "not-a-uuid" }],
+        ["first_name", (({ first_name: _, ...rest }) => rest)(fixtures.patient(branch.id))],
+        ["birth_date", { ...fixtures.patient(branch.id), birth_date: 19580314 }],
+        ["sex", { ...fixtures.patient(branch.id), sex: "robot" }],
+        ["hacked", { ...fixtures.patient(branch.id), hacked: "'; drop table patients; --" }],
+      ];
+      for (const [field, row] of cases) {
+        const error = await rejection(
+          source()
+            .table("patients")
+            .insert(row as never),
+        );
+        expect(error.code, field).toBe("invalid_input");
+        expect(
+          error.issues.map((issue) => issue.path),
+          field,
+        ).toContain(field);
+      }
+      expect(await count("patients")).toBe(0);
+      const exam = { ...fixtures.examEye(randomUUID()), iop_mmhg: 95 };
+      const error = await rejection(source().table("exam_eye").insert(exam));
+      expect(error.issues.map((issue) => issue.path)).toEqual(["iop_mmhg"]);
+    },
+  );
 
   test("update.missing", "updating a missing row is not_found", async () => {
-    expect((await rejection(source().table("patients").update(randomUUID(), { first_name: "Luz" }))).code).toBe(
-      "not_found",
-    );
+    expect(
+      (await rejection(source().table("patients").update(randomUUID(), { first_name: "Luz" }))).code,
+    ).toBe("not_found");
   });
 
   test("update.invalid", "an invalid change is rejected and the row is untouched", async () => {
     const { patients } = await ctx.seedClinic();
     for (const patch of [{ birth_date: "30/11/2026" }, { id: randomUUID() }, {}, { phone: null }]) {
-      expect((await rejection(source().table("patients").update(patients.id, patch as never))).code).toBe(
-        "invalid_input",
-      );
+      expect(
+        (
+          await rejection(
+            source()
+              .table("patients")
+              .update(patients.id, patch as never),
+          )
+        ).code,
+      ).toBe("invalid_input");
     }
     expect((await rejection(source().table("patients").get("1; select 1"))).code).toBe("invalid_input");
     expect(await ctx.stored("patients", patients.id)).toEqual(patients);
@@ -97,7 +118,8 @@ export function registerErrorCases(ctx: ContractContext): void {
 
   test("probe.deadline", "a probe of a source that stopped answering fails within its deadline", async () => {
     const { cut } = harness();
-    if (!cut) throw new Error("[testkit] probe.deadline needs the harness to provide cut(); opt out with a reason");
+    if (!cut)
+      throw new Error("[testkit] probe.deadline needs the harness to provide cut(); opt out with a reason");
     await cut();
     const started = Date.now();
     const error = await rejection(source().probe({ timeoutMs: 500 }));

@@ -32,12 +32,17 @@ export function registerQueryCases(ctx: ContractContext): void {
     const { rows } = await seedPatients();
     const repo = source().table("patients");
     const lastNames = async (where: object) =>
-      (await repo.list({ where: where as never, orderBy: [{ column: "last_name" }] })).map((r) => r.last_name);
+      (await repo.list({ where: where as never, orderBy: [{ column: "last_name" }] })).map(
+        (r) => r.last_name,
+      );
     expect(await lastNames({ last_name: "Ñúñez" })).toEqual(["Ñúñez"]);
     expect(await lastNames({ last_name: { eq: "nuñez" } })).toEqual([]);
     expect(await lastNames({ last_name: { in: ["Ávila", "Ortiz", "Nadie"] } })).toEqual(["Ortiz", "Ávila"]);
     expect((await lastNames({ last_name: { neq: "Ortiz" } })).length).toBe(NAMES.length - 1);
-    expect(await lastNames({ birth_date: { gte: "1955-01-01", lt: "1957-01-01" } })).toEqual(["Güemes", "Ortiz"]);
+    expect(await lastNames({ birth_date: { gte: "1955-01-01", lt: "1957-01-01" } })).toEqual([
+      "Güemes",
+      "Ortiz",
+    ]);
     expect(await lastNames({ email: null })).toEqual(["Güemes", "Álvarez", "Ávila", "Ñúñez"]);
     expect((await lastNames({ email: { isNull: false } })).length).toBe(4);
     expect(await lastNames({ email: { neq: "p0@correo.mx" } })).toEqual(["Nuñez", "Ortiz", "alvarez"]);
@@ -45,38 +50,49 @@ export function registerQueryCases(ctx: ContractContext): void {
     expect((await repo.list({ where: { id: rows[3]?.id } })).map((r) => r.id)).toEqual([rows[3]?.id]);
   });
 
-  test("list.timestamps", "timestamp ranges compare instants, whatever offset the caller writes", async () => {
-    const seeded = await ctx.seedClinic();
-    const ids = { branchId: seeded.branches.id, patientId: seeded.patients.id };
-    // A day in Mexico City (UTC-6): 00:00-06:00 to 24:00-06:00.
-    const times: [string, string][] = [
-      ["2026-12-01T05:59:00.000Z", "2026-12-01T06:10:00.000Z"],
-      ["2026-12-01T06:00:00.000Z", "2026-12-01T06:30:00.000Z"],
-      ["2026-12-01T23:30:00-06:00", "2026-12-01T23:45:00-06:00"],
-      ["2026-12-02T06:00:00.000Z", "2026-12-02T06:20:00.000Z"],
-    ];
-    const rows: NewRow<"appointments">[] = times.map(([starts_at, ends_at]) =>
-      fixtures.appointment(ids, { starts_at, ends_at }),
-    );
-    await source().table("appointments").upsertMany(rows);
-    const day = await source()
-      .table("appointments")
-      .list({
-        where: { starts_at: { gte: "2026-12-01T00:00:00-06:00", lt: "2026-12-02T00:00:00-06:00" } },
-        orderBy: [{ column: "starts_at" }],
-      });
-    expect(day.map((r) => r.starts_at)).toEqual(["2026-12-01T06:00:00.000Z", "2026-12-02T05:30:00.000Z"]);
-  });
+  test(
+    "list.timestamps",
+    "timestamp ranges compare instants, whatever offset the caller writes",
+    async () => {
+      const seeded = await ctx.seedClinic();
+      const ids = { branchId: seeded.branches.id, patientId: seeded.patients.id };
+      // A day in Mexico City (UTC-6): 00:00-06:00 to 24:00-06:00.
+      const times: [string, string][] = [
+        ["2026-12-01T05:59:00.000Z", "2026-12-01T06:10:00.000Z"],
+        ["2026-12-01T06:00:00.000Z", "2026-12-01T06:30:00.000Z"],
+        ["2026-12-01T23:30:00-06:00", "2026-12-01T23:45:00-06:00"],
+        ["2026-12-02T06:00:00.000Z", "2026-12-02T06:20:00.000Z"],
+      ];
+      const rows: NewRow<"appointments">[] = times.map(([starts_at, ends_at]) =>
+        fixtures.appointment(ids, { starts_at, ends_at }),
+      );
+      await source().table("appointments").upsertMany(rows);
+      const day = await source()
+        .table("appointments")
+        .list({
+          where: { starts_at: { gte: "2026-12-01T00:00:00-06:00", lt: "2026-12-02T00:00:00-06:00" } },
+          orderBy: [{ column: "starts_at" }],
+        });
+      expect(day.map((r) => r.starts_at)).toEqual(["2026-12-01T06:00:00.000Z", "2026-12-02T05:30:00.000Z"]);
+    },
+  );
 
   test("list.order", "orders by code point with Spanish names, nulls placed as in PostgreSQL", async () => {
     await seedPatients();
     const repo = source().table("patients");
     const asc = await repo.list({ orderBy: [{ column: "last_name" }] });
     expect(asc.map((r) => r.last_name)).toEqual([...NAMES].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
-    const byEmail = await repo.list({ orderBy: [{ column: "email", direction: "desc" }, { column: "last_name" }] });
+    const byEmail = await repo.list({
+      orderBy: [{ column: "email", direction: "desc" }, { column: "last_name" }],
+    });
     expect(byEmail.slice(0, 4).every((r) => r.email === null)).toBe(true);
     const nullsLast = await repo.list({ orderBy: [{ column: "email", direction: "desc", nulls: "last" }] });
-    expect(nullsLast.map((r) => r.email).slice(0, 4)).toEqual(["p6@correo.mx", "p4@correo.mx", "p2@correo.mx", "p0@correo.mx"]);
+    expect(nullsLast.map((r) => r.email).slice(0, 4)).toEqual([
+      "p6@correo.mx",
+      "p4@correo.mx",
+      "p2@correo.mx",
+      "p0@correo.mx",
+    ]);
   });
 
   test("list.paging", "limit and offset page through rows in a stable order", async () => {

@@ -26,40 +26,55 @@ export function registerWriteCases(ctx: ContractContext): void {
   });
 
   test("insert.defaults", "fills defaults, nulls, timestamps and a first version", async () => {
-    const branch = await source().table("branches").insert(fixtures.branch({ phone: undefined }));
-    expect(branch).toMatchObject({ timezone: "America/Mexico_City", active: true, phone: null, base_version: null });
+    const branch = await source()
+      .table("branches")
+      .insert(fixtures.branch({ phone: undefined }));
+    expect(branch).toMatchObject({
+      timezone: "America/Mexico_City",
+      active: true,
+      phone: null,
+      base_version: null,
+    });
     expect(branch.version).toMatch(UUID);
     expect(branch.created_at).toMatch(CANONICAL_TS);
     expect(branch.updated_at).toBe(branch.created_at);
     expect(Math.abs(Date.parse(branch.created_at) - Date.now())).toBeLessThan(60_000);
   });
 
-  test("upsert.idempotent", "replaying an upsert by client UUID leaves one row with the same data", async () => {
-    const { branches } = await ctx.seedClinic();
-    const patient = fixtures.patient(branches.id, { first_name: "Ana Sofía", last_name: "Muñoz" });
-    const first = await source().table("patients").upsert(patient);
-    const second = await source().table("patients").upsert(patient);
-    expect(second.id).toBe(first.id);
-    const { version: _v1, base_version: _b1, updated_at: _u1, ...data1 } = first;
-    const { version: _v2, base_version: _b2, updated_at: _u2, ...data2 } = second;
-    expect(data2).toEqual(data1);
-    const all = await source()
-      .table("patients")
-      .list({ where: { id: patient.id } });
-    expect(all).toHaveLength(1);
-  });
+  test(
+    "upsert.idempotent",
+    "replaying an upsert by client UUID leaves one row with the same data",
+    async () => {
+      const { branches } = await ctx.seedClinic();
+      const patient = fixtures.patient(branches.id, { first_name: "Ana Sofía", last_name: "Muñoz" });
+      const first = await source().table("patients").upsert(patient);
+      const second = await source().table("patients").upsert(patient);
+      expect(second.id).toBe(first.id);
+      const { version: _v1, base_version: _b1, updated_at: _u1, ...data1 } = first;
+      const { version: _v2, base_version: _b2, updated_at: _u2, ...data2 } = second;
+      expect(data2).toEqual(data1);
+      const all = await source()
+        .table("patients")
+        .list({ where: { id: patient.id } });
+      expect(all).toHaveLength(1);
+    },
+  );
 
-  test("upsert.merge", "an upsert of an existing id overwrites the given columns and chains versions", async () => {
-    const { patients } = await ctx.seedClinic();
-    const next = await source()
-      .table("patients")
-      .upsert({ ...fixtures.patient(patients.branch_id), id: patients.id, first_name: "Íñigo" });
-    expect(next.first_name).toBe("Íñigo");
-    expect(next.created_at).toBe(patients.created_at);
-    expect(next.base_version).toBe(patients.version);
-    expect(next.version).not.toBe(patients.version);
-    expect(await ctx.stored("patients", patients.id)).toEqual(next);
-  });
+  test(
+    "upsert.merge",
+    "an upsert of an existing id overwrites the given columns and chains versions",
+    async () => {
+      const { patients } = await ctx.seedClinic();
+      const next = await source()
+        .table("patients")
+        .upsert({ ...fixtures.patient(patients.branch_id), id: patients.id, first_name: "Íñigo" });
+      expect(next.first_name).toBe("Íñigo");
+      expect(next.created_at).toBe(patients.created_at);
+      expect(next.base_version).toBe(patients.version);
+      expect(next.version).not.toBe(patients.version);
+      expect(await ctx.stored("patients", patients.id)).toEqual(next);
+    },
+  );
 
   test("upsert-many.atomic", "writes a batch entirely, or nothing when one row fails", async () => {
     const branch = await source().table("branches").insert(fixtures.branch());
@@ -72,33 +87,43 @@ export function registerWriteCases(ctx: ContractContext): void {
     expect(await harness().probe.count("patients")).toBe(2);
   });
 
-  test("update.versions", "an update changes the columns, bumps the version and keeps created_at", async () => {
-    const { appointments } = await ctx.seedClinic();
-    const updated = await source()
-      .table("appointments")
-      .update(appointments.id, { status: "checked_in", checked_in_at: "2026-11-30T08:55:00-06:00" });
-    expect(updated).toMatchObject({
-      status: "checked_in",
-      checked_in_at: "2026-11-30T14:55:00.000Z",
-      created_at: appointments.created_at,
-      base_version: appointments.version,
-      reason: appointments.reason,
-    });
-    expect(updated.version).not.toBe(appointments.version);
-    expect(Date.parse(updated.updated_at)).toBeGreaterThanOrEqual(Date.parse(appointments.updated_at));
-    expect(await ctx.stored("appointments", appointments.id)).toEqual(updated);
-  });
+  test(
+    "update.versions",
+    "an update changes the columns, bumps the version and keeps created_at",
+    async () => {
+      const { appointments } = await ctx.seedClinic();
+      const updated = await source()
+        .table("appointments")
+        .update(appointments.id, { status: "checked_in", checked_in_at: "2026-11-30T08:55:00-06:00" });
+      expect(updated).toMatchObject({
+        status: "checked_in",
+        checked_in_at: "2026-11-30T14:55:00.000Z",
+        created_at: appointments.created_at,
+        base_version: appointments.version,
+        reason: appointments.reason,
+      });
+      expect(updated.version).not.toBe(appointments.version);
+      expect(Date.parse(updated.updated_at)).toBeGreaterThanOrEqual(Date.parse(appointments.updated_at));
+      expect(await ctx.stored("appointments", appointments.id)).toEqual(updated);
+    },
+  );
 
-  test("update.expected-version", "an update against a stale version is a conflict and changes nothing", async () => {
-    const { patients } = await ctx.seedClinic();
-    const fresh = await source()
-      .table("patients")
-      .update(patients.id, { phone: "+52 33 1111 2222" }, { expectedVersion: patients.version });
-    await expect(
-      source().table("patients").update(patients.id, { phone: "+52 33 9999 0000" }, { expectedVersion: patients.version }),
-    ).rejects.toMatchObject({ code: "conflict" });
-    expect(await ctx.stored("patients", patients.id)).toEqual(fresh);
-  });
+  test(
+    "update.expected-version",
+    "an update against a stale version is a conflict and changes nothing",
+    async () => {
+      const { patients } = await ctx.seedClinic();
+      const fresh = await source()
+        .table("patients")
+        .update(patients.id, { phone: "+52 33 1111 2222" }, { expectedVersion: patients.version });
+      await expect(
+        source()
+          .table("patients")
+          .update(patients.id, { phone: "+52 33 9999 0000" }, { expectedVersion: patients.version }),
+      ).rejects.toMatchObject({ code: "conflict" });
+      expect(await ctx.stored("patients", patients.id)).toEqual(fresh);
+    },
+  );
 
   test("delete.existing", "deletes a row once; a second delete reports false", async () => {
     const { diagnoses } = await ctx.seedClinic();
@@ -110,14 +135,18 @@ export function registerWriteCases(ctx: ContractContext): void {
 
   test("delete.restrict", "a row still referenced by clinical data cannot be deleted", async () => {
     const seeded = await ctx.seedClinic();
-    await expect(source().table("patients").delete(seeded.patients.id)).rejects.toMatchObject({ code: "constraint" });
+    await expect(source().table("patients").delete(seeded.patients.id)).rejects.toMatchObject({
+      code: "constraint",
+    });
     expect(await ctx.stored("patients", seeded.patients.id)).toEqual(seeded.patients);
   });
 
   test("delete.cascade", "deleting a profile removes its role and branch memberships", async () => {
     const profile = await source().table("profiles").insert(fixtures.profile());
     const branch = await source().table("branches").insert(fixtures.branch());
-    const role = await source().table("user_roles").insert({ id: randomUUID(), user_id: profile.id, role: "reception" });
+    const role = await source()
+      .table("user_roles")
+      .insert({ id: randomUUID(), user_id: profile.id, role: "reception" });
     const member = await source()
       .table("user_branches")
       .insert({ id: randomUUID(), user_id: profile.id, branch_id: branch.id });
@@ -133,7 +162,9 @@ export function registerWriteCases(ctx: ContractContext): void {
     await Promise.all(patients.map((row) => source().table("patients").insert(row)));
     const target = patients[0]?.id as string;
     const phones = Array.from({ length: 20 }, (_, i) => `+52 55 0000 ${String(1000 + i)}`);
-    const results = await Promise.allSettled(phones.map((phone) => source().table("patients").update(target, { phone })));
+    const results = await Promise.allSettled(
+      phones.map((phone) => source().table("patients").update(target, { phone })),
+    );
     expect(results.every((result) => result.status === "fulfilled")).toBe(true);
     expect(await harness().probe.count("patients")).toBe(40);
     const final = await ctx.stored("patients", target);
@@ -144,4 +175,3 @@ export function registerWriteCases(ctx: ContractContext): void {
     expect(versions.size).toBe(phones.length);
   });
 }
-

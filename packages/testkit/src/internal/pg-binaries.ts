@@ -49,8 +49,16 @@ export async function resolvePgBinaries(runAsOtherUser: boolean): Promise<PgBina
     );
   }
   if (!runAsOtherUser || (await traversableByOthers(nativeDir))) return bins;
-  const cacheDir = join(tmpdir(), `centrovision-pg-${platform()}-${arch()}-${(await stat(bins.postgres)).size}`);
+  const cacheDir = join(
+    tmpdir(),
+    `centrovision-pg-${platform()}-${arch()}-${(await stat(bins.postgres)).size}`,
+  );
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });
-  await cp(nativeDir, cacheDir, { recursive: true, verbatimSymlinks: true, force: false, errorOnExist: false });
+  await cp(nativeDir, cacheDir, {
+    recursive: true,
+    verbatimSymlinks: true,
+    force: false,
+    errorOnExist: false,
+  });
   return { initdb: join(cacheDir, "bin", "initdb"), postgres: join(cacheDir, "bin", "postgres") };
 }

@@ -1,0 +1,17 @@
+export {
+  type CreateLinkOptions,
+  createLink,
+  type Link,
+  type LinkMode,
+  type LinkPhase,
+  type LinkStats,
+  type LinkTarget,
+} from "./link.js";
+export {
+  type ApplyMigrationsOptions,
+  applyMigrations,
+  MIGRATIONS_DIR,
+  type Migration,
+  readMigrations,
+} from "./migrations.js";
+export { freePort, type PostgresServer, type StartPostgresOptions, startPostgres } from "./postgres.js";

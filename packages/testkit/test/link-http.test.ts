@@ -1,0 +1,115 @@
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { createLink, type Link } from "../src/index.js";
+import { timed } from "./link-helpers.js";
+
+// The cloud tier as the router will see it: HTTP through the link, with Node's fetch and with
+// supabase-js. The server is a tiny stand-in answering one PostgREST-shaped route; what is under
+// test is the link, so the gateway's own behaviour does not matter here.
+const ROWS = [{ id: "7f1c2a7e-0000-4000-8000-000000000001", name: "Ana" }];
+let server: Server;
+let served = 0;
+let origin: string;
+let link: Link;
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    served++;
+    const ok = request.url?.startsWith("/rest/v1/patients");
+    response.writeHead(ok ? 200 : 404, { "content-type": "application/json" });
+    response.end(JSON.stringify(ok ? ROWS : { code: "PGRST205", message: "not found" }));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  if (typeof address !== "object" || !address) throw new Error("no address");
+  origin = `http://127.0.0.1:${address.port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  server.close();
+  await once(server, "close");
+});
+
+// A fresh link per test is also a fresh origin, so no keep-alive socket from an earlier test is reused.
+beforeEach(async () => {
+  link = await createLink({ target: new URL(origin).host });
+});
+
+afterEach(async () => {
+  await link.close();
+});
+
+const get = (signal: AbortSignal) => fetch(`${link.url(origin)}/rest/v1/patients`, { signal });
+
+function supabase() {
+  const client = createClient(link.url(origin), "anon-key", {
+    // Node 20 has no global WebSocket and createClient throws without one. ws's typings (its first
+    // overload is the server-side `address: null`) do not fit realtime-js's, though the class does.
+    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+  // postgrest-js retries GETs on network errors with 1/2/4 s back-off; a caller that must see a
+  // failure at once turns that off.
+  return (deadlineMs: number) =>
+    client.from("patients").select("id, name").retry(false).abortSignal(AbortSignal.timeout(deadlineMs));
+}
+
+describe("link with fetch", () => {
+  it("pass: a request goes through", async () => {
+    const response = await get(AbortSignal.timeout(2000));
+    expect(await response.json()).toEqual(ROWS);
+    expect(link.stats.accepted).toBe(1);
+  });
+
+  it("blackhole: requests hang until the caller's deadline and nothing reaches the server", async () => {
+    await (await get(AbortSignal.timeout(2000))).json();
+    const servedBefore = served;
+    await link.blackhole();
+    for (let i = 0; i < 2; i++) {
+      const attempt = await timed(get(AbortSignal.timeout(500)));
+      expect(attempt.error).toMatchObject({ name: "TimeoutError" });
+      expect(attempt.ms).toBeGreaterThanOrEqual(490);
+      expect(attempt.ms).toBeLessThan(1500);
+    }
+    expect(served).toBe(servedBefore);
+  });
+
+  it("refuse: a request fails at once with ECONNREFUSED", async () => {
+    await link.refuse();
+    const attempt = await timed(get(AbortSignal.timeout(5000)));
+    expect(attempt.error).toMatchObject({ cause: { code: "ECONNREFUSED" } });
+    expect(attempt.ms).toBeLessThan(1000);
+  });
+});
+
+describe("link with supabase-js", () => {
+  it("pass, blackhole until the abort signal, refused at once, then pass again", async () => {
+    const select = supabase();
+    expect(await select(2000)).toMatchObject({ data: ROWS, error: null, status: 200 });
+
+    await link.blackhole();
+    const hung = await timed(select(500));
+    expect(hung.value).toMatchObject({
+      data: null,
+      status: 0,
+      error: { message: expect.stringMatching(/^TimeoutError/) },
+    });
+    expect(hung.ms).toBeGreaterThanOrEqual(490);
+    expect(hung.ms).toBeLessThan(1500);
+
+    await link.refuse();
+    const refused = await timed(select(5000));
+    // A kept-alive socket from the first request gets RST (ECONNRESET), a new one ECONNREFUSED: both immediate.
+    const details = expect.stringMatching(/ECONNREFUSED|ECONNRESET/);
+    expect(refused.value).toMatchObject({ data: null, status: 0, error: { details } });
+    expect(refused.ms).toBeLessThan(1000);
+
+    await link.pass();
+    expect(await select(2000)).toMatchObject({ data: ROWS, error: null, status: 200 });
+  });
+});
