@@ -1,1 +1,12 @@
-export { default } from "../../vitest.shared.ts";
+import { defineConfig, mergeConfig } from "vitest/config";
+import shared from "../../vitest.shared.ts";
+
+export default mergeConfig(
+  shared,
+  defineConfig({
+    test: {
+      // One real PostgreSQL per run; each test file makes its own database on it.
+      globalSetup: ["./test/global-setup.ts"],
+    },
+  }),
+);

@@ -1,0 +1,40 @@
+export type { Capabilities, DataSource, ProbeResult, SourceKind } from "./data-source.js";
+export { type CallOptions, withDeadline } from "./deadline.js";
+export {
+  CvError,
+  type CvErrorJSON,
+  type CvErrorOptions,
+  ERROR_CODES,
+  type ErrorCode,
+  type InputIssue,
+  isCvError,
+  isTierDown,
+} from "./errors.js";
+export { createMemorySource, type MemorySource, type MemorySourceOptions } from "./memory/memory-source.js";
+export type {
+  ColumnFilter,
+  FilterScalar,
+  ListQuery,
+  OrderBy,
+  Repository,
+  Where,
+  WriteOptions,
+} from "./repository.js";
+export {
+  type ConnectionMode,
+  type ConnectionStatus,
+  MODE_OF_TIER,
+  TIERS,
+  type Tier,
+  type TierHealth,
+  type TierStatus,
+} from "./status.js";
+export * from "./tables/index.js";
+export {
+  parseId,
+  parseListQuery,
+  parseNewRow,
+  parseOrThrow,
+  parseRowPatch,
+  parseStoredRow,
+} from "./validate.js";

@@ -1,0 +1,69 @@
+-- 0002 Row versions: created_at, updated_at, version and base_version are kept by the database,
+-- so every writer (app, dashboard, psql) produces the metadata the sync engine relies on.
+--
+-- cv_touch_row() runs BEFORE INSERT OR UPDATE on every EHR table:
+--
+--   INSERT  keeps a caller-supplied version (a writer may choose it, so a retried write is
+--           recognisable), else the column default; base_version stays NULL unless supplied.
+--   UPDATE  created_at := OLD.created_at (a row's birth never moves),
+--           updated_at := now(),
+--           base_version := OLD.version (the version this edit replaced),
+--           version := gen_random_uuid(), unless the caller supplied a version different from
+--           OLD.version. An UPDATE that does not mention version carries OLD.version, so keeping
+--           an equal one would leave two different contents under one version id.
+--
+-- Sync origin: when the transaction has run `SET LOCAL centrovision.sync_origin = '<node id>'`,
+-- the trigger changes nothing. The sync engine applies rows replicated from another node
+-- verbatim (their versions and timestamps are the other node's facts); stamping them again would
+-- make every replicated row look like a new local edit and echo back forever.
+-- current_setting(..., true) is NULL when the setting was never set and '' after a SET LOCAL
+-- ended in an earlier transaction of the session, so both mean "a local write".
+-- Any session may set a custom setting, so the flag is a protocol marker, not a permission: a
+-- client that sets it can write its rows' timestamps and version chain as it likes. The sync
+-- migration decides whether to restrict it (e.g. to members of centrovision_sync).
+
+CREATE FUNCTION public.cv_touch_row() RETURNS trigger
+  LANGUAGE plpgsql
+  -- Fixed search_path: the function must not resolve names through a caller's schemas.
+  SET search_path = ''
+AS $$
+BEGIN
+  IF coalesce(current_setting('centrovision.sync_origin', true), '') <> '' THEN
+    RETURN NEW;
+  END IF;
+
+  IF TG_OP = 'INSERT' THEN
+    -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
+    NEW.version := coalesce(NEW.version, gen_random_uuid());
+  ELSE
+    NEW.created_at := OLD.created_at;
+    NEW.updated_at := now();
+    NEW.base_version := OLD.version;
+    IF NEW.version IS NULL OR NEW.version = OLD.version THEN
+      NEW.version := gen_random_uuid();
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.branches
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.rooms
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.profiles
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.user_roles
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.user_branches
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.patients
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.appointments
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.encounters
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.exam_eye
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
+CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.diagnoses
+  FOR EACH ROW EXECUTE FUNCTION public.cv_touch_row();
