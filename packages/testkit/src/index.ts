@@ -7,6 +7,7 @@ export {
   type LinkStats,
   type LinkTarget,
 } from "./link.js";
+export { type LocalSupabase, type StartLocalSupabaseOptions, startLocalSupabase } from "./local-supabase.js";
 export {
   type ApplyMigrationsOptions,
   applyMigrations,
@@ -15,3 +16,4 @@ export {
   readMigrations,
 } from "./migrations.js";
 export { freePort, type PostgresServer, type StartPostgresOptions, startPostgres } from "./postgres.js";
+export { createSupabaseKeys, type MintOptions, type SupabaseKeys } from "./supabase/jwt.js";

@@ -3,12 +3,12 @@ import { createServer, type Server } from "node:http";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createLink, type Link } from "../src/index.js";
+import { createLink, type Link, type LocalSupabase, startLocalSupabase } from "../src/index.js";
 import { timed } from "./link-helpers.js";
 
-// The cloud tier as the router will see it: HTTP through the link, with Node's fetch and with
-// supabase-js. The server is a tiny stand-in answering one PostgREST-shaped route; what is under
-// test is the link, so the gateway's own behaviour does not matter here.
+// The cloud tier as the router will see it: HTTP through the link. Node's fetch talks to a tiny
+// stand-in server (so the test can count what reached it); supabase-js talks to the real local
+// Supabase gateway.
 const ROWS = [{ id: "7f1c2a7e-0000-4000-8000-000000000001", name: "Ana" }];
 let server: Server;
 let served = 0;
@@ -46,19 +46,6 @@ afterEach(async () => {
 
 const get = (signal: AbortSignal) => fetch(`${link.url(origin)}/rest/v1/patients`, { signal });
 
-function supabase() {
-  const client = createClient(link.url(origin), "anon-key", {
-    // Node 20 has no global WebSocket and createClient throws without one. ws's typings (its first
-    // overload is the server-side `address: null`) do not fit realtime-js's, though the class does.
-    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
-    auth: { persistSession: false, autoRefreshToken: false },
-  });
-  // postgrest-js retries GETs on network errors with 1/2/4 s back-off; a caller that must see a
-  // failure at once turns that off.
-  return (deadlineMs: number) =>
-    client.from("patients").select("id, name").retry(false).abortSignal(AbortSignal.timeout(deadlineMs));
-}
-
 describe("link with fetch", () => {
   it("pass: a request goes through", async () => {
     const response = await get(AbortSignal.timeout(2000));
@@ -87,13 +74,41 @@ describe("link with fetch", () => {
   });
 });
 
-describe("link with supabase-js", () => {
-  it("pass, blackhole until the abort signal, refused at once, then pass again", async () => {
-    const select = supabase();
-    expect(await select(2000)).toMatchObject({ data: ROWS, error: null, status: 200 });
+describe("link with supabase-js against the local Supabase", () => {
+  let cloud: LocalSupabase;
+  let cloudLink: Link;
+  beforeAll(async () => {
+    cloud = await startLocalSupabase();
+  });
+  afterAll(async () => {
+    await cloud.stop();
+  });
+  beforeEach(async () => {
+    cloudLink = await createLink({ target: new URL(cloud.url).host });
+  });
+  afterEach(async () => {
+    await cloudLink.close();
+  });
 
-    await link.blackhole();
-    const hung = await timed(select(500));
+  function select() {
+    const client = createClient(cloudLink.url(cloud.url), cloud.serviceRoleKey, {
+      // Node 20 has no global WebSocket and createClient throws without one. ws's typings (its first
+      // overload is the server-side `address: null`) do not fit realtime-js's, though the class does.
+      realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
+      auth: { persistSession: false, autoRefreshToken: false },
+    });
+    // postgrest-js retries GETs on network errors with 1/2/4 s back-off; a caller that must see a
+    // failure at once turns that off.
+    return (deadlineMs: number) =>
+      client.from("branches").select("id").retry(false).abortSignal(AbortSignal.timeout(deadlineMs));
+  }
+
+  it("pass, blackhole until the abort signal, refused at once, then pass again", async () => {
+    const query = select();
+    expect(await query(2000)).toMatchObject({ data: [], error: null, status: 200 });
+
+    await cloudLink.blackhole();
+    const hung = await timed(query(500));
     expect(hung.value).toMatchObject({
       data: null,
       status: 0,
@@ -102,14 +117,14 @@ describe("link with supabase-js", () => {
     expect(hung.ms).toBeGreaterThanOrEqual(490);
     expect(hung.ms).toBeLessThan(1500);
 
-    await link.refuse();
-    const refused = await timed(select(5000));
+    await cloudLink.refuse();
+    const refused = await timed(query(5000));
     // A kept-alive socket from the first request gets RST (ECONNRESET), a new one ECONNREFUSED: both immediate.
     const details = expect.stringMatching(/ECONNREFUSED|ECONNRESET/);
     expect(refused.value).toMatchObject({ data: null, status: 0, error: { details } });
     expect(refused.ms).toBeLessThan(1000);
 
-    await link.pass();
-    expect(await select(2000)).toMatchObject({ data: ROWS, error: null, status: 200 });
+    await cloudLink.pass();
+    expect(await query(2000)).toMatchObject({ data: [], error: null, status: 200 });
   });
 });

@@ -1,0 +1,165 @@
+import { createHmac, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import postgres from "postgres";
+import { applyMigrations, MIGRATIONS_DIR } from "./migrations.js";
+import { type PostgresServer, startPostgres } from "./postgres.js";
+import { type Gateway, startGateway } from "./supabase/gateway.js";
+import { createSupabaseKeys, type SupabaseKeys } from "./supabase/jwt.js";
+import { applySupabaseShape } from "./supabase/shape.js";
+
+export interface StartLocalSupabaseOptions {
+  /** Gateway port on 127.0.0.1. Default: a free port. */
+  port?: number;
+  /**
+   * PostgreSQL data directory, kept on `stop()`; a restart on it finds the same
+   * data and the same JWT secret. Default: a temp dir removed on `stop()`.
+   * Ignored when `postgres` is given.
+   */
+  dataDir?: string;
+  /** SQL files applied after the migrations, in order (recorded like migrations, so applied once). */
+  sqlFiles?: readonly string[];
+  /** HS256 secret (≥ 32 characters). Default: the one saved in `dataDir`, else random. */
+  jwtSecret?: string;
+  /** Reuse a running server: the stack gets its own database on it, dropped on `stop()`. */
+  postgres?: PostgresServer;
+  /** With `postgres`: the database to use (created if missing, kept on `stop()`). Default: a fresh one. */
+  database?: string;
+  /** Numbered migrations applied before `sqlFiles`. Default: the repository's `sql/`. */
+  migrationsDir?: string;
+  /** Supabase's `db-max-rows`. Default 1000, as Supabase; null for no cap. */
+  maxRows?: number | null;
+  /** Operational log lines (never request data). Default: stderr. */
+  log?: (line: string) => void;
+}
+
+export interface LocalSupabase extends SupabaseKeys {
+  /** Base URL for `createClient(url, key)`; the REST API is `<url>/rest/v1`. */
+  readonly url: string;
+  /** Superuser URL of the database behind the gateway, for direct probes. */
+  readonly dbUrl: string;
+  /** Re-reads the schema cache now (DDL also triggers a reload through `NOTIFY pgrst`). */
+  reloadSchema(): Promise<void>;
+  /** Stops the gateway (closing keep-alive sockets) and what this call started. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const STATE_FILE = "cv-local-supabase.json";
+
+interface SavedState {
+  password: string;
+  jwtSecret: string;
+}
+
+async function readState(dataDir: string): Promise<SavedState | undefined> {
+  const file = join(dataDir, STATE_FILE);
+  if (!existsSync(file)) {
+    if (existsSync(join(dataDir, "PG_VERSION"))) {
+      throw new Error(
+        `[testkit] ${dataDir} holds a PostgreSQL cluster that startLocalSupabase did not create; ` +
+          "start it with startPostgres() and pass it as `postgres`",
+      );
+    }
+    return undefined;
+  }
+  return JSON.parse(await readFile(file, "utf8")) as SavedState;
+}
+
+/** Every stack on one cluster derives the same authenticator password, so none locks another out. */
+function authenticatorPassword(server: PostgresServer): string {
+  return createHmac("sha256", server.password).update("cv-local-supabase authenticator").digest("hex");
+}
+
+async function ensureDatabase(server: PostgresServer, name: string): Promise<void> {
+  const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    const [found] = await sql`select 1 from pg_database where datname = ${name}`;
+    if (!found) await server.createDatabase(name);
+  } finally {
+    await sql.end();
+  }
+}
+
+async function dropDatabase(server: PostgresServer, name: string): Promise<void> {
+  const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Starts a local Supabase: PostgreSQL with Supabase's roles and `auth`
+ * schema, the migrations and `sqlFiles` applied, and a PostgREST-compatible
+ * gateway at `<url>/rest/v1` that supabase-js talks to. The gateway requires
+ * an `apikey` like Supabase's API gateway; use `anonKey`/`serviceRoleKey` or
+ * `mintUserToken()` for a signed-in user.
+ */
+export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}): Promise<LocalSupabase> {
+  const ownsServer = options.postgres === undefined;
+  const saved = ownsServer && options.dataDir !== undefined ? await readState(options.dataDir) : undefined;
+  const server =
+    options.postgres ??
+    (await startPostgres({
+      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+      ...(saved && { password: saved.password }),
+    }));
+  const database = ownsServer
+    ? "postgres"
+    : (options.database ?? `cv_supabase_${randomBytes(6).toString("hex")}`);
+  const ownsDatabase = !ownsServer && options.database === undefined;
+  let gateway: Gateway | undefined;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const cleanUp = async () => {
+    await gateway?.close();
+    if (ownsDatabase) {
+      // The caller may have stopped the shared server first; its databases went with it.
+      await dropDatabase(server, database).catch((error: unknown) => {
+        log(
+          `[testkit] could not drop database ${database}: ${(error as { code?: string }).code ?? "unknown error"}`,
+        );
+      });
+    }
+    if (ownsServer) await server.stop();
+  };
+  try {
+    const jwtSecret = options.jwtSecret ?? saved?.jwtSecret ?? randomBytes(32).toString("base64url");
+    if (ownsServer && options.dataDir !== undefined && !saved) {
+      const state: SavedState = { password: server.password, jwtSecret };
+      await writeFile(join(options.dataDir, STATE_FILE), JSON.stringify(state), { mode: 0o600 });
+    }
+    if (!ownsServer) await ensureDatabase(server, database);
+    const dbUrl = server.urlFor(database);
+    const password = authenticatorPassword(server);
+    await applySupabaseShape(server.url, dbUrl, password);
+    await applyMigrations(dbUrl, {
+      dir: options.migrationsDir ?? MIGRATIONS_DIR,
+      extraFiles: options.sqlFiles ?? [],
+    });
+    const keys = await createSupabaseKeys(jwtSecret);
+    gateway = await startGateway({
+      databaseUrl: `postgres://authenticator:${password}@127.0.0.1:${server.port}/${database}`,
+      jwtSecret,
+      ...(options.port !== undefined && { port: options.port }),
+      ...(options.maxRows !== undefined && { maxRows: options.maxRows }),
+      log,
+    });
+    const started = gateway;
+    let stopped: Promise<void> | undefined;
+    return {
+      ...keys,
+      url: started.url,
+      dbUrl,
+      reloadSchema: () => started.reloadSchema(),
+      stop: () => {
+        stopped ??= cleanUp();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}

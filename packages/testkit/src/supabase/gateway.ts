@@ -1,0 +1,202 @@
+/**
+ * The HTTP side of the local Supabase: a fastify server answering under
+ * `/rest/v1` as Supabase's gateway + PostgREST would, with CORS.
+ */
+import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import postgres from "postgres";
+import { CatalogCache, loadCatalog } from "./catalog.js";
+import { ApiError, GatewayError, internalError } from "./errors.js";
+import { handleRest, type RestRequest } from "./handler.js";
+import { EXPOSED_SCHEMAS } from "./request-headers.js";
+
+export interface GatewayOptions {
+  /** Connection URL of the `authenticator` role (not a superuser), as PostgREST connects. */
+  readonly databaseUrl: string;
+  readonly jwtSecret: string;
+  /** Default: a free port. */
+  readonly port?: number;
+  /** Supabase's `db-max-rows`; default 1000, null for no cap. */
+  readonly maxRows?: number | null;
+  /** Default 10. */
+  readonly poolSize?: number;
+  /** Receives operational lines (never request data). Default: stderr. */
+  readonly log?: (line: string) => void;
+}
+
+export interface Gateway {
+  /** `http://127.0.0.1:<port>`; the REST API is under `/rest/v1`. */
+  readonly url: string;
+  readonly port: number;
+  /** Re-reads the schema cache; settles once DDL committed before the call is visible. */
+  reloadSchema(): Promise<void>;
+  /** Closes the server (including keep-alive sockets) and the database pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+const EXPOSED_HEADERS =
+  "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
+const ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
+const REST_PREFIX = "/rest/v1";
+
+function corsHeaders(request: FastifyRequest): Record<string, string> {
+  if (request.headers.origin === undefined) return {};
+  return { "Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS };
+}
+
+function toRestRequest(request: FastifyRequest, path: string, search: string): RestRequest {
+  let segments: string[];
+  try {
+    segments = path.slice(REST_PREFIX.length).split("/").slice(1).map(decodeURIComponent);
+  } catch {
+    throw new ApiError(404, "PGRST125", "Invalid path specified in request URL");
+  }
+  return {
+    method: request.method,
+    segments,
+    query: [...new URLSearchParams(search)],
+    headers: request.headers,
+    body: typeof request.body === "string" ? request.body : undefined,
+  };
+}
+
+function describeInternal(error: unknown): string {
+  // The message may quote request values; the name and the stack frames do not.
+  if (!(error instanceof Error)) return typeof error;
+  const frames = (error.stack ?? "").split("\n").filter((line) => line.trimStart().startsWith("at "));
+  return `${error.name}\n${frames.slice(0, 8).join("\n")}`;
+}
+
+function send(reply: FastifyReply, status: number, headers: Record<string, string>, body?: string) {
+  reply.code(status).headers(headers);
+  return body === undefined ? reply.send() : reply.send(body);
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
+  const headers: Record<string, string> = {
+    ...corsHeaders(request),
+    ...error.headers,
+    "Content-Type": "application/json; charset=utf-8",
+    ...(!(error instanceof GatewayError) && { "Proxy-Status": `PostgREST; error=${error.body.code}` }),
+  };
+  return send(
+    reply,
+    error.status,
+    headers,
+    request.method === "HEAD" ? undefined : JSON.stringify(error.toJSON()),
+  );
+}
+
+/** CORS preflight, or PostgREST's answer to a plain OPTIONS. */
+function answerOptions(request: FastifyRequest, reply: FastifyReply) {
+  const requested = request.headers["access-control-request-headers"];
+  return send(reply, 200, {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": ALLOWED_METHODS,
+    "Access-Control-Allow-Headers": requested ? `Authorization, ${requested}` : "Authorization",
+    "Access-Control-Max-Age": "86400",
+    ...(request.headers["access-control-request-method"] === undefined && {
+      Allow: "OPTIONS,GET,HEAD,POST,PATCH,DELETE",
+    }),
+  });
+}
+
+/** Starts the gateway on 127.0.0.1 once the schema cache is loaded. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const pool = postgres(options.databaseUrl, {
+    max: options.poolSize ?? 10,
+    connect_timeout: 5,
+    onnotice: () => {},
+  });
+  const [schema] = EXPOSED_SCHEMAS;
+  const catalog = new CatalogCache(() => loadCatalog(pool, schema));
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    bodyLimit: 64 * 1024 * 1024,
+    exposeHeadRoutes: false,
+    // A URL fastify cannot decode never reaches the handler; answer it in PostgREST's shape.
+    frameworkErrors: (_error, request, reply) =>
+      sendError(request, reply, new ApiError(404, "PGRST125", "Invalid path specified in request URL")),
+  });
+  try {
+    await catalog.reload();
+    const reload = () =>
+      catalog
+        .reload()
+        .catch((error: unknown) => log(`[testkit] schema reload failed: ${describeInternal(error)}`));
+    // PostgREST's reload channel; Supabase's DDL event trigger notifies it. After the listening
+    // connection is re-established (e.g. the database restarted) notifications may have been
+    // missed, so the cache is reloaded then too.
+    await pool.listen(
+      "pgrst",
+      (payload) => {
+        if (payload === "" || payload === "reload schema") reload();
+      },
+      reload,
+    );
+  } catch (error) {
+    await pool.end({ timeout: 1 });
+    throw error;
+  }
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => done(null, body));
+
+  const handlerOptions = {
+    pool,
+    catalog,
+    jwtSecret: options.jwtSecret,
+    maxRows: options.maxRows === undefined ? 1000 : options.maxRows,
+  };
+  app.all("/*", async (request, reply) => {
+    const [path = "", search = ""] = (request.raw.url ?? "").split(/\?(.*)/s, 2);
+    if (request.method === "OPTIONS") return answerOptions(request, reply);
+    if (path !== REST_PREFIX && !path.startsWith(`${REST_PREFIX}/`)) {
+      // What Supabase's gateway (Kong) says for a path it does not route.
+      const headers = { ...corsHeaders(request), "Content-Type": "application/json; charset=utf-8" };
+      return send(reply, 404, headers, '{"message":"no Route matched with those values"}');
+    }
+    try {
+      const result = await handleRest(handlerOptions, toRestRequest(request, path, search));
+      const body = request.method === "HEAD" ? undefined : result.body;
+      return send(reply, result.status, { ...corsHeaders(request), ...result.headers }, body);
+    } catch (error) {
+      if (error instanceof ApiError) return sendError(request, reply, error);
+      log(`[testkit] local-supabase: internal error ${describeInternal(error)}`);
+      return sendError(request, reply, internalError());
+    }
+  });
+  app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
+    // Fastify's own refusals before our handler ran (body too large, broken framing); their
+    // messages are fixed texts, never request data.
+    const status = error.statusCode ?? 500;
+    const known = status >= 400 && status < 500;
+    return sendError(
+      request,
+      reply,
+      known ? new ApiError(status, "PGRST102", error.message) : internalError(),
+    );
+  });
+
+  let address: string;
+  try {
+    address = await app.listen({ host: "127.0.0.1", port: options.port ?? 0 });
+  } catch (error) {
+    await pool.end({ timeout: 1 });
+    throw error;
+  }
+  const port = Number(new URL(address).port);
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    reloadSchema: () => catalog.reload(),
+    close() {
+      closed ??= (async () => {
+        await app.close();
+        await pool.end({ timeout: 5 });
+      })();
+      return closed;
+    },
+  };
+}
