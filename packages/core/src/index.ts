@@ -21,6 +21,21 @@ export type {
   WriteOptions,
 } from "./repository.js";
 export {
+  type Attempt,
+  createFailoverRouter,
+  type FailoverRouter,
+  type FailoverRouterOptions,
+  type RouterHooks,
+} from "./router/failover-router.js";
+export type { JournalEntry, UnknownWrite, UnknownWriteOutcome } from "./router/journal.js";
+export {
+  parseRouterConfig,
+  type RouterConfig,
+  type RouterConfigInput,
+  routerConfigSchema,
+} from "./router/router-config.js";
+export type { RouterCounters } from "./router/router-status.js";
+export {
   type ConnectionMode,
   type ConnectionStatus,
   MODE_OF_TIER,

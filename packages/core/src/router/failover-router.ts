@@ -1,0 +1,397 @@
+import {
+  asyncScheduler,
+  BehaviorSubject,
+  distinctUntilChanged,
+  type Observable,
+  type SchedulerLike,
+} from "rxjs";
+import type { Capabilities, DataSource, ProbeResult } from "../data-source.js";
+import type { CallOptions } from "../deadline.js";
+import { CvError, isTierDown } from "../errors.js";
+import { type ConnectionStatus, TIERS, type Tier } from "../status.js";
+import type { TableName } from "../tables/index.js";
+import { isServing } from "./health.js";
+import { type JournalEntry, type UnknownWrite, type UnknownWriteOutcome, WriteJournal } from "./journal.js";
+import { createRoutedRepository } from "./routed-repository.js";
+import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./router-config.js";
+import { buildStatus, type RouterCounters } from "./router-status.js";
+import { TierMonitor } from "./tier-monitor.js";
+
+/** What the router needs from the rest of the system; every hook is optional. */
+export interface RouterHooks {
+  /** Writes made on `tier` that have not reached the cloud yet. Failback from `tier` waits until 0. */
+  pendingChanges?(tier: Tier): Promise<number>;
+  /** Makes this PC's recent writes on `from` present on `to` at failover (read-your-writes), version-checked. */
+  carryWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
+  /** Time of the last successful sync, for the status. */
+  lastSyncAt?(): string | null;
+  /** Whether a sync is running now, for the status icon's spinner. */
+  isSyncing?(): boolean;
+  /** Called when a write whose outcome was unknown has been checked on its tier. */
+  onReconciled?(write: UnknownWrite, outcome: UnknownWriteOutcome): void;
+}
+
+export interface FailoverRouterOptions {
+  id?: string;
+  /** The tiers, best first: cloud (Supabase), clinic server (Postgres), this PC (SQLite). */
+  sources: readonly DataSource[];
+  config?: RouterConfigInput;
+  hooks?: RouterHooks;
+  /** Time source and timers; tests pass a virtual one. */
+  scheduler?: SchedulerLike;
+  /** Jitter source, 0 ≤ x < 1. */
+  random?: () => number;
+}
+
+export interface FailoverRouter extends DataSource {
+  readonly status$: Observable<ConnectionStatus>;
+  getStatus(): ConnectionStatus;
+  /** Never use a tier above `tier` (e.g. pin "clinic" while the clinic's internet is unreliable). */
+  pin(tier: Tier): void;
+  unpin(): void;
+  counters(): RouterCounters;
+}
+
+/** What routed calls need from the router; the repository proxy is written against this. */
+export interface RouterCallContext {
+  run<T>(
+    kind: "read" | "write",
+    label: string,
+    options: CallOptions | undefined,
+    work: RoutedWork<T>,
+  ): Promise<T>;
+  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at">[]): void;
+  recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void;
+}
+
+/** Which tier a routed attempt runs on, and whether an earlier attempt failed. */
+export interface Attempt {
+  readonly tier: number;
+  readonly attempt: number;
+}
+
+export type RoutedWork<T> = (source: DataSource, options: CallOptions, at: Attempt) => Promise<T>;
+
+/**
+ * Routes every call to the best tier that answers and moves between tiers by
+ * itself. It is a `DataSource` and owns the sources it is given (closing the
+ * router closes them).
+ */
+export function createFailoverRouter(options: FailoverRouterOptions): FailoverRouter {
+  const config: RouterConfig = parseRouterConfig(options.config);
+  if (options.sources.length === 0 || options.sources.length > TIERS.length) {
+    throw new CvError(
+      "invalid_config",
+      `[core] the failover router needs 1 to ${TIERS.length} sources, best first`,
+    );
+  }
+  return new Router(options, config);
+}
+
+class Router implements FailoverRouter, RouterCallContext {
+  readonly id: string;
+  readonly kind = "router" as const;
+  readonly capabilities: Capabilities;
+  private readonly monitors: TierMonitor[];
+  private readonly scheduler: SchedulerLike;
+  private readonly hooks: RouterHooks;
+  private readonly journal: WriteJournal;
+  private readonly status: BehaviorSubject<ConnectionStatus>;
+  private readonly counts: RouterCounters = {
+    switches: 0,
+    unknownWrites: 0,
+    retriedCalls: 0,
+    timeInTierMs: {},
+  };
+  private unknown: UnknownWrite[] = [];
+  private active = 0;
+  private activeSince: number;
+  private pinned: { index: number; byHand: boolean; until: number | null } | null = null;
+  private switchTimes: number[] = [];
+  private reason = "starting: checking every tier";
+  private pending = 0;
+  private switching: Promise<void> | null = null;
+  private failbackCheck: Promise<void> | null = null;
+  private timer: ReturnType<SchedulerLike["schedule"]> | undefined;
+  private closed = false;
+
+  constructor(
+    options: FailoverRouterOptions,
+    private readonly config: RouterConfig,
+  ) {
+    this.id = options.id ?? "router";
+    this.scheduler = options.scheduler ?? asyncScheduler;
+    this.hooks = options.hooks ?? {};
+    this.journal = new WriteJournal(config.journalSize, config.journalTtlMs);
+    this.activeSince = this.scheduler.now();
+    const sources = options.sources;
+    this.capabilities = {
+      transactions: sources.every((s) => s.capabilities.transactions),
+      changeFeed: false,
+      durable: sources.every((s) => s.capabilities.durable),
+      rowLevelSecurity: sources.some((s) => s.capabilities.rowLevelSecurity),
+    };
+    this.monitors = sources.map((source) => new TierMonitor(source, config, this.scheduler, options.random));
+    this.status = new BehaviorSubject(this.snapshot());
+    for (const [index, monitor] of this.monitors.entries()) {
+      monitor.changes$.subscribe(() => {
+        this.evaluate();
+        if (monitor.state.health === "up") void this.reconcile(index);
+      });
+      monitor.start();
+    }
+    this.tick();
+  }
+
+  get status$(): Observable<ConnectionStatus> {
+    return this.status.pipe(distinctUntilChanged());
+  }
+
+  getStatus(): ConnectionStatus {
+    return this.status.value;
+  }
+
+  counters(): RouterCounters {
+    const now = this.scheduler.now();
+    const tier = TIERS[this.active] as Tier;
+    const timeInTierMs = { ...this.counts.timeInTierMs };
+    timeInTierMs[tier] = (timeInTierMs[tier] ?? 0) + (now - this.activeSince);
+    return { ...this.counts, timeInTierMs };
+  }
+
+  pin(tier: Tier): void {
+    const index = TIERS.indexOf(tier);
+    if (index < 0 || index >= this.monitors.length) {
+      throw new CvError("invalid_input", `[core] cannot pin ${String(tier)}: this router has no such tier`);
+    }
+    this.pinned = { index, byHand: true, until: null };
+    this.evaluate();
+  }
+
+  unpin(): void {
+    this.pinned = null;
+    this.evaluate();
+  }
+
+  table<T extends TableName>(name: T) {
+    return createRoutedRepository(name, this);
+  }
+
+  probe(options?: CallOptions): Promise<ProbeResult> {
+    return this.run("read", "probe", options, (source, o) => source.probe(o));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer?.unsubscribe();
+    for (const monitor of this.monitors) monitor.stop();
+    this.status.complete();
+    await Promise.all(this.monitors.map((monitor) => monitor.source.close()));
+  }
+
+  async run<T>(kind: "read" | "write", label: string, options: CallOptions | undefined, work: RoutedWork<T>) {
+    if (this.closed) throw new CvError("unavailable", `[core] router ${this.id} is closed`);
+    const deadline = this.scheduler.now() + (options?.timeoutMs ?? this.config.callTimeoutMs);
+    const tried = new Set<number>();
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt++) {
+      if (this.switching) await this.switching;
+      const index = this.pickTier(tried);
+      const remaining = deadline - this.scheduler.now();
+      if (index === undefined || remaining <= 0) {
+        if (lastError) throw lastError;
+        throw new CvError(remaining <= 0 ? "timeout" : "unavailable", `[core] ${label}: no tier answered`);
+      }
+      const monitor = this.monitors[index] as TierMonitor;
+      const signals = [monitor.signal, options?.signal].filter((s): s is AbortSignal => s !== undefined);
+      try {
+        return await work(
+          monitor.source,
+          { timeoutMs: remaining, signal: AbortSignal.any(signals) },
+          { tier: index, attempt },
+        );
+      } catch (error) {
+        if (!isTierDown(error) || options?.signal?.aborted) throw error;
+        if (!monitor.signal.aborted) monitor.reportFailure(error);
+        tried.add(index);
+        lastError = error;
+        if (kind === "write" || attempt > 0) this.counts.retriedCalls++;
+      }
+    }
+  }
+
+  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at">[]): void {
+    // Only cloud writes need carrying: lower tiers already hold what was written on them.
+    if (tier !== 0) return;
+    const at = this.scheduler.now();
+    for (const entry of entries) this.journal.add({ ...entry, at });
+  }
+
+  recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void {
+    const at = this.scheduler.now();
+    const name = TIERS[tier] as Tier;
+    this.unknown.push(...writes.map((write) => ({ ...write, tier: name, at })));
+    this.counts.unknownWrites += writes.length;
+  }
+
+  /** The active tier if it may serve and was not tried, else the next one that may, best first. */
+  private pickTier(tried: ReadonlySet<number>): number | undefined {
+    const ceiling = this.pinned?.index ?? 0;
+    const order = [this.active, ...this.monitors.keys()];
+    return order.find(
+      (i) => i >= ceiling && !tried.has(i) && isServing((this.monitors[i] as TierMonitor).state),
+    );
+  }
+
+  private bestTier(): number {
+    const ceiling = this.pinned?.index ?? 0;
+    const serving = this.monitors.findIndex((m, i) => i >= ceiling && isServing(m.state));
+    return serving >= 0 ? serving : this.monitors.length - 1;
+  }
+
+  private evaluate(): void {
+    if (this.closed) return;
+    const now = this.scheduler.now();
+    if (this.pinned && !this.pinned.byHand && this.pinned.until !== null && now >= this.pinned.until) {
+      // The switches that caused the pin are spent: counting them again would re-pin at once.
+      this.pinned = null;
+      this.switchTimes = [];
+    }
+    const best = this.bestTier();
+    if (best > this.active) {
+      this.switchTo(best, this.downReason(this.active));
+    } else if (best < this.active) {
+      void this.tryFailback(best);
+    }
+    this.publish();
+  }
+
+  private downReason(index: number): string {
+    const state = (this.monitors[index] as TierMonitor).state;
+    const name = (this.monitors[index] as TierMonitor).source.id;
+    return `${name} stopped answering (${state.lastError ?? "no answer"})`;
+  }
+
+  /** Moves up only once the current tier has pushed what was written on it, so nothing seems to vanish. */
+  private tryFailback(best: number): Promise<void> {
+    if (this.failbackCheck) return this.failbackCheck;
+    const check = this.checkFailback(best).finally(() => {
+      if (this.failbackCheck === check) this.failbackCheck = null;
+    });
+    this.failbackCheck = check;
+    return check;
+  }
+
+  private async checkFailback(best: number): Promise<void> {
+    const current = TIERS[this.active] as Tier;
+    const pending = this.hooks.pendingChanges ? await this.hooks.pendingChanges(current).catch(() => -1) : 0;
+    if (this.closed || this.bestTier() !== best) return;
+    const target = (this.monitors[best] as TierMonitor).source.id;
+    if (pending === 0) {
+      this.switchTo(best, `${target} answers again`);
+    } else if (pending > 0) {
+      this.reason = `${target} answers again; waiting for ${pending} pending changes to reach it first`;
+    } else {
+      this.reason = `${target} answers again; waiting to learn how many changes are still pending`;
+    }
+    this.publish();
+  }
+
+  private switchTo(index: number, reason: string): void {
+    const now = this.scheduler.now();
+    const from = this.active;
+    const fromTier = TIERS[from] as Tier;
+    this.counts.timeInTierMs[fromTier] = (this.counts.timeInTierMs[fromTier] ?? 0) + (now - this.activeSince);
+    this.active = index;
+    this.activeSince = now;
+    this.counts.switches++;
+    this.reason = reason;
+    this.switchTimes = [...this.switchTimes.filter((t) => now - t < this.config.switchWindowMs), now];
+    if (this.switchTimes.length > this.config.maxSwitches && this.pinned === null) {
+      const lower = Math.max(from, index);
+      this.pinned = { index: lower, byHand: false, until: now + this.config.flapPinMs };
+      const minutes = Math.round(this.config.flapPinMs / 60_000);
+      this.reason = `the link is unstable (${this.switchTimes.length} switches in ${Math.round(this.config.switchWindowMs / 60_000)} min): staying on ${(this.monitors[lower] as TierMonitor).source.id} for ${minutes} min`;
+      if (lower !== index) this.active = lower;
+    }
+    if (from === 0 && this.active > 0 && this.hooks.carryWrites) this.carry(this.active);
+  }
+
+  private carry(to: number): void {
+    const writes = this.journal.recent(this.scheduler.now());
+    if (writes.length === 0 || !this.hooks.carryWrites) return;
+    const carrying = this.hooks.carryWrites("cloud", TIERS[to] as Tier, writes).catch(() => undefined);
+    // Calls wait for the carry, so the first read on the new tier already shows this PC's writes.
+    const bounded = new Promise<void>((resolve) => {
+      const handle = this.scheduler.schedule(() => resolve(), this.config.callTimeoutMs);
+      carrying.then(() => {
+        handle.unsubscribe();
+        resolve();
+      });
+    });
+    this.switching = bounded.then(() => {
+      this.switching = null;
+    });
+  }
+
+  private async reconcile(index: number): Promise<void> {
+    const tier = TIERS[index] as Tier;
+    const due = this.unknown.filter((write) => write.tier === tier);
+    if (due.length === 0) return;
+    this.unknown = this.unknown.filter((write) => write.tier !== tier);
+    const source = (this.monitors[index] as TierMonitor).source;
+    for (const write of due) {
+      const row = await source
+        .table(write.table)
+        .get(write.id, { timeoutMs: this.config.callTimeoutMs })
+        .catch(() => undefined);
+      if (row === undefined) {
+        this.unknown.push(write);
+        return;
+      }
+      const version = (row as { version?: string } | null)?.version ?? null;
+      const outcome: UnknownWriteOutcome =
+        write.op === "delete"
+          ? row === null
+            ? "landed"
+            : "not_landed"
+          : version === write.version
+            ? "landed"
+            : row === null
+              ? "not_landed"
+              : "superseded";
+      this.hooks.onReconciled?.(write, outcome);
+    }
+  }
+
+  private tick(): void {
+    this.timer = this.scheduler.schedule(async () => {
+      if (this.closed) return;
+      if (this.hooks.pendingChanges) {
+        this.pending = await this.hooks.pendingChanges(TIERS[this.active] as Tier).catch(() => this.pending);
+      }
+      this.evaluate();
+      this.tick();
+    }, this.config.failbackCheckIntervalMs);
+  }
+
+  private publish(): void {
+    if (this.closed) return;
+    this.status.next(this.snapshot());
+  }
+
+  private snapshot(): ConnectionStatus {
+    return buildStatus({
+      monitors: this.monitors,
+      active: this.active,
+      pending: this.pending,
+      lastSyncAt: this.hooks.lastSyncAt?.() ?? null,
+      isSyncing: this.hooks.isSyncing?.() ?? false,
+      reason: this.reason,
+      pinned: this.pinned ? (TIERS[this.pinned.index] as Tier) : null,
+      now: this.scheduler.now(),
+      previous: this.status?.value,
+    });
+  }
+}

@@ -1,0 +1,241 @@
+import { randomUUID } from "node:crypto";
+import { createFixtures } from "@centrovision/testkit/contract";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  type ConnectionMode,
+  createFailoverRouter,
+  type FailoverRouter,
+  type RouterConfigInput,
+  type RouterHooks,
+} from "../src/index.js";
+import { createFaultySource, type FaultySource } from "./support/faulty-source.js";
+
+const fixtures = createFixtures();
+let cloud: FaultySource;
+let clinic: FaultySource;
+let device: FaultySource;
+let router: FailoverRouter;
+
+function start(hooks?: RouterHooks, config?: RouterConfigInput) {
+  cloud = createFaultySource("cloud");
+  clinic = createFaultySource("clinic");
+  device = createFaultySource("device");
+  router = createFailoverRouter({ sources: [cloud, clinic, device], hooks, config, random: () => 0 });
+}
+
+/** Advances virtual time in small steps until `done()` holds; returns the time it took. */
+async function waitFor(done: () => boolean, maxMs = 120_000, stepMs = 10): Promise<number> {
+  let elapsed = 0;
+  while (!done()) {
+    if (elapsed >= maxMs) throw new Error(`condition not met within ${maxMs} ms`);
+    await vi.advanceTimersByTimeAsync(stepMs);
+    elapsed += stepMs;
+  }
+  return elapsed;
+}
+
+const mode = (m: ConnectionMode) => () => router.getStatus().mode === m;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+
+afterEach(async () => {
+  await router.close();
+  vi.useRealTimers();
+});
+
+describe("failover timing", () => {
+  for (const [fault, bound] of [
+    ["blackhole", 3_000],
+    ["refuse", 1_500],
+  ] as const) {
+    it(`moves calls to the clinic within ${bound} ms when the cloud is ${fault}d, whatever the probe phase`, async () => {
+      const times: number[] = [];
+      for (let phase = 0; phase < 1_000; phase += 125) {
+        start();
+        await vi.advanceTimersByTimeAsync(2_000 + phase);
+        expect(router.getStatus().mode).toBe("supabase");
+        cloud.fault = fault;
+        times.push(await waitFor(mode("local")));
+        expect(router.getStatus().reason).toMatch(/^cloud stopped answering/);
+        await router.close();
+      }
+      expect(Math.max(...times)).toBeLessThanOrEqual(bound);
+      start();
+    });
+  }
+
+  it("does not switch for one lost probe", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const seen = new Set<ConnectionMode>();
+    router.status$.subscribe((status) => seen.add(status.mode));
+    cloud.fault = "blackhole";
+    await vi.advanceTimersByTimeAsync(1_000);
+    cloud.fault = "none";
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect([...seen]).toEqual(["supabase"]);
+    expect(router.counters().switches).toBe(0);
+  });
+
+  it("does not flap with a link that flaps every 3 s: it fails over once and stays", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    for (let i = 0; i < 40; i++) {
+      cloud.fault = i % 2 === 0 ? "refuse" : "none";
+      await vi.advanceTimersByTimeAsync(3_000);
+    }
+    expect(router.counters().switches).toBe(1);
+    expect(router.getStatus().mode).toBe("local");
+  });
+
+  it("comes back to the cloud only after rise probes and the hold-down, by itself", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    cloud.fault = "none";
+    const back = await waitFor(mode("supabase"));
+    expect(back).toBeGreaterThanOrEqual(10_000);
+    expect(back).toBeLessThan(20_000);
+    expect(router.getStatus().reason).toBe("cloud answers again");
+  });
+
+  it("goes to the PC's own file when the clinic server is down too, and back up tier by tier", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    clinic.fault = "blackhole";
+    await waitFor(mode("offline"));
+    expect(router.getStatus().tiers.clinic.health).toBe("down");
+    clinic.fault = "none";
+    await waitFor(mode("local"));
+    cloud.fault = "none";
+    await waitFor(mode("supabase"));
+  });
+});
+
+describe("calls", () => {
+  it("retries a read whose tier dies in flight on the next tier, within its deadline", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const branch = fixtures.branch();
+    await clinic.inner.table("branches").insert(branch);
+    cloud.fault = "blackhole";
+    const read = router.table("branches").get(branch.id, { timeoutMs: 5_000 });
+    let result: unknown;
+    read.then((row) => (result = row));
+    const took = await waitFor(() => result !== undefined);
+    expect(result).toMatchObject({ id: branch.id });
+    expect(took).toBeLessThanOrEqual(3_000);
+  });
+
+  it("retries a write on the next tier with the same version, and reconciles the unknown outcome", async () => {
+    const reconciled: string[] = [];
+    start({ onReconciled: (_write, outcome) => reconciled.push(outcome) });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "blackhole";
+    const branch = fixtures.branch();
+    const write = router.table("branches").upsert(branch);
+    let written: { version: string } | undefined;
+    write.then((row) => (written = row));
+    await waitFor(() => written !== undefined);
+    expect(cloud.inner.store.row("branches", branch.id)).toBeNull();
+    expect(clinic.inner.store.row("branches", branch.id)).toMatchObject({ version: written?.version });
+    expect(router.counters().unknownWrites).toBe(1);
+    cloud.fault = "none";
+    await waitFor(() => reconciled.length > 0);
+    expect(reconciled).toEqual(["not_landed"]);
+  });
+
+  it("does not fail over on a constraint or validation error", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const orphan = fixtures.patient(randomUUID());
+    await expect(router.table("patients").insert(orphan)).rejects.toMatchObject({ code: "constraint" });
+    await expect(router.table("patients").insert({ ...orphan, id: "x" })).rejects.toMatchObject({
+      code: "invalid_input",
+    });
+    expect(clinic.calls).toBe(0);
+    expect(router.getStatus().mode).toBe("supabase");
+  });
+
+  it("carries this PC's recent cloud writes to the clinic server at failover (read-your-writes)", async () => {
+    const carried: string[] = [];
+    start({
+      carryWrites: async (_from, to, writes) => {
+        for (const write of writes) {
+          if (write.row) await clinic.inner.table(write.table).upsert(write.row as never);
+          carried.push(`${to}:${write.table}`);
+        }
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    const branch = await router.table("branches").insert(fixtures.branch());
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    expect(carried).toEqual(["clinic:branches"]);
+    expect(await router.table("branches").get(branch.id)).toEqual(branch);
+  });
+});
+
+describe("failback and pinning", () => {
+  it("waits until the clinic server has pushed its outage writes before going back to the cloud", async () => {
+    let pending = 3;
+    start({ pendingChanges: async (tier) => (tier === "clinic" ? pending : 0) });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    await waitFor(() => router.getStatus().pendingChanges === 3);
+    cloud.fault = "none";
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(router.getStatus()).toMatchObject({
+      mode: "local",
+      reason: expect.stringMatching(/3 pending changes/),
+    });
+    pending = 0;
+    await waitFor(mode("supabase"), 10_000);
+  });
+
+  it("pins a tier by hand and unpins", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    router.pin("clinic");
+    expect(router.getStatus()).toMatchObject({ mode: "local", pinned: "clinic" });
+    await router.table("branches").insert(fixtures.branch());
+    expect(clinic.inner.store.count("branches")).toBe(1);
+    router.unpin();
+    await waitFor(mode("supabase"), 5_000);
+    expect(() => router.pin("nowhere" as never)).toThrow(/no such tier/);
+  });
+
+  it("pins the lower tier and says why after too many switches", async () => {
+    start(undefined, { maxSwitches: 2, holdDownMs: 1_000, rise: 1, flapPinMs: 120_000 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    cloud.fault = "none";
+    await waitFor(mode("supabase"));
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    cloud.fault = "none";
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(router.getStatus()).toMatchObject({ mode: "local", pinned: "clinic" });
+    expect(router.getStatus().reason).toMatch(/unstable/);
+    await waitFor(mode("supabase"), 200_000, 100);
+  });
+});
+
+describe("config", () => {
+  it("lists every bad option with its path", () => {
+    const sources = [createFaultySource("a")];
+    const bad = () =>
+      createFailoverRouter({ sources, config: { fall: 0, probeTimeoutMs: -1, bogus: 1 } as never });
+    expect(bad).toThrow(/fall: Too small/);
+    expect(bad).toThrow(/probeTimeoutMs: Too small/);
+    expect(bad).toThrow(/unknown option bogus/);
+    expect(() => createFailoverRouter({ sources: [] })).toThrow(/1 to 3 sources/);
+    start();
+  });
+});

@@ -1,0 +1,75 @@
+import {
+  type CallOptions,
+  CvError,
+  createMemorySource,
+  type DataSource,
+  type MemorySource,
+  type Repository,
+  type TableName,
+  withDeadline,
+} from "../../src/index.js";
+
+export type Fault = "none" | "refuse" | "blackhole";
+
+/**
+ * A memory source behind a switchable fault, the way a tier looks through a
+ * dead link: `refuse` fails at once with `unavailable`, `blackhole` never
+ * answers (the call's own deadline ends it). Counts calls per tier.
+ */
+export interface FaultySource extends DataSource {
+  fault: Fault;
+  readonly inner: MemorySource;
+  /** Table calls, not counting probes. */
+  calls: number;
+}
+
+export function createFaultySource(id: string): FaultySource {
+  const inner = createMemorySource({ id });
+  const gate = async <T>(
+    options: CallOptions | undefined,
+    work: () => Promise<T>,
+    probe = false,
+  ): Promise<T> => {
+    if (!probe) source.calls++;
+    if (source.fault === "refuse") throw new CvError("unavailable", `[test] ${id} refused the connection`);
+    return withDeadline(`[test] ${id}`, options, 5_000, async (signal) => {
+      if (source.fault === "blackhole") {
+        await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+      }
+      return work();
+    });
+  };
+  const source: FaultySource = {
+    id,
+    kind: "memory",
+    capabilities: inner.capabilities,
+    fault: "none",
+    inner,
+    calls: 0,
+    probe: (o) => gate(o, () => inner.probe(), true),
+    table<T extends TableName>(name: T): Repository<T> {
+      const repo = inner.table(name);
+      return {
+        table: name,
+        get: (id, o) => gate(o, () => repo.get(id)),
+        list: (q, o) => gate(o, () => repo.list(q)),
+        insert: (row, o) => gate(o, () => repo.insert(row)),
+        upsert: (row, o) =>
+          gate(o, () =>
+            repo.upsert(row, { ...(o?.expectedVersion && { expectedVersion: o.expectedVersion }) }),
+          ),
+        upsertMany: (rows, o) => gate(o, () => repo.upsertMany(rows)),
+        update: (id, patch, o) =>
+          gate(o, () =>
+            repo.update(id, patch, { ...(o?.expectedVersion && { expectedVersion: o.expectedVersion }) }),
+          ),
+        delete: (id, o) =>
+          gate(o, () =>
+            repo.delete(id, { ...(o?.expectedVersion && { expectedVersion: o.expectedVersion }) }),
+          ),
+      };
+    },
+    close: () => inner.close(),
+  };
+  return source;
+}
