@@ -69,22 +69,39 @@ function isScalar(value: unknown): boolean {
   );
 }
 
-function filterIssues(column: string, filter: unknown): InputIssue[] {
-  if (filter === null || filter === undefined || isScalar(filter)) return [];
+/**
+ * A filter value the column could never hold (a malformed uuid, an unknown enum label) is an
+ * input error in every source, as PostgreSQL makes it; otherwise one source would error and
+ * another silently return nothing.
+ */
+function operandIssue(path: string, schema: z.ZodType, operand: unknown): InputIssue[] {
+  if (!isScalar(operand)) return [{ path, message: "expected a non-null value" }];
+  const result = schema.safeParse(operand);
+  return result.success
+    ? []
+    : [{ path, message: result.error.issues[0]?.message ?? "not a value of this column" }];
+}
+
+function filterIssues(column: string, schema: z.ZodType, filter: unknown): InputIssue[] {
+  const path = `where.${column}`;
+  if (filter === null || filter === undefined) return [];
+  if (isScalar(filter)) return operandIssue(path, schema, filter);
   if (typeof filter !== "object" || Array.isArray(filter)) {
-    return [{ path: `where.${column}`, message: "expected a value, null or an operator object" }];
+    return [{ path, message: "expected a value, null or an operator object" }];
   }
   const issues: InputIssue[] = [];
   for (const [op, operand] of Object.entries(filter)) {
-    const path = `where.${column}.${op}`;
-    if (!OPERATORS.has(op))
-      issues.push({ path, message: `unknown operator; use one of ${[...OPERATORS].join(", ")}` });
-    else if (op === "isNull" && typeof operand !== "boolean")
-      issues.push({ path, message: "expected true or false" });
-    else if (op === "in" && !(Array.isArray(operand) && operand.every(isScalar))) {
-      issues.push({ path, message: "expected an array of non-null values" });
-    } else if (op !== "in" && op !== "isNull" && !isScalar(operand)) {
-      issues.push({ path, message: "expected a non-null value" });
+    const opPath = `${path}.${op}`;
+    if (!OPERATORS.has(op)) {
+      issues.push({ path: opPath, message: `unknown operator; use one of ${[...OPERATORS].join(", ")}` });
+    } else if (op === "isNull") {
+      if (typeof operand !== "boolean") issues.push({ path: opPath, message: "expected true or false" });
+    } else if (op === "in") {
+      if (!Array.isArray(operand))
+        issues.push({ path: opPath, message: "expected an array of non-null values" });
+      else issues.push(...operand.flatMap((item, i) => operandIssue(`${opPath}.${i}`, schema, item)));
+    } else {
+      issues.push(...operandIssue(opPath, schema, operand));
     }
   }
   return issues;
@@ -98,7 +115,10 @@ export function parseListQuery<T extends TableName>(table: T, query: unknown): L
   const q = (query ?? {}) as Record<string, unknown>;
   for (const [column, filter] of Object.entries((q.where ?? {}) as Record<string, unknown>)) {
     if (!columns.has(column)) issues.push({ path: `where.${column}`, message: `unknown column of ${table}` });
-    else issues.push(...filterIssues(column, filter));
+    else
+      issues.push(
+        ...filterIssues(column, tables[table].rowSchema.shape[column as never] as z.ZodType, filter),
+      );
   }
   for (const [i, order] of (
     (q.orderBy ?? []) as { column?: unknown; direction?: unknown; nulls?: unknown }[]

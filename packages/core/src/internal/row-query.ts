@@ -18,8 +18,16 @@ function compareText(a: string, b: string): number {
 
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
-/** Compares two non-null column values; timestamps by instant, whatever their offsets. */
-export function compareValues(a: Value, b: Value): number {
+/** Rank of each label of an enum column: PostgreSQL orders enums by declaration, not alphabetically. */
+export type EnumRanks = Readonly<Record<string, ReadonlyMap<string, number>>>;
+
+/** Compares two non-null column values; timestamps by instant, whatever their offsets; enums by rank. */
+export function compareValues(a: Value, b: Value, rank?: ReadonlyMap<string, number>): number {
+  if (rank && typeof a === "string" && typeof b === "string") {
+    const left = rank.get(a);
+    const right = rank.get(b);
+    if (left !== undefined && right !== undefined) return left - right;
+  }
   if (typeof a === "number" && typeof b === "number") return a - b;
   if (typeof a === "boolean" && typeof b === "boolean") return Number(a) - Number(b);
   if (typeof a === "string" && typeof b === "string") {
@@ -33,9 +41,13 @@ function isOperatorObject(filter: unknown): filter is Exclude<ColumnFilter<Value
   return typeof filter === "object" && filter !== null && !Array.isArray(filter);
 }
 
-function matchesColumn(value: Value, filter: ColumnFilter<Value>): boolean {
+function matchesColumn(
+  value: Value,
+  filter: ColumnFilter<Value>,
+  rank?: ReadonlyMap<string, number>,
+): boolean {
   if (filter === null) return value === null;
-  if (!isOperatorObject(filter)) return value !== null && compareValues(value, filter) === 0;
+  if (!isOperatorObject(filter)) return value !== null && compareValues(value, filter, rank) === 0;
   const ops = filter as Record<string, unknown>;
   if (ops.isNull !== undefined && (value === null) !== ops.isNull) return false;
   const comparisons: [string, (c: number) => boolean][] = [
@@ -49,23 +61,23 @@ function matchesColumn(value: Value, filter: ColumnFilter<Value>): boolean {
   for (const [op, test] of comparisons) {
     if (ops[op] === undefined) continue;
     // SQL semantics: any comparison with NULL is not true.
-    if (value === null || !test(compareValues(value, ops[op]))) return false;
+    if (value === null || !test(compareValues(value, ops[op], rank))) return false;
   }
   if (ops.in !== undefined) {
     const list = ops.in as readonly Value[];
-    if (value === null || !list.some((item) => compareValues(value, item) === 0)) return false;
+    if (value === null || !list.some((item) => compareValues(value, item, rank) === 0)) return false;
   }
   return true;
 }
 
-export function matchesWhere(row: AnyRow, where: ListQuery<AnyRow>["where"]): boolean {
+export function matchesWhere(row: AnyRow, where: ListQuery<AnyRow>["where"], ranks: EnumRanks = {}): boolean {
   if (!where) return true;
   return Object.entries(where).every(
-    ([column, filter]) => filter === undefined || matchesColumn(row[column] ?? null, filter),
+    ([column, filter]) => filter === undefined || matchesColumn(row[column] ?? null, filter, ranks[column]),
   );
 }
 
-function compareByOrder(a: AnyRow, b: AnyRow, order: OrderBy<AnyRow>): number {
+function compareByOrder(a: AnyRow, b: AnyRow, order: OrderBy<AnyRow>, ranks: EnumRanks): number {
   const desc = order.direction === "desc";
   const nullsFirst = order.nulls ? order.nulls === "first" : desc;
   const left = a[order.column] ?? null;
@@ -74,17 +86,23 @@ function compareByOrder(a: AnyRow, b: AnyRow, order: OrderBy<AnyRow>): number {
     if (left === right) return 0;
     return (left === null) === nullsFirst ? -1 : 1;
   }
-  const c = compareValues(left, right);
+  const c = compareValues(left, right, ranks[order.column]);
   return desc ? -c : c;
 }
 
 /** Filters, orders (then by id) and pages rows exactly as the SQL sources do. */
-export function applyListQuery<R extends AnyRow>(rows: Iterable<R>, query: ListQuery<R> = {}): R[] {
+export function applyListQuery<R extends AnyRow>(
+  rows: Iterable<R>,
+  query: ListQuery<R> = {},
+  ranks: EnumRanks = {},
+): R[] {
   const orders = [...((query.orderBy ?? []) as readonly OrderBy<AnyRow>[]), { column: "id" }];
-  const matching = [...rows].filter((row) => matchesWhere(row, query.where as ListQuery<AnyRow>["where"]));
+  const matching = [...rows].filter((row) =>
+    matchesWhere(row, query.where as ListQuery<AnyRow>["where"], ranks),
+  );
   matching.sort((a, b) => {
     for (const order of orders) {
-      const c = compareByOrder(a, b, order);
+      const c = compareByOrder(a, b, order, ranks);
       if (c !== 0) return c;
     }
     return 0;

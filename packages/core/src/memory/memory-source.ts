@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
+import * as z from "zod";
 import type { Capabilities, DataSource } from "../data-source.js";
 import { type CallOptions, withDeadline } from "../deadline.js";
 import { CvError } from "../errors.js";
-import { applyListQuery } from "../internal/row-query.js";
+import { applyListQuery, type EnumRanks } from "../internal/row-query.js";
 import type { ListQuery, Repository, WriteOptions } from "../repository.js";
 import { canonicalTimestamp, type Row, TABLE_NAMES, type TableName, tables } from "../tables/index.js";
 import { parseId, parseListQuery, parseNewRow, parseRowPatch } from "../validate.js";
@@ -22,6 +23,25 @@ export interface MemorySource extends DataSource {
     count(table: TableName): number;
   };
 }
+
+/** Declaration order of each enum column's labels, which is how PostgreSQL sorts and compares them. */
+function enumRanks(table: TableName): EnumRanks {
+  const def = tables[table];
+  const ranks: Record<string, ReadonlyMap<string, number>> = {};
+  for (const [column, type] of Object.entries(def.columnTypes)) {
+    if (type !== "enum") continue;
+    const schema = def.rowSchema.shape[column as never] as z.ZodType;
+    const inner = schema instanceof z.ZodNullable ? schema.unwrap() : schema;
+    if (inner instanceof z.ZodEnum)
+      ranks[column] = new Map(inner.options.map((label, i) => [String(label), i]));
+  }
+  return ranks;
+}
+
+const RANKS = Object.fromEntries(TABLE_NAMES.map((table) => [table, enumRanks(table)])) as Record<
+  TableName,
+  EnumRanks
+>;
 
 const CAPABILITIES: Capabilities = {
   transactions: true,
@@ -174,7 +194,7 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
       list: (query, o) =>
         call(`${table}.list`, o, () => {
           const parsed = parseListQuery(table, query) as ListQuery<AnyRow>;
-          return applyListQuery(rowsOf(table).values(), parsed) as Row<T>[];
+          return applyListQuery(rowsOf(table).values(), parsed, RANKS[table]) as Row<T>[];
         }),
       insert: (row, o) =>
         call(`${table}.insert`, o, () => {

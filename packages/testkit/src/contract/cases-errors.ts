@@ -105,6 +105,10 @@ export function registerErrorCases(ctx: ContractContext): void {
       { where: { last_name: { like: "%a%" } } },
       { orderBy: [{ column: "last_name; drop table patients" }] },
       { limit: -1 },
+      // Values the column can never hold are errors everywhere, as PostgreSQL makes them.
+      { where: { id: "not-a-uuid" } },
+      { where: { sex: { in: ["female", "robot"] } } },
+      { where: { birth_date: { gte: "30/11/1958" } } },
     ];
     for (const query of bad) {
       expect((await rejection(repo.list(query as never))).code).toBe("invalid_input");

@@ -95,6 +95,29 @@ export function registerQueryCases(ctx: ContractContext): void {
     ]);
   });
 
+  test("list.enums", "orders and compares enums by declaration order, as PostgreSQL does", async () => {
+    const seeded = await ctx.seedClinic();
+    const ids = { branchId: seeded.branches.id, patientId: seeded.patients.id };
+    const statuses = ["no_show", "scheduled", "completed", "checked_in"] as const;
+    await source()
+      .table("appointments")
+      .upsertMany(statuses.map((status) => fixtures.appointment(ids, { status })));
+    const repo = source().table("appointments");
+    const ordered = await repo.list({ where: { branch_id: ids.branchId }, orderBy: [{ column: "status" }] });
+    expect(ordered.map((r) => r.status)).toEqual([
+      "scheduled",
+      "scheduled",
+      "checked_in",
+      "completed",
+      "no_show",
+    ]);
+    const later = await repo.list({
+      where: { status: { gt: "checked_in" } },
+      orderBy: [{ column: "status" }],
+    });
+    expect(later.map((r) => r.status)).toEqual(["completed", "no_show"]);
+  });
+
   test("list.paging", "limit and offset page through rows in a stable order", async () => {
     await seedPatients();
     const repo = source().table("patients");

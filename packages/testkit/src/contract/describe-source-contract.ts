@@ -46,6 +46,7 @@ export const CONTRACT_CASES = [
   "list.filters",
   "list.timestamps",
   "list.order",
+  "list.enums",
   "list.paging",
   "list.invalid",
   "list.large",

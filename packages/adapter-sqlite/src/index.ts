@@ -1,0 +1,13 @@
+export {
+  parseSqliteConfig,
+  type ResolvedSqliteConfig,
+  type SqliteSourceConfig,
+  sqliteSourceConfigSchema,
+} from "./sqlite-config.js";
+export { openSqliteReadOnly, type SqliteReader, type SqliteStoredValue } from "./sqlite-reader.js";
+export {
+  createSqliteSource,
+  type RecoveryReport,
+  SQLITE_CAPABILITIES,
+  type SqliteSource,
+} from "./sqlite-source.js";

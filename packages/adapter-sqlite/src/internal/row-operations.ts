@@ -1,0 +1,104 @@
+import { CvError, type Row, type TableName } from "@centrovision/core";
+import { missingParent, restrictingChild } from "./foreign-key-diagnosis.js";
+import {
+  deleteSql,
+  encodeColumns,
+  insertSql,
+  type StoredRow,
+  toRow,
+  updateSql,
+  upsertSql,
+} from "./row-sql.js";
+import type { WriteSession } from "./write-session.js";
+
+/*
+ * The body of each write, run inside the caller's transaction. Inputs are already validated by
+ * the table's zod schemas; stamps (created_at, updated_at, version, base_version) come from the
+ * schema's defaults and the touch trigger, exactly as cv_touch_row does in PostgreSQL.
+ */
+
+type Values = Record<string, unknown>;
+
+function checkVersion(table: TableName, current: StoredRow | null, expected: string | undefined): void {
+  if (expected !== undefined && current?.version !== expected) {
+    throw new CvError(
+      "conflict",
+      `[adapter-sqlite] ${table} row changed since it was read (version mismatch)`,
+      {
+        table,
+      },
+    );
+  }
+}
+
+function stored<T extends TableName>(session: WriteSession, table: T, id: string): Row<T> {
+  const image = session.current(table, id);
+  if (image === null)
+    throw new CvError("unknown", `[adapter-sqlite] ${table} row vanished inside its own write`);
+  return toRow(table, image);
+}
+
+export function insertRow<T extends TableName>(session: WriteSession, table: T, values: Values): Row<T> {
+  const [names, params] = encodeColumns(table, values);
+  session.statement(insertSql(table, names), params, {
+    action: `${table}.insert`,
+    table,
+    diagnose: () => missingParent(session.sql, table, values),
+  });
+  return stored(session, table, String(values.id));
+}
+
+export function upsertRow<T extends TableName>(
+  session: WriteSession,
+  table: T,
+  values: Values,
+  expectedVersion?: string,
+): Row<T> {
+  const id = String(values.id);
+  checkVersion(table, session.read(table, id), expectedVersion);
+  const [names, params] = encodeColumns(table, values);
+  session.statement(upsertSql(table, names), params, {
+    action: `${table}.upsert`,
+    table,
+    diagnose: () => missingParent(session.sql, table, values),
+  });
+  return stored(session, table, id);
+}
+
+export function updateRow<T extends TableName>(
+  session: WriteSession,
+  table: T,
+  id: string,
+  values: Values,
+  expectedVersion?: string,
+): Row<T> {
+  const current = session.read(table, id);
+  if (current === null)
+    throw new CvError("not_found", `[adapter-sqlite] no ${table} row with this id`, { table });
+  checkVersion(table, current, expectedVersion);
+  const [names, params] = encodeColumns(table, values);
+  session.statement(updateSql(table, names), [...params, id], {
+    action: `${table}.update`,
+    table,
+    diagnose: () => missingParent(session.sql, table, values),
+  });
+  return stored(session, table, id);
+}
+
+/** True when the row existed and is gone (with its cascades), false when there was none. */
+export function deleteRow(
+  session: WriteSession,
+  table: TableName,
+  id: string,
+  expectedVersion?: string,
+): boolean {
+  const current = session.read(table, id);
+  if (current === null) return false;
+  checkVersion(table, current, expectedVersion);
+  session.statement(deleteSql(table), [id], {
+    action: `${table}.delete`,
+    table,
+    diagnose: () => restrictingChild(session.sql, table, id),
+  });
+  return true;
+}
