@@ -1,0 +1,11 @@
+export type { Database } from "./internal/database.js";
+export {
+  type PostgresConfig,
+  type PostgresConfigInput,
+  postgresConfigSchema,
+  type ResolvedConnection,
+  type ResolvedPostgresConfig,
+  resolvePostgresConfig,
+} from "./postgres-config.js";
+export { type ErrorContext, isConnectionFailure, toCvError } from "./postgres-errors.js";
+export { createPostgresSource, POSTGRES_CAPABILITIES } from "./postgres-source.js";

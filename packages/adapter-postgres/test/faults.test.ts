@@ -1,0 +1,267 @@
+import { randomUUID } from "node:crypto";
+import type { DataSource } from "@centrovision/core";
+import { createLink, type Link } from "@centrovision/testkit";
+import { createFixtures } from "@centrovision/testkit/contract";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPostgresSource, type PostgresConfigInput } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
+import { recoveryTime, timed } from "./support/timing.js";
+
+// Bounds: a deadline must hold to within SLACK_MS (timer + event-loop jitter on a loaded 2-core
+// box); recoveries get generous limits and print what they measured.
+const SLACK_MS = 300;
+const fixtures = createFixtures();
+let database: TestDatabase;
+let link: Link;
+let source: DataSource;
+let branchId: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase("faults");
+  branchId = randomUUID();
+  await database.sql`insert into branches (id, code, name, address) values (${branchId}, 'FAULTS', 'Centro', 'Roma 1')`;
+});
+
+afterAll(async () => {
+  await database?.drop();
+});
+
+beforeEach(async () => {
+  link = await createLink({ target: { host: "127.0.0.1", port: database.port } });
+});
+
+afterEach(async () => {
+  // Heal the link before closing: postgres 3.4.9's end() waits out its whole grace period for a
+  // connection that fails while it is still opening, and every test here breaks the link.
+  await link.pass();
+  await source?.close();
+  await link.close();
+});
+
+function open(config: Partial<PostgresConfigInput> = {}): DataSource {
+  source = createPostgresSource({ url: link.url(database.url), ...config } as PostgresConfigInput);
+  return source;
+}
+
+const getBranch = (s: DataSource, timeoutMs?: number) =>
+  s.table("branches").get(branchId, timeoutMs === undefined ? undefined : { timeoutMs });
+
+describe("unreachable server", () => {
+  it("refused: unavailable well within the connect timeout, naming the server", async () => {
+    const s = open({ connectTimeoutMs: 1_000 });
+    await link.refuse();
+    const attempt = await timed(getBranch(s));
+    expect(attempt.error?.code).toBe("unavailable");
+    expect(attempt.error?.message).toMatch(
+      /cannot reach the clinic server at 127\.0\.0\.1:\d+\/faults_\w+ \(connection refused\)/,
+    );
+    expect(attempt.ms).toBeLessThan(1_500);
+    console.info(`refused → unavailable in ${attempt.ms.toFixed(0)} ms`);
+  });
+
+  it("blackholed before connecting: timeout at the call deadline, then the same source recovers", async () => {
+    const s = open({ callTimeoutMs: 800, connectTimeoutMs: 2_000 });
+    await link.blackhole();
+    const attempt = await timed(getBranch(s));
+    expect(attempt.error?.code).toBe("timeout");
+    expect(attempt.ms).toBeGreaterThanOrEqual(795);
+    expect(attempt.ms).toBeLessThan(800 + SLACK_MS);
+    await link.pass();
+    const recovered = await recoveryTime(() => getBranch(s), 3_000);
+    console.info(
+      `fresh blackhole → timeout in ${attempt.ms.toFixed(0)} ms; recovered ${recovered.toFixed(0)} ms after pass`,
+    );
+  });
+
+  it("blackholed on open connections (half-open): every call times out at its deadline; the first call after pass works", async () => {
+    const s = open({ callTimeoutMs: 800, max: 2 });
+    await Promise.all([getBranch(s), getBranch(s), getBranch(s)]);
+    await link.blackhole();
+    // More calls than connections: some queue behind the dead sockets and must be bounded too.
+    const stuck = await Promise.all([1, 2, 3, 4].map(() => timed(getBranch(s))));
+    for (const attempt of stuck) {
+      expect(["timeout", "unavailable"]).toContain(attempt.error?.code);
+      expect(attempt.ms).toBeLessThan(800 + SLACK_MS);
+    }
+    expect(stuck.some((attempt) => attempt.error?.code === "timeout")).toBe(true);
+    // Still down: the replacement pool's new connection hangs in the blackhole, bounded as well.
+    const again = await timed(getBranch(s, 500));
+    expect(again.error?.code).toBe("timeout");
+    expect(again.ms).toBeLessThan(500 + SLACK_MS);
+    await link.pass();
+    // The dead pool was replaced, so nothing queues behind its sockets: no retry needed.
+    const first = await timed(getBranch(s));
+    expect(first.error).toBeUndefined();
+    expect(first.value?.id).toBe(branchId);
+    console.info(
+      `half-open → ${stuck.map((a) => `${a.error?.code} ${a.ms.toFixed(0)} ms`).join(", ")}; ` +
+        `first call after pass ${first.ms.toFixed(0)} ms`,
+    );
+  });
+
+  it("probe: timeout within its own deadline on a blackhole, answers again after pass", async () => {
+    const s = open({ probeTimeoutMs: 400 });
+    await s.probe();
+    await link.blackhole();
+    const attempt = await timed(s.probe());
+    expect(attempt.error?.code).toBe("timeout");
+    expect(attempt.ms).toBeLessThan(400 + SLACK_MS);
+    await link.pass();
+    const recovered = await recoveryTime(() => s.probe(), 2_000);
+    console.info(
+      `probe blackhole → timeout in ${attempt.ms.toFixed(0)} ms; recovered ${recovered.toFixed(0)} ms after pass`,
+    );
+  });
+
+  it("reset (server restart): the call in flight fails unavailable, the next call works", async () => {
+    const s = open();
+    await getBranch(s);
+    await link.latency(400);
+    const inFlight = timed(getBranch(s));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    link.reset();
+    const attempt = await inFlight;
+    expect(attempt.error?.code).toBe("unavailable");
+    expect(attempt.ms).toBeLessThan(1_000);
+    await link.pass();
+    const next = await timed(getBranch(s));
+    expect(next.error).toBeUndefined();
+    console.info(
+      `reset → in-flight unavailable in ${attempt.ms.toFixed(0)} ms; next call ${next.ms.toFixed(0)} ms`,
+    );
+  });
+
+  it("reset while idle: once the reset has arrived, the next call reconnects and succeeds", async () => {
+    const s = open();
+    await getBranch(s);
+    link.reset();
+    await expect.poll(() => link.stats.active).toBe(0);
+    const next = await timed(getBranch(s));
+    expect(next.error).toBeUndefined();
+    expect(link.stats.accepted).toBe(2);
+  });
+
+  it("reset racing a call: that call may fail unavailable (never hangs), the one after works", async () => {
+    const s = open();
+    await getBranch(s);
+    link.reset();
+    // Sent before the driver saw the reset: its outcome is unknown to the client, so no retry.
+    const racing = await timed(getBranch(s));
+    if (racing.error) expect(racing.error.code).toBe("unavailable");
+    expect(racing.ms).toBeLessThan(1_000);
+    expect((await timed(getBranch(s))).error).toBeUndefined();
+  });
+});
+
+describe("a slow but reachable server", () => {
+  it("statement_timeout answers timeout by itself and keeps the pool", async () => {
+    const s = open({ statementTimeoutMs: 300, callTimeoutMs: 2_000 });
+    const patient = await s.table("patients").insert(fixtures.patient(branchId, { document_id: null }));
+    const accepted = link.stats.accepted;
+    await database.sql.begin(async (tx) => {
+      await tx`select 1 from patients where id = ${patient.id} for update`;
+      const attempt = await timed(s.table("patients").update(patient.id, { first_name: "Lucía" }));
+      expect(attempt.error?.code).toBe("timeout");
+      expect(attempt.error?.message).toContain("statement_timeout");
+      expect(attempt.ms).toBeLessThan(300 + SLACK_MS);
+    });
+    expect((await s.table("patients").get(patient.id))?.first_name).toBe(patient.first_name);
+    expect(link.stats.accepted).toBe(accepted);
+  });
+
+  it("probe uses its own connection: a saturated pool does not make the server look down", async () => {
+    const s = open({ max: 1, statementTimeoutMs: 3_000, callTimeoutMs: 4_000 });
+    const patient = await s.table("patients").insert(fixtures.patient(branchId, { document_id: null }));
+    await database.sql.begin(async (tx) => {
+      await tx`select 1 from patients where id = ${patient.id} for update`;
+      const blocked = timed(s.table("patients").update(patient.id, { first_name: "Lucía" }));
+      const probe = await timed(s.probe({ timeoutMs: 500 }));
+      expect(probe.error).toBeUndefined();
+      expect(probe.ms).toBeLessThan(500);
+      await tx`select pg_cancel_backend(pid) from pg_stat_activity where application_name = 'centrovision' and wait_event_type = 'Lock'`;
+      expect((await blocked).error?.code).toBe("timeout");
+    });
+  });
+
+  it("a caller's abort rejects unavailable without replacing the pool", async () => {
+    const s = open();
+    await getBranch(s);
+    await link.latency(300);
+    const controller = new AbortController();
+    const call = timed(s.table("branches").get(branchId, { signal: controller.signal }));
+    controller.abort();
+    expect((await call).error?.code).toBe("unavailable");
+    await link.pass();
+    await getBranch(s);
+    // The aborted call still holds its connection until its answer arrives, so the next call got
+    // a second one: two connections, one pool (a replaced pool would have reconnected both).
+    expect(link.stats.accepted).toBe(2);
+    const accepted = link.stats.accepted;
+    await getBranch(s);
+    await getBranch(s);
+    expect(link.stats.accepted).toBe(accepted);
+  });
+});
+
+describe("logins", () => {
+  it("wrong password: unauthorized, naming the user and never the password", async () => {
+    const url = new URL(link.url(database.url));
+    url.password = "not-the-Password-42";
+    const s = open({ url: url.href });
+    const attempt = await timed(getBranch(s));
+    expect(attempt.error?.code).toBe("unauthorized");
+    expect(attempt.error?.message).toBe(
+      "[adapter-postgres] the clinic server refused the password for user postgres",
+    );
+    expect(JSON.stringify(attempt.error)).not.toContain("not-the-Password-42");
+    expect(String(attempt.error?.cause && JSON.stringify(attempt.error.cause))).not.toContain(
+      "not-the-Password-42",
+    );
+  });
+
+  it("a least-privilege login granted centrovision_app can use every operation", async () => {
+    const user = `pc_${randomUUID().slice(0, 8)}`;
+    await database.sql.unsafe(`create role ${user} login password 'recepcion-2026' in role centrovision_app`);
+    try {
+      const url = new URL(link.url(database.url));
+      url.username = user;
+      url.password = "recepcion-2026";
+      const s = open({ url: url.href });
+      const repo = s.table("patients");
+      const patient = await repo.insert(fixtures.patient(branchId, { document_id: null }));
+      expect(await repo.get(patient.id)).toEqual(patient);
+      const updated = await repo.update(
+        patient.id,
+        { phone: "+52 55 2222 3333" },
+        { expectedVersion: patient.version },
+      );
+      expect(await repo.upsertMany([{ ...fixtures.patient(branchId, { document_id: null }) }])).toHaveLength(
+        1,
+      );
+      expect((await repo.list({ where: { id: updated.id } }))[0]?.phone).toBe("+52 55 2222 3333");
+      expect(await repo.delete(patient.id)).toBe(true);
+      await s.probe();
+    } finally {
+      await source.close();
+      await database.sql.unsafe(`drop owned by ${user}; drop role ${user}`);
+    }
+  });
+
+  it("a login without the grant: unauthorized, saying which grant is missing", async () => {
+    const user = `nobody_${randomUUID().slice(0, 8)}`;
+    await database.sql.unsafe(`create role ${user} login password 'sin-permisos-1'`);
+    try {
+      const url = new URL(link.url(database.url));
+      url.username = user;
+      url.password = "sin-permisos-1";
+      const attempt = await timed(getBranch(open({ url: url.href })));
+      expect(attempt.error?.code).toBe("unauthorized");
+      expect(attempt.error?.message).toContain(
+        `user ${user} lacks permission on branches (grant it centrovision_app)`,
+      );
+    } finally {
+      await source.close();
+      await database.sql.unsafe(`drop role ${user}`);
+    }
+  });
+});
