@@ -1,0 +1,269 @@
+/**
+ * Sync engine benchmark: ratios and percentiles measured in one run on this machine.
+ *
+ * 1. Initial sync of CV_BENCH_ROWS (default 1,000,000) appointment-like rows cloud → clinic
+ *    through the RPC/REST path (a child process, for its peak RSS), against PostgreSQL COPY of the
+ *    same tables between the same two servers (`COPY … TO STDOUT` piped into `COPY … FROM STDIN`,
+ *    triggers and foreign keys off on the target as cv_sync_apply_snapshot has them).
+ *    Targets: ≥ 0.3× COPY throughput, ≤ 200 MB peak RSS.
+ * 2. Steady state at a 1 s interval: 10,000 changes made on one side, time until all are on the
+ *    other (target ≤ 2 s), both ways; then replication lag p50/p95 under a steady write load.
+ *
+ *   npm run bench                       (in packages/sync-engine)
+ *   CV_BENCH_ROWS=100000 npm run bench  (a quick run)
+ */
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { SYNCED_TABLES } from "@centrovision/core";
+import { applyMigrations, startLocalSupabase, startPostgres } from "@centrovision/testkit";
+import { build } from "esbuild";
+import postgres from "postgres";
+import { createPostgresPeer, createSupabasePeer, createSyncEngine } from "../src/index.js";
+import { countRows, seedAppointments } from "./seed.js";
+
+const ROWS = Number(process.env.CV_BENCH_ROWS ?? 1_000_000);
+const STEADY_CHANGES = 10_000;
+const LOAD_SECONDS = Number(process.env.CV_BENCH_LOAD_SECONDS ?? 20);
+const LOAD_PER_SECOND = 50;
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+
+async function newClinic(server: Awaited<ReturnType<typeof startPostgres>>, name: string) {
+  const url = await server.createDatabase(name);
+  await applyMigrations(url);
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  await sql`select cv_sync_init(${name})`;
+  return { url, sql };
+}
+
+/**
+ * COPY of every synced table, parents first, from the cloud into `targetUrl`; returns ms. Each
+ * table gets its own pair of connections: postgres.js (3.4.9) was seen to stall a `readable()`
+ * issued on a connection that had already served a COPY stream.
+ */
+async function copyAll(cloudUrl: string, targetUrl: string): Promise<number> {
+  const started = performance.now();
+  for (const table of SYNCED_TABLES) {
+    const source = postgres(cloudUrl, { max: 1, onnotice: () => {} });
+    const target = postgres(targetUrl, {
+      max: 1,
+      onnotice: () => {},
+      connection: { session_replication_role: "replica" },
+    });
+    const readable = await source.unsafe(`copy ${table} to stdout`).readable();
+    const writable = await target.unsafe(`copy ${table} from stdin`).writable();
+    await pipeline(readable, writable);
+    await Promise.all([source.end(), target.end()]);
+  }
+  return performance.now() - started;
+}
+
+/**
+ * Bundles the child into one JavaScript file, as the daemon ships, so the RSS measured is the
+ * engine's and not a TypeScript loader's.
+ */
+async function bundleChild(): Promise<string> {
+  const outfile = join(await mkdtemp(join(tmpdir(), "cv-sync-bench-")), "initial-sync-child.mjs");
+  await build({
+    entryPoints: [fileURLToPath(new URL("./initial-sync-child.ts", import.meta.url))],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    outfile,
+    conditions: ["@centrovision/source"],
+    // ws's optional native speed-ups; it runs without them.
+    external: ["bufferutil", "utf-8-validate"],
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: "error",
+  });
+  return outfile;
+}
+
+async function runInitialSync(
+  env: Record<string, string>,
+): Promise<{ ms: number; maxRssMb: number; lastError: unknown }> {
+  const child = spawn(process.execPath, [await bundleChild()], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}`)),
+    );
+  });
+}
+
+/** Waits until every id is in `table` on `sql`; returns when, polling every 20 ms. */
+async function waitForIds(
+  sql: postgres.Sql,
+  table: string,
+  ids: readonly string[],
+  timeoutMs = 60_000,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const [row] = await sql<
+      { n: number }[]
+    >`select count(*)::int as n from ${sql(table)} where id = any(${ids as string[]})`;
+    if (row?.n === ids.length) return performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`${ids.length} rows did not arrive within ${timeoutMs} ms`);
+}
+
+const cloudServer = await startPostgres();
+const clinicServer = await startPostgres();
+const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
+const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
+try {
+  await cloud`select cv_sync_init('cloud')`;
+  log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
+  await seedAppointments(cloud, ROWS);
+  await cloud`vacuum analyze`;
+
+  log("COPY of the same tables into a fresh clinic database…");
+  const copyTarget = await newClinic(clinicServer, "copy_target");
+  const copyMs = await copyAll(supabase.dbUrl, copyTarget.url);
+  const copied = await countRows(copyTarget.sql, "appointments");
+  await copyTarget.sql.end();
+
+  log("initial sync through the engine into another fresh clinic database…");
+  const clinic = await newClinic(clinicServer, "clinic");
+  const sync = await runInitialSync({
+    CV_CLOUD_URL: supabase.url,
+    CV_CLOUD_KEY: supabase.serviceRoleKey,
+    CV_CLINIC_URL: clinic.url,
+  });
+  const synced = await countRows(clinic.sql, "appointments");
+  if (synced !== ROWS || copied !== ROWS || sync.lastError)
+    throw new Error(`rows: copy ${copied}, sync ${synced}; ${JSON.stringify(sync.lastError)}`);
+  let total = 0;
+  for (const table of SYNCED_TABLES) total += await countRows(cloud, table);
+  const ratio = copyMs / sync.ms;
+  log("");
+  log(
+    `initial sync of ${ROWS.toLocaleString("en")} appointments (${total.toLocaleString("en")} rows in all), cloud → clinic`,
+  );
+  log(
+    `  COPY TO STDOUT | COPY FROM STDIN   ${seconds(copyMs)}   ${Math.round(total / (copyMs / 1000)).toLocaleString("en")} rows/s`,
+  );
+  log(
+    `  sync engine (RPC/REST + apply)     ${seconds(sync.ms)}   ${Math.round(total / (sync.ms / 1000)).toLocaleString("en")} rows/s`,
+  );
+  log(
+    `  ratio sync/COPY                    ${ratio.toFixed(2)}×   (target ≥ 0.30×)  ${ratio >= 0.3 ? "ok" : "MISSED"}`,
+  );
+  log(
+    `  peak RSS of the sync process       ${sync.maxRssMb.toFixed(0)} MB   (target ≤ 200 MB)  ${sync.maxRssMb <= 200 ? "ok" : "MISSED"}`,
+  );
+
+  const engine = createSyncEngine({
+    local: createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 }),
+    remote: createSupabasePeer({ url: supabase.url, key: supabase.serviceRoleKey, timeoutMs: 60_000 }),
+    intervalMs: 1_000,
+    pageSize: 2_000,
+    idleCursorSaveMs: 1_000,
+  });
+  await engine.syncNow();
+  const [branch] = await cloud<{ id: string }[]>`select id from branches limit 1`;
+  const patient = (label: string) => ({
+    id: randomUUID(),
+    branch_id: branch?.id as string,
+    first_name: label,
+    last_name: "Estable",
+    birth_date: "1990-01-01",
+    sex: "unknown",
+    phone: "55 0000 0000",
+    notes: String(Date.now()),
+  });
+  log("");
+  log(
+    `steady state, 1 s interval: ${STEADY_CHANGES.toLocaleString("en")} changes in one transaction, until all arrived`,
+  );
+  for (const [from, to, fromName, toName] of [
+    [cloud, clinic.sql, "cloud", "clinic"],
+    [clinic.sql, cloud, "clinic", "cloud"],
+  ] as const) {
+    const rows = Array.from({ length: STEADY_CHANGES }, (_, n) => patient(`Estable ${n}`));
+    await from.begin(async (tx) => {
+      for (let i = 0; i < rows.length; i += 1_000)
+        await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
+    });
+    const committed = performance.now();
+    const arrived = await waitForIds(
+      to,
+      "patients",
+      rows.map((r) => r.id),
+    );
+    const ms = arrived - committed;
+    log(`  ${fromName} → ${toName}   ${seconds(ms)}   (target ≤ 2 s)  ${ms <= 2_000 ? "ok" : "MISSED"}`);
+  }
+
+  log("");
+  log(
+    `replication lag under a steady load of ${LOAD_PER_SECOND} writes/s on each side for ${LOAD_SECONDS} s`,
+  );
+  const lags: Record<string, number[]> = { "cloud → clinic": [], "clinic → cloud": [] };
+  const pending: { id: string; at: number; to: postgres.Sql; key: string }[] = [];
+  const writing = (async () => {
+    const end = performance.now() + LOAD_SECONDS * 1000;
+    for (let tick = 0; performance.now() < end; tick++) {
+      const [from, to, key] =
+        tick % 2 === 0 ? [cloud, clinic.sql, "cloud → clinic"] : [clinic.sql, cloud, "clinic → cloud"];
+      const row = patient(`Carga ${tick}`);
+      await from`insert into patients ${from(row)}`;
+      pending.push({ id: row.id, at: performance.now(), to, key });
+      await new Promise((resolve) => setTimeout(resolve, 1000 / (2 * LOAD_PER_SECOND)));
+    }
+  })();
+  let done = false;
+  void writing.then(() => (done = true));
+  while (!done || pending.length > 0) {
+    for (const to of [cloud, clinic.sql]) {
+      const mine = pending.filter((p) => p.to === to);
+      if (mine.length === 0) continue;
+      const found = await to<
+        { id: string }[]
+      >`select id from patients where id = any(${mine.map((p) => p.id)})`;
+      const now = performance.now();
+      const arrived = new Set(found.map((f) => f.id));
+      for (const p of mine.filter((m) => arrived.has(m.id))) {
+        lags[p.key]?.push(now - p.at);
+        pending.splice(pending.indexOf(p), 1);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  for (const [key, values] of Object.entries(lags)) {
+    const sorted = values.sort((a, b) => a - b);
+    log(
+      `  ${key}   p50 ${seconds(percentile(sorted, 0.5))}   p95 ${seconds(percentile(sorted, 0.95))}   max ${seconds(sorted.at(-1) ?? 0)}   (${sorted.length} rows)`,
+    );
+  }
+  const status = engine.getStatus();
+  log(
+    `  engine status: lagMs ${status.lagMs}, clockSkewMs ${status.clockSkewMs}, pendingUp ${status.pendingUp}, pendingDown ${status.pendingDown}`,
+  );
+  await engine.stop();
+  await clinic.sql.end();
+} finally {
+  await cloud.end();
+  await supabase.stop();
+  await Promise.all([cloudServer.stop(), clinicServer.stop()]);
+}

@@ -1,0 +1,203 @@
+import { type ErrorCode, isCvError, isTierDown, type TableName } from "@centrovision/core";
+import type { SyncEngineConfig } from "../engine-options.js";
+import type { SyncPeer } from "../sync-peer.js";
+import type { BlockedDirection, SyncDirection, SyncPhase, SyncProgress, SyncStatus } from "../sync-status.js";
+import type { NodeInfo } from "../sync-types.js";
+import { backoffDelay } from "./backoff.js";
+import { measureNode } from "./clock.js";
+import { type DirectionSpec, runDirection } from "./direction.js";
+
+export interface CycleRunnerOptions {
+  readonly local: SyncPeer;
+  readonly remote: SyncPeer;
+  readonly config: Readonly<SyncEngineConfig>;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly isStopping: () => boolean;
+  readonly publish: (patch: Partial<SyncStatus>) => void;
+  readonly onProgress: (progress: SyncProgress) => void;
+}
+
+/** Deadline of the counts refreshed after every cycle: they must not hold the loop up. */
+const COUNT_TIMEOUT_MS = 2_000;
+
+/** Tables whose fingerprint differs between the two nodes (or exists on one side only). */
+function drifted(a: NodeInfo, b: NodeInfo): TableName[] {
+  const names = new Set([...Object.keys(a.fingerprint), ...Object.keys(b.fingerprint)]);
+  return [...names].filter((name) => a.fingerprint[name] !== b.fingerprint[name]).sort() as TableName[];
+}
+
+/** Code and message of a failure, fit for the status: a foreign error's text is not trusted to be free of data. */
+function describe(error: unknown): { code: ErrorCode; message: string } {
+  if (isCvError(error)) return { code: error.code, message: error.message };
+  const name = error instanceof Error ? error.name : typeof error;
+  return { code: "unknown", message: `[sync-engine] unexpected ${name} during a cycle` };
+}
+
+/**
+ * One sync cycle and the state that carries over between cycles: failures for the backoff,
+ * blocked directions, when each direction last drained (lag) and saved a cursor.
+ */
+export class CycleRunner {
+  private failures = 0;
+  private readonly blocked = new Map<SyncDirection, BlockedDirection>();
+  private readonly drainedAt = new Map<SyncDirection, number>();
+  private readonly cursorSavedAt = new Map<SyncDirection, number>();
+  private localInfo: NodeInfo | undefined;
+  private remoteInfo: NodeInfo | undefined;
+  private readonly directions: readonly DirectionSpec[];
+
+  constructor(private readonly options: CycleRunnerOptions) {
+    const { local, remote, config } = options;
+    this.directions = [
+      { name: "pull", source: remote, target: local, initial: config.initialSync },
+      { name: "push", source: local, target: remote, initial: "log" },
+    ];
+  }
+
+  /** Wait before the next cycle: the interval, or the backoff after failures. */
+  nextDelayMs(): number {
+    const { config, random } = this.options;
+    if (this.failures === 0) return config.intervalMs;
+    return backoffDelay(this.failures, config.minBackoffMs, config.maxBackoffMs, random);
+  }
+
+  unblock(direction: SyncDirection): void {
+    this.blocked.delete(direction);
+  }
+
+  async remoteNodeId(): Promise<string> {
+    this.remoteInfo ??= await this.options.remote.node();
+    return this.remoteInfo.nodeId;
+  }
+
+  async localNodeId(): Promise<string> {
+    this.localInfo ??= await this.options.local.node();
+    return this.localInfo.nodeId;
+  }
+
+  /** Runs one cycle; never rejects (a failure is recorded in the status and counted for the backoff). */
+  async run(): Promise<void> {
+    const { publish, now } = this.options;
+    publish({ phase: "pulling", nextCycleAt: null });
+    let failure: unknown;
+    let complete = true;
+    try {
+      complete = await this.runDirections();
+    } catch (error) {
+      failure = error;
+      complete = false;
+    }
+    // After a network failure the cloud's count would only wait out its deadline; the clinic's
+    // backlog is what matters then (the router's failback waits on it).
+    const counts = await this.counts(failure === undefined || !isTierDown(failure));
+    this.failures = failure === undefined ? 0 : this.failures + 1;
+    const at = new Date(now()).toISOString();
+    const last = [...this.drainedAt.values()];
+    publish({
+      ...counts,
+      phase: this.restingPhase(),
+      blocked: [...this.blocked.values()],
+      consecutiveFailures: this.failures,
+      lastError: failure === undefined ? null : { ...describe(failure), at },
+      lagMs: last.length === this.directions.length ? now() - Math.min(...last) : null,
+      ...(complete && { lastSuccessAt: at }),
+      progress: undefined,
+    });
+  }
+
+  private restingPhase(): SyncPhase {
+    return this.blocked.size > 0 ? "blocked" : "idle";
+  }
+
+  /** True when both directions drained their source. */
+  private async runDirections(): Promise<boolean> {
+    const { local, remote, config, now, publish } = this.options;
+    const [localNode, remoteNode] = await Promise.all([measureNode(local, now), measureNode(remote, now)]);
+    this.localInfo = localNode.info;
+    this.remoteInfo = remoteNode.info;
+    publish({
+      clockSkewMs: Math.round(remoteNode.offsetMs - localNode.offsetMs),
+      schemaDrift: drifted(localNode.info, remoteNode.info),
+    });
+    if (localNode.info.nodeId === remoteNode.info.nodeId) {
+      for (const spec of this.directions)
+        this.block(spec.name, "same_node", [], sameNodeMessage(local, remote));
+      return false;
+    }
+    let complete = true;
+    for (const spec of this.directions) {
+      if (this.options.isStopping()) return false;
+      const started = now();
+      const [sourceInfo, targetInfo] =
+        spec.name === "pull" ? [remoteNode.info, localNode.info] : [localNode.info, remoteNode.info];
+      publish({ phase: spec.name === "pull" ? "pulling" : "pushing" });
+      const savedAt = this.cursorSavedAt.get(spec.name);
+      const outcome = await runDirection(spec, {
+        sourceInfo,
+        targetInfo,
+        pageSize: config.pageSize,
+        maxPageSize: Math.max(config.maxPageSize, config.pageSize),
+        snapshotPageSize: config.snapshotPageSize,
+        saveIdleCursor: savedAt === undefined || started - savedAt >= config.idleCursorSaveMs,
+        isStopping: this.options.isStopping,
+        onProgress: (progress) => {
+          this.options.onProgress(progress);
+          publish({ progress });
+        },
+        onInitialSync: () => publish({ phase: "initial-sync" }),
+      });
+      if (outcome.kind === "blocked") {
+        this.block(spec.name, outcome.reason, outcome.tables, outcome.message);
+        complete = false;
+        continue;
+      }
+      this.blocked.delete(spec.name);
+      if (outcome.saved) this.cursorSavedAt.set(spec.name, started);
+      if (outcome.drained) this.drainedAt.set(spec.name, started);
+      else complete = false;
+    }
+    return complete;
+  }
+
+  private block(
+    direction: SyncDirection,
+    reason: BlockedDirection["reason"],
+    tables: readonly TableName[],
+    message: string,
+  ) {
+    const known = this.blocked.get(direction);
+    if (known?.reason === reason && known.message === message) return;
+    this.blocked.set(direction, {
+      direction,
+      reason,
+      message,
+      tables,
+      since: new Date(this.options.now()).toISOString(),
+    });
+  }
+
+  /** Backlogs and open conflicts, best effort: a count that fails keeps its last value. */
+  private async counts(includeRemote: boolean): Promise<Partial<SyncStatus>> {
+    const { local, remote } = this.options;
+    const options = { timeoutMs: COUNT_TIMEOUT_MS };
+    const remoteId = this.remoteInfo?.nodeId;
+    const localId = this.localInfo?.nodeId;
+    const [up, down, conflicts] = await Promise.allSettled([
+      remoteId === undefined ? Promise.reject(new Error("unknown")) : local.pending(remoteId, options),
+      localId === undefined || !includeRemote
+        ? Promise.reject(new Error("skipped"))
+        : remote.pending(localId, options),
+      local.node(options),
+    ]);
+    return {
+      ...(up.status === "fulfilled" && { pendingUp: up.value }),
+      ...(down.status === "fulfilled" && { pendingDown: down.value }),
+      ...(conflicts.status === "fulfilled" && { conflictsOpen: conflicts.value.openConflicts }),
+    };
+  }
+}
+
+function sameNodeMessage(local: SyncPeer, remote: SyncPeer): string {
+  return `[sync-engine] ${local.label} and ${remote.label} are the same database (same node id); point the engine at the clinic server and the cloud`;
+}

@@ -1,0 +1,168 @@
+import { isSyncError } from "../sync-errors.js";
+import type { SyncPeer } from "../sync-peer.js";
+import type { SyncDirection, SyncProgress } from "../sync-status.js";
+import {
+  compareCursors,
+  type NodeInfo,
+  type PullPage,
+  START_CURSOR,
+  type SyncCursor,
+} from "../sync-types.js";
+
+export interface LogSyncContext {
+  readonly direction: SyncDirection;
+  readonly source: SyncPeer;
+  readonly target: SyncPeer;
+  readonly sourceInfo: NodeInfo;
+  readonly targetInfo: NodeInfo;
+  readonly pageSize: number;
+  /** Largest page tried when a child arrives before its parent. */
+  readonly maxPageSize: number;
+  /** Save the cursor even when nothing but filtered entries (or nothing) moved it. */
+  readonly saveIdleCursor: boolean;
+  /** What the source last heard the target acknowledge; a lost acknowledgement is repaired first. */
+  readonly acked: SyncCursor | null;
+  readonly isStopping: () => boolean;
+  readonly onProgress: (progress: SyncProgress) => void;
+}
+
+export interface LogSyncResult {
+  readonly applied: number;
+  readonly conflicts: number;
+  /** True when the source's log was read up to its horizon. */
+  readonly drained: boolean;
+  /** True when at least one batch (or cursor) was saved on the target. */
+  readonly saved: boolean;
+  readonly cursor: SyncCursor;
+}
+
+/** A promise whose rejection is handled even if nobody awaits it (a prefetch thrown away). */
+function settled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/**
+ * Acknowledgements to the source, one at a time and never backwards; a newer cursor replaces
+ * one still waiting. They only let the source count and purge: a lost one is repaired by the
+ * next cycle, which acknowledges what the target holds.
+ */
+class AckQueue {
+  private chain: Promise<void> = Promise.resolve();
+  private wanted: SyncCursor | undefined;
+  private error: unknown;
+
+  constructor(
+    private readonly source: SyncPeer,
+    private readonly consumer: string,
+  ) {}
+
+  push(cursor: SyncCursor): void {
+    const queued = this.wanted !== undefined;
+    this.wanted = cursor;
+    if (queued) return;
+    this.chain = this.chain.then(async () => {
+      const cursor = this.wanted as SyncCursor;
+      this.wanted = undefined;
+      await this.source.ack(this.consumer, cursor).catch((error: unknown) => {
+        this.error = error;
+      });
+    });
+  }
+
+  /** Waits for the last acknowledgement; throws the last failure, if any. */
+  async flush(): Promise<void> {
+    await this.chain;
+    if (this.error !== undefined) throw this.error;
+  }
+}
+
+/**
+ * Moves the source's log to the target from `from` (the cursor the target holds), page by page:
+ * each page applied in one transaction with the expected cursor, then acknowledged to the source.
+ * The next page is fetched while the current one is applied, so at most two are held at once.
+ * Stops at the horizon, or at a page boundary once `isStopping()`.
+ */
+export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<LogSyncResult> {
+  const consumer = ctx.targetInfo.nodeId;
+  const acks = new AckQueue(ctx.source, consumer);
+  const pull = (after: SyncCursor, limit: number) => settled(ctx.source.pull({ consumer, after, limit }));
+  if (ctx.acked === null || compareCursors(ctx.acked, from) < 0) {
+    if (compareCursors(from, START_CURSOR) > 0) acks.push(from);
+  }
+  let cursor = from;
+  let limit = ctx.pageSize;
+  let done = 0;
+  let applied = 0;
+  let conflicts = 0;
+  let saved = false;
+  let next: Promise<PullPage> | undefined = pull(cursor, limit);
+  let drained = false;
+  // A long replay (more than one page) reports how much there is; a short one skips the count.
+  let total: number | undefined;
+  let counting = false;
+  while (next) {
+    const page: PullPage = await next;
+    next = undefined;
+    const moved = compareCursors(page.cursor, cursor) > 0;
+    const idle = page.changes.length === 0 && !page.hasMore;
+    if (!moved || (idle && !ctx.saveIdleCursor)) {
+      drained = !page.hasMore;
+      break;
+    }
+    if (page.hasMore && !counting) {
+      counting = true;
+      ctx.source.pending(consumer).then(
+        (pending) => (total = done + pending),
+        () => {},
+      );
+    }
+    ctx.onProgress(progress(ctx, "pulled", page.changes.length, done, total));
+    if (page.hasMore && !ctx.isStopping()) next = pull(page.cursor, limit);
+    try {
+      const result = await ctx.target.apply({
+        source: { ...page.source, nodeName: ctx.sourceInfo.nodeName },
+        expected: cursor,
+        cursor: page.cursor,
+        changes: page.changes,
+      });
+      applied += result.applied;
+      conflicts += result.conflicts;
+    } catch (error) {
+      // A child written by a transaction with a lower id than its parent's sits before the parent
+      // in the log; a larger page takes both into one batch. Past the horizon it must wait.
+      if (isSyncError(error, "missing_parent") && page.hasMore && limit < ctx.maxPageSize) {
+        limit = Math.min(limit * 2, ctx.maxPageSize);
+        next = pull(cursor, limit);
+        continue;
+      }
+      throw error;
+    }
+    cursor = page.cursor;
+    limit = ctx.pageSize;
+    saved = true;
+    acks.push(cursor);
+    done += page.changes.length;
+    ctx.onProgress(progress(ctx, "applied", page.changes.length, done, total));
+    drained = !page.hasMore;
+  }
+  await acks.flush();
+  return { applied, conflicts, drained, saved, cursor };
+}
+
+function progress(
+  ctx: LogSyncContext,
+  event: "pulled" | "applied",
+  pageRows: number,
+  rowsDone: number,
+  total: number | undefined,
+): SyncProgress {
+  return {
+    direction: ctx.direction,
+    stage: "log",
+    event,
+    pageRows,
+    rowsDone,
+    ...(total !== undefined && { total }),
+  };
+}

@@ -1,0 +1,157 @@
+import type { CallOptions } from "@centrovision/core";
+import type { SyncPeer } from "../sync-peer.js";
+import type { SourceIdentity } from "../sync-types.js";
+import { parseReply, replySchemas, wireCursor } from "./wire.js";
+
+/**
+ * Argument types of every cv_sync_* function the engine calls, in declaration order. The
+ * direct peer casts each argument to its type; PostgREST binds them by name.
+ */
+export const RPC_SIGNATURES = {
+  cv_sync_init: { p_node_name: "text", p_reinit: "boolean" },
+  cv_sync_node: {},
+  cv_sync_pull: { p_consumer: "uuid", p_after: "jsonb", p_limit: "integer" },
+  cv_sync_apply: {
+    p_source: "jsonb",
+    p_expected: "jsonb",
+    p_cursor: "jsonb",
+    p_changes: "jsonb",
+    p_catchup: "boolean",
+  },
+  cv_sync_apply_snapshot: { p_source: "jsonb", p_page: "jsonb" },
+  cv_sync_cursor: { p_peer: "uuid" },
+  cv_sync_ack: { p_consumer: "uuid", p_cursor: "jsonb" },
+  cv_sync_pending: { p_consumer: "uuid" },
+  cv_sync_snapshot: { p_table: "text", p_after_id: "uuid", p_limit: "integer" },
+  cv_sync_reset_peer: { p_peer: "uuid" },
+  cv_sync_purge: { p_retention: "interval" },
+  cv_sync_conflicts_list: { p_status: "text", p_limit: "integer" },
+  cv_sync_conflict_resolve: { p_id: "uuid", p_choice: "text", p_row: "jsonb", p_resolved_by: "text" },
+} as const;
+
+export type RpcName = keyof typeof RPC_SIGNATURES;
+export type RpcArgs<F extends RpcName> = { readonly [K in keyof (typeof RPC_SIGNATURES)[F]]?: unknown };
+
+/** Functions that return nothing: the reply is not parsed. */
+export const VOID_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_ack"]);
+
+/** Calls one function once, within the deadline, and resolves with its JSON result; errors are `CvError`s. */
+export type RpcInvoker = <F extends RpcName>(
+  fn: F,
+  args: RpcArgs<F>,
+  options?: CallOptions,
+) => Promise<unknown>;
+
+function wireSource(source: SourceIdentity) {
+  return {
+    node_id: source.nodeId,
+    epoch: source.epoch,
+    fingerprint: source.fingerprint,
+    ...(source.nodeName !== undefined && { node_name: source.nodeName }),
+  };
+}
+
+/** The typed SyncPeer over one transport: argument shapes and reply parsing live here, once. */
+export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Promise<void>): SyncPeer {
+  const call = async <F extends RpcName, T>(
+    fn: F,
+    args: RpcArgs<F>,
+    options: CallOptions | undefined,
+    schema: { safeParse(value: unknown): unknown },
+  ): Promise<T> => parseReply(schema as never, await invoke(fn, args, options), `${label} ${fn}`) as T;
+
+  return {
+    label,
+    init: (nodeName, options) =>
+      call(
+        "cv_sync_init",
+        { p_node_name: nodeName, p_reinit: options?.reinit ?? false },
+        options,
+        replySchemas.init,
+      ),
+    node: (options) => call("cv_sync_node", {}, options, replySchemas.node),
+    pull: ({ consumer, after, limit }, options) =>
+      call(
+        "cv_sync_pull",
+        { p_consumer: consumer, p_after: wireCursor(after), p_limit: limit },
+        options,
+        replySchemas.pull,
+      ),
+    apply: (request, options) =>
+      call(
+        "cv_sync_apply",
+        {
+          p_source: wireSource(request.source),
+          p_expected: wireCursor(request.expected),
+          p_cursor: wireCursor(request.cursor),
+          p_changes: request.changes,
+          p_catchup: request.catchup ?? false,
+        },
+        options,
+        replySchemas.apply,
+      ),
+    cursor: (peerId, options) => call("cv_sync_cursor", { p_peer: peerId }, options, replySchemas.cursor),
+    async ack(consumer, cursor, options) {
+      await invoke("cv_sync_ack", { p_consumer: consumer, p_cursor: wireCursor(cursor) }, options);
+    },
+    pending: (consumer, options) =>
+      call("cv_sync_pending", { p_consumer: consumer }, options, replySchemas.pending),
+    snapshot: ({ table, afterId, limit }, options) =>
+      call(
+        "cv_sync_snapshot",
+        { p_table: table, p_after_id: afterId, p_limit: limit },
+        options,
+        replySchemas.snapshot,
+      ),
+    applySnapshot: (source, page, options) =>
+      call(
+        "cv_sync_apply_snapshot",
+        {
+          p_source: wireSource(source),
+          p_page: {
+            node_id: page.source.nodeId,
+            table: page.table,
+            after_id: page.afterId,
+            last_id: page.lastId,
+            rows: page.rows,
+            has_more: page.hasMore,
+            cursor: wireCursor(page.cursor),
+          },
+        },
+        options,
+        replySchemas.applySnapshot,
+      ),
+    resetPeer: (peerId, options) =>
+      call("cv_sync_reset_peer", { p_peer: peerId }, options, replySchemas.reset),
+    purge: (retention, options) =>
+      call(
+        "cv_sync_purge",
+        retention === undefined ? {} : { p_retention: retention },
+        options,
+        replySchemas.purge,
+      ),
+    listConflicts: (query, options) => {
+      const status = query?.status ?? "open";
+      return call(
+        "cv_sync_conflicts_list",
+        { p_status: status === "all" ? null : status, p_limit: query?.limit ?? 100 },
+        options,
+        replySchemas.conflicts,
+      );
+    },
+    resolveConflict: (conflictId, resolution, options) =>
+      call(
+        "cv_sync_conflict_resolve",
+        {
+          p_id: conflictId,
+          ...("keep" in resolution
+            ? { p_choice: resolution.keep === "local" ? "keep_local" : "keep_remote" }
+            : { p_choice: "merged", p_row: resolution.merged }),
+          ...(options?.resolvedBy !== undefined && { p_resolved_by: options.resolvedBy }),
+        },
+        options,
+        replySchemas.resolve,
+      ),
+    close,
+  };
+}

@@ -1,0 +1,243 @@
+import { CvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
+import * as z from "zod";
+import type {
+  ApplyResult,
+  NodeInfo,
+  PeerState,
+  PullPage,
+  PurgeResult,
+  SnapshotApplyResult,
+  SnapshotPage,
+  SyncConflict,
+  SyncCursor,
+} from "../sync-types.js";
+
+/*
+ * Schemas of what the cv_sync_* functions return. Replies come from another machine (over the
+ * internet for the cloud), so they are parsed here, once, before the engine trusts them. Rows
+ * inside changes and snapshot pages are checked only for being objects: the engine passes them
+ * through untouched and the target database, whose schema the fingerprint vouches for, is what
+ * validates every column.
+ */
+
+const HLC = /^\d{15}\.\d{10}\.[0-9a-f-]{36}$/;
+const id = () => z.guid().toLowerCase();
+const count = z.int().nonnegative();
+const table = z.enum(SYNCED_TABLES as readonly [TableName, ...TableName[]]);
+const rowObject = z.custom<Readonly<Record<string, unknown>>>(
+  (value) => typeof value === "object" && value !== null && !Array.isArray(value),
+  "must be a row object",
+);
+const fingerprint = z.record(z.string(), z.string());
+
+const cursorSchema = z.object({ txid: count, seq: count });
+
+/** PostgREST renders bigint as a JSON number; a direct connection may give its text form. */
+const bigintSchema = z.union([
+  count,
+  z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number),
+]);
+
+const identity = {
+  node_id: id(),
+  epoch: id(),
+  fingerprint,
+  now: z.string(),
+};
+
+const nodeSchema = z
+  .object({ ...identity, node_name: z.string(), max_txid: count, open_conflicts: bigintSchema })
+  .transform(
+    (n): NodeInfo => ({
+      nodeId: n.node_id,
+      nodeName: n.node_name,
+      epoch: n.epoch,
+      fingerprint: n.fingerprint,
+      now: n.now,
+      maxTxid: n.max_txid,
+      openConflicts: n.open_conflicts,
+    }),
+  );
+
+/** Loose: a field the SQL adds later still reaches cv_sync_apply. */
+const changeSchema = z.looseObject({
+  table,
+  row_id: id(),
+  op: z.enum(["upsert", "delete"]),
+  row: rowObject,
+  version: id(),
+  base_version: id().nullable(),
+  origin: id(),
+  hlc: z.string().regex(HLC),
+  changed_columns: z.array(z.string()).nullable(),
+  resolves: id().nullable().optional(),
+  txid: count,
+  seq: count,
+});
+
+const pullSchema = z
+  .object({
+    ...identity,
+    changes: z.array(changeSchema),
+    cursor: cursorSchema,
+    has_more: z.boolean(),
+  })
+  .transform(
+    (p): PullPage => ({
+      source: { nodeId: p.node_id, epoch: p.epoch, fingerprint: p.fingerprint },
+      now: p.now,
+      changes: p.changes,
+      cursor: p.cursor,
+      hasMore: p.has_more,
+    }),
+  );
+
+const applyFields = { applied: count, skipped: count, conflicts: count };
+
+const applySchema = z
+  .object({ status: z.enum(["applied", "duplicate"]), ...applyFields })
+  .transform((a): ApplyResult => a);
+
+const progressSchema = z
+  .object({ table, after_id: id().nullable(), done: z.boolean() })
+  .transform((p) => ({ table: p.table, afterId: p.after_id, done: p.done }));
+
+const snapshotApplySchema = z
+  .object({ status: z.enum(["applied", "duplicate"]), ...applyFields, progress: progressSchema })
+  .transform((a): SnapshotApplyResult => a);
+
+const peerStateSchema = z
+  .object({
+    cursor: cursorSchema,
+    epoch: id().nullable(),
+    catchup_until: cursorSchema.nullable(),
+    snapshot_progress: progressSchema.nullable(),
+    acked: cursorSchema.nullable().optional(),
+  })
+  .transform(
+    (s): PeerState => ({
+      cursor: s.cursor,
+      epoch: s.epoch,
+      catchupUntil: s.catchup_until,
+      snapshotProgress: s.snapshot_progress,
+      acked: s.acked ?? null,
+    }),
+  );
+
+const snapshotSchema = z
+  .object({
+    ...identity,
+    table,
+    after_id: id().nullable(),
+    last_id: id().nullable(),
+    rows: z.array(z.looseObject({ row: rowObject, hlc: z.string().regex(HLC), origin: id() })),
+    has_more: z.boolean(),
+    cursor: cursorSchema,
+  })
+  .transform(
+    (s): SnapshotPage => ({
+      source: { nodeId: s.node_id, epoch: s.epoch, fingerprint: s.fingerprint },
+      now: s.now,
+      table: s.table,
+      afterId: s.after_id,
+      lastId: s.last_id,
+      rows: s.rows,
+      hasMore: s.has_more,
+      cursor: s.cursor,
+    }),
+  );
+
+const conflictSchema = z
+  .object({
+    id: id(),
+    table_name: table,
+    row_id: id(),
+    local_row: rowObject.nullable(),
+    remote_row: rowObject.nullable(),
+    local_version: id().nullable(),
+    remote_version: id().nullable(),
+    local_hlc: z.string().nullable(),
+    remote_hlc: z.string().nullable(),
+    local_origin: id().nullable(),
+    remote_origin: id().nullable(),
+    winner: z.enum(["local", "remote", "merged"]),
+    policy: z.string(),
+    reason: z.string(),
+    columns: z.array(z.string()).nullable(),
+    status: z.enum(["open", "resolved"]),
+    resolved_at: z.string().nullable(),
+    resolved_by: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .transform(
+    (c): SyncConflict => ({
+      id: c.id,
+      table: c.table_name,
+      rowId: c.row_id,
+      localRow: c.local_row,
+      remoteRow: c.remote_row,
+      localVersion: c.local_version,
+      remoteVersion: c.remote_version,
+      localHlc: c.local_hlc,
+      remoteHlc: c.remote_hlc,
+      localOrigin: c.local_origin,
+      remoteOrigin: c.remote_origin,
+      winner: c.winner,
+      policy: c.policy,
+      reason: c.reason,
+      columns: c.columns,
+      status: c.status,
+      resolvedAt: c.resolved_at,
+      resolvedBy: c.resolved_by,
+      createdAt: c.created_at,
+    }),
+  );
+
+const resolveSchema = z.object({ id: id(), version: id() });
+
+const purgeSchema = z
+  .object({ log_entries: count, tombstones: count })
+  .transform((p): PurgeResult => ({ logEntries: p.log_entries, tombstones: p.tombstones }));
+
+const resetSchema = z.object({ reset: z.boolean() }).transform((r) => r.reset);
+
+const initSchema = z
+  .object({ node_id: id(), node_name: z.string(), epoch: id() })
+  .transform((n) => ({ nodeId: n.node_id, nodeName: n.node_name, epoch: n.epoch }));
+
+export const replySchemas = {
+  init: initSchema,
+  node: nodeSchema,
+  pull: pullSchema,
+  apply: applySchema,
+  applySnapshot: snapshotApplySchema,
+  cursor: peerStateSchema,
+  pending: bigintSchema,
+  snapshot: snapshotSchema,
+  conflicts: z.array(conflictSchema),
+  resolve: resolveSchema,
+  purge: purgeSchema,
+  reset: resetSchema,
+} as const;
+
+/**
+ * Parses a reply, or throws `unknown` naming the function and the offending paths (never the
+ * values: a reply can hold patient rows).
+ */
+export function parseReply<S extends z.ZodType>(schema: S, reply: unknown, context: string): z.output<S> {
+  const result = schema.safeParse(reply);
+  if (result.success) return result.data;
+  const paths = [
+    ...new Set(result.error.issues.map((issue) => issue.path.map(String).join(".") || "(reply)")),
+  ];
+  const shown = paths.slice(0, 5).join(", ") + (paths.length > 5 ? ", …" : "");
+  throw new CvError("unknown", `[sync-engine] ${context} returned a malformed reply (at ${shown})`);
+}
+
+/** The wire form of a cursor, for arguments. */
+export function wireCursor(cursor: SyncCursor): { txid: number; seq: number } {
+  return { txid: cursor.txid, seq: cursor.seq };
+}

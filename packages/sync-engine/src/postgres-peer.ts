@@ -1,0 +1,195 @@
+import { type CallOptions, CvError, isCvError, withDeadline } from "@centrovision/core";
+import postgres from "postgres";
+import * as z from "zod";
+import { parseOptions } from "./internal/options.js";
+import {
+  createRpcPeer,
+  RPC_SIGNATURES,
+  type RpcInvoker,
+  type RpcName,
+  VOID_RPCS,
+} from "./internal/rpc-peer.js";
+import { fromSqlState } from "./sync-errors.js";
+import type { SyncPeer } from "./sync-peer.js";
+
+/** A pending query of the `postgres` driver: awaitable, and cancellable on the server. */
+export interface PostgresQuery extends PromiseLike<readonly Record<string, unknown>[]> {
+  cancel(): unknown;
+}
+
+/** The slice of a `postgres` (porsager) client the peer uses; a `postgres.Sql` fits. */
+export interface PostgresClient {
+  unsafe(query: string, parameters: (string | null)[], options: { prepare: boolean }): PostgresQuery;
+  end(options?: { timeout?: number }): Promise<void>;
+}
+
+export interface PostgresPeerOptions {
+  /** Connection URL of the node (a login in `centrovision_sync`). The peer owns its small pool. */
+  url?: string;
+  /**
+   * A client instead of `url`. An instance is used as is and never closed or replaced; a factory
+   * is called lazily, and again to replace a client that missed a deadline.
+   */
+  sql?: PostgresClient | (() => PostgresClient);
+  /** Default deadline of a call. Default 15 000 ms. */
+  timeoutMs?: number;
+  /** Pool size when the peer creates the client. Default 3 (an apply, a prefetched pull, an ack). */
+  max?: number;
+  /** Name in messages. Default `clinic server <host>:<port>/<database>`. */
+  label?: string;
+}
+
+const optionsSchema = z
+  .object({
+    url: z.string().min(1).optional(),
+    sql: z
+      .custom<PostgresPeerOptions["sql"]>(
+        (v) => typeof v === "function" || (typeof v === "object" && v !== null),
+      )
+      .optional(),
+    timeoutMs: z.int().positive().default(15_000),
+    max: z.int().min(1).max(20).default(3),
+    label: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((o) => (o.url === undefined) !== (o.sql === undefined), {
+    message: "give exactly one of url or sql",
+    path: ["url"],
+  });
+
+/** `host:port/database` of a URL, without user or password. */
+function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || "5432"}${parsed.pathname}`;
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+/** Socket and driver codes that mean the connection is gone. */
+const NETWORK_CODES = /^(E[A-Z]+|CONNECT_TIMEOUT|CONNECTION_[A-Z_]+)$/;
+
+function toCvError(error: unknown, label: string): CvError {
+  if (error instanceof CvError) return error;
+  if (error instanceof postgres.PostgresError) return fromSqlState(error.code, label, error.message);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && NETWORK_CODES.test(code)) {
+    return new CvError("unavailable", `[sync-engine] cannot reach ${label} (${code})`, { cause: { code } });
+  }
+  return new CvError("unknown", `[sync-engine] unexpected error from the postgres driver for ${label}`, {
+    cause: { name: (error as { name?: unknown } | null)?.name },
+  });
+}
+
+function isConnectionFailure(error: unknown): boolean {
+  if (error instanceof postgres.PostgresError) return error.code.startsWith("08") || error.code === "57P01";
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && NETWORK_CODES.test(code);
+}
+
+function isClient(value: unknown): value is PostgresClient {
+  return (
+    (typeof value === "function" || typeof value === "object") &&
+    value !== null &&
+    typeof (value as { unsafe?: unknown }).unsafe === "function"
+  );
+}
+
+function textArgument(type: string, value: unknown): string | null {
+  if (value === null) return null;
+  return type === "jsonb" ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * A statement calling `fn` with named arguments. Every value travels as text and is cast on the
+ * server, so the driver never guesses a type (it would JSON-encode a string bound to jsonb twice).
+ */
+function statement(
+  fn: RpcName,
+  args: Readonly<Record<string, unknown>>,
+): { text: string; values: (string | null)[] } {
+  const signature: Readonly<Record<string, string>> = RPC_SIGNATURES[fn];
+  const names = Object.keys(signature).filter((name) => args[name] !== undefined);
+  const list = names.map((name, i) => `${name} => $${i + 1}::text::${signature[name]}`).join(", ");
+  const call = `public.${fn}(${list})`;
+  return {
+    text: VOID_RPCS.has(fn) ? `select ${call}::text as r` : `select to_jsonb(${call}) as r`,
+    values: names.map((name) => textArgument(signature[name] as string, args[name])),
+  };
+}
+
+/**
+ * A {@link SyncPeer} over a direct PostgreSQL connection (the clinic server). A call that misses
+ * its deadline is cancelled on the server and its pool replaced: its socket may be half-open, and
+ * the next call must not queue behind it for the minutes TCP takes to give up.
+ */
+export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
+  const options = parseOptions("postgres peer", optionsSchema, input);
+  const label =
+    options.label ?? `clinic server ${options.url ? describeUrl(options.url) : "(injected client)"}`;
+  const injected = options.sql;
+  // A postgres.Sql is itself a function: what tells an instance from a factory is its methods.
+  const instance = isClient(injected) ? injected : undefined;
+  const factory: (() => PostgresClient) | undefined =
+    typeof injected === "function" && instance === undefined
+      ? (injected as () => PostgresClient)
+      : options.url !== undefined
+        ? () =>
+            postgres(options.url as string, {
+              max: options.max,
+              connect_timeout: Math.max(1, Math.ceil(Math.min(options.timeoutMs, 10_000) / 1000)),
+              idle_timeout: 60,
+              // The driver would wait up to 20 s between reconnects; the engine paces retries itself.
+              backoff: () => 0,
+              onnotice: () => {},
+              // The driver's array-type lookup runs on a promise nobody awaits: a connection reset
+              // mid-lookup becomes an unhandled rejection that kills the daemon. The peer exchanges
+              // jsonb and needs no array types.
+              fetch_types: false,
+              connection: { application_name: "centrovision-sync" },
+            }) as unknown as PostgresClient
+        : undefined;
+  let live: PostgresClient | undefined = instance;
+  let closed = false;
+
+  const current = (): PostgresClient => {
+    live ??= (factory as () => PostgresClient)();
+    return live;
+  };
+  const discard = (stale: PostgresClient) => {
+    if (!factory || live !== stale) return;
+    live = undefined;
+    stale.end({ timeout: 0 }).catch(() => {});
+  };
+
+  const invoke: RpcInvoker = async (fn, args, callOptions?: CallOptions) => {
+    if (closed) throw new CvError("unavailable", `[sync-engine] the peer for ${label} is closed`);
+    const client = current();
+    const { text, values } = statement(fn, args as Readonly<Record<string, unknown>>);
+    let query: PostgresQuery | undefined;
+    try {
+      const rows = await withDeadline(`[sync-engine] ${label} ${fn}`, callOptions, options.timeoutMs, () => {
+        query = client.unsafe(text, values, { prepare: true });
+        return Promise.resolve(query);
+      });
+      return rows[0]?.r ?? null;
+    } catch (error) {
+      // Deadline or caller abort: stop the statement on the server (an apply then rolls back unless
+      // it already committed; either way it is whole). Only a missed deadline condemns the pool.
+      if (isCvError(error, "timeout") || isCvError(error, "unavailable")) {
+        if (query) Promise.resolve(query.cancel()).catch(() => {});
+      }
+      if (isCvError(error, "timeout") || isConnectionFailure(error)) discard(client);
+      throw toCvError(error, label);
+    }
+  };
+
+  return createRpcPeer(label, invoke, async () => {
+    if (closed) return;
+    closed = true;
+    const last = live;
+    live = undefined;
+    if (factory && last) await last.end({ timeout: 5 }).catch(() => {});
+  });
+}

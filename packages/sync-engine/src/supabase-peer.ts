@@ -1,0 +1,155 @@
+import { type CallOptions, CvError, withDeadline } from "@centrovision/core";
+import * as z from "zod";
+import { parseOptions } from "./internal/options.js";
+import { createRpcPeer, type RpcInvoker } from "./internal/rpc-peer.js";
+import { fromSqlState } from "./sync-errors.js";
+import type { SyncPeer } from "./sync-peer.js";
+
+/** PostgREST's error body, as supabase-js hands it over. */
+export interface PostgrestErrorLike {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** A supabase-js RPC request: awaitable, abortable, with its own retries switchable. */
+export interface SupabaseRpcRequest
+  extends PromiseLike<{ data: unknown; error: PostgrestErrorLike | null; status: number }> {
+  abortSignal(signal: AbortSignal): SupabaseRpcRequest;
+  retry(enabled: boolean): SupabaseRpcRequest;
+}
+
+/** The slice of a supabase-js client the peer uses; a `SupabaseClient` fits. */
+export interface SupabaseRpcClient {
+  rpc(fn: string, args: Record<string, unknown>): SupabaseRpcRequest;
+}
+
+export interface SupabasePeerOptions {
+  /** Project URL (`https://<ref>.supabase.co`). */
+  url: string;
+  /**
+   * The service-role key (or a token whose role may execute the cv_sync_* functions). Used to
+   * create the client when none is injected; never logged.
+   */
+  key?: string;
+  /** A client instead of `key` (instance, or a factory called once on first use). */
+  client?: SupabaseRpcClient | (() => SupabaseRpcClient);
+  /** Default deadline of a call. Default 15 000 ms. */
+  timeoutMs?: number;
+  /** Name in messages. Default `cloud (<host>)`. */
+  label?: string;
+}
+
+const optionsSchema = z
+  .object({
+    url: z.url(),
+    key: z.string().min(1).optional(),
+    client: z
+      .custom<SupabasePeerOptions["client"]>(
+        (v) => typeof v === "function" || (typeof v === "object" && v !== null),
+      )
+      .optional(),
+    timeoutMs: z.int().positive().default(15_000),
+    label: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((o) => o.key !== undefined || o.client !== undefined, {
+    message: "give key (to create a client) or client",
+    path: ["key"],
+  });
+
+/**
+ * supabase-js is imported only when the peer must create the client itself, so a caller that
+ * injects one does not load it. Node 20 has no WebSocket: supabase-js throws at creation unless
+ * given a transport for realtime, which the peer never uses.
+ */
+async function createDefaultClient(url: string, key: string): Promise<SupabaseRpcClient> {
+  const [{ createClient }, { default: WebSocket }] = await Promise.all([
+    import("@supabase/supabase-js"),
+    import("ws"),
+  ]);
+  return createClient(url, key, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as never },
+    global: { headers: { "x-client-info": "centrovision-sync" } },
+  });
+}
+
+const UNREACHABLE_STATUS = new Set([0, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 530]);
+
+function toCvError(error: PostgrestErrorLike, status: number, label: string): CvError {
+  const code = error.code ?? "";
+  if (code === "PGRST003") {
+    return new CvError(
+      "timeout",
+      `[sync-engine] ${label} had no free database connection in time (PGRST003)`,
+    );
+  }
+  if (/^PGRST00[0-2]$/.test(code) || (code === "" && UNREACHABLE_STATUS.has(status))) {
+    return new CvError(
+      "unavailable",
+      `[sync-engine] cannot reach ${label} (HTTP ${status || "no response"})`,
+    );
+  }
+  if (code === "PGRST202" || code === "PGRST203") {
+    return new CvError(
+      "invalid_config",
+      `[sync-engine] ${label} has no matching cv_sync function (${code}); apply the sql/ migrations there`,
+    );
+  }
+  if (status === 401 || code === "PGRST301" || code === "PGRST302") {
+    return new CvError(
+      "unauthorized",
+      `[sync-engine] ${label} refused the key (HTTP ${status}, ${code || "no code"})`,
+    );
+  }
+  if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith("PGRST"))
+    return fromSqlState(code, label, error.message);
+  if (UNREACHABLE_STATUS.has(status)) {
+    return new CvError("unavailable", `[sync-engine] ${label} is not serving (HTTP ${status})`);
+  }
+  return new CvError("unknown", `[sync-engine] ${label} answered HTTP ${status} (${code || "no code"})`);
+}
+
+/**
+ * A {@link SyncPeer} over supabase-js RPC (PostgREST): one HTTP request, one database transaction
+ * per call. postgrest-js's own retries are off (the engine paces retries itself, and a retried
+ * request could outlive its deadline) and every request is aborted at its deadline.
+ */
+export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
+  const options = parseOptions("supabase peer", optionsSchema, input);
+  const label = options.label ?? `cloud (${new URL(options.url).host})`;
+  let client: Promise<SupabaseRpcClient> | undefined;
+  let closed = false;
+
+  const getClient = (): Promise<SupabaseRpcClient> => {
+    const given = options.client;
+    client ??=
+      given === undefined
+        ? createDefaultClient(options.url, options.key as string)
+        : Promise.resolve(typeof given === "function" ? given() : given);
+    return client;
+  };
+
+  const invoke: RpcInvoker = async (fn, args, callOptions?: CallOptions) => {
+    if (closed) throw new CvError("unavailable", `[sync-engine] the peer for ${label} is closed`);
+    const rpc = await getClient();
+    const reply = await withDeadline(
+      `[sync-engine] ${label} ${fn}`,
+      callOptions,
+      options.timeoutMs,
+      (signal) =>
+        Promise.resolve(
+          rpc
+            .rpc(fn, args as Record<string, unknown>)
+            .abortSignal(signal)
+            .retry(false),
+        ),
+    );
+    if (reply.error) throw toCvError(reply.error, reply.status, label);
+    return reply.data;
+  };
+
+  return createRpcPeer(label, invoke, async () => {
+    closed = true;
+  });
+}

@@ -1,0 +1,79 @@
+import type { CallOptions, TableName } from "@centrovision/core";
+import type {
+  ApplyRequest,
+  ApplyResult,
+  ConflictQuery,
+  ConflictResolution,
+  NodeInfo,
+  PeerState,
+  PullPage,
+  PurgeResult,
+  ResolveResult,
+  SnapshotApplyResult,
+  SnapshotPage,
+  SourceIdentity,
+  SyncConflict,
+  SyncCursor,
+} from "./sync-types.js";
+
+/**
+ * One node's sync API: the `cv_sync_*` functions of PROTOCOL.md as typed calls. Every call has
+ * a deadline (`CallOptions.timeoutMs`, else the peer's default), is sent once (no retries of its
+ * own) and rejects with a `CvError` only: `unavailable`/`timeout` when the node did not answer (the
+ * outcome of a write is then unknown, which every call here tolerates), a {@link SyncError} with a
+ * `reason` when the machinery refused. Replies are validated before they are returned.
+ *
+ * A peer never decides anything about a row: every decision is taken inside the node's database,
+ * in the transaction of the call.
+ */
+export interface SyncPeer {
+  /** For messages, e.g. `cloud (db.example.supabase.co)`; never a key or password. */
+  readonly label: string;
+  /** Names the node (idempotent). `reinit` starts a new epoch: every peer then stops with `epoch_changed`. */
+  init(
+    nodeName: string,
+    options?: CallOptions & { reinit?: boolean },
+  ): Promise<Pick<NodeInfo, "nodeId" | "nodeName" | "epoch">>;
+  node(options?: CallOptions): Promise<NodeInfo>;
+  /** A page of this node's log after `after`, below its horizon, leaving out the consumer's own changes. */
+  pull(
+    request: { consumer: string; after: SyncCursor; limit: number },
+    options?: CallOptions,
+  ): Promise<PullPage>;
+  /** Applies a batch from `request.source` in one transaction, saving `request.cursor` with it. */
+  apply(request: ApplyRequest, options?: CallOptions): Promise<ApplyResult>;
+  /** What this node holds about `peerId`: where an engine resumes after a crash. */
+  cursor(peerId: string, options?: CallOptions): Promise<PeerState>;
+  /** Records that `consumer` has applied this node's log up to `cursor` (never moves back). */
+  ack(consumer: string, cursor: SyncCursor, options?: CallOptions): Promise<void>;
+  /** Entries `consumer` has not acknowledged and would receive: the "pending" count. */
+  pending(consumer: string, options?: CallOptions): Promise<number>;
+  /** A page of one table's rows in id order, for an initial sync. */
+  snapshot(
+    request: { table: TableName; afterId: string | null; limit: number },
+    options?: CallOptions,
+  ): Promise<SnapshotPage>;
+  /** Writes a snapshot page of `source` and the copy's progress, in one transaction. */
+  applySnapshot(
+    source: SourceIdentity,
+    page: SnapshotPage,
+    options?: CallOptions,
+  ): Promise<SnapshotApplyResult>;
+  /** Forgets `peerId` (cursor, epoch, progress): the way out of a blocked direction. True if it was known. */
+  resetPeer(peerId: string, options?: CallOptions): Promise<boolean>;
+  /** Deletes log entries and tombstones older than `retention` (a PostgreSQL interval) that every peer acknowledged. */
+  purge(retention?: string, options?: CallOptions): Promise<PurgeResult>;
+  /** Conflicts recorded on this node, oldest first. */
+  listConflicts(query?: ConflictQuery, options?: CallOptions): Promise<SyncConflict[]>;
+  /**
+   * Writes the chosen row as a new edit of this node and marks the conflict resolved; the edit
+   * syncs like any other and closes the same conflict on the peer.
+   */
+  resolveConflict(
+    id: string,
+    resolution: ConflictResolution,
+    options?: CallOptions & { resolvedBy?: string },
+  ): Promise<ResolveResult>;
+  /** Releases what the peer created (an injected client is left open). Later calls reject with `unavailable`. */
+  close(): Promise<void>;
+}

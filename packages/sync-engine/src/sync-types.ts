@@ -1,0 +1,190 @@
+import type { TableName } from "@centrovision/core";
+
+/**
+ * A position in a node's change log, ordered by `(txid, seq)`; `{0, 0}` is the start. Only ever
+ * stored by the node that consumes the log, in the transaction that applied the changes before it.
+ */
+export interface SyncCursor {
+  readonly txid: number;
+  readonly seq: number;
+}
+
+export const START_CURSOR: SyncCursor = Object.freeze({ txid: 0, seq: 0 });
+
+/** Negative, zero or positive as `a` is before, at or after `b`. */
+export function compareCursors(a: SyncCursor, b: SyncCursor): number {
+  return a.txid === b.txid ? a.seq - b.seq : a.txid - b.txid;
+}
+
+/** Who a node is and what it looks like (`cv_sync_node`). */
+export interface NodeInfo {
+  readonly nodeId: string;
+  readonly nodeName: string;
+  /** Changes on every re-initialisation (after a restore): a peer holding an old one must not resume. */
+  readonly epoch: string;
+  /** Per synced table, a hash of its columns and conflict policy. */
+  readonly fingerprint: Readonly<Record<string, string>>;
+  /** The node's clock when it answered, ISO-8601. */
+  readonly now: string;
+  /** The next transaction id the node will hand out: no cursor into its log can be beyond it. */
+  readonly maxTxid: number;
+  /** Conflicts recorded here that wait for a reviewer. */
+  readonly openConflicts: number;
+}
+
+/** What a target needs to know about the node a batch comes from. */
+export interface SourceIdentity {
+  readonly nodeId: string;
+  readonly nodeName?: string;
+  readonly epoch: string;
+  readonly fingerprint: Readonly<Record<string, string>>;
+}
+
+/**
+ * One entry of a node's change log, in the wire form of PROTOCOL.md. The engine never looks
+ * inside `row`: it passes changes from `pull` to `apply` verbatim, and the target database
+ * (whose schema the fingerprint vouches for) is what validates them.
+ */
+export interface SyncChange {
+  readonly table: TableName;
+  readonly row_id: string;
+  readonly op: "upsert" | "delete";
+  /** The full row after the change; for a delete, the last row image. */
+  readonly row: Readonly<Record<string, unknown>>;
+  readonly version: string;
+  readonly base_version: string | null;
+  /** The node where the edit was made. */
+  readonly origin: string;
+  readonly hlc: string;
+  /** Columns the edit changed; null means all. */
+  readonly changed_columns: readonly string[] | null;
+  /** The conflict a reviewed resolution settles. */
+  readonly resolves?: string | null;
+  readonly txid: number;
+  readonly seq: number;
+}
+
+/** A page of a node's log below its horizon (`cv_sync_pull`). */
+export interface PullPage {
+  readonly source: SourceIdentity;
+  readonly now: string;
+  /** Entries not originating at (or received from) the consumer; may be empty while the cursor moves. */
+  readonly changes: readonly SyncChange[];
+  /** Where the next page starts: past every entry scanned, or the horizon when the log is drained. */
+  readonly cursor: SyncCursor;
+  readonly hasMore: boolean;
+}
+
+export interface ApplyRequest {
+  readonly source: SourceIdentity;
+  /** The cursor the target must hold for the source, else `CV003` (another engine got there first). */
+  readonly expected: SyncCursor;
+  /** The cursor saved with the changes, in the same transaction. */
+  readonly cursor: SyncCursor;
+  readonly changes: readonly SyncChange[];
+  /** Replaying the log over an initial copy: a change older than the copied row is stale, not concurrent. */
+  readonly catchup?: boolean;
+}
+
+export interface ApplyResult {
+  /** `duplicate`: the target already held this cursor (a retry after an unknown outcome); nothing changed. */
+  readonly status: "applied" | "duplicate";
+  readonly applied: number;
+  readonly skipped: number;
+  /** Conflict records created by this batch. */
+  readonly conflicts: number;
+}
+
+/** Where an initial sync from a peer stands on the target: the next page is `table` after `afterId`. */
+export interface SnapshotProgress {
+  readonly table: TableName;
+  readonly afterId: string | null;
+  readonly done: boolean;
+}
+
+/** What a node holds about one peer (`cv_sync_cursor`). */
+export interface PeerState {
+  /** What this node has applied from the peer. */
+  readonly cursor: SyncCursor;
+  /** The peer's epoch when this node last applied from it; null when it never has (or was reset). */
+  readonly epoch: string | null;
+  /** An initial sync's log replay lasts until the cursor passes this. */
+  readonly catchupUntil: SyncCursor | null;
+  readonly snapshotProgress: SnapshotProgress | null;
+  /** What the peer has applied from this node. */
+  readonly acked: SyncCursor | null;
+}
+
+/** One row of a snapshot page, with the last writer's HLC and origin, in wire form. */
+export interface SnapshotRow {
+  readonly row: Readonly<Record<string, unknown>>;
+  readonly hlc: string;
+  readonly origin: string;
+}
+
+/** A page of one table in id order (`cv_sync_snapshot`), for an initial sync. */
+export interface SnapshotPage {
+  readonly source: SourceIdentity;
+  readonly now: string;
+  readonly table: TableName;
+  readonly afterId: string | null;
+  readonly lastId: string | null;
+  readonly rows: readonly SnapshotRow[];
+  readonly hasMore: boolean;
+  /** The log position at the horizon when the page was read: the copy reflects everything below it. */
+  readonly cursor: SyncCursor;
+}
+
+export interface SnapshotApplyResult extends ApplyResult {
+  /** Where the copy stands after this page. */
+  readonly progress: SnapshotProgress;
+}
+
+/** A concurrent edit and how it was settled. `null` rows are deletions. */
+export interface SyncConflict {
+  readonly id: string;
+  readonly table: TableName;
+  readonly rowId: string;
+  /** The row on the node that recorded the conflict. */
+  readonly localRow: Readonly<Record<string, unknown>> | null;
+  /** The row that arrived from the peer. */
+  readonly remoteRow: Readonly<Record<string, unknown>> | null;
+  readonly localVersion: string | null;
+  readonly remoteVersion: string | null;
+  readonly localHlc: string | null;
+  readonly remoteHlc: string | null;
+  readonly localOrigin: string | null;
+  readonly remoteOrigin: string | null;
+  readonly winner: "local" | "remote" | "merged";
+  readonly policy: string;
+  readonly reason: string;
+  /** Columns both sides changed, when known. */
+  readonly columns: readonly string[] | null;
+  readonly status: "open" | "resolved";
+  readonly resolvedAt: string | null;
+  readonly resolvedBy: string | null;
+  readonly createdAt: string;
+}
+
+/** A reviewer's decision: keep one side's row (relative to the node that recorded it), or a merged row. */
+export type ConflictResolution =
+  | { readonly keep: "local" | "remote" }
+  | { readonly merged: Readonly<Record<string, unknown>> };
+
+export interface ConflictQuery {
+  /** Default `open`. */
+  readonly status?: "open" | "resolved" | "all";
+  /** Default 100. */
+  readonly limit?: number;
+}
+
+export interface ResolveResult {
+  readonly id: string;
+  /** The version the resolution wrote (for a delete, the deletion's). */
+  readonly version: string;
+}
+
+export interface PurgeResult {
+  readonly logEntries: number;
+  readonly tombstones: number;
+}

@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto";
+import { CvError } from "@centrovision/core";
+import { lastValueFrom, toArray } from "rxjs";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createSyncEngine, type NodeInfo, type SyncPeer } from "../src/index.js";
+import { backoffDelay } from "../src/internal/backoff.js";
+
+/**
+ * A scripted peer for the loop's timing only (every data path is tested against real databases):
+ * answers at once or after `delayMs`, or fails as unreachable while `down` is set.
+ */
+const EPOCH = randomUUID();
+
+function scriptedPeer(name: string) {
+  const info: NodeInfo = {
+    nodeId: randomUUID(),
+    nodeName: name,
+    // Both peers share it, so each finds the epoch it "stored" for the other unchanged.
+    epoch: EPOCH,
+    fingerprint: { patients: "same" },
+    now: new Date().toISOString(),
+    maxTxid: 100,
+    openConflicts: 0,
+  };
+  const state = { down: false, delayMs: 0, nodeCalls: 0, nodeRunning: 0, maxNodeRunning: 0, running: 0 };
+  const answer = async <T>(value: T): Promise<T> => {
+    state.running++;
+    try {
+      if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
+      if (state.down) throw new CvError("unavailable", `[test] ${name} is down`);
+      return value;
+    } finally {
+      state.running--;
+    }
+  };
+  const unused = () => Promise.reject(new Error("not used by the loop"));
+  const peer: SyncPeer = {
+    label: name,
+    init: unused,
+    node: async () => {
+      state.nodeCalls++;
+      state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);
+      try {
+        return await answer({ ...info, now: new Date().toISOString() });
+      } finally {
+        state.nodeRunning--;
+      }
+    },
+    pull: () =>
+      answer({
+        source: info,
+        now: new Date().toISOString(),
+        changes: [],
+        cursor: { txid: 50, seq: 0 },
+        hasMore: false,
+      }),
+    apply: () => answer({ status: "applied" as const, applied: 0, skipped: 0, conflicts: 0 }),
+    cursor: () =>
+      answer({
+        cursor: { txid: 1, seq: 0 },
+        epoch: EPOCH,
+        catchupUntil: null,
+        snapshotProgress: null,
+        acked: null,
+      }),
+    ack: () => answer(undefined),
+    pending: () => answer(0),
+    snapshot: unused,
+    applySnapshot: unused,
+    resetPeer: unused,
+    purge: unused,
+    listConflicts: () => answer([]),
+    resolveConflict: unused,
+    close: () => Promise.resolve(),
+  };
+  return { peer, state };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("backoffDelay", () => {
+  it("doubles from the minimum, caps at the maximum, and randomises the upper half", () => {
+    const top = () => 0.999_999;
+    const bottom = () => 0;
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, 1_000, 10_000, top))).toEqual([
+      1_000, 2_000, 4_000, 8_000, 10_000, 10_000,
+    ]);
+    expect(backoffDelay(3, 1_000, 10_000, bottom)).toBe(2_000);
+    expect(backoffDelay(1_000, 1_000, 60_000, top)).toBe(60_000);
+  });
+});
+
+describe("the sync loop", () => {
+  it("backs off after failed cycles up to the cap, and a syncNow() skips the wait", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    remote.state.down = true;
+    const engine = createSyncEngine({
+      local: local.peer,
+      remote: remote.peer,
+      intervalMs: 30_000,
+      minBackoffMs: 1_000,
+      maxBackoffMs: 4_000,
+      random: () => 0.999_999,
+    });
+    const waits: number[] = [];
+    engine.status$.subscribe((status) => {
+      if (status.nextCycleAt !== null && status.consecutiveFailures > waits.length) {
+        waits.push(Date.parse(status.nextCycleAt) - Date.now());
+      }
+    });
+    while (waits.length < 4) await vi.advanceTimersByTimeAsync(250);
+    expect(engine.getStatus().lastError).toMatchObject({ code: "unavailable" });
+    expect(waits).toEqual([1_000, 2_000, 4_000, 4_000]);
+
+    remote.state.down = false;
+    let next = 0;
+    engine.status$.subscribe((status) => {
+      if (status.nextCycleAt !== null && status.consecutiveFailures === 0)
+        next = Date.parse(status.nextCycleAt) - Date.now();
+    });
+    const recovered = engine.syncNow();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await recovered).toMatchObject({ consecutiveFailures: 0, lastError: null, phase: "idle" });
+    expect(next).toBe(30_000);
+    await engine.stop();
+  });
+
+  it("never overlaps cycles: calls during a cycle are served by one cycle right after it", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    const engine = createSyncEngine({ local: local.peer, remote: remote.peer, intervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    remote.state.delayMs = 1_000;
+    // Each cycle starts by reading both nodes' identity once.
+    const before = remote.state.nodeCalls;
+    const first = engine.syncNow();
+    await vi.advanceTimersByTimeAsync(10);
+    const during = [engine.syncNow(), engine.syncNow(), engine.syncNow()];
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all([first, ...during]);
+    // Every cycle starts with the cloud's identity, each taking 1 s: overlapping cycles would overlap here.
+    expect(remote.state.maxNodeRunning).toBe(1);
+    // The cycle started by the first call, then one more for the three made during it.
+    expect(remote.state.nodeCalls - before).toBe(2);
+    await engine.stop();
+  });
+
+  it("stop() lets the cycle in flight finish, then completes its streams", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    remote.state.delayMs = 2_000;
+    const engine = createSyncEngine({ local: local.peer, remote: remote.peer, intervalMs: 60_000 });
+    const statuses = lastValueFrom(engine.status$.pipe(toArray()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(engine.getStatus().phase).toBe("pulling");
+    const stopped = engine.stop();
+    await vi.advanceTimersByTimeAsync(20_000);
+    await stopped;
+    const seen = await statuses;
+    expect(seen.at(-1)?.phase).toBe("stopped");
+    expect(remote.state.running).toBe(0);
+    expect(await engine.syncNow()).toMatchObject({ phase: "stopped" });
+  });
+});

@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import { isCvError } from "@centrovision/core";
+import { createLink, type Link } from "@centrovision/testkit";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createPostgresPeer,
+  createSupabasePeer,
+  isSyncError,
+  START_CURSOR,
+  type SyncPeer,
+} from "../src/index.js";
+import { onServer, serverUrl } from "./support/server.js";
+import { createClinicDatabase, createSyncPair, type SyncPair } from "./support/sync-pair.js";
+
+let pair: SyncPair;
+let lan: Link;
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  pair = await createSyncPair();
+  lan = await createLink({ target: { host: "127.0.0.1", port: Number(new URL(serverUrl()).port) } });
+});
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close();
+  await lan.close();
+  await pair.close();
+});
+
+async function failure(work: () => Promise<unknown>) {
+  try {
+    await work();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a failure");
+}
+
+describe.each([
+  ["supabase", () => pair.cloudPeer(2_000), () => pair.cloud.nodeId],
+  ["postgres", () => pair.clinicPeer(2_000), () => pair.clinic.nodeId],
+] as const)("%s peer", (_name, makePeer, nodeId) => {
+  let peer: SyncPeer;
+  beforeAll(() => {
+    peer = makePeer();
+  });
+
+  it("reads the node's identity, parsed", async () => {
+    const node = await peer.node();
+    expect(node).toMatchObject({ nodeId: nodeId(), epoch: expect.any(String), maxTxid: expect.any(Number) });
+    expect(Object.keys(node.fingerprint)).toContain("patients");
+  });
+
+  it("maps a malformed request to invalid_input without quoting what was sent", async () => {
+    const error = await failure(() =>
+      peer.apply({
+        source: { nodeId: randomUUID(), epoch: randomUUID(), fingerprint: {} },
+        expected: START_CURSOR,
+        cursor: { txid: 0, seq: 1 },
+        changes: [{ table: "patients", row_id: "x", row: { first_name: "Guadalupe Secreta" } } as never],
+      }),
+    );
+    expect(isSyncError(error, "invalid_request")).toBe(true);
+    expect(isCvError(error, "invalid_input")).toBe(true);
+    expect((error as Error).message).not.toContain("Guadalupe");
+  });
+
+  it("returns an empty page and a cursor at the horizon for a consumer that is up to date", async () => {
+    const page = await peer.pull({ consumer: randomUUID(), after: START_CURSOR, limit: 5 });
+    expect(page.cursor.txid).toBeGreaterThan(0);
+    expect(page.source.nodeId).toBe(nodeId());
+  });
+});
+
+describe("supabase peer faults", () => {
+  it("is unauthorized with a key that is not the project's", async () => {
+    const peer = createSupabasePeer({ url: pair.cloud.supabase.url, key: "not-a-jwt", timeoutMs: 2_000 });
+    closers.push(() => peer.close());
+    expect(await failure(() => peer.node())).toMatchObject({ code: "unauthorized" });
+  });
+
+  it("cannot call the sync functions with a signed-in user's token (no EXECUTE)", async () => {
+    const token = await pair.cloud.supabase.mintUserToken(randomUUID());
+    const { createClient } = await import("@supabase/supabase-js");
+    const { default: WebSocket } = await import("ws");
+    const client = createClient(pair.cloud.supabase.url, pair.cloud.supabase.anonKey, {
+      auth: { persistSession: false },
+      realtime: { transport: WebSocket as never },
+      accessToken: async () => token,
+    });
+    const peer = createSupabasePeer({ url: pair.cloud.supabase.url, client, timeoutMs: 2_000 });
+    expect(await failure(() => peer.node())).toMatchObject({ code: "unauthorized" });
+  });
+
+  it("times out at its deadline when the internet is blackholed, and works again once it is back", async () => {
+    const peer = pair.cloudPeer(300);
+    await pair.cloud.link.blackhole();
+    const started = Date.now();
+    expect(await failure(() => peer.node())).toMatchObject({ code: "timeout" });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await pair.cloud.link.pass();
+    let answered = false;
+    for (let i = 0; i < 3 && !answered; i++)
+      answered = await peer.node().then(
+        () => true,
+        () => false,
+      );
+    expect(answered).toBe(true);
+  });
+
+  it("is unavailable at once when the connection is refused", async () => {
+    const peer = pair.cloudPeer(5_000);
+    await pair.cloud.link.refuse();
+    try {
+      const started = Date.now();
+      expect(await failure(() => peer.node())).toMatchObject({ code: "unavailable" });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await pair.cloud.link.pass();
+    }
+  });
+});
+
+describe("postgres peer faults", () => {
+  it("times out on a blackholed LAN, replaces its pool, and works again once the LAN is back", async () => {
+    const peer = createPostgresPeer({ url: lan.url(pair.clinic.url), timeoutMs: 500 });
+    closers.push(() => peer.close());
+    await peer.node();
+    await lan.blackhole();
+    expect(await failure(() => peer.node())).toMatchObject({ code: "timeout" });
+    await lan.pass();
+    expect((await peer.node()).nodeId).toBe(pair.clinic.nodeId);
+  });
+
+  it("is unauthorized for a login outside centrovision_sync", async () => {
+    const user = `cv_app_only_${randomUUID().slice(0, 6)}`;
+    await onServer(`create role ${user} login password 'app-only' in role centrovision_app`);
+    closers.push(() => onServer(`drop role if exists ${user}`));
+    const url = new URL(pair.clinic.url);
+    url.username = user;
+    url.password = "app-only";
+    const peer = createPostgresPeer({ url: url.href, timeoutMs: 2_000 });
+    closers.push(() => peer.close());
+    expect(await failure(() => peer.node())).toMatchObject({ code: "unauthorized" });
+  });
+
+  it("uses an injected client as is and never closes it", async () => {
+    const sql = postgres(pair.clinic.url, { max: 1, onnotice: () => {} });
+    closers.push(() => sql.end());
+    const peer = createPostgresPeer({ sql, timeoutMs: 2_000 });
+    await peer.node();
+    await peer.close();
+    expect(await sql`select 1 as one`).toEqual([{ one: 1 }]);
+  });
+
+  it("rejects a reply that does not have the protocol's shape", async () => {
+    const { database, url } = await createClinicDatabase();
+    closers.push(() => onServer(`drop database if exists "${database}" with (force)`));
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    await sql`create schema impostor`;
+    await sql.unsafe(`create function impostor.cv_sync_node() returns jsonb language sql
+      as $$ select '{"node_id": "not-a-uuid", "epoch": 1}'::jsonb $$`);
+    await sql`alter function public.cv_sync_node() rename to cv_sync_node_real`;
+    await sql`alter function impostor.cv_sync_node() set schema public`;
+    await sql.end();
+    const peer = createPostgresPeer({ url, timeoutMs: 2_000 });
+    closers.push(() => peer.close());
+    const error = await failure(() => peer.node());
+    expect(error).toMatchObject({ code: "unknown", message: expect.stringContaining("malformed reply") });
+  });
+});
+
+describe("options", () => {
+  it("lists every problem with its path", () => {
+    expect(() => createPostgresPeer({ timeoutMs: -1 } as never)).toThrow(
+      /url: give exactly one of url or sql.*|timeoutMs/,
+    );
+    expect(() => createSupabasePeer({ url: "not a url" } as never)).toThrow(
+      /invalid supabase peer options: url: .*key/,
+    );
+  });
+});

@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
+import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
+import {
+  apply,
+  conflicts,
+  digests,
+  expectConverged,
+  identity,
+  json,
+  movePage,
+  pull,
+  storedCursor,
+  sync,
+  syncBoth,
+} from "../support/sql-sync.js";
+
+/* cv_sync_apply (PROTOCOL.md "Apply"): one idempotent transaction per page, FK-safe, no echo. */
+
+let cloud: SqlNode;
+let clinicNode: SqlNode;
+beforeAll(async () => {
+  [cloud, clinicNode] = await Promise.all([createNode("cloud"), createNode("clinic")]);
+});
+afterAll(async () => {
+  await Promise.all([cloud?.drop(), clinicNode?.drop()]);
+});
+
+async function logSize(node: SqlNode): Promise<number> {
+  const [found] = await node.sql<{ n: number }[]>`select count(*)::int as n from cv_sync.change_log`;
+  return found?.n ?? 0;
+}
+
+describe("cv_sync_apply", () => {
+  it("applies a page in foreign-key order, parents and children of one transaction together", async () => {
+    const rows = clinic();
+    await insertClinic(cloud.sql, rows);
+    await sync(cloud, clinicNode);
+    expect(await rowOf(clinicNode.sql, "diagnoses", rows.diagnoses.id)).toEqual(
+      await rowOf(cloud.sql, "diagnoses", rows.diagnoses.id),
+    );
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("answers the same page twice with duplicate, changing nothing", async () => {
+    await insertClinic(cloud.sql, clinic());
+    const expected = await storedCursor(clinicNode, cloud);
+    const page = await pull(cloud, clinicNode, expected);
+    const source = await identity(cloud);
+    expect(await apply(clinicNode, source, expected, page)).toMatchObject({ status: "applied", applied: 10 });
+    const [before, entries] = [await digests(clinicNode), await logSize(clinicNode)];
+    expect(await apply(clinicNode, source, expected, page)).toMatchObject({
+      status: "duplicate",
+      applied: 0,
+    });
+    expect([await digests(clinicNode), await logSize(clinicNode)]).toEqual([before, entries]);
+  });
+
+  it("refuses a page pulled from a cursor this node has moved past (CV003)", async () => {
+    await sync(cloud, clinicNode);
+    const stale = await storedCursor(clinicNode, cloud);
+    await insert(cloud.sql, "branches", clinic().branches);
+    await sync(cloud, clinicNode);
+    await insert(cloud.sql, "branches", clinic().branches);
+    const page = await pull(cloud, clinicNode, stale);
+    expect(await failureCode(() => apply(clinicNode, {}, stale, page))).toBe("CV005");
+    expect(await failureCode(async () => apply(clinicNode, await identity(cloud), stale, page))).toBe(
+      "CV003",
+    );
+  });
+
+  it("does not send applied changes back: a round trip settles and the logs stop growing", async () => {
+    const rows = clinic();
+    await insertClinic(clinicNode.sql, rows);
+    await update(clinicNode.sql, "patients", rows.patients.id, { phone: "55 8765 4321" });
+    await syncBoth(cloud, clinicNode);
+    const sizes = [await logSize(cloud), await logSize(clinicNode)];
+    await syncBoth(cloud, clinicNode);
+    expect((await movePage(cloud, clinicNode)).page.changes).toEqual([]);
+    expect((await movePage(clinicNode, cloud)).page.changes).toEqual([]);
+    expect([await logSize(cloud), await logSize(clinicNode)]).toEqual(sizes);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("keeps a row created and deleted before a sync away from the peer, with a tombstone", async () => {
+    const row = clinic().branches;
+    await insert(clinicNode.sql, "branches", row);
+    await update(clinicNode.sql, "branches", row.id, { name: "Temporal" });
+    await clinicNode.sql`delete from branches where id = ${row.id}`;
+    await sync(clinicNode, cloud);
+    expect(await rowOf(cloud.sql, "branches", row.id)).toBeUndefined();
+    const [state] = await cloud.sql`select deleted from cv_sync.row_state where row_id = ${row.id}`;
+    expect(state).toEqual({ deleted: true });
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("retries with a larger page when a child's transaction id is lower than its parent's (23503)", async () => {
+    await sync(cloud, clinicNode);
+    const rows = clinic();
+    const t1 = await cloud.sql.reserve();
+    try {
+      await t1`begin`;
+      await insert(t1, "branches", rows.branches); // T1 takes the lower transaction id
+      await insert(cloud.sql, "profiles", rows.profiles); // T2: the parent, committed first
+      await insert(t1, "user_branches", rows.user_branches); // T1: the child
+      await t1`commit`;
+    } finally {
+      t1.release();
+    }
+    expect(await failureCode(() => movePage(cloud, clinicNode, 2))).toBe("23503");
+    await sync(cloud, clinicNode, 2);
+    expect(await rowOf(clinicNode.sql, "user_branches", rows.user_branches.id)).toBeDefined();
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("orders one node's changes by HLC when a lower transaction id committed later, without a conflict", async () => {
+    const row = clinic().branches;
+    await insert(cloud.sql, "branches", row);
+    await sync(cloud, clinicNode);
+    const t1 = await cloud.sql.reserve();
+    try {
+      await t1`begin`;
+      await insert(t1, "rooms", { ...clinic().rooms, branch_id: row.id }); // T1 takes the lower id
+      await update(cloud.sql, "branches", row.id, { name: "Primera" }); // T2 commits first
+      await t1`update branches set name = 'Segunda' where id = ${row.id}`; // T1 edits after T2
+      await t1`commit`;
+    } finally {
+      t1.release();
+    }
+    await sync(cloud, clinicNode, 1); // T1's page, then T2's (older) page
+    expect(await rowOf(clinicNode.sql, "branches", row.id)).toMatchObject({ name: "Segunda" });
+    expect(await conflicts(clinicNode, null)).toEqual([]);
+    await expectConverged(cloud, clinicNode);
+  });
+});
+
+describe("apply and the rest of the transaction", () => {
+  it("stops with CV004 on the same patient registered on both sides, until a person fixes one", async () => {
+    const shared = clinic();
+    await insert(cloud.sql, "branches", shared.branches);
+    await sync(cloud, clinicNode);
+    const document = `DUP${shared.branches.id.slice(0, 8).toUpperCase()}`;
+    const first = { ...shared.patients, document_id: document };
+    const second = { ...clinic().patients, branch_id: shared.branches.id, document_id: document };
+    await insert(cloud.sql, "patients", first);
+    await insert(clinicNode.sql, "patients", second);
+    const error = await sync(clinicNode, cloud).catch((e: Error & { code?: string }) => e);
+    expect(error).toMatchObject({ code: "CV004", message: expect.stringContaining("document_id") });
+    await update(clinicNode.sql, "patients", second.id, { document_id: `${document}-2` });
+    await syncBoth(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("sets the sync flag for the apply only: a later write in the same transaction is captured", async () => {
+    await sync(cloud, clinicNode);
+    await insert(cloud.sql, "branches", clinic().branches);
+    const expected = await storedCursor(clinicNode, cloud);
+    const page = await pull(cloud, clinicNode, expected);
+    const source = await identity(cloud);
+    const local = clinic().branches;
+    await clinicNode.sql.begin(async (tx) => {
+      await tx`select cv_sync_apply(${json(tx, source)}, ${json(tx, expected)}, ${json(tx, page.cursor)},
+        ${json(tx, page.changes)})`;
+      await insert(tx, "branches", local);
+    });
+    const [entry] = await clinicNode.sql`select origin from cv_sync.change_log where row_id = ${local.id}`;
+    expect(entry).toEqual({ origin: clinicNode.id });
+    await syncBoth(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+});
+
+describe("peer identity", () => {
+  it("stops with CV001 when the peer was re-initialised, and resumes after cv_sync_reset_peer", async () => {
+    await sync(cloud, clinicNode);
+    await cloud.sql`select cv_sync_init('cloud', true)`;
+    await insert(cloud.sql, "branches", clinic().branches);
+    expect(await failureCode(() => movePage(cloud, clinicNode))).toBe("CV001");
+    await clinicNode.sql`select cv_sync_reset_peer(${cloud.id})`;
+    await sync(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("refuses changes of a table whose schema drifted (CV002, naming it); other tables still sync", async () => {
+    await sync(cloud, clinicNode);
+    await clinicNode.sql`alter table rooms add column floor_number integer`;
+    try {
+      const room = {
+        ...clinic().rooms,
+        name: "Sala de drift",
+        branch_id: (await clinicNode.sql`select id from branches limit 1`)[0]?.id,
+      };
+      await insert(cloud.sql, "rooms", room);
+      const error = await movePage(cloud, clinicNode).catch((e: Error & { code?: string }) => e);
+      expect(error).toMatchObject({ code: "CV002", message: expect.stringContaining("rooms") });
+      await clinicNode.sql`alter table rooms drop column floor_number`;
+      await sync(cloud, clinicNode);
+      expect(await rowOf(clinicNode.sql, "rooms", room.id)).toBeDefined();
+    } finally {
+      await clinicNode.sql`alter table rooms drop column if exists floor_number`;
+    }
+  });
+});

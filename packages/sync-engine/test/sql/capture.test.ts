@@ -1,0 +1,180 @@
+import { randomUUID } from "node:crypto";
+import { SYNCED_TABLES } from "@centrovision/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
+import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
+
+/* Capture (PROTOCOL.md "Capture"): every local write becomes one change_log entry and a row_state. */
+
+const HLC = /^\d{15}\.\d{10}\.[0-9a-f-]{36}$/;
+
+interface Entry {
+  table_name: string;
+  row_id: string;
+  op: string;
+  row_data: Record<string, unknown>;
+  version: string;
+  base_version: string | null;
+  origin: string;
+  hlc: string;
+  changed_columns: string[] | null;
+}
+
+let node: SqlNode;
+beforeAll(async () => {
+  node = await createNode("capture");
+});
+afterAll(async () => {
+  await node?.drop();
+});
+
+async function entries(rowId: string): Promise<Entry[]> {
+  return node.sql<Entry[]>`
+    select table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns
+    from cv_sync.change_log where row_id = ${rowId} order by seq`;
+}
+
+async function branch(): Promise<string> {
+  const row = clinic().branches;
+  await insert(node.sql, "branches", row);
+  return row.id;
+}
+
+describe("capture", () => {
+  it("syncs the tables of SYNCED_TABLES, in their order, each with the capture trigger", async () => {
+    const listed = await node.sql<{ table_name: string }[]>`
+      select table_name from cv_sync.synced_tables order by position`;
+    expect(listed.map((t) => t.table_name)).toEqual([...SYNCED_TABLES]);
+    const triggers = await node.sql<{ table: string }[]>`
+      select c.relname as table from pg_trigger t join pg_class c on c.oid = t.tgrelid
+      where t.tgname = 'cv_sync_capture' order by c.relname`;
+    expect(triggers.map((t) => t.table)).toEqual([...SYNCED_TABLES].sort());
+  });
+
+  it("logs an insert with the full row, this node as origin and a fresh HLC", async () => {
+    const id = await branch();
+    const [entry] = await entries(id);
+    const row = await rowOf(node.sql, "branches", id);
+    expect(entry).toMatchObject({
+      table_name: "branches",
+      op: "upsert",
+      row_data: row,
+      version: row?.version,
+      base_version: null,
+      origin: node.id,
+      changed_columns: null,
+    });
+    expect(entry?.hlc).toMatch(HLC);
+    expect(entry?.hlc.endsWith(node.id)).toBe(true);
+  });
+
+  it("logs an update with its base version and exactly the columns that changed", async () => {
+    const id = await branch();
+    const before = await rowOf(node.sql, "branches", id);
+    await update(node.sql, "branches", id, {
+      name: "Centro Roma Norte",
+      phone: "+52 55 1111 2222",
+      active: true,
+    });
+    const [, entry] = await entries(id);
+    expect(entry).toMatchObject({
+      op: "upsert",
+      base_version: before?.version,
+      changed_columns: ["name", "phone"],
+    });
+    expect(entry?.version).not.toBe(before?.version);
+  });
+
+  it("logs a delete with the last row image and a version of its own, and keeps a tombstone", async () => {
+    const id = await branch();
+    const last = await rowOf(node.sql, "branches", id);
+    await node.sql`delete from branches where id = ${id}`;
+    const [, entry] = await entries(id);
+    expect(entry).toMatchObject({ op: "delete", row_data: last, base_version: last?.version });
+    expect(entry?.version).not.toBe(last?.version);
+    const [state] = await node.sql`select version, deleted from cv_sync.row_state where row_id = ${id}`;
+    expect(state).toEqual({ version: entry?.version, deleted: true });
+  });
+
+  it("orders a node's stamps by their logical part, above every HLC received from peers", async () => {
+    const id = await branch();
+    const future = Date.now() + 3_600_000;
+    await node.sql`update cv_sync.node set hlc_floor = ${future}`;
+    try {
+      await update(node.sql, "branches", id, { name: "Centro Roma Sur" });
+      const [first, second] = await entries(id);
+      const part = (hlc: string | undefined, i: number) => Number(hlc?.split(".")[i]);
+      expect(part(second?.hlc, 1)).toBeGreaterThan(part(first?.hlc, 1));
+      expect(part(second?.hlc, 0)).toBe(future + 1);
+    } finally {
+      await node.sql`update cv_sync.node set hlc_floor = 0`;
+    }
+  });
+
+  it("refuses to change the id of a synced row (CV007)", async () => {
+    const id = await branch();
+    expect(await failureCode(() => update(node.sql, "branches", id, { id: randomUUID() }))).toBe("CV007");
+  });
+
+  it("logs nothing for a write that rolls back", async () => {
+    const row = clinic().branches;
+    await node.sql
+      .begin(async (tx) => {
+        await insert(tx, "branches", row);
+        throw new Error("rollback");
+      })
+      .catch(() => {});
+    expect(await entries(row.id)).toEqual([]);
+  });
+
+  it("captures a whole clinic graph, one entry per row", async () => {
+    const rows = clinic();
+    await insertClinic(node.sql, rows);
+    const logged = await node.sql<{ table_name: string }[]>`
+      select table_name from cv_sync.change_log
+      where row_id in ${node.sql(Object.values(rows).map((r) => r.id))} order by seq`;
+    expect(logged.map((e) => e.table_name)).toEqual([...SYNCED_TABLES]);
+  });
+});
+
+describe("centrovision.sync_origin", () => {
+  /** Runs `statement` as `role` with sync_origin set, in a transaction. */
+  async function asSync(role: string, statement: string, id: string) {
+    await node.sql.begin(async (tx) => {
+      await tx.unsafe(`set local role ${role}`);
+      await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
+      await tx.unsafe(statement, [id]);
+    });
+  }
+  const forged = "00000000-0000-4000-8000-000000000000";
+
+  it("does not let an app session bypass stamping or capture", async () => {
+    const id = await branch();
+    const before = await rowOf(node.sql, "branches", id);
+    await asSync(
+      "centrovision_app",
+      `update branches set name = 'Forjada', version = '${forged}' where id = $1`,
+      id,
+    );
+    const after = await rowOf(node.sql, "branches", id);
+    expect(after).toMatchObject({ name: "Forjada", base_version: before?.version });
+    expect((await entries(id)).map((e) => e.op)).toEqual(["upsert", "upsert"]);
+  });
+
+  it("does not let an app session delete a row without a tombstone", async () => {
+    const id = await branch();
+    await asSync("centrovision_app", "delete from branches where id = $1", id);
+    expect((await entries(id)).map((e) => e.op)).toEqual(["upsert", "delete"]);
+  });
+
+  it("is honoured for members of centrovision_sync: rows written verbatim, nothing captured", async () => {
+    const id = await branch();
+    await asSync(
+      "centrovision_sync",
+      `update branches set name = 'Replicada', version = '${forged}' where id = $1`,
+      id,
+    );
+    expect(await rowOf(node.sql, "branches", id)).toMatchObject({ name: "Replicada", version: forged });
+    expect(await entries(id)).toHaveLength(1);
+  });
+});

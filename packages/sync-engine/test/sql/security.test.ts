@@ -1,0 +1,167 @@
+import { type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clinic, insertClinic, update } from "../support/sql-fixtures.js";
+import { createNode, failureCode, openNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
+import {
+  type ApplyResult,
+  apply,
+  expectConverged,
+  identity,
+  type Page,
+  pull,
+  storedCursor,
+} from "../support/sql-sync.js";
+
+/*
+ * Who may use the machinery. The cloud here is a real local Supabase (roles anon, authenticated,
+ * service_role, Supabase's default privileges, the PostgREST-compatible gateway): the sync
+ * functions answer service_role over RPC and nobody else.
+ */
+
+let supabase: LocalSupabase;
+let cloud: SqlNode;
+let clinicNode: SqlNode;
+beforeAll(async () => {
+  supabase = await startLocalSupabase({ postgres: sharedServer(), log: () => {} });
+  [cloud, clinicNode] = await Promise.all([
+    openNode("cloud", supabase.dbUrl, async () => {}),
+    createNode("clinic"),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([cloud?.drop(), clinicNode?.drop()]);
+  await supabase?.stop();
+});
+
+/** POST /rest/v1/rpc/<fn> with `key` (the apikey and, unless a user token is given, the bearer). */
+async function rpc(
+  fn: string,
+  args: object,
+  key: string,
+  bearer = key,
+): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${supabase.url}/rest/v1/rpc/${fn}`, {
+    method: "POST",
+    headers: { apikey: key, Authorization: `Bearer ${bearer}`, "Content-Type": "application/json" },
+    body: JSON.stringify(args),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+const ROLES = ["anon", "authenticated", "service_role", "centrovision_app", "centrovision_sync"] as const;
+
+describe("grants", () => {
+  it("makes every sync function SECURITY DEFINER with an empty search_path, for the sync roles only", async () => {
+    const functions = await cloud.sql<
+      { name: string; definer: boolean; config: string[]; public: boolean }[]
+    >`
+      select p.oid::regprocedure::text as name, p.prosecdef as definer, p.proconfig as config,
+        exists (select from aclexplode(p.proacl) a where a.grantee = 0) as public
+      from pg_proc p where p.pronamespace = 'public'::regnamespace and p.proname like 'cv\\_sync\\_%'`;
+    expect(functions.map((f) => f.name.split("(")[0]).sort()).toEqual(
+      [
+        "ack",
+        "apply",
+        "apply_snapshot",
+        "conflict_resolve",
+        "conflicts_list",
+        "cursor",
+        "init",
+        "node",
+        "pending",
+        "pull",
+        "purge",
+        "reset_peer",
+        "snapshot",
+      ].map((f) => `cv_sync_${f}`),
+    );
+    for (const fn of functions) {
+      expect(fn).toMatchObject({ definer: true, public: false });
+      expect(fn.config).toContain('search_path=""');
+      const allowed = await cloud.sql<{ role: string }[]>`
+        select r as role from unnest(${ROLES as unknown as string[]}::text[]) r
+        where has_function_privilege(r, ${fn.name}::regprocedure, 'EXECUTE') order by r`;
+      expect({ fn: fn.name, roles: allowed.map((a) => a.role) }).toEqual({
+        fn: fn.name,
+        roles: ["centrovision_sync", "service_role"],
+      });
+    }
+  });
+
+  it("grants nobody anything in schema cv_sync: its tables and helpers are reached through the functions", async () => {
+    const grants = await cloud.sql<{ role: string; privileges: string[] }[]>`
+      select r as role, array_agg(distinct p order by p) filter (where has_table_privilege(r, c.oid, p)) as privileges
+      from unnest(${ROLES as unknown as string[]}::text[]) r, pg_class c,
+        unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+      where c.relnamespace = 'cv_sync'::regnamespace and c.relkind = 'r'
+      group by r order by r`;
+    expect(grants.map((g) => [g.role, g.privileges])).toEqual(ROLES.map((role) => [role, null]).sort());
+    const usage = await cloud.sql<{ role: string }[]>`
+      select r as role from unnest(${ROLES as unknown as string[]}::text[]) r where has_schema_privilege(r, 'cv_sync', 'USAGE')`;
+    expect(usage).toEqual([]);
+    const helpers = await cloud.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_proc p, unnest(${ROLES as unknown as string[]}::text[]) r
+      where p.pronamespace = 'cv_sync'::regnamespace and has_function_privilege(r, p.oid, 'EXECUTE')`;
+    expect(helpers[0]?.n).toBe(0);
+  });
+
+  it("refuses the functions, the tables and the helpers to an app session (42501)", async () => {
+    const asApp = (statement: string) =>
+      failureCode(() =>
+        cloud.sql.begin(async (tx) => {
+          await tx`set local role centrovision_app`;
+          await tx.unsafe(statement);
+        }),
+      );
+    expect(await asApp("select cv_sync_node()")).toBe("42501");
+    expect(await asApp("select count(*) from cv_sync.change_log")).toBe("42501");
+    expect(await asApp("select cv_sync.hlc(0, gen_random_uuid())")).toBe("42501");
+  });
+});
+
+describe("over the Supabase RPC gateway", () => {
+  it("answers service_role, and refuses anon and a signed-in user with 42501", async () => {
+    expect(await rpc("cv_sync_node", {}, supabase.serviceRoleKey)).toMatchObject({ status: 200 });
+    expect(await rpc("cv_sync_node", {}, supabase.anonKey)).toMatchObject({
+      status: 401,
+      body: { code: "42501" },
+    });
+    const user = await supabase.mintUserToken(crypto.randomUUID());
+    const args = { p_consumer: clinicNode.id, p_after: { txid: 0, seq: 0 }, p_limit: 10 };
+    expect(await rpc("cv_sync_pull", args, supabase.anonKey, user)).toMatchObject({
+      status: 403,
+      body: { code: "42501" },
+    });
+  });
+
+  it("moves pages both ways through it: pushes applied by cv_sync_apply, pulls read by cv_sync_pull", async () => {
+    const key = supabase.serviceRoleKey;
+    const rows = clinic();
+    await insertClinic(clinicNode.sql, rows);
+    const pushed = await pull(clinicNode, cloud, await storedCursor(cloud, clinicNode));
+    const push = await rpc(
+      "cv_sync_apply",
+      {
+        p_source: await identity(clinicNode),
+        p_expected: await storedCursor(cloud, clinicNode),
+        p_cursor: pushed.cursor,
+        p_changes: pushed.changes,
+      },
+      key,
+    );
+    expect(push).toMatchObject({ status: 200, body: { status: "applied", applied: 10 } });
+
+    await update(cloud.sql, "patients", rows.patients.id, { phone: "55 4444 4444" });
+    const expected = await storedCursor(clinicNode, cloud);
+    const pulled = await rpc(
+      "cv_sync_pull",
+      { p_consumer: clinicNode.id, p_after: expected, p_limit: 100 },
+      key,
+    );
+    const page = pulled.body as Page;
+    expect(page.changes.map((c) => c.table)).toEqual(["patients"]);
+    const result: ApplyResult = await apply(clinicNode, await identity(cloud), expected, page);
+    expect(result).toMatchObject({ status: "applied", applied: 1 });
+    await expectConverged(cloud, clinicNode);
+  });
+});

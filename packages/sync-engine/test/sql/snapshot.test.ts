@@ -1,0 +1,109 @@
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { clinic, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
+import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
+import {
+  applySnapshot,
+  conflicts,
+  copyTables,
+  expectConverged,
+  snapshotPage,
+  snapshotProgress,
+  storedCursor,
+  sync,
+} from "../support/sql-sync.js";
+
+/* Initial sync (PROTOCOL.md "Initial sync") and purge. Fresh nodes per test: an empty clinic. */
+
+let cloud: SqlNode;
+let clinicNode: SqlNode;
+beforeEach(async () => {
+  [cloud, clinicNode] = await Promise.all([createNode("cloud"), createNode("clinic")]);
+});
+afterEach(async () => {
+  await Promise.all([cloud?.drop(), clinicNode?.drop()]);
+});
+
+async function count(node: SqlNode, query: string): Promise<number> {
+  const [found] = await node.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${query}`);
+  return found?.n ?? 0;
+}
+
+describe("initial sync", () => {
+  it("copies paged while the cloud keeps writing, then catches up to the same rows", async () => {
+    const graphs = [clinic(), clinic(), clinic()];
+    for (const rows of graphs) await insertClinic(cloud.sql, rows);
+    // Written after the branches were copied; its room sorts last, so the room is copied before
+    // its branch exists on the clinic (the branch comes with the catch-up).
+    const late = clinic();
+    late.rooms.id = `ffffffff-ffff-4fff-8fff-${randomUUID().slice(-12)}`;
+    late.appointments.room_id = late.rooms.id;
+    let step = 0;
+    const writeMeanwhile = async () => {
+      step += 1;
+      if (step === 2) await insertClinic(cloud.sql, late);
+      if (step === 5)
+        await update(cloud.sql, "branches", graphs[0]?.branches.id ?? "", { name: "Renombrada" });
+      if (step === 9) await cloud.sql`delete from diagnoses where id = ${graphs[1]?.diagnoses.id ?? ""}`;
+    };
+    expect(await copyTables(cloud, clinicNode, { limit: 2, between: writeMeanwhile })).toBe(true);
+    expect(await rowOf(clinicNode.sql, "rooms", late.rooms.id)).toBeDefined();
+    expect(await rowOf(clinicNode.sql, "branches", late.branches.id)).toBeUndefined();
+    await sync(cloud, clinicNode);
+
+    await expectConverged(cloud, clinicNode);
+    expect(await conflicts(clinicNode, null)).toEqual([]);
+    expect(await rowOf(clinicNode.sql, "branches", graphs[0]?.branches.id ?? "")).toMatchObject({
+      name: "Renombrada",
+    });
+    // Copied rows are state, not changes: the clinic's log holds only what the catch-up replayed.
+    expect(await count(clinicNode, "cv_sync.change_log")).toBeLessThan(15);
+    expect(await count(clinicNode, "cv_sync.row_state")).toBe(await count(cloud, "cv_sync.row_state"));
+  });
+
+  it("resumes after a crash where the clinic says it stands; a repeated page is a duplicate", async () => {
+    for (let i = 0; i < 3; i += 1) await insertClinic(cloud.sql, clinic());
+    expect(await copyTables(cloud, clinicNode, { limit: 2, maxPages: 3 })).toBe(false);
+    const at = await snapshotProgress(clinicNode, cloud);
+    expect(at).toMatchObject({ table: "rooms", after_id: expect.any(String), done: false });
+
+    const replayed = await snapshotPage(cloud, "branches", null, 2);
+    expect(await applySnapshot(clinicNode, cloud, replayed)).toMatchObject({ status: "duplicate" });
+    const skipped = await snapshotPage(cloud, "patients", null, 2);
+    expect(await failureCode(() => applySnapshot(clinicNode, cloud, skipped))).toBe("CV003");
+
+    expect(await copyTables(cloud, clinicNode, { limit: 2 })).toBe(true);
+    await sync(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+});
+
+describe("cv_sync_purge", () => {
+  const purge = async (node: SqlNode, retention: string) =>
+    (
+      await node.sql<
+        { r: { log_entries: number; tombstones: number } }[]
+      >`select cv_sync_purge(${retention}) as r`
+    )[0]?.r;
+
+  it("keeps everything until every peer has acknowledged it, whatever its age", async () => {
+    const rows = clinic();
+    await insertClinic(cloud.sql, rows);
+    await cloud.sql`delete from diagnoses where id = ${rows.diagnoses.id}`;
+    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 0, tombstones: 0 }); // no peer yet
+
+    await sync(cloud, clinicNode);
+    expect(await purge(cloud, "90 days")).toEqual({ log_entries: 0, tombstones: 0 }); // too recent
+    await cloud.sql`delete from exam_eye where id = ${rows.exam_eye.id}`; // not acknowledged yet
+    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 11, tombstones: 1 });
+    const [kept] = await cloud.sql`
+      select s.deleted, (select count(*)::int from cv_sync.change_log l where l.row_id = s.row_id) as entries
+      from cv_sync.row_state s where s.row_id = ${rows.exam_eye.id}`;
+    expect(kept).toEqual({ deleted: true, entries: 1 });
+
+    await sync(cloud, clinicNode);
+    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 1, tombstones: 1 });
+    await expectConverged(cloud, clinicNode);
+    expect((await storedCursor(clinicNode, cloud)).txid).toBeGreaterThan(0);
+  });
+});

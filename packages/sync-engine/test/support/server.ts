@@ -1,0 +1,56 @@
+import type { PostgresServer } from "@centrovision/testkit";
+import postgres from "postgres";
+import { inject } from "vitest";
+
+export function serverUrl(): string {
+  const url = inject("postgresUrl");
+  if (!url) throw new Error("[sync-engine tests] no PostgreSQL: run through vitest.config.ts (globalSetup)");
+  return url;
+}
+
+export async function onServer(statement: string): Promise<void> {
+  const admin = postgres(serverUrl(), { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(statement);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** The run's server as a PostgresServer, so startLocalSupabase puts its database on it. */
+export function sharedPostgres(): PostgresServer {
+  const url = new URL(serverUrl());
+  const urlFor = (database: string) => {
+    const other = new URL(url.href);
+    other.pathname = `/${database}`;
+    return other.href;
+  };
+  return {
+    url: url.href,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    dataDir: "",
+    urlFor,
+    async createDatabase(name: string) {
+      await onServer(`create database "${name}"`);
+      return urlFor(name);
+    },
+    async stop() {},
+  };
+}
+
+const LOGIN = { user: "cv_sync_engine_test", password: "sync-engine-test-password" };
+
+/**
+ * A login in centrovision_sync, as the clinic daemon would use: proves the engine needs no more
+ * than the sync role's grants. Roles are cluster-wide; test files race to create it.
+ */
+export async function syncLogin(): Promise<typeof LOGIN> {
+  await onServer(`
+    do $$ begin
+      create role ${LOGIN.user} login password '${LOGIN.password}' in role centrovision_sync;
+    exception when duplicate_object or unique_violation then null;
+    end $$`);
+  return LOGIN;
+}

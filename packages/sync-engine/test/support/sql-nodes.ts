@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import { applyMigrations, type PostgresServer } from "@centrovision/testkit";
+import postgres from "postgres";
+import { inject } from "vitest";
+
+/** A sync node: one database with sql/ applied, on the run's server (see test/global-setup.ts). */
+export interface SqlNode {
+  readonly name: string;
+  /** cv_sync.node.node_id */
+  readonly id: string;
+  /** Superuser URL. */
+  readonly url: string;
+  /** Superuser connection. */
+  readonly sql: postgres.Sql;
+  /** Closes the connection and drops the database. */
+  drop(): Promise<void>;
+}
+
+function serverUrl(): string {
+  const url = inject("postgresUrl");
+  if (!url) throw new Error("[sync-engine tests] no PostgreSQL: run through vitest.config.ts (globalSetup)");
+  return url;
+}
+
+async function onServer(statement: string): Promise<void> {
+  const admin = postgres(serverUrl(), { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(statement);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Connects to a migrated database and names its node `name` (cv_sync_init). */
+export async function openNode(name: string, url: string, drop: () => Promise<void>): Promise<SqlNode> {
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  const [init] = await sql<{ node: { node_id: string } }[]>`select cv_sync_init(${name}) as node`;
+  if (!init) throw new Error("cv_sync_init returned nothing");
+  return {
+    name,
+    id: init.node.node_id,
+    url,
+    sql,
+    async drop() {
+      await sql.end();
+      await drop();
+    },
+  };
+}
+
+/** A fresh database named after `name`, with sql/ applied. */
+export async function createNode(name: string): Promise<SqlNode> {
+  const database = `sync_${name}_${randomUUID().slice(0, 8)}`;
+  await onServer(`create database "${database}"`);
+  const url = new URL(serverUrl());
+  url.pathname = `/${database}`;
+  await applyMigrations(url.href);
+  return openNode(name, url.href, () => onServer(`drop database "${database}" with (force)`));
+}
+
+/**
+ * The run's server as a PostgresServer, for testkit helpers that put their own database on a
+ * running server (startLocalSupabase({ postgres })). Stopping it is global-setup's business.
+ */
+export function sharedServer(): PostgresServer {
+  const url = new URL(serverUrl());
+  const urlFor = (database: string) => {
+    const other = new URL(url.href);
+    other.pathname = `/${database}`;
+    return other.href;
+  };
+  return {
+    url: url.href,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    dataDir: "",
+    urlFor,
+    async createDatabase(name: string) {
+      await onServer(`create database "${name}"`);
+      return urlFor(name);
+    },
+    async stop() {},
+  };
+}
+
+/** The SQLSTATE `work` fails with, or undefined when it succeeds. */
+export async function failureCode(work: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await work();
+    return undefined;
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+}

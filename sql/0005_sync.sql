@@ -1,0 +1,336 @@
+-- 0005 Sync machinery, part 1: schema cv_sync, node identity, HLC, change capture, permissions.
+-- packages/sync-engine/PROTOCOL.md is the specification; 0005–0008 implement it:
+--   0005 tables and capture   0006 read side (pull, cursors, snapshot, purge)
+--   0007 apply building blocks   0008 conflicts, apply loop and the write-side RPC functions
+--
+-- Schema cv_sync holds the machinery. PostgREST exposes only `public`, so the RPC entry points
+-- are public.cv_sync_* functions; cv_sync tables are reachable only through them.
+--
+-- Every public.cv_sync_* function is SECURITY DEFINER with search_path = '' and schema-qualified
+-- names: it runs as the migration owner, so a caller's search_path cannot redirect a name to an
+-- object of its own. EXECUTE goes to centrovision_sync and, on Supabase, service_role; nobody else.
+-- Helpers in cv_sync are not SECURITY DEFINER and only the owner can execute them; nobody else
+-- has any privilege in schema cv_sync.
+--
+-- Why a trigger and not logical decoding: the cloud is Supabase, reachable only over PostgREST,
+-- and the same file must run on both sides (see DESIGN.md "Sync protocol").
+
+CREATE SCHEMA cv_sync;
+REVOKE ALL ON SCHEMA cv_sync FROM PUBLIC;
+
+-- The tables that sync, in foreign-key order (parents first): the SQL twin of SYNCED_TABLES in
+-- packages/core/src/tables/table-names.ts (a test proves they agree). Everything below that
+-- loops over tables reads this list, so a table is declared once here.
+-- policy: how a concurrent edit is settled (PROTOCOL.md "Conflicts").
+--   lww     last write wins by HLC, per column: edits to different columns merge.
+--   manual  never decided by a machine (clinical values): the local row stays, the incoming one
+--           is stored as an open conflict for review. Both sides must declare the same policy,
+--           so it is part of the schema fingerprint.
+CREATE TABLE cv_sync.synced_tables (
+  table_name text PRIMARY KEY,
+  position smallint NOT NULL UNIQUE,
+  policy text NOT NULL DEFAULT 'lww' CONSTRAINT synced_tables_policy_check CHECK (policy IN ('lww', 'manual'))
+);
+INSERT INTO cv_sync.synced_tables (table_name, position) VALUES
+  ('branches', 1), ('rooms', 2), ('profiles', 3), ('user_roles', 4), ('user_branches', 5),
+  ('patients', 6), ('appointments', 7), ('encounters', 8), ('exam_eye', 9), ('diagnoses', 10);
+
+-- This node. Created here, not by cv_sync_init, so capture works from the first write.
+-- epoch changes only on an explicit re-initialisation (after a restore from backup): peers
+-- compare it and refuse to resume an old cursor (CV001).
+-- hlc_floor: the highest HLC physical part received from peers; a local stamp is always above
+-- it, so an edit made after seeing a change orders after it even when this clock is slow.
+CREATE TABLE cv_sync.node (
+  singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT node_singleton CHECK (singleton),
+  node_id uuid NOT NULL DEFAULT gen_random_uuid(),
+  node_name text NOT NULL DEFAULT current_database(),
+  epoch uuid NOT NULL DEFAULT gen_random_uuid(),
+  hlc_floor bigint NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO cv_sync.node DEFAULT VALUES;
+
+-- HLC logical counter. A sequence, not a column of node: no hot row, no lock per write. CACHE 1
+-- (the default) keeps it increasing in call order across sessions, which the same-origin rule
+-- relies on; MAXVALUE keeps the zero-padded text form sortable.
+CREATE SEQUENCE cv_sync.hlc_logical MAXVALUE 9999999999;
+
+-- HLC text '<physical ms, 15 digits>.<logical, 10 digits>.<node id>': text order is
+-- (physical, logical, node) order, so LWW is a plain comparison and the node breaks ties.
+CREATE FUNCTION cv_sync.hlc(p_floor bigint, p_node uuid) RETURNS text
+  LANGUAGE sql VOLATILE
+  RETURN pg_catalog.lpad(
+      greatest(pg_catalog.floor(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000)::bigint, p_floor + 1)::text,
+      15, '0')
+    || '.' || pg_catalog.lpad(pg_catalog.nextval('cv_sync.hlc_logical'::regclass)::text, 10, '0')
+    || '.' || p_node::text;
+
+-- The logical part orders two stamps of the same node by when they were taken, even if that
+-- node's clock stepped back in between (its physical part cannot be trusted for that).
+CREATE FUNCTION cv_sync.hlc_logical(p_hlc text) RETURNS bigint
+  LANGUAGE sql IMMUTABLE STRICT
+  RETURN pg_catalog.split_part(p_hlc, '.', 2)::bigint;
+
+CREATE FUNCTION cv_sync.hlc_physical(p_hlc text) RETURNS bigint
+  LANGUAGE sql IMMUTABLE STRICT
+  RETURN pg_catalog.split_part(p_hlc, '.', 1)::bigint;
+
+-- The HLC a row had before sync tracked it (see the backfill below): its updated_at, logical 0.
+CREATE FUNCTION cv_sync.synthetic_hlc(p_updated_at timestamptz, p_node uuid) RETURNS text
+  LANGUAGE sql IMMUTABLE
+  RETURN pg_catalog.lpad(pg_catalog.floor(EXTRACT(EPOCH FROM p_updated_at) * 1000)::text, 15, '0')
+    || '.0000000000.' || p_node::text;
+
+-- Append-only change log. txid: the writing transaction (pg_current_xact_id); the cursor is
+-- (txid, seq) and readers stop below the xmin horizon (PROTOCOL.md "Cursor").
+-- seq is an identity with CACHE 1, taken when the row is written: for one row its order is the
+-- order in which the writes happened, whatever order their transactions got their ids in.
+-- row_data: the full row after the change; for a delete the last row image.
+-- received_from: the peer an applied entry came from (NULL = written here): a node never sends an
+-- entry back to the node it came from, nor to its origin.
+-- resolves: the conflict a reviewed resolution settles (cv_sync_conflict_resolve).
+CREATE TABLE cv_sync.change_log (
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  op text NOT NULL CONSTRAINT change_log_op_check CHECK (op IN ('upsert', 'delete')),
+  row_data jsonb NOT NULL,
+  version uuid NOT NULL,
+  base_version uuid,
+  origin uuid NOT NULL,
+  hlc text NOT NULL,
+  changed_columns text[],
+  received_from uuid,
+  resolves uuid,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (txid, seq)
+);
+-- A row's history: what this node changed since a base (conflicts), a tombstone's last image.
+CREATE INDEX change_log_row_idx ON cv_sync.change_log (row_id, seq);
+
+-- The last writer of every row this node has seen, deleted rows included (tombstones): what a
+-- version check compares against, also after the row itself is gone. txid/seq: where that
+-- change sits in the log (NULL for rows copied by an initial sync), so a tombstone is purged
+-- only after every peer acknowledged it.
+CREATE TABLE cv_sync.row_state (
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  version uuid NOT NULL,
+  hlc text NOT NULL,
+  origin uuid NOT NULL,
+  deleted boolean NOT NULL DEFAULT false,
+  deleted_at timestamptz,
+  txid xid8,
+  seq bigint,
+  PRIMARY KEY (table_name, row_id)
+);
+
+-- Per remote node. cursor: what this node has applied from the peer (saved in the apply
+-- transaction). acked: what the peer has applied from this node (cv_sync_ack; purge waits for
+-- it). catchup: the horizon an initial sync must replay the log up to; snapshot_progress: where
+-- the paged copy stands, so a crash resumes instead of restarting.
+CREATE TABLE cv_sync.peers (
+  peer_id uuid PRIMARY KEY,
+  peer_name text,
+  epoch uuid,
+  cursor_txid bigint NOT NULL DEFAULT 0,
+  cursor_seq bigint NOT NULL DEFAULT 0,
+  acked_txid bigint,
+  acked_seq bigint,
+  catchup_txid bigint,
+  catchup_seq bigint,
+  snapshot_progress jsonb,
+  fingerprint jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Concurrent edits and how they were settled (PROTOCOL.md "Conflicts"). A NULL row is a delete.
+-- id is derived from the two versions, so both nodes record the same conflict under the same id
+-- and a resolution made on either side closes it on both.
+CREATE TABLE cv_sync.conflicts (
+  id uuid PRIMARY KEY,
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  local_row jsonb,
+  remote_row jsonb,
+  local_version uuid,
+  remote_version uuid,
+  local_hlc text,
+  remote_hlc text,
+  local_origin uuid,
+  remote_origin uuid,
+  winner text NOT NULL CONSTRAINT conflicts_winner_check CHECK (winner IN ('local', 'remote', 'merged')),
+  policy text NOT NULL,
+  reason text NOT NULL,
+  columns text[],
+  status text NOT NULL DEFAULT 'open' CONSTRAINT conflicts_status_check CHECK (status IN ('open', 'resolved')),
+  resolution jsonb,
+  resolved_at timestamptz,
+  resolved_by text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX conflicts_status_created_at_idx ON cv_sync.conflicts (status, created_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Who may write "as sync". Any session can set a custom setting, so centrovision.sync_origin on
+-- its own is no permission: an app session setting it would write rows with forged versions and
+-- escape the change log. It is honoured only when current_user is a member of centrovision_sync
+-- (superusers are members of every role). Inside the SECURITY DEFINER apply functions
+-- current_user is their owner, who qualifies (see the end of this file); an app role or
+-- Supabase's authenticated/service_role does not, whatever it sets. current_user, not
+-- session_user: through PostgREST the session user is `authenticator` for every caller.
+
+-- cv_touch_row (0002) with that restriction; same stamping otherwise.
+CREATE OR REPLACE FUNCTION public.cv_touch_row() RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  IF coalesce(current_setting('centrovision.sync_origin', true), '') <> ''
+    AND pg_has_role('centrovision_sync', 'MEMBER')
+  THEN
+    RETURN NEW;
+  END IF;
+
+  IF TG_OP = 'INSERT' THEN
+    NEW.version := coalesce(NEW.version, gen_random_uuid());
+  ELSE
+    NEW.created_at := OLD.created_at;
+    NEW.updated_at := now();
+    NEW.base_version := OLD.version;
+    IF NEW.version IS NULL OR NEW.version = OLD.version THEN
+      NEW.version := gen_random_uuid();
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+-- Capture: one log entry and one row_state upsert per written row, in one statement.
+-- SECURITY DEFINER because it runs in app sessions, which must not be able to write the log
+-- themselves; the sync_origin test therefore lives in the trigger's WHEN clause, which is
+-- evaluated as the writing user before this function is entered (and skips queuing the event).
+-- Meta columns are left out of changed_columns: every edit changes them.
+CREATE FUNCTION cv_sync.capture() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_row jsonb;
+  v_old jsonb;
+  v_id uuid;
+  v_version uuid;
+  v_base uuid;
+  v_changed text[];
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    v_row := to_jsonb(OLD);
+    v_id := OLD.id;
+    v_version := gen_random_uuid();
+    v_base := OLD.version;
+  ELSE
+    v_row := to_jsonb(NEW);
+    v_id := NEW.id;
+    v_version := NEW.version;
+    v_base := NEW.base_version;
+    IF TG_OP = 'UPDATE' THEN
+      -- A changed id would leave the old row behind on every peer.
+      IF NEW.id <> OLD.id THEN
+        RAISE EXCEPTION 'the id of a synced row cannot change (%.% %)', TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.id
+          USING ERRCODE = 'CV007', HINT = 'insert a new row and delete the old one';
+      END IF;
+      v_old := to_jsonb(OLD);
+      v_base := OLD.version;
+      SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO v_changed
+      FROM jsonb_each(v_row) n
+      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version')
+        AND n.value IS DISTINCT FROM v_old -> n.key;
+    END IF;
+  END IF;
+
+  WITH entry AS (
+    INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns)
+    SELECT TG_TABLE_NAME, v_id, CASE TG_OP WHEN 'DELETE' THEN 'delete' ELSE 'upsert' END, v_row, v_version, v_base,
+      n.node_id, cv_sync.hlc(n.hlc_floor, n.node_id), v_changed
+    FROM cv_sync.node n
+    RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
+  )
+  INSERT INTO cv_sync.row_state AS s (table_name, row_id, version, hlc, origin, deleted, deleted_at, txid, seq)
+  SELECT e.table_name, e.row_id, e.version, e.hlc, e.origin, e.op = 'delete', CASE WHEN e.op = 'delete' THEN now() END,
+    e.txid, e.seq
+  FROM entry e
+  ON CONFLICT (table_name, row_id) DO UPDATE SET
+    version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
+    deleted_at = excluded.deleted_at, txid = excluded.txid, seq = excluded.seq;
+  RETURN NULL;
+END
+$$;
+
+-- Install capture on every synced table, and give rows that already exist a row_state (this
+-- node as origin, updated_at as HLC time) so the first sync can compare versions for them.
+DO $install$
+DECLARE
+  v_table text;
+BEGIN
+  FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
+    EXECUTE format(
+      'CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW '
+      'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') = '''' '
+      'OR NOT pg_catalog.pg_has_role(''centrovision_sync'', ''MEMBER'')) '
+      'EXECUTE FUNCTION cv_sync.capture()', v_table);
+    EXECUTE format(
+      'INSERT INTO cv_sync.row_state (table_name, row_id, version, hlc, origin) '
+      'SELECT %L, t.id, t.version, cv_sync.synthetic_hlc(t.updated_at, n.node_id), n.node_id '
+      'FROM public.%I t, cv_sync.node n', v_table, v_table);
+  END LOOP;
+END
+$install$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Permissions, run at the end of every sync migration for the functions it adds.
+-- PUBLIC loses EXECUTE on every cv_sync helper and public.cv_sync_* function; centrovision_sync
+-- and (on Supabase) service_role get the RPC functions. Supabase's default privileges hand every
+-- new function in public to anon and authenticated: revoked explicitly, so a user's token cannot
+-- read or write rows past its row-level security through these SECURITY DEFINER functions.
+-- Nobody gets anything in schema cv_sync itself, centrovision_sync included: every read and write
+-- goes through the functions (monitoring too: cv_sync_node, cv_sync_pending, the conflict list).
+-- A direct INSERT into the log would be a forged change; a direct read, every row of every table.
+CREATE PROCEDURE cv_sync.grant_rpc()
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_function regprocedure;
+  v_role text;
+BEGIN
+  EXECUTE 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_sync FROM PUBLIC';
+  EXECUTE 'REVOKE ALL ON ALL PROCEDURES IN SCHEMA cv_sync FROM PUBLIC';
+  FOR v_function IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'cv\_sync\_%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO centrovision_sync', v_function);
+    FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
+      EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- The apply functions write replicated rows as their owner (this migration's user), and the
+-- triggers honour centrovision.sync_origin only for members of centrovision_sync: make sure the
+-- owner is one. A superuser already is; a non-superuser owner (Supabase's `postgres`) may not be.
+DO $owner$
+BEGIN
+  IF NOT pg_has_role(current_user, 'centrovision_sync', 'MEMBER') THEN
+    EXECUTE format('GRANT centrovision_sync TO %I', current_user);
+  END IF;
+END
+$owner$;
+
+CALL cv_sync.grant_rpc();
