@@ -1,0 +1,33 @@
+import { CvError } from "@centrovision/core";
+
+export interface Timed<T> {
+  readonly ms: number;
+  readonly value?: T;
+  readonly error?: CvError;
+}
+
+/** Awaits `promise` and measures it; a rejection must be a `CvError` (no raw driver error escapes). */
+export async function timed<T>(promise: Promise<T>): Promise<Timed<T>> {
+  const started = performance.now();
+  try {
+    const value = await promise;
+    return { ms: performance.now() - started, value };
+  } catch (error) {
+    if (!(error instanceof CvError)) throw error;
+    return { ms: performance.now() - started, error };
+  }
+}
+
+/** Retries `attempt` until it succeeds or `withinMs` passes; resolves with the time it took. */
+export async function recoveryTime(attempt: () => Promise<unknown>, withinMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      await attempt();
+      return performance.now() - started;
+    } catch (error) {
+      if (performance.now() - started > withinMs) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
