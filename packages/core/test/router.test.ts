@@ -161,6 +161,19 @@ describe("calls", () => {
     expect(router.getStatus().mode).toBe("supabase");
   });
 
+  it("does not fail over when the cloud answers but rejects the key: the status says so instead", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "unauthorized";
+    await expect(router.table("patients").list({})).rejects.toMatchObject({ code: "unauthorized" });
+    await vi.advanceTimersByTimeAsync(30_000);
+    const status = router.getStatus();
+    expect(status.mode).toBe("supabase");
+    expect(status.tiers.cloud).toMatchObject({ health: "up", available: true });
+    expect(status.tiers.cloud.lastError).toMatch(/^unauthorized: .*rejected the API key/);
+    expect(clinic.calls).toBe(0);
+  });
+
   it("carries this PC's recent cloud writes to the clinic server at failover (read-your-writes)", async () => {
     const carried: string[] = [];
     start({

@@ -20,7 +20,13 @@ export interface HealthState {
 }
 
 export type HealthEvent =
-  | { readonly kind: "success"; readonly at: number; readonly latencyMs: number }
+  | {
+      readonly kind: "success";
+      readonly at: number;
+      readonly latencyMs: number;
+      /** The tier answered but refused our credentials: it stays up and the status says why. */
+      readonly warning?: string;
+    }
   | { readonly kind: "failure"; readonly at: number; readonly error: string; readonly fromProbe: boolean };
 
 export function initialHealth(config: RouterConfig): HealthState {
@@ -77,6 +83,7 @@ function onSuccess(
     consecutiveSuccesses: successes,
     lastProbeAt: event.at,
     latencyMs: event.latencyMs,
+    lastError: event.warning ?? state.lastError,
   };
   if (state.health === "up") return base;
   if (state.health === "down") {

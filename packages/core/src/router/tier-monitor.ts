@@ -19,7 +19,7 @@ import {
   timer,
 } from "rxjs";
 import type { DataSource } from "../data-source.js";
-import { CvError } from "../errors.js";
+import { CvError, isCvError } from "../errors.js";
 import { type HealthEvent, type HealthState, initialHealth, nextHealth, probeDelayMs } from "./health.js";
 import type { RouterConfig } from "./router-config.js";
 
@@ -108,6 +108,16 @@ export class TierMonitor {
       ),
       catchError((error: unknown) => {
         controller.abort();
+        // A 401/403 proves the tier answers: the key or session is wrong, which failing over
+        // would hide. The tier stays up and its status carries the error for someone to fix.
+        if (isCvError(error) && error.code === "unauthorized") {
+          return of<HealthEvent>({
+            kind: "success",
+            at: this.scheduler.now(),
+            latencyMs: this.scheduler.now() - started,
+            warning: describeError(error),
+          });
+        }
         return of<HealthEvent>({
           kind: "failure",
           at: this.scheduler.now(),

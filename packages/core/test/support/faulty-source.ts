@@ -9,12 +9,13 @@ import {
   withDeadline,
 } from "../../src/index.js";
 
-export type Fault = "none" | "refuse" | "blackhole";
+export type Fault = "none" | "refuse" | "blackhole" | "unauthorized";
 
 /**
  * A memory source behind a switchable fault, the way a tier looks through a
  * dead link: `refuse` fails at once with `unavailable`, `blackhole` never
- * answers (the call's own deadline ends it). Counts calls per tier.
+ * answers (the call's own deadline ends it), `unauthorized` answers with a
+ * rejected key. Counts calls per tier.
  */
 export interface FaultySource extends DataSource {
   fault: Fault;
@@ -32,6 +33,8 @@ export function createFaultySource(id: string): FaultySource {
   ): Promise<T> => {
     if (!probe) source.calls++;
     if (source.fault === "refuse") throw new CvError("unavailable", `[test] ${id} refused the connection`);
+    if (source.fault === "unauthorized")
+      throw new CvError("unauthorized", `[test] ${id} rejected the API key`);
     return withDeadline(`[test] ${id}`, options, 5_000, async (signal) => {
       if (source.fault === "blackhole") {
         await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
