@@ -28,8 +28,9 @@ export function runWriterUntilKilled(options: {
   const child = spawn(
     process.execPath,
     [
-      // tsx runs the TypeScript child; the package tsconfig's customConditions resolve workspace
-      // packages to their sources, as in the tests themselves.
+      // tsx runs the TypeScript child; the condition resolves workspace packages to their
+      // sources, as in the tests themselves (a fresh clone has no dist/).
+      "--conditions=@centrovision/source",
       "--import",
       "tsx",
       script,

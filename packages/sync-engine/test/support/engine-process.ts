@@ -30,7 +30,7 @@ export function startEngineChild(
   onLine: (line: ChildLine, lines: readonly ChildLine[]) => boolean = () => false,
   timeoutMs = 60_000,
 ): EngineChild {
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  const child = spawn(process.execPath, ["--conditions=@centrovision/source", "--import", "tsx", script], {
     cwd: packageDir,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
