@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CvError, type InputIssue } from "@centrovision/core";
+import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
 import * as z from "zod";
 
 const millis = (fallback: number) => z.number().int().positive().max(600_000).default(fallback);
@@ -210,15 +210,7 @@ function connectionOf(
  */
 export function resolvePostgresConfig(input: unknown): ResolvedPostgresConfig {
   const parsed = postgresConfigSchema.safeParse(input);
-  const issues: InputIssue[] = parsed.success
-    ? []
-    : parsed.error.issues.flatMap((issue) => {
-        const base = issue.path.map(String);
-        if (issue.code === "unrecognized_keys") {
-          return issue.keys.map((key) => ({ path: [...base, key].join("."), message: "unknown option" }));
-        }
-        return [{ path: base.join(".") || "(config)", message: issue.message }];
-      });
+  const issues: InputIssue[] = parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown option");
   // Cross-field rules again on the raw input, in case a field failure made zod skip them.
   const raw = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : {};
   const seen = new Set(issues.map((issue) => `${issue.path}: ${issue.message}`));
@@ -232,7 +224,7 @@ export function resolvePostgresConfig(input: unknown): ResolvedPostgresConfig {
   if (password === "") issues.push({ path: "passwordFile", message: "the file is empty" });
   const ca = readTextFile(fieldOf(input, "ssl", "caFile"), ["ssl", "caFile"], issues);
   if (!parsed.success || issues.length > 0) {
-    const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+    const list = listIssues(issues);
     throw new CvError("invalid_config", `[adapter-postgres] invalid config: ${list}`, { issues });
   }
   const options = Object.freeze({ ...parsed.data, ssl: Object.freeze({ ...parsed.data.ssl }) });

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "@centrovision/core";
 import { createLink, type Link } from "@centrovision/testkit";
-import { createFixtures } from "@centrovision/testkit/contract";
+import { createFixtures, recoveryTime, timed } from "@centrovision/testkit/contract";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createPostgresSource, type PostgresConfigInput } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
-import { recoveryTime, timed } from "./support/timing.js";
 
 // Bounds: a deadline must hold to within SLACK_MS (timer + event-loop jitter on a loaded 2-core
 // box); recoveries get generous limits and print what they measured.

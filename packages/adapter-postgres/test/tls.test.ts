@@ -3,9 +3,9 @@ import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type PostgresServer, startPostgres } from "@centrovision/testkit";
+import { timed } from "@centrovision/testkit/contract";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresSource, type PostgresConfigInput } from "../src/index.js";
-import { timed } from "./support/timing.js";
 
 // A real TLS handshake against a PostgreSQL with ssl=on, certificates made for this run by the
 // openssl CLI (no key is kept in the repository). No openssl means a failed run, not a skip.

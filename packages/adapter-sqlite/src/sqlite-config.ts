@@ -1,6 +1,6 @@
 import type { webcrypto } from "node:crypto";
 import { resolve } from "node:path";
-import { CvError } from "@centrovision/core";
+import { parseConfig } from "@centrovision/core";
 import * as z from "zod";
 
 const MIB = 1024 * 1024;
@@ -64,15 +64,5 @@ export type ResolvedSqliteConfig = Readonly<z.output<typeof sqliteSourceConfigSc
  * Zod messages describe the expectation, never the value, so the key cannot leak into a log.
  */
 export function parseSqliteConfig(input: unknown): ResolvedSqliteConfig {
-  const result = sqliteSourceConfigSchema.safeParse(input);
-  if (result.success) return Object.freeze(result.data);
-  const issues = result.error.issues.flatMap((issue) => {
-    const base = issue.path.map(String);
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((key) => ({ path: [...base, key].join("."), message: "unknown option" }));
-    }
-    return [{ path: base.join(".") || "(config)", message: issue.message }];
-  });
-  const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
-  throw new CvError("invalid_config", `[adapter-sqlite] invalid config: ${list}`, { issues });
+  return parseConfig("[adapter-sqlite] invalid config", sqliteSourceConfigSchema, input);
 }

@@ -1,4 +1,4 @@
-import { CvError, type InputIssue } from "@centrovision/core";
+import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import * as z from "zod";
 
@@ -95,15 +95,7 @@ function combinationIssues(input: Record<string, unknown>): Problem[] {
  */
 export function resolveSupabaseConfig(input: unknown): SupabaseConfig {
   const parsed = supabaseConfigSchema.safeParse(input);
-  const issues: InputIssue[] = parsed.success
-    ? []
-    : parsed.error.issues.flatMap((issue) => {
-        const base = issue.path.map(String);
-        if (issue.code === "unrecognized_keys") {
-          return issue.keys.map((key) => ({ path: [...base, key].join("."), message: "unknown option" }));
-        }
-        return [{ path: base.join(".") || "(config)", message: issue.message }];
-      });
+  const issues: InputIssue[] = parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown option");
   const raw = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : {};
   const seen = new Set(issues.map((issue) => `${issue.path}: ${issue.message}`));
   for (const problem of combinationIssues(raw)) {
@@ -111,7 +103,7 @@ export function resolveSupabaseConfig(input: unknown): SupabaseConfig {
     if (!seen.has(`${issue.path}: ${issue.message}`)) issues.push(issue);
   }
   if (!parsed.success || issues.length > 0) {
-    const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+    const list = listIssues(issues);
     throw new CvError("invalid_config", `[adapter-supabase] invalid config: ${list}`, { issues });
   }
   return Object.freeze(parsed.data);

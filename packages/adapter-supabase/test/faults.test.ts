@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "@centrovision/core";
 import { createLink, type Link } from "@centrovision/testkit";
-import { createFixtures } from "@centrovision/testkit/contract";
+import { createFixtures, type Timed, timed } from "@centrovision/testkit/contract";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createSupabaseSource, type SupabaseConfigInput } from "../src/index.js";
 import { captivePortal, databaseLost, type FakeServer, startFakeServer } from "./support/fake-servers.js";
 import { type LocalCloud, startLocalCloud } from "./support/local-cloud.js";
-import { type Timed, timed } from "./support/timing.js";
 
 // A deadline must hold to within SLACK_MS (timer and event-loop jitter on a loaded 2-core box).
 const DEADLINE_MS = 800;

@@ -46,10 +46,13 @@ export {
 } from "./status.js";
 export * from "./tables/index.js";
 export {
+  listIssues,
+  parseConfig,
   parseId,
   parseListQuery,
   parseNewRow,
   parseOrThrow,
   parseRowPatch,
   parseStoredRow,
+  zodIssues,
 } from "./validate.js";

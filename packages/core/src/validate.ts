@@ -3,15 +3,39 @@ import { CvError, type InputIssue } from "./errors.js";
 import type { ListQuery } from "./repository.js";
 import { type NewRow, type Row, type RowPatch, type TableName, tables } from "./tables/index.js";
 
-function issuesOf(error: z.ZodError): InputIssue[] {
+/**
+ * One {@link InputIssue} per problem zod found, each with its dotted path. Zod reports unknown keys
+ * as one issue on the parent; callers need each offending field named, so they are split.
+ */
+export function zodIssues(error: z.ZodError, root = "(row)", unknownKey = "unknown column"): InputIssue[] {
   return error.issues.flatMap((issue) => {
     const base = issue.path.map(String);
-    // Zod reports unknown keys as one issue on the parent; callers need each offending field named.
     if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((key) => ({ path: [...base, key].join("."), message: "unknown column" }));
+      return issue.keys.map((key) => ({ path: [...base, key].join("."), message: unknownKey }));
     }
-    return [{ path: base.join(".") || "(row)", message: issue.message }];
+    return [{ path: base.join(".") || root, message: issue.message }];
   });
+}
+
+/** `path: message; …`, the form every `invalid_input`/`invalid_config` message lists its issues in. */
+export function listIssues(issues: readonly InputIssue[]): string {
+  return issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+}
+
+/**
+ * Parses a config or options object once and freezes it, or throws `invalid_config` listing every
+ * problem with its path, after `what` (e.g. "[adapter-sqlite] invalid config"). Zod messages
+ * describe the expectation, never the value, so no secret reaches a log.
+ */
+export function parseConfig<S extends z.ZodType>(
+  what: string,
+  schema: S,
+  input: unknown,
+): Readonly<z.output<S>> {
+  const result = schema.safeParse(input);
+  if (result.success) return Object.freeze(result.data);
+  const issues = zodIssues(result.error, "(config)", "unknown option");
+  throw new CvError("invalid_config", `${what}: ${listIssues(issues)}`, { issues });
 }
 
 /**
@@ -27,9 +51,8 @@ export function parseOrThrow<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issues = issuesOf(result.error);
-  const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
-  throw new CvError("invalid_input", `[core] invalid ${what}: ${list}`, {
+  const issues = zodIssues(result.error);
+  throw new CvError("invalid_input", `[core] invalid ${what}: ${listIssues(issues)}`, {
     issues,
     ...(table !== undefined && { table }),
   });

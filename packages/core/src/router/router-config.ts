@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { CvError } from "../errors.js";
+import { parseConfig } from "../validate.js";
 
 const ms = (fallback: number) => z.number().int().nonnegative().default(fallback);
 
@@ -60,12 +60,5 @@ export type RouterConfigInput = z.input<typeof routerConfigSchema>;
 
 /** Parses once and freezes; every problem is listed with its path. */
 export function parseRouterConfig(input: unknown = {}): Readonly<RouterConfig> {
-  const result = routerConfigSchema.safeParse(input);
-  if (result.success) return Object.freeze(result.data);
-  const issues = result.error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(config)",
-    message: issue.code === "unrecognized_keys" ? `unknown option ${issue.keys.join(", ")}` : issue.message,
-  }));
-  const list = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
-  throw new CvError("invalid_config", `[core] invalid failover router config: ${list}`, { issues });
+  return parseConfig("[core] invalid failover router config", routerConfigSchema, input);
 }
