@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# Turns an Ubuntu mini PC into the clinic's failover server: PostgreSQL with least-privilege
+# scram-sha-256 logins reachable only from the clinic subnet, a nightly pg_dump with rotation and
+# a restore check, the sync daemon as a hardened systemd service, and a config for the PCs.
+#
+# Idempotent: run it again after changing an option. It never overwrites an existing config or
+# secret. --dry-run prints every step and changes nothing.
+#
+#   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
+#        --service-role-key-file /root/service_role_key [--cert server.crt --key server.key]
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/../../.." && pwd)
+
+DRY_RUN=0
+SUBNET=""
+SUPABASE_URL=""
+SERVICE_ROLE_KEY_FILE=""
+CERT=""
+KEY=""
+DB_NAME="centrovision"
+NODE_NAME="clinic-server"
+PG_VERSION="16"
+KEEP_DAYS="14"
+SERVER_ADDRESS=""
+INSTALL_DIR="/opt/centrovision"
+CONFIG_DIR="/etc/centrovision"
+BACKUP_DIR="/var/backups/centrovision"
+SERVICE_USER="centrovision-sync"
+DAEMON_LOGIN="cv_sync_daemon"
+PC_LOGIN="centrovision_pc"
+ADMIN_LOGIN="centrovision_admin"
+
+usage() {
+  cat <<USAGE
+Usage: setup-server.sh --subnet CIDR --supabase-url URL [options]
+
+Required:
+  --subnet CIDR                 clinic LAN allowed to reach PostgreSQL, e.g. 192.168.1.0/24
+  --supabase-url URL            the project's https:// URL
+
+Options:
+  --service-role-key-file FILE  copied to $CONFIG_DIR/secrets/service_role_key (owner-only)
+  --cert FILE --key FILE        TLS certificate and key for PostgreSQL: PCs must then use TLS (hostssl)
+  --server-address ADDR         address the PCs use for this server (default: first IP of this host)
+  --db NAME                     database name (default $DB_NAME)
+  --node-name NAME              this node's name in sync (default $NODE_NAME)
+  --pg-version N                PostgreSQL major version (default $PG_VERSION)
+  --keep-days N                 days of nightly backups kept (default $KEEP_DAYS)
+  --dry-run                     print what would be done, change nothing
+  -h, --help                    this help
+USAGE
+}
+
+die() {
+  echo "setup-server.sh: $*" >&2
+  exit 2
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --subnet) SUBNET=${2:-}; shift 2 ;;
+    --supabase-url) SUPABASE_URL=${2:-}; shift 2 ;;
+    --service-role-key-file) SERVICE_ROLE_KEY_FILE=${2:-}; shift 2 ;;
+    --cert) CERT=${2:-}; shift 2 ;;
+    --key) KEY=${2:-}; shift 2 ;;
+    --server-address) SERVER_ADDRESS=${2:-}; shift 2 ;;
+    --db) DB_NAME=${2:-}; shift 2 ;;
+    --node-name) NODE_NAME=${2:-}; shift 2 ;;
+    --pg-version) PG_VERSION=${2:-}; shift 2 ;;
+    --keep-days) KEEP_DAYS=${2:-}; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+
+# --- validate every option before touching anything ------------------------------------------
+problems=()
+[[ $SUBNET =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$ ]] ||
+  problems+=("--subnet must be an IPv4 CIDR such as 192.168.1.0/24")
+[[ $SUPABASE_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] ||
+  problems+=("--supabase-url must be the project's https:// URL")
+[[ $DB_NAME =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || problems+=("--db must be a lower-case identifier")
+[[ $NODE_NAME =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] || problems+=("--node-name must be a-z, 0-9, - and _")
+[[ $PG_VERSION =~ ^[0-9]{2}$ ]] || problems+=("--pg-version must be a major version such as 16")
+[[ $KEEP_DAYS =~ ^[0-9]+$ && $KEEP_DAYS -ge 1 ]] || problems+=("--keep-days must be a positive number")
+if [[ -n $CERT || -n $KEY ]]; then
+  [[ -n $CERT && -n $KEY ]] || problems+=("--cert and --key go together")
+  [[ -z $CERT || -r $CERT ]] || problems+=("--cert: cannot read $CERT")
+  [[ -z $KEY || -r $KEY ]] || problems+=("--key: cannot read $KEY")
+fi
+if [[ -n $SERVICE_ROLE_KEY_FILE && ! -r $SERVICE_ROLE_KEY_FILE ]]; then
+  problems+=("--service-role-key-file: cannot read $SERVICE_ROLE_KEY_FILE")
+fi
+if [[ ${#problems[@]} -gt 0 ]]; then
+  for problem in "${problems[@]}"; do echo "setup-server.sh: $problem" >&2; done
+  echo "Run with --help for the options." >&2
+  exit 2
+fi
+if [[ $DRY_RUN -eq 0 && $(id -u) -ne 0 ]]; then
+  die "run as root (sudo), or add --dry-run to see what it would do"
+fi
+
+if [[ -z $SERVER_ADDRESS ]]; then
+  SERVER_ADDRESS=$(hostname -I 2>/dev/null | awk '{print $1}')
+  SERVER_ADDRESS=${SERVER_ADDRESS:-127.0.0.1}
+fi
+PG_ETC="/etc/postgresql/$PG_VERSION/main"
+SSL_MODE="disable"
+HBA_TYPE="host"
+if [[ -n $CERT ]]; then
+  SSL_MODE="verify-full"
+  HBA_TYPE="hostssl"
+fi
+
+# --- helpers: every change goes through run / write_new / write_managed -----------------------
+step() { echo; echo "== $*"; }
+
+run() {
+  if [[ $DRY_RUN -eq 1 ]]; then
+    echo "would run: $*"
+  else
+    echo "+ $*"
+    "$@"
+  fi
+}
+
+# SQL as the postgres superuser over the local socket (peer authentication).
+psql_admin() {
+  run runuser -u postgres -- psql -v ON_ERROR_STOP=1 -X -q "$@"
+}
+
+# write_new PATH MODE OWNER: writes stdin to PATH unless PATH exists (configs and secrets).
+write_new() {
+  local path=$1 mode=$2 owner=$3 content
+  content=$(cat)
+  if [[ -e $path ]]; then
+    echo "keep existing $path (never overwritten)"
+    return
+  fi
+  if [[ $DRY_RUN -eq 1 ]]; then
+    echo "would write $path (mode $mode, owner $owner)"
+    return
+  fi
+  install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" /dev/null "$path"
+  printf '%s\n' "$content" >"$path"
+  echo "wrote $path"
+}
+
+# write_managed PATH MODE: writes stdin to PATH, replacing what this script wrote before.
+write_managed() {
+  local path=$1 mode=$2 content
+  content=$(cat)
+  if [[ -f $path ]] && [[ $(cat "$path") == "$content" ]]; then
+    echo "unchanged $path"
+    return
+  fi
+  if [[ $DRY_RUN -eq 1 ]]; then
+    echo "would write $path (mode $mode):"
+    printf '%s\n' "$content" | sed 's/^/    /'
+    return
+  fi
+  install -m "$mode" /dev/null "$path"
+  printf '%s\n' "$content" >"$path"
+  echo "wrote $path"
+}
+
+new_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
+
+# --- 1. PostgreSQL ----------------------------------------------------------------------------
+step "PostgreSQL $PG_VERSION"
+if command -v "/usr/lib/postgresql/$PG_VERSION/bin/postgres" >/dev/null 2>&1; then
+  echo "PostgreSQL $PG_VERSION is installed"
+else
+  run apt-get update
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y "postgresql-$PG_VERSION" postgresql-client-common
+fi
+write_managed "$PG_ETC/conf.d/centrovision.conf" 0644 <<CONF
+# Managed by centrovision setup-server.sh
+listen_addresses = '*'
+password_encryption = 'scram-sha-256'
+# An idle open transaction holds the sync horizon back.
+idle_in_transaction_session_timeout = '5min'
+ssl = $([[ -n $CERT ]] && echo on || echo off)
+$([[ -n $CERT ]] && printf "ssl_cert_file = '%s'\nssl_key_file = '%s'" "$PG_ETC/server.crt" "$PG_ETC/server.key")
+CONF
+if [[ -n $CERT ]]; then
+  run install -m 0644 -o postgres -g postgres "$CERT" "$PG_ETC/server.crt"
+  run install -m 0600 -o postgres -g postgres "$KEY" "$PG_ETC/server.key"
+fi
+if [[ -f $PG_ETC/pg_hba.conf && ! -e $PG_ETC/pg_hba.conf.orig-centrovision ]] &&
+  ! grep -q "Managed by centrovision" "$PG_ETC/pg_hba.conf"; then
+  run cp -a "$PG_ETC/pg_hba.conf" "$PG_ETC/pg_hba.conf.orig-centrovision"
+fi
+write_managed "$PG_ETC/pg_hba.conf" 0640 <<HBA
+# Managed by centrovision setup-server.sh: first match wins, nothing else is accepted.
+# TYPE  DATABASE        USER                  ADDRESS          METHOD
+local   all             postgres                               peer
+local   $DB_NAME    $ADMIN_LOGIN                       scram-sha-256
+host    $DB_NAME    $ADMIN_LOGIN     127.0.0.1/32     scram-sha-256
+host    $DB_NAME    $DAEMON_LOGIN         127.0.0.1/32     scram-sha-256
+host    $DB_NAME    $DAEMON_LOGIN         ::1/128          scram-sha-256
+$HBA_TYPE $DB_NAME    +centrovision_app     $SUBNET   scram-sha-256
+HBA
+run chown postgres:postgres "$PG_ETC/pg_hba.conf"
+run systemctl enable --now "postgresql@$PG_VERSION-main"
+run systemctl reload "postgresql@$PG_VERSION-main"
+
+# --- 2. Secrets, database and the admin login used by `init` ---------------------------------
+step "Database $DB_NAME and logins"
+run install -d -m 0750 -o root -g root "$CONFIG_DIR"
+run install -d -m 0700 -o root -g root "$CONFIG_DIR/secrets"
+new_secret | write_new "$CONFIG_DIR/secrets/admin_password" 0600 root:root
+new_secret | write_new "$CONFIG_DIR/secrets/db_password" 0600 root:root
+new_secret | write_new "$CONFIG_DIR/secrets/pc_password" 0600 root:root
+if [[ -n $SERVICE_ROLE_KEY_FILE ]]; then
+  write_new "$CONFIG_DIR/secrets/service_role_key" 0600 root:root <"$SERVICE_ROLE_KEY_FILE"
+fi
+psql_admin -d postgres -v db="$DB_NAME" -c "select format('create database %I', :'db') where not exists (select from pg_database where datname = :'db')" -c '\gexec'
+# A superuser login reachable from this machine only (pg_hba), for migrations (`init`).
+psql_admin -d postgres -v login="$ADMIN_LOGIN" -c "select format('create role %I login superuser', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "would set the password of $ADMIN_LOGIN from $CONFIG_DIR/secrets/admin_password (scram-sha-256)"
+else
+  runuser -u postgres -- psql -X -q -d postgres -v login="$ADMIN_LOGIN" -v pw="$(cat "$CONFIG_DIR/secrets/admin_password")" \
+    -c "select format('alter role %I password %L', :'login', :'pw')" -c '\gexec' >/dev/null
+fi
+
+# --- 3. The daemon ------------------------------------------------------------------------------
+step "Sync daemon"
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [[ $NODE_MAJOR -lt 20 ]]; then
+  echo "Node.js 20 or newer is needed (found: ${NODE_MAJOR}); install it, e.g. from https://github.com/nodesource/distributions" >&2
+  [[ $DRY_RUN -eq 1 ]] || exit 1
+fi
+if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+  run useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+fi
+run mkdir -p "$INSTALL_DIR"
+run cp -a "$REPO_DIR/." "$INSTALL_DIR/"
+run bash -c "cd '$INSTALL_DIR' && npm ci --omit=dev --ignore-scripts"
+run ln -sf "$INSTALL_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" /usr/local/bin/centrovision-sync
+run chgrp "$SERVICE_USER" "$CONFIG_DIR" "$CONFIG_DIR/secrets"
+run chmod 0750 "$CONFIG_DIR/secrets"
+# The daemon's group reads its own secrets; the admin password stays root's (init runs as root).
+for secret in db_password service_role_key; do
+  if [[ -e $CONFIG_DIR/secrets/$secret || $DRY_RUN -eq 1 ]]; then
+    run chgrp "$SERVICE_USER" "$CONFIG_DIR/secrets/$secret"
+    run chmod 0640 "$CONFIG_DIR/secrets/$secret"
+  fi
+done
+write_new "$CONFIG_DIR/sync.toml" 0640 "root:$SERVICE_USER" <<TOML
+# CentroVision clinic sync daemon. Reference: $INSTALL_DIR/apps/sync-daemon/README.md
+[node]
+name = "$NODE_NAME"
+
+[cloud]
+url = "$SUPABASE_URL"
+service_role_key_file = "secrets/service_role_key"
+
+[clinic]
+url = "postgres://$DAEMON_LOGIN@127.0.0.1:5432/$DB_NAME"
+password_file = "secrets/db_password"
+
+[http]
+port = 9187
+TOML
+run /usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" init \
+  --admin-url "postgres://$ADMIN_LOGIN@127.0.0.1:5432/$DB_NAME" --admin-password-file "$CONFIG_DIR/secrets/admin_password"
+# The PCs' login: only the app role, only from the clinic subnet (pg_hba above).
+psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" -c "select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "would set the password of $PC_LOGIN from $CONFIG_DIR/secrets/pc_password (scram-sha-256)"
+else
+  runuser -u postgres -- psql -X -q -d postgres -v login="$PC_LOGIN" -v pw="$(cat "$CONFIG_DIR/secrets/pc_password")" \
+    -c "select format('alter role %I password %L', :'login', :'pw')" -c '\gexec' >/dev/null
+fi
+run install -m 0644 "$SCRIPT_DIR/centrovision-sync.service" /etc/systemd/system/centrovision-sync.service
+run systemctl daemon-reload
+run systemctl enable --now centrovision-sync
+
+# --- 4. Nightly backup with rotation and a restore check --------------------------------------
+step "Nightly backup ($BACKUP_DIR, $KEEP_DAYS days)"
+run install -d -m 0700 -o postgres -g postgres "$BACKUP_DIR"
+write_managed /usr/local/sbin/centrovision-backup 0755 <<BACKUP
+#!/usr/bin/env bash
+# Managed by centrovision setup-server.sh. Runs as postgres from centrovision-backup.timer.
+set -euo pipefail
+dump="$BACKUP_DIR/$DB_NAME-\$(date +%Y%m%d-%H%M%S).dump"
+pg_dump --format=custom --file="\$dump.partial" "$DB_NAME"
+mv "\$dump.partial" "\$dump"
+# Restore check: the dump must restore into a scratch database and hold the patients.
+dropdb --if-exists centrovision_restore_check
+createdb centrovision_restore_check
+pg_restore --exit-on-error --no-owner --dbname=centrovision_restore_check "\$dump"
+psql -X -q -At -d centrovision_restore_check -c 'select count(*) from public.patients' >/dev/null
+dropdb centrovision_restore_check
+find "$BACKUP_DIR" -name '$DB_NAME-*.dump' -mtime +$KEEP_DAYS -delete
+echo "backup ok: \$dump"
+BACKUP
+write_managed /etc/systemd/system/centrovision-backup.service 0644 <<UNIT
+[Unit]
+Description=CentroVision nightly pg_dump with restore check
+After=postgresql.service
+
+[Service]
+Type=oneshot
+User=postgres
+ExecStart=/usr/local/sbin/centrovision-backup
+UNIT
+write_managed /etc/systemd/system/centrovision-backup.timer 0644 <<UNIT
+[Unit]
+Description=CentroVision nightly backup
+
+[Timer]
+OnCalendar=*-*-* 02:30:00
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+UNIT
+run systemctl daemon-reload
+run systemctl enable --now centrovision-backup.timer
+
+# --- 5. Client config for the PCs --------------------------------------------------------------
+step "Client config for the PCs ($CONFIG_DIR/clients)"
+run install -d -m 0700 -o root -g root "$CONFIG_DIR/clients"
+write_new "$CONFIG_DIR/clients/config.toml" 0600 root:root <<TOML
+# Copy to each PC as ~/.centrovision/config.toml (chmod 600), with local_server_password beside it.
+[supabase]
+url = "$SUPABASE_URL"
+anon_key_file = "supabase_anon_key"
+
+[local_server]
+url = "postgres://$PC_LOGIN@$SERVER_ADDRESS:5432/$DB_NAME?sslmode=$SSL_MODE"
+password_file = "local_server_password"
+TOML
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "would copy $CONFIG_DIR/secrets/pc_password to $CONFIG_DIR/clients/local_server_password"
+else
+  write_new "$CONFIG_DIR/clients/local_server_password" 0600 root:root <"$CONFIG_DIR/secrets/pc_password"
+fi
+
+echo
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "Dry run: nothing was changed."
+else
+  echo "Done. Check it with: centrovision-sync --config $CONFIG_DIR/sync.toml doctor"
+fi

@@ -1,0 +1,101 @@
+import * as z from "zod";
+
+/**
+ * A secret is never written in the TOML itself: the file names where to read it, a file
+ * (`*_file`, owner-only, one line) or an environment variable (`*_env`, e.g. set by systemd's
+ * `LoadCredential=`/`EnvironmentFile=`). Exactly one of the two.
+ */
+function secretFields<K extends string>(key: K) {
+  return {
+    [`${key}_file`]: z.string().min(1).optional(),
+    [`${key}_env`]: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, "must be an environment variable name (A-Z, 0-9, _)")
+      .optional(),
+  } as Record<`${K}_file` | `${K}_env`, z.ZodOptional<z.ZodString>>;
+}
+
+/** `[section, key, required]` of every secret: exactly one of `<key>_file`/`<key>_env` (or none when optional). */
+export const SECRETS = [
+  ["cloud", "service_role_key", true],
+  ["clinic", "password", true],
+  ["clinic", "admin_password", false],
+] as const;
+
+const postgresUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol), {
+    message: "must be a postgres:// URL",
+  })
+  .refine((value) => !URL.canParse(value) || new URL(value).password === "", {
+    message:
+      "must not contain a password: put it in a file (password_file) or the environment (password_env)",
+  });
+
+const nodeSchema = z.strictObject({
+  /** This clinic server's name in the sync machinery (shown in conflicts and status). */
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 characters: a-z, 0-9, - and _"),
+});
+
+const cloudSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: "must be the project's https:// URL" }),
+  ...secretFields("service_role_key"),
+  timeout_ms: z.int().min(100).max(300_000).default(15_000),
+});
+
+const clinicSchema = z.strictObject({
+  /** The daemon's own login (member of centrovision_sync), without password. */
+  url: postgresUrl,
+  ...secretFields("password"),
+  timeout_ms: z.int().min(100).max(300_000).default(15_000),
+  /** A database owner or superuser, for `init` only (migrations, the daemon's login). */
+  admin_url: postgresUrl.optional(),
+  ...secretFields("admin_password"),
+});
+
+const syncSchema = z.strictObject({
+  interval_ms: z.int().min(1_000).max(3_600_000).default(10_000),
+  page_size: z.int().min(1).max(50_000).default(1_000),
+  snapshot_page_size: z.int().min(1).max(50_000).default(2_000),
+  min_backoff_ms: z.int().min(1).max(600_000).default(1_000),
+  max_backoff_ms: z.int().min(1).max(3_600_000).default(60_000),
+});
+
+const httpSchema = z.strictObject({
+  /** Health, status and metrics; 0 picks a free port (tests). */
+  port: z.int().min(0).max(65_535).default(9187),
+  host: z
+    .string()
+    .refine((host) => ["127.0.0.1", "::1", "localhost"].includes(host), {
+      message:
+        "must be a loopback address (127.0.0.1, ::1 or localhost): the endpoints have no authentication",
+    })
+    .default("127.0.0.1"),
+  enabled: z.boolean().default(true),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  /** Seconds between progress lines of a long sync when not on a terminal. */
+  progress_interval_s: z.int().min(1).max(3_600).default(10),
+});
+
+const pathsSchema = z.strictObject({
+  /** The numbered migrations `init` applies; default: the `sql/` folder shipped with the daemon. */
+  migrations_dir: z.string().min(1).optional(),
+  /** Where `doctor` checks free disk space (PostgreSQL's data). */
+  data_dir: z.string().min(1).default("/var/lib/postgresql"),
+});
+
+/** `/etc/centrovision/sync.toml`: see the README for an annotated example. */
+export const daemonConfigSchema = z.strictObject({
+  node: nodeSchema,
+  cloud: cloudSchema,
+  clinic: clinicSchema,
+  sync: syncSchema.default(syncSchema.parse({})),
+  http: httpSchema.default(httpSchema.parse({})),
+  log: logSchema.default(logSchema.parse({})),
+  paths: pathsSchema.default(pathsSchema.parse({})),
+});
+
+export type DaemonConfigFile = z.output<typeof daemonConfigSchema>;

@@ -1,0 +1,248 @@
+import { readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { type DaemonConfigFile, daemonConfigSchema, SECRETS } from "./config-schema.js";
+
+/** Where the daemon looks when `--config` is not given. */
+export const DEFAULT_CONFIG_PATH = "/etc/centrovision/sync.toml";
+
+/**
+ * The daemon's settings with secrets resolved, ready for {@link startDaemon}. Built by
+ * {@link loadConfig} from a TOML file, or by hand when embedding the daemon (the demo).
+ */
+export interface DaemonConfig {
+  readonly nodeName: string;
+  readonly cloud: { readonly url: string; readonly serviceRoleKey: string; readonly timeoutMs: number };
+  readonly clinic: {
+    /** The daemon's login, password included: never log it (see {@link redactUrl}). */
+    readonly url: string;
+    readonly timeoutMs: number;
+    /** For `init` only; password included. */
+    readonly adminUrl?: string;
+  };
+  readonly sync: {
+    readonly intervalMs: number;
+    readonly pageSize: number;
+    readonly snapshotPageSize: number;
+    readonly minBackoffMs: number;
+    readonly maxBackoffMs: number;
+  };
+  readonly http: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly log: { readonly level: string; readonly progressIntervalS: number };
+  readonly paths: { readonly migrationsDir?: string; readonly dataDir: string };
+}
+
+export interface LoadConfigOptions {
+  /** Where `*_env` secrets are read; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** `host:port/db` as `user@host:port/db`: what messages and logs may show of a URL. */
+export function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  const user = parsed.username ? `${decodeURIComponent(parsed.username)}@` : "";
+  return `${user}${parsed.host}${parsed.pathname}`;
+}
+
+/** Problems of a file's permissions, or [] when only its owner (and group) may read it. */
+function permissionIssues(path: string, configPath: string): InputIssue[] {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o007) === 0) return [];
+  return [
+    {
+      path: configPath,
+      message: `${path} is readable by others (mode ${mode.toString(8).padStart(4, "0")}): run chmod 600 ${path} (or 640 with group centrovision)`,
+    },
+  ];
+}
+
+const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
+
+function readSecret(
+  section: Record<string, unknown>,
+  sectionPath: string,
+  key: string,
+  baseDir: string,
+  env: LoadConfigOptions["env"],
+  issues: InputIssue[],
+): string | undefined {
+  const file = section[`${key}_file`];
+  const variable = section[`${key}_env`];
+  if (typeof file === "string") {
+    const path = isAbsolute(file) ? file : resolve(baseDir, file);
+    const where = `${sectionPath}.${key}_file`;
+    try {
+      const permission = permissionIssues(path, where);
+      if (permission.length > 0) {
+        issues.push(...permission);
+        return undefined;
+      }
+      const value = readFileSync(path, "utf8").trim();
+      if (value === "") issues.push({ path: where, message: `${path} is empty: write the ${key} in it` });
+      return value;
+    } catch (error) {
+      issues.push({
+        path: where,
+        message: `cannot read ${path} (${errno(error)}): create it, owner-only (chmod 600)`,
+      });
+      return undefined;
+    }
+  }
+  if (typeof variable === "string") {
+    const value = env?.[variable];
+    if (value === undefined || value === "") {
+      issues.push({
+        path: `${sectionPath}.${key}_env`,
+        message: `environment variable ${variable} is not set: set it (e.g. EnvironmentFile= in the systemd unit)`,
+      });
+    }
+    return value;
+  }
+  return undefined;
+}
+
+function withPassword(url: string, password: string | undefined): string {
+  const parsed = new URL(url);
+  if (password !== undefined) parsed.password = encodeURIComponent(password);
+  return parsed.href;
+}
+
+/**
+ * Secrets given twice or not at all. Checked on the raw document, beside zod, so they are listed
+ * with every other problem (zod skips an object's refinements once one of its fields is wrong).
+ */
+function secretChoiceIssues(document: unknown): InputIssue[] {
+  const issues: InputIssue[] = [];
+  for (const [section, key, required] of SECRETS) {
+    const raw = (document as Record<string, unknown> | null)?.[section];
+    if (typeof raw !== "object" || raw === null) continue;
+    const given = [`${key}_file`, `${key}_env`].filter(
+      (name) => (raw as Record<string, unknown>)[name] !== undefined,
+    );
+    if (given.length > 1) {
+      issues.push({ path: `${section}.${key}_env`, message: `give ${key}_file or ${key}_env, not both` });
+    } else if (required && given.length === 0) {
+      issues.push({
+        path: `${section}.${key}_file`,
+        message: `required: the file (or ${key}_env: the environment variable) holding the ${key.replaceAll("_", " ")}`,
+      });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Validates a parsed TOML document and reads its secrets. Throws `invalid_config` listing every
+ * problem with its TOML path (and never a value). `baseDir` anchors relative secret files.
+ */
+export function resolveConfig(
+  document: unknown,
+  baseDir: string,
+  options: LoadConfigOptions = {},
+): DaemonConfig {
+  const env = options.env ?? process.env;
+  const parsed = daemonConfigSchema.safeParse(document);
+  const choice = secretChoiceIssues(document);
+  if (!parsed.success || choice.length > 0) {
+    const issues = [
+      ...(parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown setting")),
+      ...choice,
+    ];
+    throw new CvError("invalid_config", `[sync-daemon] invalid config: ${listIssues(issues)}`, { issues });
+  }
+  const file: DaemonConfigFile = parsed.data;
+  const issues: InputIssue[] = [];
+  const key = readSecret(file.cloud, "cloud", "service_role_key", baseDir, env, issues);
+  const password = readSecret(file.clinic, "clinic", "password", baseDir, env, issues);
+  const adminPassword = readSecret(file.clinic, "clinic", "admin_password", baseDir, env, issues);
+  if (issues.length > 0 || key === undefined) {
+    throw new CvError("invalid_config", `[sync-daemon] invalid config: ${listIssues(issues)}`, { issues });
+  }
+  return Object.freeze({
+    nodeName: file.node.name,
+    cloud: { url: file.cloud.url, serviceRoleKey: key, timeoutMs: file.cloud.timeout_ms },
+    clinic: {
+      url: withPassword(file.clinic.url, password),
+      timeoutMs: file.clinic.timeout_ms,
+      ...(file.clinic.admin_url !== undefined && {
+        adminUrl: withPassword(file.clinic.admin_url, adminPassword),
+      }),
+    },
+    sync: {
+      intervalMs: file.sync.interval_ms,
+      pageSize: file.sync.page_size,
+      snapshotPageSize: file.sync.snapshot_page_size,
+      minBackoffMs: file.sync.min_backoff_ms,
+      maxBackoffMs: file.sync.max_backoff_ms,
+    },
+    http: { enabled: file.http.enabled, host: file.http.host, port: file.http.port },
+    log: { level: file.log.level, progressIntervalS: file.log.progress_interval_s },
+    paths: {
+      dataDir: file.paths.data_dir,
+      ...(file.paths.migrations_dir !== undefined && {
+        migrationsDir: resolve(baseDir, file.paths.migrations_dir),
+      }),
+    },
+  });
+}
+
+/**
+ * `config` with the admin login `init` uses taken from the command line instead of the file (so
+ * the superuser password need not be readable by the daemon's user). Same checks as the file's.
+ */
+export function withAdminLogin(
+  config: DaemonConfig,
+  adminUrl: string,
+  passwordFile: string | undefined,
+): DaemonConfig {
+  const issues: InputIssue[] = [];
+  const url = daemonConfigSchema.shape.clinic.shape.admin_url.safeParse(adminUrl);
+  if (!url.success) issues.push(...zodIssues(url.error, "--admin-url"));
+  const password =
+    passwordFile === undefined
+      ? undefined
+      : readSecret({ password_file: passwordFile }, "--admin", "password", process.cwd(), {}, issues);
+  if (issues.length > 0) {
+    throw new CvError("invalid_config", `[sync-daemon] invalid admin login: ${listIssues(issues)}`, {
+      issues,
+    });
+  }
+  return Object.freeze({
+    ...config,
+    clinic: { ...config.clinic, adminUrl: withPassword(adminUrl, password) },
+  });
+}
+
+/**
+ * Reads the daemon's TOML file: refuses one readable by others (it names where secrets live and
+ * may sit next to them), then {@link resolveConfig}. Every problem is an `invalid_config` issue.
+ */
+export function loadConfig(
+  path: string = DEFAULT_CONFIG_PATH,
+  options: LoadConfigOptions = {},
+): DaemonConfig {
+  const fail = (message: string): never => {
+    throw new CvError("invalid_config", `[sync-daemon] ${message}`, {
+      issues: [{ path: "(file)", message }],
+    });
+  };
+  let text = "";
+  try {
+    const permission = permissionIssues(path, "(file)");
+    if (permission[0]) fail(permission[0].message);
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error instanceof CvError) throw error;
+    fail(`cannot read the config file ${path} (${errno(error)}): create it or pass --config <path>`);
+  }
+  let document: unknown;
+  try {
+    document = parseToml(text);
+  } catch (error) {
+    const where =
+      error instanceof TomlError ? `line ${error.line}, column ${error.column}` : "unknown position";
+    fail(`${path} is not valid TOML (${where}): fix the syntax there`);
+  }
+  return resolveConfig(document, dirname(resolve(path)), options);
+}

@@ -1,0 +1,93 @@
+import type { SyncProgress, SyncStatus } from "@centrovision/sync-engine";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+
+/** The daemon's Prometheus metrics, on their own registry (two daemons in one process never clash). */
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly cycles = new Counter({
+    name: "centrovision_sync_cycles_total",
+    help: "Sync cycles run, by result",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  private readonly rows = new Counter({
+    name: "centrovision_sync_rows_total",
+    help: "Rows (initial copy) or changes (log) applied, by direction and stage",
+    labelNames: ["direction", "stage"] as const,
+    registers: [this.registry],
+  });
+  private readonly errors = new Counter({
+    name: "centrovision_sync_errors_total",
+    help: "Failed cycles, by error code",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+  private readonly lag = new Gauge({
+    name: "centrovision_sync_lag_seconds",
+    help: "Time since the staler direction last drained its source",
+    registers: [this.registry],
+  });
+  private readonly pending = new Gauge({
+    name: "centrovision_sync_pending_changes",
+    help: "Changes not yet acknowledged: up = clinic to cloud, down = cloud to clinic",
+    labelNames: ["direction"] as const,
+    registers: [this.registry],
+  });
+  private readonly conflicts = new Gauge({
+    name: "centrovision_sync_conflicts_open",
+    help: "Conflicts waiting for a reviewer on the clinic server",
+    registers: [this.registry],
+  });
+  private readonly skew = new Gauge({
+    name: "centrovision_sync_clock_skew_seconds",
+    help: "Cloud clock minus clinic clock",
+    registers: [this.registry],
+  });
+  private readonly lastSuccess = new Gauge({
+    name: "centrovision_sync_last_success_timestamp_seconds",
+    help: "End of the last cycle in which both directions drained (Unix time)",
+    registers: [this.registry],
+  });
+  private readonly blocked = new Gauge({
+    name: "centrovision_sync_blocked",
+    help: "1 while a direction is stopped until a person acts",
+    labelNames: ["direction"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    this.cycles.inc({ result: "success" }, 0);
+    this.cycles.inc({ result: "failure" }, 0);
+  }
+
+  onCycleEnd(status: SyncStatus): void {
+    const failed = status.lastError !== null && status.consecutiveFailures > 0;
+    this.cycles.inc({ result: failed ? "failure" : "success" });
+    if (failed && status.lastError) this.errors.inc({ code: status.lastError.code });
+    this.onStatus(status);
+  }
+
+  onStatus(status: SyncStatus): void {
+    const set = (gauge: Gauge, value: number | null, labels?: Record<string, string>) => {
+      if (value === null) return;
+      if (labels) gauge.set(labels, value);
+      else gauge.set(value);
+    };
+    set(this.lag, status.lagMs === null ? null : status.lagMs / 1000);
+    set(this.pending, status.pendingUp, { direction: "up" });
+    set(this.pending, status.pendingDown, { direction: "down" });
+    set(this.conflicts, status.conflictsOpen);
+    set(this.skew, status.clockSkewMs === null ? null : status.clockSkewMs / 1000);
+    set(this.lastSuccess, status.lastSuccessAt === null ? null : Date.parse(status.lastSuccessAt) / 1000);
+    for (const direction of ["pull", "push"] as const) {
+      this.blocked.set({ direction }, status.blocked.some((b) => b.direction === direction) ? 1 : 0);
+    }
+  }
+
+  onProgress(progress: SyncProgress): void {
+    if (progress.event === "applied") {
+      this.rows.inc({ direction: progress.direction, stage: progress.stage }, progress.pageRows);
+    }
+  }
+}

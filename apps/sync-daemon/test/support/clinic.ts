@@ -1,0 +1,139 @@
+import { randomUUID } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { afterAll, afterEach, beforeAll, beforeEach, inject } from "vitest";
+import { runCli } from "./cli.js";
+
+export interface ConfigOverrides {
+  password?: string;
+  httpPort?: number;
+  /** Leave `admin_url` out (init then takes it on the command line). */
+  noAdmin?: boolean;
+  /** Extra lines in `[sync]`. */
+  sync?: string;
+}
+
+/** A clinic server for one test: its own database, login, config directory and secret files. */
+export interface TestClinic {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly database: string;
+  readonly user: string;
+  /** The superuser URL of the clinic database, without password (file `admin_password` in `dir`). */
+  readonly adminUrl: string;
+  /** Superuser connection to the clinic database (bypasses the daemon). */
+  readonly sql: postgres.Sql;
+  /** Superuser connection to the cloud database. */
+  readonly cloudSql: postgres.Sql;
+  /** Rewrites sync.toml (mode 0600) with `extra` TOML appended. */
+  writeConfig(extra?: string, overrides?: ConfigOverrides): void;
+  close(): Promise<void>;
+}
+
+const secret = (dir: string, name: string, value: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, `${value}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+};
+
+export async function createTestClinic(): Promise<TestClinic> {
+  const admin = new URL(inject("postgresUrl"));
+  const cloud = inject("cloud");
+  const tag = randomUUID().slice(0, 8);
+  const database = `clinic_${tag}`;
+  const user = `cv_daemon_${tag}`;
+  const password = `pw-${randomUUID()}`;
+  const root = postgres(admin.href, { max: 1, onnotice: () => {} });
+  await root.unsafe(`create database "${database}"`);
+  await root.end();
+  admin.pathname = `/${database}`;
+  const sql = postgres(admin.href, { max: 2, onnotice: () => {} });
+  const cloudSql = postgres(cloud.dbUrl, { max: 2, onnotice: () => {} });
+  const dir = mkdtempSync(join(tmpdir(), "cv-sync-daemon-"));
+  chmodSync(dir, 0o700);
+  const adminPassword = decodeURIComponent(admin.password);
+  secret(dir, "admin_password", adminPassword);
+  secret(dir, "service_role_key", cloud.serviceRoleKey);
+  const configPath = join(dir, "sync.toml");
+  const clinicUrl = new URL(admin.href);
+  clinicUrl.username = user;
+  clinicUrl.password = "";
+  const adminUrl = new URL(admin.href);
+  adminUrl.password = "";
+  const writeConfig = (extra = "", overrides: ConfigOverrides = {}) => {
+    secret(dir, "db_password", overrides.password ?? password);
+    const text = `# test clinic ${tag}
+[node]
+name = "clinic-${tag}"
+
+[cloud]
+url = "${cloud.url}"
+service_role_key_file = "service_role_key"
+timeout_ms = 10000
+
+[clinic]
+url = "${clinicUrl.href}"
+password_file = "db_password"
+${overrides.noAdmin ? "" : `admin_url = "${adminUrl.href}"\nadmin_password_file = "admin_password"`}
+timeout_ms = 10000
+
+[sync]
+interval_ms = 1000
+min_backoff_ms = 200
+max_backoff_ms = 1000
+${overrides.sync ?? ""}
+
+[http]
+port = ${overrides.httpPort ?? 0}
+
+[log]
+progress_interval_s = 1
+${extra}`;
+    writeFileSync(configPath, text, { mode: 0o600 });
+    chmodSync(configPath, 0o600);
+  };
+  writeConfig();
+  return {
+    dir,
+    configPath,
+    database,
+    user,
+    adminUrl: adminUrl.href,
+    sql,
+    cloudSql,
+    writeConfig,
+    async close() {
+      await Promise.all([sql.end(), cloudSql.end()]);
+      const root = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
+      await root.unsafe(`drop database if exists "${database}" with (force)`);
+      await root.unsafe(`drop role if exists "${user}"`);
+      await root.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A fresh clinic per test (`each`) or per file (`all`), closed after it, and `cli(...)` running the
+ * real bin with its config. Read `current()` inside tests and hooks only.
+ */
+export function useTestClinic(scope: "each" | "all") {
+  let clinic: TestClinic | undefined;
+  const current = (): TestClinic => {
+    if (!clinic) throw new Error("useTestClinic: no clinic outside a test");
+    return clinic;
+  };
+  (scope === "each" ? beforeEach : beforeAll)(async () => {
+    clinic = await createTestClinic();
+  });
+  (scope === "each" ? afterEach : afterAll)(async () => {
+    await clinic?.close();
+  });
+  return {
+    current,
+    cli: (...args: string[]) => runCli(["--config", current().configPath, ...args]),
+  };
+}
