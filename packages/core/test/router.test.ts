@@ -211,6 +211,26 @@ describe("failback and pinning", () => {
     await waitFor(mode("supabase"), 10_000);
   });
 
+  it("asks about failback with the same `since` for one wait, and a new one for the next", async () => {
+    const asked: (number | undefined)[] = [];
+    start({
+      pendingChanges: async (tier, failback) => {
+        if (tier === "clinic" && failback) asked.push(failback.since);
+        return 0;
+      },
+    });
+    for (let outage = 0; outage < 2; outage++) {
+      await vi.advanceTimersByTimeAsync(2_000);
+      cloud.fault = "refuse";
+      await waitFor(mode("local"));
+      cloud.fault = "none";
+      await waitFor(mode("supabase"));
+    }
+    const waits = [...new Set(asked)];
+    expect(waits).toHaveLength(2);
+    expect((waits[1] as number) > (waits[0] as number)).toBe(true);
+  });
+
   it("pins a tier by hand and unpins", async () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);

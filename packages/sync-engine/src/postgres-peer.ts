@@ -125,6 +125,16 @@ function statement(
  * the next call must not queue behind it for the minutes TCP takes to give up.
  */
 export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
+  const { label, invoke, close } = createPostgresInvoker(input);
+  return createRpcPeer(label, invoke, close);
+}
+
+/** The transport of {@link createPostgresPeer}, shared with the client applier. */
+export function createPostgresInvoker(input: PostgresPeerOptions): {
+  label: string;
+  invoke: RpcInvoker;
+  close(): Promise<void>;
+} {
   const options = parseOptions("postgres peer", optionsSchema, input);
   const label =
     options.label ?? `clinic server ${options.url ? describeUrl(options.url) : "(injected client)"}`;
@@ -185,11 +195,12 @@ export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
     }
   };
 
-  return createRpcPeer(label, invoke, async () => {
+  const close = async () => {
     if (closed) return;
     closed = true;
     const last = live;
     live = undefined;
     if (factory && last) await last.end({ timeout: 5 }).catch(() => {});
-  });
+  };
+  return { label, invoke, close };
 }

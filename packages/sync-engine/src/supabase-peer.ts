@@ -119,7 +119,6 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   const options = parseOptions("supabase peer", optionsSchema, input);
   const label = options.label ?? `cloud (${new URL(options.url).host})`;
   let client: Promise<SupabaseRpcClient> | undefined;
-  let closed = false;
 
   const getClient = (): Promise<SupabaseRpcClient> => {
     const given = options.client;
@@ -130,26 +129,35 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
     return client;
   };
 
+  const { invoke, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
+  return createRpcPeer(label, invoke, close);
+}
+
+/** The transport of {@link createSupabasePeer}, shared with the client applier. */
+export function createSupabaseInvoker(
+  label: string,
+  getClient: () => SupabaseRpcClient | Promise<SupabaseRpcClient>,
+  timeoutMs: number,
+): { invoke: RpcInvoker; close(): Promise<void> } {
+  let closed = false;
   const invoke: RpcInvoker = async (fn, args, callOptions?: CallOptions) => {
     if (closed) throw new CvError("unavailable", `[sync-engine] the peer for ${label} is closed`);
     const rpc = await getClient();
-    const reply = await withDeadline(
-      `[sync-engine] ${label} ${fn}`,
-      callOptions,
-      options.timeoutMs,
-      (signal) =>
-        Promise.resolve(
-          rpc
-            .rpc(fn, args as Record<string, unknown>)
-            .abortSignal(signal)
-            .retry(false),
-        ),
+    const reply = await withDeadline(`[sync-engine] ${label} ${fn}`, callOptions, timeoutMs, (signal) =>
+      Promise.resolve(
+        rpc
+          .rpc(fn, args as Record<string, unknown>)
+          .abortSignal(signal)
+          .retry(false),
+      ),
     );
     if (reply.error) throw toCvError(reply.error, reply.status, label);
     return reply.data;
   };
-
-  return createRpcPeer(label, invoke, async () => {
-    closed = true;
-  });
+  return {
+    invoke,
+    close: async () => {
+      closed = true;
+    },
+  };
 }

@@ -19,8 +19,13 @@ import { TierMonitor } from "./tier-monitor.js";
 
 /** What the router needs from the rest of the system; every hook is optional. */
 export interface RouterHooks {
-  /** Writes made on `tier` that have not reached the cloud yet. Failback from `tier` waits until 0. */
-  pendingChanges?(tier: Tier): Promise<number>;
+  /**
+   * Writes made on `tier` that have not reached the cloud yet. Failback from `tier` waits until 0.
+   * When asked to decide a failback, `failback.since` is when the better tier came back (scheduler
+   * time, the same for every ask of one wait): counting only what was written on `tier` before the
+   * first such ask lets a steady stream of new writes not hold the PC there forever.
+   */
+  pendingChanges?(tier: Tier, failback?: { readonly since: number }): Promise<number>;
   /** Makes this PC's recent writes on `from` present on `to` at failover (read-your-writes), version-checked. */
   carryWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
@@ -112,6 +117,7 @@ class Router implements FailoverRouter, RouterCallContext {
   private pending = 0;
   private switching: Promise<void> | null = null;
   private failbackCheck: Promise<void> | null = null;
+  private failbackSince: number | null = null;
   private timer: ReturnType<SchedulerLike["schedule"]> | undefined;
   private closed = false;
 
@@ -259,9 +265,11 @@ class Router implements FailoverRouter, RouterCallContext {
       this.switchTimes = [];
     }
     const best = this.bestTier();
+    if (best >= this.active) this.failbackSince = null;
     if (best > this.active) {
       this.switchTo(best, this.downReason(this.active));
     } else if (best < this.active) {
+      this.failbackSince ??= now;
       void this.tryFailback(best);
     }
     this.publish();
@@ -285,7 +293,10 @@ class Router implements FailoverRouter, RouterCallContext {
 
   private async checkFailback(best: number): Promise<void> {
     const current = TIERS[this.active] as Tier;
-    const pending = this.hooks.pendingChanges ? await this.hooks.pendingChanges(current).catch(() => -1) : 0;
+    const since = this.failbackSince ?? this.scheduler.now();
+    const pending = this.hooks.pendingChanges
+      ? await this.hooks.pendingChanges(current, { since }).catch(() => -1)
+      : 0;
     if (this.closed || this.bestTier() !== best) return;
     const target = (this.monitors[best] as TierMonitor).source.id;
     if (pending === 0) {

@@ -4,7 +4,7 @@ import type { SourceIdentity } from "../sync-types.js";
 import { parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
- * Argument types of every cv_sync_* function the engine calls, in declaration order. The
+ * Argument types of every cv_sync_* and cv_client_* function the engine calls, in declaration order. The
  * direct peer casts each argument to its type; PostgREST binds them by name.
  */
 export const RPC_SIGNATURES = {
@@ -27,6 +27,9 @@ export const RPC_SIGNATURES = {
   cv_sync_purge: { p_retention: "interval" },
   cv_sync_conflicts_list: { p_status: "text", p_limit: "integer" },
   cv_sync_conflict_resolve: { p_id: "uuid", p_choice: "text", p_row: "jsonb", p_resolved_by: "text" },
+  cv_client_apply: { p_changes: "jsonb", p_mode: "text" },
+  cv_client_pending: { p_upto: "bigint" },
+  cv_client_position: {},
 } as const;
 
 export type RpcName = keyof typeof RPC_SIGNATURES;

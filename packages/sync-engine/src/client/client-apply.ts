@@ -1,0 +1,270 @@
+import {
+  type CallOptions,
+  CvError,
+  type ErrorCode,
+  SYNCED_TABLES,
+  type TableName,
+  tables,
+} from "@centrovision/core";
+import * as z from "zod";
+import { parseOptions } from "../internal/options.js";
+import type { RpcInvoker } from "../internal/rpc-peer.js";
+import { createPostgresInvoker, type PostgresClient } from "../postgres-peer.js";
+import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
+
+/**
+ * One write a PC made, as the tier that took it returned it: the failover router's journal
+ * entries and the offline outbox's items both fit.
+ */
+export interface ClientWrite {
+  readonly table: TableName;
+  readonly op: "upsert" | "delete";
+  readonly id: string;
+  /** The stored row after the write, with its `version` and `base_version`; null for a delete. */
+  readonly row: Readonly<Record<string, unknown>> | null;
+  /** For a delete: the version of the row the PC deleted. A delete without it is ignored. */
+  readonly baseVersion?: string | null;
+}
+
+/**
+ * - `settle` (default; the outbox): a row the server changed concurrently is settled by the sync
+ *   engine's conflict policy; the losing version is kept in `_conflicts`.
+ * - `carry` (read-your-writes at failover): such a row is left as it is; the regular sync settles
+ *   it with the rows' real clocks.
+ */
+export type ClientApplyMode = "settle" | "carry";
+
+export interface ClientApplyOptions extends CallOptions {
+  mode?: ClientApplyMode;
+}
+
+/** A write refused for good: retrying it cannot succeed (dead-letter it, tell a person). */
+export interface RejectedWrite {
+  readonly table: TableName;
+  readonly id: string;
+  /** `unauthorized` (grants/RLS), `constraint`, `invalid_input` or `conflict` (cannot be settled here). */
+  readonly code: ErrorCode;
+  /** What is wrong and what to do, without row values. */
+  readonly message: string;
+}
+
+export interface ClientApplyResult {
+  /** Written as sent (new, or a fast-forward from its base version). */
+  readonly applied: number;
+  /** Already there (same version), or an older version than the server holds via this write. */
+  readonly skipped: number;
+  /** Concurrent edits settled by policy (`settle`) or left for the sync (`carry`). */
+  readonly conflicts: number;
+  /** Deletes without a base version: deleting an unknown version would be a blind write. */
+  readonly ignored: number;
+  readonly rejected: readonly RejectedWrite[];
+}
+
+export interface ClientApplier {
+  /**
+   * Applies a batch in one transaction with the caller's own rights (grants on the clinic server,
+   * RLS on the cloud), parents before children. A write refused for good is reported in
+   * `rejected` and the rest of the batch still applies; a network failure rejects the whole call
+   * with `unavailable`/`timeout` (nothing or everything was committed: retrying is safe, every
+   * write is idempotent by version).
+   */
+  apply(writes: readonly ClientWrite[], options?: ClientApplyOptions): Promise<ClientApplyResult>;
+  /**
+   * The server's changes not yet acknowledged by the cloud (`cv_client_pending`), all of them or
+   * only those logged up to `upTo` (a {@link ClientApplier.logPosition}).
+   */
+  pendingUp(options?: PendingOptions): Promise<number>;
+  /** Where the server's change log stands now: the `upTo` of a later `pendingUp`. */
+  logPosition(options?: CallOptions): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface PendingOptions extends CallOptions {
+  upTo?: string;
+}
+
+export interface ClientApplierOptions {
+  /** The clinic server: a login in `centrovision_app` (URL), or a `postgres` client. */
+  postgres?:
+    | { url: string; timeoutMs?: number }
+    | { sql: PostgresClient | (() => PostgresClient); timeoutMs?: number };
+  /** The cloud: a supabase-js client holding the user's session (or the anon key, subject to RLS). */
+  supabase?: { client: SupabaseRpcClient; url: string; timeoutMs?: number };
+  /** Name in messages. */
+  label?: string;
+}
+
+const optionsSchema = z
+  .object({
+    postgres: z
+      .union([
+        z.object({ url: z.string().min(1), timeoutMs: z.int().positive().optional() }).strict(),
+        z
+          .object({
+            sql: z.custom<PostgresClient | (() => PostgresClient)>(
+              (v) => typeof v === "function" || (typeof v === "object" && v !== null),
+            ),
+            timeoutMs: z.int().positive().optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
+    supabase: z
+      .object({
+        client: z.custom<SupabaseRpcClient>(
+          (v) => typeof v === "object" && v !== null && typeof (v as { rpc?: unknown }).rpc === "function",
+        ),
+        url: z.url(),
+        timeoutMs: z.int().positive().optional(),
+      })
+      .strict()
+      .optional(),
+    label: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((o) => (o.postgres === undefined) !== (o.supabase === undefined), {
+    message: "give exactly one of postgres (the clinic server) or supabase (the cloud)",
+    path: ["postgres"],
+  });
+
+const TABLE_ORDER = new Map<string, number>(SYNCED_TABLES.map((table, index) => [table, index]));
+
+const replySchema = z.object({
+  applied: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+  conflicts: z.int().nonnegative(),
+  rejected: z.array(
+    z.object({
+      table: z.enum(SYNCED_TABLES),
+      id: z.guid(),
+      code: z.enum(["unauthorized", "constraint", "invalid_input", "conflict"]),
+      message: z.string(),
+    }),
+  ),
+});
+
+interface WireChange {
+  table: TableName;
+  id: string;
+  op: "upsert" | "delete";
+  row: Readonly<Record<string, unknown>> | null;
+  base_version: string | null;
+}
+
+/** Validates each write against its table's schema (no row values in the message) and orders parents first. */
+function toWire(writes: readonly ClientWrite[], label: string): { changes: WireChange[]; ignored: number } {
+  const changes: WireChange[] = [];
+  let ignored = 0;
+  for (const [index, write] of writes.entries()) {
+    if (!TABLE_ORDER.has(write.table)) {
+      throw new CvError(
+        "invalid_input",
+        `[sync-engine] ${label}: write #${index} is for ${String(write.table)}, not a synced table`,
+      );
+    }
+    if (write.op === "delete") {
+      if (!write.baseVersion) {
+        ignored++;
+        continue;
+      }
+      changes.push({
+        table: write.table,
+        id: write.id.toLowerCase(),
+        op: "delete",
+        row: null,
+        base_version: write.baseVersion,
+      });
+      continue;
+    }
+    const parsed = tables[write.table].rowSchema.safeParse(write.row);
+    if (!parsed.success || parsed.data.id !== write.id.toLowerCase()) {
+      throw new CvError(
+        "invalid_input",
+        `[sync-engine] ${label}: write #${index} (${write.table}) is not a stored row of that table with id ${write.id}; pass the row the tier returned`,
+        { table: write.table },
+      );
+    }
+    const row = parsed.data as Record<string, unknown>;
+    changes.push({
+      table: write.table,
+      id: row.id as string,
+      op: "upsert",
+      row,
+      base_version: (row.base_version as string | null) ?? null,
+    });
+  }
+  changes.sort((a, b) => {
+    const order = (TABLE_ORDER.get(a.table) ?? 0) - (TABLE_ORDER.get(b.table) ?? 0);
+    // Deletes go children first: after every upsert, in reverse table order.
+    if (a.op !== b.op) return a.op === "upsert" ? -1 : 1;
+    return a.op === "upsert" ? order : -order;
+  });
+  return { changes, ignored };
+}
+
+/**
+ * Writes a PC's rows onto the clinic server or the cloud through `cv_client_apply` (sql/0010):
+ * version-checked like the sync engine's apply (a fast-forward or a settled conflict, never a
+ * blind overwrite), captured like any edit so the sync engine propagates it, and with the
+ * caller's own rights — a PC holds `centrovision_app` or a user session, never the sync role.
+ */
+export function createClientApplier(input: ClientApplierOptions): ClientApplier {
+  const options = parseOptions("client applier", optionsSchema, input);
+  let invoker: { invoke: RpcInvoker; close(): Promise<void> };
+  let label: string;
+  if (options.supabase) {
+    label = options.label ?? `cloud (${new URL(options.supabase.url).host})`;
+    invoker = createSupabaseInvoker(
+      label,
+      () => options.supabase?.client as SupabaseRpcClient,
+      options.supabase.timeoutMs ?? 15_000,
+    );
+  } else {
+    const pg = options.postgres as NonNullable<typeof options.postgres>;
+    const made = createPostgresInvoker({
+      ...pg,
+      ...(options.label !== undefined && { label: options.label }),
+    });
+    label = made.label;
+    invoker = made;
+  }
+
+  const count = (reply: unknown, fn: string): number => {
+    const value = Number(reply);
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new CvError(
+        "unknown",
+        `[sync-engine] ${label} ${fn} answered in an unexpected shape; apply sql/0010 there`,
+      );
+    }
+    return value;
+  };
+
+  return {
+    async apply(writes, applyOptions) {
+      const { changes, ignored } = toWire(writes, label);
+      if (changes.length === 0) return { applied: 0, skipped: 0, conflicts: 0, ignored, rejected: [] };
+      const reply = await invoker.invoke(
+        "cv_client_apply",
+        { p_changes: changes, p_mode: applyOptions?.mode ?? "settle" },
+        applyOptions,
+      );
+      const parsed = replySchema.safeParse(reply);
+      if (!parsed.success) {
+        throw new CvError(
+          "unknown",
+          `[sync-engine] ${label} cv_client_apply answered in an unexpected shape; apply sql/0010 there`,
+        );
+      }
+      return { ...parsed.data, ignored };
+    },
+    async pendingUp(pendingOptions) {
+      const args = pendingOptions?.upTo === undefined ? {} : { p_upto: pendingOptions.upTo };
+      return count(await invoker.invoke("cv_client_pending", args, pendingOptions), "cv_client_pending");
+    },
+    async logPosition(callOptions) {
+      return String(count(await invoker.invoke("cv_client_position", {}, callOptions), "cv_client_position"));
+    },
+    close: () => invoker.close(),
+  };
+}
