@@ -20,6 +20,7 @@ import { deleteRow, insertRow, updateRow, upsertRow } from "./internal/row-opera
 import { type StoredRow, selectRowSql, toRow } from "./internal/row-sql.js";
 import { WriteGate } from "./internal/write-gate.js";
 import { WriteSession } from "./internal/write-session.js";
+import { createBatch, readRecords, type SqliteBatch, type SqliteRecord } from "./sqlite-batch.js";
 import { parseSqliteConfig, type SqliteSourceConfig } from "./sqlite-config.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 
@@ -45,6 +46,14 @@ export interface SqliteSource extends DataSource {
    * behind it meanwhile.
    */
   snapshot(options?: CallOptions): Promise<void>;
+  /**
+   * Runs `work` as one write call: one transaction and one fsync'd journal record holding every
+   * row and record it changed. Resolves with its result once all of it is durable; if `work`
+   * throws, nothing it did happened. `work` must be synchronous: no other call runs meanwhile.
+   */
+  batch<R>(work: (batch: SqliteBatch) => R, options?: CallOptions): Promise<R>;
+  /** The records of `collection`, in first-written order (see {@link SqliteBatch.setRecord}). */
+  records<V = unknown>(collection: string, options?: CallOptions): Promise<SqliteRecord<V>[]>;
 }
 
 type Values = Record<string, unknown>;
@@ -120,7 +129,7 @@ export async function createSqliteSource(config: SqliteSourceConfig): Promise<Sq
    */
   function write<R>(
     label: string,
-    table: TableName,
+    table: TableName | undefined,
     signal: AbortSignal,
     body: (s: WriteSession) => R,
   ): Promise<R> {
@@ -136,14 +145,14 @@ export async function createSqliteSource(config: SqliteSourceConfig): Promise<Sq
           if (session.ops.length > 0) await store.commit(session.ops);
         } catch (error) {
           rollback();
-          throw translateSqliteError(error, { action: label, table });
+          throw translateSqliteError(error, { action: label, ...(table && { table }) });
         }
         try {
           sql.exec("COMMIT");
         } catch (error) {
           rollback();
           // The record is durable but memory did not take it: they must not drift apart.
-          const failure = translateSqliteError(error, { action: label, table });
+          const failure = translateSqliteError(error, { action: label, ...(table && { table }) });
           store.poison(
             new CvError(
               "unavailable",
@@ -235,6 +244,10 @@ export async function createSqliteSource(config: SqliteSourceConfig): Promise<Sq
         }),
       ),
     table: repository,
+    batch: (work, o) =>
+      call("batch", o, async (signal) => write("batch", undefined, signal, (s) => work(createBatch(s)))),
+    records: (collection, o) =>
+      call("records", o, async () => read("records", undefined, () => readRecords(store, collection))),
     close() {
       closing ??= gate
         .exclusive(() => store.close())

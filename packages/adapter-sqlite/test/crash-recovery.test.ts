@@ -2,26 +2,16 @@ import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CvError } from "@centrovision/core";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSqliteSource, openSqliteReadOnly, type SqliteSource } from "../src/index.js";
-import { tempDatabase } from "./support/temp-database.js";
+import { failure, tempDatabase } from "./support/temp-database.js";
 
 const fixtures = createFixtures();
 const sha = async (path: string) =>
   createHash("sha256")
     .update(await readFile(path))
     .digest("hex");
-
-async function failure(promise: Promise<unknown>): Promise<CvError> {
-  const error = await promise.then(
-    () => new Error("expected a failure"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CvError);
-  return error as CvError;
-}
 
 describe("crash recovery and damaged files", () => {
   let db: Awaited<ReturnType<typeof tempDatabase>>;

@@ -1,35 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { CvError, TABLE_NAMES, tables } from "@centrovision/core";
+import { TABLE_NAMES, tables } from "@centrovision/core";
 import { createFixtures } from "@centrovision/testkit/contract";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createSqliteSource, openSqliteReadOnly, type SqliteSource } from "../src/index.js";
-import { readStoredRow, tempDatabase } from "./support/temp-database.js";
+import { describe, expect, it } from "vitest";
+import { createSqliteSource, openSqliteReadOnly } from "../src/index.js";
+import { failure, readStoredRow, tempDatabase, useTempSource } from "./support/temp-database.js";
 
 const fixtures = createFixtures();
 
-async function failure(promise: Promise<unknown>): Promise<CvError> {
-  const error = await promise.then(
-    () => new Error("expected a failure"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CvError);
-  return error as CvError;
-}
-
 describe("PostgreSQL semantics on SQLite", () => {
-  let db: Awaited<ReturnType<typeof tempDatabase>>;
-  let source: SqliteSource;
-  beforeEach(async () => {
-    db = await tempDatabase();
-    source = await createSqliteSource({ path: db.path, key: db.key });
-  });
-  afterEach(async () => {
-    await source.close().catch(() => {});
-    await db.remove();
-  });
+  const current = useTempSource();
 
   it("generates the schema from the core definitions: columns, NOT NULL, foreign keys, uniques", async () => {
-    const reader = await openSqliteReadOnly(db.path, db.key);
+    const reader = await openSqliteReadOnly(current.db.path, current.db.key);
     try {
       for (const table of TABLE_NAMES) {
         const def = tables[table];
@@ -60,13 +42,13 @@ describe("PostgreSQL semantics on SQLite", () => {
   });
 
   it("orders and compares enums by declaration order, as PostgreSQL ENUMs do", async () => {
-    const seeded = await source.table("branches").insert(fixtures.branch());
-    const patient = await source.table("patients").insert(fixtures.patient(seeded.id));
+    const seeded = await current.source.table("branches").insert(fixtures.branch());
+    const patient = await current.source.table("patients").insert(fixtures.patient(seeded.id));
     const ids = { branchId: seeded.id, patientId: patient.id };
     for (const status of ["cancelled", "scheduled", "confirmed"] as const) {
-      await source.table("appointments").insert(fixtures.appointment(ids, { status }));
+      await current.source.table("appointments").insert(fixtures.appointment(ids, { status }));
     }
-    const repo = source.table("appointments");
+    const repo = current.source.table("appointments");
     const ordered = await repo.list({ orderBy: [{ column: "status" }] });
     expect(ordered.map((row) => row.status)).toEqual(["scheduled", "confirmed", "cancelled"]);
     const later = await repo.list({ where: { status: { gt: "confirmed" } } });
@@ -74,7 +56,7 @@ describe("PostgreSQL semantics on SQLite", () => {
   });
 
   it("rejects filter values the column type cannot hold, naming the operand", async () => {
-    const repo = source.table("appointments");
+    const repo = current.source.table("appointments");
     const cases: [object, string][] = [
       [{ starts_at: { gte: "mañana" } }, "where.starts_at.gte"],
       [{ status: "robot" }, "where.status"],
@@ -86,42 +68,44 @@ describe("PostgreSQL semantics on SQLite", () => {
       expect(error.code).toBe("invalid_input");
       expect(error.issues.map((issue) => issue.path)).toEqual([path]);
     }
-    const branch = await source.table("branches").insert(fixtures.branch());
-    expect(await source.table("branches").list({ where: { id: branch.id.toUpperCase() } })).toEqual([branch]);
+    const branch = await current.source.table("branches").insert(fixtures.branch());
+    expect(await current.source.table("branches").list({ where: { id: branch.id.toUpperCase() } })).toEqual([
+      branch,
+    ]);
   });
 
   it("names the constraint a write broke, as PostgreSQL does", async () => {
     const seeded: Record<string, { id: string }> = {};
     for (const [table, row] of Object.entries(fixtures.clinic())) {
-      seeded[table] = await source.table(table as "branches").insert(row as never);
+      seeded[table] = await current.source.table(table as "branches").insert(row as never);
     }
     const patient = seeded.patients as { id: string; document_id: string; branch_id: string };
     const twin = fixtures.patient(patient.branch_id, { document_id: patient.document_id });
-    expect((await failure(source.table("patients").insert(twin))).constraint).toBe(
+    expect((await failure(current.source.table("patients").insert(twin))).constraint).toBe(
       "patients_document_id_key",
     );
-    expect((await failure(source.table("patients").insert(fixtures.patient(randomUUID())))).constraint).toBe(
-      "patients_branch_id_fkey",
-    );
-    expect((await failure(source.table("patients").delete(patient.id))).constraint).toBe(
+    expect(
+      (await failure(current.source.table("patients").insert(fixtures.patient(randomUUID())))).constraint,
+    ).toBe("patients_branch_id_fkey");
+    expect((await failure(current.source.table("patients").delete(patient.id))).constraint).toBe(
       "appointments_patient_id_fkey",
     );
     const appointment = seeded.appointments as { id: string };
     const late = await failure(
-      source.table("appointments").update(appointment.id, { ends_at: "2020-01-01T00:00:00Z" }),
+      current.source.table("appointments").update(appointment.id, { ends_at: "2020-01-01T00:00:00Z" }),
     );
     expect([late.code, late.constraint]).toEqual(["constraint", "appointments_ends_after_start"]);
   });
 
   it("re-stamps rows changed by ON DELETE SET NULL, as the cv_touch_row trigger does", async () => {
-    const branch = await source.table("branches").insert(fixtures.branch());
-    const room = await source.table("rooms").insert(fixtures.room(branch.id));
-    const patient = await source.table("patients").insert(fixtures.patient(branch.id));
-    const before = await source
+    const branch = await current.source.table("branches").insert(fixtures.branch());
+    const room = await current.source.table("rooms").insert(fixtures.room(branch.id));
+    const patient = await current.source.table("patients").insert(fixtures.patient(branch.id));
+    const before = await current.source
       .table("appointments")
       .insert(fixtures.appointment({ branchId: branch.id, patientId: patient.id, roomId: room.id }));
-    expect(await source.table("rooms").delete(room.id)).toBe(true);
-    const after = await source.table("appointments").get(before.id);
+    expect(await current.source.table("rooms").delete(room.id)).toBe(true);
+    const after = await current.source.table("appointments").get(before.id);
     expect(after).toMatchObject({
       room_id: null,
       base_version: before.version,
@@ -129,39 +113,45 @@ describe("PostgreSQL semantics on SQLite", () => {
     });
     expect(after?.version).not.toBe(before.version);
     expect(
-      tables.appointments.rowSchema.parse(await readStoredRow(db.path, db.key, "appointments", before.id)),
+      tables.appointments.rowSchema.parse(
+        await readStoredRow(current.db.path, current.db.key, "appointments", before.id),
+      ),
     ).toEqual(after);
   });
 
   it("keeps a version the writer chose, and chains base_version", async () => {
-    const branch = await source.table("branches").insert(fixtures.branch());
+    const branch = await current.source.table("branches").insert(fixtures.branch());
     const chosen = randomUUID();
-    const next = await source
+    const next = await current.source
       .table("branches")
       .update(branch.id, { name: "Sucursal Norte", version: chosen });
     expect([next.version, next.base_version]).toEqual([chosen, branch.version]);
-    const again = await source.table("branches").update(branch.id, { name: "Sucursal Sur", version: chosen });
+    const again = await current.source
+      .table("branches")
+      .update(branch.id, { name: "Sucursal Sur", version: chosen });
     expect(again.version).not.toBe(chosen);
   });
 
   it("drops a write whose deadline passed while it waited for the writer", async () => {
-    const branch = await source.table("branches").insert(fixtures.branch());
+    const branch = await current.source.table("branches").insert(fixtures.branch());
     const batch = Array.from({ length: 3_000 }, () => fixtures.patient(branch.id, { document_id: null }));
-    const busy = source.table("patients").upsertMany(batch, { timeoutMs: 60_000 });
+    const busy = current.source.table("patients").upsertMany(batch, { timeoutMs: 60_000 });
     const late = fixtures.patient(branch.id);
-    expect((await failure(source.table("patients").insert(late, { timeoutMs: 1 }))).code).toBe("timeout");
+    expect((await failure(current.source.table("patients").insert(late, { timeoutMs: 1 }))).code).toBe(
+      "timeout",
+    );
     await busy;
-    await source.table("patients").list({ limit: 1 });
-    expect(await source.table("patients").get(late.id)).toBeNull();
+    await current.source.table("patients").list({ limit: 1 });
+    expect(await current.source.table("patients").get(late.id)).toBeNull();
   });
 
   it("survives close and reopen with identical rows", async () => {
-    const branch = await source.table("branches").insert(fixtures.branch({ active: false }));
-    await source.close();
-    source = await createSqliteSource({ path: db.path, key: db.key });
-    expect(await source.table("branches").get(branch.id)).toEqual(branch);
+    const branch = await current.source.table("branches").insert(fixtures.branch({ active: false }));
+    await current.source.close();
+    current.source = await createSqliteSource({ path: current.db.path, key: current.db.key });
+    expect(await current.source.table("branches").get(branch.id)).toEqual(branch);
     // close() folded the journal into the snapshot: nothing left to replay.
-    expect(source.recovery).toEqual({ replayedRecords: 0, discardedTail: null });
+    expect(current.source.recovery).toEqual({ replayedRecords: 0, discardedTail: null });
   });
 });
 

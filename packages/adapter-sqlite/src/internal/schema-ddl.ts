@@ -26,7 +26,9 @@ import { type ColumnInfo, columnsOf, ident, literal, storageOf } from "./columns
 export const NOW_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /** Rows changed by the current statement, drained by the adapter after each one (always empty at commit). */
-const CHANGES_TABLE = `CREATE TABLE cv_changes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL) STRICT`;
+const CHANGES_TABLE = `CREATE TABLE cv_changes (
+  seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL, old_version TEXT
+) STRICT`;
 
 /**
  * `origin` plays the role of `SET LOCAL centrovision.sync_origin`: while it is set, rows are
@@ -36,6 +38,19 @@ const CHANGES_TABLE = `CREATE TABLE cv_changes (seq INTEGER PRIMARY KEY, tbl TEX
 const SESSION_TABLE = `CREATE TABLE cv_session (only INTEGER PRIMARY KEY CHECK (only = 1), origin TEXT) STRICT`;
 
 const META_TABLE = `CREATE TABLE cv_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT`;
+
+/**
+ * The caller's own durable records (e.g. the sync engine's outbox and dead letters), written in
+ * the same transaction and journal record as the rows they describe, so both survive or neither.
+ * `seq` orders a collection by first insertion.
+ */
+const RECORDS_TABLE = `CREATE TABLE cv_records (
+  collection TEXT NOT NULL,
+  key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (collection, key)
+) STRICT`;
 
 function columnDdl(table: TableName, column: ColumnInfo): string {
   const def = tables[table];
@@ -88,21 +103,22 @@ function tableDdl(table: TableName): string[] {
  * NEW): created_at kept, updated_at now, base_version the replaced version, and a fresh version
  * unless the writer supplied a different one. The nested UPDATE does not fire this trigger again
  * (recursive triggers are off). It also runs for rows changed by ON DELETE SET NULL, as the
- * PostgreSQL trigger does. Every trigger records the row in cv_changes for the journal.
+ * PostgreSQL trigger does. Every trigger records the row in cv_changes for the journal, with the
+ * version it had before the statement (what an outbox sends as the base version).
  */
 function triggerDdl(table: TableName): string[] {
   const t = ident(table);
-  const note = (row: "NEW" | "OLD") =>
-    `INSERT INTO cv_changes (tbl, row_id) VALUES (${literal(table)}, ${row}.id);`;
+  const note = (row: "NEW" | "OLD", oldVersion: string) =>
+    `INSERT INTO cv_changes (tbl, row_id, old_version) VALUES (${literal(table)}, ${row}.id, ${oldVersion});`;
   return [
-    `CREATE TRIGGER ${ident(`${table}_cv_insert`)} AFTER INSERT ON ${t} BEGIN ${note("NEW")} END`,
+    `CREATE TRIGGER ${ident(`${table}_cv_insert`)} AFTER INSERT ON ${t} BEGIN ${note("NEW", "NULL")} END`,
     `CREATE TRIGGER ${ident(`${table}_cv_update`)} AFTER UPDATE ON ${t} BEGIN
   UPDATE ${t} SET created_at = OLD.created_at, updated_at = ${NOW_SQL}, base_version = OLD.version,
     version = CASE WHEN NEW.version = OLD.version THEN cv_uuid() ELSE NEW.version END
   WHERE id = NEW.id AND (SELECT origin FROM cv_session) IS NULL;
-  ${note("NEW")}
+  ${note("NEW", "OLD.version")}
 END`,
-    `CREATE TRIGGER ${ident(`${table}_cv_delete`)} AFTER DELETE ON ${t} BEGIN ${note("OLD")} END`,
+    `CREATE TRIGGER ${ident(`${table}_cv_delete`)} AFTER DELETE ON ${t} BEGIN ${note("OLD", "OLD.version")} END`,
   ];
 }
 
@@ -112,6 +128,8 @@ function buildSchema(): string[] {
     SESSION_TABLE,
     "INSERT INTO cv_session (only, origin) VALUES (1, NULL)",
     META_TABLE,
+    RECORDS_TABLE,
+    "CREATE INDEX cv_records_seq_idx ON cv_records (collection, seq)",
     ...TABLE_NAMES.flatMap(tableDdl),
     ...TABLE_NAMES.flatMap(triggerDdl),
   ];

@@ -17,7 +17,16 @@ import type { SqlRunner } from "./sql-runner.js";
  * Replaying images in order reproduces every intermediate state, so a sequence that was valid
  * when written (unique keys moving between rows, cascades) is valid again on replay.
  */
-export type JournalOp = readonly ["put", TableName, StoredRow] | readonly ["del", TableName, string];
+export type JournalOp =
+  | readonly ["put", TableName, StoredRow]
+  | readonly ["del", TableName, string]
+  | readonly ["rec", string, string, number, string | null];
+
+const PUT_RECORD_SQL =
+  "INSERT INTO cv_records (collection, key, seq, value) VALUES (?, ?, ?, ?) " +
+  "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value";
+const DELETE_RECORD_SQL = "DELETE FROM cv_records WHERE collection = ? AND key = ?";
+const NEXT_SEQ_SQL = "SELECT coalesce(max(seq), 0) + 1 FROM cv_records";
 
 export interface StatementContext {
   readonly action: string;
@@ -35,6 +44,8 @@ export class WriteSession {
   readonly ops: JournalOp[] = [];
   /** The latest image of each row changed so far, so callers need not read it again. */
   private readonly latest = new Map<string, StoredRow | null>();
+  /** The version each changed row had before this session first touched it (null: it did not exist). */
+  private readonly before = new Map<string, string | null>();
 
   constructor(readonly sql: SqlRunner) {}
 
@@ -42,6 +53,19 @@ export class WriteSession {
   current(table: TableName, id: string): StoredRow | null {
     const image = this.latest.get(`${table}:${id}`);
     return image === undefined ? this.read(table, id) : image;
+  }
+
+  /** Every row this session changed: its latest image (null once deleted) and its version before. */
+  changedRows(): { table: TableName; id: string; image: StoredRow | null; before: string | null }[] {
+    return [...this.latest].map(([key, image]) => {
+      const split = key.indexOf(":");
+      return {
+        table: key.slice(0, split) as TableName,
+        id: key.slice(split + 1),
+        image,
+        before: this.before.get(key) ?? null,
+      };
+    });
   }
 
   /** The row as stored now, or null. */
@@ -69,13 +93,54 @@ export class WriteSession {
     this.collect(context.action);
   }
 
+  /**
+   * Writes a row image as given, versions and timestamps included (the touch trigger stands
+   * aside, as for journal replay): how a cache copies rows another tier stored.
+   */
+  putVerbatim(table: TableName, image: StoredRow, action: string): void {
+    this.verbatim(() => this.statement(putImageSql(table), imageParams(table, image), { action, table }));
+  }
+
+  /** Deletes a row (and what cascades from it) without stamping anything. */
+  deleteVerbatim(table: TableName, id: string, action: string): void {
+    this.verbatim(() => this.statement(deleteSql(table), [id], { action, table }));
+  }
+
+  private verbatim(work: () => void): void {
+    this.sql.run("UPDATE cv_session SET origin = 'verbatim'");
+    try {
+      work();
+    } finally {
+      this.sql.run("UPDATE cv_session SET origin = NULL");
+    }
+  }
+
+  /** Sets (or, with `null`, removes) one of the caller's records, in this write's journal record. */
+  record(collection: string, key: string, value: string | null): void {
+    if (value === null) {
+      this.sql.run(DELETE_RECORD_SQL, [collection, key]);
+      this.ops.push(["rec", collection, key, 0, null]);
+      return;
+    }
+    const existing = this.sql.scalar("SELECT seq FROM cv_records WHERE collection = ? AND key = ?", [
+      collection,
+      key,
+    ]);
+    const seq = Number(existing ?? this.sql.scalar(NEXT_SEQ_SQL));
+    this.sql.run(PUT_RECORD_SQL, [collection, key, seq, value]);
+    this.ops.push(["rec", collection, key, seq, value]);
+  }
+
   private collect(action: string): void {
-    const changed = this.sql.objects("SELECT tbl, row_id FROM cv_changes ORDER BY seq");
+    const changed = this.sql.objects("SELECT tbl, row_id, old_version FROM cv_changes ORDER BY seq");
     this.sql.run("DELETE FROM cv_changes");
     const seen = new Set<string>();
     for (const change of changed) {
       const table = change.tbl as TableName;
       const id = String(change.row_id);
+      if (!this.before.has(`${table}:${id}`)) {
+        this.before.set(`${table}:${id}`, change.old_version === null ? null : String(change.old_version));
+      }
       if (seen.has(`${table}:${id}`)) continue;
       seen.add(`${table}:${id}`);
       const image = this.read(table, id);
@@ -120,7 +185,9 @@ export function applyOps(sql: SqlRunner, ops: readonly JournalOp[]): void {
   sql.run("UPDATE cv_session SET origin = 'journal'");
   for (const op of ops) {
     if (op[0] === "put") sql.run(putImageSql(op[1]), imageParams(op[1], op[2]));
-    else sql.run(deleteSql(op[1]), [op[2]]);
+    else if (op[0] === "del") sql.run(deleteSql(op[1]), [op[2]]);
+    else if (op[4] === null) sql.run(DELETE_RECORD_SQL, [op[1], op[2]]);
+    else sql.run(PUT_RECORD_SQL, [op[1], op[2], op[3], op[4]]);
   }
   sql.run("UPDATE cv_session SET origin = NULL");
   sql.run("DELETE FROM cv_changes");

@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type TableName, tables } from "@centrovision/core";
-import { openSqliteReadOnly } from "../../src/index.js";
+import { CvError, type TableName, tables } from "@centrovision/core";
+import { afterEach, beforeEach, expect } from "vitest";
+import { createSqliteSource, openSqliteReadOnly, type SqliteSource } from "../../src/index.js";
 
 /** A fresh folder and key for one test; `remove` deletes everything it made. */
 export async function tempDatabase() {
@@ -14,6 +15,32 @@ export async function tempDatabase() {
     key: randomBytes(32),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+export type TempDatabase = Awaited<ReturnType<typeof tempDatabase>>;
+
+/** A fresh database and an open source over it for each test of the calling file; closed and removed after. */
+export function useTempSource(): { db: TempDatabase; source: SqliteSource } {
+  const current = {} as { db: TempDatabase; source: SqliteSource };
+  beforeEach(async () => {
+    current.db = await tempDatabase();
+    current.source = await createSqliteSource({ path: current.db.path, key: current.db.key });
+  });
+  afterEach(async () => {
+    await current.source.close().catch(() => {});
+    await current.db.remove();
+  });
+  return current;
+}
+
+/** The CvError `promise` rejects with (fails the test if it resolves or rejects with anything else). */
+export async function failure(promise: Promise<unknown>): Promise<CvError> {
+  const error = await promise.then(
+    () => new Error("expected a failure"),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(CvError);
+  return error as CvError;
 }
 
 /**

@@ -47,10 +47,26 @@ const LOGIN = { user: "cv_sync_engine_test", password: "sync-engine-test-passwor
  * than the sync role's grants. Roles are cluster-wide; test files race to create it.
  */
 export async function syncLogin(): Promise<typeof LOGIN> {
+  return ensureLogin(LOGIN, "centrovision_sync");
+}
+
+/** Creates `login` in `role` unless it exists (roles are cluster-wide; test files race to create them). */
+export async function ensureLogin<L extends { user: string; password: string }>(
+  login: L,
+  role: string,
+): Promise<L> {
   await onServer(`
     do $$ begin
-      create role ${LOGIN.user} login password '${LOGIN.password}' in role centrovision_sync;
+      create role ${login.user} login password '${login.password}' in role ${role};
     exception when duplicate_object or unique_violation then null;
     end $$`);
-  return LOGIN;
+  return login;
+}
+
+/** `url` with `login` as its user. */
+export function withLogin(url: string, login: { user: string; password: string }): string {
+  const parsed = new URL(url);
+  parsed.username = login.user;
+  parsed.password = login.password;
+  return parsed.href;
 }

@@ -1,0 +1,157 @@
+/**
+ * The PC's offline tier, measured in one run on this machine:
+ *
+ * 1. Durable outbox write latency (p50/p95) with a ~50 MB local database (target p95 ≤ 10 ms),
+ *    against a plain durable write to the same file (no outbox) — both fsync'd before resolving.
+ * 2. Draining 5,000 offline writes to the clinic server through cv_client_apply, as a ratio of the
+ *    sync engine's steady-state throughput between two PostgreSQL nodes on the same server.
+ *
+ *   npm run bench           (in packages/sync-engine; runs sync.bench.ts too)
+ *   node --conditions=@centrovision/source --import tsx bench/outbox.bench.ts
+ *   CV_BENCH_DIR=/path picks the disk of the local file.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPostgresSource } from "@centrovision/adapter-postgres";
+import { createSqliteSource } from "@centrovision/adapter-sqlite";
+import { applyMigrations, startPostgres } from "@centrovision/testkit";
+import postgres from "postgres";
+import {
+  createClientApplier,
+  createOfflineTier,
+  createPostgresPeer,
+  createSyncEngine,
+} from "../src/index.js";
+
+const TARGET_BYTES = 50 * 1024 * 1024;
+const SAMPLES = 500;
+const DRAIN_WRITES = 5_000;
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const percentile = (values: readonly number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+};
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+const patient = (branchId: string, n: number) => ({
+  id: randomUUID(),
+  branch_id: branchId,
+  first_name: `Paciente ${n}`,
+  last_name: "Sin Conexión",
+  birth_date: "1975-06-15",
+  sex: "unknown" as const,
+  phone: "55 0000 0000",
+  address: "Calle Benito Juárez 123, Col. Centro, Ciudad de México",
+});
+
+async function timed(count: number, write: (n: number) => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let n = 0; n < count; n++) {
+    const started = performance.now();
+    await write(n);
+    samples.push(performance.now() - started);
+  }
+  return samples;
+}
+
+const dir = await mkdtemp(join(process.env.CV_BENCH_DIR ?? tmpdir(), "cv-outbox-bench-"));
+const server = await startPostgres();
+try {
+  // 1. Outbox write latency on a 50 MB file.
+  const path = join(dir, "pc.cvdb");
+  const key = randomBytes(32);
+  const store = await createSqliteSource({ path, key, timeoutMs: 120_000 });
+  const branchId = randomUUID();
+  await store
+    .table("branches")
+    .insert({ id: branchId, code: "BENCH-PC", name: "Bench", address: "Av. Reforma 1" });
+  log("seeding a ~50 MB local database (the cached copy)…");
+  for (let n = 0; (await stat(path)).size < TARGET_BYTES; n += 2_000) {
+    await store
+      .table("patients")
+      .upsertMany(Array.from({ length: 2_000 }, (_, i) => patient(branchId, n + i)));
+    if (n % 20_000 === 0) await store.snapshot();
+  }
+  await store.snapshot();
+  const size = (await stat(path)).size;
+  const plain = await timed(SAMPLES, (n) => store.table("patients").insert(patient(branchId, n)));
+  const tier = createOfflineTier({ store, scope: { branchId } });
+  const outbox = await timed(SAMPLES, (n) => tier.source.table("patients").insert(patient(branchId, n)));
+  const p95 = percentile(outbox, 0.95);
+  log("");
+  log(`durable write with a ${(size / 1024 / 1024).toFixed(0)} MB local database, ${SAMPLES} writes each`);
+  log(
+    `  plain write (row, fsync)            p50 ${ms(percentile(plain, 0.5))}   p95 ${ms(percentile(plain, 0.95))}`,
+  );
+  log(`  offline write (row + outbox, fsync) p50 ${ms(percentile(outbox, 0.5))}   p95 ${ms(p95)}`);
+  log(`  outbox overhead at p95              ${(p95 / percentile(plain, 0.95)).toFixed(2)}×`);
+  log(`  target p95 ≤ 10 ms                  ${p95 <= 10 ? "ok" : "MISSED"}`);
+  await tier.close();
+
+  // 2. Drain vs the sync engine's steady state.
+  const node = async (name: string) => {
+    const url = await server.createDatabase(name);
+    await applyMigrations(url);
+    const sql = postgres(url, { max: 4, onnotice: () => {} });
+    await sql`select cv_sync_init(${name})`;
+    await sql`insert into branches (id, code, name, address) values (${branchId}, 'BENCH-PC', 'Bench', 'Av. Reforma 1')`;
+    return { url, sql };
+  };
+  const [clinic, peer] = [await node("clinic"), await node("peer")];
+  await clinic.sql.unsafe(`
+    do $$ begin create role cv_outbox_bench login password 'bench' in role centrovision_app;
+    exception when duplicate_object then null; end $$`);
+  const appUrl = new URL(clinic.url);
+  appUrl.username = "cv_outbox_bench";
+  appUrl.password = "bench";
+
+  const engine = createSyncEngine({
+    local: createPostgresPeer({ url: peer.url, timeoutMs: 60_000 }),
+    remote: createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 }),
+    intervalMs: 3_600_000,
+    pageSize: 2_000,
+  });
+  await engine.syncNow();
+  const rows = Array.from({ length: DRAIN_WRITES }, (_, n) => patient(branchId, n));
+  await clinic.sql.begin(async (tx) => {
+    for (let i = 0; i < rows.length; i += 1_000)
+      await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
+  });
+  const syncStarted = performance.now();
+  await engine.syncNow();
+  const syncMs = performance.now() - syncStarted;
+  const [synced] = await peer.sql<{ n: number }[]>`select count(*)::int as n from patients`;
+  await engine.stop();
+
+  const pcPath = join(dir, "drain.cvdb");
+  const pc = createOfflineTier({
+    store: await createSqliteSource({ path: pcPath, key }),
+    scope: { branchId },
+  });
+  await pc.refresh(createPostgresSource({ url: appUrl.href }));
+  for (let n = 0; n < DRAIN_WRITES; n++) await pc.source.table("patients").insert(patient(branchId, n));
+  const applier = createClientApplier({ postgres: { url: appUrl.href, timeoutMs: 60_000 } });
+  const drainStarted = performance.now();
+  const report = await pc.drain(applier);
+  const drainMs = performance.now() - drainStarted;
+  await applier.close();
+  await pc.close();
+  if (synced?.n !== DRAIN_WRITES || report.applied !== DRAIN_WRITES) {
+    throw new Error(`synced ${synced?.n}, drained ${report.applied} of ${DRAIN_WRITES}`);
+  }
+  const rate = (msTaken: number) => Math.round(DRAIN_WRITES / (msTaken / 1000));
+  log("");
+  log(`${DRAIN_WRITES.toLocaleString("en")} new patients onto a PostgreSQL node on this machine`);
+  log(`  sync engine, one cycle (steady state)  ${ms(syncMs)}   ${rate(syncMs).toLocaleString("en")} rows/s`);
+  log(
+    `  offline outbox drain (cv_client_apply) ${ms(drainMs)}   ${rate(drainMs).toLocaleString("en")} rows/s`,
+  );
+  log(`  ratio drain/sync                       ${(syncMs / drainMs).toFixed(2)}×`);
+  await Promise.all([clinic.sql.end(), peer.sql.end()]);
+} finally {
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+}

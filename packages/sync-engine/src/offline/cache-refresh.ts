@@ -1,0 +1,322 @@
+import {
+  type CallOptions,
+  type DataSource,
+  type ListQuery,
+  TABLE_NAMES,
+  type TableName,
+  tables,
+  type Where,
+} from "@centrovision/core";
+import {
+  type AnyRow,
+  applyCap,
+  chunks,
+  SCOPE_STEPS,
+  type ScopeStep,
+  type ScopeWindow,
+  scopeWindow,
+  valuesOf,
+} from "./cache-scope.js";
+import type { OfflineTierConfig } from "./offline-options.js";
+import type { OfflineStore } from "./offline-store.js";
+import { DEAD_LETTERS, OUTBOX } from "./outbox.js";
+
+const CACHE_STATE = "cv-cache-state";
+/** Rows per local batch (one journal record each) when copying or evicting. */
+const WRITE_BATCH = 500;
+
+/** Per table: what the last refresh asked for, and the newest `updated_at` it received. */
+interface TableState {
+  readonly query: string;
+  readonly watermark: string | null;
+}
+
+/** What one refresh did; counts only, never rows. */
+export interface RefreshReport {
+  readonly full: boolean;
+  /** Rows received from the tier, in all and per table. */
+  readonly fetched: number;
+  readonly fetchedByTable: Readonly<Record<TableName, number>>;
+  /** Rows written to the local copy (new or changed). */
+  readonly written: number;
+  /** Rows removed because they left the scope. */
+  readonly evicted: number;
+  /** Rows per table in the local copy afterwards. */
+  readonly rows: Readonly<Record<TableName, number>>;
+}
+
+type Kept = Map<TableName, Map<string, AnyRow>>;
+
+async function listAll(
+  source: DataSource,
+  table: TableName,
+  query: ListQuery<Record<string, unknown>>,
+  pageSize: number,
+  options: CallOptions | undefined,
+): Promise<AnyRow[]> {
+  const repo = source.table(table);
+  if (query.limit !== undefined) return (await repo.list(query as never, options)) as AnyRow[];
+  const rows: AnyRow[] = [];
+  for (let offset = 0; ; offset += pageSize) {
+    const page = (await repo.list({ ...query, limit: pageSize, offset } as never, options)) as AnyRow[];
+    rows.push(...page);
+    if (page.length < pageSize) return rows;
+  }
+}
+
+/** Rows of `step` whose selecting column is in `ids`, fetched in `in`-lists of `pageSize`. */
+async function listByIds(
+  source: DataSource,
+  step: Extract<ScopeStep, { kind: "ids" }>,
+  ids: readonly string[],
+  extra: Where<Record<string, unknown>>,
+  pageSize: number,
+  options: CallOptions | undefined,
+): Promise<AnyRow[]> {
+  const rows: AnyRow[] = [];
+  for (const chunk of chunks(ids, pageSize)) {
+    rows.push(
+      ...(await listAll(
+        source,
+        step.table,
+        { where: { ...extra, [step.column]: { in: chunk } } },
+        pageSize,
+        options,
+      )),
+    );
+  }
+  return rows;
+}
+
+/** The rows of one step as `source` holds them now, given the rows of the earlier steps. */
+async function stepRows(
+  source: DataSource,
+  step: ScopeStep,
+  selected: ReadonlyMap<TableName, AnyRow[]>,
+  config: OfflineTierConfig,
+  window: ScopeWindow,
+  options: CallOptions | undefined,
+): Promise<AnyRow[]> {
+  if (step.kind === "where") {
+    return listAll(source, step.table, step.query(config.scope, window), config.pageSize, options);
+  }
+  const ids = valuesOf(selected.get(step.input) ?? [], step.inputColumn);
+  const rows = await listByIds(
+    source,
+    step,
+    ids,
+    step.where?.(config.scope, window) ?? {},
+    config.pageSize,
+    options,
+  );
+  return applyCap(rows, step.cap, config.scope);
+}
+
+/** Every step's rows as `source` holds them: what the scope selects there. */
+async function selectScope(
+  source: DataSource,
+  config: OfflineTierConfig,
+  window: ScopeWindow,
+  options: CallOptions | undefined,
+): Promise<Map<TableName, AnyRow[]>> {
+  const selected = new Map<TableName, AnyRow[]>();
+  for (const step of SCOPE_STEPS) {
+    selected.set(step.table, await stepRows(source, step, selected, config, window, options));
+  }
+  return selected;
+}
+
+const newest = (rows: readonly AnyRow[], start: string | null) =>
+  rows.reduce<string | null>(
+    (max, row) => (max === null || row.updated_at > max ? row.updated_at : max),
+    start,
+  );
+
+/** Where rows come from and what must not be overwritten, for one refresh. */
+interface CopyContext {
+  readonly store: OfflineStore;
+  readonly from: DataSource;
+  /** `table:id` of rows with pending or dead-lettered local edits. */
+  readonly held: ReadonlySet<string>;
+  readonly pageSize: number;
+  readonly options: CallOptions | undefined;
+}
+
+/**
+ * Copies rows into the local file verbatim (their versions and stamps kept), in batches, after
+ * the parents they reference that the file lacks (a doctor of another branch, a past appointment
+ * of a recent encounter). Rows with pending or dead-lettered local edits are left alone: the PC's
+ * version wins locally until a server took it. Rows already held at that version are not rewritten.
+ */
+async function copyRows(context: CopyContext, table: TableName, rows: readonly AnyRow[]): Promise<number> {
+  const { store, held, options } = context;
+  let written = await copyMissingParents(context, table, rows);
+  for (const chunk of chunks(rows, WRITE_BATCH)) {
+    written += await store.batch((batch) => {
+      let count = 0;
+      for (const row of chunk) {
+        if (held.has(`${table}:${row.id}`)) continue;
+        if (batch.get(table, row.id)?.version === row.version) continue;
+        batch.putVerbatim(table, row);
+        count++;
+      }
+      return count;
+    }, options);
+  }
+  return written;
+}
+
+async function copyMissingParents(
+  context: CopyContext,
+  table: TableName,
+  rows: readonly AnyRow[],
+): Promise<number> {
+  const { store, from, held, pageSize, options } = context;
+  let written = 0;
+  for (const fk of tables[table].foreignKeys) {
+    const missing: string[] = [];
+    for (const chunk of chunks(valuesOf(rows, fk.column), pageSize)) {
+      const local = (await store
+        .table(fk.references)
+        .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
+      const present = new Set(local.map((row) => row.id));
+      // A parent whose pending local edit is a delete is not fetched back.
+      missing.push(...chunk.filter((id) => !present.has(id) && !held.has(`${fk.references}:${id}`)));
+    }
+    for (const chunk of chunks(missing, pageSize)) {
+      const parents = (await from
+        .table(fk.references)
+        .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
+      written += await copyRows(context, fk.references, parents);
+    }
+  }
+  return written;
+}
+
+/**
+ * Makes the local copy match the scope on `from`: incrementally (rows changed since the newest one
+ * held, minus `overlapMs`; rows that entered the scope in full), or in full. Then keeps the parents
+ * of every kept row and evicts everything else, never a row with a pending or dead-lettered edit.
+ */
+export async function refreshCache(
+  store: OfflineStore,
+  from: DataSource,
+  config: OfflineTierConfig,
+  full: boolean,
+  options?: CallOptions,
+): Promise<RefreshReport> {
+  const window = scopeWindow(config.scope, config.now());
+  const state = new Map((await store.records<TableState>(CACHE_STATE, options)).map((r) => [r.key, r.value]));
+  const held = new Set([
+    ...(await store.records(OUTBOX, options)).map((r) => r.key),
+    ...(await store.records(DEAD_LETTERS, options)).map((r) => r.key),
+  ]);
+  const before = full ? new Map<TableName, AnyRow[]>() : await selectScope(store, config, window, options);
+  const selected = new Map<TableName, AnyRow[]>();
+  const nextState = new Map<TableName, TableState>();
+  const context: CopyContext = { store, from, held, pageSize: config.pageSize, options };
+  const fetchedByTable = Object.fromEntries(TABLE_NAMES.map((t) => [t, 0])) as Record<TableName, number>;
+  let fetched = 0;
+  let written = 0;
+
+  for (const step of SCOPE_STEPS) {
+    const previous = state.get(step.table);
+    let query: string;
+    let rows: AnyRow[];
+    if (step.kind === "where") {
+      const base = step.query(config.scope, window);
+      query = JSON.stringify(base);
+      const since = !full && previous?.query === query ? previous.watermark : null;
+      const where = since
+        ? { ...base.where, updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() } }
+        : base.where;
+      rows = await listAll(from, step.table, { ...base, where }, config.pageSize, options);
+    } else {
+      query = JSON.stringify(step.where?.(config.scope, window) ?? {});
+      const extra = step.where?.(config.scope, window) ?? {};
+      const ids = valuesOf(selected.get(step.input) ?? [], step.inputColumn);
+      const known = new Set(valuesOf(before.get(step.input) ?? [], step.inputColumn));
+      const since = !full && previous?.query === query ? previous.watermark : null;
+      const fresh = since ? ids.filter((id) => !known.has(id)) : ids;
+      rows = await listByIds(from, step, fresh, extra, config.pageSize, options);
+      if (since) {
+        const changed = {
+          ...extra,
+          updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() },
+        };
+        const old = ids.filter((id) => known.has(id));
+        rows.push(...(await listByIds(from, step, old, changed, config.pageSize, options)));
+      }
+    }
+    fetched += rows.length;
+    fetchedByTable[step.table] += rows.length;
+    written += await copyRows(context, step.table, rows);
+    nextState.set(step.table, { query, watermark: newest(rows, previous?.watermark ?? null) });
+    selected.set(step.table, await stepRows(store, step, selected, config, window, options));
+  }
+
+  const kept = await keepParents(store, selected, held, config.pageSize, options);
+  const evicted = await evict(store, kept, options);
+  await store.batch((batch) => {
+    for (const [table, value] of nextState) batch.setRecord(CACHE_STATE, table, value);
+  }, options);
+  const rows = {} as Record<TableName, number>;
+  for (const table of TABLE_NAMES) rows[table] = (await store.table(table).list(undefined, options)).length;
+  return { full, fetched, fetchedByTable, written, evicted, rows };
+}
+
+/**
+ * The rows to keep: the scope's, those with local edits, and — children first, so every need is
+ * known when its table comes — every parent they reference (copied in already by `copyRows`).
+ * The set is closed under parents, so evicting the rest never cascades into a kept row.
+ */
+async function keepParents(
+  store: OfflineStore,
+  selected: ReadonlyMap<TableName, AnyRow[]>,
+  held: ReadonlySet<string>,
+  pageSize: number,
+  options: CallOptions | undefined,
+): Promise<Kept> {
+  const kept: Kept = new Map(
+    TABLE_NAMES.map((t) => [t, new Map((selected.get(t) ?? []).map((r) => [r.id, r]))]),
+  );
+  const needed = new Map<TableName, Set<string>>(TABLE_NAMES.map((t) => [t, new Set<string>()]));
+  for (const key of held) {
+    const split = key.indexOf(":");
+    needed.get(key.slice(0, split) as TableName)?.add(key.slice(split + 1));
+  }
+  for (const table of [...TABLE_NAMES].reverse()) {
+    const rows = kept.get(table) as Map<string, AnyRow>;
+    const missing = [...(needed.get(table) as Set<string>)].filter((id) => !rows.has(id));
+    for (const chunk of chunks(missing, pageSize)) {
+      const local = (await store
+        .table(table)
+        .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
+      for (const row of local) rows.set(row.id, row);
+    }
+    for (const row of rows.values()) {
+      for (const fk of tables[table].foreignKeys) {
+        const value = row[fk.column];
+        if (typeof value === "string") needed.get(fk.references)?.add(value);
+      }
+    }
+  }
+  return kept;
+}
+
+/** Deletes (verbatim, children first) every local row not kept. */
+async function evict(store: OfflineStore, kept: Kept, options: CallOptions | undefined): Promise<number> {
+  let evicted = 0;
+  for (const table of [...TABLE_NAMES].reverse()) {
+    const keep = kept.get(table) as Map<string, AnyRow>;
+    const local = (await store.table(table).list(undefined, options)) as AnyRow[];
+    const gone = local.filter((row) => !keep.has(row.id)).map((row) => row.id);
+    for (const chunk of chunks(gone, WRITE_BATCH)) {
+      await store.batch((batch) => {
+        for (const id of chunk) batch.deleteVerbatim(table, id);
+      }, options);
+    }
+    evicted += gone.length;
+  }
+  return evicted;
+}

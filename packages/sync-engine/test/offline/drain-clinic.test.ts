@@ -1,0 +1,204 @@
+import { randomUUID } from "node:crypto";
+import { CvError } from "@centrovision/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ClientApplier, OfflineTier } from "../../src/index.js";
+import { type Clinic, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
+import { openTier, type PcFiles, pcFiles, todayClinic, useClinicServer } from "./support.js";
+
+/*
+ * The PC works offline on its SQLite copy, then drains to the clinic server through
+ * cv_client_apply with a centrovision_app login — what a PC really holds. Stored state is checked
+ * by direct SQL on the clinic.node.
+ */
+
+const clinic = useClinicServer("offline_drain");
+
+describe("offline writes drain to the clinic server", () => {
+  let files: PcFiles;
+  let tier: OfflineTier;
+  let graph: Clinic;
+
+  beforeEach(async () => {
+    graph = todayClinic();
+    await insertClinic(clinic.node.sql, graph);
+    files = await pcFiles();
+    tier = await openTier(files, { branchId: graph.branches.id });
+    await tier.refresh(clinic.source);
+  });
+  afterEach(async () => {
+    await tier.close().catch(() => {});
+    await files.remove();
+  });
+
+  const newPatient = () => ({
+    id: randomUUID(),
+    branch_id: graph.branches.id,
+    first_name: "Rosa",
+    last_name: "Icaza",
+    document_id: `ICRO${randomUUID().slice(0, 8).toUpperCase()}`,
+    birth_date: "1948-05-02",
+    sex: "female" as const,
+    phone: "55 7777 0000",
+  });
+
+  /** Books `patientId` offline, `hoursAhead` from now. */
+  function bookOffline(patientId: string, hoursAhead: number) {
+    const start = new Date(Date.now() + hoursAhead * 3_600_000);
+    return tier.source.table("appointments").insert({
+      id: randomUUID(),
+      branch_id: graph.branches.id,
+      patient_id: patientId,
+      starts_at: start.toISOString(),
+      ends_at: new Date(start.getTime() + 1_800_000).toISOString(),
+      reason: "Primera vez",
+      type: "first_visit",
+    });
+  }
+
+  async function offlineEdits() {
+    const patient = await tier.source.table("patients").insert(newPatient());
+    const appointment = await bookOffline(patient.id, 2);
+    const arrived = await tier.source
+      .table("appointments")
+      .update(graph.appointments.id, { status: "checked_in" });
+    return { patient, appointment, arrived };
+  }
+
+  it("records each write with its base version, shows it on reads, and drains parents first", async () => {
+    const { patient, appointment, arrived } = await offlineEdits();
+    expect(await tier.pendingCount()).toBe(3);
+    expect(await tier.source.table("appointments").get(graph.appointments.id)).toMatchObject({
+      status: "checked_in",
+    });
+    const pending = await tier.pending();
+    const serverVersion = (await rowOf(clinic.node.sql, "appointments", graph.appointments.id))?.version;
+    expect(pending.find((e) => e.id === graph.appointments.id)).toMatchObject({
+      op: "upsert",
+      baseVersion: serverVersion,
+      version: arrived.version,
+    });
+
+    // A second edit of the same row folds into its entry: one fast-forward from the server's version.
+    const again = await tier.source
+      .table("appointments")
+      .update(graph.appointments.id, { status: "in_progress" });
+    expect(await tier.pendingCount()).toBe(3);
+
+    const report = await tier.drain(clinic.applier);
+    expect(report).toMatchObject({ sent: 3, applied: 3, conflicts: 0, deadLettered: 0, remaining: 0 });
+    expect(await tier.pendingCount()).toBe(0);
+    expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({ version: patient.version });
+    expect(await rowOf(clinic.node.sql, "appointments", appointment.id)).toMatchObject({
+      version: appointment.version,
+    });
+    expect(await rowOf(clinic.node.sql, "appointments", graph.appointments.id)).toMatchObject({
+      status: "in_progress",
+      version: again.version,
+    });
+    expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
+  });
+
+  it("a reply lost after the server committed is resent and skipped: nothing doubles", async () => {
+    const { patient } = await offlineEdits();
+    const lossy: ClientApplier = {
+      ...clinic.applier,
+      apply: async (writes, options) => {
+        await clinic.applier.apply(writes, options);
+        throw new CvError("unavailable", "[test] the reply was lost on the way back");
+      },
+    };
+    await expect(tier.drain(lossy)).rejects.toMatchObject({ code: "unavailable" });
+    expect(await tier.pendingCount()).toBe(3);
+    expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 3, applied: 0, skipped: 3, remaining: 0 });
+    const [count] = await clinic.node.sql<{ n: number }[]>`
+      select count(*)::int as n from cv_sync.change_log where row_id = ${patient.id}`;
+    expect(count?.n).toBe(1);
+  });
+
+  it("an offline edit against a concurrent server edit ends as a conflict with both versions kept", async () => {
+    const offline = await tier.source.table("patients").update(graph.patients.id, { phone: "55 1010 2020" });
+    await update(clinic.node.sql, "patients", graph.patients.id, { phone: "55 3030 4040" });
+    const serverEdit = await rowOf(clinic.node.sql, "patients", graph.patients.id);
+
+    expect(await tier.drain(clinic.applier)).toMatchObject({ conflicts: 1, remaining: 0, deadLettered: 0 });
+    const conflicts = await clinic.node.sql<
+      {
+        local_version: string;
+        remote_version: string;
+        local_row: { phone: string };
+        remote_row: { phone: string };
+      }[]
+    >`select local_version, remote_version, local_row, remote_row from cv_sync.conflicts
+      where row_id = ${graph.patients.id}`;
+    expect(conflicts).toHaveLength(1);
+    const [conflict] = conflicts;
+    expect([conflict?.local_version, conflict?.remote_version].sort()).toEqual(
+      [offline.version, serverEdit?.version].sort(),
+    );
+    expect([conflict?.local_row.phone, conflict?.remote_row.phone].sort()).toEqual([
+      "55 1010 2020",
+      "55 3030 4040",
+    ]);
+  });
+
+  it("a write refused for good goes to the dead-letter list and the rest still arrive", async () => {
+    const clash = newPatient();
+    const good = await tier.source.table("patients").insert(newPatient());
+    await tier.source.table("patients").insert(clash);
+    // Meanwhile someone registered another patient with the same document at the clinic.
+    await clinic.node.sql`insert into patients ${clinic.node.sql({ ...clash, id: randomUUID() })}`;
+
+    const report = await tier.drain(clinic.applier);
+    expect(report).toMatchObject({ deadLettered: 1, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", good.id)).toBeDefined();
+    const letters = await tier.deadLetters();
+    expect(letters).toEqual([
+      expect.objectContaining({ table: "patients", id: clash.id, op: "upsert", code: "constraint" }),
+    ]);
+    expect(letters[0]?.message).not.toContain(clash.document_id);
+    expect(await tier.pendingCount()).toBe(0);
+
+    // Retrying without a fix fails the same way; discarding drops the local edit.
+    await tier.retryDeadLetter("patients", clash.id);
+    expect(await tier.pendingCount()).toBe(1);
+    expect(await tier.drain(clinic.applier)).toMatchObject({ deadLettered: 1 });
+    await tier.discardDeadLetter("patients", clash.id, clinic.source);
+    expect(await tier.deadLetters()).toEqual([]);
+    expect(await tier.source.table("patients").get(clash.id)).toBeNull();
+    await expect(tier.retryDeadLetter("patients", clash.id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
+  it("a row created and deleted offline sends nothing; deleting a server row sends a versioned delete", async () => {
+    const temp = await tier.source.table("patients").insert(newPatient());
+    await tier.source.table("patients").delete(temp.id);
+    const diagnosis = graph.diagnoses.id;
+    await tier.source.table("diagnoses").delete(diagnosis);
+    expect(await tier.pending()).toEqual([
+      expect.objectContaining({ table: "diagnoses", id: diagnosis, op: "delete", version: null }),
+    ]);
+    expect(await tier.drain(clinic.applier)).toMatchObject({ remaining: 0, deadLettered: 0 });
+    expect(await rowOf(clinic.node.sql, "diagnoses", diagnosis)).toBeUndefined();
+    expect(await rowOf(clinic.node.sql, "patients", temp.id)).toBeUndefined();
+  });
+
+  it("a write whose parent the server lacks yet waits in the outbox, then arrives", async () => {
+    // A patient on today's agenda reaches the PC's copy; then the clinic server lacks it (as if it
+    // had not received it yet), while the PC's copy still has it.
+    const patient = newPatient();
+    const visit = { ...graph.appointments, id: randomUUID(), patient_id: patient.id };
+    await clinic.node.sql`insert into patients ${clinic.node.sql(patient)}`;
+    await clinic.node.sql`insert into appointments ${clinic.node.sql(visit)}`;
+    await tier.refresh(clinic.source);
+    await clinic.node.sql`delete from appointments where id = ${visit.id}`;
+    const [held] = await clinic.node.sql`delete from patients where id = ${patient.id} returning *`;
+    const appointment = await bookOffline(patient.id, 3);
+    expect(await tier.drain(clinic.applier)).toMatchObject({ deferred: 1, deadLettered: 0, remaining: 1 });
+    expect(await tier.pending()).toEqual([expect.objectContaining({ id: appointment.id, parentWaits: 1 })]);
+
+    await clinic.node.sql`insert into patients ${clinic.node.sql(held as Record<string, never>)}`;
+    expect(await tier.drain(clinic.applier)).toMatchObject({ applied: 1, deferred: 0, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "appointments", appointment.id)).toMatchObject({
+      version: appointment.version,
+    });
+  });
+});

@@ -1,0 +1,93 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPostgresSource } from "@centrovision/adapter-postgres";
+import { createSqliteSource } from "@centrovision/adapter-sqlite";
+import { afterAll, beforeAll } from "vitest";
+import {
+  createClientApplier,
+  createOfflineTier,
+  type OfflineScope,
+  type OfflineTier,
+} from "../../src/index.js";
+import { ensureLogin, withLogin } from "../support/server.js";
+import { type Clinic, clinic } from "../support/sql-fixtures.js";
+import { createNode, type SqlNode } from "../support/sql-nodes.js";
+
+const APP = { user: "cv_offline_test", password: "offline-test-password" };
+
+/** A login in centrovision_app (what a PC holds) on `node`'s database. */
+export async function appUrl(node: SqlNode): Promise<string> {
+  return withLogin(node.url, await ensureLogin(APP, "centrovision_app"));
+}
+
+/** A clinic server database reached as a PC: a source for refreshes and an applier for drains. */
+export async function clinicServer(name: string) {
+  const node = await createNode(name);
+  const url = await appUrl(node);
+  const source = createPostgresSource({ id: "clinic", url, callTimeoutMs: 30_000 });
+  const applier = createClientApplier({ postgres: { url } });
+  return {
+    node,
+    /** The PC's login URL. */
+    url,
+    source,
+    applier,
+    async close() {
+      await applier.close();
+      await source.close();
+      await node.drop();
+    },
+  };
+}
+
+export type ClinicServer = Awaited<ReturnType<typeof clinicServer>>;
+
+/** A clinic server for the calling file: set up before its tests, dropped after them. */
+export function useClinicServer(name: string): ClinicServer {
+  const clinic = {} as ClinicServer;
+  beforeAll(async () => {
+    Object.assign(clinic, await clinicServer(name));
+  }, 60_000);
+  afterAll(() => clinic.close?.());
+  return clinic;
+}
+
+/** A folder and key for one PC's local file. */
+export async function pcFiles() {
+  const dir = await mkdtemp(join(tmpdir(), "cv-offline-"));
+  return {
+    dir,
+    path: join(dir, "pc.cvdb"),
+    key: randomBytes(32),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export type PcFiles = Awaited<ReturnType<typeof pcFiles>>;
+
+export async function openTier(
+  files: PcFiles,
+  scope: OfflineScope,
+  extra: { now?: () => Date; overlapMs?: number } = {},
+): Promise<OfflineTier> {
+  const store = await createSqliteSource({ path: files.path, key: files.key });
+  return createOfflineTier({ store, scope, ...extra });
+}
+
+/** A consultation happening today (in the PC's scope), with fresh ids. */
+export function todayClinic(now = new Date()): Clinic {
+  const graph = clinic();
+  const start = new Date(now.getTime() + 3_600_000);
+  return {
+    ...graph,
+    appointments: {
+      ...graph.appointments,
+      starts_at: start.toISOString(),
+      ends_at: new Date(start.getTime() + 1_800_000).toISOString(),
+    },
+    encounters: { ...graph.encounters, started_at: start.toISOString() },
+    diagnoses: { ...graph.diagnoses, diagnosed_at: start.toISOString() },
+  };
+}
