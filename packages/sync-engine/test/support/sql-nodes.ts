@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { applyMigrations, type PostgresServer } from "@centrovision/testkit";
+import { applyMigrations } from "@centrovision/testkit";
 import postgres from "postgres";
-import { inject } from "vitest";
+import { onServer, serverUrl } from "./server.js";
 
 /** A sync node: one database with sql/ applied, on the run's server (see test/global-setup.ts). */
 export interface SqlNode {
@@ -14,21 +14,6 @@ export interface SqlNode {
   readonly sql: postgres.Sql;
   /** Closes the connection and drops the database. */
   drop(): Promise<void>;
-}
-
-function serverUrl(): string {
-  const url = inject("postgresUrl");
-  if (!url) throw new Error("[sync-engine tests] no PostgreSQL: run through vitest.config.ts (globalSetup)");
-  return url;
-}
-
-async function onServer(statement: string): Promise<void> {
-  const admin = postgres(serverUrl(), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(statement);
-  } finally {
-    await admin.end();
-  }
 }
 
 /** Connects to a migrated database and names its node `name` (cv_sync_init). */
@@ -58,32 +43,6 @@ export async function createNode(name: string): Promise<SqlNode> {
   return openNode(name, url.href, () => onServer(`drop database "${database}" with (force)`));
 }
 
-/**
- * The run's server as a PostgresServer, for testkit helpers that put their own database on a
- * running server (startLocalSupabase({ postgres })). Stopping it is global-setup's business.
- */
-export function sharedServer(): PostgresServer {
-  const url = new URL(serverUrl());
-  const urlFor = (database: string) => {
-    const other = new URL(url.href);
-    other.pathname = `/${database}`;
-    return other.href;
-  };
-  return {
-    url: url.href,
-    port: Number(url.port),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    dataDir: "",
-    urlFor,
-    async createDatabase(name: string) {
-      await onServer(`create database "${name}"`);
-      return urlFor(name);
-    },
-    async stop() {},
-  };
-}
-
 /** The SQLSTATE `work` fails with, or undefined when it succeeds. */
 export async function failureCode(work: () => Promise<unknown>): Promise<string | undefined> {
   try {
@@ -93,3 +52,6 @@ export async function failureCode(work: () => Promise<unknown>): Promise<string 
     return (error as { code?: string }).code ?? String(error);
   }
 }
+
+/** The run's server as a PostgresServer, for startLocalSupabase({ postgres }). */
+export { sharedPostgres as sharedServer } from "./server.js";
