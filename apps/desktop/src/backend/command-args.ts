@@ -1,0 +1,109 @@
+import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES } from "@centrovision/core";
+import * as z from "zod";
+
+/*
+ * Arguments of every invoke command. Messages are Spanish: the UI shows them to clinic staff as
+ * they are. They describe what is expected, never the value received (which may be patient data).
+ */
+
+const id = (what: string) => z.guid(`${what}: debe ser un identificador válido (UUID)`);
+
+const isoDate = z.iso
+  .date("fecha inválida: use el formato AAAA-MM-DD, por ejemplo 2026-11-30")
+  .refine((value) => !Number.isNaN(Date.parse(`${value}T00:00:00Z`)), "fecha inválida: ese día no existe");
+
+const dateTime = z.iso.datetime({
+  offset: true,
+  message: "fecha y hora inválidas: use ISO 8601 con zona, por ejemplo 2026-11-30T09:00:00-06:00",
+});
+
+const requiredText = (what: string) =>
+  z
+    .string(`${what}: es obligatorio`)
+    .trim()
+    .min(1, `${what}: es obligatorio`)
+    .max(500, `${what}: demasiado largo`);
+
+export const commandArgs = {
+  get_connection_status: z.object({}).strict(),
+  trigger_sync: z.object({}).strict(),
+  list_branches: z.object({}).strict(),
+  get_appointments: z.object({ branch_id: id("sucursal"), date: isoDate }).strict(),
+  create_appointment: z
+    .object({
+      branch_id: id("sucursal"),
+      patient_id: id("paciente"),
+      room_id: id("consultorio").nullable().default(null),
+      doctor_id: id("médico").nullable().default(null),
+      starts_at: dateTime,
+      duration_minutes: z
+        .number("duración: debe ser un número de minutos")
+        .int("duración: minutos enteros")
+        .min(5, "duración: al menos 5 minutos")
+        .max(480, "duración: como máximo 8 horas")
+        .default(30),
+      reason: requiredText("motivo"),
+      type: z.enum(APPOINTMENT_TYPES, `tipo de cita: use uno de ${APPOINTMENT_TYPES.join(", ")}`),
+      notes: z.string().max(2000, "notas: demasiado largas").nullable().default(null),
+    })
+    .strict(),
+  update_appointment_status: z
+    .object({
+      appointment_id: id("cita"),
+      status: z.enum(APPOINTMENT_STATUSES, `estado: use uno de ${APPOINTMENT_STATUSES.join(", ")}`),
+    })
+    .strict(),
+  search_patients: z
+    .object({
+      query: z
+        .string("búsqueda: escriba un nombre o documento")
+        .trim()
+        .min(2, "búsqueda: escriba al menos 2 letras"),
+      branch_id: id("sucursal").optional(),
+      limit: z.number().int().min(1).max(100, "límite: como máximo 100").default(20),
+    })
+    .strict(),
+  create_patient: z
+    .object({
+      branch_id: id("sucursal"),
+      first_name: requiredText("nombre"),
+      last_name: requiredText("apellido paterno"),
+      second_last_name: z.string().trim().max(200).nullable().default(null),
+      document_id: z
+        .string()
+        .trim()
+        .toUpperCase()
+        .regex(/^[A-Z0-9-]{4,32}$/, "documento: 4 a 32 letras, dígitos o guiones (CURP, pasaporte…)")
+        .nullable()
+        .default(null),
+      birth_date: isoDate.refine(
+        (value) => value >= "1900-01-01",
+        "fecha de nacimiento: debe ser posterior a 1900",
+      ),
+      sex: z.enum(PATIENT_SEXES, `sexo: use uno de ${PATIENT_SEXES.join(", ")}`),
+      phone: requiredText("teléfono"),
+      email: z.email("correo electrónico inválido").nullable().default(null),
+    })
+    .strict(),
+  list_conflicts: z.object({ status: z.enum(["open", "resolved", "all"]).default("open") }).strict(),
+  resolve_conflict: z
+    .object({
+      conflict_id: id("conflicto"),
+      keep: z
+        .enum(["local", "remote"], "resolución: elija conservar la versión local o la remota")
+        .optional(),
+      merged: z.record(z.string(), z.unknown()).optional(),
+    })
+    .strict()
+    .refine((args) => (args.keep === undefined) !== (args.merged === undefined), {
+      message: "resolución: indique keep (local o remote) o merged, solo uno",
+      path: ["keep"],
+    }),
+} as const;
+
+export type CommandName = keyof typeof commandArgs;
+export type CommandArgs<C extends CommandName> = z.output<(typeof commandArgs)[C]>;
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(commandArgs, name);
+}

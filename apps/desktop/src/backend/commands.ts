@@ -1,0 +1,195 @@
+import { randomUUID } from "node:crypto";
+import { CvError, type FailoverRouter, type InputIssue, type Row, zodIssues } from "@centrovision/core";
+import type {
+  ConflictQuery,
+  ConflictResolution,
+  ResolveResult,
+  SyncConflict,
+} from "@centrovision/sync-engine";
+import { type CommandArgs, type CommandName, commandArgs, isCommandName } from "./command-args.js";
+import { dayRange } from "./day-range.js";
+
+/**
+ * Conflict review on the clinic server (a sync engine, or a `createPostgresPeer` with a
+ * `centrovision_sync` login, fits) and, when this process runs the engine, a way to sync now.
+ */
+export interface SyncControl {
+  listConflicts(query?: ConflictQuery): Promise<SyncConflict[]>;
+  resolveConflict(
+    id: string,
+    resolution: ConflictResolution,
+    options?: { resolvedBy?: string },
+  ): Promise<ResolveResult>;
+  syncNow?(): Promise<unknown>;
+}
+
+export interface CommandContext {
+  router: FailoverRouter;
+  sync?: SyncControl;
+}
+
+/** An appointment as the agenda shows it: the row plus the patient's display name. */
+export type AgendaItem = Row<"appointments"> & { patient_name: string };
+
+const fold = (text: string) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+
+const fullName = (p: Row<"patients">) =>
+  [p.first_name, p.last_name, p.second_last_name].filter(Boolean).join(" ");
+
+function notFound(message: string, path: string): CvError {
+  return new CvError("not_found", message, { issues: [{ path, message }] });
+}
+
+function noSync(): CvError {
+  return new CvError(
+    "unavailable",
+    "La revisión de conflictos se hace en el servidor de la clínica; este equipo no tiene acceso al motor de sincronización.",
+  );
+}
+
+async function branchOf(router: FailoverRouter, branchId: string): Promise<Row<"branches">> {
+  const branch = await router.table("branches").get(branchId);
+  if (branch === null) throw notFound("La sucursal indicada no existe.", "branch_id");
+  return branch;
+}
+
+type Handlers = { [C in CommandName]: (ctx: CommandContext, args: CommandArgs<C>) => Promise<unknown> };
+
+const handlers: Handlers = {
+  get_connection_status: async ({ router }) => router.getStatus(),
+
+  trigger_sync: async ({ router, sync }) => {
+    await sync?.syncNow?.();
+    return router.getStatus();
+  },
+
+  list_branches: async ({ router }) =>
+    router.table("branches").list({ where: { active: true }, orderBy: [{ column: "name" }] }),
+
+  get_appointments: async ({ router }, { branch_id, date }) => {
+    const branch = await branchOf(router, branch_id);
+    const appointments = await router.table("appointments").list({
+      where: { branch_id, starts_at: dayRange(date, branch.timezone) },
+      orderBy: [{ column: "starts_at" }],
+    });
+    const ids = [...new Set(appointments.map((a) => a.patient_id))];
+    const patients =
+      ids.length === 0 ? [] : await router.table("patients").list({ where: { id: { in: ids } } });
+    const names = new Map(patients.map((p) => [p.id, fullName(p)]));
+    return appointments.map((a): AgendaItem => ({ ...a, patient_name: names.get(a.patient_id) ?? "—" }));
+  },
+
+  create_appointment: async ({ router }, args) => {
+    const { duration_minutes, ...fields } = args;
+    await branchOf(router, args.branch_id);
+    const patient = await router.table("patients").get(args.patient_id);
+    if (patient === null)
+      throw notFound("El paciente indicado no existe; búsquelo o regístrelo primero.", "patient_id");
+    const start = new Date(args.starts_at);
+    return router.table("appointments").insert({
+      ...fields,
+      id: randomUUID(),
+      starts_at: start.toISOString(),
+      ends_at: new Date(start.getTime() + duration_minutes * 60_000).toISOString(),
+      status: "scheduled",
+    });
+  },
+
+  update_appointment_status: async ({ router }, { appointment_id, status }) => {
+    const appointments = router.table("appointments");
+    if ((await appointments.get(appointment_id)) === null) {
+      throw notFound("La cita indicada no existe.", "appointment_id");
+    }
+    return appointments.update(appointment_id, {
+      status,
+      ...(status === "checked_in" && { checked_in_at: new Date().toISOString() }),
+    });
+  },
+
+  // Repositories filter by equality and ranges only; the agenda's patient lists are small enough
+  // (a branch's patients) to fold accents and case here, as the cloud's cv_search_fold index does.
+  search_patients: async ({ router }, { query, branch_id, limit }) => {
+    const wanted = fold(query).split(/\s+/).filter(Boolean);
+    const document = query.toUpperCase().replace(/\s+/g, "");
+    const patients = await router.table("patients").list({
+      ...(branch_id !== undefined && { where: { branch_id } }),
+      orderBy: [{ column: "last_name" }, { column: "first_name" }],
+      limit: 10_000,
+    });
+    return patients
+      .filter((p) => p.document_id === document || wanted.every((word) => fold(fullName(p)).includes(word)))
+      .slice(0, limit)
+      .map((p) => ({ ...p, full_name: fullName(p) }));
+  },
+
+  create_patient: async ({ router }, args) => {
+    await branchOf(router, args.branch_id);
+    try {
+      return await router.table("patients").insert({ ...args, id: randomUUID() });
+    } catch (error) {
+      if (error instanceof CvError && error.code === "constraint") {
+        const message = "Ya existe un paciente con ese documento; búsquelo en lugar de registrarlo de nuevo.";
+        throw new CvError("constraint", message, { issues: [{ path: "document_id", message }] });
+      }
+      throw error;
+    }
+  },
+
+  list_conflicts: async ({ sync }, { status }) => {
+    if (sync === undefined) throw noSync();
+    return sync.listConflicts({ status });
+  },
+
+  resolve_conflict: async ({ sync }, { conflict_id, keep, merged }) => {
+    if (sync === undefined) throw noSync();
+    const resolution: ConflictResolution = keep !== undefined ? { keep } : { merged: merged ?? {} };
+    return sync.resolveConflict(conflict_id, resolution, { resolvedBy: "desktop" });
+  },
+};
+
+/** What a rejected invoke carries across the transport: a stable code and a Spanish message. */
+export interface InvokeFailure {
+  readonly code: CvError["code"];
+  readonly message: string;
+  readonly issues?: readonly InputIssue[];
+}
+
+const SPANISH: Partial<Record<CvError["code"], string>> = {
+  unavailable: "No hay conexión con ningún servidor ni con la base local. Intente de nuevo en unos segundos.",
+  timeout: "El servidor tardó demasiado en responder. Intente de nuevo.",
+  conflict: "Otra persona modificó este registro al mismo tiempo. Recargue y vuelva a intentarlo.",
+  unauthorized: "La sesión no tiene permiso para esta acción. Vuelva a iniciar sesión.",
+  unknown: "Ocurrió un error inesperado. Avise al responsable de sistemas.",
+};
+
+/** Turns any failure into an {@link InvokeFailure}; messages we wrote are kept, library ones translated. */
+export function toInvokeFailure(error: unknown): InvokeFailure {
+  const cv = error instanceof CvError ? error : new CvError("unknown", "unexpected failure");
+  const ours = cv.message !== "" && !cv.message.startsWith("[");
+  const issues = cv.issues.length > 0 ? { issues: cv.issues } : {};
+  if (ours) return { code: cv.code, message: cv.message, ...issues };
+  if (cv.code === "invalid_input" || cv.code === "constraint") {
+    const fields = cv.issues.map((issue) => issue.path).join(", ");
+    return { code: cv.code, message: `Datos inválidos${fields ? ` en: ${fields}` : ""}.`, ...issues };
+  }
+  return { code: cv.code, message: SPANISH[cv.code] ?? SPANISH.unknown ?? "", ...issues };
+}
+
+/** Validates the arguments and runs one command; rejects with a `CvError` (never a raw one). */
+export async function runCommand(ctx: CommandContext, command: string, rawArgs: unknown): Promise<unknown> {
+  if (!isCommandName(command)) {
+    throw new CvError("not_found", `Comando desconocido: ${command.slice(0, 60)}.`, {
+      issues: [{ path: "command", message: "comando desconocido" }],
+    });
+  }
+  const parsed = commandArgs[command].safeParse(rawArgs ?? {});
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error, "(args)", "argumento desconocido");
+    const message = issues.map((issue) =>
+      issue.message.includes(":") ? issue.message : `${issue.path}: ${issue.message}`,
+    );
+    throw new CvError("invalid_input", `${[...new Set(message)].join("; ")}.`, { issues });
+  }
+  const handler = handlers[command] as (ctx: CommandContext, args: unknown) => Promise<unknown>;
+  return handler(ctx, parsed.data);
+}

@@ -1,0 +1,41 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { isCvError } from "@centrovision/core";
+import { configPath, loadDesktopConfig } from "../config.js";
+import { UI_DIR } from "../ui-bundle.js";
+import { startBackendServer } from "./server.js";
+import { createPcStack } from "./stack.js";
+
+/**
+ * `npm start -w @centrovision/desktop [-- --config path]`: the backend of one PC, reading
+ * `~/.centrovision/config.toml`, serving the commands and the built UI on 127.0.0.1.
+ */
+async function main(): Promise<void> {
+  const config = loadDesktopConfig(configPath(process.argv, process.env));
+  const stack = await createPcStack({ config });
+  const hasUi = existsSync(join(UI_DIR, "index.html"));
+  const server = await startBackendServer({
+    context: { router: stack.router },
+    port: config.server.port,
+    ...(hasUi && { uiDir: UI_DIR }),
+  });
+  console.log(
+    `[desktop] listening on ${server.url}${hasUi ? "" : " (API only: run `npm run build:ui` for the UI)"}`,
+  );
+  const stop = async () => {
+    await server.close();
+    await stack.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop());
+  process.once("SIGTERM", () => void stop());
+}
+
+main().catch((error: unknown) => {
+  // CvError messages name the file and field and never carry secrets or patient data.
+  console.error(
+    isCvError(error) ? error.message : "[desktop] could not start",
+    isCvError(error) ? "" : error,
+  );
+  process.exit(isCvError(error) && error.code === "invalid_config" ? 78 : 1);
+});

@@ -1,0 +1,87 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { chmod, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The clinic's sync daemon (`apps/sync-daemon`), run as its own process as on a clinic server. */
+export interface DaemonProcess {
+  /** `http://127.0.0.1:<port>` of its `/healthz`, `/status` and `/metrics`. */
+  readonly statusUrl: string;
+  stop(): Promise<void>;
+}
+
+export interface DaemonProcessOptions {
+  dir: string;
+  cloudUrl: string;
+  serviceRoleKey: string;
+  /** The daemon's login URL (member of centrovision_sync), without password. */
+  clinicUrl: string;
+  clinicPassword: string;
+  httpPort: number;
+}
+
+const BIN = fileURLToPath(new URL("../../../sync-daemon/bin/centrovision-sync.mjs", import.meta.url));
+
+async function secretFile(path: string, content: string): Promise<string> {
+  await writeFile(path, content, { mode: 0o600 });
+  await chmod(path, 0o600);
+  return path;
+}
+
+/**
+ * Writes a sync.toml (secrets in 0600 files beside it) and starts `centrovision-sync run`.
+ * Resolves once its `/readyz` endpoint answers; its log goes to the demo's stderr (errors only).
+ */
+export async function startDaemonProcess(options: DaemonProcessOptions): Promise<DaemonProcess> {
+  const keyFile = await secretFile(join(options.dir, "service-role.key"), options.serviceRoleKey);
+  const passwordFile = await secretFile(join(options.dir, "sync-password"), options.clinicPassword);
+  const config = await secretFile(
+    join(options.dir, "sync.toml"),
+    [
+      "[node]",
+      'name = "clinica-demo"',
+      "[cloud]",
+      `url = "${options.cloudUrl}"`,
+      `service_role_key_file = "${keyFile}"`,
+      "timeout_ms = 3000",
+      "[clinic]",
+      `url = "${options.clinicUrl}"`,
+      `password_file = "${passwordFile}"`,
+      "timeout_ms = 3000",
+      "[sync]",
+      "interval_ms = 1000",
+      "min_backoff_ms = 500",
+      "max_backoff_ms = 2000",
+      "[http]",
+      `port = ${options.httpPort}`,
+      "[log]",
+      'level = "error"',
+    ].join("\n"),
+  );
+  const child: ChildProcess = spawn(process.execPath, [BIN, "run", "--config", config], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = once(child, "exit");
+  const statusUrl = `http://127.0.0.1:${options.httpPort}`;
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`[demo] the sync daemon exited with code ${child.exitCode}`);
+    const ready = await fetch(`${statusUrl}/healthz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) return { statusUrl, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error("[demo] the sync daemon did not answer /healthz within 60 s");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -1,0 +1,234 @@
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FailoverRouter, RouterConfigInput } from "@centrovision/core";
+import { createPostgresPeer } from "@centrovision/sync-engine";
+import {
+  applyMigrations,
+  createLink,
+  freePort,
+  type Link,
+  type LocalSupabase,
+  type PostgresServer,
+  startLocalSupabase,
+  startPostgres,
+} from "@centrovision/testkit";
+import postgres from "postgres";
+import { type BackendServer, startBackendServer } from "../backend/server.js";
+import { createPcStack } from "../backend/stack.js";
+import { loadDesktopConfig } from "../config.js";
+import { startDaemonProcess } from "./daemon-process.js";
+import { buildDemoClinic, type DemoClinic, seedDemoClinic } from "./seed.js";
+
+/**
+ * Router timings for the demo and the e2e tests: the icon should move within a couple of seconds
+ * of a button press. The product defaults (core's routerConfigSchema: probe every 1 s, 10 s
+ * hold-down before failback) suit a clinic, where flapping matters more than a fast demo.
+ */
+export const DEMO_ROUTER: RouterConfigInput = {
+  probeIntervalMs: 500,
+  suspectIntervalMs: 150,
+  downIntervalMs: 700,
+  downJitter: 0.1,
+  probeTimeoutMs: 600,
+  rise: 2,
+  holdDownMs: 1_500,
+  maxHoldDownMs: 3_000,
+  maxSwitches: 1_000,
+  failbackCheckIntervalMs: 500,
+  callTimeoutMs: 4_000,
+};
+
+export interface DemoOptions {
+  /** Port of the desktop backend + UI; 0 picks a free one. */
+  port?: number;
+  /** Folder of the built UI. */
+  uiDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface Demo {
+  readonly url: string;
+  readonly clinic: DemoClinic;
+  /** Superuser URL of the cloud database, for checking what reached the cloud. */
+  readonly cloudDbUrl: string;
+  /** The desktop backend's router, for benchmarks that bypass the transport. */
+  readonly router: FailoverRouter;
+  /** The sync daemon's `/healthz`, `/readyz`, `/status` and `/metrics`. */
+  readonly daemonStatusUrl: string;
+  setInternet(on: boolean): Promise<void>;
+  setClinicServer(on: boolean): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const APP_LOGIN = { user: "demo_recepcion_pc1", password: "demo-pc-password" };
+const SYNC_LOGIN = { user: "demo_sync_daemon", password: "demo-sync-password" };
+
+async function onDatabase(url: string, work: (sql: postgres.Sql) => Promise<unknown>): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await work(sql);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/** Polls until `ready` holds (readiness, never a fixed sleep); rejects naming `what` after `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ready().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`[demo] timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * Everything embedded: a local Supabase (the cloud), a PostgreSQL clinic server, the sync daemon
+ * between them (its own process), a link in front of each (the demo's switches), and one desktop backend with the UI.
+ */
+export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
+  const log = options.log ?? (() => {});
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    cleanups.length = 0;
+  };
+  try {
+    const dir = await mkdtemp(join(tmpdir(), "centrovision-demo-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+
+    log("arrancando la nube (Supabase local) y el servidor de la clínica (PostgreSQL)…");
+    const [cloud, clinicServer] = (await Promise.all([
+      startLocalSupabase({ log: () => {} }),
+      startPostgres(),
+    ])) as [LocalSupabase, PostgresServer];
+    cleanups.push(
+      () => cloud.stop(),
+      () => clinicServer.stop(),
+    );
+    const clinicDbUrl = await clinicServer.createDatabase("centrovision");
+    await applyMigrations(clinicDbUrl);
+    await onDatabase(clinicDbUrl, async (sql) => {
+      await sql.unsafe(
+        `create role ${APP_LOGIN.user} login password '${APP_LOGIN.password}' in role centrovision_app`,
+      );
+      await sql.unsafe(
+        `create role ${SYNC_LOGIN.user} login password '${SYNC_LOGIN.password}' in role centrovision_sync`,
+      );
+    });
+
+    const clinic = buildDemoClinic();
+    await onDatabase(cloud.dbUrl, (sql) => seedDemoClinic(sql, clinic));
+
+    const cloudUrl = new URL(cloud.url);
+    const internet: Link = await createLink({ target: { host: "127.0.0.1", port: Number(cloudUrl.port) } });
+    const lan: Link = await createLink({ target: { host: "127.0.0.1", port: clinicServer.port } });
+    cleanups.push(
+      () => internet.close(),
+      () => lan.close(),
+    );
+    const cloudViaInternet = `http://127.0.0.1:${internet.port}`;
+
+    // The daemon runs on the clinic server, so it loses the cloud with the internet and stops
+    // with the server: it reaches both through the links.
+    const daemon = await startDaemonProcess({
+      dir,
+      cloudUrl: cloudViaInternet,
+      serviceRoleKey: cloud.serviceRoleKey,
+      clinicUrl: `postgres://${SYNC_LOGIN.user}@127.0.0.1:${lan.port}/centrovision`,
+      clinicPassword: SYNC_LOGIN.password,
+      httpPort: await freePort(),
+    });
+    cleanups.push(() => daemon.stop());
+    log("primera sincronización nube → servidor de la clínica…");
+    await waitUntil("the first sync", async () => (await fetch(`${daemon.statusUrl}/readyz`)).ok);
+    // Conflict review reads the clinic server with the sync role, as the daemon's CLI does.
+    const conflicts = createPostgresPeer({
+      url: `postgres://${SYNC_LOGIN.user}:${SYNC_LOGIN.password}@127.0.0.1:${lan.port}/centrovision`,
+      timeoutMs: 3_000,
+    });
+    cleanups.push(() => conflicts.close());
+
+    const token = await cloud.mintUserToken(
+      clinic.receptionistId,
+      { email: "recepcion@centrovision.mx" },
+      { expiresIn: 7 * 86_400 },
+    );
+    const secret = async (name: string, content: string) => {
+      const path = join(dir, name);
+      await writeFile(path, content, { mode: 0o600 });
+      await chmod(path, 0o600);
+      return path;
+    };
+    await secret("session.jwt", token);
+    await secret("clinic-db-password", APP_LOGIN.password);
+    const configFile = await secret(
+      "config.toml",
+      [
+        `branch_id = "${clinic.branches[0]?.id}"`,
+        "[supabase]",
+        `url = "${cloudViaInternet}"`,
+        `anon_key = "${cloud.anonKey}"`,
+        `access_token_file = "session.jwt"`,
+        "[local_server]",
+        `url = "postgres://127.0.0.1:${lan.port}/centrovision"`,
+        `user = "${APP_LOGIN.user}"`,
+        `password_file = "clinic-db-password"`,
+        "[sqlite]",
+        `path = "local/clinic.cvdb"`,
+        `key_file = "local.key"`,
+        `keychain = "off"`,
+      ].join("\n"),
+    );
+    const config = loadDesktopConfig(configFile);
+    const stack = await createPcStack({
+      config,
+      router: DEMO_ROUTER,
+      cacheRefreshMs: 2_000,
+      drainIntervalMs: 500,
+    });
+    cleanups.push(() => stack.close());
+    const controls = {
+      setInternet: async (on: boolean) => (on ? internet.pass() : internet.blackhole()),
+      // A stopped server refuses connections: the PCs and the daemon see exactly that.
+      setClinicServer: async (on: boolean) => (on ? lan.pass() : lan.refuse()),
+    };
+    const switchTo = async (what: "internet" | "clinicServer", on: boolean) => {
+      await (what === "internet" ? controls.setInternet(on) : controls.setClinicServer(on));
+      return { [what]: on };
+    };
+    const server: BackendServer = await startBackendServer({
+      context: { router: stack.router, sync: conflicts },
+      port: options.port ?? 0,
+      ...(options.uiDir !== undefined && { uiDir: options.uiDir }),
+      routes: {
+        "POST /demo/internet/off": () => switchTo("internet", false),
+        "POST /demo/internet/on": () => switchTo("internet", true),
+        "POST /demo/clinic-server/off": () => switchTo("clinicServer", false),
+        "POST /demo/clinic-server/on": () => switchTo("clinicServer", true),
+        "GET /demo/state": async () => ({
+          internet: internet.mode.kind === "pass",
+          clinicServer: lan.mode.kind === "pass",
+          branches: clinic.branches,
+        }),
+      },
+    });
+    cleanups.push(() => server.close());
+    return {
+      url: server.url,
+      clinic,
+      cloudDbUrl: cloud.dbUrl,
+      router: stack.router,
+      daemonStatusUrl: daemon.statusUrl,
+      ...controls,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

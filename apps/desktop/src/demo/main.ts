@@ -1,0 +1,65 @@
+import { ensureUiBuilt } from "../ui-bundle.js";
+import { startDemo } from "./demo-stack.js";
+
+/** `npm run demo`: everything embedded, the URL and the switches printed, Ctrl-C stops it all. */
+async function main(): Promise<void> {
+  const log = (line: string) => console.log(`[demo] ${line}`);
+  const portFlag = process.argv.indexOf("--port");
+  const port = portFlag >= 0 ? Number(process.argv[portFlag + 1]) : 1420;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    console.error("[demo] --port needs a port number (0 picks a free one), e.g. --port 1420");
+    process.exit(2);
+  }
+  const uiDir = await ensureUiBuilt(log);
+  const demo = await startDemo({ port, uiDir, log }).catch(async (error: unknown) => {
+    const busy = error instanceof Error && "code" in error && error.code === "EADDRINUSE";
+    if (!busy) throw error;
+    log(`el puerto ${port} está ocupado; uso uno libre`);
+    return startDemo({ port: 0, uiDir, log });
+  });
+  let stopping: Promise<void> | null = null;
+  const shutdown = (signal: string) => {
+    if (stopping !== null) return;
+    log(`${signal}: deteniendo todo…`);
+    stopping = demo.stop().then(
+      () => {
+        log("listo, nada quedó en marcha");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error("[demo] stop failed:", error instanceof Error ? error.message : error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  const u = demo.url;
+  console.log(
+    [
+      "",
+      "CentroVision Continuity — demo en marcha",
+      "",
+      `  Abra la aplicación:   ${u}`,
+      `  Sucursales:           ${demo.clinic.branches.map((b) => b.name).join(", ")}`,
+      `  Daemon de sincronización (estado JSON): ${demo.daemonStatusUrl}/status`,
+      "",
+      "  Controles (también en el panel de desarrollador de la interfaz):",
+      `    curl -X POST ${u}/demo/internet/off        # cortar internet  → icono servidor`,
+      `    curl -X POST ${u}/demo/clinic-server/off   # detener servidor → icono sin conexión`,
+      `    curl -X POST ${u}/demo/clinic-server/on`,
+      `    curl -X POST ${u}/demo/internet/on         # volver a la nube`,
+      `    curl -X POST ${u}/invoke/get_connection_status`,
+      "",
+      "  Ctrl-C detiene todo.",
+      "",
+    ].join("\n"),
+  );
+  // A machine-readable line for scripts and tests that start the demo as a child process.
+  console.log(JSON.stringify({ ready: true, url: u, cloudDbUrl: demo.cloudDbUrl }));
+}
+
+main().catch((error: unknown) => {
+  console.error("[demo] could not start:", error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,132 @@
+import { copyFile, mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { UI_DIR } from "../src/ui-bundle.js";
+import { cloudRows, waitFor } from "../test/support.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "./chromium.js";
+
+const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
+const DOCS = fileURLToPath(new URL("../docs/", import.meta.url));
+const RUN = Date.now().toString(36).toUpperCase();
+
+let demo: Demo;
+let browser: Browser;
+let page: Page;
+/** Reason text of each appointment created through the UI, by state. */
+const created: Record<string, string> = {};
+
+beforeAll(async () => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  demo = await startDemo({ port: 0, uiDir: UI_DIR });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX" });
+  await page.goto(demo.url);
+  // The Núñez family of the seed are patients of the Sur branch.
+  await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await demo?.stop();
+});
+
+const indicator = () => page.getByTestId("sync-indicator").getByRole("status");
+
+/** Waits until the header's indicator shows `state` with a tooltip (and visible label) matching `tooltip`. */
+async function expectIndicator(state: string, tooltip: RegExp): Promise<void> {
+  await page.waitForSelector(`[data-testid="sync-indicator"] [role="status"][data-state="${state}"]`, {
+    timeout: 20_000,
+  });
+  await expect
+    .poll(async () => (await indicator().getAttribute("title")) ?? "", { timeout: 10_000 })
+    .toMatch(tooltip);
+  await expect.poll(() => indicator().textContent()).toMatch(tooltip);
+}
+
+async function screenshot(name: string): Promise<void> {
+  const file = `${ARTIFACTS}${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  // CV_UPDATE_DOCS=1 refreshes the README's screenshots from this run.
+  if (process.env.CV_UPDATE_DOCS === "1") {
+    await mkdir(DOCS, { recursive: true });
+    await copyFile(file, `${DOCS}${name}.png`);
+  }
+}
+
+/** Books an appointment through the UI: search, pick the patient, fill the form, submit. */
+async function book(state: string, time: string): Promise<void> {
+  const reason = `Control de glaucoma (${state} ${RUN})`;
+  await page.getByTestId("patient-query").fill("nunez");
+  await page.getByRole("button", { name: "Buscar" }).click();
+  await page.getByTestId("patient-results").getByRole("button").first().click();
+  await page.getByTestId("selected-patient").waitFor();
+  await page.getByTestId("appointment-time").fill(time);
+  await page.getByTestId("appointment-reason").fill(reason);
+  await page.getByRole("button", { name: "Agendar" }).click();
+  await expect.poll(() => page.getByTestId("appointment-message").textContent()).toBe("Cita registrada.");
+  await expect.poll(() => page.getByTestId("agenda").textContent()).toContain(reason);
+  created[state] = reason;
+}
+
+describe("the four demo scenarios in a real browser", () => {
+  it("normal: cloud icon, 'Conectado a la nube'; bad input shows the backend's Spanish message", async () => {
+    await expectIndicator("cloud", /^Conectado a la nube/);
+    await page.getByTestId("patient-query").fill("a");
+    await page.getByRole("button", { name: "Buscar" }).click();
+    await expect.poll(() => page.getByRole("alert").first().textContent()).toMatch(/al menos 2 letras/);
+    await book("nube", "18:00");
+    const row = page.locator("tr", { hasText: created.nube ?? "" });
+    await row.getByRole("button", { name: "Registrar llegada" }).click();
+    await expect.poll(() => row.getByTestId("status").textContent()).toBe("En sala de espera");
+    await screenshot("1-nube");
+  });
+
+  it("internet cut: server icon, 'Servidor local'", async () => {
+    await page.getByRole("button", { name: "Cortar internet" }).click();
+    await expectIndicator("server", /^Servidor local/);
+    await book("servidor", "18:30");
+    await screenshot("2-servidor-local");
+  });
+
+  it("clinic server stopped too: offline icon, 'Sin conexión (N pendientes)'", async () => {
+    await page.getByRole("button", { name: "Detener servidor de la clínica" }).click();
+    await expectIndicator("offline", /^Sin conexión/);
+    await book("sin-conexion", "19:00");
+    await expectIndicator("offline", /^Sin conexión \(\d+ pendientes?\)$/);
+    await screenshot("3-sin-conexion");
+  });
+
+  it("restored: back to the cloud, and every appointment made meanwhile is in the cloud", async () => {
+    await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
+    await page.getByRole("button", { name: "Restaurar internet" }).click();
+    await expectIndicator("cloud", /^Conectado a la nube$/);
+    const reasons = Object.values(created);
+    await waitFor(
+      "the appointments of every state in the cloud",
+      async () => {
+        const rows = await cloudRows(
+          demo,
+          (sql) => sql`select reason from appointments where reason in ${sql(reasons)}`,
+        );
+        return rows.length === reasons.length;
+      },
+      30_000,
+    );
+    const rows = await cloudRows(
+      demo,
+      (sql) => sql`select reason from appointments where reason in ${sql(reasons)}`,
+    );
+    expect(rows.map((r) => r.reason).sort()).toEqual([...reasons].sort());
+    // The agenda re-reads every 5 s; on the cloud it shows what was booked in every state.
+    for (const reason of reasons) {
+      await expect
+        .poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 })
+        .toContain(reason);
+    }
+    await screenshot("4-de-vuelta-en-la-nube");
+    await page.getByRole("button", { name: "Conflictos" }).click();
+    await expect.poll(() => page.getByRole("main").textContent()).toMatch(/No hay conflictos abiertos/);
+  });
+});

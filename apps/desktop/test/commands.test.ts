@@ -1,0 +1,213 @@
+import { request } from "node:http";
+import type { ConnectionStatus } from "@centrovision/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { todayInMexicoCity } from "../src/demo/seed.js";
+import { call, cloudRows, waitFor } from "./support.js";
+
+type Failure = { code: string; message: string; issues?: { path: string }[] };
+type Item = {
+  id: string;
+  patient_name: string;
+  starts_at: string;
+  status: string;
+  checked_in_at: string | null;
+};
+
+let demo: Demo;
+let branchId: string;
+let patientId: string;
+const today = todayInMexicoCity();
+
+beforeAll(async () => {
+  demo = await startDemo({ port: 0 });
+  branchId = demo.clinic.branches[0]?.id ?? "";
+  patientId = demo.clinic.rows.patients?.find((p) => p.branch_id === branchId)?.id ?? "";
+  await waitFor("the router on the cloud", async () => {
+    const { body } = await call<ConnectionStatus>(demo, "get_connection_status");
+    return body.mode === "supabase" && body.tiers.cloud.health === "up";
+  });
+});
+
+afterAll(() => demo?.stop());
+
+describe("desktop backend commands over the invoke transport (cloud tier, real local Supabase)", () => {
+  it("get_connection_status reports the cloud with every tier's health", async () => {
+    const { status, body } = await call<ConnectionStatus>(demo, "get_connection_status");
+    expect(status).toBe(200);
+    expect(body.mode).toBe("supabase");
+    expect(Object.keys(body.tiers)).toEqual(["cloud", "clinic", "device"]);
+  });
+
+  it("get_appointments returns the branch's day in its time zone, ordered, with patient names", async () => {
+    const { status, body } = await call<Item[]>(demo, "get_appointments", {
+      branch_id: branchId,
+      date: today,
+    });
+    expect(status).toBe(200);
+    expect(body).toHaveLength(8);
+    expect(body.map((a) => a.starts_at)).toEqual([...body.map((a) => a.starts_at)].sort());
+    expect(body.every((a) => a.patient_name.length > 3)).toBe(true);
+  });
+
+  it("an invalid date is a 400 with a Spanish message and the field's path", async () => {
+    const { status, body } = await call<Failure>(demo, "get_appointments", {
+      branch_id: branchId,
+      date: "2026-02-30",
+    });
+    expect(status).toBe(400);
+    expect(body.code).toBe("invalid_input");
+    expect(body.message).toMatch(/fecha inválida/);
+    expect(body.issues?.map((i) => i.path)).toEqual(["date"]);
+  });
+
+  it("an unknown branch is a 404 naming what is missing", async () => {
+    const { status, body } = await call<Failure>(demo, "get_appointments", {
+      branch_id: "00000000-0000-4000-8000-000000000000",
+      date: today,
+    });
+    expect(status).toBe(404);
+    expect(body).toMatchObject({ code: "not_found", message: "La sucursal indicada no existe." });
+  });
+
+  it("create_appointment refuses an unknown patient, and a valid one lands in the cloud", async () => {
+    const base = {
+      branch_id: branchId,
+      starts_at: `${today}T19:00:00-06:00`,
+      reason: "Revisión de presión intraocular",
+      type: "follow_up",
+    };
+    const unknown = await call<Failure>(demo, "create_appointment", {
+      ...base,
+      patient_id: "00000000-0000-4000-8000-000000000001",
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.message).toMatch(/paciente indicado no existe/);
+    expect(unknown.body.issues?.map((i) => i.path)).toEqual(["patient_id"]);
+
+    const created = await call<{ id: string; ends_at: string }>(demo, "create_appointment", {
+      ...base,
+      patient_id: patientId,
+      duration_minutes: 45,
+    });
+    expect(created.status).toBe(200);
+    expect(created.body.ends_at).toBe(`${today}T01:45:00.000Z`.replace(today, nextDay(today)));
+    const rows = await cloudRows(
+      demo,
+      (sql) => sql`select status from appointments where id = ${created.body.id}`,
+    );
+    expect(rows).toEqual([{ status: "scheduled" }]);
+  });
+
+  it("update_appointment_status checks a patient in (status and time), in the cloud", async () => {
+    const { body: day } = await call<Item[]>(demo, "get_appointments", { branch_id: branchId, date: today });
+    const target = day.find((a) => a.status === "scheduled" || a.status === "confirmed");
+    expect(target).toBeDefined();
+    const { status, body } = await call<Item>(demo, "update_appointment_status", {
+      appointment_id: target?.id,
+      status: "checked_in",
+    });
+    expect(status).toBe(200);
+    expect(body.status).toBe("checked_in");
+    expect(body.checked_in_at).not.toBeNull();
+    const rows = await cloudRows(
+      demo,
+      (sql) =>
+        sql`select status, checked_in_at is not null as stamped from appointments where id = ${target?.id ?? ""}`,
+    );
+    expect(rows).toEqual([{ status: "checked_in", stamped: true }]);
+    const bad = await call<Failure>(demo, "update_appointment_status", {
+      appointment_id: target?.id,
+      status: "llegó",
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/^estado: use uno de scheduled/);
+  });
+
+  it("search_patients ignores accents and case, and finds by document", async () => {
+    const { body } = await call<{ full_name: string; document_id: string }[]>(demo, "search_patients", {
+      query: "NUNEZ",
+    });
+    expect(body.length).toBeGreaterThan(0);
+    expect(body.every((p) => p.full_name.includes("Núñez"))).toBe(true);
+    const byDocument = await call<{ document_id: string }[]>(demo, "search_patients", { query: "demo1003" });
+    expect(byDocument.body.map((p) => p.document_id)).toEqual(["DEMO1003"]);
+    const short = await call<Failure>(demo, "search_patients", { query: "a" });
+    expect(short.status).toBe(400);
+    expect(short.body.message).toMatch(/al menos 2 letras/);
+  });
+
+  it("create_patient registers a patient in the cloud; a duplicate document is a 409 without patient data", async () => {
+    const patient = {
+      branch_id: branchId,
+      first_name: "Itzel",
+      last_name: "Xochitl",
+      birth_date: "1990-05-17",
+      sex: "female",
+      phone: "+52 55 1111 2222",
+      document_id: "xoit900517",
+    };
+    const created = await call<{ id: string; document_id: string }>(demo, "create_patient", patient);
+    expect(created.status).toBe(200);
+    expect(created.body.document_id).toBe("XOIT900517");
+    const rows = await cloudRows(
+      demo,
+      (sql) => sql`select last_name from patients where id = ${created.body.id}`,
+    );
+    expect(rows).toEqual([{ last_name: "Xochitl" }]);
+    const again = await call<Failure>(demo, "create_patient", { ...patient, first_name: "Otra" });
+    expect(again.status).toBe(409);
+    expect(again.body.message).toMatch(/Ya existe un paciente con ese documento/);
+    expect(JSON.stringify(again.body)).not.toMatch(/XOIT|Xochitl|Otra/);
+  });
+
+  it("every bad argument is listed; unknown commands and bodies that are not JSON are refused", async () => {
+    const bad = await call<Failure>(demo, "create_patient", { branch_id: "x", sex: "?", colour: "blue" });
+    expect(bad.status).toBe(400);
+    const paths = bad.body.issues?.map((i) => i.path) ?? [];
+    expect(paths).toEqual(
+      expect.arrayContaining(["branch_id", "first_name", "birth_date", "sex", "phone", "colour"]),
+    );
+    expect((await call<Failure>(demo, "drop_everything")).status).toBe(404);
+    const notJson = await call<Failure>(demo, "get_appointments", "{not json");
+    expect(notJson).toMatchObject({ status: 400, body: { code: "invalid_input" } });
+  });
+
+  it("refuses what a web page could send behind the user's back: text/plain bodies and foreign Hosts", async () => {
+    const plain = await fetch(`${demo.url}/invoke/create_patient`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ branch_id: branchId }),
+    });
+    expect(plain.status).toBe(400);
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const { port } = new URL(demo.url);
+      const req = request({ host: "127.0.0.1", port, method: "POST", path: "/invoke/get_connection_status" });
+      req.setHeader("host", `evil.example:${port}`);
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(rebound).toBe(403);
+  });
+
+  it("list_conflicts reads the clinic server's open conflicts; resolve_conflict needs one choice", async () => {
+    const listed = await call<unknown[]>(demo, "list_conflicts");
+    expect(listed.status).toBe(200);
+    expect(Array.isArray(listed.body)).toBe(true);
+    const neither = await call<Failure>(demo, "resolve_conflict", {
+      conflict_id: "00000000-0000-4000-8000-000000000002",
+    });
+    expect(neither.status).toBe(400);
+    expect(neither.body.message).toMatch(/indique keep/);
+  });
+});
+
+function nextDay(date: string): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}

@@ -1,0 +1,49 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { connect } from "node:net";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const DEMO = fileURLToPath(new URL("../../../scripts/demo.mjs", import.meta.url));
+
+/** True when something still accepts connections on the port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("npm run demo as a process", () => {
+  it("comes up, prints its URL and controls, and SIGINT stops every server it started", async () => {
+    const child = spawn(process.execPath, [DEMO, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+    const exited = once(child, "exit");
+    const lines: string[] = [];
+    let ready: { url: string; cloudDbUrl: string } | undefined;
+    for await (const line of createInterface({ input: child.stdout })) {
+      lines.push(line);
+      if (line.startsWith('{"ready":true')) {
+        ready = JSON.parse(line) as { url: string; cloudDbUrl: string };
+        break;
+      }
+    }
+    expect(ready).toBeDefined();
+    const url = ready?.url ?? "";
+    expect(lines.join("\n")).toContain(`curl -X POST ${url}/demo/internet/off`);
+    const status = await fetch(`${url}/invoke/get_connection_status`, { method: "POST" });
+    expect(status.status).toBe(200);
+    const html = await (await fetch(url)).text();
+    expect(html).toContain('<div id="root">');
+
+    child.kill("SIGINT");
+    const [code] = await exited;
+    expect(code).toBe(0);
+    const ports = [Number(new URL(url).port), Number(new URL(ready?.cloudDbUrl ?? "").port)];
+    expect(await Promise.all(ports.map(listening))).toEqual([false, false]);
+  }, 120_000);
+});

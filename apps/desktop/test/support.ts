@@ -1,0 +1,32 @@
+import postgres from "postgres";
+import type { Demo } from "../src/demo/demo-stack.js";
+
+export { waitUntil as waitFor } from "../src/demo/demo-stack.js";
+
+export interface Reply<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** `invoke` over the real transport, keeping the status for the assertions. */
+export async function call<T = unknown>(demo: Demo, command: string, args: unknown = {}): Promise<Reply<T>> {
+  const response = await fetch(`${demo.url}/invoke/${command}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof args === "string" ? args : JSON.stringify(args),
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+/** Reads the cloud database directly, behind the gateway's and the router's back. */
+export async function cloudRows<T extends object>(
+  demo: Demo,
+  query: (sql: postgres.Sql) => Promise<T[]>,
+): Promise<T[]> {
+  const sql = postgres(demo.cloudDbUrl, { max: 1, onnotice: () => {} });
+  try {
+    return await query(sql);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
