@@ -87,7 +87,10 @@ describe("unreachable cloud", () => {
     const attempts = await each(s);
     for (const [name, attempt] of attempts) {
       expect(attempt.error?.code, name).toBe("timeout");
-      expect(attempt.ms, name).toBeGreaterThanOrEqual(DEADLINE_MS - 10);
+      // Not much before the deadline: Node starts a timer from the event loop's cached clock,
+      // which lags performance.now() by however long the current loop turn has run (tens of ms
+      // on a busy CI machine).
+      expect(attempt.ms, name).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
       expect(attempt.ms, name).toBeLessThan(DEADLINE_MS + SLACK_MS);
     }
     report("blackholed", attempts);
