@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -204,6 +205,58 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(neither.status).toBe(400);
     expect(neither.body.message).toMatch(/indique keep/);
   });
+
+  it("an offline change the cloud refuses for good waits in the dead letters until a person discards it", async () => {
+    type Letter = { table: string; id: string; code: string; message: string };
+    await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
+    await waitFor("the offline tier", async () => {
+      const { body } = await call<ConnectionStatus>(demo, "get_connection_status");
+      return body.mode === "offline";
+    });
+    const offline = await call<{ id: string }>(demo, "create_patient", {
+      branch_id: branchId,
+      first_name: "Citlali",
+      last_name: "Offline",
+      birth_date: "1985-03-02",
+      sex: "female",
+      phone: "+52 55 3333 4444",
+      document_id: "DEADLETTER01",
+    });
+    expect(offline.status).toBe(200);
+    // Meanwhile reception at another PC registered the same document in the cloud.
+    const template = demo.clinic.rows.patients?.find((p) => p.branch_id === branchId);
+    await cloudRows(
+      demo,
+      (sql) =>
+        sql`insert into patients ${sql({
+          ...template,
+          id: randomUUID(),
+          version: randomUUID(),
+          base_version: null,
+          document_id: "DEADLETTER01",
+        } as Record<string, unknown>)} returning id`,
+    );
+    await Promise.all([demo.setInternet(true), demo.setClinicServer(true)]);
+
+    let letters: Letter[] = [];
+    await waitFor("the refused change among the dead letters", async () => {
+      letters = (await call<Letter[]>(demo, "list_dead_letters")).body;
+      return letters.length === 1;
+    });
+    expect(letters[0]).toMatchObject({ table: "patients", id: offline.body.id, code: "constraint" });
+    expect(JSON.stringify(letters)).not.toMatch(/Citlali|DEADLETTER01/);
+    // A refused change does not block the rest: the PC goes back to the cloud with nothing pending.
+    await waitFor("the cloud with nothing pending", async () => {
+      const { body } = await call<ConnectionStatus>(demo, "get_connection_status");
+      return body.mode === "supabase" && body.pendingChanges === 0;
+    });
+
+    const unknown = await call<Failure>(demo, "retry_dead_letter", { table: "patients", id: randomUUID() });
+    expect(unknown.status).toBe(404);
+    const discarded = await call(demo, "discard_dead_letter", { table: "patients", id: offline.body.id });
+    expect(discarded.status).toBe(200);
+    expect((await call<Letter[]>(demo, "list_dead_letters")).body).toEqual([]);
+  }, 60_000);
 });
 
 function nextDay(date: string): string {

@@ -1,4 +1,4 @@
-import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES } from "@centrovision/core";
+import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES, SYNCED_TABLES } from "@centrovision/core";
 import * as z from "zod";
 
 /*
@@ -99,6 +99,13 @@ export const commandArgs = {
       message: "resolución: indique keep (local o remote) o merged, solo uno",
       path: ["keep"],
     }),
+  list_dead_letters: z.object({}).strict(),
+  retry_dead_letter: z
+    .object({ table: z.enum(SYNCED_TABLES, "tabla desconocida"), id: id("registro") })
+    .strict(),
+  discard_dead_letter: z
+    .object({ table: z.enum(SYNCED_TABLES, "tabla desconocida"), id: id("registro") })
+    .strict(),
 } as const;
 
 export type CommandName = keyof typeof commandArgs;

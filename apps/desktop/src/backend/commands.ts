@@ -3,6 +3,7 @@ import { CvError, type FailoverRouter, type InputIssue, type Row, zodIssues } fr
 import type {
   ConflictQuery,
   ConflictResolution,
+  OfflineTier,
   ResolveResult,
   SyncConflict,
 } from "@centrovision/sync-engine";
@@ -23,9 +24,13 @@ export interface SyncControl {
   syncNow?(): Promise<unknown>;
 }
 
+/** The PC's offline tier: the writes a server refused for good, kept until a person decides. */
+export type DeadLetterControl = Pick<OfflineTier, "deadLetters" | "retryDeadLetter" | "discardDeadLetter">;
+
 export interface CommandContext {
   router: FailoverRouter;
   sync?: SyncControl;
+  offline?: DeadLetterControl;
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */
@@ -145,7 +150,33 @@ const handlers: Handlers = {
     const resolution: ConflictResolution = keep !== undefined ? { keep } : { merged: merged ?? {} };
     return sync.resolveConflict(conflict_id, resolution, { resolvedBy: "desktop" });
   },
+
+  list_dead_letters: async ({ offline }) => (offline === undefined ? [] : offline.deadLetters()),
+
+  retry_dead_letter: async ({ offline }, { table, id }) => {
+    await deadLetterOf(offline, table, id);
+    await offline?.retryDeadLetter(table, id);
+    return { retried: true };
+  },
+
+  // The local edit is dropped and the row copied again from the best tier that answers.
+  discard_dead_letter: async ({ offline, router }, { table, id }) => {
+    await deadLetterOf(offline, table, id);
+    await offline?.discardDeadLetter(table, id, router);
+    return { discarded: true };
+  },
 };
+
+async function deadLetterOf(
+  offline: DeadLetterControl | undefined,
+  table: string,
+  id: string,
+): Promise<void> {
+  const letters = (await offline?.deadLetters()) ?? [];
+  if (!letters.some((letter) => letter.table === table && letter.id === id)) {
+    throw notFound("Ese cambio rechazado no existe (quizá ya se reintentó o descartó).", "id");
+  }
+}
 
 /** What a rejected invoke carries across the transport: a stable code and a Spanish message. */
 export interface InvokeFailure {

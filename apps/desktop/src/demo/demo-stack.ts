@@ -202,7 +202,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       return { [what]: on };
     };
     const server: BackendServer = await startBackendServer({
-      context: { router: stack.router, sync: conflicts },
+      context: { router: stack.router, sync: conflicts, offline: stack.offline },
       port: options.port ?? 0,
       ...(options.uiDir !== undefined && { uiDir: options.uiDir }),
       routes: {

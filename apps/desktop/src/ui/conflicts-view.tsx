@@ -13,7 +13,7 @@ const COLUMN_LABELS = {
   last_name: "Apellido",
 };
 
-/** Edits made on two tiers at once, both versions side by side; keep one or merge. */
+/** Edits made on two tiers at once, both versions side by side (keep one or merge), and offline changes a server refused. */
 export function ConflictsView() {
   const [conflicts, setConflicts] = useState<SyncConflict[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -56,6 +56,81 @@ export function ConflictsView() {
           onResolved={() => void load()}
         />
       ))}
+      <DeadLetters />
     </main>
+  );
+}
+
+interface DeadLetter {
+  table: string;
+  id: string;
+  op: "upsert" | "delete";
+  code: string;
+  message: string;
+  failedAt: string;
+}
+
+const TABLE_LABELS: Record<string, string> = {
+  patients: "Paciente",
+  appointments: "Cita",
+  encounters: "Consulta",
+  exam_eye: "Exploración",
+  diagnoses: "Diagnóstico",
+};
+
+/** Changes made offline that a server refused for good: they wait here instead of blocking the rest. */
+function DeadLetters() {
+  const [letters, setLetters] = useState<DeadLetter[]>([]);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setLetters(await invoke<DeadLetter[]>("list_dead_letters"));
+      setError(null);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  }, []);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const act = async (command: "retry_dead_letter" | "discard_dead_letter", letter: DeadLetter) => {
+    try {
+      await invoke(command, { table: letter.table, id: letter.id });
+      await load();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  return (
+    <section aria-labelledby="dead-letters-title">
+      <h2 id="dead-letters-title">Cambios rechazados por el servidor</h2>
+      {error !== null && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      {letters.length === 0 ? (
+        <p>Ningún cambio hecho sin conexión fue rechazado.</p>
+      ) : (
+        <ul>
+          {letters.map((letter) => (
+            <li key={`${letter.table}:${letter.id}`}>
+              {TABLE_LABELS[letter.table] ?? letter.table} ({letter.op === "delete" ? "borrado" : "cambio"}):{" "}
+              {letter.message}{" "}
+              <button type="button" onClick={() => void act("retry_dead_letter", letter)}>
+                Reintentar
+              </button>{" "}
+              <button type="button" onClick={() => void act("discard_dead_letter", letter)}>
+                Descartar mi cambio
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
