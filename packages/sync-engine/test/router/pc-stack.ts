@@ -97,19 +97,26 @@ export function modeReached(router: FailoverRouter, mode: ConnectionMode, ms = 1
   );
 }
 
-export async function startPcStack(server: PostgresServer): Promise<PcStack> {
+export interface PcStackOptions {
+  /** Puts the clinic server on a PostgreSQL of its own (a test may stop and restart it); default `server`. */
+  clinicServer?: PostgresServer;
+}
+
+/** `server` hosts the cloud (and the clinic database, unless `options.clinicServer` is given). */
+export async function startPcStack(server: PostgresServer, options: PcStackOptions = {}): Promise<PcStack> {
+  const clinicHost = options.clinicServer ?? server;
   const supabase = await startLocalSupabase({ postgres: server, log: () => {} });
   const gateway = new URL(supabase.url);
   const target = { host: gateway.hostname, port: Number(gateway.port) };
   const [pcInternet, daemonInternet] = await Promise.all([createLink({ target }), createLink({ target })]);
   const database = `router_clinic_${randomUUID().slice(0, 8)}`;
-  const clinicUrl = await server.createDatabase(database);
+  const clinicUrl = await clinicHost.createDatabase(database);
   await applyMigrations(clinicUrl);
-  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  const admin = postgres(clinicHost.url, { max: 1, onnotice: () => {} });
   await ensureLogin(admin, APP, "centrovision_app");
   await ensureLogin(admin, SYNC, "centrovision_sync");
   await admin.end();
-  const lan = await createLink({ target: { host: "127.0.0.1", port: server.port } });
+  const lan = await createLink({ target: { host: "127.0.0.1", port: clinicHost.port } });
   // No type fetch: it runs on a promise nobody awaits, and a restart scenario resets connections.
   const cloudSql = postgres(supabase.dbUrl, { max: 4, onnotice: () => {}, fetch_types: false });
   const clinicSql = postgres(clinicUrl, { max: 4, onnotice: () => {}, fetch_types: false });
@@ -212,7 +219,7 @@ export async function startPcStack(server: PostgresServer): Promise<PcStack> {
       await Promise.all([cloudSql.end(), clinicSql.end()]);
       await Promise.all([pcInternet.close(), daemonInternet.close(), lan.close()]);
       await supabase.stop();
-      const drop = postgres(server.url, { max: 1, onnotice: () => {} });
+      const drop = postgres(clinicHost.url, { max: 1, onnotice: () => {} });
       await drop.unsafe(`drop database if exists "${database}" with (force)`);
       await drop.end();
       await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));

@@ -1,5 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ConnectionMode, DataSource, FailoverRouter, RouterConfigInput } from "@centrovision/core";
+import { type PostgresServer, startPostgres } from "@centrovision/testkit";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sharedServer } from "../support/sql-nodes.js";
 import { type LiveLoad, type LoadReport, loadTag, underLoad, until } from "./load.js";
@@ -27,11 +31,18 @@ const FAST: RouterConfigInput = {
 };
 
 let stack: PcStack;
+// The clinic server runs on a PostgreSQL of its own, so a scenario can really stop and restart it.
+let clinicDir: string;
+let clinicServer: PostgresServer;
 beforeAll(async () => {
-  stack = await startPcStack(sharedServer());
+  clinicDir = await mkdtemp(join(tmpdir(), "cv-router-clinic-"));
+  clinicServer = await startPostgres({ dataDir: clinicDir });
+  stack = await startPcStack(sharedServer(), { clinicServer });
 }, 60_000);
 afterAll(async () => {
   await stack?.close();
+  await clinicServer?.stop();
+  await rm(clinicDir, { recursive: true, force: true });
 });
 beforeEach(async () => {
   await Promise.all([stack.internet("pass"), stack.lan.pass()]);
@@ -199,15 +210,16 @@ describe("faults under load", () => {
       await stack.internet("blackhole");
       await modeReached(router, "local");
       await until(() => live.writesIn("local") >= 3);
-      // A restart: every connection dropped, the port closed until the server is back.
-      await stack.lan.refuse();
-      stack.lan.reset();
-      await stack.clinicSql`
-        select pg_terminate_backend(pid) from pg_stat_activity
-        where datname = current_database() and pid <> pg_backend_pid()`;
+      // A real restart: the PostgreSQL process stops (its connections die, its port closes) and
+      // starts again on the same data directory and port.
+      await clinicServer.stop();
       await modeReached(router, "offline");
       await until(() => live.writesIn("offline") >= 3);
-      await stack.lan.pass();
+      clinicServer = await startPostgres({
+        dataDir: clinicDir,
+        port: clinicServer.port,
+        password: clinicServer.password,
+      });
       await modeReached(router, "local", 20_000);
       const back = live.writesIn("local");
       await until(() => live.writesIn("local") >= back + 3);
