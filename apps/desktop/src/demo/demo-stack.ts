@@ -102,9 +102,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
 
     log("arrancando la nube (Supabase local) y el servidor de la clínica (PostgreSQL)…");
-    const [cloud, clinicServer] = (await Promise.all([
+    // The clinic server keeps its data in a folder of its own, so the demo can really stop and
+    // restart it (startPostgres hands the folder to the server's unprivileged user when root).
+    const clinicData = await mkdtemp(join(tmpdir(), "centrovision-demo-clinic-"));
+    cleanups.push(() => rm(clinicData, { recursive: true, force: true }));
+    let [cloud, clinicServer] = (await Promise.all([
       startLocalSupabase({ log: () => {} }),
-      startPostgres(),
+      startPostgres({ dataDir: clinicData }),
     ])) as [LocalSupabase, PostgresServer];
     cleanups.push(
       () => cloud.stop(),
@@ -192,10 +196,26 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       drainIntervalMs: 500,
     });
     cleanups.push(() => stack.close());
+    let clinicUp = true;
+    let clinicSwitch: Promise<void> = Promise.resolve();
     const controls = {
       setInternet: async (on: boolean) => (on ? internet.pass() : internet.blackhole()),
       // A stopped server refuses connections: the PCs and the daemon see exactly that.
-      setClinicServer: async (on: boolean) => (on ? lan.pass() : lan.refuse()),
+      // Really stops the clinic's PostgreSQL (connections die, the port closes) and starts it
+      // again on the same data and port; one switch at a time.
+      setClinicServer: (on: boolean) => {
+        clinicSwitch = clinicSwitch.then(async () => {
+          if (on === clinicUp) return;
+          if (on) {
+            const { port, password } = clinicServer;
+            clinicServer = await startPostgres({ dataDir: clinicData, port, password });
+          } else {
+            await clinicServer.stop();
+          }
+          clinicUp = on;
+        });
+        return clinicSwitch;
+      },
     };
     const switchTo = async (what: "internet" | "clinicServer", on: boolean) => {
       await (what === "internet" ? controls.setInternet(on) : controls.setClinicServer(on));
@@ -212,7 +232,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         "POST /demo/clinic-server/on": () => switchTo("clinicServer", true),
         "GET /demo/state": async () => ({
           internet: internet.mode.kind === "pass",
-          clinicServer: lan.mode.kind === "pass",
+          clinicServer: clinicUp,
           branches: clinic.branches,
         }),
       },
