@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { SYNCED_TABLES, type TableName } from "@centrovision/core";
+import type { TableName } from "@centrovision/core";
 import type postgres from "postgres";
+import { insertConsultation } from "./fixtures.js";
 
 export type Row = Record<string, postgres.SerializableParameter>;
 
@@ -63,20 +64,10 @@ export function clinic(): Clinic {
   };
 }
 
-export async function insert(
-  sql: postgres.Sql | postgres.TransactionSql,
-  table: TableName,
-  row: Row,
-): Promise<void> {
-  await sql`insert into ${sql(table)} ${sql(row)}`;
-}
+export { insert } from "./fixtures.js";
 
-/** Inserts the whole graph, parents first. */
-export async function insertClinic(sql: postgres.Sql, rows: Clinic): Promise<void> {
-  await sql.begin(async (tx) => {
-    for (const table of SYNCED_TABLES) await insert(tx, table, rows[table]);
-  });
-}
+/** Inserts the whole graph, parents first, in one transaction. */
+export const insertClinic: (sql: postgres.Sql, rows: Clinic) => Promise<void> = insertConsultation;
 
 /** Updates columns of one row, as an app would (the triggers stamp the version). */
 export async function update(sql: postgres.Sql, table: TableName, id: string, values: Row): Promise<void> {
