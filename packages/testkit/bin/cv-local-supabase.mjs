@@ -1,9 +1,5 @@
 #!/usr/bin/env node
-// Runs the CLI from its TypeScript source (tsx), so `npx cv-local-supabase` works on a
-// fresh clone without `npm run build`. The package's tsconfig supplies the
-// `@centrovision/source` condition, so workspace packages resolve to source too.
-import { fileURLToPath } from "node:url";
-import { register } from "tsx/esm/api";
+// Runs the CLI from its TypeScript source, so `npx cv-local-supabase` works without a build.
+import { runSource } from "../../../scripts/run-source.mjs";
 
-register({ tsconfig: fileURLToPath(new URL("../tsconfig.json", import.meta.url)) });
-await import("../src/cli/local-supabase.ts");
+runSource(new URL("../src/cli/local-supabase.ts", import.meta.url));
