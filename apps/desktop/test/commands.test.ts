@@ -206,7 +206,7 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(neither.body.message).toMatch(/indique keep/);
   });
 
-  it("an offline change the cloud refuses for good waits in the dead letters until a person discards it", async () => {
+  it("an offline change the cloud refuses for good waits in the dead letters until a person discards it; the metrics show the trip", async () => {
     type Letter = { table: string; id: string; code: string; message: string };
     await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
     await waitFor(
@@ -271,6 +271,16 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     const discarded = await call(demo, "discard_dead_letter", { table: "patients", id: offline.body.id });
     expect(discarded.status).toBe(200);
     expect((await call<Letter[]>(demo, "list_dead_letters")).body).toEqual([]);
+
+    // The trip shows in the router's metrics, as a scraper reads them.
+    const metrics = await (await fetch(`${demo.url}/metrics`)).text();
+    const value = (line: string) => Number(metrics.match(new RegExp(`^${line} (\\S+)$`, "m"))?.[1]);
+    expect(value("centrovision_router_switches_total")).toBeGreaterThanOrEqual(2);
+    expect(value('centrovision_router_mode{mode="supabase"}')).toBe(1);
+    expect(value('centrovision_router_tier_up{tier="cloud"}')).toBe(1);
+    expect(value('centrovision_router_time_in_tier_seconds{tier="device"}')).toBeGreaterThan(0);
+    expect(value("centrovision_pending_changes")).toBe(0);
+    expect(metrics).not.toMatch(/Citlali|DEADLETTER01/);
   }, 120_000);
 });
 

@@ -2,7 +2,9 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { extname, join, normalize, sep } from "node:path";
+import type { Registry } from "prom-client";
 import { type CommandContext, runCommand, toInvokeFailure } from "./commands.js";
+import { createRouterMetrics } from "./metrics.js";
 
 /** An extra route (the demo's controls): `"POST /demo/internet/off"` → handler returning JSON. */
 export type ExtraRoutes = Readonly<Record<string, () => Promise<unknown>>>;
@@ -91,6 +93,7 @@ async function serveFile(res: ServerResponse, uiDir: string, pathname: string): 
 
 async function handle(
   options: BackendServerOptions,
+  metrics: Registry,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -115,6 +118,10 @@ async function handle(
       return send(res, STATUS_OF_CODE[failure.code] ?? 500, failure);
     }
   }
+  if (req.method === "GET" && pathname === "/metrics") {
+    res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
+    return void res.end(await metrics.metrics());
+  }
   const route = options.routes?.[`${req.method} ${pathname}`];
   if (route !== undefined) {
     try {
@@ -128,11 +135,12 @@ async function handle(
   send(res, 404, { code: "not_found", message: "No encontrado." });
 }
 
-/** Serves `POST /invoke/<command>` (JSON in, JSON out, like Tauri's `invoke`) and the UI, on 127.0.0.1. */
+/** Serves `POST /invoke/<command>` (JSON in, JSON out, like Tauri's `invoke`), `GET /metrics` (the router's counters, Prometheus text) and the UI, on 127.0.0.1. */
 export async function startBackendServer(options: BackendServerOptions): Promise<BackendServer> {
   const sockets = new Set<import("node:net").Socket>();
+  const metrics = createRouterMetrics(options.context.router);
   const server: Server = createServer((req, res) => {
-    handle(options, req, res).catch(() => send(res, 500, toInvokeFailure(undefined)));
+    handle(options, metrics, req, res).catch(() => send(res, 500, toInvokeFailure(undefined)));
   });
   server.on("connection", (socket) => {
     sockets.add(socket);
