@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
+import { CvError, configIssues, type InputIssue, listIssues } from "@centrovision/core";
 import * as z from "zod";
 
 const millis = (fallback: number) => z.number().int().positive().max(600_000).default(fallback);
@@ -210,14 +210,12 @@ function connectionOf(
  */
 export function resolvePostgresConfig(input: unknown): ResolvedPostgresConfig {
   const parsed = postgresConfigSchema.safeParse(input);
-  const issues: InputIssue[] = parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown option");
   // Cross-field rules again on the raw input, in case a field failure made zod skip them.
   const raw = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : {};
-  const seen = new Set(issues.map((issue) => `${issue.path}: ${issue.message}`));
-  for (const problem of combinationIssues(raw)) {
-    const issue = { path: problem.path.join("."), message: problem.message };
-    if (!seen.has(`${issue.path}: ${issue.message}`)) issues.push(issue);
-  }
+  const issues: InputIssue[] = configIssues(
+    parsed.success ? undefined : parsed.error,
+    combinationIssues(raw),
+  );
   // Files are checked even when the schema failed, so one run reports every problem.
   const passwordText = readTextFile(fieldOf(input, "passwordFile"), ["passwordFile"], issues);
   const password = passwordText?.replace(/\r?\n$/, "");

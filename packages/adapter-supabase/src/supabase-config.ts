@@ -1,4 +1,4 @@
-import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
+import { CvError, configIssues, type InputIssue, listIssues } from "@centrovision/core";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import * as z from "zod";
 
@@ -95,13 +95,11 @@ function combinationIssues(input: Record<string, unknown>): Problem[] {
  */
 export function resolveSupabaseConfig(input: unknown): SupabaseConfig {
   const parsed = supabaseConfigSchema.safeParse(input);
-  const issues: InputIssue[] = parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown option");
   const raw = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : {};
-  const seen = new Set(issues.map((issue) => `${issue.path}: ${issue.message}`));
-  for (const problem of combinationIssues(raw)) {
-    const issue = { path: problem.path.join("."), message: problem.message };
-    if (!seen.has(`${issue.path}: ${issue.message}`)) issues.push(issue);
-  }
+  const issues: InputIssue[] = configIssues(
+    parsed.success ? undefined : parsed.error,
+    combinationIssues(raw),
+  );
   if (!parsed.success || issues.length > 0) {
     const list = listIssues(issues);
     throw new CvError("invalid_config", `[adapter-supabase] invalid config: ${list}`, { issues });

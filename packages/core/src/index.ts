@@ -46,6 +46,7 @@ export {
 } from "./status.js";
 export * from "./tables/index.js";
 export {
+  configIssues,
   listIssues,
   parseConfig,
   parseId,

@@ -23,6 +23,27 @@ export function listIssues(issues: readonly InputIssue[]): string {
 }
 
 /**
+ * A config's problems: zod's, then the cross-field `extra` ones found on the raw input (zod skips
+ * refinements once a field failed, so callers check those again), each listed once.
+ */
+export function configIssues(
+  error: z.ZodError | undefined,
+  extra: readonly { readonly path: readonly string[]; readonly message: string }[],
+): InputIssue[] {
+  const issues = error === undefined ? [] : zodIssues(error, "(config)", "unknown option");
+  const seen = new Set(issues.map((issue) => `${issue.path}: ${issue.message}`));
+  for (const problem of extra) {
+    const issue = { path: problem.path.join("."), message: problem.message };
+    const key = `${issue.path}: ${issue.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      issues.push(issue);
+    }
+  }
+  return issues;
+}
+
+/**
  * Parses a config or options object once and freezes it, or throws `invalid_config` listing every
  * problem with its path, after `what` (e.g. "[adapter-sqlite] invalid config"). Zod messages
  * describe the expectation, never the value, so no secret reaches a log.
