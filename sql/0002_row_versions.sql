@@ -12,15 +12,10 @@
 --           OLD.version. An UPDATE that does not mention version carries OLD.version, so keeping
 --           an equal one would leave two different contents under one version id.
 --
--- Sync origin: when the transaction has run `SET LOCAL centrovision.sync_origin = '<node id>'`,
--- the trigger changes nothing. The sync engine applies rows replicated from another node
--- verbatim (their versions and timestamps are the other node's facts); stamping them again would
--- make every replicated row look like a new local edit and echo back forever.
--- current_setting(..., true) is NULL when the setting was never set and '' after a SET LOCAL
--- ended in an earlier transaction of the session, so both mean "a local write".
--- Any session may set a custom setting, so the flag is a protocol marker, not a permission: a
--- client that sets it can write its rows' timestamps and version chain as it likes. The sync
--- migration decides whether to restrict it (e.g. to members of centrovision_sync).
+-- Replicated rows: the sync engine applies rows from another node verbatim (their versions and
+-- timestamps are the other node's facts); stamping them again would make every replicated row
+-- look like a new local edit and echo back forever. 0005 therefore fires this trigger only
+-- outside a sync apply (WHEN NOT cv_sync.applying()); nothing a client can set skips it.
 
 CREATE FUNCTION public.cv_touch_row() RETURNS trigger
   LANGUAGE plpgsql
@@ -28,10 +23,6 @@ CREATE FUNCTION public.cv_touch_row() RETURNS trigger
   SET search_path = ''
 AS $$
 BEGIN
-  IF coalesce(current_setting('centrovision.sync_origin', true), '') <> '' THEN
-    RETURN NEW;
-  END IF;
-
   IF TG_OP = 'INSERT' THEN
     -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
     NEW.version := coalesce(NEW.version, gen_random_uuid());

@@ -9,8 +9,9 @@
 -- Every public.cv_sync_* function is SECURITY DEFINER with search_path = '' and schema-qualified
 -- names: it runs as the migration owner, so a caller's search_path cannot redirect a name to an
 -- object of its own. EXECUTE goes to centrovision_sync and, on Supabase, service_role; nobody else.
--- Helpers in cv_sync are not SECURITY DEFINER and only the owner can execute them; nobody else
--- has any privilege in schema cv_sync.
+-- Helpers in cv_sync run with their caller's rights (the owner's functions) and only the owner
+-- can execute them; the two exceptions are the capture trigger and cv_sync.applying(), explained
+-- where they are defined. Nobody else has any privilege in schema cv_sync.
 --
 -- Why a trigger and not logical decoding: the cloud is Supabase, reachable only over PostgREST,
 -- and the same file must run on both sides (see DESIGN.md "Sync protocol").
@@ -173,44 +174,57 @@ CREATE TABLE cv_sync.conflicts (
 CREATE INDEX conflicts_status_created_at_idx ON cv_sync.conflicts (status, created_at);
 
 -- ---------------------------------------------------------------------------------------------
--- Who may write "as sync". Any session can set a custom setting, so centrovision.sync_origin on
--- its own is no permission: an app session setting it would write rows with forged versions and
--- escape the change log. It is honoured only when current_user is a member of centrovision_sync
--- (superusers are members of every role). Inside the SECURITY DEFINER apply functions
--- current_user is their owner, who qualifies (see the end of this file); an app role or
--- Supabase's authenticated/service_role does not, whatever it sets. current_user, not
--- session_user: through PostgREST the session user is `authenticator` for every caller.
+-- Who may write "as sync". Replicated rows are written verbatim and not captured again (they
+-- would echo back forever), so "this write is a sync apply" must be a fact nobody can forge: a
+-- custom setting such as centrovision.sync_origin can be set by any session, and a function's
+-- SET clause naming one (or session_replication_role) needs a superuser, which a hosted Supabase
+-- project's migration user is not. The fact is a row in cv_sync.applying for the writing
+-- transaction: only the owner's functions (cv_sync.begin_apply, called by the SECURITY DEFINER
+-- apply functions) can write it, nobody else has any privilege on it, and it names the current
+-- transaction, so it ends with it. centrovision.sync_origin is kept as a fast path only: while
+-- it is empty the triggers need not look further, and a client that sets it merely makes them
+-- look (and still be captured). The table owner stays able to do anything, as it always can
+-- (ALTER TABLE … DISABLE TRIGGER): it is the migration user, not a client.
+CREATE TABLE cv_sync.applying (
+  txid xid8 PRIMARY KEY,
+  origin uuid NOT NULL
+);
 
--- cv_touch_row (0002) with that restriction; same stamping otherwise.
-CREATE OR REPLACE FUNCTION public.cv_touch_row() RETURNS trigger
+-- True when the current transaction is a sync apply. Executable by everyone (the triggers'
+-- WHEN clauses run as the writing user); it reveals nothing but that about the caller's own
+-- transaction.
+CREATE FUNCTION cv_sync.applying() RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN EXISTS (SELECT FROM cv_sync.applying a WHERE a.txid = pg_catalog.pg_current_xact_id_if_assigned());
+
+-- Marks the rest of this transaction, until cv_sync.end_apply(), as a sync apply from p_origin.
+CREATE FUNCTION cv_sync.begin_apply(p_origin uuid) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
 AS $$
 BEGIN
-  IF coalesce(current_setting('centrovision.sync_origin', true), '') <> ''
-    AND pg_has_role('centrovision_sync', 'MEMBER')
-  THEN
-    RETURN NEW;
-  END IF;
+  INSERT INTO cv_sync.applying AS a (txid, origin) VALUES (pg_current_xact_id(), p_origin)
+  ON CONFLICT (txid) DO UPDATE SET origin = excluded.origin;
+  PERFORM set_config('centrovision.sync_origin', p_origin::text, true);
+END
+$$;
 
-  IF TG_OP = 'INSERT' THEN
-    NEW.version := coalesce(NEW.version, gen_random_uuid());
-  ELSE
-    NEW.created_at := OLD.created_at;
-    NEW.updated_at := now();
-    NEW.base_version := OLD.version;
-    IF NEW.version IS NULL OR NEW.version = OLD.version THEN
-      NEW.version := gen_random_uuid();
-    END IF;
-  END IF;
-  RETURN NEW;
+-- Writes the caller makes after the apply, in the same transaction, are local edits again.
+CREATE FUNCTION cv_sync.end_apply() RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  DELETE FROM cv_sync.applying a WHERE a.txid = pg_current_xact_id();
+  PERFORM set_config('centrovision.sync_origin', '', true);
 END
 $$;
 
 -- Capture: one log entry and one row_state upsert per written row, in one statement.
 -- SECURITY DEFINER because it runs in app sessions, which must not be able to write the log
--- themselves; the sync_origin test therefore lives in the trigger's WHEN clause, which is
--- evaluated as the writing user before this function is entered (and skips queuing the event).
+-- themselves. The sync-apply test lives in the trigger's WHEN clause, evaluated before this
+-- function is entered (a replicated row does not even queue the event).
 -- Meta columns are left out of changed_columns: every edit changes them.
 CREATE FUNCTION cv_sync.capture() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER
@@ -267,18 +281,22 @@ BEGIN
 END
 $$;
 
--- Install capture on every synced table, and give rows that already exist a row_state (this
--- node as origin, updated_at as HLC time) so the first sync can compare versions for them.
+-- Install capture on every synced table, fire cv_touch_row (0002) only outside a sync apply, and
+-- give rows that already exist a row_state (this node as origin, updated_at as HLC time) so the
+-- first sync can compare versions for them.
 DO $install$
 DECLARE
   v_table text;
+  v_local_write constant text :=
+    'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') = '''' '
+    'OR NOT cv_sync.applying())';
 BEGIN
   FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
-    EXECUTE format(
-      'CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW '
-      'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') = '''' '
-      'OR NOT pg_catalog.pg_has_role(''centrovision_sync'', ''MEMBER'')) '
-      'EXECUTE FUNCTION cv_sync.capture()', v_table);
+    EXECUTE format('DROP TRIGGER cv_touch_row ON public.%I', v_table);
+    EXECUTE format('CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW %s '
+      'EXECUTE FUNCTION public.cv_touch_row()', v_table, v_local_write);
+    EXECUTE format('CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW %s '
+      'EXECUTE FUNCTION cv_sync.capture()', v_table, v_local_write);
     EXECUTE format(
       'INSERT INTO cv_sync.row_state (table_name, row_id, version, hlc, origin) '
       'SELECT %L, t.id, t.version, cv_sync.synthetic_hlc(t.updated_at, n.node_id), n.node_id '
@@ -289,10 +307,11 @@ $install$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Permissions, run at the end of every sync migration for the functions it adds.
--- PUBLIC loses EXECUTE on every cv_sync helper and public.cv_sync_* function; centrovision_sync
--- and (on Supabase) service_role get the RPC functions. Supabase's default privileges hand every
--- new function in public to anon and authenticated: revoked explicitly, so a user's token cannot
--- read or write rows past its row-level security through these SECURITY DEFINER functions.
+-- PUBLIC loses EXECUTE on every cv_sync helper (but cv_sync.applying()) and public.cv_sync_*
+-- function; centrovision_sync and (on Supabase) service_role get the RPC functions. Supabase's
+-- default privileges hand every new function in public to anon and authenticated: revoked
+-- explicitly, so a user's token cannot read or write rows past its row-level security through
+-- these SECURITY DEFINER functions.
 -- Nobody gets anything in schema cv_sync itself, centrovision_sync included: every read and write
 -- goes through the functions (monitoring too: cv_sync_node, cv_sync_pending, the conflict list).
 -- A direct INSERT into the log would be a forged change; a direct read, every row of every table.
@@ -319,18 +338,9 @@ BEGIN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
     END IF;
   END LOOP;
+  -- The capture and touch triggers' WHEN clauses call it as the writing user.
+  EXECUTE 'GRANT EXECUTE ON FUNCTION cv_sync.applying() TO PUBLIC';
 END
 $$;
-
--- The apply functions write replicated rows as their owner (this migration's user), and the
--- triggers honour centrovision.sync_origin only for members of centrovision_sync: make sure the
--- owner is one. A superuser already is; a non-superuser owner (Supabase's `postgres`) may not be.
-DO $owner$
-BEGIN
-  IF NOT pg_has_role(current_user, 'centrovision_sync', 'MEMBER') THEN
-    EXECUTE format('GRANT centrovision_sync TO %I', current_user);
-  END IF;
-END
-$owner$;
 
 CALL cv_sync.grant_rpc();

@@ -83,8 +83,10 @@ BEGIN
   IF p_node_name IS NULL OR p_node_name !~ '\S' THEN
     RAISE EXCEPTION 'p_node_name must not be blank' USING ERRCODE = 'CV005';
   END IF;
+  -- The WHERE names the one row: pg-safeupdate (hosted Supabase) refuses an UPDATE without one.
   UPDATE cv_sync.node
   SET node_name = p_node_name, epoch = CASE WHEN p_reinit THEN gen_random_uuid() ELSE epoch END
+  WHERE singleton
   RETURNING * INTO v_node;
   RETURN jsonb_build_object('node_id', v_node.node_id, 'node_name', v_node.node_name, 'epoch', v_node.epoch);
 END

@@ -223,6 +223,21 @@ BEGIN
 END
 $$;
 
+-- The single-column foreign keys of public.p_table: the parent table and the two columns.
+CREATE FUNCTION cv_sync.parent_keys(p_table text)
+  RETURNS TABLE (parent regclass, parent_table text, child_column text, parent_column text)
+  LANGUAGE sql STABLE
+  SET search_path = ''
+BEGIN ATOMIC
+  SELECT con.confrelid::regclass, p.relname::text, ca.attname::text, pa.attname::text
+  FROM pg_catalog.pg_constraint con
+  JOIN pg_catalog.pg_class p ON p.oid = con.confrelid
+  JOIN pg_catalog.pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = con.conkey[1]
+  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
+  WHERE con.contype = 'f' AND con.conrelid = pg_catalog.format('public.%I', p_table)::regclass
+    AND pg_catalog.cardinality(con.conkey) = 1;
+END;
+
 -- For the rows about to be written in p_table, restores every missing parent that this node
 -- deleted (from the delete's last image, as a new local version based on the tombstone, so the
 -- deleting peer fast-forwards to it) and records the lost delete as an open conflict. Raises
@@ -239,13 +254,7 @@ DECLARE
   v_restored_row jsonb;
 BEGIN
   FOR v_fk IN
-    SELECT con.confrelid::regclass AS parent, p.relname::text AS parent_table, ca.attname::text AS child_column,
-      pa.attname::text AS parent_column
-    FROM pg_constraint con
-    JOIN pg_class p ON p.oid = con.confrelid
-    JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = con.conkey[1]
-    JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
-    WHERE con.contype = 'f' AND con.conrelid = format('public.%I', p_table)::regclass AND cardinality(con.conkey) = 1
+    SELECT * FROM cv_sync.parent_keys(p_table)
   LOOP
     FOR v_missing IN EXECUTE format(
       'SELECT DISTINCT (c.row_data ->> %1$L)::uuid AS parent_id, c.row_id AS child_id, c.origin '
@@ -284,6 +293,34 @@ BEGIN
     RAISE EXCEPTION 'cannot write % rows: a foreign key outside the synced tables is not satisfied', p_table
       USING ERRCODE = 'foreign_key_violation';
   END IF;
+END
+$$;
+
+-- Of the rows about to be copied into p_table by an initial sync, those that reference a parent
+-- this node has neither as a row nor as a tombstone: the parent was created at the source after
+-- its own table was copied (see cv_sync_apply_snapshot). A tombstoned parent is left to
+-- write_rows, which restores it and records the lost delete.
+CREATE FUNCTION cv_sync.orphans(p_table text, p_changes cv_sync.change[]) RETURNS uuid[]
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_fk record;
+  v_orphans uuid[] := '{}';
+BEGIN
+  FOR v_fk IN
+    SELECT * FROM cv_sync.parent_keys(p_table)
+  LOOP
+    EXECUTE format(
+      'SELECT $2 || coalesce(array_agg(c.row_id), ''{}'') FROM unnest($1) c '
+      'WHERE c.row_data ->> %1$L IS NOT NULL '
+      'AND NOT EXISTS (SELECT FROM %2$s p WHERE p.%3$I = (c.row_data ->> %1$L)::uuid) '
+      'AND NOT EXISTS (SELECT FROM cv_sync.row_state s WHERE s.table_name = %4$L '
+      'AND s.row_id = (c.row_data ->> %1$L)::uuid AND s.deleted)',
+      v_fk.child_column, v_fk.parent, v_fk.parent_column, v_fk.parent_table)
+      INTO v_orphans USING p_changes, v_orphans;
+  END LOOP;
+  RETURN v_orphans;
 END
 $$;
 

@@ -274,14 +274,13 @@ $$;
 
 -- One batch from a peer, in one transaction (PROTOCOL.md "Apply"). The cursor is saved in the
 -- same transaction as the rows, so a crash can neither lose a batch nor count it twice.
--- centrovision.sync_origin is set for this function's duration only (the SET clause restores
--- it on exit): writes the caller makes afterwards in the same transaction are local again.
+-- The rows are written as a sync apply (cv_sync.begin_apply, 0005) for this call only: writes
+-- the caller makes afterwards in the same transaction are local again.
 CREATE FUNCTION public.cv_sync_apply(
   p_source jsonb, p_expected jsonb, p_cursor jsonb, p_changes jsonb, p_catchup boolean DEFAULT false
 ) RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-  SET centrovision.sync_origin = ''
 AS $$
 DECLARE
   v_expected record := cv_sync.parse_cursor(p_expected, 'p_expected');
@@ -308,11 +307,12 @@ BEGIN
   END IF;
   v_changes := cv_sync.collapse(p_changes);
   PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
-  PERFORM set_config('centrovision.sync_origin', v_peer.peer_id::text, true);
+  PERFORM cv_sync.begin_apply(v_peer.peer_id);
   v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
     p_catchup OR (v_peer.catchup_txid IS NOT NULL
       AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
     true);
+  PERFORM cv_sync.end_apply();
   UPDATE cv_sync.peers p
   SET cursor_txid = v_cursor.txid, cursor_seq = v_cursor.seq, peer_name = coalesce(p_source ->> 'node_name', p.peer_name),
     fingerprint = p_source -> 'fingerprint', updated_at = now()
@@ -325,16 +325,15 @@ $$;
 -- in foreign-key order, each table in id order; progress is saved with the rows, so a crash
 -- resumes at the next page. The first page's cursor is where the log replay (catch-up) starts;
 -- every page raises catchup_until to its own cursor.
--- session_replication_role = replica (for this function only) suspends foreign-key checks:
--- pages are read at different moments, so a child copied late can reference a parent created
--- after its table was copied. That parent was written after the first page's horizon, so the
--- catch-up brings it; the copy is consistent once the catch-up passes catchup_until. The
--- triggers are suspended too, which is what sync_origin would ask of them anyway.
+-- Pages are read at different moments, so a child copied late can reference a parent created
+-- after its table was copied. Such a row is left out of the copy (cv_sync.orphans): its parent
+-- was written after the first page's horizon, and so was the child's reference to it, so the
+-- catch-up replays both, parent first; the copy is complete once the catch-up passes
+-- catchup_until. Foreign keys stay checked throughout (no session_replication_role, which needs
+-- a superuser): the copy never holds a dangling reference, even for a moment.
 CREATE FUNCTION public.cv_sync_apply_snapshot(p_source jsonb, p_page jsonb) RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-  SET centrovision.sync_origin = ''
-  SET session_replication_role = replica
 AS $$
 DECLARE
   v_table text := p_page ->> 'table';
@@ -346,6 +345,7 @@ DECLARE
   v_at jsonb;
   v_progress jsonb;
   v_changes cv_sync.change[];
+  v_orphans uuid[];
   v_result jsonb;
 BEGIN
   SELECT s.position INTO v_position FROM cv_sync.synced_tables s WHERE s.table_name = v_table;
@@ -384,8 +384,11 @@ BEGIN
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN
     RAISE EXCEPTION 'p_page.rows holds an item without row.id, row.version, origin or a valid hlc' USING ERRCODE = 'CV005';
   END IF;
-  PERFORM set_config('centrovision.sync_origin', v_peer.peer_id::text, true);
+  v_orphans := cv_sync.orphans(v_table, v_changes);
+  v_changes := ARRAY(SELECT c FROM unnest(v_changes) c WHERE c.row_id <> ALL (v_orphans));
+  PERFORM cv_sync.begin_apply(v_peer.peer_id);
   v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
+  PERFORM cv_sync.end_apply();
 
   v_progress := CASE
     WHEN (p_page -> 'has_more')::boolean THEN jsonb_build_object('table', v_table, 'after_id', v_last, 'done', false)
@@ -403,7 +406,8 @@ BEGIN
       THEN v_cursor.seq ELSE p.catchup_seq END,
     peer_name = coalesce(p_source ->> 'node_name', p.peer_name), fingerprint = p_source -> 'fingerprint', updated_at = now()
   WHERE p.peer_id = v_peer.peer_id;
-  RETURN v_result || jsonb_build_object('status', 'applied', 'progress', v_progress);
+  RETURN v_result || jsonb_build_object('status', 'applied', 'progress', v_progress,
+    'deferred', cardinality(v_orphans));
 END
 $$;
 
@@ -450,7 +454,6 @@ CREATE FUNCTION public.cv_sync_conflict_resolve(
 ) RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-  SET centrovision.sync_origin = ''
 AS $$
 DECLARE
   v_conflict cv_sync.conflicts;
@@ -480,7 +483,7 @@ BEGIN
     WHEN 'keep_remote' THEN v_conflict.remote_row
     ELSE coalesce(v_current, v_conflict.local_row, v_conflict.remote_row) || p_row END;
 
-  PERFORM set_config('centrovision.sync_origin', (SELECT n.node_id::text FROM cv_sync.node n), true);
+  PERFORM cv_sync.begin_apply((SELECT n.node_id FROM cv_sync.node n));
   IF v_chosen IS NULL THEN
     v_version := cv_sync.write_local(v_conflict.table_name, v_conflict.row_id, 'delete',
       coalesce(v_current, v_conflict.local_row, v_conflict.remote_row), v_base, p_id);
@@ -491,6 +494,7 @@ BEGIN
         'created_at', coalesce(v_current -> 'created_at', v_chosen -> 'created_at'), 'updated_at', now()),
       v_base, p_id);
   END IF;
+  PERFORM cv_sync.end_apply();
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(), resolved_by = coalesce(p_resolved_by, session_user),
     resolution = jsonb_build_object('choice', p_choice, 'version', v_version)

@@ -52,7 +52,6 @@ CREATE FUNCTION public.cv_client_settle(p_table text, p_row_id uuid, p_base uuid
   RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-  SET centrovision.sync_origin = ''
 AS $$
 DECLARE
   v_node cv_sync.node;
@@ -88,8 +87,8 @@ BEGIN
       USING ERRCODE = 'CV008', HINT = 'review the row by hand and write it again';
   END IF;
 
-  -- Put the row back as it was, unlogged (sync_origin), then settle as cv_sync_apply would.
-  PERFORM set_config('centrovision.sync_origin', v_node.node_id::text, true);
+  -- Put the row back as it was, unlogged (as a sync apply), then settle as cv_sync_apply would.
+  PERFORM cv_sync.begin_apply(v_node.node_id);
   DELETE FROM cv_sync.change_log l WHERE l.txid = v_mine.txid AND l.seq = v_mine.seq;
   UPDATE cv_sync.row_state s
   SET version = v_prev.version, hlc = v_prev.hlc, origin = v_prev.origin, deleted = v_prev.op = 'delete',
@@ -123,6 +122,7 @@ BEGIN
     v_mine.version, p_base, v_node.node_id, cv_sync.synthetic_hlc(p_written_at, v_node.node_id),
     v_changed, NULL)::cv_sync.change;
   v_settled := cv_sync.settle(v_change, v_local, v_prev.version, v_prev.hlc, v_prev.origin, v_policy, NULL);
+  PERFORM cv_sync.end_apply();
   RETURN jsonb_build_object('winner', v_settled.winner, 'recorded', v_settled.recorded);
 END
 $$;

@@ -108,7 +108,7 @@ describe("cv_touch_row", () => {
   });
 });
 
-describe("under centrovision.sync_origin", () => {
+describe("inside a sync apply (cv_sync.begin_apply)", () => {
   it("stores replicated rows verbatim, then stamps local writes again", async () => {
     const id = await newBranch();
     const replicated = {
@@ -121,12 +121,12 @@ describe("under centrovision.sync_origin", () => {
     try {
       // A reserved connection has no begin(): one session throughout is the point of this test.
       await session`begin`;
-      await session`set local centrovision.sync_origin = 'clinic-server'`;
+      await session`select cv_sync.begin_apply(${randomUUID()})`;
       await session`update branches set ${session(replicated)}, name = 'Replicada' where id = ${id}`;
       await session`commit`;
       expect(await meta(id)).toEqual({ ...replicated, name: "Replicada" });
 
-      // Same session, SET LOCAL over: the setting now reads '' and means a local write.
+      // Same session, next transaction: a local write again.
       await session`update branches set name = 'Local' where id = ${id}`;
       expect(await meta(id)).toMatchObject({ name: "Local", base_version: replicated.version });
     } finally {
@@ -142,9 +142,20 @@ describe("under centrovision.sync_origin", () => {
     };
     const branch = { ...clinicRows().branches, created_at: LONG_AGO, ...replicated };
     await db.sql.begin(async (tx) => {
-      await tx`set local centrovision.sync_origin = 'cloud'`;
+      await tx`select cv_sync.begin_apply(${randomUUID()})`;
       await insertRow(tx, "branches", branch);
     });
     expect(await meta(branch.id)).toMatchObject({ created_at: LONG_AGO, ...replicated });
+  });
+
+  it("stamps a write whose session only set centrovision.sync_origin, even the owner's", async () => {
+    const id = await newBranch();
+    const forged = { updated_at: "2021-02-03T04:05:06.789Z", version: randomUUID() };
+    await db.sql.begin(async (tx) => {
+      await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
+      await tx`update branches set ${tx(forged)} where id = ${id}`;
+    });
+    const after = await meta(id);
+    expect(after.updated_at).not.toBe(forged.updated_at);
   });
 });

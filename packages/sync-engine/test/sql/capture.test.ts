@@ -137,18 +137,18 @@ describe("capture", () => {
   });
 });
 
-describe("centrovision.sync_origin", () => {
-  /** Runs `statement` as `role` with sync_origin set, in a transaction. */
-  async function asSync(role: string, statement: string, id: string) {
+describe("the sync-apply marker", () => {
+  /** Runs `statement` as `role` (null: the schema owner) with centrovision.sync_origin set, in a transaction. */
+  async function asSync(role: string | null, statement: string, id: string) {
     await node.sql.begin(async (tx) => {
-      await tx.unsafe(`set local role ${role}`);
+      if (role !== null) await tx.unsafe(`set local role ${role}`);
       await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
       await tx.unsafe(statement, [id]);
     });
   }
   const forged = "00000000-0000-4000-8000-000000000000";
 
-  it("does not let an app session bypass stamping or capture", async () => {
+  it("does not let an app session bypass stamping or capture by setting centrovision.sync_origin", async () => {
     const id = await branch();
     const before = await rowOf(node.sql, "branches", id);
     await asSync(
@@ -167,14 +167,39 @@ describe("centrovision.sync_origin", () => {
     expect((await entries(id)).map((e) => e.op)).toEqual(["upsert", "delete"]);
   });
 
-  it("is honoured for members of centrovision_sync: rows written verbatim, nothing captured", async () => {
+  it("does not let the sync role nor the schema owner write uncaptured by setting the setting", async () => {
+    for (const role of ["centrovision_sync", null]) {
+      const id = await branch();
+      await asSync(role, `update branches set name = 'Replicada', version = '${forged}' where id = $1`, id);
+      expect(await rowOf(node.sql, "branches", id)).toMatchObject({ name: "Replicada" });
+      expect(await entries(id)).toHaveLength(2);
+    }
+  });
+
+  it("cannot be forged: only the owner's functions can register a transaction as a sync apply", async () => {
+    for (const role of ["centrovision_app", "centrovision_sync"]) {
+      const attempt = node.sql.begin(async (tx) => {
+        await tx.unsafe(`set local role ${role}`);
+        await tx`insert into cv_sync.applying values (pg_current_xact_id(), ${randomUUID()})`;
+      });
+      await expect(attempt).rejects.toMatchObject({ code: "42501" });
+      const call = node.sql.begin(async (tx) => {
+        await tx.unsafe(`set local role ${role}`);
+        await tx`select cv_sync.begin_apply(${randomUUID()})`;
+      });
+      await expect(call).rejects.toMatchObject({ code: "42501" });
+    }
+  });
+
+  it("writes verbatim and uncaptured inside a sync apply, and only until it ends", async () => {
     const id = await branch();
-    await asSync(
-      "centrovision_sync",
-      `update branches set name = 'Replicada', version = '${forged}' where id = $1`,
-      id,
-    );
-    expect(await rowOf(node.sql, "branches", id)).toMatchObject({ name: "Replicada", version: forged });
-    expect(await entries(id)).toHaveLength(1);
+    await node.sql.begin(async (tx) => {
+      await tx`select cv_sync.begin_apply(${randomUUID()})`;
+      await tx.unsafe(`update branches set name = 'Replicada', version = '${forged}' where id = $1`, [id]);
+      await tx`select cv_sync.end_apply()`;
+      await tx.unsafe(`update branches set name = 'Local' where id = $1`, [id]);
+    });
+    expect(await rowOf(node.sql, "branches", id)).toMatchObject({ name: "Local", base_version: forged });
+    expect(await entries(id)).toHaveLength(2);
   });
 });
