@@ -94,7 +94,7 @@ async function clinicChecks(config: DaemonConfig, checks: DoctorCheck[]): Promis
       checks.push(
         fail(
           "migrations",
-          `cannot read cv_schema_migrations (${messageOf(error)})`,
+          `cannot read cv_meta.schema_migrations (${messageOf(error)})`,
           "run `centrovision-sync init`",
         ),
       );

@@ -10,7 +10,7 @@ import type postgres from "postgres";
 
 /**
  * The repository's `sql/` folder, shipped with the daemon. core's runner keeps the bookkeeping
- * (`cv_schema_migrations`, sha-256 of each file) the test kit and the demo use too, so a database
+ * (`cv_meta.schema_migrations`, sha-256 of each file) the test kit and the demo use too, so a database
  * migrated by any of them is current for all.
  */
 export const SHIPPED_MIGRATIONS_DIR = fileURLToPath(new URL("../../../sql/", import.meta.url));

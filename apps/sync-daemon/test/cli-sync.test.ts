@@ -34,7 +34,7 @@ describe("init", () => {
     expect(first.stdout).toContain(`login ${clinic.user}: created in role centrovision_sync`);
     expect(first.stdout).toContain("init done");
     const before =
-      await clinic.sql`select name, checksum, applied_at from cv_schema_migrations order by name`;
+      await clinic.sql`select name, checksum, applied_at from cv_meta.schema_migrations order by name`;
     const [node] = await clinic.sql<{ node_name: string }[]>`select node_name from cv_sync.node`;
     expect(node?.node_name).toMatch(/^clinic-/);
     const [role] = await clinic.sql<{ verifier: string }[]>`
@@ -46,7 +46,7 @@ describe("init", () => {
     expect(second.stdout).toContain("migrations: the database is current");
     expect(second.stdout).toContain("init: nothing to do");
     expect(
-      await clinic.sql`select name, checksum, applied_at from cv_schema_migrations order by name`,
+      await clinic.sql`select name, checksum, applied_at from cv_meta.schema_migrations order by name`,
     ).toEqual(before);
   });
 

@@ -1,4 +1,4 @@
-import { startLocalSupabase, startPostgres } from "@centrovision/testkit";
+import { SUPABASE_SUPERUSER, startLocalSupabase, startPostgres } from "@centrovision/testkit";
 import type { TestProject } from "vitest/node";
 
 declare module "vitest" {
@@ -17,7 +17,7 @@ declare module "vitest" {
  * the run: a test that needs a database never skips.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startPostgres();
+  const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
   const cloud = await startLocalSupabase({ postgres: server, log: () => {} });
   project.provide("postgresUrl", server.url);
   project.provide("cloud", { url: cloud.url, serviceRoleKey: cloud.serviceRoleKey, dbUrl: cloud.dbUrl });

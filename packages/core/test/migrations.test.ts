@@ -54,6 +54,23 @@ describe("the migration runner", () => {
     expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual(["0003_broken.sql"]);
   });
 
+  it("keeps its records outside public, moving those an earlier version kept in public.cv_schema_migrations", async () => {
+    const [first] = await readMigrations(dir);
+    await db.sql`create table first (id int primary key)`;
+    await db.sql`create table public.cv_schema_migrations (name text primary key, checksum text not null,
+      applied_at timestamptz not null default now())`;
+    await db.sql`insert into public.cv_schema_migrations (name, checksum) values (${first?.name ?? ""}, ${first?.checksum ?? ""})`;
+    expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual(["0002_second.sql"]);
+    expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual(["0002_second.sql"]);
+    const [where] = await db.sql<{ moved: string | null; legacy: string | null }[]>`
+      select to_regclass('cv_meta.schema_migrations')::text as moved,
+        to_regclass('public.cv_schema_migrations')::text as legacy`;
+    expect(where).toEqual({ moved: "cv_meta.schema_migrations", legacy: null });
+    expect(
+      (await db.sql`select name from cv_meta.schema_migrations order by name`).map((r) => r.name),
+    ).toEqual(["0001_first.sql", "0002_second.sql"]);
+  });
+
   it("names the folder it cannot read", async () => {
     await expect(readMigrations(join(dir, "missing"))).rejects.toMatchObject({
       code: "invalid_config",

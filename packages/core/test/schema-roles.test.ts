@@ -84,7 +84,7 @@ describe.each(ROLES)("%s", (role) => {
     ["alter a table", "alter table branches add column x int"],
     ["create a table", "create table public.x (id int)"],
     ["drop a table", "drop table diagnoses"],
-    ["read the migration log", "select * from cv_schema_migrations"],
+    ["read the migration log", "select * from cv_meta.schema_migrations"],
   ])("cannot %s", async (_what, statement) => {
     expect(await failureAs(role, (tx) => tx.unsafe(statement))).toBe("42501");
   });

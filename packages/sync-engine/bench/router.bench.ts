@@ -15,7 +15,7 @@
  *   npm run bench   (in packages/sync-engine; runs the sync bench first)
  *   node --conditions=@centrovision/source --import tsx bench/router.bench.ts
  */
-import { startPostgres } from "@centrovision/testkit";
+import { SUPABASE_SUPERUSER, startPostgres } from "@centrovision/testkit";
 import { modeReached, type PcStack, startPcStack } from "../test/router/pc-stack.js";
 
 const CUTS = Number(process.env.CV_BENCH_CUTS ?? 20);
@@ -134,7 +134,7 @@ async function overhead(stack: PcStack): Promise<void> {
   }
 }
 
-const server = await startPostgres();
+const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
 const stack = await startPcStack(server);
 try {
   log(`failover router bench: default router config, ${CUTS} cuts per kind, ${FAILBACKS} failbacks`);

@@ -20,7 +20,12 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { SYNCED_TABLES } from "@centrovision/core";
-import { applyMigrations, startLocalSupabase, startPostgres } from "@centrovision/testkit";
+import {
+  applyMigrations,
+  SUPABASE_SUPERUSER,
+  startLocalSupabase,
+  startPostgres,
+} from "@centrovision/testkit";
 import { build } from "esbuild";
 import postgres from "postgres";
 import { createPostgresPeer, createSupabasePeer, createSyncEngine } from "../src/index.js";
@@ -127,7 +132,7 @@ async function waitForIds(
   throw new Error(`${ids.length} rows did not arrive within ${timeoutMs} ms`);
 }
 
-const cloudServer = await startPostgres();
+const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
 const clinicServer = await startPostgres();
 const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
 const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });

@@ -1,4 +1,4 @@
-import { startPostgres } from "@centrovision/testkit";
+import { SUPABASE_SUPERUSER, startPostgres } from "@centrovision/testkit";
 import type { TestProject } from "vitest/node";
 
 declare module "vitest" {
@@ -15,7 +15,7 @@ declare module "vitest" {
  * a test that needs a database never skips.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startPostgres();
+  const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
   project.provide("postgresUrl", server.url);
   return () => server.stop();
 }

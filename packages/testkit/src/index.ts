@@ -17,3 +17,4 @@ export {
 } from "./migrations.js";
 export { freePort, type PostgresServer, type StartPostgresOptions, startPostgres } from "./postgres.js";
 export { createSupabaseKeys, type MintOptions, type SupabaseKeys } from "./supabase/jwt.js";
+export { SUPABASE_SUPERUSER } from "./supabase/shape.js";

@@ -7,7 +7,8 @@ import { applyMigrations, MIGRATIONS_DIR } from "./migrations.js";
 import { type PostgresServer, startPostgres } from "./postgres.js";
 import { type Gateway, startGateway } from "./supabase/gateway.js";
 import { createSupabaseKeys, type SupabaseKeys } from "./supabase/jwt.js";
-import { applySupabaseShape } from "./supabase/shape.js";
+import { checkSafeUpdate } from "./supabase/safeupdate.js";
+import { applySupabaseShape, SUPABASE_SUPERUSER } from "./supabase/shape.js";
 
 export interface StartLocalSupabaseOptions {
   /** Gateway port on 127.0.0.1. Default: a free port. */
@@ -22,7 +23,11 @@ export interface StartLocalSupabaseOptions {
   sqlFiles?: readonly string[];
   /** HS256 secret (≥ 32 characters). Default: the one saved in `dataDir`, else random. */
   jwtSecret?: string;
-  /** Reuse a running server: the stack gets its own database on it, dropped on `stop()`. */
+  /**
+   * Reuse a running server: the stack gets its own database on it, dropped on `stop()`. Its
+   * superuser must not be `postgres` (start it with `superuser: "supabase_admin"`): the stack
+   * demotes `postgres` as a hosted project does.
+   */
   postgres?: PostgresServer;
   /** With `postgres`: the database to use (created if missing, kept on `stop()`). Default: a fresh one. */
   database?: string;
@@ -39,6 +44,12 @@ export interface LocalSupabase extends SupabaseKeys {
   readonly url: string;
   /** Superuser URL of the database behind the gateway, for direct probes. */
   readonly dbUrl: string;
+  /**
+   * The project's own connection string: the `postgres` login, not a superuser (CREATEROLE,
+   * BYPASSRLS, member of the API roles), as a hosted project's dashboard gives it. The
+   * migrations ran as this user.
+   */
+  readonly postgresUrl: string;
   /** Re-reads the schema cache now (DDL also triggers a reload through `NOTIFY pgrst`). */
   reloadSchema(): Promise<void>;
   /** Stops the gateway (closing keep-alive sockets) and what this call started. Idempotent. */
@@ -50,6 +61,8 @@ const STATE_FILE = "cv-local-supabase.json";
 interface SavedState {
   password: string;
   jwtSecret: string;
+  /** Absent in data directories made before the hosted shape, whose superuser is `postgres`. */
+  superuser?: string;
 }
 
 async function readState(dataDir: string): Promise<SavedState | undefined> {
@@ -58,17 +71,51 @@ async function readState(dataDir: string): Promise<SavedState | undefined> {
     if (existsSync(join(dataDir, "PG_VERSION"))) {
       throw new Error(
         `[testkit] ${dataDir} holds a PostgreSQL cluster that startLocalSupabase did not create; ` +
-          "start it with startPostgres() and pass it as `postgres`",
+          `start it with startPostgres({ superuser: "${SUPABASE_SUPERUSER}" }) and pass it as \`postgres\``,
       );
     }
     return undefined;
   }
-  return JSON.parse(await readFile(file, "utf8")) as SavedState;
+  const state = JSON.parse(await readFile(file, "utf8")) as SavedState;
+  if (state.superuser !== SUPABASE_SUPERUSER) {
+    throw new Error(
+      `[testkit] ${dataDir} was made by an older local Supabase whose superuser is "postgres"; ` +
+        "a hosted project's postgres is not a superuser, so that layout cannot be upgraded in place: remove the directory and start again",
+    );
+  }
+  return state;
 }
 
-/** Every stack on one cluster derives the same authenticator password, so none locks another out. */
-function authenticatorPassword(server: PostgresServer): string {
-  return createHmac("sha256", server.password).update("cv-local-supabase authenticator").digest("hex");
+/** Every stack on one cluster derives the same role passwords, so none locks another out. */
+function rolePassword(server: PostgresServer, role: "authenticator" | "postgres"): string {
+  return createHmac("sha256", server.password).update(`cv-local-supabase ${role}`).digest("hex");
+}
+
+function roleUrl(server: PostgresServer, database: string, role: "authenticator" | "postgres"): string {
+  return `postgres://${role}:${rolePassword(server, role)}@127.0.0.1:${server.port}/${database}`;
+}
+
+/**
+ * pg-safeupdate, which a hosted project loads for API sessions, refuses an UPDATE or DELETE
+ * without WHERE, inside functions too. Emulated statically: every installed function is parsed
+ * and a start-up that would install one such statement fails, naming it.
+ */
+async function assertSafeUpdate(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const { violations, unchecked } = await checkSafeUpdate(sql);
+    const problems = [
+      ...violations.map((v) => `${v.fn}: ${v.statement} without WHERE: ${v.sql}`),
+      ...unchecked.map((u) => `${u.fn}: dynamic SQL that cannot be checked (${u.reason})`),
+    ];
+    if (problems.length > 0) {
+      throw new Error(
+        `[testkit] a hosted project's pg-safeupdate would refuse these statements (add a WHERE clause; WHERE true is allowed):\n  ${problems.join("\n  ")}`,
+      );
+    }
+  } finally {
+    await sql.end();
+  }
 }
 
 async function ensureDatabase(server: PostgresServer, name: string): Promise<void> {
@@ -103,6 +150,7 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
   const server =
     options.postgres ??
     (await startPostgres({
+      superuser: SUPABASE_SUPERUSER,
       ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
       ...(saved && { password: saved.password }),
     }));
@@ -127,20 +175,24 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
   try {
     const jwtSecret = options.jwtSecret ?? saved?.jwtSecret ?? randomBytes(32).toString("base64url");
     if (ownsServer && options.dataDir !== undefined && !saved) {
-      const state: SavedState = { password: server.password, jwtSecret };
+      const state: SavedState = { password: server.password, jwtSecret, superuser: server.user };
       await writeFile(join(options.dataDir, STATE_FILE), JSON.stringify(state), { mode: 0o600 });
     }
     if (!ownsServer) await ensureDatabase(server, database);
     const dbUrl = server.urlFor(database);
-    const password = authenticatorPassword(server);
-    await applySupabaseShape(server.url, dbUrl, password);
-    await applyMigrations(dbUrl, {
+    await applySupabaseShape(server.url, dbUrl, {
+      authenticator: rolePassword(server, "authenticator"),
+      postgres: rolePassword(server, "postgres"),
+    });
+    const postgresUrl = roleUrl(server, database, "postgres");
+    await applyMigrations(postgresUrl, {
       dir: options.migrationsDir ?? MIGRATIONS_DIR,
       extraFiles: options.sqlFiles ?? [],
     });
+    await assertSafeUpdate(dbUrl);
     const keys = await createSupabaseKeys(jwtSecret);
     gateway = await startGateway({
-      databaseUrl: `postgres://authenticator:${password}@127.0.0.1:${server.port}/${database}`,
+      databaseUrl: roleUrl(server, database, "authenticator"),
       jwtSecret,
       ...(options.port !== undefined && { port: options.port }),
       ...(options.maxRows !== undefined && { maxRows: options.maxRows }),
@@ -152,6 +204,7 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
       ...keys,
       url: started.url,
       dbUrl,
+      postgresUrl,
       reloadSchema: () => started.reloadSchema(),
       stop: () => {
         stopped ??= cleanUp();

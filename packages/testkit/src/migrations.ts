@@ -20,7 +20,7 @@ export interface ApplyMigrationsOptions {
 
 /**
  * Applies pending migrations to the database at `url` with core's runner (each in its own
- * transaction, advisory-locked, recorded in `cv_schema_migrations`; an edited applied migration
+ * transaction, advisory-locked, recorded in `cv_meta.schema_migrations`; an edited applied migration
  * is refused). Returns the names applied by this call.
  */
 export async function applyMigrations(url: string, options: ApplyMigrationsOptions = {}): Promise<string[]> {

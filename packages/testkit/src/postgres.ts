@@ -16,6 +16,12 @@ export interface StartPostgresOptions {
   /** Superuser password. Default: random. */
   password?: string;
   /**
+   * Superuser name, fixed when the cluster is created. Default `postgres`; a cluster that hosts a
+   * local Supabase needs another (`supabase_admin`), because there `postgres` is the project's
+   * demoted user.
+   */
+  superuser?: string;
+  /**
    * Server settings passed as `-c name=value`. Default turns `fsync` off: it
    * only matters for an OS crash, which tests never simulate, and a killed
    * server still keeps every committed transaction.
@@ -29,6 +35,7 @@ export interface PostgresServer {
   /** Superuser URL of the `postgres` database. */
   readonly url: string;
   readonly port: number;
+  /** The superuser's name. */
   readonly user: string;
   readonly password: string;
   readonly dataDir: string;
@@ -42,7 +49,8 @@ export interface PostgresServer {
 
 const SUPERUSER = "postgres";
 const RUN_AS_USER = "postgres";
-const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Database and role names the test kit creates: plain identifiers, pasted quoted into DDL. */
+const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const running = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
@@ -106,7 +114,12 @@ function run(
   });
 }
 
-async function initCluster(dataDir: string, password: string, ids: { uid: number; gid: number } | undefined) {
+async function initCluster(
+  dataDir: string,
+  superuser: string,
+  password: string,
+  ids: { uid: number; gid: number } | undefined,
+) {
   const { initdb } = await resolvePgBinaries(ids !== undefined);
   const pwDir = await mkdtemp(join(tmpdir(), "cv-pgpw-"));
   const pwFile = join(pwDir, "pw");
@@ -118,7 +131,7 @@ async function initCluster(dataDir: string, password: string, ids: { uid: number
       initdb,
       [
         `--pgdata=${dataDir}`,
-        `--username=${SUPERUSER}`,
+        `--username=${superuser}`,
         `--pwfile=${pwFile}`,
         "--auth=scram-sha-256",
         "--encoding=UTF8",
@@ -157,6 +170,8 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
  * normal user. `stop()` leaves no process, port or temp directory behind.
  */
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const superuser = options.superuser ?? SUPERUSER;
+  if (!NAME.test(superuser)) throw new Error(`[testkit] invalid superuser name ${JSON.stringify(superuser)}`);
   const ids = runAsIds();
   const password = options.password ?? randomBytes(12).toString("hex");
   const ownsDir = options.dataDir === undefined;
@@ -164,7 +179,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   if (ownsDir) tempDirs.add(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (ids) await chown(dataDir, ids.uid, ids.gid);
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await initCluster(dataDir, password, ids);
+  if (!existsSync(join(dataDir, "PG_VERSION"))) await initCluster(dataDir, superuser, password, ids);
 
   const { postgres: postgresBin } = await resolvePgBinaries(ids !== undefined);
   const port = options.port ?? (await freePort());
@@ -187,7 +202,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   exited.then(() => running.delete(child));
 
   const urlFor = (database: string) =>
-    `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+    `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
   const url = urlFor("postgres");
 
   let stopped: Promise<void> | undefined;
@@ -217,13 +232,13 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   return {
     url,
     port,
-    user: SUPERUSER,
+    user: superuser,
     password,
     dataDir,
     urlFor,
     stop,
     async createDatabase(name: string) {
-      if (!DB_NAME.test(name)) throw new Error(`[testkit] invalid database name ${JSON.stringify(name)}`);
+      if (!NAME.test(name)) throw new Error(`[testkit] invalid database name ${JSON.stringify(name)}`);
       const sql = postgres(url, { max: 1, onnotice: () => {} });
       try {
         await sql.unsafe(`create database "${name}"`);

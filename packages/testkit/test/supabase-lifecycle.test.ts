@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { startLocalSupabase, startPostgres } from "../src/index.js";
+import { SUPABASE_SUPERUSER, startLocalSupabase, startPostgres } from "../src/index.js";
 import { FIXTURE_DIR, FIXTURE_SQL, supabaseClient } from "./fixtures/supabase/harness.js";
 
 const options = { migrationsDir: FIXTURE_DIR, sqlFiles: [FIXTURE_SQL], log: () => {} };
@@ -44,7 +44,7 @@ describe("startLocalSupabase lifecycle", () => {
   });
 
   it("runs several stacks on one server, each in its own database, dropped on stop", async () => {
-    const server = await startPostgres();
+    const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
     try {
       const [a, b] = await Promise.all([
         startLocalSupabase({ ...options, postgres: server }),
@@ -90,7 +90,7 @@ describe("startLocalSupabase lifecycle", () => {
   });
 
   it("answers 503 PGRST000 while the database is unreachable", async () => {
-    const server = await startPostgres();
+    const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
     const lines: string[] = [];
     const stack = await startLocalSupabase({ ...options, postgres: server, log: (line) => lines.push(line) });
     await server.stop();

@@ -5,10 +5,11 @@ import type postgres from "postgres";
 import { CvError } from "../errors.js";
 
 /**
- * The one migration runner: the clinic daemon's `init`, the test kit and the demo all keep the
- * same bookkeeping (`cv_schema_migrations`, sha-256 of each file), so a database migrated by any
- * of them is current for all. A separate entry point (`@centrovision/core/migrations`) because it
- * reads files: the browser bundle that imports core's types never sees it.
+ * The one migration runner: the clinic daemon's `init`, `cloud migrate`, the test kit and the
+ * demo all keep the same bookkeeping (`cv_meta.schema_migrations`, sha-256 of each file), so a
+ * database migrated by any of them is current for all. A separate entry point
+ * (`@centrovision/core/migrations`) because it reads files: the browser bundle that imports
+ * core's types never sees it.
  */
 
 const MIGRATION_FILE = /^(\d{4})_[a-z0-9_]+\.sql$/;
@@ -45,6 +46,42 @@ export async function readMigrations(dir: string, extraFiles: readonly string[] 
   );
 }
 
+/** Where applied migrations are recorded: outside `public`, which Supabase's API exposes. */
+export const MIGRATIONS_TABLE = "cv_meta.schema_migrations";
+
+/**
+ * Creates the bookkeeping table when missing, moving one kept in `public` by an earlier version
+ * (`public.cv_schema_migrations`, readable and writable with the anon key through Supabase's
+ * REST API) with its records. Idempotent; run under the runner's advisory lock.
+ */
+export const BOOKKEEPING_SQL = `
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );`;
+
+/** The statement that records `migration` as applied (literals quoted: also pasted into files). */
+export function recordMigrationSql(migration: Migration): string {
+  const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
+  return `insert into ${MIGRATIONS_TABLE} (name, checksum) values (${quote(migration.name)}, ${quote(migration.checksum)}) on conflict (name) do nothing;`;
+}
+
 function changed(name: string): CvError {
   return new CvError(
     "conflict",
@@ -59,24 +96,24 @@ function changed(name: string): CvError {
  * could lose data.
  */
 export async function runMigrations(sql: postgres.Sql, migrations: readonly Migration[]): Promise<string[]> {
-  await sql`
-    create table if not exists cv_schema_migrations (
-      name text primary key,
-      checksum text not null,
-      applied_at timestamptz not null default now()
-    )`;
+  const lock = (tx: postgres.TransactionSql) =>
+    tx`select pg_advisory_xact_lock(hashtext('cv_schema_migrations'))`;
+  await sql.begin(async (tx) => {
+    await lock(tx);
+    await tx.unsafe(BOOKKEEPING_SQL);
+  });
   const applied: string[] = [];
   for (const migration of migrations) {
     await sql.begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtext('cv_schema_migrations'))`;
+      await lock(tx);
       const [done] = await tx<{ checksum: string }[]>`
-        select checksum from cv_schema_migrations where name = ${migration.name}`;
+        select checksum from cv_meta.schema_migrations where name = ${migration.name}`;
       if (done) {
         if (done.checksum !== migration.checksum) throw changed(migration.name);
         return;
       }
       await tx.unsafe(migration.sql);
-      await tx`insert into cv_schema_migrations (name, checksum) values (${migration.name}, ${migration.checksum})`;
+      await tx.unsafe(recordMigrationSql(migration));
       applied.push(migration.name);
     });
   }
@@ -88,12 +125,13 @@ export async function pendingMigrations(
   sql: postgres.Sql,
   migrations: readonly Migration[],
 ): Promise<string[]> {
-  const [exists] = await sql<{ ok: boolean }[]>`
-    select to_regclass('public.cv_schema_migrations') is not null as ok`;
-  if (!exists?.ok) return migrations.map((m) => m.name);
-  const rows = await sql<
-    { name: string; checksum: string }[]
-  >`select name, checksum from cv_schema_migrations`;
+  // An earlier version kept the records in public.cv_schema_migrations; the next run moves them.
+  const [found] = await sql<{ table: string | null }[]>`
+    select coalesce(to_regclass('cv_meta.schema_migrations'), to_regclass('public.cv_schema_migrations'))::text as table`;
+  if (!found?.table) return migrations.map((m) => m.name);
+  const rows = await sql.unsafe<{ name: string; checksum: string }[]>(
+    `select name, checksum from ${found.table}`,
+  );
   const done = new Map(rows.map((row) => [row.name, row.checksum]));
   return migrations.filter((m) => done.get(m.name) !== m.checksum).map((m) => m.name);
 }

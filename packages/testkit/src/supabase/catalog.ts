@@ -55,6 +55,12 @@ export interface Catalog {
   readonly functions: ReadonlyMap<string, readonly DbFunction[]>;
   /** Names a `select=col::name` cast may use → quoted, qualified type. */
   readonly castTypes: ReadonlyMap<string, string>;
+  /**
+   * PostgREST's impersonated role settings: per role the gateway may switch to, the settings of
+   * `ALTER ROLE … SET` (this database's over every database's), applied to each request's
+   * transaction. Supabase's `statement_timeout` for `anon` (3 s) and `authenticated` (8 s) live here.
+   */
+  readonly roleSettings: ReadonlyMap<string, readonly (readonly [string, string])[]>;
 }
 
 /** SQL spellings of built-in types that `pg_type` knows under another name. */
@@ -130,6 +136,18 @@ const TYPES_SQL = `
   from pg_type t join pg_namespace tn on tn.oid = t.typnamespace
   where tn.nspname in ('pg_catalog', $1::text) and t.typtype in ('b', 'd', 'e', 'r', 'm') and t.typname !~ '^_'`;
 
+// Only settings a session may set for itself: PostgREST skips the others too.
+const ROLE_SETTINGS_SQL = `
+  select r.rolname as role, split_part(c.setting, '=', 1) as name,
+    substr(c.setting, length(split_part(c.setting, '=', 1)) + 2) as value
+  from pg_db_role_setting s
+  join pg_roles r on r.oid = s.setrole
+  cross join lateral unnest(s.setconfig) with ordinality as c(setting, ord)
+  where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+    and pg_has_role(current_user, r.oid, 'MEMBER') and r.rolname <> current_user
+    and exists (select from pg_settings p where p.name = split_part(c.setting, '=', 1) and p.context = 'user')
+  order by r.rolname, s.setdatabase, c.ord`;
+
 interface RawColumn {
   name: string;
   type: string;
@@ -177,10 +195,11 @@ function toFunction(schema: string, raw: RawFunction): DbFunction {
 
 /** Reads the catalog of one schema. */
 export async function loadCatalog(sql: Sql, schema: string): Promise<Catalog> {
-  const [tableRows, functionRows, typeRows] = await Promise.all([
+  const [tableRows, functionRows, typeRows, settingRows] = await Promise.all([
     sql.unsafe<{ name: string; columns: string; primary_key: string }[]>(TABLES_SQL, [schema]),
     sql.unsafe<RawFunction[]>(FUNCTIONS_SQL, [schema]),
     sql.unsafe<{ name: string; ref: string }[]>(TYPES_SQL, [schema]),
+    sql.unsafe<{ role: string; name: string; value: string }[]>(ROLE_SETTINGS_SQL),
   ]);
   const tables = new Map<string, Table>();
   for (const row of tableRows) {
@@ -202,7 +221,15 @@ export async function loadCatalog(sql: Sql, schema: string): Promise<Catalog> {
     const ref = castTypes.get(name);
     if (ref) castTypes.set(alias, ref);
   }
-  return { tables, functions, castTypes };
+  // Rows come all-database first, then this database's: a later entry for a name replaces it.
+  const perRole = new Map<string, Map<string, string>>();
+  for (const row of settingRows) {
+    const settings = perRole.get(row.role) ?? new Map<string, string>();
+    settings.set(row.name, row.value);
+    perRole.set(row.role, settings);
+  }
+  const roleSettings = new Map([...perRole].map(([role, settings]) => [role, [...settings]] as const));
+  return { tables, functions, castTypes, roleSettings };
 }
 
 /**

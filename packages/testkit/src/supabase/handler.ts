@@ -43,6 +43,13 @@ const SETUP_SQL =
   "set_config('request.path', $5, true), set_config('request.headers', $6, true), " +
   "set_config('request.cookies', $7, true)";
 
+/** SETUP_SQL plus the role's own settings (e.g. statement_timeout), as PostgREST applies them. */
+function setupFor(role: string, catalog: PlanContext["catalog"]): { sql: string; params: string[] } {
+  const settings = catalog.roleSettings.get(role) ?? [];
+  const calls = settings.map((_, i) => `, set_config($${8 + 2 * i}, $${9 + 2 * i}, true)`);
+  return { sql: SETUP_SQL + calls.join(""), params: settings.flat() };
+}
+
 function header(headers: RestRequest["headers"], name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(", ") : value;
@@ -159,6 +166,7 @@ export async function handleRest(options: HandlerOptions, request: RestRequest):
     plan = planFor({ ...ctx, catalog: options.catalog.current }, schema, to);
   }
   const { cookie, ...headers } = request.headers;
+  const setup = setupFor(auth.role, options.catalog.current);
   const settings = [
     `${schema}, extensions`,
     auth.role,
@@ -167,11 +175,12 @@ export async function handleRest(options: HandlerOptions, request: RestRequest):
     `/${request.segments.join("/")}`,
     JSON.stringify(headers),
     JSON.stringify(parseCookies(cookie)),
+    ...setup.params,
   ];
   try {
     return await options.pool.begin(plan.readOnly ? "read only" : "read write", async (tx) => {
       const [, rows] = await Promise.all([
-        tx.unsafe(SETUP_SQL, settings, { prepare: true }),
+        tx.unsafe(setup.sql, settings, { prepare: true }),
         tx.unsafe(plan.sql, plan.params as string[], { prepare: true }),
       ]);
       const [row] = rows;
