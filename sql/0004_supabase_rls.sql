@@ -56,11 +56,15 @@ BEGIN
     $fn$;
 
   -- Supabase's default privileges hand every new function and table to anon and authenticated;
-  -- take them back and grant what the policies below are written for.
-  REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin()
+  -- take them back and grant what the policies below are written for. The trigger function of
+  -- 0002 is no one's to call; the search fold of 0001 is for signed-in searches only.
+  REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
+    public.cv_search_fold(text)
     FROM PUBLIC, anon;
-  GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin()
+  GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
+    public.cv_search_fold(text)
     TO authenticated, service_role;
+  REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC, anon, authenticated, service_role;
 
   REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, public.user_branches,
     public.patients, public.appointments, public.encounters, public.exam_eye, public.diagnoses

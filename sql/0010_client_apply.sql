@@ -311,9 +311,15 @@ BEGIN
   IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
     GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO service_role;
   END IF;
+  -- The clinic's backlog and log position are the PC router's questions to the clinic server,
+  -- not a signed-in user's to the cloud.
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() FROM %I',
+      v_role);
+  END LOOP;
   IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'anon') THEN
     REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
-      public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position() FROM anon;
+      public.cv_client_apply(jsonb, text) FROM anon;
   END IF;
 END
 $client$;

