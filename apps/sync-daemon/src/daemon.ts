@@ -59,6 +59,7 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     intervalMs: config.sync.intervalMs,
     pageSize: config.sync.pageSize,
     snapshotPageSize: config.sync.snapshotPageSize,
+    pageBudgetMs: config.sync.pageBudgetMs,
     minBackoffMs: config.sync.minBackoffMs,
     maxBackoffMs: config.sync.maxBackoffMs,
   });

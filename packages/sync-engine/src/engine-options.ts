@@ -16,6 +16,12 @@ export const syncEngineConfigSchema = z
     snapshotPageSize: z.int().min(1).max(50_000).default(2_000),
     /** Largest page tried when a child arrives before its parent (see PROTOCOL.md "Apply"). */
     maxPageSize: z.int().min(1).max(200_000).default(64_000),
+    /**
+     * A page's pull or apply slower than this halves the next page (and pages grow back while
+     * fast); one the node cancels with statement_timeout is retried at once at half the size.
+     * Hosted Supabase cancels API statements after 8 s.
+     */
+    pageBudgetMs: ms(1, 3_000),
     /** First wait after a failed cycle; doubles per failure… */
     minBackoffMs: ms(1, 1_000),
     /** …up to this. */

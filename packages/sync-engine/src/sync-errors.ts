@@ -18,6 +18,8 @@ import {
  * - `missing_parent` (23503): a child arrived before its parent; pull a larger page or wait.
  * - `invalid_request` (CV005), `id_changed` (CV007): a bug or a hand-made call, not a network problem.
  * - `transient` (serialization failure, deadlock): nothing was written; try again.
+ * - `statement_timeout` (57014): the node cancelled the call past its statement_timeout; nothing
+ *   was written; a smaller page fits.
  */
 export type SyncErrorReason =
   | "epoch_changed"
@@ -28,7 +30,8 @@ export type SyncErrorReason =
   | "missing_parent"
   | "invalid_request"
   | "id_changed"
-  | "transient";
+  | "transient"
+  | "statement_timeout";
 
 /** Reasons that stop a direction until a person acts (or the cause goes away). */
 export const BLOCKING_REASONS: ReadonlySet<SyncErrorReason> = new Set([
@@ -143,7 +146,9 @@ export function fromSqlState(state: string, peer: string, serverMessage?: string
         },
       );
     case "57014":
-      return make("timeout", "the statement was cancelled (statement_timeout)");
+      return make("timeout", "the statement was cancelled (statement_timeout); nothing was written", {
+        reason: "statement_timeout",
+      });
     case "42501":
       return make("unauthorized", "this login may not call the sync functions (grant it centrovision_sync)");
     case "28P01":

@@ -57,6 +57,8 @@ const syncSchema = z.strictObject({
   interval_ms: z.int().min(1_000).max(3_600_000).default(10_000),
   page_size: z.int().min(1).max(50_000).default(1_000),
   snapshot_page_size: z.int().min(1).max(50_000).default(2_000),
+  /** A page slower than this halves the next one (the cloud cancels API statements after 8 s). */
+  page_budget_ms: z.int().min(100).max(60_000).default(3_000),
   min_backoff_ms: z.int().min(1).max(600_000).default(1_000),
   max_backoff_ms: z.int().min(1).max(3_600_000).default(60_000),
 });

@@ -6,6 +6,7 @@ import type { NodeInfo } from "../sync-types.js";
 import { backoffDelay } from "./backoff.js";
 import { measureNode } from "./clock.js";
 import { type DirectionSpec, runDirection } from "./direction.js";
+import { PageSizer } from "./page-sizer.js";
 
 export interface CycleRunnerOptions {
   readonly local: SyncPeer;
@@ -46,6 +47,8 @@ export class CycleRunner {
   private localInfo: NodeInfo | undefined;
   private remoteInfo: NodeInfo | undefined;
   private readonly directions: readonly DirectionSpec[];
+  /** Per direction, the page sizes learnt so far (they carry over between cycles). */
+  private readonly pages = new Map<SyncDirection, { log: PageSizer; snapshot: PageSizer }>();
 
   constructor(private readonly options: CycleRunnerOptions) {
     const { local, remote, config } = options;
@@ -53,6 +56,12 @@ export class CycleRunner {
       { name: "pull", source: remote, target: local, initial: config.initialSync },
       { name: "push", source: local, target: remote, initial: "log" },
     ];
+    for (const { name } of this.directions) {
+      this.pages.set(name, {
+        log: new PageSizer(config.pageSize, config.pageBudgetMs),
+        snapshot: new PageSizer(config.snapshotPageSize, config.pageBudgetMs),
+      });
+    }
   }
 
   /** Wait before the next cycle: the interval, or the backoff after failures. */
@@ -133,12 +142,14 @@ export class CycleRunner {
         spec.name === "pull" ? [remoteNode.info, localNode.info] : [localNode.info, remoteNode.info];
       publish({ phase: spec.name === "pull" ? "pulling" : "pushing" });
       const savedAt = this.cursorSavedAt.get(spec.name);
+      const pages = this.pages.get(spec.name) as { log: PageSizer; snapshot: PageSizer };
       const outcome = await runDirection(spec, {
         sourceInfo,
         targetInfo,
-        pageSize: config.pageSize,
+        logPages: pages.log,
         maxPageSize: Math.max(config.maxPageSize, config.pageSize),
-        snapshotPageSize: config.snapshotPageSize,
+        snapshotPages: pages.snapshot,
+        now,
         saveIdleCursor: savedAt === undefined || started - savedAt >= config.idleCursorSaveMs,
         isStopping: this.options.isStopping,
         onProgress: (progress) => {

@@ -4,6 +4,7 @@ import type { SyncPeer } from "../sync-peer.js";
 import type { BlockReason, SyncDirection, SyncProgress } from "../sync-status.js";
 import { compareCursors, type NodeInfo, type PeerState, START_CURSOR } from "../sync-types.js";
 import { syncLog } from "./log-sync.js";
+import type { PageSizer } from "./page-sizer.js";
 import { copySnapshot } from "./snapshot-sync.js";
 
 export interface DirectionSpec {
@@ -17,9 +18,12 @@ export interface DirectionSpec {
 export interface DirectionContext {
   readonly sourceInfo: NodeInfo;
   readonly targetInfo: NodeInfo;
-  readonly pageSize: number;
+  /** This direction's log page size, learnt across cycles. */
+  readonly logPages: PageSizer;
   readonly maxPageSize: number;
-  readonly snapshotPageSize: number;
+  /** This direction's initial-sync page size, learnt across cycles. */
+  readonly snapshotPages: PageSizer;
+  readonly now: () => number;
   readonly saveIdleCursor: boolean;
   readonly isStopping: () => boolean;
   readonly onProgress: (progress: SyncProgress) => void;
@@ -90,13 +94,14 @@ export async function runDirection(spec: DirectionSpec, ctx: DirectionContext): 
     source: spec.source,
     target: spec.target,
     sourceInfo: ctx.sourceInfo,
+    now: ctx.now,
   };
   try {
     let from = state.cursor;
     if (needsSnapshot(spec, state)) {
       ctx.onInitialSync();
       const complete = await copySnapshot(
-        { ...common, pageSize: ctx.snapshotPageSize, isStopping: ctx.isStopping, onProgress: ctx.onProgress },
+        { ...common, pages: ctx.snapshotPages, isStopping: ctx.isStopping, onProgress: ctx.onProgress },
         state.snapshotProgress,
       );
       if (!complete) return { kind: "done", drained: false, saved: true, conflicts: 0 };
@@ -109,7 +114,7 @@ export async function runDirection(spec: DirectionSpec, ctx: DirectionContext): 
       {
         ...common,
         targetInfo: ctx.targetInfo,
-        pageSize: ctx.pageSize,
+        pages: ctx.logPages,
         maxPageSize: ctx.maxPageSize,
         saveIdleCursor: ctx.saveIdleCursor,
         acked: back.acked,

@@ -8,6 +8,7 @@ import {
   START_CURSOR,
   type SyncCursor,
 } from "../sync-types.js";
+import type { PageSizer } from "./page-sizer.js";
 
 export interface LogSyncContext {
   readonly direction: SyncDirection;
@@ -15,9 +16,11 @@ export interface LogSyncContext {
   readonly target: SyncPeer;
   readonly sourceInfo: NodeInfo;
   readonly targetInfo: NodeInfo;
-  readonly pageSize: number;
+  /** How many entries the next page asks for, learnt from how long pages take. */
+  readonly pages: PageSizer;
   /** Largest page tried when a child arrives before its parent. */
   readonly maxPageSize: number;
+  readonly now: () => number;
   /** Save the cursor even when nothing but filtered entries (or nothing) moved it. */
   readonly saveIdleCursor: boolean;
   /** What the source last heard the target acknowledge; a lost acknowledgement is repaired first. */
@@ -86,23 +89,48 @@ class AckQueue {
 export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<LogSyncResult> {
   const consumer = ctx.targetInfo.nodeId;
   const acks = new AckQueue(ctx.source, consumer);
-  const pull = (after: SyncCursor, limit: number) => settled(ctx.source.pull({ consumer, after, limit }));
+  /**
+   * A page and the size it was asked for (a prefetch may have asked before the sizer changed). A
+   * slow pull shrinks the next page; only the apply, the heavier half, lets pages grow.
+   */
+  const pull = (after: SyncCursor, limit: number) => {
+    const started = ctx.now();
+    return settled(
+      ctx.source.pull({ consumer, after, limit }).then((page) => {
+        ctx.pages.record(ctx.now() - started, false);
+        return { page, limit };
+      }),
+    );
+  };
   if (ctx.acked === null || compareCursors(ctx.acked, from) < 0) {
     if (compareCursors(from, START_CURSOR) > 0) acks.push(from);
   }
   let cursor = from;
-  let limit = ctx.pageSize;
+  let limit = ctx.pages.size;
   let done = 0;
   let applied = 0;
   let conflicts = 0;
   let saved = false;
-  let next: Promise<PullPage> | undefined = pull(cursor, limit);
+  let next: Promise<{ page: PullPage; limit: number }> | undefined = pull(cursor, limit);
   let drained = false;
   // A long replay (more than one page) reports how much there is; a short one skips the count.
   let total: number | undefined;
   let counting = false;
+  /** After a call the node cancelled (statement_timeout): pull a smaller page from where the target stands. */
+  const retrySmaller = (error: unknown) => {
+    const smaller = isSyncError(error, "statement_timeout") ? ctx.pages.shrink() : undefined;
+    if (smaller === undefined) throw error;
+    limit = smaller;
+    next = pull(cursor, limit);
+  };
   while (next) {
-    const page: PullPage = await next;
+    let page: PullPage;
+    try {
+      ({ page, limit } = await next);
+    } catch (error) {
+      retrySmaller(error);
+      continue;
+    }
     next = undefined;
     const moved = compareCursors(page.cursor, cursor) > 0;
     const idle = page.changes.length === 0 && !page.hasMore;
@@ -118,7 +146,8 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       );
     }
     ctx.onProgress(progress(ctx, "pulled", page.changes.length, done, total));
-    if (page.hasMore && !ctx.isStopping()) next = pull(page.cursor, limit);
+    if (page.hasMore && !ctx.isStopping()) next = pull(page.cursor, ctx.pages.size);
+    const started = ctx.now();
     try {
       const result = await ctx.target.apply({
         source: { ...page.source, nodeName: ctx.sourceInfo.nodeName },
@@ -126,6 +155,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
         cursor: page.cursor,
         changes: page.changes,
       });
+      ctx.pages.record(ctx.now() - started, page.changes.length >= limit);
       applied += result.applied;
       conflicts += result.conflicts;
     } catch (error) {
@@ -136,10 +166,10 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
         next = pull(cursor, limit);
         continue;
       }
-      throw error;
+      retrySmaller(error);
+      continue;
     }
     cursor = page.cursor;
-    limit = ctx.pageSize;
     saved = true;
     acks.push(cursor);
     done += page.changes.length;

@@ -1,14 +1,18 @@
 import { SYNCED_TABLES, type TableName } from "@centrovision/core";
+import { isSyncError } from "../sync-errors.js";
 import type { SyncPeer } from "../sync-peer.js";
 import type { SyncDirection, SyncProgress } from "../sync-status.js";
 import type { NodeInfo, SnapshotPage, SnapshotProgress } from "../sync-types.js";
+import type { PageSizer } from "./page-sizer.js";
 
 export interface SnapshotSyncContext {
   readonly direction: SyncDirection;
   readonly source: SyncPeer;
   readonly target: SyncPeer;
   readonly sourceInfo: NodeInfo;
-  readonly pageSize: number;
+  /** How many rows the next page asks for, learnt from how long pages take. */
+  readonly pages: PageSizer;
+  readonly now: () => number;
   readonly isStopping: () => boolean;
   readonly onProgress: (progress: SyncProgress) => void;
 }
@@ -31,27 +35,56 @@ export async function copySnapshot(
 ): Promise<boolean> {
   const first = SYNCED_TABLES[0] as TableName;
   const read = (table: TableName, afterId: string | null) => {
-    const page = ctx.source.snapshot({ table, afterId, limit: ctx.pageSize });
+    const limit = ctx.pages.size;
+    const started = ctx.now();
+    // A slow read shrinks the next page; only the write, the heavier half, lets pages grow.
+    const page = ctx.source.snapshot({ table, afterId, limit }).then((page) => {
+      ctx.pages.record(ctx.now() - started, false);
+      return { page, limit };
+    });
     page.catch(() => {});
     return page;
   };
-  let next: Promise<SnapshotPage> | undefined = read(from?.table ?? first, from?.afterId ?? null);
+  let at = { table: from?.table ?? first, afterId: from?.afterId ?? null };
+  /** After a call the node cancelled (statement_timeout): read a smaller page from where the copy stands. */
+  const retrySmaller = (error: unknown) => {
+    if (!isSyncError(error, "statement_timeout") || ctx.pages.shrink() === undefined) throw error;
+    return read(at.table, at.afterId);
+  };
+  let next: ReturnType<typeof read> | undefined = read(at.table, at.afterId);
   let rowsDone = 0;
   while (next) {
-    const page: SnapshotPage = await next;
+    let page: SnapshotPage;
+    let limit: number;
+    try {
+      ({ page, limit } = await next);
+    } catch (error) {
+      next = retrySmaller(error);
+      continue;
+    }
     next = undefined;
     const following = page.hasMore ? page.table : tableAfter(page.table);
     if (following !== undefined && !ctx.isStopping()) {
       next = read(following, page.hasMore ? page.lastId : null);
     }
     ctx.onProgress(progress(ctx, "pulled", page, rowsDone));
-    const result = await ctx.target.applySnapshot(
-      { ...page.source, nodeName: ctx.sourceInfo.nodeName },
-      page,
-    );
+    const started = ctx.now();
+    let done: boolean;
+    try {
+      const result = await ctx.target.applySnapshot(
+        { ...page.source, nodeName: ctx.sourceInfo.nodeName },
+        page,
+      );
+      ctx.pages.record(ctx.now() - started, page.rows.length >= limit);
+      done = result.progress.done;
+    } catch (error) {
+      next = retrySmaller(error);
+      continue;
+    }
     rowsDone += page.rows.length;
     ctx.onProgress(progress(ctx, "applied", page, rowsDone));
-    if (result.progress.done) return true;
+    if (done) return true;
+    at = { table: following ?? page.table, afterId: page.hasMore ? page.lastId : null };
   }
   return false;
 }
