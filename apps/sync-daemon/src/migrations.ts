@@ -15,12 +15,16 @@ import type postgres from "postgres";
  */
 export const SHIPPED_MIGRATIONS_DIR = fileURLToPath(new URL("../../../sql/", import.meta.url));
 
-async function readMigrations(dir: string): Promise<Migration[]> {
+/**
+ * Reads `dir`'s migrations; none at all is `invalid_config` (a wrong folder, not a current
+ * database), naming `setting`, where the folder was chosen.
+ */
+export async function readMigrations(dir: string, setting = "[paths] migrations_dir"): Promise<Migration[]> {
   const migrations = await readFrom(dir);
   if (migrations.length === 0) {
     throw new CvError(
       "invalid_config",
-      `[sync-daemon] no NNNN_name.sql migrations in ${dir}: set [paths] migrations_dir`,
+      `[sync-daemon] no NNNN_name.sql migrations in ${dir}: set ${setting}`,
     );
   }
   return migrations;

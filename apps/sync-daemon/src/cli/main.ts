@@ -14,6 +14,7 @@ import { initClinic } from "../init.js";
 import { createLogger } from "../logger.js";
 import { hintFor } from "../peers.js";
 import { formatStatus, readStatus } from "../standalone-status.js";
+import { addCloudCommand } from "./cloud-command.js";
 import { addConflictsCommand } from "./conflicts-command.js";
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -143,13 +144,19 @@ program
   });
 
 addConflictsCommand(program, config, print);
+addCloudCommand(program, print);
+
+/** Whether the running command reads the config file: `cloud …` runs from a laptop without one. */
+let readsConfig = true;
+program.hook("preAction", (_program, action) => {
+  readsConfig = action.parent?.name() !== "cloud";
+});
 
 function report(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EX_CONFIG;
   if (isCvError(error, "invalid_config")) {
-    process.stderr.write(
-      `centrovision-sync: invalid configuration (${program.opts<{ config: string }>().config}):\n`,
-    );
+    const file = readsConfig ? ` (${program.opts<{ config: string }>().config})` : "";
+    process.stderr.write(`centrovision-sync: invalid configuration${file}:\n`);
     const issues = error.issues.length > 0 ? error.issues : [{ path: "(config)", message: error.message }];
     for (const issue of issues) process.stderr.write(`  ${issue.path}: ${issue.message}\n`);
     return EX_CONFIG;

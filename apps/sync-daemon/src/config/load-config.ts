@@ -25,6 +25,7 @@ export interface DaemonConfig {
     readonly intervalMs: number;
     readonly pageSize: number;
     readonly snapshotPageSize: number;
+    readonly pageBudgetMs: number;
     readonly minBackoffMs: number;
     readonly maxBackoffMs: number;
   };
@@ -59,6 +60,35 @@ function permissionIssues(path: string, configPath: string): InputIssue[] {
 
 const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
 
+/**
+ * Reads a one-line secret from `path`, refusing a file others may read. A problem is pushed to
+ * `issues` under `where` (the setting or flag that named the file), never with the file's content,
+ * and the result is then undefined (or "" for an empty file). `what` names the secret in messages.
+ */
+export function readSecretFile(
+  path: string,
+  where: string,
+  what: string,
+  issues: InputIssue[],
+): string | undefined {
+  try {
+    const permission = permissionIssues(path, where);
+    if (permission.length > 0) {
+      issues.push(...permission);
+      return undefined;
+    }
+    const value = readFileSync(path, "utf8").trim();
+    if (value === "") issues.push({ path: where, message: `${path} is empty: write the ${what} in it` });
+    return value;
+  } catch (error) {
+    issues.push({
+      path: where,
+      message: `cannot read ${path} (${errno(error)}): create it, owner-only (chmod 600)`,
+    });
+    return undefined;
+  }
+}
+
 function readSecret(
   section: Record<string, unknown>,
   sectionPath: string,
@@ -71,23 +101,7 @@ function readSecret(
   const variable = section[`${key}_env`];
   if (typeof file === "string") {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
-    const where = `${sectionPath}.${key}_file`;
-    try {
-      const permission = permissionIssues(path, where);
-      if (permission.length > 0) {
-        issues.push(...permission);
-        return undefined;
-      }
-      const value = readFileSync(path, "utf8").trim();
-      if (value === "") issues.push({ path: where, message: `${path} is empty: write the ${key} in it` });
-      return value;
-    } catch (error) {
-      issues.push({
-        path: where,
-        message: `cannot read ${path} (${errno(error)}): create it, owner-only (chmod 600)`,
-      });
-      return undefined;
-    }
+    return readSecretFile(path, `${sectionPath}.${key}_file`, key, issues);
   }
   if (typeof variable === "string") {
     const value = env?.[variable];
@@ -173,6 +187,7 @@ export function resolveConfig(
       intervalMs: file.sync.interval_ms,
       pageSize: file.sync.page_size,
       snapshotPageSize: file.sync.snapshot_page_size,
+      pageBudgetMs: file.sync.page_budget_ms,
       minBackoffMs: file.sync.min_backoff_ms,
       maxBackoffMs: file.sync.max_backoff_ms,
     },

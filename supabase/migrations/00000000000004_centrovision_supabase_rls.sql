@@ -1,0 +1,174 @@
+-- Generated from sql/0004_supabase_rls.sql by `npm run supabase:migrations`: do not edit (edit sql/0004_supabase_rls.sql and run that again).
+-- 0004 Row-level security for Supabase.
+--
+-- Runs only where the database has Supabase's shape: schema auth with auth.uid(), and the roles
+-- anon, authenticated and service_role. Anywhere else (the clinic server, plain test databases)
+-- the block below does nothing, so one migration set serves every tier. Create that shape before
+-- applying migrations, or this file is skipped.
+--
+-- Access model (role authenticated; anon gets nothing; service_role has BYPASSRLS in Supabase):
+--   * A user works in the branches listed for them in user_branches.
+--   * Clinical rows (appointments, encounters) belong to their branch_id; exam_eye and diagnoses
+--     reach it through their encounter.
+--   * A patient is visible where their home branch is, or where they have an appointment or an
+--     encounter: patients are seen at branches other than the one that registered them.
+--   * Branch configuration (branches, rooms) is readable by members, writable by members holding
+--     the admin role. Creating branches and managing users, roles and memberships is done with
+--     service_role (Supabase dashboard or admin tooling), never from a clinic PC session.
+--   * profiles: a user sees their own row and colleagues sharing a branch (to pick a doctor),
+--     and edits only their own row. user_roles/user_branches: own rows and colleagues', read only.
+--
+-- Helpers are SECURITY DEFINER so a policy can read user_branches/user_roles without being
+-- filtered by those tables' own policies (which would hide colleagues and recurse). They are
+-- STABLE and called in sub-selects, so PostgreSQL evaluates them once per statement, not per row.
+-- An EXISTS over another table inside a policy is itself filtered by that table's policies, so
+-- "a patient's appointment" means one in the user's branches and the branch rule is written once.
+
+DO $rls$
+BEGIN
+  IF to_regnamespace('auth') IS NULL
+    OR to_regprocedure('auth.uid()') IS NULL
+    OR (SELECT count(*) FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')) <> 3
+  THEN
+    RAISE NOTICE '0004_supabase_rls: not a Supabase database, row-level security not installed';
+    RETURN;
+  END IF;
+
+  CREATE FUNCTION public.cv_user_branch_ids() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    AS $fn$
+      SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = auth.uid()
+    $fn$;
+
+  CREATE FUNCTION public.cv_colleague_ids() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    AS $fn$
+      SELECT DISTINCT ub.user_id
+      FROM public.user_branches ub
+      WHERE ub.branch_id IN (SELECT public.cv_user_branch_ids())
+    $fn$;
+
+  CREATE FUNCTION public.cv_user_is_admin() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    AS $fn$
+      SELECT EXISTS (
+        SELECT FROM public.user_roles ur WHERE ur.user_id = auth.uid() AND ur.role = 'admin'
+      )
+    $fn$;
+
+  -- Supabase's default privileges hand every new function and table to anon and authenticated;
+  -- take them back and grant what the policies below are written for. The trigger function of
+  -- 0002 is no one's to call; the search fold of 0001 is for signed-in searches only.
+  REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
+    public.cv_search_fold(text)
+    FROM PUBLIC, anon;
+  GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
+    public.cv_search_fold(text)
+    TO authenticated, service_role;
+  REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC, anon, authenticated, service_role;
+
+  REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, public.user_branches,
+    public.patients, public.appointments, public.encounters, public.exam_eye, public.diagnoses
+    FROM anon, authenticated, service_role;
+  GRANT SELECT, INSERT, UPDATE, DELETE ON public.branches, public.rooms, public.profiles, public.user_roles,
+    public.user_branches, public.patients, public.appointments, public.encounters, public.exam_eye,
+    public.diagnoses
+    TO authenticated, service_role;
+
+  ALTER TABLE public.branches ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.rooms ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.user_roles ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.user_branches ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.patients ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.appointments ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.encounters ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.exam_eye ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE public.diagnoses ENABLE ROW LEVEL SECURITY;
+
+  CREATE POLICY branches_member_read ON public.branches FOR SELECT TO authenticated
+    USING (id IN (SELECT public.cv_user_branch_ids()));
+  CREATE POLICY branches_admin_update ON public.branches FOR UPDATE TO authenticated
+    USING (id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()))
+    WITH CHECK (id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()));
+
+  CREATE POLICY rooms_member_read ON public.rooms FOR SELECT TO authenticated
+    USING (branch_id IN (SELECT public.cv_user_branch_ids()));
+  CREATE POLICY rooms_admin_write ON public.rooms FOR ALL TO authenticated
+    USING (branch_id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()))
+    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()));
+
+  CREATE POLICY profiles_colleague_read ON public.profiles FOR SELECT TO authenticated
+    USING (id = (SELECT auth.uid()) OR id IN (SELECT public.cv_colleague_ids()));
+  CREATE POLICY profiles_own_update ON public.profiles FOR UPDATE TO authenticated
+    USING (id = (SELECT auth.uid()))
+    WITH CHECK (id = (SELECT auth.uid()));
+
+  CREATE POLICY user_roles_colleague_read ON public.user_roles FOR SELECT TO authenticated
+    USING (user_id = (SELECT auth.uid()) OR user_id IN (SELECT public.cv_colleague_ids()));
+
+  CREATE POLICY user_branches_colleague_read ON public.user_branches FOR SELECT TO authenticated
+    USING (user_id = (SELECT auth.uid()) OR branch_id IN (SELECT public.cv_user_branch_ids()));
+
+  CREATE POLICY patients_visible_read ON public.patients FOR SELECT TO authenticated
+    USING (
+      branch_id IN (SELECT public.cv_user_branch_ids())
+      OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
+      OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
+    );
+  CREATE POLICY patients_visible_update ON public.patients FOR UPDATE TO authenticated
+    USING (
+      branch_id IN (SELECT public.cv_user_branch_ids())
+      OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
+      OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
+    )
+    WITH CHECK (
+      branch_id IN (SELECT public.cv_user_branch_ids())
+      OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
+      OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
+    );
+  CREATE POLICY patients_home_insert ON public.patients FOR INSERT TO authenticated
+    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+  CREATE POLICY patients_home_delete ON public.patients FOR DELETE TO authenticated
+    USING (branch_id IN (SELECT public.cv_user_branch_ids()));
+
+  CREATE POLICY appointments_member_all ON public.appointments FOR ALL TO authenticated
+    USING (branch_id IN (SELECT public.cv_user_branch_ids()))
+    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+
+  CREATE POLICY encounters_member_all ON public.encounters FOR ALL TO authenticated
+    USING (branch_id IN (SELECT public.cv_user_branch_ids()))
+    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+
+  CREATE POLICY exam_eye_member_all ON public.exam_eye FOR ALL TO authenticated
+    USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id))
+    WITH CHECK (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id));
+
+  CREATE POLICY diagnoses_member_all ON public.diagnoses FOR ALL TO authenticated
+    USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id))
+    WITH CHECK (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id));
+END
+$rls$;
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0004_supabase_rls.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0004_supabase_rls.sql', 'ec38dba355030187bf2c9ab64f98a68cacd8c12cb436c5aa82aaadea150bde8a') on conflict (name) do nothing;

@@ -1,0 +1,370 @@
+-- Generated from sql/0005_sync.sql by `npm run supabase:migrations`: do not edit (edit sql/0005_sync.sql and run that again).
+-- 0005 Sync machinery, part 1: schema cv_sync, node identity, HLC, change capture, permissions.
+-- packages/sync-engine/PROTOCOL.md is the specification; 0005–0008 implement it:
+--   0005 tables and capture   0006 read side (pull, cursors, snapshot, purge)
+--   0007 apply building blocks   0008 conflicts, apply loop and the write-side RPC functions
+--
+-- Schema cv_sync holds the machinery. PostgREST exposes only `public`, so the RPC entry points
+-- are public.cv_sync_* functions; cv_sync tables are reachable only through them.
+--
+-- Every public.cv_sync_* function is SECURITY DEFINER with search_path = '' and schema-qualified
+-- names: it runs as the migration owner, so a caller's search_path cannot redirect a name to an
+-- object of its own. EXECUTE goes to centrovision_sync and, on Supabase, service_role; nobody else.
+-- Helpers in cv_sync run with their caller's rights (the owner's functions) and only the owner
+-- can execute them; the two exceptions are the capture trigger and cv_sync.applying(), explained
+-- where they are defined. Nobody else has any privilege in schema cv_sync.
+--
+-- Why a trigger and not logical decoding: the cloud is Supabase, reachable only over PostgREST,
+-- and the same file must run on both sides (see DESIGN.md "Sync protocol").
+
+CREATE SCHEMA cv_sync;
+REVOKE ALL ON SCHEMA cv_sync FROM PUBLIC;
+
+-- The tables that sync, in foreign-key order (parents first): the SQL twin of SYNCED_TABLES in
+-- packages/core/src/tables/table-names.ts (a test proves they agree). Everything below that
+-- loops over tables reads this list, so a table is declared once here.
+-- policy: how a concurrent edit is settled (PROTOCOL.md "Conflicts").
+--   lww     last write wins by HLC, per column: edits to different columns merge.
+--   manual  never decided by a machine (clinical values): the local row stays, the incoming one
+--           is stored as an open conflict for review. Both sides must declare the same policy,
+--           so it is part of the schema fingerprint.
+CREATE TABLE cv_sync.synced_tables (
+  table_name text PRIMARY KEY,
+  position smallint NOT NULL UNIQUE,
+  policy text NOT NULL DEFAULT 'lww' CONSTRAINT synced_tables_policy_check CHECK (policy IN ('lww', 'manual'))
+);
+INSERT INTO cv_sync.synced_tables (table_name, position) VALUES
+  ('branches', 1), ('rooms', 2), ('profiles', 3), ('user_roles', 4), ('user_branches', 5),
+  ('patients', 6), ('appointments', 7), ('encounters', 8), ('exam_eye', 9), ('diagnoses', 10);
+
+-- This node. Created here, not by cv_sync_init, so capture works from the first write.
+-- epoch changes only on an explicit re-initialisation (after a restore from backup): peers
+-- compare it and refuse to resume an old cursor (CV001).
+-- hlc_floor: the highest HLC physical part received from peers; a local stamp is always above
+-- it, so an edit made after seeing a change orders after it even when this clock is slow.
+CREATE TABLE cv_sync.node (
+  singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT node_singleton CHECK (singleton),
+  node_id uuid NOT NULL DEFAULT gen_random_uuid(),
+  node_name text NOT NULL DEFAULT current_database(),
+  epoch uuid NOT NULL DEFAULT gen_random_uuid(),
+  hlc_floor bigint NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO cv_sync.node DEFAULT VALUES;
+
+-- HLC logical counter. A sequence, not a column of node: no hot row, no lock per write. CACHE 1
+-- (the default) keeps it increasing in call order across sessions, which the same-origin rule
+-- relies on; MAXVALUE keeps the zero-padded text form sortable.
+CREATE SEQUENCE cv_sync.hlc_logical MAXVALUE 9999999999;
+
+-- HLC text '<physical ms, 15 digits>.<logical, 10 digits>.<node id>': text order is
+-- (physical, logical, node) order, so LWW is a plain comparison and the node breaks ties.
+CREATE FUNCTION cv_sync.hlc(p_floor bigint, p_node uuid) RETURNS text
+  LANGUAGE sql VOLATILE
+  RETURN pg_catalog.lpad(
+      greatest(pg_catalog.floor(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000)::bigint, p_floor + 1)::text,
+      15, '0')
+    || '.' || pg_catalog.lpad(pg_catalog.nextval('cv_sync.hlc_logical'::regclass)::text, 10, '0')
+    || '.' || p_node::text;
+
+-- The logical part orders two stamps of the same node by when they were taken, even if that
+-- node's clock stepped back in between (its physical part cannot be trusted for that).
+CREATE FUNCTION cv_sync.hlc_logical(p_hlc text) RETURNS bigint
+  LANGUAGE sql IMMUTABLE STRICT
+  RETURN pg_catalog.split_part(p_hlc, '.', 2)::bigint;
+
+CREATE FUNCTION cv_sync.hlc_physical(p_hlc text) RETURNS bigint
+  LANGUAGE sql IMMUTABLE STRICT
+  RETURN pg_catalog.split_part(p_hlc, '.', 1)::bigint;
+
+-- The HLC a row had before sync tracked it (see the backfill below): its updated_at, logical 0.
+CREATE FUNCTION cv_sync.synthetic_hlc(p_updated_at timestamptz, p_node uuid) RETURNS text
+  LANGUAGE sql IMMUTABLE
+  RETURN pg_catalog.lpad(pg_catalog.floor(EXTRACT(EPOCH FROM p_updated_at) * 1000)::text, 15, '0')
+    || '.0000000000.' || p_node::text;
+
+-- Append-only change log. txid: the writing transaction (pg_current_xact_id); the cursor is
+-- (txid, seq) and readers stop below the xmin horizon (PROTOCOL.md "Cursor").
+-- seq is an identity with CACHE 1, taken when the row is written: for one row its order is the
+-- order in which the writes happened, whatever order their transactions got their ids in.
+-- row_data: the full row after the change; for a delete the last row image.
+-- received_from: the peer an applied entry came from (NULL = written here): a node never sends an
+-- entry back to the node it came from, nor to its origin.
+-- resolves: the conflict a reviewed resolution settles (cv_sync_conflict_resolve).
+CREATE TABLE cv_sync.change_log (
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  op text NOT NULL CONSTRAINT change_log_op_check CHECK (op IN ('upsert', 'delete')),
+  row_data jsonb NOT NULL,
+  version uuid NOT NULL,
+  base_version uuid,
+  origin uuid NOT NULL,
+  hlc text NOT NULL,
+  changed_columns text[],
+  received_from uuid,
+  resolves uuid,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (txid, seq)
+);
+-- A row's history: what this node changed since a base (conflicts), a tombstone's last image.
+CREATE INDEX change_log_row_idx ON cv_sync.change_log (row_id, seq);
+
+-- The last writer of every row this node has seen, deleted rows included (tombstones): what a
+-- version check compares against, also after the row itself is gone. txid/seq: where that
+-- change sits in the log (NULL for rows copied by an initial sync), so a tombstone is purged
+-- only after every peer acknowledged it.
+CREATE TABLE cv_sync.row_state (
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  version uuid NOT NULL,
+  hlc text NOT NULL,
+  origin uuid NOT NULL,
+  deleted boolean NOT NULL DEFAULT false,
+  deleted_at timestamptz,
+  txid xid8,
+  seq bigint,
+  PRIMARY KEY (table_name, row_id)
+);
+
+-- Per remote node. cursor: what this node has applied from the peer (saved in the apply
+-- transaction). acked: what the peer has applied from this node (cv_sync_ack; purge waits for
+-- it). catchup: the horizon an initial sync must replay the log up to; snapshot_progress: where
+-- the paged copy stands, so a crash resumes instead of restarting.
+CREATE TABLE cv_sync.peers (
+  peer_id uuid PRIMARY KEY,
+  peer_name text,
+  epoch uuid,
+  cursor_txid bigint NOT NULL DEFAULT 0,
+  cursor_seq bigint NOT NULL DEFAULT 0,
+  acked_txid bigint,
+  acked_seq bigint,
+  catchup_txid bigint,
+  catchup_seq bigint,
+  snapshot_progress jsonb,
+  fingerprint jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Concurrent edits and how they were settled (PROTOCOL.md "Conflicts"). A NULL row is a delete.
+-- id is derived from the two versions, so both nodes record the same conflict under the same id
+-- and a resolution made on either side closes it on both.
+CREATE TABLE cv_sync.conflicts (
+  id uuid PRIMARY KEY,
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  local_row jsonb,
+  remote_row jsonb,
+  local_version uuid,
+  remote_version uuid,
+  local_hlc text,
+  remote_hlc text,
+  local_origin uuid,
+  remote_origin uuid,
+  winner text NOT NULL CONSTRAINT conflicts_winner_check CHECK (winner IN ('local', 'remote', 'merged')),
+  policy text NOT NULL,
+  reason text NOT NULL,
+  columns text[],
+  status text NOT NULL DEFAULT 'open' CONSTRAINT conflicts_status_check CHECK (status IN ('open', 'resolved')),
+  resolution jsonb,
+  resolved_at timestamptz,
+  resolved_by text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX conflicts_status_created_at_idx ON cv_sync.conflicts (status, created_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Who may write "as sync". Replicated rows are written verbatim and not captured again (they
+-- would echo back forever), so "this write is a sync apply" must be a fact nobody can forge: a
+-- custom setting such as centrovision.sync_origin can be set by any session, and a function's
+-- SET clause naming one (or session_replication_role) needs a superuser, which a hosted Supabase
+-- project's migration user is not. The fact is a row in cv_sync.applying for the writing
+-- transaction: only the owner's functions (cv_sync.begin_apply, called by the SECURITY DEFINER
+-- apply functions) can write it, nobody else has any privilege on it, and it names the current
+-- transaction, so it ends with it. centrovision.sync_origin is kept as a fast path only: while
+-- it is empty the triggers need not look further, and a client that sets it merely makes them
+-- look (and still be captured). The table owner stays able to do anything, as it always can
+-- (ALTER TABLE … DISABLE TRIGGER): it is the migration user, not a client.
+CREATE TABLE cv_sync.applying (
+  txid xid8 PRIMARY KEY,
+  origin uuid NOT NULL
+);
+
+-- True when the current transaction is a sync apply. Executable by everyone (the triggers'
+-- WHEN clauses run as the writing user); it reveals nothing but that about the caller's own
+-- transaction.
+CREATE FUNCTION cv_sync.applying() RETURNS boolean
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN EXISTS (SELECT FROM cv_sync.applying a WHERE a.txid = pg_catalog.pg_current_xact_id_if_assigned());
+
+-- Marks the rest of this transaction, until cv_sync.end_apply(), as a sync apply from p_origin.
+CREATE FUNCTION cv_sync.begin_apply(p_origin uuid) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  INSERT INTO cv_sync.applying AS a (txid, origin) VALUES (pg_current_xact_id(), p_origin)
+  ON CONFLICT (txid) DO UPDATE SET origin = excluded.origin;
+  PERFORM set_config('centrovision.sync_origin', p_origin::text, true);
+END
+$$;
+
+-- Writes the caller makes after the apply, in the same transaction, are local edits again.
+CREATE FUNCTION cv_sync.end_apply() RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  DELETE FROM cv_sync.applying a WHERE a.txid = pg_current_xact_id();
+  PERFORM set_config('centrovision.sync_origin', '', true);
+END
+$$;
+
+-- Capture: one log entry and one row_state upsert per written row, in one statement.
+-- SECURITY DEFINER because it runs in app sessions, which must not be able to write the log
+-- themselves. The sync-apply test lives in the trigger's WHEN clause, evaluated before this
+-- function is entered (a replicated row does not even queue the event).
+-- Meta columns are left out of changed_columns: every edit changes them.
+CREATE FUNCTION cv_sync.capture() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_row jsonb;
+  v_old jsonb;
+  v_id uuid;
+  v_version uuid;
+  v_base uuid;
+  v_changed text[];
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    v_row := to_jsonb(OLD);
+    v_id := OLD.id;
+    v_version := gen_random_uuid();
+    v_base := OLD.version;
+  ELSE
+    v_row := to_jsonb(NEW);
+    v_id := NEW.id;
+    v_version := NEW.version;
+    v_base := NEW.base_version;
+    IF TG_OP = 'UPDATE' THEN
+      -- A changed id would leave the old row behind on every peer.
+      IF NEW.id <> OLD.id THEN
+        RAISE EXCEPTION 'the id of a synced row cannot change (%.% %)', TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.id
+          USING ERRCODE = 'CV007', HINT = 'insert a new row and delete the old one';
+      END IF;
+      v_old := to_jsonb(OLD);
+      v_base := OLD.version;
+      SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO v_changed
+      FROM jsonb_each(v_row) n
+      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version')
+        AND n.value IS DISTINCT FROM v_old -> n.key;
+    END IF;
+  END IF;
+
+  WITH entry AS (
+    INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns)
+    SELECT TG_TABLE_NAME, v_id, CASE TG_OP WHEN 'DELETE' THEN 'delete' ELSE 'upsert' END, v_row, v_version, v_base,
+      n.node_id, cv_sync.hlc(n.hlc_floor, n.node_id), v_changed
+    FROM cv_sync.node n
+    RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
+  )
+  INSERT INTO cv_sync.row_state AS s (table_name, row_id, version, hlc, origin, deleted, deleted_at, txid, seq)
+  SELECT e.table_name, e.row_id, e.version, e.hlc, e.origin, e.op = 'delete', CASE WHEN e.op = 'delete' THEN now() END,
+    e.txid, e.seq
+  FROM entry e
+  ON CONFLICT (table_name, row_id) DO UPDATE SET
+    version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
+    deleted_at = excluded.deleted_at, txid = excluded.txid, seq = excluded.seq;
+  RETURN NULL;
+END
+$$;
+
+-- Install capture on every synced table, fire cv_touch_row (0002) only outside a sync apply, and
+-- give rows that already exist a row_state (this node as origin, updated_at as HLC time) so the
+-- first sync can compare versions for them.
+DO $install$
+DECLARE
+  v_table text;
+  v_local_write constant text :=
+    'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') = '''' '
+    'OR NOT cv_sync.applying())';
+BEGIN
+  FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
+    EXECUTE format('DROP TRIGGER cv_touch_row ON public.%I', v_table);
+    EXECUTE format('CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW %s '
+      'EXECUTE FUNCTION public.cv_touch_row()', v_table, v_local_write);
+    EXECUTE format('CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW %s '
+      'EXECUTE FUNCTION cv_sync.capture()', v_table, v_local_write);
+    EXECUTE format(
+      'INSERT INTO cv_sync.row_state (table_name, row_id, version, hlc, origin) '
+      'SELECT %L, t.id, t.version, cv_sync.synthetic_hlc(t.updated_at, n.node_id), n.node_id '
+      'FROM public.%I t, cv_sync.node n', v_table, v_table);
+  END LOOP;
+END
+$install$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Permissions, run at the end of every sync migration for the functions it adds.
+-- PUBLIC loses EXECUTE on every cv_sync helper (but cv_sync.applying()) and public.cv_sync_*
+-- function; centrovision_sync and (on Supabase) service_role get the RPC functions. Supabase's
+-- default privileges hand every new function in public to anon and authenticated: revoked
+-- explicitly, so a user's token cannot read or write rows past its row-level security through
+-- these SECURITY DEFINER functions.
+-- Nobody gets anything in schema cv_sync itself, centrovision_sync included: every read and write
+-- goes through the functions (monitoring too: cv_sync_node, cv_sync_pending, the conflict list).
+-- A direct INSERT into the log would be a forged change; a direct read, every row of every table.
+CREATE PROCEDURE cv_sync.grant_rpc()
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_function regprocedure;
+  v_role text;
+BEGIN
+  EXECUTE 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_sync FROM PUBLIC';
+  EXECUTE 'REVOKE ALL ON ALL PROCEDURES IN SCHEMA cv_sync FROM PUBLIC';
+  FOR v_function IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'cv\_sync\_%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO centrovision_sync', v_function);
+    FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
+      EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
+    END IF;
+  END LOOP;
+  -- The capture and touch triggers' WHEN clauses call it as the writing user.
+  EXECUTE 'GRANT EXECUTE ON FUNCTION cv_sync.applying() TO PUBLIC';
+END
+$$;
+
+CALL cv_sync.grant_rpc();
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0005_sync.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'b1b3ad24048a97e3e3d5729e6d83396cab4c28069588da812e4422cc10e96b33') on conflict (name) do nothing;

@@ -1,0 +1,332 @@
+-- Generated from sql/0006_sync_read.sql by `npm run supabase:migrations`: do not edit (edit sql/0006_sync_read.sql and run that again).
+-- 0006 Sync machinery, part 2: the read side of the protocol (identity, pull, cursors,
+-- acknowledgements, initial-sync pages, purge). PROTOCOL.md is the specification.
+
+-- ---------------------------------------------------------------------------------------------
+-- Helpers.
+
+-- Per synced table: md5 of its columns (name, type, NOT NULL, enum labels) and its policy.
+-- Columns are taken by name, in name order: rows travel as JSON keyed by column name, so only
+-- what changes that mapping (or the values a column accepts) counts as drift.
+CREATE FUNCTION cv_sync.fingerprint() RETURNS jsonb
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN (
+    SELECT jsonb_object_agg(s.table_name, (
+      SELECT md5(string_agg(
+          a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+            || coalesce(' (' || (
+              SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+              WHERE e.enumtypid = a.atttypid) || ')', ''),
+          ', ' ORDER BY a.attname) || '; policy ' || s.policy)
+      FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = to_regclass(format('public.%I', s.table_name)) AND a.attnum > 0 AND NOT a.attisdropped))
+    FROM cv_sync.synced_tables s
+  );
+
+-- A cursor {"txid": n, "seq": n} with non-negative integers, or CV005.
+CREATE FUNCTION cv_sync.parse_cursor(p_cursor jsonb, p_name text, OUT txid bigint, OUT seq bigint)
+  LANGUAGE plpgsql IMMUTABLE
+  SET search_path = ''
+AS $$
+BEGIN
+  IF jsonb_typeof(p_cursor) IS DISTINCT FROM 'object'
+    OR jsonb_typeof(p_cursor -> 'txid') IS DISTINCT FROM 'number'
+    OR jsonb_typeof(p_cursor -> 'seq') IS DISTINCT FROM 'number'
+    OR (p_cursor ->> 'txid') !~ '^[0-9]{1,19}$' OR (p_cursor ->> 'seq') !~ '^[0-9]{1,19}$'
+  THEN
+    RAISE EXCEPTION '% must be a cursor {"txid": n, "seq": n}, got %', p_name, coalesce(p_cursor::text, 'null')
+      USING ERRCODE = 'CV005';
+  END IF;
+  txid := (p_cursor ->> 'txid')::bigint;
+  seq := (p_cursor ->> 'seq')::bigint;
+END
+$$;
+
+CREATE FUNCTION cv_sync.cursor_json(p_txid bigint, p_seq bigint) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE
+  RETURN jsonb_build_object('txid', p_txid, 'seq', p_seq);
+
+-- The oldest transaction still running: every entry below it is final, so a reader that stops
+-- there can never find a new entry behind its cursor later (a late commit is read late, not lost).
+CREATE FUNCTION cv_sync.horizon() RETURNS bigint
+  LANGUAGE sql STABLE
+  RETURN pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint;
+
+-- A cursor beyond every transaction id this node has handed out comes from a past this node no
+-- longer has: it was restored from a backup (or rebuilt) after the peer read from it.
+CREATE FUNCTION cv_sync.check_not_ahead(p_txid bigint, p_name text) RETURNS void
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+BEGIN
+  IF p_txid > pg_snapshot_xmax(pg_current_snapshot())::text::bigint THEN
+    RAISE EXCEPTION '% (txid %) is ahead of this node (next txid %): this database was restored from a backup or rebuilt after the peer last read it',
+      p_name, p_txid, pg_snapshot_xmax(pg_current_snapshot())
+      USING ERRCODE = 'CV006',
+        HINT = 'run cv_sync_init(name, p_reinit => true) here and re-sync the peer (cv_sync_reset_peer on it)';
+  END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- RPC: identity.
+
+-- Names this node; p_reinit => true starts a new epoch, which makes every peer stop with CV001
+-- instead of resuming a cursor into a history this node no longer has (after a restore).
+CREATE FUNCTION public.cv_sync_init(p_node_name text, p_reinit boolean DEFAULT false) RETURNS jsonb
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_node cv_sync.node;
+BEGIN
+  IF p_node_name IS NULL OR p_node_name !~ '\S' THEN
+    RAISE EXCEPTION 'p_node_name must not be blank' USING ERRCODE = 'CV005';
+  END IF;
+  -- The WHERE names the one row: pg-safeupdate (hosted Supabase) refuses an UPDATE without one.
+  UPDATE cv_sync.node
+  SET node_name = p_node_name, epoch = CASE WHEN p_reinit THEN gen_random_uuid() ELSE epoch END
+  WHERE singleton
+  RETURNING * INTO v_node;
+  RETURN jsonb_build_object('node_id', v_node.node_id, 'node_name', v_node.node_name, 'epoch', v_node.epoch);
+END
+$$;
+
+-- max_txid: the next transaction id this node will hand out; every txid in its log and every
+-- cursor a peer can legitimately hold is at most this. A peer holding a larger cursor knows this
+-- node was restored (the pull refuses it too: CV006). now: for measuring clock skew.
+-- open_conflicts: what waits for a reviewer here.
+CREATE FUNCTION public.cv_sync_node() RETURNS jsonb
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN (
+    SELECT jsonb_build_object(
+      'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(),
+      'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+      'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'))
+    FROM cv_sync.node n
+  );
+
+-- ---------------------------------------------------------------------------------------------
+-- RPC: reading changes.
+
+-- A page of the log after p_after, below the horizon, in (txid, seq) order. The page ends at a
+-- transaction boundary when the last transaction finishes within another p_limit entries (so the
+-- target sees a source transaction whole); a larger one is split, which is still safe: its
+-- entries are in the order the source executed them, each statement foreign-key valid.
+-- Entries that came from p_consumer or originated there are scanned but not returned (no echo);
+-- the cursor moves past them. When the page reaches the horizon the cursor moves to it, so an
+-- idle source still advances its readers' cursors.
+CREATE FUNCTION public.cv_sync_pull(
+  p_consumer uuid,
+  p_after jsonb DEFAULT '{"txid": 0, "seq": 0}',
+  p_limit integer DEFAULT 1000
+) RETURNS json
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_after record;
+  v_horizon bigint := cv_sync.horizon();
+  v_end_txid xid8;
+  v_end_seq bigint;
+  v_has_more boolean := false;
+  v_changes json;
+BEGIN
+  IF p_consumer IS NULL THEN
+    RAISE EXCEPTION 'p_consumer (the pulling node id) is required' USING ERRCODE = 'CV005';
+  END IF;
+  IF p_limit IS NULL OR p_limit < 1 THEN
+    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  END IF;
+  v_after := cv_sync.parse_cursor(p_after, 'p_after');
+  PERFORM cv_sync.check_not_ahead(v_after.txid, 'p_after');
+
+  WITH page AS (
+    SELECT l.txid, l.seq FROM cv_sync.change_log l
+    WHERE (l.txid, l.seq) > (v_after.txid::text::xid8, v_after.seq) AND l.txid < v_horizon::text::xid8
+    ORDER BY l.txid, l.seq
+    LIMIT p_limit
+  ), last_entry AS (
+    SELECT p.txid, p.seq FROM page p ORDER BY p.txid DESC, p.seq DESC LIMIT 1
+  ), rest_of_transaction AS (
+    SELECT l.txid, l.seq FROM cv_sync.change_log l, last_entry e
+    WHERE (SELECT count(*) FROM page) = p_limit AND l.txid = e.txid AND l.seq > e.seq
+    ORDER BY l.seq
+    LIMIT p_limit
+  ), scanned AS (
+    SELECT * FROM page UNION ALL SELECT * FROM rest_of_transaction
+  )
+  SELECT s.txid, s.seq INTO v_end_txid, v_end_seq FROM scanned s ORDER BY s.txid DESC, s.seq DESC LIMIT 1;
+
+  IF v_end_txid IS NOT NULL THEN
+    v_has_more := EXISTS (
+      SELECT FROM cv_sync.change_log l
+      WHERE (l.txid, l.seq) > (v_end_txid, v_end_seq) AND l.txid < v_horizon::text::xid8);
+    SELECT coalesce(json_agg(json_build_object(
+        'table', l.table_name, 'row_id', l.row_id, 'op', l.op, 'row', l.row_data, 'version', l.version,
+        'base_version', l.base_version, 'origin', l.origin, 'hlc', l.hlc, 'changed_columns', l.changed_columns,
+        'resolves', l.resolves, 'txid', l.txid::text::bigint, 'seq', l.seq) ORDER BY l.txid, l.seq), '[]'::json)
+    INTO v_changes
+    FROM cv_sync.change_log l
+    WHERE (l.txid, l.seq) > (v_after.txid::text::xid8, v_after.seq) AND (l.txid, l.seq) <= (v_end_txid, v_end_seq)
+      AND l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer;
+  END IF;
+
+  RETURN (
+    SELECT json_build_object(
+      'node_id', n.node_id, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(), 'now', clock_timestamp(),
+      'changes', coalesce(v_changes, '[]'::json),
+      'cursor', CASE WHEN v_has_more THEN cv_sync.cursor_json(v_end_txid::text::bigint, v_end_seq)
+                     ELSE cv_sync.cursor_json(greatest(v_horizon, v_after.txid), CASE WHEN v_horizon > v_after.txid THEN 0 ELSE v_after.seq END) END,
+      'has_more', v_has_more)
+    FROM cv_sync.node n
+  );
+END
+$$;
+
+-- Where this node stands with a peer: the engine resumes from here after a crash.
+CREATE FUNCTION public.cv_sync_cursor(p_peer uuid) RETURNS jsonb
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN (
+    SELECT jsonb_build_object(
+      'cursor', cv_sync.cursor_json(coalesce(p.cursor_txid, 0), coalesce(p.cursor_seq, 0)),
+      'epoch', p.epoch,
+      'catchup_until', CASE WHEN p.catchup_txid IS NOT NULL THEN cv_sync.cursor_json(p.catchup_txid, p.catchup_seq) END,
+      'snapshot_progress', p.snapshot_progress,
+      'acked', CASE WHEN p.acked_txid IS NOT NULL THEN cv_sync.cursor_json(p.acked_txid, p.acked_seq) END)
+    FROM (SELECT) dummy LEFT JOIN cv_sync.peers p ON p.peer_id = p_peer
+  );
+
+-- The consumer has applied this node's log up to p_cursor (never moves back).
+CREATE FUNCTION public.cv_sync_ack(p_consumer uuid, p_cursor jsonb) RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_cursor record := cv_sync.parse_cursor(p_cursor, 'p_cursor');
+BEGIN
+  IF p_consumer IS NULL THEN
+    RAISE EXCEPTION 'p_consumer is required' USING ERRCODE = 'CV005';
+  END IF;
+  PERFORM cv_sync.check_not_ahead(v_cursor.txid, 'p_cursor');
+  INSERT INTO cv_sync.peers AS p (peer_id, acked_txid, acked_seq)
+  VALUES (p_consumer, v_cursor.txid, v_cursor.seq)
+  ON CONFLICT (peer_id) DO UPDATE SET
+    acked_txid = excluded.acked_txid, acked_seq = excluded.acked_seq, updated_at = now()
+  WHERE p.acked_txid IS NULL OR (excluded.acked_txid, excluded.acked_seq) > (p.acked_txid, p.acked_seq);
+END
+$$;
+
+-- Entries the consumer has not acknowledged yet and would receive: the "pending up" count.
+CREATE FUNCTION public.cv_sync_pending(p_consumer uuid) RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_txid bigint;
+  v_seq bigint;
+BEGIN
+  SELECT p.acked_txid, p.acked_seq INTO v_txid, v_seq FROM cv_sync.peers p WHERE p.peer_id = p_consumer;
+  RETURN (
+    SELECT count(*) FROM cv_sync.change_log l
+    WHERE (l.txid, l.seq) > (coalesce(v_txid, 0)::text::xid8, coalesce(v_seq, 0))
+      AND l.txid < cv_sync.horizon()::text::xid8
+      AND l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer);
+END
+$$;
+
+-- A page of one table's rows in id order, with each row's HLC and origin, for an initial sync
+-- (PROTOCOL.md "Initial sync"). cursor: the log position at this read's horizon; the copy
+-- reflects at least everything below it.
+CREATE FUNCTION public.cv_sync_snapshot(p_table text, p_after_id uuid DEFAULT NULL, p_limit integer DEFAULT 1000)
+  RETURNS json
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_rows json;
+  v_last uuid;
+  v_has_more boolean;
+BEGIN
+  IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
+    RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
+  END IF;
+  IF p_limit IS NULL OR p_limit < 1 THEN
+    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  END IF;
+  EXECUTE format(
+    'SELECT coalesce(json_agg(json_build_object(''row'', to_json(x), ''hlc'', coalesce(rs.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), '
+    '    ''origin'', coalesce(rs.origin, n.node_id)) ORDER BY x.id), ''[]''::json), '
+    '  (array_agg(x.id ORDER BY x.id DESC))[1] '
+    'FROM (SELECT * FROM public.%1$I t WHERE $1 IS NULL OR t.id > $1 ORDER BY t.id LIMIT $2) x '
+    'CROSS JOIN cv_sync.node n '
+    'LEFT JOIN cv_sync.row_state rs ON rs.table_name = %1$L AND rs.row_id = x.id', p_table)
+  INTO v_rows, v_last USING p_after_id, p_limit;
+  EXECUTE format('SELECT EXISTS (SELECT FROM public.%I t WHERE t.id > $1)', p_table) INTO v_has_more USING v_last;
+  RETURN (
+    SELECT json_build_object(
+      'node_id', n.node_id, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(), 'now', clock_timestamp(),
+      'table', p_table, 'after_id', p_after_id, 'rows', v_rows, 'last_id', coalesce(v_last, p_after_id),
+      'has_more', coalesce(v_has_more, false), 'cursor', cv_sync.cursor_json(cv_sync.horizon(), 0))
+    FROM cv_sync.node n
+  );
+END
+$$;
+
+-- Drops log entries and tombstones older than p_retention that every peer has acknowledged.
+-- A node without peers, or with a peer that never acknowledged anything, keeps everything: those
+-- entries are what a first sync, or that peer, still needs.
+CREATE FUNCTION public.cv_sync_purge(p_retention interval DEFAULT '90 days') RETURNS jsonb
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_acked record;
+  v_log bigint := 0;
+  v_tombstones bigint := 0;
+BEGIN
+  IF p_retention IS NULL OR p_retention < interval '0' THEN
+    RAISE EXCEPTION 'p_retention must be a non-negative interval' USING ERRCODE = 'CV005';
+  END IF;
+  -- The least acknowledged position; NULLs sort first, so a peer that never acked wins.
+  SELECT p.acked_txid::text::xid8 AS txid, p.acked_seq AS seq INTO v_acked
+  FROM cv_sync.peers p ORDER BY p.acked_txid NULLS FIRST, p.acked_seq LIMIT 1;
+  IF v_acked.txid IS NOT NULL THEN
+    DELETE FROM cv_sync.change_log l
+    WHERE (l.txid, l.seq) <= (v_acked.txid, v_acked.seq) AND l.recorded_at < now() - p_retention;
+    GET DIAGNOSTICS v_log = ROW_COUNT;
+    DELETE FROM cv_sync.row_state s
+    WHERE s.deleted AND s.deleted_at < now() - p_retention AND (s.txid, s.seq) <= (v_acked.txid, v_acked.seq);
+    GET DIAGNOSTICS v_tombstones = ROW_COUNT;
+  END IF;
+  RETURN jsonb_build_object('log_entries', v_log, 'tombstones', v_tombstones);
+END
+$$;
+
+CALL cv_sync.grant_rpc();
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0006_sync_read.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', 'fa5df85fc2ca9f7bd3acffe128b986204c9bf33f386e7761dda271d3692dd183') on conflict (name) do nothing;
