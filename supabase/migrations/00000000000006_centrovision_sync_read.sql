@@ -278,8 +278,11 @@ $$;
 
 -- Drops log entries and tombstones older than p_retention that every peer has acknowledged.
 -- A node without peers, or with a peer that never acknowledged anything, keeps everything: those
--- entries are what a first sync, or that peer, still needs.
-CREATE FUNCTION public.cv_sync_purge(p_retention interval DEFAULT '90 days') RETURNS jsonb
+-- entries are what a first sync, or that peer, still needs. p_limit: at most that many of each,
+-- oldest first, so a call over an API with a statement timeout fits (call again while `more`);
+-- NULL purges everything due in one statement (a cron job on the node itself).
+CREATE FUNCTION public.cv_sync_purge(p_retention interval DEFAULT '90 days', p_limit integer DEFAULT NULL)
+  RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
 AS $$
@@ -291,18 +294,28 @@ BEGIN
   IF p_retention IS NULL OR p_retention < interval '0' THEN
     RAISE EXCEPTION 'p_retention must be a non-negative interval' USING ERRCODE = 'CV005';
   END IF;
+  IF p_limit < 1 THEN
+    RAISE EXCEPTION 'p_limit must be a positive number or null (no limit), got %', p_limit USING ERRCODE = 'CV005';
+  END IF;
   -- The least acknowledged position; NULLs sort first, so a peer that never acked wins.
   SELECT p.acked_txid::text::xid8 AS txid, p.acked_seq AS seq INTO v_acked
   FROM cv_sync.peers p ORDER BY p.acked_txid NULLS FIRST, p.acked_seq LIMIT 1;
   IF v_acked.txid IS NOT NULL THEN
     DELETE FROM cv_sync.change_log l
-    WHERE (l.txid, l.seq) <= (v_acked.txid, v_acked.seq) AND l.recorded_at < now() - p_retention;
+    WHERE (l.txid, l.seq) IN (
+      SELECT d.txid, d.seq FROM cv_sync.change_log d
+      WHERE (d.txid, d.seq) <= (v_acked.txid, v_acked.seq) AND d.recorded_at < now() - p_retention
+      ORDER BY d.txid, d.seq LIMIT p_limit);
     GET DIAGNOSTICS v_log = ROW_COUNT;
     DELETE FROM cv_sync.row_state s
-    WHERE s.deleted AND s.deleted_at < now() - p_retention AND (s.txid, s.seq) <= (v_acked.txid, v_acked.seq);
+    WHERE (s.table_name, s.row_id) IN (
+      SELECT d.table_name, d.row_id FROM cv_sync.row_state d
+      WHERE d.deleted AND d.deleted_at < now() - p_retention AND (d.txid, d.seq) <= (v_acked.txid, v_acked.seq)
+      LIMIT p_limit);
     GET DIAGNOSTICS v_tombstones = ROW_COUNT;
   END IF;
-  RETURN jsonb_build_object('log_entries', v_log, 'tombstones', v_tombstones);
+  RETURN jsonb_build_object('log_entries', v_log, 'tombstones', v_tombstones,
+    'more', p_limit IS NOT NULL AND (v_log = p_limit OR v_tombstones = p_limit));
 END
 $$;
 
@@ -329,4 +342,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', 'fa5df85fc2ca9f7bd3acffe128b986204c9bf33f386e7761dda271d3692dd183') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '0c0f2c94fbfba69a8e6c9f08b8735e871ead3e9db0fdb873d56a54d2d84e910a') on conflict (name) do nothing;

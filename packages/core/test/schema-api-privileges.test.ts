@@ -55,7 +55,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_ack(uuid, jsonb)": SYNC_ONLY,
   "function public.cv_sync_pending(uuid)": SYNC_ONLY,
   "function public.cv_sync_snapshot(text, uuid, integer)": SYNC_ONLY,
-  "function public.cv_sync_purge(interval)": SYNC_ONLY,
+  "function public.cv_sync_purge(interval, integer)": SYNC_ONLY,
   "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": SYNC_ONLY,
   "function public.cv_sync_apply_snapshot(jsonb, jsonb)": SYNC_ONLY,
   "function public.cv_sync_reset_peer(uuid)": SYNC_ONLY,

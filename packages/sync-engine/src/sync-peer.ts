@@ -61,8 +61,12 @@ export interface SyncPeer {
   ): Promise<SnapshotApplyResult>;
   /** Forgets `peerId` (cursor, epoch, progress): the way out of a blocked direction. True if it was known. */
   resetPeer(peerId: string, options?: CallOptions): Promise<boolean>;
-  /** Deletes log entries and tombstones older than `retention` (a PostgreSQL interval) that every peer acknowledged. */
-  purge(retention?: string, options?: CallOptions): Promise<PurgeResult>;
+  /**
+   * Deletes log entries and tombstones older than `retention` (a PostgreSQL interval) that every
+   * peer acknowledged, at most `options.limit` of each (default 10,000, oldest first): call again
+   * while the result says `more`.
+   */
+  purge(retention?: string, options?: CallOptions & { limit?: number }): Promise<PurgeResult>;
   /** Conflicts recorded on this node, oldest first. */
   listConflicts(query?: ConflictQuery, options?: CallOptions): Promise<SyncConflict[]>;
   /**

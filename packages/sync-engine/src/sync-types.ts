@@ -187,4 +187,6 @@ export interface ResolveResult {
 export interface PurgeResult {
   readonly logEntries: number;
   readonly tombstones: number;
+  /** The batch was full: more may be due. */
+  readonly more: boolean;
 }

@@ -24,7 +24,7 @@ export const RPC_SIGNATURES = {
   cv_sync_pending: { p_consumer: "uuid" },
   cv_sync_snapshot: { p_table: "text", p_after_id: "uuid", p_limit: "integer" },
   cv_sync_reset_peer: { p_peer: "uuid" },
-  cv_sync_purge: { p_retention: "interval" },
+  cv_sync_purge: { p_retention: "interval", p_limit: "integer" },
   cv_sync_conflicts_list: { p_status: "text", p_limit: "integer" },
   cv_sync_conflict_resolve: { p_id: "uuid", p_choice: "text", p_row: "jsonb", p_resolved_by: "text" },
   cv_client_apply: { p_changes: "jsonb", p_mode: "text" },
@@ -34,6 +34,9 @@ export const RPC_SIGNATURES = {
 
 export type RpcName = keyof typeof RPC_SIGNATURES;
 export type RpcArgs<F extends RpcName> = { readonly [K in keyof (typeof RPC_SIGNATURES)[F]]?: unknown };
+
+/** Log entries (and tombstones) one purge call deletes at most: well inside a hosted statement timeout. */
+const PURGE_BATCH = 10_000;
 
 /** Functions that return nothing: the reply is not parsed. */
 export const VOID_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_ack"]);
@@ -129,7 +132,10 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
     purge: (retention, options) =>
       call(
         "cv_sync_purge",
-        retention === undefined ? {} : { p_retention: retention },
+        {
+          ...(retention !== undefined && { p_retention: retention }),
+          p_limit: options?.limit ?? PURGE_BATCH,
+        },
         options,
         replySchemas.purge,
       ),

@@ -199,8 +199,8 @@ const conflictSchema = z
 const resolveSchema = z.object({ id: id(), version: id() });
 
 const purgeSchema = z
-  .object({ log_entries: count, tombstones: count })
-  .transform((p): PurgeResult => ({ logEntries: p.log_entries, tombstones: p.tombstones }));
+  .object({ log_entries: count, tombstones: count, more: z.boolean() })
+  .transform((p): PurgeResult => ({ logEntries: p.log_entries, tombstones: p.tombstones, more: p.more }));
 
 const resetSchema = z.object({ reset: z.boolean() }).transform((r) => r.reset);
 

@@ -81,30 +81,32 @@ describe("initial sync", () => {
 });
 
 describe("cv_sync_purge", () => {
-  const purge = async (node: SqlNode, retention: string) =>
+  const purge = async (node: SqlNode, retention: string, limit: number | null = null) =>
     (
       await node.sql<
-        { r: { log_entries: number; tombstones: number } }[]
-      >`select cv_sync_purge(${retention}) as r`
+        { r: { log_entries: number; tombstones: number; more: boolean } }[]
+      >`select cv_sync_purge(${retention}, ${limit}) as r`
     )[0]?.r;
 
   it("keeps everything until every peer has acknowledged it, whatever its age", async () => {
     const rows = clinic();
     await insertClinic(cloud.sql, rows);
     await cloud.sql`delete from diagnoses where id = ${rows.diagnoses.id}`;
-    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 0, tombstones: 0 }); // no peer yet
+    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 0, tombstones: 0, more: false }); // no peer yet
 
     await sync(cloud, clinicNode);
-    expect(await purge(cloud, "90 days")).toEqual({ log_entries: 0, tombstones: 0 }); // too recent
+    expect(await purge(cloud, "90 days")).toEqual({ log_entries: 0, tombstones: 0, more: false }); // too recent
     await cloud.sql`delete from exam_eye where id = ${rows.exam_eye.id}`; // not acknowledged yet
-    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 11, tombstones: 1 });
+    // In batches, oldest first, as over an API with a statement timeout.
+    expect(await purge(cloud, "0 seconds", 6)).toEqual({ log_entries: 6, tombstones: 1, more: true });
+    expect(await purge(cloud, "0 seconds", 6)).toEqual({ log_entries: 5, tombstones: 0, more: false });
     const [kept] = await cloud.sql`
       select s.deleted, (select count(*)::int from cv_sync.change_log l where l.row_id = s.row_id) as entries
       from cv_sync.row_state s where s.row_id = ${rows.exam_eye.id}`;
     expect(kept).toEqual({ deleted: true, entries: 1 });
 
     await sync(cloud, clinicNode);
-    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 1, tombstones: 1 });
+    expect(await purge(cloud, "0 seconds")).toEqual({ log_entries: 1, tombstones: 1, more: false });
     await expectConverged(cloud, clinicNode);
     expect((await storedCursor(clinicNode, cloud)).txid).toBeGreaterThan(0);
   });
