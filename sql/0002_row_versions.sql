@@ -15,7 +15,7 @@
 -- Replicated rows: the sync engine applies rows from another node verbatim (their versions and
 -- timestamps are the other node's facts); stamping them again would make every replicated row
 -- look like a new local edit and echo back forever. 0005 therefore fires this trigger only
--- outside a sync apply (WHEN NOT cv_sync.applying()); nothing a client can set skips it.
+-- outside a sync apply, and refuses a write that claims to be one without being it.
 
 CREATE FUNCTION public.cv_touch_row() RETURNS trigger
   LANGUAGE plpgsql

@@ -10,8 +10,8 @@
 -- names: it runs as the migration owner, so a caller's search_path cannot redirect a name to an
 -- object of its own. EXECUTE goes to centrovision_sync and, on Supabase, service_role; nobody else.
 -- Helpers in cv_sync run with their caller's rights (the owner's functions) and only the owner
--- can execute them; the two exceptions are the capture trigger and cv_sync.applying(), explained
--- where they are defined. Nobody else has any privilege in schema cv_sync.
+-- can execute them; the trigger functions capture and guard are SECURITY DEFINER, explained where
+-- they are defined. Nobody else has any privilege in schema cv_sync.
 --
 -- Why a trigger and not logical decoding: the cloud is Supabase, reachable only over PostgREST,
 -- and the same file must run on both sides (see DESIGN.md "Sync protocol").
@@ -181,22 +181,34 @@ CREATE INDEX conflicts_status_created_at_idx ON cv_sync.conflicts (status, creat
 -- project's migration user is not. The fact is a row in cv_sync.applying for the writing
 -- transaction: only the owner's functions (cv_sync.begin_apply, called by the SECURITY DEFINER
 -- apply functions) can write it, nobody else has any privilege on it, and it names the current
--- transaction, so it ends with it. centrovision.sync_origin is kept as a fast path only: while
--- it is empty the triggers need not look further, and a client that sets it merely makes them
--- look (and still be captured). The table owner stays able to do anything, as it always can
--- (ALTER TABLE … DISABLE TRIGGER): it is the migration user, not a client.
+-- transaction, so it ends with it.
+-- The row triggers look only at centrovision.sync_origin (set by begin_apply), so a replicated
+-- row costs them nothing; a statement-level guard on every synced table refuses any statement
+-- run with the setting outside a sync apply. A session that sets it itself (an app login, an API
+-- role, the sync role, even the schema owner) therefore writes nothing at all, let alone an
+-- uncaptured row. The table owner can always bypass triggers (ALTER TABLE … DISABLE TRIGGER): it
+-- is the migration user, not a client.
 CREATE TABLE cv_sync.applying (
   txid xid8 PRIMARY KEY,
   origin uuid NOT NULL
 );
 
--- True when the current transaction is a sync apply. Executable by everyone (the triggers'
--- WHEN clauses run as the writing user); it reveals nothing but that about the caller's own
--- transaction.
-CREATE FUNCTION cv_sync.applying() RETURNS boolean
-  LANGUAGE sql STABLE SECURITY DEFINER
+-- AFTER … FOR EACH STATEMENT, only when centrovision.sync_origin is set: once per statement of
+-- an apply, never on an ordinary write.
+CREATE FUNCTION cv_sync.guard() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-  RETURN EXISTS (SELECT FROM cv_sync.applying a WHERE a.txid = pg_catalog.pg_current_xact_id_if_assigned());
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM cv_sync.applying a WHERE a.txid = pg_current_xact_id_if_assigned()) THEN
+    RAISE EXCEPTION 'centrovision.sync_origin is reserved for the sync machinery; this write to % was refused',
+      TG_TABLE_NAME
+      USING ERRCODE = 'insufficient_privilege',
+        HINT = 'reset it (RESET centrovision.sync_origin) and write again: only cv_sync_apply writes rows verbatim';
+  END IF;
+  RETURN NULL;
+END
+$$;
 
 -- Marks the rest of this transaction, until cv_sync.end_apply(), as a sync apply from p_origin.
 CREATE FUNCTION cv_sync.begin_apply(p_origin uuid) RETURNS void
@@ -224,7 +236,8 @@ $$;
 -- Capture: one log entry and one row_state upsert per written row, in one statement.
 -- SECURITY DEFINER because it runs in app sessions, which must not be able to write the log
 -- themselves. The sync-apply test lives in the trigger's WHEN clause, evaluated before this
--- function is entered (a replicated row does not even queue the event).
+-- function is entered (a replicated row does not even queue the event); cv_sync.guard makes
+-- sure the setting it reads means a real apply.
 -- Meta columns are left out of changed_columns: every edit changes them.
 CREATE FUNCTION cv_sync.capture() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER
@@ -281,22 +294,22 @@ BEGIN
 END
 $$;
 
--- Install capture on every synced table, fire cv_touch_row (0002) only outside a sync apply, and
--- give rows that already exist a row_state (this node as origin, updated_at as HLC time) so the
--- first sync can compare versions for them.
+-- Install capture and the guard on every synced table, fire cv_touch_row (0002) only outside a
+-- sync apply, and give rows that already exist a row_state (this node as origin, updated_at as
+-- HLC time) so the first sync can compare versions for them.
 DO $install$
 DECLARE
   v_table text;
-  v_local_write constant text :=
-    'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') = '''' '
-    'OR NOT cv_sync.applying())';
+  v_origin constant text := 'coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''')';
 BEGIN
   FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
     EXECUTE format('DROP TRIGGER cv_touch_row ON public.%I', v_table);
-    EXECUTE format('CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW %s '
-      'EXECUTE FUNCTION public.cv_touch_row()', v_table, v_local_write);
-    EXECUTE format('CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW %s '
-      'EXECUTE FUNCTION cv_sync.capture()', v_table, v_local_write);
+    EXECUTE format('CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW '
+      'WHEN (%s = '''') EXECUTE FUNCTION public.cv_touch_row()', v_table, v_origin);
+    EXECUTE format('CREATE TRIGGER cv_sync_capture AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH ROW '
+      'WHEN (%s = '''') EXECUTE FUNCTION cv_sync.capture()', v_table, v_origin);
+    EXECUTE format('CREATE TRIGGER cv_sync_guard AFTER INSERT OR UPDATE OR DELETE ON public.%I FOR EACH STATEMENT '
+      'WHEN (%s <> '''') EXECUTE FUNCTION cv_sync.guard()', v_table, v_origin);
     EXECUTE format(
       'INSERT INTO cv_sync.row_state (table_name, row_id, version, hlc, origin) '
       'SELECT %L, t.id, t.version, cv_sync.synthetic_hlc(t.updated_at, n.node_id), n.node_id '
@@ -307,8 +320,7 @@ $install$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Permissions, run at the end of every sync migration for the functions it adds.
--- PUBLIC loses EXECUTE on every cv_sync helper (but cv_sync.applying()) and public.cv_sync_*
--- function; centrovision_sync and (on Supabase) service_role get the RPC functions. Supabase's
+-- PUBLIC loses EXECUTE on every cv_sync helper and public.cv_sync_* function; centrovision_sync and (on Supabase) service_role get the RPC functions. Supabase's
 -- default privileges hand every new function in public to anon and authenticated: revoked
 -- explicitly, so a user's token cannot read or write rows past its row-level security through
 -- these SECURITY DEFINER functions.
@@ -338,8 +350,6 @@ BEGIN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
     END IF;
   END LOOP;
-  -- The capture and touch triggers' WHEN clauses call it as the writing user.
-  EXECUTE 'GRANT EXECUTE ON FUNCTION cv_sync.applying() TO PUBLIC';
 END
 $$;
 

@@ -384,10 +384,15 @@ BEGIN
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN
     RAISE EXCEPTION 'p_page.rows holds an item without row.id, row.version, origin or a valid hlc' USING ERRCODE = 'CV005';
   END IF;
-  v_orphans := cv_sync.orphans(v_table, v_changes);
-  v_changes := ARRAY(SELECT c FROM unnest(v_changes) c WHERE c.row_id <> ALL (v_orphans));
   PERFORM cv_sync.begin_apply(v_peer.peer_id);
-  v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
+  BEGIN
+    v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
+  EXCEPTION WHEN foreign_key_violation THEN
+    -- Rare (a page read while the source was creating parents): only then look for the orphans.
+    v_orphans := cv_sync.orphans(v_table, v_changes);
+    v_result := cv_sync.apply_changes(v_peer.peer_id,
+      ARRAY(SELECT c FROM unnest(v_changes) c WHERE c.row_id <> ALL (v_orphans)), true, false);
+  END;
   PERFORM cv_sync.end_apply();
 
   v_progress := CASE
@@ -407,7 +412,7 @@ BEGIN
     peer_name = coalesce(p_source ->> 'node_name', p.peer_name), fingerprint = p_source -> 'fingerprint', updated_at = now()
   WHERE p.peer_id = v_peer.peer_id;
   RETURN v_result || jsonb_build_object('status', 'applied', 'progress', v_progress,
-    'deferred', cardinality(v_orphans));
+    'deferred', coalesce(cardinality(v_orphans), 0));
 END
 $$;
 

@@ -16,7 +16,7 @@
 -- Replicated rows: the sync engine applies rows from another node verbatim (their versions and
 -- timestamps are the other node's facts); stamping them again would make every replicated row
 -- look like a new local edit and echo back forever. 0005 therefore fires this trigger only
--- outside a sync apply (WHEN NOT cv_sync.applying()); nothing a client can set skips it.
+-- outside a sync apply, and refuses a write that claims to be one without being it.
 
 CREATE FUNCTION public.cv_touch_row() RETURNS trigger
   LANGUAGE plpgsql
@@ -81,4 +81,4 @@ CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.diagnoses
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0002_row_versions.sql', 'de616d464d3e7f39a4ccecca845ce2e78ce741ce47e19c09c1d58900648fce13') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0002_row_versions.sql', '0fec81f9f5d7c3c7a95b0b5ac44a7c677c2c2661dbb0d1dc4836fc6f6c3aeb29') on conflict (name) do nothing;

@@ -385,10 +385,15 @@ BEGIN
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN
     RAISE EXCEPTION 'p_page.rows holds an item without row.id, row.version, origin or a valid hlc' USING ERRCODE = 'CV005';
   END IF;
-  v_orphans := cv_sync.orphans(v_table, v_changes);
-  v_changes := ARRAY(SELECT c FROM unnest(v_changes) c WHERE c.row_id <> ALL (v_orphans));
   PERFORM cv_sync.begin_apply(v_peer.peer_id);
-  v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
+  BEGIN
+    v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
+  EXCEPTION WHEN foreign_key_violation THEN
+    -- Rare (a page read while the source was creating parents): only then look for the orphans.
+    v_orphans := cv_sync.orphans(v_table, v_changes);
+    v_result := cv_sync.apply_changes(v_peer.peer_id,
+      ARRAY(SELECT c FROM unnest(v_changes) c WHERE c.row_id <> ALL (v_orphans)), true, false);
+  END;
   PERFORM cv_sync.end_apply();
 
   v_progress := CASE
@@ -408,7 +413,7 @@ BEGIN
     peer_name = coalesce(p_source ->> 'node_name', p.peer_name), fingerprint = p_source -> 'fingerprint', updated_at = now()
   WHERE p.peer_id = v_peer.peer_id;
   RETURN v_result || jsonb_build_object('status', 'applied', 'progress', v_progress,
-    'deferred', cardinality(v_orphans));
+    'deferred', coalesce(cardinality(v_orphans), 0));
 END
 $$;
 
@@ -527,4 +532,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '2794db3d6c289a44b63acd4757283cadaf9a8c5891897ce48f1d13e77e8c84a3') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '9cf22d10707ad146e2d78bbe351565bd40d6afa912e2344a314dce13c88bece1') on conflict (name) do nothing;

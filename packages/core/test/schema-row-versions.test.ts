@@ -148,14 +148,14 @@ describe("inside a sync apply (cv_sync.begin_apply)", () => {
     expect(await meta(branch.id)).toMatchObject({ created_at: LONG_AGO, ...replicated });
   });
 
-  it("stamps a write whose session only set centrovision.sync_origin, even the owner's", async () => {
+  it("refuses a write whose session only set centrovision.sync_origin, even the owner's", async () => {
     const id = await newBranch();
-    const forged = { updated_at: "2021-02-03T04:05:06.789Z", version: randomUUID() };
-    await db.sql.begin(async (tx) => {
+    const before = await meta(id);
+    const forged = db.sql.begin(async (tx) => {
       await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
-      await tx`update branches set ${tx(forged)} where id = ${id}`;
+      await tx`update branches set ${tx({ updated_at: "2021-02-03T04:05:06.789Z", version: randomUUID() })} where id = ${id}`;
     });
-    const after = await meta(id);
-    expect(after.updated_at).not.toBe(forged.updated_at);
+    await expect(forged).rejects.toMatchObject({ code: "42501" });
+    expect(await meta(id)).toEqual(before);
   });
 });

@@ -4,9 +4,11 @@
  * 1. Initial sync of CV_BENCH_ROWS (default 1,000,000) appointment-like rows cloud → clinic
  *    through the RPC/REST path (a child process, for its peak RSS), against PostgreSQL COPY of the
  *    same tables between the same two servers (`COPY … TO STDOUT` piped into `COPY … FROM STDIN`,
- *    triggers and foreign keys off on the target as cv_sync_apply_snapshot has them).
+ *    triggers and foreign keys off on the target: the physical limit; the engine checks both).
  *    Targets: ≥ 0.3× COPY throughput, ≤ 200 MB peak RSS.
- * 2. Steady state at a 1 s interval: 10,000 changes made on one side, time until all are on the
+ * 2. The worst time of every RPC the product sends to the cloud, at its default page and batch
+ *    size, on that cloud, against the hosted limit of the role that sends it (bench/rpc-times.ts).
+ * 3. Steady state at a 1 s interval: 10,000 changes made on one side, time until all are on the
  *    other (target ≤ 2 s), both ways; then replication lag p50/p95 under a steady write load.
  *
  *   npm run bench                       (in packages/sync-engine)
@@ -29,6 +31,7 @@ import {
 import { build } from "esbuild";
 import postgres from "postgres";
 import { createPostgresPeer, createSupabasePeer, createSyncEngine } from "../src/index.js";
+import { measureRpcTimes } from "./rpc-times.js";
 import { countRows, seedAppointments } from "./seed.js";
 
 const ROWS = Number(process.env.CV_BENCH_ROWS ?? 1_000_000);
@@ -177,6 +180,17 @@ try {
   log(
     `  peak RSS of the sync process       ${sync.maxRssMb.toFixed(0)} MB   (target ≤ 200 MB)  ${sync.maxRssMb <= 200 ? "ok" : "MISSED"}`,
   );
+
+  log("");
+  log(
+    `worst time per RPC at its default page/batch size, ${total.toLocaleString("en")}-row cloud, hosted statement timeouts`,
+  );
+  for (const t of await measureRpcTimes(supabase, cloud, clinic)) {
+    const share = t.worstMs / t.limitMs;
+    log(
+      `  ${t.fn.padEnd(24)} ${t.what.padEnd(52)} ${Math.round(t.worstMs).toString().padStart(6)} ms / ${t.limitMs / 1000} s  ${(100 * share).toFixed(0).padStart(3)}%  ${share < 0.5 ? "ok" : share < 1 ? "NEAR" : "MISSED"}`,
+    );
+  }
 
   const engine = createSyncEngine({
     local: createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 }),
