@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
 
@@ -137,5 +139,28 @@ describe("what Supabase's REST API can reach (hosted shape, migrated as postgres
     const usage = await db.sql<{ role: string }[]>`
       select r as role from unnest(${[...API_ROLES]}::text[]) r where has_schema_privilege(r, 'cv_meta', 'USAGE')`;
     expect(usage).toEqual([]);
+  });
+});
+
+describe("the sync-apply marker on the hosted shape", () => {
+  it("refuses a write by the project's postgres login, or the service key's role, that set it themselves", async () => {
+    const owner = postgres(db.postgresUrl ?? "", { max: 1, onnotice: () => {} });
+    try {
+      // Both bypass row-level security: the refusal can only be the marker's guard.
+      for (const role of [null, "service_role"]) {
+        const attempt = owner.begin(async (tx) => {
+          if (role !== null) await tx.unsafe(`set local role ${role}`);
+          await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
+          await tx`insert into branches (id, code, name, address) values (${randomUUID()}, 'FORJA', 'Forjada', 'x')`;
+        });
+        await expect(attempt).rejects.toMatchObject({
+          code: "42501",
+          message: expect.stringMatching(/reserved for the sync machinery/),
+        });
+      }
+    } finally {
+      await owner.end();
+    }
+    expect(await db.sql`select id from branches where code = 'FORJA'`).toEqual([]);
   });
 });

@@ -20,6 +20,8 @@ const types = {
 export interface TestDatabase {
   /** Superuser URL of the database. */
   readonly url: string;
+  /** With `supabase`: the hosted project's `postgres` login (not a superuser) that migrated it. */
+  readonly postgresUrl?: string;
   /** Superuser connection to it. */
   readonly sql: postgres.Sql;
   /** Closes the connection and drops the database. */
@@ -60,12 +62,13 @@ export async function createTestDatabase(
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   const sql = postgres(url.href, { max: 4, onnotice: () => {}, types });
-  const migrateAs = options.supabase
+  const postgresUrl = options.supabase
     ? (await shapeSupabaseDatabase(runningPostgres(serverUrl), name)).postgresUrl
-    : url.href;
-  if (options.migrate ?? true) await applyMigrations(migrateAs);
+    : undefined;
+  if (options.migrate ?? true) await applyMigrations(postgresUrl ?? url.href);
   return {
     url: url.href,
+    ...(postgresUrl !== undefined && { postgresUrl }),
     sql,
     async drop() {
       await sql.end();
