@@ -8,6 +8,7 @@ export {
   type LinkTarget,
 } from "./link.js";
 export {
+  type CreateUserOptions,
   type LocalSupabase,
   type StartLocalSupabaseOptions,
   shapeSupabaseDatabase,
@@ -27,5 +28,16 @@ export {
   type StartPostgresOptions,
   startPostgres,
 } from "./postgres.js";
-export { createSupabaseKeys, type MintOptions, type SupabaseKeys } from "./supabase/jwt.js";
+export {
+  type CreateKeysOptions,
+  createSupabaseKeys,
+  type MintOptions,
+  type SupabaseKeys,
+} from "./supabase/jwt.js";
 export { SUPABASE_SUPERUSER } from "./supabase/shape.js";
+export {
+  generateSigningKey,
+  type JsonWebKeySet,
+  type PublicSigningJwk,
+  type SigningKey,
+} from "./supabase/signing-key.js";

@@ -2,20 +2,30 @@ import { createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { JWK } from "jose";
 import postgres from "postgres";
 import { applyMigrations, MIGRATIONS_DIR } from "./migrations.js";
 import { type PostgresServer, startPostgres } from "./postgres.js";
+import { AuthFailure } from "./supabase/auth-errors.js";
+import { FOREVER_MS } from "./supabase/auth-users.js";
 import { type Gateway, startGateway } from "./supabase/gateway.js";
 import { createSupabaseKeys, type SupabaseKeys } from "./supabase/jwt.js";
 import { checkSafeUpdate } from "./supabase/safeupdate.js";
 import { applySupabaseShape, SUPABASE_SUPERUSER } from "./supabase/shape.js";
+import {
+  generateSigningKey,
+  importSigningKey,
+  type JsonWebKeySet,
+  jwksOf,
+  type SigningKey,
+} from "./supabase/signing-key.js";
 
 export interface StartLocalSupabaseOptions {
   /** Gateway port on 127.0.0.1. Default: a free port. */
   port?: number;
   /**
    * PostgreSQL data directory, kept on `stop()`; a restart on it finds the same
-   * data and the same JWT secret. Default: a temp dir removed on `stop()`.
+   * data, the same JWT secret and the same signing key. Default: a temp dir removed on `stop()`.
    * Ignored when `postgres` is given.
    */
   dataDir?: string;
@@ -35,13 +45,41 @@ export interface StartLocalSupabaseOptions {
   migrationsDir?: string;
   /** Supabase's `db-max-rows`. Default 1000, as Supabase; null for no cap. */
   maxRows?: number | null;
+  /** Lifetime of the access tokens Auth issues (`GOTRUE_JWT_EXP`). Default 3600. */
+  jwtExpirySeconds?: number;
+  /**
+   * How long a revoked refresh token may still be used (concurrent or retried refreshes), as
+   * `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`. Default 10.
+   */
+  refreshTokenReuseIntervalSeconds?: number;
   /** Operational log lines (never request data). Default: stderr. */
   log?: (line: string) => void;
 }
 
+export interface CreateUserOptions {
+  readonly email: string;
+  readonly password: string;
+  readonly userMetadata?: Readonly<Record<string, unknown>>;
+  /** Merged over `{ provider: "email", providers: ["email"] }`. */
+  readonly appMetadata?: Readonly<Record<string, unknown>>;
+  /** Banned for good (`ban_duration: "876000h"`): sign-in and refresh answer `user_banned`. */
+  readonly banned?: boolean;
+}
+
 export interface LocalSupabase extends SupabaseKeys {
-  /** Base URL for `createClient(url, key)`; the REST API is `<url>/rest/v1`. */
+  /**
+   * Base URL for `createClient(url, key)`; the REST API is `<url>/rest/v1`, Supabase Auth
+   * `<url>/auth/v1`.
+   */
   readonly url: string;
+  /** The public signing key, as `<url>/auth/v1/.well-known/jwks.json` serves it. */
+  readonly jwks: JsonWebKeySet;
+  /**
+   * Creates a confirmed email user who can sign in with `password`, as the admin API
+   * (`auth.admin.createUser` with `email_confirm`) would. Rejects with a `[testkit]` error for an
+   * invalid or taken email.
+   */
+  createUser(user: CreateUserOptions): Promise<{ id: string }>;
   /** Superuser URL of the database behind the gateway, for direct probes. */
   readonly dbUrl: string;
   /**
@@ -61,6 +99,8 @@ const STATE_FILE = "cv-local-supabase.json";
 interface SavedState {
   password: string;
   jwtSecret: string;
+  /** The private signing JWK; absent in data directories made before Supabase Auth was served. */
+  signingKey?: JWK;
   /** Absent in data directories made before the hosted shape, whose superuser is `postgres`. */
   superuser?: string;
 }
@@ -86,32 +126,36 @@ async function readState(dataDir: string): Promise<SavedState | undefined> {
   return state;
 }
 
+type ProjectLogin = "authenticator" | "postgres" | "supabase_auth_admin";
+
 /** Every stack on one cluster derives the same role passwords, so none locks another out. */
-function rolePassword(server: PostgresServer, role: "authenticator" | "postgres"): string {
+function rolePassword(server: PostgresServer, role: ProjectLogin): string {
   return createHmac("sha256", server.password).update(`cv-local-supabase ${role}`).digest("hex");
 }
 
-function roleUrl(server: PostgresServer, database: string, role: "authenticator" | "postgres"): string {
+function roleUrl(server: PostgresServer, database: string, role: ProjectLogin): string {
   return `postgres://${role}:${rolePassword(server, role)}@127.0.0.1:${server.port}/${database}`;
 }
 
 /**
  * Gives `database` (which must exist on `server`) a hosted Supabase project's shape, without
  * migrating it or starting a gateway: for tests of `sql/` against that shape. Returns the URLs
- * of the project's `postgres` login (not a superuser; run migrations as it) and of the
- * gateway's `authenticator` login.
+ * of the project's `postgres` login (not a superuser; run migrations as it), of the
+ * gateway's `authenticator` login and of Auth's `supabase_auth_admin`.
  */
 export async function shapeSupabaseDatabase(
   server: PostgresServer,
   database: string,
-): Promise<{ postgresUrl: string; authenticatorUrl: string }> {
+): Promise<{ postgresUrl: string; authenticatorUrl: string; authAdminUrl: string }> {
   await applySupabaseShape(server.url, server.urlFor(database), {
     authenticator: rolePassword(server, "authenticator"),
     postgres: rolePassword(server, "postgres"),
+    authAdmin: rolePassword(server, "supabase_auth_admin"),
   });
   return {
     postgresUrl: roleUrl(server, database, "postgres"),
     authenticatorUrl: roleUrl(server, database, "authenticator"),
+    authAdminUrl: roleUrl(server, database, "supabase_auth_admin"),
   };
 }
 
@@ -159,10 +203,11 @@ async function dropDatabase(server: PostgresServer, name: string): Promise<void>
 
 /**
  * Starts a local Supabase: PostgreSQL with Supabase's roles and `auth`
- * schema, the migrations and `sqlFiles` applied, and a PostgREST-compatible
- * gateway at `<url>/rest/v1` that supabase-js talks to. The gateway requires
- * an `apikey` like Supabase's API gateway; use `anonKey`/`serviceRoleKey` or
- * `mintUserToken()` for a signed-in user.
+ * schema, the migrations and `sqlFiles` applied, and a gateway that supabase-js
+ * talks to: PostgREST-compatible at `<url>/rest/v1`, Supabase Auth at
+ * `<url>/auth/v1`. It requires an `apikey` like Supabase's API gateway; use
+ * `anonKey`/`serviceRoleKey`, sign in a user made with `createUser()`, or
+ * `mintUserToken()`.
  */
 export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}): Promise<LocalSupabase> {
   const ownsServer = options.postgres === undefined;
@@ -194,34 +239,68 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
   };
   try {
     const jwtSecret = options.jwtSecret ?? saved?.jwtSecret ?? randomBytes(32).toString("base64url");
-    if (ownsServer && options.dataDir !== undefined && !saved) {
-      const state: SavedState = { password: server.password, jwtSecret, superuser: server.user };
+    const signingKey: SigningKey = saved?.signingKey
+      ? await importSigningKey(saved.signingKey)
+      : await generateSigningKey();
+    if (ownsServer && options.dataDir !== undefined && !saved?.signingKey) {
+      const state: SavedState = {
+        password: server.password,
+        jwtSecret: saved?.jwtSecret ?? jwtSecret,
+        signingKey: signingKey.privateJwk,
+        superuser: server.user,
+      };
       await writeFile(join(options.dataDir, STATE_FILE), JSON.stringify(state), { mode: 0o600 });
     }
     if (!ownsServer) await ensureDatabase(server, database);
     const dbUrl = server.urlFor(database);
-    const { postgresUrl, authenticatorUrl } = await shapeSupabaseDatabase(server, database);
+    const { postgresUrl, authenticatorUrl, authAdminUrl } = await shapeSupabaseDatabase(server, database);
     await applyMigrations(postgresUrl, {
       dir: options.migrationsDir ?? MIGRATIONS_DIR,
       extraFiles: options.sqlFiles ?? [],
     });
     await assertSafeUpdate(dbUrl);
-    const keys = await createSupabaseKeys(jwtSecret);
     gateway = await startGateway({
       databaseUrl: authenticatorUrl,
       jwtSecret,
+      signingKey,
+      auth: {
+        databaseUrl: authAdminUrl,
+        jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
+        refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds ?? 10,
+      },
       ...(options.port !== undefined && { port: options.port }),
       ...(options.maxRows !== undefined && { maxRows: options.maxRows }),
       log,
     });
     const started = gateway;
+    const keys = await createSupabaseKeys(jwtSecret, { signingKey, issuer: `${started.url}/auth/v1` });
     let stopped: Promise<void> | undefined;
     return {
       ...keys,
       url: started.url,
+      jwks: jwksOf(signingKey),
       dbUrl,
       postgresUrl,
       reloadSchema: () => started.reloadSchema(),
+      createUser: async (user) => {
+        try {
+          const row = await started.createUser({
+            email: user.email,
+            password: user.password,
+            emailConfirm: true,
+            ...(user.userMetadata !== undefined && { userMetadata: user.userMetadata }),
+            ...(user.appMetadata !== undefined && { appMetadata: user.appMetadata }),
+            ...(user.banned && { banDurationMs: FOREVER_MS }),
+          });
+          return { id: row.id };
+        } catch (error) {
+          // Auth's own refusal (taken email, bad address): say which, never the email itself.
+          if (error instanceof AuthFailure) {
+            throw new Error(`[testkit] createUser refused: ${error.message}`, { cause: error });
+          }
+          throw error;
+        }
+      },
       stop: () => {
         stopped ??= cleanUp();
         return stopped;

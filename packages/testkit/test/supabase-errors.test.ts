@@ -96,7 +96,7 @@ describe("bad requests get PostgREST's status and body", () => {
     ]);
     const deep = await h.rest("/people/1");
     expect([deep.status, body(deep).code]).toEqual([404, "PGRST125"]);
-    const outside = await fetch(`${h.stack.url}/auth/v1/user`, { headers: { apikey: h.stack.anonKey } });
+    const outside = await fetch(`${h.stack.url}/storage/v1/bucket`, { headers: { apikey: h.stack.anonKey } });
     expect([outside.status, await outside.json()]).toEqual([
       404,
       { message: "no Route matched with those values" },

@@ -22,7 +22,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 describe("startLocalSupabase lifecycle", () => {
-  it("keeps data and the JWT secret across restarts on a data directory", async () => {
+  it("keeps data, the JWT secret, the signing key and users across restarts on a data directory", async () => {
     // Directly under tmp: as root the server runs as another user, who cannot enter a 0700 parent.
     const dataDir = join(tmpdir(), `cv-supabase-data-${randomUUID()}`);
     try {
@@ -30,13 +30,25 @@ describe("startLocalSupabase lifecycle", () => {
       await supabaseClient(first.url, first.serviceRoleKey)
         .from("people")
         .insert({ id: 7, username: "kept" });
+      const { id } = await first.createUser({ email: "kept@clinic.example", password: "kept password" });
+      const minted = await first.mintUserToken(id);
       await first.stop();
       expect(await portOpen(Number(new URL(first.url).port))).toBe(false);
 
       const second = await startLocalSupabase({ ...options, dataDir });
       expect(second.jwtSecret).toBe(first.jwtSecret);
+      expect(second.jwks).toEqual(first.jwks);
       const { data } = await supabaseClient(second.url, first.anonKey).from("people").select("username");
       expect(data).toEqual([{ username: "kept" }]);
+      // A token signed with the key before the restart still verifies after it.
+      const whoami = await supabaseClient(second.url, second.anonKey, minted).rpc("whoami");
+      expect([whoami.error, whoami.data]).toEqual([null, id]);
+      const auth = supabaseClient(second.url, second.anonKey).auth;
+      const signIn = await auth.signInWithPassword({
+        email: "kept@clinic.example",
+        password: "kept password",
+      });
+      expect(signIn.data.user?.id).toBe(id);
       await second.stop();
     } finally {
       await rm(dataDir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * `cv-local-supabase [--port N] [--data-dir D] [--sql FILE]...`
  *
- * Starts a local Supabase (PostgreSQL + the REST gateway), prints one JSON
+ * Starts a local Supabase (PostgreSQL, the REST API and Supabase Auth), prints one JSON
  * line `{"url","anonKey","serviceRoleKey","jwtSecret","dbUrl","postgresUrl"}` on stdout once
  * it answers, logs to stderr, and stops cleanly on SIGINT/SIGTERM (exit 0).
  * Bad arguments exit 2; a failed start exits 1.
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ url, anonKey, serviceRoleKey, jwtSecret, dbUrl, postgresUrl })}\n`,
   );
-  log(`ready: REST API at ${url}/rest/v1 (Ctrl-C to stop)`);
+  log(`ready: REST API at ${url}/rest/v1, Auth at ${url}/auth/v1 (Ctrl-C to stop)`);
 }
 
 await main();

@@ -184,3 +184,10 @@ export function fromDatabaseError(error: unknown, anonymous: boolean): ApiError 
 export function internalError(): ApiError {
   return new ApiError(500, "PGRSTX00", "Internal server error");
 }
+
+/** An unforeseen error for the log: its name and stack frames, never its message (which may quote request values). */
+export function describeInternal(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error;
+  const frames = (error.stack ?? "").split("\n").filter((line) => line.trimStart().startsWith("at "));
+  return `${error.name}\n${frames.slice(0, 8).join("\n")}`;
+}

@@ -1,18 +1,32 @@
 /**
  * The HTTP side of the local Supabase: a fastify server answering under
- * `/rest/v1` as Supabase's gateway + PostgREST would, with CORS.
+ * `/rest/v1` as Supabase's gateway + PostgREST would and under `/auth/v1` as
+ * Supabase Auth would, with CORS.
  */
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import postgres from "postgres";
+import type { NewUser } from "./auth-admin.js";
+import { type AuthServer, createAuthServer } from "./auth-server.js";
+import type { UserRow } from "./auth-users.js";
 import { CatalogCache, loadCatalog } from "./catalog.js";
-import { ApiError, GatewayError, internalError } from "./errors.js";
+import { ApiError, describeInternal, GatewayError, internalError } from "./errors.js";
 import { handleRest, type RestRequest } from "./handler.js";
 import { EXPOSED_SCHEMAS } from "./request-headers.js";
+import type { SigningKey } from "./signing-key.js";
 
 export interface GatewayOptions {
   /** Connection URL of the `authenticator` role (not a superuser), as PostgREST connects. */
   readonly databaseUrl: string;
+  /** Legacy HS256 secret: the anon and service_role keys. */
   readonly jwtSecret: string;
+  /** ES256 key that signs user access tokens; both verify at the REST API. */
+  readonly signingKey: SigningKey;
+  readonly auth: {
+    /** Connection URL of `supabase_auth_admin`, as Supabase Auth connects. */
+    readonly databaseUrl: string;
+    readonly jwtExpirySeconds: number;
+    readonly refreshTokenReuseIntervalSeconds: number;
+  };
   /** Default: a free port. */
   readonly port?: number;
   /** Supabase's `db-max-rows`; default 1000, null for no cap. */
@@ -29,6 +43,8 @@ export interface Gateway {
   readonly port: number;
   /** Re-reads the schema cache; settles once DDL committed before the call is visible. */
   reloadSchema(): Promise<void>;
+  /** Creates a user as Auth's admin API does. */
+  createUser(user: NewUser): Promise<UserRow>;
   /** Closes the server (including keep-alive sockets) and the database pool. Idempotent. */
   close(): Promise<void>;
 }
@@ -37,6 +53,7 @@ const EXPOSED_HEADERS =
   "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
 const ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
 const REST_PREFIX = "/rest/v1";
+const AUTH_PREFIX = "/auth/v1";
 
 function corsHeaders(request: FastifyRequest): Record<string, string> {
   if (request.headers.origin === undefined) return {};
@@ -57,13 +74,6 @@ function toRestRequest(request: FastifyRequest, path: string, search: string): R
     headers: request.headers,
     body: typeof request.body === "string" ? request.body : undefined,
   };
-}
-
-function describeInternal(error: unknown): string {
-  // The message may quote request values; the name and the stack frames do not.
-  if (!(error instanceof Error)) return typeof error;
-  const frames = (error.stack ?? "").split("\n").filter((line) => line.trimStart().startsWith("at "));
-  return `${error.name}\n${frames.slice(0, 8).join("\n")}`;
 }
 
 function send(reply: FastifyReply, status: number, headers: Record<string, string>, body?: string) {
@@ -108,6 +118,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connect_timeout: 5,
     onnotice: () => {},
   });
+  const authPool = postgres(options.auth.databaseUrl, { max: 4, connect_timeout: 5, onnotice: () => {} });
+  let url = "";
+  const auth: AuthServer = createAuthServer({
+    pool: authPool,
+    jwtSecret: options.jwtSecret,
+    signingKey: options.signingKey,
+    issuer: () => `${url}${AUTH_PREFIX}`,
+    jwtExpirySeconds: options.auth.jwtExpirySeconds,
+    reuseIntervalSeconds: options.auth.refreshTokenReuseIntervalSeconds,
+    log,
+  });
   const [schema] = EXPOSED_SCHEMAS;
   const catalog = new CatalogCache(() => loadCatalog(pool, schema));
   const app = Fastify({
@@ -136,7 +157,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       reload,
     );
   } catch (error) {
-    await pool.end({ timeout: 1 });
+    await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
     throw error;
   }
   app.removeAllContentTypeParsers();
@@ -145,12 +166,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const handlerOptions = {
     pool,
     catalog,
-    jwtSecret: options.jwtSecret,
+    keys: { jwtSecret: options.jwtSecret, signingKey: options.signingKey },
     maxRows: options.maxRows === undefined ? 1000 : options.maxRows,
   };
   app.all("/*", async (request, reply) => {
     const [path = "", search = ""] = (request.raw.url ?? "").split(/\?(.*)/s, 2);
     if (request.method === "OPTIONS") return answerOptions(request, reply);
+    if (path === AUTH_PREFIX || path.startsWith(`${AUTH_PREFIX}/`)) {
+      const answer = await auth.handle({
+        method: request.method,
+        path: path.slice(AUTH_PREFIX.length),
+        query: new URLSearchParams(search),
+        headers: request.headers,
+        body: typeof request.body === "string" ? request.body : undefined,
+      });
+      return send(reply, answer.status, { ...answer.headers }, answer.body);
+    }
     if (path !== REST_PREFIX && !path.startsWith(`${REST_PREFIX}/`)) {
       // What Supabase's gateway (Kong) says for a path it does not route.
       const headers = { ...corsHeaders(request), "Content-Type": "application/json; charset=utf-8" };
@@ -182,19 +213,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     address = await app.listen({ host: "127.0.0.1", port: options.port ?? 0 });
   } catch (error) {
-    await pool.end({ timeout: 1 });
+    await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
     throw error;
   }
   const port = Number(new URL(address).port);
+  url = `http://127.0.0.1:${port}`;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     port,
     reloadSchema: () => catalog.reload(),
+    createUser: (user) => auth.createUser(user),
     close() {
       closed ??= (async () => {
         await app.close();
-        await pool.end({ timeout: 5 });
+        await Promise.all([pool.end({ timeout: 5 }), authPool.end({ timeout: 5 })]);
       })();
       return closed;
     },

@@ -5,7 +5,7 @@
 import type { Sql } from "postgres";
 import type { CatalogCache } from "./catalog.js";
 import { ApiError, fromDatabaseError } from "./errors.js";
-import { authenticate } from "./jwt.js";
+import { authenticate, type ProjectKeys } from "./jwt.js";
 import type { Plan, PlanContext, Reply, ResultRow } from "./plan.js";
 import { parseQueryParams } from "./query-params.js";
 import { planTableRead } from "./read.js";
@@ -25,7 +25,7 @@ export interface RestRequest {
 export interface HandlerOptions {
   readonly pool: Sql;
   readonly catalog: CatalogCache;
-  readonly jwtSecret: string;
+  readonly keys: ProjectKeys;
   readonly maxRows: number | null;
 }
 
@@ -136,7 +136,7 @@ function planFor(ctx: PlanContext, schema: string, to: Target): Plan {
  */
 export async function handleRest(options: HandlerOptions, request: RestRequest): Promise<Reply> {
   const auth = await authenticate(
-    options.jwtSecret,
+    options.keys,
     header(request.headers, "apikey") ?? request.query.find(([k]) => k === "apikey")?.[1],
     header(request.headers, "authorization"),
   );

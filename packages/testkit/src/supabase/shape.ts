@@ -10,11 +10,13 @@
  *   - statement timeouts: `anon` 3 s, `authenticated` 8 s, `authenticator` 8 s (and its
  *     lock_timeout 8 s), which `service_role` inherits through the login;
  *   - objects `postgres` creates in `public` are granted to the API roles by default;
- *   - the `auth` schema with `auth.uid()/role()/email()/jwt()` and the DDL watch that tells the
- *     gateway to reload its schema cache.
+ *   - the `auth` schema with `auth.uid()/role()/email()/jwt()`, Supabase Auth's users, sessions
+ *     and refresh tokens (auth-shape.ts) owned by `supabase_auth_admin`, the Auth server's login,
+ *     and the DDL watch that tells the gateway to reload its schema cache.
  * pg-safeupdate cannot be loaded here (no server headers to build it); see safeupdate.ts.
  */
 import postgres from "postgres";
+import { AUTH_SCHEMA_SQL } from "./auth-shape.js";
 
 /** The cluster's superuser on a hosted project, and here; `postgres` is demoted. */
 export const SUPABASE_SUPERUSER = "supabase_admin";
@@ -40,6 +42,9 @@ function rolesSql(passwords: ShapePasswords): string {
       if not exists (select from pg_roles where rolname = 'postgres') then
         create role postgres login;
       end if;
+      if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
+        create role supabase_auth_admin login noinherit createrole;
+      end if;
     end
     $$;
     alter role anon inherit;
@@ -50,6 +55,8 @@ function rolesSql(passwords: ShapePasswords): string {
     alter role postgres with nosuperuser createdb createrole login replication bypassrls
       password '${passwords.postgres}';
     grant anon, authenticated, service_role, pg_read_all_data, pg_signal_backend to postgres;
+    alter role supabase_auth_admin with login noinherit createrole noreplication
+      password '${passwords.authAdmin}';
     alter role anon set statement_timeout = '3s';
     alter role authenticated set statement_timeout = '8s';
     alter role authenticator set statement_timeout = '8s';
@@ -99,13 +106,7 @@ const DATABASE_SQL = `
   $$;
   grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt() to anon, authenticated, service_role;
 
-  -- The part of Supabase Auth's table that application schemas reference (foreign keys to users).
-  create table if not exists auth.users (
-    id uuid primary key,
-    email text,
-    raw_user_meta_data jsonb not null default '{}',
-    created_at timestamptz not null default now()
-  );
+  ${AUTH_SCHEMA_SQL}
 
   grant all on all tables in schema auth to postgres;
   grant all on all routines in schema auth to postgres;
@@ -145,6 +146,8 @@ export interface ShapePasswords {
   readonly authenticator: string;
   /** The demoted `postgres` login that runs the migrations. */
   readonly postgres: string;
+  /** `supabase_auth_admin`, the Auth server's login, owner of Auth's tables. */
+  readonly authAdmin: string;
 }
 
 /**
