@@ -34,6 +34,8 @@ const demo = await startDemo({ port: 0 });
 try {
   const branch_id = demo.clinic.branches[0]?.id ?? "";
   const date = todayInMexicoCity();
+  const { email, password } = demo.accounts.receptionist;
+  await invoke(demo, "sign_in", { email, password });
   await waitUntil(
     "the cloud",
     async () => ((await invoke(demo, "get_connection_status", {})) as { mode: string }).mode === "supabase",

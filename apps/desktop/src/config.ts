@@ -10,6 +10,14 @@ export const DEFAULT_CONFIG_PATH = join(homedir(), ".centrovision", "config.toml
 
 const nonEmpty = (what: string) => z.string().min(1, `must be ${what}`);
 
+/** Keys of earlier versions, refused with what to do instead of a bare "unknown option". */
+const signInReplaces = z
+  .never({
+    error:
+      "is no longer read: staff sign in in the app with their email and password, and the session is kept encrypted on this PC; remove this line",
+  })
+  .optional();
+
 /**
  * `~/.centrovision/config.toml`, snake_case as TOML files usually are. Relative paths are resolved
  * against the file's folder. Secrets live in their own files (`*_file`), never in this one.
@@ -25,9 +33,8 @@ export const desktopConfigSchema = z
           error: "must be an http(s) URL such as https://abcd.supabase.co",
         }),
         anon_key: nonEmpty("the project's anon (publishable) key"),
-        /** The signed-in user's session JWT; without one the anon key is the bearer and RLS shows nothing. */
-        access_token: z.string().min(1).optional(),
-        access_token_file: nonEmpty("a path").optional(),
+        access_token: signInReplaces,
+        access_token_file: signInReplaces,
       })
       .strict(),
     local_server: z
@@ -48,6 +55,18 @@ export const desktopConfigSchema = z
         keychain: z.enum(["auto", "off"]).default("auto"),
       })
       .strict(),
+    /** Sign-in on this PC. */
+    session: z
+      .object({
+        /** Offline sign-in on this PC is allowed this many days after a person's last online sign-in here. */
+        offline_days: z.number().int("must be whole days").min(1).max(30).default(7),
+        /** Wrong offline passwords in a row before the account is locked on this PC… */
+        lockout_attempts: z.number().int().min(3).max(20).default(5),
+        /** …for this many minutes (kept across restarts). */
+        lockout_minutes: z.number().int().min(1).max(1_440).default(15),
+      })
+      .strict()
+      .default({ offline_days: 7, lockout_attempts: 5, lockout_minutes: 15 }),
     /** Failover router tuning (core's `routerConfigSchema`, camelCase keys); defaults suit a clinic. */
     router: routerConfigSchema.partial().optional(),
     server: z
@@ -95,18 +114,9 @@ export function parseDesktopConfig(input: unknown, baseDir: string, file = "conf
   if (!result.success) fail(file, zodIssues(result.error, "(config)", "unknown option"));
   const config = result.data;
   const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
-  const { supabase, local_server: lan, sqlite } = config;
-  if (supabase.access_token !== undefined && supabase.access_token_file !== undefined) {
-    fail(file, [
-      { path: "supabase.access_token_file", message: "give access_token or access_token_file, not both" },
-    ]);
-  }
+  const { local_server: lan, sqlite } = config;
   return Object.freeze({
     ...config,
-    supabase: {
-      ...supabase,
-      ...(supabase.access_token_file !== undefined && { access_token_file: at(supabase.access_token_file) }),
-    },
     ...(lan !== undefined && { local_server: { ...lan, password_file: at(lan.password_file) } }),
     sqlite: { ...sqlite, path: at(sqlite.path), key_file: at(sqlite.key_file) },
   });
@@ -139,12 +149,4 @@ export function loadDesktopConfig(path: string): DesktopConfig {
     );
   }
   return parseDesktopConfig(data, dirname(path), path);
-}
-
-/** The session token, read once at start-up from the config or its file. */
-export function readAccessToken(config: DesktopConfig): string | undefined {
-  const { access_token: token, access_token_file: file } = config.supabase;
-  if (file === undefined) return token;
-  assertPrivateFile(file, "the session token file");
-  return readFileSync(file, "utf8").trim();
 }

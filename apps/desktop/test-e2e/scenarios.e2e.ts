@@ -23,8 +23,6 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX" });
   await page.goto(demo.url);
-  // The Núñez family of the seed are patients of the Sur branch.
-  await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
 });
 
 afterAll(async () => {
@@ -33,6 +31,15 @@ afterAll(async () => {
 });
 
 const indicator = () => page.getByTestId("sync-indicator").getByRole("status");
+const signInForm = () => page.getByTestId("sign-in-form");
+const header = () => page.getByTestId("session-user");
+
+/** Fills the sign-in screen as a person would, by its labels. */
+async function signIn(email: string, password: string): Promise<void> {
+  await signInForm().getByLabel("Correo electrónico").fill(email);
+  await signInForm().getByLabel("Contraseña").fill(password);
+  await signInForm().getByRole("button", { name: "Iniciar sesión", exact: true }).click();
+}
 
 /** Waits until the header's indicator shows `state` with a tooltip (and visible label) matching `tooltip`. */
 async function expectIndicator(state: string, tooltip: RegExp): Promise<void> {
@@ -71,6 +78,22 @@ async function book(state: string, time: string): Promise<void> {
 }
 
 describe("the four demo scenarios in a real browser", () => {
+  it("sign-in: a wrong password is refused inline in Spanish; the receptionist's opens the agenda, her name in the header", async () => {
+    await signInForm().waitFor();
+    await screenshot("0-iniciar-sesion");
+    const { email, password, name } = demo.accounts.receptionist;
+    await signIn(email, "no-es-la-contraseña");
+    await expect
+      .poll(() => signInForm().getByRole("alert").textContent())
+      .toBe("Correo o contraseña incorrectos.");
+    expect(await signInForm().getByLabel("Contraseña").getAttribute("aria-invalid")).toBe("true");
+    await signIn(email, password);
+    await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);
+    expect(await signInForm().count()).toBe(0);
+    // The Núñez family of the seed are patients of the Sur branch.
+    await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
+  });
+
   it("normal: cloud icon, 'Conectado a la nube'; bad input shows the backend's Spanish message", async () => {
     await expectIndicator("cloud", /^Conectado a la nube/);
     await page.getByTestId("patient-query").fill("a");
@@ -128,5 +151,34 @@ describe("the four demo scenarios in a real browser", () => {
     await screenshot("4-de-vuelta-en-la-nube");
     await page.getByRole("button", { name: "Conflictos" }).click();
     await expect.poll(() => page.getByRole("main").textContent()).toMatch(/No hay conflictos abiertos/);
+  });
+
+  it("signed in on this PC while the internet is cut ('sin conexión' in the header); once it is back, a banner asks to sign in online", async () => {
+    const { email, password, name } = demo.accounts.receptionist;
+    await page.getByRole("button", { name: "Cortar internet" }).click();
+    await expectIndicator("server", /^Servidor local/);
+    await page.getByRole("button", { name: "Cerrar sesión" }).click();
+    await signInForm().waitFor();
+    await signIn(email, password);
+    await expect
+      .poll(() => header().textContent(), { timeout: 15_000 })
+      .toBe(`${name} · ${email} (sin conexión)`);
+
+    await page.getByRole("button", { name: "Restaurar internet" }).click();
+    const banner = page.getByTestId("online-sign-in-banner");
+    await banner.waitFor({ timeout: 20_000 });
+    expect(await banner.textContent()).toMatch(/^Vuelva a iniciar sesión para sincronizar con la nube/);
+    await screenshot("5-sesion-en-este-equipo");
+    await banner.getByRole("button", { name: "Iniciar sesión en línea" }).click();
+    await signIn(email, password);
+    await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);
+    await expectIndicator("cloud", /^Conectado a la nube/);
+  });
+
+  it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {
+    await page.getByRole("button", { name: "Cerrar sesión" }).click();
+    await signInForm().waitFor();
+    expect(await page.getByTestId("agenda").count()).toBe(0);
+    expect(await header().count()).toBe(0);
   });
 });

@@ -15,22 +15,89 @@ type Item = {
   checked_in_at: string | null;
 };
 
+type Session = {
+  signedIn: boolean;
+  user?: { id: string; email: string; name: string };
+  method?: "online" | "device";
+  expiresAt?: string | null;
+  needsOnlineSignIn?: boolean;
+};
+
 let demo: Demo;
 let branchId: string;
 let patientId: string;
 const today = todayInMexicoCity();
+/** How far the PC's session clock is ahead of real time (a long outage, without waiting it out). */
+let skewMs = 0;
 
 beforeAll(async () => {
-  demo = await startDemo({ port: 0 });
+  demo = await startDemo({ port: 0, now: () => new Date(Date.now() + skewMs) });
   branchId = demo.clinic.branches[0]?.id ?? "";
   patientId = demo.clinic.rows.patients?.find((p) => p.branch_id === branchId)?.id ?? "";
-  await waitFor("the router on the cloud", async () => {
-    const { body } = await call<ConnectionStatus>(demo, "get_connection_status");
-    return body.mode === "supabase" && body.tiers.cloud.health === "up";
-  });
 });
 
 afterAll(() => demo?.stop());
+
+const status = async () => (await call<ConnectionStatus>(demo, "get_connection_status")).body;
+const session = async () => (await call<Session>(demo, "get_session")).body;
+const signInAs = (who: "receptionist" | "doctor", password: string = demo.accounts[who].password) =>
+  call<Session & Failure>(demo, "sign_in", { email: demo.accounts[who].email, password });
+
+describe("signing in on the desktop", () => {
+  it("before anyone signs in, only the session and the connection icon answer, and the router stays below the cloud", async () => {
+    expect(await session()).toEqual({ signedIn: false });
+    const refused = await call<Failure>(demo, "get_appointments", { branch_id: branchId, date: today });
+    expect(refused).toMatchObject({
+      status: 403,
+      body: { code: "unauthorized", message: "Inicie sesión para continuar." },
+    });
+    expect((await call<Failure>(demo, "list_dead_letters")).status).toBe(403);
+    expect((await call<Failure>(demo, "trigger_sync")).status).toBe(403);
+    const connection = await call<ConnectionStatus>(demo, "get_connection_status");
+    expect(connection.status).toBe(200);
+    expect(connection.body.pinned).toBe("clinic");
+    expect(connection.body.mode).not.toBe("supabase");
+    await waitFor("the cloud answering its probes", async () => (await status()).tiers.cloud.health === "up");
+    expect(await status()).toMatchObject({
+      mode: "local",
+      reason: "the cloud is used only for a person signed in online",
+    });
+  });
+
+  it("a wrong password is refused in Spanish, and a malformed email is a 400 that echoes nothing", async () => {
+    const wrong = await signInAs("receptionist", "not-the-password");
+    expect(wrong).toMatchObject({
+      status: 403,
+      body: { code: "unauthorized", message: "Correo o contraseña incorrectos." },
+    });
+    const malformed = await call<Failure>(demo, "sign_in", { email: "recepcion-at-clinic", password: "x" });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.issues?.map((i) => i.path)).toEqual(["email"]);
+    expect(JSON.stringify(malformed.body)).not.toContain("recepcion-at-clinic");
+    expect(await session()).toEqual({ signedIn: false });
+  });
+
+  it("the receptionist signs in online: who and how are returned, and the PC goes to the cloud", async () => {
+    const { status: code, body } = await signInAs("receptionist");
+    expect(code).toBe(200);
+    expect(body).toMatchObject({
+      signedIn: true,
+      user: {
+        id: demo.clinic.receptionistId,
+        email: demo.accounts.receptionist.email,
+        name: demo.accounts.receptionist.name,
+      },
+      method: "online",
+      needsOnlineSignIn: false,
+    });
+    expect(Date.parse(body.expiresAt ?? "")).toBeGreaterThan(Date.now());
+    expect(await session()).toEqual(body);
+    await waitFor("the router on the cloud", async () => {
+      const now = await status();
+      return now.mode === "supabase" && now.tiers.cloud.health === "up" && now.pinned === null;
+    });
+  });
+});
 
 describe("desktop backend commands over the invoke transport (cloud tier, real local Supabase)", () => {
   it("get_connection_status reports the cloud with every tier's health", async () => {
@@ -281,6 +348,110 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(value('centrovision_router_time_in_tier_seconds{tier="device"}')).toBeGreaterThan(0);
     expect(value("centrovision_pending_changes")).toBe(0);
     expect(metrics).not.toMatch(/Citlali|DEADLETTER01/);
+  }, 120_000);
+});
+
+describe("sessions across outages: no pending write is ever dropped", () => {
+  type Created = { id: string };
+  const appointment = (reason: string) => ({
+    branch_id: branchId,
+    patient_id: patientId,
+    starts_at: `${today}T20:00:00-06:00`,
+    reason,
+    type: "follow_up",
+  });
+  const inCloud = async (id: string) =>
+    (await cloudRows(demo, (sql) => sql`select id from appointments where id = ${id}`)).length === 1;
+  const cutEverything = async () => {
+    await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
+    await waitFor("the offline tier", async () => (await status()).mode === "offline", 20_000);
+  };
+  const restoreEverything = async () => {
+    await Promise.all([demo.setInternet(true), demo.setClinicServer(true)]);
+    await waitFor("the cloud again", async () => (await status()).mode === "supabase", 30_000);
+  };
+
+  it("signed out in an outage, back in on this PC, then online: the outbox waits for the online sign-in and drains", async () => {
+    await cutEverything();
+    const offline = await call<Created>(demo, "create_appointment", appointment("Control (salida sin red)"));
+    expect(offline.status).toBe(200);
+    await waitFor("the write in the outbox", async () => (await status()).pendingChanges === 1);
+
+    // Sign-out needs no network: the local session is gone at once (supabase-js #2501 kept it).
+    expect(await call(demo, "sign_out")).toEqual({ status: 200, body: { signedIn: false } });
+    expect(await session()).toEqual({ signedIn: false });
+    expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(403);
+
+    // Without the cloud: the verifier of the earlier online sign-in, on this PC. A wrong password
+    // reads as online; an account that never signed in here cannot sign in offline.
+    expect((await signInAs("receptionist", "not-the-password")).body).toMatchObject({
+      code: "unauthorized",
+      message: "Correo o contraseña incorrectos.",
+    });
+    expect(await signInAs("doctor")).toMatchObject({
+      status: 503,
+      body: {
+        code: "unavailable",
+        message: "Sin conexión con la nube y este equipo no tiene una sesión reciente de esta cuenta.",
+      },
+    });
+    const onDevice = await signInAs("receptionist");
+    expect(onDevice.body).toMatchObject({
+      signedIn: true,
+      method: "device",
+      user: { id: demo.clinic.receptionistId, name: demo.accounts.receptionist.name },
+      needsOnlineSignIn: false,
+    });
+    expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(200);
+
+    // The internet is back: the device sign-in is asked to sign in online, and nothing reaches the
+    // cloud meanwhile (no session for it), nor is anything dropped.
+    await demo.setInternet(true);
+    await waitFor("the banner's condition", async () => (await session()).needsOnlineSignIn === true, 20_000);
+    expect((await status()).pendingChanges).toBe(1);
+    expect(await inCloud(offline.body.id)).toBe(false);
+
+    expect((await signInAs("receptionist")).body).toMatchObject({
+      method: "online",
+      needsOnlineSignIn: false,
+    });
+    await waitFor("the outbox drained to the cloud", async () => inCloud(offline.body.id), 20_000);
+    await restoreEverything();
+    await waitFor("nothing pending", async () => (await status()).pendingChanges === 0);
+  }, 120_000);
+
+  it("after a long outage the session is renewed, or, refused for good, asks to sign in again: the outbox keeps its writes", async () => {
+    await cutEverything();
+    const offline = await call<Created>(demo, "create_appointment", appointment("Control (apagón largo)"));
+    expect(offline.status).toBe(200);
+    await waitFor("the write in the outbox", async () => (await status()).pendingChanges === 1);
+
+    // Two hours pass: the access token expired during the outage. The person stays signed in,
+    // but the cloud is not used with an expired token.
+    skewMs = 2 * 3_600_000;
+    expect(await session()).toMatchObject({ signedIn: true, method: "online" });
+    await waitFor("the router held below the cloud", async () => (await status()).pinned === "clinic");
+    // Meanwhile the cloud ended the session (an administrator signed the person out everywhere).
+    await cloudRows(
+      demo,
+      (sql) => sql`delete from auth.sessions where user_id = ${demo.clinic.receptionistId} returning id`,
+    );
+    await demo.setInternet(true);
+    expect(await demo.session.refresh()).toBe(false);
+    expect(await session()).toEqual({ signedIn: false });
+    expect((await status()).pendingChanges).toBe(1);
+    expect(await inCloud(offline.body.id)).toBe(false);
+
+    skewMs = 0;
+    expect((await signInAs("receptionist")).body).toMatchObject({ signedIn: true, method: "online" });
+    await waitFor("the outbox drained to the cloud", async () => inCloud(offline.body.id), 20_000);
+    await restoreEverything();
+
+    // Renewed normally: a new access token, the same person, the cloud still in use.
+    const before = demo.session.accessToken();
+    expect(await demo.session.refresh()).toBe(true);
+    expect(demo.session.accessToken()).not.toBe(before);
+    expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(200);
   }, 120_000);
 });
 

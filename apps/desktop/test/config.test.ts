@@ -56,6 +56,24 @@ describe("config.toml", () => {
       keychain: "auto",
     });
     expect(config.router).toMatchObject({ holdDownMs: 20_000, rise: 3 });
+    expect(config.session).toEqual({ offline_days: 7, lockout_attempts: 5, lockout_minutes: 15 });
+  });
+
+  it("refuses the session-token keys of earlier versions, saying sign-in replaces them, with every other problem", async () => {
+    const path = await file(
+      `${GOOD.replace('anon_key = "anon"', 'anon_key = "anon"\naccess_token = "eyJhbGciOi"\naccess_token_file = "session.jwt"')}\n[session]\noffline_days = 45\n`,
+    );
+    const refused = failure(() => loadDesktopConfig(path));
+    expect(refused.code).toBe("invalid_config");
+    expect(refused.issues.map((i) => i.path).sort()).toEqual([
+      "session.offline_days",
+      "supabase.access_token",
+      "supabase.access_token_file",
+    ]);
+    expect(refused.issues.find((i) => i.path === "supabase.access_token")?.message).toMatch(
+      /no longer read: staff sign in in the app/,
+    );
+    expect(refused.message).not.toMatch(/eyJhbGciOi|session\.jwt/);
   });
 
   it("lists every problem with its path, without echoing values", async () => {

@@ -34,9 +34,19 @@ describe("npm run demo as a process", () => {
     }
     expect(ready).toBeDefined();
     const url = ready?.url ?? "";
-    expect(lines.join("\n")).toContain(`curl -X POST ${url}/demo/internet/off`);
+    const printed = lines.join("\n");
+    expect(printed).toContain(`curl -X POST ${url}/demo/internet/off`);
+    // The demo accounts, to sign in with: they are demo accounts, printed on purpose.
+    expect(printed).toMatch(/Recepción: +recepcion@centrovision\.mx +contraseña: recepcion-demo/);
+    expect(printed).toMatch(/Médica: +mariana\.robles@centrovision\.mx +contraseña: doctora-demo/);
     const status = await fetch(`${url}/invoke/get_connection_status`, { method: "POST" });
     expect(status.status).toBe(200);
+    const signIn = await fetch(`${url}/invoke/sign_in`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "recepcion@centrovision.mx", password: "recepcion-demo" }),
+    });
+    expect(await signIn.json()).toMatchObject({ signedIn: true, method: "online" });
     const html = await (await fetch(url)).text();
     expect(html).toContain('<div id="root">');
 

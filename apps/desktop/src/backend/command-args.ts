@@ -25,6 +25,17 @@ const requiredText = (what: string) =>
     .max(500, `${what}: demasiado largo`);
 
 export const commandArgs = {
+  get_session: z.object({}).strict(),
+  sign_in: z
+    .object({
+      email: z.email("correo electrónico inválido").max(320, "correo electrónico demasiado largo"),
+      password: z
+        .string("contraseña: es obligatoria")
+        .min(1, "contraseña: es obligatoria")
+        .max(1_000, "contraseña: demasiado larga"),
+    })
+    .strict(),
+  sign_out: z.object({}).strict(),
   get_connection_status: z.object({}).strict(),
   trigger_sync: z.object({}).strict(),
   list_branches: z.object({}).strict(),
@@ -109,6 +120,14 @@ export const commandArgs = {
 } as const;
 
 export type CommandName = keyof typeof commandArgs;
+
+/** What answers while nobody is signed in: the session itself and the connection icon (no patient data). */
+export const PUBLIC_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
+  "get_session",
+  "sign_in",
+  "sign_out",
+  "get_connection_status",
+]);
 export type CommandArgs<C extends CommandName> = z.output<(typeof commandArgs)[C]>;
 
 export function isCommandName(name: string): name is CommandName {

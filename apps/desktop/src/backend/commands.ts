@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { CvError, type FailoverRouter, type InputIssue, type Row, zodIssues } from "@centrovision/core";
+import {
+  type ConnectionStatus,
+  CvError,
+  type FailoverRouter,
+  type InputIssue,
+  type Row,
+  zodIssues,
+} from "@centrovision/core";
 import type {
   ConflictQuery,
   ConflictResolution,
@@ -7,8 +14,15 @@ import type {
   ResolveResult,
   SyncConflict,
 } from "@centrovision/sync-engine";
-import { type CommandArgs, type CommandName, commandArgs, isCommandName } from "./command-args.js";
+import {
+  type CommandArgs,
+  type CommandName,
+  commandArgs,
+  isCommandName,
+  PUBLIC_COMMANDS,
+} from "./command-args.js";
 import { dayRange } from "./day-range.js";
+import { authorOf, type PcSession, type SessionUser, type SignInMethod } from "./session.js";
 
 /**
  * Conflict review on the clinic server (a sync engine, or a `createPostgresPeer` with a
@@ -29,8 +43,42 @@ export type DeadLetterControl = Pick<OfflineTier, "deadLetters" | "retryDeadLett
 
 export interface CommandContext {
   router: FailoverRouter;
+  /** Who is signed in on this PC: every command but {@link PUBLIC_COMMANDS} needs someone. */
+  session: Pick<PcSession, "current" | "signIn" | "signOut">;
   sync?: SyncControl;
   offline?: DeadLetterControl;
+}
+
+/** What `get_session` and `sign_in` answer. */
+export type SessionView =
+  | { signedIn: false }
+  | {
+      signedIn: true;
+      user: SessionUser;
+      method: SignInMethod;
+      expiresAt: string | null;
+      /** Signed in on this PC while the cloud is back: sign in online to sync with it. */
+      needsOnlineSignIn: boolean;
+    };
+
+/**
+ * The router's status; while it is held below a cloud that answers only because nobody is signed
+ * in online, the reason says so (the router's own words would be "cloud stopped answering").
+ */
+function connectionStatus({ router, session }: CommandContext): ConnectionStatus {
+  const status = router.getStatus();
+  const state = session.current();
+  const held = status.pinned === "clinic" && !(state.signedIn && state.cloudUsable);
+  if (!held || status.tiers.cloud.health !== "up") return status;
+  return { ...status, reason: "the cloud is used only for a person signed in online" };
+}
+
+function sessionView({ session, router }: CommandContext): SessionView {
+  const state = session.current();
+  if (!state.signedIn) return { signedIn: false };
+  const { user, method, expiresAt } = state;
+  const cloudBack = router.getStatus().tiers.cloud.health === "up";
+  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn: method === "device" && cloudBack };
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */
@@ -61,11 +109,25 @@ async function branchOf(router: FailoverRouter, branchId: string): Promise<Row<"
 type Handlers = { [C in CommandName]: (ctx: CommandContext, args: CommandArgs<C>) => Promise<unknown> };
 
 const handlers: Handlers = {
-  get_connection_status: async ({ router }) => router.getStatus(),
+  get_session: async (ctx) => sessionView(ctx),
 
-  trigger_sync: async ({ router, sync }) => {
-    await sync?.syncNow?.();
-    return router.getStatus();
+  // A cloud the router found down is tried only briefly before this PC's verifier.
+  sign_in: async (ctx, { email, password }) => {
+    const cloudDown = ctx.router.getStatus().tiers.cloud.health === "down";
+    await ctx.session.signIn(email, password, { cloudDown });
+    return sessionView(ctx);
+  },
+
+  sign_out: async ({ session }) => {
+    await session.signOut();
+    return { signedIn: false };
+  },
+
+  get_connection_status: async (ctx) => connectionStatus(ctx),
+
+  trigger_sync: async (ctx) => {
+    await ctx.sync?.syncNow?.();
+    return connectionStatus(ctx);
   },
 
   list_branches: async ({ router }) =>
@@ -145,10 +207,11 @@ const handlers: Handlers = {
     return sync.listConflicts({ status });
   },
 
-  resolve_conflict: async ({ sync }, { conflict_id, keep, merged }) => {
+  resolve_conflict: async ({ sync, session }, { conflict_id, keep, merged }) => {
     if (sync === undefined) throw noSync();
     const resolution: ConflictResolution = keep !== undefined ? { keep } : { merged: merged ?? {} };
-    return sync.resolveConflict(conflict_id, resolution, { resolvedBy: "desktop" });
+    const resolvedBy = `${authorOf(session.current()) ?? "unknown"} on desktop`;
+    return sync.resolveConflict(conflict_id, resolution, { resolvedBy });
   },
 
   list_dead_letters: async ({ offline }) => (offline === undefined ? [] : offline.deadLetters()),
@@ -212,6 +275,9 @@ export async function runCommand(ctx: CommandContext, command: string, rawArgs: 
     throw new CvError("not_found", `Comando desconocido: ${command.slice(0, 60)}.`, {
       issues: [{ path: "command", message: "comando desconocido" }],
     });
+  }
+  if (!PUBLIC_COMMANDS.has(command) && !ctx.session.current().signedIn) {
+    throw new CvError("unauthorized", "Inicie sesión para continuar.");
   }
   const parsed = commandArgs[command].safeParse(rawArgs ?? {});
   if (!parsed.success) {

@@ -3,6 +3,7 @@ import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource, loadSqliteKey } from "@centrovision/adapter-sqlite";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import {
+  type ConnectionStatus,
   CvError,
   createFailoverRouter,
   type DataSource,
@@ -17,21 +18,36 @@ import {
   createOfflineTier,
   createPcRouterHooks,
   type OfflineTier,
+  type SupabaseRpcClient,
 } from "@centrovision/sync-engine";
 import { createClient } from "@supabase/supabase-js";
+import {
+  combineLatest,
+  distinctUntilChanged,
+  exhaustMap,
+  filter,
+  map,
+  merge,
+  type Observable,
+  shareReplay,
+  timer,
+} from "rxjs";
 import WebSocket from "ws";
-import { type DesktopConfig, readAccessToken } from "../config.js";
+import type { DesktopConfig } from "../config.js";
+import { createPcSession, type PcSession } from "./session.js";
 
 /**
- * The PC's data stack, assembled in this one file: the failover router over the cloud
- * (supabase-js with the user's session), the clinic server (the PC's `centrovision_app` login)
- * and the offline tier (the encrypted SQLite file with its durable outbox), plus the PC's router
- * hooks (carry recent cloud writes onto the clinic server at failover; fail back only when the
- * clinic server and the outbox have nothing left for the cloud).
+ * The PC's data stack, assembled in this one file: the person's session (supabase-js auth, kept
+ * encrypted next to the database), the failover router over the cloud (the session's current
+ * access token), the clinic server (the PC's `centrovision_app` login) and the offline tier (the
+ * encrypted SQLite file with its durable outbox), plus the PC's router hooks (carry recent cloud
+ * writes onto the clinic server at failover; fail back only when the clinic server and the outbox
+ * have nothing left for the cloud).
  */
 export interface PcStack {
   readonly router: FailoverRouter;
   readonly offline: OfflineTier;
+  readonly session: PcSession;
   close(): Promise<void>;
 }
 
@@ -45,6 +61,8 @@ export interface PcStackOptions {
   drainIntervalMs?: number;
   /** Receives operational failures (codes and messages, never rows). Default: stderr. */
   onError?: (what: string, error: CvError) => void;
+  /** The session's clock (tests move it to skip an outage's hours). */
+  now?: () => Date;
 }
 
 /**
@@ -84,28 +102,45 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
   const onError =
     options.onError ??
     ((what: string, error: CvError) => console.error(`[desktop] ${what}: ${error.code}: ${error.message}`));
-  const token = readAccessToken(config);
+  const { key } = await loadSqliteKey({ keyFile: config.sqlite.key_file, keychain: config.sqlite.keychain });
+  const session = await createPcSession({
+    url: config.supabase.url,
+    anonKey: config.supabase.anon_key,
+    sqlitePath: config.sqlite.path,
+    sqliteKey: key,
+    offlineDays: config.session.offline_days,
+    lockoutAttempts: config.session.lockout_attempts,
+    lockoutMinutes: config.session.lockout_minutes,
+    ...(options.now !== undefined && { now: options.now }),
+    onError,
+  });
+  // Both read the session's current token on every request: a renewal needs no rebuild.
   const cloud = createSupabaseSource({
     id: "cloud",
     url: config.supabase.url,
     key: config.supabase.anon_key,
-    ...(token !== undefined && { accessToken: token }),
+    accessToken: () => session.accessToken(),
   });
+  // Built on first use (the first drain, with someone signed in online): supabase-js asks for a
+  // token as it is built, and there is none to give before a sign-in.
+  let cloudRpc: SupabaseRpcClient | undefined;
+  const rpcClient = (): SupabaseRpcClient => {
+    cloudRpc ??= createClient(config.supabase.url, config.supabase.anon_key, {
+      // Node 20 has no global WebSocket; supabase-js refuses to build a client without one.
+      realtime: { transport: WebSocket as never },
+      accessToken: async () => session.accessToken(),
+    }) as unknown as SupabaseRpcClient;
+    return cloudRpc;
+  };
   const cloudApplier = createClientApplier({
     supabase: {
       url: config.supabase.url,
       timeoutMs: 3_000,
-      client: createClient(config.supabase.url, config.supabase.anon_key, {
-        // Node 20 has no global WebSocket; supabase-js refuses to build a client without one.
-        realtime: { transport: WebSocket as never },
-        auth: { persistSession: false, autoRefreshToken: false },
-        ...(token !== undefined && { accessToken: async () => token }),
-      }),
+      client: { rpc: (fn, args) => rpcClient().rpc(fn, args) },
     },
     label: "cloud",
   });
   const clinic = clinicServer(config);
-  const { key } = await loadSqliteKey({ keyFile: config.sqlite.key_file, keychain: config.sqlite.keychain });
   const sqlite = await createSqliteSource({ id: "device", path: config.sqlite.path, key });
   const offline = createOfflineTier({ store: sqlite, scope: { branchId: config.branch_id }, id: "device" });
   const hooks: RouterHooks =
@@ -119,41 +154,75 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     hooks,
   });
 
+  // The cloud serves only a person signed in online with a good access token. Otherwise (nobody
+  // signed in, a device sign-in, a token expired in an outage and not renewed yet) the router stays
+  // below it and the outbox does not drain there: writes wait, none is refused as unauthorized.
+  // Re-read on every status too, because a token expires with time alone.
+  const cloudUsable$ = merge(session.state$, router.status$).pipe(
+    map(() => {
+      const state = session.current();
+      return state.signedIn && state.cloudUsable;
+    }),
+    distinctUntilChanged(),
+    shareReplay({ bufferSize: 1, refCount: true }),
+  );
+  const gate = cloudUsable$.subscribe((usable) => (usable ? router.unpin() : router.pin("clinic")));
+
   const asCv = (error: unknown) =>
     error instanceof CvError
       ? error
       : new CvError("unknown", "[desktop] unexpected failure", { cause: error });
   const draining = offline.autoDrain(
-    router.status$,
+    drainStatus(router.status$, cloudUsable$),
     { cloud: cloudApplier, ...(clinic.applier !== undefined && { clinic: clinic.applier }) },
     {
       intervalMs: options.drainIntervalMs ?? 2_000,
       onError: (error) => onError("draining the outbox", error),
     },
   );
-  // The offline copy is refreshed through the router while it works on a server, one run at a time.
-  let refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  let closed = false;
-  const refreshLoop = async () => {
-    if (closed) return;
-    if (router.getStatus().mode !== "offline") {
-      await offline
-        .refresh(router)
-        .catch((error: unknown) => onError("refreshing the offline copy", asCv(error)));
-    }
-    if (!closed) refreshTimer = setTimeout(() => void refreshLoop(), options.cacheRefreshMs ?? 60_000);
-  };
-  void refreshLoop();
+  // The offline copy is refreshed through the router while it works on a server, one run at a
+  // time: every `cacheRefreshMs`, and as soon as someone signs in (nobody signed in: no refresh,
+  // the clinic login alone proves no person).
+  const signedIn$ = session.state$.pipe(
+    map((state) => state.signedIn),
+    distinctUntilChanged(),
+    filter(Boolean),
+  );
+  const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), signedIn$)
+    .pipe(
+      exhaustMap(async () => {
+        if (router.getStatus().mode === "offline" || !session.current().signedIn) return;
+        await offline
+          .refresh(router)
+          .catch((error: unknown) => onError("refreshing the offline copy", asCv(error)));
+      }),
+    )
+    .subscribe();
 
   return {
     router,
     offline,
+    session,
     async close() {
-      closed = true;
-      clearTimeout(refreshTimer);
+      refreshing.unsubscribe();
       draining.unsubscribe();
+      gate.unsubscribe();
       await router.close();
-      await Promise.all([cloudApplier.close(), clinic.applier?.close()]);
+      await Promise.all([cloudApplier.close(), clinic.applier?.close(), session.close()]);
     },
   };
+}
+
+/** The router's status as the outbox drain sees it: the cloud counts only while it may be used. */
+function drainStatus(
+  status$: Observable<ConnectionStatus>,
+  cloudUsable$: Observable<boolean>,
+): Observable<ConnectionStatus> {
+  return combineLatest([status$, cloudUsable$]).pipe(
+    map(([status, usable]) =>
+      usable
+        ? status
+        : { ...status, tiers: { ...status.tiers, cloud: { ...status.tiers.cloud, available: false } } },
+    ),
+  );
 }

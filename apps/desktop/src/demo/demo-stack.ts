@@ -15,10 +15,11 @@ import {
 } from "@centrovision/testkit";
 import postgres from "postgres";
 import { type BackendServer, startBackendServer } from "../backend/server.js";
+import type { PcSession } from "../backend/session.js";
 import { createPcStack } from "../backend/stack.js";
 import { loadDesktopConfig } from "../config.js";
 import { startDaemonProcess } from "./daemon-process.js";
-import { buildDemoClinic, type DemoClinic, seedDemoClinic } from "./seed.js";
+import { buildDemoClinic, type DemoClinic, SIGNING_STAFF, seedDemoClinic } from "./seed.js";
 
 /**
  * Router timings for the demo and the e2e tests: the icon should move within a couple of seconds
@@ -39,12 +40,23 @@ export const DEMO_ROUTER: RouterConfigInput = {
   callTimeoutMs: 4_000,
 };
 
+/**
+ * The demo's two accounts, made in the cloud's Supabase Auth with profiles, roles and both
+ * branches. Their passwords are printed when the demo is ready: they are demo accounts.
+ */
+export const DEMO_ACCOUNTS = {
+  receptionist: { ...SIGNING_STAFF.receptionist, password: "recepcion-demo" },
+  doctor: { ...SIGNING_STAFF.doctor, password: "doctora-demo" },
+} as const;
+
 export interface DemoOptions {
   /** Port of the desktop backend + UI; 0 picks a free one. */
   port?: number;
   /** Folder of the built UI. */
   uiDir?: string;
   log?: (line: string) => void;
+  /** The desktop session's clock (tests move it forward to stand for a long outage). */
+  now?: () => Date;
 }
 
 export interface Demo {
@@ -54,6 +66,9 @@ export interface Demo {
   readonly cloudDbUrl: string;
   /** The desktop backend's router, for benchmarks that bypass the transport. */
   readonly router: FailoverRouter;
+  /** The desktop backend's session (tests renew it by hand instead of waiting for auth-js's 30 s tick). */
+  readonly session: PcSession;
+  readonly accounts: typeof DEMO_ACCOUNTS;
   /** The sync daemon's `/healthz`, `/readyz`, `/status` and `/metrics`. */
   readonly daemonStatusUrl: string;
   setInternet(on: boolean): Promise<void>;
@@ -125,7 +140,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       );
     });
 
-    const clinic = buildDemoClinic();
+    const [receptionist, doctor] = await Promise.all([
+      cloud.createUser(DEMO_ACCOUNTS.receptionist),
+      cloud.createUser(DEMO_ACCOUNTS.doctor),
+    ]);
+    const clinic = buildDemoClinic(undefined, { receptionist: receptionist.id, doctor: doctor.id });
     await onDatabase(cloud.dbUrl, (sql) => seedDemoClinic(sql, clinic));
 
     const cloudUrl = new URL(cloud.url);
@@ -157,18 +176,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     });
     cleanups.push(() => conflicts.close());
 
-    const token = await cloud.mintUserToken(
-      clinic.receptionistId,
-      { email: "recepcion@centrovision.mx" },
-      { expiresIn: 7 * 86_400 },
-    );
     const secret = async (name: string, content: string) => {
       const path = join(dir, name);
       await writeFile(path, content, { mode: 0o600 });
       await chmod(path, 0o600);
       return path;
     };
-    await secret("session.jwt", token);
     await secret("clinic-db-password", APP_LOGIN.password);
     const configFile = await secret(
       "config.toml",
@@ -177,7 +190,6 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         "[supabase]",
         `url = "${cloudViaInternet}"`,
         `anon_key = "${cloud.anonKey}"`,
-        `access_token_file = "session.jwt"`,
         "[local_server]",
         `url = "postgres://127.0.0.1:${lan.port}/centrovision"`,
         `user = "${APP_LOGIN.user}"`,
@@ -194,6 +206,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       router: DEMO_ROUTER,
       cacheRefreshMs: 2_000,
       drainIntervalMs: 500,
+      ...(options.now !== undefined && { now: options.now }),
     });
     cleanups.push(() => stack.close());
     let clinicUp = true;
@@ -222,7 +235,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       return { [what]: on };
     };
     const server: BackendServer = await startBackendServer({
-      context: { router: stack.router, sync: conflicts, offline: stack.offline },
+      context: { router: stack.router, session: stack.session, sync: conflicts, offline: stack.offline },
       port: options.port ?? 0,
       ...(options.uiDir !== undefined && { uiDir: options.uiDir }),
       routes: {
@@ -243,6 +256,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       clinic,
       cloudDbUrl: cloud.dbUrl,
       router: stack.router,
+      session: stack.session,
+      accounts: DEMO_ACCOUNTS,
       daemonStatusUrl: daemon.statusUrl,
       ...controls,
       stop,

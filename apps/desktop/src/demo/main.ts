@@ -35,12 +35,16 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   const u = demo.url;
+  const { receptionist, doctor } = demo.accounts;
   console.log(
     [
       "",
       "CentroVision Continuity — demo en marcha",
       "",
       `  Abra la aplicación:   ${u}`,
+      "  Inicie sesión con una cuenta de demostración:",
+      `    Recepción:          ${receptionist.email}  contraseña: ${receptionist.password}`,
+      `    Médica:             ${doctor.email}  contraseña: ${doctor.password}`,
       `  Sucursales:           ${demo.clinic.branches.map((b) => b.name).join(", ")}`,
       `  Daemon de sincronización (estado JSON): ${demo.daemonStatusUrl}/status`,
       "",

@@ -5,8 +5,10 @@ import type postgres from "postgres";
 /** The demo clinic: two branches in Mexico City, their rooms and staff, patients, a week of appointments. */
 export interface DemoClinic {
   readonly branches: readonly { id: string; name: string }[];
-  /** The reception user whose session the desktop uses (member of both branches). */
+  /** The reception user (member of both branches, role `reception`). */
   readonly receptionistId: string;
+  /** The first doctor (member of both branches, role `doctor`). */
+  readonly doctorId: string;
   readonly rows: { readonly [T in TableName]?: NewRow<T>[] };
 }
 
@@ -64,6 +66,12 @@ const REASONS = [
 ];
 const TYPES = ["follow_up", "follow_up", "first_visit", "study", "post_op", "follow_up"] as const;
 
+/** The two members of staff who sign in to the demo (the demo gives them Supabase Auth accounts). */
+export const SIGNING_STAFF = {
+  receptionist: { name: "Paola Mendoza (Recepción)", email: "recepcion@centrovision.mx" },
+  doctor: { name: "Dra. Mariana Robles Treviño", email: "mariana.robles@centrovision.mx" },
+} as const;
+
 /** A deterministic pick, so every demo run shows the same clinic. */
 const pick = <T>(list: readonly T[], i: number): T => list[i % list.length] as T;
 
@@ -78,7 +86,14 @@ function addDays(date: string, days: number): string {
   return d.toISOString().slice(0, 10);
 }
 
-export function buildDemoClinic(today = todayInMexicoCity()): DemoClinic {
+/**
+ * `staffIds` gives the receptionist and the first doctor the ids of their Supabase Auth users, so
+ * `auth.uid()` is their profile's id, as on a real project.
+ */
+export function buildDemoClinic(
+  today = todayInMexicoCity(),
+  staffIds: { receptionist?: string; doctor?: string } = {},
+): DemoClinic {
   const branches: NewRow<"branches">[] = [
     {
       id: randomUUID(),
@@ -97,9 +112,9 @@ export function buildDemoClinic(today = todayInMexicoCity()): DemoClinic {
   ];
   const doctors: NewRow<"profiles">[] = [
     {
-      id: randomUUID(),
-      full_name: "Dra. Mariana Robles Treviño",
-      email: "mariana.robles@centrovision.mx",
+      id: staffIds.doctor ?? randomUUID(),
+      full_name: SIGNING_STAFF.doctor.name,
+      email: SIGNING_STAFF.doctor.email,
       professional_license: "7845123",
     },
     {
@@ -116,9 +131,9 @@ export function buildDemoClinic(today = todayInMexicoCity()): DemoClinic {
     },
   ];
   const receptionist: NewRow<"profiles"> = {
-    id: randomUUID(),
-    full_name: "Paola Mendoza (Recepción)",
-    email: "recepcion@centrovision.mx",
+    id: staffIds.receptionist ?? randomUUID(),
+    full_name: SIGNING_STAFF.receptionist.name,
+    email: SIGNING_STAFF.receptionist.email,
     professional_license: null,
   };
   const rooms: NewRow<"rooms">[] = branches.flatMap((b) => [
@@ -175,6 +190,7 @@ export function buildDemoClinic(today = todayInMexicoCity()): DemoClinic {
   return {
     branches: branches.map((b) => ({ id: b.id, name: b.name })),
     receptionistId: receptionist.id,
+    doctorId: doctors[0]?.id as string,
     rows: { branches, rooms, profiles: staff, user_roles, user_branches, patients, appointments },
   };
 }

@@ -6,11 +6,62 @@ import { ConflictsView } from "./conflicts-view.js";
 import { DevPanel } from "./dev-panel.js";
 import { errorText, invoke } from "./invoke.js";
 import { PatientSearch } from "./patient-search.js";
-import { type Branch, type Patient, todayIn } from "./types.js";
+import { SignIn } from "./sign-in.js";
+import { type Branch, type Patient, type Session, type SignedIn, todayIn } from "./types.js";
 
 type View = "agenda" | "conflictos";
 
+/**
+ * The sign-in screen until someone is signed in, then the workspace. The session is re-read every
+ * few seconds: it can end without this screen doing anything (the cloud refused to renew it, an
+ * offline sign-in ran out), and the cloud can come back after an offline sign-in.
+ */
 export function App() {
+  const [session, setSession] = useState<Session | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const read = useCallback(async () => {
+    try {
+      setSession(await invoke<Session>("get_session"));
+      setError(null);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  }, []);
+  useEffect(() => {
+    void read();
+    const timer = setInterval(() => void read(), 3_000);
+    return () => clearInterval(timer);
+  }, [read]);
+
+  const signOut = async () => {
+    try {
+      setSession(await invoke<Session>("sign_out"));
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  return (
+    <div className="app">
+      {error !== null && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      {session?.signedIn === false && <SignIn onSignedIn={setSession} />}
+      {session?.signedIn === true && <Workspace session={session} onSignOut={() => void signOut()} />}
+      <DevPanel />
+    </div>
+  );
+}
+
+interface WorkspaceProps {
+  session: SignedIn;
+  onSignOut: () => void;
+}
+
+function Workspace({ session, onSignOut }: WorkspaceProps) {
   const [branches, setBranches] = useState<Branch[]>([]);
   const [branchId, setBranchId] = useState<string>("");
   const [date, setDate] = useState<string>(todayIn("America/Mexico_City"));
@@ -31,9 +82,10 @@ export function App() {
 
   const branch = branches.find((b) => b.id === branchId) ?? null;
   const refreshAgenda = useCallback(() => setAgendaVersion((n) => n + 1), []);
+  const { user, method } = session;
 
   return (
-    <div className="app">
+    <>
       <header className="header">
         <h1>CentroVision</h1>
         <label>
@@ -61,7 +113,24 @@ export function App() {
         <div className="indicator" data-testid="sync-indicator">
           <SyncIndicator />
         </div>
+        <div className="session">
+          <span data-testid="session-user">
+            {user.name} · {user.email}
+            {method === "device" && <em> (sin conexión)</em>}
+          </span>
+          <button type="button" onClick={onSignOut}>
+            Cerrar sesión
+          </button>
+        </div>
       </header>
+      {session.needsOnlineSignIn && (
+        <div className="banner" role="status" data-testid="online-sign-in-banner">
+          Vuelva a iniciar sesión para sincronizar con la nube{" "}
+          <button type="button" onClick={onSignOut}>
+            Iniciar sesión en línea
+          </button>
+        </div>
+      )}
       {error !== null && (
         <p role="alert" className="error">
           {error}
@@ -79,7 +148,6 @@ export function App() {
         </main>
       )}
       {view === "conflictos" && <ConflictsView />}
-      <DevPanel />
-    </div>
+    </>
   );
 }

@@ -46,3 +46,16 @@ export function offsetOn(date: string, timeZone: string): string {
   const offset = name?.replace("GMT", "") ?? "";
   return offset === "" ? "+00:00" : offset;
 }
+
+/** `get_session`'s answer (the backend's `SessionView`). */
+export type Session =
+  | { signedIn: false }
+  | {
+      signedIn: true;
+      user: { id: string; email: string; name: string };
+      method: "online" | "device";
+      expiresAt: string | null;
+      needsOnlineSignIn: boolean;
+    };
+
+export type SignedIn = Extract<Session, { signedIn: true }>;
