@@ -34,6 +34,7 @@ import {
 } from "rxjs";
 import WebSocket from "ws";
 import type { DesktopConfig } from "../config.js";
+import { gateCloud } from "./cloud-gate.js";
 import { createPcSession, type PcSession } from "./session.js";
 
 /**
@@ -166,7 +167,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     distinctUntilChanged(),
     shareReplay({ bufferSize: 1, refCount: true }),
   );
-  const gate = cloudUsable$.subscribe((usable) => (usable ? router.unpin() : router.pin("clinic")));
+  const gate = gateCloud(router, cloudUsable$);
 
   const asCv = (error: unknown) =>
     error instanceof CvError
