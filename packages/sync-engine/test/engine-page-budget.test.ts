@@ -25,6 +25,19 @@ describe("PageSizer", () => {
   });
 });
 
+/**
+ * Every row written to patients on `sql`'s database takes 2 ms, and `role`'s statements there are
+ * cancelled after 400 ms: a write of 200 rows or more can never fit. Both go with the database.
+ */
+async function slowDown(sql: SyncPair["cloud"]["sql"], role: string, database: string): Promise<void> {
+  await sql.unsafe(`
+    create function public.test_slow_row() returns trigger language plpgsql set search_path = '' as
+      $$ begin perform pg_catalog.pg_sleep(0.002); return new; end $$;
+    create trigger test_slow_row before insert on public.patients
+      for each row execute function public.test_slow_row();
+    alter role ${role} in database "${database}" set statement_timeout = '400ms';`);
+}
+
 describe("a cloud that cancels slow statements (statement_timeout)", () => {
   let pair: SyncPair;
   let branchId: string;
@@ -35,15 +48,7 @@ describe("a cloud that cancels slow statements (statement_timeout)", () => {
     branchId = base.branches.id;
     await insertConsultation(pair.cloud.sql, base);
     await pair.engine().syncNow();
-    // Every row written to the cloud's patients takes 2 ms, and the service key's statements
-    // are cancelled after 400 ms: an apply of 200 rows or more can never fit.
-    const database = new URL(pair.cloud.supabase.dbUrl).pathname.slice(1);
-    await pair.cloud.sql.unsafe(`
-      create function public.test_slow_row() returns trigger language plpgsql set search_path = '' as
-        $$ begin perform pg_catalog.pg_sleep(0.002); return new; end $$;
-      create trigger test_slow_row before insert on public.patients
-        for each row execute function public.test_slow_row();
-      alter role service_role in database "${database}" set statement_timeout = '400ms';`);
+    await slowDown(pair.cloud.sql, "service_role", new URL(pair.cloud.supabase.dbUrl).pathname.slice(1));
     await pair.cloud.supabase.reloadSchema();
   });
 
@@ -77,21 +82,10 @@ describe("a clinic server that cancels slow statements during the initial copy",
       for (let i = 0; i < 600; i++)
         await tx`insert into patients ${tx(patient(base.branches.id, `Copia ${i}`))}`;
     });
-    const login = new URL(pair.clinic.url).username;
-    await pair.clinic.sql.unsafe(`
-      create function public.test_slow_row() returns trigger language plpgsql set search_path = '' as
-        $$ begin perform pg_catalog.pg_sleep(0.002); return new; end $$;
-      create trigger test_slow_row before insert on public.patients
-        for each row execute function public.test_slow_row();
-      alter role ${login} in database "${pair.clinic.database}" set statement_timeout = '400ms';`);
+    await slowDown(pair.clinic.sql, new URL(pair.clinic.url).username, pair.clinic.database);
   });
 
-  afterAll(async () => {
-    await pair.clinic.sql.unsafe(
-      `alter role ${new URL(pair.clinic.url).username} in database "${pair.clinic.database}" reset statement_timeout`,
-    );
-    await pair.close();
-  });
+  afterAll(() => pair.close());
 
   it("copies in pages that fit, shrinking after each cancelled one, and converges", async () => {
     const engine = pair.engine({ snapshotPageSize: 2_000, pageBudgetMs: 300 });
