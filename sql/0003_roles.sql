@@ -1,29 +1,45 @@
--- 0003 Least-privilege roles. Login users are created by the deployment and granted one of these
--- group roles; nothing logs in as them directly (NOLOGIN).
+-- 0003 Roles, and who the person is.
 --
---   centrovision_app   what the desktop app needs: read and write EHR rows, nothing else.
---   centrovision_sync  what the sync daemon needs: the same rows; the sync migration grants it
---                      the change log, cursors and its functions.
+-- Group roles (NOLOGIN; login users are created by the deployment and granted one of them):
+--   centrovision_app   a clinic PC's login on the clinic server. By itself it reads and writes no
+--                      EHR row: it may only sign in (0011) and ask the router's two questions
+--                      (0010). To work it sets role `authenticated` together with a verified
+--                      clinic session, and then the same row-level policies as the cloud decide
+--                      (0004). NOINHERIT, so a PC login never holds `authenticated`'s grants
+--                      without naming the role.
+--   centrovision_sync  what the sync daemon needs: its functions (0005–0008) run as their owner.
 --
--- Neither role gets TRUNCATE, REFERENCES or TRIGGER, any DDL, or tables added later by default:
--- a stolen app password can corrupt rows one statement at a time but cannot drop or empty a table.
+-- Who the person is. On Supabase, `auth.uid()` comes from the request's JWT, verified by the API
+-- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
+-- and `jwt()` return the claims of the **clinic session** in the connection's setting
+-- `centrovision.session` — after verifying it, on every call, inside PostgreSQL:
+--   * a clinic session is an HS256 JWT signed with this clinic's own key (cv_auth.signing_key,
+--     readable by the owner alone). The cloud mints one for a person signed in online (0011,
+--     `cv_clinic_session`, with the key the daemon registered there); the clinic server mints one
+--     itself for an offline sign-in against a verifier left by an earlier online sign-in (0011);
+--   * the signature, `aud`, `kid`, expiry (bounded: at most a day ahead of this server's clock),
+--     the user's disabled flag and the session's sign-out are checked; anything wrong raises CV010
+--     (never a silent "nobody"), a missing setting means nobody, and nobody sees no row.
+-- HMAC-SHA-256 is computed from the built-in sha256() with the key's two pads stored beside it
+-- (RFC 2104), so neither tier needs an extension for it. Nothing on the clinic server can mint a
+-- cloud identity: the cloud's tokens are ES256 and its signing key never leaves it.
 --
 -- Roles are cluster-wide while migrations run per database, so creating them must succeed when
 -- another database (or a concurrent test) already created them: no IF NOT EXISTS exists for roles,
 -- and a check-then-create races, hence the exception handlers.
 
 DO $roles$
+DECLARE
+  v_role text;
 BEGIN
-  BEGIN
-    CREATE ROLE centrovision_app NOLOGIN;
-  EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-  END;
-  BEGIN
-    CREATE ROLE centrovision_sync NOLOGIN;
-  EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-  END;
+  FOREACH v_role IN ARRAY ARRAY['centrovision_app', 'centrovision_sync'] LOOP
+    BEGIN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
+  END LOOP;
+  ALTER ROLE centrovision_app NOINHERIT;
 END
 $roles$;
 
@@ -44,4 +60,171 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
   public.encounters,
   public.exam_eye,
   public.diagnoses
-TO centrovision_app, centrovision_sync;
+TO centrovision_sync;
+
+-- Session tokens on both tiers: HMAC from stored pads, base64url.
+CREATE SCHEMA cv_auth;
+REVOKE ALL ON SCHEMA cv_auth FROM PUBLIC;
+
+CREATE FUNCTION cv_auth.hmac_pads(p_key bytea, OUT inner_pad bytea, OUT outer_pad bytea)
+  LANGUAGE plpgsql IMMUTABLE STRICT
+  SET search_path = ''
+AS $$
+DECLARE
+  v_block bytea := p_key || decode(repeat('00', 64 - length(p_key)), 'hex');
+BEGIN
+  IF length(p_key) NOT BETWEEN 32 AND 64 THEN
+    RAISE EXCEPTION 'a clinic key has 32 to 64 bytes, not %', length(p_key) USING ERRCODE = 'CV005';
+  END IF;
+  inner_pad := v_block;
+  outer_pad := v_block;
+  FOR i IN 0..63 LOOP
+    inner_pad := set_byte(inner_pad, i, get_byte(v_block, i) # 54);
+    outer_pad := set_byte(outer_pad, i, get_byte(v_block, i) # 92);
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION cv_auth.b64url(p_data bytea) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT
+  SET search_path = ''
+  RETURN rtrim(translate(encode(p_data, 'base64'), E'+/\n', '-_'), '=');
+
+CREATE FUNCTION cv_auth.b64url_decode(p_text text) RETURNS bytea
+  LANGUAGE sql IMMUTABLE STRICT
+  SET search_path = ''
+  RETURN decode(translate(p_text, '-_', '+/') || repeat('=', (4 - length(p_text) % 4) % 4), 'base64');
+
+-- A signed HS256 JWT of p_claims: header {alg, typ, kid}.
+CREATE FUNCTION cv_auth.sign(p_claims jsonb, p_key_id uuid, p_inner bytea, p_outer bytea) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE STRICT
+  SET search_path = ''
+AS $$
+DECLARE
+  v_signed text := cv_auth.b64url(convert_to(
+      jsonb_build_object('alg', 'HS256', 'typ', 'JWT', 'kid', p_key_id)::text, 'UTF8'))
+    || '.' || cv_auth.b64url(convert_to(p_claims::text, 'UTF8'));
+BEGIN
+  RETURN v_signed || '.' || cv_auth.b64url(sha256(p_outer || sha256(p_inner || convert_to(v_signed, 'UTF8'))));
+END
+$$;
+
+REVOKE ALL ON FUNCTION cv_auth.hmac_pads(bytea), cv_auth.b64url(bytea), cv_auth.b64url_decode(text),
+  cv_auth.sign(jsonb, uuid, bytea, bytea) FROM PUBLIC;
+
+-- The clinic server's side: its key, the people the cloud disabled, sessions signed out here, and
+-- schema auth. Supabase has its own schema auth (a database that has it is the cloud).
+DO $clinic$
+BEGIN
+  IF to_regnamespace('auth') IS NOT NULL THEN
+    RETURN;
+  END IF;
+
+  BEGIN
+    CREATE ROLE authenticated NOLOGIN;
+  EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+  END;
+  GRANT authenticated TO centrovision_app;
+
+  -- One key per clinic server, made here from the server's strong random source (gen_random_uuid).
+  CREATE TABLE cv_auth.signing_key (
+    singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT signing_key_singleton CHECK (singleton),
+    key_id uuid NOT NULL DEFAULT gen_random_uuid(),
+    key bytea NOT NULL,
+    inner_pad bytea NOT NULL,
+    outer_pad bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  INSERT INTO cv_auth.signing_key (key, inner_pad, outer_pad)
+  SELECT k.key, p.inner_pad, p.outer_pad
+  FROM (SELECT sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())
+      || uuid_send(gen_random_uuid())) AS key) k
+  CROSS JOIN LATERAL cv_auth.hmac_pads(k.key) p;
+
+  -- Filled by the sync daemon from the cloud (banned users) on every cycle.
+  CREATE TABLE cv_auth.disabled_users (
+    user_id uuid PRIMARY KEY,
+    seen_at timestamptz NOT NULL DEFAULT now()
+  );
+
+  -- Sessions signed out here, kept until they would have expired anyway.
+  CREATE TABLE cv_auth.ended_sessions (
+    sid uuid PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+  );
+
+  CREATE SCHEMA auth;
+
+  -- The verified claims of this connection's clinic session; NULL when none is set.
+  CREATE FUNCTION cv_auth.claims() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ''
+  AS $fn$
+  DECLARE
+    v_token text := current_setting('centrovision.session', true);
+    v_parts text[];
+    v_header jsonb;
+    v_claims jsonb;
+    v_key cv_auth.signing_key;
+    v_exp double precision;
+  BEGIN
+    IF v_token IS NULL OR v_token = '' THEN
+      RETURN NULL;
+    END IF;
+    v_parts := string_to_array(v_token, '.');
+    BEGIN
+      v_header := convert_from(cv_auth.b64url_decode(v_parts[1]), 'UTF8')::jsonb;
+      v_claims := convert_from(cv_auth.b64url_decode(v_parts[2]), 'UTF8')::jsonb;
+      v_exp := (v_claims ->> 'exp')::double precision;
+    EXCEPTION WHEN OTHERS THEN
+      v_exp := NULL;
+    END;
+    SELECT * INTO v_key FROM cv_auth.signing_key;
+    IF NOT coalesce(cardinality(v_parts) = 3 AND v_exp IS NOT NULL
+      AND v_header ->> 'alg' = 'HS256' AND v_header ->> 'kid' = v_key.key_id::text
+      AND v_parts[3] = cv_auth.b64url(sha256(v_key.outer_pad
+        || sha256(v_key.inner_pad || convert_to(v_parts[1] || '.' || v_parts[2], 'UTF8'))))
+      AND v_claims ->> 'aud' = 'centrovision-clinic'
+      AND v_claims ->> 'role' = 'authenticated'
+      AND v_claims ->> 'sub' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+      AND v_claims ->> 'sid' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+      AND v_claims ->> 'sign_in' IN ('online', 'clinic'), false)
+    THEN
+      RAISE EXCEPTION 'the clinic session is not one this clinic server issued'
+        USING ERRCODE = 'CV010', HINT = 'Sign in again.';
+    END IF;
+    IF v_exp <= extract(epoch FROM now()) THEN
+      RAISE EXCEPTION 'the clinic session has expired' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
+    END IF;
+    IF v_exp > extract(epoch FROM now() + interval '1 day') THEN
+      RAISE EXCEPTION 'the clinic session expires too far ahead of this server''s clock'
+        USING ERRCODE = 'CV010', HINT = 'Check the clocks of the clinic server and the cloud, then sign in again.';
+    END IF;
+    IF EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v_claims ->> 'sub')::uuid) THEN
+      RAISE EXCEPTION 'this user is disabled' USING ERRCODE = 'CV010', HINT = 'Ask the clinic''s administrator.';
+    END IF;
+    IF EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v_claims ->> 'sid')::uuid) THEN
+      RAISE EXCEPTION 'the clinic session was signed out' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
+    END IF;
+    RETURN v_claims;
+  END
+  $fn$;
+
+  CREATE FUNCTION auth.jwt() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = ''
+    RETURN cv_auth.claims();
+
+  CREATE FUNCTION auth.uid() RETURNS uuid
+    LANGUAGE sql STABLE
+    SET search_path = ''
+    RETURN (cv_auth.claims() ->> 'sub')::uuid;
+
+  REVOKE ALL ON TABLE cv_auth.signing_key, cv_auth.disabled_users, cv_auth.ended_sessions FROM PUBLIC;
+  REVOKE ALL ON FUNCTION cv_auth.claims(), auth.jwt(), auth.uid() FROM PUBLIC;
+  GRANT USAGE ON SCHEMA auth, cv_auth TO authenticated;
+  GRANT EXECUTE ON FUNCTION cv_auth.claims(), auth.jwt(), auth.uid() TO authenticated;
+  GRANT USAGE ON SCHEMA public TO authenticated;
+END
+$clinic$;

@@ -3,7 +3,7 @@
 --
 -- Two callers: the failover router carries a PC's last cloud writes onto the clinic server at
 -- failover (read-your-writes), and the PC's offline outbox drains onto whichever tier answers. A
--- PC holds centrovision_app on the clinic server and a user session (RLS) on the cloud, never the
+-- PC holds a verified person's session on both (0003, 0004: the same policies), never the
 -- sync role, so cv_sync_apply is out of reach. cv_client_apply gives it the same semantics:
 --   write      the target lacks the row, or holds exactly the row's base version (fast-forward);
 --   skip       the target holds, or has held, this very version (idempotent: sending twice is a no-op);
@@ -296,10 +296,11 @@ REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client
   public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
   public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position()
-  TO centrovision_app, centrovision_sync;
+  TO centrovision_sync;
+GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO centrovision_app;
 
--- On Supabase: signed-in users and the service key may apply (their RLS decides what); anon may
--- not (Supabase's default privileges would have handed it every new function).
+-- Signed-in users (the policies of 0004 decide what) and, on Supabase, the service key may apply;
+-- anon may not (Supabase's default privileges would have handed it every new function).
 DO $client$
 DECLARE
   v_role text;
@@ -312,11 +313,16 @@ BEGIN
     GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO service_role;
   END IF;
   -- The clinic's backlog and log position are the PC router's questions to the clinic server,
-  -- not a signed-in user's to the cloud.
-  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() FROM %I',
-      v_role);
-  END LOOP;
+  -- not a signed-in user's to the cloud. On the clinic server (0003 made its signing key) a PC asks
+  -- them as its login or as its verified person.
+  IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+    GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO authenticated;
+  ELSE
+    FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
+      EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() FROM %I',
+        v_role);
+    END LOOP;
+  END IF;
   IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'anon') THEN
     REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
       public.cv_client_apply(jsonb, text) FROM anon;

@@ -57,6 +57,13 @@ export const postgresConfigSchema = z
       .default({ mode: "disable" }),
     /** Shown in `pg_stat_activity`, so the clinic's IT person can tell which PC holds a connection. */
     applicationName: z.string().min(1).max(63).default("centrovision"),
+    /**
+     * The person's clinic session (sql/0003), read before every call. While it returns a token,
+     * the pool's connections run as role `authenticated` with that session, so the clinic server's
+     * row-level policies decide what the person sees; when it returns another token the pool is
+     * replaced; `undefined` connects as the login alone, which reads and writes no EHR row.
+     */
+    session: z.custom<() => string | undefined>((value) => typeof value === "function").optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -106,7 +106,15 @@ function fromServer(error: postgres.PostgresError, context: ErrorContext): [Erro
     case "42501":
       return [
         "unauthorized",
-        `user ${context.user} lacks permission on ${context.table ?? "this object"} (grant it centrovision_app)`,
+        error.message.includes("row-level security")
+          ? `the clinic server's access rules do not let this person write this ${table} row`
+          : `user ${context.user} may not do this on ${context.table ?? "this object"}: a PC works only as a signed-in person (a clinic session), with a login in centrovision_app`,
+      ];
+    case "CV010":
+      // The server's own text (sql/0003: fixed sentences, no values) says what is wrong with the session.
+      return [
+        "unauthorized",
+        `the clinic server refused the person's session: ${error.message}; sign in again`,
       ];
     case "57014":
       // The server's own message (no values in it) tells its timeout from a cancel by someone else.

@@ -37,6 +37,12 @@ export interface PostgresPeerOptions {
   max?: number;
   /** Name in messages. Default `clinic server <host>:<port>/<database>`. */
   label?: string;
+  /**
+   * With `url`: the person's clinic session (sql/0003), read before every call. While it returns a
+   * token the connections run as role `authenticated` with it (a PC's client apply, under the same
+   * policies as the cloud); another token replaces the pool; `undefined` connects as the login alone.
+   */
+  session?: () => string | undefined;
 }
 
 const optionsSchema = z
@@ -50,6 +56,7 @@ const optionsSchema = z
     timeoutMs: z.int().positive().default(15_000),
     max: z.int().min(1).max(20).default(3),
     label: z.string().min(1).optional(),
+    session: z.custom<() => string | undefined>((v) => typeof v === "function").optional(),
   })
   .strict()
   .refine((o) => (o.url === undefined) !== (o.sql === undefined), {
@@ -86,6 +93,16 @@ function isConnectionFailure(error: unknown): boolean {
   if (error instanceof postgres.PostgresError) return error.code.startsWith("08") || error.code === "57P01";
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && NETWORK_CODES.test(code);
+}
+
+/** Startup parameters: as the person of a clinic session (role authenticated), or as the login alone. */
+function sessionConnection(session: string | undefined): { connection: Record<string, string> } {
+  return {
+    connection: {
+      application_name: "centrovision-sync",
+      ...(session !== undefined && { role: "authenticated", "centrovision.session": session }),
+    },
+  };
 }
 
 function isClient(value: unknown): value is PostgresClient {
@@ -147,6 +164,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
       : options.url !== undefined
         ? () =>
             postgres(options.url as string, {
+              ...sessionConnection(session),
               max: options.max,
               connect_timeout: Math.max(1, Math.ceil(Math.min(options.timeoutMs, 10_000) / 1000)),
               idle_timeout: 60,
@@ -157,13 +175,20 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
               // mid-lookup becomes an unhandled rejection that kills the daemon. The peer exchanges
               // jsonb and needs no array types.
               fetch_types: false,
-              connection: { application_name: "centrovision-sync" },
             }) as unknown as PostgresClient
         : undefined;
   let live: PostgresClient | undefined = instance;
+  let session: string | undefined;
   let closed = false;
 
   const current = (): PostgresClient => {
+    const next = options.session?.();
+    if (factory !== undefined && live !== undefined && next !== session) {
+      // Another person, or a renewed session: calls in flight finish as whom they started.
+      void live.end({ timeout: options.timeoutMs / 1000 }).catch(() => {});
+      live = undefined;
+    }
+    session = next;
     live ??= (factory as () => PostgresClient)();
     return live;
   };

@@ -151,6 +151,12 @@ export function fromSqlState(state: string, peer: string, serverMessage?: string
       });
     case "42501":
       return make("unauthorized", "this login may not call the sync functions (grant it centrovision_sync)");
+    case "CV010":
+      // sql/0003's fixed sentences (no values): what is wrong with the person's clinic session.
+      return make(
+        "unauthorized",
+        `the clinic server refused the person's session: ${serverMessage ?? "not valid"}; sign in again`,
+      );
     case "28P01":
     case "28000":
       return make("unauthorized", `the login was refused (SQLSTATE ${state})`);

@@ -1,4 +1,10 @@
 export {
+  asClinicPerson,
+  type ClinicSessionOptions,
+  clinicSession,
+  signClinicToken,
+} from "./clinic-session.js";
+export {
   type CreateLinkOptions,
   createLink,
   type Link,

@@ -29,12 +29,14 @@ export function sslOption({
 }
 
 /**
- * Options of one `postgres` client: the pool (`role: "pool"`) or the probe's single connection.
- * Everything the driver would otherwise take from PG* environment variables is set explicitly.
+ * Options of one `postgres` client: the pool (`role: "pool"`) or the probe's single connection,
+ * for one clinic session (or none). Everything the driver would otherwise take from PG*
+ * environment variables is set explicitly.
  */
 export function clientOptions(
   config: ResolvedPostgresConfig,
   role: "pool" | "probe",
+  session?: string,
 ): postgres.Options<PgTypes> {
   const { options, connection } = config;
   return {
@@ -67,6 +69,9 @@ export function clientOptions(
       // pg-types.ts parses exactly this output: UTC timestamps, ISO dates.
       TimeZone: "UTC",
       DateStyle: "ISO, MDY",
+      // Startup parameters, set before the first statement: the server checks the login may take
+      // the role, and verifies the session on every call that asks who the user is.
+      ...(session !== undefined && { role: "authenticated", "centrovision.session": session }),
     },
   };
 }

@@ -2,13 +2,17 @@ import postgres from "postgres";
 import type { ResolvedPostgresConfig } from "../postgres-config.js";
 import { clientOptions, type Sql } from "./client-options.js";
 
-/** One `postgres` client; replaced as a whole when it goes bad. */
+/** One `postgres` client for one clinic session; replaced as a whole when it goes bad or the session changes. */
 export interface Generation {
   readonly sql: Sql;
+  readonly session: string | undefined;
 }
 
 export interface Pool {
-  /** The live generation; created on first use (creating a client does not connect). */
+  /**
+   * The live generation; created on first use (creating a client does not connect). A pool with
+   * `config.options.session` replaces it when the session changed, letting its calls finish.
+   */
   current(): Generation;
   /**
    * Replaces `stale` if it is still the live generation and closes it in the background; new
@@ -27,12 +31,14 @@ export interface Pool {
 }
 
 export function createPool(config: ResolvedPostgresConfig, role: "pool" | "probe"): Pool {
-  const options = clientOptions(config, role);
   const graceSec = config.options.callTimeoutMs / 1000;
+  const sessionOf = role === "pool" ? config.options.session : undefined;
   let live: Generation | undefined;
   return {
     current() {
-      live ??= { sql: postgres(options) as unknown as Sql };
+      const session = sessionOf?.();
+      if (live !== undefined && live.session !== session) this.discard(live, false);
+      live ??= { sql: postgres(clientOptions(config, role, session)) as unknown as Sql, session };
       return live;
     },
     discard(stale, hard) {

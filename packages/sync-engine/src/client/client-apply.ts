@@ -84,9 +84,12 @@ export interface PendingOptions extends CallOptions {
 }
 
 export interface ClientApplierOptions {
-  /** The clinic server: a login in `centrovision_app` (URL), or a `postgres` client. */
+  /**
+   * The clinic server: a login in `centrovision_app` (URL) with the person's clinic session
+   * (`session`, read before every call; see `PostgresPeerOptions.session`), or a `postgres` client.
+   */
   postgres?:
-    | { url: string; timeoutMs?: number }
+    | { url: string; timeoutMs?: number; session?: () => string | undefined }
     | { sql: PostgresClient | (() => PostgresClient); timeoutMs?: number };
   /** The cloud: a supabase-js client holding the user's session (or the anon key, subject to RLS). */
   supabase?: { client: SupabaseRpcClient; url: string; timeoutMs?: number };
@@ -98,7 +101,13 @@ const optionsSchema = z
   .object({
     postgres: z
       .union([
-        z.object({ url: z.string().min(1), timeoutMs: z.int().positive().optional() }).strict(),
+        z
+          .object({
+            url: z.string().min(1),
+            timeoutMs: z.int().positive().optional(),
+            session: z.custom<() => string | undefined>((v) => typeof v === "function").optional(),
+          })
+          .strict(),
         z
           .object({
             sql: z.custom<PostgresClient | (() => PostgresClient)>(
@@ -206,7 +215,7 @@ function toWire(writes: readonly ClientWrite[], label: string): { changes: WireC
  * Writes a PC's rows onto the clinic server or the cloud through `cv_client_apply` (sql/0010):
  * version-checked like the sync engine's apply (a fast-forward or a settled conflict, never a
  * blind overwrite), captured like any edit so the sync engine propagates it, and with the
- * caller's own rights — a PC holds `centrovision_app` or a user session, never the sync role.
+ * caller's own rights — a PC holds its person's session on either tier, never the sync role.
  */
 export function createClientApplier(input: ClientApplierOptions): ClientApplier {
   const options = parseOptions("client applier", optionsSchema, input);

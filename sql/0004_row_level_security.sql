@@ -1,10 +1,9 @@
--- Generated from sql/0004_supabase_rls.sql by `npm run supabase:migrations`: do not edit (edit sql/0004_supabase_rls.sql and run that again).
--- 0004 Row-level security for Supabase.
+-- 0004 Row-level security, the same on the cloud and the clinic server.
 --
--- Runs only where the database has Supabase's shape: schema auth with auth.uid(), and the roles
--- anon, authenticated and service_role. Anywhere else (the clinic server, plain test databases)
--- the block below does nothing, so one migration set serves every tier. Create that shape before
--- applying migrations, or this file is skipped.
+-- One set of policies for both tiers. On Supabase, `auth.uid()` is the person of the request's JWT
+-- (verified by the API gateway); on the clinic server it is the person of the connection's clinic
+-- session, verified inside PostgreSQL by 0003. Either way the role is `authenticated`, and a
+-- statement without a verified person (auth.uid() NULL) sees and writes no row.
 --
 -- Access model (role authenticated; anon gets nothing; service_role has BYPASSRLS in Supabase):
 --   * A user works in the branches listed for them in user_branches.
@@ -25,13 +24,12 @@
 -- "a patient's appointment" means one in the user's branches and the branch rule is written once.
 
 DO $rls$
+DECLARE
+  v_role text;
 BEGIN
-  IF to_regnamespace('auth') IS NULL
-    OR to_regprocedure('auth.uid()') IS NULL
-    OR (SELECT count(*) FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')) <> 3
-  THEN
-    RAISE NOTICE '0004_supabase_rls: not a Supabase database, row-level security not installed';
-    RETURN;
+  IF to_regprocedure('auth.uid()') IS NULL OR to_regrole('authenticated') IS NULL THEN
+    RAISE EXCEPTION '0004: schema auth with auth.uid() and role authenticated are missing'
+      USING HINT = 'On Supabase they come with the project; elsewhere 0003 creates them.';
   END IF;
 
   CREATE FUNCTION public.cv_user_branch_ids() RETURNS SETOF uuid
@@ -61,19 +59,24 @@ BEGIN
   -- 0002 is no one's to call; the search fold of 0001 is for signed-in searches only.
   REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
     public.cv_search_fold(text)
-    FROM PUBLIC, anon;
-  GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
-    public.cv_search_fold(text)
-    TO authenticated, service_role;
-  REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC, anon, authenticated, service_role;
-
-  REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, public.user_branches,
-    public.patients, public.appointments, public.encounters, public.exam_eye, public.diagnoses
-    FROM anon, authenticated, service_role;
-  GRANT SELECT, INSERT, UPDATE, DELETE ON public.branches, public.rooms, public.profiles, public.user_roles,
-    public.user_branches, public.patients, public.appointments, public.encounters, public.exam_eye,
-    public.diagnoses
-    TO authenticated, service_role;
+    FROM PUBLIC;
+  REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC;
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row() FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, '
+      'public.user_branches, public.patients, public.appointments, public.encounters, public.exam_eye, '
+      'public.diagnoses FROM %I', v_role);
+    IF v_role = 'anon' THEN
+      EXECUTE 'REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), '
+        'public.cv_user_is_admin(), public.cv_search_fold(text) FROM anon';
+      CONTINUE;
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), '
+      'public.cv_user_is_admin(), public.cv_search_fold(text) TO %I', v_role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.branches, public.rooms, public.profiles, '
+      'public.user_roles, public.user_branches, public.patients, public.appointments, public.encounters, '
+      'public.exam_eye, public.diagnoses TO %I', v_role);
+  END LOOP;
 
   ALTER TABLE public.branches ENABLE ROW LEVEL SECURITY;
   ALTER TABLE public.rooms ENABLE ROW LEVEL SECURITY;
@@ -149,26 +152,3 @@ BEGIN
     WITH CHECK (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id));
 END
 $rls$;
-
--- What `centrovision-sync cloud migrate` records: the project counts as having sql/0004_supabase_rls.sql.
-  create schema if not exists cv_meta;
-  revoke all on schema cv_meta from public;
-  do $cv_meta$
-  declare
-    v_role text;
-  begin
-    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
-      alter table public.cv_schema_migrations set schema cv_meta;
-      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
-      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
-        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
-      end loop;
-    end if;
-  end
-  $cv_meta$;
-  create table if not exists cv_meta.schema_migrations (
-    name text primary key,
-    checksum text not null,
-    applied_at timestamptz not null default now()
-  );
-insert into cv_meta.schema_migrations (name, checksum) values ('0004_supabase_rls.sql', 'ec38dba355030187bf2c9ab64f98a68cacd8c12cb436c5aa82aaadea150bde8a') on conflict (name) do nothing;
