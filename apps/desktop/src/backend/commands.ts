@@ -57,7 +57,7 @@ export type SessionView =
       user: SessionUser;
       method: SignInMethod;
       expiresAt: string | null;
-      /** Signed in on this PC while the cloud is back: sign in online to sync with it. */
+      /** Signed in without the cloud (at the clinic server or on this PC) while it is back: sign in online to use it. */
       needsOnlineSignIn: boolean;
     };
 
@@ -68,9 +68,13 @@ export type SessionView =
 function connectionStatus({ router, session }: CommandContext): ConnectionStatus {
   const status = router.getStatus();
   const state = session.current();
-  const held = status.pinned === "clinic" && !(state.signedIn && state.cloudUsable);
-  if (!held || status.tiers.cloud.health !== "up") return status;
-  return { ...status, reason: "the cloud is used only for a person signed in online" };
+  const cloudHeld = status.pinned !== null && !(state.signedIn && state.cloudUsable);
+  if (cloudHeld && status.tiers.cloud.health === "up")
+    return { ...status, reason: "the cloud is used only for a person signed in online" };
+  const clinicHeld = status.pinned === "device" && !(state.signedIn && state.clinicUsable);
+  if (clinicHeld && status.tiers.clinic.health === "up")
+    return { ...status, reason: "the clinic server is used only for a person with a clinic session" };
+  return status;
 }
 
 function sessionView({ session, router }: CommandContext): SessionView {
@@ -78,7 +82,7 @@ function sessionView({ session, router }: CommandContext): SessionView {
   if (!state.signedIn) return { signedIn: false };
   const { user, method, expiresAt } = state;
   const cloudBack = router.getStatus().tiers.cloud.health === "up";
-  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn: method === "device" && cloudBack };
+  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn: method !== "online" && cloudBack };
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */

@@ -1,14 +1,19 @@
 import { CvError } from "@centrovision/core";
 import { isAuthApiError, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import { BehaviorSubject, distinctUntilChanged, type Observable } from "rxjs";
+import type { ClinicDoor } from "./clinic-door.js";
 import { createDeviceSignIn, type SessionUser, type VerifierDocument } from "./device-signin.js";
 import { AUTH_STORAGE_KEY, createAuthClient, profileName, storedAuthSession } from "./session-auth.js";
 import { deriveSessionKey, encryptedFile, oneAtATime, sessionPaths } from "./session-store.js";
 
 export type { SessionUser } from "./device-signin.js";
 
-/** `online`: Supabase Auth answered; `device`: checked on this PC against a verifier while the cloud was unreachable. */
-export type SignInMethod = "online" | "device";
+/**
+ * `online`: Supabase Auth answered; `clinic`: the clinic server checked the verifier an earlier
+ * online sign-in left there (the cloud unreachable); `device`: this PC checked its own verifier
+ * (neither reachable).
+ */
+export type SignInMethod = "online" | "clinic" | "device";
 
 export type SessionState =
   | { readonly signedIn: false }
@@ -20,6 +25,8 @@ export type SessionState =
       readonly expiresAt: string | null;
       /** An online session with an access token still good: the cloud may be used on its behalf. */
       readonly cloudUsable: boolean;
+      /** A clinic session still good: the clinic server may be used on its behalf. */
+      readonly clinicUsable: boolean;
     };
 
 export interface PcSessionOptions {
@@ -36,6 +43,15 @@ export interface PcSessionOptions {
   readonly authTimeoutMs?: number;
   readonly now?: () => Date;
   readonly fetch?: typeof fetch;
+  /** The clinic server's sign-in functions; without one, the PC has only the cloud and itself. */
+  readonly clinic?: ClinicDoor;
+  /** An online person's clinic session is renewed from the cloud once it is this old. Default 1 h. */
+  readonly clinicRenewMs?: number;
+  /**
+   * Runs (awaited) after a person's credentials were checked and before they count as signed in:
+   * the PC makes its offline copy theirs there. A failure fails the sign-in.
+   */
+  readonly beforeSignedIn?: (user: SessionUser) => Promise<void>;
   /** Operational failures: codes and messages, never an email, password or token. */
   readonly onError?: (what: string, error: CvError) => void;
 }
@@ -60,7 +76,21 @@ export interface PcSession {
   signOut(): Promise<void>;
   /** Renews the access token now; false when it could not (kept on a network error, ended when refused for good). */
   refresh(): Promise<boolean>;
+  /** The person's clinic session while it is good, for the clinic server's connections. */
+  clinicToken(): string | undefined;
+  /**
+   * Fetches a clinic session from the cloud for an online person whose clinic session is missing
+   * or older than `clinicRenewMs`; true when one is held afterwards. Never throws.
+   */
+  renewClinic(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A session on the clinic server (sql/0003): minted by the cloud (online) or by the clinic itself. */
+interface ClinicSession {
+  readonly token: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
 }
 
 interface Identity {
@@ -68,15 +98,19 @@ interface Identity {
   readonly method: SignInMethod;
   /** Device sign-ins only: the end of the verifier's window. */
   readonly expiresAt: string | null;
+  readonly clinic?: ClinicSession;
 }
 
 interface SessionDocument {
   /** auth-js's storage (its session under AUTH_STORAGE_KEY). */
   readonly items: Readonly<Record<string, string>>;
   readonly identity: Identity | null;
+  /** The clinic server's key id, learnt once, so a renewal needs only the cloud. */
+  readonly clinicKeyId?: string;
 }
 
 const EMPTY: SessionDocument = { items: {}, identity: null };
+
 const SIGNED_OUT: SessionState = { signedIn: false };
 /** The cloud is not used with an access token this close to expiry: it is being renewed. */
 const TOKEN_MARGIN_MS = 10_000;
@@ -100,6 +134,7 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
   const now = options.now ?? (() => new Date());
   const timeoutMs = options.authTimeoutMs ?? 5_000;
   const lockoutMinutes = options.lockoutMinutes ?? 15;
+  const clinicRenewMs = options.clinicRenewMs ?? 3_600_000;
   const report = (what: string, error: unknown) =>
     options.onError?.(
       what,
@@ -126,18 +161,27 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
   /** While the router believes the cloud is down, a sign-in tries it only briefly before this PC's verifier. */
   let briefly = false;
   const logouts = new Set<Promise<void>>();
+  /** Work a sign-in left running (the clinic session and verifier); awaited by close(). */
+  const background = new Set<Promise<void>>();
   const authSession = () => storedAuthSession(doc.items);
+
+  const clinicGood = (
+    identity: Identity | null,
+    at: number,
+  ): identity is Identity & { clinic: ClinicSession } =>
+    identity?.clinic !== undefined && Date.parse(identity.clinic.expiresAt) - TOKEN_MARGIN_MS > at;
 
   const derive = (): SessionState => {
     const identity = doc.identity;
     if (identity === null) return SIGNED_OUT;
     const at = now().getTime();
     const { user, method } = identity;
-    if (method === "device") {
+    const clinicUsable = clinicGood(identity, at);
+    if (method === "device" || method === "clinic") {
       const over = identity.expiresAt !== null && Date.parse(identity.expiresAt) <= at;
       return over
         ? SIGNED_OUT
-        : { signedIn: true, user, method, expiresAt: identity.expiresAt, cloudUsable: false };
+        : { signedIn: true, user, method, expiresAt: identity.expiresAt, cloudUsable: false, clinicUsable };
     }
     const auth = authSession();
     if (auth === null) return SIGNED_OUT;
@@ -148,8 +192,15 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
       method,
       expiresAt: expires === null ? null : new Date(expires).toISOString(),
       cloudUsable: expires === null || expires - TOKEN_MARGIN_MS > at,
+      clinicUsable,
     };
   };
+
+  /** Nobody signed in; the clinic's key id stays known. */
+  const signedOut = (): SessionDocument => ({
+    ...EMPTY,
+    ...(doc.clinicKeyId !== undefined && { clinicKeyId: doc.clinicKeyId }),
+  });
 
   const subject = new BehaviorSubject<SessionState>(derive());
   const update = async (next: SessionDocument) => {
@@ -175,7 +226,7 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
         const { [name]: _removed, ...items } = doc.items;
         // auth-js drops its session only after the cloud refused it for good: that sign-in is over.
         const ended = name === AUTH_STORAGE_KEY && doc.identity?.method === "online";
-        await update({ items, identity: ended ? null : doc.identity });
+        await update({ ...doc, items, identity: ended ? null : doc.identity });
       },
     },
     onRefusedForGood: async (refreshToken, code) => {
@@ -186,13 +237,19 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
         `[desktop] the cloud ended the session (${code}); sign in again`,
       );
       report("renewing the session", error);
-      await update(EMPTY);
+      await update(signedOut());
     },
   });
 
   const endLocally = async () => {
     const token = doc.identity?.method === "online" ? authSession()?.access_token : undefined;
-    await update(EMPTY);
+    const clinicSession = doc.identity?.clinic?.token;
+    await update(signedOut());
+    if (clinicSession !== undefined && options.clinic !== undefined) {
+      const ending = options.clinic.signOut(clinicSession).catch(() => {});
+      logouts.add(ending);
+      void ending.finally(() => logouts.delete(ending));
+    }
     if (token === undefined) return;
     // Only after the local session is gone (supabase-js #2501 threw before clearing anything):
     // offline this fails and changes nothing; online it revokes the refresh token.
@@ -220,8 +277,20 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
       const { id } = data.user;
       const address = data.user.email ?? email;
       const user = { id, email: address, name: (await profileName(client, id, timeoutMs)) ?? address };
+      await options.beforeSignedIn?.(user);
       await update({ ...doc, identity: { user, method: "online", expiresAt: null } });
       await device.remember(user, password).catch((e: unknown) => report("keeping the offline sign-in", e));
+      // The clinic session and the clinic's verifier follow in the background: a clinic server that
+      // is down must not slow a sign-in, and the password is needed only until the verifier is made.
+      const enrolling = renewClinic(true).then(async (held) => {
+        const token = doc.identity?.clinic?.token;
+        if (!held || token === undefined || doc.identity?.user.id !== id) return;
+        await options.clinic
+          ?.enroll(token, password)
+          .catch((e: unknown) => report("leaving an offline sign-in on the clinic server", e));
+      });
+      background.add(enrolling);
+      void enrolling.finally(() => background.delete(enrolling));
       return derive();
     }
     if (error !== null && isAuthRetryableFetchError(error)) return null;
@@ -232,11 +301,84 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
     throw new CvError("unauthorized", SIGN_IN_MESSAGES.wrong);
   };
 
+  /** The clinic server's answer, or null when it could not be asked or does not know this person. */
+  const signInAtClinic = async (email: string, password: string): Promise<SessionState | null> => {
+    if (options.clinic === undefined) return null;
+    const answer = await options.clinic.signIn(email, password).catch((error: unknown) => {
+      report("signing in on the clinic server", error);
+      return null;
+    });
+    if (answer === null) return null;
+    if (answer.ok) {
+      const clinic = { token: answer.token, issuedAt: now().toISOString(), expiresAt: answer.expiresAt };
+      const user = {
+        id: answer.user.id,
+        email: answer.user.email,
+        name: answer.user.name ?? answer.user.email,
+      };
+      await options.beforeSignedIn?.(user);
+      await update({
+        ...doc,
+        items: {},
+        identity: { user, method: "clinic", expiresAt: answer.expiresAt, clinic },
+      });
+      return derive();
+    }
+    if (answer.reason === "locked")
+      throw new CvError("unauthorized", SIGN_IN_MESSAGES.locked(lockoutMinutes));
+    if (answer.reason === "disabled") {
+      await device.forget(email);
+      throw new CvError("unauthorized", SIGN_IN_MESSAGES.banned);
+    }
+    // wrong or expired: the clinic may simply not know this person yet; this PC may.
+    return null;
+  };
+
+  /**
+   * An online person's clinic session, fetched from the cloud when missing or older than
+   * `clinicRenewMs` (`force`: now). The clinic's key id is asked once and remembered.
+   */
+  const renewClinic = async (force = false): Promise<boolean> => {
+    const identity = doc.identity;
+    const at = now().getTime();
+    if (identity === null || options.clinic === undefined) return false;
+    if (identity.method !== "online") return clinicGood(identity, at);
+    const fresh = identity.clinic !== undefined && at - Date.parse(identity.clinic.issuedAt) < clinicRenewMs;
+    if (!force && fresh && clinicGood(identity, at)) return true;
+    const state = derive();
+    if (!state.signedIn || !state.cloudUsable) return clinicGood(identity, at);
+    try {
+      const keyId = doc.clinicKeyId ?? (await options.clinic.keyId());
+      if (doc.clinicKeyId !== keyId) await update({ ...doc, clinicKeyId: keyId });
+      const { data, error } = await client.rpc("cv_clinic_session", { p_key_id: keyId });
+      if (error !== null) {
+        throw new CvError(
+          "unavailable",
+          `[desktop] the cloud gave no clinic session (${error.code ?? "no code"})`,
+        );
+      }
+      const answer = data as { token: string; expires_at: string };
+      // The person may have changed while the cloud answered.
+      if (doc.identity?.user.id !== identity.user.id || doc.identity.method !== "online") return false;
+      const clinic = {
+        token: answer.token,
+        issuedAt: now().toISOString(),
+        expiresAt: new Date(answer.expires_at).toISOString(),
+      };
+      await update({ ...doc, identity: { ...doc.identity, clinic } });
+      return true;
+    } catch (error) {
+      report("fetching the clinic session", error);
+      return clinicGood(doc.identity, now().getTime());
+    }
+  };
+
   const signInOnDevice = async (email: string, password: string): Promise<SessionState> => {
     const check = await device.check(email, password);
     if (check.ok) {
       const expiresAt = check.validUntil.toISOString();
-      await update({ items: {}, identity: { user: check.user, method: "device", expiresAt } });
+      await options.beforeSignedIn?.(check.user);
+      await update({ ...signedOut(), identity: { user: check.user, method: "device", expiresAt } });
       return derive();
     }
     if (check.reason === "wrong") throw new CvError("unauthorized", SIGN_IN_MESSAGES.wrong);
@@ -263,7 +405,8 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
         const normalized = email.trim().toLowerCase();
         if (doc.identity !== null) await endLocally();
         const online = await signInOnline(normalized, password, signInOptions?.cloudDown === true);
-        return online ?? signInOnDevice(normalized, password);
+        if (online !== null) return online;
+        return (await signInAtClinic(normalized, password)) ?? signInOnDevice(normalized, password);
       }),
     signOut: () => exclusive(endLocally),
     async refresh() {
@@ -271,9 +414,14 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
       const { error } = await client.auth.refreshSession();
       return error === null;
     },
+    clinicToken() {
+      const identity = doc.identity;
+      return clinicGood(identity, now().getTime()) ? identity.clinic.token : undefined;
+    },
+    renewClinic: () => renewClinic(),
     async close() {
       await client.auth.stopAutoRefresh();
-      await Promise.all([...logouts]);
+      await Promise.all([...logouts, ...background]);
       subject.complete();
     },
   };

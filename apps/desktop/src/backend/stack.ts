@@ -34,13 +34,15 @@ import {
 } from "rxjs";
 import WebSocket from "ws";
 import type { DesktopConfig } from "../config.js";
-import { gateCloud } from "./cloud-gate.js";
+import { type ClinicDoor, createClinicDoor } from "./clinic-door.js";
 import { createPcSession, type PcSession } from "./session.js";
+import { gateTiers, type UsableTiers } from "./tier-gate.js";
 
 /**
  * The PC's data stack, assembled in this one file: the person's session (supabase-js auth, kept
  * encrypted next to the database), the failover router over the cloud (the session's current
- * access token), the clinic server (the PC's `centrovision_app` login) and the offline tier (the
+ * access token), the clinic server (the PC's `centrovision_app` login acting as the person of the
+ * session's clinic session: the same row-level policies as the cloud) and the offline tier (the
  * encrypted SQLite file with its durable outbox), plus the PC's router hooks (carry recent cloud
  * writes onto the clinic server at failover; fail back only when the clinic server and the outbox
  * have nothing left for the cloud).
@@ -64,6 +66,8 @@ export interface PcStackOptions {
   onError?: (what: string, error: CvError) => void;
   /** The session's clock (tests move it to skip an outage's hours). */
   now?: () => Date;
+  /** How often an online person's clinic session is checked for renewal. Default 60 s. */
+  clinicRenewMs?: number;
 }
 
 /**
@@ -86,15 +90,25 @@ function absentClinicServer(): DataSource {
   } as DataSource;
 }
 
-function clinicServer(config: DesktopConfig): { source: DataSource; applier: ClientApplier | undefined } {
+/** The PC's login URL on the clinic server, or undefined when none is configured. */
+function clinicLoginUrl(config: DesktopConfig): string | undefined {
   const lan = config.local_server;
-  if (lan === undefined) return { source: absentClinicServer(), applier: undefined };
+  if (lan === undefined) return undefined;
   const url = new URL(lan.url);
   url.username = encodeURIComponent(lan.user);
   url.password = encodeURIComponent(readFileSync(lan.password_file, "utf8").trim());
+  return url.href;
+}
+
+/** The clinic server's data source and applier, both connecting as the person of `session()`. */
+function clinicServer(
+  url: string | undefined,
+  session: () => string | undefined,
+): { source: DataSource; applier: ClientApplier | undefined } {
+  if (url === undefined) return { source: absentClinicServer(), applier: undefined };
   return {
-    source: createPostgresSource({ id: "clinic", url: url.href, applicationName: "centrovision-desktop" }),
-    applier: createClientApplier({ postgres: { url: url.href, timeoutMs: 3_000 }, label: "clinic server" }),
+    source: createPostgresSource({ id: "clinic", url, applicationName: "centrovision-desktop", session }),
+    applier: createClientApplier({ postgres: { url, timeoutMs: 3_000, session }, label: "clinic server" }),
   };
 }
 
@@ -104,6 +118,11 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     options.onError ??
     ((what: string, error: CvError) => console.error(`[desktop] ${what}: ${error.code}: ${error.message}`));
   const { key } = await loadSqliteKey({ keyFile: config.sqlite.key_file, keychain: config.sqlite.keychain });
+  const clinicUrl = clinicLoginUrl(config);
+  const door: ClinicDoor | undefined =
+    clinicUrl === undefined ? undefined : createClinicDoor({ url: clinicUrl });
+  const sqlite = await createSqliteSource({ id: "device", path: config.sqlite.path, key });
+  const offline = createOfflineTier({ store: sqlite, scope: { branchId: config.branch_id }, id: "device" });
   const session = await createPcSession({
     url: config.supabase.url,
     anonKey: config.supabase.anon_key,
@@ -113,8 +132,15 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     lockoutAttempts: config.session.lockout_attempts,
     lockoutMinutes: config.session.lockout_minutes,
     ...(options.now !== undefined && { now: options.now }),
+    ...(door !== undefined && { clinic: door }),
+    // The offline copy holds one person's rows: another person's are gone before they sign in.
+    beforeSignedIn: async (user) => {
+      await offline.useCopyFor(user.id);
+    },
     onError,
   });
+  const startState = session.current();
+  if (startState.signedIn) await offline.useCopyFor(startState.user.id);
   // Both read the session's current token on every request: a renewal needs no rebuild.
   const cloud = createSupabaseSource({
     id: "cloud",
@@ -141,9 +167,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     },
     label: "cloud",
   });
-  const clinic = clinicServer(config);
-  const sqlite = await createSqliteSource({ id: "device", path: config.sqlite.path, key });
-  const offline = createOfflineTier({ store: sqlite, scope: { branchId: config.branch_id }, id: "device" });
+  const clinic = clinicServer(clinicUrl, () => session.clinicToken());
   const hooks: RouterHooks =
     clinic.applier === undefined
       ? { pendingChanges: (tier) => offline.pendingChanges(tier) }
@@ -155,26 +179,31 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     hooks,
   });
 
-  // The cloud serves only a person signed in online with a good access token. Otherwise (nobody
-  // signed in, a device sign-in, a token expired in an outage and not renewed yet) the router stays
-  // below it and the outbox does not drain there: writes wait, none is refused as unauthorized.
-  // Re-read on every status too, because a token expires with time alone.
-  const cloudUsable$ = merge(session.state$, router.status$).pipe(
+  // The cloud serves only a person signed in online with a good access token, the clinic server
+  // only one with a good clinic session. Otherwise (nobody signed in, a device sign-in, sessions
+  // expired in an outage and not renewed yet) the router stays below them and the outbox does not
+  // drain there: writes wait, none is refused as unauthorized. Re-read on every status too, because
+  // a token expires with time alone.
+  const usable$ = merge(session.state$, router.status$).pipe(
     map(() => {
       const state = session.current();
-      return state.signedIn && state.cloudUsable;
+      return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
     }),
-    distinctUntilChanged(),
+    distinctUntilChanged((a, b) => a.cloud === b.cloud && a.clinic === b.clinic),
     shareReplay({ bufferSize: 1, refCount: true }),
   );
-  const gate = gateCloud(router, cloudUsable$);
+  const gate = gateTiers(router, usable$);
+  // An online person's clinic session is renewed from the cloud while it may be used (hourly).
+  const renewing = timer(0, options.clinicRenewMs ?? 60_000)
+    .pipe(exhaustMap(() => session.renewClinic()))
+    .subscribe();
 
   const asCv = (error: unknown) =>
     error instanceof CvError
       ? error
       : new CvError("unknown", "[desktop] unexpected failure", { cause: error });
   const draining = offline.autoDrain(
-    drainStatus(router.status$, cloudUsable$),
+    drainStatus(router.status$, usable$),
     { cloud: cloudApplier, ...(clinic.applier !== undefined && { clinic: clinic.applier }) },
     {
       intervalMs: options.drainIntervalMs ?? 2_000,
@@ -206,6 +235,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     session,
     async close() {
       refreshing.unsubscribe();
+      renewing.unsubscribe();
       draining.unsubscribe();
       gate.unsubscribe();
       await router.close();
@@ -214,16 +244,19 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
   };
 }
 
-/** The router's status as the outbox drain sees it: the cloud counts only while it may be used. */
+/** The router's status as the outbox drain sees it: a server counts only while it may be used. */
 function drainStatus(
   status$: Observable<ConnectionStatus>,
-  cloudUsable$: Observable<boolean>,
+  usable$: Observable<UsableTiers>,
 ): Observable<ConnectionStatus> {
-  return combineLatest([status$, cloudUsable$]).pipe(
-    map(([status, usable]) =>
-      usable
-        ? status
-        : { ...status, tiers: { ...status.tiers, cloud: { ...status.tiers.cloud, available: false } } },
-    ),
+  return combineLatest([status$, usable$]).pipe(
+    map(([status, usable]) => ({
+      ...status,
+      tiers: {
+        ...status.tiers,
+        cloud: { ...status.tiers.cloud, available: status.tiers.cloud.available && usable.cloud },
+        clinic: { ...status.tiers.clinic, available: status.tiers.clinic.available && usable.clinic },
+      },
+    })),
   );
 }

@@ -116,6 +116,7 @@ function Workspace({ session, onSignOut }: WorkspaceProps) {
         <div className="session">
           <span data-testid="session-user">
             {user.name} · {user.email}
+            {method === "clinic" && <em> (en el servidor de la clínica)</em>}
             {method === "device" && <em> (sin conexión)</em>}
           </span>
           <button type="button" onClick={onSignOut}>

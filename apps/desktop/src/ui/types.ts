@@ -53,7 +53,7 @@ export type Session =
   | {
       signedIn: true;
       user: { id: string; email: string; name: string };
-      method: "online" | "device";
+      method: "online" | "clinic" | "device";
       expiresAt: string | null;
       needsOnlineSignIn: boolean;
     };

@@ -22,6 +22,7 @@ import type { OfflineStore } from "./offline-store.js";
 import { DEAD_LETTERS, OUTBOX } from "./outbox.js";
 
 const CACHE_STATE = "cv-cache-state";
+const CACHE_OWNER = "cv-cache-owner";
 /** Rows per local batch (one journal record each) when copying or evicting. */
 const WRITE_BATCH = 500;
 
@@ -263,6 +264,32 @@ export async function refreshCache(
   const rows = {} as Record<TableName, number>;
   for (const table of TABLE_NAMES) rows[table] = (await store.table(table).list(undefined, options)).length;
   return { full, fetched, fetchedByTable, written, evicted, rows };
+}
+
+/**
+ * Makes the local copy `owner`'s (a person): when it held someone else's, every row is removed but
+ * those with pending or dead-lettered edits (and the parents they need), and the next refresh is
+ * full. A second person on the PC never reads rows fetched for the first. True when it cleared.
+ */
+export async function claimCache(
+  store: OfflineStore,
+  owner: string,
+  pageSize: number,
+  options?: CallOptions,
+) {
+  const [current] = (await store.records<string>(CACHE_OWNER, options)).filter((r) => r.key === "owner");
+  if (current?.value === owner) return false;
+  const held = new Set([
+    ...(await store.records(OUTBOX, options)).map((r) => r.key),
+    ...(await store.records(DEAD_LETTERS, options)).map((r) => r.key),
+  ]);
+  await evict(store, await keepParents(store, new Map(), held, pageSize, options), options);
+  const tables = (await store.records(CACHE_STATE, options)).map((r) => r.key);
+  await store.batch((batch) => {
+    for (const table of tables) batch.setRecord(CACHE_STATE, table, null);
+    batch.setRecord(CACHE_OWNER, "owner", owner);
+  }, options);
+  return current !== undefined;
 }
 
 /**

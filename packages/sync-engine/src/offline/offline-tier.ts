@@ -8,7 +8,7 @@ import {
 } from "@centrovision/core";
 import { combineLatest, exhaustMap, type Observable, type Subscription, timer } from "rxjs";
 import type { ClientApplier } from "../client/client-apply.js";
-import { type RefreshReport, refreshCache } from "./cache-refresh.js";
+import { claimCache, type RefreshReport, refreshCache } from "./cache-refresh.js";
 import { type DrainOptions, type DrainReport, drainFailure, drainOutbox } from "./drain.js";
 import { type OfflineTierOptions, offlineTierOptionsSchema } from "./offline-options.js";
 import { createOfflineSource } from "./offline-source.js";
@@ -35,6 +35,12 @@ export interface OfflineTier {
   drain(applier: ClientApplier, options?: DrainOptions): Promise<DrainReport>;
   /** Refreshes the local copy from `from` (normally the router while it is on a better tier). */
   refresh(from: DataSource, options?: CallOptions & { full?: boolean }): Promise<RefreshReport>;
+  /**
+   * Makes the local copy this person's (any string that names them): if it held another person's
+   * rows, they are removed — all but rows with pending or dead-lettered edits — before the next
+   * refresh fills it as `owner`. True when rows of someone else were cleared.
+   */
+  useCopyFor(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
   pendingChanges(tier: Tier, fallback?: (tier: Tier) => Promise<number>): Promise<number>;
   /**
@@ -116,6 +122,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       return draining;
     },
     refresh: (from, o) => refreshCache(store, from, config, o?.full ?? false, o),
+    useCopyFor: (owner, o) => claimCache(store, owner, config.pageSize, o),
     async pendingChanges(which, fallback) {
       if (which === "device") return tier.pendingCount();
       return fallback ? fallback(which) : 0;
