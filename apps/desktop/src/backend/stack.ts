@@ -135,12 +135,12 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     ...(door !== undefined && { clinic: door }),
     // The offline copy holds one person's rows: another person's are gone before they sign in.
     beforeSignedIn: async (user) => {
-      await offline.useCopyFor(user.id);
+      await offline.claimCopy(user.id);
     },
     onError,
   });
   const startState = session.current();
-  if (startState.signedIn) await offline.useCopyFor(startState.user.id);
+  if (startState.signedIn) await offline.claimCopy(startState.user.id);
   // Both read the session's current token on every request: a renewal needs no rebuild.
   const cloud = createSupabaseSource({
     id: "cloud",

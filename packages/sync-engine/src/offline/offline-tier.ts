@@ -40,7 +40,7 @@ export interface OfflineTier {
    * rows, they are removed — all but rows with pending or dead-lettered edits — before the next
    * refresh fills it as `owner`. True when rows of someone else were cleared.
    */
-  useCopyFor(owner: string, options?: CallOptions): Promise<boolean>;
+  claimCopy(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
   pendingChanges(tier: Tier, fallback?: (tier: Tier) => Promise<number>): Promise<number>;
   /**
@@ -122,7 +122,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       return draining;
     },
     refresh: (from, o) => refreshCache(store, from, config, o?.full ?? false, o),
-    useCopyFor: (owner, o) => claimCache(store, owner, config.pageSize, o),
+    claimCopy: (owner, o) => claimCache(store, owner, config.pageSize, o),
     async pendingChanges(which, fallback) {
       if (which === "device") return tier.pendingCount();
       return fallback ? fallback(which) : 0;

@@ -35,7 +35,7 @@ afterEach(async () => {
 
 describe("whose offline copy", () => {
   it("another person's sign-in clears every row but the pending edits and their parents; the next refresh fetches in full", async () => {
-    expect(await tier.useCopyFor("person-a")).toBe(false);
+    expect(await tier.claimCopy("person-a")).toBe(false);
     await tier.refresh(server);
     expect(Object.values(await localCounts()).every((count) => count === 1)).toBe(true);
     const patient = await tier.source.table("patients").get(graph.patients.id);
@@ -46,10 +46,10 @@ describe("whose offline copy", () => {
         expectedVersion: patient?.version as string,
       },
     );
-    expect(await tier.useCopyFor("person-a")).toBe(false);
+    expect(await tier.claimCopy("person-a")).toBe(false);
     expect((await localCounts()).appointments).toBe(1);
 
-    expect(await tier.useCopyFor("person-b")).toBe(true);
+    expect(await tier.claimCopy("person-b")).toBe(true);
     expect(await localCounts()).toMatchObject({
       patients: 1,
       branches: 1,
@@ -73,13 +73,13 @@ describe("whose offline copy", () => {
   });
 
   it("the owner survives a restart: the same person keeps the copy, another clears it", async () => {
-    await tier.useCopyFor("person-a");
+    await tier.claimCopy("person-a");
     await tier.refresh(server);
     await tier.close();
     tier = await openTier(files, { branchId: graph.branches.id });
-    expect(await tier.useCopyFor("person-a")).toBe(false);
+    expect(await tier.claimCopy("person-a")).toBe(false);
     expect((await localCounts()).appointments).toBe(1);
-    expect(await tier.useCopyFor("person-b")).toBe(true);
+    expect(await tier.claimCopy("person-b")).toBe(true);
     expect(Object.values(await localCounts()).every((count) => count === 0)).toBe(true);
   });
 });
