@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { CvError } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresSource, resolvePostgresConfig } from "../src/index.js";
-import { sslOption } from "../src/internal/client-options.js";
+import { clientOptions, sslOption } from "../src/internal/client-options.js";
 
 let dir: string;
 
@@ -160,6 +160,21 @@ describe("config", () => {
       "require",
     );
     expect(sslOption(resolvePostgresConfig({ url: "postgres://a@h/d" }))).toBe(false);
+  });
+
+  it("session is a function read per call, never a token itself (which is not echoed)", () => {
+    const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+    const error = configError({ url: "postgres://pc@h/d", session: token });
+    expect(error.issues.map((issue) => issue.path)).toEqual(["session"]);
+    expect(error.message).not.toContain(token);
+    const resolved = resolvePostgresConfig({ url: "postgres://pc@h/d", session: () => token });
+    // The person's session goes with the pool's connections only: the probe asks `select 1` as the login.
+    expect(clientOptions(resolved, "pool", token).connection).toMatchObject({
+      role: "authenticated",
+      "centrovision.session": token,
+    });
+    expect(clientOptions(resolved, "probe").connection).not.toHaveProperty("role");
+    expect(clientOptions(resolved, "pool").connection).not.toHaveProperty("centrovision.session");
   });
 
   it("creating a source never connects, so a PC can start while the server is down", async () => {

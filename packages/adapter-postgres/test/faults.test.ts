@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "@centrovision/core";
-import { createLink, type Link } from "@centrovision/testkit";
+import { clinicSession, createLink, type Link } from "@centrovision/testkit";
 import { createFixtures, recoveryTime, timed } from "@centrovision/testkit/contract";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createPostgresSource, type PostgresConfigInput } from "../src/index.js";
@@ -218,14 +218,19 @@ describe("logins", () => {
     );
   });
 
-  it("a least-privilege login granted centrovision_app can use every operation", async () => {
+  it("a PC login in centrovision_app, signed in as a person of the branch, can use every operation", async () => {
     const user = `pc_${randomUUID().slice(0, 8)}`;
+    const person = randomUUID();
     await database.sql.unsafe(`create role ${user} login password 'recepcion-2026' in role centrovision_app`);
+    // The person works at this branch (as the sync daemon brings it from the cloud).
+    await database.sql`insert into profiles (id, full_name) values (${person}, 'Recepción Faults')`;
+    await database.sql`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${person}, ${branchId})`;
+    const token = await clinicSession(database.url, { userId: person });
     try {
       const url = new URL(link.url(database.url));
       url.username = user;
       url.password = "recepcion-2026";
-      const s = open({ url: url.href });
+      const s = open({ url: url.href, session: () => token });
       const repo = s.table("patients");
       const patient = await repo.insert(fixtures.patient(branchId, { document_id: null }));
       expect(await repo.get(patient.id)).toEqual(patient);
@@ -239,6 +244,7 @@ describe("logins", () => {
       );
       expect((await repo.list({ where: { id: updated.id } }))[0]?.phone).toBe("+52 55 2222 3333");
       expect(await repo.delete(patient.id)).toBe(true);
+      expect((await s.table("branches").get(branchId))?.id).toBe(branchId);
       await s.probe();
     } finally {
       await source.close();
@@ -246,9 +252,10 @@ describe("logins", () => {
     }
   });
 
-  it("a login without the grant: unauthorized, saying which grant is missing", async () => {
+  it("a login outside centrovision_app: unauthorized, saying what a PC needs, with or without a session", async () => {
     const user = `nobody_${randomUUID().slice(0, 8)}`;
     await database.sql.unsafe(`create role ${user} login password 'sin-permisos-1'`);
+    const token = await clinicSession(database.url, { userId: randomUUID() });
     try {
       const url = new URL(link.url(database.url));
       url.username = user;
@@ -256,8 +263,13 @@ describe("logins", () => {
       const attempt = await timed(getBranch(open({ url: url.href })));
       expect(attempt.error?.code).toBe("unauthorized");
       expect(attempt.error?.message).toContain(
-        `user ${user} lacks permission on branches (grant it centrovision_app)`,
+        `user ${user} may not do this on branches: a PC works only as a signed-in person (a clinic session), with a login in centrovision_app`,
       );
+      await source.close();
+      // A session does not help a login that may not take the role: refused as it connects.
+      const asPerson = await timed(getBranch(open({ url: url.href, session: () => token })));
+      expect(asPerson.error?.code).toBe("unauthorized");
+      expect(asPerson.error?.message).toContain(`user ${user} may not do this on branches`);
     } finally {
       await source.close();
       await database.sql.unsafe(`drop role ${user}`);

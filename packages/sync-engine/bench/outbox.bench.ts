@@ -3,8 +3,9 @@
  *
  * 1. Durable outbox write latency (p50/p95) with a ~50 MB local database (target p95 ≤ 10 ms),
  *    against a plain durable write to the same file (no outbox) — both fsync'd before resolving.
- * 2. Draining 5,000 offline writes to the clinic server through cv_client_apply, as a ratio of the
- *    sync engine's steady-state throughput between two PostgreSQL nodes on the same server.
+ * 2. Draining 5,000 offline writes to the clinic server through cv_client_apply, as a PC does it (a
+ *    centrovision_app login acting as its signed-in person, under the row-level policies), as a
+ *    ratio of the sync engine's steady-state throughput between two PostgreSQL nodes on the same server.
  *
  *   npm run bench           (in packages/sync-engine; runs sync.bench.ts too)
  *   node --conditions=@centrovision/source --import tsx bench/outbox.bench.ts
@@ -16,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
-import { applyMigrations, startPostgres } from "@centrovision/testkit";
+import { applyMigrations, clinicSession, startPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
 import {
   createClientApplier,
@@ -107,6 +108,13 @@ try {
   const appUrl = new URL(clinic.url);
   appUrl.username = "cv_outbox_bench";
   appUrl.password = "bench";
+  // The PC's receptionist, signed in: a profile and a membership at the bench branch (as the sync
+  // brings them from the cloud) and a clinic session minted with the server's own key.
+  const person = randomUUID();
+  await clinic.sql`insert into profiles (id, full_name) values (${person}, 'Recepción Bench')`;
+  await clinic.sql`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${person}, ${branchId})`;
+  const token = await clinicSession(clinic.url, { userId: person });
+  const session = () => token;
 
   const engine = createSyncEngine({
     local: createPostgresPeer({ url: peer.url, timeoutMs: 60_000 }),
@@ -131,9 +139,11 @@ try {
     store: await createSqliteSource({ path: pcPath, key }),
     scope: { branchId },
   });
-  await pc.refresh(createPostgresSource({ url: appUrl.href }));
+  const refreshSource = createPostgresSource({ url: appUrl.href, session });
+  await pc.refresh(refreshSource);
+  await refreshSource.close();
   for (let n = 0; n < DRAIN_WRITES; n++) await pc.source.table("patients").insert(patient(branchId, n));
-  const applier = createClientApplier({ postgres: { url: appUrl.href, timeoutMs: 60_000 } });
+  const applier = createClientApplier({ postgres: { url: appUrl.href, timeoutMs: 60_000, session } });
   const drainStarted = performance.now();
   const report = await pc.drain(applier);
   const drainMs = performance.now() - drainStarted;

@@ -1,6 +1,7 @@
 /**
  * Failover router benchmark, on the real tiers of test/router/pc-stack.ts (local Supabase with a
- * doctor's session, clinic PostgreSQL with a centrovision_app login, SQLite file, sync engine),
+ * doctor's session, clinic PostgreSQL with a centrovision_app login acting as the same doctor (a
+ * clinic session), SQLite file, sync engine),
  * with the router's DEFAULT numbers. Distributions and ratios measured in this one run.
  *
  * 1. Cut to first call served by the clinic server, the internet cut at a random moment of the

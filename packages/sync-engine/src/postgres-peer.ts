@@ -77,9 +77,9 @@ function describeUrl(url: string): string {
 /** Socket and driver codes that mean the connection is gone. */
 const NETWORK_CODES = /^(E[A-Z]+|CONNECT_TIMEOUT|CONNECTION_[A-Z_]+)$/;
 
-function toCvError(error: unknown, label: string): CvError {
+function toCvError(error: unknown, label: string, fn: string): CvError {
   if (error instanceof CvError) return error;
-  if (error instanceof postgres.PostgresError) return fromSqlState(error.code, label, error.message);
+  if (error instanceof postgres.PostgresError) return fromSqlState(error.code, label, error.message, fn);
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && NETWORK_CODES.test(code)) {
     return new CvError("unavailable", `[sync-engine] cannot reach ${label} (${code})`, { cause: { code } });
@@ -184,9 +184,11 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
   const current = (): PostgresClient => {
     const next = options.session?.();
     if (factory !== undefined && live !== undefined && next !== session) {
-      // Another person, or a renewed session: calls in flight finish as whom they started.
-      void live.end({ timeout: options.timeoutMs / 1000 }).catch(() => {});
+      // Another person, or a renewed session: calls in flight finish as whom they started. The old
+      // client ends a macrotask later, so a call that took it in this tick still gets its query sent.
+      const stale = live;
       live = undefined;
+      setImmediate(() => stale.end({ timeout: options.timeoutMs / 1000 }).catch(() => {}));
     }
     session = next;
     live ??= (factory as () => PostgresClient)();
@@ -216,7 +218,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
         if (query) Promise.resolve(query.cancel()).catch(() => {});
       }
       if (isCvError(error, "timeout") || isConnectionFailure(error)) discard(client);
-      throw toCvError(error, label);
+      throw toCvError(error, label, fn);
     }
   };
 

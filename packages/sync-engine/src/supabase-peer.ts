@@ -76,7 +76,7 @@ async function createDefaultClient(url: string, key: string): Promise<SupabaseRp
 
 const UNREACHABLE_STATUS = new Set([0, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 530]);
 
-function toCvError(error: PostgrestErrorLike, status: number, label: string): CvError {
+function toCvError(error: PostgrestErrorLike, status: number, label: string, fn: string): CvError {
   const code = error.code ?? "";
   if (code === "PGRST003") {
     return new CvError(
@@ -103,7 +103,7 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string): Cv
     );
   }
   if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith("PGRST"))
-    return fromSqlState(code, label, error.message);
+    return fromSqlState(code, label, error.message, fn);
   if (UNREACHABLE_STATUS.has(status)) {
     return new CvError("unavailable", `[sync-engine] ${label} is not serving (HTTP ${status})`);
   }
@@ -151,7 +151,7 @@ export function createSupabaseInvoker(
           .retry(false),
       ),
     );
-    if (reply.error) throw toCvError(reply.error, reply.status, label);
+    if (reply.error) throw toCvError(reply.error, reply.status, label, fn);
     return reply.data;
   };
   return {

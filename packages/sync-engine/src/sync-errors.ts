@@ -79,12 +79,22 @@ function tablesIn(message: string | undefined): TableName[] {
 /** SQLSTATEs of a server that is there but not serving: as good as unreachable. */
 const SERVER_DOWN = new Set(["57P01", "57P02", "57P03", "53300"]);
 
+/** What a 42501 means for the function called: a PC's client functions are not the daemon's. */
+function forbidden(fn: string | undefined): string {
+  if (fn === "cv_client_pending" || fn === "cv_client_position")
+    return `this login may not call ${fn} (a PC's login needs centrovision_app)`;
+  if (fn?.startsWith("cv_client_"))
+    return `this login may not call ${fn} by itself: a PC writes only as a signed-in person (its clinic session, or a user session on the cloud); sign in`;
+  return "this login may not call the sync functions (grant it centrovision_sync)";
+}
+
 /**
- * Translates a SQLSTATE raised on `peer` into a `SyncError`. Messages are written here, never
- * copied from the server: PostgreSQL's DETAIL and the machinery's messages can quote row values.
- * `serverMessage` is only searched for table names.
+ * Translates a SQLSTATE raised on `peer` by a call of `fn` into a `SyncError`. Messages are
+ * written here, never copied from the server: PostgreSQL's DETAIL and the machinery's messages
+ * can quote row values. `serverMessage` is only searched for table names (CV010's fixed sentences,
+ * sql/0003, are the one exception quoted).
  */
-export function fromSqlState(state: string, peer: string, serverMessage?: string): SyncError {
+export function fromSqlState(state: string, peer: string, serverMessage?: string, fn?: string): SyncError {
   const make = (code: ErrorCode, text: string, options: SyncErrorOptions = {}) =>
     new SyncError(code, `[sync-engine] ${peer}: ${text}`, { sqlstate: state, ...options });
   const tables = tablesIn(serverMessage);
@@ -150,7 +160,7 @@ export function fromSqlState(state: string, peer: string, serverMessage?: string
         reason: "statement_timeout",
       });
     case "42501":
-      return make("unauthorized", "this login may not call the sync functions (grant it centrovision_sync)");
+      return make("unauthorized", forbidden(fn));
     case "CV010":
       // sql/0003's fixed sentences (no values): what is wrong with the person's clinic session.
       return make(

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { isCvError } from "@centrovision/core";
-import { createLink, type Link } from "@centrovision/testkit";
+import { clinicSession, createLink, type Link } from "@centrovision/testkit";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -133,16 +133,24 @@ describe("postgres peer faults", () => {
     expect((await peer.node()).nodeId).toBe(pair.clinic.nodeId);
   });
 
-  it("is unauthorized for a login outside centrovision_sync", async () => {
+  it("is unauthorized for a PC's login outside centrovision_sync, alone or as a signed-in person", async () => {
     const user = `cv_app_only_${randomUUID().slice(0, 6)}`;
     await onServer(`create role ${user} login password 'app-only' in role centrovision_app`);
     closers.push(() => onServer(`drop role if exists ${user}`));
     const url = new URL(pair.clinic.url);
     url.username = user;
     url.password = "app-only";
-    const peer = createPostgresPeer({ url: url.href, timeoutMs: 2_000 });
-    closers.push(() => peer.close());
-    expect(await failure(() => peer.node())).toMatchObject({ code: "unauthorized" });
+    const owner = new URL(serverUrl());
+    owner.pathname = `/${pair.clinic.database}`;
+    const token = await clinicSession(owner.href, { userId: randomUUID() });
+    for (const session of [undefined, () => token]) {
+      const peer = createPostgresPeer({ url: url.href, timeoutMs: 2_000, ...(session && { session }) });
+      closers.push(() => peer.close());
+      expect(await failure(() => peer.node())).toMatchObject({
+        code: "unauthorized",
+        message: expect.stringContaining("this login may not call the sync functions"),
+      });
+    }
   });
 
   it("uses an injected client as is and never closes it", async () => {

@@ -37,7 +37,14 @@ export function createPool(config: ResolvedPostgresConfig, role: "pool" | "probe
   return {
     current() {
       const session = sessionOf?.();
-      if (live !== undefined && live.session !== session) this.discard(live, false);
+      if (live !== undefined && live.session !== session) {
+        // Another person, or a renewed session. The old client ends a macrotask later: a call
+        // that took it in this tick has not handed its query to a connection yet, and an ended
+        // client would refuse it as if the server were gone.
+        const stale = live;
+        live = undefined;
+        setImmediate(() => stale.sql.end({ timeout: graceSec }).catch(() => {}));
+      }
       live ??= { sql: postgres(clientOptions(config, role, session)) as unknown as Sql, session };
       return live;
     },

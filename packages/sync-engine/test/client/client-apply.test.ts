@@ -1,25 +1,33 @@
 import { randomUUID } from "node:crypto";
-import { CvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
-import { type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import { CvError, isTierDown, SYNCED_TABLES, type TableName } from "@centrovision/core";
+import { asClinicPerson, clinicSession, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type ClientApplier, type ClientWrite, createClientApplier } from "../../src/index.js";
+import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
 import { onServer } from "../support/server.js";
-import { type Clinic, clinic, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
+import { type Clinic, clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
 import { createNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
 
 /*
- * cv_client_apply (sql/0010) through createClientApplier, with the rights a PC really holds: a
- * centrovision_app login on the clinic server, a user session (RLS) on a real local Supabase.
+ * cv_client_apply (sql/0010) through createClientApplier, with the rights a PC really holds: on
+ * the clinic server a centrovision_app login acting as a signed-in person (a clinic session), on a
+ * real local Supabase a user session; the same row-level policies (sql/0004) on both.
  * Rows are written first on a scratch node (the "PC's tier"), as the PC would have got them back.
+ * A PC writes clinical rows; a branch's configuration (branches, rooms, people) reaches the
+ * clinic server from the cloud through the sync, so the tests seed it there as the owner.
  */
 
 const APP = { user: "cv_client_apply_test", password: "client-apply-test-password" };
+const CLINICAL = ["patients", "appointments", "encounters", "exam_eye", "diagnoses"] as const;
+const CONFIGURATION = SYNCED_TABLES.filter((table) => !(CLINICAL as readonly string[]).includes(table));
 let pc: SqlNode;
 let server: SqlNode;
 let appUrl: string;
+/** The receptionist signed in on the PC; works at every branch `seeded()` makes. */
+let person: ClinicPerson;
 const appliers: ClientApplier[] = [];
 
 beforeAll(async () => {
@@ -33,20 +41,36 @@ beforeAll(async () => {
   url.username = APP.user;
   url.password = APP.password;
   appUrl = url.href;
+  person = await clinicPerson(server, { fullName: "Recepción Roma" });
 });
 afterAll(async () => {
   await Promise.all(appliers.map((a) => a.close()));
   await Promise.all([pc?.drop(), server?.drop()]);
 });
 
-function clinicApplier(): ClientApplier {
-  const applier = createClientApplier({ postgres: { url: appUrl } });
+/** An applier acting as `session`'s person (default: the signed-in receptionist); null: the login alone. */
+function clinicApplier(session: (() => string | undefined) | null = person.session): ClientApplier {
+  const applier = createClientApplier({ postgres: { url: appUrl, ...(session !== null && { session }) } });
   appliers.push(applier);
   return applier;
 }
 
+/**
+ * A consultation written on the PC's tier; its branch's configuration on the clinic server (as
+ * the sync brought it), with the signed-in person working there unless `admit` is false.
+ */
+async function seeded({ admit = true } = {}): Promise<Clinic> {
+  const graph = clinic();
+  await insertClinic(pc.sql, graph);
+  await server.sql.begin(async (tx) => {
+    for (const table of CONFIGURATION) await insert(tx, table, graph[table]);
+  });
+  if (admit) await person.admit(graph.branches.id);
+  return graph;
+}
+
 /** The stored rows of `graph` on the PC's tier, as writes, parents first. */
-async function writesOf(graph: Clinic, tables: readonly TableName[] = SYNCED_TABLES): Promise<ClientWrite[]> {
+async function writesOf(graph: Clinic, tables: readonly TableName[] = CLINICAL): Promise<ClientWrite[]> {
   const writes: ClientWrite[] = [];
   for (const table of tables) {
     const row = await rowOf(pc.sql, table, graph[table].id);
@@ -57,8 +81,7 @@ async function writesOf(graph: Clinic, tables: readonly TableName[] = SYNCED_TAB
 
 /** A consultation written on the PC's tier and applied to the clinic server. */
 async function appliedGraph(): Promise<{ graph: Clinic; applier: ClientApplier }> {
-  const graph = clinic();
-  await insertClinic(pc.sql, graph);
+  const graph = await seeded();
   const applier = clinicApplier();
   await applier.apply(await writesOf(graph));
   return { graph, applier };
@@ -69,27 +92,26 @@ async function conflictsOf(node: SqlNode, id: string) {
     select winner, status, local_version, remote_version from cv_sync.conflicts where row_id = ${id}`;
 }
 
-describe("cv_client_apply on the clinic server (centrovision_app)", () => {
+describe("cv_client_apply on the clinic server (a centrovision_app login with its person's session)", () => {
   it("writes new rows once, captured as the server's own changes; the same versions again are no-ops", async () => {
-    const graph = clinic();
-    await insertClinic(pc.sql, graph);
+    const graph = await seeded();
     const applier = clinicApplier();
     const writes = await writesOf(graph);
     expect(await applier.apply(writes)).toEqual({
-      applied: 10,
+      applied: 5,
       skipped: 0,
       conflicts: 0,
       ignored: 0,
       rejected: [],
     });
-    expect(await applier.apply(writes.toReversed())).toMatchObject({ applied: 0, skipped: 10 });
+    expect(await applier.apply(writes.toReversed())).toMatchObject({ applied: 0, skipped: 5 });
     const stored = await rowOf(server.sql, "patients", graph.patients.id);
-    expect(stored?.version).toBe(writes[5]?.row?.version);
+    expect(stored?.version).toBe(writes[0]?.row?.version);
     const [log] = await server.sql<{ n: number }[]>`
       select count(*)::int as n from cv_sync.change_log
       where row_id = ${graph.patients.id} and origin = ${server.id} and received_from is null`;
     expect(log?.n).toBe(1);
-    expect(await applier.pendingUp()).toBeGreaterThanOrEqual(10);
+    expect(await applier.pendingUp()).toBeGreaterThanOrEqual(5);
   });
 
   it("fast-forwards a row the server holds at the write's base version", async () => {
@@ -164,14 +186,13 @@ describe("cv_client_apply on the clinic server (centrovision_app)", () => {
       row: null,
       baseVersion: randomUUID(),
     };
-    const fresh = clinic();
-    await insertClinic(pc.sql, fresh);
+    const fresh = await seeded();
     const result = await applier.apply([
       { table: "patients", op: "upsert", id: twin.id as string, row: twin },
       staleDelete,
       ...(await writesOf(fresh)),
     ]);
-    expect(result.applied).toBe(10);
+    expect(result.applied).toBe(5);
     expect(result.rejected).toEqual([
       expect.objectContaining({ table: "patients", id: twin.id, code: "constraint" }),
       expect.objectContaining({ table: "diagnoses", id: graph.diagnoses.id, code: "conflict" }),
@@ -181,12 +202,11 @@ describe("cv_client_apply on the clinic server (centrovision_app)", () => {
   });
 
   it("deletes a row at the version the PC saw, once", async () => {
-    const graph = clinic();
-    await insertClinic(pc.sql, graph);
+    const graph = await seeded();
     const applier = clinicApplier();
     const writes = await writesOf(graph);
     await applier.apply(writes);
-    const version = writes[9]?.row?.version as string;
+    const version = writes.find((write) => write.table === "diagnoses")?.row?.version as string;
     const del: ClientWrite = {
       table: "diagnoses",
       op: "delete",
@@ -199,20 +219,77 @@ describe("cv_client_apply on the clinic server (centrovision_app)", () => {
     expect(await rowOf(server.sql, "diagnoses", graph.diagnoses.id)).toBeUndefined();
   });
 
-  it("does not let an app login settle a row it has not just written", async () => {
-    const app = postgres(appUrl, { max: 1, onnotice: () => {} });
-    try {
-      const graph = clinic();
-      await insertClinic(server.sql, graph);
-      const error = await app`select cv_client_settle('patients', ${graph.patients.id}, null, now())`.catch(
-        (e: { code?: string }) => e,
-      );
-      expect((error as { code?: string }).code).toBe("42501");
-      const direct = await app`select count(*) from cv_sync.conflicts`.catch((e: { code?: string }) => e);
-      expect((direct as { code?: string }).code).toBe("42501");
-    } finally {
-      await app.end();
+  it("does not let a PC settle a row it has not just written, nor read the conflicts, as its person or alone", async () => {
+    const graph = clinic();
+    await insertClinic(server.sql, graph);
+    await person.admit(graph.branches.id);
+    for (const connection of [asClinicPerson(person.token), {}]) {
+      const app = postgres(appUrl, { max: 1, onnotice: () => {}, connection });
+      try {
+        // The person may see the row: what refuses is the settle's own rule (or, alone, its grant).
+        if ("role" in connection) {
+          expect(await app`select id from patients where id = ${graph.patients.id}`).toHaveLength(1);
+        }
+        const error = await app`select cv_client_settle('patients', ${graph.patients.id}, null, now())`.catch(
+          (e: { code?: string }) => e,
+        );
+        expect((error as { code?: string }).code).toBe("42501");
+        const direct = await app`select count(*) from cv_sync.conflicts`.catch((e: { code?: string }) => e);
+        expect((direct as { code?: string }).code).toBe("42501");
+      } finally {
+        await app.end();
+      }
     }
+  });
+
+  it("applies as its person: rows of a branch the person does not work at, or configuration without the admin role, are refused one by one", async () => {
+    const mine = await seeded();
+    const theirs = await seeded({ admit: false });
+    const applier = clinicApplier();
+    await update(pc.sql, "rooms", mine.rooms.id, { name: "Consultorio 2" });
+    const result = await applier.apply([
+      ...(await writesOf(mine, ["rooms", "patients", "appointments"])),
+      ...(await writesOf(theirs, ["patients", "appointments"])),
+    ]);
+    expect(result).toMatchObject({ applied: 2, conflicts: 0 });
+    expect(result.rejected.map((r) => [r.table, r.id, r.code])).toEqual([
+      ["rooms", mine.rooms.id, "unauthorized"],
+      ["patients", theirs.patients.id, "unauthorized"],
+      ["appointments", theirs.appointments.id, "unauthorized"],
+    ]);
+    expect(await rowOf(server.sql, "patients", theirs.patients.id)).toBeUndefined();
+    expect(await rowOf(server.sql, "rooms", mine.rooms.id)).toMatchObject({ name: mine.rooms.name });
+  });
+
+  it("the login alone asks the router's two questions but applies nothing", async () => {
+    const graph = await seeded();
+    const alone = clinicApplier(null);
+    expect(await alone.pendingUp()).toBeGreaterThan(0);
+    expect(Number(await alone.logPosition())).toBeGreaterThan(0);
+    const error = await alone.apply(await writesOf(graph)).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: "unauthorized",
+      message: expect.stringContaining("a PC writes only as a signed-in person"),
+    });
+    expect(await rowOf(server.sql, "patients", graph.patients.id)).toBeUndefined();
+  });
+
+  it("a session the server refuses fails the call as unauthorized, not as a server that is down", async () => {
+    const graph = await seeded();
+    const expired = await clinicSession(server.url, { userId: person.userId, expiresInSeconds: -60 });
+    let token = expired;
+    const applier = clinicApplier(() => token);
+    const error = await applier.apply(await writesOf(graph)).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: "unauthorized",
+      message: expect.stringContaining(
+        "the clinic server refused the person's session: the clinic session has expired",
+      ),
+    });
+    expect(isTierDown(error)).toBe(false);
+    // Signed in again: the same applier works on its next call.
+    token = person.token;
+    expect(await applier.apply(await writesOf(graph))).toMatchObject({ applied: 5, rejected: [] });
   });
 
   it("rejects bad input with invalid_input before sending anything", async () => {

@@ -58,6 +58,8 @@ beforeAll(async () => {
     await tx`insert into diagnoses (id, encounter_id, patient_id, icd10_code, description, diagnosed_at, updated_at)
       select gen_random_uuid(), e.id, e.patient_id, 'H52.1', 'Miopía', e.started_at, now() - interval '1 hour' - random() * interval '1000 minutes' from encounters e`;
   });
+  // The PC's receptionist works at this branch only.
+  await clinic.person.admit(BRANCH);
   files = await pcFiles();
   tier = await openTier(files, scope, { now: () => clock, overlapMs: 60_000 });
 }, 120_000);

@@ -7,8 +7,8 @@ import { openTier, type PcFiles, pcFiles, todayClinic, useClinicServer } from ".
 
 /*
  * The PC works offline on its SQLite copy, then drains to the clinic server through
- * cv_client_apply with a centrovision_app login — what a PC really holds. Stored state is checked
- * by direct SQL on the clinic.node.
+ * cv_client_apply with a centrovision_app login acting as its signed-in person (a clinic session)
+ * — what a PC really holds. Stored state is checked by direct SQL on the clinic.node.
  */
 
 const clinic = useClinicServer("offline_drain");
@@ -21,6 +21,7 @@ describe("offline writes drain to the clinic server", () => {
   beforeEach(async () => {
     graph = todayClinic();
     await insertClinic(clinic.node.sql, graph);
+    await clinic.person.admit(graph.branches.id);
     files = await pcFiles();
     tier = await openTier(files, { branchId: graph.branches.id });
     await tier.refresh(clinic.source);

@@ -38,6 +38,8 @@ function runUntilKilled(mode: "write" | "drain", branchId: string, killAfter: nu
     ["--conditions=@centrovision/source", "--import", "tsx", child, ...args],
     {
       cwd: packageDir,
+      // The signed-in person's session, kept off the command line.
+      env: { ...process.env, CV_CLINIC_SESSION: clinic.person.token },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -62,6 +64,7 @@ function runUntilKilled(mode: "write" | "drain", branchId: string, killAfter: nu
 it("offline writes acknowledged before a kill -9 all reach the clinic server once drained", async () => {
   const graph = todayClinic();
   await insertClinic(clinic.node.sql, graph);
+  await clinic.person.admit(graph.branches.id);
   const setup = await openTier(files, { branchId: graph.branches.id });
   await setup.refresh(clinic.source);
   await setup.close();

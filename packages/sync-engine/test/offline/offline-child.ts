@@ -1,6 +1,7 @@
 /**
  * Child process for kill -9 tests, on the PC's offline tier. Arguments: mode, database path, key
- * as hex, branch id, and for `drain` the clinic server URL (a centrovision_app login).
+ * as hex, branch id, and for `drain` the clinic server URL (a centrovision_app login), which acts
+ * as the person of the clinic session in environment variable CV_CLINIC_SESSION.
  * - `write`: registers patients until killed, printing `ack <id>` after each write resolves.
  * - `drain`: drains the outbox in batches of 10, printing `batch <done>` after each.
  */
@@ -23,7 +24,8 @@ const store = await createSqliteSource({
 const tier = createOfflineTier({ store, scope: { branchId }, drainBatchSize: 10 });
 
 if (mode === "drain") {
-  await tier.drain(createClientApplier({ postgres: { url: serverUrl } }), {
+  const session = process.env.CV_CLINIC_SESSION;
+  await tier.drain(createClientApplier({ postgres: { url: serverUrl, session: () => session } }), {
     onProgress: ({ done }) => process.stdout.write(`batch ${done}\n`),
   });
   process.exit(0);

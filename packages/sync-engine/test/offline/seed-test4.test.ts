@@ -9,6 +9,7 @@ import { filter, firstValueFrom, type Subscription, timeout } from "rxjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type ClientApplier, createClientApplier, type OfflineTier } from "../../src/index.js";
+import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
 import { type Clinic, insertClinic } from "../support/sql-fixtures.js";
 import { createNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
 import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
@@ -30,6 +31,8 @@ let files: PcFiles;
 let tier: OfflineTier;
 let router: FailoverRouter;
 let graph: Clinic;
+/** The same receptionist at the clinic server: USER's profile and membership, as the sync brings them. */
+let person: ClinicPerson;
 const appliers: ClientApplier[] = [];
 let draining: Subscription | undefined;
 
@@ -45,6 +48,11 @@ beforeAll(async () => {
   await cloudDb`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${USER}, ${graph.branches.id})`;
   clinicNode = await createNode("offline_test4");
   await insertClinic(clinicNode.sql, graph);
+  person = await clinicPerson(clinicNode, {
+    userId: USER,
+    fullName: "Recepción Roma",
+    branches: [graph.branches.id],
+  });
 
   cloudLink = await createLink({ target: new URL(supabase.url).host });
   const clinicUrl = new URL(await appUrl(clinicNode));
@@ -62,6 +70,7 @@ beforeAll(async () => {
     id: "clinic",
     url: clinicLink.url(clinicUrl.href),
     connectTimeoutMs: 1_000,
+    session: person.session,
   });
   files = await pcFiles();
   tier = await openTier(files, { branchId: graph.branches.id });
@@ -85,7 +94,9 @@ beforeAll(async () => {
   });
   appliers.push(
     createClientApplier({ supabase: { client, url: cloudUrl, timeoutMs: 3_000 } }),
-    createClientApplier({ postgres: { url: clinicLink.url(clinicUrl.href), timeoutMs: 3_000 } }),
+    createClientApplier({
+      postgres: { url: clinicLink.url(clinicUrl.href), timeoutMs: 3_000, session: person.session },
+    }),
   );
 }, 120_000);
 

@@ -11,6 +11,7 @@ import {
   type OfflineScope,
   type OfflineTier,
 } from "../../src/index.js";
+import { clinicPerson } from "../support/clinic-person.js";
 import { ensureLogin, withLogin } from "../support/server.js";
 import { type Clinic, clinic } from "../support/sql-fixtures.js";
 import { createNode, type SqlNode } from "../support/sql-nodes.js";
@@ -22,16 +23,22 @@ export async function appUrl(node: SqlNode): Promise<string> {
   return withLogin(node.url, await ensureLogin(APP, "centrovision_app"));
 }
 
-/** A clinic server database reached as a PC: a source for refreshes and an applier for drains. */
+/**
+ * A clinic server database reached as a PC with a receptionist signed in (a clinic session): a
+ * source for refreshes and an applier for drains. The person works at no branch until a test
+ * admits them to the branches it writes (`person.admit`).
+ */
 export async function clinicServer(name: string) {
   const node = await createNode(name);
   const url = await appUrl(node);
-  const source = createPostgresSource({ id: "clinic", url, callTimeoutMs: 30_000 });
-  const applier = createClientApplier({ postgres: { url } });
+  const person = await clinicPerson(node);
+  const source = createPostgresSource({ id: "clinic", url, callTimeoutMs: 30_000, session: person.session });
+  const applier = createClientApplier({ postgres: { url, session: person.session } });
   return {
     node,
-    /** The PC's login URL. */
+    /** The PC's login URL (centrovision_app; acts as `person` with its session). */
     url,
+    person,
     source,
     applier,
     async close() {

@@ -15,6 +15,7 @@ import {
 } from "@centrovision/core";
 import {
   applyMigrations,
+  clinicSession,
   createLink,
   type Link,
   type LocalSupabase,
@@ -37,8 +38,9 @@ import { type Consultation, consultation } from "../support/fixtures.js";
 /**
  * A clinic as a PC sees it, every piece real: the cloud is a local Supabase reached with a
  * doctor's session, the clinic server a PostgreSQL database reached with a `centrovision_app`
- * login, this PC's tier an encrypted SQLite file, and a sync engine (the clinic daemon) between
- * cloud and clinic every 300 ms. Three fault links: the PC's internet, the daemon's internet
+ * login acting as the same doctor (a clinic session; the same row-level policies as the cloud,
+ * the doctor's membership brought by the sync), this PC's tier an encrypted SQLite file, and a
+ * sync engine (the clinic daemon) between cloud and clinic every 300 ms. Three fault links: the PC's internet, the daemon's internet
  * (the same cable in a clinic: `internet()` sets both) and the PC's LAN to the clinic server.
  *
  * Needs no vitest: the router bench builds the same stack.
@@ -153,6 +155,9 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
   }
 
   const doctorToken = await supabase.mintUserToken(seed.profiles.id);
+  // What the cloud's cv_clinic_session would hand the PC at the doctor's online sign-in.
+  const clinicToken = await clinicSession(clinicUrl, { userId: seed.profiles.id as string });
+  const session = () => clinicToken;
   const appUrl = withLogin(clinicUrl, APP);
   const cloudSource = () =>
     createSupabaseSource({
@@ -170,6 +175,7 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
       connectTimeoutMs: 1_000,
       callTimeoutMs: 2_000,
       probeTimeoutMs: 500,
+      session,
     });
   const routers: FailoverRouter[] = [];
   const appliers: ClientApplier[] = [];
@@ -201,7 +207,7 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
       for (const table of ["branches", "rooms", "profiles", "patients"] as const) {
         await local.table(table).upsert(seed[table] as never);
       }
-      const applier = createClientApplier({ postgres: { url: lan.url(appUrl), timeoutMs: 3_000 } });
+      const applier = createClientApplier({ postgres: { url: lan.url(appUrl), timeoutMs: 3_000, session } });
       const router = createFailoverRouter({
         sources: [cloudSource(), clinicSource(), local],
         hooks: createPcRouterHooks({ clinic: applier, timeoutMs: 2_000 }),

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
 import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
 import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 
@@ -138,40 +140,80 @@ describe("capture", () => {
 });
 
 describe("the sync-apply marker", () => {
-  /** Runs `statement` as `role` (null: the schema owner) with centrovision.sync_origin set, in a transaction. */
+  /**
+   * A PC's signed-in person (role authenticated with a verified clinic session), an admin at every
+   * branch these tests make: the policies would let it edit them, so only the marker's guard refuses.
+   */
+  let person: ClinicPerson;
+  beforeAll(async () => {
+    person = await clinicPerson(node, { admin: true, fullName: "Administración" });
+  });
+
+  /** Starts acting as `role` in `tx`: "person" is the PC's person, null the schema owner. */
+  async function actAs(tx: postgres.TransactionSql, role: string | null) {
+    if (role === "person") {
+      await tx`set local role authenticated`;
+      await tx`select set_config('centrovision.session', ${person.token}, true)`;
+    } else if (role !== null) {
+      await tx.unsafe(`set local role ${role}`);
+    }
+  }
+
+  /** Runs `statement` as `role` with centrovision.sync_origin set, in a transaction; the error it raised. */
   async function asSync(role: string | null, statement: string, id: string) {
-    await node.sql.begin(async (tx) => {
-      if (role !== null) await tx.unsafe(`set local role ${role}`);
-      await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
-      await tx.unsafe(statement, [id]);
-    });
+    return node.sql
+      .begin(async (tx) => {
+        await actAs(tx, role);
+        await tx`select set_config('centrovision.sync_origin', ${randomUUID()}, true)`;
+        await tx.unsafe(statement, [id]);
+      })
+      .then(
+        () => undefined,
+        (error: { code?: string; message?: string }) => error,
+      );
   }
   const forged = "00000000-0000-4000-8000-000000000000";
 
   it("refuses, whole, a write by anyone who set centrovision.sync_origin outside a sync apply", async () => {
-    for (const role of ["centrovision_app", "centrovision_sync", null]) {
+    for (const role of ["person", "centrovision_sync", null, "centrovision_app"]) {
       const id = await branch();
+      await person.admit(id);
       const before = await rowOf(node.sql, "branches", id);
       for (const statement of [
         `update branches set name = 'Forjada', version = '${forged}' where id = $1`,
         "delete from branches where id = $1",
       ]) {
-        expect(await failureCode(() => asSync(role, statement, id))).toBe("42501");
+        const error = await asSync(role, statement, id);
+        expect(error?.code, `${role}: ${statement}`).toBe("42501");
+        // The guard's refusal; a PC login alone holds no table, so its own grant refuses first.
+        expect(error?.message).toContain(
+          role === "centrovision_app"
+            ? "permission denied for table branches"
+            : "centrovision.sync_origin is reserved",
+        );
       }
       expect(await rowOf(node.sql, "branches", id)).toEqual(before);
       expect(await entries(id)).toHaveLength(1);
     }
+    // Without the setting, the same person's edit is an ordinary, captured write.
+    const id = await branch();
+    await person.admit(id);
+    await node.sql.begin(async (tx) => {
+      await actAs(tx, "person");
+      await tx`update branches set name = 'Centro Roma (renovado)' where id = ${id}`;
+    });
+    expect(await entries(id)).toHaveLength(2);
   });
 
   it("cannot be forged: only the owner's functions can register a transaction as a sync apply", async () => {
-    for (const role of ["centrovision_app", "centrovision_sync"]) {
+    for (const role of ["person", "centrovision_app", "centrovision_sync"]) {
       const attempt = node.sql.begin(async (tx) => {
-        await tx.unsafe(`set local role ${role}`);
+        await actAs(tx, role);
         await tx`insert into cv_sync.applying values (pg_current_xact_id(), ${randomUUID()})`;
       });
       await expect(attempt).rejects.toMatchObject({ code: "42501" });
       const call = node.sql.begin(async (tx) => {
-        await tx.unsafe(`set local role ${role}`);
+        await actAs(tx, role);
         await tx`select cv_sync.begin_apply(${randomUUID()})`;
       });
       await expect(call).rejects.toMatchObject({ code: "42501" });

@@ -1,5 +1,8 @@
-import { type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import { asClinicPerson, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clinicPerson } from "../support/clinic-person.js";
+import { ensureLogin, withLogin } from "../support/server.js";
 import { clinic, insertClinic, update } from "../support/sql-fixtures.js";
 import { createNode, failureCode, openNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
 import {
@@ -15,7 +18,9 @@ import {
 /*
  * Who may use the machinery. The cloud here is a real local Supabase (roles anon, authenticated,
  * service_role, Supabase's default privileges, the PostgREST-compatible gateway): the sync
- * functions answer service_role over RPC and nobody else.
+ * functions answer service_role over RPC and nobody else. On the clinic server (plain
+ * PostgreSQL) a PC's login (centrovision_app) holds no table by itself: it signs in, asks the
+ * router's two questions, and otherwise works as its verified person (role authenticated).
  */
 
 let supabase: LocalSupabase;
@@ -116,6 +121,98 @@ describe("grants", () => {
     expect(await asApp("select cv_sync_node()")).toBe("42501");
     expect(await asApp("select count(*) from cv_sync.change_log")).toBe("42501");
     expect(await asApp("select cv_sync.hlc(0, gen_random_uuid())")).toBe("42501");
+  });
+});
+
+describe("on the clinic server", () => {
+  const PC = { user: "cv_security_pc", password: "security-pc-test-password" };
+  // A node of its own: the person written here would otherwise travel with the pages below.
+  let server: SqlNode;
+  beforeAll(async () => {
+    server = await createNode("clinic_roles");
+  });
+  afterAll(async () => {
+    await server?.drop();
+  });
+  /** Functions `role` may execute beyond what PUBLIC may (pgcrypto's, cv_health). */
+  const executable = async (role: string) =>
+    (
+      await server.sql<{ fn: string }[]>`
+        select p.oid::regprocedure::text as fn from pg_proc p
+        where p.pronamespace in ('public'::regnamespace, 'auth'::regnamespace, 'cv_auth'::regnamespace,
+            'cv_sync'::regnamespace)
+          and has_function_privilege(${role}, p.oid, 'EXECUTE')
+          and not exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+            where a.grantee = 0 and a.privilege_type = 'EXECUTE')
+        order by 1`
+    ).map((row) => row.fn);
+  const tablesOf = async (role: string) =>
+    (
+      await server.sql<{ table: string }[]>`
+        select distinct c.oid::regclass::text as table from pg_class c,
+          unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+        where c.relkind = 'r' and c.relnamespace in ('public'::regnamespace, 'cv_auth'::regnamespace,
+            'cv_sync'::regnamespace)
+          and has_table_privilege(${role}, c.oid, p)
+        order by 1`
+    ).map((row) => row.table);
+
+  it("centrovision_app alone: no table, only sign-in and the router's two questions; it may take `authenticated`, without inheriting it", async () => {
+    const [role] = await server.sql<{ inherit: boolean; login: boolean; set: boolean; usage: boolean }[]>`
+      select r.rolinherit as inherit, r.rolcanlogin as login,
+        pg_has_role('centrovision_app', 'authenticated', 'SET') as set,
+        pg_has_role('centrovision_app', 'authenticated', 'USAGE') as usage
+      from pg_roles r where r.rolname = 'centrovision_app'`;
+    expect(role).toEqual({ inherit: false, login: false, set: true, usage: false });
+    expect(await tablesOf("centrovision_app")).toEqual([]);
+    expect(await executable("centrovision_app")).toEqual([
+      "cv_auth.key_id()",
+      "cv_auth.sign_in(text,text)",
+      "cv_client_pending(bigint)",
+      "cv_client_position()",
+    ]);
+  });
+
+  it("`authenticated`: the EHR tables (under row-level security) and the client functions, nothing of the sync or the key", async () => {
+    const tables = await tablesOf("authenticated");
+    expect(tables.filter((table) => table.startsWith("cv_"))).toEqual([]);
+    expect(tables).toHaveLength(10);
+    const [unprotected] = await server.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_class c
+      where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'
+        and has_table_privilege('authenticated', c.oid, 'SELECT') and not c.relrowsecurity`;
+    expect(unprotected?.n).toBe(0);
+    const functions = await executable("authenticated");
+    expect(functions.filter((fn) => /^cv_sync|signing_key|set_disabled_users/.test(fn))).toEqual([]);
+    expect(functions).toEqual(
+      expect.arrayContaining([
+        "cv_client_apply(jsonb,text)",
+        "cv_client_seen(text,uuid,uuid)",
+        "cv_client_settle(text,uuid,uuid,timestamp with time zone)",
+        "auth.uid()",
+      ]),
+    );
+  });
+
+  it("refuses the sync functions, the log and the signing key to a PC, alone or as its verified person (42501)", async () => {
+    const person = await clinicPerson(server);
+    const url = withLogin(server.url, await ensureLogin(PC, "centrovision_app"));
+    for (const connection of [{}, asClinicPerson(person.token)]) {
+      const pc = postgres(url, { max: 1, onnotice: () => {}, connection });
+      try {
+        const code = (statement: string) => failureCode(() => pc.unsafe(statement));
+        expect(await code("select cv_sync_node()")).toBe("42501");
+        expect(await code("select count(*) from cv_sync.change_log")).toBe("42501");
+        expect(await code("select cv_sync.hlc(0, gen_random_uuid())")).toBe("42501");
+        expect(await code("select key from cv_auth.signing_key")).toBe("42501");
+        expect(await code("select cv_auth.signing_key_export()")).toBe("42501");
+        // Alone it reads no EHR row; as the person, what the policies allow (none of its own here).
+        expect(await code("select count(*) from patients")).toBe("role" in connection ? undefined : "42501");
+        expect(await code("select cv_client_position()")).toBeUndefined();
+      } finally {
+        await pc.end();
+      }
+    }
   });
 });
 
