@@ -9,10 +9,13 @@
 --           the password here (`cv_auth.enroll`, only with an online session, only for its own
 --           person). Failed attempts lock the account here for `lockout_minutes` after
 --           `lockout_attempts`; a user the cloud disabled (copied here by the daemon on every
---           sync cycle: `cv_disabled_users` → `cv_auth.set_disabled_users`) cannot sign in, and
+--           sync cycle: `cv_disabled_users` → `cv_clinic_set_disabled_users`) cannot sign in, and
 --           their sessions stop working at once (0003 checks on every call).
 -- The password never leaves the function call (no table, no log line); the verifier is bcrypt
--- (pgcrypto's crypt(), cost 10).
+-- (pgcrypto's crypt(), cost 10). Failed attempts are counted in a sequence per user, because
+-- setval() is not undone by a rollback: a caller that aborts its transaction after a wrong answer
+-- (or makes its own statement fail on one: `1 / (… ->> 'ok')::boolean::int`) still spends an
+-- attempt; counted in a table, the lockout could be bypassed that way.
 
 DO $identity$
 DECLARE
@@ -33,7 +36,7 @@ BEGIN
       SET search_path = ''
     AS $fn$
     BEGIN
-      IF p_key_id IS NULL OR p_key IS NULL OR p_key !~ '^[0-9a-f]{64,128}$' THEN
+      IF p_key_id IS NULL OR p_key IS NULL OR p_key !~ '^([0-9a-f]{2}){32,64}$' THEN
         RAISE EXCEPTION 'a clinic key is a key id and 32 to 64 bytes in lowercase hex' USING ERRCODE = 'CV005';
       END IF;
       INSERT INTO cv_auth.clinic_keys AS k (key_id, inner_pad, outer_pad)
@@ -96,7 +99,10 @@ BEGIN
   END IF;
 
   -- The clinic server.
-  CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA cv_auth;
+  -- In a schema of its own that no API role may use: a PC reaches crypt() only through sign_in.
+  CREATE SCHEMA IF NOT EXISTS cv_crypto;
+  REVOKE ALL ON SCHEMA cv_crypto FROM PUBLIC;
+  CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA cv_crypto;
   SELECT n.nspname INTO v_crypto
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto';
 
@@ -115,11 +121,26 @@ BEGIN
     user_id uuid PRIMARY KEY,
     email text NOT NULL CONSTRAINT verifiers_email_key UNIQUE,
     verifier text NOT NULL,
-    enrolled_at timestamptz NOT NULL DEFAULT now(),
-    failed_attempts integer NOT NULL DEFAULT 0,
-    locked_until timestamptz
+    enrolled_at timestamptz NOT NULL DEFAULT now()
   );
   REVOKE ALL ON TABLE cv_auth.settings, cv_auth.verifiers FROM PUBLIC;
+
+  -- The user's attempts sequence, made by enroll (NULL before, unless p_create): its value is the
+  -- number of failed attempts in a row or, once they reach lockout_attempts, the epoch second the
+  -- lockout ends (any epoch is above 10⁹, any count below). For the owner's functions only.
+  CREATE FUNCTION cv_auth.attempts_sequence(p_user uuid, p_create boolean) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path = ''
+  AS $fn$
+  DECLARE
+    v_name text := format('cv_auth.%I', 'sign_in_attempts_' || replace(p_user::text, '-', ''));
+  BEGIN
+    IF p_create AND to_regclass(v_name) IS NULL THEN
+      EXECUTE format('CREATE SEQUENCE %s AS bigint MINVALUE 0 START 0', v_name);
+    END IF;
+    RETURN to_regclass(v_name);
+  END
+  $fn$;
 
   -- Which key a PC must ask the cloud to sign its clinic session with.
   CREATE FUNCTION cv_auth.key_id() RETURNS uuid
@@ -145,9 +166,10 @@ BEGIN
       INSERT INTO cv_auth.verifiers AS v (user_id, email, verifier)
       VALUES ((v_claims ->> 'sub')::uuid, lower(v_claims ->> 'email'), crypt(p_password, gen_salt('bf', 10)))
       ON CONFLICT (user_id) DO UPDATE
-        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now(), failed_attempts = 0,
-          locked_until = NULL
+        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now()
         WHERE v.user_id = excluded.user_id;
+      -- The password was just proven online: a lockout here ends.
+      PERFORM setval(cv_auth.attempts_sequence((v_claims ->> 'sub')::uuid, true), 0);
     END
     $fn$
   $ddl$, v_crypto);
@@ -162,6 +184,8 @@ BEGIN
     DECLARE
       v_settings cv_auth.settings;
       v_found cv_auth.verifiers;
+      v_attempts regclass;
+      v_state bigint;
       v_key cv_auth.signing_key;
       v_now bigint := floor(extract(epoch FROM now()))::bigint;
       v_exp bigint;
@@ -173,19 +197,35 @@ BEGIN
         PERFORM crypt(coalesce(p_password, ''), gen_salt('bf', 10));
         RETURN jsonb_build_object('ok', false, 'reason', 'wrong');
       END IF;
-      IF v_found.locked_until > now() THEN
-        RETURN jsonb_build_object('ok', false, 'reason', 'locked',
-          'retry_after_s', ceil(extract(epoch FROM v_found.locked_until - now())));
+      -- The row lock above orders concurrent attempts of one user; their count is the sequence's.
+      -- Without one (made in a transaction that never committed) nothing would count: no check.
+      v_attempts := cv_auth.attempts_sequence(v_found.user_id, false);
+      IF v_attempts IS NULL THEN
+        RETURN jsonb_build_object('ok', false, 'reason', 'expired');
       END IF;
+      EXECUTE format('SELECT last_value FROM %%s', v_attempts) INTO v_state;
+      IF v_state >= v_settings.lockout_attempts THEN
+        -- A count at the limit without the lockout's end (an attempt cancelled after it was
+        -- counted): the lockout starts now, so cutting attempts short never earns a fresh round.
+        IF v_state < 1000000000 THEN
+          v_state := v_now + v_settings.lockout_minutes * 60;
+          PERFORM setval(v_attempts, v_state);
+        END IF;
+        IF v_state > extract(epoch FROM now()) THEN
+          RETURN jsonb_build_object('ok', false, 'reason', 'locked',
+            'retry_after_s', ceil(v_state - extract(epoch FROM now())));
+        END IF;
+        v_state := 0;
+      END IF;
+      -- Spent before the check, for good.
+      PERFORM setval(v_attempts, v_state + 1);
       IF crypt(coalesce(p_password, ''), v_found.verifier) IS DISTINCT FROM v_found.verifier THEN
-        UPDATE cv_auth.verifiers v
-        SET failed_attempts = v.failed_attempts + 1,
-          locked_until = CASE WHEN v.failed_attempts + 1 >= v_settings.lockout_attempts
-            THEN now() + make_interval(mins => v_settings.lockout_minutes) END
-        WHERE v.user_id = v_found.user_id;
+        IF v_state + 1 >= v_settings.lockout_attempts THEN
+          PERFORM setval(v_attempts, v_now + v_settings.lockout_minutes * 60);
+        END IF;
         RETURN jsonb_build_object('ok', false, 'reason', 'wrong');
       END IF;
-      UPDATE cv_auth.verifiers v SET failed_attempts = 0, locked_until = NULL WHERE v.user_id = v_found.user_id;
+      PERFORM setval(v_attempts, 0);
       IF EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = v_found.user_id) THEN
         RETURN jsonb_build_object('ok', false, 'reason', 'disabled');
       END IF;
@@ -222,34 +262,39 @@ BEGIN
   END
   $fn$;
 
-  -- For the daemon: the key to register with the cloud.
-  CREATE FUNCTION cv_auth.signing_key_export() RETURNS jsonb
+  -- For the daemon (its peer calls them like the cv_sync_* functions): the key to register with
+  -- the cloud, and the cloud's current list of disabled users, which replaces the copy here.
+  CREATE FUNCTION public.cv_clinic_key_export() RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = ''
     RETURN (SELECT jsonb_build_object('key_id', k.key_id, 'key', encode(k.key, 'hex')) FROM cv_auth.signing_key k);
 
-  -- For the daemon: the cloud's current list of disabled users replaces the copy here.
-  CREATE FUNCTION cv_auth.set_disabled_users(p_users uuid[]) RETURNS integer
+  CREATE FUNCTION public.cv_clinic_set_disabled_users(p_users jsonb) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = ''
   AS $fn$
+  DECLARE
+    v_users uuid[];
   BEGIN
-    IF p_users IS NULL THEN
-      RAISE EXCEPTION 'the list of disabled users is required (empty when none)' USING ERRCODE = 'CV005';
+    IF jsonb_typeof(p_users) IS DISTINCT FROM 'array' OR EXISTS (SELECT FROM jsonb_array_elements(p_users) e
+        WHERE jsonb_typeof(e) <> 'string' OR NOT pg_input_is_valid(e #>> '{}', 'uuid')) THEN
+      RAISE EXCEPTION 'the disabled users are a JSON array of user ids (empty when none)' USING ERRCODE = 'CV005';
     END IF;
-    DELETE FROM cv_auth.disabled_users d WHERE d.user_id <> ALL (p_users);
-    INSERT INTO cv_auth.disabled_users (user_id) SELECT DISTINCT u FROM unnest(p_users) u
+    SELECT coalesce(array_agg(DISTINCT (e #>> '{}')::uuid), '{}') INTO v_users FROM jsonb_array_elements(p_users) e;
+    DELETE FROM cv_auth.disabled_users d WHERE d.user_id <> ALL (v_users);
+    INSERT INTO cv_auth.disabled_users (user_id) SELECT unnest(v_users)
     ON CONFLICT (user_id) DO NOTHING;
-    RETURN cardinality(p_users);
+    RETURN cardinality(v_users);
   END
   $fn$;
 
-  REVOKE ALL ON FUNCTION cv_auth.key_id(), cv_auth.enroll(text), cv_auth.sign_in(text, text), cv_auth.sign_out(),
-    cv_auth.signing_key_export(), cv_auth.set_disabled_users(uuid[]) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION cv_auth.attempts_sequence(uuid, boolean), cv_auth.key_id(), cv_auth.enroll(text),
+    cv_auth.sign_in(text, text), cv_auth.sign_out(), public.cv_clinic_key_export(),
+    public.cv_clinic_set_disabled_users(jsonb) FROM PUBLIC;
   GRANT USAGE ON SCHEMA cv_auth TO centrovision_app, centrovision_sync;
   GRANT EXECUTE ON FUNCTION cv_auth.key_id(), cv_auth.sign_in(text, text) TO centrovision_app, authenticated;
   GRANT EXECUTE ON FUNCTION cv_auth.enroll(text), cv_auth.sign_out() TO authenticated;
-  GRANT EXECUTE ON FUNCTION cv_auth.key_id(), cv_auth.signing_key_export(), cv_auth.set_disabled_users(uuid[])
+  GRANT EXECUTE ON FUNCTION cv_auth.key_id(), public.cv_clinic_key_export(), public.cv_clinic_set_disabled_users(jsonb)
     TO centrovision_sync;
 END
 $identity$;
