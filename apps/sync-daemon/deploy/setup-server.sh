@@ -269,7 +269,8 @@ port = 9187
 TOML
 run /usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" init \
   --admin-url "postgres://$ADMIN_LOGIN@127.0.0.1:5432/$DB_NAME" --admin-password-file "$CONFIG_DIR/secrets/admin_password"
-# The PCs' login: only the app role, only from the clinic subnet (pg_hba above).
+# The PCs' login: only the app role, only from the clinic subnet (pg_hba above). By itself it reads
+# and writes no EHR row: a staff member signs in on the PC, and their clinic session decides (sql/0003).
 psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" -c "select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
 if [[ $DRY_RUN -eq 1 ]]; then
   echo "would set the password of $PC_LOGIN from $CONFIG_DIR/secrets/pc_password (scram-sha-256)"

@@ -171,9 +171,11 @@ export async function migrateCloud(
       throw new CvError(
         "invalid_input",
         `[sync-daemon] ${redactUrl(url)} is not a Supabase project: it has no ${missing.join(", ")}. ` +
-          "On a database without them 0004_supabase_rls.sql silently skips row-level security, so the " +
-          "EHR tables would have none; nothing was applied. Use the connection string of the project " +
-          "from the Supabase dashboard (a clinic server is prepared by `centrovision-sync init` instead)",
+          "The cloud needs Supabase's auth schema and roles (its people sign in with Supabase Auth); " +
+          "on another database the migrations set up a clinic server's own identity instead " +
+          "(0003_roles.sql: its signing key and clinic sessions). Nothing was applied. Use the " +
+          "connection string of the project from the Supabase dashboard (a clinic server is prepared " +
+          "by `centrovision-sync init` instead)",
       );
     }
     const pending = new Set(await pendingMigrations(sql, migrations));

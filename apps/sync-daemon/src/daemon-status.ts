@@ -1,4 +1,5 @@
 import type { SyncStatus } from "@centrovision/sync-engine";
+import type { IdentityStatus } from "./identity-copy.js";
 
 /**
  * What the clinic server is doing, in one word:
@@ -14,6 +15,8 @@ export interface DaemonStatus extends SyncStatus {
   readonly node: string;
   readonly pid: number;
   readonly startedAt: string;
+  /** The clinic key's registration in the cloud and the copy of the cloud's disabled users. */
+  readonly identity: IdentityStatus;
 }
 
 export function modeOf(status: SyncStatus): DaemonMode {

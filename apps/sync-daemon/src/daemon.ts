@@ -1,8 +1,18 @@
 import { createSyncEngine, type SyncEngine, type SyncStatus } from "@centrovision/sync-engine";
-import { filter, firstValueFrom, map, type Observable, pairwise, startWith } from "rxjs";
+import {
+  exhaustMap,
+  filter,
+  firstValueFrom,
+  map,
+  type Observable,
+  pairwise,
+  ReplaySubject,
+  startWith,
+} from "rxjs";
 import type { DaemonConfig } from "./config/load-config.js";
 import { type DaemonStatus, modeOf } from "./daemon-status.js";
 import { type HttpEndpoints, startHttpEndpoints } from "./http-server.js";
+import { createIdentityCopier, type IdentityStatus } from "./identity-copy.js";
 import { createLogger, type Logger } from "./logger.js";
 import { DaemonMetrics } from "./metrics.js";
 import { createPeers, hintFor } from "./peers.js";
@@ -22,6 +32,8 @@ export interface Daemon {
   status(): DaemonStatus;
   /** Statuses at the end of each cycle. */
   readonly cycles$: Observable<SyncStatus>;
+  /** The identity copy's status after each pass (the last one replayed); completes on `stop()`. */
+  readonly identity$: Observable<IdentityStatus>;
   /**
    * Stops after the batch in flight (it commits whole or not at all), then closes the peers and
    * the HTTP endpoints. Idempotent.
@@ -43,9 +55,24 @@ function cycleEnds(status$: Observable<SyncStatus>): Observable<SyncStatus> {
   );
 }
 
+/** Emits each time a cycle starts (a resting phase, or none yet, gives way to an active one). */
+function cycleStarts(status$: Observable<SyncStatus>): Observable<SyncStatus> {
+  return status$.pipe(
+    startWith(undefined),
+    pairwise(),
+    filter(
+      ([before, after]) => after !== undefined && !ACTIVE.has(before?.phase ?? "") && ACTIVE.has(after.phase),
+    ),
+    map(([, after]) => after as SyncStatus),
+  );
+}
+
 /**
  * Runs the clinic sync daemon in this process: the sync engine between the clinic server and the
- * cloud, its logs, metrics and HTTP endpoints. The first cycle starts at once.
+ * cloud, its logs, metrics and HTTP endpoints. The first cycle starts at once. When each cycle
+ * starts, the identity copy (clinic key to the cloud, the cloud's disabled users to the clinic)
+ * runs beside it, one pass at a time: a pass still running when the next cycle starts makes that
+ * cycle go without one.
  */
 export async function startDaemon(config: DaemonConfig, options: StartDaemonOptions = {}): Promise<Daemon> {
   const logger = options.logger ?? createLogger(config.log.level);
@@ -63,12 +90,32 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     minBackoffMs: config.sync.minBackoffMs,
     maxBackoffMs: config.sync.maxBackoffMs,
   });
+  const identity = createIdentityCopier({ cloud: remote, clinic: local });
+  const identityPasses = new ReplaySubject<IdentityStatus>(1);
   const status = (): DaemonStatus => {
     const current = engine.getStatus();
-    return { ...current, mode: modeOf(current), node: config.nodeName, pid: process.pid, startedAt };
+    return {
+      ...current,
+      mode: modeOf(current),
+      node: config.nodeName,
+      pid: process.pid,
+      startedAt,
+      identity: identity.status(),
+    };
   };
   const cycles$ = cycleEnds(engine.status$);
   const subscriptions = [
+    cycleStarts(engine.status$)
+      .pipe(
+        exhaustMap(() => {
+          const before = identity.status();
+          return identity.copy().then((after) => ({ before, after }));
+        }),
+      )
+      .subscribe(({ before, after }) => {
+        logIdentity(logger, before, after);
+        identityPasses.next(after);
+      }),
     engine.progress$.subscribe((page) => {
       metrics.onProgress(page);
       progress.report(page);
@@ -88,7 +135,8 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
       http = await startHttpEndpoints(config.http.host, config.http.port, status, metrics);
     } catch (error) {
       await engine.stop();
-      await Promise.all([local.close(), remote.close()]);
+      for (const subscription of subscriptions) subscription.unsubscribe();
+      await Promise.all([local.close(), remote.close(), identity.close()]);
       throw error;
     }
   }
@@ -99,12 +147,14 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     engine,
     status,
     cycles$,
+    identity$: identityPasses.asObservable(),
     stop() {
       stopping ??= (async () => {
         logger.info("stopping: finishing the batch in flight");
         await engine.stop();
         for (const subscription of subscriptions) subscription.unsubscribe();
-        await Promise.all([local.close(), remote.close(), http?.close()]);
+        await Promise.all([local.close(), remote.close(), identity.close(), http?.close()]);
+        identityPasses.complete();
         logger.info("sync daemon stopped");
       })();
       return stopping;
@@ -140,9 +190,27 @@ function logCycle(logger: Logger, status: SyncStatus): void {
   logger.info(summary, "sync cycle done");
 }
 
+function logIdentity(logger: Logger, before: IdentityStatus, after: IdentityStatus): void {
+  if (after.lastError) {
+    const { code, message } = after.lastError;
+    // invalid_config messages say what to do themselves.
+    const hint = code === "invalid_config" ? "" : ` — ${hintFor(code, message)}`;
+    logger.warn({ code }, `clinic identity copy failed: ${message}${hint}; retrying with the next cycle`);
+    return;
+  }
+  if (after.keyRegisteredAt !== before.keyRegisteredAt) {
+    logger.info({ keyId: after.keyId }, "clinic key registered with the cloud");
+  }
+  const changed = after.disabledUsers !== before.disabledUsers || before.lastError !== null;
+  logger[changed ? "info" : "debug"](
+    { disabledUsers: after.disabledUsers },
+    "disabled users copied from the cloud to the clinic server",
+  );
+}
+
 /**
- * Runs one cycle and stops: the status after it. When `interrupt` resolves first (a SIGTERM), the
- * cycle stops after its batch in flight.
+ * Runs one cycle (and the identity copy beside it) and stops: the status after both. When
+ * `interrupt` resolves first (a SIGTERM), the cycle stops after its batch in flight.
  */
 export async function runOnce(
   config: DaemonConfig,
@@ -152,7 +220,10 @@ export async function runOnce(
   const daemon = await startDaemon(config, { http: false, ...startOptions });
   void interrupt?.then(() => daemon.stop());
   try {
-    await firstValueFrom(daemon.cycles$);
+    await Promise.all([
+      firstValueFrom(daemon.cycles$),
+      firstValueFrom(daemon.identity$, { defaultValue: undefined }),
+    ]);
     // Let the cycle's log line (written a macrotask later) come before the stop's.
     await new Promise((resolve) => setImmediate(resolve));
     return daemon.status();

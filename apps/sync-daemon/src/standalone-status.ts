@@ -1,6 +1,7 @@
 import { isCvError } from "@centrovision/core";
 import type { DaemonConfig } from "./config/load-config.js";
 import type { DaemonStatus } from "./daemon-status.js";
+import type { IdentityStatus } from "./identity-copy.js";
 import { createPeers } from "./peers.js";
 
 /** `status` output: the running daemon's `/status`, or what can be read from both nodes without it. */
@@ -84,6 +85,19 @@ export async function readStatus(config: DaemonConfig): Promise<StatusReport> {
 const orDash = (value: number | string | null | undefined, unit = "") =>
   value === null || value === undefined ? "-" : `${value}${unit}`;
 
+/** One line: whether the clinic key is registered and when the disabled users were last copied. */
+export function describeIdentity(identity: IdentityStatus): string {
+  const key = identity.keyRegistered ? "clinic key registered" : "clinic key not registered";
+  const copied =
+    identity.disabledUsers === null
+      ? "disabled users not copied yet"
+      : `${identity.disabledUsers} disabled user(s) copied ${identity.lastCopiedAt}`;
+  const error = identity.lastError
+    ? `; last error ${identity.lastError.code}: ${identity.lastError.message}`
+    : "";
+  return `${key}, ${copied}${error}`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const lines = [
     [
@@ -98,6 +112,7 @@ export function formatStatus(report: StatusReport): string {
     ["clock skew", orDash(report.clockSkewMs, " ms")],
   ];
   if (report.daemonRunning) {
+    lines.push(["identity", describeIdentity(report.identity)]);
     if (report.lastError) lines.push(["last error", `${report.lastError.code}: ${report.lastError.message}`]);
     for (const blocked of report.blocked) lines.push(["blocked", `${blocked.direction}: ${blocked.message}`]);
   } else {

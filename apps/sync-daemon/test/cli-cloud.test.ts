@@ -143,8 +143,9 @@ describe("cloud migrate", () => {
       expect(refused.stderr).toContain(
         "is not a Supabase project: it has no schema auth, function auth.uid()",
       );
-      expect(refused.stderr).toContain("0004_supabase_rls.sql silently skips row-level security");
-      expect(refused.stderr).toContain("nothing was applied");
+      expect(refused.stderr).toContain("The cloud needs Supabase's auth schema and roles");
+      expect(refused.stderr).toContain("the migrations set up a clinic server's own identity instead");
+      expect(refused.stderr).toContain("Nothing was applied");
       noSecret(refused, decodeURIComponent(url.password));
       const [meta] = await plain`select to_regnamespace('cv_meta') is null as absent`;
       expect(meta?.absent).toBe(true);

@@ -6,7 +6,7 @@ declare module "vitest" {
     /** Superuser URL of the `postgres` database on this run's PostgreSQL server (clinic databases). */
     postgresUrl: string;
     /** The run's local Supabase: the cloud every test's clinic syncs with. */
-    cloud: { url: string; serviceRoleKey: string; dbUrl: string };
+    cloud: { url: string; anonKey: string; serviceRoleKey: string; dbUrl: string };
   }
 }
 
@@ -20,7 +20,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
   const cloud = await startLocalSupabase({ postgres: server, log: () => {} });
   project.provide("postgresUrl", server.url);
-  project.provide("cloud", { url: cloud.url, serviceRoleKey: cloud.serviceRoleKey, dbUrl: cloud.dbUrl });
+  project.provide("cloud", {
+    url: cloud.url,
+    anonKey: cloud.anonKey,
+    serviceRoleKey: cloud.serviceRoleKey,
+    dbUrl: cloud.dbUrl,
+  });
   return async () => {
     await cloud.stop();
     await server.stop();

@@ -56,6 +56,7 @@ export type {
 export {
   type ApplyRequest,
   type ApplyResult,
+  type ClinicKey,
   type ConflictQuery,
   type ConflictResolution,
   compareCursors,

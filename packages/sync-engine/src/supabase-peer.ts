@@ -93,7 +93,7 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
   if (code === "PGRST202" || code === "PGRST203") {
     return new CvError(
       "invalid_config",
-      `[sync-engine] ${label} has no matching cv_sync function (${code}); apply the sql/ migrations there`,
+      `[sync-engine] ${label} has no matching public.${fn} (${code}); apply the sql/ migrations there`,
     );
   }
   if (status === 401 || code === "PGRST301" || code === "PGRST302") {

@@ -2,6 +2,7 @@ import type { CallOptions, TableName } from "@centrovision/core";
 import type {
   ApplyRequest,
   ApplyResult,
+  ClinicKey,
   ConflictQuery,
   ConflictResolution,
   NodeInfo,
@@ -78,6 +79,14 @@ export interface SyncPeer {
     resolution: ConflictResolution,
     options?: CallOptions & { resolvedBy?: string },
   ): Promise<ResolveResult>;
+  /** The cloud: users whose clinic sessions and offline sign-ins must stop (banned or deleted; sql/0011). */
+  disabledUsers(options?: CallOptions): Promise<string[]>;
+  /** A clinic server: replaces its copy of the cloud's disabled users; resolves with their number. */
+  setDisabledUsers(userIds: readonly string[], options?: CallOptions): Promise<number>;
+  /** A clinic server: its session signing key, for its daemon to register in the cloud. */
+  clinicKey(options?: CallOptions): Promise<ClinicKey>;
+  /** The cloud: registers (or replaces) a clinic server's key, so it can mint that clinic's sessions. */
+  registerClinicKey(key: ClinicKey, options?: CallOptions): Promise<void>;
   /** Releases what the peer created (an injected client is left open). Later calls reject with `unavailable`. */
   close(): Promise<void>;
 }

@@ -184,6 +184,13 @@ export interface ResolveResult {
   readonly version: string;
 }
 
+/** A clinic server's session signing key (sql/0003), as its daemon registers it in the cloud. */
+export interface ClinicKey {
+  readonly keyId: string;
+  /** 32 to 64 bytes, lowercase hex. A secret: never logged. */
+  readonly key: string;
+}
+
 export interface PurgeResult {
   readonly logEntries: number;
   readonly tombstones: number;

@@ -37,6 +37,10 @@ function scriptedPeer(name: string) {
   const peer: SyncPeer = {
     label: name,
     init: unused,
+    disabledUsers: unused,
+    setDisabledUsers: unused,
+    clinicKey: unused,
+    registerClinicKey: unused,
     node: async () => {
       state.nodeCalls++;
       state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);

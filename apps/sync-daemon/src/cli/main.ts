@@ -13,7 +13,7 @@ import { EX_CONFIG, EXIT_OK, EXIT_SYNC_FAILURE } from "../exit-codes.js";
 import { initClinic } from "../init.js";
 import { createLogger } from "../logger.js";
 import { hintFor } from "../peers.js";
-import { formatStatus, readStatus } from "../standalone-status.js";
+import { describeIdentity, formatStatus, readStatus } from "../standalone-status.js";
 import { addCloudCommand } from "./cloud-command.js";
 import { addConflictsCommand } from "./conflicts-command.js";
 
@@ -93,7 +93,9 @@ program
 
 program
   .command("once")
-  .description("run one sync cycle; exit code 0 when both directions drained, 1 otherwise")
+  .description(
+    "run one sync cycle and the identity copy; exit code 0 when both directions drained and the copy succeeded, 1 otherwise",
+  )
   .action(async () => {
     let signalled = false;
     const interrupt = terminated().then(() => {
@@ -108,8 +110,10 @@ program
       const { code, message } = status.lastError;
       print(`sync failed: ${message}\n  what to do: ${hintFor(code, message)}`);
     }
+    print(`identity: ${describeIdentity(status.identity)}`);
     // A SIGTERM is a requested stop, not a failure: what was applied is whole (exit 0).
-    if (status.mode !== "in-sync" && !signalled) process.exitCode = EXIT_SYNC_FAILURE;
+    const failed = status.mode !== "in-sync" || status.identity.lastError !== null;
+    if (failed && !signalled) process.exitCode = EXIT_SYNC_FAILURE;
   });
 
 program

@@ -13,6 +13,8 @@ export interface ConfigOverrides {
   noAdmin?: boolean;
   /** Extra lines in `[sync]`. */
   sync?: string;
+  /** Another cloud than the run's shared one. */
+  cloud?: { url: string; serviceRoleKey: string };
 }
 
 /** A clinic server for one test: its own database, login, config directory and secret files. */
@@ -56,7 +58,6 @@ export async function createTestClinic(): Promise<TestClinic> {
   chmodSync(dir, 0o700);
   const adminPassword = decodeURIComponent(admin.password);
   secret(dir, "admin_password", adminPassword);
-  secret(dir, "service_role_key", cloud.serviceRoleKey);
   const configPath = join(dir, "sync.toml");
   const clinicUrl = new URL(admin.href);
   clinicUrl.username = user;
@@ -65,12 +66,13 @@ export async function createTestClinic(): Promise<TestClinic> {
   adminUrl.password = "";
   const writeConfig = (extra = "", overrides: ConfigOverrides = {}) => {
     secret(dir, "db_password", overrides.password ?? password);
+    secret(dir, "service_role_key", overrides.cloud?.serviceRoleKey ?? cloud.serviceRoleKey);
     const text = `# test clinic ${tag}
 [node]
 name = "clinic-${tag}"
 
 [cloud]
-url = "${cloud.url}"
+url = "${overrides.cloud?.url ?? cloud.url}"
 service_role_key_file = "service_role_key"
 timeout_ms = 10000
 

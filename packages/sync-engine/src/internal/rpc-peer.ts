@@ -30,6 +30,10 @@ export const RPC_SIGNATURES = {
   cv_client_apply: { p_changes: "jsonb", p_mode: "text" },
   cv_client_pending: { p_upto: "bigint" },
   cv_client_position: {},
+  cv_disabled_users: {},
+  cv_clinic_register_key: { p_key_id: "uuid", p_key: "text" },
+  cv_clinic_key_export: {},
+  cv_clinic_set_disabled_users: { p_users: "jsonb" },
 } as const;
 
 export type RpcName = keyof typeof RPC_SIGNATURES;
@@ -39,7 +43,7 @@ export type RpcArgs<F extends RpcName> = { readonly [K in keyof (typeof RPC_SIGN
 const PURGE_BATCH = 10_000;
 
 /** Functions that return nothing: the reply is not parsed. */
-export const VOID_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_ack"]);
+export const VOID_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_ack", "cv_clinic_register_key"]);
 
 /** Calls one function once, within the deadline, and resolves with its JSON result; errors are `CvError`s. */
 export type RpcInvoker = <F extends RpcName>(
@@ -161,6 +165,13 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
         options,
         replySchemas.resolve,
       ),
+    disabledUsers: (options) => call("cv_disabled_users", {}, options, replySchemas.disabledUsers),
+    setDisabledUsers: (userIds, options) =>
+      call("cv_clinic_set_disabled_users", { p_users: userIds }, options, replySchemas.count),
+    clinicKey: (options) => call("cv_clinic_key_export", {}, options, replySchemas.clinicKey),
+    async registerClinicKey(key, options) {
+      await invoke("cv_clinic_register_key", { p_key_id: key.keyId, p_key: key.key }, options);
+    },
     close,
   };
 }

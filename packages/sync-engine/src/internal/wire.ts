@@ -2,6 +2,7 @@ import { CvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import * as z from "zod";
 import type {
   ApplyResult,
+  ClinicKey,
   NodeInfo,
   PeerState,
   PullPage,
@@ -208,7 +209,13 @@ const initSchema = z
   .object({ node_id: id(), node_name: z.string(), epoch: id() })
   .transform((n) => ({ nodeId: n.node_id, nodeName: n.node_name, epoch: n.epoch }));
 
+const clinicKeySchema = z
+  .object({ key_id: id(), key: z.string().regex(/^[0-9a-f]{64,128}$/) })
+  .transform((k): ClinicKey => ({ keyId: k.key_id, key: k.key }));
+
 export const replySchemas = {
+  clinicKey: clinicKeySchema,
+  disabledUsers: z.array(id()),
   init: initSchema,
   node: nodeSchema,
   pull: pullSchema,
@@ -221,6 +228,7 @@ export const replySchemas = {
   resolve: resolveSchema,
   purge: purgeSchema,
   reset: resetSchema,
+  count: bigintSchema,
 } as const;
 
 /**

@@ -183,7 +183,9 @@ describe("on the clinic server", () => {
         and has_table_privilege('authenticated', c.oid, 'SELECT') and not c.relrowsecurity`;
     expect(unprotected?.n).toBe(0);
     const functions = await executable("authenticated");
-    expect(functions.filter((fn) => /^cv_sync|signing_key|set_disabled_users/.test(fn))).toEqual([]);
+    expect(
+      functions.filter((fn) => /^cv_sync|cv_clinic_key_export|cv_clinic_set_disabled_users/.test(fn)),
+    ).toEqual([]);
     expect(functions).toEqual(
       expect.arrayContaining([
         "cv_client_apply(jsonb,text)",
@@ -205,7 +207,9 @@ describe("on the clinic server", () => {
         expect(await code("select count(*) from cv_sync.change_log")).toBe("42501");
         expect(await code("select cv_sync.hlc(0, gen_random_uuid())")).toBe("42501");
         expect(await code("select key from cv_auth.signing_key")).toBe("42501");
-        expect(await code("select cv_auth.signing_key_export()")).toBe("42501");
+        expect(await code("select public.cv_clinic_key_export()")).toBe("42501");
+        // pgcrypto lives in a schema no API role may use: crypt() only through cv_auth.sign_in.
+        expect(await code("select cv_crypto.gen_salt('bf')")).toBe("42501");
         // Alone it reads no EHR row; as the person, what the policies allow (none of its own here).
         expect(await code("select count(*) from patients")).toBe("role" in connection ? undefined : "42501");
         expect(await code("select cv_client_position()")).toBeUndefined();

@@ -1,0 +1,185 @@
+import { randomUUID } from "node:crypto";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  asClinicPerson,
+  freePort,
+  MIGRATIONS_DIR,
+  runningPostgres,
+  startLocalSupabase,
+} from "@centrovision/testkit";
+import { createClient } from "@supabase/supabase-js";
+import postgres from "postgres";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import WebSocket from "ws";
+import { runCli, spawnCli } from "./support/cli.js";
+import { type TestClinic, useTestClinic } from "./support/clinic.js";
+import { cloudMigrate } from "./support/cloud.js";
+
+const stack = useTestClinic("each");
+let clinic: TestClinic;
+const cleanups: (() => Promise<unknown>)[] = [];
+beforeEach(async () => {
+  clinic = stack.current();
+  expect((await runCli(["--config", clinic.configPath, "init"])).code).toBe(0);
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const cli = (...args: string[]) => runCli(["--config", clinic.configPath, ...args]);
+
+/** supabase-js for a test, without a stored session (Node 20: realtime needs a WebSocket). */
+const supabase = (url: string, key: string) =>
+  createClient(url, key, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as never },
+  });
+
+async function clinicKey(): Promise<{ keyId: string; hex: string }> {
+  const [row] = await clinic.sql<{ key_id: string; hex: string }[]>`
+    select key_id, encode(key, 'hex') as hex from cv_auth.signing_key`;
+  if (!row) throw new Error("the clinic has no signing key");
+  return { keyId: row.key_id, hex: row.hex };
+}
+
+/** A PC's login on the clinic server (in role centrovision_app); dropped after the test. */
+async function pcLogin(): Promise<string> {
+  const user = `cv_pc_${randomUUID().slice(0, 8)}`;
+  const password = `pc-${randomUUID()}`;
+  await clinic.sql.unsafe(`create role "${user}" login password '${password}' in role centrovision_app`);
+  cleanups.push(() => clinic.sql.unsafe(`drop role if exists "${user}"`));
+  const url = new URL(clinic.adminUrl);
+  url.username = user;
+  url.password = password;
+  return url.href;
+}
+
+/** A connection of `url` as the person of `token` (or as the login alone); ended after the test. */
+function connect(url: string, token?: string): postgres.Sql {
+  const sql = postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    ...(token !== undefined && { connection: asClinicPerson(token) }),
+  });
+  cleanups.push(() => sql.end());
+  return sql;
+}
+
+describe("the clinic's identity, copied by the daemon", () => {
+  it("registers the clinic key so the cloud mints clinic sessions; a ban reaches the clinic with the next cycle, and so does the unban", async () => {
+    const cloud = inject("cloud");
+    const admin = supabase(cloud.url, cloud.serviceRoleKey);
+    const email = `dra.${randomUUID().slice(0, 8)}@centrovision.test`;
+    const password = `Pw-${randomUUID()}`;
+    const created = await admin.auth.admin.createUser({ email, password, email_confirm: true });
+    expect(created.error).toBeNull();
+    const userId = created.data.user?.id as string;
+    cleanups.push(() => admin.auth.admin.deleteUser(userId));
+    const { keyId, hex } = await clinicKey();
+
+    const first = await cli("once");
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^identity: clinic key registered, \d+ disabled user\(s\) copied /m);
+    for (const secret of [hex, cloud.serviceRoleKey])
+      expect(first.stdout + first.stderr).not.toContain(secret);
+    const [registered] =
+      await clinic.cloudSql`select key_id from cv_auth.clinic_keys where key_id = ${keyId}`;
+    expect(registered).toBeDefined();
+
+    // A person signs in online and gets a clinic session, which the clinic server verifies.
+    const person = supabase(cloud.url, cloud.anonKey);
+    expect((await person.auth.signInWithPassword({ email, password })).error).toBeNull();
+    const minted = await person.rpc("cv_clinic_session", { p_key_id: keyId });
+    expect(minted.error).toBeNull();
+    const token = (minted.data as { token: string }).token;
+    const pc = await pcLogin();
+    const asPerson = connect(pc, token);
+    const whoAmI = () => asPerson`select auth.uid() as uid`.then(([row]) => row?.uid);
+    expect(await whoAmI()).toBe(userId);
+    await asPerson`select cv_auth.enroll(${password})`;
+    const atTheDoor = connect(pc);
+    const signIn = async () =>
+      (
+        await atTheDoor<
+          { r: { ok: boolean; reason?: string } }[]
+        >`select cv_auth.sign_in(${email}, ${password}) as r`
+      )[0]?.r;
+    expect(await signIn()).toMatchObject({ ok: true });
+
+    expect((await admin.auth.admin.updateUserById(userId, { ban_duration: "876000h" })).error).toBeNull();
+    expect(await whoAmI()).toBe(userId); // the clinic learns of it with the next cycle
+    expect((await cli("once")).code).toBe(0);
+    await expect(whoAmI()).rejects.toMatchObject({ code: "CV010", message: "this user is disabled" });
+    expect(await signIn()).toEqual({ ok: false, reason: "disabled" });
+
+    expect((await admin.auth.admin.updateUserById(userId, { ban_duration: "none" })).error).toBeNull();
+    expect((await cli("once")).code).toBe(0);
+    expect(await whoAmI()).toBe(userId);
+    expect(await signIn()).toMatchObject({ ok: true });
+  });
+
+  it("keeps syncing while the cloud lacks sql/0011, says what to do, and registers the key within the next cycles once it has it", async () => {
+    const partial = mkdtempSync(join(tmpdir(), "cv-without-0011-"));
+    for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
+      if (file < "0011") copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
+    }
+    const project = await startLocalSupabase({
+      postgres: runningPostgres(inject("postgresUrl")),
+      migrationsDir: partial,
+      log: () => {},
+    });
+    cleanups.push(async () => {
+      await project.stop();
+      rmSync(partial, { recursive: true, force: true });
+    });
+    const port = await freePort();
+    clinic.writeConfig("", {
+      httpPort: port,
+      cloud: { url: project.url, serviceRoleKey: project.serviceRoleKey },
+    });
+    const { keyId, hex } = await clinicKey();
+    const daemon = spawnCli(["--config", clinic.configPath, "run"]);
+    cleanups.push(async () => {
+      daemon.child.kill("SIGTERM");
+      await daemon.done;
+    });
+    const status = async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as Record<string, unknown>;
+
+    const failed = await daemon.waitForLog((line) =>
+      String(line.msg).startsWith("clinic identity copy failed"),
+    );
+    expect(failed.code).toBe("invalid_config");
+    expect(failed.msg).toContain(
+      "has no matching public.cv_disabled_users (PGRST202); apply the sql/ migrations there",
+    );
+    await daemon.waitForLog((line) => line.msg === "sync cycle done");
+    expect(await status()).toMatchObject({
+      consecutiveFailures: 0,
+      lastError: null,
+      identity: { keyRegistered: false, disabledUsers: null, lastError: { code: "invalid_config" } },
+    });
+
+    const migrated = await cloudMigrate(project.postgresUrl);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toContain("0011_identity.sql");
+    await project.reloadSchema();
+    const done = await daemon.waitForLog((line) => line.msg === "clinic key registered with the cloud");
+    expect(done.keyId).toBe(keyId);
+    const cloudSql = connect(project.dbUrl);
+    const [registered] = await cloudSql`select key_id from cv_auth.clinic_keys where key_id = ${keyId}`;
+    expect(registered).toBeDefined();
+    expect(await status()).toMatchObject({
+      consecutiveFailures: 0,
+      lastError: null,
+      identity: { keyRegistered: true, keyId, disabledUsers: 0, lastError: null },
+    });
+
+    daemon.child.kill("SIGTERM");
+    const result = await daemon.done;
+    expect(result.code).toBe(0);
+    for (const secret of [hex, project.serviceRoleKey]) expect(result.stderr).not.toContain(secret);
+  });
+});
