@@ -153,7 +153,7 @@ describe("the four demo scenarios in a real browser", () => {
     await expect.poll(() => page.getByRole("main").textContent()).toMatch(/No hay conflictos abiertos/);
   });
 
-  it("signed in on this PC while the internet is cut ('sin conexión' in the header); once it is back, a banner asks to sign in online", async () => {
+  it("signed in at the clinic server while the internet is cut (said in the header), working there; once it is back, a banner asks to sign in online", async () => {
     const { email, password, name } = demo.accounts.receptionist;
     await page.getByRole("button", { name: "Cortar internet" }).click();
     await expectIndicator("server", /^Servidor local/);
@@ -162,13 +162,14 @@ describe("the four demo scenarios in a real browser", () => {
     await signIn(email, password);
     await expect
       .poll(() => header().textContent(), { timeout: 15_000 })
-      .toBe(`${name} · ${email} (sin conexión)`);
+      .toBe(`${name} · ${email} (en el servidor de la clínica)`);
+    await expectIndicator("server", /^Servidor local/);
 
     await page.getByRole("button", { name: "Restaurar internet" }).click();
     const banner = page.getByTestId("online-sign-in-banner");
     await banner.waitFor({ timeout: 20_000 });
     expect(await banner.textContent()).toMatch(/^Vuelva a iniciar sesión para sincronizar con la nube/);
-    await screenshot("5-sesion-en-este-equipo");
+    await screenshot("5-sesion-en-el-servidor");
     await banner.getByRole("button", { name: "Iniciar sesión en línea" }).click();
     await signIn(email, password);
     await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);

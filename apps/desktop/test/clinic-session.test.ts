@@ -87,7 +87,7 @@ beforeAll(async () => {
     );
     const [row] = await sql<
       { k: { key_id: string; key: string } }[]
-    >`select cv_auth.signing_key_export() as k`;
+    >`select public.cv_clinic_key_export() as k`;
     return row?.k;
   });
   await onDb(
@@ -246,7 +246,10 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
     const session = await open();
     await afterAnOnlineSignIn(session);
     await internet.refuse();
-    await onDb(clinicDb, (sql) => sql`select cv_auth.set_disabled_users(array[${nurseId}]::uuid[])`);
+    await onDb(
+      clinicDb,
+      (sql) => sql`select public.cv_clinic_set_disabled_users(${JSON.stringify([nurseId])}::text::jsonb)`,
+    );
     expect(await failure(() => session.signIn(NURSE.email, NURSE.password))).toMatchObject({
       code: "unauthorized",
       message: "Su cuenta está desactivada. Consulte al administrador.",

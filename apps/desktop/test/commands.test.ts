@@ -18,7 +18,7 @@ type Item = {
 type Session = {
   signedIn: boolean;
   user?: { id: string; email: string; name: string };
-  method?: "online" | "device";
+  method?: "online" | "clinic" | "device";
   expiresAt?: string | null;
   needsOnlineSignIn?: boolean;
 };
@@ -55,12 +55,13 @@ describe("signing in on the desktop", () => {
     expect((await call<Failure>(demo, "trigger_sync")).status).toBe(403);
     const connection = await call<ConnectionStatus>(demo, "get_connection_status");
     expect(connection.status).toBe(200);
-    expect(connection.body.pinned).toBe("clinic");
-    expect(connection.body.mode).not.toBe("supabase");
+    // Nobody's session opens a server: the router works on this PC alone.
+    expect(connection.body.pinned).toBe("device");
+    expect(connection.body.mode).toBe("offline");
     await waitFor("the cloud answering its probes", async () => (await status()).tiers.cloud.health === "up");
     expect(await status()).toMatchObject({
-      mode: "local",
-      reason: "the cloud is used only for a person signed in online",
+      mode: "offline",
+      reason: "no server is used until a person signs in",
     });
   });
 

@@ -68,6 +68,8 @@ export type SessionView =
 function connectionStatus({ router, session }: CommandContext): ConnectionStatus {
   const status = router.getStatus();
   const state = session.current();
+  if (!state.signedIn && status.pinned !== null)
+    return { ...status, reason: "no server is used until a person signs in" };
   const cloudHeld = status.pinned !== null && !(state.signedIn && state.cloudUsable);
   if (cloudHeld && status.tiers.cloud.health === "up")
     return { ...status, reason: "the cloud is used only for a person signed in online" };

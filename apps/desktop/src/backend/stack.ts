@@ -211,14 +211,18 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     },
   );
   // The offline copy is refreshed through the router while it works on a server, one run at a
-  // time: every `cacheRefreshMs`, and as soon as someone signs in (nobody signed in: no refresh,
-  // the clinic login alone proves no person).
-  const signedIn$ = session.state$.pipe(
-    map((state) => state.signedIn),
+  // time: every `cacheRefreshMs`, and as soon as a signed-in person is served by a server (after a
+  // sign-in, or when the router gets back to one); nobody signed in: no refresh, the clinic login
+  // alone proves no person.
+  const served$ = merge(session.state$, router.status$).pipe(
+    map(() => {
+      const state = session.current();
+      return state.signedIn && router.getStatus().mode !== "offline" ? state.user.id : null;
+    }),
     distinctUntilChanged(),
-    filter(Boolean),
+    filter((who) => who !== null),
   );
-  const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), signedIn$)
+  const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), served$)
     .pipe(
       exhaustMap(async () => {
         if (router.getStatus().mode === "offline" || !session.current().signedIn) return;
