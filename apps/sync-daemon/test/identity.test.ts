@@ -120,6 +120,39 @@ describe("the clinic's identity, copied by the daemon", () => {
     expect(await signIn()).toMatchObject({ ok: true });
   });
 
+  it("a user removed from a branch in the cloud no longer sees that branch's patients on the clinic server after one cycle", async () => {
+    const cloud = inject("cloud");
+    const admin = supabase(cloud.url, cloud.serviceRoleKey);
+    const email = `recepcion.${randomUUID().slice(0, 8)}@centrovision.test`;
+    const password = `Pw-${randomUUID()}`;
+    const created = await admin.auth.admin.createUser({ email, password, email_confirm: true });
+    const userId = created.data.user?.id as string;
+    cleanups.push(() => admin.auth.admin.deleteUser(userId));
+    const [branch, membership, patient] = [randomUUID(), randomUUID(), randomUUID()];
+    const tag = branch.slice(0, 8).toUpperCase();
+    await clinic.cloudSql.begin(async (tx) => {
+      await tx`insert into branches (id, code, name, address) values (${branch}, ${`RM-${tag}`}, 'Roma', 'Av. Álvaro Obregón 121')`;
+      await tx`insert into profiles (id, full_name, email) values (${userId}, 'Recepción Roma', ${email})`;
+      await tx`insert into user_branches (id, user_id, branch_id) values (${membership}, ${userId}, ${branch})`;
+      await tx`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+        values (${patient}, ${branch}, 'José', 'Núñez', '1950-01-31', 'male', '55 1234 5678')`;
+    });
+    expect((await cli("once")).code).toBe(0);
+    const { keyId } = await clinicKey();
+    const person = supabase(cloud.url, cloud.anonKey);
+    expect((await person.auth.signInWithPassword({ email, password })).error).toBeNull();
+    const minted = await person.rpc("cv_clinic_session", { p_key_id: keyId });
+    const asPerson = connect(await pcLogin(), (minted.data as { token: string }).token);
+    const seen = async () =>
+      (await asPerson<{ n: number }[]>`select count(*)::int as n from patients where branch_id = ${branch}`)[0]?.n;
+    expect(await seen()).toBe(1);
+
+    await clinic.cloudSql`delete from user_branches where id = ${membership}`;
+    expect(await seen()).toBe(1); // the clinic learns of it with the next cycle
+    expect((await cli("once")).code).toBe(0);
+    expect(await seen()).toBe(0);
+  });
+
   it("keeps syncing while the cloud lacks sql/0011, says what to do, and registers the key within the next cycles once it has it", async () => {
     const partial = mkdtempSync(join(tmpdir(), "cv-without-0011-"));
     for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
