@@ -7,7 +7,8 @@
 --                      clinic session, and then the same row-level policies as the cloud decide
 --                      (0004). NOINHERIT, so a PC login never holds `authenticated`'s grants
 --                      without naming the role.
---   centrovision_sync  what the sync daemon needs: its functions (0005–0008) run as their owner.
+--   centrovision_sync  what the sync daemon needs: its functions (0005–0008, 0011), which run as
+--                      their owner. It holds no table: its login alone reads and writes no row.
 --
 -- Who the person is. On Supabase, `auth.uid()` comes from the request's JWT, verified by the API
 -- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
@@ -53,18 +54,6 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public TO centrovision_app, centrovision_sync;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON
-  public.branches,
-  public.rooms,
-  public.profiles,
-  public.user_roles,
-  public.user_branches,
-  public.patients,
-  public.appointments,
-  public.encounters,
-  public.exam_eye,
-  public.diagnoses
-TO centrovision_sync;
 
 -- Session tokens on both tiers: HMAC from stored pads, base64url.
 CREATE SCHEMA cv_auth;

@@ -8,7 +8,8 @@
 --                      clinic session, and then the same row-level policies as the cloud decide
 --                      (0004). NOINHERIT, so a PC login never holds `authenticated`'s grants
 --                      without naming the role.
---   centrovision_sync  what the sync daemon needs: its functions (0005–0008) run as their owner.
+--   centrovision_sync  what the sync daemon needs: its functions (0005–0008, 0011), which run as
+--                      their owner. It holds no table: its login alone reads and writes no row.
 --
 -- Who the person is. On Supabase, `auth.uid()` comes from the request's JWT, verified by the API
 -- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
@@ -54,18 +55,6 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public TO centrovision_app, centrovision_sync;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON
-  public.branches,
-  public.rooms,
-  public.profiles,
-  public.user_roles,
-  public.user_branches,
-  public.patients,
-  public.appointments,
-  public.encounters,
-  public.exam_eye,
-  public.diagnoses
-TO centrovision_sync;
 
 -- Session tokens on both tiers: HMAC from stored pads, base64url.
 CREATE SCHEMA cv_auth;
@@ -263,4 +252,4 @@ $clinic$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '0933613861c280a1472e92ff0cd5ed2b15707eb17b8c0e45e13f54af4d450f81') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '653c59fdfab435aed567d10dcd457c8af18017b36cf0e9c2c317b07e16008bec') on conflict (name) do nothing;

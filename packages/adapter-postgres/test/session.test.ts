@@ -219,3 +219,45 @@ describe("a session the clinic server refuses", () => {
     expect(await patientIds(source)).toEqual([patientA.id]);
   });
 });
+
+describe("identity tables belong to the cloud", () => {
+  it("a person edits only their own profile; roles, memberships, branches and others' profiles are refused, and nothing refused is captured for the sync", async () => {
+    const source = open({ session: () => tokenA });
+    const logged = async (table: string) =>
+      (
+        await database.sql<{ n: number }[]>`
+          select count(*)::int as n from cv_sync.change_log where table_name = ${table}`
+      )[0]?.n;
+    const before = { roles: await logged("user_roles"), memberships: await logged("user_branches") };
+
+    const own = await source
+      .table("profiles")
+      .update(personA, { full_name: "Recepción Centro (turno tarde)" });
+    expect(own.full_name).toBe("Recepción Centro (turno tarde)");
+
+    const admin = await timed(
+      source.table("user_roles").insert({ id: randomUUID(), user_id: personA, role: "admin" }),
+    );
+    expect(admin.error).toMatchObject({
+      code: "unauthorized",
+      message: expect.stringContaining("access rules do not let this person write this user_roles row"),
+    });
+    const membership = await timed(
+      source.table("user_branches").insert({ id: randomUUID(), user_id: personA, branch_id: branchB.id }),
+    );
+    expect(membership.error?.code).toBe("unauthorized");
+    // Rows the policies do not open for writing are not there for this person: nothing to change.
+    expect((await timed(source.table("branches").update(branchA.id, { name: "Centro" }))).error?.code).toBe(
+      "not_found",
+    );
+    expect((await timed(source.table("profiles").update(personB, { full_name: "Otro" }))).error?.code).toBe(
+      "not_found",
+    );
+
+    expect({ roles: await logged("user_roles"), memberships: await logged("user_branches") }).toEqual(before);
+    const [branch] = await database.sql<
+      { name: string }[]
+    >`select name from branches where id = ${branchA.id}`;
+    expect(branch?.name).toBe(branchA.name);
+  });
+});

@@ -185,9 +185,10 @@ describe("the sync-apply marker", () => {
       ]) {
         const error = await asSync(role, statement, id);
         expect(error?.code, `${role}: ${statement}`).toBe("42501");
-        // The guard's refusal; a PC login alone holds no table, so its own grant refuses first.
+        // The guard's refusal; a PC login alone and the sync role hold no table, so the missing
+        // grant refuses first.
         expect(error?.message).toContain(
-          role === "centrovision_app"
+          role === "centrovision_app" || role === "centrovision_sync"
             ? "permission denied for table branches"
             : "centrovision.sync_origin is reserved",
         );
