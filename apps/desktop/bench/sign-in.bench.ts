@@ -1,0 +1,312 @@
+import { randomBytes, scrypt } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { promisify } from "node:util";
+import type { CvError } from "@centrovision/core";
+import {
+  applyMigrations,
+  createLink,
+  type Link,
+  type LocalSupabase,
+  type PostgresServer,
+  startLocalSupabase,
+  startPostgres,
+} from "@centrovision/testkit";
+import { createClient } from "@supabase/supabase-js";
+import postgres from "postgres";
+import WebSocket from "ws";
+import { type ClinicDoor, createClinicDoor } from "../src/backend/clinic-door.js";
+import { createPcSession, type PcSession, type SignInMethod } from "../src/backend/session.js";
+
+/**
+ * Sign-in time online and offline, as the desktop signs in (`createPcSession` with a `ClinicDoor`,
+ * the desktop's default deadlines), each against a physical floor measured in the same run:
+ * 1. online: until `signIn` resolves (password grant + profile name + this PC's scrypt verifier),
+ *    and until the clinic session is held and the clinic's bcrypt verifier is enrolled (both in the
+ *    background), against one bare supabase-js password grant through the same link;
+ * 2. at the clinic server, the internet link refused: against one bcrypt (cost 10) round trip there;
+ * 3. on this PC alone, internet and LAN links refused: against one scrypt of the verifier's cost.
+ * Floor and sign-in alternate run by run, so a noisy neighbour slows both. A fresh PcSession per
+ * run (signed out and closed after it, which awaits its background work and sign-outs), so no run
+ * overlaps the previous one's tail. The local Supabase's Auth is the testkit's, in this process
+ * (bcryptjs, cost 10): the password grant floor includes that.
+ */
+const RUNS = 20;
+const WARMUPS = 2;
+
+const NURSE = {
+  email: "enfermera@clinica.example",
+  password: "una contraseña larga",
+  name: "Enfermera Clínica",
+};
+const PC_LOGIN = { user: "pc_recepcion", password: "pc-login-secret" };
+/** The device verifier's cost (device-signin.ts). */
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1 } as const;
+const deriveScrypt = promisify(scrypt) as (
+  password: string,
+  salt: Buffer,
+  length: number,
+  options: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
+
+type Samples = number[];
+
+function stats(samples: Samples): { median: number; p95: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median = sorted.length % 2 === 0 ? ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2 : (sorted[Math.floor(mid)] ?? 0);
+  const p95 = sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] ?? 0;
+  return { median, p95 };
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
+
+/** `promise`, or a rejection after `ms` (so a broken run fails the bench instead of hanging it). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`[bench] no ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function onDb<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    return await work(sql);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/** Runs `WARMUPS` + `RUNS` rounds of `round`, keeping the samples of the last `RUNS`. */
+async function rounds(round: (keep: boolean) => Promise<void>): Promise<void> {
+  for (let i = 0; i < WARMUPS + RUNS; i += 1) await round(i >= WARMUPS);
+}
+
+let cloud: LocalSupabase | undefined;
+let clinic: PostgresServer | undefined;
+let internet: Link | undefined;
+let lan: Link | undefined;
+let held: postgres.Sql | undefined;
+const dir = await mkdtemp(join(tmpdir(), "cv-bench-sign-in-"));
+try {
+  [cloud, clinic] = await Promise.all([startLocalSupabase({ log: () => {} }), startPostgres()]);
+  const clinicDb = await clinic.createDatabase("bench_sign_in");
+  await applyMigrations(clinicDb);
+  internet = await createLink({ target: { host: "127.0.0.1", port: Number(new URL(cloud.url).port) } });
+  lan = await createLink({ target: { host: "127.0.0.1", port: clinic.port } });
+  const nurseId = (await cloud.createUser(NURSE)).id;
+  const profile = { id: nurseId, full_name: NURSE.name, email: NURSE.email };
+  await onDb(cloud.dbUrl, (sql) => sql`insert into profiles ${sql(profile)}`);
+  // What the sync daemon does: the clinic's profiles arrive by sync, its key is registered in the cloud.
+  const key = await onDb(clinicDb, async (sql) => {
+    await sql`insert into profiles ${sql(profile)}`;
+    await sql.unsafe(
+      `create role ${PC_LOGIN.user} login password '${PC_LOGIN.password}' in role centrovision_app`,
+    );
+    const [row] = await sql<
+      { k: { key_id: string; key: string } }[]
+    >`select public.cv_clinic_key_export() as k`;
+    return row?.k;
+  });
+  await onDb(
+    cloud.dbUrl,
+    (sql) => sql`select public.cv_clinic_register_key(${key?.key_id ?? ""}, ${key?.key ?? ""})`,
+  );
+
+  const cloudUrl = `http://127.0.0.1:${internet.port}`;
+  const login = new URL(clinicDb);
+  login.host = `127.0.0.1:${lan.port}`;
+  login.username = PC_LOGIN.user;
+  login.password = PC_LOGIN.password;
+  const sqlitePath = join(dir, "local", "clinic.cvdb");
+  const sqliteKey = new Uint8Array(randomBytes(32));
+  const errors: string[] = [];
+
+  /** A PC session as the desktop builds one (default deadlines); `enrolled` fires when the clinic's verifier is made. */
+  const open = (enrolled?: () => void): Promise<PcSession> => {
+    const door = createClinicDoor({ url: login.href });
+    const instrumented: ClinicDoor = {
+      ...door,
+      enroll: async (session, password) => {
+        await door.enroll(session, password);
+        enrolled?.();
+      },
+    };
+    return createPcSession({
+      url: cloudUrl,
+      anonKey: cloud?.anonKey ?? "",
+      sqlitePath,
+      sqliteKey,
+      clinic: instrumented,
+      onError: (what: string, error: CvError) => errors.push(`${what}: ${error.code}`),
+    });
+  };
+
+  const expectMethod = (method: SignInMethod, state: Awaited<ReturnType<PcSession["signIn"]>>) => {
+    if (!state.signedIn || state.method !== method) {
+      throw new Error(`[bench] expected a '${method}' sign-in, got ${JSON.stringify(state)}`);
+    }
+  };
+
+  // 1. Online, with its floor: one bare password grant through the same link.
+  const grant: Samples = [];
+  const online: Samples = [];
+  const clinicHeld: Samples = [];
+  const clinicEnrolled: Samples = [];
+  const bare = createClient(cloudUrl, cloud.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as never },
+  });
+  const enrolledAt = () =>
+    onDb(clinicDb, async (sql) => {
+      const [row] = await sql<
+        { at: string }[]
+      >`select enrolled_at::text as at from cv_auth.verifiers where user_id = ${nurseId}`;
+      return row?.at;
+    });
+  await rounds(async (keep) => {
+    const floor = await timed(async () => {
+      const { error } = await bare.auth.signInWithPassword({ email: NURSE.email, password: NURSE.password });
+      if (error !== null) throw error;
+    });
+    await bare.auth.signOut({ scope: "local" });
+
+    const before = await enrolledAt();
+    let enrolled: () => void = () => {};
+    const enrolment = new Promise<number>((resolve) => {
+      enrolled = () => resolve(performance.now());
+    });
+    const session = await open(() => enrolled());
+    let heldAt: number | undefined;
+    const heldOnce = new Promise<number>((resolve) => {
+      session.state$.subscribe((state) => {
+        if (heldAt === undefined && state.signedIn && state.clinicUsable) {
+          heldAt = performance.now();
+          resolve(heldAt);
+        }
+      });
+    });
+    const start = performance.now();
+    expectMethod("online", await session.signIn(NURSE.email, NURSE.password));
+    const signedIn = performance.now() - start;
+    const heldMs = (await within(heldOnce, 10_000, "clinic session")) - start;
+    const enrolledMs = (await within(enrolment, 10_000, "clinic verifier")) - start;
+    const after = await enrolledAt();
+    if (after === undefined || after === before) throw new Error("[bench] the clinic's verifier was not renewed");
+    await session.signOut();
+    await session.close();
+    if (keep) {
+      grant.push(floor);
+      online.push(signedIn);
+      clinicHeld.push(heldMs);
+      clinicEnrolled.push(enrolledMs);
+    }
+  });
+  const onlineErrors = errors.splice(0);
+  if (onlineErrors.length > 0) throw new Error(`[bench] online sign-ins reported: ${onlineErrors.join("; ")}`);
+
+  // 2. At the clinic server (the cloud unreachable), with its floors on one held connection there.
+  await internet.refuse();
+  held = postgres(lan.url(clinicDb), { max: 1, onnotice: () => {} });
+  const bcrypt: Samples = [];
+  const roundTrip: Samples = [];
+  const connectRoundTrip: Samples = [];
+  const atClinic: Samples = [];
+  await rounds(async (keep) => {
+    const sql = held as postgres.Sql;
+    const crypt = await timed(() => sql`select cv_crypto.crypt('x', cv_crypto.gen_salt('bf', 10))`);
+    const one = await timed(() => sql`select 1`);
+    // What each ClinicDoor call pays first: a new connection as the PC login (SCRAM), then a query.
+    const fresh = postgres(login.href, { max: 1, fetch_types: false, onnotice: () => {} });
+    const connected = await timed(() => fresh`select 1`);
+    await fresh.end({ timeout: 0 });
+
+    const session = await open();
+    const signedIn = await timed(async () =>
+      expectMethod("clinic", await session.signIn(NURSE.email, NURSE.password)),
+    );
+    await session.signOut();
+    await session.close();
+    if (keep) {
+      bcrypt.push(crypt);
+      roundTrip.push(one);
+      connectRoundTrip.push(connected);
+      atClinic.push(signedIn);
+    }
+  });
+  const clinicErrors = errors.splice(0);
+  if (clinicErrors.length > 0) throw new Error(`[bench] clinic sign-ins reported: ${clinicErrors.join("; ")}`);
+
+  // 3. On this PC alone, with its floor: one scrypt of the device verifier's cost.
+  await lan.refuse();
+  const scryptFloor: Samples = [];
+  const onDevice: Samples = [];
+  await rounds(async (keep) => {
+    const floor = await timed(() =>
+      deriveScrypt(NURSE.password, randomBytes(16), 32, { ...SCRYPT, maxmem: 256 * SCRYPT.N * SCRYPT.r }),
+    );
+    const session = await open();
+    const signedIn = await timed(async () =>
+      expectMethod("device", await session.signIn(NURSE.email, NURSE.password)),
+    );
+    await session.signOut();
+    await session.close();
+    if (keep) {
+      scryptFloor.push(floor);
+      onDevice.push(signedIn);
+    }
+  });
+  // Each device sign-in first finds the clinic server refused; that is the one error expected.
+  const deviceErrors = errors.splice(0).filter((line) => !line.startsWith("signing in on the clinic server"));
+  if (deviceErrors.length > 0) throw new Error(`[bench] device sign-ins reported: ${deviceErrors.join("; ")}`);
+
+  const ms = (value: number) => value.toFixed(1).padStart(7);
+  const rows: [string, Samples, string, Samples][] = [
+    ["online: signIn resolves", online, "password grant", grant],
+    ["online: clinic session held", clinicHeld, "password grant", grant],
+    ["online: clinic verifier enrolled", clinicEnrolled, "password grant", grant],
+    ["clinic (internet refused)", atClinic, "bcrypt-10 on clinic", bcrypt],
+    ["clinic (internet refused)", atClinic, "connect + SELECT 1", connectRoundTrip],
+    ["device (internet + LAN refused)", onDevice, "scrypt N=2^15 r=8", scryptFloor],
+  ];
+  const cpu = cpus();
+  console.log(
+    `sign-in, ${RUNS} runs after ${WARMUPS} warm-ups each (ms; ${cpu.length} × ${cpu[0]?.model.trim() ?? "cpu"})`,
+  );
+  console.log(
+    `${"".padEnd(34)}${"median".padStart(7)} ${"p95".padStart(7)}   ${"floor".padEnd(20)}${"median".padStart(7)} ${"p95".padStart(7)}  ratio`,
+  );
+  for (const [name, samples, floorName, floor] of rows) {
+    const s = stats(samples);
+    const f = stats(floor);
+    console.log(
+      `${name.padEnd(34)}${ms(s.median)} ${ms(s.p95)}   ${floorName.padEnd(20)}${ms(f.median)} ${ms(f.p95)}  ${(s.median / f.median).toFixed(2)}`,
+    );
+  }
+  const rt = stats(roundTrip);
+  console.log(
+    `network floor: SELECT 1 on a held connection to the clinic (through the LAN link) ${rt.median.toFixed(2)} ms median, ${rt.p95.toFixed(2)} ms p95`,
+  );
+  console.log(
+    "ratios are median / floor median; floors and sign-ins alternate run by run; online floor goes through the same link",
+  );
+} finally {
+  await held?.end({ timeout: 1 });
+  await Promise.all([internet?.close(), lan?.close()]);
+  await Promise.all([cloud?.stop(), clinic?.stop()]);
+  await rm(dir, { recursive: true, force: true });
+}
