@@ -125,6 +125,8 @@ describe("signing in online", () => {
     expect(user.status).toBe(200);
 
     const paths = sessionPaths(sqlitePath);
+    // This PC's verifier is made in the background, after the sign-in resolved.
+    await waitFor("the offline verifier", () => stat(paths.verifiers).then(() => true));
     // Decrypted, the file holds auth-js's session; as bytes, none of it.
     expect((await onDisk())?.items["centrovision-auth"]).toContain(token);
     for (const path of [paths.session, paths.verifiers]) {

@@ -54,7 +54,10 @@ export interface DeviceSignInOptions {
 
 /** Offline sign-in on this PC for its recent users, against verifiers made at online sign-ins. */
 export interface DeviceSignIn {
-  /** After a successful online sign-in: a fresh salt and verifier, the window restarts, failures reset. */
+  /**
+   * After a successful online sign-in: a fresh salt and verifier, the window restarts, failures
+   * reset. Operations run one at a time, so a check after it waits for the verifier.
+   */
   remember(user: SessionUser, password: string): Promise<void>;
   /** Checks a password; wrong ones count towards the lockout, which survives a restart. */
   check(email: string, password: string): Promise<DeviceCheck>;
@@ -83,8 +86,10 @@ export function createDeviceSignIn(options: DeviceSignInOptions): DeviceSignIn {
   const save = (all: Record<string, Verifier>) => file.write({ users: all });
 
   return {
-    remember: (user, password) =>
-      exclusive(async (all) => {
+    remember(user, password) {
+      // The window starts at the online sign-in, not when the slow hash is done.
+      const onlineAt = now().toISOString();
+      return exclusive(async (all) => {
         const salt = randomBytes(SALT_BYTES);
         const hash = await hashOf(password, salt, PARAMS);
         all[keyOf(user.email)] = {
@@ -92,14 +97,15 @@ export function createDeviceSignIn(options: DeviceSignInOptions): DeviceSignIn {
           salt: salt.toString("base64"),
           hash: hash.toString("base64"),
           params: PARAMS,
-          onlineAt: now().toISOString(),
+          onlineAt,
           failures: 0,
           lockedUntil: null,
         };
         const recent = Object.entries(all).sort(([, a], [, b]) => b.onlineAt.localeCompare(a.onlineAt));
         for (const [email] of recent.slice(KEEP)) delete all[email];
         await save(all);
-      }),
+      });
+    },
 
     check: (email, password) =>
       exclusive(async (all): Promise<DeviceCheck> => {

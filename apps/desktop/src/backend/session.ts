@@ -161,7 +161,7 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
   /** While the router believes the cloud is down, a sign-in tries it only briefly before this PC's verifier. */
   let briefly = false;
   const logouts = new Set<Promise<void>>();
-  /** Work a sign-in left running (the clinic session and verifier); awaited by close(). */
+  /** Work a sign-in left running (the verifiers, the clinic session); awaited by close(). */
   const background = new Set<Promise<void>>();
   const authSession = () => storedAuthSession(doc.items);
 
@@ -279,9 +279,14 @@ export async function createPcSession(options: PcSessionOptions): Promise<PcSess
       const user = { id, email: address, name: (await profileName(client, id, timeoutMs)) ?? address };
       await options.beforeSignedIn?.(user);
       await update({ ...doc, identity: { user, method: "online", expiresAt: null } });
-      await device.remember(user, password).catch((e: unknown) => report("keeping the offline sign-in", e));
-      // The clinic session and the clinic's verifier follow in the background: a clinic server that
-      // is down must not slow a sign-in, and the password is needed only until the verifier is made.
+      // This PC's verifier (scrypt, ~90 ms), the clinic session and the clinic's verifier follow in
+      // the background: neither may slow a sign-in (a clinic server that is down least of all), and
+      // the password is needed only until both verifiers are made.
+      const remembering = device
+        .remember(user, password)
+        .catch((e: unknown) => report("keeping the offline sign-in", e));
+      background.add(remembering);
+      void remembering.finally(() => background.delete(remembering));
       const enrolling = renewClinic(true).then(async (held) => {
         const token = doc.identity?.clinic?.token;
         if (!held || token === undefined || doc.identity?.user.id !== id) return;
