@@ -5,20 +5,12 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import type { CvError } from "@centrovision/core";
-import {
-  applyMigrations,
-  createLink,
-  type Link,
-  type LocalSupabase,
-  type PostgresServer,
-  startLocalSupabase,
-  startPostgres,
-} from "@centrovision/testkit";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import WebSocket from "ws";
 import { type ClinicDoor, createClinicDoor } from "../src/backend/clinic-door.js";
 import { createPcSession, type PcSession, type SignInMethod } from "../src/backend/session.js";
+import { type ClinicStack, onDb, startClinicStack } from "../test/clinic-stack.js";
 
 /**
  * Sign-in time online and offline, as the desktop signs in (`createPcSession` with a `ClinicDoor`,
@@ -42,7 +34,6 @@ const NURSE = {
   password: "una contraseña larga",
   name: "Enfermera Clínica",
 };
-const PC_LOGIN = { user: "pc_recepcion", password: "pc-login-secret" };
 /** The device verifier's cost (device-signin.ts). */
 const SCRYPT = { N: 2 ** 15, r: 8, p: 1 } as const;
 const deriveScrypt = promisify(scrypt) as (
@@ -86,58 +77,20 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-async function onDb<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    return await work(sql);
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
 /** Runs `WARMUPS` + `RUNS` rounds of `round`, keeping the samples of the last `RUNS`. */
 async function rounds(round: (keep: boolean) => Promise<void>): Promise<void> {
   for (let i = 0; i < WARMUPS + RUNS; i += 1) await round(i >= WARMUPS);
 }
 
-let cloud: LocalSupabase | undefined;
-let clinic: PostgresServer | undefined;
-let internet: Link | undefined;
-let lan: Link | undefined;
+let stack: ClinicStack | undefined;
 let held: postgres.Sql | undefined;
 const loud = console.error;
 let muted = 0;
 const dir = await mkdtemp(join(tmpdir(), "cv-bench-sign-in-"));
 try {
-  [cloud, clinic] = await Promise.all([startLocalSupabase({ log: () => {} }), startPostgres()]);
-  const clinicDb = await clinic.createDatabase("bench_sign_in");
-  await applyMigrations(clinicDb);
-  internet = await createLink({ target: { host: "127.0.0.1", port: Number(new URL(cloud.url).port) } });
-  lan = await createLink({ target: { host: "127.0.0.1", port: clinic.port } });
-  const nurseId = (await cloud.createUser(NURSE)).id;
-  const profile = { id: nurseId, full_name: NURSE.name, email: NURSE.email };
-  await onDb(cloud.dbUrl, (sql) => sql`insert into profiles ${sql(profile)}`);
-  // What the sync daemon does: the clinic's profiles arrive by sync, its key is registered in the cloud.
-  const key = await onDb(clinicDb, async (sql) => {
-    await sql`insert into profiles ${sql(profile)}`;
-    await sql.unsafe(
-      `create role ${PC_LOGIN.user} login password '${PC_LOGIN.password}' in role centrovision_app`,
-    );
-    const [row] = await sql<
-      { k: { key_id: string; key: string } }[]
-    >`select public.cv_clinic_key_export() as k`;
-    return row?.k;
-  });
-  await onDb(
-    cloud.dbUrl,
-    (sql) => sql`select public.cv_clinic_register_key(${key?.key_id ?? ""}, ${key?.key ?? ""})`,
-  );
-
-  const cloudUrl = `http://127.0.0.1:${internet.port}`;
-  const login = new URL(clinicDb);
-  login.host = `127.0.0.1:${lan.port}`;
-  login.username = PC_LOGIN.user;
-  login.password = PC_LOGIN.password;
+  stack = await startClinicStack(NURSE, "bench_sign_in");
+  const { cloud, clinicDb, internet, lan, cloudUrl, personId: nurseId } = stack;
+  const login = new URL(stack.pcLoginUrl());
   const sqlitePath = join(dir, "local", "clinic.cvdb");
   const sqliteKey = new Uint8Array(randomBytes(32));
   const errors: string[] = [];
@@ -154,7 +107,7 @@ try {
     };
     return createPcSession({
       url: cloudUrl,
-      anonKey: cloud?.anonKey ?? "",
+      anonKey: cloud.anonKey,
       sqlitePath,
       sqliteKey,
       clinic: instrumented,
@@ -329,7 +282,6 @@ try {
 } finally {
   console.error = loud;
   await held?.end({ timeout: 1 });
-  await Promise.all([internet?.close(), lan?.close()]);
-  await Promise.all([cloud?.stop(), clinic?.stop()]);
+  await stack?.stop();
   await rm(dir, { recursive: true, force: true });
 }

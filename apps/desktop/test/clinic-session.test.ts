@@ -3,22 +3,14 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CvError } from "@centrovision/core";
-import {
-  applyMigrations,
-  asClinicPerson,
-  createLink,
-  type Link,
-  type LocalSupabase,
-  type PostgresServer,
-  startLocalSupabase,
-  startPostgres,
-} from "@centrovision/testkit";
+import { asClinicPerson } from "@centrovision/testkit";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createClinicDoor } from "../src/backend/clinic-door.js";
 import { createPcSession, type PcSession, type PcSessionOptions } from "../src/backend/session.js";
 import { sessionPaths } from "../src/backend/session-store.js";
-import { waitFor } from "./support.js";
+import { type ClinicStack, onDb, startClinicStack } from "./clinic-stack.js";
+import { failure, waitFor } from "./support.js";
 
 /*
  * The PC's person on the clinic server: a real local Supabase (the cloud, minting clinic sessions
@@ -31,35 +23,21 @@ const NURSE = {
   password: "una contraseña larga",
   name: "Enfermera Clínica",
 };
-const PC_LOGIN = { user: "pc_recepcion", password: "pc-login-secret" };
 
-let cloud: LocalSupabase;
-let clinic: PostgresServer;
-let clinicDb: string;
-let internet: Link;
-let lan: Link;
-let nurseId: string;
+let stack: ClinicStack;
 let dir: string;
 let sqlitePath: string;
 let sqliteKey: Uint8Array;
 let skewMs: number;
 const opened: PcSession[] = [];
 
-async function onDb<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    return await work(sql);
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
 /** Who a token is on the clinic server, asked as the PC login acting as that person. */
 async function whoIs(token: string): Promise<string | CvError> {
-  const url = new URL(clinicDb);
-  url.username = PC_LOGIN.user;
-  url.password = PC_LOGIN.password;
-  const sql = postgres(url.href, { max: 1, onnotice: () => {}, connection: asClinicPerson(token) });
+  const sql = postgres(stack.pcLoginUrl(true), {
+    max: 1,
+    onnotice: () => {},
+    connection: asClinicPerson(token),
+  });
   try {
     const [row] = await sql<{ uid: string }[]>`select auth.uid()::text as uid`;
     return row?.uid ?? "";
@@ -71,35 +49,10 @@ async function whoIs(token: string): Promise<string | CvError> {
 }
 
 beforeAll(async () => {
-  [cloud, clinic] = await Promise.all([startLocalSupabase({ log: () => {} }), startPostgres()]);
-  clinicDb = await clinic.createDatabase("clinic_session");
-  await applyMigrations(clinicDb);
-  internet = await createLink({ target: { host: "127.0.0.1", port: Number(new URL(cloud.url).port) } });
-  lan = await createLink({ target: { host: "127.0.0.1", port: clinic.port } });
-  nurseId = (await cloud.createUser(NURSE)).id;
-  const profile = { id: nurseId, full_name: NURSE.name, email: NURSE.email };
-  await onDb(cloud.dbUrl, (sql) => sql`insert into profiles ${sql(profile)}`);
-  // What the daemon does: the clinic's profiles arrive by sync, its key is registered in the cloud.
-  const key = await onDb(clinicDb, async (sql) => {
-    await sql`insert into profiles ${sql(profile)}`;
-    await sql.unsafe(
-      `create role ${PC_LOGIN.user} login password '${PC_LOGIN.password}' in role centrovision_app`,
-    );
-    const [row] = await sql<
-      { k: { key_id: string; key: string } }[]
-    >`select public.cv_clinic_key_export() as k`;
-    return row?.k;
-  });
-  await onDb(
-    cloud.dbUrl,
-    (sql) => sql`select public.cv_clinic_register_key(${key?.key_id ?? ""}, ${key?.key ?? ""})`,
-  );
+  stack = await startClinicStack(NURSE, "clinic_session");
 });
 
-afterAll(async () => {
-  await Promise.all([internet?.close(), lan?.close()]);
-  await Promise.all([cloud?.stop(), clinic?.stop()]);
-});
+afterAll(() => stack?.stop());
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "cv-desktop-clinic-"));
@@ -107,30 +60,26 @@ beforeEach(async () => {
   sqliteKey = new Uint8Array(randomBytes(32));
   skewMs = 0;
   await onDb(
-    clinicDb,
+    stack.clinicDb,
     (sql) => sql`truncate cv_auth.verifiers, cv_auth.disabled_users, cv_auth.ended_sessions`,
   );
 });
 
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((session) => session.close()));
-  await Promise.all([internet.pass(), lan.pass()]);
+  await Promise.all([stack.internet.pass(), stack.lan.pass()]);
   await rm(dir, { recursive: true, force: true });
 });
 
 async function open(extra: Partial<PcSessionOptions> = {}): Promise<PcSession> {
-  const login = new URL(clinicDb);
-  login.host = `127.0.0.1:${lan.port}`;
-  login.username = PC_LOGIN.user;
-  login.password = PC_LOGIN.password;
   const session = await createPcSession({
-    url: `http://127.0.0.1:${internet.port}`,
-    anonKey: cloud.anonKey,
+    url: stack.cloudUrl,
+    anonKey: stack.cloud.anonKey,
     sqlitePath,
     sqliteKey,
     authTimeoutMs: 1_000,
     now: () => new Date(Date.now() + skewMs),
-    clinic: createClinicDoor({ url: login.href, timeoutMs: 1_000 }),
+    clinic: createClinicDoor({ url: stack.pcLoginUrl(), timeoutMs: 1_000 }),
     onError: () => {},
     ...extra,
   });
@@ -138,19 +87,9 @@ async function open(extra: Partial<PcSessionOptions> = {}): Promise<PcSession> {
   return session;
 }
 
-async function failure(run: () => Promise<unknown>): Promise<CvError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof CvError) return error;
-    throw error;
-  }
-  throw new Error("expected a CvError");
-}
-
 const enrolled = () =>
   onDb(
-    clinicDb,
+    stack.clinicDb,
     (sql) =>
       sql<{ user_id: string; verifier: string }[]>`select user_id::text, verifier from cv_auth.verifiers`,
   );
@@ -169,11 +108,11 @@ describe("the clinic session of a person signed in online", () => {
     await waitFor("the clinic session", async () => session.clinicToken() !== undefined);
     const token = session.clinicToken() as string;
     expect(session.current()).toMatchObject({ method: "online", cloudUsable: true, clinicUsable: true });
-    expect(await whoIs(token)).toBe(nurseId);
+    expect(await whoIs(token)).toBe(stack.personId);
 
     await waitFor("the clinic's verifier", async () => (await enrolled()).length === 1);
     const [verifier] = await enrolled();
-    expect(verifier?.user_id).toBe(nurseId);
+    expect(verifier?.user_id).toBe(stack.personId);
     expect(verifier?.verifier).toMatch(/^\$2a\$10\$/);
     expect(verifier?.verifier).not.toContain(NURSE.password);
 
@@ -191,7 +130,7 @@ describe("the clinic session of a person signed in online", () => {
     skewMs = 11 * 60_000;
     expect(await session.renewClinic()).toBe(true);
     expect(session.clinicToken()).not.toBe(first);
-    expect(await whoIs(session.clinicToken() as string)).toBe(nurseId);
+    expect(await whoIs(session.clinicToken() as string)).toBe(stack.personId);
   });
 
   it("ends on the clinic server at sign-out: the token is refused there even if someone kept a copy", async () => {
@@ -210,16 +149,16 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
   it("checks the clinic's verifier: the person works on the clinic server, signed in 'clinic', across a restart", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await internet.refuse();
+    await stack.internet.refuse();
     const state = await session.signIn(NURSE.email, NURSE.password);
     expect(state).toMatchObject({
       signedIn: true,
       method: "clinic",
-      user: { id: nurseId, email: NURSE.email, name: NURSE.name },
+      user: { id: stack.personId, email: NURSE.email, name: NURSE.name },
       cloudUsable: false,
       clinicUsable: true,
     });
-    expect(await whoIs(session.clinicToken() as string)).toBe(nurseId);
+    expect(await whoIs(session.clinicToken() as string)).toBe(stack.personId);
     await session.close();
     const again = await open();
     expect(again.current()).toMatchObject({ signedIn: true, method: "clinic", clinicUsable: true });
@@ -228,7 +167,7 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
   it("a wrong password reads as online; five lock the account on the clinic server for every PC", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await internet.refuse();
+    await stack.internet.refuse();
     for (let attempt = 0; attempt < 5; attempt++) {
       expect(await failure(() => session.signIn(NURSE.email, `guess ${attempt}`))).toMatchObject({
         code: "unauthorized",
@@ -245,23 +184,24 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
   it("a user the cloud disabled cannot sign in at the clinic, and this PC forgets their verifier", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await internet.refuse();
+    await stack.internet.refuse();
     await onDb(
-      clinicDb,
-      (sql) => sql`select public.cv_clinic_set_disabled_users(${JSON.stringify([nurseId])}::text::jsonb)`,
+      stack.clinicDb,
+      (sql) =>
+        sql`select public.cv_clinic_set_disabled_users(${JSON.stringify([stack.personId])}::text::jsonb)`,
     );
     expect(await failure(() => session.signIn(NURSE.email, NURSE.password))).toMatchObject({
       code: "unauthorized",
       message: "Su cuenta está desactivada. Consulte al administrador.",
     });
-    await lan.refuse();
+    await stack.lan.refuse();
     expect((await failure(() => session.signIn(NURSE.email, NURSE.password))).code).toBe("unavailable");
   });
 
   it("with the clinic server down too, this PC's own verifier signs the person in (no clinic session)", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await Promise.all([internet.refuse(), lan.refuse()]);
+    await Promise.all([stack.internet.refuse(), stack.lan.refuse()]);
     expect(await session.signIn(NURSE.email, NURSE.password)).toMatchObject({
       method: "device",
       cloudUsable: false,
@@ -273,8 +213,8 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
   it("a person the clinic server does not know yet falls back to this PC's verifier", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await onDb(clinicDb, (sql) => sql`truncate cv_auth.verifiers`);
-    await internet.refuse();
+    await onDb(stack.clinicDb, (sql) => sql`truncate cv_auth.verifiers`);
+    await stack.internet.refuse();
     expect(await session.signIn(NURSE.email, NURSE.password)).toMatchObject({ method: "device" });
   });
 });

@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createPcSession, type PcSession, type PcSessionOptions } from "../src/backend/session.js";
 import { deriveSessionKey, encryptedFile, sessionPaths } from "../src/backend/session-store.js";
-import { waitFor } from "./support.js";
+import { failure, waitFor } from "./support.js";
 
 /*
  * The PC's session module against a real local Supabase (Auth included), through a link that
@@ -85,16 +85,6 @@ async function open(extra: Partial<PcSessionOptions> = {}): Promise<PcSession> {
 async function restart(session: PcSession): Promise<PcSession> {
   await session.close();
   return open();
-}
-
-async function failure(run: () => Promise<unknown>): Promise<CvError> {
-  try {
-    await run();
-  } catch (error) {
-    if (error instanceof CvError) return error;
-    throw error;
-  }
-  throw new Error("expected a CvError");
 }
 
 /** What the session file holds, decrypted as the backend would. */

@@ -1,3 +1,4 @@
+import { CvError } from "@centrovision/core";
 import postgres from "postgres";
 import type { Demo } from "../src/demo/demo-stack.js";
 
@@ -29,4 +30,15 @@ export async function cloudRows<T extends object>(
   } finally {
     await sql.end({ timeout: 1 });
   }
+}
+
+/** The CvError `run` rejects with (anything else is rethrown; resolving fails the test). */
+export async function failure(run: () => Promise<unknown>): Promise<CvError> {
+  try {
+    await run();
+  } catch (error) {
+    if (error instanceof CvError) return error;
+    throw error;
+  }
+  throw new Error("expected a CvError");
 }

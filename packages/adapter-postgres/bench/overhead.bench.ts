@@ -17,52 +17,12 @@ import { Kysely } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
 import { createPostgresSource } from "../src/index.js";
+import { compare, report } from "./interleave.js";
 
 const ROUNDS = Number(process.env.CV_BENCH_ROUNDS ?? 4_000);
-const WARMUP = 300;
 const TARGET = 1.2;
 const fixtures = createFixtures();
 const columns = tables.patients.columns;
-
-type Op = () => Promise<unknown>;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] as number;
-const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)} µs`;
-
-/** Median and p95 of `candidate` and `baseline`, called alternately. */
-async function compare(candidate: Op, baseline: Op) {
-  for (let i = 0; i < WARMUP; i++) {
-    await baseline();
-    await candidate();
-  }
-  const times: [number[], number[]] = [[], []];
-  const ops = [candidate, baseline];
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
-      const started = performance.now();
-      await (ops[side] as Op)();
-      times[side]?.push(performance.now() - started);
-    }
-  }
-  const [mine, theirs] = times;
-  return {
-    candidate: median(mine),
-    baseline: median(theirs),
-    candidateP95: p95(mine),
-    baselineP95: p95(theirs),
-  };
-}
-
-function report(label: string, result: Awaited<ReturnType<typeof compare>>, target?: number) {
-  const ratio = result.candidate / result.baseline;
-  const verdict =
-    target === undefined ? "(for comparison)" : ratio <= target ? `ok (≤ ${target}×)` : `OVER ${target}×`;
-  console.log(
-    `${label.padEnd(44)} ${us(result.candidate)} vs ${us(result.baseline)}  ` +
-      `p95 ${us(result.candidateP95)} vs ${us(result.baselineP95)}  ${ratio.toFixed(2)}×  ${verdict}`,
-  );
-}
 
 const server = await startPostgres();
 try {
@@ -101,11 +61,13 @@ try {
   const get = await compare(
     () => source.table("patients").get(nextId()),
     () => raw`select ${raw(columns)} from patients where id = ${nextId()}`,
+    ROUNDS,
   );
   report("get: one patient by id", get, TARGET);
   const list = await compare(
     () => source.table("patients").list(page),
     () => raw`select ${raw(columns)} from patients order by last_name collate "C", id limit 100`,
+    ROUNDS,
   );
   report("list: 100 patients by surname", list, TARGET);
   const upsert = await compare(
@@ -115,6 +77,7 @@ try {
       on conflict (id) do update set branch_id = excluded.branch_id, first_name = excluded.first_name,
         last_name = excluded.last_name, birth_date = excluded.birth_date, sex = excluded.sex, phone = excluded.phone
       returning ${raw(columns)}`,
+    ROUNDS,
   );
   report("upsert: overwrite a patient's card", upsert, TARGET);
 
@@ -124,6 +87,7 @@ try {
     await compare(
       () => stockKysely.selectFrom("patients").select(columns).where("id", "=", nextId()).execute(),
       () => raw`select ${raw(columns)} from patients where id = ${nextId()}`,
+      ROUNDS,
     ),
   );
   // Canonical rows from to_jsonb instead of type parsers: numbers and dates come right, but
@@ -141,6 +105,7 @@ try {
         return found;
       },
       () => raw`select ${raw(columns)} from patients order by last_name collate "C", id limit 100`,
+      ROUNDS,
     ),
   );
   await Promise.all([source.close(), raw.end(), stockKysely.destroy()]);

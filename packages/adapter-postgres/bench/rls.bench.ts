@@ -16,52 +16,13 @@
 import { applyMigrations, clinicSession, startPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
 import { createPostgresSource } from "../src/index.js";
+import { compare, median, report, us } from "./interleave.js";
 
 const ROUNDS = Number(process.env.CV_BENCH_ROUNDS ?? 3_000);
-const WARMUP = 300;
 const TARGET = 1.3;
 const PATIENTS_PER_BRANCH = 5_000;
 const PER_DAY = 50;
 const FIRST_DAY = Date.parse("2025-03-03T06:00:00Z");
-
-type Op = () => Promise<unknown>;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] as number;
-const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)} µs`;
-
-/** Median and p95 of `candidate` and `baseline`, called alternately. */
-async function compare(candidate: Op, baseline: Op) {
-  for (let i = 0; i < WARMUP; i++) {
-    await baseline();
-    await candidate();
-  }
-  const times: [number[], number[]] = [[], []];
-  const ops = [candidate, baseline];
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
-      const started = performance.now();
-      await (ops[side] as Op)();
-      times[side]?.push(performance.now() - started);
-    }
-  }
-  const [mine, theirs] = times;
-  return {
-    candidate: median(mine),
-    baseline: median(theirs),
-    candidateP95: p95(mine),
-    baselineP95: p95(theirs),
-  };
-}
-
-function report(label: string, result: Awaited<ReturnType<typeof compare>>) {
-  const ratio = result.candidate / result.baseline;
-  const verdict = ratio <= TARGET ? `ok (≤ ${TARGET}×)` : `OVER ${TARGET}×`;
-  console.log(
-    `${label.padEnd(42)} ${us(result.candidate)} vs ${us(result.baseline)}  ` +
-      `p95 ${us(result.candidateP95)} vs ${us(result.baselineP95)}  ${ratio.toFixed(2)}×  ${verdict}`,
-  );
-}
 
 /** Two branches, a doctor at the first, and each branch's patients with one appointment each. */
 async function seed(owner: postgres.Sql) {
@@ -175,21 +136,30 @@ try {
     await compare(
       () => asPerson.table("patients").get(nextPatient()),
       () => asOwner.table("patients").get(nextPatient()),
+      ROUNDS,
     ),
+    TARGET,
+    42,
   );
   report(
     "list: a page of 50 patients of a branch",
     await compare(
       () => asPerson.table("patients").list(page()),
       () => asOwner.table("patients").list(page()),
+      ROUNDS,
     ),
+    TARGET,
+    42,
   );
   report(
     "list: a branch's appointments of one day",
     await compare(
       () => asPerson.table("appointments").list(day()),
       () => asOwner.table("appointments").list(day()),
+      ROUNDS,
     ),
+    TARGET,
+    42,
   );
   await Promise.all([asOwner.close(), asPerson.close()]);
 
