@@ -144,7 +144,9 @@ describe("the clinic's identity, copied by the daemon", () => {
     const minted = await person.rpc("cv_clinic_session", { p_key_id: keyId });
     const asPerson = connect(await pcLogin(), (minted.data as { token: string }).token);
     const seen = async () =>
-      (await asPerson<{ n: number }[]>`select count(*)::int as n from patients where branch_id = ${branch}`)[0]?.n;
+      (
+        await asPerson<{ n: number }[]>`select count(*)::int as n from patients where branch_id = ${branch}`
+      )[0]?.n;
     expect(await seen()).toBe(1);
 
     await clinic.cloudSql`delete from user_branches where id = ${membership}`;
