@@ -144,32 +144,32 @@ BEGIN
 
   CREATE SCHEMA auth;
 
-  -- The verified claims of this connection's clinic session; NULL when none is set.
-  -- Every statement that asks who the user is runs this, so it is kept lean (measured in
-  -- packages/adapter-postgres/bench/rls.bench.ts): the signature is checked first, on the token's
-  -- text, so nothing an attacker wrote is decoded (no exception block, hence no subtransaction per
-  -- call); what follows was written by a holder of the key, this server or the cloud.
-  CREATE FUNCTION cv_auth.claims() RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+  -- Tokens this server has verified (by hash; the claims they carry, the key that signed them),
+  -- so a session's later statements skip the signature and the decoding. UNLOGGED: a crash only
+  -- empties it, and the next statement verifies again. Written only by cv_auth.verify().
+  CREATE UNLOGGED TABLE cv_auth.verified_sessions (
+    token_hash bytea PRIMARY KEY,
+    key_id uuid NOT NULL,
+    claims jsonb NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+
+  -- Verifies a clinic session in full and remembers it: the signature first, on the token's text,
+  -- so nothing an attacker wrote is decoded; what follows was written by a holder of the key, this
+  -- server or the cloud. Raises CV010 when the token is not good.
+  CREATE FUNCTION cv_auth.verify(p_token text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
   AS $fn$
   DECLARE
-    v_token text := current_setting('centrovision.session', true);
-    v_signature text;
-    v_signed text;
+    v_signature text := split_part(p_token, '.', -1);
+    v_signed text := left(p_token, -length(split_part(p_token, '.', -1)) - 1);
     v_key_id uuid;
     v_valid boolean;
     v_header jsonb;
     v_claims jsonb;
     v_exp numeric;
-    v_disabled boolean;
-    v_ended boolean;
   BEGIN
-    IF v_token IS NULL OR v_token = '' THEN
-      RETURN NULL;
-    END IF;
-    v_signature := split_part(v_token, '.', -1);
-    v_signed := left(v_token, -length(v_signature) - 1);
     SELECT k.key_id, v_signature = rtrim(replace(replace(encode(sha256(k.outer_pad
         || sha256(k.inner_pad || convert_to(v_signed, 'UTF8'))), 'base64'), '+', '-'), '/', '_'), '=')
       INTO v_key_id, v_valid
@@ -192,16 +192,60 @@ BEGIN
         USING ERRCODE = 'CV010', HINT = 'Sign in again.';
     END IF;
     v_exp := (v_claims ->> 'exp')::numeric;
-    IF v_exp <= extract(epoch FROM now()) THEN
-      RAISE EXCEPTION 'the clinic session has expired' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
-    END IF;
     IF v_exp > extract(epoch FROM now() + interval '1 day') THEN
       RAISE EXCEPTION 'the clinic session expires too far ahead of this server''s clock'
         USING ERRCODE = 'CV010', HINT = 'Check the clocks of the clinic server and the cloud, then sign in again.';
     END IF;
-    SELECT EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v_claims ->> 'sub')::uuid),
-      EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v_claims ->> 'sid')::uuid)
-      INTO v_disabled, v_ended;
+    IF v_exp > extract(epoch FROM now()) THEN
+      BEGIN
+        DELETE FROM cv_auth.verified_sessions v WHERE v.expires_at <= now();
+        INSERT INTO cv_auth.verified_sessions (token_hash, key_id, claims, expires_at)
+        VALUES (sha256(convert_to(p_token, 'UTF8')), v_key_id, v_claims, to_timestamp(v_exp))
+        ON CONFLICT (token_hash) DO NOTHING;
+      EXCEPTION WHEN read_only_sql_transaction THEN
+        -- A read-only transaction verifies without remembering.
+        NULL;
+      END;
+    END IF;
+    RETURN v_claims;
+  END
+  $fn$;
+
+  -- The verified claims of this connection's clinic session; NULL when none is set. Every
+  -- statement that asks who the user is runs this, so it is kept lean (measured in
+  -- packages/adapter-postgres/bench/rls.bench.ts): a token verified before, under the current key,
+  -- costs one lookup; expiry, the user's disabled flag and the session's sign-out are checked on
+  -- every call, so each takes effect at once.
+  CREATE FUNCTION cv_auth.claims() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ''
+  AS $fn$
+  DECLARE
+    v_token text := current_setting('centrovision.session', true);
+    v_claims jsonb;
+    v_expires timestamptz;
+    v_disabled boolean;
+    v_ended boolean;
+  BEGIN
+    IF v_token IS NULL OR v_token = '' THEN
+      RETURN NULL;
+    END IF;
+    SELECT v.claims, v.expires_at,
+        EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v.claims ->> 'sub')::uuid),
+        EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v.claims ->> 'sid')::uuid)
+      INTO v_claims, v_expires, v_disabled, v_ended
+    FROM cv_auth.verified_sessions v JOIN cv_auth.signing_key k ON k.key_id = v.key_id
+    WHERE v.token_hash = sha256(convert_to(v_token, 'UTF8'));
+    IF NOT FOUND THEN
+      v_claims := cv_auth.verify(v_token);
+      v_expires := to_timestamp((v_claims ->> 'exp')::numeric);
+      SELECT EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v_claims ->> 'sub')::uuid),
+          EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v_claims ->> 'sid')::uuid)
+        INTO v_disabled, v_ended;
+    END IF;
+    IF v_expires <= now() THEN
+      RAISE EXCEPTION 'the clinic session has expired' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
+    END IF;
     IF v_disabled THEN
       RAISE EXCEPTION 'this user is disabled' USING ERRCODE = 'CV010', HINT = 'Ask the clinic''s administrator.';
     END IF;
@@ -222,8 +266,9 @@ BEGIN
     LANGUAGE sql STABLE
     RETURN (cv_auth.claims() ->> 'sub')::uuid;
 
-  REVOKE ALL ON TABLE cv_auth.signing_key, cv_auth.disabled_users, cv_auth.ended_sessions FROM PUBLIC;
-  REVOKE ALL ON FUNCTION cv_auth.claims(), auth.jwt(), auth.uid() FROM PUBLIC;
+  REVOKE ALL ON TABLE cv_auth.signing_key, cv_auth.disabled_users, cv_auth.ended_sessions,
+    cv_auth.verified_sessions FROM PUBLIC;
+  REVOKE ALL ON FUNCTION cv_auth.verify(text), cv_auth.claims(), auth.jwt(), auth.uid() FROM PUBLIC;
   GRANT USAGE ON SCHEMA auth, cv_auth TO authenticated;
   GRANT EXECUTE ON FUNCTION cv_auth.claims(), auth.jwt(), auth.uid() TO authenticated;
   GRANT USAGE ON SCHEMA public TO authenticated;

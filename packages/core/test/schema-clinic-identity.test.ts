@@ -198,6 +198,54 @@ describe("a clinic session", () => {
   });
 });
 
+describe("a verified session, remembered", () => {
+  const remembered = async () =>
+    (await clinic.sql<{ n: number }[]>`select count(*)::int as n from cv_auth.verified_sessions`)[0]?.n ?? 0;
+
+  it("is verified once: later statements find it by its hash, and a PC can neither read nor write that list", async () => {
+    const before = await remembered();
+    const token = await clinicSession(clinic.url, { userId: doctor() });
+    const person = pc.connect({ as: "person", token });
+    expect(await person`select count(*)::int as n from patients`).toEqual([{ n: 1 }]);
+    expect(await remembered()).toBe(before + 1);
+    expect(await person`select count(*)::int as n from patients`).toEqual([{ n: 1 }]);
+    expect(await remembered()).toBe(before + 1);
+    const [row] = await clinic.sql<{ claims: { sub: string } }[]>`
+      select claims from cv_auth.verified_sessions where token_hash = sha256(convert_to(${token}, 'UTF8'))`;
+    expect(row?.claims.sub).toBe(doctor());
+    for (const as of ["login", "person"] as const) {
+      const sql = pc.connect({ as, token });
+      expect(await outcome(() => sql`select count(*) from cv_auth.verified_sessions`)).toEqual({
+        code: "42501",
+      });
+      expect(
+        await outcome(
+          () =>
+            sql`insert into cv_auth.verified_sessions values (sha256('x'), gen_random_uuid(), '{}', now())`,
+        ),
+      ).toEqual({ code: "42501" });
+      expect(await outcome(() => sql`select cv_auth.verify(${token})`)).toEqual({ code: "42501" });
+    }
+  });
+
+  it("still expires on time, and is forgotten when the server's key changes", async () => {
+    const token = await clinicSession(clinic.url, { userId: doctor(), expiresInSeconds: 2 });
+    expect(await patientsSeenWith(token)).toEqual({ ok: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect(await patientsSeenWith(token)).toEqual({ code: "CV010" });
+
+    const lasting = await clinicSession(clinic.url, { userId: doctor() });
+    expect(await patientsSeenWith(lasting)).toEqual({ ok: 1 });
+    const [old] = await clinic.sql<{ key_id: string }[]>`select key_id::text from cv_auth.signing_key`;
+    await clinic.sql`update cv_auth.signing_key set key_id = gen_random_uuid()`;
+    try {
+      expect(await patientsSeenWith(lasting)).toEqual({ code: "CV010" });
+    } finally {
+      await clinic.sql`update cv_auth.signing_key set key_id = ${old?.key_id ?? ""}`;
+    }
+  });
+});
+
 describe("HMAC-SHA-256 in SQL", () => {
   it("signs as Node does, and each side verifies the other's tokens", async () => {
     const mine = claims({ email: "lucía.hernández@example.mx" });
