@@ -21,6 +21,7 @@ type Session = {
   method?: "online" | "clinic" | "device";
   expiresAt?: string | null;
   needsOnlineSignIn?: boolean;
+  needsClinicSignIn?: boolean;
 };
 
 let demo: Demo;
@@ -454,6 +455,35 @@ describe("sessions across outages: no pending write is ever dropped", () => {
     expect(demo.session.accessToken()).not.toBe(before);
     expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(200);
   }, 120_000);
+});
+
+describe("a clinic session that expires in a long outage", () => {
+  it("holds the PC on itself while the clinic server answers, says so, and a sign-in at the clinic server opens it again", async () => {
+    expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
+    await demo.setInternet(false);
+    await waitFor("the clinic server", async () => (await status()).mode === "local", 20_000);
+    expect(await session()).toMatchObject({ needsClinicSignIn: false });
+
+    // Thirteen hours on: the access token and the 12-hour clinic session have both expired.
+    skewMs = 13 * 3_600_000;
+    await waitFor("the router held on this PC", async () => (await status()).pinned === "device");
+    expect(await status()).toMatchObject({
+      mode: "offline",
+      reason: "the clinic server is used only for a person with a clinic session",
+    });
+    expect(await session()).toMatchObject({ signedIn: true, method: "online", needsClinicSignIn: true });
+    expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(200);
+
+    skewMs = 0;
+    await call(demo, "sign_out");
+    expect((await signInAs("receptionist")).body).toMatchObject({
+      method: "clinic",
+      needsClinicSignIn: false,
+    });
+    await waitFor("the clinic server again", async () => (await status()).mode === "local", 20_000);
+    await demo.setInternet(true);
+    expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
+  }, 90_000);
 });
 
 function nextDay(date: string): string {

@@ -59,6 +59,11 @@ export type SessionView =
       expiresAt: string | null;
       /** Signed in without the cloud (at the clinic server or on this PC) while it is back: sign in online to use it. */
       needsOnlineSignIn: boolean;
+      /**
+       * Neither server may be used on this person's behalf (the clinic session expired in a long
+       * outage, or was never held) while the clinic server answers: sign in again to work on it.
+       */
+      needsClinicSignIn: boolean;
     };
 
 /**
@@ -83,8 +88,11 @@ function sessionView({ session, router }: CommandContext): SessionView {
   const state = session.current();
   if (!state.signedIn) return { signedIn: false };
   const { user, method, expiresAt } = state;
-  const cloudBack = router.getStatus().tiers.cloud.health === "up";
-  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn: method !== "online" && cloudBack };
+  const { tiers } = router.getStatus();
+  const needsOnlineSignIn = method !== "online" && tiers.cloud.health === "up";
+  const needsClinicSignIn =
+    !needsOnlineSignIn && !state.cloudUsable && !state.clinicUsable && tiers.clinic.health === "up";
+  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn };
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */

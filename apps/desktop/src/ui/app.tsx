@@ -132,6 +132,15 @@ function Workspace({ session, onSignOut }: WorkspaceProps) {
           </button>
         </div>
       )}
+      {session.needsClinicSignIn && (
+        <div className="banner" role="status" data-testid="clinic-sign-in-banner">
+          Sin sesión vigente en el servidor de la clínica: siga trabajando en este equipo, o vuelva a iniciar
+          sesión para usarlo{" "}
+          <button type="button" onClick={onSignOut}>
+            Iniciar sesión
+          </button>
+        </div>
+      )}
       {error !== null && (
         <p role="alert" className="error">
           {error}

@@ -56,6 +56,7 @@ export type Session =
       method: "online" | "clinic" | "device";
       expiresAt: string | null;
       needsOnlineSignIn: boolean;
+      needsClinicSignIn: boolean;
     };
 
 export type SignedIn = Extract<Session, { signedIn: true }>;
