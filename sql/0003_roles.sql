@@ -13,7 +13,8 @@
 -- Who the person is. On Supabase, `auth.uid()` comes from the request's JWT, verified by the API
 -- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
 -- and `jwt()` return the claims of the **clinic session** in the connection's setting
--- `centrovision.session` — after verifying it, on every call, inside PostgreSQL:
+-- `centrovision.session` — verified inside PostgreSQL (in full the first time; then found by its
+-- hash in cv_auth.verified_sessions, with expiry, disabled user and sign-out checked on every call):
 --   * a clinic session is an HS256 JWT signed with this clinic's own key (cv_auth.signing_key,
 --     readable by the owner alone). The cloud mints one for a person signed in online (0011,
 --     `cv_clinic_session`, with the key the daemon registered there); the clinic server mints one

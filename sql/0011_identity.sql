@@ -163,11 +163,10 @@ BEGIN
       IF coalesce(length(p_password), 0) = 0 THEN
         RAISE EXCEPTION 'the password is empty' USING ERRCODE = 'CV005';
       END IF;
-      INSERT INTO cv_auth.verifiers AS v (user_id, email, verifier)
+      INSERT INTO cv_auth.verifiers (user_id, email, verifier)
       VALUES ((v_claims ->> 'sub')::uuid, lower(v_claims ->> 'email'), crypt(p_password, gen_salt('bf', 10)))
       ON CONFLICT (user_id) DO UPDATE
-        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now()
-        WHERE v.user_id = excluded.user_id;
+        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now();
       -- The password was just proven online: a lockout here ends.
       PERFORM setval(cv_auth.attempts_sequence((v_claims ->> 'sub')::uuid, true), 0);
     END

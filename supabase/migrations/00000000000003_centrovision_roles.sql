@@ -14,7 +14,8 @@
 -- Who the person is. On Supabase, `auth.uid()` comes from the request's JWT, verified by the API
 -- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
 -- and `jwt()` return the claims of the **clinic session** in the connection's setting
--- `centrovision.session` — after verifying it, on every call, inside PostgreSQL:
+-- `centrovision.session` — verified inside PostgreSQL (in full the first time; then found by its
+-- hash in cv_auth.verified_sessions, with expiry, disabled user and sign-out checked on every call):
 --   * a clinic session is an HS256 JWT signed with this clinic's own key (cv_auth.signing_key,
 --     readable by the owner alone). The cloud mints one for a person signed in online (0011,
 --     `cv_clinic_session`, with the key the daemon registered there); the clinic server mints one
@@ -297,4 +298,4 @@ $clinic$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', 'd53b6a92843d473d16dfac8d61594368e207d20ab7753117c5dd52f0c63f1566') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '42678aa0080e31260b115016c91d276723752e058ceb3ca4a8a8b9609893efb9') on conflict (name) do nothing;

@@ -164,11 +164,10 @@ BEGIN
       IF coalesce(length(p_password), 0) = 0 THEN
         RAISE EXCEPTION 'the password is empty' USING ERRCODE = 'CV005';
       END IF;
-      INSERT INTO cv_auth.verifiers AS v (user_id, email, verifier)
+      INSERT INTO cv_auth.verifiers (user_id, email, verifier)
       VALUES ((v_claims ->> 'sub')::uuid, lower(v_claims ->> 'email'), crypt(p_password, gen_salt('bf', 10)))
       ON CONFLICT (user_id) DO UPDATE
-        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now()
-        WHERE v.user_id = excluded.user_id;
+        SET email = excluded.email, verifier = excluded.verifier, enrolled_at = now();
       -- The password was just proven online: a lockout here ends.
       PERFORM setval(cv_auth.attempts_sequence((v_claims ->> 'sub')::uuid, true), 0);
     END
@@ -321,4 +320,4 @@ $identity$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', '613e670eb08d3ae52f05d0b9fb969f9182d9466f42c4dc6b6a1697e2442c41bc') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', 'f46a436a3057d6fbb493c5bd2935d3edfaacf3af283249c3093f833cda1ba701') on conflict (name) do nothing;

@@ -10,7 +10,8 @@ import postgres from "postgres";
 import WebSocket from "ws";
 import { type ClinicDoor, createClinicDoor } from "../src/backend/clinic-door.js";
 import { createPcSession, type PcSession, type SignInMethod } from "../src/backend/session.js";
-import { type ClinicStack, onDb, startClinicStack } from "../test/clinic-stack.js";
+import { onDatabase } from "../src/demo/demo-stack.js";
+import { type ClinicStack, startClinicStack } from "../test/clinic-stack.js";
 
 /**
  * Sign-in time online and offline, as the desktop signs in (`createPcSession` with a `ClinicDoor`,
@@ -131,7 +132,7 @@ try {
     realtime: { transport: WebSocket as never },
   });
   const enrolledAt = () =>
-    onDb(clinicDb, async (sql) => {
+    onDatabase(clinicDb, async (sql) => {
       const [row] = await sql<
         { at: string }[]
       >`select enrolled_at::text as at from cv_auth.verifiers where user_id = ${nurseId}`;

@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createClinicDoor } from "../src/backend/clinic-door.js";
 import { createPcSession, type PcSession, type PcSessionOptions } from "../src/backend/session.js";
 import { sessionPaths } from "../src/backend/session-store.js";
-import { type ClinicStack, onDb, startClinicStack } from "./clinic-stack.js";
+import { onDatabase } from "../src/demo/demo-stack.js";
+import { type ClinicStack, startClinicStack } from "./clinic-stack.js";
 import { failure, waitFor } from "./support.js";
 
 /*
@@ -59,7 +60,7 @@ beforeEach(async () => {
   sqlitePath = join(dir, "local", "clinic.cvdb");
   sqliteKey = new Uint8Array(randomBytes(32));
   skewMs = 0;
-  await onDb(
+  await onDatabase(
     stack.clinicDb,
     (sql) => sql`truncate cv_auth.verifiers, cv_auth.disabled_users, cv_auth.ended_sessions`,
   );
@@ -88,7 +89,7 @@ async function open(extra: Partial<PcSessionOptions> = {}): Promise<PcSession> {
 }
 
 const enrolled = () =>
-  onDb(
+  onDatabase(
     stack.clinicDb,
     (sql) =>
       sql<{ user_id: string; verifier: string }[]>`select user_id::text, verifier from cv_auth.verifiers`,
@@ -185,7 +186,7 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
     const session = await open();
     await afterAnOnlineSignIn(session);
     await stack.internet.refuse();
-    await onDb(
+    await onDatabase(
       stack.clinicDb,
       (sql) =>
         sql`select public.cv_clinic_set_disabled_users(${JSON.stringify([stack.personId])}::text::jsonb)`,
@@ -213,7 +214,7 @@ describe("signing in at the clinic server while the cloud is unreachable", () =>
   it("a person the clinic server does not know yet falls back to this PC's verifier", async () => {
     const session = await open();
     await afterAnOnlineSignIn(session);
-    await onDb(stack.clinicDb, (sql) => sql`truncate cv_auth.verifiers`);
+    await onDatabase(stack.clinicDb, (sql) => sql`truncate cv_auth.verifiers`);
     await stack.internet.refuse();
     expect(await session.signIn(NURSE.email, NURSE.password)).toMatchObject({ method: "device" });
   });

@@ -7,7 +7,7 @@ import {
   startLocalSupabase,
   startPostgres,
 } from "@centrovision/testkit";
-import postgres from "postgres";
+import { onDatabase } from "../src/demo/demo-stack.js";
 
 /** A person with a Supabase account and their profile on both tiers. */
 export interface StackPerson {
@@ -34,15 +34,6 @@ export interface ClinicStack {
   stop(): Promise<void>;
 }
 
-export async function onDb<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    return await work(sql);
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
 /**
  * A local Supabase (the cloud) and a clinic PostgreSQL with the migrations, each behind a link,
  * one person, and what the sync daemon would have done: the person's profile on the clinic
@@ -57,8 +48,8 @@ export async function startClinicStack(person: StackPerson, database = "clinic_s
   const lan = await createLink({ target: { host: "127.0.0.1", port: clinic.port } });
   const personId = (await cloud.createUser(person)).id;
   const profile = { id: personId, full_name: person.name, email: person.email };
-  await onDb(cloud.dbUrl, (sql) => sql`insert into profiles ${sql(profile)}`);
-  const key = await onDb(clinicDb, async (sql) => {
+  await onDatabase(cloud.dbUrl, (sql) => sql`insert into profiles ${sql(profile)}`);
+  const key = await onDatabase(clinicDb, async (sql) => {
     await sql`insert into profiles ${sql(profile)}`;
     await sql.unsafe(
       `create role ${pcLogin.user} login password '${pcLogin.password}' in role centrovision_app`,
@@ -68,7 +59,7 @@ export async function startClinicStack(person: StackPerson, database = "clinic_s
     >`select public.cv_clinic_key_export() as k`;
     return row?.k;
   });
-  await onDb(
+  await onDatabase(
     cloud.dbUrl,
     (sql) => sql`select public.cv_clinic_register_key(${key?.key_id ?? ""}, ${key?.key ?? ""})`,
   );

@@ -1,6 +1,6 @@
 import { CvError } from "@centrovision/core";
-import postgres from "postgres";
-import type { Demo } from "../src/demo/demo-stack.js";
+import type postgres from "postgres";
+import { type Demo, onDatabase } from "../src/demo/demo-stack.js";
 
 export { waitUntil as waitFor } from "../src/demo/demo-stack.js";
 
@@ -20,16 +20,11 @@ export async function call<T = unknown>(demo: Demo, command: string, args: unkno
 }
 
 /** Reads the cloud database directly, behind the gateway's and the router's back. */
-export async function cloudRows<T extends object>(
+export function cloudRows<T extends object>(
   demo: Demo,
   query: (sql: postgres.Sql) => Promise<T[]>,
 ): Promise<T[]> {
-  const sql = postgres(demo.cloudDbUrl, { max: 1, onnotice: () => {} });
-  try {
-    return await query(sql);
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
+  return onDatabase(demo.cloudDbUrl, query);
 }
 
 /** The CvError `run` rejects with (anything else is rethrown; resolving fails the test). */

@@ -1,4 +1,4 @@
-import { CvError } from "@centrovision/core";
+import { CvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
 
 /** What the clinic server answers to an offline sign-in there (sql/0011 `cv_auth.sign_in`). */
@@ -56,18 +56,10 @@ export function createClinicDoor(options: ClinicDoorOptions): ClinicDoor {
     work: (sql: postgres.Sql) => Promise<T>,
   ) => {
     const sql = open(session);
-    const deadline = AbortSignal.timeout(timeoutMs);
     try {
-      return await Promise.race([
+      return await withDeadline(`[desktop] the clinic server's answer to ${what}`, undefined, timeoutMs, () =>
         work(sql),
-        new Promise<never>((_, reject) =>
-          deadline.addEventListener("abort", () =>
-            reject(
-              new CvError("timeout", `[desktop] the clinic server did not answer ${what} in ${timeoutMs} ms`),
-            ),
-          ),
-        ),
-      ]);
+      );
     } catch (error) {
       if (error instanceof CvError) throw error;
       const code = (error as { code?: unknown }).code;
@@ -83,8 +75,9 @@ export function createClinicDoor(options: ClinicDoorOptions): ClinicDoor {
   return {
     keyId: () =>
       run("the key question", undefined, async (sql) => {
-        const [row] = await sql<{ key_id: string }[]>`select cv_auth.key_id()::text as key_id`;
-        return row?.key_id ?? "";
+        const [row] = await sql<{ key_id: string | null }[]>`select cv_auth.key_id()::text as key_id`;
+        if (!row?.key_id) throw new CvError("unavailable", "[desktop] the clinic server has no signing key");
+        return row.key_id;
       }),
     signIn: (email, password) =>
       run("the sign-in", undefined, async (sql) => {

@@ -79,10 +79,11 @@ export interface Demo {
 const APP_LOGIN = { user: "demo_recepcion_pc1", password: "demo-pc-password" };
 const SYNC_LOGIN = { user: "demo_sync_daemon", password: "demo-sync-password" };
 
-async function onDatabase(url: string, work: (sql: postgres.Sql) => Promise<unknown>): Promise<void> {
+/** Runs `work` on one short-lived connection to `url` (a superuser's, for set-up and probes). */
+export async function onDatabase<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await work(sql);
+    return await work(sql);
   } finally {
     await sql.end({ timeout: 1 });
   }
