@@ -32,22 +32,47 @@ BEGIN
       USING HINT = 'On Supabase they come with the project; elsewhere 0003 creates them.';
   END IF;
 
-  -- PL/pgSQL rather than SQL: its query's plan is kept for the session, where an SQL function's is
-  -- set up again on every statement (measured: the difference is most of the policies' own cost).
-  CREATE FUNCTION public.cv_user_branch_ids() RETURNS SETOF uuid
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
-    AS $fn$
-    BEGIN
-      RETURN QUERY SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = auth.uid();
-    END
-    $fn$;
+  -- The signed-in person's branches, as one array: every branch rule below compares with it as
+  -- `= ANY ((SELECT …)::uuid[])`, an InitPlan evaluated once per statement (no set-returning
+  -- function, no hashing) that an index on branch_id can use. PL/pgSQL rather than SQL: its
+  -- query's plan is kept for the session, where an SQL function's is set up again on every
+  -- statement. On the clinic server the branches come with the remembered verification (0003: any
+  -- change to user_branches makes sessions verify again), so a statement pays one lookup for the
+  -- person and their branches together; without one, auth.uid() verifies or says why not.
+  IF to_regclass('cv_auth.verified_sessions') IS NULL THEN
+    CREATE FUNCTION public.cv_user_branch_ids() RETURNS uuid[]
+      LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+      AS $fn$
+      BEGIN
+        RETURN array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = auth.uid());
+      END
+      $fn$;
+  ELSE
+    CREATE FUNCTION public.cv_user_branch_ids() RETURNS uuid[]
+      LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+      AS $fn$
+      DECLARE
+        v_branch_ids uuid[];
+      BEGIN
+        SELECT v.branch_ids INTO v_branch_ids
+        FROM cv_auth.verified_sessions v
+          JOIN cv_auth.signing_key k ON k.key_id = v.key_id AND k.access_generation = v.access_generation
+        WHERE v.token_hash = sha256(convert_to(current_setting('centrovision.session', true), 'UTF8'))
+          AND v.expires_at > now();
+        IF NOT FOUND THEN
+          RETURN array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = auth.uid());
+        END IF;
+        RETURN v_branch_ids;
+      END
+      $fn$;
+  END IF;
 
   CREATE FUNCTION public.cv_colleague_ids() RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
     AS $fn$
       SELECT DISTINCT ub.user_id
       FROM public.user_branches ub
-      WHERE ub.branch_id IN (SELECT public.cv_user_branch_ids())
+      WHERE ub.branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
     $fn$;
 
   CREATE FUNCTION public.cv_user_is_admin() RETURNS boolean
@@ -94,16 +119,16 @@ BEGIN
   ALTER TABLE public.diagnoses ENABLE ROW LEVEL SECURITY;
 
   CREATE POLICY branches_member_read ON public.branches FOR SELECT TO authenticated
-    USING (id IN (SELECT public.cv_user_branch_ids()));
+    USING (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
   CREATE POLICY branches_admin_update ON public.branches FOR UPDATE TO authenticated
-    USING (id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()))
-    WITH CHECK (id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()));
+    USING (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()))
+    WITH CHECK (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()));
 
   CREATE POLICY rooms_member_read ON public.rooms FOR SELECT TO authenticated
-    USING (branch_id IN (SELECT public.cv_user_branch_ids()));
+    USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
   CREATE POLICY rooms_admin_write ON public.rooms FOR ALL TO authenticated
-    USING (branch_id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()))
-    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()) AND (SELECT public.cv_user_is_admin()));
+    USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()))
+    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()));
 
   CREATE POLICY profiles_colleague_read ON public.profiles FOR SELECT TO authenticated
     USING (id = (SELECT auth.uid()) OR id IN (SELECT public.cv_colleague_ids()));
@@ -115,37 +140,37 @@ BEGIN
     USING (user_id = (SELECT auth.uid()) OR user_id IN (SELECT public.cv_colleague_ids()));
 
   CREATE POLICY user_branches_colleague_read ON public.user_branches FOR SELECT TO authenticated
-    USING (user_id = (SELECT auth.uid()) OR branch_id IN (SELECT public.cv_user_branch_ids()));
+    USING (user_id = (SELECT auth.uid()) OR branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
   CREATE POLICY patients_visible_read ON public.patients FOR SELECT TO authenticated
     USING (
-      branch_id IN (SELECT public.cv_user_branch_ids())
+      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
       OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
       OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
     );
   CREATE POLICY patients_visible_update ON public.patients FOR UPDATE TO authenticated
     USING (
-      branch_id IN (SELECT public.cv_user_branch_ids())
+      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
       OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
       OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
     )
     WITH CHECK (
-      branch_id IN (SELECT public.cv_user_branch_ids())
+      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
       OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
       OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
     );
   CREATE POLICY patients_home_insert ON public.patients FOR INSERT TO authenticated
-    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
   CREATE POLICY patients_home_delete ON public.patients FOR DELETE TO authenticated
-    USING (branch_id IN (SELECT public.cv_user_branch_ids()));
+    USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
   CREATE POLICY appointments_member_all ON public.appointments FOR ALL TO authenticated
-    USING (branch_id IN (SELECT public.cv_user_branch_ids()))
-    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+    USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
+    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
   CREATE POLICY encounters_member_all ON public.encounters FOR ALL TO authenticated
-    USING (branch_id IN (SELECT public.cv_user_branch_ids()))
-    WITH CHECK (branch_id IN (SELECT public.cv_user_branch_ids()));
+    USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
+    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
   CREATE POLICY exam_eye_member_all ON public.exam_eye FOR ALL TO authenticated
     USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id))

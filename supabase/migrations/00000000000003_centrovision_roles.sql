@@ -15,7 +15,7 @@
 -- gateway. The clinic server has no gateway: here this file creates schema `auth` whose `uid()`
 -- and `jwt()` return the claims of the **clinic session** in the connection's setting
 -- `centrovision.session` — verified inside PostgreSQL (in full the first time; then found by its
--- hash in cv_auth.verified_sessions, with expiry, disabled user and sign-out checked on every call):
+-- hash in cv_auth.verified_sessions until it expires or access changes):
 --   * a clinic session is an HS256 JWT signed with this clinic's own key (cv_auth.signing_key,
 --     readable by the owner alone). The cloud mints one for a person signed in online (0011,
 --     `cv_clinic_session`, with the key the daemon registered there); the clinic server mints one
@@ -124,7 +124,11 @@ BEGIN
     key bytea NOT NULL,
     inner_pad bytea NOT NULL,
     outer_pad bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- Moves on with every change that can take access away or move it: a user disabled or
+    -- enabled, a session signed out, a branch membership changed. A remembered verification
+    -- carries the value it was made under, so such a change makes every session verify again.
+    access_generation bigint NOT NULL DEFAULT 1
   );
   INSERT INTO cv_auth.signing_key (key, inner_pad, outer_pad)
   SELECT k.key, p.inner_pad, p.outer_pad
@@ -146,19 +150,49 @@ BEGIN
 
   CREATE SCHEMA auth;
 
-  -- Tokens this server has verified (by hash; the claims they carry, the key that signed them),
-  -- so a session's later statements skip the signature and the decoding. UNLOGGED: a crash only
-  -- empties it, and the next statement verifies again. Written only by cv_auth.verify().
+  -- Tokens this server has verified (by hash): the claims they carry, the person's branches, and
+  -- the key and access generation they were verified under, so a session's later statements cost
+  -- one lookup instead of the signature, the decoding and the revocation checks. UNLOGGED: a crash
+  -- only empties it, and the next statement verifies again. Written only by cv_auth.verify().
   CREATE UNLOGGED TABLE cv_auth.verified_sessions (
     token_hash bytea PRIMARY KEY,
     key_id uuid NOT NULL,
+    access_generation bigint NOT NULL,
     claims jsonb NOT NULL,
+    branch_ids uuid[] NOT NULL,
     expires_at timestamptz NOT NULL
   );
 
+  -- Moves the access generation on (see cv_auth.signing_key). In the changing transaction, so a
+  -- verification that read the generation before the change committed is not found afterwards.
+  CREATE FUNCTION cv_auth.access_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = ''
+  AS $fn$
+  BEGIN
+    UPDATE cv_auth.signing_key SET access_generation = access_generation + 1;
+    RETURN NULL;
+  END
+  $fn$;
+  REVOKE ALL ON FUNCTION cv_auth.access_changed() FROM PUBLIC;
+  CREATE TRIGGER cv_access_changed AFTER INSERT OR UPDATE OR DELETE ON cv_auth.disabled_users
+    FOR EACH ROW EXECUTE FUNCTION cv_auth.access_changed();
+  CREATE TRIGGER cv_access_changed AFTER INSERT OR UPDATE OR DELETE ON cv_auth.ended_sessions
+    FOR EACH ROW EXECUTE FUNCTION cv_auth.access_changed();
+  CREATE TRIGGER cv_access_changed AFTER INSERT OR UPDATE OR DELETE ON public.user_branches
+    FOR EACH ROW EXECUTE FUNCTION cv_auth.access_changed();
+  CREATE TRIGGER cv_access_changed_all AFTER TRUNCATE ON cv_auth.disabled_users
+    FOR EACH STATEMENT EXECUTE FUNCTION cv_auth.access_changed();
+  CREATE TRIGGER cv_access_changed_all AFTER TRUNCATE ON cv_auth.ended_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION cv_auth.access_changed();
+  CREATE TRIGGER cv_access_changed_all AFTER TRUNCATE ON public.user_branches
+    FOR EACH STATEMENT EXECUTE FUNCTION cv_auth.access_changed();
+
   -- Verifies a clinic session in full and remembers it: the signature first, on the token's text,
   -- so nothing an attacker wrote is decoded; what follows was written by a holder of the key, this
-  -- server or the cloud. Raises CV010 when the token is not good.
+  -- server or the cloud. Then the person's disabled flag and the session's sign-out, read after
+  -- the access generation (a change committed in between moves it on, and this verification is
+  -- not found again). Raises CV010 when the token is not good.
   CREATE FUNCTION cv_auth.verify(p_token text) RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -167,14 +201,15 @@ BEGIN
     v_signature text := split_part(p_token, '.', -1);
     v_signed text := left(p_token, -length(split_part(p_token, '.', -1)) - 1);
     v_key_id uuid;
+    v_generation bigint;
     v_valid boolean;
     v_header jsonb;
     v_claims jsonb;
     v_exp numeric;
   BEGIN
-    SELECT k.key_id, v_signature = rtrim(replace(replace(encode(sha256(k.outer_pad
+    SELECT k.key_id, k.access_generation, v_signature = rtrim(replace(replace(encode(sha256(k.outer_pad
         || sha256(k.inner_pad || convert_to(v_signed, 'UTF8'))), 'base64'), '+', '-'), '/', '_'), '=')
-      INTO v_key_id, v_valid
+      INTO v_key_id, v_generation, v_valid
     FROM cv_auth.signing_key k;
     IF v_valid AND split_part(v_signed, '.', 2) <> '' AND split_part(v_signed, '.', 3) = '' THEN
       v_header := convert_from(decode(replace(replace(split_part(v_signed, '.', 1), '-', '+'), '_', '/')
@@ -198,26 +233,37 @@ BEGIN
       RAISE EXCEPTION 'the clinic session expires too far ahead of this server''s clock'
         USING ERRCODE = 'CV010', HINT = 'Check the clocks of the clinic server and the cloud, then sign in again.';
     END IF;
-    IF v_exp > extract(epoch FROM now()) THEN
-      BEGIN
-        DELETE FROM cv_auth.verified_sessions v WHERE v.expires_at <= now();
-        INSERT INTO cv_auth.verified_sessions (token_hash, key_id, claims, expires_at)
-        VALUES (sha256(convert_to(p_token, 'UTF8')), v_key_id, v_claims, to_timestamp(v_exp))
-        ON CONFLICT (token_hash) DO NOTHING;
-      EXCEPTION WHEN read_only_sql_transaction THEN
-        -- A read-only transaction verifies without remembering.
-        NULL;
-      END;
+    IF v_exp <= extract(epoch FROM now()) THEN
+      RAISE EXCEPTION 'the clinic session has expired' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
     END IF;
+    IF EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v_claims ->> 'sub')::uuid) THEN
+      RAISE EXCEPTION 'this user is disabled' USING ERRCODE = 'CV010', HINT = 'Ask the clinic''s administrator.';
+    END IF;
+    IF EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v_claims ->> 'sid')::uuid) THEN
+      RAISE EXCEPTION 'the clinic session was signed out' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
+    END IF;
+    BEGIN
+      DELETE FROM cv_auth.verified_sessions v WHERE v.expires_at <= now();
+      INSERT INTO cv_auth.verified_sessions (token_hash, key_id, access_generation, claims, branch_ids, expires_at)
+      SELECT sha256(convert_to(p_token, 'UTF8')), v_key_id, v_generation, v_claims,
+        array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = (v_claims ->> 'sub')::uuid),
+        to_timestamp(v_exp)
+      ON CONFLICT (token_hash) DO UPDATE
+        SET key_id = excluded.key_id, access_generation = excluded.access_generation,
+          branch_ids = excluded.branch_ids;
+    EXCEPTION WHEN read_only_sql_transaction THEN
+      -- A read-only transaction verifies without remembering.
+      NULL;
+    END;
     RETURN v_claims;
   END
   $fn$;
 
   -- The verified claims of this connection's clinic session; NULL when none is set. Every
   -- statement that asks who the user is runs this, so it is kept lean (measured in
-  -- packages/adapter-postgres/bench/rls.bench.ts): a token verified before, under the current key,
-  -- costs one lookup; expiry, the user's disabled flag and the session's sign-out are checked on
-  -- every call, so each takes effect at once.
+  -- packages/adapter-postgres/bench/rls.bench.ts): a token verified before, under the current key
+  -- and access generation, costs one lookup; expiry is checked on every call, and a disabled user
+  -- or a sign-out moves the generation on, so each takes effect at the next statement.
   CREATE FUNCTION cv_auth.claims() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = ''
@@ -226,33 +272,19 @@ BEGIN
     v_token text := current_setting('centrovision.session', true);
     v_claims jsonb;
     v_expires timestamptz;
-    v_disabled boolean;
-    v_ended boolean;
   BEGIN
     IF v_token IS NULL OR v_token = '' THEN
       RETURN NULL;
     END IF;
-    SELECT v.claims, v.expires_at,
-        EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v.claims ->> 'sub')::uuid),
-        EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v.claims ->> 'sid')::uuid)
-      INTO v_claims, v_expires, v_disabled, v_ended
-    FROM cv_auth.verified_sessions v JOIN cv_auth.signing_key k ON k.key_id = v.key_id
+    SELECT v.claims, v.expires_at INTO v_claims, v_expires
+    FROM cv_auth.verified_sessions v
+      JOIN cv_auth.signing_key k ON k.key_id = v.key_id AND k.access_generation = v.access_generation
     WHERE v.token_hash = sha256(convert_to(v_token, 'UTF8'));
     IF NOT FOUND THEN
-      v_claims := cv_auth.verify(v_token);
-      v_expires := to_timestamp((v_claims ->> 'exp')::numeric);
-      SELECT EXISTS (SELECT FROM cv_auth.disabled_users d WHERE d.user_id = (v_claims ->> 'sub')::uuid),
-          EXISTS (SELECT FROM cv_auth.ended_sessions e WHERE e.sid = (v_claims ->> 'sid')::uuid)
-        INTO v_disabled, v_ended;
+      RETURN cv_auth.verify(v_token);
     END IF;
     IF v_expires <= now() THEN
       RAISE EXCEPTION 'the clinic session has expired' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
-    END IF;
-    IF v_disabled THEN
-      RAISE EXCEPTION 'this user is disabled' USING ERRCODE = 'CV010', HINT = 'Ask the clinic''s administrator.';
-    END IF;
-    IF v_ended THEN
-      RAISE EXCEPTION 'the clinic session was signed out' USING ERRCODE = 'CV010', HINT = 'Sign in again.';
     END IF;
     RETURN v_claims;
   END
@@ -298,4 +330,4 @@ $clinic$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '42678aa0080e31260b115016c91d276723752e058ceb3ca4a8a8b9609893efb9') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '423c3a73908c43bf390cdb1f5f5d7624f8aa45569159e2f23e6db6847774ebe7') on conflict (name) do nothing;

@@ -8,9 +8,8 @@
  * branch). The person is a doctor of the first branch and both sides ask for that branch's rows,
  * so both get the same answer. Calls are interleaved one by one and medians compared (see
  * overhead.bench.ts why). Then, inside the server (one statement's execution, no planning, no round
- * trip): what one `cv_auth.claims()`
- * costs, what the policies and the verification add to a statement, and how many times each read
- * verifies the session.
+ * trip): what finding the person's remembered session costs (their branches, their claims), what
+ * the policies and the session add to a statement, and that a read no longer verifies in full.
  *
  *   npm run bench -w @centrovision/adapter-postgres        CV_BENCH_ROUNDS=5000 for more samples
  */
@@ -166,16 +165,18 @@ try {
   const getOne = `select * from public.patients where id = '${northPatients[0]}'`;
   const ownerGet = await executionMicros(owner, getOne);
   const personGet = await executionMicros(person, getOne);
-  const claims =
-    (await executionMicros(person, "select cv_auth.claims()")) - (await executionMicros(person, "select 1"));
+  const nothing = await executionMicros(person, "select 1");
+  const branches = (await executionMicros(person, "select public.cv_user_branch_ids()")) - nothing;
+  const claims = (await executionMicros(person, "select cv_auth.claims()")) - nothing;
   const added = personGet - ownerGet;
   console.log("\ninside the server (median execution time of one statement, EXPLAIN ANALYZE, timing off)");
-  console.log(`${"cv_auth.claims(): one verification".padEnd(42)} ${us(claims / 1000)}`);
+  console.log(`${"cv_user_branch_ids(): the person's branches".padEnd(42)} ${us(branches / 1000)}`);
+  console.log(`${"cv_auth.claims(): the person's claims".padEnd(42)} ${us(claims / 1000)}`);
   console.log(
     `${"get by id: owner → person".padEnd(42)} ${us(ownerGet / 1000)} → ${us(personGet / 1000)}  (+${added.toFixed(0)} µs)`,
   );
 
-  console.log("\nverifications per read (track_functions)");
+  console.log("\nfull verifications per read once the session is remembered (track_functions)");
   const reads: [string, string][] = [
     ["get: one patient by id", `select * from patients where id = '${northPatients[0]}'`],
     [
@@ -193,13 +194,13 @@ try {
       await tx`set local track_functions = 'all'`;
       await tx`select set_config('centrovision.session', ${token}, true)`;
       await tx`set local role authenticated`;
-      // The first run plans the helpers' queries (and verifies once more for the planner's estimates).
+      // The first run verifies the session (or finds it remembered) and plans the helpers' queries.
       await tx.unsafe(statement);
       const before =
-        await tx`select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname = 'claims'`;
+        await tx`select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname = 'verify'`;
       await tx.unsafe(statement);
       const after =
-        await tx`select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname = 'claims'`;
+        await tx`select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions where funcname = 'verify'`;
       console.log(`${label.padEnd(42)} ${(after[0]?.n ?? 0) - (before[0]?.n ?? 0)}`);
       await tx`reset role`;
     });

@@ -221,11 +221,56 @@ describe("a verified session, remembered", () => {
       expect(
         await outcome(
           () =>
-            sql`insert into cv_auth.verified_sessions values (sha256('x'), gen_random_uuid(), '{}', now())`,
+            sql`insert into cv_auth.verified_sessions (token_hash, key_id, access_generation, claims, branch_ids, expires_at)
+              values (sha256('x'), gen_random_uuid(), 1, '{}', '{}', now() + interval '1 hour')`,
         ),
       ).toEqual({ code: "42501" });
       expect(await outcome(() => sql`select cv_auth.verify(${token})`)).toEqual({ code: "42501" });
     }
+  });
+
+  it("follows the person's branches: one taken away is gone at the next statement, one given back is seen", async () => {
+    const person = pc.connect({ as: "person", token: await clinicSession(clinic.url, { userId: doctor() }) });
+    const seen = async () => (await person<{ n: number }[]>`select count(*)::int as n from patients`)[0]?.n;
+    expect(await seen()).toBe(1);
+    await clinic.sql`delete from user_branches where id = ${rows.user_branches.id}`;
+    try {
+      expect(await seen()).toBe(0);
+    } finally {
+      await insertRow(clinic.sql, "user_branches", rows.user_branches);
+    }
+    expect(await seen()).toBe(1);
+  });
+
+  // A session verified while a change is still uncommitted was checked against the old access;
+  // the change moves the access generation on as it commits, so that verification is not used again.
+  it.each([
+    [
+      "the cloud disables the user",
+      (tx: postgres.TransactionSql) => tx`insert into cv_auth.disabled_users (user_id) values (${doctor()})`,
+      { code: "CV010" },
+      () => clinic.sql`delete from cv_auth.disabled_users where user_id = ${doctor()}`,
+    ],
+    [
+      "the user leaves the branch",
+      (tx: postgres.TransactionSql) => tx`delete from user_branches where id = ${rows.user_branches.id}`,
+      { ok: 0 },
+      () => insertRow(clinic.sql, "user_branches", rows.user_branches),
+    ],
+  ])("is verified again when %s while it is being verified", async (_what, change, after, undo) => {
+    const person = pc.connect({ as: "person", token: await clinicSession(clinic.url, { userId: doctor() }) });
+    const seen = () =>
+      outcome(async () => (await person<{ n: number }[]>`select count(*)::int as n from patients`)[0]?.n);
+    try {
+      await clinic.sql.begin(async (tx) => {
+        await change(tx);
+        expect(await seen()).toEqual({ ok: 1 });
+      });
+      expect(await seen()).toEqual(after);
+    } finally {
+      await undo();
+    }
+    expect(await seen()).toEqual({ ok: 1 });
   });
 
   it("still expires on time, and is forgotten when the server's key changes", async () => {
