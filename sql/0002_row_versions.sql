@@ -3,7 +3,9 @@
 --
 -- cv_touch_row() runs BEFORE INSERT OR UPDATE on every EHR table:
 --
---   INSERT  keeps a caller-supplied version (a writer may choose it, so a retried write is
+--   INSERT  created_at := updated_at := now(): the server's clock, not the writer's (a row
+--           stamped in the future would win every last-write-wins decision);
+--           keeps a caller-supplied version (a writer may choose it, so a retried write is
 --           recognisable), else the column default; base_version stays NULL unless supplied.
 --   UPDATE  created_at := OLD.created_at (a row's birth never moves),
 --           updated_at := now(),
@@ -24,6 +26,8 @@ CREATE FUNCTION public.cv_touch_row() RETURNS trigger
 AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
+    NEW.created_at := now();
+    NEW.updated_at := now();
     -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
     NEW.version := coalesce(NEW.version, gen_random_uuid());
   ELSE

@@ -98,6 +98,34 @@ BEGIN
 END
 $$;
 
+-- CV009 (cv_sync.check_clock) when a change is stamped later than this node's clock plus the
+-- allowed skew: its HLC, or its row's created_at/updated_at. Applied, it would win every later
+-- last-write-wins decision here, and raise hlc_floor, and with it every later stamp of this node,
+-- into the future (then on to every node downstream). The latest is checked and named; the caller
+-- raises before writing anything, so the batch is refused whole and the cursor stays.
+CREATE FUNCTION cv_sync.check_changes_clock(p_changes cv_sync.change[]) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_latest record;
+BEGIN
+  SELECT c.table_name, t.what, t.at INTO v_latest
+  FROM unnest(p_changes) c
+  CROSS JOIN LATERAL (VALUES
+    ('HLC', pg_catalog.to_timestamp(cv_sync.hlc_physical(c.hlc) / 1000.0)),
+    ('updated_at', (c.row_data ->> 'updated_at')::timestamptz),
+    ('created_at', (c.row_data ->> 'created_at')::timestamptz)) t(what, at)
+  ORDER BY t.at DESC NULLS LAST
+  LIMIT 1;
+  IF FOUND THEN
+    PERFORM cv_sync.check_clock(v_latest.at,
+      format('the %s of a change of %s from the other node', v_latest.what, v_latest.table_name),
+      'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
+  END IF;
+END
+$$;
+
 -- Appends applied changes to this log (p_log) and updates row_state; closes the conflicts a
 -- resolution settles. p_source NULL = the change was made here.
 CREATE FUNCTION cv_sync.record_applied(p_changes cv_sync.change[], p_source uuid, p_log boolean) RETURNS void

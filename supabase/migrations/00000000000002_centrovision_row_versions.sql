@@ -4,7 +4,9 @@
 --
 -- cv_touch_row() runs BEFORE INSERT OR UPDATE on every EHR table:
 --
---   INSERT  keeps a caller-supplied version (a writer may choose it, so a retried write is
+--   INSERT  created_at := updated_at := now(): the server's clock, not the writer's (a row
+--           stamped in the future would win every last-write-wins decision);
+--           keeps a caller-supplied version (a writer may choose it, so a retried write is
 --           recognisable), else the column default; base_version stays NULL unless supplied.
 --   UPDATE  created_at := OLD.created_at (a row's birth never moves),
 --           updated_at := now(),
@@ -25,6 +27,8 @@ CREATE FUNCTION public.cv_touch_row() RETURNS trigger
 AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
+    NEW.created_at := now();
+    NEW.updated_at := now();
     -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
     NEW.version := coalesce(NEW.version, gen_random_uuid());
   ELSE
@@ -81,4 +85,4 @@ CREATE TRIGGER cv_touch_row BEFORE INSERT OR UPDATE ON public.diagnoses
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0002_row_versions.sql', '0fec81f9f5d7c3c7a95b0b5ac44a7c677c2c2661dbb0d1dc4836fc6f6c3aeb29') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0002_row_versions.sql', '2017b578630194691bfd13f3ebbba7f1829915d3e0e6b0b6dced6954c9e00315') on conflict (name) do nothing;

@@ -42,12 +42,22 @@ INSERT INTO cv_sync.synced_tables (table_name, position) VALUES
 -- compare it and refuse to resume an old cursor (CV001).
 -- hlc_floor: the highest HLC physical part received from peers; a local stamp is always above
 -- it, so an edit made after seeing a change orders after it even when this clock is slow.
+-- max_clock_skew: how far ahead of this node's clock a timestamp from a client or a peer may be
+-- (cv_sync.check_clock). A later one is refused (CV009): accepted, it would win every
+-- last-write-wins decision until the clocks met and, through hlc_floor, drag every later stamp of
+-- this node into the future with it. 5 minutes: NTP keeps servers within milliseconds, while a PC
+-- whose clock was never synchronised drifts by about a minute a month; 5 minutes is also the
+-- tolerance Kerberos (and so Windows sign-in) has long used by default, so a PC that can sign in
+-- to its domain passes. An edit stamped that far ahead can win against edits of those 5 minutes
+-- at most. Only the owner changes it: UPDATE cv_sync.node SET max_clock_skew = '2 minutes' WHERE singleton.
 CREATE TABLE cv_sync.node (
   singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT node_singleton CHECK (singleton),
   node_id uuid NOT NULL DEFAULT gen_random_uuid(),
   node_name text NOT NULL DEFAULT current_database(),
   epoch uuid NOT NULL DEFAULT gen_random_uuid(),
   hlc_floor bigint NOT NULL DEFAULT 0,
+  max_clock_skew interval NOT NULL DEFAULT '5 minutes'
+    CONSTRAINT node_max_clock_skew_check CHECK (max_clock_skew >= interval '0'),
   created_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO cv_sync.node DEFAULT VALUES;
@@ -76,6 +86,34 @@ CREATE FUNCTION cv_sync.hlc_logical(p_hlc text) RETURNS bigint
 CREATE FUNCTION cv_sync.hlc_physical(p_hlc text) RETURNS bigint
   LANGUAGE sql IMMUTABLE STRICT
   RETURN pg_catalog.split_part(p_hlc, '.', 1)::bigint;
+
+-- The latest timestamp this node accepts from a client or a peer: its clock plus max_clock_skew.
+-- clock_timestamp(), not now(): the HLC stamps with it, and a long transaction's now() lags behind
+-- stamps a peer took after it began.
+CREATE FUNCTION cv_sync.clock_limit() RETURNS timestamptz
+  LANGUAGE sql VOLATILE
+  RETURN pg_catalog.clock_timestamp() + (SELECT n.max_clock_skew FROM cv_sync.node n);
+
+-- CV009 when p_at, a timestamp from a client or a peer (p_what names it, without its value), is
+-- past cv_sync.clock_limit(); p_hint says whose clock to check. The message holds only p_what and
+-- numbers, so the sync engine may show it.
+CREATE FUNCTION cv_sync.check_clock(p_at timestamptz, p_what text, p_hint text) RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_skew interval := (SELECT n.max_clock_skew FROM cv_sync.node n);
+BEGIN
+  IF p_at > v_now + v_skew THEN
+    RAISE EXCEPTION '% is % ahead of this server''s clock (at most % s allowed); nothing was applied', p_what,
+      CASE WHEN pg_catalog.isfinite(p_at) THEN pg_catalog.ceil(EXTRACT(EPOCH FROM p_at - v_now))::bigint || ' s'
+        ELSE 'infinitely far' END,
+      EXTRACT(EPOCH FROM v_skew)::bigint
+      USING ERRCODE = 'CV009', HINT = p_hint;
+  END IF;
+END
+$$;
 
 -- The HLC a row had before sync tracked it (see the backfill below): its updated_at, logical 0.
 CREATE FUNCTION cv_sync.synthetic_hlc(p_updated_at timestamptz, p_node uuid) RETURNS text
@@ -377,4 +415,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'e08680dd19d6a9a402844519a5ac7a0fdbd66d8e8b613beea14e37eb5d0d1e7b') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'd60637e24da4cbead249a371ce9d29f1752dc583bfe016213c4af5e0fd8e44d6') on conflict (name) do nothing;

@@ -263,8 +263,13 @@ BEGIN
     v_applied := v_applied + cardinality(v_deletes);
   END LOOP;
 
-  -- Raise the HLC floor past everything received (see 0005, cv_sync.node).
-  SELECT max(cv_sync.hlc_physical(c.hlc)) INTO v_floor FROM unnest(p_changes) c;
+  -- Raise the HLC floor past everything received (see 0005, cv_sync.node), never past this
+  -- node's clock plus the allowed skew: the callers refuse later stamps (CV009), and a floor in
+  -- the future would put every later local stamp there too.
+  -- (least() ignores a NULL: an empty batch must leave the floor alone.)
+  SELECT least(m.physical, pg_catalog.floor(EXTRACT(EPOCH FROM cv_sync.clock_limit()) * 1000)::bigint) INTO v_floor
+  FROM (SELECT max(cv_sync.hlc_physical(c.hlc)) AS physical FROM unnest(p_changes) c) m
+  WHERE m.physical IS NOT NULL;
   UPDATE cv_sync.node SET hlc_floor = v_floor WHERE hlc_floor < v_floor;
   RETURN jsonb_build_object('applied', v_applied, 'skipped', v_skipped, 'conflicts', v_conflicts);
 END
@@ -276,7 +281,8 @@ $$;
 -- One batch from a peer, in one transaction (PROTOCOL.md "Apply"). The cursor is saved in the
 -- same transaction as the rows, so a crash can neither lose a batch nor count it twice.
 -- The rows are written as a sync apply (cv_sync.begin_apply, 0005) for this call only: writes
--- the caller makes afterwards in the same transaction are local again.
+-- the caller makes afterwards in the same transaction are local again. A change stamped ahead of
+-- this node's clock by more than the allowed skew refuses the whole batch (CV009, 0007).
 CREATE FUNCTION public.cv_sync_apply(
   p_source jsonb, p_expected jsonb, p_cursor jsonb, p_changes jsonb, p_catchup boolean DEFAULT false
 ) RETURNS jsonb
@@ -308,6 +314,7 @@ BEGIN
   END IF;
   v_changes := cv_sync.collapse(p_changes);
   PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
+  PERFORM cv_sync.check_changes_clock(v_changes);
   PERFORM cv_sync.begin_apply(v_peer.peer_id);
   v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
     p_catchup OR (v_peer.catchup_txid IS NOT NULL
@@ -385,6 +392,7 @@ BEGIN
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN
     RAISE EXCEPTION 'p_page.rows holds an item without row.id, row.version, origin or a valid hlc' USING ERRCODE = 'CV005';
   END IF;
+  PERFORM cv_sync.check_changes_clock(v_changes);
   PERFORM cv_sync.begin_apply(v_peer.peer_id);
   BEGIN
     v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes, true, false);
@@ -532,4 +540,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '9cf22d10707ad146e2d78bbe351565bd40d6afa912e2344a314dce13c88bece1') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'ce99d3e82d36985bb2f36b88d84a11c7557603ee45e761042ded090ad5f732d1') on conflict (name) do nothing;

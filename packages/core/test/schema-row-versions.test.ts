@@ -53,7 +53,7 @@ describe("cv_touch_row", () => {
       expect([trigger.table, trigger.tgtype, trigger.tgenabled]).toEqual([trigger.table, 23, "O"]);
   });
 
-  it("on insert, keeps a caller's version and base_version, or defaults them", async () => {
+  it("on insert, keeps a caller's version and base_version, or defaults them; the timestamps are the server's", async () => {
     const version = randomUUID();
     const base = randomUUID();
     expect(await meta(await newBranch({ version, base_version: base }))).toMatchObject({
@@ -64,18 +64,22 @@ describe("cv_touch_row", () => {
     const fresh = await meta(await newBranch());
     expect(fresh.version).toMatch(/^[0-9a-f-]{36}$/);
     expect(fresh.base_version).toBeNull();
-    expect(fresh.created_at).toBe(LONG_AGO);
+    // The caller asked for 2020: a client's clock never dates a row (sql/0002).
+    expect(Date.now() - Date.parse(fresh.created_at)).toBeLessThan(60_000);
+    expect(fresh.updated_at).toBe(fresh.created_at);
   });
 
   it("on update, chains versions, moves updated_at and keeps created_at", async () => {
     const id = await newBranch();
     const before = await meta(id);
+    // Timestamps are milliseconds: let one pass, so a moved updated_at shows.
+    await new Promise((resolve) => setTimeout(resolve, 5));
     await db.sql`update branches set name = 'Sucursal Norte', created_at = now() where id = ${id}`;
     const after = await meta(id);
     expect(after.name).toBe("Sucursal Norte");
     expect(after.base_version).toBe(before.version);
     expect(after.version).not.toBe(before.version);
-    expect(after.created_at).toBe(LONG_AGO);
+    expect(after.created_at).toBe(before.created_at);
     expect(after.updated_at > before.updated_at).toBe(true);
   });
 

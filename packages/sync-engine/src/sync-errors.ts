@@ -8,12 +8,15 @@ import {
 
 /**
  * Why the sync machinery refused a call, for code that must react (the engine blocks a
- * direction on the first four; the rest are retried):
+ * direction on the first five; the rest are retried):
  *
  * - `epoch_changed` (CV001): the source was re-initialised after a restore; its old cursor means nothing.
  * - `schema_drift` (CV002): a table differs between the nodes; its rows would be read with the wrong columns.
  * - `peer_restored` (CV006, or a cursor gone backwards): a node went back in time (backup restore).
  * - `duplicate_record` (CV004): the same record exists twice under different ids; a person must merge them.
+ * - `clock_ahead` (CV009): a change (or a PC's write) is stamped later than the receiving node's clock
+ *   plus its allowed skew; nothing was applied. It goes through by itself once that node's clock
+ *   has caught up with the stamp (or the sender's clock is fixed before it writes again).
  * - `cursor_mismatch` (CV003): another engine applied in between; re-read the cursor.
  * - `missing_parent` (23503): a child arrived before its parent; pull a larger page or wait.
  * - `invalid_request` (CV005), `id_changed` (CV007): a bug or a hand-made call, not a network problem.
@@ -26,6 +29,7 @@ export type SyncErrorReason =
   | "schema_drift"
   | "peer_restored"
   | "duplicate_record"
+  | "clock_ahead"
   | "cursor_mismatch"
   | "missing_parent"
   | "invalid_request"
@@ -39,6 +43,7 @@ export const BLOCKING_REASONS: ReadonlySet<SyncErrorReason> = new Set([
   "schema_drift",
   "peer_restored",
   "duplicate_record",
+  "clock_ahead",
 ]);
 
 export interface SyncErrorOptions extends CvErrorOptions {
@@ -92,7 +97,8 @@ function forbidden(fn: string | undefined): string {
  * Translates a SQLSTATE raised on `peer` by a call of `fn` into a `SyncError`. Messages are
  * written here, never copied from the server: PostgreSQL's DETAIL and the machinery's messages
  * can quote row values. `serverMessage` is only searched for table names (CV010's fixed sentences,
- * sql/0003, are the one exception quoted).
+ * sql/0003, and CV009's, sql/0005 `cv_sync.check_clock`: which timestamp of which table and how
+ * many seconds ahead, never its value, are the exceptions quoted).
  */
 export function fromSqlState(state: string, peer: string, serverMessage?: string, fn?: string): SyncError {
   const make = (code: ErrorCode, text: string, options: SyncErrorOptions = {}) =>
@@ -138,6 +144,16 @@ export function fromSqlState(state: string, peer: string, serverMessage?: string
         "a cursor is ahead of this node's log: it was restored from a backup or rebuilt after its peer last read it. " +
           "Re-initialise it (cv_sync_init with p_reinit) and re-sync",
         { reason: "peer_restored" },
+      );
+    case "CV009":
+      return make(
+        "invalid_input",
+        fn?.startsWith("cv_client_")
+          ? `${serverMessage ?? "a write of this PC is stamped ahead of the server's clock"}. ` +
+              "Check this PC's date and time (NTP); its writes stay queued and go through once the server's clock has caught up with them"
+          : `${serverMessage ?? "a change is stamped ahead of this node's clock"}. ` +
+              "Check the clocks (NTP) of both nodes; this direction resumes by itself once the change is no longer ahead",
+        { reason: "clock_ahead", tables },
       );
     case "CV007":
       return make("constraint", "the id of a synced row cannot change (CV007)", { reason: "id_changed" });

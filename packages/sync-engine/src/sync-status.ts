@@ -16,6 +16,7 @@ export type BlockReason =
   | "peer_restored"
   | "schema_drift"
   | "duplicate_record"
+  | "clock_ahead"
   | "same_node";
 
 export interface BlockedDirection {

@@ -28,8 +28,10 @@ let clock = new Date();
 beforeAll(async () => {
   const sql = clinic.node.sql;
   // Stamped over the last hours (not all at one instant), so an incremental refresh can tell later
-  // edits from the seed.
+  // edits from the seed. Written as the sync brings rows from the cloud, verbatim: a local insert
+  // would be stamped with the server's now() (sql/0002).
   await sql.begin(async (tx) => {
+    await tx`select cv_sync.begin_apply(gen_random_uuid())`;
     await tx`insert into branches (id, code, name, address, updated_at) values
       (${BRANCH}, ${`ROMA-${BRANCH.slice(0, 4).toUpperCase()}`}, 'Roma', 'Av. Álvaro Obregón 121', now() - interval '1 hour'),
       (${OTHER}, ${`POL-${OTHER.slice(0, 4).toUpperCase()}`}, 'Polanco', 'Av. Presidente Masaryk 8', now() - interval '1 hour')`;
