@@ -119,7 +119,7 @@ CREATE TABLE public.patients (
   first_name text NOT NULL CONSTRAINT patients_first_name_not_blank CHECK (first_name ~ '\S'),
   last_name text NOT NULL CONSTRAINT patients_last_name_not_blank CHECK (last_name ~ '\S'),
   second_last_name text CONSTRAINT patients_second_last_name_not_blank CHECK (second_last_name ~ '\S'),
-  -- Unique: the same person registered twice (perhaps on two tiers during an outage) is caught.
+  -- Unique within a branch (see the constraint below).
   document_id text CONSTRAINT patients_document_id_format CHECK (document_id ~ '^[A-Z0-9-]{4,32}$'),
   birth_date date NOT NULL CONSTRAINT patients_birth_date_range CHECK (birth_date >= DATE '1900-01-01'),
   sex public.patient_sex NOT NULL,
@@ -130,9 +130,15 @@ CREATE TABLE public.patients (
   address text CONSTRAINT patients_address_not_blank CHECK (address ~ '\S'),
   allergies text CONSTRAINT patients_allergies_not_blank CHECK (allergies ~ '\S'),
   notes text CONSTRAINT patients_notes_not_blank CHECK (notes ~ '\S'),
-  CONSTRAINT patients_document_id_key UNIQUE (document_id)
+  -- The same person registered twice at one branch (perhaps on two tiers during an outage) is
+  -- caught. Not across branches: whoever registers a patient works at that branch and sees all of
+  -- its patients, so this check tells them nothing about a patient they may not see, where a
+  -- network-wide key would answer "this document is a patient somewhere" to anyone who tries.
+  CONSTRAINT patients_branch_id_document_id_key UNIQUE (branch_id, document_id)
 );
 CREATE INDEX patients_branch_id_idx ON public.patients (branch_id);
+-- Finding a patient by their document, in the branches the person sees.
+CREATE INDEX patients_document_id_idx ON public.patients (document_id);
 -- Prefix search by surname then name ("gonz" → González …); text_pattern_ops makes LIKE 'x%'
 -- use the index whatever the database collation.
 CREATE INDEX patients_name_search_idx ON public.patients (
@@ -270,4 +276,4 @@ CREATE INDEX diagnoses_patient_id_idx ON public.diagnoses (patient_id);
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0001_ehr_schema.sql', '3f726eb588e56cf9f240dbe9591cc37687018bfec6fc3fdb2c3a5797deb31afc') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0001_ehr_schema.sql', '1b36e5748ed39b9ca0af4a43dfff47129eedbb247e2a5e2381293c66c9a592e4') on conflict (name) do nothing;

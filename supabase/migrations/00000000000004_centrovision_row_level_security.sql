@@ -84,24 +84,62 @@ BEGIN
       )
     $fn$;
 
+  -- Whether the signed-in person sees this patient: the rule of patients_visible_read below, for
+  -- one patient id. The write checks call it (a row links only a patient its writer already sees;
+  -- the policy itself cannot be consulted there without a cycle between the two tables' policies),
+  -- while reads keep the policy's set-based form, which a scan evaluates far faster. Both are
+  -- kept equal by packages/core/test/schema-rls.test.ts.
+  CREATE FUNCTION public.cv_patient_visible(p_patient_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+    AS $fn$
+    DECLARE
+      v_mine uuid[] := public.cv_user_branch_ids();
+    BEGIN
+      RETURN EXISTS (SELECT FROM public.patients p WHERE p.id = p_patient_id AND p.branch_id = ANY (v_mine))
+        OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = p_patient_id AND a.branch_id = ANY (v_mine))
+        OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = p_patient_id AND e.branch_id = ANY (v_mine));
+    END
+    $fn$;
+
+  -- A patient's home branch moves only by a user of that branch (the policies see the new row
+  -- alone: a user who sees the patient through an appointment could otherwise take them home).
+  -- The service key, the owner and the sync (rows from a peer) are not a signed-in person.
+  CREATE FUNCTION public.cv_patient_home_guard() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = ''
+    AS $fn$
+    BEGIN
+      IF auth.uid() IS NOT NULL AND NOT (OLD.branch_id = ANY (public.cv_user_branch_ids())) THEN
+        RAISE EXCEPTION 'only a user of the patient''s home branch may move the patient to another branch'
+          USING ERRCODE = 'insufficient_privilege', HINT = 'Ask a user of the home branch to move the patient.';
+      END IF;
+      RETURN NEW;
+    END
+    $fn$;
+  CREATE TRIGGER cv_patient_home_guard BEFORE UPDATE OF branch_id ON public.patients
+    FOR EACH ROW
+    WHEN (OLD.branch_id IS DISTINCT FROM NEW.branch_id
+      AND coalesce(pg_catalog.current_setting('centrovision.sync_origin', true), '') = '')
+    EXECUTE FUNCTION public.cv_patient_home_guard();
+
   -- Supabase's default privileges hand every new function and table to anon and authenticated;
   -- take them back and grant what the policies below are written for. The trigger function of
   -- 0002 is no one's to call; the search fold of 0001 is for signed-in searches only.
   REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
+    public.cv_patient_visible(uuid),
     public.cv_search_fold(text)
     FROM PUBLIC;
-  REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC;
+  REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard() FROM PUBLIC;
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row() FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard() FROM %I', v_role);
     EXECUTE format('REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, '
       'public.user_branches, public.patients, public.appointments, public.encounters, public.exam_eye, '
       'public.diagnoses FROM %I', v_role);
     IF v_role = 'anon' THEN
-      EXECUTE 'REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), '
+      EXECUTE 'REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_patient_visible(uuid), '
         'public.cv_user_is_admin(), public.cv_search_fold(text) FROM anon';
       CONTINUE;
     END IF;
-    EXECUTE format('GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), '
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_patient_visible(uuid), '
       'public.cv_user_is_admin(), public.cv_search_fold(text) TO %I', v_role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.branches, public.rooms, public.profiles, '
       'public.user_roles, public.user_branches, public.patients, public.appointments, public.encounters, '
@@ -165,13 +203,29 @@ BEGIN
   CREATE POLICY patients_home_delete ON public.patients FOR DELETE TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
+  -- A row links only what its writer already sees: the patient, the room (of the same branch),
+  -- the doctor, the appointment (of the same patient). A foreign key alone is checked past
+  -- row-level security, so it would let a write point at another branch's patient and, through
+  -- that appointment, open the patient's record; and its error would tell that the id exists.
   CREATE POLICY appointments_member_all ON public.appointments FOR ALL TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
-    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
+    WITH CHECK (
+      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
+      AND public.cv_patient_visible(patient_id)
+      AND (room_id IS NULL OR EXISTS (SELECT FROM public.rooms r
+        WHERE r.id = appointments.room_id AND r.branch_id = appointments.branch_id))
+      AND (doctor_id IS NULL OR EXISTS (SELECT FROM public.profiles d WHERE d.id = appointments.doctor_id))
+    );
 
   CREATE POLICY encounters_member_all ON public.encounters FOR ALL TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
-    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
+    WITH CHECK (
+      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
+      AND public.cv_patient_visible(patient_id)
+      AND (appointment_id IS NULL OR EXISTS (SELECT FROM public.appointments a
+        WHERE a.id = encounters.appointment_id AND a.patient_id = encounters.patient_id))
+      AND EXISTS (SELECT FROM public.profiles d WHERE d.id = encounters.doctor_id)
+    );
 
   CREATE POLICY exam_eye_member_all ON public.exam_eye FOR ALL TO authenticated
     USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id))
@@ -179,7 +233,8 @@ BEGIN
 
   CREATE POLICY diagnoses_member_all ON public.diagnoses FOR ALL TO authenticated
     USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id))
-    WITH CHECK (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id));
+    WITH CHECK (EXISTS (SELECT FROM public.encounters e
+      WHERE e.id = diagnoses.encounter_id AND e.patient_id = diagnoses.patient_id));
 END
 $rls$;
 
@@ -204,4 +259,4 @@ $rls$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0004_row_level_security.sql', 'bd0115825d8b76c14b51afb1fca14e2069e26ca4d13a22ccea7af1e0629c19ba') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0004_row_level_security.sql', 'cd3a804940efe25d315850b91a725148132f1298c2d7c6b14ed689de3757a020') on conflict (name) do nothing;

@@ -20,7 +20,11 @@
 --                     log: the row's last entry must be this very transaction's own capture of a
 --                     caller's write, which only exists if that write passed the caller's grants
 --                     and policies. It then puts the row back as it was (from the log) and hands
---                     both versions to cv_sync.settle, exactly as cv_sync_apply would.
+--                     both versions to cv_sync.settle, exactly as cv_sync_apply would. The PC's
+--                     written-at orders its edit there (its HLC), so one later than this
+--                     server's clock plus the allowed skew is refused (CV009): the whole
+--                     cv_client_apply call fails and nothing of it is applied.
+-- Elsewhere a PC's timestamps are not used: the server stamps created_at/updated_at itself (0002).
 -- A delete whose base version is stale is not applied and is reported per row (code conflict):
 -- the row changed after the PC last saw it, and only a person can tell whether it should go.
 
@@ -71,6 +75,8 @@ BEGIN
   IF v_policy IS NULL THEN
     RAISE EXCEPTION '% is not a synced table', p_table USING ERRCODE = 'CV005';
   END IF;
+  PERFORM cv_sync.check_clock(p_written_at, format('the time this PC saved a %s row (its updated_at)', p_table),
+    'check this PC''s date and time (NTP); its writes stay queued and go through once this server''s clock has caught up with them');
   SELECT * INTO v_mine FROM cv_sync.change_log l
   WHERE l.row_id = p_row_id AND l.table_name = p_table ORDER BY l.seq DESC LIMIT 1;
   IF NOT FOUND OR v_mine.txid <> pg_current_xact_id() OR v_mine.received_from IS NOT NULL
@@ -238,8 +244,10 @@ BEGIN
     EXCEPTION
       WHEN insufficient_privilege THEN
         v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'unauthorized',
-          'message', format('this login may not write this %s row (grants or row-level security); '
-            'ask an administrator for access to its branch, or discard the change', v_table));
+          'message', format('this login may not write this %s row (grants or row-level security, SQLSTATE 42501): '
+            'its branch is not one of the person''s, or a row it links to (its patient, room, doctor) is not one '
+            'they see on this server, or has not reached it yet; ask an administrator for access to its branch, '
+            'or discard the change', v_table));
       WHEN integrity_constraint_violation THEN
         GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_code = RETURNED_SQLSTATE;
         IF v_code = '23505' AND v_constraint = v_table || '_pkey' THEN
@@ -295,38 +303,28 @@ CREATE FUNCTION public.cv_client_position() RETURNS bigint
 
 REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
   public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
-  public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position()
-  TO centrovision_sync;
-GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO centrovision_app;
 
--- Signed-in users (the policies of 0004 decide what) and, on Supabase, the service key may apply;
--- anon may not (Supabase's default privileges would have handed it every new function).
+-- Written for a PC and nobody else. A PC applies as its signed-in person, whose grants and
+-- policies (0004) decide each row: never the sync role nor the service key, which are past
+-- row-level security (the sync has cv_sync_apply). The clinic's backlog and log position are the
+-- PC router's questions to the clinic server, asked as its login or as its verified person; the
+-- cloud answers them to no one.
 DO $client$
 DECLARE
   v_role text;
 BEGIN
-  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('authenticated', 'service_role') LOOP
-    EXECUTE format('GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid), '
-      'public.cv_client_settle(text, uuid, uuid, timestamptz), public.cv_client_apply(jsonb, text) TO %I', v_role);
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'service_role') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), '
+      'public.cv_client_settle(text, uuid, uuid, timestamptz), public.cv_client_apply(jsonb, text), '
+      'public.cv_client_pending(bigint), public.cv_client_position() FROM %I', v_role);
   END LOOP;
-  IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
-    GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO service_role;
-  END IF;
-  -- The clinic's backlog and log position are the PC router's questions to the clinic server,
-  -- not a signed-in user's to the cloud. On the clinic server (0003 made its signing key) a PC asks
-  -- them as its login or as its verified person.
+  GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
+    public.cv_client_apply(jsonb, text) TO authenticated;
   IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
-    GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() TO authenticated;
+    GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position()
+      TO centrovision_app, authenticated;
   ELSE
-    FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
-      EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() FROM %I',
-        v_role);
-    END LOOP;
-  END IF;
-  IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'anon') THEN
-    REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
-      public.cv_client_apply(jsonb, text) FROM anon;
+    REVOKE ALL ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position() FROM authenticated;
   END IF;
 END
 $client$;
@@ -352,4 +350,4 @@ $client$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'c0fc95e022a505e4cde8cdce36f3f9aa97cfb00d5e24e27de88fe9683acf8922') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', '8edc54b8a7ac8b33b5b0cd5390051f5117f5c4068f257572418a350fa31d260c') on conflict (name) do nothing;

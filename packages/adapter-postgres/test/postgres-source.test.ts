@@ -101,10 +101,12 @@ describe("writes", () => {
     );
     expect(twin).toMatchObject({
       code: "constraint",
-      constraint: "patients_document_id_key",
+      constraint: "patients_branch_id_document_id_key",
       table: "patients",
     });
-    expect(twin.message).toBe("[adapter-postgres] patients already has a row with this document_id");
+    expect(twin.message).toBe(
+      "[adapter-postgres] patients already has a row with this branch_id, document_id",
+    );
     expect(JSON.stringify({ ...twin, cause: twin.cause })).not.toContain("CURPSECRET123");
     const orphan = await rejection(source.table("patients").insert(fixtures.patient(randomUUID())));
     expect(orphan.message).toBe("[adapter-postgres] patients.branch_id references a missing branches row");

@@ -82,7 +82,7 @@ describe("PostgreSQL semantics on SQLite", () => {
     const patient = seeded.patients as { id: string; document_id: string; branch_id: string };
     const twin = fixtures.patient(patient.branch_id, { document_id: patient.document_id });
     expect((await failure(current.source.table("patients").insert(twin))).constraint).toBe(
-      "patients_document_id_key",
+      "patients_branch_id_document_id_key",
     );
     expect(
       (await failure(current.source.table("patients").insert(fixtures.patient(randomUUID())))).constraint,

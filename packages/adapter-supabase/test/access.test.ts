@@ -129,10 +129,12 @@ describe("errors", () => {
     const error = await rejection(s.table("patients").insert(twin));
     expect(error).toMatchObject({
       code: "constraint",
-      constraint: "patients_document_id_key",
+      constraint: "patients_branch_id_document_id_key",
       table: "patients",
     });
-    expect(error.message).toBe("[adapter-supabase] patients already has a row with this document_id");
+    expect(error.message).toBe(
+      "[adapter-supabase] patients already has a row with this branch_id, document_id",
+    );
     expect(JSON.stringify({ ...error.toJSON(), cause: error.cause })).not.toContain(
       String(romaPatient.document_id),
     );

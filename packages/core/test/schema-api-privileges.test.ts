@@ -19,6 +19,7 @@ const ROWS = ["DELETE", "INSERT", "SELECT", "UPDATE"];
 const EHR_TABLE: Grants = { authenticated: ROWS, service_role: ROWS };
 const SIGNED_IN: Grants = { authenticated: ["EXECUTE"], service_role: ["EXECUTE"] };
 const SYNC_ONLY: Grants = { service_role: ["EXECUTE"] };
+const PERSON_ONLY: Grants = { authenticated: ["EXECUTE"] };
 
 const ALLOWED: Readonly<Record<string, Grants>> = {
   "table public.branches": EHR_TABLE,
@@ -42,13 +43,16 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // Row-level security's helpers: a user learns their own branches and colleagues, as the tables say.
   "function public.cv_user_branch_ids()": SIGNED_IN,
   "function public.cv_colleague_ids()": SIGNED_IN,
+  "function public.cv_patient_visible(uuid)": SIGNED_IN,
+  "function public.cv_patient_home_guard()": {},
   "function public.cv_user_is_admin()": SIGNED_IN,
-  // A PC's writes, under the caller's own grants and policies.
-  "function public.cv_client_apply(jsonb, text)": SIGNED_IN,
-  "function public.cv_client_seen(text, uuid, uuid)": SIGNED_IN,
-  "function public.cv_client_settle(text, uuid, uuid, timestamp with time zone)": SIGNED_IN,
-  "function public.cv_client_pending(bigint)": SYNC_ONLY,
-  "function public.cv_client_position()": SYNC_ONLY,
+  // A PC's writes, as its signed-in person under the policies (never the service key, past them);
+  // the router's two questions are for the clinic server, not the cloud.
+  "function public.cv_client_apply(jsonb, text)": PERSON_ONLY,
+  "function public.cv_client_seen(text, uuid, uuid)": PERSON_ONLY,
+  "function public.cv_client_settle(text, uuid, uuid, timestamp with time zone)": PERSON_ONLY,
+  "function public.cv_client_pending(bigint)": {},
+  "function public.cv_client_position()": {},
   // The sync machinery: the clinic daemon's key only.
   "function public.cv_sync_init(text, boolean)": SYNC_ONLY,
   "function public.cv_sync_node()": SYNC_ONLY,
@@ -65,7 +69,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the
   // clinic server's signing key and copies the disabled users. The service key mints no session.
-  "function public.cv_clinic_session(uuid)": { authenticated: ["EXECUTE"] },
+  "function public.cv_clinic_session(uuid)": PERSON_ONLY,
   "function public.cv_clinic_register_key(uuid, text)": SYNC_ONLY,
   "function public.cv_disabled_users()": SYNC_ONLY,
 };

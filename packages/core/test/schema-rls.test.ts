@@ -1,13 +1,16 @@
+import { randomUUID } from "node:crypto";
 import { clinicSession } from "@centrovision/testkit";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TABLE_NAMES } from "../src/tables/index.js";
 import { createLogin, type Login } from "./support/clinic-logins.js";
+import { insertRow } from "./support/ehr-fixtures.js";
 import {
   type Actor,
   PEOPLE,
   probeMatrix,
   type RlsFixture,
+  type RunAs,
   rlsFixture,
   runOn,
   seedRlsFixture,
@@ -28,6 +31,8 @@ let clinic: TestDatabase;
 let pc: Login;
 let cloudMatrix: Record<string, string>;
 let clinicMatrix: Record<string, string>;
+let onCloud: RunAs;
+let onClinic: RunAs;
 
 beforeAll(async () => {
   [cloud, clinic] = await Promise.all([
@@ -38,7 +43,7 @@ beforeAll(async () => {
   pc = await createLogin(clinic, "centrovision_app");
 
   // The cloud: the superuser takes the API role, and the claims are what the gateway would set.
-  const onCloud = runOn(
+  onCloud = runOn(
     () => cloud.sql,
     async (actor, tx) => {
       await tx.unsafe(`set local role ${actor === "anonymous" ? "anon" : "authenticated"}`);
@@ -56,7 +61,7 @@ beforeAll(async () => {
     const token = await clinicSession(clinic.url, { userId: fixture.userIds[person] });
     clients.set(person, pc.connect({ as: "person", token }));
   }
-  const onClinic = runOn((actor) => clients.get(actor) as postgres.Sql);
+  onClinic = runOn((actor) => clients.get(actor) as postgres.Sql);
 
   [cloudMatrix, clinicMatrix] = await Promise.all([
     probeMatrix(fixture, onCloud),
@@ -154,6 +159,95 @@ describe.each([
   });
 });
 
+describe.each([
+  ["cloud (Supabase-shaped)", () => onCloud],
+  ["clinic server (a PC login with a verified session)", () => onClinic],
+])("links and moves on the %s", (_tier, runAsOf) => {
+  const { north, south, labelled, fresh } = fixture;
+  const insert = (actor: Actor, table: Parameters<typeof insertRow>[1], row: Record<string, unknown>) =>
+    runAsOf()(actor, async (tx) => {
+      await insertRow(tx, table, row);
+      return "inserted";
+    });
+  const appointmentA = fresh.appointments.A as Record<string, unknown>;
+  const encounterA = fresh.encounters.A as Record<string, unknown>;
+  const visitor = labelled.patients.visitor?.id as string;
+
+  it("links a row only to a patient its writer already sees, and refuses another branch's as it refuses none", async () => {
+    for (const patient of [south.patients.id, randomUUID()]) {
+      expect(await insert("reception_a", "appointments", { ...appointmentA, patient_id: patient })).toEqual({
+        code: "42501",
+      });
+      expect(
+        await insert("reception_a", "encounters", {
+          ...encounterA,
+          patient_id: patient,
+          appointment_id: null,
+        }),
+      ).toEqual({ code: "42501" });
+    }
+    // A patient of another branch already booked here is seen here: booking them again works.
+    expect(await insert("reception_a", "appointments", { ...appointmentA, patient_id: visitor })).toEqual({
+      ok: "inserted",
+    });
+    expect(await insert("reception_a", "appointments", { ...appointmentA })).toEqual({ ok: "inserted" });
+  });
+
+  it("refuses a room of another branch, an appointment of another patient and a diagnosis of another patient's encounter", async () => {
+    expect(await insert("doctor_ab", "appointments", { ...appointmentA, room_id: south.rooms.id })).toEqual({
+      code: "42501",
+    });
+    expect(
+      await insert("doctor_ab", "encounters", {
+        ...encounterA,
+        appointment_id: labelled.appointments["visitor@A"]?.id,
+      }),
+    ).toEqual({ code: "42501" });
+    expect(
+      await insert("doctor_ab", "diagnoses", { ...fresh.diagnoses.A, patient_id: south.patients.id }),
+    ).toEqual({ code: "42501" });
+    expect(await insert("doctor_ab", "diagnoses", { ...fresh.diagnoses.A })).toEqual({ ok: "inserted" });
+  });
+
+  it("moves a patient's home branch only for a user of that branch", async () => {
+    const move = (actor: Actor, to: string) =>
+      runAsOf()(
+        actor,
+        async (tx) => (await tx`update patients set branch_id = ${to} where id = ${visitor}`).count,
+      );
+    // reception_a sees the visitor (booked at A) but works only at A: the visitor's home is B.
+    expect(await move("reception_a", north.branches.id)).toEqual({ code: "42501" });
+    // staff_b works at B, but would move the patient out of their own sight (the policies refuse).
+    expect(await move("staff_b", north.branches.id)).toEqual({ code: "42501" });
+    expect(await move("doctor_ab", north.branches.id)).toEqual({ ok: 1 });
+    // A change that keeps the home branch is no move.
+    expect(await move("reception_a", south.branches.id)).toEqual({ ok: 1 });
+  });
+
+  it("registers a patient whose document belongs to another branch's patient (nothing told), not a twin of its own branch", async () => {
+    const patientA = fresh.patients.A as Record<string, unknown>;
+    expect(
+      await insert("reception_a", "patients", { ...patientA, document_id: south.patients.document_id }),
+    ).toEqual({ ok: "inserted" });
+    expect(
+      await insert("reception_a", "patients", { ...patientA, document_id: north.patients.document_id }),
+    ).toEqual({ code: "23505" });
+  });
+
+  it("answers cv_patient_visible as the patients policy does, for every person and patient", async () => {
+    const ids = [...Object.values(labelled.patients).map((row) => row.id), randomUUID()];
+    for (const person of PEOPLE) {
+      const answer = await runAsOf()(person, async (tx) => {
+        const seen = new Set((await tx<{ id: string }[]>`select id from patients`).map((row) => row.id));
+        const said = await tx<{ id: string; visible: boolean }[]>`
+          select id, public.cv_patient_visible(id) as visible from unnest(${ids}::uuid[]) id`;
+        return said.filter((row) => row.visible !== seen.has(row.id)).map((row) => row.id);
+      });
+      expect(answer, person).toEqual({ ok: [] });
+    }
+  });
+});
+
 describe("where only one tier has it", () => {
   it("the cloud's service_role sees every row (it bypasses row-level security); anon holds no privilege", async () => {
     const all = await cloud.sql.begin(async (tx) => {
@@ -174,9 +268,9 @@ describe("where only one tier has it", () => {
         select proname, prosecdef, proconfig, has_function_privilege(${pc.name}, oid, 'EXECUTE') as pc,
           to_regrole('anon') is not null and has_function_privilege('anon', oid, 'EXECUTE') as anon
         from pg_proc where pronamespace = 'public'::regnamespace
-          and proname in ('cv_user_branch_ids', 'cv_colleague_ids', 'cv_user_is_admin')
+          and proname in ('cv_user_branch_ids', 'cv_colleague_ids', 'cv_user_is_admin', 'cv_patient_visible')
         order by proname`;
-      expect(helpers).toHaveLength(3);
+      expect(helpers).toHaveLength(4);
       for (const helper of helpers) {
         expect(helper).toMatchObject({
           prosecdef: true,

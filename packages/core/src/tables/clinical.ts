@@ -16,8 +16,10 @@ export const patients = defineTable({
     /** Apellido materno; many patients have one, some do not. */
     second_last_name: text().nullable(),
     /**
-     * National identity document (CURP, passport…), uppercase without spaces. Unique, so the same
-     * person registered twice — possibly on two tiers during an outage — is caught, not duplicated.
+     * National identity document (CURP, passport…), uppercase without spaces. Unique within a
+     * branch, so the same person registered twice there — possibly on two tiers during an outage —
+     * is caught, not duplicated; not across branches, which would tell anyone who tries that a
+     * document belongs to a patient they may not see (sql/0001).
      */
     document_id: patterned(
       /^[A-Z0-9-]{4,32}$/,
@@ -32,7 +34,7 @@ export const patients = defineTable({
     notes: text().nullable(),
   },
   foreignKeys: [{ column: "branch_id", references: "branches", onDelete: "restrict" }],
-  uniques: [["document_id"]],
+  uniques: [["branch_id", "document_id"]],
 });
 
 /** A booked visit. A room may be closed without losing its history, hence `set null`. */

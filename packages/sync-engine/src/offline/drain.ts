@@ -57,11 +57,15 @@ async function localRows(
 
 /**
  * A foreign-key failure usually means the server has not received the parent yet (the clinic
- * server a few seconds behind the cloud at failover), which the next drain may find fixed; any
- * other refusal is final. `cv_client_apply` names the SQLSTATE in its message.
+ * server a few seconds behind the cloud at failover), which the next drain may find fixed. So may
+ * a refusal by the policies: a write links only a patient its writer already sees there (sql/0004),
+ * and a patient not received yet is not seen; the server does not say which of the two it is, or
+ * it would tell whether another branch's patient exists. Any other refusal is final.
+ * `cv_client_apply` names the SQLSTATE in its message.
  */
 const isMissingParent = (refusal: RejectedWrite) =>
-  refusal.code === "constraint" && /\bSQLSTATE 23503\b/.test(refusal.message);
+  (refusal.code === "constraint" && /\bSQLSTATE 23503\b/.test(refusal.message)) ||
+  (refusal.code === "unauthorized" && /\bSQLSTATE 42501\b/.test(refusal.message));
 
 interface Sent {
   readonly entry: OutboxEntry;

@@ -316,6 +316,8 @@ describe("cv_client_apply on the cloud (a user's session, row-level security)", 
       await cloud`insert into branches ${cloud(graph.branches)}`;
       await cloud`insert into rooms ${cloud(graph.rooms)}`;
       await cloud`insert into profiles ${cloud(graph.profiles)}`;
+      // The branch's doctor works there: a booking names only a doctor its writer sees (sql/0004).
+      await cloud`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${graph.profiles.id}, ${graph.branches.id})`;
       await insertClinic(pc.sql, graph);
     }
     await cloud`insert into profiles (id, full_name) values (${ROMA_USER}, 'Recepción Roma')`;

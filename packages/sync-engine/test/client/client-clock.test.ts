@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ClientApplier, type ClientWrite, createClientApplier, isSyncError } from "../../src/index.js";
+import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
+import { onServer } from "../support/server.js";
+import { type Clinic, clinic, insert, rowOf, update } from "../support/sql-fixtures.js";
+import { createNode, type SqlNode } from "../support/sql-nodes.js";
+
+/*
+ * A PC's timestamps on the clinic server (sql/0002, sql/0010): an insert is stamped with the
+ * server's time, and a write whose updated_at would order a settled conflict is refused (CV009)
+ * when it is ahead of the server's clock plus the allowed skew — the "9999" clock poisoning.
+ * Applied as a PC really does: a centrovision_app login acting as a signed-in person.
+ */
+
+const APP = { user: "cv_client_clock_test", password: "client-clock-test-password" };
+const CONFIGURATION = ["branches", "rooms", "profiles"] as const;
+let server: SqlNode;
+/** The PC's tier: rows are written there first, as the PC got them back. */
+let pc: SqlNode;
+let person: ClinicPerson;
+let applier: ClientApplier;
+
+beforeAll(async () => {
+  [server, pc] = await Promise.all([createNode("clinic"), createNode("pc")]);
+  await onServer(`
+    do $$ begin
+      create role ${APP.user} login password '${APP.password}' in role centrovision_app;
+    exception when duplicate_object or unique_violation then null;
+    end $$`);
+  const url = new URL(server.url);
+  url.username = APP.user;
+  url.password = APP.password;
+  person = await clinicPerson(server, { fullName: "Recepción Roma" });
+  applier = createClientApplier({ postgres: { url: url.href, session: person.session } });
+});
+afterAll(async () => {
+  await applier?.close();
+  await Promise.all([server?.drop(), pc?.drop()]);
+});
+
+/** A branch's configuration on the server (as the sync brought it), the person working there. */
+async function seeded(): Promise<Clinic> {
+  const graph = clinic();
+  await server.sql.begin(async (tx) => {
+    for (const table of CONFIGURATION) await insert(tx, table, graph[table]);
+  });
+  await person.admit(graph.branches.id);
+  await pc.sql.begin(async (tx) => {
+    for (const table of CONFIGURATION) await insert(tx, table, graph[table]);
+  });
+  return graph;
+}
+
+/** A new patient of `graph`'s branch as the PC's tier stored it. */
+async function pcPatient(graph: Clinic): Promise<Record<string, unknown>> {
+  const row = { ...clinic().patients, branch_id: graph.branches.id };
+  await insert(pc.sql, "patients", row);
+  return (await rowOf(pc.sql, "patients", row.id)) as Record<string, unknown>;
+}
+
+/** The patient as the PC wrote it: `row` over the server's current row, a new version based on `base`. */
+function pcEdit(stored: Record<string, unknown>, row: Record<string, unknown>): ClientWrite {
+  return {
+    table: "patients",
+    op: "upsert",
+    id: stored.id as string,
+    row: { ...stored, ...row, version: crypto.randomUUID(), base_version: stored.version },
+  };
+}
+
+async function floorAndState(id: string) {
+  const [found] = await server.sql`
+    select n.hlc_floor::text as floor, s.version, s.hlc from cv_sync.node n
+    left join cv_sync.row_state s on s.table_name = 'patients' and s.row_id = ${id}`;
+  return found;
+}
+
+describe("a PC's timestamps", () => {
+  it("are replaced by the server's on insert", async () => {
+    const graph = await seeded();
+    const future = "2099-01-01T00:00:00.000Z";
+    const stamped = await pcPatient(graph);
+    const id = stamped.id as string;
+    const row = { ...stamped, created_at: future, updated_at: future };
+    expect(await applier.apply([{ table: "patients", op: "upsert", id, row }])).toMatchObject({
+      applied: 1,
+      rejected: [],
+    });
+    const stored = await rowOf(server.sql, "patients", id);
+    for (const at of [stored?.created_at, stored?.updated_at])
+      expect(Math.abs(Date.parse(String(at)) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it("refuse a settled edit stamped in the year 9999, whole: nothing applied, the floor and the row's HLC unchanged", async () => {
+    const graph = await seeded();
+    await insert(server.sql, "patients", graph.patients);
+    const stored = (await rowOf(server.sql, "patients", graph.patients.id)) as Record<string, unknown>;
+    // The server changed the patient meanwhile: the PC's edit must be settled, by its updated_at.
+    await update(server.sql, "patients", graph.patients.id, { phone: "55 2222 3333" });
+    const before = await floorAndState(graph.patients.id);
+    const current = await rowOf(server.sql, "patients", graph.patients.id);
+
+    const newcomer = await pcPatient(graph);
+    const fine: ClientWrite = { table: "patients", op: "upsert", id: newcomer.id as string, row: newcomer };
+    const poisoned = pcEdit(stored, { phone: "55 9999 9999", updated_at: "9999-12-31T23:59:59.999Z" });
+    const error = await applier.apply([fine, poisoned]).catch((e: unknown) => e);
+    expect(isSyncError(error, "clock_ahead")).toBe(true);
+    expect(error).toMatchObject({ code: "invalid_input", sqlstate: "CV009" });
+    expect((error as Error).message).toMatch(
+      /the time this PC saved a patients row \(its updated_at\) is \d+ s ahead of this server's clock \(at most 300 s allowed\); nothing was applied\. Check this PC's date and time \(NTP\)/,
+    );
+    expect(await floorAndState(graph.patients.id)).toEqual(before);
+    expect(await rowOf(server.sql, "patients", graph.patients.id)).toEqual(current);
+    expect(await rowOf(server.sql, "patients", newcomer.id as string)).toBeUndefined();
+  });
+});
