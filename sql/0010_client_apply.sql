@@ -14,7 +14,8 @@
 -- Rights. cv_client_apply is SECURITY INVOKER: every row is read (FOR UPDATE) and written by the
 -- caller itself, so its grants and the cloud's RLS policies (auth.uid()) apply unchanged. Only the
 -- bookkeeping runs as the owner, in two SECURITY DEFINER helpers that reveal no row data:
---   cv_client_seen    has this node seen this version of this row (or deleted the row)?
+--   cv_client_seen    has this node seen this version of this row (or deleted a row the caller
+--                     proves it held, by a version of it this node has seen)?
 --   cv_client_settle  settles a row the caller has just written. It proves that from the change
 --                     log: the row's last entry must be this very transaction's own capture of a
 --                     caller's write, which only exists if that write passed the caller's grants
@@ -27,7 +28,24 @@
 -- A delete whose base version is stale is not applied and is reported per row (code conflict):
 -- the row changed after the PC last saw it, and only a person can tell whether it should go.
 
-CREATE FUNCTION public.cv_client_seen(p_table text, p_row_id uuid, p_version uuid) RETURNS text
+-- Has this node seen this version of this row: logged, current, or kept by a conflict (a version
+-- that lost a conflict here is no longer in the log, but it was seen).
+CREATE FUNCTION cv_sync.client_saw(p_table text, p_row_id uuid, p_version uuid) RETURNS boolean
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN EXISTS (SELECT FROM cv_sync.change_log l WHERE l.row_id = p_row_id AND l.table_name = p_table
+      AND l.version = p_version)
+    OR EXISTS (SELECT FROM cv_sync.row_state s WHERE s.table_name = p_table AND s.row_id = p_row_id
+      AND s.version = p_version)
+    OR EXISTS (SELECT FROM cv_sync.conflicts k WHERE k.row_id = p_row_id AND k.table_name = p_table
+      AND p_version IN (k.local_version, k.remote_version));
+REVOKE ALL ON FUNCTION cv_sync.client_saw(text, uuid, uuid) FROM PUBLIC;
+
+-- Answers only what the caller already knows of: a version is random, so "known" tells nothing to
+-- anyone who did not hold the row at that version; "deleted" likewise needs p_base, a version of
+-- the row this node has seen (the one the caller's edit or delete was based on). Without it, a row
+-- id alone would tell whether another branch's row ever existed here.
+CREATE FUNCTION public.cv_client_seen(p_table text, p_row_id uuid, p_version uuid, p_base uuid) RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = ''
 AS $$
@@ -35,17 +53,12 @@ BEGIN
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION '% is not a synced table', p_table USING ERRCODE = 'CV005';
   END IF;
-  IF EXISTS (SELECT FROM cv_sync.change_log l WHERE l.row_id = p_row_id AND l.table_name = p_table
-      AND l.version = p_version)
-    OR EXISTS (SELECT FROM cv_sync.row_state s WHERE s.table_name = p_table AND s.row_id = p_row_id
-      AND s.version = p_version)
-    -- A version that lost a conflict here is no longer in the log, but it was seen.
-    OR EXISTS (SELECT FROM cv_sync.conflicts k WHERE k.row_id = p_row_id AND k.table_name = p_table
-      AND p_version IN (k.local_version, k.remote_version))
-  THEN
+  IF cv_sync.client_saw(p_table, p_row_id, p_version) THEN
     RETURN 'known';
   END IF;
-  IF EXISTS (SELECT FROM cv_sync.row_state s WHERE s.table_name = p_table AND s.row_id = p_row_id AND s.deleted) THEN
+  IF p_base IS NOT NULL AND cv_sync.client_saw(p_table, p_row_id, p_base)
+    AND EXISTS (SELECT FROM cv_sync.row_state s WHERE s.table_name = p_table AND s.row_id = p_row_id AND s.deleted)
+  THEN
     RETURN 'deleted';
   END IF;
   RETURN 'unseen';
@@ -182,7 +195,7 @@ BEGIN
       RAISE EXCEPTION 'p_changes holds a malformed change of %', coalesce(v_table, 'no table') USING ERRCODE = 'CV005';
     END IF;
     -- Validates the table name too (CV005 for anything but a synced table).
-    v_seen := public.cv_client_seen(v_table, v_id, coalesce(v_version, v_base));
+    v_seen := public.cv_client_seen(v_table, v_id, coalesce(v_version, v_base), v_base);
 
     -- One subtransaction per row: a row refused for good is reported and the others still apply.
     BEGIN
@@ -300,7 +313,7 @@ CREATE FUNCTION public.cv_client_position() RETURNS bigint
   SET search_path = ''
   RETURN (SELECT coalesce(max(l.seq), 0) FROM cv_sync.change_log l);
 
-REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
+REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
   public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position() FROM PUBLIC;
 
 -- Written for a PC and nobody else. A PC applies as its signed-in person, whose grants and
@@ -313,11 +326,11 @@ DECLARE
   v_role text;
 BEGIN
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'service_role') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid), '
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), '
       'public.cv_client_settle(text, uuid, uuid, timestamptz), public.cv_client_apply(jsonb, text), '
       'public.cv_client_pending(bigint), public.cv_client_position() FROM %I', v_role);
   END LOOP;
-  GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
+  GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
     public.cv_client_apply(jsonb, text) TO authenticated;
   IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
     GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position()

@@ -49,7 +49,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // A PC's writes, as its signed-in person under the policies (never the service key, past them);
   // the router's two questions are for the clinic server, not the cloud.
   "function public.cv_client_apply(jsonb, text)": PERSON_ONLY,
-  "function public.cv_client_seen(text, uuid, uuid)": PERSON_ONLY,
+  "function public.cv_client_seen(text, uuid, uuid, uuid)": PERSON_ONLY,
   "function public.cv_client_settle(text, uuid, uuid, timestamp with time zone)": PERSON_ONLY,
   "function public.cv_client_pending(bigint)": {},
   "function public.cv_client_position()": {},

@@ -36,7 +36,7 @@ const POLICY_HELPERS = [
 /** A PC's own writes, as its signed-in person (sql/0010). */
 const CLIENT_APPLY = [
   "public.cv_client_apply(jsonb, text)",
-  "public.cv_client_seen(text, uuid, uuid)",
+  "public.cv_client_seen(text, uuid, uuid, uuid)",
   "public.cv_client_settle(text, uuid, uuid, timestamp with time zone)",
 ];
 /** The PC router's two questions to the clinic server. */

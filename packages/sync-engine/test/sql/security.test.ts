@@ -189,7 +189,7 @@ describe("on the clinic server", () => {
     expect(functions).toEqual(
       expect.arrayContaining([
         "cv_client_apply(jsonb,text)",
-        "cv_client_seen(text,uuid,uuid)",
+        "cv_client_seen(text,uuid,uuid,uuid)",
         "cv_client_settle(text,uuid,uuid,timestamp with time zone)",
         "auth.uid()",
       ]),
@@ -216,6 +216,32 @@ describe("on the clinic server", () => {
       } finally {
         await pc.end();
       }
+    }
+  });
+
+  it("answers whether a row was deleted only to a caller naming a version of it (cv_client_seen)", async () => {
+    const rows = clinic();
+    await insertClinic(server.sql, rows);
+    const [held] = await server.sql<
+      { version: string }[]
+    >`select version from diagnoses where id = ${rows.diagnoses.id}`;
+    await server.sql`delete from diagnoses where id = ${rows.diagnoses.id}`;
+    const person = await clinicPerson(server);
+    const url = withLogin(server.url, await ensureLogin(PC, "centrovision_app"));
+    const pc = postgres(url, { max: 1, onnotice: () => {}, connection: asClinicPerson(person.token) });
+    try {
+      const seen = async (base: string | null) =>
+        (
+          await pc<{ seen: string }[]>`
+            select public.cv_client_seen('diagnoses', ${rows.diagnoses.id}, ${crypto.randomUUID()}, ${base}) as seen`
+        )[0]?.seen;
+      // The id alone, or with a version this server never had: nothing to tell.
+      expect(await seen(null)).toBe("unseen");
+      expect(await seen(crypto.randomUUID())).toBe("unseen");
+      // A version of the row it held: its edit meets the delete (and is settled, not lost).
+      expect(await seen(held?.version ?? null)).toBe("deleted");
+    } finally {
+      await pc.end();
     }
   });
 });
