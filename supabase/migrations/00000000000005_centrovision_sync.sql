@@ -358,8 +358,78 @@ END
 $install$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Who drives the sync from the other side. On the cloud a clinic server is a **node credential**:
+-- a Supabase Auth user the cloud's administrator registered here (cv_sync_register_node, with the
+-- service key; `centrovision-sync node create` does both). Its token has role authenticated like
+-- any user's, so row-level security gives it no row; only this list lets it call the sync
+-- functions a clinic server needs, and only as the clinic server node it first synced as (its
+-- node id is bound on first use): it cannot acknowledge, apply or reset in another clinic's name.
+-- The owner, the service key and, on the clinic server, the sync role's logins are trusted by
+-- their grants alone.
+CREATE TABLE cv_sync.clinic_nodes (
+  user_id uuid PRIMARY KEY,
+  name text NOT NULL CONSTRAINT clinic_nodes_name_key UNIQUE
+    CONSTRAINT clinic_nodes_name_not_blank CHECK (name ~ '\S'),
+  node_id uuid CONSTRAINT clinic_nodes_node_id_key UNIQUE,
+  registered_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Refuses (42501) a signed-in API user that is not a registered node; with p_node, also a node
+-- acting as another node than the one it is bound to (binding it on its first such call).
+CREATE FUNCTION cv_sync.require_node(p_node uuid) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_user uuid;
+  v_bound uuid;
+BEGIN
+  IF coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated' THEN
+    RETURN;
+  END IF;
+  v_user := auth.uid();
+  SELECT n.node_id INTO v_bound FROM cv_sync.clinic_nodes n WHERE n.user_id = v_user;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'only a clinic server''s node credential may call the sync functions'
+      USING ERRCODE = 'insufficient_privilege',
+        HINT = 'Create one for the clinic server with centrovision-sync node create.';
+  END IF;
+  IF p_node IS NULL OR v_bound = p_node THEN
+    RETURN;
+  END IF;
+  IF v_bound IS NOT NULL THEN
+    RAISE EXCEPTION 'this node credential belongs to another clinic server'
+      USING ERRCODE = 'insufficient_privilege',
+        HINT = 'Each clinic server needs its own: create one with centrovision-sync node create.';
+  END IF;
+  UPDATE cv_sync.clinic_nodes n SET node_id = p_node WHERE n.user_id = v_user;
+END
+$$;
+
+-- Registers an Auth user as a clinic server's node credential (the cloud's administrator, with the
+-- service key). Registering it again under the same name changes nothing.
+CREATE FUNCTION public.cv_sync_register_node(p_user_id uuid, p_name text) RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+BEGIN
+  IF p_user_id IS NULL OR p_name IS NULL OR p_name !~ '\S' THEN
+    RAISE EXCEPTION 'a node needs the id of its Auth user and a clinic name' USING ERRCODE = 'CV005';
+  END IF;
+  INSERT INTO cv_sync.clinic_nodes AS n (user_id, name) VALUES (p_user_id, p_name)
+  ON CONFLICT (user_id) DO NOTHING;
+  IF NOT EXISTS (SELECT FROM cv_sync.clinic_nodes n WHERE n.user_id = p_user_id AND n.name = p_name) THEN
+    RAISE EXCEPTION 'this user is already the node of another clinic' USING ERRCODE = 'CV005';
+  END IF;
+EXCEPTION WHEN unique_violation THEN
+  RAISE EXCEPTION 'the clinic name % is already registered to another node', p_name USING ERRCODE = 'CV005',
+    HINT = 'Choose another name, or reuse that clinic''s node credential.';
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Permissions, run at the end of every sync migration for the functions it adds.
--- PUBLIC loses EXECUTE on every cv_sync helper and public.cv_sync_* function; centrovision_sync and (on Supabase) service_role get the RPC functions. Supabase's
+-- PUBLIC loses EXECUTE on every cv_sync helper and public.cv_sync_* function; centrovision_sync and (on Supabase) service_role get the RPC functions, and a node credential (authenticated, checked inside) those a clinic server calls. Supabase's
 -- default privileges hand every new function in public to anon and authenticated: revoked
 -- explicitly, so a user's token cannot read or write rows past its row-level security through
 -- these SECURITY DEFINER functions.
@@ -381,12 +451,22 @@ BEGIN
     WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'cv\_sync\_%'
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO centrovision_sync', v_function);
+    -- Registering nodes is the cloud administrator's (the service key's), no clinic daemon's.
+    IF v_function::text !~ '^(public\.)?cv_sync_register_node\(' THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO centrovision_sync', v_function);
+    END IF;
     FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
       EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_function, v_role);
     END LOOP;
     IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
+      -- On the cloud (no clinic signing key, 0003), a clinic server's node credential
+      -- (cv_sync.require_node checks it inside): what the daemon calls there. Not the cloud's own
+      -- administration (init, purge, conflicts, registering nodes): the service key's.
+      IF to_regclass('cv_auth.signing_key') IS NULL
+        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer)\(' THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_function);
+      END IF;
     END IF;
   END LOOP;
 END
@@ -415,4 +495,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'd60637e24da4cbead249a371ce9d29f1752dc583bfe016213c4af5e0fd8e44d6') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'd84ddd6eefb30b2e04ce1102e40dcbcdbad95016bc742195b549e50fb24a744e') on conflict (name) do nothing;

@@ -98,8 +98,11 @@ $$;
 -- node was restored (the pull refuses it too: CV006). now: for measuring clock skew.
 -- open_conflicts: what waits for a reviewer here.
 CREATE FUNCTION public.cv_sync_node() RETURNS jsonb
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.require_node(NULL);
   RETURN (
     SELECT jsonb_build_object(
       'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(),
@@ -107,6 +110,8 @@ CREATE FUNCTION public.cv_sync_node() RETURNS jsonb
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'))
     FROM cv_sync.node n
   );
+END
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- RPC: reading changes.
@@ -137,6 +142,7 @@ BEGIN
   IF p_consumer IS NULL THEN
     RAISE EXCEPTION 'p_consumer (the pulling node id) is required' USING ERRCODE = 'CV005';
   END IF;
+  PERFORM cv_sync.require_node(NULL);
   IF p_limit IS NULL OR p_limit < 1 THEN
     RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
@@ -188,8 +194,11 @@ $$;
 
 -- Where this node stands with a peer: the engine resumes from here after a crash.
 CREATE FUNCTION public.cv_sync_cursor(p_peer uuid) RETURNS jsonb
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.require_node(NULL);
   RETURN (
     SELECT jsonb_build_object(
       'cursor', cv_sync.cursor_json(coalesce(p.cursor_txid, 0), coalesce(p.cursor_seq, 0)),
@@ -199,6 +208,8 @@ CREATE FUNCTION public.cv_sync_cursor(p_peer uuid) RETURNS jsonb
       'acked', CASE WHEN p.acked_txid IS NOT NULL THEN cv_sync.cursor_json(p.acked_txid, p.acked_seq) END)
     FROM (SELECT) dummy LEFT JOIN cv_sync.peers p ON p.peer_id = p_peer
   );
+END
+$$;
 
 -- The consumer has applied this node's log up to p_cursor (never moves back).
 CREATE FUNCTION public.cv_sync_ack(p_consumer uuid, p_cursor jsonb) RETURNS void
@@ -211,6 +222,7 @@ BEGIN
   IF p_consumer IS NULL THEN
     RAISE EXCEPTION 'p_consumer is required' USING ERRCODE = 'CV005';
   END IF;
+  PERFORM cv_sync.require_node(p_consumer);
   PERFORM cv_sync.check_not_ahead(v_cursor.txid, 'p_cursor');
   INSERT INTO cv_sync.peers AS p (peer_id, acked_txid, acked_seq)
   VALUES (p_consumer, v_cursor.txid, v_cursor.seq)
@@ -229,6 +241,7 @@ DECLARE
   v_txid bigint;
   v_seq bigint;
 BEGIN
+  PERFORM cv_sync.require_node(NULL);
   SELECT p.acked_txid, p.acked_seq INTO v_txid, v_seq FROM cv_sync.peers p WHERE p.peer_id = p_consumer;
   RETURN (
     SELECT count(*) FROM cv_sync.change_log l
@@ -251,6 +264,7 @@ DECLARE
   v_last uuid;
   v_has_more boolean;
 BEGIN
+  PERFORM cv_sync.require_node(NULL);
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
@@ -342,4 +356,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '0c0f2c94fbfba69a8e6c9f08b8735e871ead3e9db0fdb873d56a54d2d84e910a') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', 'b6a04716b2ba4bcbab160a9fdc828cbdc0f4dab266b8cb558e003cff1b698f50') on conflict (name) do nothing;

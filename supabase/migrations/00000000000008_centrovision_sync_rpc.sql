@@ -132,6 +132,8 @@ BEGIN
   IF v_id = (SELECT n.node_id FROM cv_sync.node n) THEN
     RAISE EXCEPTION 'p_source is this node itself' USING ERRCODE = 'CV005';
   END IF;
+  -- A node credential applies only as the clinic server it is bound to (0005).
+  PERFORM cv_sync.require_node(v_id);
   INSERT INTO cv_sync.peers (peer_id, peer_name, epoch) VALUES (v_id, p_source ->> 'node_name', v_epoch)
   ON CONFLICT (peer_id) DO NOTHING;
   SELECT * INTO v_peer FROM cv_sync.peers p WHERE p.peer_id = v_id FOR UPDATE;
@@ -428,12 +430,18 @@ $$;
 -- Forgets a peer (cursor, epoch, acknowledgements, initial-sync progress): the way out of CV001
 -- and CV006. The next contact starts over, by an initial sync or a full log replay.
 CREATE FUNCTION public.cv_sync_reset_peer(p_peer uuid) RETURNS jsonb
-  LANGUAGE sql SECURITY DEFINER
+  LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
-BEGIN ATOMIC
+AS $$
+DECLARE
+  v_reset boolean;
+BEGIN
+  PERFORM cv_sync.require_node(p_peer);
   WITH gone AS (DELETE FROM cv_sync.peers p WHERE p.peer_id = p_peer RETURNING p.peer_id)
-  SELECT jsonb_build_object('peer_id', p_peer, 'reset', EXISTS (SELECT FROM gone));
-END;
+  SELECT EXISTS (SELECT FROM gone) INTO v_reset;
+  RETURN jsonb_build_object('peer_id', p_peer, 'reset', v_reset);
+END
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- RPC: conflicts.
@@ -540,4 +548,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'ce99d3e82d36985bb2f36b88d84a11c7557603ee45e761042ded090ad5f732d1') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '4dca03278237589e850c38dbc33910e188c3cce0c9ccb14af3154c039438d689') on conflict (name) do nothing;

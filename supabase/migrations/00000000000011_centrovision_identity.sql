@@ -37,6 +37,7 @@ BEGIN
       SET search_path = ''
     AS $fn$
     BEGIN
+      PERFORM cv_sync.require_node(NULL);
       IF p_key_id IS NULL OR p_key IS NULL OR p_key !~ '^([0-9a-f]{2}){32,64}$' THEN
         RAISE EXCEPTION 'a clinic key is a key id and 32 to 64 bytes in lowercase hex' USING ERRCODE = 'CV005';
       END IF;
@@ -79,10 +80,15 @@ BEGIN
 
     -- Users the clinic servers must stop accepting: banned now, or deleted.
     CREATE FUNCTION public.cv_disabled_users() RETURNS uuid[]
-      LANGUAGE sql STABLE SECURITY DEFINER
+      LANGUAGE plpgsql STABLE SECURITY DEFINER
       SET search_path = ''
+    AS $fn$
+    BEGIN
+      PERFORM cv_sync.require_node(NULL);
       RETURN (SELECT coalesce(array_agg(u.id ORDER BY u.id), '{}') FROM auth.users u
         WHERE u.deleted_at IS NOT NULL OR u.banned_until > now());
+    END
+    $fn$;
 
     REVOKE ALL ON FUNCTION public.cv_clinic_register_key(uuid, text), public.cv_clinic_session(uuid),
       public.cv_disabled_users() FROM PUBLIC;
@@ -91,6 +97,10 @@ BEGIN
         public.cv_disabled_users() FROM anon, authenticated;
     END IF;
     GRANT EXECUTE ON FUNCTION public.cv_clinic_session(uuid) TO authenticated;
+    -- A clinic server's node credential (a signed-in user; cv_sync.require_node checks it inside)
+    -- registers its key and copies the disabled users.
+    GRANT EXECUTE ON FUNCTION public.cv_clinic_register_key(uuid, text), public.cv_disabled_users()
+      TO authenticated;
     IF to_regrole('service_role') IS NOT NULL THEN
       REVOKE ALL ON FUNCTION public.cv_clinic_session(uuid) FROM service_role;
       GRANT EXECUTE ON FUNCTION public.cv_clinic_register_key(uuid, text), public.cv_disabled_users()
@@ -320,4 +330,4 @@ $identity$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', 'f46a436a3057d6fbb493c5bd2935d3edfaacf3af283249c3093f833cda1ba701') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', 'acc63cb280b09fafeb36ae07f047cb50cf1ef7f24139cb4f37fb1b02030e753f') on conflict (name) do nothing;

@@ -20,6 +20,8 @@ const EHR_TABLE: Grants = { authenticated: ROWS, service_role: ROWS };
 const SIGNED_IN: Grants = { authenticated: ["EXECUTE"], service_role: ["EXECUTE"] };
 const SYNC_ONLY: Grants = { service_role: ["EXECUTE"] };
 const PERSON_ONLY: Grants = { authenticated: ["EXECUTE"] };
+/** A clinic server's node credential (a signed-in user, checked inside) and the service key. */
+const NODE: Grants = SIGNED_IN;
 
 const ALLOWED: Readonly<Record<string, Grants>> = {
   "table public.branches": EHR_TABLE,
@@ -55,23 +57,24 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_client_position()": {},
   // The sync machinery: the clinic daemon's key only.
   "function public.cv_sync_init(text, boolean)": SYNC_ONLY,
-  "function public.cv_sync_node()": SYNC_ONLY,
-  "function public.cv_sync_pull(uuid, jsonb, integer)": SYNC_ONLY,
-  "function public.cv_sync_cursor(uuid)": SYNC_ONLY,
-  "function public.cv_sync_ack(uuid, jsonb)": SYNC_ONLY,
-  "function public.cv_sync_pending(uuid)": SYNC_ONLY,
-  "function public.cv_sync_snapshot(text, uuid, integer)": SYNC_ONLY,
+  "function public.cv_sync_node()": NODE,
+  "function public.cv_sync_pull(uuid, jsonb, integer)": NODE,
+  "function public.cv_sync_cursor(uuid)": NODE,
+  "function public.cv_sync_ack(uuid, jsonb)": NODE,
+  "function public.cv_sync_pending(uuid)": NODE,
+  "function public.cv_sync_snapshot(text, uuid, integer)": NODE,
   "function public.cv_sync_purge(interval, integer)": SYNC_ONLY,
-  "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": SYNC_ONLY,
-  "function public.cv_sync_apply_snapshot(jsonb, jsonb)": SYNC_ONLY,
-  "function public.cv_sync_reset_peer(uuid)": SYNC_ONLY,
+  "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": NODE,
+  "function public.cv_sync_apply_snapshot(jsonb, jsonb)": NODE,
+  "function public.cv_sync_reset_peer(uuid)": NODE,
   "function public.cv_sync_conflicts_list(text, integer)": SYNC_ONLY,
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,
+  "function public.cv_sync_register_node(uuid, text)": SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the
   // clinic server's signing key and copies the disabled users. The service key mints no session.
   "function public.cv_clinic_session(uuid)": PERSON_ONLY,
-  "function public.cv_clinic_register_key(uuid, text)": SYNC_ONLY,
-  "function public.cv_disabled_users()": SYNC_ONLY,
+  "function public.cv_clinic_register_key(uuid, text)": NODE,
+  "function public.cv_disabled_users()": NODE,
 };
 
 let db: TestDatabase;

@@ -10,20 +10,25 @@ import { createTestDatabase, type TestDatabase } from "./support/test-database.j
  * schema-api-privileges.test.ts checks the tables and the API's own view of `public`.
  */
 
-const SYNC_RPC = [
+/** What a clinic server's daemon calls on the other node (on the cloud, with its node credential). */
+const NODE_RPC = [
   "public.cv_sync_ack(uuid, jsonb)",
   "public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)",
   "public.cv_sync_apply_snapshot(jsonb, jsonb)",
-  "public.cv_sync_conflict_resolve(uuid, text, jsonb, text)",
-  "public.cv_sync_conflicts_list(text, integer)",
   "public.cv_sync_cursor(uuid)",
-  "public.cv_sync_init(text, boolean)",
   "public.cv_sync_node()",
   "public.cv_sync_pending(uuid)",
   "public.cv_sync_pull(uuid, jsonb, integer)",
-  "public.cv_sync_purge(interval, integer)",
   "public.cv_sync_reset_peer(uuid)",
   "public.cv_sync_snapshot(text, uuid, integer)",
+];
+/** The whole sync machinery of a node: the above, and its own administration. */
+const SYNC_RPC = [
+  ...NODE_RPC,
+  "public.cv_sync_conflict_resolve(uuid, text, jsonb, text)",
+  "public.cv_sync_conflicts_list(text, integer)",
+  "public.cv_sync_init(text, boolean)",
+  "public.cv_sync_purge(interval, integer)",
 ];
 /** What row-level security's policies call as the signed-in person, and the search fold. */
 const POLICY_HELPERS = [
@@ -45,13 +50,24 @@ const HEALTH = "public.cv_health()";
 
 const CLOUD: Record<string, readonly string[]> = {
   anon: [HEALTH],
-  authenticated: [...CLIENT_APPLY, "public.cv_clinic_session(uuid)", ...POLICY_HELPERS, HEALTH],
+  // Any signed-in user may call the node functions, but inside only a registered node credential
+  // passes (cv_sync.require_node); the sync-functions test in sync-engine proves the refusal.
+  authenticated: [
+    ...CLIENT_APPLY,
+    "public.cv_clinic_register_key(uuid, text)",
+    "public.cv_clinic_session(uuid)",
+    "public.cv_disabled_users()",
+    ...POLICY_HELPERS,
+    HEALTH,
+    ...NODE_RPC,
+  ],
   service_role: [
     "public.cv_clinic_register_key(uuid, text)",
     "public.cv_disabled_users()",
     ...POLICY_HELPERS,
     HEALTH,
     ...SYNC_RPC,
+    "public.cv_sync_register_node(uuid, text)",
   ],
 };
 

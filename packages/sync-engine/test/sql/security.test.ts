@@ -50,7 +50,8 @@ async function rpc(
     headers: { apikey: key, Authorization: `Bearer ${bearer}`, "Content-Type": "application/json" },
     body: JSON.stringify(args),
   });
-  return { status: response.status, body: await response.json() };
+  const text = await response.text();
+  return { status: response.status, body: text === "" ? null : JSON.parse(text) };
 }
 
 const ROLES = ["anon", "authenticated", "service_role", "centrovision_app", "centrovision_sync"] as const;
@@ -76,10 +77,14 @@ describe("grants", () => {
         "pending",
         "pull",
         "purge",
+        "register_node",
         "reset_peer",
         "snapshot",
       ].map((f) => `cv_sync_${f}`),
     );
+    // What a clinic server's daemon calls here with its node credential (a signed-in user, checked
+    // inside); the cloud's own administration and registering nodes stay with the service key.
+    const forNodes = /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer)\(/;
     for (const fn of functions) {
       expect(fn).toMatchObject({ definer: true, public: false });
       expect(fn.config).toContain('search_path=""');
@@ -88,7 +93,11 @@ describe("grants", () => {
         where has_function_privilege(r, ${fn.name}::regprocedure, 'EXECUTE') order by r`;
       expect({ fn: fn.name, roles: allowed.map((a) => a.role) }).toEqual({
         fn: fn.name,
-        roles: ["centrovision_sync", "service_role"],
+        roles: forNodes.test(fn.name)
+          ? ["authenticated", "centrovision_sync", "service_role"]
+          : fn.name.startsWith("cv_sync_register_node(")
+            ? ["service_role"]
+            : ["centrovision_sync", "service_role"],
       });
     }
   });
@@ -257,7 +266,7 @@ describe("over the Supabase RPC gateway", () => {
     const args = { p_consumer: clinicNode.id, p_after: { txid: 0, seq: 0 }, p_limit: 10 };
     expect(await rpc("cv_sync_pull", args, supabase.anonKey, user)).toMatchObject({
       status: 403,
-      body: { code: "42501" },
+      body: { code: "42501", message: "only a clinic server's node credential may call the sync functions" },
     });
   });
 
@@ -290,5 +299,54 @@ describe("over the Supabase RPC gateway", () => {
     const result: ApplyResult = await apply(clinicNode, await identity(cloud), expected, page);
     expect(result).toMatchObject({ status: "applied", applied: 1 });
     await expectConverged(cloud, clinicNode);
+  });
+
+  it("answers a registered node credential as the one clinic server it first synced as, and only the node functions", async () => {
+    const nodeUser = crypto.randomUUID();
+    const name = `Clínica ${nodeUser.slice(0, 8)}`;
+    const register = (user: string, as: string) =>
+      rpc("cv_sync_register_node", { p_user_id: user, p_name: as }, supabase.serviceRoleKey);
+    expect(await register(nodeUser, name)).toMatchObject({ status: 204 });
+    expect(await register(nodeUser, name)).toMatchObject({ status: 204 });
+    expect(await register(crypto.randomUUID(), name)).toMatchObject({ status: 400, body: { code: "CV005" } });
+    const node = await supabase.mintUserToken(nodeUser);
+    // A node credential cannot register nodes itself.
+    expect(
+      (await rpc("cv_sync_register_node", { p_user_id: nodeUser, p_name: "x" }, supabase.anonKey, node))
+        .status,
+    ).not.toBe(204);
+
+    const as = (fn: string, args: object) => rpc(fn, args, supabase.anonKey, node);
+    expect(await as("cv_sync_node", {})).toMatchObject({ status: 200 });
+    const mine = crypto.randomUUID();
+    const cursor = { txid: 0, seq: 0 };
+    expect(await as("cv_sync_pull", { p_consumer: mine, p_after: cursor, p_limit: 10 })).toMatchObject({
+      status: 200,
+    });
+    // Its first acknowledgement binds it to its clinic server's node id; another one is refused.
+    expect(await as("cv_sync_ack", { p_consumer: mine, p_cursor: cursor })).toMatchObject({ status: 204 });
+    expect(await as("cv_sync_ack", { p_consumer: clinicNode.id, p_cursor: cursor })).toMatchObject({
+      status: 403,
+      body: { code: "42501", message: "this node credential belongs to another clinic server" },
+    });
+    expect(await as("cv_sync_reset_peer", { p_peer: clinicNode.id })).toMatchObject({ status: 403 });
+    expect(await as("cv_sync_reset_peer", { p_peer: mine })).toMatchObject({ status: 200 });
+    // The cloud's own administration stays with the service key.
+    for (const [fn, args] of [
+      ["cv_sync_purge", { p_retention: "90 days" }],
+      ["cv_sync_init", { p_node_name: "secuestrado" }],
+      ["cv_sync_conflicts_list", {}],
+    ] as const) {
+      expect((await as(fn, args)).status, fn).toBeGreaterThanOrEqual(400);
+    }
+    // And it reads no EHR row: row-level security gives a user without branches nothing.
+    const patients = async (bearer: string) =>
+      (
+        await fetch(`${supabase.url}/rest/v1/patients?select=id`, {
+          headers: { apikey: supabase.anonKey, Authorization: `Bearer ${bearer}` },
+        })
+      ).json();
+    expect((await patients(supabase.serviceRoleKey)).length).toBeGreaterThan(0);
+    expect(await patients(node)).toEqual([]);
   });
 });
