@@ -172,7 +172,8 @@ BEGIN
     SELECT coalesce(json_agg(json_build_object(
         'table', l.table_name, 'row_id', l.row_id, 'op', l.op, 'row', l.row_data, 'version', l.version,
         'base_version', l.base_version, 'origin', l.origin, 'hlc', l.hlc, 'changed_columns', l.changed_columns,
-        'resolves', l.resolves, 'txid', l.txid::text::bigint, 'seq', l.seq) ORDER BY l.txid, l.seq), '[]'::json)
+        'resolves', l.resolves, 'author', l.author, 'txid', l.txid::text::bigint, 'seq', l.seq)
+        ORDER BY l.txid, l.seq), '[]'::json)
     INTO v_changes
     FROM cv_sync.change_log l
     WHERE (l.txid, l.seq) > (v_after.txid::text::xid8, v_after.seq) AND (l.txid, l.seq) <= (v_end_txid, v_end_seq)

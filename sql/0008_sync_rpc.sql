@@ -387,7 +387,7 @@ BEGIN
 
   v_changes := ARRAY(
     SELECT ROW(v_table, (r.item -> 'row' ->> 'id')::uuid, 'upsert', r.item -> 'row', (r.item -> 'row' ->> 'version')::uuid,
-      NULL, (r.item ->> 'origin')::uuid, r.item ->> 'hlc', NULL, NULL)::cv_sync.change
+      NULL, (r.item ->> 'origin')::uuid, r.item ->> 'hlc', NULL, NULL, NULL)::cv_sync.change
     FROM jsonb_array_elements(p_page -> 'rows') r(item));
   IF EXISTS (SELECT FROM unnest(v_changes) c WHERE c.row_id IS NULL OR c.version IS NULL OR c.origin IS NULL
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN

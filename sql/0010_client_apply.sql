@@ -118,7 +118,7 @@ BEGIN
   ELSE
     v_local := v_prev.row_data;
     PERFORM cv_sync.write_rows(p_table, 'update', ARRAY[ROW(p_table, p_row_id, 'upsert', v_local, v_prev.version,
-      v_prev.base_version, v_prev.origin, v_prev.hlc, NULL, NULL)::cv_sync.change]);
+      v_prev.base_version, v_prev.origin, v_prev.hlc, NULL, NULL, v_prev.author)::cv_sync.change]);
   END IF;
 
   -- The columns the PC changed: against its base version's content, when this node has it, so
@@ -139,7 +139,7 @@ BEGIN
   v_change := ROW(p_table, p_row_id, 'upsert',
     v_mine.row_data || jsonb_build_object('updated_at', p_written_at, 'base_version', p_base),
     v_mine.version, p_base, v_node.node_id, cv_sync.synthetic_hlc(p_written_at, v_node.node_id),
-    v_changed, NULL)::cv_sync.change;
+    v_changed, NULL, cv_sync.current_author())::cv_sync.change;
   v_settled := cv_sync.settle(v_change, v_local, v_prev.version, v_prev.hlc, v_prev.origin, v_policy, NULL);
   PERFORM cv_sync.end_apply();
   RETURN jsonb_build_object('winner', v_settled.winner, 'recorded', v_settled.recorded);

@@ -129,6 +129,8 @@ CREATE FUNCTION cv_sync.synthetic_hlc(p_updated_at timestamptz, p_node uuid) RET
 -- received_from: the peer an applied entry came from (NULL = written here): a node never sends an
 -- entry back to the node it came from, nor to its origin.
 -- resolves: the conflict a reviewed resolution settles (cv_sync_conflict_resolve).
+-- author: who made the change, where it was made (cv_sync.current_author), carried unchanged to
+-- every node it reaches; NULL for a change no signed-in person made (the owner, the backfill).
 CREATE TABLE cv_sync.change_log (
   txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
   seq bigint GENERATED ALWAYS AS IDENTITY,
@@ -143,6 +145,7 @@ CREATE TABLE cv_sync.change_log (
   changed_columns text[],
   received_from uuid,
   resolves uuid,
+  author jsonb,
   recorded_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (txid, seq)
 );
@@ -278,6 +281,31 @@ $$;
 -- function is entered (a replicated row does not even queue the event); cv_sync.guard makes
 -- sure the setting it reads means a real apply.
 -- Meta columns are left out of changed_columns: every edit changes them.
+-- The signed-in person behind this statement, as the change log records them: user (auth.uid()),
+-- how they signed in (on the clinic server the clinic session's `sign_in`: online or clinic; on
+-- the cloud the token's first authentication method, e.g. password), their session, the device
+-- (on the clinic server the PC's own login; the cloud sees only its gateway) and this node. NULL
+-- without a person: the owner, the sync, a migration.
+CREATE FUNCTION cv_sync.current_author() RETURNS jsonb
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_claims jsonb := auth.jwt();
+  v_clinic boolean := to_regclass('cv_auth.signing_key') IS NOT NULL;
+BEGIN
+  IF v_claims ->> 'sub' IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN jsonb_strip_nulls(jsonb_build_object(
+    'user', v_claims ->> 'sub',
+    'sign_in', CASE WHEN v_clinic THEN v_claims ->> 'sign_in' ELSE v_claims -> 'amr' -> 0 ->> 'method' END,
+    'session', coalesce(v_claims ->> 'sid', v_claims ->> 'session_id'),
+    'device', CASE WHEN v_clinic THEN session_user::text END,
+    'node', (SELECT n.node_id FROM cv_sync.node n)));
+END
+$$;
+
 CREATE FUNCTION cv_sync.capture() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
@@ -316,9 +344,10 @@ BEGIN
   END IF;
 
   WITH entry AS (
-    INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns)
+    INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
+      author)
     SELECT TG_TABLE_NAME, v_id, CASE TG_OP WHEN 'DELETE' THEN 'delete' ELSE 'upsert' END, v_row, v_version, v_base,
-      n.node_id, cv_sync.hlc(n.hlc_floor, n.node_id), v_changed
+      n.node_id, cv_sync.hlc(n.hlc_floor, n.node_id), v_changed, cv_sync.current_author()
     FROM cv_sync.node n
     RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
   )
@@ -495,4 +524,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'd84ddd6eefb30b2e04ce1102e40dcbcdbad95016bc742195b549e50fb24a744e') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'daeed8e0100667077a14786a62a3b1d5187d22d01bf960a757eab941672f282b') on conflict (name) do nothing;

@@ -173,7 +173,8 @@ BEGIN
     SELECT coalesce(json_agg(json_build_object(
         'table', l.table_name, 'row_id', l.row_id, 'op', l.op, 'row', l.row_data, 'version', l.version,
         'base_version', l.base_version, 'origin', l.origin, 'hlc', l.hlc, 'changed_columns', l.changed_columns,
-        'resolves', l.resolves, 'txid', l.txid::text::bigint, 'seq', l.seq) ORDER BY l.txid, l.seq), '[]'::json)
+        'resolves', l.resolves, 'author', l.author, 'txid', l.txid::text::bigint, 'seq', l.seq)
+        ORDER BY l.txid, l.seq), '[]'::json)
     INTO v_changes
     FROM cv_sync.change_log l
     WHERE (l.txid, l.seq) > (v_after.txid::text::xid8, v_after.seq) AND (l.txid, l.seq) <= (v_end_txid, v_end_seq)
@@ -356,4 +357,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', 'b6a04716b2ba4bcbab160a9fdc828cbdc0f4dab266b8cb558e003cff1b698f50') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '11dda71dcab67ffa3e0ac9bf7a27ff96aca87d4e980ac53667b856f00f68cec5') on conflict (name) do nothing;

@@ -24,7 +24,8 @@ CREATE TYPE cv_sync.change AS (
   origin uuid,
   hlc text,
   changed_columns text[],
-  resolves uuid
+  resolves uuid,
+  author jsonb
 );
 
 -- A uuid both nodes derive alike from a pair of versions, whichever side they stand on: the
@@ -76,15 +77,16 @@ BEGIN
     SELECT
       array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
         CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
-        r.resolves)::cv_sync.change),
+        r.resolves, w.author)::cv_sync.change),
       min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
         OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete')
         OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
         OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id)
     INTO v_result, v_bad
     FROM ROWS FROM (jsonb_to_recordset(p_changes)
-        AS ("table" text, row_id uuid, op text, "row" jsonb, version uuid, origin uuid, hlc text, changed_columns text[]))
-      WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, origin, hlc, changed_columns, ord)
+        AS ("table" text, row_id uuid, op text, "row" jsonb, version uuid, origin uuid, hlc text, changed_columns text[],
+          author jsonb))
+      WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, origin, hlc, changed_columns, author, ord)
     JOIN per_row r ON r.last_ord = w.ord
     LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name
     LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
@@ -137,9 +139,9 @@ BEGIN
   IF p_log THEN
     WITH logged AS (
       INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc,
-        changed_columns, received_from, resolves)
+        changed_columns, received_from, resolves, author)
       SELECT c.table_name, c.row_id, c.op, c.row_data, c.version, c.base_version, c.origin, c.hlc,
-        c.changed_columns, p_source, c.resolves
+        c.changed_columns, p_source, c.resolves, c.author
       FROM unnest(p_changes) c
       RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
     )
@@ -376,7 +378,7 @@ BEGIN
     CASE WHEN p_op = 'upsert' AND v_previous IS NOT NULL THEN ARRAY(
       SELECT k FROM jsonb_object_keys(p_row) k
       WHERE k <> ALL (cv_sync.meta_columns()) AND p_row -> k IS DISTINCT FROM v_previous -> k ORDER BY k) END,
-    p_resolves)::cv_sync.change;
+    p_resolves, cv_sync.current_author())::cv_sync.change;
   IF p_op = 'delete' THEN
     EXECUTE format('DELETE FROM public.%I x WHERE x.id = $1', p_table) USING p_row_id;
   ELSE
@@ -512,4 +514,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '08d48d526731ca810dea9296402dd70cbf85b85f499324b7e035eb6aab23739a') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '4d1e7f806d1cd545ed28e6e870f907874167fcc8df318f8b4c0525f0073b4566') on conflict (name) do nothing;

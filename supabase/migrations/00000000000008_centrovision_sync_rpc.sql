@@ -388,7 +388,7 @@ BEGIN
 
   v_changes := ARRAY(
     SELECT ROW(v_table, (r.item -> 'row' ->> 'id')::uuid, 'upsert', r.item -> 'row', (r.item -> 'row' ->> 'version')::uuid,
-      NULL, (r.item ->> 'origin')::uuid, r.item ->> 'hlc', NULL, NULL)::cv_sync.change
+      NULL, (r.item ->> 'origin')::uuid, r.item ->> 'hlc', NULL, NULL, NULL)::cv_sync.change
     FROM jsonb_array_elements(p_page -> 'rows') r(item));
   IF EXISTS (SELECT FROM unnest(v_changes) c WHERE c.row_id IS NULL OR c.version IS NULL OR c.origin IS NULL
       OR length(c.hlc) IS DISTINCT FROM 63 OR right(c.hlc, 36) <> c.origin::text) THEN
@@ -548,4 +548,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '4dca03278237589e850c38dbc33910e188c3cce0c9ccb14af3154c039438d689') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '4c49933a991043a28f1755a3a3c4b369eda2cf89090caf5634478006b1f58ddd') on conflict (name) do nothing;

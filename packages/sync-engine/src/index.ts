@@ -56,6 +56,7 @@ export type {
 export {
   type ApplyRequest,
   type ApplyResult,
+  type ChangeAuthor,
   type ClinicKey,
   type ConflictQuery,
   type ConflictResolution,

@@ -60,8 +60,22 @@ export interface SyncChange {
   readonly changed_columns: readonly string[] | null;
   /** The conflict a reviewed resolution settles. */
   readonly resolves?: string | null;
+  /** Who made the change (PROTOCOL.md "Change log"); null when no signed-in person did. */
+  readonly author?: ChangeAuthor | null;
   readonly txid: number;
   readonly seq: number;
+}
+
+/** The signed-in person behind a change, recorded where it was made and carried unchanged. */
+export interface ChangeAuthor {
+  readonly user: string;
+  /** On a clinic server `online` or `clinic` (the clinic session's sign-in); on the cloud the token's method. */
+  readonly sign_in?: string;
+  readonly session?: string;
+  /** On a clinic server the PC's login. */
+  readonly device?: string;
+  /** The node where the change was made. */
+  readonly node: string;
 }
 
 /** A page of a node's log below its horizon (`cv_sync_pull`). */

@@ -154,7 +154,7 @@ describe("hlc_floor", () => {
         await tx`select cv_sync.begin_apply(${origin})`;
         await tx`
           select cv_sync.apply_changes(${origin}, array[row('branches', ${row.id}::uuid, 'upsert',
-            ${JSON.stringify(row)}::text::jsonb, ${row.version}::uuid, null, ${origin}::uuid, ${hlc}, null, null)::cv_sync.change],
+            ${JSON.stringify(row)}::text::jsonb, ${row.version}::uuid, null, ${origin}::uuid, ${hlc}, null, null, null)::cv_sync.change],
             false, true)`;
         const [found] = await tx<{ floor: string }[]>`select hlc_floor::text as floor from cv_sync.node`;
         throw new Rollback(Number(found?.floor));

@@ -255,6 +255,24 @@ describe("on the clinic server", () => {
   });
 });
 
+describe("the author of a change on the cloud", () => {
+  it("is the token's user, how they signed in and their session; the gateway is no device", async () => {
+    const user = crypto.randomUUID();
+    const session = crypto.randomUUID();
+    const author = await cloud.sql.begin(async (tx) => {
+      const claims = {
+        sub: user,
+        role: "authenticated",
+        amr: [{ method: "password", timestamp: 1 }],
+        session_id: session,
+      };
+      await tx`select set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+      return (await tx<{ author: unknown }[]>`select cv_sync.current_author() as author`)[0]?.author;
+    });
+    expect(author).toEqual({ user, sign_in: "password", session, node: cloud.id });
+  });
+});
+
 describe("over the Supabase RPC gateway", () => {
   it("answers service_role, and refuses anon and a signed-in user with 42501", async () => {
     expect(await rpc("cv_sync_node", {}, supabase.serviceRoleKey)).toMatchObject({ status: 200 });
@@ -341,11 +359,11 @@ describe("over the Supabase RPC gateway", () => {
     }
     // And it reads no EHR row: row-level security gives a user without branches nothing.
     const patients = async (bearer: string) =>
-      (
+      (await (
         await fetch(`${supabase.url}/rest/v1/patients?select=id`, {
           headers: { apikey: supabase.anonKey, Authorization: `Bearer ${bearer}` },
         })
-      ).json();
+      ).json()) as unknown[];
     expect((await patients(supabase.serviceRoleKey)).length).toBeGreaterThan(0);
     expect(await patients(node)).toEqual([]);
   });
