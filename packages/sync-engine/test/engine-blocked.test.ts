@@ -1,19 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SyncEngine } from "../src/index.js";
-import { consultation, insert, insertConsultation, patient, rowOf } from "./support/fixtures.js";
-import { checksums, createSyncPair, type SyncPair } from "./support/sync-pair.js";
+import { insert, patient, rowOf } from "./support/fixtures.js";
+import { checksums, type SyncPair, syncedPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;
 let engine: SyncEngine;
 let branchId: string;
 
 beforeEach(async () => {
-  pair = await createSyncPair();
-  engine = pair.engine();
-  const base = consultation();
-  branchId = base.branches.id;
-  await insertConsultation(pair.cloud.sql, base);
-  expect((await engine.syncNow()).lastError).toBeNull();
+  ({ pair, engine, branchId } = await syncedPair());
 });
 
 afterEach(() => pair.close());

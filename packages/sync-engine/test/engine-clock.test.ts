@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SyncEngine, SyncStatus } from "../src/index.js";
-import { consultation, insert, insertConsultation, patient, rowOf } from "./support/fixtures.js";
-import { checksums, createSyncPair, type SyncPair } from "./support/sync-pair.js";
+import { insert, patient, rowOf } from "./support/fixtures.js";
+import { checksums, type SyncPair, syncedPair } from "./support/sync-pair.js";
 
 /*
  * A node whose clock runs ahead (sql/0005 cv_sync.check_clock, CV009): the direction that would
@@ -14,12 +14,7 @@ let engine: SyncEngine;
 let branchId: string;
 
 beforeEach(async () => {
-  pair = await createSyncPair();
-  engine = pair.engine();
-  const base = consultation();
-  branchId = base.branches.id;
-  await insertConsultation(pair.cloud.sql, base);
-  expect((await engine.syncNow()).lastError).toBeNull();
+  ({ pair, engine, branchId } = await syncedPair());
 });
 
 afterEach(() => pair.close());

@@ -16,6 +16,7 @@ import {
   type SyncEngineOptions,
   type SyncPeer,
 } from "../../src/index.js";
+import { consultation, insertConsultation } from "./fixtures.js";
 import { onServer, serverUrl, sharedPostgres, syncLogin } from "./server.js";
 
 /** A node's database as the tests see it: a superuser connection that bypasses the engine. */
@@ -130,6 +131,17 @@ export async function createSyncPair(): Promise<SyncPair> {
 }
 
 /** md5 of every synced table, rows ordered by id, as JSON: equal on both sides = converged. */
+/** A pair whose engine has synced one consultation from the cloud: the start of the engine's tests. */
+export async function syncedPair(): Promise<{ pair: SyncPair; engine: SyncEngine; branchId: string }> {
+  const pair = await createSyncPair();
+  const engine = pair.engine();
+  const base = consultation();
+  await insertConsultation(pair.cloud.sql, base);
+  const { lastError } = await engine.syncNow();
+  if (lastError !== null) throw new Error(`[test] the first sync failed: ${lastError.message}`);
+  return { pair, engine, branchId: base.branches.id };
+}
+
 export async function checksums(sql: postgres.Sql): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const table of SYNCED_TABLES) {
