@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientApplier, type ClientWrite, createClientApplier, isSyncError } from "../../src/index.js";
 import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
-import { onServer } from "../support/server.js";
+import { ensureLogin, withLogin } from "../support/server.js";
 import { type Clinic, clinic, insert, rowOf, update } from "../support/sql-fixtures.js";
 import { createNode, type SqlNode } from "../support/sql-nodes.js";
 
@@ -22,16 +22,9 @@ let applier: ClientApplier;
 
 beforeAll(async () => {
   [server, pc] = await Promise.all([createNode("clinic"), createNode("pc")]);
-  await onServer(`
-    do $$ begin
-      create role ${APP.user} login password '${APP.password}' in role centrovision_app;
-    exception when duplicate_object or unique_violation then null;
-    end $$`);
-  const url = new URL(server.url);
-  url.username = APP.user;
-  url.password = APP.password;
+  const url = withLogin(server.url, await ensureLogin(APP, "centrovision_app"));
   person = await clinicPerson(server, { fullName: "Recepción Roma" });
-  applier = createClientApplier({ postgres: { url: url.href, session: person.session } });
+  applier = createClientApplier({ postgres: { url, session: person.session } });
 });
 afterAll(async () => {
   await applier?.close();
