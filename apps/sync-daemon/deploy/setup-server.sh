@@ -7,7 +7,11 @@
 # secret. --dry-run prints every step and changes nothing.
 #
 #   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
+#        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" \
 #        --service-role-key-file /root/service_role_key [--cert server.crt --key server.key]
+#
+# The service-role key is used once, by `centrovision-sync node create` (the clinic server's own
+# credential in the cloud), and never copied to this server.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +21,8 @@ DRY_RUN=0
 SUBNET=""
 SUPABASE_URL=""
 SERVICE_ROLE_KEY_FILE=""
+ANON_KEY_FILE=""
+CLINIC_NAME=""
 CERT=""
 KEY=""
 DB_NAME="centrovision"
@@ -39,9 +45,12 @@ Usage: setup-server.sh --subnet CIDR --supabase-url URL [options]
 Required:
   --subnet CIDR                 clinic LAN allowed to reach PostgreSQL, e.g. 192.168.1.0/24
   --supabase-url URL            the project's https:// URL
+  --anon-key-file FILE          the project's anon (public) key, copied to $CONFIG_DIR/anon_key
+  --clinic-name NAME            the clinic's name in the cloud (unique there), e.g. "Clínica Roma"
+  --service-role-key-file FILE  the service-role key, for \`centrovision-sync node create\` only:
+                                never copied; needed until $CONFIG_DIR/sync.toml has a node_email
 
 Options:
-  --service-role-key-file FILE  copied to $CONFIG_DIR/secrets/service_role_key (owner-only)
   --cert FILE --key FILE        TLS certificate and key for PostgreSQL: PCs must then use TLS (hostssl)
   --server-address ADDR         address the PCs use for this server (default: first IP of this host)
   --db NAME                     database name (default $DB_NAME)
@@ -63,6 +72,8 @@ while [[ $# -gt 0 ]]; do
     --subnet) SUBNET=${2:-}; shift 2 ;;
     --supabase-url) SUPABASE_URL=${2:-}; shift 2 ;;
     --service-role-key-file) SERVICE_ROLE_KEY_FILE=${2:-}; shift 2 ;;
+    --anon-key-file) ANON_KEY_FILE=${2:-}; shift 2 ;;
+    --clinic-name) CLINIC_NAME=${2:-}; shift 2 ;;
     --cert) CERT=${2:-}; shift 2 ;;
     --key) KEY=${2:-}; shift 2 ;;
     --server-address) SERVER_ADDRESS=${2:-}; shift 2 ;;
@@ -91,8 +102,12 @@ if [[ -n $CERT || -n $KEY ]]; then
   [[ -z $CERT || -r $CERT ]] || problems+=("--cert: cannot read $CERT")
   [[ -z $KEY || -r $KEY ]] || problems+=("--key: cannot read $KEY")
 fi
-if [[ -n $SERVICE_ROLE_KEY_FILE && ! -r $SERVICE_ROLE_KEY_FILE ]]; then
-  problems+=("--service-role-key-file: cannot read $SERVICE_ROLE_KEY_FILE")
+[[ -n $ANON_KEY_FILE && -r $ANON_KEY_FILE ]] ||
+  problems+=("--anon-key-file: cannot read '$ANON_KEY_FILE' (the project's anon key: dashboard, Settings, API)")
+[[ $CLINIC_NAME =~ [^[:space:]] ]] || problems+=("--clinic-name is required: the clinic's name in the cloud")
+if ! grep -qs '^node_email' "$CONFIG_DIR/sync.toml"; then
+  [[ -n $SERVICE_ROLE_KEY_FILE && -r $SERVICE_ROLE_KEY_FILE ]] ||
+    problems+=("--service-role-key-file: cannot read '$SERVICE_ROLE_KEY_FILE' (needed once, to create this server's node credential)")
 fi
 if [[ ${#problems[@]} -gt 0 ]]; then
   for problem in "${problems[@]}"; do echo "setup-server.sh: $problem" >&2; done
@@ -215,9 +230,7 @@ run install -d -m 0700 -o root -g root "$CONFIG_DIR/secrets"
 new_secret | write_new "$CONFIG_DIR/secrets/admin_password" 0600 root:root
 new_secret | write_new "$CONFIG_DIR/secrets/db_password" 0600 root:root
 new_secret | write_new "$CONFIG_DIR/secrets/pc_password" 0600 root:root
-if [[ -n $SERVICE_ROLE_KEY_FILE ]]; then
-  write_new "$CONFIG_DIR/secrets/service_role_key" 0600 root:root <"$SERVICE_ROLE_KEY_FILE"
-fi
+write_new "$CONFIG_DIR/anon_key" 0644 root:root <"$ANON_KEY_FILE"
 psql_admin -d postgres -v db="$DB_NAME" -c "select format('create database %I', :'db') where not exists (select from pg_database where datname = :'db')" -c '\gexec'
 # A superuser login reachable from this machine only (pg_hba), for migrations (`init`).
 psql_admin -d postgres -v login="$ADMIN_LOGIN" -c "select format('create role %I login superuser', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
@@ -245,7 +258,7 @@ run ln -sf "$INSTALL_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" /usr/local/
 run chgrp "$SERVICE_USER" "$CONFIG_DIR" "$CONFIG_DIR/secrets"
 run chmod 0750 "$CONFIG_DIR/secrets"
 # The daemon's group reads its own secrets; the admin password stays root's (init runs as root).
-for secret in db_password service_role_key; do
+for secret in db_password node_password; do
   if [[ -e $CONFIG_DIR/secrets/$secret || $DRY_RUN -eq 1 ]]; then
     run chgrp "$SERVICE_USER" "$CONFIG_DIR/secrets/$secret"
     run chmod 0640 "$CONFIG_DIR/secrets/$secret"
@@ -258,7 +271,8 @@ name = "$NODE_NAME"
 
 [cloud]
 url = "$SUPABASE_URL"
-service_role_key_file = "secrets/service_role_key"
+anon_key_file = "anon_key"
+node_password_file = "secrets/node_password"
 
 [clinic]
 url = "postgres://$DAEMON_LOGIN@127.0.0.1:5432/$DB_NAME"
@@ -267,6 +281,21 @@ password_file = "secrets/db_password"
 [http]
 port = 9187
 TOML
+# The clinic server's node credential in the cloud: the only use of the service-role key.
+if grep -qs '^node_email' "$CONFIG_DIR/sync.toml"; then
+  echo "keep the node credential in $CONFIG_DIR/sync.toml"
+elif [[ $DRY_RUN -eq 1 ]]; then
+  echo "would run: centrovision-sync node create --name '$CLINIC_NAME' --service-role-key-file $SERVICE_ROLE_KEY_FILE"
+  echo "would add its node_email to [cloud] in $CONFIG_DIR/sync.toml"
+else
+  created=$(/usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" node create \
+    --name "$CLINIC_NAME" --service-role-key-file "$SERVICE_ROLE_KEY_FILE")
+  echo "$created"
+  node_email=$(grep -m1 '^node_email = ' <<<"$created")
+  sed -i "/^\[cloud\]/a $node_email" "$CONFIG_DIR/sync.toml"
+  run chgrp "$SERVICE_USER" "$CONFIG_DIR/secrets/node_password"
+  run chmod 0640 "$CONFIG_DIR/secrets/node_password"
+fi
 run /usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" init \
   --admin-url "postgres://$ADMIN_LOGIN@127.0.0.1:5432/$DB_NAME" --admin-password-file "$CONFIG_DIR/secrets/admin_password"
 # The PCs' login: only the app role, only from the clinic subnet (pg_hba above). By itself it reads

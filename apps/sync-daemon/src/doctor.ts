@@ -140,7 +140,7 @@ async function nodeChecks(config: DaemonConfig, checks: DoctorCheck[]): Promise<
     checks.push(
       fail(
         "cloud TLS",
-        "plain http to a remote host: the service-role key would travel in clear",
+        "plain http to a remote host: the node's password and tokens would travel in clear",
         "use the project's https:// URL",
       ),
     );
@@ -150,7 +150,9 @@ async function nodeChecks(config: DaemonConfig, checks: DoctorCheck[]): Promise<
     let cloud: NodeInfo | undefined;
     if (remoteNode.status === "fulfilled") {
       cloud = remoteNode.value;
-      checks.push(ok("cloud", `${cloudUrl.host} answers as node ${cloud.nodeName}`));
+      checks.push(
+        ok("cloud", `${cloudUrl.host} answers node ${config.cloud.nodeEmail} (cloud node ${cloud.nodeName})`),
+      );
       const skew = Date.parse(cloud.now) - Date.now();
       if (Math.abs(skew) >= SKEW_FAIL_MS) {
         checks.push(
@@ -177,7 +179,7 @@ async function nodeChecks(config: DaemonConfig, checks: DoctorCheck[]): Promise<
           "cloud",
           messageOf(error),
           denied
-            ? "the service-role key was refused: copy it again from the Supabase dashboard (Settings → API) into [cloud] service_role_key_file"
+            ? `the cloud refused the node credential ${config.cloud.nodeEmail}: check [cloud] node_email, node_password_file and anon_key, or make a new one with \`centrovision-sync node create --name "<clinic>" --service-role-key-file <file> --force\``
             : "check the internet connection and [cloud] url; the clinic server keeps serving meanwhile",
         ),
       );

@@ -36,8 +36,10 @@ name = "Clínica Roma!"
 
 [cloud]
 url = "ftp://example.com"
-service_role_key_file = "key"
-service_role_key_env = "CV_KEY"
+anon_key = "public"
+anon_key_file = "anon_key"
+node_password_file = "key"
+node_password_env = "CV_KEY"
 
 [clinic]
 url = "postgres://cv:secret-in-url@10.0.0.5/clinic"
@@ -56,7 +58,9 @@ host = "0.0.0.0"
     for (const path of [
       "node.name",
       "cloud.url",
-      "cloud.service_role_key_env: give service_role_key_file or service_role_key_env, not both",
+      "cloud.anon_key_file: give anon_key or anon_key_file, not both",
+      "cloud.node_email: required: the node's email",
+      "cloud.node_password_env: give node_password_file or node_password_env, not both",
       "clinic.url: must not contain a password",
       "clinic.password_file: required",
       "clinic.timeout_ms",
@@ -89,14 +93,12 @@ host = "0.0.0.0"
     const text = readFileSync(clinic.configPath, "utf8");
     writeToml(
       text
-        .replace('service_role_key_file = "service_role_key"', 'service_role_key_env = "CV_TEST_UNSET_KEY"')
+        .replace('node_password_file = "node_password"', 'node_password_env = "CV_TEST_UNSET_KEY"')
         .replace('password_file = "db_password"', 'password_file = "missing_password"'),
     );
     const issues = issuesOf();
     expect(issues).toContainEqual(
-      expect.stringMatching(
-        /^cloud\.service_role_key_env: environment variable CV_TEST_UNSET_KEY is not set/,
-      ),
+      expect.stringMatching(/^cloud\.node_password_env: environment variable CV_TEST_UNSET_KEY is not set/),
     );
     expect(issues).toContainEqual(
       expect.stringMatching(/^clinic\.password_file: cannot read .*missing_password \(ENOENT\)/),
@@ -127,6 +129,33 @@ host = "0.0.0.0"
     const secret = await cli("config", "check");
     expect(secret.code).toBe(78);
     expect(secret.stderr).toMatch(/clinic\.password_file: .*db_password is readable by others/);
+  });
+
+  it("refuses a [cloud] without node_email or anon key, and a node password file others may read", async () => {
+    clinic.writeConfig();
+    const text = readFileSync(clinic.configPath, "utf8");
+    writeToml(text.replace(/^node_email = .*\n/m, "").replace(/^anon_key = .*\n/m, ""));
+    const missing = await cli("config", "check");
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toMatch(
+      /cloud\.node_email: required: the node's email, as `centrovision-sync node create` printed it/,
+    );
+    expect(missing.stderr).toContain("cloud.anon_key: required: the project's anon (public) key");
+    clinic.writeConfig();
+    chmodSync(join(clinic.dir, "node_password"), 0o644);
+    const open = await cli("config", "check");
+    expect(open.code).toBe(78);
+    expect(open.stderr).toMatch(
+      /cloud\.node_password_file: .*node_password is readable by others \(mode 0644\): run chmod 600/,
+    );
+    expect(open.stdout + open.stderr).not.toContain(clinic.node.password);
+    chmodSync(join(clinic.dir, "node_password"), 0o600);
+    writeToml(text.replace(/^anon_key = .*$/m, 'anon_key_file = "missing_anon_key"'));
+    expect(issuesOf()).toContainEqual(
+      expect.stringMatching(
+        /^cloud\.anon_key_file: cannot read .*missing_anon_key \(ENOENT\): put the project's anon key in it/,
+      ),
+    );
   });
 
   it("reports a TOML syntax error with its position, and a missing file", () => {

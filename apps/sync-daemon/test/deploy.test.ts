@@ -18,6 +18,9 @@ function shellcheck(): string | undefined {
   return install.status === 0 ? "shellcheck" : undefined;
 }
 
+/** The options every run needs besides the ones a test is about (the script stands in for files). */
+const CLOUD = ["--anon-key-file", SCRIPT, "--clinic-name", "Clínica Roma", "--service-role-key-file", SCRIPT];
+
 const setup = (...args: string[]) =>
   spawnSync("bash", [SCRIPT, ...args], { encoding: "utf8", timeout: 30_000 });
 
@@ -45,6 +48,7 @@ describe("setup-server.sh", () => {
       "192.168.10.0/24",
       "--supabase-url",
       "https://abc.supabase.co",
+      ...CLOUD,
     );
     expect(result.status, result.stderr).toBe(0);
     const out = result.stdout;
@@ -60,6 +64,7 @@ describe("setup-server.sh", () => {
       "-mtime +14 -delete",
       "OnCalendar=*-*-* 02:30:00",
       "would write /etc/centrovision/clients/config.toml",
+      "would run: centrovision-sync node create --name 'Clínica Roma' --service-role-key-file",
       "Dry run: nothing was changed.",
     ]) {
       expect(out).toContain(expected);
@@ -80,6 +85,7 @@ describe("setup-server.sh", () => {
       cert,
       "--key",
       cert,
+      ...CLOUD,
     );
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain("hostssl centrovision    +centrovision_app     10.0.0.0/16");
@@ -100,6 +106,9 @@ describe("setup-server.sh", () => {
     expect(result.stderr).toContain("--subnet must be an IPv4 CIDR");
     expect(result.stderr).toContain("--supabase-url must be the project's https:// URL");
     expect(result.stderr).toContain("--keep-days must be a positive number");
+    expect(result.stderr).toContain("--anon-key-file: cannot read");
+    expect(result.stderr).toContain("--clinic-name is required");
+    expect(result.stderr).toContain("--service-role-key-file: cannot read");
     expect(result.stdout).toBe("");
   });
 });

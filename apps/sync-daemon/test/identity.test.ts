@@ -14,7 +14,7 @@ import postgres from "postgres";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { runCli, spawnCli } from "./support/cli.js";
-import { type TestClinic, useTestClinic } from "./support/clinic.js";
+import { createTestNode, type TestClinic, useTestClinic } from "./support/clinic.js";
 import { cloudMigrate } from "./support/cloud.js";
 
 const stack = useTestClinic("each");
@@ -82,7 +82,7 @@ describe("the clinic's identity, copied by the daemon", () => {
     const first = await cli("once");
     expect(first.code, first.stdout + first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^identity: clinic key registered, \d+ disabled user\(s\) copied /m);
-    for (const secret of [hex, cloud.serviceRoleKey])
+    for (const secret of [hex, cloud.serviceRoleKey, clinic.node.password])
       expect(first.stdout + first.stderr).not.toContain(secret);
     const [registered] =
       await clinic.cloudSql`select key_id from cv_auth.clinic_keys where key_id = ${keyId}`;
@@ -170,10 +170,8 @@ describe("the clinic's identity, copied by the daemon", () => {
       rmSync(partial, { recursive: true, force: true });
     });
     const port = await freePort();
-    clinic.writeConfig("", {
-      httpPort: port,
-      cloud: { url: project.url, serviceRoleKey: project.serviceRoleKey },
-    });
+    const onProject = await createTestNode(project, `clinic-${randomUUID().slice(0, 8)}`);
+    clinic.writeConfig("", { httpPort: port, cloud: onProject });
     const { keyId, hex } = await clinicKey();
     const daemon = spawnCli(["--config", clinic.configPath, "run"]);
     cleanups.push(async () => {
@@ -215,6 +213,7 @@ describe("the clinic's identity, copied by the daemon", () => {
     daemon.child.kill("SIGTERM");
     const result = await daemon.done;
     expect(result.code).toBe(0);
-    for (const secret of [hex, project.serviceRoleKey]) expect(result.stderr).not.toContain(secret);
+    for (const secret of [hex, project.serviceRoleKey, onProject.node.password])
+      expect(result.stderr).not.toContain(secret);
   });
 });

@@ -27,8 +27,9 @@ export interface SupabasePeerOptions {
   /** Project URL (`https://<ref>.supabase.co`). */
   url: string;
   /**
-   * The service-role key (or a token whose role may execute the cv_sync_* functions). Used to
-   * create the client when none is injected; never logged.
+   * A key to create the client with when none is injected (the service-role key, for an
+   * administrator's tools; a clinic server's daemon injects a client signed in as its node
+   * credential instead). Never logged.
    */
   key?: string;
   /** A client instead of `key` (instance, or a factory called once on first use). */

@@ -162,7 +162,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const daemon = await startDaemonProcess({
       dir,
       cloudUrl: cloudViaInternet,
+      anonKey: cloud.anonKey,
       serviceRoleKey: cloud.serviceRoleKey,
+      clinicName: "Clínica Demo",
       clinicUrl: `postgres://${SYNC_LOGIN.user}@127.0.0.1:${lan.port}/centrovision`,
       clinicPassword: SYNC_LOGIN.password,
       httpPort: await freePort(),

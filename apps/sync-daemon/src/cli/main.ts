@@ -16,6 +16,7 @@ import { hintFor } from "../peers.js";
 import { describeIdentity, formatStatus, readStatus } from "../standalone-status.js";
 import { addCloudCommand } from "./cloud-command.js";
 import { addConflictsCommand } from "./conflicts-command.js";
+import { addNodeCommand } from "./node-command.js";
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -149,6 +150,7 @@ program
 
 addConflictsCommand(program, config, print);
 addCloudCommand(program, print);
+addNodeCommand(program, () => program.opts<{ config: string }>().config, print);
 
 /** Whether the running command reads the config file: `cloud …` runs from a laptop without one. */
 let readsConfig = true;

@@ -17,7 +17,7 @@ function secretFields<K extends string>(key: K) {
 
 /** `[section, key, required]` of every secret: exactly one of `<key>_file`/`<key>_env` (or none when optional). */
 export const SECRETS = [
-  ["cloud", "service_role_key", true],
+  ["cloud", "node_password", true],
   ["clinic", "password", true],
   ["clinic", "admin_password", false],
 ] as const;
@@ -37,9 +37,22 @@ const nodeSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1-63 characters: a-z, 0-9, - and _"),
 });
 
-const cloudSchema = z.strictObject({
+export const cloudSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: "must be the project's https:// URL" }),
-  ...secretFields("service_role_key"),
+  /** The project's anon (public) key, here or in a file: it opens nothing by itself. */
+  anon_key: z.string().min(1, "must not be empty").optional(),
+  anon_key_file: z.string().min(1).optional(),
+  /**
+   * The clinic server's node credential (`centrovision-sync node create` makes it): a Supabase
+   * Auth user the cloud lets call the sync functions only. Its password is a secret.
+   */
+  node_email: z.email({
+    error: (issue) =>
+      issue.input === undefined
+        ? "required: the node's email, as `centrovision-sync node create` printed it (run it once with the service-role key)"
+        : "must be the node's email, as `centrovision-sync node create` printed it",
+  }),
+  ...secretFields("node_password"),
   timeout_ms: z.int().min(100).max(300_000).default(15_000),
 });
 

@@ -13,7 +13,16 @@ export const DEFAULT_CONFIG_PATH = "/etc/centrovision/sync.toml";
  */
 export interface DaemonConfig {
   readonly nodeName: string;
-  readonly cloud: { readonly url: string; readonly serviceRoleKey: string; readonly timeoutMs: number };
+  readonly cloud: {
+    readonly url: string;
+    /** The project's anon (public) key. */
+    readonly anonKey: string;
+    /** The clinic server's node credential (`centrovision-sync node create`). */
+    readonly nodeEmail: string;
+    /** Never log it (the logger redacts `nodePassword`). */
+    readonly nodePassword: string;
+    readonly timeoutMs: number;
+  };
   readonly clinic: {
     /** The daemon's login, password included: never log it (see {@link redactUrl}). */
     readonly url: string;
@@ -116,6 +125,26 @@ function readSecret(
   return undefined;
 }
 
+/** `[cloud] anon_key_file`: public, so any file mode will do; unreadable or empty is an issue. */
+function readPublicFile(file: string | undefined, baseDir: string, issues: InputIssue[]): string | undefined {
+  if (file === undefined) return undefined;
+  const path = isAbsolute(file) ? file : resolve(baseDir, file);
+  try {
+    const value = readFileSync(path, "utf8").trim();
+    if (value !== "") return value;
+    issues.push({
+      path: "cloud.anon_key_file",
+      message: `${path} is empty: write the project's anon key in it`,
+    });
+  } catch (error) {
+    issues.push({
+      path: "cloud.anon_key_file",
+      message: `cannot read ${path} (${errno(error)}): put the project's anon key in it (Supabase dashboard → Settings → API)`,
+    });
+  }
+  return undefined;
+}
+
 function withPassword(url: string, password: string | undefined): string {
   const parsed = new URL(url);
   if (password !== undefined) parsed.password = encodeURIComponent(password);
@@ -128,6 +157,19 @@ function withPassword(url: string, password: string | undefined): string {
  */
 function secretChoiceIssues(document: unknown): InputIssue[] {
   const issues: InputIssue[] = [];
+  const cloud = (document as Record<string, unknown> | null)?.cloud;
+  if (typeof cloud === "object" && cloud !== null) {
+    const { anon_key: inline, anon_key_file: file } = cloud as Record<string, unknown>;
+    if (inline !== undefined && file !== undefined) {
+      issues.push({ path: "cloud.anon_key_file", message: "give anon_key or anon_key_file, not both" });
+    } else if (inline === undefined && file === undefined) {
+      issues.push({
+        path: "cloud.anon_key",
+        message:
+          "required: the project's anon (public) key (Supabase dashboard → Settings → API), or anon_key_file: a file holding it",
+      });
+    }
+  }
   for (const [section, key, required] of SECRETS) {
     const raw = (document as Record<string, unknown> | null)?.[section];
     if (typeof raw !== "object" || raw === null) continue;
@@ -167,15 +209,22 @@ export function resolveConfig(
   }
   const file: DaemonConfigFile = parsed.data;
   const issues: InputIssue[] = [];
-  const key = readSecret(file.cloud, "cloud", "service_role_key", baseDir, env, issues);
+  const anonKey = file.cloud.anon_key ?? readPublicFile(file.cloud.anon_key_file, baseDir, issues);
+  const nodePassword = readSecret(file.cloud, "cloud", "node_password", baseDir, env, issues);
   const password = readSecret(file.clinic, "clinic", "password", baseDir, env, issues);
   const adminPassword = readSecret(file.clinic, "clinic", "admin_password", baseDir, env, issues);
-  if (issues.length > 0 || key === undefined) {
+  if (issues.length > 0 || anonKey === undefined || nodePassword === undefined) {
     throw new CvError("invalid_config", `[sync-daemon] invalid config: ${listIssues(issues)}`, { issues });
   }
   return Object.freeze({
     nodeName: file.node.name,
-    cloud: { url: file.cloud.url, serviceRoleKey: key, timeoutMs: file.cloud.timeout_ms },
+    cloud: {
+      url: file.cloud.url,
+      anonKey,
+      nodeEmail: file.cloud.node_email,
+      nodePassword,
+      timeoutMs: file.cloud.timeout_ms,
+    },
     clinic: {
       url: withPassword(file.clinic.url, password),
       timeoutMs: file.clinic.timeout_ms,
@@ -230,13 +279,20 @@ export function withAdminLogin(
 }
 
 /**
- * Reads the daemon's TOML file: refuses one readable by others (it names where secrets live and
- * may sit next to them), then {@link resolveConfig}. Every problem is an `invalid_config` issue.
+ * Reads the daemon's TOML file ({@link readConfigDocument}), then {@link resolveConfig}.
  */
 export function loadConfig(
   path: string = DEFAULT_CONFIG_PATH,
   options: LoadConfigOptions = {},
 ): DaemonConfig {
+  return resolveConfig(readConfigDocument(path), dirname(resolve(path)), options);
+}
+
+/**
+ * The config file's TOML document, unvalidated: refuses a file readable by others (it names where
+ * secrets live and may sit next to them). Every problem is an `invalid_config` issue.
+ */
+export function readConfigDocument(path: string): unknown {
   const fail = (message: string): never => {
     throw new CvError("invalid_config", `[sync-daemon] ${message}`, {
       issues: [{ path: "(file)", message }],
@@ -259,5 +315,5 @@ export function loadConfig(
       error instanceof TomlError ? `line ${error.line}, column ${error.column}` : "unknown position";
     fail(`${path} is not valid TOML (${where}): fix the syntax there`);
   }
-  return resolveConfig(document, dirname(resolve(path)), options);
+  return document;
 }

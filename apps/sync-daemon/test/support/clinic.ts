@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from "vitest";
+import { createNodeCredential } from "../../src/node-create.js";
 import { runCli } from "./cli.js";
 
 export interface ConfigOverrides {
@@ -13,8 +14,30 @@ export interface ConfigOverrides {
   noAdmin?: boolean;
   /** Extra lines in `[sync]`. */
   sync?: string;
-  /** Another cloud than the run's shared one. */
-  cloud?: { url: string; serviceRoleKey: string };
+  /** Another cloud than the run's shared one, with a node credential made there ({@link createTestNode}). */
+  cloud?: TestCloud;
+  /** Another login than the clinic's node credential (e.g. a user that is not a node). */
+  node?: { email: string; password: string };
+}
+
+/** A cloud and a node credential on it, as a clinic's config names them. */
+export interface TestCloud {
+  readonly url: string;
+  readonly anonKey: string;
+  readonly node: { readonly email: string; readonly password: string };
+}
+
+/** A node credential on `cloud`, made by the code `centrovision-sync node create` runs. */
+export async function createTestNode(
+  cloud: { url: string; anonKey: string; serviceRoleKey: string },
+  name: string,
+): Promise<TestCloud> {
+  const node = await createNodeCredential({
+    cloudUrl: cloud.url,
+    serviceRoleKey: cloud.serviceRoleKey,
+    name,
+  });
+  return { url: cloud.url, anonKey: cloud.anonKey, node };
 }
 
 /** A clinic server for one test: its own database, login, config directory and secret files. */
@@ -29,6 +52,8 @@ export interface TestClinic {
   readonly sql: postgres.Sql;
   /** Superuser connection to the cloud database. */
   readonly cloudSql: postgres.Sql;
+  /** The clinic's node credential on the run's cloud (its password also in file `node_password`). */
+  readonly node: TestCloud["node"];
   /** Rewrites sync.toml (mode 0600) with `extra` TOML appended. */
   writeConfig(extra?: string, overrides?: ConfigOverrides): void;
   close(): Promise<void>;
@@ -43,8 +68,8 @@ const secret = (dir: string, name: string, value: string) => {
 
 export async function createTestClinic(): Promise<TestClinic> {
   const admin = new URL(inject("postgresUrl"));
-  const cloud = inject("cloud");
   const tag = randomUUID().slice(0, 8);
+  const cloud = await createTestNode(inject("cloud"), `clinic-${tag}`);
   const database = `clinic_${tag}`;
   const user = `cv_daemon_${tag}`;
   const password = `pw-${randomUUID()}`;
@@ -53,7 +78,7 @@ export async function createTestClinic(): Promise<TestClinic> {
   await root.end();
   admin.pathname = `/${database}`;
   const sql = postgres(admin.href, { max: 2, onnotice: () => {} });
-  const cloudSql = postgres(cloud.dbUrl, { max: 2, onnotice: () => {} });
+  const cloudSql = postgres(inject("cloud").dbUrl, { max: 2, onnotice: () => {} });
   const dir = mkdtempSync(join(tmpdir(), "cv-sync-daemon-"));
   chmodSync(dir, 0o700);
   const adminPassword = decodeURIComponent(admin.password);
@@ -66,14 +91,18 @@ export async function createTestClinic(): Promise<TestClinic> {
   adminUrl.password = "";
   const writeConfig = (extra = "", overrides: ConfigOverrides = {}) => {
     secret(dir, "db_password", overrides.password ?? password);
-    secret(dir, "service_role_key", overrides.cloud?.serviceRoleKey ?? cloud.serviceRoleKey);
+    const target = overrides.cloud ?? cloud;
+    const node = overrides.node ?? target.node;
+    secret(dir, "node_password", node.password);
     const text = `# test clinic ${tag}
 [node]
 name = "clinic-${tag}"
 
 [cloud]
-url = "${overrides.cloud?.url ?? cloud.url}"
-service_role_key_file = "service_role_key"
+url = "${target.url}"
+anon_key = "${target.anonKey}"
+node_email = "${node.email}"
+node_password_file = "node_password"
 timeout_ms = 10000
 
 [clinic]
@@ -106,6 +135,7 @@ ${extra}`;
     adminUrl: adminUrl.href,
     sql,
     cloudSql,
+    node: cloud.node,
     writeConfig,
     async close() {
       await Promise.all([sql.end(), cloudSql.end()]);

@@ -1,0 +1,197 @@
+import { randomBytes } from "node:crypto";
+import { accessSync, chmodSync, constants, existsSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { CvError, type InputIssue, listIssues, zodIssues } from "@centrovision/core";
+import * as z from "zod";
+import { cloudSchema } from "./config/config-schema.js";
+import { readConfigDocument, readSecretFile } from "./config/load-config.js";
+
+/** What `node create` needs of the config: the cloud, and where the node's password goes. */
+export interface NodeSetup {
+  readonly cloudUrl: string;
+  /** Absolute path of `[cloud] node_password_file`. */
+  readonly passwordFile: string;
+  /** `[cloud] node_email`, when the config has one already. */
+  readonly nodeEmail?: string;
+  readonly timeoutMs: number;
+}
+
+export interface NodeCredential {
+  readonly userId: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+/** The domain of node emails: `.invalid` never receives mail, so no message can reach anyone. */
+export const NODE_EMAIL_DOMAIN = "nodes.centrovision.invalid";
+
+const invalid = (issues: InputIssue[]): never => {
+  throw new CvError("invalid_config", `[sync-daemon] node create: ${listIssues(issues)}`, { issues });
+};
+
+/**
+ * Reads `[cloud]` of the config at `path` as `node create` needs it: `node_email` may be missing
+ * (it is what the command makes) and the password file must not exist yet unless `force`.
+ */
+export function readNodeSetup(path: string, force: boolean): NodeSetup {
+  const document = readConfigDocument(path) as Record<string, unknown> | null;
+  const parsed = cloudSchema.partial({ node_email: true }).safeParse(document?.cloud);
+  if (!parsed.success) invalid(zodIssues(parsed.error, "cloud", "unknown setting"));
+  const cloud = parsed.data as z.output<typeof cloudSchema>;
+  if (cloud.node_password_file === undefined) {
+    invalid([
+      {
+        path: "cloud.node_password_file",
+        message:
+          'required: where node create writes the node\'s password, e.g. node_password_file = "secrets/node_password"',
+      },
+    ]);
+  }
+  const file = cloud.node_password_file as string;
+  const passwordFile = isAbsolute(file) ? file : resolve(dirname(resolve(path)), file);
+  // Checked before the cloud is asked: a credential made whose password cannot be kept is lost.
+  try {
+    accessSync(dirname(passwordFile), constants.W_OK);
+  } catch (error) {
+    invalid([
+      {
+        path: "cloud.node_password_file",
+        message: `cannot write in ${dirname(passwordFile)} (${(error as NodeJS.ErrnoException).code}): create the folder (owner-only), run as its owner, or change the path`,
+      },
+    ]);
+  }
+  if (existsSync(passwordFile) && !force) {
+    invalid([
+      {
+        path: "cloud.node_password_file",
+        message: `${passwordFile} exists: this server has a node credential already; add --force to replace it with a new one`,
+      },
+    ]);
+  }
+  return {
+    cloudUrl: cloud.url,
+    passwordFile,
+    timeoutMs: cloud.timeout_ms,
+    ...(cloud.node_email !== undefined && { nodeEmail: cloud.node_email }),
+  };
+}
+
+/** The service-role key from `--service-role-key-file` (owner-only, as every secret file). */
+export function readServiceRoleKey(path: string): string {
+  const issues: InputIssue[] = [];
+  const key = readSecretFile(resolve(path), "--service-role-key-file", "service-role key", issues);
+  if (issues.length > 0 || key === undefined) invalid(issues);
+  return key as string;
+}
+
+/** `node-<clinic name in a-z0-9->-<random>`: readable in the Auth dashboard, never taken twice. */
+export function nodeEmail(name: string): string {
+  const slug = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40)
+    .replace(/-+$/, "");
+  return `node-${slug || "clinic"}-${randomBytes(4).toString("hex")}@${NODE_EMAIL_DOMAIN}`;
+}
+
+const authError = z.object({ error_code: z.string().optional(), code: z.unknown().optional() });
+const postgrestError = z.object({ code: z.string().optional(), message: z.string().optional() });
+
+/**
+ * Creates the clinic server's node credential in the cloud: an Auth user (confirmed, with a
+ * strong random password) through the admin API, registered as the node `name` with
+ * cv_sync_register_node. The service key is used for these two calls and kept nowhere. When the
+ * registration fails, the user just made is deleted again.
+ */
+export async function createNodeCredential(options: {
+  cloudUrl: string;
+  serviceRoleKey: string;
+  name: string;
+  timeoutMs?: number;
+}): Promise<NodeCredential> {
+  const name = options.name.trim();
+  if (name === "")
+    invalid([{ path: "--name", message: 'required: the clinic\'s name, e.g. --name "Clínica Roma"' }]);
+  const base = options.cloudUrl.replace(/\/+$/, "");
+  const host = new URL(base).host;
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const send = async (method: string, path: string, body?: unknown) => {
+    try {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          apikey: options.serviceRoleKey,
+          authorization: `Bearer ${options.serviceRoleKey}`,
+          "content-type": "application/json",
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = await response.text();
+      return { status: response.status, json: text === "" ? null : (JSON.parse(text) as unknown) };
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+      throw new CvError(
+        "unavailable",
+        `[sync-daemon] cannot reach cloud (${host}) (${cause}): check the internet connection and [cloud] url`,
+        { cause: error },
+      );
+    }
+  };
+  const refusedKey = (status: number) =>
+    new CvError(
+      "unauthorized",
+      `[sync-daemon] cloud (${host}) refused the service-role key (HTTP ${status}): copy it again from the Supabase dashboard (Settings → API, service_role) into the --service-role-key-file`,
+    );
+
+  const email = nodeEmail(name);
+  const password = randomBytes(32).toString("base64url");
+  const created = await send("POST", "/auth/v1/admin/users", {
+    email,
+    password,
+    email_confirm: true,
+    app_metadata: { centrovision_node: name },
+  });
+  if (created.status === 401 || created.status === 403) throw refusedKey(created.status);
+  const userId = (created.json as { id?: unknown } | null)?.id;
+  if (created.status !== 200 || typeof userId !== "string") {
+    const code = authError.safeParse(created.json).data?.error_code ?? "no code";
+    throw new CvError(
+      "unknown",
+      `[sync-daemon] cloud (${host}) did not create the node's user (HTTP ${created.status}, ${code})`,
+    );
+  }
+  const registered = await send("POST", "/rest/v1/rpc/cv_sync_register_node", {
+    p_user_id: userId,
+    p_name: name,
+  });
+  if (registered.status < 300) return { userId, email, password };
+  await send("DELETE", `/auth/v1/admin/users/${userId}`).catch(() => undefined);
+  const error = postgrestError.safeParse(registered.json).data ?? {};
+  if (registered.status === 401 || registered.status === 403) throw refusedKey(registered.status);
+  if (error.code === "PGRST202") {
+    throw new CvError(
+      "invalid_config",
+      `[sync-daemon] cloud (${host}) has no cv_sync_register_node: install the current schema first (centrovision-sync cloud migrate)`,
+    );
+  }
+  if (error.code === "CV005" && /already registered/.test(error.message ?? "")) {
+    throw new CvError(
+      "conflict",
+      `[sync-daemon] the clinic name "${name}" is already registered to another node: choose another --name, or keep that clinic server's existing credential`,
+    );
+  }
+  throw new CvError(
+    "unknown",
+    `[sync-daemon] cloud (${host}) did not register the node (HTTP ${registered.status}, ${error.code ?? "no code"})`,
+  );
+}
+
+/** Writes the node's password owner-only (0600); `force` replaces an existing file. */
+export function writePasswordFile(path: string, password: string, force: boolean): void {
+  writeFileSync(path, `${password}\n`, { mode: 0o600, flag: force ? "w" : "wx" });
+  chmodSync(path, 0o600);
+}
