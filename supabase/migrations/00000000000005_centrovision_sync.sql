@@ -436,23 +436,37 @@ END
 $$;
 
 -- Registers an Auth user as a clinic server's node credential (the cloud's administrator, with the
--- service key). Registering it again under the same name changes nothing.
-CREATE FUNCTION public.cv_sync_register_node(p_user_id uuid, p_name text) RETURNS void
+-- service key). Registering it again under the same name changes nothing. p_replace gives a name
+-- already registered to a new user, keeping the clinic server it is bound to (a lost or stolen
+-- password: the old user should then be deleted): returns the user it replaced, else NULL.
+CREATE FUNCTION public.cv_sync_register_node(p_user_id uuid, p_name text, p_replace boolean DEFAULT false)
+  RETURNS uuid
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
 AS $$
+DECLARE
+  v_previous uuid;
 BEGIN
   IF p_user_id IS NULL OR p_name IS NULL OR p_name !~ '\S' THEN
     RAISE EXCEPTION 'a node needs the id of its Auth user and a clinic name' USING ERRCODE = 'CV005';
   END IF;
-  INSERT INTO cv_sync.clinic_nodes AS n (user_id, name) VALUES (p_user_id, p_name)
-  ON CONFLICT (user_id) DO NOTHING;
-  IF NOT EXISTS (SELECT FROM cv_sync.clinic_nodes n WHERE n.user_id = p_user_id AND n.name = p_name) THEN
+  SELECT n.user_id INTO v_previous FROM cv_sync.clinic_nodes n WHERE n.name = p_name FOR UPDATE;
+  IF v_previous = p_user_id THEN
+    RETURN NULL;
+  END IF;
+  IF v_previous IS NOT NULL AND NOT coalesce(p_replace, false) THEN
+    RAISE EXCEPTION 'the clinic name % is already registered to another node', p_name USING ERRCODE = 'CV005',
+      HINT = 'Choose another name, or replace that clinic''s credential (p_replace).';
+  END IF;
+  IF EXISTS (SELECT FROM cv_sync.clinic_nodes n WHERE n.user_id = p_user_id) THEN
     RAISE EXCEPTION 'this user is already the node of another clinic' USING ERRCODE = 'CV005';
   END IF;
-EXCEPTION WHEN unique_violation THEN
-  RAISE EXCEPTION 'the clinic name % is already registered to another node', p_name USING ERRCODE = 'CV005',
-    HINT = 'Choose another name, or reuse that clinic''s node credential.';
+  IF v_previous IS NULL THEN
+    INSERT INTO cv_sync.clinic_nodes (user_id, name) VALUES (p_user_id, p_name);
+  ELSE
+    UPDATE cv_sync.clinic_nodes n SET user_id = p_user_id, registered_at = now() WHERE n.name = p_name;
+  END IF;
+  RETURN v_previous;
 END
 $$;
 
@@ -524,4 +538,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'daeed8e0100667077a14786a62a3b1d5187d22d01bf960a757eab941672f282b') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'e424b45217bf5988785d8735f660827f2315148e5842e5199f5a8a3b362d9f7b') on conflict (name) do nothing;

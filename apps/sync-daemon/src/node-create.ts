@@ -103,13 +103,17 @@ const postgrestError = z.object({ code: z.string().optional(), message: z.string
 /**
  * Creates the clinic server's node credential in the cloud: an Auth user (confirmed, with a
  * strong random password) through the admin API, registered as the node `name` with
- * cv_sync_register_node. The service key is used for these two calls and kept nowhere. When the
- * registration fails, the user just made is deleted again.
+ * cv_sync_register_node. The service key is used for these calls and kept nowhere. When the
+ * registration fails, the user just made is deleted again. With `replace`, a name another user
+ * holds moves to the new one (still bound to the same clinic server), and that user is deleted,
+ * so the old password and its sessions stop working.
  */
 export async function createNodeCredential(options: {
   cloudUrl: string;
   serviceRoleKey: string;
   name: string;
+  /** Give the name to the new user when another holds it (a lost or stolen password), deleting that one. */
+  replace?: boolean;
   timeoutMs?: number;
 }): Promise<NodeCredential> {
   const name = options.name.trim();
@@ -167,8 +171,21 @@ export async function createNodeCredential(options: {
   const registered = await send("POST", "/rest/v1/rpc/cv_sync_register_node", {
     p_user_id: userId,
     p_name: name,
+    p_replace: options.replace === true,
   });
-  if (registered.status < 300) return { userId, email, password };
+  if (registered.status < 300) {
+    const replaced = registered.json;
+    if (typeof replaced === "string") {
+      const gone = await send("DELETE", `/auth/v1/admin/users/${replaced}`);
+      if (gone.status >= 300 && gone.status !== 404) {
+        throw new CvError(
+          "unknown",
+          `[sync-daemon] the new credential is registered, but cloud (${host}) did not delete the replaced node user ${replaced} (HTTP ${gone.status}): delete it in the Supabase dashboard (Authentication → Users)`,
+        );
+      }
+    }
+    return { userId, email, password };
+  }
   await send("DELETE", `/auth/v1/admin/users/${userId}`).catch(() => undefined);
   const error = postgrestError.safeParse(registered.json).data ?? {};
   if (registered.status === 401 || registered.status === 403) throw refusedKey(registered.status);
@@ -181,7 +198,7 @@ export async function createNodeCredential(options: {
   if (error.code === "CV005" && /already registered/.test(error.message ?? "")) {
     throw new CvError(
       "conflict",
-      `[sync-daemon] the clinic name "${name}" is already registered to another node: choose another --name, or keep that clinic server's existing credential`,
+      `[sync-daemon] the clinic name "${name}" is already registered to another node: choose another --name, keep that clinic server's existing credential, or replace it with --force`,
     );
   }
   throw new CvError(

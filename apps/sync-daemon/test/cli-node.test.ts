@@ -102,19 +102,32 @@ describe("node create", () => {
     const doctor = await cli("doctor");
     expect(doctor.stdout).toContain(`answers node ${email}`);
 
-    // Again: the password file is there (no --force), the name is taken (--force), nothing changes.
+    // Again: the password file is there, so only --force replaces the credential (a lost or
+    // stolen password): the new one takes the name, the old user is gone, and the sync goes on.
     const again = await cli("node", "create", "--name", name, "--service-role-key-file", keyFile);
     expect(again.code).toBe(78);
     expect(again.stderr).toMatch(
       /node_password exists: this server has a node credential already; add --force/,
     );
-    const taken = await cli("node", "create", "--name", name, "--service-role-key-file", keyFile, "--force");
-    expect(taken.code).toBe(1);
-    expect(taken.stderr).toContain(`the clinic name "${name}" is already registered to another node`);
     expect(readFileSync(passwordFile, "utf8").trim()).toBe(password);
-    const users = await clinic.cloudSql`
-      select 1 from auth.users where raw_app_meta_data ->> 'centrovision_node' = ${name}`;
-    expect(users).toHaveLength(1);
+    const replaced = await cli(
+      "node",
+      "create",
+      "--name",
+      name,
+      "--service-role-key-file",
+      keyFile,
+      "--force",
+    );
+    expect(replaced.code).toBe(0);
+    const newEmail = /node_email = "([^"]+)"/.exec(replaced.stdout)?.[1] ?? "";
+    expect(newEmail).not.toBe(email);
+    expect(readFileSync(passwordFile, "utf8").trim()).not.toBe(password);
+    const users = await clinic.cloudSql<{ email: string }[]>`
+      select email from auth.users where raw_app_meta_data ->> 'centrovision_node' = ${name}`;
+    expect(users.map((u) => u.email)).toEqual([newEmail]);
+    writeFileSync(clinic.configPath, readFileSync(clinic.configPath, "utf8").replace(email ?? "", newEmail));
+    await syncsBothWays();
   });
 
   it("says clearly what is wrong: the key file, the key, the cloud", async () => {

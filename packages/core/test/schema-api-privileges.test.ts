@@ -69,7 +69,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_reset_peer(uuid)": NODE,
   "function public.cv_sync_conflicts_list(text, integer)": SYNC_ONLY,
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,
-  "function public.cv_sync_register_node(uuid, text)": SYNC_ONLY,
+  "function public.cv_sync_register_node(uuid, text, boolean)": SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the
   // clinic server's signing key and copies the disabled users. The service key mints no session.
   "function public.cv_clinic_session(uuid)": PERSON_ONLY,

@@ -27,7 +27,10 @@ export function addNodeCommand(
       "--service-role-key-file <file>",
       "a file holding the project's service-role key, owner-only: used for this command only, never stored",
     )
-    .option("--force", "replace an existing node_password_file with a new credential")
+    .option(
+      "--force",
+      "replace this server's credential: a new one takes the clinic's name (bound to the same clinic server) and the old one is deleted in the cloud, so its password stops working",
+    )
     .action(async (options: { name: string; serviceRoleKeyFile: string; force?: boolean }) => {
       const force = options.force === true;
       const setup = readNodeSetup(configPath(), force);
@@ -36,6 +39,7 @@ export function addNodeCommand(
         cloudUrl: setup.cloudUrl,
         serviceRoleKey,
         name: options.name,
+        replace: force,
         timeoutMs: setup.timeoutMs,
       });
       writePasswordFile(setup.passwordFile, credential.password, force);

@@ -324,8 +324,8 @@ describe("over the Supabase RPC gateway", () => {
     const name = `Clínica ${nodeUser.slice(0, 8)}`;
     const register = (user: string, as: string) =>
       rpc("cv_sync_register_node", { p_user_id: user, p_name: as }, supabase.serviceRoleKey);
-    expect(await register(nodeUser, name)).toMatchObject({ status: 204 });
-    expect(await register(nodeUser, name)).toMatchObject({ status: 204 });
+    expect(await register(nodeUser, name)).toEqual({ status: 200, body: null });
+    expect(await register(nodeUser, name)).toEqual({ status: 200, body: null });
     expect(await register(crypto.randomUUID(), name)).toMatchObject({ status: 400, body: { code: "CV005" } });
     const node = await supabase.mintUserToken(nodeUser);
     // A node credential cannot register nodes itself.
@@ -366,5 +366,34 @@ describe("over the Supabase RPC gateway", () => {
       ).json()) as unknown[];
     expect((await patients(supabase.serviceRoleKey)).length).toBeGreaterThan(0);
     expect(await patients(node)).toEqual([]);
+  });
+
+  it("gives a clinic's name to a new node credential, bound to the same clinic server, and drops the old one", async () => {
+    const [old, replacement] = [crypto.randomUUID(), crypto.randomUUID()];
+    const name = `Clínica ${old.slice(0, 8)}`;
+    const register = (user: string, replace: boolean) =>
+      rpc(
+        "cv_sync_register_node",
+        { p_user_id: user, p_name: name, p_replace: replace },
+        supabase.serviceRoleKey,
+      );
+    expect(await register(old, false)).toEqual({ status: 200, body: null });
+    const server = crypto.randomUUID();
+    const ack = async (user: string, consumer: string) =>
+      rpc(
+        "cv_sync_ack",
+        { p_consumer: consumer, p_cursor: { txid: 0, seq: 0 } },
+        supabase.anonKey,
+        await supabase.mintUserToken(user),
+      );
+    expect(await ack(old, server)).toMatchObject({ status: 204 });
+    expect(await register(replacement, false)).toMatchObject({ status: 400, body: { code: "CV005" } });
+    expect(await register(replacement, true)).toEqual({ status: 200, body: old });
+    expect(await ack(old, server)).toMatchObject({ status: 403, body: { code: "42501" } });
+    expect(await ack(replacement, server)).toMatchObject({ status: 204 });
+    expect(await ack(replacement, crypto.randomUUID())).toMatchObject({
+      status: 403,
+      body: { code: "42501" },
+    });
   });
 });
