@@ -47,12 +47,16 @@ const CLIENT_APPLY = [
 /** The PC router's two questions to the clinic server. */
 const ROUTER_QUESTIONS = ["public.cv_client_pending(bigint)", "public.cv_client_position()"];
 const HEALTH = "public.cv_health()";
+/** The audit trail (sql/0012): a person records the records they open; the sync seals and verifies. */
+const RECORD_OPENED = "public.cv_audit_record_opened(uuid)";
+const AUDIT_CHAIN = ["public.cv_audit_seal(integer)", "public.cv_audit_verify()"];
 
 const CLOUD: Record<string, readonly string[]> = {
   anon: [HEALTH],
   // Any signed-in user may call the node functions, but inside only a registered node credential
   // passes (cv_sync.require_node); the sync-functions test in sync-engine proves the refusal.
   authenticated: [
+    RECORD_OPENED,
     ...CLIENT_APPLY,
     "public.cv_clinic_register_key(uuid, text)",
     "public.cv_clinic_session(uuid)",
@@ -62,6 +66,7 @@ const CLOUD: Record<string, readonly string[]> = {
     ...NODE_RPC,
   ],
   service_role: [
+    ...AUDIT_CHAIN,
     "public.cv_clinic_register_key(uuid, text)",
     "public.cv_disabled_users()",
     ...POLICY_HELPERS,
@@ -85,6 +90,7 @@ const CLINIC: Record<string, readonly string[]> = {
     "cv_auth.key_id()",
     "cv_auth.sign_in(text, text)",
     "cv_auth.sign_out()",
+    RECORD_OPENED,
     ...CLIENT_APPLY,
     ...ROUTER_QUESTIONS,
     ...POLICY_HELPERS,
@@ -92,6 +98,7 @@ const CLINIC: Record<string, readonly string[]> = {
   ],
   // The sync daemon: the sync machinery and the identity copy, nothing of a PC's.
   sync: [
+    ...AUDIT_CHAIN,
     "cv_auth.key_id()",
     "public.cv_clinic_key_export()",
     "public.cv_clinic_set_disabled_users(jsonb)",
@@ -148,13 +155,19 @@ const sorted = (allowed: Record<string, readonly string[]>) =>
 describe("who can call which function", () => {
   it("on the cloud: exactly the allow-list for anon, a signed-in user and the service key", async () => {
     const roles = { anon: "anon", authenticated: "authenticated", service_role: "service_role" };
-    expect(await callable(cloud, ["public", "cv_sync", "cv_auth", "cv_meta"], roles)).toEqual(sorted(CLOUD));
+    expect(await callable(cloud, ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit"], roles)).toEqual(
+      sorted(CLOUD),
+    );
   });
 
   it("on the clinic server: exactly the allow-list for any login, a PC (alone and as its person) and the daemon", async () => {
     const roles = { anyone, pc: pc.name, authenticated: "authenticated", sync: daemon.name };
     expect(
-      await callable(clinic, ["public", "cv_sync", "cv_auth", "cv_meta", "auth", "cv_crypto"], roles),
+      await callable(
+        clinic,
+        ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit", "auth", "cv_crypto"],
+        roles,
+      ),
     ).toEqual(sorted(CLINIC));
   });
 });

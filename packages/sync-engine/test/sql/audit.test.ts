@@ -1,0 +1,152 @@
+import { asClinicPerson } from "@centrovision/testkit";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clinicPerson } from "../support/clinic-person.js";
+import { ensureLogin, withLogin } from "../support/server.js";
+import { clinic, insertClinic } from "../support/sql-fixtures.js";
+import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
+import { sync } from "../support/sql-sync.js";
+
+/*
+ * sql/0012: the audit trail. Every change made on a node and every opening of a patient's record
+ * is an event with its author; the seal chains them by hash; verify finds an edit or a gap; and
+ * nobody, the app roles included, can change or remove one.
+ */
+
+const PC = { user: "cv_audit_pc", password: "audit-pc-test-password" };
+const DAEMON = { user: "cv_audit_sync", password: "audit-sync-test-password" };
+let node: SqlNode;
+let other: SqlNode;
+beforeAll(async () => {
+  [node, other] = await Promise.all([createNode("audit_clinic"), createNode("audit_cloud")]);
+});
+afterAll(async () => {
+  await Promise.all([node?.drop(), other?.drop()]);
+});
+
+interface Event {
+  action: string;
+  table_name: string;
+  row_id: string;
+  patient_id: string | null;
+  author: Record<string, string> | null;
+}
+
+const eventsOf = (db: SqlNode, rowId: string) =>
+  db.sql<Event[]>`
+    select action, table_name, row_id, patient_id, author from cv_audit.events
+    where row_id = ${rowId} or patient_id = ${rowId} order by txid, written`;
+const seal = async (db: SqlNode) => (await db.sql<{ n: number }[]>`select public.cv_audit_seal() as n`)[0]?.n;
+const verify = async (db: SqlNode) =>
+  (
+    await db.sql<
+      { v: { ok: boolean; broken_at: number | null; unsealed: number } }[]
+    >`select public.cv_audit_verify() as v`
+  )[0]?.v;
+
+async function personAtPc(rows: ReturnType<typeof clinic>) {
+  const person = await clinicPerson(node, { branches: [rows.branches.id] });
+  const pc = postgres(withLogin(node.url, await ensureLogin(PC, "centrovision_app")), {
+    max: 1,
+    onnotice: () => {},
+    connection: asClinicPerson(person.token),
+  });
+  return { person, pc };
+}
+
+describe("the audit trail", () => {
+  it("records a person's changes and openings of a record with their author, not the changes a node receives", async () => {
+    const rows = clinic();
+    await insertClinic(node.sql, rows);
+    const { person, pc } = await personAtPc(rows);
+    try {
+      await pc`update patients set phone = '55 1111 2222' where id = ${rows.patients.id}`;
+      await pc`delete from diagnoses where id = ${rows.diagnoses.id}`;
+      await pc`select public.cv_audit_record_opened(${rows.patients.id})`;
+      // A patient they do not see is refused, not recorded.
+      expect(await failureCode(() => pc`select public.cv_audit_record_opened(${clinic().patients.id})`)).toBe(
+        "42501",
+      );
+    } finally {
+      await pc.end();
+    }
+    const events = (await eventsOf(node, rows.patients.id)).filter((e) => e.author !== null);
+    expect(events.map((e) => [e.action, e.table_name])).toEqual([
+      ["update", "patients"],
+      ["delete", "diagnoses"],
+      ["open", "patients"],
+    ]);
+    for (const event of events) {
+      expect(event).toMatchObject({
+        patient_id: rows.patients.id,
+        author: { user: person.userId, sign_in: "online", device: PC.user, node: node.id },
+      });
+    }
+    // The owner's seeding is recorded too, as nobody's.
+    expect((await eventsOf(node, rows.patients.id))[0]).toMatchObject({ action: "insert", author: null });
+
+    await sync(node, other);
+    expect(await eventsOf(other, rows.patients.id)).toEqual([]);
+  });
+
+  it("seals the events in commit order into a chain that verifies, and finds an edit or a gap", async () => {
+    await insertClinic(node.sql, clinic());
+    expect(await seal(node)).toBeGreaterThan(0);
+    expect(await verify(node)).toMatchObject({ ok: true, broken_at: null, unsealed: 0 });
+    expect(await seal(node)).toBe(0);
+
+    // The owner, past its own trigger, changes an event: the chain breaks there.
+    const [victim] = await node.sql<{ event_id: string; position: number }[]>`
+      select event_id, position from cv_audit.events where position is not null order by position limit 1 offset 3`;
+    await node.sql.begin(async (tx) => {
+      await tx`alter table cv_audit.events disable trigger cv_audit_guard`;
+      await tx`update cv_audit.events set action = 'open' where event_id = ${victim?.event_id ?? ""}`;
+      await tx`alter table cv_audit.events enable trigger cv_audit_guard`;
+    });
+    expect(await verify(node)).toMatchObject({ ok: false, broken_at: Number(victim?.position) });
+
+    // An event taken out: the chain breaks where it was.
+    const gap = await createNode("audit_gap");
+    try {
+      await insertClinic(gap.sql, clinic());
+      await seal(gap);
+      await gap.sql.begin(async (tx) => {
+        await tx`alter table cv_audit.events disable trigger cv_audit_guard`;
+        await tx`delete from cv_audit.events where position = 5`;
+        await tx`alter table cv_audit.events enable trigger cv_audit_guard`;
+      });
+      expect(await verify(gap)).toMatchObject({ ok: false, broken_at: 5 });
+    } finally {
+      await gap.drop();
+    }
+  });
+
+  it("lets nobody change or remove an event: no privilege for the app and sync roles, the owner stopped by its trigger", async () => {
+    await insertClinic(other.sql, clinic());
+    await seal(other);
+    const rows = clinic();
+    await insertClinic(node.sql, rows);
+    const { pc } = await personAtPc(rows);
+    const daemon = postgres(withLogin(other.url, await ensureLogin(DAEMON, "centrovision_sync")), {
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      for (const client of [pc, daemon]) {
+        expect(await failureCode(() => client`select count(*) from cv_audit.events`)).toBe("42501");
+        expect(await failureCode(() => client`delete from cv_audit.events`)).toBe("42501");
+      }
+      expect(await failureCode(() => pc`select public.cv_audit_seal()`)).toBe("42501");
+      expect(await daemon`select (public.cv_audit_verify() ->> 'ok')::boolean as ok`).toEqual([{ ok: true }]);
+    } finally {
+      await Promise.all([pc.end(), daemon.end()]);
+    }
+    expect(await failureCode(() => other.sql`update cv_audit.events set action = 'open'`)).toBe("42501");
+    expect(await failureCode(() => other.sql`delete from cv_audit.events`)).toBe("42501");
+    expect(await failureCode(() => other.sql`truncate cv_audit.events`)).toBe("42501");
+    expect(
+      await failureCode(() => other.sql`update cv_audit.settings set retention = '1 year' where singleton`),
+    ).toBe("23514");
+    expect(await verify(other)).toMatchObject({ ok: true });
+  });
+});

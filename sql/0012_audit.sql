@@ -1,0 +1,267 @@
+-- 0012 The audit trail (bitácora, NOM-024-SSA3; HIPAA §164.312(b)): on every node, an append-only
+-- record of who did what to which row, and who opened which patient's record, when, where and how
+-- they were signed in.
+--
+--   events      one row per event made on this node: every insert, update and delete of a synced
+--               table by this node (from its change log, with the change's author) and every
+--               opening of a patient's record (cv_audit_record_opened). Received changes are not
+--               events here: their own node recorded them.
+--   sealing     cv_audit_seal() chains this node's events in commit order: each gets the next
+--               position and hash = sha256(previous hash || the event's canonical text). Writers
+--               never wait for one another: an event is written unsealed with its transaction,
+--               and the seal, run by the sync daemon every cycle, takes only committed events
+--               (below the oldest open transaction), so the order it fixes never changes.
+--   verify      cv_audit_verify() recomputes the chain: an event changed after sealing, or one
+--               taken out, breaks it at that position.
+--   nobody      edits or deletes an event, the app roles and the sync role included: they hold no
+--               privilege on the table, and a trigger refuses an UPDATE that is not the seal and a
+--               DELETE of an event younger than the retention (at least 5 years; the change log's
+--               purge never touches the trail). Only the owner could drop that trigger, and then
+--               the chain shows what it did.
+
+CREATE SCHEMA cv_audit;
+REVOKE ALL ON SCHEMA cv_audit FROM PUBLIC;
+
+CREATE TABLE cv_audit.settings (
+  singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT settings_singleton CHECK (singleton),
+  retention interval NOT NULL DEFAULT interval '6 years'
+    CONSTRAINT settings_retention_check CHECK (retention >= interval '5 years')
+);
+INSERT INTO cv_audit.settings DEFAULT VALUES;
+
+CREATE TABLE cv_audit.events (
+  event_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  node_id uuid NOT NULL,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  written bigint GENERATED ALWAYS AS IDENTITY,
+  at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  author jsonb,
+  action text NOT NULL CONSTRAINT events_action_check CHECK (action IN ('insert', 'update', 'delete', 'open')),
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  patient_id uuid,
+  version uuid,
+  changed_columns text[],
+  -- Set once, by the seal.
+  position bigint,
+  hash bytea,
+  CONSTRAINT events_node_position_key UNIQUE (node_id, position)
+);
+CREATE INDEX events_unsealed_idx ON cv_audit.events (txid, written) WHERE position IS NULL;
+CREATE INDEX events_patient_idx ON cv_audit.events (patient_id, at) WHERE patient_id IS NOT NULL;
+CREATE INDEX events_user_idx ON cv_audit.events ((author ->> 'user'), at);
+
+-- Where this node's chain stands.
+CREATE TABLE cv_audit.chain (
+  node_id uuid PRIMARY KEY,
+  position bigint NOT NULL,
+  hash bytea NOT NULL
+);
+
+-- The text an event's hash covers: every field but the chain's own, in a fixed order; the time as
+-- epoch seconds, so no session's time zone changes the text.
+CREATE FUNCTION cv_audit.canonical(e cv_audit.events) RETURNS text
+  LANGUAGE sql IMMUTABLE
+  RETURN pg_catalog.jsonb_build_array(e.event_id, e.node_id, e.position, EXTRACT(EPOCH FROM e.at), e.author,
+    e.action, e.table_name, e.row_id, e.patient_id, e.version, e.changed_columns)::text;
+
+CREATE FUNCTION cv_audit.link(p_previous bytea, e cv_audit.events) RETURNS bytea
+  LANGUAGE sql IMMUTABLE
+  RETURN pg_catalog.sha256(coalesce(p_previous, '\x') || pg_catalog.convert_to(cv_audit.canonical(e), 'UTF8'));
+
+-- The patient an event is about: the row itself for patients, else the row's patient_id (the
+-- tables that have one), else the patient of its encounter.
+CREATE FUNCTION cv_audit.patient_of(p_table text, p_row jsonb) RETURNS uuid
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+BEGIN
+  IF p_table = 'patients' THEN
+    RETURN (p_row ->> 'id')::uuid;
+  ELSIF p_row ? 'patient_id' THEN
+    RETURN (p_row ->> 'patient_id')::uuid;
+  ELSIF p_row ? 'encounter_id' THEN
+    RETURN (SELECT e.patient_id FROM public.encounters e WHERE e.id = (p_row ->> 'encounter_id')::uuid);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- Every entry this node's change log gets for a change made here (received_from NULL) is an event.
+CREATE FUNCTION cv_audit.record_change() RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  INSERT INTO cv_audit.events (node_id, author, action, table_name, row_id, patient_id, version, changed_columns)
+  VALUES (NEW.origin, NEW.author,
+    CASE WHEN NEW.op = 'delete' THEN 'delete' WHEN NEW.base_version IS NULL THEN 'insert' ELSE 'update' END,
+    NEW.table_name, NEW.row_id, cv_audit.patient_of(NEW.table_name, NEW.row_data), NEW.version, NEW.changed_columns);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER cv_audit_record_change AFTER INSERT ON cv_sync.change_log
+  FOR EACH ROW WHEN (NEW.received_from IS NULL)
+  EXECUTE FUNCTION cv_audit.record_change();
+
+-- Nobody edits or removes an event: the seal only fills in its position and hash once, and an
+-- event leaves only when it is older than the retention.
+CREATE FUNCTION cv_audit.guard() RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    RAISE EXCEPTION 'the audit trail cannot be emptied' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    IF OLD.at >= now() - (SELECT s.retention FROM cv_audit.settings s) THEN
+      RAISE EXCEPTION 'the audit trail keeps every event for its retention; this one is from %', OLD.at::date
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN OLD;
+  END IF;
+  IF OLD.position IS NOT NULL
+    OR (to_jsonb(NEW) - ARRAY['position', 'hash']) IS DISTINCT FROM (to_jsonb(OLD) - ARRAY['position', 'hash'])
+  THEN
+    RAISE EXCEPTION 'an audit event cannot be changed' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER cv_audit_guard BEFORE UPDATE OR DELETE ON cv_audit.events
+  FOR EACH ROW EXECUTE FUNCTION cv_audit.guard();
+CREATE TRIGGER cv_audit_guard_truncate BEFORE TRUNCATE ON cv_audit.events
+  FOR EACH STATEMENT EXECUTE FUNCTION cv_audit.guard();
+
+-- A signed-in person opened a patient's record: an event, only for a patient they see (the same
+-- rule as the patients policy, 0004). Returns the event's id.
+CREATE FUNCTION public.cv_audit_record_opened(p_patient_id uuid) RETURNS uuid
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_event uuid;
+BEGIN
+  IF auth.uid() IS NULL THEN
+    RAISE EXCEPTION 'only a signed-in person opens a record' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF p_patient_id IS NULL OR NOT public.cv_patient_visible(p_patient_id) THEN
+    RAISE EXCEPTION 'no such patient for this person' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  INSERT INTO cv_audit.events (node_id, author, action, table_name, row_id, patient_id)
+  SELECT n.node_id, cv_sync.current_author(), 'open', 'patients', p_patient_id, p_patient_id FROM cv_sync.node n
+  RETURNING event_id INTO v_event;
+  RETURN v_event;
+END
+$$;
+
+-- Chains this node's committed, unsealed events in commit order (at most p_limit); returns how
+-- many it sealed. Only one seal runs at a time (the chain row is locked).
+CREATE FUNCTION public.cv_audit_seal(p_limit integer DEFAULT 10000) RETURNS integer
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_node uuid := (SELECT n.node_id FROM cv_sync.node n);
+  v_chain cv_audit.chain;
+  v_event cv_audit.events;
+  v_sealed integer := 0;
+BEGIN
+  INSERT INTO cv_audit.chain (node_id, position, hash) VALUES (v_node, 0, '\x') ON CONFLICT (node_id) DO NOTHING;
+  -- Another seal at work: it seals these too.
+  SELECT * INTO v_chain FROM cv_audit.chain c WHERE c.node_id = v_node FOR UPDATE SKIP LOCKED;
+  IF NOT FOUND THEN
+    RETURN 0;
+  END IF;
+  FOR v_event IN
+    SELECT * FROM cv_audit.events e
+    WHERE e.position IS NULL AND e.node_id = v_node AND e.txid < cv_sync.horizon()::text::xid8
+    ORDER BY e.txid, e.written
+    LIMIT greatest(coalesce(p_limit, 10000), 1)
+  LOOP
+    v_event.position := v_chain.position + 1;
+    v_event.hash := cv_audit.link(v_chain.hash, v_event);
+    UPDATE cv_audit.events e SET position = v_event.position, hash = v_event.hash
+    WHERE e.event_id = v_event.event_id;
+    v_chain.position := v_event.position;
+    v_chain.hash := v_event.hash;
+    v_sealed := v_sealed + 1;
+  END LOOP;
+  UPDATE cv_audit.chain c SET position = v_chain.position, hash = v_chain.hash WHERE c.node_id = v_node;
+  RETURN v_sealed;
+END
+$$;
+
+-- Recomputes this node's chain from its oldest kept event: {events, sealed, unsealed, ok, broken_at
+-- (the first position whose hash does not follow, or that is missing), head}.
+CREATE FUNCTION public.cv_audit_verify() RETURNS jsonb
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_node uuid := (SELECT n.node_id FROM cv_sync.node n);
+  v_event cv_audit.events;
+  v_previous bytea;
+  v_expected bigint;
+  v_sealed bigint := 0;
+  v_broken bigint;
+  v_head cv_audit.chain;
+BEGIN
+  FOR v_event IN
+    SELECT * FROM cv_audit.events e WHERE e.node_id = v_node AND e.position IS NOT NULL ORDER BY e.position
+  LOOP
+    IF v_expected IS NULL THEN
+      -- The oldest kept event: events before it left with the retention; its own hash is trusted
+      -- as the start, the rest must follow from it.
+      v_previous := v_event.hash;
+      v_expected := v_event.position + 1;
+      v_sealed := 1;
+      CONTINUE;
+    END IF;
+    IF v_event.position <> v_expected OR cv_audit.link(v_previous, v_event) IS DISTINCT FROM v_event.hash THEN
+      v_broken := v_expected;
+      EXIT;
+    END IF;
+    v_previous := v_event.hash;
+    v_expected := v_event.position + 1;
+    v_sealed := v_sealed + 1;
+  END LOOP;
+  SELECT * INTO v_head FROM cv_audit.chain c WHERE c.node_id = v_node;
+  IF v_broken IS NULL AND v_head.position IS NOT NULL AND v_head.position > 0
+    AND (v_expected IS NULL OR v_head.position <> v_expected - 1 OR v_head.hash IS DISTINCT FROM v_previous)
+  THEN
+    v_broken := coalesce(v_expected, 1);
+  END IF;
+  RETURN jsonb_build_object(
+    'events', (SELECT count(*) FROM cv_audit.events e WHERE e.node_id = v_node),
+    'sealed', v_sealed,
+    'unsealed', (SELECT count(*) FROM cv_audit.events e WHERE e.node_id = v_node AND e.position IS NULL),
+    'ok', v_broken IS NULL,
+    'broken_at', v_broken,
+    'head', coalesce(v_head.position, 0));
+END
+$$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA cv_audit FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_audit FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), public.cv_audit_verify()
+  FROM PUBLIC;
+
+-- A person records the records they open; the sync daemon seals and verifies (on the clinic server
+-- its role, on the cloud the service key). Supabase's default privileges are taken back first.
+DO $grants$
+DECLARE
+  v_role text;
+BEGIN
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), '
+      'public.cv_audit_verify() FROM %I', v_role);
+  END LOOP;
+  GRANT EXECUTE ON FUNCTION public.cv_audit_record_opened(uuid) TO authenticated;
+  GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO centrovision_sync;
+  IF to_regrole('service_role') IS NOT NULL AND to_regclass('cv_auth.signing_key') IS NULL THEN
+    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO service_role;
+  END IF;
+END
+$grants$;
