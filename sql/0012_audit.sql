@@ -168,6 +168,7 @@ DECLARE
   v_event cv_audit.events;
   v_sealed integer := 0;
 BEGIN
+  PERFORM cv_sync.require_node(NULL);
   INSERT INTO cv_audit.chain (node_id, position, hash) VALUES (v_node, 0, '\x') ON CONFLICT (node_id) DO NOTHING;
   -- Another seal at work: it seals these too.
   SELECT * INTO v_chain FROM cv_audit.chain c WHERE c.node_id = v_node FOR UPDATE SKIP LOCKED;
@@ -249,7 +250,8 @@ REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal
   FROM PUBLIC;
 
 -- A person records the records they open; the sync daemon seals and verifies (on the clinic server
--- its role, on the cloud the service key). Supabase's default privileges are taken back first.
+-- its role; on the cloud it seals with its node credential, and the service key verifies).
+-- Supabase's default privileges are taken back first.
 DO $grants$
 DECLARE
   v_role text;
@@ -262,6 +264,9 @@ BEGIN
   GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO centrovision_sync;
   IF to_regrole('service_role') IS NOT NULL AND to_regclass('cv_auth.signing_key') IS NULL THEN
     GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO service_role;
+    -- Every clinic server's daemon seals the cloud's chain too, with its node credential
+    -- (cv_sync.require_node, 0005); two at once do not wait for each other.
+    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer) TO authenticated;
   END IF;
 END
 $grants$;

@@ -4,7 +4,8 @@ import type { SyncPeer } from "@centrovision/sync-engine";
 /**
  * What the clinic server needs from the cloud to know the person (sql/0011): its signing key
  * registered there (so the cloud can mint clinic sessions), and the cloud's disabled users copied
- * here (so a banned or deleted user's clinic sessions and offline sign-in stop working).
+ * here (so a banned or deleted user's clinic sessions and offline sign-in stop working). The same
+ * pass seals both nodes' audit trails (sql/0012), so the events of each cycle's writes are chained.
  */
 export interface IdentityStatus {
   /** The clinic's current key is registered in the cloud (confirmed by this process). */
@@ -15,6 +16,9 @@ export interface IdentityStatus {
   /** Users the cloud disabled, as last copied to the clinic server; null until copied once. */
   readonly disabledUsers: number | null;
   readonly lastCopiedAt: string | null;
+  /** Audit events the last pass chained, on the clinic server and in the cloud; null until sealed once. */
+  readonly auditSealed: number | null;
+  readonly auditSealedAt: string | null;
   /** The last pass's failure, null once a pass succeeds: code and message, never a key. */
   readonly lastError: { readonly code: ErrorCode; readonly message: string; readonly at: string } | null;
 }
@@ -57,6 +61,8 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     keyRegisteredAt: null,
     disabledUsers: null,
     lastCopiedAt: null,
+    auditSealed: null,
+    auditSealedAt: null,
     lastError: null,
   };
 
@@ -74,6 +80,11 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     state = { ...state, keyRegistered: true, keyRegisteredAt: new Date(registered.at).toISOString() };
   };
 
+  const sealAudit = async () => {
+    const sealed = (await clinic.sealAudit(callOptions)) + (await cloud.sealAudit(callOptions));
+    state = { ...state, auditSealed: sealed, auditSealedAt: new Date().toISOString() };
+  };
+
   const pass = async (): Promise<IdentityStatus> => {
     let failure: CvError | undefined;
     const note = (error: unknown) => {
@@ -85,6 +96,7 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     // Revocation first: of the two, it is the one whose delay matters.
     await copyDisabledUsers().catch(note);
     await registerKey().catch(note);
+    await sealAudit().catch(note);
     state = {
       ...state,
       lastError: failure

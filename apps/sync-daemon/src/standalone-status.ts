@@ -85,17 +85,21 @@ export async function readStatus(config: DaemonConfig): Promise<StatusReport> {
 const orDash = (value: number | string | null | undefined, unit = "") =>
   value === null || value === undefined ? "-" : `${value}${unit}`;
 
-/** One line: whether the clinic key is registered and when the disabled users were last copied. */
+/** One line: whether the clinic key is registered, when the disabled users were last copied, the audit seal. */
 export function describeIdentity(identity: IdentityStatus): string {
   const key = identity.keyRegistered ? "clinic key registered" : "clinic key not registered";
   const copied =
     identity.disabledUsers === null
       ? "disabled users not copied yet"
       : `${identity.disabledUsers} disabled user(s) copied ${identity.lastCopiedAt}`;
+  const sealed =
+    identity.auditSealedAt === null
+      ? "audit trail not sealed yet"
+      : `${identity.auditSealed} audit event(s) sealed ${identity.auditSealedAt}`;
   const error = identity.lastError
     ? `; last error ${identity.lastError.code}: ${identity.lastError.message}`
     : "";
-  return `${key}, ${copied}${error}`;
+  return `${key}, ${copied}, ${sealed}${error}`;
 }
 
 export function formatStatus(report: StatusReport): string {

@@ -79,9 +79,30 @@ describe("the clinic's identity, copied by the daemon", () => {
     cleanups.push(() => admin.auth.admin.deleteUser(userId));
     const { keyId, hex } = await clinicKey();
 
+    // A change made in the cloud is an audit event there, for the pass to seal.
+    await clinic.cloudSql`
+      insert into branches (id, code, name, address)
+      values (${randomUUID()}, ${`AUD${randomUUID().slice(0, 6).toUpperCase()}`}, 'Auditoría', 'Av. Reforma 1')`;
     const first = await cli("once");
     expect(first.code, first.stdout + first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/^identity: clinic key registered, \d+ disabled user\(s\) copied /m);
+    expect(first.stdout).toMatch(
+      /^identity: clinic key registered, \d+ disabled user\(s\) copied \S+, \d+ audit event\(s\) sealed /m,
+    );
+    // The pass sealed both audit trails: nothing committed before it is left out of either chain
+    // (the cloud's holds the branch made there; the clinic server's had no change of its own yet).
+    for (const [where, sql] of [
+      ["clinic", clinic.sql],
+      ["cloud", clinic.cloudSql],
+    ] as const) {
+      const [trail] = await sql<
+        { v: { ok: boolean; unsealed: number } }[]
+      >`select public.cv_audit_verify() as v`;
+      expect(trail?.v, where).toMatchObject({ ok: true, unsealed: 0 });
+    }
+    const [cloudTrail] = await clinic.cloudSql<
+      { v: { sealed: number } }[]
+    >`select public.cv_audit_verify() as v`;
+    expect(cloudTrail?.v.sealed).toBeGreaterThan(0);
     for (const secret of [hex, cloud.serviceRoleKey, clinic.node.password])
       expect(first.stdout + first.stderr).not.toContain(secret);
     const [registered] =

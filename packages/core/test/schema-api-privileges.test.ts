@@ -73,7 +73,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // The audit trail (0012): a person records the records they open; the service key seals the
   // cloud's chain and verifies it.
   "function public.cv_audit_record_opened(uuid)": PERSON_ONLY,
-  "function public.cv_audit_seal(integer)": SYNC_ONLY,
+  "function public.cv_audit_seal(integer)": NODE,
   "function public.cv_audit_verify()": SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the
   // clinic server's signing key and copies the disabled users. The service key mints no session.

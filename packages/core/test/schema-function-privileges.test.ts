@@ -57,6 +57,7 @@ const CLOUD: Record<string, readonly string[]> = {
   // passes (cv_sync.require_node); the sync-functions test in sync-engine proves the refusal.
   authenticated: [
     RECORD_OPENED,
+    "public.cv_audit_seal(integer)",
     ...CLIENT_APPLY,
     "public.cv_clinic_register_key(uuid, text)",
     "public.cv_clinic_session(uuid)",

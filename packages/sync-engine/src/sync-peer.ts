@@ -87,6 +87,11 @@ export interface SyncPeer {
   clinicKey(options?: CallOptions): Promise<ClinicKey>;
   /** The cloud: registers (or replaces) a clinic server's key, so it can mint that clinic's sessions. */
   registerClinicKey(key: ClinicKey, options?: CallOptions): Promise<void>;
+  /**
+   * Chains this node's committed audit events (sql/0012 `cv_audit_seal`); resolves with how many
+   * it sealed (0 while another seal is at work).
+   */
+  sealAudit(options?: CallOptions): Promise<number>;
   /** Releases what the peer created (an injected client is left open). Later calls reject with `unavailable`. */
   close(): Promise<void>;
 }

@@ -41,6 +41,7 @@ function scriptedPeer(name: string) {
     setDisabledUsers: unused,
     clinicKey: unused,
     registerClinicKey: unused,
+    sealAudit: unused,
     node: async () => {
       state.nodeCalls++;
       state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);

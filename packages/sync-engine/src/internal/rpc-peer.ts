@@ -34,10 +34,14 @@ export const RPC_SIGNATURES = {
   cv_clinic_register_key: { p_key_id: "uuid", p_key: "text" },
   cv_clinic_key_export: {},
   cv_clinic_set_disabled_users: { p_users: "jsonb" },
+  cv_audit_seal: { p_limit: "integer" },
 } as const;
 
 export type RpcName = keyof typeof RPC_SIGNATURES;
 export type RpcArgs<F extends RpcName> = { readonly [K in keyof (typeof RPC_SIGNATURES)[F]]?: unknown };
+
+/** Audit events one seal chains at most (~60 µs each): well inside a call's deadline. */
+const AUDIT_SEAL_BATCH = 20_000;
 
 /** Log entries (and tombstones) one purge call deletes at most: well inside a hosted statement timeout. */
 const PURGE_BATCH = 10_000;
@@ -172,6 +176,7 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
     async registerClinicKey(key, options) {
       await invoke("cv_clinic_register_key", { p_key_id: key.keyId, p_key: key.key }, options);
     },
+    sealAudit: (options) => call("cv_audit_seal", { p_limit: AUDIT_SEAL_BATCH }, options, replySchemas.count),
     close,
   };
 }
