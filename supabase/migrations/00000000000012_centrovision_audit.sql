@@ -245,10 +245,33 @@ BEGIN
 END
 $$;
 
+-- The trail for a reviewer (`centrovision-sync audit list`): the latest p_limit events of this node,
+-- by patient, user and time, oldest first. Ids, authors and times; never row data.
+CREATE FUNCTION public.cv_audit_events(
+  p_patient_id uuid DEFAULT NULL, p_user_id uuid DEFAULT NULL,
+  p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL, p_limit integer DEFAULT 100
+) RETURNS jsonb
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'at', e.at, 'action', e.action, 'table', e.table_name, 'row_id', e.row_id, 'patient_id', e.patient_id,
+        'version', e.version, 'changed_columns', e.changed_columns, 'author', e.author, 'node', e.node_id,
+        'position', e.position) ORDER BY e.at, e.written), '[]')
+    FROM (
+      SELECT * FROM cv_audit.events x
+      WHERE (p_patient_id IS NULL OR x.patient_id = p_patient_id)
+        AND (p_user_id IS NULL OR x.author ->> 'user' = p_user_id::text)
+        AND (p_from IS NULL OR x.at >= p_from) AND (p_to IS NULL OR x.at < p_to)
+      ORDER BY x.at DESC, x.written DESC
+      LIMIT greatest(coalesce(p_limit, 100), 1)
+    ) e
+  );
+
 REVOKE ALL ON ALL TABLES IN SCHEMA cv_audit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_audit FROM PUBLIC;
-REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), public.cv_audit_verify()
-  FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), public.cv_audit_verify(),
+  public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) FROM PUBLIC;
 
 -- A person records the records they open; the sync daemon seals and verifies (on the clinic server
 -- its role; on the cloud it seals with its node credential, and the service key verifies).
@@ -259,12 +282,14 @@ DECLARE
 BEGIN
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), '
-      'public.cv_audit_verify() FROM %I', v_role);
+      'public.cv_audit_verify(), public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) FROM %I', v_role);
   END LOOP;
   GRANT EXECUTE ON FUNCTION public.cv_audit_record_opened(uuid) TO authenticated;
-  GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO centrovision_sync;
+  GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(),
+    public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) TO centrovision_sync;
   IF to_regrole('service_role') IS NOT NULL AND to_regclass('cv_auth.signing_key') IS NULL THEN
-    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify() TO service_role;
+    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(),
+      public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) TO service_role;
     -- Every clinic server's daemon seals the cloud's chain too, with its node credential
     -- (cv_sync.require_node, 0005); two at once do not wait for each other.
     GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer) TO authenticated;
@@ -293,4 +318,4 @@ $grants$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0012_audit.sql', '88391216c08f8a75ff8a32d51976e139430e400d1057a86172af81e353b57d0d') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0012_audit.sql', '0d97c379c9686ca37a8c545c10e5d69b4599481c4ca36744beb907465c151f21') on conflict (name) do nothing;

@@ -99,3 +99,45 @@ describe("conflicts", () => {
     expect(bad.stderr).toContain("--keep must be local or remote");
   });
 });
+
+describe("audit", () => {
+  it("lists a patient's events without their data, and verify finds the chain intact, then broken where an event was changed", async () => {
+    expect((await cli("init")).code).toBe(0);
+    const [branch] = await clinic.sql<{ id: string }[]>`select id from branches limit 1`;
+    const patient = randomUUID();
+    await clinic.sql`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      values (${patient}, ${branch?.id ?? ""}, 'Rosa', 'Méndez', '1962-07-19', 'female', '55 3333 4444')`;
+    await clinic.sql`update patients set allergies = 'Yodo' where id = ${patient}`;
+
+    const list = await cli("audit", "list", "--patient", patient, "--json");
+    expect(list.code, list.stderr).toBe(0);
+    const events = JSON.parse(list.stdout) as { action: string; table: string; patientId: string }[];
+    expect(events.map((e) => [e.action, e.table, e.patientId])).toEqual([
+      ["insert", "patients", patient],
+      ["update", "patients", patient],
+    ]);
+    const text = await cli("audit", "list", "--patient", patient);
+    expect(text.stdout).toContain(patient);
+    for (const output of [list.stdout, text.stdout]) {
+      for (const data of ["Rosa", "Méndez", "Yodo"]) expect(output).not.toContain(data);
+    }
+    const bad = await cli("audit", "list", "--patient", "ana", "--since", "ayer", "--limit", "0");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(
+      '--patient must be a uuid, got "ana"; --since must be a date or time, e.g. 2026-12-01 or 2026-12-01T08:00:00-06:00; --limit must be a positive integer',
+    );
+
+    const intact = await cli("audit", "verify");
+    expect(intact.code, intact.stderr).toBe(0);
+    expect(intact.stdout).toMatch(/^audit trail intact: \d+ event\(s\), \d+ verified in the chain/);
+    // The database's owner, past the trail's own trigger, rewrites what happened.
+    await clinic.sql.begin(async (tx) => {
+      await tx`alter table cv_audit.events disable trigger cv_audit_guard`;
+      await tx`update cv_audit.events set action = 'open' where patient_id = ${patient} and action = 'update'`;
+      await tx`alter table cv_audit.events enable trigger cv_audit_guard`;
+    });
+    const broken = await cli("audit", "verify", "--json");
+    expect(broken.code).toBe(1);
+    expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, brokenAt: expect.any(Number) });
+  });
+});

@@ -75,6 +75,8 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_audit_record_opened(uuid)": PERSON_ONLY,
   "function public.cv_audit_seal(integer)": NODE,
   "function public.cv_audit_verify()": SYNC_ONLY,
+  "function public.cv_audit_events(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)":
+    SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the
   // clinic server's signing key and copies the disabled users. The service key mints no session.
   "function public.cv_clinic_session(uuid)": PERSON_ONLY,

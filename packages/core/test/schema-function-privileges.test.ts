@@ -49,7 +49,11 @@ const ROUTER_QUESTIONS = ["public.cv_client_pending(bigint)", "public.cv_client_
 const HEALTH = "public.cv_health()";
 /** The audit trail (sql/0012): a person records the records they open; the sync seals and verifies. */
 const RECORD_OPENED = "public.cv_audit_record_opened(uuid)";
-const AUDIT_CHAIN = ["public.cv_audit_seal(integer)", "public.cv_audit_verify()"];
+const AUDIT_CHAIN = [
+  "public.cv_audit_events(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)",
+  "public.cv_audit_seal(integer)",
+  "public.cv_audit_verify()",
+];
 
 const CLOUD: Record<string, readonly string[]> = {
   anon: [HEALTH],

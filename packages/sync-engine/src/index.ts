@@ -56,6 +56,9 @@ export type {
 export {
   type ApplyRequest,
   type ApplyResult,
+  type AuditEvent,
+  type AuditQuery,
+  type AuditVerification,
   type ChangeAuthor,
   type ClinicKey,
   type ConflictQuery,

@@ -2,6 +2,9 @@ import type { CallOptions, TableName } from "@centrovision/core";
 import type {
   ApplyRequest,
   ApplyResult,
+  AuditEvent,
+  AuditQuery,
+  AuditVerification,
   ClinicKey,
   ConflictQuery,
   ConflictResolution,
@@ -92,6 +95,10 @@ export interface SyncPeer {
    * it sealed (0 while another seal is at work).
    */
   sealAudit(options?: CallOptions): Promise<number>;
+  /** This node's audit events (sql/0012 `cv_audit_events`), the latest `query.limit` (100) matching, oldest first. */
+  auditEvents(query: AuditQuery, options?: CallOptions): Promise<AuditEvent[]>;
+  /** Recomputes this node's audit chain (`cv_audit_verify`). */
+  verifyAudit(options?: CallOptions): Promise<AuditVerification>;
   /** Releases what the peer created (an injected client is left open). Later calls reject with `unavailable`. */
   close(): Promise<void>;
 }

@@ -78,6 +78,40 @@ export interface ChangeAuthor {
   readonly node: string;
 }
 
+/** One event of a node's audit trail (sql/0012 `cv_audit_events`): ids, author and time, never row data. */
+export interface AuditEvent {
+  readonly at: string;
+  readonly action: "insert" | "update" | "delete" | "open";
+  readonly table: string;
+  readonly rowId: string;
+  readonly patientId: string | null;
+  readonly version: string | null;
+  readonly changedColumns: readonly string[] | null;
+  readonly author: ChangeAuthor | null;
+  readonly node: string;
+  /** Its place in the node's hash chain; null until sealed. */
+  readonly position: number | null;
+}
+
+/** Which events `auditEvents` returns: the latest `limit` matching, oldest first. */
+export interface AuditQuery {
+  readonly patientId?: string;
+  readonly userId?: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly limit?: number;
+}
+
+/** `cv_audit_verify`: whether this node's chain holds, and where it breaks. */
+export interface AuditVerification {
+  readonly events: number;
+  readonly sealed: number;
+  readonly unsealed: number;
+  readonly ok: boolean;
+  readonly brokenAt: number | null;
+  readonly head: number;
+}
+
 /** A page of a node's log below its horizon (`cv_sync_pull`). */
 export interface PullPage {
   readonly source: SourceIdentity;

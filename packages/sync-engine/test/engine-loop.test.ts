@@ -42,6 +42,8 @@ function scriptedPeer(name: string) {
     clinicKey: unused,
     registerClinicKey: unused,
     sealAudit: unused,
+    auditEvents: unused,
+    verifyAudit: unused,
     node: async () => {
       state.nodeCalls++;
       state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);

@@ -6,8 +6,8 @@ import { createPeers } from "../peers.js";
 
 type Load = () => DaemonConfig;
 
-/** Runs `use` with the clinic server's peer (conflicts live there), closing both peers after. */
-async function withClinic<T>(
+/** Runs `use` with the clinic server's peer (conflicts and its audit trail live there), closing both peers after. */
+export async function withClinic<T>(
   load: Load,
   use: (peer: ReturnType<typeof createPeers>["local"]) => Promise<T>,
 ): Promise<T> {

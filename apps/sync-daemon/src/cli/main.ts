@@ -14,6 +14,7 @@ import { initClinic } from "../init.js";
 import { createLogger } from "../logger.js";
 import { hintFor } from "../peers.js";
 import { describeIdentity, formatStatus, readStatus } from "../standalone-status.js";
+import { addAuditCommand } from "./audit-command.js";
 import { addCloudCommand } from "./cloud-command.js";
 import { addConflictsCommand } from "./conflicts-command.js";
 import { addNodeCommand } from "./node-command.js";
@@ -149,6 +150,7 @@ program
   });
 
 addConflictsCommand(program, config, print);
+addAuditCommand(program, config, print);
 addCloudCommand(program, print);
 addNodeCommand(program, () => program.opts<{ config: string }>().config, print);
 

@@ -35,6 +35,14 @@ export const RPC_SIGNATURES = {
   cv_clinic_key_export: {},
   cv_clinic_set_disabled_users: { p_users: "jsonb" },
   cv_audit_seal: { p_limit: "integer" },
+  cv_audit_events: {
+    p_patient_id: "uuid",
+    p_user_id: "uuid",
+    p_from: "timestamptz",
+    p_to: "timestamptz",
+    p_limit: "integer",
+  },
+  cv_audit_verify: {},
 } as const;
 
 export type RpcName = keyof typeof RPC_SIGNATURES;
@@ -177,6 +185,20 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
       await invoke("cv_clinic_register_key", { p_key_id: key.keyId, p_key: key.key }, options);
     },
     sealAudit: (options) => call("cv_audit_seal", { p_limit: AUDIT_SEAL_BATCH }, options, replySchemas.count),
+    auditEvents: (query, options) =>
+      call(
+        "cv_audit_events",
+        {
+          ...(query.patientId !== undefined && { p_patient_id: query.patientId }),
+          ...(query.userId !== undefined && { p_user_id: query.userId }),
+          ...(query.from !== undefined && { p_from: query.from }),
+          ...(query.to !== undefined && { p_to: query.to }),
+          ...(query.limit !== undefined && { p_limit: query.limit }),
+        },
+        options,
+        replySchemas.auditEvents,
+      ),
+    verifyAudit: (options) => call("cv_audit_verify", {}, options, replySchemas.auditVerify),
     close,
   };
 }

@@ -2,6 +2,8 @@ import { CvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import * as z from "zod";
 import type {
   ApplyResult,
+  AuditEvent,
+  AuditVerification,
   ClinicKey,
   NodeInfo,
   PeerState,
@@ -213,7 +215,57 @@ const clinicKeySchema = z
   .object({ key_id: id(), key: z.string().regex(/^[0-9a-f]{64,128}$/) })
   .transform((k): ClinicKey => ({ keyId: k.key_id, key: k.key }));
 
+const authorSchema = z.looseObject({ user: id(), node: id() });
+const auditEventSchema = z
+  .object({
+    at: z.string(),
+    action: z.enum(["insert", "update", "delete", "open"]),
+    table: z.string(),
+    row_id: id(),
+    patient_id: id().nullable(),
+    version: id().nullable(),
+    changed_columns: z.array(z.string()).nullable(),
+    author: authorSchema.nullable(),
+    node: id(),
+    position: count.nullable(),
+  })
+  .transform(
+    (e): AuditEvent => ({
+      at: e.at,
+      action: e.action,
+      table: e.table,
+      rowId: e.row_id,
+      patientId: e.patient_id,
+      version: e.version,
+      changedColumns: e.changed_columns,
+      author: e.author as AuditEvent["author"],
+      node: e.node,
+      position: e.position,
+    }),
+  );
+const auditVerifySchema = z
+  .object({
+    events: count,
+    sealed: count,
+    unsealed: count,
+    ok: z.boolean(),
+    broken_at: count.nullable(),
+    head: count,
+  })
+  .transform(
+    (v): AuditVerification => ({
+      events: v.events,
+      sealed: v.sealed,
+      unsealed: v.unsealed,
+      ok: v.ok,
+      brokenAt: v.broken_at,
+      head: v.head,
+    }),
+  );
+
 export const replySchemas = {
+  auditEvents: z.array(auditEventSchema),
+  auditVerify: auditVerifySchema,
   clinicKey: clinicKeySchema,
   disabledUsers: z.array(id()),
   init: initSchema,
