@@ -13,6 +13,8 @@
 --               (below the oldest open transaction), so the order it fixes never changes.
 --   verify      cv_audit_verify() recomputes the chain: an event changed after sealing, or one
 --               taken out, breaks it at that position.
+--   the cloud   receives each clinic server's sealed events from its daemon (cv_audit_receive) only
+--               as the continuation of the chain it holds, so the trail outlives a lost server.
 --   nobody      edits or deletes an event, the app roles and the sync role included: they hold no
 --               privilege on the table, and a trigger refuses an UPDATE that is not the seal and a
 --               DELETE of an event younger than the retention (at least 5 years; the change log's
@@ -194,14 +196,15 @@ BEGIN
 END
 $$;
 
--- Recomputes this node's chain from its oldest kept event: {events, sealed, unsealed, ok, broken_at
--- (the first position whose hash does not follow, or that is missing), head}.
-CREATE FUNCTION public.cv_audit_verify() RETURNS jsonb
+-- Recomputes a node's chain (this node's, or one received from p_node) from its oldest kept event:
+-- {events, sealed, unsealed, ok, broken_at (the first position whose hash does not follow, or that
+-- is missing), head}.
+CREATE FUNCTION public.cv_audit_verify(p_node uuid DEFAULT NULL) RETURNS jsonb
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = ''
 AS $$
 DECLARE
-  v_node uuid := (SELECT n.node_id FROM cv_sync.node n);
+  v_node uuid := coalesce(p_node, (SELECT n.node_id FROM cv_sync.node n));
   v_event cv_audit.events;
   v_previous bytea;
   v_expected bigint;
@@ -228,6 +231,7 @@ BEGIN
     v_expected := v_event.position + 1;
     v_sealed := v_sealed + 1;
   END LOOP;
+  -- This node's own chain also ends where its seal says: an event removed at the end shows.
   SELECT * INTO v_head FROM cv_audit.chain c WHERE c.node_id = v_node;
   IF v_broken IS NULL AND v_head.position IS NOT NULL AND v_head.position > 0
     AND (v_expected IS NULL OR v_head.position <> v_expected - 1 OR v_head.hash IS DISTINCT FROM v_previous)
@@ -240,7 +244,100 @@ BEGIN
     'unsealed', (SELECT count(*) FROM cv_audit.events e WHERE e.node_id = v_node AND e.position IS NULL),
     'ok', v_broken IS NULL,
     'broken_at', v_broken,
-    'head', coalesce(v_head.position, 0));
+    'head', coalesce(v_head.position, v_expected - 1, 0));
+END
+$$;
+
+-- Shipping a clinic server's trail to the cloud, so it outlives the clinic server. The daemon asks
+-- the cloud how far it holds the clinic's chain, reads the sealed events after that here, and hands
+-- them to the cloud, which takes them only as the continuation of what it holds.
+
+-- The highest position of p_node's chain this node holds (0: none).
+CREATE FUNCTION public.cv_audit_head(p_node uuid) RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.require_node(NULL);
+  RETURN coalesce((SELECT max(e.position) FROM cv_audit.events e WHERE e.node_id = p_node), 0);
+END
+$$;
+
+-- This node's own sealed events after position p_after, at most p_limit, in chain order.
+CREATE FUNCTION public.cv_audit_sealed_after(p_after bigint, p_limit integer DEFAULT 1000) RETURNS jsonb
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = ''
+  RETURN (
+    SELECT coalesce(jsonb_agg(to_jsonb(e) - ARRAY['txid', 'written'] ORDER BY e.position), '[]')
+    FROM (
+      SELECT * FROM cv_audit.events x
+      WHERE x.node_id = (SELECT n.node_id FROM cv_sync.node n) AND x.position > coalesce(p_after, 0)
+      ORDER BY x.position
+      LIMIT greatest(coalesce(p_limit, 1000), 1)
+    ) e
+  );
+
+-- Takes a node's sealed events as the continuation of its chain held here: all of one node (the
+-- caller's own, for a node credential), starting right after the position held, each hash following
+-- from the one before. Anything else is refused whole (CV005): a gap, an edited event, another
+-- node's. Returns how many it took; events already held are skipped.
+CREATE FUNCTION public.cv_audit_receive(p_events jsonb) RETURNS integer
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_events cv_audit.events[];
+  v_event cv_audit.events;
+  v_node uuid;
+  v_previous bytea;
+  v_position bigint;
+  v_taken integer := 0;
+BEGIN
+  IF jsonb_typeof(p_events) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'p_events must be a JSON array of sealed audit events' USING ERRCODE = 'CV005';
+  END IF;
+  BEGIN
+    v_events := ARRAY(SELECT jsonb_populate_record(NULL::cv_audit.events, e) FROM jsonb_array_elements(p_events) e);
+  EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value OR datatype_mismatch THEN
+    RAISE EXCEPTION 'p_events holds a malformed audit event: %', SQLERRM USING ERRCODE = 'CV005';
+  END;
+  IF cardinality(v_events) = 0 THEN
+    RETURN 0;
+  END IF;
+  v_node := (v_events[1]).node_id;
+  IF v_node IS NULL OR v_node = (SELECT n.node_id FROM cv_sync.node n)
+    OR EXISTS (SELECT FROM unnest(v_events) e WHERE e.node_id IS DISTINCT FROM v_node OR e.position IS NULL
+      OR e.hash IS NULL OR e.event_id IS NULL OR e.at IS NULL OR e.action IS NULL)
+  THEN
+    RAISE EXCEPTION 'p_events must be sealed events of one other node' USING ERRCODE = 'CV005';
+  END IF;
+  PERFORM cv_sync.require_node(v_node);
+  -- One receiver per node's chain at a time.
+  PERFORM pg_advisory_xact_lock(hashtextextended('cv_audit ' || v_node::text, 0));
+  SELECT e.position, e.hash INTO v_position, v_previous
+  FROM cv_audit.events e WHERE e.node_id = v_node ORDER BY e.position DESC NULLS LAST LIMIT 1;
+  v_position := coalesce(v_position, 0);
+  FOR v_event IN SELECT * FROM unnest(v_events) e ORDER BY e.position LOOP
+    IF v_event.position <= v_position THEN
+      CONTINUE;
+    END IF;
+    IF v_event.position <> v_position + 1 THEN
+      RAISE EXCEPTION 'the audit events of node % skip from position % to %; nothing was taken', v_node,
+        v_position, v_event.position USING ERRCODE = 'CV005';
+    END IF;
+    IF v_previous IS NOT NULL AND cv_audit.link(v_previous, v_event) IS DISTINCT FROM v_event.hash THEN
+      RAISE EXCEPTION 'the audit event at position % of node % does not follow its chain; nothing was taken',
+        v_event.position, v_node USING ERRCODE = 'CV005';
+    END IF;
+    INSERT INTO cv_audit.events (event_id, node_id, at, author, action, table_name, row_id, patient_id, version,
+      changed_columns, position, hash)
+    VALUES (v_event.event_id, v_event.node_id, v_event.at, v_event.author, v_event.action, v_event.table_name,
+      v_event.row_id, v_event.patient_id, v_event.version, v_event.changed_columns, v_event.position, v_event.hash);
+    v_previous := v_event.hash;
+    v_position := v_event.position;
+    v_taken := v_taken + 1;
+  END LOOP;
+  RETURN v_taken;
 END
 $$;
 
@@ -269,29 +366,31 @@ CREATE FUNCTION public.cv_audit_events(
 
 REVOKE ALL ON ALL TABLES IN SCHEMA cv_audit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_audit FROM PUBLIC;
-REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), public.cv_audit_verify(),
-  public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) FROM PUBLIC;
 
--- A person records the records they open; the sync daemon seals and verifies (on the clinic server
--- its role; on the cloud it seals with its node credential, and the service key verifies).
--- Supabase's default privileges are taken back first.
+-- A person records the records they open. The sync daemon seals, verifies and reads its clinic
+-- server's trail (its role there) and, with its node credential in the cloud, seals the cloud's and
+-- hands over its own (cv_sync.require_node, 0005; two at once do not wait for each other). The
+-- service key verifies and reads the cloud's. Supabase's default privileges are taken back first.
 DO $grants$
 DECLARE
+  v_all constant text := 'public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), '
+    'public.cv_audit_verify(uuid), public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer), '
+    'public.cv_audit_head(uuid), public.cv_audit_sealed_after(bigint, integer), public.cv_audit_receive(jsonb)';
   v_role text;
 BEGIN
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_all);
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), '
-      'public.cv_audit_verify(), public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_all, v_role);
   END LOOP;
   GRANT EXECUTE ON FUNCTION public.cv_audit_record_opened(uuid) TO authenticated;
-  GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(),
-    public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) TO centrovision_sync;
+  GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(uuid),
+    public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer), public.cv_audit_sealed_after(bigint, integer)
+    TO centrovision_sync;
   IF to_regrole('service_role') IS NOT NULL AND to_regclass('cv_auth.signing_key') IS NULL THEN
-    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(),
+    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(uuid),
       public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer) TO service_role;
-    -- Every clinic server's daemon seals the cloud's chain too, with its node credential
-    -- (cv_sync.require_node, 0005); two at once do not wait for each other.
-    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer) TO authenticated;
+    GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_head(uuid), public.cv_audit_receive(jsonb)
+      TO authenticated;
   END IF;
 END
 $grants$;

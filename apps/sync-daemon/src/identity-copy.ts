@@ -5,7 +5,8 @@ import type { SyncPeer } from "@centrovision/sync-engine";
  * What the clinic server needs from the cloud to know the person (sql/0011): its signing key
  * registered there (so the cloud can mint clinic sessions), and the cloud's disabled users copied
  * here (so a banned or deleted user's clinic sessions and offline sign-in stop working). The same
- * pass seals both nodes' audit trails (sql/0012), so the events of each cycle's writes are chained.
+ * pass seals both nodes' audit trails (sql/0012), so the events of each cycle's writes are chained,
+ * and hands the clinic server's sealed events to the cloud, so its trail outlives the server.
  */
 export interface IdentityStatus {
   /** The clinic's current key is registered in the cloud (confirmed by this process). */
@@ -19,6 +20,8 @@ export interface IdentityStatus {
   /** Audit events the last pass chained, on the clinic server and in the cloud; null until sealed once. */
   readonly auditSealed: number | null;
   readonly auditSealedAt: string | null;
+  /** How far the cloud holds the clinic server's audit chain (its position); null until asked once. */
+  readonly auditInCloud: number | null;
   /** The last pass's failure, null once a pass succeeds: code and message, never a key. */
   readonly lastError: { readonly code: ErrorCode; readonly message: string; readonly at: string } | null;
 }
@@ -63,6 +66,7 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     lastCopiedAt: null,
     auditSealed: null,
     auditSealedAt: null,
+    auditInCloud: null,
     lastError: null,
   };
 
@@ -85,6 +89,20 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     state = { ...state, auditSealed: sealed, auditSealedAt: new Date().toISOString() };
   };
 
+  let clinicNodeId: string | undefined;
+  const shipAudit = async () => {
+    clinicNodeId ??= (await clinic.node(callOptions)).nodeId;
+    let head = await cloud.auditHead(clinicNodeId, callOptions);
+    for (;;) {
+      const events = await clinic.sealedAuditAfter(head, callOptions);
+      const last = events.at(-1);
+      if (last === undefined) break;
+      await cloud.receiveAudit(events, callOptions);
+      head = last.position;
+    }
+    state = { ...state, auditInCloud: head };
+  };
+
   const pass = async (): Promise<IdentityStatus> => {
     let failure: CvError | undefined;
     const note = (error: unknown) => {
@@ -97,6 +115,7 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     await copyDisabledUsers().catch(note);
     await registerKey().catch(note);
     await sealAudit().catch(note);
+    await shipAudit().catch(note);
     state = {
       ...state,
       lastError: failure

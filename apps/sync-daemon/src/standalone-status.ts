@@ -95,7 +95,7 @@ export function describeIdentity(identity: IdentityStatus): string {
   const sealed =
     identity.auditSealedAt === null
       ? "audit trail not sealed yet"
-      : `${identity.auditSealed} audit event(s) sealed ${identity.auditSealedAt}`;
+      : `${identity.auditSealed} audit event(s) sealed ${identity.auditSealedAt}, the cloud holds the chain up to #${identity.auditInCloud ?? "-"}`;
   const error = identity.lastError
     ? `; last error ${identity.lastError.code}: ${identity.lastError.message}`
     : "";

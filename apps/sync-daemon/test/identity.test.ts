@@ -109,6 +109,26 @@ describe("the clinic's identity, copied by the daemon", () => {
       await clinic.cloudSql`select key_id from cv_auth.clinic_keys where key_id = ${keyId}`;
     expect(registered).toBeDefined();
 
+    // A change made on the clinic server: sealed there, then handed to the cloud by the next pass,
+    // which holds the clinic's chain hash for hash.
+    await clinic.sql`
+      insert into branches (id, code, name, address)
+      values (${randomUUID()}, ${`LOC${randomUUID().slice(0, 6).toUpperCase()}`}, 'Local', 'Calle 5')`;
+    expect((await cli("once")).code).toBe(0);
+    const [{ node_id: clinicNode } = { node_id: "" }] = await clinic.sql<{ node_id: string }[]>`
+      select node_id from cv_sync.node`;
+    const chainOf = (sql: typeof clinic.sql) =>
+      sql<{ position: string; hash: string }[]>`
+        select position, encode(hash, 'hex') as hash from cv_audit.events
+        where node_id = ${clinicNode} and position is not null order by position`;
+    const [onClinic, inCloud] = [await chainOf(clinic.sql), await chainOf(clinic.cloudSql)];
+    expect(onClinic.length).toBeGreaterThan(0);
+    expect(inCloud).toEqual(onClinic);
+    const [held] = await clinic.cloudSql<
+      { v: { ok: boolean } }[]
+    >`select public.cv_audit_verify(${clinicNode}) as v`;
+    expect(held?.v).toMatchObject({ ok: true });
+
     // A person signs in online and gets a clinic session, which the clinic server verifies.
     const person = supabase(cloud.url, cloud.anonKey);
     expect((await person.auth.signInWithPassword({ email, password })).error).toBeNull();

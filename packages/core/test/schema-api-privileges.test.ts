@@ -22,6 +22,8 @@ const SYNC_ONLY: Grants = { service_role: ["EXECUTE"] };
 const PERSON_ONLY: Grants = { authenticated: ["EXECUTE"] };
 /** A clinic server's node credential (a signed-in user, checked inside) and the service key. */
 const NODE: Grants = SIGNED_IN;
+/** A clinic server's node credential only (checked inside): handing over its audit trail. */
+const NODE_ONLY: Grants = { authenticated: ["EXECUTE"] };
 
 const ALLOWED: Readonly<Record<string, Grants>> = {
   "table public.branches": EHR_TABLE,
@@ -74,7 +76,10 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // cloud's chain and verifies it.
   "function public.cv_audit_record_opened(uuid)": PERSON_ONLY,
   "function public.cv_audit_seal(integer)": NODE,
-  "function public.cv_audit_verify()": SYNC_ONLY,
+  "function public.cv_audit_verify(uuid)": SYNC_ONLY,
+  "function public.cv_audit_head(uuid)": NODE_ONLY,
+  "function public.cv_audit_receive(jsonb)": NODE_ONLY,
+  "function public.cv_audit_sealed_after(bigint, integer)": {},
   "function public.cv_audit_events(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)":
     SYNC_ONLY,
   // Clinic sessions (0011): a signed-in person asks for one; the clinic daemon's key registers the

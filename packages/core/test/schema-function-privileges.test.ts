@@ -52,7 +52,7 @@ const RECORD_OPENED = "public.cv_audit_record_opened(uuid)";
 const AUDIT_CHAIN = [
   "public.cv_audit_events(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)",
   "public.cv_audit_seal(integer)",
-  "public.cv_audit_verify()",
+  "public.cv_audit_verify(uuid)",
 ];
 
 const CLOUD: Record<string, readonly string[]> = {
@@ -61,6 +61,8 @@ const CLOUD: Record<string, readonly string[]> = {
   // passes (cv_sync.require_node); the sync-functions test in sync-engine proves the refusal.
   authenticated: [
     RECORD_OPENED,
+    "public.cv_audit_head(uuid)",
+    "public.cv_audit_receive(jsonb)",
     "public.cv_audit_seal(integer)",
     ...CLIENT_APPLY,
     "public.cv_clinic_register_key(uuid, text)",
@@ -104,6 +106,7 @@ const CLINIC: Record<string, readonly string[]> = {
   // The sync daemon: the sync machinery and the identity copy, nothing of a PC's.
   sync: [
     ...AUDIT_CHAIN,
+    "public.cv_audit_sealed_after(bigint, integer)",
     "cv_auth.key_id()",
     "public.cv_clinic_key_export()",
     "public.cv_clinic_set_disabled_users(jsonb)",

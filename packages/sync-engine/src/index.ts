@@ -69,6 +69,7 @@ export {
   type PullPage,
   type PurgeResult,
   type ResolveResult,
+  type SealedAuditEvent,
   type SnapshotApplyResult,
   type SnapshotPage,
   type SnapshotProgress,

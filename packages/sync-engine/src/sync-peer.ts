@@ -13,6 +13,7 @@ import type {
   PullPage,
   PurgeResult,
   ResolveResult,
+  SealedAuditEvent,
   SnapshotApplyResult,
   SnapshotPage,
   SourceIdentity,
@@ -99,6 +100,12 @@ export interface SyncPeer {
   auditEvents(query: AuditQuery, options?: CallOptions): Promise<AuditEvent[]>;
   /** Recomputes this node's audit chain (`cv_audit_verify`). */
   verifyAudit(options?: CallOptions): Promise<AuditVerification>;
+  /** The cloud: the highest position of a clinic server's audit chain it holds (0: none). */
+  auditHead(nodeId: string, options?: CallOptions): Promise<number>;
+  /** A clinic server: its own sealed audit events after `position`, a batch in chain order, as sealed. */
+  sealedAuditAfter(position: number, options?: CallOptions): Promise<SealedAuditEvent[]>;
+  /** The cloud: takes a clinic server's sealed events as the continuation of its chain; resolves with how many. */
+  receiveAudit(events: readonly SealedAuditEvent[], options?: CallOptions): Promise<number>;
   /** Releases what the peer created (an injected client is left open). Later calls reject with `unavailable`. */
   close(): Promise<void>;
 }

@@ -102,6 +102,12 @@ export interface AuditQuery {
   readonly limit?: number;
 }
 
+/**
+ * An audit event as its node sealed it (`cv_audit_sealed_after`), handed to the cloud unchanged:
+ * the hash covers every field, so it travels as the server wrote it.
+ */
+export type SealedAuditEvent = Readonly<Record<string, unknown>> & { readonly position: number };
+
 /** `cv_audit_verify`: whether this node's chain holds, and where it breaks. */
 export interface AuditVerification {
   readonly events: number;

@@ -44,6 +44,9 @@ function scriptedPeer(name: string) {
     sealAudit: unused,
     auditEvents: unused,
     verifyAudit: unused,
+    auditHead: unused,
+    sealedAuditAfter: unused,
+    receiveAudit: unused,
     node: async () => {
       state.nodeCalls++;
       state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);

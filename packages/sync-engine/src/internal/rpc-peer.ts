@@ -42,11 +42,17 @@ export const RPC_SIGNATURES = {
     p_to: "timestamptz",
     p_limit: "integer",
   },
-  cv_audit_verify: {},
+  cv_audit_verify: { p_node: "uuid" },
+  cv_audit_head: { p_node: "uuid" },
+  cv_audit_sealed_after: { p_after: "bigint", p_limit: "integer" },
+  cv_audit_receive: { p_events: "jsonb" },
 } as const;
 
 export type RpcName = keyof typeof RPC_SIGNATURES;
 export type RpcArgs<F extends RpcName> = { readonly [K in keyof (typeof RPC_SIGNATURES)[F]]?: unknown };
+
+/** Sealed audit events handed to the cloud per call (~650 B each). */
+const AUDIT_SHIP_BATCH = 1_000;
 
 /** Audit events one seal chains at most (~60 µs each): well inside a call's deadline. */
 const AUDIT_SEAL_BATCH = 20_000;
@@ -199,6 +205,16 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
         replySchemas.auditEvents,
       ),
     verifyAudit: (options) => call("cv_audit_verify", {}, options, replySchemas.auditVerify),
+    auditHead: (nodeId, options) => call("cv_audit_head", { p_node: nodeId }, options, replySchemas.count),
+    sealedAuditAfter: (position, options) =>
+      call(
+        "cv_audit_sealed_after",
+        { p_after: position, p_limit: AUDIT_SHIP_BATCH },
+        options,
+        replySchemas.sealedAudit,
+      ),
+    receiveAudit: (events, options) =>
+      call("cv_audit_receive", { p_events: events }, options, replySchemas.count),
     close,
   };
 }

@@ -265,6 +265,7 @@ const auditVerifySchema = z
 
 export const replySchemas = {
   auditEvents: z.array(auditEventSchema),
+  sealedAudit: z.array(z.looseObject({ event_id: id(), node_id: id(), position: count, hash: z.string() })),
   auditVerify: auditVerifySchema,
   clinicKey: clinicKeySchema,
   disabledUsers: z.array(id()),

@@ -121,6 +121,48 @@ describe("the audit trail", () => {
     }
   });
 
+  it("hands a node's sealed events to another only as the continuation of the chain it holds", async () => {
+    const source = await createNode("audit_source");
+    const cloud = await createNode("audit_receiver");
+    try {
+      await insertClinic(source.sql, clinic());
+      await seal(source);
+      const [page] = await source.sql<{ events: Record<string, unknown>[] }[]>`
+        select public.cv_audit_sealed_after(0, 1000) as events`;
+      const events = page?.events ?? [];
+      expect(events.length).toBeGreaterThan(3);
+      const receive = (batch: unknown[]) =>
+        cloud.sql<
+          { n: number }[]
+        >`select public.cv_audit_receive(${JSON.stringify(batch)}::text::jsonb) as n`;
+      // A gap, an edited event, or the receiver's own node: refused whole.
+      expect(await failureCode(() => receive(events.slice(1)))).toBe("CV005");
+      const edited = events.map((e, i) => (i === 2 ? { ...e, action: "open" } : e));
+      expect(await failureCode(() => receive(edited))).toBe("CV005");
+      expect(await failureCode(() => receive(events.map((e) => ({ ...e, node_id: cloud.id }))))).toBe(
+        "CV005",
+      );
+      expect(await cloud.sql`select 1 from cv_audit.events where node_id = ${source.id}`).toEqual([]);
+
+      expect(await receive(events.slice(0, 2))).toEqual([{ n: 2 }]);
+      expect(await receive(events)).toEqual([{ n: events.length - 2 }]);
+      expect(await receive(events)).toEqual([{ n: 0 }]);
+      const [held] = await cloud.sql<{ head: string }[]>`select public.cv_audit_head(${source.id}) as head`;
+      expect(Number(held?.head)).toBe(events.length);
+      const [verified] = await cloud.sql<{ v: { ok: boolean; sealed: number } }[]>`
+        select public.cv_audit_verify(${source.id}) as v`;
+      expect(verified?.v).toMatchObject({ ok: true, sealed: events.length });
+      const hashes = async (db: SqlNode) =>
+        (
+          await db.sql<{ hash: string }[]>`
+          select encode(hash, 'hex') as hash from cv_audit.events where node_id = ${source.id} order by position`
+        ).map((row) => row.hash);
+      expect(await hashes(cloud)).toEqual(await hashes(source));
+    } finally {
+      await Promise.all([source.drop(), cloud.drop()]);
+    }
+  });
+
   it("lets nobody change or remove an event: no privilege for the app and sync roles, the owner stopped by its trigger", async () => {
     await insertClinic(other.sql, clinic());
     await seal(other);
