@@ -274,36 +274,55 @@ BEGIN
 END
 $$;
 
+-- The signed-in person behind this statement, as the change log records them: user (auth.uid()),
+-- how they signed in, their session, the device and this node. NULL without a person: the owner,
+-- the sync, a migration. Each tier gets its own body here, once, rather than asking which it is on
+-- every captured row: on the clinic server the clinic session's `sign_in` (online or clinic), its
+-- `sid` and the PC's own login as device; on the cloud the token's first authentication method
+-- (e.g. password) and `session_id`, and no device (it sees only its gateway).
+DO $author$
+BEGIN
+  IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+    CREATE FUNCTION cv_sync.current_author() RETURNS jsonb
+      LANGUAGE plpgsql STABLE
+      SET search_path = ''
+    AS $fn$
+    DECLARE
+      v_claims jsonb := auth.jwt();
+    BEGIN
+      IF v_claims ->> 'sub' IS NULL THEN
+        RETURN NULL;
+      END IF;
+      RETURN jsonb_strip_nulls(jsonb_build_object('user', v_claims ->> 'sub', 'sign_in', v_claims ->> 'sign_in',
+        'session', v_claims ->> 'sid', 'device', session_user::text, 'node', (SELECT n.node_id FROM cv_sync.node n)));
+    END
+    $fn$;
+  ELSE
+    CREATE FUNCTION cv_sync.current_author() RETURNS jsonb
+      LANGUAGE plpgsql STABLE
+      SET search_path = ''
+    AS $fn$
+    DECLARE
+      v_claims jsonb := auth.jwt();
+    BEGIN
+      IF v_claims ->> 'sub' IS NULL THEN
+        RETURN NULL;
+      END IF;
+      RETURN jsonb_strip_nulls(jsonb_build_object('user', v_claims ->> 'sub',
+        'sign_in', v_claims -> 'amr' -> 0 ->> 'method', 'session', v_claims ->> 'session_id',
+        'node', (SELECT n.node_id FROM cv_sync.node n)));
+    END
+    $fn$;
+  END IF;
+END
+$author$;
+
 -- Capture: one log entry and one row_state upsert per written row, in one statement.
 -- SECURITY DEFINER because it runs in app sessions, which must not be able to write the log
 -- themselves. The sync-apply test lives in the trigger's WHEN clause, evaluated before this
 -- function is entered (a replicated row does not even queue the event); cv_sync.guard makes
 -- sure the setting it reads means a real apply.
 -- Meta columns are left out of changed_columns: every edit changes them.
--- The signed-in person behind this statement, as the change log records them: user (auth.uid()),
--- how they signed in (on the clinic server the clinic session's `sign_in`: online or clinic; on
--- the cloud the token's first authentication method, e.g. password), their session, the device
--- (on the clinic server the PC's own login; the cloud sees only its gateway) and this node. NULL
--- without a person: the owner, the sync, a migration.
-CREATE FUNCTION cv_sync.current_author() RETURNS jsonb
-  LANGUAGE plpgsql STABLE
-  SET search_path = ''
-AS $$
-DECLARE
-  v_claims jsonb := auth.jwt();
-  v_clinic boolean := to_regclass('cv_auth.signing_key') IS NOT NULL;
-BEGIN
-  IF v_claims ->> 'sub' IS NULL THEN
-    RETURN NULL;
-  END IF;
-  RETURN jsonb_strip_nulls(jsonb_build_object(
-    'user', v_claims ->> 'sub',
-    'sign_in', CASE WHEN v_clinic THEN v_claims ->> 'sign_in' ELSE v_claims -> 'amr' -> 0 ->> 'method' END,
-    'session', coalesce(v_claims ->> 'sid', v_claims ->> 'session_id'),
-    'device', CASE WHEN v_clinic THEN session_user::text END,
-    'node', (SELECT n.node_id FROM cv_sync.node n)));
-END
-$$;
 
 CREATE FUNCTION cv_sync.capture() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER
