@@ -191,15 +191,17 @@ function logCycle(logger: Logger, status: SyncStatus): void {
 }
 
 function logIdentity(logger: Logger, before: IdentityStatus, after: IdentityStatus): void {
+  // Each step of the pass runs whatever another one did: a registration is news even when a later
+  // step (the audit trails) failed.
+  if (after.keyRegisteredAt !== before.keyRegisteredAt) {
+    logger.info({ keyId: after.keyId }, "clinic key registered with the cloud");
+  }
   if (after.lastError) {
     const { code, message } = after.lastError;
     // invalid_config messages say what to do themselves.
     const hint = code === "invalid_config" ? "" : ` — ${hintFor(code, message)}`;
     logger.warn({ code }, `clinic identity copy failed: ${message}${hint}; retrying with the next cycle`);
     return;
-  }
-  if (after.keyRegisteredAt !== before.keyRegisteredAt) {
-    logger.info({ keyId: after.keyId }, "clinic key registered with the cloud");
   }
   const changed = after.disabledUsers !== before.disabledUsers || before.lastError !== null;
   logger[changed ? "info" : "debug"](

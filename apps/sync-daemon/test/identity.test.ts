@@ -257,4 +257,42 @@ describe("the clinic's identity, copied by the daemon", () => {
     for (const secret of [hex, project.serviceRoleKey, onProject.node.password])
       expect(result.stderr).not.toContain(secret);
   });
+
+  it("registers the key and says so while the cloud lacks sql/0012, whose audit steps fail beside it", async () => {
+    const partial = mkdtempSync(join(tmpdir(), "cv-without-0012-"));
+    for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
+      if (file < "0012") copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
+    }
+    const project = await startLocalSupabase({
+      postgres: runningPostgres(inject("postgresUrl")),
+      migrationsDir: partial,
+      log: () => {},
+    });
+    cleanups.push(async () => {
+      await project.stop();
+      rmSync(partial, { recursive: true, force: true });
+    });
+    const port = await freePort();
+    const onProject = await createTestNode(project, `clinic-${randomUUID().slice(0, 8)}`);
+    clinic.writeConfig("", { httpPort: port, cloud: onProject });
+    const { keyId } = await clinicKey();
+    const daemon = spawnCli(["--config", clinic.configPath, "run"]);
+    cleanups.push(async () => {
+      daemon.child.kill("SIGTERM");
+      await daemon.done;
+    });
+
+    const done = await daemon.waitForLog((line) => line.msg === "clinic key registered with the cloud");
+    expect(done.keyId).toBe(keyId);
+    const failed = await daemon.waitForLog((line) =>
+      String(line.msg).startsWith("clinic identity copy failed"),
+    );
+    expect(failed.msg).toContain("cv_audit_seal");
+    await daemon.waitForLog((line) => line.msg === "sync cycle done");
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as Record<string, unknown>;
+    expect(status).toMatchObject({
+      consecutiveFailures: 0,
+      identity: { keyRegistered: true, keyId, disabledUsers: 0, lastError: { code: "invalid_config" } },
+    });
+  });
 });
