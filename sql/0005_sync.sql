@@ -128,6 +128,10 @@ CREATE FUNCTION cv_sync.synthetic_hlc(p_updated_at timestamptz, p_node uuid) RET
 -- received_from: the peer an applied entry came from (NULL = written here): a node never sends an
 -- entry back to the node it came from, nor to its origin.
 -- resolves: the conflict a reviewed resolution settles (cv_sync_conflict_resolve).
+-- op 'rescope' (the cloud only): not a change but a row entering or leaving clinics' scope because
+-- a row linking to it changed (see "Scope" below); it carries the row as it is, at its version.
+-- scope / scope_before (the cloud only): the branches whose clinic servers hold the row after and
+-- before this entry; a scoped pull sends an entry to the clinics in either (cv_sync.op_for).
 -- author: who made the change, where it was made (cv_sync.current_author), carried unchanged to
 -- every node it reaches; NULL for a change no signed-in person made (the owner, the backfill).
 CREATE TABLE cv_sync.change_log (
@@ -135,7 +139,7 @@ CREATE TABLE cv_sync.change_log (
   seq bigint GENERATED ALWAYS AS IDENTITY,
   table_name text NOT NULL,
   row_id uuid NOT NULL,
-  op text NOT NULL CONSTRAINT change_log_op_check CHECK (op IN ('upsert', 'delete')),
+  op text NOT NULL CONSTRAINT change_log_op_check CHECK (op IN ('upsert', 'delete', 'rescope')),
   row_data jsonb NOT NULL,
   version uuid NOT NULL,
   base_version uuid,
@@ -145,6 +149,8 @@ CREATE TABLE cv_sync.change_log (
   received_from uuid,
   resolves uuid,
   author jsonb,
+  scope uuid[],
+  scope_before uuid[],
   recorded_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (txid, seq)
 );
@@ -413,11 +419,14 @@ $install$;
 -- node id is bound on first use): it cannot acknowledge, apply or reset in another clinic's name.
 -- The owner, the service key and, on the clinic server, the sync role's logins are trusted by
 -- their grants alone.
+-- branch_ids: the clinic's scope, the branches whose rows its server holds (see "Scope" below);
+-- NULL: every branch (an organisation with one clinic server, registered so on purpose).
 CREATE TABLE cv_sync.clinic_nodes (
   user_id uuid PRIMARY KEY,
   name text NOT NULL CONSTRAINT clinic_nodes_name_key UNIQUE
     CONSTRAINT clinic_nodes_name_not_blank CHECK (name ~ '\S'),
   node_id uuid CONSTRAINT clinic_nodes_node_id_key UNIQUE,
+  branch_ids uuid[] CONSTRAINT clinic_nodes_branch_ids_not_empty CHECK (cardinality(branch_ids) > 0),
   registered_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -453,40 +462,289 @@ BEGIN
 END
 $$;
 
--- Registers an Auth user as a clinic server's node credential (the cloud's administrator, with the
--- service key). Registering it again under the same name changes nothing. p_replace gives a name
--- already registered to a new user, keeping the clinic server it is bound to (a lost or stolen
--- password: the old user should then be deleted): returns the user it replaced, else NULL.
-CREATE FUNCTION public.cv_sync_register_node(p_user_id uuid, p_name text, p_replace boolean DEFAULT false)
-  RETURNS uuid
+-- Registers an Auth user as a clinic server's node credential for the clinic of p_branch_ids (NULL:
+-- every branch; the cloud's administrator, with the service key). Registering it again under the same name and
+-- branches changes nothing. p_replace gives a name already registered to a new user, keeping the
+-- clinic server it is bound to and its branches (a lost or stolen password: the old user should
+-- then be deleted): returns the user it replaced, else NULL. A clinic's branches do not change in
+-- place: its server holds only their rows, and would miss the rows of a branch added later.
+CREATE FUNCTION public.cv_sync_register_node(
+  p_user_id uuid, p_name text, p_branch_ids uuid[], p_replace boolean DEFAULT false
+) RETURNS uuid
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
 AS $$
 DECLARE
-  v_previous uuid;
+  v_previous cv_sync.clinic_nodes;
+  v_branches uuid[] := CASE WHEN p_branch_ids IS NOT NULL
+    THEN ARRAY(SELECT DISTINCT b FROM unnest(p_branch_ids) b WHERE b IS NOT NULL ORDER BY b) END;
+  v_unknown text;
 BEGIN
-  IF p_user_id IS NULL OR p_name IS NULL OR p_name !~ '\S' THEN
-    RAISE EXCEPTION 'a node needs the id of its Auth user and a clinic name' USING ERRCODE = 'CV005';
+  IF p_user_id IS NULL OR p_name IS NULL OR p_name !~ '\S' OR cardinality(v_branches) = 0 THEN
+    RAISE EXCEPTION 'a node needs the id of its Auth user, a clinic name and the clinic''s branches (NULL: all)'
+      USING ERRCODE = 'CV005';
   END IF;
-  SELECT n.user_id INTO v_previous FROM cv_sync.clinic_nodes n WHERE n.name = p_name FOR UPDATE;
-  IF v_previous = p_user_id THEN
+  SELECT string_agg(b::text, ', ') INTO v_unknown
+  FROM unnest(v_branches) b WHERE NOT EXISTS (SELECT FROM public.branches x WHERE x.id = b);
+  IF v_unknown IS NOT NULL THEN
+    RAISE EXCEPTION 'no branch %', v_unknown USING ERRCODE = 'CV005', HINT = 'Create the branch first, or check its id.';
+  END IF;
+  SELECT * INTO v_previous FROM cv_sync.clinic_nodes n WHERE n.name = p_name FOR UPDATE;
+  IF FOUND AND v_previous.branch_ids IS DISTINCT FROM v_branches THEN
+    RAISE EXCEPTION 'the clinic % holds branches % and cannot change them in place', p_name,
+      coalesce(v_previous.branch_ids::text, 'all')
+      USING ERRCODE = 'CV005',
+        HINT = 'Register the clinic server anew under another name and re-sync it from the cloud.';
+  END IF;
+  IF v_previous.user_id = p_user_id THEN
     RETURN NULL;
   END IF;
-  IF v_previous IS NOT NULL AND NOT coalesce(p_replace, false) THEN
+  IF FOUND AND NOT coalesce(p_replace, false) THEN
     RAISE EXCEPTION 'the clinic name % is already registered to another node', p_name USING ERRCODE = 'CV005',
       HINT = 'Choose another name, or replace that clinic''s credential (p_replace).';
   END IF;
   IF EXISTS (SELECT FROM cv_sync.clinic_nodes n WHERE n.user_id = p_user_id) THEN
     RAISE EXCEPTION 'this user is already the node of another clinic' USING ERRCODE = 'CV005';
   END IF;
-  IF v_previous IS NULL THEN
-    INSERT INTO cv_sync.clinic_nodes (user_id, name) VALUES (p_user_id, p_name);
+  IF NOT FOUND THEN
+    INSERT INTO cv_sync.clinic_nodes (user_id, name, branch_ids) VALUES (p_user_id, p_name, v_branches);
   ELSE
     UPDATE cv_sync.clinic_nodes n SET user_id = p_user_id, registered_at = now() WHERE n.name = p_name;
   END IF;
-  RETURN v_previous;
+  RETURN v_previous.user_id;
 END
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Scope (partial replication). On the cloud every row has a scope: the branches whose clinic
+-- servers hold it. A clinic's node credential pulls only the entries of rows in its branches'
+-- scope, copies only those rows in an initial sync, and may send changes only to rows in it; a
+-- row leaving the scope is evicted from the clinic server (an 'evict' entry: removed there, not
+-- deleted anywhere). What a clinic holds is what its staff need and nothing more:
+--   branches                     all of them (a patient seen here may live at another branch;
+--                                names and addresses, no patient data);
+--   rooms, user_branches,        their branch;
+--   encounters
+--   appointments                 their branch and the branches of encounters following them;
+--   patients                     their home branch and every branch with an appointment or an
+--                                encounter of theirs ("patients seen there");
+--   profiles                     the branches the person works at and those where they are the
+--                                doctor of an appointment or encounter;
+--   user_roles                   the branches their person works at;
+--   exam_eye, diagnoses          their encounter's branch.
+-- So every row a clinic holds finds its parents there too. A row's scope is kept in cv_sync.scopes
+-- and moves with every change of a row linking to it: the link's entry in the log is followed by
+-- a 'rescope' entry of the linked row (a patient's first appointment at a branch brings the patient
+-- to that clinic, the last one's removal evicts them). The clinic servers themselves keep no scope:
+-- they send everything they hold to the cloud and take only their own branches' rows from it.
+
+-- The scope of rows every clinic holds (an id no branch has).
+CREATE FUNCTION cv_sync.everywhere() RETURNS uuid
+  LANGUAGE sql IMMUTABLE
+  RETURN '00000000-0000-0000-0000-000000000000'::uuid;
+
+-- A row's scope, from its image p_row and the rows that link to it now; sorted, no duplicates.
+CREATE FUNCTION cv_sync.row_scope(p_table text, p_row jsonb) RETURNS uuid[]
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_id uuid := (p_row ->> 'id')::uuid;
+BEGIN
+  RETURN ARRAY(SELECT DISTINCT b FROM (
+    SELECT cv_sync.everywhere() WHERE p_table = 'branches'
+    UNION ALL SELECT (p_row ->> 'branch_id')::uuid
+      WHERE p_table IN ('rooms', 'user_branches', 'encounters', 'appointments', 'patients')
+    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'appointments' AND e.appointment_id = v_id
+    UNION ALL SELECT a.branch_id FROM public.appointments a WHERE p_table = 'patients' AND a.patient_id = v_id
+    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'patients' AND e.patient_id = v_id
+    UNION ALL SELECT ub.branch_id FROM public.user_branches ub
+      WHERE p_table IN ('profiles', 'user_roles')
+        AND ub.user_id = CASE p_table WHEN 'profiles' THEN v_id ELSE (p_row ->> 'user_id')::uuid END
+    UNION ALL SELECT a.branch_id FROM public.appointments a WHERE p_table = 'profiles' AND a.doctor_id = v_id
+    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'profiles' AND e.doctor_id = v_id
+    UNION ALL SELECT e.branch_id FROM public.encounters e
+      WHERE p_table IN ('exam_eye', 'diagnoses') AND e.id = (p_row ->> 'encounter_id')::uuid
+  ) s(b) WHERE b IS NOT NULL ORDER BY b);
+END
+$$;
+
+-- The rows whose scope follows this row's links, as [table, id, branch] (the branch this row
+-- brings them): an appointment's patient and doctor, an encounter's patient, doctor and
+-- appointment, a membership's person and their roles.
+CREATE FUNCTION cv_sync.scope_links(p_table text, p_row jsonb) RETURNS jsonb
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN CASE
+    WHEN p_table IN ('appointments', 'encounters') THEN (
+      SELECT coalesce(jsonb_agg(jsonb_build_array(l.table_name, l.row_id, p_row -> 'branch_id')), '[]')
+      FROM (VALUES ('patients', p_row -> 'patient_id'), ('profiles', p_row -> 'doctor_id'),
+        ('appointments', p_row -> 'appointment_id')) l(table_name, row_id)
+      WHERE jsonb_typeof(l.row_id) = 'string')
+    WHEN p_table = 'user_branches' THEN jsonb_build_array(jsonb_build_array('profiles', p_row -> 'user_id', p_row -> 'branch_id'))
+      || coalesce((SELECT jsonb_agg(jsonb_build_array('user_roles', r.id, p_row -> 'branch_id')) FROM public.user_roles r
+        WHERE r.user_id = (p_row ->> 'user_id')::uuid), '[]')
+    ELSE '[]' END;
+
+-- The scope of every row the cloud has seen, and its links when it was last written.
+CREATE TABLE cv_sync.scopes (
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  scope uuid[] NOT NULL,
+  links jsonb NOT NULL DEFAULT '[]',
+  PRIMARY KEY (table_name, row_id)
+);
+
+-- The branches a clinic's node credential holds (with everywhere()); NULL for a node of every
+-- branch and every other caller (the owner, the service key, the sync role), which hold the whole
+-- database. A signed-in user who is not a node holds nothing (cv_sync.require_node refuses it).
+CREATE FUNCTION cv_sync.node_scope() RETURNS uuid[]
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_node cv_sync.clinic_nodes;
+BEGIN
+  IF coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated' THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO v_node FROM cv_sync.clinic_nodes n WHERE n.user_id = auth.uid();
+  RETURN CASE WHEN NOT FOUND THEN '{}' WHEN v_node.branch_ids IS NOT NULL THEN v_node.branch_ids || cv_sync.everywhere() END;
+END
+$$;
+
+-- What a log entry becomes for a consumer holding p_held (NULL: everything): the op to send, or
+-- NULL to leave it out. A row moving out of the consumer's scope is evicted there; a 'rescope'
+-- entry matters only to the clinics it moves the row into (an upsert) or out of (an evict).
+CREATE FUNCTION cv_sync.op_for(p_op text, p_scope uuid[], p_before uuid[], p_held uuid[]) RETURNS text
+  LANGUAGE sql IMMUTABLE
+  RETURN CASE
+    WHEN p_held IS NULL THEN nullif(p_op, 'rescope')
+    WHEN coalesce(p_scope && p_held, false) THEN
+      CASE WHEN p_op <> 'rescope' OR NOT coalesce(p_before && p_held, false) THEN replace(p_op, 'rescope', 'upsert') END
+    WHEN coalesce(p_before && p_held, false) AND p_op <> 'delete' THEN 'evict'
+  END;
+
+-- Re-reads the scope of one row after a row linking to it changed; when it moved, records the
+-- move: a 'rescope' entry in the log (p_log), or just the new scope (an initial-sync copy, which
+-- is not logged). A row that is gone (deleted in this transaction) is left to its own delete.
+CREATE FUNCTION cv_sync.rescope(p_table text, p_row_id uuid, p_log boolean) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_row jsonb;
+  v_scope uuid[];
+  v_held uuid[];
+BEGIN
+  EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.id = $1', p_table) INTO v_row USING p_row_id;
+  IF v_row IS NULL THEN
+    RETURN;
+  END IF;
+  v_scope := cv_sync.row_scope(p_table, v_row);
+  SELECT s.scope INTO v_held FROM cv_sync.scopes s WHERE s.table_name = p_table AND s.row_id = p_row_id;
+  IF v_held = v_scope THEN
+    RETURN;
+  END IF;
+  IF NOT p_log THEN
+    INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+    VALUES (p_table, p_row_id, v_scope, cv_sync.scope_links(p_table, v_row))
+    ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope;
+    RETURN;
+  END IF;
+  INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
+    scope)
+  SELECT p_table, p_row_id, 'rescope', v_row, (v_row ->> 'version')::uuid, (v_row ->> 'version')::uuid,
+    coalesce(s.origin, n.node_id), coalesce(s.hlc, cv_sync.synthetic_hlc((v_row ->> 'updated_at')::timestamptz, n.node_id)),
+    '{}', v_scope
+  FROM cv_sync.node n LEFT JOIN cv_sync.row_state s ON s.table_name = p_table AND s.row_id = p_row_id;
+END
+$$;
+
+-- After a row's links went from p_old to p_new: re-reads the scope of each linked row that may
+-- have gained a branch (a new link whose branch its kept scope lacks) or lost one (a link gone).
+-- A new appointment of a patient already seen at its branch costs one lookup.
+CREATE FUNCTION cv_sync.follow_links(p_new jsonb, p_old jsonb, p_log boolean) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_link record;
+BEGIN
+  FOR v_link IN
+    SELECT DISTINCT l.table_name, l.row_id FROM (
+      SELECT n ->> 0 AS table_name, (n ->> 1)::uuid AS row_id FROM jsonb_array_elements(p_new) n
+      WHERE NOT EXISTS (SELECT FROM cv_sync.scopes s
+        WHERE s.table_name = n ->> 0 AND s.row_id = (n ->> 1)::uuid AND (n ->> 2)::uuid = ANY (s.scope))
+      UNION ALL
+      SELECT o ->> 0, (o ->> 1)::uuid FROM jsonb_array_elements(p_old) o WHERE NOT p_new @> jsonb_build_array(o)
+    ) l
+  LOOP
+    PERFORM cv_sync.rescope(v_link.table_name, v_link.row_id, p_log);
+  END LOOP;
+END
+$$;
+
+-- Keeps a row's scope for the entry about to be logged (BEFORE INSERT on the cloud's log): sets
+-- the entry's scope and scope_before (an eviction the quarantine decided brings its own, 0007),
+-- then re-reads the scope of the rows it links to, before and after (a moved appointment leaves
+-- one patient's branch and joins another's), and of an encounter's exam and diagnoses when the
+-- encounter changed branch.
+CREATE FUNCTION cv_sync.track_scope() RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_before cv_sync.scopes;
+  v_links jsonb;
+BEGIN
+  IF NEW.op = 'rescope' AND NEW.scope_before IS NOT NULL THEN
+    RETURN NEW;
+  END IF;
+  SELECT * INTO v_before FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
+  NEW.scope_before := v_before.scope;
+  IF NEW.op = 'delete' THEN
+    NEW.scope := coalesce(v_before.scope, cv_sync.row_scope(NEW.table_name, NEW.row_data));
+    DELETE FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
+    v_links := '[]';
+  ELSE
+    NEW.scope := coalesce(NEW.scope, cv_sync.row_scope(NEW.table_name, NEW.row_data));
+    v_links := cv_sync.scope_links(NEW.table_name, NEW.row_data);
+    INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links) VALUES (NEW.table_name, NEW.row_id, NEW.scope, v_links)
+    ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
+  END IF;
+  IF NEW.op = 'rescope' THEN
+    RETURN NEW;
+  END IF;
+  PERFORM cv_sync.follow_links(v_links,
+    coalesce(v_before.links, CASE WHEN NEW.op = 'delete' THEN cv_sync.scope_links(NEW.table_name, NEW.row_data) END, '[]'),
+    true);
+  IF NEW.table_name = 'encounters' AND v_before.scope IS DISTINCT FROM NEW.scope THEN
+    PERFORM cv_sync.rescope(c.table_name, c.id, true) FROM (
+      SELECT 'exam_eye' AS table_name, x.id FROM public.exam_eye x WHERE x.encounter_id = NEW.row_id
+      UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = NEW.row_id) c;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+-- On the cloud (no clinic signing key, 0003): track scopes, starting with the rows already there.
+DO $scope$
+DECLARE
+  v_table text;
+BEGIN
+  IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+    RETURN;
+  END IF;
+  CREATE TRIGGER cv_sync_track_scope BEFORE INSERT ON cv_sync.change_log
+    FOR EACH ROW EXECUTE FUNCTION cv_sync.track_scope();
+  FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
+    EXECUTE format('INSERT INTO cv_sync.scopes (table_name, row_id, scope, links) '
+      'SELECT %1$L, x.id, cv_sync.row_scope(%1$L, to_jsonb(x)), cv_sync.scope_links(%1$L, to_jsonb(x)) FROM public.%1$I x',
+      v_table);
+  END LOOP;
+END
+$scope$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Permissions, run at the end of every sync migration for the functions it adds.

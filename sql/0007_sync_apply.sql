@@ -27,6 +27,90 @@ CREATE TYPE cv_sync.change AS (
   author jsonb
 );
 
+-- Scope on the cloud for what an apply writes (0005, "Scope").
+
+-- The same for rows copied by an initial sync, which are not logged: their scope, and the scope
+-- of the rows they link to.
+CREATE FUNCTION cv_sync.track_copied_scopes(p_changes cv_sync.change[]) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_old jsonb;
+BEGIN
+  SELECT coalesce(jsonb_agg(l), '[]') INTO v_old
+  FROM unnest(p_changes) c JOIN cv_sync.scopes s ON s.table_name = c.table_name AND s.row_id = c.row_id,
+    jsonb_array_elements(s.links) l;
+  INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+  SELECT c.table_name, c.row_id, cv_sync.row_scope(c.table_name, c.row_data), cv_sync.scope_links(c.table_name, c.row_data)
+  FROM unnest(p_changes) c WHERE c.op = 'upsert'
+  ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
+  PERFORM cv_sync.follow_links(
+    (SELECT coalesce(jsonb_agg(l), '[]') FROM unnest(p_changes) c, jsonb_array_elements(cv_sync.scope_links(c.table_name, c.row_data)) l),
+    v_old, false);
+END
+$$;
+
+-- A clinic may write only rows in its scope, before and after the change (a branch: only its
+-- own). What a clinic's node credential sends outside it is not applied: it is held in
+-- cv_sync.quarantine with the cloud's current row and the reason, for an administrator.
+CREATE FUNCTION cv_sync.write_scope(p_table text, p_row jsonb) RETURNS uuid[]
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN CASE WHEN p_table = 'branches' THEN ARRAY[(p_row ->> 'id')::uuid] ELSE cv_sync.row_scope(p_table, p_row) END;
+
+CREATE TABLE cv_sync.quarantine (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  source uuid NOT NULL,
+  table_name text NOT NULL,
+  row_id uuid NOT NULL,
+  change jsonb NOT NULL,
+  current_row jsonb,
+  reason text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX quarantine_created_at_idx ON cv_sync.quarantine (created_at);
+
+-- Of one table's changes from p_source, those its node credential (holding p_held) may write;
+-- the others go to the quarantine. Where the cloud has no such row in the clinic's scope (a row
+-- planted there, or one that left the scope while the clinic edited it), the clinic is told to
+-- drop its copy: an eviction entry for its branches (a 'rescope' entry whose scope_before is
+-- given, which cv_sync.track_scope leaves alone).
+CREATE FUNCTION cv_sync.hold_outside_scope(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
+  OUT allowed cv_sync.change[], OUT held integer)
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_refused jsonb;
+BEGIN
+  EXECUTE format($sql$
+    SELECT coalesce(array_agg(s.c) FILTER (WHERE s.ok), '{}'),
+      coalesce(jsonb_agg(jsonb_build_object('change', to_jsonb(s.c), 'current', s.current,
+        'evict', s.current IS NULL OR NOT coalesce(cv_sync.row_scope(%1$L, s.current) && $2, false)))
+        FILTER (WHERE NOT s.ok), '[]')
+    FROM (
+      SELECT c, to_jsonb(x) AS current,
+        ((c).op <> 'upsert' OR coalesce(cv_sync.write_scope(%1$L, (c).row_data) && $2, false))
+          AND (x.id IS NULL OR coalesce(cv_sync.write_scope(%1$L, to_jsonb(x)) && $2, false)) AS ok
+      FROM unnest($1) c LEFT JOIN public.%1$I x ON x.id = (c).row_id
+    ) s
+  $sql$, p_table) INTO allowed, v_refused USING p_changes, p_held;
+  INSERT INTO cv_sync.quarantine (source, table_name, row_id, change, current_row, reason)
+  SELECT p_source, p_table, (r.item -> 'change' ->> 'row_id')::uuid, r.item -> 'change', nullif(r.item -> 'current', 'null'),
+    format('%s %s lies outside the branches of clinic %s', p_table, r.item -> 'change' ->> 'row_id',
+      (SELECT n.name FROM cv_sync.clinic_nodes n WHERE n.node_id = p_source))
+  FROM jsonb_array_elements(v_refused) r(item);
+  INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, origin, hlc, changed_columns, scope,
+    scope_before)
+  SELECT p_table, (c ->> 'row_id')::uuid, 'rescope', jsonb_build_object('id', c ->> 'row_id'), (c ->> 'version')::uuid,
+    (c ->> 'origin')::uuid, c ->> 'hlc', '{}', '{}', array_remove(p_held, cv_sync.everywhere())
+  FROM jsonb_array_elements(v_refused) r(item), LATERAL (SELECT r.item -> 'change') x(c)
+  WHERE (r.item ->> 'evict')::boolean;
+  held := jsonb_array_length(v_refused);
+END
+$$;
+
 -- A uuid both nodes derive alike from a pair of versions, whichever side they stand on: the
 -- id of the conflict between them, and the version of their merge. So two nodes settling the
 -- same pair independently produce the same row and the same conflict record.
@@ -78,7 +162,7 @@ BEGIN
         CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
         r.resolves, w.author)::cv_sync.change),
       min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
-        OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete')
+        OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete', 'evict')
         OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
         OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id)
     INTO v_result, v_bad
@@ -158,6 +242,10 @@ BEGIN
     ON CONFLICT (table_name, row_id) DO UPDATE SET
       version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
       deleted_at = excluded.deleted_at, txid = NULL, seq = NULL;
+    -- Unlogged rows get their scope here; logged ones get it with their log entry (0005, "Scope").
+    IF to_regclass('cv_auth.signing_key') IS NULL THEN
+      PERFORM cv_sync.track_copied_scopes(p_changes);
+    END IF;
   END IF;
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(), resolved_by = 'node ' || c.origin::text,

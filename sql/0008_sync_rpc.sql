@@ -170,7 +170,11 @@ BEGIN
 END
 $$;
 
--- Applies collapsed changes: upserts in foreign-key order, then deletes in reverse order.
+-- Applies collapsed changes: upserts in foreign-key order, then deletes and evictions in reverse
+-- order. An eviction (a row that left this clinic's scope on the cloud) removes the row and what
+-- this node knows of it, unlogged: it was deleted nowhere. A row something here still references
+-- stays. From a clinic's node credential (on the cloud), a change outside its scope is held in
+-- the quarantine instead (cv_sync.hold_outside_scope, 0005).
 -- p_catchup: replaying the log over an initial copy, where a change older than the row is stale,
 -- not concurrent. p_log: false only for initial-sync pages (rows, not changes; logging a million
 -- copied rows would only send them back).
@@ -191,6 +195,10 @@ DECLARE
   v_deletes cv_sync.change[];
   v_blocked record;
   v_floor bigint;
+  v_held uuid[] := cv_sync.node_scope();
+  v_hold record;
+  v_quarantined bigint := 0;
+  v_evicted bigint := 0;
 BEGIN
   FOR v_table IN
     SELECT s.table_name, s.policy, s.position FROM cv_sync.synced_tables s
@@ -198,6 +206,11 @@ BEGIN
     ORDER BY s.position
   LOOP
     v_batch := ARRAY(SELECT c FROM unnest(p_changes) c WHERE c.table_name = v_table.table_name AND c.op = 'upsert');
+    IF v_held IS NOT NULL AND cardinality(v_batch) > 0 THEN
+      v_hold := cv_sync.hold_outside_scope(v_table.table_name, v_batch, p_source, v_held);
+      v_batch := v_hold.allowed;
+      v_quarantined := v_quarantined + v_hold.held;
+    END IF;
     CONTINUE WHEN cardinality(v_batch) = 0;
     v_class := cv_sync.classify(v_table.table_name, v_batch, p_catchup);
     v_skipped := v_skipped + v_class.skipped;
@@ -221,6 +234,11 @@ BEGIN
     ORDER BY s.position DESC
   LOOP
     v_batch := ARRAY(SELECT c FROM unnest(p_changes) c WHERE c.table_name = v_table.table_name AND c.op = 'delete');
+    IF v_held IS NOT NULL THEN
+      v_hold := cv_sync.hold_outside_scope(v_table.table_name, v_batch, p_source, v_held);
+      v_batch := v_hold.allowed;
+      v_quarantined := v_quarantined + v_hold.held;
+    END IF;
     v_class := cv_sync.classify(v_table.table_name, v_batch, p_catchup);
     v_skipped := v_skipped + v_class.skipped;
     v_deletes := v_class.inserts || v_class.updates;
@@ -264,6 +282,21 @@ BEGIN
     v_applied := v_applied + cardinality(v_deletes);
   END LOOP;
 
+  FOR v_table IN
+    SELECT s.table_name FROM cv_sync.synced_tables s
+    WHERE EXISTS (SELECT FROM unnest(p_changes) c WHERE c.table_name = s.table_name AND c.op = 'evict')
+    ORDER BY s.position DESC
+  LOOP
+    v_batch := ARRAY(SELECT c FROM unnest(p_changes) c WHERE c.table_name = v_table.table_name AND c.op = 'evict');
+    v_batch := ARRAY(SELECT c FROM unnest(v_batch) c WHERE c.row_id <> ALL (
+      ARRAY(SELECT (r.change).row_id FROM cv_sync.referenced(v_table.table_name, v_batch) r)));
+    EXECUTE format('DELETE FROM public.%I x WHERE x.id = ANY ($1)', v_table.table_name)
+      USING ARRAY(SELECT c.row_id FROM unnest(v_batch) c);
+    DELETE FROM cv_sync.row_state s
+    WHERE s.table_name = v_table.table_name AND s.row_id IN (SELECT c.row_id FROM unnest(v_batch) c);
+    v_evicted := v_evicted + cardinality(v_batch);
+  END LOOP;
+
   -- Raise the HLC floor past everything received (see 0005, cv_sync.node), never past this
   -- node's clock plus the allowed skew: the callers refuse later stamps (CV009), and a floor in
   -- the future would put every later local stamp there too.
@@ -272,7 +305,8 @@ BEGIN
   FROM (SELECT max(cv_sync.hlc_physical(c.hlc)) AS physical FROM unnest(p_changes) c) m
   WHERE m.physical IS NOT NULL;
   UPDATE cv_sync.node SET hlc_floor = v_floor WHERE hlc_floor < v_floor;
-  RETURN jsonb_build_object('applied', v_applied, 'skipped', v_skipped, 'conflicts', v_conflicts);
+  RETURN jsonb_build_object('applied', v_applied, 'skipped', v_skipped, 'conflicts', v_conflicts,
+    'quarantined', v_quarantined, 'evicted', v_evicted);
 END
 $$;
 
@@ -303,8 +337,8 @@ BEGIN
   v_peer := cv_sync.lock_peer(p_source);
   -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
   IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
-    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0,
-      'cursor', cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq));
+    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
+      'evicted', 0, 'cursor', cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq));
   END IF;
   -- The page was pulled from somewhere else than where this node stands: applying it would skip
   -- or repeat entries.
@@ -314,6 +348,11 @@ BEGIN
       USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
   END IF;
   v_changes := cv_sync.collapse(p_changes);
+  IF coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated'
+    AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
+    RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
+      USING ERRCODE = 'CV005';
+  END IF;
   PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
   PERFORM cv_sync.check_changes_clock(v_changes);
   PERFORM cv_sync.begin_apply(v_peer.peer_id);
@@ -376,7 +415,8 @@ BEGIN
     OR (SELECT s.position FROM cv_sync.synced_tables s WHERE s.table_name = v_at ->> 'table') > v_position
     OR (v_at ->> 'table' = v_table AND (v_at ->> 'after_id')::uuid >= v_last)
   THEN
-    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'progress', v_at);
+    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
+      'evicted', 0, 'progress', v_at);
   END IF;
   IF v_at ->> 'table' <> v_table OR (v_at ->> 'after_id')::uuid IS DISTINCT FROM v_after THEN
     RAISE EXCEPTION 'the initial sync from peer % stands at % here, this page is % after %', v_peer.peer_id, v_at,

@@ -302,10 +302,10 @@ CREATE FUNCTION public.cv_client_pending(p_upto bigint DEFAULT NULL) RETURNS big
     (SELECT max(n.pending) FROM cv_sync.peers p CROSS JOIN LATERAL (
       SELECT count(*) AS pending FROM cv_sync.change_log l
       WHERE (l.txid, l.seq) > (coalesce(p.acked_txid, 0)::text::xid8, coalesce(p.acked_seq, 0))
-        AND l.origin <> p.peer_id AND l.received_from IS DISTINCT FROM p.peer_id
+        AND l.origin <> p.peer_id AND l.received_from IS DISTINCT FROM p.peer_id AND l.op <> 'rescope'
         AND (p_upto IS NULL OR l.seq <= p_upto)) n),
     (SELECT count(*) FROM cv_sync.change_log l
-      WHERE l.received_from IS NULL AND (p_upto IS NULL OR l.seq <= p_upto)));
+      WHERE l.received_from IS NULL AND l.op <> 'rescope' AND (p_upto IS NULL OR l.seq <= p_upto)));
 
 -- The position of the last change logged here, for cv_client_pending(p_upto).
 CREATE FUNCTION public.cv_client_position() RETURNS bigint

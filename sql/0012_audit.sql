@@ -89,7 +89,8 @@ BEGIN
 END
 $$;
 
--- Every entry this node's change log gets for a change made here (received_from NULL) is an event.
+-- Every entry this node's change log gets for a change made here (received_from NULL) is an event;
+-- a 'rescope' entry (0005) is none: nobody changed the row.
 CREATE FUNCTION cv_audit.record_change() RETURNS trigger
   LANGUAGE plpgsql
   SET search_path = ''
@@ -103,7 +104,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER cv_audit_record_change AFTER INSERT ON cv_sync.change_log
-  FOR EACH ROW WHEN (NEW.received_from IS NULL)
+  FOR EACH ROW WHEN (NEW.received_from IS NULL AND NEW.op <> 'rescope')
   EXECUTE FUNCTION cv_audit.record_change();
 
 -- Nobody edits or removes an event: the seal only fills in its position and hash once, and an

@@ -121,8 +121,10 @@ $$;
 -- target sees a source transaction whole); a larger one is split, which is still safe: its
 -- entries are in the order the source executed them, each statement foreign-key valid.
 -- Entries that came from p_consumer or originated there are scanned but not returned (no echo);
--- the cursor moves past them. When the page reaches the horizon the cursor moves to it, so an
--- idle source still advances its readers' cursors.
+-- the cursor moves past them. A clinic's node credential gets only its scope's entries, as
+-- cv_sync.op_for turns them (0005, "Scope"); an evicted row travels as its id alone. When the page
+-- reaches the horizon the cursor moves to it, so an idle source still advances its readers'
+-- cursors.
 CREATE FUNCTION public.cv_sync_pull(
   p_consumer uuid,
   p_after jsonb DEFAULT '{"txid": 0, "seq": 0}',
@@ -138,11 +140,13 @@ DECLARE
   v_end_seq bigint;
   v_has_more boolean := false;
   v_changes json;
+  v_held uuid[];
 BEGIN
   IF p_consumer IS NULL THEN
     RAISE EXCEPTION 'p_consumer (the pulling node id) is required' USING ERRCODE = 'CV005';
   END IF;
   PERFORM cv_sync.require_node(NULL);
+  v_held := cv_sync.node_scope();
   IF p_limit IS NULL OR p_limit < 1 THEN
     RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
@@ -171,14 +175,18 @@ BEGIN
       SELECT FROM cv_sync.change_log l
       WHERE (l.txid, l.seq) > (v_end_txid, v_end_seq) AND l.txid < v_horizon::text::xid8);
     SELECT coalesce(json_agg(json_build_object(
-        'table', l.table_name, 'row_id', l.row_id, 'op', l.op, 'row', l.row_data, 'version', l.version,
-        'base_version', l.base_version, 'origin', l.origin, 'hlc', l.hlc, 'changed_columns', l.changed_columns,
-        'resolves', l.resolves, 'author', l.author, 'txid', l.txid::text::bigint, 'seq', l.seq)
+        'table', l.table_name, 'row_id', l.row_id, 'op', s.op,
+        'row', CASE WHEN s.op = 'evict' THEN jsonb_build_object('id', l.row_id) ELSE l.row_data END, 'version', l.version,
+        'base_version', CASE WHEN s.op <> 'evict' THEN l.base_version END, 'origin', l.origin, 'hlc', l.hlc,
+        'changed_columns', l.changed_columns, 'resolves', l.resolves, 'author', l.author,
+        'txid', l.txid::text::bigint, 'seq', l.seq)
         ORDER BY l.txid, l.seq), '[]'::json)
     INTO v_changes
     FROM cv_sync.change_log l
+    CROSS JOIN LATERAL (SELECT cv_sync.op_for(l.op, l.scope, l.scope_before, v_held) AS op) s
     WHERE (l.txid, l.seq) > (v_after.txid::text::xid8, v_after.seq) AND (l.txid, l.seq) <= (v_end_txid, v_end_seq)
-      AND l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer;
+      AND s.op IS NOT NULL
+      AND (l.op = 'rescope' OR l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer);
   END IF;
 
   RETURN (
@@ -241,20 +249,23 @@ AS $$
 DECLARE
   v_txid bigint;
   v_seq bigint;
+  v_held uuid[];
 BEGIN
   PERFORM cv_sync.require_node(NULL);
+  v_held := cv_sync.node_scope();
   SELECT p.acked_txid, p.acked_seq INTO v_txid, v_seq FROM cv_sync.peers p WHERE p.peer_id = p_consumer;
   RETURN (
     SELECT count(*) FROM cv_sync.change_log l
     WHERE (l.txid, l.seq) > (coalesce(v_txid, 0)::text::xid8, coalesce(v_seq, 0))
       AND l.txid < cv_sync.horizon()::text::xid8
-      AND l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer);
+      AND cv_sync.op_for(l.op, l.scope, l.scope_before, v_held) IS NOT NULL
+      AND (l.op = 'rescope' OR l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer));
 END
 $$;
 
 -- A page of one table's rows in id order, with each row's HLC and origin, for an initial sync
 -- (PROTOCOL.md "Initial sync"). cursor: the log position at this read's horizon; the copy
--- reflects at least everything below it.
+-- reflects at least everything below it. A clinic's node credential gets the rows of its scope.
 CREATE FUNCTION public.cv_sync_snapshot(p_table text, p_after_id uuid DEFAULT NULL, p_limit integer DEFAULT 1000)
   RETURNS json
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -264,23 +275,31 @@ DECLARE
   v_rows json;
   v_last uuid;
   v_has_more boolean;
+  v_held uuid[];
+  v_in_scope text;
 BEGIN
   PERFORM cv_sync.require_node(NULL);
+  v_held := cv_sync.node_scope();
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
   IF p_limit IS NULL OR p_limit < 1 THEN
     RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
+  -- $3: the scope held; a row copied unlogged may lack a kept scope, then it is read now.
+  v_in_scope := CASE WHEN v_held IS NULL THEN 'true' ELSE format(
+    'coalesce((SELECT sc.scope FROM cv_sync.scopes sc WHERE sc.table_name = %1$L AND sc.row_id = t.id), '
+    'cv_sync.row_scope(%1$L, to_jsonb(t))) && $3', p_table) END;
   EXECUTE format(
     'SELECT coalesce(json_agg(json_build_object(''row'', to_json(x), ''hlc'', coalesce(rs.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), '
     '    ''origin'', coalesce(rs.origin, n.node_id)) ORDER BY x.id), ''[]''::json), '
     '  (array_agg(x.id ORDER BY x.id DESC))[1] '
-    'FROM (SELECT * FROM public.%1$I t WHERE $1 IS NULL OR t.id > $1 ORDER BY t.id LIMIT $2) x '
+    'FROM (SELECT * FROM public.%1$I t WHERE ($1 IS NULL OR t.id > $1) AND %2$s ORDER BY t.id LIMIT $2) x '
     'CROSS JOIN cv_sync.node n '
-    'LEFT JOIN cv_sync.row_state rs ON rs.table_name = %1$L AND rs.row_id = x.id', p_table)
-  INTO v_rows, v_last USING p_after_id, p_limit;
-  EXECUTE format('SELECT EXISTS (SELECT FROM public.%I t WHERE t.id > $1)', p_table) INTO v_has_more USING v_last;
+    'LEFT JOIN cv_sync.row_state rs ON rs.table_name = %1$L AND rs.row_id = x.id', p_table, v_in_scope)
+  INTO v_rows, v_last USING p_after_id, p_limit, v_held;
+  EXECUTE format('SELECT EXISTS (SELECT FROM public.%I t WHERE t.id > $1 AND %s)', p_table, v_in_scope)
+    INTO v_has_more USING v_last, p_limit, v_held;
   RETURN (
     SELECT json_build_object(
       'node_id', n.node_id, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(), 'now', clock_timestamp(),
@@ -357,4 +376,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '11dda71dcab67ffa3e0ac9bf7a27ff96aca87d4e980ac53667b856f00f68cec5') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '8330cdc221a5dc8794ecc57361cef20e206677e47e7afb7928c4b91c95d91b08') on conflict (name) do nothing;

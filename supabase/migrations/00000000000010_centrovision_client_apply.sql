@@ -303,10 +303,10 @@ CREATE FUNCTION public.cv_client_pending(p_upto bigint DEFAULT NULL) RETURNS big
     (SELECT max(n.pending) FROM cv_sync.peers p CROSS JOIN LATERAL (
       SELECT count(*) AS pending FROM cv_sync.change_log l
       WHERE (l.txid, l.seq) > (coalesce(p.acked_txid, 0)::text::xid8, coalesce(p.acked_seq, 0))
-        AND l.origin <> p.peer_id AND l.received_from IS DISTINCT FROM p.peer_id
+        AND l.origin <> p.peer_id AND l.received_from IS DISTINCT FROM p.peer_id AND l.op <> 'rescope'
         AND (p_upto IS NULL OR l.seq <= p_upto)) n),
     (SELECT count(*) FROM cv_sync.change_log l
-      WHERE l.received_from IS NULL AND (p_upto IS NULL OR l.seq <= p_upto)));
+      WHERE l.received_from IS NULL AND l.op <> 'rescope' AND (p_upto IS NULL OR l.seq <= p_upto)));
 
 -- The position of the last change logged here, for cv_client_pending(p_upto).
 CREATE FUNCTION public.cv_client_position() RETURNS bigint
@@ -363,4 +363,4 @@ $client$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', '1ca00b124f0cbc32f0192673de53c04c7134a86731485969458e1d1b51ce033e') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'd37df49a0f1480f7acab62b3e4842f5d47c99d6c59a3eeb026602f4eccf2d77b') on conflict (name) do nothing;

@@ -90,7 +90,8 @@ BEGIN
 END
 $$;
 
--- Every entry this node's change log gets for a change made here (received_from NULL) is an event.
+-- Every entry this node's change log gets for a change made here (received_from NULL) is an event;
+-- a 'rescope' entry (0005) is none: nobody changed the row.
 CREATE FUNCTION cv_audit.record_change() RETURNS trigger
   LANGUAGE plpgsql
   SET search_path = ''
@@ -104,7 +105,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER cv_audit_record_change AFTER INSERT ON cv_sync.change_log
-  FOR EACH ROW WHEN (NEW.received_from IS NULL)
+  FOR EACH ROW WHEN (NEW.received_from IS NULL AND NEW.op <> 'rescope')
   EXECUTE FUNCTION cv_audit.record_change();
 
 -- Nobody edits or removes an event: the seal only fills in its position and hash once, and an
@@ -417,4 +418,4 @@ $grants$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0012_audit.sql', 'b86a758f8d369d9c0d6d86d4270c2488369d76520eb1ee88c1d36613b606c2b4') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0012_audit.sql', '77a865236e964b0249d5a4707d3ceabd62f2d6c4f9691d5ae07a91da86a29cca') on conflict (name) do nothing;

@@ -7,7 +7,7 @@
 # secret. --dry-run prints every step and changes nothing.
 #
 #   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
-#        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" \
+#        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" --branch "Roma Norte" \
 #        --service-role-key-file /root/service_role_key [--cert server.crt --key server.key]
 #
 # The service-role key is used once, by `centrovision-sync node create` (the clinic server's own
@@ -27,6 +27,7 @@ CERT=""
 KEY=""
 DB_NAME="centrovision"
 NODE_NAME="clinic-server"
+BRANCH_ARGS=()
 PG_VERSION="16"
 KEEP_DAYS="14"
 SERVER_ADDRESS=""
@@ -49,6 +50,8 @@ Required:
   --clinic-name NAME            the clinic's name in the cloud (unique there), e.g. "Clínica Roma"
   --service-role-key-file FILE  the service-role key, for \`centrovision-sync node create\` only:
                                 never copied; needed until $CONFIG_DIR/sync.toml has a node_email
+  --branch NAME                 a branch this server holds, by name or id (repeat for each); or
+  --all-branches                this server holds every branch (one clinic server for all)
 
 Options:
   --cert FILE --key FILE        TLS certificate and key for PostgreSQL: PCs must then use TLS (hostssl)
@@ -74,6 +77,8 @@ while [[ $# -gt 0 ]]; do
     --service-role-key-file) SERVICE_ROLE_KEY_FILE=${2:-}; shift 2 ;;
     --anon-key-file) ANON_KEY_FILE=${2:-}; shift 2 ;;
     --clinic-name) CLINIC_NAME=${2:-}; shift 2 ;;
+    --branch) BRANCH_ARGS+=(--branch "${2:-}"); shift 2 ;;
+    --all-branches) BRANCH_ARGS+=(--all-branches); shift ;;
     --cert) CERT=${2:-}; shift 2 ;;
     --key) KEY=${2:-}; shift 2 ;;
     --server-address) SERVER_ADDRESS=${2:-}; shift 2 ;;
@@ -106,6 +111,8 @@ fi
   problems+=("--anon-key-file: cannot read '$ANON_KEY_FILE' (the project's anon key: dashboard, Settings, API)")
 [[ $CLINIC_NAME =~ [^[:space:]] ]] || problems+=("--clinic-name is required: the clinic's name in the cloud")
 if ! grep -qs '^node_email' "$CONFIG_DIR/sync.toml"; then
+  [[ ${#BRANCH_ARGS[@]} -gt 0 ]] ||
+    problems+=("--branch is required (repeat it for each branch this server holds), or --all-branches")
   [[ -n $SERVICE_ROLE_KEY_FILE && -r $SERVICE_ROLE_KEY_FILE ]] ||
     problems+=("--service-role-key-file: cannot read '$SERVICE_ROLE_KEY_FILE' (needed once, to create this server's node credential)")
 fi
@@ -285,11 +292,11 @@ TOML
 if grep -qs '^node_email' "$CONFIG_DIR/sync.toml"; then
   echo "keep the node credential in $CONFIG_DIR/sync.toml"
 elif [[ $DRY_RUN -eq 1 ]]; then
-  echo "would run: centrovision-sync node create --name '$CLINIC_NAME' --service-role-key-file $SERVICE_ROLE_KEY_FILE"
+  echo "would run: centrovision-sync node create --name '$CLINIC_NAME' --service-role-key-file $SERVICE_ROLE_KEY_FILE ${BRANCH_ARGS[*]}"
   echo "would add its node_email to [cloud] in $CONFIG_DIR/sync.toml"
 else
   created=$(/usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" node create \
-    --name "$CLINIC_NAME" --service-role-key-file "$SERVICE_ROLE_KEY_FILE")
+    --name "$CLINIC_NAME" --service-role-key-file "$SERVICE_ROLE_KEY_FILE" "${BRANCH_ARGS[@]}")
   echo "$created"
   node_email=$(grep -m1 '^node_email = ' <<<"$created")
   sed -i "/^\[cloud\]/a $node_email" "$CONFIG_DIR/sync.toml"

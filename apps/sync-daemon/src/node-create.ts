@@ -99,6 +99,7 @@ export function nodeEmail(name: string): string {
 
 const authError = z.object({ error_code: z.string().optional(), code: z.unknown().optional() });
 const postgrestError = z.object({ code: z.string().optional(), message: z.string().optional() });
+const branchList = z.array(z.object({ id: z.string(), name: z.string() }));
 
 /**
  * Creates the clinic server's node credential in the cloud: an Auth user (confirmed, with a
@@ -112,13 +113,28 @@ export async function createNodeCredential(options: {
   cloudUrl: string;
   serviceRoleKey: string;
   name: string;
+  /**
+   * The clinic's branches, by name or id: its server holds only their rows (and what their staff
+   * need). `"all"`: every branch, for an organisation with one clinic server.
+   */
+  branches: readonly string[] | "all";
   /** Give the name to the new user when another holds it (a lost or stolen password), deleting that one. */
   replace?: boolean;
   timeoutMs?: number;
 }): Promise<NodeCredential> {
   const name = options.name.trim();
+  const issues: InputIssue[] = [];
   if (name === "")
-    invalid([{ path: "--name", message: 'required: the clinic\'s name, e.g. --name "Clínica Roma"' }]);
+    issues.push({ path: "--name", message: 'required: the clinic\'s name, e.g. --name "Clínica Roma"' });
+  const wanted = options.branches === "all" ? [] : options.branches.map((b) => b.trim());
+  if (options.branches !== "all" && (wanted.length === 0 || wanted.includes(""))) {
+    issues.push({
+      path: "--branch",
+      message:
+        'required: each branch this clinic server holds, by name or id (e.g. --branch "Roma Norte" --branch "Roma Sur"), or --all-branches for a single server holding every branch',
+    });
+  }
+  if (issues.length > 0) invalid(issues);
   const base = options.cloudUrl.replace(/\/+$/, "");
   const host = new URL(base).host;
   const timeoutMs = options.timeoutMs ?? 15_000;
@@ -151,6 +167,34 @@ export async function createNodeCredential(options: {
       `[sync-daemon] cloud (${host}) refused the service-role key (HTTP ${status}): copy it again from the Supabase dashboard (Settings → API, service_role) into the --service-role-key-file`,
     );
 
+  let branchIds: string[] | null = null;
+  if (options.branches !== "all") {
+    const listed = await send("GET", "/rest/v1/branches?select=id,name&order=name");
+    if (listed.status === 401 || listed.status === 403) throw refusedKey(listed.status);
+    const known = branchList.safeParse(listed.json);
+    if (listed.status !== 200 || !known.success) {
+      throw new CvError(
+        "unknown",
+        `[sync-daemon] cloud (${host}) did not list its branches (HTTP ${listed.status}): install the current schema first (centrovision-sync cloud migrate)`,
+      );
+    }
+    const fold = (text: string) => text.normalize("NFC").toLocaleLowerCase("es");
+    const unknown: string[] = [];
+    branchIds = wanted.map((value) => {
+      const found = known.data.find((b) => b.id === value.toLowerCase() || fold(b.name) === fold(value));
+      if (found === undefined) unknown.push(value);
+      return found?.id ?? "";
+    });
+    if (unknown.length > 0) {
+      invalid([
+        {
+          path: "--branch",
+          message: `no branch ${unknown.map((u) => `"${u}"`).join(", ")} in the cloud; its branches are: ${known.data.map((b) => `"${b.name}"`).join(", ") || "none yet (create them first)"}`,
+        },
+      ]);
+    }
+  }
+
   const email = nodeEmail(name);
   const password = randomBytes(32).toString("base64url");
   const created = await send("POST", "/auth/v1/admin/users", {
@@ -171,6 +215,7 @@ export async function createNodeCredential(options: {
   const registered = await send("POST", "/rest/v1/rpc/cv_sync_register_node", {
     p_user_id: userId,
     p_name: name,
+    p_branch_ids: branchIds,
     p_replace: options.replace === true,
   });
   if (registered.status < 300) {
@@ -199,6 +244,12 @@ export async function createNodeCredential(options: {
     throw new CvError(
       "conflict",
       `[sync-daemon] the clinic name "${name}" is already registered to another node: choose another --name, keep that clinic server's existing credential, or replace it with --force`,
+    );
+  }
+  if (error.code === "CV005" && /cannot change them in place/.test(error.message ?? "")) {
+    throw new CvError(
+      "conflict",
+      `[sync-daemon] the clinic "${name}" is registered with other branches, which cannot change in place (its server would miss the rows of an added branch): pass the same --branch list, or register the clinic server anew under another --name and re-sync it`,
     );
   }
   throw new CvError(

@@ -66,6 +66,7 @@ describe("node create", () => {
       name,
       "--service-role-key-file",
       keyFile,
+      "--all-branches",
       "--config",
       clinic.configPath,
     ]);
@@ -75,7 +76,7 @@ describe("node create", () => {
         created.stdout,
       )?.[1];
     expect(email, created.stdout).toBeDefined();
-    expect(created.stdout).toContain(`registered as the node of clinic "${name}"`);
+    expect(created.stdout).toContain(`registered as the node of clinic "${name}", holding every branch`);
     const passwordFile = join(clinic.dir, "secrets/node_password");
     expect(statSync(passwordFile).mode & 0o777).toBe(0o600);
     const password = readFileSync(passwordFile, "utf8").trim();
@@ -104,7 +105,15 @@ describe("node create", () => {
 
     // Again: the password file is there, so only --force replaces the credential (a lost or
     // stolen password): the new one takes the name, the old user is gone, and the sync goes on.
-    const again = await cli("node", "create", "--name", name, "--service-role-key-file", keyFile);
+    const again = await cli(
+      "node",
+      "create",
+      "--name",
+      name,
+      "--service-role-key-file",
+      keyFile,
+      "--all-branches",
+    );
     expect(again.code).toBe(78);
     expect(again.stderr).toMatch(
       /node_password exists: this server has a node credential already; add --force/,
@@ -117,6 +126,7 @@ describe("node create", () => {
       name,
       "--service-role-key-file",
       keyFile,
+      "--all-branches",
       "--force",
     );
     expect(replaced.code).toBe(0);
@@ -133,14 +143,42 @@ describe("node create", () => {
   it("says clearly what is wrong: the key file, the key, the cloud", async () => {
     configWithoutNode();
     const name = `Clínica ${randomUUID().slice(0, 8)}`;
-    const create = (keyFile: string) =>
-      cli("node", "create", "--name", name, "--service-role-key-file", keyFile);
+    const create = (keyFile: string, ...branches: string[]) =>
+      cli(
+        "node",
+        "create",
+        "--name",
+        name,
+        "--service-role-key-file",
+        keyFile,
+        ...(branches.length > 0 ? branches : ["--all-branches"]),
+      );
     const missing = await create(join(clinic.dir, "nope"));
     expect(missing.code).toBe(78);
     expect(missing.stderr).toMatch(/--service-role-key-file: cannot read .*nope \(ENOENT\)/);
     const open = secretFile("open_key", "x");
     chmodSync(open, 0o644);
     expect((await create(open)).stderr).toMatch(/open_key is readable by others \(mode 0644\)/);
+    const key = secretFile("key", inject("cloud").serviceRoleKey);
+    const noBranch = await cli("node", "create", "--name", "  ", "--service-role-key-file", key);
+    expect(noBranch.code).toBe(78);
+    expect(noBranch.stderr).toMatch(
+      /--name: required.*\n?.*--branch: required: each branch this clinic server holds/s,
+    );
+    const both = await create(key, "--branch", "Roma", "--all-branches");
+    expect(both.stderr).toMatch(/--branch and --all-branches exclude each other/);
+    const tag = randomUUID().slice(0, 8);
+    const [branch] = await clinic.cloudSql<{ name: string }[]>`
+      insert into public.branches (id, code, name, address)
+      values (gen_random_uuid(), ${`RN-${tag.toUpperCase()}`}, ${`Roma Norte ${tag}`}, 'Calle 1') returning name`;
+    const unknown = await create(key, "--branch", "Nowhere", "--branch", branch?.name.toUpperCase() ?? "");
+    expect(unknown.code).toBe(78);
+    expect(unknown.stderr).toMatch(
+      /--branch: no branch "Nowhere" in the cloud; its branches are: .*"Roma Norte/,
+    );
+    expect(
+      await clinic.cloudSql`select 1 from auth.users where raw_app_meta_data ->> 'centrovision_node' = ${name}`,
+    ).toHaveLength(0);
     const wrong = await create(secretFile("wrong_key", "not-the-service-key"));
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/refused the service-role key \(HTTP 40[13]\): copy it again/);
@@ -152,7 +190,7 @@ describe("node create", () => {
         `url = "http://127.0.0.1:${port}"`,
       ),
     );
-    const away = await create(secretFile("key", inject("cloud").serviceRoleKey));
+    const away = await create(key);
     expect(away.code).toBe(1);
     expect(away.stderr).toMatch(
       /cannot reach cloud \(127\.0\.0\.1:\d+\) \(ECONNREFUSED\): check the internet connection/,

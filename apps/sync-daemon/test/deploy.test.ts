@@ -19,7 +19,16 @@ function shellcheck(): string | undefined {
 }
 
 /** The options every run needs besides the ones a test is about (the script stands in for files). */
-const CLOUD = ["--anon-key-file", SCRIPT, "--clinic-name", "Clínica Roma", "--service-role-key-file", SCRIPT];
+const CLOUD = [
+  "--anon-key-file",
+  SCRIPT,
+  "--clinic-name",
+  "Clínica Roma",
+  "--branch",
+  "Roma Norte",
+  "--service-role-key-file",
+  SCRIPT,
+];
 
 const setup = (...args: string[]) =>
   spawnSync("bash", [SCRIPT, ...args], { encoding: "utf8", timeout: 30_000 });
@@ -65,6 +74,7 @@ describe("setup-server.sh", () => {
       "OnCalendar=*-*-* 02:30:00",
       "would write /etc/centrovision/clients/config.toml",
       "would run: centrovision-sync node create --name 'Clínica Roma' --service-role-key-file",
+      "--branch Roma Norte",
       "Dry run: nothing was changed.",
     ]) {
       expect(out).toContain(expected);
@@ -108,6 +118,7 @@ describe("setup-server.sh", () => {
     expect(result.stderr).toContain("--keep-days must be a positive number");
     expect(result.stderr).toContain("--anon-key-file: cannot read");
     expect(result.stderr).toContain("--clinic-name is required");
+    expect(result.stderr).toContain("--branch is required (repeat it for each branch this server holds)");
     expect(result.stderr).toContain("--service-role-key-file: cannot read");
     expect(result.stdout).toBe("");
   });

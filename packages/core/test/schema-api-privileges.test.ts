@@ -71,7 +71,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_reset_peer(uuid)": NODE,
   "function public.cv_sync_conflicts_list(text, integer)": SYNC_ONLY,
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,
-  "function public.cv_sync_register_node(uuid, text, boolean)": SYNC_ONLY,
+  "function public.cv_sync_register_node(uuid, text, uuid[], boolean)": SYNC_ONLY,
   // The audit trail (0012): a person records the records they open; the service key seals the
   // cloud's chain and verifies it.
   "function public.cv_audit_record_opened(uuid)": PERSON_ONLY,

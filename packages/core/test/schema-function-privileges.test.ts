@@ -79,7 +79,7 @@ const CLOUD: Record<string, readonly string[]> = {
     ...POLICY_HELPERS,
     HEALTH,
     ...SYNC_RPC,
-    "public.cv_sync_register_node(uuid, text, boolean)",
+    "public.cv_sync_register_node(uuid, text, uuid[], boolean)",
   ],
 };
 

@@ -48,7 +48,8 @@ export interface SourceIdentity {
 export interface SyncChange {
   readonly table: TableName;
   readonly row_id: string;
-  readonly op: "upsert" | "delete";
+  /** `evict`: the row left this clinic's scope in the cloud (PROTOCOL.md "Scope"); `row` is its id alone. */
+  readonly op: "upsert" | "delete" | "evict";
   /** The full row after the change; for a delete, the last row image. */
   readonly row: Readonly<Record<string, unknown>>;
   readonly version: string;
@@ -147,6 +148,10 @@ export interface ApplyResult {
   readonly skipped: number;
   /** Conflict records created by this batch. */
   readonly conflicts: number;
+  /** Changes a clinic's node credential sent outside its scope, held in the cloud's quarantine. */
+  readonly quarantined?: number;
+  /** Rows removed here because they left this clinic's scope in the cloud. */
+  readonly evicted?: number;
 }
 
 /** Where an initial sync from a peer stands on the target: the next page is `table` after `afterId`. */

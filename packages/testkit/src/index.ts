@@ -34,6 +34,7 @@ export {
   type StartPostgresOptions,
   startPostgres,
 } from "./postgres.js";
+export { pick, seededRandom, testSeeds } from "./random.js";
 export {
   type CreateKeysOptions,
   createSupabaseKeys,

@@ -22,6 +22,8 @@ export interface DaemonProcessOptions {
   serviceRoleKey: string;
   /** The clinic's name in the cloud (unique there). */
   clinicName: string;
+  /** The names of the branches the clinic server holds. */
+  branches: readonly string[];
   /** The daemon's login URL (member of centrovision_sync), without password. */
   clinicUrl: string;
   clinicPassword: string;
@@ -95,6 +97,7 @@ export async function startDaemonProcess(options: DaemonProcessOptions): Promise
       "create",
       "--name",
       options.clinicName,
+      ...options.branches.flatMap((branch) => ["--branch", branch]),
       "--service-role-key-file",
       keyFile,
       "--config",

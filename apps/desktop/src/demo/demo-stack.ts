@@ -165,6 +165,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       anonKey: cloud.anonKey,
       serviceRoleKey: cloud.serviceRoleKey,
       clinicName: "Clínica Demo",
+      branches: clinic.branches.map((branch) => branch.name),
       clinicUrl: `postgres://${SYNC_LOGIN.user}@127.0.0.1:${lan.port}/centrovision`,
       clinicPassword: SYNC_LOGIN.password,
       httpPort: await freePort(),

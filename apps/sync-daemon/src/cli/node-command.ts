@@ -1,3 +1,4 @@
+import { CvError } from "@centrovision/core";
 import type { Command } from "commander";
 import {
   createNodeCredential,
@@ -28,29 +29,54 @@ export function addNodeCommand(
       "a file holding the project's service-role key, owner-only: used for this command only, never stored",
     )
     .option(
+      "--branch <branch...>",
+      "a branch this clinic server holds, by name or id (repeat for each): it receives only their rows and what their staff need",
+    )
+    .option(
+      "--all-branches",
+      "this clinic server holds every branch (an organisation with one clinic server)",
+    )
+    .option(
       "--force",
       "replace this server's credential: a new one takes the clinic's name (bound to the same clinic server) and the old one is deleted in the cloud, so its password stops working",
     )
-    .action(async (options: { name: string; serviceRoleKeyFile: string; force?: boolean }) => {
-      const force = options.force === true;
-      const setup = readNodeSetup(configPath(), force);
-      const serviceRoleKey = readServiceRoleKey(options.serviceRoleKeyFile);
-      const credential = await createNodeCredential({
-        cloudUrl: setup.cloudUrl,
-        serviceRoleKey,
-        name: options.name,
-        replace: force,
-        timeoutMs: setup.timeoutMs,
-      });
-      writePasswordFile(setup.passwordFile, credential.password, force);
-      print(`node user created in cloud (${new URL(setup.cloudUrl).host}): ${credential.email}`);
-      print(`registered as the node of clinic "${options.name.trim()}"`);
-      print(`password written to ${setup.passwordFile} (owner-only)`);
-      print("the service-role key was used for this command only and stored nowhere");
-      print(
-        `\n${setup.nodeEmail === undefined ? "add to" : "replace node_email in"} [cloud] of ${configPath()}:`,
-      );
-      print(`node_email = "${credential.email}"`);
-      print("\nthen check it with: centrovision-sync doctor");
-    });
+    .action(
+      async (options: {
+        name: string;
+        serviceRoleKeyFile: string;
+        branch?: string[];
+        allBranches?: boolean;
+        force?: boolean;
+      }) => {
+        const force = options.force === true;
+        if (options.allBranches === true && options.branch !== undefined) {
+          throw new CvError(
+            "invalid_config",
+            "[sync-daemon] node create: --branch and --all-branches exclude each other: name the clinic's branches, or take them all",
+          );
+        }
+        const setup = readNodeSetup(configPath(), force);
+        const serviceRoleKey = readServiceRoleKey(options.serviceRoleKeyFile);
+        const credential = await createNodeCredential({
+          cloudUrl: setup.cloudUrl,
+          serviceRoleKey,
+          name: options.name,
+          branches: options.allBranches === true ? "all" : (options.branch ?? []),
+          replace: force,
+          timeoutMs: setup.timeoutMs,
+        });
+        writePasswordFile(setup.passwordFile, credential.password, force);
+        print(`node user created in cloud (${new URL(setup.cloudUrl).host}): ${credential.email}`);
+        print(
+          `registered as the node of clinic "${options.name.trim()}", holding ${options.allBranches === true ? "every branch" : `the branches ${(options.branch ?? []).map((b) => `"${b.trim()}"`).join(", ")}`}`,
+        );
+        print(`password written to ${setup.passwordFile} (owner-only)`);
+        print("the service-role key was used for this command only and stored nowhere");
+        print(
+          `\n${setup.nodeEmail === undefined ? "add to" : "replace node_email in"} [cloud] of ${configPath()}:`,
+        );
+        print(`node_email = "${credential.email}"`);
+        print("\nthen check it with: centrovision-sync doctor");
+      },
+    );
 }

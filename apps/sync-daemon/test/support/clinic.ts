@@ -27,15 +27,20 @@ export interface TestCloud {
   readonly node: { readonly email: string; readonly password: string };
 }
 
-/** A node credential on `cloud`, made by the code `centrovision-sync node create` runs. */
+/**
+ * A node credential on `cloud`, made by the code `centrovision-sync node create` runs; holding
+ * every branch unless `branches` names them.
+ */
 export async function createTestNode(
   cloud: { url: string; anonKey: string; serviceRoleKey: string },
   name: string,
+  branches: readonly string[] | "all" = "all",
 ): Promise<TestCloud> {
   const node = await createNodeCredential({
     cloudUrl: cloud.url,
     serviceRoleKey: cloud.serviceRoleKey,
     name,
+    branches,
   });
   return { url: cloud.url, anonKey: cloud.anonKey, node };
 }
@@ -66,10 +71,11 @@ const secret = (dir: string, name: string, value: string) => {
   return path;
 };
 
-export async function createTestClinic(): Promise<TestClinic> {
+/** `branches`: the ids of the branches its node credential holds (default: every branch). */
+export async function createTestClinic(branches: readonly string[] | "all" = "all"): Promise<TestClinic> {
   const admin = new URL(inject("postgresUrl"));
   const tag = randomUUID().slice(0, 8);
-  const cloud = await createTestNode(inject("cloud"), `clinic-${tag}`);
+  const cloud = await createTestNode(inject("cloud"), `clinic-${tag}`, branches);
   const database = `clinic_${tag}`;
   const user = `cv_daemon_${tag}`;
   const password = `pw-${randomUUID()}`;

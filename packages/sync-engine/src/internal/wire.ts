@@ -69,7 +69,7 @@ const nodeSchema = z
 const changeSchema = z.looseObject({
   table,
   row_id: id(),
-  op: z.enum(["upsert", "delete"]),
+  op: z.enum(["upsert", "delete", "evict"]),
   row: rowObject,
   version: id(),
   base_version: id().nullable(),
@@ -98,7 +98,13 @@ const pullSchema = z
     }),
   );
 
-const applyFields = { applied: count, skipped: count, conflicts: count };
+const applyFields = {
+  applied: count,
+  skipped: count,
+  conflicts: count,
+  quarantined: count.optional(),
+  evicted: count.optional(),
+};
 
 const applySchema = z
   .object({ status: z.enum(["applied", "duplicate"]), ...applyFields })

@@ -323,15 +323,25 @@ describe("over the Supabase RPC gateway", () => {
     const nodeUser = crypto.randomUUID();
     const name = `Clínica ${nodeUser.slice(0, 8)}`;
     const register = (user: string, as: string) =>
-      rpc("cv_sync_register_node", { p_user_id: user, p_name: as }, supabase.serviceRoleKey);
+      rpc(
+        "cv_sync_register_node",
+        { p_user_id: user, p_name: as, p_branch_ids: null },
+        supabase.serviceRoleKey,
+      );
     expect(await register(nodeUser, name)).toEqual({ status: 200, body: null });
     expect(await register(nodeUser, name)).toEqual({ status: 200, body: null });
     expect(await register(crypto.randomUUID(), name)).toMatchObject({ status: 400, body: { code: "CV005" } });
     const node = await supabase.mintUserToken(nodeUser);
     // A node credential cannot register nodes itself.
     expect(
-      (await rpc("cv_sync_register_node", { p_user_id: nodeUser, p_name: "x" }, supabase.anonKey, node))
-        .status,
+      (
+        await rpc(
+          "cv_sync_register_node",
+          { p_user_id: nodeUser, p_name: "x", p_branch_ids: null },
+          supabase.anonKey,
+          node,
+        )
+      ).status,
     ).not.toBe(204);
 
     const as = (fn: string, args: object) => rpc(fn, args, supabase.anonKey, node);
@@ -374,7 +384,7 @@ describe("over the Supabase RPC gateway", () => {
     const register = (user: string, replace: boolean) =>
       rpc(
         "cv_sync_register_node",
-        { p_user_id: user, p_name: name, p_replace: replace },
+        { p_user_id: user, p_name: name, p_branch_ids: null, p_replace: replace },
         supabase.serviceRoleKey,
       );
     expect(await register(old, false)).toEqual({ status: 200, body: null });
