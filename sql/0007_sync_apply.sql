@@ -94,6 +94,7 @@ BEGIN
         ((c).op <> 'upsert' OR coalesce(cv_sync.write_scope(%1$L, (c).row_data) && $2, false))
           AND (x.id IS NULL OR coalesce(cv_sync.write_scope(%1$L, to_jsonb(x)) && $2, false)) AS ok
       FROM unnest($1) c LEFT JOIN public.%1$I x ON x.id = (c).row_id
+      OFFSET 0
     ) s
   $sql$, p_table) INTO allowed, v_refused USING p_changes, p_held;
   INSERT INTO cv_sync.quarantine (source, table_name, row_id, change, current_row, reason)

@@ -545,28 +545,37 @@ CREATE FUNCTION cv_sync.everywhere() RETURNS uuid
   RETURN '00000000-0000-0000-0000-000000000000'::uuid;
 
 -- A row's scope, from its image p_row and the rows that link to it now; sorted, no duplicates.
+-- One query per table (or none), each on an index.
 CREATE FUNCTION cv_sync.row_scope(p_table text, p_row jsonb) RETURNS uuid[]
   LANGUAGE plpgsql STABLE
   SET search_path = ''
 AS $$
 DECLARE
   v_id uuid := (p_row ->> 'id')::uuid;
+  v_branch uuid := (p_row ->> 'branch_id')::uuid;
 BEGIN
-  RETURN ARRAY(SELECT DISTINCT b FROM (
-    SELECT cv_sync.everywhere() WHERE p_table = 'branches'
-    UNION ALL SELECT (p_row ->> 'branch_id')::uuid
-      WHERE p_table IN ('rooms', 'user_branches', 'encounters', 'appointments', 'patients')
-    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'appointments' AND e.appointment_id = v_id
-    UNION ALL SELECT a.branch_id FROM public.appointments a WHERE p_table = 'patients' AND a.patient_id = v_id
-    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'patients' AND e.patient_id = v_id
-    UNION ALL SELECT ub.branch_id FROM public.user_branches ub
-      WHERE p_table IN ('profiles', 'user_roles')
-        AND ub.user_id = CASE p_table WHEN 'profiles' THEN v_id ELSE (p_row ->> 'user_id')::uuid END
-    UNION ALL SELECT a.branch_id FROM public.appointments a WHERE p_table = 'profiles' AND a.doctor_id = v_id
-    UNION ALL SELECT e.branch_id FROM public.encounters e WHERE p_table = 'profiles' AND e.doctor_id = v_id
-    UNION ALL SELECT e.branch_id FROM public.encounters e
-      WHERE p_table IN ('exam_eye', 'diagnoses') AND e.id = (p_row ->> 'encounter_id')::uuid
-  ) s(b) WHERE b IS NOT NULL ORDER BY b);
+  CASE p_table
+    WHEN 'branches' THEN
+      RETURN ARRAY[cv_sync.everywhere()];
+    WHEN 'rooms', 'user_branches', 'encounters' THEN
+      RETURN ARRAY[v_branch];
+    WHEN 'appointments' THEN
+      RETURN ARRAY(SELECT v_branch UNION SELECT e.branch_id FROM public.encounters e WHERE e.appointment_id = v_id ORDER BY 1);
+    WHEN 'patients' THEN
+      RETURN ARRAY(SELECT v_branch
+        UNION SELECT a.branch_id FROM public.appointments a WHERE a.patient_id = v_id
+        UNION SELECT e.branch_id FROM public.encounters e WHERE e.patient_id = v_id ORDER BY 1);
+    WHEN 'profiles' THEN
+      RETURN ARRAY(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = v_id
+        UNION SELECT a.branch_id FROM public.appointments a WHERE a.doctor_id = v_id
+        UNION SELECT e.branch_id FROM public.encounters e WHERE e.doctor_id = v_id ORDER BY 1);
+    WHEN 'user_roles' THEN
+      RETURN ARRAY(SELECT DISTINCT ub.branch_id FROM public.user_branches ub
+        WHERE ub.user_id = (p_row ->> 'user_id')::uuid ORDER BY 1);
+    ELSE
+      -- exam_eye, diagnoses
+      RETURN ARRAY(SELECT e.branch_id FROM public.encounters e WHERE e.id = (p_row ->> 'encounter_id')::uuid);
+  END CASE;
 END
 $$;
 
@@ -698,28 +707,32 @@ AS $$
 DECLARE
   v_before cv_sync.scopes;
   v_links jsonb;
+  v_linking boolean;
 BEGIN
   IF NEW.op = 'rescope' AND NEW.scope_before IS NOT NULL THEN
     RETURN NEW;
   END IF;
   SELECT * INTO v_before FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
   NEW.scope_before := v_before.scope;
+  v_linking := NEW.table_name IN ('appointments', 'encounters', 'user_branches');
   IF NEW.op = 'delete' THEN
     NEW.scope := coalesce(v_before.scope, cv_sync.row_scope(NEW.table_name, NEW.row_data));
     DELETE FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
     v_links := '[]';
   ELSE
     NEW.scope := coalesce(NEW.scope, cv_sync.row_scope(NEW.table_name, NEW.row_data));
-    v_links := cv_sync.scope_links(NEW.table_name, NEW.row_data);
+    v_links := CASE WHEN v_linking THEN cv_sync.scope_links(NEW.table_name, NEW.row_data) ELSE '[]' END;
     INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links) VALUES (NEW.table_name, NEW.row_id, NEW.scope, v_links)
     ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
   END IF;
   IF NEW.op = 'rescope' THEN
     RETURN NEW;
   END IF;
-  PERFORM cv_sync.follow_links(v_links,
-    coalesce(v_before.links, CASE WHEN NEW.op = 'delete' THEN cv_sync.scope_links(NEW.table_name, NEW.row_data) END, '[]'),
-    true);
+  IF v_linking THEN
+    PERFORM cv_sync.follow_links(v_links,
+      coalesce(v_before.links, CASE WHEN NEW.op = 'delete' THEN cv_sync.scope_links(NEW.table_name, NEW.row_data) END, '[]'),
+      true);
+  END IF;
   IF NEW.table_name = 'encounters' AND v_before.scope IS DISTINCT FROM NEW.scope THEN
     PERFORM cv_sync.rescope(c.table_name, c.id, true) FROM (
       SELECT 'exam_eye' AS table_name, x.id FROM public.exam_eye x WHERE x.encounter_id = NEW.row_id
@@ -815,4 +828,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '9f5f2c10e36c57dfa30d880f65fb9a5cd68d63cb23f173889d3e298def152ae0') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '33e4f207964e3ce7c7d64373f33799d2931d226b3dc699904f3d48dee1a9f62e') on conflict (name) do nothing;

@@ -95,6 +95,7 @@ BEGIN
         ((c).op <> 'upsert' OR coalesce(cv_sync.write_scope(%1$L, (c).row_data) && $2, false))
           AND (x.id IS NULL OR coalesce(cv_sync.write_scope(%1$L, to_jsonb(x)) && $2, false)) AS ok
       FROM unnest($1) c LEFT JOIN public.%1$I x ON x.id = (c).row_id
+      OFFSET 0
     ) s
   $sql$, p_table) INTO allowed, v_refused USING p_changes, p_held;
   INSERT INTO cv_sync.quarantine (source, table_name, row_id, change, current_row, reason)
@@ -602,4 +603,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', 'a7a7cb2208dd20ab097ec40241dab5b000413245cddcceb47c391929c05af2b5') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', 'd8f7eec3980a648f2f1163e2792c17fe360bac590f9953e610be58a6845ade11') on conflict (name) do nothing;
