@@ -578,6 +578,35 @@ BEGIN
 END
 $$;
 
+-- Whether branch p_branch is still in the scope of a row that just lost one link bringing it
+-- there: the rules of cv_sync.row_scope, asked for one branch, so the answer stops at the first
+-- other link (a doctor's other appointment there) instead of reading all of them.
+CREATE FUNCTION cv_sync.still_in_scope(p_table text, p_row_id uuid, p_branch uuid) RETURNS boolean
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+BEGIN
+  CASE p_table
+    WHEN 'patients' THEN
+      RETURN EXISTS (SELECT FROM public.patients p WHERE p.id = p_row_id AND p.branch_id = p_branch)
+        OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = p_row_id AND a.branch_id = p_branch)
+        OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = p_row_id AND e.branch_id = p_branch);
+    WHEN 'profiles' THEN
+      RETURN EXISTS (SELECT FROM public.user_branches ub WHERE ub.user_id = p_row_id AND ub.branch_id = p_branch)
+        OR EXISTS (SELECT FROM public.appointments a WHERE a.doctor_id = p_row_id AND a.branch_id = p_branch)
+        OR EXISTS (SELECT FROM public.encounters e WHERE e.doctor_id = p_row_id AND e.branch_id = p_branch);
+    WHEN 'appointments' THEN
+      RETURN EXISTS (SELECT FROM public.appointments a WHERE a.id = p_row_id AND a.branch_id = p_branch)
+        OR EXISTS (SELECT FROM public.encounters e WHERE e.appointment_id = p_row_id AND e.branch_id = p_branch);
+    WHEN 'user_roles' THEN
+      RETURN EXISTS (SELECT FROM public.user_roles r JOIN public.user_branches ub ON ub.user_id = r.user_id
+        WHERE r.id = p_row_id AND ub.branch_id = p_branch);
+    ELSE
+      RETURN false;
+  END CASE;
+END
+$$;
+
 -- The rows whose scope follows this row's links, as [table, id, branch] (the branch this row
 -- brings them): an appointment's patient and doctor, an encounter's patient, doctor and
 -- appointment, a membership's person and their roles.
@@ -634,9 +663,10 @@ CREATE FUNCTION cv_sync.op_for(p_op text, p_scope uuid[], p_before uuid[], p_hel
     WHEN coalesce(p_before && p_held, false) AND p_op <> 'delete' THEN 'evict'
   END;
 
--- Re-reads the scope of one row after a row linking to it changed; when it moved, records the
--- move: a 'rescope' entry in the log (p_log), or just the new scope (an initial-sync copy, which
--- is not logged). A row that is gone (deleted in this transaction) is left to its own delete.
+-- Re-reads the scope of one row after a row linking to it changed; when it moved, keeps the new
+-- scope and records the move as a 'rescope' entry in the log (p_log; not for an initial-sync
+-- copy, which is not logged). A row that is gone (deleted in this transaction) is left to its
+-- own delete.
 CREATE FUNCTION cv_sync.rescope(p_table text, p_row_id uuid, p_log boolean) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
@@ -655,24 +685,24 @@ BEGIN
   IF v_held = v_scope THEN
     RETURN;
   END IF;
-  IF NOT p_log THEN
-    INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
-    VALUES (p_table, p_row_id, v_scope, cv_sync.scope_links(p_table, v_row))
-    ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope;
-    RETURN;
+  INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+  VALUES (p_table, p_row_id, v_scope, cv_sync.scope_links(p_table, v_row))
+  ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope;
+  IF p_log THEN
+    INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
+      scope, scope_before)
+    SELECT p_table, p_row_id, 'rescope', v_row, (v_row ->> 'version')::uuid, (v_row ->> 'version')::uuid,
+      coalesce(s.origin, n.node_id), coalesce(s.hlc, cv_sync.synthetic_hlc((v_row ->> 'updated_at')::timestamptz, n.node_id)),
+      '{}', v_scope, v_held
+    FROM cv_sync.node n LEFT JOIN cv_sync.row_state s ON s.table_name = p_table AND s.row_id = p_row_id;
   END IF;
-  INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
-    scope)
-  SELECT p_table, p_row_id, 'rescope', v_row, (v_row ->> 'version')::uuid, (v_row ->> 'version')::uuid,
-    coalesce(s.origin, n.node_id), coalesce(s.hlc, cv_sync.synthetic_hlc((v_row ->> 'updated_at')::timestamptz, n.node_id)),
-    '{}', v_scope
-  FROM cv_sync.node n LEFT JOIN cv_sync.row_state s ON s.table_name = p_table AND s.row_id = p_row_id;
 END
 $$;
 
 -- After a row's links went from p_old to p_new: re-reads the scope of each linked row that may
--- have gained a branch (a new link whose branch its kept scope lacks) or lost one (a link gone).
--- A new appointment of a patient already seen at its branch costs one lookup.
+-- have gained a branch (a new link whose branch its kept scope lacks) or lost one (a link gone,
+-- and no other link brings it that branch). A new appointment of a patient already seen at its
+-- branch, or a cancelled one of a doctor who has others there, costs one lookup.
 CREATE FUNCTION cv_sync.follow_links(p_new jsonb, p_old jsonb, p_log boolean) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
@@ -686,7 +716,8 @@ BEGIN
       WHERE NOT EXISTS (SELECT FROM cv_sync.scopes s
         WHERE s.table_name = n ->> 0 AND s.row_id = (n ->> 1)::uuid AND (n ->> 2)::uuid = ANY (s.scope))
       UNION ALL
-      SELECT o ->> 0, (o ->> 1)::uuid FROM jsonb_array_elements(p_old) o WHERE NOT p_new @> jsonb_build_array(o)
+      SELECT o ->> 0, (o ->> 1)::uuid FROM jsonb_array_elements(p_old) o
+      WHERE NOT p_new @> jsonb_build_array(o) AND NOT cv_sync.still_in_scope(o ->> 0, (o ->> 1)::uuid, (o ->> 2)::uuid)
     ) l
   LOOP
     PERFORM cv_sync.rescope(v_link.table_name, v_link.row_id, p_log);
@@ -694,11 +725,11 @@ BEGIN
 END
 $$;
 
--- Keeps a row's scope for the entry about to be logged (BEFORE INSERT on the cloud's log): sets
--- the entry's scope and scope_before (an eviction the quarantine decided brings its own, 0007),
--- then re-reads the scope of the rows it links to, before and after (a moved appointment leaves
--- one patient's branch and joins another's), and of an encounter's exam and diagnoses when the
--- encounter changed branch.
+-- Keeps a row's scope for a captured write (BEFORE INSERT on the cloud's log, for entries that
+-- come without a scope: every other writer of the log sets it, cv_sync.record_applied set-based):
+-- sets the entry's scope and scope_before, then re-reads the scope of the rows it links to,
+-- before and after (a moved appointment leaves one patient's branch and joins another's), and of
+-- an encounter's exam and diagnoses when the encounter changed branch.
 CREATE FUNCTION cv_sync.track_scope() RETURNS trigger
   LANGUAGE plpgsql
   SET search_path = ''
@@ -708,9 +739,6 @@ DECLARE
   v_links jsonb;
   v_linking boolean;
 BEGIN
-  IF NEW.op = 'rescope' AND NEW.scope_before IS NOT NULL THEN
-    RETURN NEW;
-  END IF;
   SELECT * INTO v_before FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
   NEW.scope_before := v_before.scope;
   v_linking := NEW.table_name IN ('appointments', 'encounters', 'user_branches');
@@ -719,13 +747,10 @@ BEGIN
     DELETE FROM cv_sync.scopes s WHERE s.table_name = NEW.table_name AND s.row_id = NEW.row_id;
     v_links := '[]';
   ELSE
-    NEW.scope := coalesce(NEW.scope, cv_sync.row_scope(NEW.table_name, NEW.row_data));
+    NEW.scope := cv_sync.row_scope(NEW.table_name, NEW.row_data);
     v_links := CASE WHEN v_linking THEN cv_sync.scope_links(NEW.table_name, NEW.row_data) ELSE '[]' END;
     INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links) VALUES (NEW.table_name, NEW.row_id, NEW.scope, v_links)
     ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
-  END IF;
-  IF NEW.op = 'rescope' THEN
-    RETURN NEW;
   END IF;
   IF v_linking THEN
     PERFORM cv_sync.follow_links(v_links,
@@ -750,7 +775,7 @@ BEGIN
     RETURN;
   END IF;
   CREATE TRIGGER cv_sync_track_scope BEFORE INSERT ON cv_sync.change_log
-    FOR EACH ROW EXECUTE FUNCTION cv_sync.track_scope();
+    FOR EACH ROW WHEN (NEW.scope IS NULL) EXECUTE FUNCTION cv_sync.track_scope();
   FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
     EXECUTE format('INSERT INTO cv_sync.scopes (table_name, row_id, scope, links) '
       'SELECT %1$L, x.id, cv_sync.row_scope(%1$L, to_jsonb(x)), cv_sync.scope_links(%1$L, to_jsonb(x)) FROM public.%1$I x',

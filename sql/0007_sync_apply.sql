@@ -29,28 +29,6 @@ CREATE TYPE cv_sync.change AS (
 
 -- Scope on the cloud for what an apply writes (0005, "Scope").
 
--- The same for rows copied by an initial sync, which are not logged: their scope, and the scope
--- of the rows they link to.
-CREATE FUNCTION cv_sync.track_copied_scopes(p_changes cv_sync.change[]) RETURNS void
-  LANGUAGE plpgsql
-  SET search_path = ''
-AS $$
-DECLARE
-  v_old jsonb;
-BEGIN
-  SELECT coalesce(jsonb_agg(l), '[]') INTO v_old
-  FROM unnest(p_changes) c JOIN cv_sync.scopes s ON s.table_name = c.table_name AND s.row_id = c.row_id,
-    jsonb_array_elements(s.links) l;
-  INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
-  SELECT c.table_name, c.row_id, cv_sync.row_scope(c.table_name, c.row_data), cv_sync.scope_links(c.table_name, c.row_data)
-  FROM unnest(p_changes) c WHERE c.op = 'upsert'
-  ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
-  PERFORM cv_sync.follow_links(
-    (SELECT coalesce(jsonb_agg(l), '[]') FROM unnest(p_changes) c, jsonb_array_elements(cv_sync.scope_links(c.table_name, c.row_data)) l),
-    v_old, false);
-END
-$$;
-
 -- A clinic may write only rows in its scope, before and after the change (a branch: only its
 -- own). What a clinic's node credential sends outside it is not applied: it is held in
 -- cv_sync.quarantine with the cloud's current row and the reason, for an administrator.
@@ -75,7 +53,7 @@ CREATE INDEX quarantine_created_at_idx ON cv_sync.quarantine (created_at);
 -- the others go to the quarantine. Where the cloud has no such row in the clinic's scope (a row
 -- planted there, or one that left the scope while the clinic edited it), the clinic is told to
 -- drop its copy: an eviction entry for its branches (a 'rescope' entry whose scope_before is
--- given, which cv_sync.track_scope leaves alone).
+-- given: nothing to keep in cv_sync.scopes).
 CREATE FUNCTION cv_sync.hold_outside_scope(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
   OUT allowed cv_sync.change[], OUT held integer)
   LANGUAGE plpgsql
@@ -215,19 +193,57 @@ $$;
 
 -- Appends applied changes to this log (p_log) and updates row_state; closes the conflicts a
 -- resolution settles. p_source NULL = the change was made here.
+-- On the cloud it also keeps their scopes (0005, "Scope"), set-based: each entry is logged with
+-- its scope and scope_before (so cv_sync.track_scope, for captures, is not needed), then the rows
+-- they link to are re-read. Rows copied by an initial sync (not logged) get their scopes alike.
 CREATE FUNCTION cv_sync.record_applied(p_changes cv_sync.change[], p_source uuid, p_log boolean) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
 AS $$
+DECLARE
+  v_tracks boolean := to_regclass('cv_auth.signing_key') IS NULL;
+  v_linking constant text[] := ARRAY['appointments', 'encounters', 'user_branches'];
+  v_old jsonb;
+  v_new jsonb;
+  v_moved uuid[];
 BEGIN
+  IF v_tracks THEN
+    SELECT coalesce(jsonb_agg(l), '[]') INTO v_old
+    FROM unnest(p_changes) c
+    LEFT JOIN cv_sync.scopes s ON s.table_name = c.table_name AND s.row_id = c.row_id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(s.links,
+      CASE WHEN c.op = 'delete' THEN cv_sync.scope_links(c.table_name, c.row_data) END, '[]')) l
+    WHERE c.table_name = ANY (v_linking);
+    SELECT coalesce(jsonb_agg(l), '[]') INTO v_new
+    FROM unnest(p_changes) c, jsonb_array_elements(cv_sync.scope_links(c.table_name, c.row_data)) l
+    WHERE c.op = 'upsert' AND c.table_name = ANY (v_linking);
+    v_moved := ARRAY(SELECT c.row_id FROM unnest(p_changes) c
+      JOIN cv_sync.scopes s ON s.table_name = 'encounters' AND s.row_id = c.row_id
+      WHERE c.table_name = 'encounters' AND c.op = 'upsert' AND s.scope <> ARRAY[(c.row_data ->> 'branch_id')::uuid]);
+  END IF;
   IF p_log THEN
-    WITH logged AS (
-      INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc,
-        changed_columns, received_from, resolves, author)
-      SELECT c.table_name, c.row_id, c.op, c.row_data, c.version, c.base_version, c.origin, c.hlc,
-        c.changed_columns, p_source, c.resolves, c.author
+    WITH c AS MATERIALIZED (
+      SELECT c.*, s.scope AS scope_before,
+        CASE WHEN v_tracks THEN CASE WHEN c.op = 'delete' THEN coalesce(s.scope, cv_sync.row_scope(c.table_name, c.row_data))
+          ELSE cv_sync.row_scope(c.table_name, c.row_data) END END AS scope
       FROM unnest(p_changes) c
+      LEFT JOIN cv_sync.scopes s ON v_tracks AND s.table_name = c.table_name AND s.row_id = c.row_id
+    ), logged AS (
+      INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc,
+        changed_columns, received_from, resolves, author, scope, scope_before)
+      SELECT c.table_name, c.row_id, c.op, c.row_data, c.version, c.base_version, c.origin, c.hlc,
+        c.changed_columns, p_source, c.resolves, c.author, c.scope, c.scope_before
+      FROM c
       RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
+    ), kept AS (
+      INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+      SELECT c.table_name, c.row_id, c.scope,
+        CASE WHEN c.table_name = ANY (v_linking) THEN cv_sync.scope_links(c.table_name, c.row_data) ELSE '[]' END
+      FROM c WHERE v_tracks AND c.op = 'upsert'
+      ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links
+    ), gone AS (
+      DELETE FROM cv_sync.scopes s USING c
+      WHERE v_tracks AND c.op = 'delete' AND s.table_name = c.table_name AND s.row_id = c.row_id
     )
     INSERT INTO cv_sync.row_state AS s (table_name, row_id, version, hlc, origin, deleted, deleted_at, txid, seq)
     SELECT l.table_name, l.row_id, l.version, l.hlc, l.origin, l.op = 'delete',
@@ -243,10 +259,19 @@ BEGIN
     ON CONFLICT (table_name, row_id) DO UPDATE SET
       version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
       deleted_at = excluded.deleted_at, txid = NULL, seq = NULL;
-    -- Unlogged rows get their scope here; logged ones get it with their log entry (0005, "Scope").
-    IF to_regclass('cv_auth.signing_key') IS NULL THEN
-      PERFORM cv_sync.track_copied_scopes(p_changes);
+    IF v_tracks THEN
+      INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+      SELECT c.table_name, c.row_id, cv_sync.row_scope(c.table_name, c.row_data),
+        CASE WHEN c.table_name = ANY (v_linking) THEN cv_sync.scope_links(c.table_name, c.row_data) ELSE '[]' END
+      FROM unnest(p_changes) c WHERE c.op = 'upsert'
+      ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
     END IF;
+  END IF;
+  IF v_tracks THEN
+    PERFORM cv_sync.follow_links(v_new, v_old, p_log);
+    PERFORM cv_sync.rescope(x.table_name, x.id, p_log) FROM (
+      SELECT 'exam_eye' AS table_name, e.id FROM public.exam_eye e WHERE e.encounter_id = ANY (v_moved)
+      UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = ANY (v_moved)) x;
   END IF;
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(), resolved_by = 'node ' || c.origin::text,
