@@ -173,8 +173,8 @@ $$;
 -- Applies collapsed changes: upserts in foreign-key order, then deletes and evictions in reverse
 -- order. An eviction (a row that left this clinic's scope on the cloud) removes the row and what
 -- this node knows of it, unlogged: it was deleted nowhere. A row something here still references
--- stays. From a clinic's node credential (on the cloud), a change outside its scope is held in
--- the quarantine instead (cv_sync.hold_outside_scope, 0005).
+-- stays. From a clinic's node credential (on the cloud), a change outside its scope, or not its
+-- author's to make, is held in the quarantine instead (cv_sync.hold_refused, 0007).
 -- p_catchup: replaying the log over an initial copy, where a change older than the row is stale,
 -- not concurrent. p_log: false only for initial-sync pages (rows, not changes; logging a million
 -- copied rows would only send them back).
@@ -196,6 +196,7 @@ DECLARE
   v_blocked record;
   v_floor bigint;
   v_held uuid[] := cv_sync.node_scope();
+  v_from_node boolean := coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated';
   v_hold record;
   v_quarantined bigint := 0;
   v_evicted bigint := 0;
@@ -206,8 +207,8 @@ BEGIN
     ORDER BY s.position
   LOOP
     v_batch := ARRAY(SELECT c FROM unnest(p_changes) c WHERE c.table_name = v_table.table_name AND c.op = 'upsert');
-    IF v_held IS NOT NULL AND cardinality(v_batch) > 0 THEN
-      v_hold := cv_sync.hold_outside_scope(v_table.table_name, v_batch, p_source, v_held);
+    IF v_from_node AND cardinality(v_batch) > 0 THEN
+      v_hold := cv_sync.hold_refused(v_table.table_name, v_batch, p_source, v_held);
       v_batch := v_hold.allowed;
       v_quarantined := v_quarantined + v_hold.held;
     END IF;
@@ -234,8 +235,8 @@ BEGIN
     ORDER BY s.position DESC
   LOOP
     v_batch := ARRAY(SELECT c FROM unnest(p_changes) c WHERE c.table_name = v_table.table_name AND c.op = 'delete');
-    IF v_held IS NOT NULL THEN
-      v_hold := cv_sync.hold_outside_scope(v_table.table_name, v_batch, p_source, v_held);
+    IF v_from_node THEN
+      v_hold := cv_sync.hold_refused(v_table.table_name, v_batch, p_source, v_held);
       v_batch := v_hold.allowed;
       v_quarantined := v_quarantined + v_hold.held;
     END IF;

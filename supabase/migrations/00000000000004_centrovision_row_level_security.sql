@@ -89,26 +89,97 @@ BEGIN
   -- the policy itself cannot be consulted there without a cycle between the two tables' policies),
   -- while reads keep the policy's set-based form, which a scan evaluates far faster. Both are
   -- kept equal by packages/core/test/schema-rls.test.ts.
+  CREATE FUNCTION public.cv_patient_visible_in(p_patient_id uuid, p_branches uuid[]) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    RETURN EXISTS (SELECT FROM public.patients p WHERE p.id = p_patient_id AND p.branch_id = ANY (p_branches))
+      OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = p_patient_id AND a.branch_id = ANY (p_branches))
+      OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = p_patient_id AND e.branch_id = ANY (p_branches));
+
   CREATE FUNCTION public.cv_patient_visible(p_patient_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    RETURN public.cv_patient_visible_in(p_patient_id, public.cv_user_branch_ids());
+
+  -- A profile p_user sees: their own, or a colleague's (someone working at one of p_branches).
+  CREATE FUNCTION public.cv_profile_visible_in(p_profile_id uuid, p_branches uuid[], p_user uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    RETURN p_profile_id = p_user
+      OR EXISTS (SELECT FROM public.user_branches ub WHERE ub.user_id = p_profile_id AND ub.branch_id = ANY (p_branches));
+
+  -- The write rules, once: may p_user write row p_row of p_table (p_op: insert, update, delete,
+  -- or write for a policy covering both insert and update; p_old: the row before, for an update)?
+  -- The WITH CHECK of every policy below and the patients' home guard call it for the signed-in
+  -- person; the cloud calls it for the author of a change a clinic server sends (sql/0007), so a
+  -- change is applied only if its author could have made it here. A row links only what its
+  -- writer already sees: the patient, the room (of the same branch), the doctor, the appointment
+  -- (of the same patient). A foreign key alone is checked past row-level security, so it would let
+  -- a write point at another branch's patient and, through that appointment, open the patient's
+  -- record; and its error would tell that the id exists.
+  -- p_mine: p_user's branches (cv_row_writable reads them; the cloud's check, once per author).
+  CREATE FUNCTION public.cv_row_writable_in(p_table text, p_op text, p_row jsonb, p_old jsonb, p_user uuid,
+    p_mine uuid[]) RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
     AS $fn$
     DECLARE
-      v_mine uuid[] := public.cv_user_branch_ids();
+      v_mine uuid[] := coalesce(p_mine, '{}');
+      v_branch uuid := (p_row ->> 'branch_id')::uuid;
+      v_patient uuid := (p_row ->> 'patient_id')::uuid;
     BEGIN
-      RETURN EXISTS (SELECT FROM public.patients p WHERE p.id = p_patient_id AND p.branch_id = ANY (v_mine))
-        OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = p_patient_id AND a.branch_id = ANY (v_mine))
-        OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = p_patient_id AND e.branch_id = ANY (v_mine));
+      -- Branches and profiles have an update policy only; memberships and roles none at all.
+      IF p_user IS NULL OR p_table IN ('branches', 'profiles') AND p_op <> 'update' THEN
+        RETURN false;
+      END IF;
+      CASE p_table
+        WHEN 'branches', 'rooms' THEN
+          RETURN (CASE p_table WHEN 'branches' THEN (p_row ->> 'id')::uuid ELSE v_branch END) = ANY (v_mine)
+            AND EXISTS (SELECT FROM public.user_roles ur WHERE ur.user_id = p_user AND ur.role = 'admin');
+        WHEN 'profiles' THEN
+          RETURN (p_row ->> 'id')::uuid = p_user;
+        WHEN 'patients' THEN
+          RETURN CASE WHEN p_op IN ('insert', 'delete') THEN v_branch = ANY (v_mine)
+            ELSE public.cv_patient_visible_in((p_row ->> 'id')::uuid, v_mine)
+              AND (p_old IS NULL OR (p_old ->> 'branch_id')::uuid = v_branch
+                OR (p_old ->> 'branch_id')::uuid = ANY (v_mine)) END;
+        WHEN 'appointments' THEN
+          RETURN v_branch = ANY (v_mine) AND public.cv_patient_visible_in(v_patient, v_mine)
+            AND (p_row ->> 'room_id' IS NULL OR EXISTS (SELECT FROM public.rooms r
+              WHERE r.id = (p_row ->> 'room_id')::uuid AND r.branch_id = v_branch))
+            AND (p_row ->> 'doctor_id' IS NULL OR public.cv_profile_visible_in((p_row ->> 'doctor_id')::uuid, v_mine, p_user));
+        WHEN 'encounters' THEN
+          RETURN v_branch = ANY (v_mine) AND public.cv_patient_visible_in(v_patient, v_mine)
+            AND (p_row ->> 'appointment_id' IS NULL OR EXISTS (SELECT FROM public.appointments a
+              WHERE a.id = (p_row ->> 'appointment_id')::uuid AND a.patient_id = v_patient AND a.branch_id = ANY (v_mine)))
+            AND public.cv_profile_visible_in((p_row ->> 'doctor_id')::uuid, v_mine, p_user);
+        WHEN 'exam_eye', 'diagnoses' THEN
+          RETURN EXISTS (SELECT FROM public.encounters e
+            WHERE e.id = (p_row ->> 'encounter_id')::uuid AND e.branch_id = ANY (v_mine)
+              AND (p_table = 'exam_eye' OR e.patient_id = v_patient));
+        ELSE
+          RETURN false;
+      END CASE;
     END
     $fn$;
+
+  CREATE FUNCTION public.cv_row_writable(p_table text, p_op text, p_row jsonb, p_old jsonb, p_user uuid)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    RETURN public.cv_row_writable_in(p_table, p_op, p_row, p_old, p_user,
+      CASE WHEN p_user IS NOT DISTINCT FROM auth.uid() THEN public.cv_user_branch_ids()
+        ELSE array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = p_user) END);
+
+  -- The rules for the signed-in person: what the policies call.
+  CREATE FUNCTION public.cv_may_write(p_table text, p_op text, p_row jsonb) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    RETURN public.cv_row_writable(p_table, p_op, p_row, NULL, auth.uid());
 
   -- A patient's home branch moves only by a user of that branch (the policies see the new row
   -- alone: a user who sees the patient through an appointment could otherwise take them home).
   -- The service key, the owner and the sync (rows from a peer) are not a signed-in person.
   CREATE FUNCTION public.cv_patient_home_guard() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = ''
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
     AS $fn$
     BEGIN
-      IF auth.uid() IS NOT NULL AND NOT (OLD.branch_id = ANY (public.cv_user_branch_ids())) THEN
+      IF auth.uid() IS NOT NULL
+        AND NOT public.cv_row_writable('patients', 'update', to_jsonb(NEW), to_jsonb(OLD), auth.uid()) THEN
         RAISE EXCEPTION 'only a user of the patient''s home branch may move the patient to another branch'
           USING ERRCODE = 'insufficient_privilege', HINT = 'Ask a user of the home branch to move the patient.';
       END IF;
@@ -124,23 +195,31 @@ BEGIN
   -- Supabase's default privileges hand every new function and table to anon and authenticated;
   -- take them back and grant what the policies below are written for. The trigger function of
   -- 0002 is no one's to call; the search fold of 0001 is for signed-in searches only.
+  -- The rules for any person (cv_row_writable and its helpers) are the owner's alone: asked about
+  -- another person or arbitrary branches, they would tell which patients exist where.
   REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_user_is_admin(),
-    public.cv_patient_visible(uuid),
+    public.cv_patient_visible(uuid), public.cv_may_write(text, text, jsonb),
     public.cv_search_fold(text)
     FROM PUBLIC;
-  REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard() FROM PUBLIC;
+  REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard(),
+    public.cv_patient_visible_in(uuid, uuid[]), public.cv_profile_visible_in(uuid, uuid[], uuid),
+    public.cv_row_writable(text, text, jsonb, jsonb, uuid), public.cv_row_writable_in(text, text, jsonb, jsonb, uuid, uuid[])
+    FROM PUBLIC;
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard() FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row(), public.cv_patient_home_guard(), '
+      'public.cv_patient_visible_in(uuid, uuid[]), public.cv_profile_visible_in(uuid, uuid[], uuid), '
+      'public.cv_row_writable(text, text, jsonb, jsonb, uuid), public.cv_row_writable_in(text, text, jsonb, jsonb, uuid, uuid[]) '
+      'FROM %I', v_role);
     EXECUTE format('REVOKE ALL ON public.branches, public.rooms, public.profiles, public.user_roles, '
       'public.user_branches, public.patients, public.appointments, public.encounters, public.exam_eye, '
       'public.diagnoses FROM %I', v_role);
     IF v_role = 'anon' THEN
       EXECUTE 'REVOKE ALL ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_patient_visible(uuid), '
-        'public.cv_user_is_admin(), public.cv_search_fold(text) FROM anon';
+        'public.cv_may_write(text, text, jsonb), public.cv_user_is_admin(), public.cv_search_fold(text) FROM anon';
       CONTINUE;
     END IF;
     EXECUTE format('GRANT EXECUTE ON FUNCTION public.cv_user_branch_ids(), public.cv_colleague_ids(), public.cv_patient_visible(uuid), '
-      'public.cv_user_is_admin(), public.cv_search_fold(text) TO %I', v_role);
+      'public.cv_may_write(text, text, jsonb), public.cv_user_is_admin(), public.cv_search_fold(text) TO %I', v_role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.branches, public.rooms, public.profiles, '
       'public.user_roles, public.user_branches, public.patients, public.appointments, public.encounters, '
       'public.exam_eye, public.diagnoses TO %I', v_role);
@@ -157,23 +236,26 @@ BEGIN
   ALTER TABLE public.exam_eye ENABLE ROW LEVEL SECURITY;
   ALTER TABLE public.diagnoses ENABLE ROW LEVEL SECURITY;
 
+  -- Every WITH CHECK is public.cv_row_writable (above, through cv_may_write), the rules written
+  -- once. The USING clauses decide which rows a statement sees, reads included, so they stay
+  -- set-based and indexable.
   CREATE POLICY branches_member_read ON public.branches FOR SELECT TO authenticated
     USING (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
   CREATE POLICY branches_admin_update ON public.branches FOR UPDATE TO authenticated
     USING (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()))
-    WITH CHECK (id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()));
+    WITH CHECK (public.cv_may_write('branches', 'update', to_jsonb(branches.*)));
 
   CREATE POLICY rooms_member_read ON public.rooms FOR SELECT TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
   CREATE POLICY rooms_admin_write ON public.rooms FOR ALL TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()))
-    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]) AND (SELECT public.cv_user_is_admin()));
+    WITH CHECK (public.cv_may_write('rooms', 'write', to_jsonb(rooms.*)));
 
   CREATE POLICY profiles_colleague_read ON public.profiles FOR SELECT TO authenticated
     USING (id = (SELECT auth.uid()) OR id IN (SELECT public.cv_colleague_ids()));
   CREATE POLICY profiles_own_update ON public.profiles FOR UPDATE TO authenticated
     USING (id = (SELECT auth.uid()))
-    WITH CHECK (id = (SELECT auth.uid()));
+    WITH CHECK (public.cv_may_write('profiles', 'update', to_jsonb(profiles.*)));
 
   CREATE POLICY user_roles_colleague_read ON public.user_roles FOR SELECT TO authenticated
     USING (user_id = (SELECT auth.uid()) OR user_id IN (SELECT public.cv_colleague_ids()));
@@ -193,48 +275,27 @@ BEGIN
       OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
       OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
     )
-    WITH CHECK (
-      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
-      OR EXISTS (SELECT FROM public.appointments a WHERE a.patient_id = patients.id)
-      OR EXISTS (SELECT FROM public.encounters e WHERE e.patient_id = patients.id)
-    );
+    WITH CHECK (public.cv_may_write('patients', 'update', to_jsonb(patients.*)));
   CREATE POLICY patients_home_insert ON public.patients FOR INSERT TO authenticated
-    WITH CHECK (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
+    WITH CHECK (public.cv_may_write('patients', 'insert', to_jsonb(patients.*)));
   CREATE POLICY patients_home_delete ON public.patients FOR DELETE TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]));
 
-  -- A row links only what its writer already sees: the patient, the room (of the same branch),
-  -- the doctor, the appointment (of the same patient). A foreign key alone is checked past
-  -- row-level security, so it would let a write point at another branch's patient and, through
-  -- that appointment, open the patient's record; and its error would tell that the id exists.
   CREATE POLICY appointments_member_all ON public.appointments FOR ALL TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
-    WITH CHECK (
-      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
-      AND public.cv_patient_visible(patient_id)
-      AND (room_id IS NULL OR EXISTS (SELECT FROM public.rooms r
-        WHERE r.id = appointments.room_id AND r.branch_id = appointments.branch_id))
-      AND (doctor_id IS NULL OR EXISTS (SELECT FROM public.profiles d WHERE d.id = appointments.doctor_id))
-    );
+    WITH CHECK (public.cv_may_write('appointments', 'write', to_jsonb(appointments.*)));
 
   CREATE POLICY encounters_member_all ON public.encounters FOR ALL TO authenticated
     USING (branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[]))
-    WITH CHECK (
-      branch_id = ANY ((SELECT public.cv_user_branch_ids())::uuid[])
-      AND public.cv_patient_visible(patient_id)
-      AND (appointment_id IS NULL OR EXISTS (SELECT FROM public.appointments a
-        WHERE a.id = encounters.appointment_id AND a.patient_id = encounters.patient_id))
-      AND EXISTS (SELECT FROM public.profiles d WHERE d.id = encounters.doctor_id)
-    );
+    WITH CHECK (public.cv_may_write('encounters', 'write', to_jsonb(encounters.*)));
 
   CREATE POLICY exam_eye_member_all ON public.exam_eye FOR ALL TO authenticated
     USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id))
-    WITH CHECK (EXISTS (SELECT FROM public.encounters e WHERE e.id = exam_eye.encounter_id));
+    WITH CHECK (public.cv_may_write('exam_eye', 'write', to_jsonb(exam_eye.*)));
 
   CREATE POLICY diagnoses_member_all ON public.diagnoses FOR ALL TO authenticated
     USING (EXISTS (SELECT FROM public.encounters e WHERE e.id = diagnoses.encounter_id))
-    WITH CHECK (EXISTS (SELECT FROM public.encounters e
-      WHERE e.id = diagnoses.encounter_id AND e.patient_id = diagnoses.patient_id));
+    WITH CHECK (public.cv_may_write('diagnoses', 'write', to_jsonb(diagnoses.*)));
 END
 $rls$;
 
@@ -259,4 +320,4 @@ $rls$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0004_row_level_security.sql', 'cd3a804940efe25d315850b91a725148132f1298c2d7c6b14ed689de3757a020') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0004_row_level_security.sql', 'f20f5abd67740e1c4cf10521894594ffc0cb29abaf1b1b1f6eff2a539940e5f2') on conflict (name) do nothing;

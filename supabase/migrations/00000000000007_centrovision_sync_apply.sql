@@ -31,7 +31,9 @@ CREATE TYPE cv_sync.change AS (
 -- Scope on the cloud for what an apply writes (0005, "Scope").
 
 -- A clinic may write only rows in its scope, before and after the change (a branch: only its
--- own). What a clinic's node credential sends outside it is not applied: it is held in
+-- own), and only what the change's author could have written under the cloud's own policies
+-- (public.cv_row_writable, the rules row-level security checks, 0004), judged on the cloud's
+-- current rows. What a clinic's node credential sends otherwise is not applied: it is held in
 -- cv_sync.quarantine with the cloud's current row and the reason, for an administrator.
 CREATE FUNCTION cv_sync.write_scope(p_table text, p_row jsonb) RETURNS uuid[]
   LANGUAGE sql STABLE
@@ -50,12 +52,50 @@ CREATE TABLE cv_sync.quarantine (
 );
 CREATE INDEX quarantine_created_at_idx ON cv_sync.quarantine (created_at);
 
--- Of one table's changes from p_source, those its node credential (holding p_held) may write;
--- the others go to the quarantine. Where the cloud has no such row in the clinic's scope (a row
--- planted there, or one that left the scope while the clinic edited it), the clinic is told to
--- drop its copy: an eviction entry for its branches (a 'rescope' entry whose scope_before is
--- given: nothing to keep in cv_sync.scopes).
-CREATE FUNCTION cv_sync.hold_outside_scope(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
+-- Why a clinic's node credential (holding p_held, NULL: every branch) may not apply change p_change
+-- over the cloud's row p_current, or NULL when it may; p_mine: the author's branches. A change
+-- without an author (one the clinic server's own machinery or owner made: a merge, a restored
+-- parent, a reviewed resolution) is judged by the scope alone.
+CREATE FUNCTION cv_sync.refusal(p_change cv_sync.change, p_current jsonb, p_held uuid[], p_mine uuid[]) RETURNS text
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_user uuid;
+  v_table text := p_change.table_name;
+  v_allowed boolean;
+BEGIN
+  IF p_held IS NOT NULL AND NOT (
+    (p_change.op <> 'upsert' OR coalesce(cv_sync.write_scope(v_table, p_change.row_data) && p_held, false))
+    AND (p_current IS NULL OR coalesce(cv_sync.write_scope(v_table, p_current) && p_held, false)))
+  THEN
+    RETURN 'lies outside the branches of clinic';
+  END IF;
+  BEGIN
+    v_user := (p_change.author ->> 'user')::uuid;
+  EXCEPTION WHEN invalid_text_representation THEN
+    RETURN 'names an author that is not a user id';
+  END;
+  IF v_user IS NULL THEN
+    RETURN NULL;
+  END IF;
+  v_allowed := CASE
+    WHEN p_change.op = 'delete' THEN p_current IS NULL
+      OR public.cv_row_writable_in(v_table, 'delete', p_current, NULL, v_user, p_mine)
+    WHEN p_current IS NULL THEN public.cv_row_writable_in(v_table, 'insert', p_change.row_data, NULL, v_user, p_mine)
+    ELSE public.cv_row_writable_in(v_table, 'update', p_current, NULL, v_user, p_mine)
+      AND public.cv_row_writable_in(v_table, 'update', p_change.row_data, p_current, v_user, p_mine) END;
+  RETURN CASE WHEN NOT v_allowed THEN 'was not its author''s to make under the cloud''s policies; sent by clinic' END;
+END
+$$;
+
+-- Of one table's changes from p_source, those its node credential (holding p_held) may apply;
+-- the others go to the quarantine (cv_sync.refusal says why). Where the cloud has no such row in
+-- the clinic's scope (a row planted there, or one that left the scope while the clinic edited
+-- it), the clinic is told to drop its copy: an eviction entry for its branches (a 'rescope' entry
+-- whose scope_before is given: nothing to keep in cv_sync.scopes). A refused change to a row the
+-- clinic keeps holding is not undone there: an administrator decides from the quarantine.
+CREATE FUNCTION cv_sync.hold_refused(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
   OUT allowed cv_sync.change[], OUT held integer)
   LANGUAGE plpgsql
   SET search_path = ''
@@ -64,21 +104,24 @@ DECLARE
   v_refused jsonb;
 BEGIN
   EXECUTE format($sql$
-    SELECT coalesce(array_agg(s.c) FILTER (WHERE s.ok), '{}'),
-      coalesce(jsonb_agg(jsonb_build_object('change', to_jsonb(s.c), 'current', s.current,
-        'evict', s.current IS NULL OR NOT coalesce(cv_sync.row_scope(%1$L, s.current) && $2, false)))
-        FILTER (WHERE NOT s.ok), '[]')
+    SELECT coalesce(array_agg(s.c) FILTER (WHERE s.reason IS NULL), '{}'),
+      coalesce(jsonb_agg(jsonb_build_object('change', to_jsonb(s.c), 'current', s.current, 'reason', s.reason,
+        'evict', $2 IS NOT NULL AND (s.current IS NULL OR NOT coalesce(cv_sync.row_scope(%1$L, s.current) && $2, false))))
+        FILTER (WHERE s.reason IS NOT NULL), '[]')
     FROM (
-      SELECT c, to_jsonb(x) AS current,
-        ((c).op <> 'upsert' OR coalesce(cv_sync.write_scope(%1$L, (c).row_data) && $2, false))
-          AND (x.id IS NULL OR coalesce(cv_sync.write_scope(%1$L, to_jsonb(x)) && $2, false)) AS ok
-      FROM unnest($1) c LEFT JOIN public.%1$I x ON x.id = (c).row_id
+      SELECT c, to_jsonb(x) AS current, cv_sync.refusal(c, to_jsonb(x), $2, a.mine) AS reason
+      FROM unnest($1) c
+      LEFT JOIN public.%1$I x ON x.id = (c).row_id
+      LEFT JOIN (
+        SELECT u.author, array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id::text = u.author) AS mine
+        FROM (SELECT DISTINCT (d).author ->> 'user' AS author FROM unnest($1) d) u
+      ) a ON a.author = (c).author ->> 'user'
       OFFSET 0
     ) s
   $sql$, p_table) INTO allowed, v_refused USING p_changes, p_held;
   INSERT INTO cv_sync.quarantine (source, table_name, row_id, change, current_row, reason)
   SELECT p_source, p_table, (r.item -> 'change' ->> 'row_id')::uuid, r.item -> 'change', nullif(r.item -> 'current', 'null'),
-    format('%s %s lies outside the branches of clinic %s', p_table, r.item -> 'change' ->> 'row_id',
+    format('%s %s %s %s', p_table, r.item -> 'change' ->> 'row_id', r.item ->> 'reason',
       (SELECT n.name FROM cv_sync.clinic_nodes n WHERE n.node_id = p_source))
   FROM jsonb_array_elements(v_refused) r(item);
   INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, origin, hlc, changed_columns, scope,
@@ -628,4 +671,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '1e4abc173896a23f4108534791bf0cadff083beadaa5f60cf81507f4232e1a2f') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '157bd49b58b32030d16e26381e6e273501d25252eed03e02a91fd9ca749db673') on conflict (name) do nothing;

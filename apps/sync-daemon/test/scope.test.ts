@@ -222,6 +222,53 @@ describe("two clinics on one cloud, each holding its scope", () => {
   });
 });
 
+describe("a change's author", () => {
+  /** Norte's last log entry for a row, re-signed as `user`: what a tampered clinic server could send. */
+  const authoredAs = async (rowId: string, user: string) => {
+    await norte.sql`
+      update cv_sync.change_log set author = ${JSON.stringify({ user })}::text::jsonb
+      where (txid, seq) = (select txid, seq from cv_sync.change_log where row_id = ${rowId} order by seq desc limit 1)`;
+  };
+
+  it("must have been allowed to make it under the cloud's policies, or it is held in quarantine", async () => {
+    // Sur's receptionist works at Sur only: an edit of Norte's patient in their name is refused.
+    await norte.sql`update patients set phone = '55 4444 4444' where id = ${patients.norte}`;
+    await authoredAs(patients.norte, staff.sur);
+    await once(norte);
+    expect(await cloud`select phone from patients where id = ${patients.norte}`).not.toEqual([
+      { phone: "55 4444 4444" },
+    ]);
+    const [held] = await cloud<{ reason: string; author: unknown }[]>`
+      select reason, change -> 'author' as author from cv_sync.quarantine
+      where row_id = ${patients.norte} order by created_at desc limit 1`;
+    expect(held).toEqual({
+      reason: expect.stringMatching(
+        /was not its author's to make under the cloud's policies; sent by clinic clinic-/,
+      ),
+      author: { user: staff.sur },
+    });
+    // The same edit by Norte's own receptionist is applied.
+    await norte.sql`update patients set phone = '55 5555 5555' where id = ${patients.norte}`;
+    await authoredAs(patients.norte, staff.norte);
+    await once(norte);
+    expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
+      { phone: "55 5555 5555" },
+    ]);
+    // An author that is no user id at all is refused too.
+    await norte.sql`update patients set phone = '55 6666 6666' where id = ${patients.norte}`;
+    await norte.sql`
+      update cv_sync.change_log set author = '{"user": "robert'')--"}'
+      where (txid, seq) = (select txid, seq from cv_sync.change_log where row_id = ${patients.norte} order by seq desc limit 1)`;
+    await once(norte);
+    expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
+      { phone: "55 5555 5555" },
+    ]);
+    expect(
+      await cloud`select 1 from cv_sync.quarantine where row_id = ${patients.norte} and reason like '%names an author that is not a user id%'`,
+    ).toHaveLength(1);
+  });
+});
+
 type Side = "cloud" | "norte" | "sur";
 
 /** A write someone at `side` could make: at a clinic, only within its branch (as its row-level security allows). */

@@ -48,6 +48,12 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_user_branch_ids()": SIGNED_IN,
   "function public.cv_colleague_ids()": SIGNED_IN,
   "function public.cv_patient_visible(uuid)": SIGNED_IN,
+  // The write rules for the signed-in person; for anyone else (the cloud's author check) the owner's alone.
+  "function public.cv_may_write(text, text, jsonb)": SIGNED_IN,
+  "function public.cv_row_writable(text, text, jsonb, jsonb, uuid)": {},
+  "function public.cv_row_writable_in(text, text, jsonb, jsonb, uuid, uuid[])": {},
+  "function public.cv_patient_visible_in(uuid, uuid[])": {},
+  "function public.cv_profile_visible_in(uuid, uuid[], uuid)": {},
   "function public.cv_patient_home_guard()": {},
   "function public.cv_user_is_admin()": SIGNED_IN,
   // A PC's writes, as its signed-in person under the policies (never the service key, past them);

@@ -33,6 +33,7 @@ const SYNC_RPC = [
 /** What row-level security's policies call as the signed-in person, and the search fold. */
 const POLICY_HELPERS = [
   "public.cv_colleague_ids()",
+  "public.cv_may_write(text, text, jsonb)",
   "public.cv_patient_visible(uuid)",
   "public.cv_search_fold(text)",
   "public.cv_user_branch_ids()",
