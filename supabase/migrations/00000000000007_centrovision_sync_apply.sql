@@ -90,11 +90,13 @@ END
 $$;
 
 -- Of one table's changes from p_source, those its node credential (holding p_held) may apply;
--- the others go to the quarantine (cv_sync.refusal says why). Where the cloud has no such row in
--- the clinic's scope (a row planted there, or one that left the scope while the clinic edited
--- it), the clinic is told to drop its copy: an eviction entry for its branches (a 'rescope' entry
--- whose scope_before is given: nothing to keep in cv_sync.scopes). A refused change to a row the
--- clinic keeps holding is not undone there: an administrator decides from the quarantine.
+-- the others go to the quarantine (cv_sync.refusal says why), and the clinic is brought back to
+-- the cloud's row: where the cloud has no such row in the clinic's scope (a row planted there, or
+-- one that left the scope while the clinic edited it), an eviction entry for its branches (a
+-- 'rescope' entry whose scope_before is given: nothing to keep in cv_sync.scopes) makes it drop
+-- its copy; where the row is the clinic's to hold, the cloud's row is written again as a new
+-- version based on the refused one, which the clinic fast-forwards to. An administrator decides
+-- from the quarantine whether the refused version should stand after all.
 CREATE FUNCTION cv_sync.hold_refused(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
   OUT allowed cv_sync.change[], OUT held integer)
   LANGUAGE plpgsql
@@ -130,6 +132,12 @@ BEGIN
     (c ->> 'origin')::uuid, c ->> 'hlc', '{}', '{}', array_remove(p_held, cv_sync.everywhere())
   FROM jsonb_array_elements(v_refused) r(item), LATERAL (SELECT r.item -> 'change') x(c)
   WHERE (r.item ->> 'evict')::boolean;
+  PERFORM cv_sync.write_local(p_table, (c ->> 'row_id')::uuid, 'upsert',
+    (r.item -> 'current') || jsonb_build_object('version', gen_random_uuid(), 'base_version', c -> 'version',
+      'updated_at', now()),
+    (c ->> 'version')::uuid, NULL)
+  FROM jsonb_array_elements(v_refused) r(item), LATERAL (SELECT r.item -> 'change') x(c)
+  WHERE NOT (r.item ->> 'evict')::boolean AND jsonb_typeof(r.item -> 'current') = 'object';
   held := jsonb_array_length(v_refused);
 END
 $$;
@@ -671,4 +679,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '157bd49b58b32030d16e26381e6e273501d25252eed03e02a91fd9ca749db673') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '45d7b28e662a50e928460f9b0d4cf56ed4f24f3b691a826b049b1260332b80c1') on conflict (name) do nothing;

@@ -247,6 +247,11 @@ describe("a change's author", () => {
       ),
       author: { user: staff.sur },
     });
+    // Norte is brought back to the cloud's row: a new version based on the refused one.
+    await once(norte);
+    const phoneOf = async (sql: postgres.Sql) =>
+      (await sql<{ phone: string }[]>`select phone from patients where id = ${patients.norte}`)[0]?.phone;
+    expect(await phoneOf(norte.sql)).toBe(await phoneOf(cloud));
     // The same edit by Norte's own receptionist is applied.
     await norte.sql`update patients set phone = '55 5555 5555' where id = ${patients.norte}`;
     await authoredAs(patients.norte, staff.norte);
