@@ -95,7 +95,8 @@ $$;
 -- max_txid: the next transaction id this node will hand out; every txid in its log and every
 -- cursor a peer can legitimately hold is at most this. A peer holding a larger cursor knows this
 -- node was restored (the pull refuses it too: CV006). now: for measuring clock skew.
--- open_conflicts: what waits for a reviewer here.
+-- open_conflicts: what waits for a reviewer here. quarantined: changes held in this node's
+-- quarantine (0007; the cloud's), for a node credential those its clinic sent.
 CREATE FUNCTION public.cv_sync_node() RETURNS jsonb
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = ''
@@ -106,7 +107,10 @@ BEGIN
     SELECT jsonb_build_object(
       'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(),
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
-      'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'))
+      'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
+      'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
+        WHERE coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated'
+          OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())))
     FROM cv_sync.node n
   );
 END

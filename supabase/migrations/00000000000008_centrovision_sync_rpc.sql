@@ -512,6 +512,8 @@ $$;
 -- columns over the current row). Written as a new local version based on the current one and
 -- logged like any edit, marked as resolving this conflict: the peer, which recorded the same
 -- conflict under the same id, fast-forwards to it even from the other version and closes it too.
+-- resolved_by keeps the name the reviewer gave (p_resolved_by, as they wrote it) apart from what
+-- this server verified: the database login that called, and the signed-in person if there is one.
 CREATE FUNCTION public.cv_sync_conflict_resolve(
   p_id uuid, p_choice text, p_row jsonb DEFAULT NULL, p_resolved_by text DEFAULT NULL
 ) RETURNS jsonb
@@ -528,6 +530,9 @@ BEGIN
   SELECT * INTO v_conflict FROM cv_sync.conflicts k WHERE k.id = p_id FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no conflict %', p_id USING ERRCODE = 'CV005';
+  END IF;
+  IF length(p_resolved_by) > 200 OR p_resolved_by ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'p_resolved_by must be a name of at most 200 characters on one line' USING ERRCODE = 'CV005';
   END IF;
   IF p_choice IS NULL OR p_choice NOT IN ('keep_local', 'keep_remote', 'merged') THEN
     RAISE EXCEPTION 'p_choice must be keep_local, keep_remote or merged, got %', p_choice USING ERRCODE = 'CV005';
@@ -559,7 +564,9 @@ BEGIN
   END IF;
   PERFORM cv_sync.end_apply();
   UPDATE cv_sync.conflicts k
-  SET status = 'resolved', resolved_at = now(), resolved_by = coalesce(p_resolved_by, session_user),
+  SET status = 'resolved', resolved_at = now(),
+    resolved_by = coalesce(nullif(btrim(p_resolved_by), '') || ' ', '')
+      || format('(verified: login %s%s)', session_user, coalesce(', user ' || auth.uid(), '')),
     resolution = jsonb_build_object('choice', p_choice, 'version', v_version)
   WHERE k.id = p_id;
   RETURN jsonb_build_object('id', p_id, 'status', 'resolved', 'choice', p_choice, 'version', v_version);
@@ -589,4 +596,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'cbba17e377f9b9bf274dcb97875d2dcad365954fdfa73e59a56406d4c5a44455') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '4917d8829aab2c0d4688d65aa49e973490d7c11a1172601b74f209f2bdd194e2') on conflict (name) do nothing;

@@ -169,6 +169,7 @@ function logCycle(logger: Logger, status: SyncStatus): void {
     pendingDown: status.pendingDown,
     lagMs: status.lagMs,
     conflictsOpen: status.conflictsOpen,
+    quarantined: status.quarantined,
     clockSkewMs: status.clockSkewMs,
   };
   for (const blocked of status.blocked) {

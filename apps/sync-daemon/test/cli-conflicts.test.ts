@@ -90,6 +90,10 @@ describe("conflicts", () => {
     const [cloudConflict] =
       await clinic.cloudSql`select status, resolved_by from cv_sync.conflicts where id = ${conflict.id}`;
     expect(cloudConflict).toMatchObject({ status: "resolved" });
+    // The name given is kept apart from who the clinic server verified it came from.
+    const [resolved] = await clinic.sql<{ resolved_by: string }[]>`
+      select resolved_by from cv_sync.conflicts where id = ${conflict.id}`;
+    expect(resolved?.resolved_by).toBe(`dra.hernandez (verified: login ${clinic.user})`);
 
     const missing = await cli("conflicts", "show", randomUUID());
     expect(missing.code).toBe(1);

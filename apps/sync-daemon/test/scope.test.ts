@@ -8,7 +8,8 @@ import { createTestClinic, type TestClinic } from "./support/clinic.js";
 
 // Two clinics on one cloud: Norte holds branch N, Sur holds branch S; branch F has no clinic
 // server of its own here. Each clinic server must hold exactly its scope (sql/0005, "Scope"), with
-// every row equal to the cloud's, while rows move in and out of it.
+// every row equal to the cloud's, while rows move in and out of it. Each test runs the daemon's
+// `once` several times (about 1.5 s each): hence the longer timeout.
 
 let norte: TestClinic;
 let sur: TestClinic;
@@ -22,9 +23,10 @@ const staff = { norte: id(), sur: id(), both: id(), farDoctor: id() };
 const patients = { norte: id(), sur: id(), far: id(), farSeenAtNorte: id() };
 const visit = { farAtNorte: id(), norteAtNorte: id(), encounter: id() };
 
-async function once(clinic: TestClinic): Promise<void> {
+async function once(clinic: TestClinic): Promise<string> {
   const result = await cli(clinic, "once");
   expect(result.code, result.stderr + result.stdout).toBe(0);
+  return result.stdout;
 }
 
 async function syncAll(): Promise<void> {
@@ -126,7 +128,7 @@ afterAll(async () => {
   await sur?.close();
 });
 
-describe("two clinics on one cloud, each holding its scope", () => {
+describe("two clinics on one cloud, each holding its scope", { timeout: 90_000 }, () => {
   it("copies each clinic its branch's rows and what its staff need, and nothing else", async () => {
     await expectHoldsItsScope(norte);
     await expectHoldsItsScope(sur);
@@ -214,15 +216,18 @@ describe("two clinics on one cloud, each holding its scope", () => {
     ]);
     // The sync goes on: the next change of Norte arrives, and Norte drops the planted row.
     await norte.sql`update patients set phone = '55 3333 3333' where id = ${patients.norte}`;
-    await once(norte);
+    const next = await once(norte);
     expect(await has(norte, "patients", planted)).toBe(false);
+    // Its IT person is told.
+    expect(next).toMatch(/^quarantined: the cloud refused 1 change\(s\) of this clinic/m);
+    expect(await cli(sur, "once")).not.toMatchObject({ stdout: expect.stringContaining("quarantined") });
     expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
       { phone: "55 3333 3333" },
     ]);
   });
 });
 
-describe("a change's author", () => {
+describe("a change's author", { timeout: 90_000 }, () => {
   /** Norte's last log entry for a row, re-signed as `user`: what a tampered clinic server could send. */
   const authoredAs = async (rowId: string, user: string) => {
     await norte.sql`
@@ -316,7 +321,7 @@ async function randomWrite(random: () => number, side: Side, label: string): Pro
 }
 const planted: string[] = [];
 
-describe("random edits at both clinics and the cloud", () => {
+describe("random edits at both clinics and the cloud", { timeout: 90_000 }, () => {
   it.each(testSeeds(2))(
     "seed %i: every clinic ends holding exactly its scope, equal to the cloud",
     async (seed) => {

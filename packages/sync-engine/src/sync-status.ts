@@ -62,6 +62,8 @@ export interface SyncStatus {
   readonly lastError: { readonly code: ErrorCode; readonly message: string; readonly at: string } | null;
   /** Open conflicts recorded on the clinic server, waiting for a reviewer. */
   readonly conflictsOpen: number | null;
+  /** This clinic's changes the cloud refused and holds in its quarantine for an administrator. */
+  readonly quarantined: number | null;
   /** Cloud clock minus clinic clock, estimated from both nodes' `now` and round trips. */
   readonly clockSkewMs: number | null;
   readonly blocked: readonly BlockedDirection[];
@@ -83,6 +85,7 @@ export const INITIAL_STATUS: SyncStatus = Object.freeze({
   lastSuccessAt: null,
   lastError: null,
   conflictsOpen: null,
+  quarantined: null,
   clockSkewMs: null,
   blocked: [],
   schemaDrift: [],

@@ -30,6 +30,11 @@ export interface NodeInfo {
   readonly maxTxid: number;
   /** Conflicts recorded here that wait for a reviewer. */
   readonly openConflicts: number;
+  /**
+   * Changes held in this node's quarantine (the cloud's: refused from a clinic, PROTOCOL.md
+   * "Scope"); asked with a node credential, those its clinic sent.
+   */
+  readonly quarantined: number;
 }
 
 /** What a target needs to know about the node a batch comes from. */

@@ -21,6 +21,7 @@ function scriptedPeer(name: string) {
     now: new Date().toISOString(),
     maxTxid: 100,
     openConflicts: 0,
+    quarantined: 0,
   };
   const state = { down: false, delayMs: 0, nodeCalls: 0, nodeRunning: 0, maxNodeRunning: 0, running: 0 };
   const answer = async <T>(value: T): Promise<T> => {

@@ -107,6 +107,10 @@ program
     print(
       `${status.mode}: pending up ${status.pendingUp ?? "-"}, down ${status.pendingDown ?? "-"}, ${status.conflictsOpen ?? "-"} open conflict(s)`,
     );
+    if (status.quarantined)
+      print(
+        `quarantined: the cloud refused ${status.quarantined} change(s) of this clinic and holds them for its administrator (cv_sync.quarantine: outside this clinic's branches, or not their author's to make)`,
+      );
     for (const blocked of status.blocked) print(`blocked ${blocked.direction}: ${blocked.message}`);
     if (status.lastError && status.consecutiveFailures > 0) {
       const { code, message } = status.lastError;

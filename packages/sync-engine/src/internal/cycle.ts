@@ -127,6 +127,7 @@ export class CycleRunner {
     this.remoteInfo = remoteNode.info;
     publish({
       clockSkewMs: Math.round(remoteNode.offsetMs - localNode.offsetMs),
+      quarantined: remoteNode.info.quarantined,
       schemaDrift: drifted(localNode.info, remoteNode.info),
     });
     if (localNode.info.nodeId === remoteNode.info.nodeId) {

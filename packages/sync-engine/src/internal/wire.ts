@@ -52,7 +52,13 @@ const identity = {
 };
 
 const nodeSchema = z
-  .object({ ...identity, node_name: z.string(), max_txid: count, open_conflicts: bigintSchema })
+  .object({
+    ...identity,
+    node_name: z.string(),
+    max_txid: count,
+    open_conflicts: bigintSchema,
+    quarantined: bigintSchema.optional(),
+  })
   .transform(
     (n): NodeInfo => ({
       nodeId: n.node_id,
@@ -62,6 +68,7 @@ const nodeSchema = z
       now: n.now,
       maxTxid: n.max_txid,
       openConflicts: n.open_conflicts,
+      quarantined: n.quarantined ?? 0,
     }),
   );
 
