@@ -65,6 +65,18 @@ async function recoverAndCheck(written: Workload): Promise<void> {
     expect(await rowOf(pair.clinic.sql, table, id)).toBeDefined();
     expect(await rowOf(pair.cloud.sql, table, id)).toBeDefined();
   }
+  // Each node's audit trail (sql/0012): one event for every change made there, applies and
+  // re-issues included, and its chain intact once sealed, however the sync was cut.
+  for (const sql of [pair.clinic.sql, pair.cloud.sql]) {
+    await sql`select cv_audit_seal()`;
+    const [{ verified } = { verified: undefined }] = await sql`select cv_audit_verify() as verified`;
+    expect(verified).toMatchObject({ ok: true, unsealed: 0 });
+    const [counts] = await sql<{ events: number; changes: number }[]>`
+      select (select count(*)::int from cv_audit.events e where e.node_id = n.node_id and e.action <> 'open') as events,
+        (select count(*)::int from cv_sync.change_log l where l.received_from is null and l.op <> 'rescope') as changes
+      from cv_sync.node n`;
+    expect(counts?.events).toBe(counts?.changes);
+  }
 }
 
 const progressOf = (line: ChildLine) => ("progress" in line ? line.progress : undefined);
