@@ -104,8 +104,10 @@ BEGIN
     RETURN p_profile_id = p_user
       OR EXISTS (SELECT FROM public.user_branches ub WHERE ub.user_id = p_profile_id AND ub.branch_id = ANY (p_branches));
 
-  -- The write rules, once: may p_user write row p_row of p_table (p_op: insert, update, delete,
-  -- or write for a policy covering both insert and update; p_old: the row before, for an update)?
+  -- The write rules, once: may p_user write row p_row of p_table (p_op: insert, update, or write
+  -- for a policy covering both insert and update; p_old: the row before, for an update)? With
+  -- p_op delete or old: may p_user delete p_row, or change it at all (the USING side of the
+  -- policies below, which keep their set-based form so that reads can use an index).
   -- The WITH CHECK of every policy below and the patients' home guard call it for the signed-in
   -- person; the cloud calls it for the author of a change a clinic server sends (sql/0007), so a
   -- change is applied only if its author could have made it here. A row links only what its
@@ -124,8 +126,21 @@ BEGIN
       v_patient uuid := (p_row ->> 'patient_id')::uuid;
     BEGIN
       -- Branches and profiles have an update policy only; memberships and roles none at all.
-      IF p_user IS NULL OR p_table IN ('branches', 'profiles') AND p_op <> 'update' THEN
+      IF p_user IS NULL OR p_table IN ('branches', 'profiles') AND p_op NOT IN ('update', 'old') THEN
         RETURN false;
+      END IF;
+      IF p_op IN ('delete', 'old') THEN
+        RETURN CASE
+          WHEN p_table IN ('branches', 'rooms') THEN
+            (CASE p_table WHEN 'branches' THEN (p_row ->> 'id')::uuid ELSE v_branch END) = ANY (v_mine)
+              AND EXISTS (SELECT FROM public.user_roles ur WHERE ur.user_id = p_user AND ur.role = 'admin')
+          WHEN p_table = 'profiles' THEN (p_row ->> 'id')::uuid = p_user
+          WHEN p_table = 'patients' THEN CASE WHEN p_op = 'delete' THEN v_branch = ANY (v_mine)
+            ELSE public.cv_patient_visible_in((p_row ->> 'id')::uuid, v_mine) END
+          WHEN p_table IN ('appointments', 'encounters') THEN v_branch = ANY (v_mine)
+          WHEN p_table IN ('exam_eye', 'diagnoses') THEN EXISTS (SELECT FROM public.encounters e
+            WHERE e.id = (p_row ->> 'encounter_id')::uuid AND e.branch_id = ANY (v_mine))
+          ELSE false END;
       END IF;
       CASE p_table
         WHEN 'branches', 'rooms' THEN
@@ -134,7 +149,7 @@ BEGIN
         WHEN 'profiles' THEN
           RETURN (p_row ->> 'id')::uuid = p_user;
         WHEN 'patients' THEN
-          RETURN CASE WHEN p_op IN ('insert', 'delete') THEN v_branch = ANY (v_mine)
+          RETURN CASE WHEN p_op = 'insert' THEN v_branch = ANY (v_mine)
             ELSE public.cv_patient_visible_in((p_row ->> 'id')::uuid, v_mine)
               AND (p_old IS NULL OR (p_old ->> 'branch_id')::uuid = v_branch
                 OR (p_old ->> 'branch_id')::uuid = ANY (v_mine)) END;

@@ -82,7 +82,7 @@ BEGIN
     WHEN p_change.op = 'delete' THEN p_current IS NULL
       OR public.cv_row_writable_in(v_table, 'delete', p_current, NULL, v_user, p_mine)
     WHEN p_current IS NULL THEN public.cv_row_writable_in(v_table, 'insert', p_change.row_data, NULL, v_user, p_mine)
-    ELSE public.cv_row_writable_in(v_table, 'update', p_current, NULL, v_user, p_mine)
+    ELSE public.cv_row_writable_in(v_table, 'old', p_current, NULL, v_user, p_mine)
       AND public.cv_row_writable_in(v_table, 'update', p_change.row_data, p_current, v_user, p_mine) END;
   RETURN CASE WHEN NOT v_allowed THEN 'was not its author''s to make under the cloud''s policies; sent by clinic' END;
 END

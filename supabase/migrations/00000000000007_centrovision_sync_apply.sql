@@ -83,7 +83,7 @@ BEGIN
     WHEN p_change.op = 'delete' THEN p_current IS NULL
       OR public.cv_row_writable_in(v_table, 'delete', p_current, NULL, v_user, p_mine)
     WHEN p_current IS NULL THEN public.cv_row_writable_in(v_table, 'insert', p_change.row_data, NULL, v_user, p_mine)
-    ELSE public.cv_row_writable_in(v_table, 'update', p_current, NULL, v_user, p_mine)
+    ELSE public.cv_row_writable_in(v_table, 'old', p_current, NULL, v_user, p_mine)
       AND public.cv_row_writable_in(v_table, 'update', p_change.row_data, p_current, v_user, p_mine) END;
   RETURN CASE WHEN NOT v_allowed THEN 'was not its author''s to make under the cloud''s policies; sent by clinic' END;
 END
@@ -679,4 +679,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', '45d7b28e662a50e928460f9b0d4cf56ed4f24f3b691a826b049b1260332b80c1') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', 'f5fc8c4314aa1ed4d0c7d5664ef14f9098f0c36542cf4eb648f6e2170ea31c83') on conflict (name) do nothing;

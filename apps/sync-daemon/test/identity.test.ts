@@ -44,18 +44,6 @@ async function clinicKey(): Promise<{ keyId: string; hex: string }> {
   return { keyId: row.key_id, hex: row.hex };
 }
 
-/** A PC's login on the clinic server (in role centrovision_app); dropped after the test. */
-async function pcLogin(): Promise<string> {
-  const user = `cv_pc_${randomUUID().slice(0, 8)}`;
-  const password = `pc-${randomUUID()}`;
-  await clinic.sql.unsafe(`create role "${user}" login password '${password}' in role centrovision_app`);
-  cleanups.push(() => clinic.sql.unsafe(`drop role if exists "${user}"`));
-  const url = new URL(clinic.adminUrl);
-  url.username = user;
-  url.password = password;
-  return url.href;
-}
-
 /** A connection of `url` as the person of `token` (or as the login alone); ended after the test. */
 function connect(url: string, token?: string): postgres.Sql {
   const sql = postgres(url, {
@@ -135,7 +123,7 @@ describe("the clinic's identity, copied by the daemon", () => {
     const minted = await person.rpc("cv_clinic_session", { p_key_id: keyId });
     expect(minted.error).toBeNull();
     const token = (minted.data as { token: string }).token;
-    const pc = await pcLogin();
+    const pc = await clinic.pcLogin();
     const asPerson = connect(pc, token);
     const whoAmI = () => asPerson`select auth.uid() as uid`.then(([row]) => row?.uid);
     expect(await whoAmI()).toBe(userId);
@@ -183,7 +171,7 @@ describe("the clinic's identity, copied by the daemon", () => {
     const person = supabase(cloud.url, cloud.anonKey);
     expect((await person.auth.signInWithPassword({ email, password })).error).toBeNull();
     const minted = await person.rpc("cv_clinic_session", { p_key_id: keyId });
-    const asPerson = connect(await pcLogin(), (minted.data as { token: string }).token);
+    const asPerson = connect(await clinic.pcLogin(), (minted.data as { token: string }).token);
     const seen = async () =>
       (
         await asPerson<{ n: number }[]>`select count(*)::int as n from patients where branch_id = ${branch}`

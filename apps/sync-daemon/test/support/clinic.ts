@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { asClinicPerson, clinicSession } from "@centrovision/testkit";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach, inject } from "vitest";
 import { createNodeCredential } from "../../src/node-create.js";
@@ -61,6 +62,10 @@ export interface TestClinic {
   readonly node: TestCloud["node"];
   /** Rewrites sync.toml (mode 0600) with `extra` TOML appended. */
   writeConfig(extra?: string, overrides?: ConfigOverrides): void;
+  /** A PC's login on the clinic server (in role centrovision_app), as a URL with its password; dropped by `close()`. */
+  pcLogin(): Promise<string>;
+  /** A connection as a PC login acting as `userId`, with a clinic session the clinic's key signed; ended by `close()`. */
+  asPerson(userId: string): Promise<postgres.Sql>;
   close(): Promise<void>;
 }
 
@@ -133,6 +138,8 @@ ${extra}`;
     chmodSync(configPath, 0o600);
   };
   writeConfig();
+  const pcLogins: string[] = [];
+  const people: postgres.Sql[] = [];
   return {
     dir,
     configPath,
@@ -143,11 +150,31 @@ ${extra}`;
     cloudSql,
     node: cloud.node,
     writeConfig,
+    async pcLogin() {
+      const pc = `cv_pc_${randomUUID().slice(0, 8)}`;
+      const pcPassword = `pc-${randomUUID()}`;
+      await sql.unsafe(`create role "${pc}" login password '${pcPassword}' in role centrovision_app`);
+      pcLogins.push(pc);
+      const url = new URL(admin.href);
+      url.username = pc;
+      url.password = pcPassword;
+      return url.href;
+    },
+    async asPerson(userId) {
+      const token = await clinicSession(admin.href, { userId });
+      const person = postgres(await this.pcLogin(), {
+        max: 1,
+        onnotice: () => {},
+        connection: asClinicPerson(token),
+      });
+      people.push(person);
+      return person;
+    },
     async close() {
-      await Promise.all([sql.end(), cloudSql.end()]);
+      await Promise.all([sql.end(), cloudSql.end(), ...people.map((person) => person.end())]);
       const root = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
       await root.unsafe(`drop database if exists "${database}" with (force)`);
-      await root.unsafe(`drop role if exists "${user}"`);
+      for (const role of [user, ...pcLogins]) await root.unsafe(`drop role if exists "${role}"`);
       await root.end();
       rmSync(dir, { recursive: true, force: true });
     },
