@@ -140,6 +140,16 @@ ${extra}`;
   writeConfig();
   const pcLogins: string[] = [];
   const people: postgres.Sql[] = [];
+  const pcLogin = async () => {
+    const pc = `cv_pc_${randomUUID().slice(0, 8)}`;
+    const pcPassword = `pc-${randomUUID()}`;
+    await sql.unsafe(`create role "${pc}" login password '${pcPassword}' in role centrovision_app`);
+    pcLogins.push(pc);
+    const url = new URL(admin.href);
+    url.username = pc;
+    url.password = pcPassword;
+    return url.href;
+  };
   return {
     dir,
     configPath,
@@ -150,19 +160,10 @@ ${extra}`;
     cloudSql,
     node: cloud.node,
     writeConfig,
-    async pcLogin() {
-      const pc = `cv_pc_${randomUUID().slice(0, 8)}`;
-      const pcPassword = `pc-${randomUUID()}`;
-      await sql.unsafe(`create role "${pc}" login password '${pcPassword}' in role centrovision_app`);
-      pcLogins.push(pc);
-      const url = new URL(admin.href);
-      url.username = pc;
-      url.password = pcPassword;
-      return url.href;
-    },
+    pcLogin,
     async asPerson(userId) {
       const token = await clinicSession(admin.href, { userId });
-      const person = postgres(await this.pcLogin(), {
+      const person = postgres(await pcLogin(), {
         max: 1,
         onnotice: () => {},
         connection: asClinicPerson(token),
