@@ -375,6 +375,16 @@ describe("random edits at both clinics and the cloud", { timeout: 90_000 }, () =
       await once(norte);
       await expectHoldsItsScope(norte);
       await expectHoldsItsScope(sur);
+      // The cloud's kept scopes are what the rows say now (cv_sync.row_scope over the live tables),
+      // for every row of these branches: tracking missed no move.
+      for (const table of SYNCED_TABLES) {
+        const stale = await cloud<{ row_id: string; kept: string[]; now: string[] }[]>`
+        select x.id as row_id, s.scope as kept, cv_sync.row_scope(${table}, to_jsonb(x)) as now
+        from ${cloud(table)} x join cv_sync.scopes s on s.table_name = ${table} and s.row_id = x.id
+        where (s.scope && ${[N, S, F]}::uuid[] or cv_sync.row_scope(${table}, to_jsonb(x)) && ${[N, S, F]}::uuid[])
+          and s.scope is distinct from cv_sync.row_scope(${table}, to_jsonb(x))`;
+        expect(stale, table).toEqual([]);
+      }
       // What a clinic wrote was held back only where the cloud had meanwhile taken the row out of
       // that clinic's branch (its last appointment there cancelled or moved): the race the
       // quarantine is for, never an edit of a row still in the clinic's scope.
