@@ -109,7 +109,7 @@ BEGIN
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
       'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
-        WHERE coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated'
+        WHERE NOT cv_sync.called_by_node()
           OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())))
     FROM cv_sync.node n
   );

@@ -320,9 +320,7 @@ BEGIN
   END IF;
   IF v_tracks THEN
     PERFORM cv_sync.follow_links(v_new, v_old, p_log);
-    PERFORM cv_sync.rescope(x.table_name, x.id, p_log) FROM (
-      SELECT 'exam_eye' AS table_name, e.id FROM public.exam_eye e WHERE e.encounter_id = ANY (v_moved)
-      UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = ANY (v_moved)) x;
+    PERFORM cv_sync.rescope_findings(v_moved, p_log);
   END IF;
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(), resolved_by = 'node ' || c.origin::text,

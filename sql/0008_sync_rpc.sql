@@ -196,7 +196,7 @@ DECLARE
   v_blocked record;
   v_floor bigint;
   v_held uuid[] := cv_sync.node_scope();
-  v_from_node boolean := coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated';
+  v_from_node boolean := cv_sync.called_by_node();
   v_hold record;
   v_quarantined bigint := 0;
   v_evicted bigint := 0;
@@ -349,7 +349,7 @@ BEGIN
       USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
   END IF;
   v_changes := cv_sync.collapse(p_changes);
-  IF coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated'
+  IF cv_sync.called_by_node()
     AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
     RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
       USING ERRCODE = 'CV005';

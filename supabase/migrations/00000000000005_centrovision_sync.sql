@@ -431,6 +431,12 @@ CREATE TABLE cv_sync.clinic_nodes (
   registered_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Whether the caller is a signed-in API user: on the cloud, a clinic's node credential (once
+-- cv_sync.require_node let it through). The owner, the service key and the sync role are not.
+CREATE FUNCTION cv_sync.called_by_node() RETURNS boolean
+  LANGUAGE sql STABLE
+  RETURN coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated';
+
 -- Refuses (42501) a signed-in API user that is not a registered node; with p_node, also a node
 -- acting as another node than the one it is bound to (binding it on its first such call).
 CREATE FUNCTION cv_sync.require_node(p_node uuid) RETURNS void
@@ -441,7 +447,7 @@ DECLARE
   v_user uuid;
   v_bound uuid;
 BEGIN
-  IF coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated' THEN
+  IF NOT cv_sync.called_by_node() THEN
     RETURN;
   END IF;
   v_user := auth.uid();
@@ -644,7 +650,7 @@ AS $$
 DECLARE
   v_node cv_sync.clinic_nodes;
 BEGIN
-  IF coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated' THEN
+  IF NOT cv_sync.called_by_node() THEN
     RETURN NULL;
   END IF;
   SELECT * INTO v_node FROM cv_sync.clinic_nodes n WHERE n.user_id = auth.uid();
@@ -697,6 +703,18 @@ BEGIN
       '{}', v_scope, v_held
     FROM cv_sync.node n LEFT JOIN cv_sync.row_state s ON s.table_name = p_table AND s.row_id = p_row_id;
   END IF;
+END
+$$;
+
+-- The exams and diagnoses of encounters that changed branch follow them.
+CREATE FUNCTION cv_sync.rescope_findings(p_encounters uuid[], p_log boolean) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.rescope(f.table_name, f.id, p_log) FROM (
+    SELECT 'exam_eye' AS table_name, x.id FROM public.exam_eye x WHERE x.encounter_id = ANY (p_encounters)
+    UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = ANY (p_encounters)) f;
 END
 $$;
 
@@ -759,9 +777,7 @@ BEGIN
       true);
   END IF;
   IF NEW.table_name = 'encounters' AND v_before.scope IS DISTINCT FROM NEW.scope THEN
-    PERFORM cv_sync.rescope(c.table_name, c.id, true) FROM (
-      SELECT 'exam_eye' AS table_name, x.id FROM public.exam_eye x WHERE x.encounter_id = NEW.row_id
-      UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = NEW.row_id) c;
+    PERFORM cv_sync.rescope_findings(ARRAY[NEW.row_id], true);
   END IF;
   RETURN NEW;
 END
@@ -853,4 +869,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', 'ae98403499cd018ed891adfad1eef96b6e67283744333e3f10bd517a9065a74c') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '77dee7aef721e7bffd53275d5a0e6080582bdec84cdcd4cd3605a07e45bf7972') on conflict (name) do nothing;

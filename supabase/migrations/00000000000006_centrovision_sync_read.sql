@@ -110,7 +110,7 @@ BEGIN
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
       'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
-        WHERE coalesce(pg_catalog.current_setting('role', true), 'none') <> 'authenticated'
+        WHERE NOT cv_sync.called_by_node()
           OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())))
     FROM cv_sync.node n
   );
@@ -380,4 +380,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '8347c8c6575d6c99f70a79fa6176cedbff82883ca1d290918360b9490ee107f8') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '0db8c94fc6c87be1f86f2a19b6ad197132d9dcf517817683ca7f2b827741d2b9') on conflict (name) do nothing;

@@ -321,9 +321,7 @@ BEGIN
   END IF;
   IF v_tracks THEN
     PERFORM cv_sync.follow_links(v_new, v_old, p_log);
-    PERFORM cv_sync.rescope(x.table_name, x.id, p_log) FROM (
-      SELECT 'exam_eye' AS table_name, e.id FROM public.exam_eye e WHERE e.encounter_id = ANY (v_moved)
-      UNION ALL SELECT 'diagnoses', d.id FROM public.diagnoses d WHERE d.encounter_id = ANY (v_moved)) x;
+    PERFORM cv_sync.rescope_findings(v_moved, p_log);
   END IF;
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(), resolved_by = 'node ' || c.origin::text,
@@ -679,4 +677,4 @@ $$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', 'f5fc8c4314aa1ed4d0c7d5664ef14f9098f0c36542cf4eb648f6e2170ea31c83') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0007_sync_apply.sql', 'f8561d84ee6844a7227f4347109a7d3af27bd5f756289b5a1e9e287036d663cb') on conflict (name) do nothing;

@@ -197,7 +197,7 @@ DECLARE
   v_blocked record;
   v_floor bigint;
   v_held uuid[] := cv_sync.node_scope();
-  v_from_node boolean := coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated';
+  v_from_node boolean := cv_sync.called_by_node();
   v_hold record;
   v_quarantined bigint := 0;
   v_evicted bigint := 0;
@@ -350,7 +350,7 @@ BEGIN
       USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
   END IF;
   v_changes := cv_sync.collapse(p_changes);
-  IF coalesce(pg_catalog.current_setting('role', true), 'none') = 'authenticated'
+  IF cv_sync.called_by_node()
     AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
     RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
       USING ERRCODE = 'CV005';
@@ -596,4 +596,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', '4917d8829aab2c0d4688d65aa49e973490d7c11a1172601b74f209f2bdd194e2') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'f68f7e9511e287e246f39ad2316f438e99c638975abee8f079d2505f0632310b') on conflict (name) do nothing;

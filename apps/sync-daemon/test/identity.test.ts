@@ -55,6 +55,24 @@ function connect(url: string, token?: string): postgres.Sql {
   return sql;
 }
 
+/** A local Supabase project with the sql/ migrations before `migration` only; stopped after the test. */
+async function projectBefore(migration: string) {
+  const partial = mkdtempSync(join(tmpdir(), `cv-without-${migration}-`));
+  for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
+    if (file < migration) copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
+  }
+  const project = await startLocalSupabase({
+    postgres: runningPostgres(inject("postgresUrl")),
+    migrationsDir: partial,
+    log: () => {},
+  });
+  cleanups.push(async () => {
+    await project.stop();
+    rmSync(partial, { recursive: true, force: true });
+  });
+  return project;
+}
+
 describe("the clinic's identity, copied by the daemon", () => {
   it("registers the clinic key so the cloud mints clinic sessions; a ban reaches the clinic with the next cycle, and so does the unban", async () => {
     const cloud = inject("cloud");
@@ -185,19 +203,7 @@ describe("the clinic's identity, copied by the daemon", () => {
   });
 
   it("keeps syncing while the cloud lacks sql/0011, says what to do, and registers the key within the next cycles once it has it", async () => {
-    const partial = mkdtempSync(join(tmpdir(), "cv-without-0011-"));
-    for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
-      if (file < "0011") copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
-    }
-    const project = await startLocalSupabase({
-      postgres: runningPostgres(inject("postgresUrl")),
-      migrationsDir: partial,
-      log: () => {},
-    });
-    cleanups.push(async () => {
-      await project.stop();
-      rmSync(partial, { recursive: true, force: true });
-    });
+    const project = await projectBefore("0011");
     const port = await freePort();
     const onProject = await createTestNode(project, `clinic-${randomUUID().slice(0, 8)}`);
     clinic.writeConfig("", { httpPort: port, cloud: onProject });
@@ -247,19 +253,7 @@ describe("the clinic's identity, copied by the daemon", () => {
   });
 
   it("registers the key and says so while the cloud lacks sql/0012, whose audit steps fail beside it", async () => {
-    const partial = mkdtempSync(join(tmpdir(), "cv-without-0012-"));
-    for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
-      if (file < "0012") copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
-    }
-    const project = await startLocalSupabase({
-      postgres: runningPostgres(inject("postgresUrl")),
-      migrationsDir: partial,
-      log: () => {},
-    });
-    cleanups.push(async () => {
-      await project.stop();
-      rmSync(partial, { recursive: true, force: true });
-    });
+    const project = await projectBefore("0012");
     const port = await freePort();
     const onProject = await createTestNode(project, `clinic-${randomUUID().slice(0, 8)}`);
     clinic.writeConfig("", { httpPort: port, cloud: onProject });

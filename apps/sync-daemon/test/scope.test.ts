@@ -21,7 +21,7 @@ const cli = (clinic: TestClinic, ...args: string[]) => runCli(["--config", clini
 
 const staff = { norte: id(), sur: id(), both: id(), farDoctor: id() };
 const patients = { norte: id(), sur: id(), far: id(), farSeenAtNorte: id() };
-const visit = { farAtNorte: id(), norteAtNorte: id(), encounter: id() };
+const visit = { farAtNorte: id(), norteAtNorte: id(), encounter: id(), exam: id(), diagnosis: id() };
 
 async function once(clinic: TestClinic): Promise<string> {
   const result = await cli(clinic, "once");
@@ -110,9 +110,9 @@ beforeAll(async () => {
     await sql`insert into encounters (id, patient_id, appointment_id, branch_id, doctor_id, started_at, chief_complaint)
       values (${visit.encounter}, ${patients.norte}, ${visit.norteAtNorte}, ${N}, ${staff.norte},
         '2026-12-07T10:03:00-06:00', 'Visión borrosa')`;
-    await sql`insert into exam_eye (id, encounter_id, eye, iop_mmhg) values (${id()}, ${visit.encounter}, 'OD', 18)`;
+    await sql`insert into exam_eye (id, encounter_id, eye, iop_mmhg) values (${visit.exam}, ${visit.encounter}, 'OD', 18)`;
     await sql`insert into diagnoses (id, encounter_id, patient_id, icd10_code, description, diagnosed_at)
-      values (${id()}, ${visit.encounter}, ${patients.norte}, 'H40.1', 'Glaucoma primario de ángulo abierto', now())`;
+      values (${visit.diagnosis}, ${visit.encounter}, ${patients.norte}, 'H40.1', 'Glaucoma primario de ángulo abierto', now())`;
   });
   await norte.close();
   norte = await createTestClinic([N]);
@@ -172,6 +172,26 @@ describe("two clinics on one cloud, each holding its scope", { timeout: 90_000 }
     expect(await has(norte, "appointments", surAtNorte)).toBe(false);
     expect(await has(sur, "appointments", surAtNorte)).toBe(true);
     expect(await has(norte, "patients", patients.sur)).toBe(false);
+
+    // An encounter recorded at the wrong branch is moved: its exam and diagnosis go with it, and
+    // come back when it is moved back.
+    for (const [to, from] of [
+      [sur, norte],
+      [norte, sur],
+    ] as const) {
+      await cloud`update encounters set branch_id = ${branchesOf.get(to) as string} where id = ${visit.encounter}`;
+      await syncAll();
+      await expectHoldsItsScope(norte);
+      await expectHoldsItsScope(sur);
+      for (const [table, rowId] of [
+        ["encounters", visit.encounter],
+        ["exam_eye", visit.exam],
+        ["diagnoses", visit.diagnosis],
+      ] as const) {
+        expect(await has(to, table, rowId), table).toBe(true);
+        expect(await has(from, table, rowId), table).toBe(false);
+      }
+    }
   });
 
   it("converges edits made at both clinics and the cloud, each clinic keeping to its scope", async () => {
