@@ -5,7 +5,10 @@
 -- schema-validation.test.ts that both reject the same values. Change both.
 --
 -- Conventions
--- * Every table starts with id, created_at, updated_at, version, base_version (see 0002).
+-- * Every table starts with id, created_at, updated_at, version, base_version, created_by and
+--   updated_by (see 0002). created_by/updated_by name the signed-in person who wrote the row
+--   (auth.uid()), NULL for a write without one (the owner, a migration); no foreign key: the
+--   author of a row may be a person whose profile a clinic server does not hold.
 --   `id` has no default: the writer makes it, so a retried insert on another tier is idempotent.
 -- * timestamptz(3): milliseconds, the precision JavaScript and the canonical form carry, so a
 --   value survives a round trip through every source unchanged.
@@ -45,6 +48,8 @@ CREATE TABLE public.branches (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   code text NOT NULL CONSTRAINT branches_code_format CHECK (code ~ '^[A-Z0-9][A-Z0-9-]{1,15}$'),
   name text NOT NULL CONSTRAINT branches_name_not_blank CHECK (name ~ '\S'),
   address text NOT NULL CONSTRAINT branches_address_not_blank CHECK (address ~ '\S'),
@@ -61,6 +66,8 @@ CREATE TABLE public.rooms (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   branch_id uuid NOT NULL REFERENCES public.branches (id) ON DELETE RESTRICT,
   name text NOT NULL CONSTRAINT rooms_name_not_blank CHECK (name ~ '\S'),
   kind public.room_kind NOT NULL,
@@ -75,6 +82,8 @@ CREATE TABLE public.profiles (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   full_name text NOT NULL CONSTRAINT profiles_full_name_not_blank CHECK (full_name ~ '\S'),
   email text
     CONSTRAINT profiles_email_format CHECK (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$')
@@ -91,6 +100,8 @@ CREATE TABLE public.user_roles (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
   role public.staff_role NOT NULL,
   CONSTRAINT user_roles_user_id_role_key UNIQUE (user_id, role)
@@ -102,6 +113,8 @@ CREATE TABLE public.user_branches (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
   branch_id uuid NOT NULL REFERENCES public.branches (id) ON DELETE CASCADE,
   CONSTRAINT user_branches_user_id_branch_id_key UNIQUE (user_id, branch_id)
@@ -114,6 +127,8 @@ CREATE TABLE public.patients (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   branch_id uuid NOT NULL REFERENCES public.branches (id) ON DELETE RESTRICT,
   first_name text NOT NULL CONSTRAINT patients_first_name_not_blank CHECK (first_name ~ '\S'),
   last_name text NOT NULL CONSTRAINT patients_last_name_not_blank CHECK (last_name ~ '\S'),
@@ -152,6 +167,8 @@ CREATE TABLE public.appointments (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   branch_id uuid NOT NULL REFERENCES public.branches (id) ON DELETE RESTRICT,
   -- A room can be retired without rewriting the agenda's history.
   room_id uuid REFERENCES public.rooms (id) ON DELETE SET NULL,
@@ -178,6 +195,8 @@ CREATE TABLE public.encounters (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   patient_id uuid NOT NULL REFERENCES public.patients (id) ON DELETE RESTRICT,
   appointment_id uuid REFERENCES public.appointments (id) ON DELETE RESTRICT,
   branch_id uuid NOT NULL REFERENCES public.branches (id) ON DELETE RESTRICT,
@@ -206,6 +225,8 @@ CREATE TABLE public.exam_eye (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   encounter_id uuid NOT NULL REFERENCES public.encounters (id) ON DELETE RESTRICT,
   eye public.eye NOT NULL,
   uncorrected_va text
@@ -241,6 +262,8 @@ CREATE TABLE public.diagnoses (
   updated_at timestamptz(3) NOT NULL DEFAULT now(),
   version uuid NOT NULL DEFAULT gen_random_uuid(),
   base_version uuid,
+  created_by uuid,
+  updated_by uuid,
   encounter_id uuid NOT NULL REFERENCES public.encounters (id) ON DELETE RESTRICT,
   patient_id uuid NOT NULL REFERENCES public.patients (id) ON DELETE RESTRICT,
   -- ICD-10 (CIE-10): letter (U is reserved), two characters, optional subcategory: H40.1, H25.9.

@@ -5,10 +5,12 @@
 --
 --   INSERT  created_at := updated_at := now(): the server's clock, not the writer's (a row
 --           stamped in the future would win every last-write-wins decision);
+--           created_by := updated_by := auth.uid(): the verified person writing (the cloud's
+--           token, the clinic server's clinic session), NULL without one; never the writer's say;
 --           keeps a caller-supplied version (a writer may choose it, so a retried write is
 --           recognisable), else the column default; base_version stays NULL unless supplied.
---   UPDATE  created_at := OLD.created_at (a row's birth never moves),
---           updated_at := now(),
+--   UPDATE  created_at := OLD.created_at, created_by := OLD.created_by (a row's birth never moves),
+--           updated_at := now(), updated_by := auth.uid(),
 --           base_version := OLD.version (the version this edit replaced),
 --           version := gen_random_uuid(), unless the caller supplied a version different from
 --           OLD.version. An UPDATE that does not mention version carries OLD.version, so keeping
@@ -28,11 +30,15 @@ BEGIN
   IF TG_OP = 'INSERT' THEN
     NEW.created_at := now();
     NEW.updated_at := now();
+    NEW.created_by := auth.uid();
+    NEW.updated_by := NEW.created_by;
     -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
     NEW.version := coalesce(NEW.version, gen_random_uuid());
   ELSE
     NEW.created_at := OLD.created_at;
     NEW.updated_at := now();
+    NEW.created_by := OLD.created_by;
+    NEW.updated_by := auth.uid();
     NEW.base_version := OLD.version;
     IF NEW.version IS NULL OR NEW.version = OLD.version THEN
       NEW.version := gen_random_uuid();

@@ -362,7 +362,7 @@ BEGIN
       v_base := OLD.version;
       SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO v_changed
       FROM jsonb_each(v_row) n
-      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version')
+      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version', 'created_by', 'updated_by')
         AND n.value IS DISTINCT FROM v_old -> n.key;
     END IF;
   END IF;

@@ -54,7 +54,7 @@ CREATE INDEX quarantine_created_at_idx ON cv_sync.quarantine (created_at);
 -- Why a clinic's node credential (holding p_held, NULL: every branch) may not apply change p_change
 -- over the cloud's row p_current, or NULL when it may; p_mine: the author's branches. A change
 -- without an author (one the clinic server's own machinery or owner made: a merge, a restored
--- parent, a reviewed resolution) is judged by the scope alone.
+-- parent, a reviewed resolution) is judged by the scope alone, its created_by/updated_by included.
 CREATE FUNCTION cv_sync.refusal(p_change cv_sync.change, p_current jsonb, p_held uuid[], p_mine uuid[]) RETURNS text
   LANGUAGE plpgsql STABLE
   SET search_path = ''
@@ -84,7 +84,20 @@ BEGIN
     WHEN p_current IS NULL THEN public.cv_row_writable_in(v_table, 'insert', p_change.row_data, NULL, v_user, p_mine)
     ELSE public.cv_row_writable_in(v_table, 'old', p_current, NULL, v_user, p_mine)
       AND public.cv_row_writable_in(v_table, 'update', p_change.row_data, p_current, v_user, p_mine) END;
-  RETURN CASE WHEN NOT v_allowed THEN 'was not its author''s to make under the cloud''s policies; sent by clinic' END;
+  IF NOT v_allowed THEN
+    RETURN 'was not its author''s to make under the cloud''s policies; sent by clinic';
+  END IF;
+  -- The row names its writers as the clinic server stamped them (0002): the author made this
+  -- version, and a row's creator never changes (a new row's is its author).
+  IF p_change.op = 'upsert' AND (
+    lower(p_change.row_data ->> 'updated_by') IS DISTINCT FROM v_user::text
+    OR p_current IS NOT NULL AND lower(p_change.row_data ->> 'created_by') IS DISTINCT FROM p_current ->> 'created_by'
+    OR p_current IS NULL AND p_change.base_version IS NULL
+      AND lower(p_change.row_data ->> 'created_by') IS DISTINCT FROM v_user::text)
+  THEN
+    RETURN 'names other writers (created_by, updated_by) than its author and the cloud''s row; sent by clinic';
+  END IF;
+  RETURN NULL;
 END
 $$;
 
@@ -151,7 +164,7 @@ CREATE FUNCTION cv_sync.pair_uuid(p_kind text, p_table text, p_row_id uuid, p_a 
 
 CREATE FUNCTION cv_sync.meta_columns() RETURNS text[]
   LANGUAGE sql IMMUTABLE
-  RETURN ARRAY['id', 'created_at', 'updated_at', 'version', 'base_version'];
+  RETURN ARRAY['id', 'created_at', 'updated_at', 'version', 'base_version', 'created_by', 'updated_by'];
 
 -- Parses and validates a batch, then collapses it to one change per row. Per row the source's
 -- seq orders the entries: it is the order in which the source wrote the row, which (txid, seq)

@@ -99,7 +99,14 @@ BEGIN
         'version', cv_sync.pair_uuid('merge', v_table, p_change.row_id, p_local_version, p_change.version),
         'base_version', CASE WHEN v_incoming_newer THEN p_change.version ELSE p_local_version END,
         'created_at', least((p_local_row ->> 'created_at')::timestamptz, (v_remote ->> 'created_at')::timestamptz),
-        'updated_at', greatest((p_local_row ->> 'updated_at')::timestamptz, (v_remote ->> 'updated_at')::timestamptz)),
+        'updated_at', greatest((p_local_row ->> 'updated_at')::timestamptz, (v_remote ->> 'updated_at')::timestamptz),
+        'created_by', (SELECT x.by FROM (VALUES (p_local_row -> 'created_at', p_local_row -> 'created_by'),
+            (v_remote -> 'created_at', v_remote -> 'created_by')) x(at, by)
+          ORDER BY (x.at #>> '{}')::timestamptz, x.by #>> '{}' NULLS LAST LIMIT 1),
+        -- A PC's own write settled here (no source) is its person's; elsewhere the later side's,
+        -- so both nodes settling the pair write the same row.
+        'updated_by', CASE WHEN p_source IS NULL THEN to_jsonb(p_change.author ->> 'user')
+          WHEN v_incoming_newer THEN v_remote -> 'updated_by' ELSE p_local_row -> 'updated_by' END),
       p_local_version, NULL);
   END IF;
 END
@@ -558,7 +565,9 @@ BEGIN
     v_version := gen_random_uuid();
     PERFORM cv_sync.write_local(v_conflict.table_name, v_conflict.row_id, 'upsert',
       v_chosen || jsonb_build_object('id', v_conflict.row_id, 'version', v_version, 'base_version', v_base,
-        'created_at', coalesce(v_current -> 'created_at', v_chosen -> 'created_at'), 'updated_at', now()),
+        'created_at', coalesce(v_current -> 'created_at', v_chosen -> 'created_at'), 'updated_at', now(),
+        'created_by', CASE WHEN v_current IS NULL THEN v_chosen -> 'created_by' ELSE v_current -> 'created_by' END,
+        'updated_by', to_jsonb(auth.uid())),
       v_base, p_id);
   END IF;
   PERFORM cv_sync.end_apply();

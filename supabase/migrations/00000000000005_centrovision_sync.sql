@@ -363,7 +363,7 @@ BEGIN
       v_base := OLD.version;
       SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO v_changed
       FROM jsonb_each(v_row) n
-      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version')
+      WHERE n.key NOT IN ('created_at', 'updated_at', 'version', 'base_version', 'created_by', 'updated_by')
         AND n.value IS DISTINCT FROM v_old -> n.key;
     END IF;
   END IF;
@@ -869,4 +869,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '77dee7aef721e7bffd53275d5a0e6080582bdec84cdcd4cd3605a07e45bf7972') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '1b759b8ebbef044f1aa95ea99ec71075740e0b6f79cf20bacafdad1af104b87d') on conflict (name) do nothing;

@@ -257,7 +257,8 @@ describe("a change's author", { timeout: 90_000 }, () => {
 
   it("must have been allowed to make it under the cloud's policies, or it is held in quarantine", async () => {
     // Sur's receptionist works at Sur only: an edit of Norte's patient in their name is refused.
-    await norte.sql`update patients set phone = '55 4444 4444' where id = ${patients.norte}`;
+    const receptionist = await personAt("norte", staff.norte);
+    await receptionist`update patients set phone = '55 4444 4444' where id = ${patients.norte}`;
     await authoredAs(patients.norte, staff.sur);
     await once(norte);
     expect(await cloud`select phone from patients where id = ${patients.norte}`).not.toEqual([
@@ -277,12 +278,11 @@ describe("a change's author", { timeout: 90_000 }, () => {
     const phoneOf = async (sql: postgres.Sql) =>
       (await sql<{ phone: string }[]>`select phone from patients where id = ${patients.norte}`)[0]?.phone;
     expect(await phoneOf(norte.sql)).toBe(await phoneOf(cloud));
-    // The same edit by Norte's own receptionist is applied.
-    await norte.sql`update patients set phone = '55 5555 5555' where id = ${patients.norte}`;
-    await authoredAs(patients.norte, staff.norte);
+    // The same edit by Norte's own receptionist is applied, naming them as its writer.
+    await receptionist`update patients set phone = '55 5555 5555' where id = ${patients.norte}`;
     await once(norte);
-    expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
-      { phone: "55 5555 5555" },
+    expect(await cloud`select phone, updated_by from patients where id = ${patients.norte}`).toEqual([
+      { phone: "55 5555 5555", updated_by: staff.norte },
     ]);
     // An author that is no user id at all is refused too.
     await norte.sql`update patients set phone = '55 6666 6666' where id = ${patients.norte}`;
@@ -296,6 +296,53 @@ describe("a change's author", { timeout: 90_000 }, () => {
     expect(
       await cloud`select 1 from cv_sync.quarantine where row_id = ${patients.norte} and reason like '%names an author that is not a user id%'`,
     ).toHaveLength(1);
+  });
+
+  it("names the writers the clinic server stamped: its author made it, and a row's creator never changes", async () => {
+    const receptionist = await personAt("norte", staff.norte);
+    const newPatient = id();
+    await receptionist`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      values (${newPatient}, ${N}, 'Rosa', 'Téllez', '1971-03-02', 'female', '55 1212 3434')`;
+    await once(norte);
+    const writersOf = async (sql: postgres.Sql, rowId: string) =>
+      (await sql`select created_by, updated_by from patients where id = ${rowId}`)[0];
+    expect(await writersOf(cloud, newPatient)).toEqual({ created_by: staff.norte, updated_by: staff.norte });
+    // The doctor of both branches edits it at Norte: the creator stays.
+    const doctor = await personAt("norte", staff.both);
+    await doctor`update patients set phone = '55 1212 5656' where id = ${newPatient}`;
+    await once(norte);
+    expect(await writersOf(cloud, newPatient)).toEqual({ created_by: staff.norte, updated_by: staff.both });
+
+    // A tampered clinic server: an edit whose row names another writer than its author, and one
+    // that rewrites who created the row. Both are held, neither is applied.
+    const tamper = async (column: "created_by" | "updated_by", phone: string) => {
+      await receptionist`update patients set phone = ${phone} where id = ${newPatient}`;
+      await norte.sql`
+        update cv_sync.change_log set row_data = jsonb_set(row_data, ${`{${column}}`}, to_jsonb(${staff.both}::text))
+        where (txid, seq) = (select txid, seq from cv_sync.change_log where row_id = ${newPatient} order by seq desc limit 1)`;
+      await once(norte);
+      expect(await cloud`select phone from patients where id = ${newPatient}`).toEqual([
+        { phone: "55 1212 5656" },
+      ]);
+      await once(norte);
+      expect(await writersOf(norte.sql, newPatient)).toEqual(await writersOf(cloud, newPatient));
+    };
+    await tamper("updated_by", "55 1212 7878");
+    await tamper("created_by", "55 1212 9090");
+    expect(
+      await cloud`select reason from cv_sync.quarantine where row_id = ${newPatient} order by created_at`,
+    ).toEqual([
+      {
+        reason: expect.stringContaining(
+          "names other writers (created_by, updated_by) than its author and the cloud's row",
+        ),
+      },
+      {
+        reason: expect.stringContaining(
+          "names other writers (created_by, updated_by) than its author and the cloud's row",
+        ),
+      },
+    ]);
   });
 });
 

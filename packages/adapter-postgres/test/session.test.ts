@@ -125,6 +125,26 @@ describe("a PC login with a session", () => {
     expect(await source.table("patients").delete(mine.id)).toBe(true);
   });
 
+  it("names its person as the row's writer (created_by, updated_by), whatever the write claims", async () => {
+    const source = open({ session: () => tokenA });
+    const patients = source.table("patients");
+    const mine = await patients.insert({
+      ...fixtures.patient(branchA.id, { document_id: null }),
+      created_by: personB,
+      updated_by: personB,
+    });
+    expect(mine).toMatchObject({ created_by: personA, updated_by: personA });
+    // A write without a person (the server's owner) keeps the creator and names no one.
+    await database.sql`update patients set phone = '+52 55 7777 8888' where id = ${mine.id}`;
+    expect(await database.probe.row("patients", mine.id)).toMatchObject({
+      created_by: personA,
+      updated_by: null,
+    });
+    const edited = await patients.upsert({ ...mine, phone: "+52 55 1111 3333", created_by: personB });
+    expect(edited).toMatchObject({ created_by: personA, updated_by: personA });
+    expect(await patients.delete(mine.id)).toBe(true);
+  });
+
   it("switches person on the next call when session() returns another token, replacing the pool", async () => {
     let token: string | undefined = tokenA;
     const source = open({ session: () => token });

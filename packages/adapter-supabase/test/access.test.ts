@@ -80,6 +80,33 @@ describe("a user's session (row-level security)", () => {
     expect(await patients.delete(created.id, { expectedVersion: updated.version })).toBe(true);
   });
 
+  it("is named as the row's writer (created_by, updated_by), whatever the write claims", async () => {
+    const doctor = open({ accessToken: await cloud.stack.mintUserToken(DOCTOR) });
+    const patients = doctor.table("patients");
+    const someoneElse = randomUUID();
+    const created = await patients.insert({
+      ...fixtures.patient(ROMA, { document_id: null }),
+      created_by: someoneElse,
+      updated_by: someoneElse,
+    });
+    expect(created).toMatchObject({ created_by: DOCTOR, updated_by: DOCTOR });
+    // The service key is no person: the creator stays, the last writer is no one.
+    const service = open({ key: cloud.stack.serviceRoleKey });
+    expect(await service.table("patients").update(created.id, { phone: "+52 55 4444 6666" })).toMatchObject({
+      created_by: DOCTOR,
+      updated_by: null,
+    });
+    expect(
+      await patients.upsert({
+        ...created,
+        phone: "+52 55 4444 7777",
+        created_by: someoneElse,
+        updated_by: null,
+      }),
+    ).toMatchObject({ created_by: DOCTOR, updated_by: DOCTOR });
+    expect(await patients.delete(created.id)).toBe(true);
+  });
+
   it("an expired session is unauthorized, while the probe (key only) still says the cloud is up", async () => {
     const expired = await cloud.stack.mintUserToken(DOCTOR, {}, { expiresIn: -120 });
     const doctor = open({ accessToken: expired });

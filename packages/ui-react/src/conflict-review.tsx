@@ -3,7 +3,15 @@ import { useId, useState } from "react";
 import { SR_ONLY } from "./internal/sr-only.js";
 
 /** Sync bookkeeping every row carries; a reviewer picks among the clinical columns only. */
-const META_COLUMNS = new Set(["id", "created_at", "updated_at", "version", "base_version"]);
+const META_COLUMNS = new Set([
+  "id",
+  "created_at",
+  "updated_at",
+  "version",
+  "base_version",
+  "created_by",
+  "updated_by",
+]);
 
 type Row = Readonly<Record<string, unknown>>;
 type Side = "local" | "remote";

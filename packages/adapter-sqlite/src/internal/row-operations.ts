@@ -14,10 +14,13 @@ import type { WriteSession } from "./write-session.js";
 /*
  * The body of each write, run inside the caller's transaction. Inputs are already validated by
  * the table's zod schemas; stamps (created_at, updated_at, version, base_version) come from the
- * schema's defaults and the touch trigger, exactly as cv_touch_row does in PostgreSQL.
+ * schema's defaults and the touch trigger, exactly as cv_touch_row does in PostgreSQL. No verified
+ * person writes here: created_by and updated_by are null (the server the row reaches stamps them).
  */
 
 type Values = Record<string, unknown>;
+
+const unattributed = (values: Values): Values => ({ ...values, created_by: null, updated_by: null });
 
 function checkVersion(table: TableName, current: StoredRow | null, expected: string | undefined): void {
   if (expected !== undefined && current?.version !== expected) {
@@ -39,7 +42,7 @@ function stored<T extends TableName>(session: WriteSession, table: T, id: string
 }
 
 export function insertRow<T extends TableName>(session: WriteSession, table: T, values: Values): Row<T> {
-  const [names, params] = encodeColumns(table, values);
+  const [names, params] = encodeColumns(table, unattributed(values));
   session.statement(insertSql(table, names), params, {
     action: `${table}.insert`,
     table,
@@ -56,7 +59,7 @@ export function upsertRow<T extends TableName>(
 ): Row<T> {
   const id = String(values.id);
   checkVersion(table, session.read(table, id), expectedVersion);
-  const [names, params] = encodeColumns(table, values);
+  const [names, params] = encodeColumns(table, unattributed(values));
   session.statement(upsertSql(table, names), params, {
     action: `${table}.upsert`,
     table,

@@ -100,8 +100,9 @@ function tableDdl(table: TableName): string[] {
 
 /**
  * What `cv_touch_row` does in PostgreSQL, as an AFTER trigger (SQLite triggers cannot assign
- * NEW): created_at kept, updated_at now, base_version the replaced version, and a fresh version
- * unless the writer supplied a different one. The nested UPDATE does not fire this trigger again
+ * NEW): created_at and created_by kept, updated_at now, updated_by null (no verified person writes
+ * here), base_version the replaced version, and a fresh version unless the writer supplied a
+ * different one. The nested UPDATE does not fire this trigger again
  * (recursive triggers are off). It also runs for rows changed by ON DELETE SET NULL, as the
  * PostgreSQL trigger does. Every trigger records the row in cv_changes for the journal, with the
  * version it had before the statement (what an outbox sends as the base version).
@@ -114,6 +115,7 @@ function triggerDdl(table: TableName): string[] {
     `CREATE TRIGGER ${ident(`${table}_cv_insert`)} AFTER INSERT ON ${t} BEGIN ${note("NEW", "NULL")} END`,
     `CREATE TRIGGER ${ident(`${table}_cv_update`)} AFTER UPDATE ON ${t} BEGIN
   UPDATE ${t} SET created_at = OLD.created_at, updated_at = ${NOW_SQL}, base_version = OLD.version,
+    created_by = OLD.created_by, updated_by = NULL,
     version = CASE WHEN NEW.version = OLD.version THEN cv_uuid() ELSE NEW.version END
   WHERE id = NEW.id AND (SELECT origin FROM cv_session) IS NULL;
   ${note("NEW", "OLD.version")}

@@ -109,7 +109,10 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
     }
   }
 
-  /** What the `cv_touch_row` trigger does in SQL: timestamps and version chain. */
+  /**
+   * What the `cv_touch_row` trigger does in SQL: timestamps and version chain. No verified person
+   * writes here: `created_by`/`updated_by` stay null.
+   */
   function write(table: TableName, current: AnyRow | undefined, values: AnyRow): AnyRow {
     const now = canonicalTimestamp(new Date());
     const def = tables[table];
@@ -119,6 +122,8 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
           ...values,
           created_at: current.created_at,
           updated_at: now,
+          created_by: current.created_by,
+          updated_by: null,
           base_version: current.version,
           version:
             values.version !== undefined && values.version !== current.version
@@ -133,6 +138,8 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
           version: randomUUID(),
           base_version: null,
           ...values,
+          created_by: null,
+          updated_by: null,
         };
     checkConstraints(table, next);
     const stored = def.rowSchema.parse(next) as AnyRow;

@@ -40,6 +40,10 @@ export const email = () =>
 /**
  * Columns every table has, in column order. `version` identifies the row's current content and
  * `base_version` the version it replaced; the sync engine detects concurrent edits with them.
+ * `created_by`/`updated_by` are the user ids of the verified people who created the row and wrote
+ * this version, stamped by the server they wrote on; null where no verified person wrote (the
+ * database owner, or a PC's offline copy until its outbox reaches a server, which stamps its
+ * person then).
  */
 export const rowMetaShape = {
   id: uuid(),
@@ -47,16 +51,31 @@ export const rowMetaShape = {
   updated_at: timestamp(),
   version: uuid(),
   base_version: uuid().nullable(),
+  created_by: uuid().nullable(),
+  updated_by: uuid().nullable(),
 };
 
-/** The same columns as a writer sends them: `id` is made by the writer, the rest by the database. */
+/**
+ * The same columns as a writer sends them: `id` is made by the writer, the rest by the database.
+ * A writer may pass a row as read (the database's values are kept or replaced, never trusted).
+ */
 export const writeMetaShape = {
   id: uuid(),
   created_at: timestamp().optional(),
   updated_at: timestamp().optional(),
   version: uuid().optional(),
   base_version: uuid().nullable().optional(),
+  created_by: uuid().nullable().optional(),
+  updated_by: uuid().nullable().optional(),
 };
 
 /** The columns every table starts with; sql/0002_row_versions.sql maintains all but `id`. */
-export const ROW_META_COLUMNS = ["id", "created_at", "updated_at", "version", "base_version"] as const;
+export const ROW_META_COLUMNS = [
+  "id",
+  "created_at",
+  "updated_at",
+  "version",
+  "base_version",
+  "created_by",
+  "updated_by",
+] as const;

@@ -78,12 +78,13 @@ export interface TableDefinition<
   /**
    * What a caller sends to insert or upsert: `id` required (made by the writer, so a retry on
    * another tier is idempotent); optional exactly where the database supplies a value —
-   * `created_at`, `updated_at`, `version`, `base_version`, columns with a DEFAULT (see
-   * {@link defaults}) and nullable columns (NULL). Unknown keys are rejected.
+   * `created_at`, `updated_at`, `version`, `base_version`, `created_by`, `updated_by`, columns
+   * with a DEFAULT (see {@link defaults}) and nullable columns (NULL). Unknown keys are rejected.
    */
   readonly writeSchema: z.ZodObject<WriteShape<C, D>, z.core.$strict>;
   /**
-   * An update: any writable column except `id`, `created_at` and `base_version`, at least one.
+   * An update: any writable column except `id`, `created_at`, `base_version`, `created_by` and
+   * `updated_by` (the database's), at least one.
    * Multi-column rules are checked when the patch carries all their columns; the database
    * checks the rest against the stored row.
    */

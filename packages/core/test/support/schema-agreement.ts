@@ -41,6 +41,8 @@ const META_DEFAULTS: Record<string, string | null> = {
   updated_at: "now()",
   version: "gen_random_uuid()",
   base_version: null,
+  created_by: null,
+  updated_by: null,
 };
 
 function sqlTypeOf(column: DbColumn): ColumnType | undefined {

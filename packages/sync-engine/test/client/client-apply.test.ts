@@ -129,18 +129,20 @@ describe("cv_client_apply on the clinic server (a centrovision_app login with it
 
   it("settles a concurrent edit by policy: different columns merge, the same column keeps the loser in _conflicts", async () => {
     const { graph, applier } = await appliedGraph();
-    // The server changes the phone; the PC, unaware, changes the first name, then (later) the phone.
-    await update(server.sql, "patients", graph.patients.id, { phone: "55 2222 3333" });
+    // The PC changes the first name; the server, unaware, the phone (after it); then both the phone.
     await update(pc.sql, "patients", graph.patients.id, { first_name: "Josefa" });
+    await update(server.sql, "patients", graph.patients.id, { phone: "55 2222 3333" });
     const [merge] = await writesOf(graph, ["patients"]);
     expect(await applier.apply([merge as ClientWrite])).toMatchObject({
       applied: 0,
       conflicts: 1,
       rejected: [],
     });
+    // The merge is the PC person's write, though the server's edit (its owner's: no one) is later.
     expect(await rowOf(server.sql, "patients", graph.patients.id)).toMatchObject({
       first_name: "Josefa",
       phone: "55 2222 3333",
+      updated_by: person.userId,
     });
 
     await update(server.sql, "patients", graph.patients.id, { phone: "55 4444 5555" });

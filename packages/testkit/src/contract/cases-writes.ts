@@ -42,6 +42,25 @@ export function registerWriteCases(ctx: ContractContext): void {
   });
 
   test(
+    "insert.writers",
+    "created_by and updated_by are the database's: what a writer claims there is not kept",
+    async () => {
+      // The contract's sources write without a verified person (the owner, the service key, a
+      // PC's own copy): null. A person's stamps are tested where a person signs in.
+      const claimed = randomUUID();
+      const branch = await source()
+        .table("branches")
+        .insert({ ...fixtures.branch(), created_by: claimed, updated_by: claimed });
+      expect(branch).toMatchObject({ created_by: null, updated_by: null });
+      const upserted = await source()
+        .table("branches")
+        .upsert({ ...branch, name: "Sucursal Coyoacán", created_by: claimed, updated_by: claimed });
+      expect(upserted).toMatchObject({ name: "Sucursal Coyoacán", created_by: null, updated_by: null });
+      expect(await ctx.stored("branches", branch.id)).toEqual(upserted);
+    },
+  );
+
+  test(
     "upsert.idempotent",
     "replaying an upsert by client UUID leaves one row with the same data",
     async () => {

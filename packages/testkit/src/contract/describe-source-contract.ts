@@ -29,6 +29,7 @@ export const CONTRACT_CASES = [
   "get.missing",
   "insert.roundtrip",
   "insert.defaults",
+  "insert.writers",
   "insert.duplicate-id",
   "insert.unique",
   "insert.foreign-key",
