@@ -52,6 +52,7 @@ CREATE TABLE cv_audit.events (
 CREATE INDEX events_unsealed_idx ON cv_audit.events (txid, written) WHERE position IS NULL;
 CREATE INDEX events_patient_idx ON cv_audit.events (patient_id, at) WHERE patient_id IS NOT NULL;
 CREATE INDEX events_user_idx ON cv_audit.events ((author ->> 'user'), at);
+CREATE INDEX events_at_idx ON cv_audit.events (at);
 
 -- Where this node's chain stands.
 CREATE TABLE cv_audit.chain (
@@ -138,8 +139,10 @@ CREATE TRIGGER cv_audit_guard_truncate BEFORE TRUNCATE ON cv_audit.events
   FOR EACH STATEMENT EXECUTE FUNCTION cv_audit.guard();
 
 -- A signed-in person opened a patient's record: an event, only for a patient they see (the same
--- rule as the patients policy, 0004). Returns the event's id.
-CREATE FUNCTION public.cv_audit_record_opened(p_patient_id uuid) RETURNS uuid
+-- rule as the patients policy, 0004). p_opened_at: when, for an opening the PC held while no
+-- server answered (NULL: now); never later than this server's clock plus the allowed skew (CV009).
+-- Returns the event's id.
+CREATE FUNCTION public.cv_audit_record_opened(p_patient_id uuid, p_opened_at timestamptz DEFAULT NULL) RETURNS uuid
   LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = ''
 AS $$
@@ -152,8 +155,14 @@ BEGIN
   IF p_patient_id IS NULL OR NOT public.cv_patient_visible(p_patient_id) THEN
     RAISE EXCEPTION 'no such patient for this person' USING ERRCODE = 'insufficient_privilege';
   END IF;
-  INSERT INTO cv_audit.events (node_id, author, action, table_name, row_id, patient_id)
-  SELECT n.node_id, cv_sync.current_author(), 'open', 'patients', p_patient_id, p_patient_id FROM cv_sync.node n
+  IF p_opened_at IS NOT NULL THEN
+    PERFORM cv_sync.check_clock(p_opened_at, 'the time this PC opened the record',
+      'check this PC''s date and time (NTP); the opening stays queued on the PC until this server''s clock has caught up with it');
+  END IF;
+  INSERT INTO cv_audit.events (node_id, at, author, action, table_name, row_id, patient_id)
+  SELECT n.node_id, coalesce(p_opened_at, clock_timestamp()), cv_sync.current_author(), 'open', 'patients',
+    p_patient_id, p_patient_id
+  FROM cv_sync.node n
   RETURNING event_id INTO v_event;
   RETURN v_event;
 END
@@ -365,25 +374,68 @@ CREATE FUNCTION public.cv_audit_events(
     ) e
   );
 
+-- The trail for a clinic's administrator (the desktop's Bitácora): the same events, only those
+-- about patients the administrator sees (0004), with the patient's and the author's names where
+-- the administrator may read them. Refused (42501) to anyone without the admin role.
+CREATE FUNCTION public.cv_audit_trail(
+  p_patient_id uuid DEFAULT NULL, p_user_id uuid DEFAULT NULL,
+  p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL, p_limit integer DEFAULT 100
+) RETURNS jsonb
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_branches uuid[];
+BEGIN
+  IF auth.uid() IS NULL OR NOT public.cv_user_is_admin() THEN
+    RAISE EXCEPTION 'only an administrator reads the audit trail' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  v_branches := public.cv_user_branch_ids();
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'at', e.at, 'action', e.action, 'table', e.table_name, 'row_id', e.row_id, 'patient_id', e.patient_id,
+        'patient_name', concat_ws(' ', p.first_name, p.last_name, p.second_last_name),
+        'version', e.version, 'changed_columns', e.changed_columns,
+        'author', CASE WHEN e.author IS NOT NULL THEN jsonb_build_object('user', e.author ->> 'user',
+          'name', a.full_name, 'sign_in', e.author ->> 'sign_in', 'device', e.author ->> 'device') END,
+        'node', e.node_id) ORDER BY e.at, e.written), '[]')
+    FROM (
+      SELECT * FROM cv_audit.events x
+      WHERE x.patient_id IS NOT NULL AND public.cv_patient_visible_in(x.patient_id, v_branches)
+        AND (p_patient_id IS NULL OR x.patient_id = p_patient_id)
+        AND (p_user_id IS NULL OR x.author ->> 'user' = p_user_id::text)
+        AND (p_from IS NULL OR x.at >= p_from) AND (p_to IS NULL OR x.at < p_to)
+      ORDER BY x.at DESC, x.written DESC
+      LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+    ) e
+      LEFT JOIN public.patients p ON p.id = e.patient_id
+      LEFT JOIN public.profiles a ON a.id::text = e.author ->> 'user'
+        AND public.cv_profile_visible_in(a.id, v_branches, auth.uid())
+  );
+END
+$$;
+
 REVOKE ALL ON ALL TABLES IN SCHEMA cv_audit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cv_audit FROM PUBLIC;
 
--- A person records the records they open. The sync daemon seals, verifies and reads its clinic
+-- A person records the records they open; an administrator reads the trail of their patients. The sync daemon seals, verifies and reads its clinic
 -- server's trail (its role there) and, with its node credential in the cloud, seals the cloud's and
 -- hands over its own (cv_sync.require_node, 0005; two at once do not wait for each other). The
 -- service key verifies and reads the cloud's. Supabase's default privileges are taken back first.
 DO $grants$
 DECLARE
-  v_all constant text := 'public.cv_audit_record_opened(uuid), public.cv_audit_seal(integer), '
+  v_all constant text := 'public.cv_audit_record_opened(uuid, timestamptz), public.cv_audit_seal(integer), '
     'public.cv_audit_verify(uuid), public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer), '
-    'public.cv_audit_head(uuid), public.cv_audit_sealed_after(bigint, integer), public.cv_audit_receive(jsonb)';
+    'public.cv_audit_head(uuid), public.cv_audit_sealed_after(bigint, integer), public.cv_audit_receive(jsonb), '
+    'public.cv_audit_trail(uuid, uuid, timestamptz, timestamptz, integer)';
   v_role text;
 BEGIN
   EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_all);
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_all, v_role);
   END LOOP;
-  GRANT EXECUTE ON FUNCTION public.cv_audit_record_opened(uuid) TO authenticated;
+  GRANT EXECUTE ON FUNCTION public.cv_audit_record_opened(uuid, timestamptz),
+    public.cv_audit_trail(uuid, uuid, timestamptz, timestamptz, integer) TO authenticated;
   GRANT EXECUTE ON FUNCTION public.cv_audit_seal(integer), public.cv_audit_verify(uuid),
     public.cv_audit_events(uuid, uuid, timestamptz, timestamptz, integer), public.cv_audit_sealed_after(bigint, integer)
     TO centrovision_sync;

@@ -176,6 +176,52 @@ describe("the four demo scenarios in a real browser", () => {
     await expectIndicator("cloud", /^Conectado a la nube/);
   });
 
+  it("a patient's record opens from the search, and the clinic's administrator finds that opening in the bitácora", async () => {
+    await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
+    await page.getByTestId("patient-query").fill("nunez");
+    await page.getByRole("button", { name: "Buscar" }).click();
+    const open = page
+      .getByTestId("patient-results")
+      .getByRole("button", { name: /^Ver expediente de / })
+      .first();
+    const name = ((await open.getAttribute("aria-label")) ?? "").replace("Ver expediente de ", "");
+    await open.click();
+    const record = page.getByTestId("patient-record");
+    await expect
+      .poll(() => record.getByRole("heading", { level: 2 }).textContent())
+      .toBe(`Expediente de ${name}`);
+    await expect
+      .poll(() => record.getByTestId("record-audit").textContent())
+      .toBe("Esta consulta quedó registrada en la bitácora.");
+    await expect.poll(() => record.getByRole("table").textContent()).toMatch(/Control de glaucoma/);
+    // One action, one opening in the trail, however often the screen renders.
+    const [counted] = await cloudRows(
+      demo,
+      (sql) => sql<{ opens: number }[]>`
+        select count(*)::int as opens from cv_audit.events e join patients p on p.id = e.patient_id
+        where e.action = 'open' and concat_ws(' ', p.first_name, p.last_name, p.second_last_name) = ${name}`,
+    );
+    expect(counted?.opens).toBe(1);
+    // Reception keeps no trail: only an administrator is offered it.
+    expect(await page.getByRole("button", { name: "Bitácora" }).count()).toBe(0);
+    await screenshot("6-expediente");
+
+    await page.getByRole("button", { name: "Cerrar sesión" }).click();
+    await signInForm().waitFor();
+    const admin = demo.accounts.admin;
+    await signIn(admin.email, admin.password);
+    await expect.poll(() => header().textContent()).toBe(`${admin.name} · ${admin.email}`);
+    await page.getByRole("button", { name: "Bitácora" }).click();
+    const opening = page
+      .getByTestId("audit-trail")
+      .locator("tr", { hasText: "Consultó el expediente" })
+      .filter({ hasText: name });
+    await expect
+      .poll(() => opening.first().textContent(), { timeout: 15_000 })
+      .toContain(demo.accounts.receptionist.name);
+    await screenshot("7-bitacora");
+  });
+
   it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {
     await page.getByRole("button", { name: "Cerrar sesión" }).click();
     await signInForm().waitFor();

@@ -22,6 +22,7 @@ type Session = {
   expiresAt?: string | null;
   needsOnlineSignIn?: boolean;
   needsClinicSignIn?: boolean;
+  admin?: boolean;
 };
 
 let demo: Demo;
@@ -41,7 +42,7 @@ afterAll(() => demo?.stop());
 
 const status = async () => (await call<ConnectionStatus>(demo, "get_connection_status")).body;
 const session = async () => (await call<Session>(demo, "get_session")).body;
-const signInAs = (who: "receptionist" | "doctor", password: string = demo.accounts[who].password) =>
+const signInAs = (who: "receptionist" | "doctor" | "admin", password: string = demo.accounts[who].password) =>
   call<Session & Failure>(demo, "sign_in", { email: demo.accounts[who].email, password });
 
 describe("signing in on the desktop", () => {
@@ -491,3 +492,87 @@ function nextDay(date: string): string {
   d.setUTCDate(d.getUTCDate() + 1);
   return d.toISOString().slice(0, 10);
 }
+
+describe("a patient's record and the audit trail", () => {
+  type Opened = {
+    patient: { id: string; full_name: string };
+    appointments: { patient_id: string }[];
+    audit: string;
+  };
+  type TrailEvent = { action: string; patientId: string; at: string; author: { name: string | null } | null };
+  /** A patient on today's agenda of the PC's branch: in its offline copy too. */
+  const onAgenda = () =>
+    demo.clinic.rows.appointments?.find((a) => a.branch_id === branchId && a.starts_at.startsWith(today))
+      ?.patient_id as string;
+  const openings = (patient: string) =>
+    cloudRows(
+      demo,
+      (sql) => sql<{ user: string; at: Date }[]>`
+        select author ->> 'user' as user, at from cv_audit.events
+        where patient_id = ${patient} and action = 'open' order by at`,
+    );
+
+  it("is recorded in the trail, in the person's name, before it is shown; the trail is for administrators only", async () => {
+    expect((await signInAs("receptionist")).body).toMatchObject({ method: "online", admin: false });
+    await waitFor("the cloud", async () => (await status()).mode === "supabase", 30_000);
+    const patient = onAgenda();
+    const opened = await call<Opened>(demo, "open_patient", { patient_id: patient });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(200);
+    expect(opened.body).toMatchObject({ patient: { id: patient }, audit: "recorded" });
+    expect(opened.body.appointments.length).toBeGreaterThan(0);
+    expect(opened.body.appointments.every((a) => a.patient_id === patient)).toBe(true);
+    expect(await openings(patient)).toEqual([{ user: demo.clinic.receptionistId, at: expect.any(Date) }]);
+
+    const missing = await call<Failure>(demo, "open_patient", { patient_id: randomUUID() });
+    expect(missing).toMatchObject({ status: 404, body: { code: "not_found" } });
+    expect(await call<Failure>(demo, "get_audit_trail", {})).toMatchObject({
+      status: 403,
+      body: {
+        code: "unauthorized",
+        message: "Solo un administrador de la clínica puede consultar la bitácora.",
+      },
+    });
+  });
+
+  it("with no server answering, an opening is kept on this PC with its time, and reaches a server once one answers", async () => {
+    const patient = onAgenda();
+    await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
+    await waitFor("the offline tier", async () => (await status()).mode === "offline", 20_000);
+    const before = Date.now();
+    const opened = await call<Opened>(demo, "open_patient", { patient_id: patient });
+    expect(opened.body).toMatchObject({ patient: { id: patient }, audit: "held" });
+    const after = Date.now();
+    expect(await call<Failure>(demo, "get_audit_trail", {})).toMatchObject({ status: 503 });
+
+    await Promise.all([demo.setInternet(true), demo.setClinicServer(true)]);
+    await waitFor("the cloud again", async () => (await status()).mode === "supabase", 30_000);
+    await waitFor(
+      "the held opening in the cloud's trail",
+      async () => (await openings(patient)).length === 2,
+      30_000,
+    );
+    const held = (await openings(patient))[1];
+    expect(held?.user).toBe(demo.clinic.receptionistId);
+    expect(held?.at.getTime()).toBeGreaterThanOrEqual(before - 1);
+    expect(held?.at.getTime()).toBeLessThanOrEqual(after);
+  }, 90_000);
+
+  it("an administrator reads who opened and changed a patient's record, with names", async () => {
+    const patient = onAgenda();
+    expect((await signInAs("admin")).body).toMatchObject({ method: "online", admin: true });
+    const trail = await call<TrailEvent[]>(demo, "get_audit_trail", { patient_id: patient });
+    expect(trail.status).toBe(200);
+    const opens = trail.body.filter((e) => e.action === "open");
+    expect(opens).toHaveLength(2);
+    for (const event of opens) {
+      expect(event).toMatchObject({ patientId: patient, author: { name: demo.accounts.receptionist.name } });
+    }
+    const backwards = await call<Failure>(demo, "get_audit_trail", {
+      from: "2026-12-05T00:00:00-06:00",
+      to: "2026-12-04T00:00:00-06:00",
+    });
+    expect(backwards.status).toBe(400);
+    expect(backwards.body.issues?.map((i) => i.path)).toEqual(["to"]);
+    expect((await signInAs("receptionist")).body).toMatchObject({ admin: false });
+  });
+});

@@ -48,8 +48,14 @@ const CLIENT_APPLY = [
 /** The PC router's two questions to the clinic server. */
 const ROUTER_QUESTIONS = ["public.cv_client_pending(bigint)", "public.cv_client_position()"];
 const HEALTH = "public.cv_health()";
-/** The audit trail (sql/0012): a person records the records they open; the sync seals and verifies. */
-const RECORD_OPENED = "public.cv_audit_record_opened(uuid)";
+/**
+ * The audit trail (sql/0012): a person records the records they open, an administrator reads the
+ * trail of their patients (both check inside); the sync seals and verifies.
+ */
+const PERSON_AUDIT = [
+  "public.cv_audit_record_opened(uuid, timestamp with time zone)",
+  "public.cv_audit_trail(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)",
+];
 const AUDIT_CHAIN = [
   "public.cv_audit_events(uuid, uuid, timestamp with time zone, timestamp with time zone, integer)",
   "public.cv_audit_seal(integer)",
@@ -61,7 +67,7 @@ const CLOUD: Record<string, readonly string[]> = {
   // Any signed-in user may call the node functions, but inside only a registered node credential
   // passes (cv_sync.require_node); the sync-functions test in sync-engine proves the refusal.
   authenticated: [
-    RECORD_OPENED,
+    ...PERSON_AUDIT,
     "public.cv_audit_head(uuid)",
     "public.cv_audit_receive(jsonb)",
     "public.cv_audit_seal(integer)",
@@ -98,7 +104,7 @@ const CLINIC: Record<string, readonly string[]> = {
     "cv_auth.key_id()",
     "cv_auth.sign_in(text, text)",
     "cv_auth.sign_out()",
-    RECORD_OPENED,
+    ...PERSON_AUDIT,
     ...CLIENT_APPLY,
     ...ROUTER_QUESTIONS,
     ...POLICY_HELPERS,

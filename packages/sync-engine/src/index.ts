@@ -1,5 +1,6 @@
 export { type ApplyRowsResult, applyRows, type CarriedWrite } from "./apply-rows.js";
 export {
+  type AuditTrailEvent,
   type ClientApplier,
   type ClientApplierOptions,
   type ClientApplyMode,

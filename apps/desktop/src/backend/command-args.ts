@@ -96,6 +96,25 @@ export const commandArgs = {
       email: z.email("correo electrónico inválido").nullable().default(null),
     })
     .strict(),
+  open_patient: z.object({ patient_id: id("paciente") }).strict(),
+  get_audit_trail: z
+    .object({
+      patient_id: id("paciente").optional(),
+      user_id: id("usuario").optional(),
+      from: dateTime.optional(),
+      to: dateTime.optional(),
+      limit: z
+        .number("límite: debe ser un número")
+        .int("límite: un número entero")
+        .min(1, "límite: al menos 1")
+        .max(1000, "límite: como máximo 1000")
+        .default(200),
+    })
+    .strict()
+    .refine((args) => args.from === undefined || args.to === undefined || args.from < args.to, {
+      message: "periodo: la fecha final debe ser posterior a la inicial",
+      path: ["to"],
+    }),
   list_conflicts: z.object({ status: z.enum(["open", "resolved", "all"]).default("open") }).strict(),
   resolve_conflict: z
     .object({

@@ -22,6 +22,7 @@ import {
   PUBLIC_COMMANDS,
 } from "./command-args.js";
 import { dayRange } from "./day-range.js";
+import type { PatientAudit } from "./patient-audit.js";
 import { authorOf, type PcSession, type SessionUser, type SignInMethod } from "./session.js";
 
 /**
@@ -47,6 +48,8 @@ export interface CommandContext {
   session: Pick<PcSession, "current" | "signIn" | "signOut">;
   sync?: SyncControl;
   offline?: DeadLetterControl;
+  /** Every opening of a patient's record goes in the audit trail; administrators read it. */
+  audit: Pick<PatientAudit, "opened" | "trail">;
 }
 
 /** What `get_session` and `sign_in` answer. */
@@ -64,6 +67,8 @@ export type SessionView =
        * outage, or was never held) while the clinic server answers: sign in again to work on it.
        */
       needsClinicSignIn: boolean;
+      /** Holds the admin role: may read the audit trail (the server checks it again). */
+      admin: boolean;
     };
 
 /**
@@ -84,7 +89,7 @@ function connectionStatus({ router, session }: CommandContext): ConnectionStatus
   return status;
 }
 
-function sessionView({ session, router }: CommandContext): SessionView {
+async function sessionView({ session, router }: CommandContext): Promise<SessionView> {
   const state = session.current();
   if (!state.signedIn) return { signedIn: false };
   const { user, method, expiresAt } = state;
@@ -92,7 +97,13 @@ function sessionView({ session, router }: CommandContext): SessionView {
   const needsOnlineSignIn = method !== "online" && tiers.cloud.health === "up";
   const needsClinicSignIn =
     !needsOnlineSignIn && !state.cloudUsable && !state.clinicUsable && tiers.clinic.health === "up";
-  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn };
+  // Only decides whether the app offers the audit trail: unknown (no tier answers) is no.
+  const admin = await router
+    .table("user_roles")
+    .list({ where: { user_id: user.id, role: "admin" }, limit: 1 })
+    .then((roles) => roles.length > 0)
+    .catch(() => false);
+  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn, admin };
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */
@@ -215,6 +226,35 @@ const handlers: Handlers = {
       throw error;
     }
   },
+
+  open_patient: async ({ router, session, audit }, { patient_id }) => {
+    const patient = await router.table("patients").get(patient_id);
+    if (patient === null) {
+      throw notFound(
+        "El paciente no está disponible: no existe o no se puede consultar en el modo de trabajo actual.",
+        "patient_id",
+      );
+    }
+    const appointments = await router.table("appointments").list({
+      where: { patient_id },
+      orderBy: [{ column: "starts_at", direction: "desc" }],
+      limit: 20,
+    });
+    const state = session.current();
+    if (!state.signedIn) throw new CvError("unauthorized", "Inicie sesión para consultar un expediente.");
+    // Recorded (or kept on this PC to be) before the record is shown.
+    const recorded = await audit.opened(patient_id, state.user.id);
+    return { patient: { ...patient, full_name: fullName(patient) }, appointments, audit: recorded };
+  },
+
+  get_audit_trail: async ({ audit }, { patient_id, user_id, from, to, limit }) =>
+    audit.trail({
+      ...(patient_id !== undefined && { patientId: patient_id }),
+      ...(user_id !== undefined && { userId: user_id }),
+      ...(from !== undefined && { from }),
+      ...(to !== undefined && { to }),
+      limit,
+    }),
 
   list_conflicts: async ({ sync }, { status }) => {
     if (sync === undefined) throw noSync();

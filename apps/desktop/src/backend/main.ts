@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const stack = await createPcStack({ config });
   const hasUi = existsSync(join(UI_DIR, "index.html"));
   const server = await startBackendServer({
-    context: { router: stack.router, session: stack.session, offline: stack.offline },
+    context: { router: stack.router, session: stack.session, offline: stack.offline, audit: stack.audit },
     port: config.server.port,
     ...(hasUi && { uiDir: UI_DIR }),
   });

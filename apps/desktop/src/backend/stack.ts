@@ -35,6 +35,7 @@ import {
 import WebSocket from "ws";
 import type { DesktopConfig } from "../config.js";
 import { type ClinicDoor, createClinicDoor } from "./clinic-door.js";
+import { createPatientAudit, type PatientAudit } from "./patient-audit.js";
 import { createPcSession, type PcSession } from "./session.js";
 import { gateTiers, type UsableTiers } from "./tier-gate.js";
 
@@ -51,6 +52,8 @@ export interface PcStack {
   readonly router: FailoverRouter;
   readonly offline: OfflineTier;
   readonly session: PcSession;
+  /** Openings of patients' records in the audit trail, and the administrator's trail. */
+  readonly audit: PatientAudit;
   close(): Promise<void>;
 }
 
@@ -210,6 +213,26 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
       onError: (error) => onError("draining the outbox", error),
     },
   );
+  const audit = createPatientAudit({
+    router,
+    store: sqlite,
+    servers: { cloud: cloudApplier, ...(clinic.applier !== undefined && { clinic: clinic.applier }) },
+    usable: () => {
+      const state = session.current();
+      return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
+    },
+  });
+  const delivering = audit.autoDeliver(
+    router.status$,
+    () => {
+      const state = session.current();
+      return state.signedIn ? state.user.id : null;
+    },
+    {
+      intervalMs: options.drainIntervalMs ?? 2_000,
+      onError: (error) => onError("delivering record openings kept on this PC", error),
+    },
+  );
   // The offline copy is refreshed through the router while it works on a server, one run at a
   // time: every `cacheRefreshMs`, and as soon as a signed-in person is served by a server (after a
   // sign-in, or when the router gets back to one); nobody signed in: no refresh, the clinic login
@@ -237,7 +260,9 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     router,
     offline,
     session,
+    audit,
     async close() {
+      delivering.unsubscribe();
       refreshing.unsubscribe();
       renewing.unsubscribe();
       draining.unsubscribe();

@@ -41,12 +41,13 @@ export const DEMO_ROUTER: RouterConfigInput = {
 };
 
 /**
- * The demo's two accounts, made in the cloud's Supabase Auth with profiles, roles and both
+ * The demo's accounts, made in the cloud's Supabase Auth with profiles, roles and both
  * branches. Their passwords are printed when the demo is ready: they are demo accounts.
  */
 export const DEMO_ACCOUNTS = {
   receptionist: { ...SIGNING_STAFF.receptionist, password: "recepcion-demo" },
   doctor: { ...SIGNING_STAFF.doctor, password: "doctora-demo" },
+  admin: { ...SIGNING_STAFF.admin, password: "direccion-demo" },
 } as const;
 
 export interface DemoOptions {
@@ -141,11 +142,16 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       );
     });
 
-    const [receptionist, doctor] = await Promise.all([
+    const [receptionist, doctor, admin] = await Promise.all([
       cloud.createUser(DEMO_ACCOUNTS.receptionist),
       cloud.createUser(DEMO_ACCOUNTS.doctor),
+      cloud.createUser(DEMO_ACCOUNTS.admin),
     ]);
-    const clinic = buildDemoClinic(undefined, { receptionist: receptionist.id, doctor: doctor.id });
+    const clinic = buildDemoClinic(undefined, {
+      receptionist: receptionist.id,
+      doctor: doctor.id,
+      admin: admin.id,
+    });
     await onDatabase(cloud.dbUrl, (sql) => seedDemoClinic(sql, clinic));
 
     const cloudUrl = new URL(cloud.url);
@@ -239,7 +245,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       return { [what]: on };
     };
     const server: BackendServer = await startBackendServer({
-      context: { router: stack.router, session: stack.session, sync: conflicts, offline: stack.offline },
+      context: {
+        router: stack.router,
+        session: stack.session,
+        sync: conflicts,
+        offline: stack.offline,
+        audit: stack.audit,
+      },
       port: options.port ?? 0,
       ...(options.uiDir !== undefined && { uiDir: options.uiDir }),
       routes: {

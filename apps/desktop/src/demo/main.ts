@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   const u = demo.url;
-  const { receptionist, doctor } = demo.accounts;
+  const { receptionist, doctor, admin } = demo.accounts;
   console.log(
     [
       "",
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       "  Inicie sesión con una cuenta de demostración:",
       `    Recepción:          ${receptionist.email}  contraseña: ${receptionist.password}`,
       `    Médica:             ${doctor.email}  contraseña: ${doctor.password}`,
+      `    Dirección:          ${admin.email}  contraseña: ${admin.password}  (consulta la bitácora)`,
       `  Sucursales:           ${demo.clinic.branches.map((b) => b.name).join(", ")}`,
       `  Daemon de sincronización (estado JSON): ${demo.daemonStatusUrl}/status`,
       "",

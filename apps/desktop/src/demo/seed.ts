@@ -9,6 +9,8 @@ export interface DemoClinic {
   readonly receptionistId: string;
   /** The first doctor (member of both branches, role `doctor`). */
   readonly doctorId: string;
+  /** The clinic's administrator (member of both branches, role `admin`): reads the audit trail. */
+  readonly adminId: string;
   readonly rows: { readonly [T in TableName]?: NewRow<T>[] };
 }
 
@@ -66,10 +68,11 @@ const REASONS = [
 ];
 const TYPES = ["follow_up", "follow_up", "first_visit", "study", "post_op", "follow_up"] as const;
 
-/** The two members of staff who sign in to the demo (the demo gives them Supabase Auth accounts). */
+/** The members of staff who sign in to the demo (the demo gives them Supabase Auth accounts). */
 export const SIGNING_STAFF = {
   receptionist: { name: "Paola Mendoza (Recepción)", email: "recepcion@centrovision.mx" },
   doctor: { name: "Dra. Mariana Robles Treviño", email: "mariana.robles@centrovision.mx" },
+  admin: { name: "Lic. Andrés Villaseñor (Dirección)", email: "direccion@centrovision.mx" },
 } as const;
 
 /** A deterministic pick, so every demo run shows the same clinic. */
@@ -87,12 +90,12 @@ function addDays(date: string, days: number): string {
 }
 
 /**
- * `staffIds` gives the receptionist and the first doctor the ids of their Supabase Auth users, so
- * `auth.uid()` is their profile's id, as on a real project.
+ * `staffIds` gives the receptionist, the first doctor and the administrator the ids of their
+ * Supabase Auth users, so `auth.uid()` is their profile's id, as on a real project.
  */
 export function buildDemoClinic(
   today = todayInMexicoCity(),
-  staffIds: { receptionist?: string; doctor?: string } = {},
+  staffIds: { receptionist?: string; doctor?: string; admin?: string } = {},
 ): DemoClinic {
   const branches: NewRow<"branches">[] = [
     {
@@ -136,16 +139,23 @@ export function buildDemoClinic(
     email: SIGNING_STAFF.receptionist.email,
     professional_license: null,
   };
+  const admin: NewRow<"profiles"> = {
+    id: staffIds.admin ?? randomUUID(),
+    full_name: SIGNING_STAFF.admin.name,
+    email: SIGNING_STAFF.admin.email,
+    professional_license: null,
+  };
   const rooms: NewRow<"rooms">[] = branches.flatMap((b) => [
     { id: randomUUID(), branch_id: b.id, name: "Consultorio 1", kind: "consultation" as const },
     { id: randomUUID(), branch_id: b.id, name: "Consultorio 2", kind: "consultation" as const },
     { id: randomUUID(), branch_id: b.id, name: "Optometría", kind: "optometry" as const },
     { id: randomUUID(), branch_id: b.id, name: "Estudios especiales", kind: "diagnostics" as const },
   ]);
-  const staff = [...doctors, receptionist];
+  const staff = [...doctors, receptionist, admin];
   const user_roles: NewRow<"user_roles">[] = [
     ...doctors.map((d) => ({ id: randomUUID(), user_id: d.id, role: "doctor" as const })),
     { id: randomUUID(), user_id: receptionist.id, role: "reception" },
+    { id: randomUUID(), user_id: admin.id, role: "admin" },
   ];
   const user_branches: NewRow<"user_branches">[] = staff.flatMap((p) =>
     branches.map((b) => ({ id: randomUUID(), user_id: p.id, branch_id: b.id })),
@@ -191,6 +201,7 @@ export function buildDemoClinic(
     branches: branches.map((b) => ({ id: b.id, name: b.name })),
     receptionistId: receptionist.id,
     doctorId: doctors[0]?.id as string,
+    adminId: admin.id,
     rows: { branches, rooms, profiles: staff, user_roles, user_branches, patients, appointments },
   };
 }

@@ -1,15 +1,17 @@
 import { SyncIndicator } from "@centrovision/ui-react";
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Agenda } from "./agenda.js";
 import { AppointmentForm } from "./appointment-form.js";
+import { AuditTrail } from "./audit-trail.js";
 import { ConflictsView } from "./conflicts-view.js";
 import { DevPanel } from "./dev-panel.js";
 import { errorText, invoke } from "./invoke.js";
+import { openRecord, PatientRecord, type RecordState } from "./patient-record.js";
 import { PatientSearch } from "./patient-search.js";
 import { SignIn } from "./sign-in.js";
 import { type Branch, type Patient, type Session, type SignedIn, todayIn } from "./types.js";
 
-type View = "agenda" | "conflictos";
+type View = "agenda" | "conflictos" | "bitacora";
 
 /**
  * The sign-in screen until someone is signed in, then the workspace. The session is re-read every
@@ -66,6 +68,22 @@ function Workspace({ session, onSignOut }: WorkspaceProps) {
   const [branchId, setBranchId] = useState<string>("");
   const [date, setDate] = useState<string>(todayIn("America/Mexico_City"));
   const [patient, setPatient] = useState<Patient | null>(null);
+  const [opened, setOpened] = useState<Patient | null>(null);
+  const [record, setRecord] = useState<RecordState | null>(null);
+  const asked = useRef<string | null>(null);
+  const open = useCallback((chosen: Patient) => {
+    setOpened(chosen);
+    asked.current = chosen.id;
+    // An answer for a patient asked for earlier must not replace the one asked for last.
+    void openRecord(chosen.id, (state) => {
+      if (asked.current === state.patientId) setRecord(state);
+    });
+  }, []);
+  const close = useCallback(() => {
+    asked.current = null;
+    setOpened(null);
+    setRecord(null);
+  }, []);
   const [view, setView] = useState<View>("agenda");
   const [agendaVersion, setAgendaVersion] = useState(0);
   const [error, setError] = useState<string | null>(null);
@@ -109,6 +127,11 @@ function Workspace({ session, onSignOut }: WorkspaceProps) {
           <button type="button" aria-pressed={view === "conflictos"} onClick={() => setView("conflictos")}>
             Conflictos
           </button>
+          {session.admin && (
+            <button type="button" aria-pressed={view === "bitacora"} onClick={() => setView("bitacora")}>
+              Bitácora
+            </button>
+          )}
         </nav>
         <div className="indicator" data-testid="sync-indicator">
           <SyncIndicator />
@@ -149,15 +172,22 @@ function Workspace({ session, onSignOut }: WorkspaceProps) {
       {view === "agenda" && branch !== null && (
         <main className="columns">
           <section className="agenda-column">
+            {record !== null && <PatientRecord state={record} onClose={close} />}
             <Agenda branch={branch} date={date} version={agendaVersion} />
           </section>
           <aside className="side-column">
-            <PatientSearch branch={branch} selected={patient} onSelect={setPatient} />
+            <PatientSearch branch={branch} selected={patient} onSelect={setPatient} onOpen={open} />
             <AppointmentForm branch={branch} date={date} patient={patient} onCreated={refreshAgenda} />
           </aside>
         </main>
       )}
       {view === "conflictos" && <ConflictsView />}
+      {view === "bitacora" && session.admin && (
+        <AuditTrail
+          patient={opened === null ? null : { id: opened.id, name: opened.full_name }}
+          onAllPatients={close}
+        />
+      )}
     </>
   );
 }

@@ -6,10 +6,11 @@ interface PatientSearchProps {
   branch: Branch;
   selected: Patient | null;
   onSelect: (patient: Patient | null) => void;
+  onOpen: (patient: Patient) => void;
 }
 
-/** Search by name (accents and case ignored) or document; pick one for the new appointment. */
-export function PatientSearch({ branch, selected, onSelect }: PatientSearchProps) {
+/** Search by name (accents and case ignored) or document; pick one for the new appointment, or open their record. */
+export function PatientSearch({ branch, selected, onSelect, onOpen }: PatientSearchProps) {
   const [query, setQuery] = useState("");
   const [results, setResults] = useState<Patient[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -50,6 +51,9 @@ export function PatientSearch({ branch, selected, onSelect }: PatientSearchProps
             <li key={p.id}>
               <button type="button" aria-pressed={selected?.id === p.id} onClick={() => onSelect(p)}>
                 {p.full_name} · {p.document_id ?? "sin documento"}
+              </button>{" "}
+              <button type="button" aria-label={`Ver expediente de ${p.full_name}`} onClick={() => onOpen(p)}>
+                Expediente
               </button>
             </li>
           ))}

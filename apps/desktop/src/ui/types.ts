@@ -57,6 +57,7 @@ export type Session =
       expiresAt: string | null;
       needsOnlineSignIn: boolean;
       needsClinicSignIn: boolean;
+      admin: boolean;
     };
 
 export type SignedIn = Extract<Session, { signedIn: true }>;

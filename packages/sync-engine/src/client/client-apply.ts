@@ -11,6 +11,7 @@ import { parseOptions } from "../internal/options.js";
 import type { RpcInvoker } from "../internal/rpc-peer.js";
 import { createPostgresInvoker, type PostgresClient } from "../postgres-peer.js";
 import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
+import type { AuditQuery } from "../sync-types.js";
 
 /**
  * One write a PC made, as the tier that took it returned it: the failover router's journal
@@ -76,7 +77,39 @@ export interface ClientApplier {
   pendingUp(options?: PendingOptions): Promise<number>;
   /** Where the server's change log stands now: the `upTo` of a later `pendingUp`. */
   logPosition(options?: CallOptions): Promise<string>;
+  /**
+   * Records in the server's audit trail that the person opened a patient's record
+   * (`cv_audit_record_opened`, sql/0012), at `openedAt` for one the PC held while no server
+   * answered (default: now). `unauthorized` for a patient the person does not see; a
+   * `SyncError` with reason `clock_ahead` (CV009) for a time ahead of the server's clock.
+   */
+  recordOpened(patientId: string, openedAt?: Date, options?: CallOptions): Promise<void>;
+  /**
+   * The audit trail of the patients an administrator sees (`cv_audit_trail`, sql/0012): the latest
+   * `query.limit` (100, at most 1,000) matching, oldest first. `unauthorized` for anyone else.
+   */
+  auditTrail(query?: AuditQuery, options?: CallOptions): Promise<AuditTrailEvent[]>;
   close(): Promise<void>;
+}
+
+/** One event of the trail an administrator reads: ids, names, author and time, never row data. */
+export interface AuditTrailEvent {
+  readonly at: string;
+  readonly action: "insert" | "update" | "delete" | "open";
+  readonly table: string;
+  readonly rowId: string;
+  readonly patientId: string;
+  /** The patient's full name (the administrator sees the patient). */
+  readonly patientName: string;
+  readonly changedColumns: readonly string[] | null;
+  /** Who: their name where the administrator may read their profile; null for the server's own writes. */
+  readonly author: {
+    readonly user: string | null;
+    readonly name: string | null;
+    readonly signIn: string | null;
+    readonly device: string | null;
+  } | null;
+  readonly node: string;
 }
 
 export interface PendingOptions extends CallOptions {
@@ -151,6 +184,54 @@ const replySchema = z.object({
     }),
   ),
 });
+
+const trailSchema = z.array(
+  z
+    .object({
+      at: z.string(),
+      action: z.enum(["insert", "update", "delete", "open"]),
+      table: z.string(),
+      row_id: z.guid(),
+      patient_id: z.guid(),
+      patient_name: z.string(),
+      changed_columns: z.array(z.string()).nullable(),
+      author: z
+        .object({
+          user: z.string().nullable(),
+          name: z.string().nullable(),
+          sign_in: z.string().nullable(),
+          device: z.string().nullable(),
+        })
+        .nullable(),
+      node: z.guid(),
+    })
+    .transform(
+      (e): AuditTrailEvent => ({
+        at: new Date(e.at).toISOString(),
+        action: e.action,
+        table: e.table,
+        rowId: e.row_id,
+        patientId: e.patient_id,
+        patientName: e.patient_name,
+        changedColumns: e.changed_columns,
+        author:
+          e.author === null
+            ? null
+            : { user: e.author.user, name: e.author.name, signIn: e.author.sign_in, device: e.author.device },
+        node: e.node,
+      }),
+    ),
+);
+
+const auditQuerySchema = z
+  .object({
+    patientId: z.guid().optional(),
+    userId: z.guid().optional(),
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+    limit: z.int().min(1).max(1000).optional(),
+  })
+  .strict();
 
 interface WireChange {
   table: TableName;
@@ -273,6 +354,49 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
     },
     async logPosition(callOptions) {
       return String(count(await invoker.invoke("cv_client_position", {}, callOptions), "cv_client_position"));
+    },
+    async recordOpened(patientId, openedAt, callOptions) {
+      const id = z.guid().safeParse(patientId);
+      if (!id.success || (openedAt !== undefined && Number.isNaN(openedAt.getTime()))) {
+        throw new CvError(
+          "invalid_input",
+          `[sync-engine] ${label}: recordOpened needs a patient id (uuid) and, if given, a valid time`,
+        );
+      }
+      await invoker.invoke(
+        "cv_audit_record_opened",
+        { p_patient_id: id.data.toLowerCase(), p_opened_at: openedAt?.toISOString() ?? null },
+        callOptions,
+      );
+    },
+    async auditTrail(query = {}, callOptions) {
+      const parsed = auditQuerySchema.safeParse(query);
+      if (!parsed.success) {
+        throw new CvError(
+          "invalid_input",
+          `[sync-engine] ${label}: audit trail query: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+        );
+      }
+      const q = parsed.data;
+      const reply = await invoker.invoke(
+        "cv_audit_trail",
+        {
+          p_patient_id: q.patientId ?? null,
+          p_user_id: q.userId ?? null,
+          p_from: q.from ?? null,
+          p_to: q.to ?? null,
+          p_limit: q.limit ?? 100,
+        },
+        callOptions,
+      );
+      const events = trailSchema.safeParse(reply);
+      if (!events.success) {
+        throw new CvError(
+          "unknown",
+          `[sync-engine] ${label} cv_audit_trail answered in an unexpected shape; apply sql/0012 there`,
+        );
+      }
+      return events.data;
     },
     close: () => invoker.close(),
   };

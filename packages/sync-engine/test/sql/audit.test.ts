@@ -89,6 +89,77 @@ describe("the audit trail", () => {
     expect(await eventsOf(other, rows.patients.id)).toEqual([]);
   });
 
+  it("takes an opening a PC held offline at the time it happened, never one ahead of the server's clock", async () => {
+    const rows = clinic();
+    await insertClinic(node.sql, rows);
+    const { pc } = await personAtPc(rows);
+    try {
+      const openedAt = new Date(Date.now() - 3 * 3600_000);
+      await pc`select public.cv_audit_record_opened(${rows.patients.id}, ${openedAt})`;
+      const [event] = await node.sql<{ at: Date }[]>`
+        select at from cv_audit.events where patient_id = ${rows.patients.id} and action = 'open'`;
+      expect(event?.at.getTime()).toBe(openedAt.getTime());
+      const ahead = new Date(Date.now() + 3600_000);
+      expect(
+        await failureCode(() => pc`select public.cv_audit_record_opened(${rows.patients.id}, ${ahead})`),
+      ).toBe("CV009");
+    } finally {
+      await pc.end();
+    }
+  });
+
+  it("shows an administrator the trail of the patients they see, with names; nobody else", async () => {
+    const rows = clinic();
+    const elsewhere = clinic();
+    await insertClinic(node.sql, rows);
+    await insertClinic(node.sql, elsewhere);
+    const { person, pc } = await personAtPc(rows);
+    const admin = await clinicPerson(node, {
+      branches: [rows.branches.id],
+      admin: true,
+      fullName: "Dirección Médica",
+    });
+    const adminPc = postgres(withLogin(node.url, await ensureLogin(PC, "centrovision_app")), {
+      max: 1,
+      onnotice: () => {},
+      connection: asClinicPerson(admin.token),
+    });
+    try {
+      await pc`update patients set phone = '55 1111 3333' where id = ${rows.patients.id}`;
+      await pc`select public.cv_audit_record_opened(${rows.patients.id})`;
+      await node.sql`update patients set phone = '55 9999 0000' where id = ${elsewhere.patients.id}`;
+      // Anyone else, their colleague included, is refused.
+      expect(await failureCode(() => pc`select public.cv_audit_trail()`)).toBe("42501");
+
+      const [{ trail }] =
+        (await adminPc`select public.cv_audit_trail(p_user_id => ${person.userId}) as trail`) as [
+          { trail: Record<string, unknown>[] },
+        ];
+      expect(trail.map((e) => [e.action, e.table, e.patient_name])).toEqual([
+        ["update", "patients", `${rows.patients.first_name} ${rows.patients.last_name}`],
+        ["open", "patients", `${rows.patients.first_name} ${rows.patients.last_name}`],
+      ]);
+      expect(trail[0]).toMatchObject({
+        row_id: rows.patients.id,
+        changed_columns: ["phone"],
+        author: { user: person.userId, name: "Recepción", sign_in: "online", device: PC.user },
+      });
+      // Another branch's patient is not in it, by any filter.
+      const [{ other }] = (await adminPc`
+        select public.cv_audit_trail(p_patient_id => ${elsewhere.patients.id}) as other`) as [
+        { other: unknown[] },
+      ];
+      expect(other).toEqual([]);
+      const [{ all }] = (await adminPc`select public.cv_audit_trail(p_limit => 1000) as all`) as [
+        { all: { patient_id: string }[] },
+      ];
+      expect(all.map((e) => e.patient_id)).not.toContain(elsewhere.patients.id);
+    } finally {
+      await pc.end();
+      await adminPc.end();
+    }
+  });
+
   it("seals the events in commit order into a chain that verifies, and finds an edit or a gap", async () => {
     await insertClinic(node.sql, clinic());
     expect(await seal(node)).toBeGreaterThan(0);
