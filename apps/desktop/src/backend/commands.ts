@@ -97,13 +97,27 @@ async function sessionView({ session, router }: CommandContext): Promise<Session
   const needsOnlineSignIn = method !== "online" && tiers.cloud.health === "up";
   const needsClinicSignIn =
     !needsOnlineSignIn && !state.cloudUsable && !state.clinicUsable && tiers.clinic.health === "up";
-  // Only decides whether the app offers the audit trail: unknown (no tier answers) is no.
-  const admin = await router
-    .table("user_roles")
-    .list({ where: { user_id: user.id, role: "admin" }, limit: 1 })
-    .then((roles) => roles.length > 0)
-    .catch(() => false);
+  const admin = await isAdmin(router, user.id);
   return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn, admin };
+}
+
+/** Whether a person holds the admin role, read at most every few minutes per router (the UI polls the session). */
+const ADMIN_TTL_MS = 5 * 60_000;
+const adminRoles = new WeakMap<FailoverRouter, { userId: string; admin: boolean; at: number }>();
+
+async function isAdmin(router: FailoverRouter, userId: string): Promise<boolean> {
+  const known = adminRoles.get(router);
+  if (known?.userId === userId && Date.now() - known.at < ADMIN_TTL_MS) return known.admin;
+  try {
+    const roles = await router
+      .table("user_roles")
+      .list({ where: { user_id: userId, role: "admin" }, limit: 1 });
+    adminRoles.set(router, { userId, admin: roles.length > 0, at: Date.now() });
+    return roles.length > 0;
+  } catch {
+    // Only decides whether the app offers the audit trail (the server checks again): unknown is no.
+    return false;
+  }
 }
 
 /** An appointment as the agenda shows it: the row plus the patient's display name. */
