@@ -351,6 +351,23 @@ BEGIN
 END
 $$;
 
+-- The latest p_limit events matching, newest first, by patient, user and time; with p_branches,
+-- only those about a patient seen at those branches (0004).
+CREATE FUNCTION cv_audit.latest(
+  p_patient_id uuid, p_user_id uuid, p_from timestamptz, p_to timestamptz, p_limit integer,
+  p_branches uuid[] DEFAULT NULL
+) RETURNS SETOF cv_audit.events
+  LANGUAGE sql STABLE
+  BEGIN ATOMIC
+    SELECT * FROM cv_audit.events x
+    WHERE (p_patient_id IS NULL OR x.patient_id = p_patient_id)
+      AND (p_user_id IS NULL OR x.author ->> 'user' = p_user_id::text)
+      AND (p_from IS NULL OR x.at >= p_from) AND (p_to IS NULL OR x.at < p_to)
+      AND (p_branches IS NULL OR x.patient_id IS NOT NULL AND public.cv_patient_visible_in(x.patient_id, p_branches))
+    ORDER BY x.at DESC, x.written DESC
+    LIMIT p_limit;
+  END;
+
 -- The trail for a reviewer (`centrovision-sync audit list`): the latest p_limit events of this node,
 -- by patient, user and time, oldest first. Ids, authors and times; never row data.
 CREATE FUNCTION public.cv_audit_events(
@@ -364,14 +381,7 @@ CREATE FUNCTION public.cv_audit_events(
         'at', e.at, 'action', e.action, 'table', e.table_name, 'row_id', e.row_id, 'patient_id', e.patient_id,
         'version', e.version, 'changed_columns', e.changed_columns, 'author', e.author, 'node', e.node_id,
         'position', e.position) ORDER BY e.at, e.written), '[]')
-    FROM (
-      SELECT * FROM cv_audit.events x
-      WHERE (p_patient_id IS NULL OR x.patient_id = p_patient_id)
-        AND (p_user_id IS NULL OR x.author ->> 'user' = p_user_id::text)
-        AND (p_from IS NULL OR x.at >= p_from) AND (p_to IS NULL OR x.at < p_to)
-      ORDER BY x.at DESC, x.written DESC
-      LIMIT greatest(coalesce(p_limit, 100), 1)
-    ) e
+    FROM cv_audit.latest(p_patient_id, p_user_id, p_from, p_to, greatest(coalesce(p_limit, 100), 1)) e
   );
 
 -- The trail for a clinic's administrator (the desktop's Bitácora): the same events, only those
@@ -399,15 +409,8 @@ BEGIN
         'author', CASE WHEN e.author IS NOT NULL THEN jsonb_build_object('user', e.author ->> 'user',
           'name', a.full_name, 'sign_in', e.author ->> 'sign_in', 'device', e.author ->> 'device') END,
         'node', e.node_id) ORDER BY e.at, e.written), '[]')
-    FROM (
-      SELECT * FROM cv_audit.events x
-      WHERE x.patient_id IS NOT NULL AND public.cv_patient_visible_in(x.patient_id, v_branches)
-        AND (p_patient_id IS NULL OR x.patient_id = p_patient_id)
-        AND (p_user_id IS NULL OR x.author ->> 'user' = p_user_id::text)
-        AND (p_from IS NULL OR x.at >= p_from) AND (p_to IS NULL OR x.at < p_to)
-      ORDER BY x.at DESC, x.written DESC
-      LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
-    ) e
+    FROM cv_audit.latest(p_patient_id, p_user_id, p_from, p_to, least(greatest(coalesce(p_limit, 100), 1), 1000),
+        v_branches) e
       LEFT JOIN public.patients p ON p.id = e.patient_id
       LEFT JOIN public.profiles a ON a.id::text = e.author ->> 'user'
         AND public.cv_profile_visible_in(a.id, v_branches, auth.uid())

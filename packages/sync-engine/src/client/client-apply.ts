@@ -9,6 +9,7 @@ import {
 import * as z from "zod";
 import { parseOptions } from "../internal/options.js";
 import type { RpcInvoker } from "../internal/rpc-peer.js";
+import { parseReply } from "../internal/wire.js";
 import { createPostgresInvoker, type PostgresClient } from "../postgres-peer.js";
 import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
 import type { AuditQuery } from "../sync-types.js";
@@ -381,22 +382,15 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
       const reply = await invoker.invoke(
         "cv_audit_trail",
         {
-          p_patient_id: q.patientId ?? null,
-          p_user_id: q.userId ?? null,
-          p_from: q.from ?? null,
-          p_to: q.to ?? null,
-          p_limit: q.limit ?? 100,
+          ...(q.patientId !== undefined && { p_patient_id: q.patientId }),
+          ...(q.userId !== undefined && { p_user_id: q.userId }),
+          ...(q.from !== undefined && { p_from: q.from }),
+          ...(q.to !== undefined && { p_to: q.to }),
+          ...(q.limit !== undefined && { p_limit: q.limit }),
         },
         callOptions,
       );
-      const events = trailSchema.safeParse(reply);
-      if (!events.success) {
-        throw new CvError(
-          "unknown",
-          `[sync-engine] ${label} cv_audit_trail answered in an unexpected shape; apply sql/0012 there`,
-        );
-      }
-      return events.data;
+      return parseReply(trailSchema, reply, `${label} cv_audit_trail`);
     },
     close: () => invoker.close(),
   };
