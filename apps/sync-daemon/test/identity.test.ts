@@ -241,7 +241,9 @@ describe("the clinic's identity, copied by the daemon", () => {
     expect(registered).toBeDefined();
     // The pass that registered the key may have begun before the migration (its copy of the
     // disabled users failed then): this line comes only from a pass with no error.
-    await daemon.waitForLog((line) => line.msg === "disabled users copied from the cloud to the clinic server");
+    await daemon.waitForLog(
+      (line) => line.msg === "disabled users copied from the cloud to the clinic server",
+    );
     expect(await status()).toMatchObject({
       consecutiveFailures: 0,
       lastError: null,
