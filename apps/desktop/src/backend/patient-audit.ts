@@ -13,13 +13,6 @@ interface HeldOpening {
   readonly openedAt: string;
 }
 
-export interface DeliveryReport {
-  readonly delivered: number;
-  /** Refused for good (the person no longer sees the patient): dropped, counted, never logged with ids. */
-  readonly dropped: number;
-  readonly left: number;
-}
-
 /**
  * The audit trail as the PC sees it (sql/0012): every opening of a patient's record is recorded,
  * in the person's name, on the server the PC works on; while none answers it is kept in the PC's
@@ -29,15 +22,13 @@ export interface DeliveryReport {
 export interface PatientAudit {
   /** Records that `userId` (signed in now) opened `patientId`: on the server, or kept here. */
   opened(patientId: string, userId: string): Promise<"recorded" | "held">;
-  /** Openings kept on this PC, not yet on a server. */
-  held(): Promise<number>;
-  /** Hands the openings kept for `userId` to the server the PC works on, oldest first. */
-  deliver(userId: string): Promise<DeliveryReport>;
   /** The administrator's trail, from the server the PC works on; `unavailable` offline. */
   trail(query: AuditQuery): Promise<AuditTrailEvent[]>;
   /**
-   * Delivers by itself while someone is signed in: every `intervalMs` and on every status.
-   * Unsubscribe to stop.
+   * Hands the openings kept on this PC for the person signed in (`signedIn()`) to the server the
+   * PC works on, oldest first: every `intervalMs` and on every status. One the server refuses for
+   * good (the person no longer sees that patient) is dropped and reported to `onError`, without
+   * ids. Unsubscribe to stop.
    */
   autoDeliver(
     status$: Observable<ConnectionStatus>,
@@ -74,31 +65,22 @@ export function createPatientAudit(options: PatientAuditOptions): PatientAudit {
     await store.batch((batch) => batch.setRecord(OPENINGS, randomUUID(), opening));
   };
 
-  const deliverNow = async (userId: string): Promise<DeliveryReport> => {
+  /** Hands over `userId`'s kept openings; how many the server refused for good (dropped). */
+  const deliver = async (userId: string): Promise<number> => {
     const all = await store.records<HeldOpening>(OPENINGS);
-    let delivered = 0;
     let dropped = 0;
     for (const { key, value } of all.filter((record) => record.value.userId === userId)) {
       const server = serving();
       if (server === undefined) break;
       try {
         await server.recordOpened(value.patientId, new Date(value.openedAt));
-        delivered++;
       } catch (error) {
         if (!(error instanceof CvError && error.code === "unauthorized")) throw error;
         dropped++;
       }
       await store.batch((batch) => batch.setRecord(OPENINGS, key, null));
     }
-    return { delivered, dropped, left: all.length - delivered - dropped };
-  };
-  let delivering: Promise<DeliveryReport> | null = null;
-  // Runs never overlap: two would hand over the same openings twice.
-  const deliver = (userId: string): Promise<DeliveryReport> => {
-    delivering ??= deliverNow(userId).finally(() => {
-      delivering = null;
-    });
-    return delivering;
+    return dropped;
   };
 
   return {
@@ -117,10 +99,6 @@ export function createPatientAudit(options: PatientAuditOptions): PatientAudit {
       await hold({ patientId, userId, openedAt: openedAt.toISOString() });
       return "held";
     },
-    async held() {
-      return (await store.records(OPENINGS)).length;
-    },
-    deliver,
     async trail(query) {
       const server = serving();
       if (server === undefined) {
@@ -142,12 +120,25 @@ export function createPatientAudit(options: PatientAuditOptions): PatientAudit {
       }
     },
     autoDeliver(status$, signedIn, { intervalMs, onError }) {
+      // exhaustMap: runs never overlap (two would hand over the same openings twice).
       return merge(timer(0, intervalMs), status$)
         .pipe(
           exhaustMap(async () => {
             const userId = signedIn();
             if (userId === null || serving() === undefined) return;
-            await deliver(userId).catch((error: unknown) => onError(asCv(error)));
+            try {
+              const dropped = await deliver(userId);
+              if (dropped > 0) {
+                onError(
+                  new CvError(
+                    "unauthorized",
+                    `[desktop] the server refused ${dropped} opening(s) of a record kept on this PC (the person no longer sees those patients); dropped`,
+                  ),
+                );
+              }
+            } catch (error) {
+              onError(asCv(error));
+            }
           }),
         )
         .subscribe();
