@@ -4,7 +4,9 @@
 # a restore check, the sync daemon as a hardened systemd service, and a config for the PCs.
 #
 # Idempotent: run it again after changing an option. It never overwrites an existing config or
-# secret. --dry-run prints every step and changes nothing.
+# secret. --dry-run prints every step and changes nothing. No secret is ever a process argument
+# or printed: they live in files under /etc/centrovision/secrets, and the logins' passwords reach
+# PostgreSQL as SCRAM-SHA-256 verifiers on psql's stdin (set-role-password.sh).
 #
 #   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
 #        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" --branch "Roma Norte" \
@@ -191,6 +193,13 @@ write_managed() {
 
 new_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
 
+# The daemon runs on Node.js, and the logins' passwords are hashed with it (set-role-password.sh).
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [[ $NODE_MAJOR -lt 20 ]]; then
+  echo "Node.js 20 or newer is needed (found: ${NODE_MAJOR}); install it, e.g. from https://github.com/nodesource/distributions" >&2
+  [[ $DRY_RUN -eq 1 ]] || exit 1
+fi
+
 # --- 1. PostgreSQL ----------------------------------------------------------------------------
 step "PostgreSQL $PG_VERSION"
 if command -v "/usr/lib/postgresql/$PG_VERSION/bin/postgres" >/dev/null 2>&1; then
@@ -241,20 +250,11 @@ write_new "$CONFIG_DIR/anon_key" 0644 root:root <"$ANON_KEY_FILE"
 psql_admin -d postgres -v db="$DB_NAME" -c "select format('create database %I', :'db') where not exists (select from pg_database where datname = :'db')" -c '\gexec'
 # A superuser login reachable from this machine only (pg_hba), for migrations (`init`).
 psql_admin -d postgres -v login="$ADMIN_LOGIN" -c "select format('create role %I login superuser', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
-if [[ $DRY_RUN -eq 1 ]]; then
-  echo "would set the password of $ADMIN_LOGIN from $CONFIG_DIR/secrets/admin_password (scram-sha-256)"
-else
-  runuser -u postgres -- psql -X -q -d postgres -v login="$ADMIN_LOGIN" -v pw="$(cat "$CONFIG_DIR/secrets/admin_password")" \
-    -c "select format('alter role %I password %L', :'login', :'pw')" -c '\gexec' >/dev/null
-fi
+# Its password from the secret file: a SCRAM-SHA-256 verifier on psql's stdin (set-role-password.sh).
+run "$SCRIPT_DIR/set-role-password.sh" "$ADMIN_LOGIN" "$CONFIG_DIR/secrets/admin_password"
 
 # --- 3. The daemon ------------------------------------------------------------------------------
 step "Sync daemon"
-NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [[ $NODE_MAJOR -lt 20 ]]; then
-  echo "Node.js 20 or newer is needed (found: ${NODE_MAJOR}); install it, e.g. from https://github.com/nodesource/distributions" >&2
-  [[ $DRY_RUN -eq 1 ]] || exit 1
-fi
 if ! id "$SERVICE_USER" >/dev/null 2>&1; then
   run useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
 fi
@@ -308,12 +308,7 @@ run /usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" init \
 # The PCs' login: only the app role, only from the clinic subnet (pg_hba above). By itself it reads
 # and writes no EHR row: a staff member signs in on the PC, and their clinic session decides (sql/0003).
 psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" -c "select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
-if [[ $DRY_RUN -eq 1 ]]; then
-  echo "would set the password of $PC_LOGIN from $CONFIG_DIR/secrets/pc_password (scram-sha-256)"
-else
-  runuser -u postgres -- psql -X -q -d postgres -v login="$PC_LOGIN" -v pw="$(cat "$CONFIG_DIR/secrets/pc_password")" \
-    -c "select format('alter role %I password %L', :'login', :'pw')" -c '\gexec' >/dev/null
-fi
+run "$SCRIPT_DIR/set-role-password.sh" "$PC_LOGIN" "$CONFIG_DIR/secrets/pc_password"
 run install -m 0644 "$SCRIPT_DIR/centrovision-sync.service" /etc/systemd/system/centrovision-sync.service
 run systemctl daemon-reload
 run systemctl enable --now centrovision-sync

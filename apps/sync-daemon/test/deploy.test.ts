@@ -1,10 +1,16 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import postgres from "postgres";
+import { describe, expect, inject, it } from "vitest";
+import { scramVerifier } from "../src/init.js";
 
 const deploy = (file: string) => fileURLToPath(new URL(`../deploy/${file}`, import.meta.url));
 const SCRIPT = deploy("setup-server.sh");
+const SET_ROLE_PASSWORD = deploy("set-role-password.sh");
 
 /** shellcheck, installed with apt-get when missing and possible; undefined when it cannot be. */
 function shellcheck(): string | undefined {
@@ -38,7 +44,9 @@ describe("setup-server.sh", () => {
   it.skipIf(checker === undefined)(
     "passes shellcheck (skipped only when shellcheck cannot be installed)",
     () => {
-      const result = spawnSync(checker ?? "shellcheck", ["--severity=style", SCRIPT], { encoding: "utf8" });
+      const result = spawnSync(checker ?? "shellcheck", ["--severity=style", SCRIPT, SET_ROLE_PASSWORD], {
+        encoding: "utf8",
+      });
       expect(result.stdout + result.stderr).toBe("");
       expect(result.status).toBe(0);
     },
@@ -75,11 +83,18 @@ describe("setup-server.sh", () => {
       "would write /etc/centrovision/clients/config.toml",
       "would run: centrovision-sync node create --name 'Clínica Roma' --service-role-key-file",
       "--branch Roma Norte",
+      // The logins' passwords: by the secret files' paths, hashed by set-role-password.sh.
+      `would run: ${SET_ROLE_PASSWORD} centrovision_admin /etc/centrovision/secrets/admin_password`,
+      `would run: ${SET_ROLE_PASSWORD} centrovision_pc /etc/centrovision/secrets/pc_password`,
       "Dry run: nothing was changed.",
     ]) {
       expect(out).toContain(expected);
     }
     expect(out).not.toMatch(/^\+ /m);
+    // No command carries a password, a key or a psql variable holding one: files are named instead.
+    for (const line of out.split("\n").filter((l) => l.startsWith("would run:"))) {
+      expect(line).not.toMatch(/ -v pw=|password '|PGPASSWORD|:\/\/[^@/\s]*:[^@/\s]*@/);
+    }
     expect(existsSync("/etc/centrovision")).toBe(before);
   });
 
@@ -147,5 +162,103 @@ describe("centrovision-sync.service", () => {
       /^ExecStart=\/usr\/local\/bin\/centrovision-sync --config \/etc\/centrovision\/sync\.toml run$/m,
     );
     expect(execFileSync("bash", ["-n", SCRIPT]).toString()).toBe("");
+  });
+});
+
+describe("set-role-password.sh", () => {
+  it("sets a login's password as a SCRAM-SHA-256 verifier on psql's stdin: the secret is in no argument, output or statement", async () => {
+    const admin = postgres(inject("postgresUrl"), { max: 1, onnotice: () => {} });
+    const role = `cv_deploy_${randomBytes(4).toString("hex")}`;
+    const password = `pw-${randomBytes(12).toString("hex")}`;
+    const dir = mkdtempSync(join(tmpdir(), "cv-deploy-"));
+    try {
+      await admin.unsafe(`create role ${role} login`);
+      const secretFile = join(dir, "pc_password");
+      writeFileSync(secretFile, `${password}\n`, { mode: 0o600 });
+      // runuser stands in for the real one: it records its arguments and stdin, then runs the
+      // psql command it was given against this run's PostgreSQL (as its superuser, not peer).
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, "runuser"),
+        `#!/usr/bin/env bash
+printf '%s\\n' "$@" >"${dir}/argv"
+while [[ $1 != -- ]]; do shift; done
+shift
+tee "${dir}/stdin" | "$@"
+`,
+      );
+      chmodSync(join(bin, "runuser"), 0o755);
+      const url = new URL(inject("postgresUrl"));
+      // bash -x prints every command with its arguments as run (xtrace): the secret must be in none.
+      const result = spawnSync("bash", ["-x", SET_ROLE_PASSWORD, role, secretFile], {
+        encoding: "utf8",
+        timeout: 30_000,
+        env: {
+          ...process.env,
+          PATH: `${bin}:${process.env.PATH}`,
+          PGHOST: url.hostname,
+          PGPORT: url.port,
+          PGUSER: decodeURIComponent(url.username),
+          PGPASSWORD: decodeURIComponent(url.password),
+        },
+      });
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toBe(
+        `set the password of ${role} from ${secretFile} (sent as a SCRAM-SHA-256 verifier)\n`,
+      );
+      expect(result.stderr).toContain("+ runuser -u postgres -- psql -v ON_ERROR_STOP=1 -X -q -d postgres");
+      expect(result.stdout + result.stderr).not.toContain(password);
+      const argv = readFileSync(join(dir, "argv"), "utf8");
+      expect(argv).toBe(
+        ["-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-d", "postgres", ""].join(
+          "\n",
+        ),
+      );
+
+      // What psql got, hence all the server saw: the verifier, never the password.
+      const sent = readFileSync(join(dir, "stdin"), "utf8");
+      expect(sent).not.toContain(password);
+      const verifier = /\\set verifier '(SCRAM-SHA-256\$4096:([^$]+)\$[^']+)'/.exec(sent);
+      expect(verifier, sent).not.toBeNull();
+      const [, sentVerifier = "", salt = ""] = verifier ?? [];
+      // The daemon's own implementation, with the same salt, gives the same verifier.
+      expect(sentVerifier).toBe(scramVerifier(password, Buffer.from(salt, "base64")));
+      const [stored] = await admin<{ rolpassword: string }[]>`
+        select rolpassword from pg_authid where rolname = ${role}`;
+      expect(stored?.rolpassword).toBe(sentVerifier);
+
+      // PostgreSQL accepts the password from the file (trimmed), and no other.
+      const login = (pw: string) =>
+        postgres({
+          host: url.hostname,
+          port: Number(url.port),
+          database: "postgres",
+          username: role,
+          password: pw,
+          max: 1,
+        });
+      const good = login(password);
+      expect((await good<{ who: string }[]>`select current_user as who`)[0]?.who).toBe(role);
+      await good.end();
+      const bad = login(`${password}x`);
+      await expect(bad`select 1`).rejects.toThrow(/password authentication failed/);
+      await bad.end();
+
+      // An empty secret file is refused before psql runs.
+      writeFileSync(secretFile, "\n");
+      rmSync(join(dir, "stdin"));
+      const empty = spawnSync("bash", [SET_ROLE_PASSWORD, role, secretFile], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      expect(empty.status).toBe(2);
+      expect(empty.stderr).toContain("the secret file is empty");
+      expect(existsSync(join(dir, "stdin"))).toBe(false);
+    } finally {
+      await admin.unsafe(`drop role if exists ${role}`);
+      await admin.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
