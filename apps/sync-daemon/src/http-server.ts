@@ -9,9 +9,31 @@ export interface HttpEndpoints {
   close(): Promise<void>;
 }
 
+/** The names this machine answers to on loopback, as a `Host` header carries them (port aside). */
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1"]);
+
+/** The host part of a `Host` header, lower-cased, without its port or an IPv6 literal's brackets. */
+function hostName(header: string): string {
+  const value = header.trim().toLowerCase();
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(value);
+  return bracketed ? (bracketed[1] ?? "") : value.replace(/:\d*$/, "");
+}
+
+/**
+ * Whether a request names this machine: its `Host` is a loopback name or address, or the listen
+ * address. Loopback binding alone does not stop a web page: through DNS rebinding the user's
+ * browser sends it here with `Host: <the page's own name>`, and could read /status and /metrics.
+ */
+export function loopbackHost(header: string | undefined, listenHost: string): boolean {
+  if (header === undefined || header.trim() === "") return false;
+  const name = hostName(header);
+  return LOOPBACK_HOSTS.has(name) || name === listenHost.toLowerCase();
+}
+
 /**
  * `/healthz` (the process answers), `/readyz` (the last cycle drained both ways: 200, else 503
- * with the reason), `/status` (JSON) and `/metrics` (Prometheus text). Bound to loopback only:
+ * with the reason), `/status` (JSON) and `/metrics` (Prometheus text). Bound to loopback only,
+ * and answering only a request whose `Host` is loopback (403 otherwise, as the desktop does):
  * nothing here is authenticated, and nothing here carries row data.
  */
 export async function startHttpEndpoints(
@@ -26,6 +48,12 @@ export async function startHttpEndpoints(
       response.end(body);
     };
     const json = (code: number, body: unknown) => send(code, "application/json", `${JSON.stringify(body)}\n`);
+    if (!loopbackHost(request.headers.host, host)) {
+      return json(403, {
+        error:
+          "refused: the Host header must be 127.0.0.1, localhost or [::1] (these endpoints answer this machine only; a web page reaching them through DNS rebinding names another host)",
+      });
+    }
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
     if (request.method !== "GET" && request.method !== "HEAD") return json(405, { error: "use GET" });
     const current = status();
