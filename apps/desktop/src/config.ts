@@ -1,8 +1,8 @@
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, type Stats, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { CvError, type InputIssue, listIssues, routerConfigSchema, zodIssues } from "@centrovision/core";
-import { parse as parseToml } from "smol-toml";
+import { parse as parseToml, TomlError } from "smol-toml";
 import * as z from "zod";
 
 /** Where the config is looked for when neither `--config` nor `CENTROVISION_CONFIG` names one. */
@@ -40,7 +40,14 @@ export const desktopConfigSchema = z
     local_server: z
       .object({
         /** `postgres://host:port/database`; user and password come from the fields below. */
-        url: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, "must be a postgres://host:port/database URL"),
+        url: z
+          .string()
+          .refine((value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol), {
+            message: "must be a postgres://host:port/database URL",
+          })
+          .refine((value) => !URL.canParse(value) || new URL(value).password === "", {
+            message: "must not contain a password: put it in a file (password_file)",
+          }),
         user: nonEmpty("a login in the centrovision_app role"),
         password_file: nonEmpty("a path to a file holding the password"),
       })
@@ -86,39 +93,160 @@ export type DesktopConfigInput = z.input<typeof desktopConfigSchema>;
 export type DesktopConfig = Readonly<z.output<typeof desktopConfigSchema>>;
 
 function fail(file: string, issues: readonly InputIssue[]): never {
-  throw new CvError("invalid_config", `[desktop] ${file}: ${listIssues(issues)}`, { issues });
+  throw new CvError("invalid_config", `[desktop] invalid config ${file}: ${listIssues(issues)}`, { issues });
+}
+
+/** Where {@link parseDesktopConfig} and {@link loadDesktopConfig} report what is allowed but unwise. */
+export interface DesktopConfigOptions {
+  /** Default: one `[desktop] warning: …` line on stderr. Warnings never carry a value. */
+  warn?: (message: string) => void;
+}
+
+/** The local database's key: 32 raw bytes (`@centrovision/adapter-sqlite`). */
+const KEY_BYTES = 32;
+
+const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? "error";
+
+/**
+ * A file another user can read is refused, as ssh refuses a private key, in the daemon's words.
+ * Owner only (no group, unlike the clinic server's service group): on a PC nobody shares these.
+ */
+function permissionIssues(info: Stats, path: string, where: string): InputIssue[] {
+  const mode = info.mode & 0o777;
+  if (process.platform === "win32" || (mode & 0o077) === 0) return [];
+  return [
+    {
+      path: where,
+      message: `${path} is readable by others (mode ${mode.toString(8).padStart(4, "0")}): run chmod 600 ${path}`,
+    },
+  ];
+}
+
+/** A one-line secret file (`*_file`): readable, owner-only, not empty. Its content is not kept. */
+function secretFileIssues(path: string, where: string, what: string): InputIssue[] {
+  try {
+    const permission = permissionIssues(statSync(path), path, where);
+    if (permission.length > 0) return permission;
+    if (readFileSync(path, "utf8").trim() !== "") return [];
+    return [{ path: where, message: `${path} is empty: write the ${what} in it` }];
+  } catch (error) {
+    return [
+      { path: where, message: `cannot read ${path} (${errno(error)}): create it, owner-only (chmod 600)` },
+    ];
+  }
+}
+
+/** The local database's key file: missing is fine (it is created), otherwise owner-only and a key. */
+function keyFileIssues(path: string, where: string): InputIssue[] {
+  let info: Stats;
+  try {
+    info = statSync(path);
+  } catch (error) {
+    if (errno(error) === "ENOENT") return [];
+    return [{ path: where, message: `cannot read ${path} (${errno(error)}): make it readable by this user` }];
+  }
+  if (!info.isFile()) return [{ path: where, message: `${path} is not a file: name the key file` }];
+  const permission = permissionIssues(info, path, where);
+  if (permission.length > 0) return permission;
+  if (info.size === KEY_BYTES) return [];
+  return [
+    {
+      path: where,
+      message: `${path} holds ${info.size} bytes, not a ${KEY_BYTES}-byte key: restore it from the backup of the key`,
+    },
+  ];
+}
+
+const record = (value: unknown): Record<string, unknown> =>
+  typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+
+/** A path the schema accepted (a non-empty string it did not flag), resolved, or undefined. */
+function givenPath(
+  section: Record<string, unknown>,
+  where: string,
+  flagged: ReadonlySet<string>,
+  at: (path: string) => string,
+  key: string,
+): string | undefined {
+  const value = section[key];
+  return typeof value === "string" && value !== "" && !flagged.has(where) ? at(value) : undefined;
 }
 
 /**
- * A secret-bearing file another user can read is refused, as ssh refuses a private key: the file
- * holds the Supabase key and paths to the database key.
+ * The files the config names and how they relate, checked on the raw document beside zod so that
+ * a schema error does not hide a missing or exposed secret: every problem comes out in one pass.
  */
-export function assertPrivateFile(path: string, what: string): void {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch {
-    throw new CvError("invalid_config", `[desktop] ${what} ${path} does not exist or cannot be read`);
+function fileIssues(
+  input: unknown,
+  at: (path: string) => string,
+  flagged: ReadonlySet<string>,
+): InputIssue[] {
+  const issues: InputIssue[] = [];
+  const lan = record(record(input).local_server);
+  const password = givenPath(lan, "local_server.password_file", flagged, at, "password_file");
+  if (password !== undefined) {
+    issues.push(...secretFileIssues(password, "local_server.password_file", "clinic server password"));
   }
-  if (process.platform !== "win32" && (mode & 0o077) !== 0) {
-    throw new CvError(
-      "invalid_config",
-      `[desktop] ${what} ${path} can be read by other users (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
-    );
+  const sqlite = record(record(input).sqlite);
+  const key = givenPath(sqlite, "sqlite.key_file", flagged, at, "key_file");
+  if (key !== undefined && key === givenPath(sqlite, "sqlite.path", flagged, at, "path")) {
+    issues.push({ path: "sqlite.key_file", message: "is the database itself: name a separate key file" });
+  } else if (key !== undefined) {
+    issues.push(...keyFileIssues(key, "sqlite.key_file"));
   }
+  return issues;
 }
 
-/** Validates a config object (already parsed from TOML); `baseDir` resolves relative paths. */
-export function parseDesktopConfig(input: unknown, baseDir: string, file = "config"): DesktopConfig {
+/** True when `path` is inside `folder` (or is it). */
+const within = (path: string, folder: string) => {
+  const rest = relative(folder, path);
+  return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest));
+};
+
+/**
+ * Validates a config object (already parsed from TOML); `baseDir` resolves relative paths. Schema,
+ * cross-field and file problems are listed together in one `invalid_config` error, each with its
+ * TOML path and never a value.
+ */
+export function parseDesktopConfig(
+  input: unknown,
+  baseDir: string,
+  file = "config",
+  options: DesktopConfigOptions = {},
+): DesktopConfig {
+  return validate(input, baseDir, file, options, []);
+}
+
+/** {@link parseDesktopConfig}, listing `earlier` problems (the config file's own) with the rest. */
+function validate(
+  input: unknown,
+  baseDir: string,
+  file: string,
+  options: DesktopConfigOptions,
+  earlier: readonly InputIssue[],
+): DesktopConfig {
   const result = desktopConfigSchema.safeParse(input);
-  if (!result.success) fail(file, zodIssues(result.error, "(config)", "unknown option"));
-  const config = result.data;
+  const issues = [
+    ...earlier,
+    ...(result.success ? [] : zodIssues(result.error, "(config)", "unknown option")),
+  ];
   const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
+  issues.push(...fileIssues(input, at, new Set(issues.map((issue) => issue.path))));
+  if (!result.success || issues.length > 0) fail(file, issues);
+  const config = result.data;
   const { local_server: lan, sqlite } = config;
+  const paths = { path: at(sqlite.path), key_file: at(sqlite.key_file) };
+  if (sqlite.keychain === "off" && within(paths.key_file, dirname(paths.path))) {
+    // Not refused (an existing install keeps working), but a copy or backup of the database's
+    // folder then carries the key that decrypts it.
+    (options.warn ?? ((message) => process.stderr.write(`[desktop] warning: ${message}\n`)))(
+      `${file}: sqlite.key_file: the key file sits in the local database's folder, so a copy or backup of that folder carries its key; move it elsewhere (owner-only, e.g. ~/.centrovision/keys/) or set keychain = "auto"`,
+    );
+  }
   return Object.freeze({
     ...config,
     ...(lan !== undefined && { local_server: { ...lan, password_file: at(lan.password_file) } }),
-    sqlite: { ...sqlite, path: at(sqlite.path), key_file: at(sqlite.key_file) },
+    sqlite: { ...sqlite, ...paths },
   });
 }
 
@@ -135,18 +263,34 @@ export function configPath(argv: readonly string[], env: NodeJS.ProcessEnv): str
   return resolve(fromFlag ?? env.CENTROVISION_CONFIG ?? DEFAULT_CONFIG_PATH);
 }
 
-/** Reads, checks permissions, parses TOML and validates: every problem listed with its path. */
-export function loadDesktopConfig(path: string): DesktopConfig {
-  assertPrivateFile(path, "the config file");
+/**
+ * Reads, checks permissions, parses TOML and validates: every problem listed with its path, the
+ * config file's own permissions included.
+ */
+export function loadDesktopConfig(path: string, options: DesktopConfigOptions = {}): DesktopConfig {
+  let text: string;
+  let permission: InputIssue[];
+  try {
+    permission = permissionIssues(statSync(path), path, "(file)");
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    fail(path, [
+      {
+        path: "(file)",
+        message: `cannot read the config file ${path} (${errno(error)}): create it or pass --config <path>`,
+      },
+    ]);
+  }
   let data: unknown;
   try {
-    data = parseToml(readFileSync(path, "utf8"));
+    data = parseToml(text);
   } catch (error) {
-    const where = error instanceof Error && "line" in error ? ` (line ${String(error.line)})` : "";
-    throw new CvError(
-      "invalid_config",
-      `[desktop] ${path} is not valid TOML${where}; fix the syntax and start again`,
-    );
+    const where =
+      error instanceof TomlError ? `line ${error.line}, column ${error.column}` : "unknown position";
+    fail(path, [
+      ...permission,
+      { path: "(file)", message: `${path} is not valid TOML (${where}): fix the syntax there` },
+    ]);
   }
-  return parseDesktopConfig(data, dirname(path), path);
+  return validate(data, dirname(path), path, options, permission);
 }

@@ -1,22 +1,55 @@
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CvError } from "@centrovision/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { dayRange } from "../src/backend/day-range.js";
 import { configPath, DEFAULT_CONFIG_PATH, loadDesktopConfig } from "../src/config.js";
 
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "cv-desktop-config-"));
+  await secret("secrets/db-password", "clinic-db-pw\n");
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
 async function file(text: string, mode = 0o600): Promise<string> {
-  const path = join(dir, "config.toml");
-  await writeFile(path, text);
+  return secret("config.toml", text, mode);
+}
+
+/** Writes `content` at `name` under the test's folder, with exactly `mode`. */
+async function secret(name: string, content: string | Uint8Array, mode = 0o600): Promise<string> {
+  const path = join(dir, name);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, content);
   await chmod(path, mode);
   return path;
+}
+
+const APP = fileURLToPath(new URL("..", import.meta.url));
+
+/** The desktop backend as `npm start` runs it, with `--config path`; resolves when it exits. */
+async function startBackend(path: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ["--conditions=@centrovision/source", "--import", "tsx", "src/backend/main.ts", "--config", path],
+    { cwd: APP, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CENTROVISION_CONFIG: "" } },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 25_000);
+  const [code] = (await once(child, "exit")) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
 }
 
 function failure(run: () => unknown): CvError {
@@ -78,7 +111,10 @@ describe("config.toml", () => {
 
   it("lists every problem with its path, without echoing values", async () => {
     const missing = failure(() => loadDesktopConfig(join(dir, "missing.toml")));
-    expect(missing.message).toMatch(/does not exist or cannot be read/);
+    expect(missing.code).toBe("invalid_config");
+    expect(missing.message).toMatch(
+      /\(file\): cannot read the config file .*missing\.toml \(ENOENT\): create it or pass --config/,
+    );
     const path = await file(
       `branch_id = "sucursal-centro"\n[supabase]\nurl = "ftp://x"\n[sqlite]\npath = ""\ncolour = "red"\n[router]\nfall = 0\n`,
     );
@@ -98,16 +134,119 @@ describe("config.toml", () => {
     expect(bad.message).not.toMatch(/sucursal-centro|ftp:\/\/x/);
   });
 
-  it("refuses a file other users can read, saying how to fix it", async () => {
-    const open = await file(GOOD, 0o644);
+  it("refuses a config file other users can read, saying how to fix it, with every other problem", async () => {
+    const open = await file(GOOD.replace("holdDownMs = 20000", "holdDownMs = -1"), 0o644);
     const refused = failure(() => loadDesktopConfig(open));
     expect(refused.code).toBe("invalid_config");
-    expect(refused.message).toMatch(/can be read by other users \(mode 644\); run: chmod 600/);
+    expect(refused.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^\(file\): .*config\.toml is readable by others \(mode 0644\): run chmod 600 /),
+      expect.stringMatching(/^router\.holdDownMs: /),
+    ]);
+    // Group-readable is refused too: on a PC no service group shares the file.
+    await chmod(open, 0o640);
+    expect(failure(() => loadDesktopConfig(open)).message).toMatch(/\(mode 0640\): run chmod 600/);
   });
 
-  it("names a TOML syntax error's line", async () => {
-    const broken = await file(`branch_id = "x"\n[supabase\n`);
-    expect(failure(() => loadDesktopConfig(broken)).message).toMatch(/is not valid TOML \(line 2\)/);
+  it("names a TOML syntax error's line, with the file's permissions", async () => {
+    const broken = await file(`branch_id = "x"\n[supabase\n`, 0o604);
+    expect(failure(() => loadDesktopConfig(broken)).issues.map((i) => i.message)).toEqual([
+      expect.stringMatching(/readable by others \(mode 0604\)/),
+      expect.stringMatching(/is not valid TOML \(line 2, column \d+\): fix the syntax there/),
+    ]);
+  });
+
+  it("refuses, as the daemon does, a password in local_server.url and a password file that is missing, empty or readable by others", async () => {
+    const inUrl = await file(
+      GOOD.replace("postgres://192.168.1.100", "postgres://recepcion_pc1:hunter2-in-url@192.168.1.100"),
+    );
+    const url = failure(() => loadDesktopConfig(inUrl));
+    expect(url.code).toBe("invalid_config");
+    expect(url.issues).toEqual([
+      {
+        path: "local_server.url",
+        message: "must not contain a password: put it in a file (password_file)",
+      },
+    ]);
+    expect(url.message).not.toContain("hunter2");
+    const issueOf = async (content: string | undefined, mode = 0o600) => {
+      await rm(join(dir, "secrets/db-password"), { force: true });
+      if (content !== undefined) await secret("secrets/db-password", content, mode);
+      const refused = failure(() => loadDesktopConfig(join(dir, "config.toml")));
+      expect(refused.code).toBe("invalid_config");
+      expect(refused.message).not.toContain("clinic-db-pw");
+      return refused.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    await file(GOOD);
+    expect(await issueOf("clinic-db-pw\n", 0o644)).toEqual([
+      `local_server.password_file: ${join(dir, "secrets/db-password")} is readable by others (mode 0644): run chmod 600 ${join(dir, "secrets/db-password")}`,
+    ]);
+    expect(await issueOf("clinic-db-pw\n", 0o640)).toEqual([
+      expect.stringMatching(/^local_server\.password_file: .* is readable by others \(mode 0640\)/),
+    ]);
+    expect(await issueOf("  \n")).toEqual([
+      expect.stringMatching(
+        /^local_server\.password_file: .*db-password is empty: write the clinic server password in it$/,
+      ),
+    ]);
+    expect(await issueOf(undefined)).toEqual([
+      expect.stringMatching(
+        /^local_server\.password_file: cannot read .*db-password \(ENOENT\): create it, owner-only \(chmod 600\)$/,
+      ),
+    ]);
+  });
+
+  it("checks an existing sqlite.key_file (owner-only, a 32-byte key, not the database) and lets a missing one be created", async () => {
+    const keyed = (key: string) =>
+      file(GOOD.replace('key_file = "/etc/centrovision/local.key"', `key_file = "${key}"`));
+    await keyed("keys/local.key");
+    expect(loadDesktopConfig(join(dir, "config.toml")).sqlite.key_file).toBe(join(dir, "keys/local.key"));
+    await secret("keys/local.key", new Uint8Array(32), 0o644);
+    expect(failure(() => loadDesktopConfig(join(dir, "config.toml"))).issues).toEqual([
+      {
+        path: "sqlite.key_file",
+        message: expect.stringMatching(/local\.key is readable by others \(mode 0644\): run chmod 600/),
+      },
+    ]);
+    await secret("keys/local.key", new Uint8Array(31));
+    expect(failure(() => loadDesktopConfig(join(dir, "config.toml"))).issues).toEqual([
+      {
+        path: "sqlite.key_file",
+        message: expect.stringMatching(/holds 31 bytes, not a 32-byte key: restore it from the backup/),
+      },
+    ]);
+    await keyed("local/clinic.cvdb");
+    expect(failure(() => loadDesktopConfig(join(dir, "config.toml"))).issues).toEqual([
+      { path: "sqlite.key_file", message: "is the database itself: name a separate key file" },
+    ]);
+  });
+
+  it('warns on stderr, without a path, when keychain = "off" keeps the key file in the database\'s folder', async () => {
+    const write = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const setting = (key: string, keychain: string) =>
+        file(
+          GOOD.replace(
+            'key_file = "/etc/centrovision/local.key"',
+            `key_file = "${key}"\nkeychain = "${keychain}"`,
+          ),
+        );
+      const warnings = (path: string) => {
+        write.mockClear();
+        loadDesktopConfig(path);
+        return write.mock.calls.map(([chunk]) => String(chunk));
+      };
+      expect(warnings(await setting("local/clinic.key", "off"))).toEqual([
+        expect.stringMatching(
+          /^\[desktop\] warning: .*config\.toml: sqlite\.key_file: the key file sits in the local database's folder, .*move it elsewhere .*or set keychain = "auto"\n$/,
+        ),
+      ]);
+      expect(warnings(await setting("local/keys/clinic.key", "off"))).toHaveLength(1);
+      expect(write.mock.calls.join("")).not.toMatch(/clinic\.key|local\/keys/);
+      expect(warnings(await setting("keys/clinic.key", "off"))).toEqual([]);
+      expect(warnings(await setting("local/clinic.key", "auto"))).toEqual([]);
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it("is found through --config, then CENTROVISION_CONFIG, then ~/.centrovision/config.toml", () => {
@@ -115,6 +254,34 @@ describe("config.toml", () => {
     expect(configPath([], { CENTROVISION_CONFIG: "/x.toml" })).toBe("/x.toml");
     expect(configPath([], {})).toBe(DEFAULT_CONFIG_PATH);
     expect(failure(() => configPath(["--config"], {})).message).toMatch(/--config needs a path/);
+  });
+});
+
+describe("the desktop backend with an invalid config", () => {
+  it("lists schema, cross-field and file problems in one pass and exits 78, with no value and no stack trace", async () => {
+    await rm(join(dir, "secrets/db-password"));
+    await secret("keys/local.key", new Uint8Array(32), 0o604);
+    const path = await file(
+      GOOD.replace('anon_key = "anon"', 'anon_key = "anon"\ncolour = "secret-colour"')
+        .replace("postgres://192.168.1.100", "postgres://recepcion_pc1:hunter2-in-url@192.168.1.100")
+        .replace('key_file = "/etc/centrovision/local.key"', 'key_file = "keys/local.key"')
+        .replace("holdDownMs = 20000", 'holdDownMs = "slow-secret"'),
+    );
+    const result = await startBackend(path);
+    expect(result.code, result.stderr).toBe(78);
+    for (const problem of [
+      "supabase.colour: unknown option",
+      "local_server.url: must not contain a password",
+      "local_server.password_file: cannot read",
+      "sqlite.key_file: ",
+      "router.holdDownMs: ",
+    ]) {
+      expect(result.stderr).toContain(problem);
+    }
+    expect(result.stderr).toMatch(/sqlite\.key_file: .*local\.key is readable by others \(mode 0604\)/);
+    expect(result.stderr).toMatch(/^\[desktop\] invalid config .*config\.toml: /);
+    expect(result.stdout + result.stderr).not.toMatch(/hunter2|secret-colour|slow-secret/);
+    expect(result.stderr).not.toMatch(/^\s+at |could not start|ENOENT: no such file/m);
   });
 });
 
