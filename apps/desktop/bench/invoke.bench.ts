@@ -14,7 +14,7 @@ const ROUNDS = 200;
 async function invoke(demo: Demo, command: string, args: unknown): Promise<unknown> {
   const response = await fetch(`${demo.url}/invoke/${command}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${demo.secret}` },
     body: JSON.stringify(args),
   });
   return response.json();

@@ -22,7 +22,7 @@ beforeAll(async () => {
   demo = await startDemo({ port: 0, uiDir: UI_DIR });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX" });
-  await page.goto(demo.url);
+  await page.goto(demo.appUrl);
 });
 
 afterAll(async () => {

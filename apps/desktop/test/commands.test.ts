@@ -244,25 +244,69 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(notJson).toMatchObject({ status: 400, body: { code: "invalid_input" } });
   });
 
-  it("refuses what a web page could send behind the user's back: text/plain bodies and foreign Hosts", async () => {
-    const plain = await fetch(`${demo.url}/invoke/create_patient`, {
-      method: "POST",
-      headers: { "content-type": "text/plain" },
-      body: JSON.stringify({ branch_id: branchId }),
+  it("answers only the app: its launch's secret, its own origin, JSON bodies; never another route through '..'", async () => {
+    const post = (path: string, headers: Record<string, string>, body?: string) =>
+      fetch(`${demo.url}${path}`, { method: "POST", headers, ...(body !== undefined && { body }) });
+    const app = { authorization: `Bearer ${demo.secret}` };
+    const json = { ...app, "content-type": "application/json" };
+    // Another process on this PC, or another OS user: no secret, or a wrong one.
+    const anyone = await post("/invoke/get_connection_status", { "content-type": "application/json" }, "{}");
+    expect(anyone.status).toBe(401);
+    expect(await anyone.json()).toEqual({
+      code: "unauthorized",
+      message: "Este servicio solo responde a la aplicación CentroVision de este equipo.",
     });
-    expect(plain.status).toBe(400);
-    const rebound = await new Promise<number>((resolve, reject) => {
-      const { port } = new URL(demo.url);
-      const req = request({ host: "127.0.0.1", port, method: "POST", path: "/invoke/get_connection_status" });
-      req.setHeader("host", `evil.example:${port}`);
-      req.on("response", (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+    const guessed = {
+      "content-type": "application/json",
+      authorization: `Bearer ${"x".repeat(demo.secret.length)}`,
+    };
+    expect((await post("/invoke/get_connection_status", guessed, "{}")).status).toBe(401);
+    expect((await fetch(`${demo.url}/metrics`)).status).toBe(401);
+    expect((await post("/demo/internet/off", { "content-type": "application/json" }, "{}")).status).toBe(401);
+    // A web page: its origin, and the bodies it can send without a preflight (text/plain, empty).
+    expect(
+      (await post("/invoke/get_connection_status", { ...json, origin: "https://evil.example" }, "{}")).status,
+    ).toBe(403);
+    const plain = await post(
+      "/invoke/create_patient",
+      { ...app, "content-type": "text/plain" },
+      JSON.stringify({ branch_id: branchId }),
+    );
+    expect(plain.status).toBe(415);
+    expect((await post("/invoke/get_connection_status", app)).status).toBe(415);
+    expect((await post("/demo/internet/off", app)).status).toBe(415);
+    // Media types are case-insensitive; the app's own origin is welcome.
+    const upper = {
+      ...app,
+      "content-type": "APPLICATION/JSON; charset=UTF-8",
+      origin: new URL(demo.url).origin,
+    };
+    expect((await post("/invoke/get_connection_status", upper, "{}")).status).toBe(200);
+    expect(
+      (await post("/invoke/search_patients", json, JSON.stringify({ query: "x".repeat(1_100_000) }))).status,
+    ).toBe(413);
+    // Paths are routed as sent: no '..' into the demo's switches, no 500 on a broken escape.
+    const raw = (path: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const { port } = new URL(demo.url);
+        const req = request({ host: "127.0.0.1", port, method: "POST", path, headers });
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end("{}");
       });
-      req.on("error", reject);
-      req.end();
+    expect(await raw("/invoke/../demo/internet/off", json)).toBe(400);
+    expect(await raw("/invoke/%2e%2e/demo/internet/off", json)).toBe(400);
+    expect(await raw("/invoke/get_session%", json)).toBe(400);
+    expect(await (await fetch(`${demo.url}/demo/state`, { headers: app })).json()).toMatchObject({
+      internet: true,
     });
-    expect(rebound).toBe(403);
+    // DNS rebinding: another Host.
+    expect(
+      await raw("/invoke/get_connection_status", { ...json, host: `evil.example:${new URL(demo.url).port}` }),
+    ).toBe(403);
   });
 
   it("list_conflicts reads the clinic server's open conflicts; resolve_conflict needs one choice", async () => {
@@ -342,8 +386,10 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(discarded.status).toBe(200);
     expect((await call<Letter[]>(demo, "list_dead_letters")).body).toEqual([]);
 
-    // The trip shows in the router's metrics, as a scraper reads them.
-    const metrics = await (await fetch(`${demo.url}/metrics`)).text();
+    // The trip shows in the router's metrics, as a scraper given the secret reads them.
+    const metrics = await (
+      await fetch(`${demo.url}/metrics`, { headers: { authorization: `Bearer ${demo.secret}` } })
+    ).text();
     const value = (line: string) => Number(metrics.match(new RegExp(`^${line} (\\S+)$`, "m"))?.[1]);
     expect(value("centrovision_router_switches_total")).toBeGreaterThanOrEqual(2);
     expect(value('centrovision_router_mode{mode="supabase"}')).toBe(1);

@@ -24,26 +24,38 @@ describe("npm run demo as a process", () => {
     const child = spawn(process.execPath, [DEMO, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
     const exited = once(child, "exit");
     const lines: string[] = [];
-    let ready: { url: string; cloudDbUrl: string } | undefined;
+    let ready: { url: string; secret: string; cloudDbUrl: string } | undefined;
     for await (const line of createInterface({ input: child.stdout })) {
       lines.push(line);
       if (line.startsWith('{"ready":true')) {
-        ready = JSON.parse(line) as { url: string; cloudDbUrl: string };
+        ready = JSON.parse(line) as { url: string; secret: string; cloudDbUrl: string };
         break;
       }
     }
     expect(ready).toBeDefined();
     const url = ready?.url ?? "";
+    const secret = ready?.secret ?? "";
     const printed = lines.join("\n");
-    expect(printed).toContain(`curl -X POST ${url}/demo/internet/off`);
+    // The app's address carries the launch's secret, and so do the curl controls.
+    expect(printed).toContain(`Abra la aplicación:   ${url}/#acceso=${secret}`);
+    expect(printed).toContain(`curl -X POST -H "authorization: Bearer ${secret}"`);
+    expect(printed).toContain("cv /demo/internet/off");
     // The demo accounts, to sign in with: they are demo accounts, printed on purpose.
     expect(printed).toMatch(/Recepción: +recepcion@centrovision\.mx +contraseña: recepcion-demo/);
     expect(printed).toMatch(/Médica: +mariana\.robles@centrovision\.mx +contraseña: doctora-demo/);
-    const status = await fetch(`${url}/invoke/get_connection_status`, { method: "POST" });
+    const app = { "content-type": "application/json", authorization: `Bearer ${secret}` };
+    expect((await fetch(`${url}/invoke/get_connection_status`, { method: "POST", body: "{}" })).status).toBe(
+      401,
+    );
+    const status = await fetch(`${url}/invoke/get_connection_status`, {
+      method: "POST",
+      headers: app,
+      body: "{}",
+    });
     expect(status.status).toBe(200);
     const signIn = await fetch(`${url}/invoke/sign_in`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: app,
       body: JSON.stringify({ email: "recepcion@centrovision.mx", password: "recepcion-demo" }),
     });
     expect(await signIn.json()).toMatchObject({ signedIn: true, method: "online" });

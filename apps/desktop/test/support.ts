@@ -13,7 +13,7 @@ export interface Reply<T = unknown> {
 export async function call<T = unknown>(demo: Demo, command: string, args: unknown = {}): Promise<Reply<T>> {
   const response = await fetch(`${demo.url}/invoke/${command}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${demo.secret}` },
     body: typeof args === "string" ? args : JSON.stringify(args),
   });
   return { status: response.status, body: (await response.json()) as T };

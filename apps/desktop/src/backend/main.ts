@@ -8,19 +8,25 @@ import { createPcStack } from "./stack.js";
 
 /**
  * `npm start -w @centrovision/desktop [-- --config path]`: the backend of one PC, reading
- * `~/.centrovision/config.toml`, serving the commands and the built UI on 127.0.0.1.
+ * `~/.centrovision/config.toml`, serving the commands and the built UI on 127.0.0.1. Calls must
+ * carry this launch's secret: `CENTROVISION_DESKTOP_SECRET` from a shell that runs it as its
+ * sidecar, else a new one, in the fragment of the address it prints for a browser.
  */
 async function main(): Promise<void> {
   const config = loadDesktopConfig(configPath(process.argv, process.env));
   const stack = await createPcStack({ config });
   const hasUi = existsSync(join(UI_DIR, "index.html"));
+  // A shell running this backend as its sidecar passes the secret it hands its webview.
+  const fromShell = process.env.CENTROVISION_DESKTOP_SECRET;
   const server = await startBackendServer({
     context: { router: stack.router, session: stack.session, offline: stack.offline, audit: stack.audit },
     port: config.server.port,
     ...(hasUi && { uiDir: UI_DIR }),
+    ...(fromShell !== undefined && fromShell !== "" && { secret: fromShell }),
   });
+  const open = fromShell ? server.url : server.appUrl;
   console.log(
-    `[desktop] listening on ${server.url}${hasUi ? "" : " (API only: run `npm run build:ui` for the UI)"}`,
+    `[desktop] listening on ${open}${hasUi ? "" : " (API only: run `npm run build:ui` for the UI)"}`,
   );
   const stop = async () => {
     await server.close();

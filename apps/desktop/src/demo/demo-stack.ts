@@ -62,6 +62,10 @@ export interface DemoOptions {
 
 export interface Demo {
   readonly url: string;
+  /** What every call to the backend must carry (`Authorization: Bearer …`): this launch's secret. */
+  readonly secret: string;
+  /** The UI's address with the secret in its fragment, to open in a browser. */
+  readonly appUrl: string;
   readonly clinic: DemoClinic;
   /** Superuser URL of the cloud database, for checking what reached the cloud. */
   readonly cloudDbUrl: string;
@@ -269,6 +273,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     cleanups.push(() => server.close());
     return {
       url: server.url,
+      secret: server.secret,
+      appUrl: server.appUrl,
       clinic,
       cloudDbUrl: cloud.dbUrl,
       router: stack.router,

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
       "",
       "CentroVision Continuity — demo en marcha",
       "",
-      `  Abra la aplicación:   ${u}`,
+      `  Abra la aplicación:   ${demo.appUrl}`,
+      "  (la dirección lleva la clave de acceso de esta sesión: sin ella el servicio no responde)",
       "  Inicie sesión con una cuenta de demostración:",
       `    Recepción:          ${receptionist.email}  contraseña: ${receptionist.password}`,
       `    Médica:             ${doctor.email}  contraseña: ${doctor.password}`,
@@ -50,18 +51,19 @@ async function main(): Promise<void> {
       `  Daemon de sincronización (estado JSON): ${demo.daemonStatusUrl}/status`,
       "",
       "  Controles (también en el panel de desarrollador de la interfaz):",
-      `    curl -X POST ${u}/demo/internet/off        # cortar internet  → icono servidor`,
-      `    curl -X POST ${u}/demo/clinic-server/off   # detener servidor → icono sin conexión`,
-      `    curl -X POST ${u}/demo/clinic-server/on`,
-      `    curl -X POST ${u}/demo/internet/on         # volver a la nube`,
-      `    curl -X POST ${u}/invoke/get_connection_status`,
+      `    cv() { curl -X POST -H "authorization: Bearer ${demo.secret}" -H 'content-type: application/json' -d '{}' "${u}$1"; }`,
+      "    cv /demo/internet/off        # cortar internet  → icono servidor",
+      "    cv /demo/clinic-server/off   # detener servidor → icono sin conexión",
+      "    cv /demo/clinic-server/on",
+      "    cv /demo/internet/on         # volver a la nube",
+      "    cv /invoke/get_connection_status",
       "",
       "  Ctrl-C detiene todo.",
       "",
     ].join("\n"),
   );
   // A machine-readable line for scripts and tests that start the demo as a child process.
-  console.log(JSON.stringify({ ready: true, url: u, cloudDbUrl: demo.cloudDbUrl }));
+  console.log(JSON.stringify({ ready: true, url: u, secret: demo.secret, cloudDbUrl: demo.cloudDbUrl }));
 }
 
 main().catch((error: unknown) => {

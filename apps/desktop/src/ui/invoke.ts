@@ -9,16 +9,45 @@ export class InvokeError extends Error {
   }
 }
 
+const KEY = "centrovision.acceso";
+
+/**
+ * This launch's secret, which the backend asks of every call: handed to this page in the fragment
+ * of its address (`#acceso=…`, never sent to a server), kept for the tab (a reload keeps working)
+ * and taken out of the address bar, so it is neither bookmarked nor shown.
+ */
+function takeSecret(): string | null {
+  const given = new URLSearchParams(location.hash.slice(1)).get("acceso");
+  if (given !== null) {
+    sessionStorage.setItem(KEY, given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(KEY);
+}
+
+const SECRET = takeSecret();
+
+const headers = (json: boolean): Record<string, string> => ({
+  ...(json && { "content-type": "application/json" }),
+  ...(SECRET !== null && { authorization: `Bearer ${SECRET}` }),
+});
+
 /**
  * Shaped like `@tauri-apps/api/core`'s `invoke(command, args)`: today an HTTP POST to the backend
  * on this PC, later Tauri's own function without changing a caller.
  */
 export async function invoke<T = unknown>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+  if (SECRET === null) {
+    throw new InvokeError(
+      "unauthorized",
+      "Abra CentroVision desde su acceso directo: la dirección lleva la clave de esta sesión del equipo.",
+    );
+  }
   let response: Response;
   try {
     response = await fetch(`./invoke/${command}`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: headers(true),
       body: JSON.stringify(args),
     });
   } catch {
@@ -33,7 +62,12 @@ export async function invoke<T = unknown>(command: string, args: Record<string, 
 
 /** The demo's switches (`/demo/...`), present only when the backend runs in demo mode. */
 export async function demoControl(path: string): Promise<unknown> {
-  const response = await fetch(`./demo/${path}`, { method: path === "state" ? "GET" : "POST" });
+  const post = path !== "state";
+  const response = await fetch(`./demo/${path}`, {
+    method: post ? "POST" : "GET",
+    headers: headers(post),
+    ...(post && { body: "{}" }),
+  });
   if (!response.ok) throw new InvokeError("not_found", "Modo demostración no disponible.");
   return response.json();
 }
