@@ -69,6 +69,12 @@ export interface Demo {
   readonly clinic: DemoClinic;
   /** Superuser URL of the cloud database, for checking what reached the cloud. */
   readonly cloudDbUrl: string;
+  /**
+   * The cloud's and the clinic server's superuser URLs (`CLOUD_DB_URL=…`, `CLINIC_DB_URL=…`), in a
+   * file of the user's alone (0600) in the demo's folder, removed when it stops: they carry
+   * passwords, so the demo prints this path, never them.
+   */
+  readonly databaseUrlsFile: string;
   /** The desktop backend's router, for benchmarks that bypass the transport. */
   readonly router: FailoverRouter;
   /** The desktop backend's session (tests renew it by hand instead of waiting for auth-js's 30 s tick). */
@@ -196,6 +202,15 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       await chmod(path, 0o600);
       return path;
     };
+    const databaseUrlsFile = await secret(
+      "database-urls.env",
+      [
+        '# The demo\'s databases as their superuser (sh: . this-file; psql "$CLOUD_DB_URL").',
+        `CLOUD_DB_URL='${cloud.dbUrl}'`,
+        `CLINIC_DB_URL='${clinicDbUrl}'`,
+        "",
+      ].join("\n"),
+    );
     await secret("clinic-db-password", APP_LOGIN.password);
     const configFile = await secret(
       "config.toml",
@@ -277,6 +292,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       appUrl: server.appUrl,
       clinic,
       cloudDbUrl: cloud.dbUrl,
+      databaseUrlsFile,
       router: stack.router,
       session: stack.session,
       accounts: DEMO_ACCOUNTS,

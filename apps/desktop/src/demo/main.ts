@@ -49,6 +49,7 @@ async function main(): Promise<void> {
       `    Dirección:          ${admin.email}  contraseña: ${admin.password}  (consulta la bitácora)`,
       `  Sucursales:           ${demo.clinic.branches.map((b) => b.name).join(", ")}`,
       `  Daemon de sincronización (estado JSON): ${demo.daemonStatusUrl}/status`,
+      `  Bases de datos (URL de superusuario, solo para usted): ${demo.databaseUrlsFile}`,
       "",
       "  Controles (también en el panel de desarrollador de la interfaz):",
       `    cv() { curl -X POST -H "authorization: Bearer ${demo.secret}" -H 'content-type: application/json' -d '{}' "${u}$1"; }`,
@@ -62,8 +63,19 @@ async function main(): Promise<void> {
       "",
     ].join("\n"),
   );
-  // A machine-readable line for scripts and tests that start the demo as a child process.
-  console.log(JSON.stringify({ ready: true, url: u, secret: demo.secret, cloudDbUrl: demo.cloudDbUrl }));
+  // A machine-readable line for scripts and tests that start the demo as a child process. The
+  // databases' URLs carry passwords: the cloud's is given without it, both are in databaseUrlsFile.
+  const cloudDb = new URL(demo.cloudDbUrl);
+  cloudDb.password = "";
+  console.log(
+    JSON.stringify({
+      ready: true,
+      url: u,
+      secret: demo.secret,
+      cloudDbUrl: cloudDb.href,
+      databaseUrlsFile: demo.databaseUrlsFile,
+    }),
+  );
 }
 
 main().catch((error: unknown) => {
