@@ -76,6 +76,36 @@ host = "0.0.0.0"
     expect(result.stderr).not.toContain("secret-in-url");
   });
 
+  it("lists secret files missing or readable by others and the config file's own mode with the schema's problems, in one pass", async () => {
+    clinic.writeConfig('colour = "blue"');
+    const text = readFileSync(clinic.configPath, "utf8");
+    writeToml(
+      text
+        .replace('node_password_file = "node_password"', 'node_password_file = "missing_node_password"')
+        .replace(/^url = "postgres:\/\/([^@/]+)@/m, 'url = "postgres://$1:secret-in-url@'),
+      0o644,
+    );
+    chmodSync(join(clinic.dir, "db_password"), 0o604);
+    const result = await cli("config", "check");
+    expect(result.code).toBe(78);
+    const lines = result.stderr.split("\n").map((line) => line.trim());
+    for (const expected of [
+      /^\(file\): .*sync\.toml is readable by others \(mode 0644\): run chmod 600/,
+      /^log\.colour: unknown setting$/,
+      /^clinic\.url: must not contain a password/,
+      /^cloud\.node_password_file: cannot read .*missing_node_password \(ENOENT\): create it, owner-only/,
+      /^clinic\.password_file: .*db_password is readable by others \(mode 0604\): run chmod 600/,
+    ]) {
+      expect(
+        lines.some((line) => expected.test(line)),
+        `${expected} in\n${result.stderr}`,
+      ).toBe(true);
+    }
+    expect(lines.filter((line) => /^[a-z(][a-z_.()]*: /.test(line))).toHaveLength(5);
+    expect(result.stdout + result.stderr).not.toMatch(/secret-in-url|pw-|at .*\.ts:\d+/);
+    expect(result.stdout + result.stderr).not.toContain(clinic.node.password);
+  });
+
   // In-process from here on (loadConfig is what every command calls first): the CLI's part, exit
   // 78 and one line per issue, is proven above.
   const issuesOf = (env: Record<string, string> = {}) => {

@@ -98,6 +98,11 @@ export function readSecretFile(
   }
 }
 
+/**
+ * The secret `key` of `section` (raw or parsed): read from its file or variable, or undefined with
+ * the problem pushed to `issues`. Skipped when a setting of it is among `flagged` (paths already
+ * reported: a malformed name, both given), so each problem is listed once.
+ */
 function readSecret(
   section: Record<string, unknown>,
   sectionPath: string,
@@ -105,9 +110,11 @@ function readSecret(
   baseDir: string,
   env: LoadConfigOptions["env"],
   issues: InputIssue[],
+  flagged: ReadonlySet<string> = new Set(),
 ): string | undefined {
   const file = section[`${key}_file`];
   const variable = section[`${key}_env`];
+  if (flagged.has(`${sectionPath}.${key}_file`) || flagged.has(`${sectionPath}.${key}_env`)) return undefined;
   if (typeof file === "string") {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
     return readSecretFile(path, `${sectionPath}.${key}_file`, key, issues);
@@ -188,6 +195,11 @@ function secretChoiceIssues(document: unknown): InputIssue[] {
   return issues;
 }
 
+const section = (document: unknown, name: string): Record<string, unknown> => {
+  const value = (document as Record<string, unknown> | null)?.[name];
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+};
+
 /**
  * Validates a parsed TOML document and reads its secrets. Throws `invalid_config` listing every
  * problem with its TOML path (and never a value). `baseDir` anchors relative secret files.
@@ -197,25 +209,45 @@ export function resolveConfig(
   baseDir: string,
   options: LoadConfigOptions = {},
 ): DaemonConfig {
+  return resolveWith(document, baseDir, options, []);
+}
+
+/**
+ * {@link resolveConfig}, listing `earlier` problems (the config file's own) with the rest. Secrets
+ * are read from the raw document beside zod, so a schema error does not hide a missing or exposed
+ * secret file: schema, cross-field and file problems come out in one pass.
+ */
+function resolveWith(
+  document: unknown,
+  baseDir: string,
+  options: LoadConfigOptions,
+  earlier: readonly InputIssue[],
+): DaemonConfig {
   const env = options.env ?? process.env;
   const parsed = daemonConfigSchema.safeParse(document);
-  const choice = secretChoiceIssues(document);
-  if (!parsed.success || choice.length > 0) {
-    const issues = [
-      ...(parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown setting")),
-      ...choice,
-    ];
+  const issues: InputIssue[] = [
+    ...earlier,
+    ...(parsed.success ? [] : zodIssues(parsed.error, "(config)", "unknown setting")),
+    ...secretChoiceIssues(document),
+  ];
+  const flagged = new Set(issues.map((issue) => issue.path));
+  const cloud = section(document, "cloud");
+  const clinic = section(document, "clinic");
+  const anonFile =
+    typeof cloud.anon_key_file === "string" &&
+    cloud.anon_key_file !== "" &&
+    !flagged.has("cloud.anon_key_file")
+      ? cloud.anon_key_file
+      : undefined;
+  const anonKey =
+    typeof cloud.anon_key === "string" ? cloud.anon_key : readPublicFile(anonFile, baseDir, issues);
+  const nodePassword = readSecret(cloud, "cloud", "node_password", baseDir, env, issues, flagged);
+  const password = readSecret(clinic, "clinic", "password", baseDir, env, issues, flagged);
+  const adminPassword = readSecret(clinic, "clinic", "admin_password", baseDir, env, issues, flagged);
+  if (!parsed.success || issues.length > 0 || anonKey === undefined || nodePassword === undefined) {
     throw new CvError("invalid_config", `[sync-daemon] invalid config: ${listIssues(issues)}`, { issues });
   }
   const file: DaemonConfigFile = parsed.data;
-  const issues: InputIssue[] = [];
-  const anonKey = file.cloud.anon_key ?? readPublicFile(file.cloud.anon_key_file, baseDir, issues);
-  const nodePassword = readSecret(file.cloud, "cloud", "node_password", baseDir, env, issues);
-  const password = readSecret(file.clinic, "clinic", "password", baseDir, env, issues);
-  const adminPassword = readSecret(file.clinic, "clinic", "admin_password", baseDir, env, issues);
-  if (issues.length > 0 || anonKey === undefined || nodePassword === undefined) {
-    throw new CvError("invalid_config", `[sync-daemon] invalid config: ${listIssues(issues)}`, { issues });
-  }
   return Object.freeze({
     nodeName: file.node.name,
     cloud: {
@@ -285,7 +317,9 @@ export function loadConfig(
   path: string = DEFAULT_CONFIG_PATH,
   options: LoadConfigOptions = {},
 ): DaemonConfig {
-  return resolveConfig(readConfigDocument(path), dirname(resolve(path)), options);
+  const { document, issues } = readDocument(path);
+  // A config file readable by others is listed with every other problem, not alone.
+  return resolveWith(document, dirname(resolve(path)), options, issues);
 }
 
 /**
@@ -293,27 +327,41 @@ export function loadConfig(
  * secrets live and may sit next to them). Every problem is an `invalid_config` issue.
  */
 export function readConfigDocument(path: string): unknown {
-  const fail = (message: string): never => {
-    throw new CvError("invalid_config", `[sync-daemon] ${message}`, {
-      issues: [{ path: "(file)", message }],
-    });
-  };
-  let text = "";
+  const { document, issues } = readDocument(path);
+  if (issues.length > 0) invalidFile(issues);
+  return document;
+}
+
+function invalidFile(issues: readonly InputIssue[]): never {
+  throw new CvError("invalid_config", `[sync-daemon] ${listIssues(issues)}`, { issues });
+}
+
+/**
+ * The config file's TOML document and its permission problems; a file that cannot be read or
+ * parsed throws, its permission problem listed too.
+ */
+function readDocument(path: string): { document: unknown; issues: InputIssue[] } {
+  let text: string;
+  let issues: InputIssue[];
   try {
-    const permission = permissionIssues(path, "(file)");
-    if (permission[0]) fail(permission[0].message);
+    issues = permissionIssues(path, "(file)");
     text = readFileSync(path, "utf8");
   } catch (error) {
-    if (error instanceof CvError) throw error;
-    fail(`cannot read the config file ${path} (${errno(error)}): create it or pass --config <path>`);
+    invalidFile([
+      {
+        path: "(file)",
+        message: `cannot read the config file ${path} (${errno(error)}): create it or pass --config <path>`,
+      },
+    ]);
   }
-  let document: unknown;
   try {
-    document = parseToml(text);
+    return { document: parseToml(text), issues };
   } catch (error) {
     const where =
       error instanceof TomlError ? `line ${error.line}, column ${error.column}` : "unknown position";
-    fail(`${path} is not valid TOML (${where}): fix the syntax there`);
+    invalidFile([
+      ...issues,
+      { path: "(file)", message: `${path} is not valid TOML (${where}): fix the syntax there` },
+    ]);
   }
-  return document;
 }
