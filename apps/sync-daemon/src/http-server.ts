@@ -24,7 +24,7 @@ function hostName(header: string): string {
  * address. Loopback binding alone does not stop a web page: through DNS rebinding the user's
  * browser sends it here with `Host: <the page's own name>`, and could read /status and /metrics.
  */
-export function loopbackHost(header: string | undefined, listenHost: string): boolean {
+function loopbackHost(header: string | undefined, listenHost: string): boolean {
   if (header === undefined || header.trim() === "") return false;
   const name = hostName(header);
   return LOOPBACK_HOSTS.has(name) || name === listenHost.toLowerCase();
