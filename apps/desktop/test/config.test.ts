@@ -279,7 +279,8 @@ describe("the desktop backend with an invalid config", () => {
       expect(result.stderr).toContain(problem);
     }
     expect(result.stderr).toMatch(/sqlite\.key_file: .*local\.key is readable by others \(mode 0604\)/);
-    expect(result.stderr).toMatch(/^\[desktop\] invalid config .*config\.toml: /);
+    // One problem per line, after the file's name.
+    expect(result.stderr).toMatch(/^\[desktop\] invalid config .*config\.toml:\n {2}\S+: /);
     expect(result.stdout + result.stderr).not.toMatch(/hunter2|secret-colour|slow-secret/);
     expect(result.stderr).not.toMatch(/^\s+at |could not start|ENOENT: no such file/m);
   });

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFile, stat } from "node:fs/promises";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -24,11 +25,12 @@ describe("npm run demo as a process", () => {
     const child = spawn(process.execPath, [DEMO, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
     const exited = once(child, "exit");
     const lines: string[] = [];
-    let ready: { url: string; secret: string; cloudDbUrl: string } | undefined;
+    type Ready = { url: string; secret: string; cloudDbUrl: string; databaseUrlsFile: string };
+    let ready: Ready | undefined;
     for await (const line of createInterface({ input: child.stdout })) {
       lines.push(line);
       if (line.startsWith('{"ready":true')) {
-        ready = JSON.parse(line) as { url: string; secret: string; cloudDbUrl: string };
+        ready = JSON.parse(line) as Ready;
         break;
       }
     }
@@ -40,6 +42,12 @@ describe("npm run demo as a process", () => {
     expect(printed).toContain(`Abra la aplicación:   ${url}/#acceso=${secret}`);
     expect(printed).toContain(`curl -X POST -H "authorization: Bearer ${secret}"`);
     expect(printed).toContain("cv /demo/internet/off");
+    // No database password on the output: the superuser URLs are in an owner-only file.
+    const urls = await readFile(ready?.databaseUrlsFile ?? "", "utf8");
+    const cloudPassword = /CLOUD_DB_URL='postgres:\/\/[^:]+:([^@]+)@/.exec(urls)?.[1] ?? "";
+    expect(cloudPassword).not.toBe("");
+    expect(printed).not.toContain(cloudPassword);
+    expect((await stat(ready?.databaseUrlsFile ?? "")).mode & 0o777).toBe(0o600);
     // The demo accounts, to sign in with: they are demo accounts, printed on purpose.
     expect(printed).toMatch(/Recepción: +recepcion@centrovision\.mx +contraseña: recepcion-demo/);
     expect(printed).toMatch(/Médica: +mariana\.robles@centrovision\.mx +contraseña: doctora-demo/);

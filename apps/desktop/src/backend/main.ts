@@ -39,9 +39,21 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // CvError messages name the file and field and never carry secrets or patient data.
-  console.error(
-    isCvError(error) ? error.message : "[desktop] could not start",
-    isCvError(error) ? "" : error,
-  );
+  if (isCvError(error, "invalid_config") && error.issues.length > 0) {
+    // Every problem on its own line, as the sync daemon lists them.
+    let file = "";
+    try {
+      file = ` ${configPath(process.argv, process.env)}`;
+    } catch {
+      // The --config flag itself was the problem: its issue says so below.
+    }
+    process.stderr.write(`[desktop] invalid config${file}:\n`);
+    for (const issue of error.issues) process.stderr.write(`  ${issue.path}: ${issue.message}\n`);
+  } else {
+    console.error(
+      isCvError(error) ? error.message : "[desktop] could not start",
+      isCvError(error) ? "" : error,
+    );
+  }
   process.exit(isCvError(error) && error.code === "invalid_config" ? 78 : 1);
 });
