@@ -10,6 +10,9 @@ export const DEFAULT_CONFIG_PATH = join(homedir(), ".centrovision", "config.toml
 
 const nonEmpty = (what: string) => z.string().min(1, `must be ${what}`);
 
+/** Hosts a connection never leaves this PC to reach. */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
 /** Keys of earlier versions, refused with what to do instead of a bare "unknown option". */
 const signInReplaces = z
   .never({
@@ -47,11 +50,40 @@ export const desktopConfigSchema = z
           })
           .refine((value) => !URL.canParse(value) || new URL(value).password === "", {
             message: "must not contain a password: put it in a file (password_file)",
+          })
+          .refine((value) => !URL.canParse(value) || new URL(value).search === "", {
+            message: "must not carry options (?sslmode=…): use tls and ca_file",
           }),
         user: nonEmpty("a login in the centrovision_app role"),
         password_file: nonEmpty("a path to a file holding the password"),
+        /**
+         * TLS to the clinic server: `verify-full` (default) checks its certificate against
+         * `ca_file` (else the system's CAs) and its address; `disable` only for a server on this
+         * same PC, since across the LAN patient data must travel encrypted.
+         */
+        tls: z.enum(["verify-full", "disable"]).default("verify-full"),
+        /** PEM of the clinic's CA (setup-server.sh leaves clinic-ca.pem beside the PCs' config). */
+        ca_file: nonEmpty("a path to the clinic CA's certificate (PEM)").optional(),
       })
       .strict()
+      .superRefine((lan, ctx) => {
+        const host = URL.canParse(lan.url) ? new URL(lan.url).hostname : "";
+        if (lan.tls === "disable" && !LOOPBACK.has(host)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["tls"],
+            message:
+              'may be "disable" only for a clinic server on this same PC (127.0.0.1): across the LAN use "verify-full" with ca_file',
+          });
+        }
+        if (lan.ca_file !== undefined && lan.tls !== "verify-full") {
+          ctx.addIssue({
+            code: "custom",
+            path: ["ca_file"],
+            message: 'is only used with tls = "verify-full"',
+          });
+        }
+      })
       .optional(),
     sqlite: z
       .object({
@@ -157,6 +189,23 @@ function keyFileIssues(path: string, where: string): InputIssue[] {
   ];
 }
 
+/** The clinic CA's certificate: readable, PEM (it is public: any permissions). */
+function caFileIssues(path: string, where: string): InputIssue[] {
+  try {
+    if (readFileSync(path, "utf8").includes("-----BEGIN CERTIFICATE-----")) return [];
+    return [
+      { path: where, message: `${path} holds no PEM certificate: copy clinic-ca.pem from the clinic server` },
+    ];
+  } catch (error) {
+    return [
+      {
+        path: where,
+        message: `cannot read ${path} (${errno(error)}): copy clinic-ca.pem from the clinic server`,
+      },
+    ];
+  }
+}
+
 const record = (value: unknown): Record<string, unknown> =>
   typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
 
@@ -187,6 +236,8 @@ function fileIssues(
   if (password !== undefined) {
     issues.push(...secretFileIssues(password, "local_server.password_file", "clinic server password"));
   }
+  const ca = givenPath(lan, "local_server.ca_file", flagged, at, "ca_file");
+  if (ca !== undefined) issues.push(...caFileIssues(ca, "local_server.ca_file"));
   const sqlite = record(record(input).sqlite);
   const key = givenPath(sqlite, "sqlite.key_file", flagged, at, "key_file");
   if (key !== undefined && key === givenPath(sqlite, "sqlite.path", flagged, at, "path")) {
@@ -245,7 +296,13 @@ function validate(
   }
   return Object.freeze({
     ...config,
-    ...(lan !== undefined && { local_server: { ...lan, password_file: at(lan.password_file) } }),
+    ...(lan !== undefined && {
+      local_server: {
+        ...lan,
+        password_file: at(lan.password_file),
+        ...(lan.ca_file !== undefined && { ca_file: at(lan.ca_file) }),
+      },
+    }),
     sqlite: { ...sqlite, ...paths },
   });
 }

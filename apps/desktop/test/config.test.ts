@@ -90,6 +90,51 @@ describe("config.toml", () => {
     });
     expect(config.router).toMatchObject({ holdDownMs: 20_000, rise: 3 });
     expect(config.session).toEqual({ offline_days: 7, lockout_attempts: 5, lockout_minutes: 15 });
+    // Across the LAN the clinic server is reached over TLS, verified, by default.
+    expect(config.local_server?.tls).toBe("verify-full");
+  });
+
+  it("keeps the clinic LAN encrypted: plain only on this PC, the CA a readable PEM, no sslmode in the URL", async () => {
+    await writeFile(
+      join(dir, "clinic-ca.pem"),
+      "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    await writeFile(join(dir, "not-a-cert.pem"), "hello");
+    const lan = (extra: string, url = "postgres://192.168.1.100:5432/centrovision") =>
+      file(
+        GOOD.replace("postgres://192.168.1.100:5432/centrovision", url).replace(
+          'password_file = "secrets/db-password"',
+          `password_file = "secrets/db-password"\n${extra}`,
+        ),
+      );
+    const pinned = loadDesktopConfig(await lan('ca_file = "clinic-ca.pem"'));
+    expect(pinned.local_server).toMatchObject({ tls: "verify-full", ca_file: join(dir, "clinic-ca.pem") });
+    expect(
+      loadDesktopConfig(await lan('tls = "disable"', "postgres://127.0.0.1:5432/centrovision")).local_server
+        ?.tls,
+    ).toBe("disable");
+    const problemsOf = async (extra: string, url?: string) => {
+      const path = await lan(extra, url);
+      return failure(() => loadDesktopConfig(path)).issues.map((issue) => `${issue.path}: ${issue.message}`);
+    };
+    expect(await problemsOf('tls = "disable"')).toEqual([
+      'local_server.tls: may be "disable" only for a clinic server on this same PC (127.0.0.1): across the LAN use "verify-full" with ca_file',
+    ]);
+    expect(
+      await problemsOf(
+        'tls = "disable"\nca_file = "clinic-ca.pem"',
+        "postgres://127.0.0.1:5432/centrovision",
+      ),
+    ).toEqual(['local_server.ca_file: is only used with tls = "verify-full"']);
+    expect(await problemsOf('ca_file = "missing.pem"')).toEqual([
+      `local_server.ca_file: cannot read ${join(dir, "missing.pem")} (ENOENT): copy clinic-ca.pem from the clinic server`,
+    ]);
+    expect(await problemsOf('ca_file = "not-a-cert.pem"')).toEqual([
+      `local_server.ca_file: ${join(dir, "not-a-cert.pem")} holds no PEM certificate: copy clinic-ca.pem from the clinic server`,
+    ]);
+    expect(await problemsOf("", "postgres://192.168.1.100:5432/centrovision?sslmode=disable")).toEqual([
+      "local_server.url: must not carry options (?sslmode=…): use tls and ca_file",
+    ]);
   });
 
   it("refuses the session-token keys of earlier versions, saying sign-in replaces them, with every other problem", async () => {

@@ -1,3 +1,4 @@
+export { tlsOptions } from "./internal/client-options.js";
 export type { Database } from "./internal/database.js";
 export {
   type PostgresConfig,

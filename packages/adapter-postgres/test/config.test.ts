@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { CvError } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresSource, resolvePostgresConfig } from "../src/index.js";
-import { clientOptions, sslOption } from "../src/internal/client-options.js";
+import { clientOptions } from "../src/internal/client-options.js";
 
 let dir: string;
 
@@ -145,6 +145,7 @@ describe("config", () => {
       user: "app",
       ssl: { mode: "verify-full" as const, caFile: join(dir, "ca.pem") },
     };
+    const sslOption = (config: ReturnType<typeof resolvePostgresConfig>) => clientOptions(config, "pool").ssl;
     const named = sslOption(resolvePostgresConfig({ ...base, host: "clinic.local" }));
     expect(named).toMatchObject({
       rejectUnauthorized: true,

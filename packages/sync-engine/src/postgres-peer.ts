@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from "node:tls";
 import { type CallOptions, CvError, isCvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
 import * as z from "zod";
@@ -43,6 +44,12 @@ export interface PostgresPeerOptions {
    * policies as the cloud); another token replaces the pool; `undefined` connects as the login alone.
    */
   session?: () => string | undefined;
+  /**
+   * With `url`: TLS to the server, as the `postgres` client takes it (`false`, `"require"`, or
+   * Node TLS options: adapter-postgres's `tlsOptions("verify-full", host, caPem)` checks the
+   * clinic server the way its data source does). Default: none.
+   */
+  ssl?: false | "require" | ConnectionOptions;
 }
 
 const optionsSchema = z
@@ -57,6 +64,11 @@ const optionsSchema = z
     max: z.int().min(1).max(20).default(3),
     label: z.string().min(1).optional(),
     session: z.custom<() => string | undefined>((v) => typeof v === "function").optional(),
+    ssl: z
+      .custom<false | "require" | ConnectionOptions>(
+        (v) => v === false || v === "require" || (typeof v === "object" && v !== null),
+      )
+      .optional(),
   })
   .strict()
   .refine((o) => (o.url === undefined) !== (o.sql === undefined), {
@@ -165,6 +177,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
         ? () =>
             postgres(options.url as string, {
               ...sessionConnection(session),
+              ...(options.ssl !== undefined && { ssl: options.ssl }),
               max: options.max,
               connect_timeout: Math.max(1, Math.ceil(Math.min(options.timeoutMs, 10_000) / 1000)),
               idle_timeout: 60,

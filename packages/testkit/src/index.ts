@@ -33,6 +33,7 @@ export {
   runningPostgres,
   type StartPostgresOptions,
   startPostgres,
+  type TestTls,
 } from "./postgres.js";
 export { pick, seededRandom, testSeeds } from "./random.js";
 export {

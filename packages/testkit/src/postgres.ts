@@ -29,6 +29,17 @@ export interface StartPostgresOptions {
   settings?: Record<string, string>;
   /** Receives the server's log lines. Default: kept in memory, printed if start-up fails. */
   onLog?: (line: string) => void;
+  /**
+   * TLS on (`ssl = on`) with a certificate for 127.0.0.1 signed by a CA made for this run by the
+   * openssl CLI (no key is kept anywhere else); see {@link PostgresServer.tls}. Default off.
+   */
+  tls?: boolean;
+}
+
+/** The PEM files of a server started with `tls`: the CA that signed its certificate, and another. */
+export interface TestTls {
+  readonly caFile: string;
+  readonly otherCaFile: string;
 }
 
 export interface PostgresServer {
@@ -39,6 +50,8 @@ export interface PostgresServer {
   readonly user: string;
   readonly password: string;
   readonly dataDir: string;
+  /** With `tls`: the CA files a client verifies the server against. */
+  readonly tls?: TestTls;
   /** Creates a database and returns its superuser URL. */
   createDatabase(name: string): Promise<string>;
   /** URL of another database on this server. */
@@ -66,6 +79,64 @@ function isRoot(): boolean {
 }
 
 /** PostgreSQL refuses to run as root, so as root we run it as an unprivileged user, created if missing. */
+/**
+ * Two CAs and a server certificate the first signed for 127.0.0.1, by the openssl CLI in a temp
+ * folder. PostgreSQL refuses a key others can read; as root it runs as `ids`, who must own it.
+ */
+async function makeTestCertificates(ids: { uid: number; gid: number } | undefined) {
+  const dir = await mkdtemp(join(tmpdir(), "cv-pg-tls-"));
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  for (const ca of ["ca", "other-ca"]) {
+    openssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      `${ca}.key`,
+      "-out",
+      `${ca}.pem`,
+      "-days",
+      "30",
+      "-subj",
+      `/CN=CentroVision test ${ca}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    );
+  }
+  await writeFile(join(dir, "san.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  openssl("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=clinic server");
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "30",
+    "-extfile",
+    "san.cnf",
+  );
+  if (ids) {
+    for (const file of ["server.key", "server.pem", "."]) await chown(join(dir, file), ids.uid, ids.gid);
+  }
+  return {
+    dir,
+    caFile: join(dir, "ca.pem"),
+    otherCaFile: join(dir, "other-ca.pem"),
+    certFile: join(dir, "server.pem"),
+    keyFile: join(dir, "server.key"),
+  };
+}
+
 function runAsIds(): { uid: number; gid: number } | undefined {
   if (!isRoot()) return undefined;
   const id = (flag: string) => Number(execFileSync("id", [flag, RUN_AS_USER], { encoding: "utf8" }).trim());
@@ -221,10 +292,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   const { postgres: postgresBin } = await resolvePgBinaries(ids !== undefined);
   const port = options.port ?? (await freePort());
+  const tls = options.tls ? await makeTestCertificates(ids) : undefined;
   const settings = {
     fsync: "off",
     listen_addresses: "127.0.0.1",
     unix_socket_directories: "",
+    ...(tls !== undefined && { ssl: "on", ssl_cert_file: tls.certFile, ssl_key_file: tls.keyFile }),
     ...options.settings,
   };
   const args = ["-D", dataDir, "-p", String(port)];
@@ -256,6 +329,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
         await rm(dataDir, { recursive: true, force: true });
         tempDirs.delete(dataDir);
       }
+      if (tls !== undefined) await rm(tls.dir, { recursive: true, force: true });
     })();
     return stopped;
   };
@@ -273,6 +347,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     user: superuser,
     password,
     dataDir,
+    ...(tls !== undefined && { tls: { caFile: tls.caFile, otherCaFile: tls.otherCaFile } }),
     urlFor,
     stop,
     createDatabase: (name: string) => createDatabase(url, urlFor, name),

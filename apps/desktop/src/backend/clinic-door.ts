@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from "node:tls";
 import { CvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
 
@@ -31,6 +32,8 @@ export interface ClinicDoorOptions {
   readonly url: string;
   /** Deadline of each call, connection included. Default 3 s. */
   readonly timeoutMs?: number;
+  /** TLS to the clinic server (adapter-postgres `tlsOptions`), as its data source uses. Default: none. */
+  readonly ssl?: false | "require" | ConnectionOptions;
 }
 
 const REASONS = new Set(["wrong", "locked", "expired", "disabled"]);
@@ -40,6 +43,7 @@ export function createClinicDoor(options: ClinicDoorOptions): ClinicDoor {
   const open = (session?: string) =>
     postgres(options.url, {
       max: 1,
+      ...(options.ssl !== undefined && { ssl: options.ssl }),
       connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
       idle_timeout: 1,
       fetch_types: false,

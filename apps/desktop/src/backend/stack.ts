@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createPostgresSource } from "@centrovision/adapter-postgres";
+import { createPostgresSource, tlsOptions } from "@centrovision/adapter-postgres";
 import { createSqliteSource, loadSqliteKey } from "@centrovision/adapter-sqlite";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import {
@@ -93,25 +93,52 @@ function absentClinicServer(): DataSource {
   } as DataSource;
 }
 
-/** The PC's login URL on the clinic server, or undefined when none is configured. */
-function clinicLoginUrl(config: DesktopConfig): string | undefined {
+/**
+ * How the PC reaches the clinic server, or undefined when none is configured: its login URL, and
+ * TLS as the config asks (every connection to it, data, client apply and sign-in, checks alike).
+ */
+interface ClinicLink {
+  readonly url: string;
+  readonly mode: "verify-full" | "disable";
+  readonly caFile?: string;
+  /** For the `postgres` clients that are not the data source. */
+  readonly tls: ReturnType<typeof tlsOptions>;
+}
+
+function clinicLink(config: DesktopConfig): ClinicLink | undefined {
   const lan = config.local_server;
   if (lan === undefined) return undefined;
   const url = new URL(lan.url);
   url.username = encodeURIComponent(lan.user);
   url.password = encodeURIComponent(readFileSync(lan.password_file, "utf8").trim());
-  return url.href;
+  const ca = lan.ca_file === undefined ? undefined : readFileSync(lan.ca_file, "utf8");
+  return {
+    url: url.href,
+    mode: lan.tls,
+    ...(lan.ca_file !== undefined && { caFile: lan.ca_file }),
+    tls: tlsOptions(lan.tls, url.hostname, ca),
+  };
 }
 
 /** The clinic server's data source and applier, both connecting as the person of `session()`. */
 function clinicServer(
-  url: string | undefined,
+  link: ClinicLink | undefined,
   session: () => string | undefined,
 ): { source: DataSource; applier: ClientApplier | undefined } {
-  if (url === undefined) return { source: absentClinicServer(), applier: undefined };
+  if (link === undefined) return { source: absentClinicServer(), applier: undefined };
+  const { url, mode, caFile, tls } = link;
   return {
-    source: createPostgresSource({ id: "clinic", url, applicationName: "centrovision-desktop", session }),
-    applier: createClientApplier({ postgres: { url, timeoutMs: 3_000, session }, label: "clinic server" }),
+    source: createPostgresSource({
+      id: "clinic",
+      url,
+      applicationName: "centrovision-desktop",
+      session,
+      ssl: { mode, ...(caFile !== undefined && { caFile }) },
+    }),
+    applier: createClientApplier({
+      postgres: { url, timeoutMs: 3_000, session, ssl: tls },
+      label: "clinic server",
+    }),
   };
 }
 
@@ -121,9 +148,9 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     options.onError ??
     ((what: string, error: CvError) => console.error(`[desktop] ${what}: ${error.code}: ${error.message}`));
   const { key } = await loadSqliteKey({ keyFile: config.sqlite.key_file, keychain: config.sqlite.keychain });
-  const clinicUrl = clinicLoginUrl(config);
+  const link = clinicLink(config);
   const door: ClinicDoor | undefined =
-    clinicUrl === undefined ? undefined : createClinicDoor({ url: clinicUrl });
+    link === undefined ? undefined : createClinicDoor({ url: link.url, ssl: link.tls });
   const sqlite = await createSqliteSource({ id: "device", path: config.sqlite.path, key });
   const offline = createOfflineTier({ store: sqlite, scope: { branchId: config.branch_id }, id: "device" });
   const session = await createPcSession({
@@ -170,7 +197,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     },
     label: "cloud",
   });
-  const clinic = clinicServer(clinicUrl, () => session.clinicToken());
+  const clinic = clinicServer(link, () => session.clinicToken());
   const hooks: RouterHooks =
     clinic.applier === undefined
       ? { pendingChanges: (tier) => offline.pendingChanges(tier) }

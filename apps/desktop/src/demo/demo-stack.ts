@@ -223,6 +223,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         `url = "postgres://127.0.0.1:${lan.port}/centrovision"`,
         `user = "${APP_LOGIN.user}"`,
         `password_file = "clinic-db-password"`,
+        "# The demo's clinic server is on this same PC (127.0.0.1): no TLS. Across a LAN: verify-full.",
+        `tls = "disable"`,
         "[sqlite]",
         `path = "local/clinic.cvdb"`,
         `key_file = "local.key"`,

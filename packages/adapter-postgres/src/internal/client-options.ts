@@ -8,20 +8,21 @@ export type PgTypes = typeof PG_TYPES;
 export type Sql = postgres.Sql<{ [K in keyof PgTypes]: ReturnType<PgTypes[K]["parse"]> }>;
 
 /**
- * `verify-full`: the certificate must chain to the CA (the system store when no `caFile`) and
- * name the host. Node only checks the name when it has one; for an IP address we check the IP
- * SANs ourselves, because an IP is not allowed as the TLS server name (SNI).
+ * The `ssl` option of a `postgres` client for `mode` (other clients of the clinic server use it
+ * too, so every connection to it checks the same way). `verify-full`: the certificate must chain
+ * to the CA (PEM text; the system store when none) and name the host. Node only checks the name when it has one; for an IP address we check the IP SANs
+ * ourselves, because an IP is not allowed as the TLS server name (SNI).
  */
-export function sslOption({
-  options,
-  connection,
-}: ResolvedPostgresConfig): false | "require" | ConnectionOptions {
-  if (options.ssl.mode === "disable") return false;
-  if (options.ssl.mode === "require") return "require";
-  const host = connection.host;
+export function tlsOptions(
+  mode: "disable" | "require" | "verify-full",
+  host: string,
+  ca?: string,
+): false | "require" | ConnectionOptions {
+  if (mode === "disable") return false;
+  if (mode === "require") return "require";
   return Object.freeze({
     rejectUnauthorized: true,
-    ...(connection.ca !== undefined && { ca: connection.ca }),
+    ...(ca !== undefined && { ca }),
     ...(isIP(host) === 0 && { servername: host }),
     checkServerIdentity: (_name: string, cert: Parameters<typeof checkServerIdentity>[1]) =>
       checkServerIdentity(host, cert),
@@ -45,7 +46,7 @@ export function clientOptions(
     database: connection.database,
     user: connection.user,
     ...(connection.password !== undefined && { password: connection.password }),
-    ssl: sslOption(config),
+    ssl: tlsOptions(options.ssl.mode, connection.host, connection.ca),
     max: role === "pool" ? options.max : 1,
     connect_timeout: options.connectTimeoutMs / 1000,
     idle_timeout: options.idleTimeoutSec,

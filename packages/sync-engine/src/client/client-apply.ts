@@ -10,7 +10,7 @@ import * as z from "zod";
 import { parseOptions } from "../internal/options.js";
 import type { RpcInvoker } from "../internal/rpc-peer.js";
 import { parseReply } from "../internal/wire.js";
-import { createPostgresInvoker, type PostgresClient } from "../postgres-peer.js";
+import { createPostgresInvoker, type PostgresClient, type PostgresPeerOptions } from "../postgres-peer.js";
 import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
 import type { AuditQuery } from "../sync-types.js";
 
@@ -123,7 +123,12 @@ export interface ClientApplierOptions {
    * (`session`, read before every call; see `PostgresPeerOptions.session`), or a `postgres` client.
    */
   postgres?:
-    | { url: string; timeoutMs?: number; session?: () => string | undefined }
+    | {
+        url: string;
+        timeoutMs?: number;
+        session?: () => string | undefined;
+        ssl?: PostgresPeerOptions["ssl"];
+      }
     | { sql: PostgresClient | (() => PostgresClient); timeoutMs?: number };
   /** The cloud: a supabase-js client holding the user's session (or the anon key, subject to RLS). */
   supabase?: { client: SupabaseRpcClient; url: string; timeoutMs?: number };
@@ -140,6 +145,11 @@ const optionsSchema = z
             url: z.string().min(1),
             timeoutMs: z.int().positive().optional(),
             session: z.custom<() => string | undefined>((v) => typeof v === "function").optional(),
+            ssl: z
+              .custom<PostgresPeerOptions["ssl"]>(
+                (v) => v === false || v === "require" || typeof v === "object",
+              )
+              .optional(),
           })
           .strict(),
         z
