@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Turns an Ubuntu mini PC into the clinic's failover server: PostgreSQL with least-privilege
-# scram-sha-256 logins reachable only from the clinic subnet, a nightly pg_dump with rotation and
-# a restore check, the sync daemon as a hardened systemd service, and a config for the PCs.
+# scram-sha-256 logins reachable only from the clinic subnet and only over TLS (a clinic CA and a
+# server certificate are made when none is given: make-clinic-tls.sh), a nightly pg_dump with
+# rotation and a restore check, the sync daemon as a hardened systemd service, and a config for the
+# PCs that pins the clinic's CA (verify-full).
 #
 # Idempotent: run it again after changing an option. It never overwrites an existing config or
 # secret. --dry-run prints every step and changes nothing. No secret is ever a process argument
@@ -10,7 +12,8 @@
 #
 #   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
 #        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" --branch "Roma Norte" \
-#        --service-role-key-file /root/service_role_key [--cert server.crt --key server.key]
+#        --service-role-key-file /root/service_role_key [--pc-branch-id UUID] \
+#        [--cert server.crt --key server.key --ca ca.pem]
 #
 # The service-role key is used once, by `centrovision-sync node create` (the clinic server's own
 # credential in the cloud), and never copied to this server.
@@ -27,6 +30,8 @@ ANON_KEY_FILE=""
 CLINIC_NAME=""
 CERT=""
 KEY=""
+CA_FILE=""
+PC_BRANCH_ID=""
 DB_NAME="centrovision"
 NODE_NAME="clinic-server"
 BRANCH_ARGS=()
@@ -56,8 +61,15 @@ Required:
   --all-branches                this server holds every branch (one clinic server for all)
 
 Options:
-  --cert FILE --key FILE        TLS certificate and key for PostgreSQL: PCs must then use TLS (hostssl)
-  --server-address ADDR         address the PCs use for this server (default: first IP of this host)
+  --cert FILE --key FILE --ca FILE
+                                PostgreSQL's TLS certificate (naming --server-address), its key, and
+                                the CA that signed it (given to the PCs). Default: a clinic CA and a
+                                certificate made in $CONFIG_DIR/tls (make-clinic-tls.sh). Either way
+                                the PCs connect only over TLS (hostssl) and verify it (verify-full)
+  --pc-branch-id UUID           the branch the PCs show by default (branch_id in their config);
+                                without it the config has a line to fill in
+  --server-address ADDR         IPv4 address the PCs use for this server, named by its certificate
+                                (default: first IP of this host; give it a fixed address)
   --db NAME                     database name (default $DB_NAME)
   --node-name NAME              this node's name in sync (default $NODE_NAME)
   --pg-version N                PostgreSQL major version (default $PG_VERSION)
@@ -83,6 +95,8 @@ while [[ $# -gt 0 ]]; do
     --all-branches) BRANCH_ARGS+=(--all-branches); shift ;;
     --cert) CERT=${2:-}; shift 2 ;;
     --key) KEY=${2:-}; shift 2 ;;
+    --ca) CA_FILE=${2:-}; shift 2 ;;
+    --pc-branch-id) PC_BRANCH_ID=${2:-}; shift 2 ;;
     --server-address) SERVER_ADDRESS=${2:-}; shift 2 ;;
     --db) DB_NAME=${2:-}; shift 2 ;;
     --node-name) NODE_NAME=${2:-}; shift 2 ;;
@@ -104,13 +118,39 @@ problems=()
 [[ $NODE_NAME =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] || problems+=("--node-name must be a-z, 0-9, - and _")
 [[ $PG_VERSION =~ ^[0-9]{2}$ ]] || problems+=("--pg-version must be a major version such as 16")
 [[ $KEEP_DAYS =~ ^[0-9]+$ && $KEEP_DAYS -ge 1 ]] || problems+=("--keep-days must be a positive number")
-if [[ -n $CERT || -n $KEY ]]; then
-  [[ -n $CERT && -n $KEY ]] || problems+=("--cert and --key go together")
+if [[ -z $SERVER_ADDRESS ]]; then
+  SERVER_ADDRESS=$(hostname -I 2>/dev/null | awk '{print $1}')
+  SERVER_ADDRESS=${SERVER_ADDRESS:-127.0.0.1}
+fi
+octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+[[ $SERVER_ADDRESS =~ ^$octet\.$octet\.$octet\.$octet$ ]] ||
+  problems+=("--server-address must be this server's IPv4 address on the clinic LAN, such as 192.168.1.10 (got '$SERVER_ADDRESS')")
+command -v openssl >/dev/null 2>&1 || problems+=("openssl is needed for TLS: apt-get install openssl")
+if [[ -n $CERT || -n $KEY || -n $CA_FILE ]]; then
+  [[ -n $CERT && -n $KEY && -n $CA_FILE ]] ||
+    problems+=("--cert, --key and --ca go together (--ca: the CA that signed --cert, which the PCs verify it with)")
   [[ -z $CERT || -r $CERT ]] || problems+=("--cert: cannot read $CERT")
   [[ -z $KEY || -r $KEY ]] || problems+=("--key: cannot read $KEY")
+  [[ -z $CA_FILE || -r $CA_FILE ]] || problems+=("--ca: cannot read $CA_FILE")
+  if [[ -r $CERT && -r $CA_FILE ]] && command -v openssl >/dev/null 2>&1; then
+    # What the PCs will check (verify-full): the chain to --ca, and the address they connect to.
+    openssl verify -CAfile "$CA_FILE" -untrusted "$CERT" "$CERT" >/dev/null 2>&1 ||
+      problems+=("--cert: $CERT is not signed by --ca $CA_FILE (or is not a PEM certificate)")
+    [[ $(openssl x509 -in "$CERT" -noout -checkip "$SERVER_ADDRESS" 2>/dev/null) == *" does match "* ]] ||
+      problems+=("--cert: $CERT does not name $SERVER_ADDRESS (subjectAltName IP), the address the PCs connect to")
+  fi
 fi
-[[ -n $ANON_KEY_FILE && -r $ANON_KEY_FILE ]] ||
+[[ -z $PC_BRANCH_ID || $PC_BRANCH_ID =~ ^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$ ]] ||
+  problems+=("--pc-branch-id must be the branch's id (a UUID)")
+ANON_KEY=""
+if [[ -n $ANON_KEY_FILE && -r $ANON_KEY_FILE ]]; then
+  # Public (it goes into the PCs' config as text), but checked: it is pasted into TOML.
+  ANON_KEY=$(tr -d '[:space:]' <"$ANON_KEY_FILE")
+  [[ $ANON_KEY =~ ^[A-Za-z0-9._-]+$ ]] ||
+    problems+=("--anon-key-file: $ANON_KEY_FILE does not hold an anon key (one line of letters, digits, '.', '_' and '-')")
+else
   problems+=("--anon-key-file: cannot read '$ANON_KEY_FILE' (the project's anon key: dashboard, Settings, API)")
+fi
 [[ $CLINIC_NAME =~ [^[:space:]] ]] || problems+=("--clinic-name is required: the clinic's name in the cloud")
 if ! grep -qs '^node_email' "$CONFIG_DIR/sync.toml"; then
   [[ ${#BRANCH_ARGS[@]} -gt 0 ]] ||
@@ -127,16 +167,15 @@ if [[ $DRY_RUN -eq 0 && $(id -u) -ne 0 ]]; then
   die "run as root (sudo), or add --dry-run to see what it would do"
 fi
 
-if [[ -z $SERVER_ADDRESS ]]; then
-  SERVER_ADDRESS=$(hostname -I 2>/dev/null | awk '{print $1}')
-  SERVER_ADDRESS=${SERVER_ADDRESS:-127.0.0.1}
-fi
 PG_ETC="/etc/postgresql/$PG_VERSION/main"
-SSL_MODE="disable"
-HBA_TYPE="host"
+TLS_DIR="$CONFIG_DIR/tls"
+# The CA the PCs pin: the clinic's own (made below), or the one that signed --cert.
+CA_SOURCE="$TLS_DIR/clinic-ca.pem"
 if [[ -n $CERT ]]; then
-  SSL_MODE="verify-full"
-  HBA_TYPE="hostssl"
+  CA_SOURCE=$CA_FILE
+else
+  CERT="$TLS_DIR/server.crt"
+  KEY="$TLS_DIR/server.key"
 fi
 
 # --- helpers: every change goes through run / write_new / write_managed -----------------------
@@ -156,16 +195,18 @@ psql_admin() {
   run runuser -u postgres -- psql -v ON_ERROR_STOP=1 -X -q "$@"
 }
 
-# write_new PATH MODE OWNER: writes stdin to PATH unless PATH exists (configs and secrets).
+# write_new PATH MODE OWNER [show]: writes stdin to PATH unless PATH exists (configs and secrets).
+# With `show` (never for a secret), --dry-run prints the content too.
 write_new() {
-  local path=$1 mode=$2 owner=$3 content
+  local path=$1 mode=$2 owner=$3 show=${4:-} content
   content=$(cat)
   if [[ -e $path ]]; then
     echo "keep existing $path (never overwritten)"
     return
   fi
   if [[ $DRY_RUN -eq 1 ]]; then
-    echo "would write $path (mode $mode, owner $owner)"
+    echo "would write $path (mode $mode, owner $owner)$([[ $show == show ]] && echo :)"
+    [[ $show != show ]] || printf '%s\n' "$content" | sed 's/^/    /'
     return
   fi
   install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" /dev/null "$path"
@@ -214,26 +255,36 @@ listen_addresses = '*'
 password_encryption = 'scram-sha-256'
 # An idle open transaction holds the sync horizon back.
 idle_in_transaction_session_timeout = '5min'
-ssl = $([[ -n $CERT ]] && echo on || echo off)
-$([[ -n $CERT ]] && printf "ssl_cert_file = '%s'\nssl_key_file = '%s'" "$PG_ETC/server.crt" "$PG_ETC/server.key")
+# TLS always: the PCs reach this server only with hostssl (pg_hba below).
+ssl = on
+ssl_cert_file = '$PG_ETC/server.crt'
+ssl_key_file = '$PG_ETC/server.key'
 CONF
-if [[ -n $CERT ]]; then
-  run install -m 0644 -o postgres -g postgres "$CERT" "$PG_ETC/server.crt"
-  run install -m 0600 -o postgres -g postgres "$KEY" "$PG_ETC/server.key"
+run install -d -m 0750 -o root -g root "$CONFIG_DIR"
+if [[ $CA_SOURCE == "$TLS_DIR/clinic-ca.pem" ]]; then
+  # The clinic's CA and the server's certificate, made once; the CA key never leaves this root-only folder.
+  run install -d -m 0700 -o root -g root "$TLS_DIR"
+  run "$SCRIPT_DIR/make-clinic-tls.sh" "$TLS_DIR" "$SERVER_ADDRESS"
 fi
+run install -m 0644 -o postgres -g postgres "$CERT" "$PG_ETC/server.crt"
+run install -m 0600 -o postgres -g postgres "$KEY" "$PG_ETC/server.key"
 if [[ -f $PG_ETC/pg_hba.conf && ! -e $PG_ETC/pg_hba.conf.orig-centrovision ]] &&
   ! grep -q "Managed by centrovision" "$PG_ETC/pg_hba.conf"; then
   run cp -a "$PG_ETC/pg_hba.conf" "$PG_ETC/pg_hba.conf.orig-centrovision"
 fi
 write_managed "$PG_ETC/pg_hba.conf" 0640 <<HBA
 # Managed by centrovision setup-server.sh: first match wins, nothing else is accepted.
-# TYPE  DATABASE        USER                  ADDRESS          METHOD
-local   all             postgres                               peer
-local   $DB_NAME    $ADMIN_LOGIN                       scram-sha-256
-host    $DB_NAME    $ADMIN_LOGIN     127.0.0.1/32     scram-sha-256
-host    $DB_NAME    $DAEMON_LOGIN         127.0.0.1/32     scram-sha-256
-host    $DB_NAME    $DAEMON_LOGIN         ::1/128          scram-sha-256
-$HBA_TYPE $DB_NAME    +centrovision_app     $SUBNET   scram-sha-256
+# TYPE    DATABASE      USER                ADDRESS          METHOD
+local     all           postgres                             peer
+local     $DB_NAME  $ADMIN_LOGIN                   scram-sha-256
+host      $DB_NAME  $ADMIN_LOGIN  127.0.0.1/32     scram-sha-256
+host      $DB_NAME  $DAEMON_LOGIN      127.0.0.1/32     scram-sha-256
+host      $DB_NAME  $DAEMON_LOGIN      ::1/128          scram-sha-256
+# The PCs: their logins only, from the clinic subnet only, over TLS only.
+hostssl   $DB_NAME  +centrovision_app   $SUBNET   scram-sha-256
+# Anything else from the network without TLS is refused outright.
+hostnossl all           all                 0.0.0.0/0        reject
+hostnossl all           all                 ::/0             reject
 HBA
 run chown postgres:postgres "$PG_ETC/pg_hba.conf"
 run systemctl enable --now "postgresql@$PG_VERSION-main"
@@ -241,7 +292,6 @@ run systemctl reload "postgresql@$PG_VERSION-main"
 
 # --- 2. Secrets, database and the admin login used by `init` ---------------------------------
 step "Database $DB_NAME and logins"
-run install -d -m 0750 -o root -g root "$CONFIG_DIR"
 run install -d -m 0700 -o root -g root "$CONFIG_DIR/secrets"
 new_secret | write_new "$CONFIG_DIR/secrets/admin_password" 0600 root:root
 new_secret | write_new "$CONFIG_DIR/secrets/db_password" 0600 root:root
@@ -271,7 +321,7 @@ for secret in db_password node_password; do
     run chmod 0640 "$CONFIG_DIR/secrets/$secret"
   fi
 done
-write_new "$CONFIG_DIR/sync.toml" 0640 "root:$SERVICE_USER" <<TOML
+write_new "$CONFIG_DIR/sync.toml" 0640 "root:$SERVICE_USER" show <<TOML
 # CentroVision clinic sync daemon. Reference: $INSTALL_DIR/apps/sync-daemon/README.md
 [node]
 name = "$NODE_NAME"
@@ -359,16 +409,39 @@ run systemctl enable --now centrovision-backup.timer
 # --- 5. Client config for the PCs --------------------------------------------------------------
 step "Client config for the PCs ($CONFIG_DIR/clients)"
 run install -d -m 0700 -o root -g root "$CONFIG_DIR/clients"
-write_new "$CONFIG_DIR/clients/config.toml" 0600 root:root <<TOML
-# Copy to each PC as ~/.centrovision/config.toml (chmod 600), with local_server_password beside it.
+if [[ -n $PC_BRANCH_ID ]]; then
+  branch_line="branch_id = \"$PC_BRANCH_ID\""
+else
+  branch_line="# FILL IN before copying: the id (UUID) of the branch this PC shows by default, then
+# remove the '#' (the desktop refuses this file without it):
+# branch_id = \"<the branch's id>\""
+fi
+# The desktop's schema (apps/desktop/src/config.ts): relative paths are relative to this file's folder.
+write_new "$CONFIG_DIR/clients/config.toml" 0600 root:root show <<TOML
+# CentroVision desktop. Copy this folder's config.toml, local_server_password and clinic-ca.pem to
+# each PC's ~/.centrovision/ (the user's own; chmod 600 config.toml local_server_password).
+$branch_line
+
 [supabase]
 url = "$SUPABASE_URL"
-anon_key_file = "supabase_anon_key"
+anon_key = "$ANON_KEY"
 
 [local_server]
-url = "postgres://$PC_LOGIN@$SERVER_ADDRESS:5432/$DB_NAME?sslmode=$SSL_MODE"
+url = "postgres://$SERVER_ADDRESS:5432/$DB_NAME"
+user = "$PC_LOGIN"
 password_file = "local_server_password"
+# Only TLS, checked against the clinic's CA and this server's address.
+tls = "verify-full"
+ca_file = "clinic-ca.pem"
+
+[sqlite]
+path = "local.cvdb"
+key_file = "keys/local.key"
 TOML
+if [[ -f $CONFIG_DIR/clients/config.toml ]] && ! grep -q '^tls = "verify-full"' "$CONFIG_DIR/clients/config.toml"; then
+  echo "warning: $CONFIG_DIR/clients/config.toml was written by an earlier version (no TLS, not the desktop's format): move it away and run again" >&2
+fi
+run install -m 0644 -o root -g root "$CA_SOURCE" "$CONFIG_DIR/clients/clinic-ca.pem"
 if [[ $DRY_RUN -eq 1 ]]; then
   echo "would copy $CONFIG_DIR/secrets/pc_password to $CONFIG_DIR/clients/local_server_password"
 else
@@ -376,6 +449,9 @@ else
 fi
 
 echo
+if [[ -z $PC_BRANCH_ID ]] && ! grep -qs '^branch_id = ' "$CONFIG_DIR/clients/config.toml"; then
+  echo "To do: fill in branch_id in $CONFIG_DIR/clients/config.toml (the branch's id, a UUID) before copying it to the PCs, or run again with --pc-branch-id after moving that file away."
+fi
 if [[ $DRY_RUN -eq 1 ]]; then
   echo "Dry run: nothing was changed."
 else

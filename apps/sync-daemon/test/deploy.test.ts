@@ -1,16 +1,60 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { checkServerIdentity } from "node:tls";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { type PostgresServer, startPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { scramVerifier } from "../src/init.js";
 
+// What runs for real here: make-clinic-tls.sh (certificates checked, then served by a real
+// PostgreSQL under the pg_hba.conf setup-server.sh writes) and set-role-password.sh (against the
+// test PostgreSQL). setup-server.sh as a whole (apt-get postgresql, systemd, npm ci into /opt,
+// useradd, node create) is still exercised only with --dry-run: no test runs it on a machine.
 const deploy = (file: string) => fileURLToPath(new URL(`../deploy/${file}`, import.meta.url));
 const SCRIPT = deploy("setup-server.sh");
 const SET_ROLE_PASSWORD = deploy("set-role-password.sh");
+const MAKE_TLS = deploy("make-clinic-tls.sh");
+
+/** Files the runs below are given, made once (an anon key file is checked for what it holds). */
+const fixtures = mkdtempSync(join(tmpdir(), "cv-deploy-fixtures-"));
+const ANON_KEY = "sb_publishable_Test-anon.key_123";
+const ANON_KEY_FILE = join(fixtures, "anon_key");
+writeFileSync(ANON_KEY_FILE, `${ANON_KEY}\n`);
+afterAll(() => rmSync(fixtures, { recursive: true, force: true }));
+
+const makeTls = (...args: string[]) =>
+  spawnSync("bash", [MAKE_TLS, ...args], { encoding: "utf8", timeout: 30_000 });
+
+/** The block setup-server.sh --dry-run shows for `file` (its content, unindented). */
+function shownFile(out: string, file: string): string {
+  const lines = out.split("\n");
+  const start = lines.findIndex((line) => line.startsWith(`would write ${file} (`) && line.endsWith(":"));
+  expect(start, `${file} is not shown in:\n${out}`).toBeGreaterThanOrEqual(0);
+  const body: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (!line.startsWith("    ")) break;
+    body.push(line.slice(4));
+  }
+  return `${body.join("\n")}\n`;
+}
+
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 /** shellcheck, installed with apt-get when missing and possible; undefined when it cannot be. */
 function shellcheck(): string | undefined {
@@ -27,7 +71,7 @@ function shellcheck(): string | undefined {
 /** The options every run needs besides the ones a test is about (the script stands in for files). */
 const CLOUD = [
   "--anon-key-file",
-  SCRIPT,
+  ANON_KEY_FILE,
   "--clinic-name",
   "Clínica Roma",
   "--branch",
@@ -44,9 +88,13 @@ describe("setup-server.sh", () => {
   it.skipIf(checker === undefined)(
     "passes shellcheck (skipped only when shellcheck cannot be installed)",
     () => {
-      const result = spawnSync(checker ?? "shellcheck", ["--severity=style", SCRIPT, SET_ROLE_PASSWORD], {
-        encoding: "utf8",
-      });
+      const result = spawnSync(
+        checker ?? "shellcheck",
+        ["--severity=style", SCRIPT, SET_ROLE_PASSWORD, MAKE_TLS],
+        {
+          encoding: "utf8",
+        },
+      );
       expect(result.stdout + result.stderr).toBe("");
       expect(result.status).toBe(0);
     },
@@ -63,6 +111,8 @@ describe("setup-server.sh", () => {
       "--dry-run",
       "--subnet",
       "192.168.10.0/24",
+      "--server-address",
+      "192.168.10.5",
       "--supabase-url",
       "https://abc.supabase.co",
       ...CLOUD,
@@ -72,7 +122,6 @@ describe("setup-server.sh", () => {
     for (const expected of [
       "== PostgreSQL 16",
       "password_encryption = 'scram-sha-256'",
-      "host centrovision    +centrovision_app     192.168.10.0/24   scram-sha-256",
       "would write /etc/centrovision/secrets/db_password (mode 0600, owner root:root)",
       "--admin-url postgres://centrovision_admin@127.0.0.1:5432/centrovision",
       "would run: systemctl enable --now centrovision-sync",
@@ -86,10 +135,65 @@ describe("setup-server.sh", () => {
       // The logins' passwords: by the secret files' paths, hashed by set-role-password.sh.
       `would run: ${SET_ROLE_PASSWORD} centrovision_admin /etc/centrovision/secrets/admin_password`,
       `would run: ${SET_ROLE_PASSWORD} centrovision_pc /etc/centrovision/secrets/pc_password`,
+      // TLS by default: the clinic CA and the server certificate, made in a root-only folder.
+      "would run: install -d -m 0700 -o root -g root /etc/centrovision/tls",
+      `would run: ${MAKE_TLS} /etc/centrovision/tls 192.168.10.5`,
+      "would run: install -m 0644 -o postgres -g postgres /etc/centrovision/tls/server.crt /etc/postgresql/16/main/server.crt",
+      "would run: install -m 0600 -o postgres -g postgres /etc/centrovision/tls/server.key /etc/postgresql/16/main/server.key",
+      "would run: install -m 0644 -o root -g root /etc/centrovision/tls/clinic-ca.pem /etc/centrovision/clients/clinic-ca.pem",
+      "To do: fill in branch_id in /etc/centrovision/clients/config.toml",
       "Dry run: nothing was changed.",
     ]) {
       expect(out).toContain(expected);
     }
+    // The server certificate is made before PostgreSQL is pointed at it.
+    expect(out.indexOf("make-clinic-tls.sh")).toBeLessThan(
+      out.indexOf("systemctl enable --now postgresql@16-main"),
+    );
+
+    const conf = shownFile(out, "/etc/postgresql/16/main/conf.d/centrovision.conf");
+    expect(conf).toContain("\nssl = on\n");
+    expect(conf).toContain("ssl_cert_file = '/etc/postgresql/16/main/server.crt'");
+    expect(conf).toContain("ssl_key_file = '/etc/postgresql/16/main/server.key'");
+
+    const hba = shownFile(out, "/etc/postgresql/16/main/pg_hba.conf")
+      .split("\n")
+      .filter((line) => line !== "" && !line.startsWith("#"))
+      .map((line) => line.split(/\s+/).join(" "));
+    expect(hba).toEqual([
+      "local all postgres peer",
+      "local centrovision centrovision_admin scram-sha-256",
+      "host centrovision centrovision_admin 127.0.0.1/32 scram-sha-256",
+      "host centrovision cv_sync_daemon 127.0.0.1/32 scram-sha-256",
+      "host centrovision cv_sync_daemon ::1/128 scram-sha-256",
+      // The PCs: over TLS only; anything else from the network without TLS is refused.
+      "hostssl centrovision +centrovision_app 192.168.10.0/24 scram-sha-256",
+      "hostnossl all all 0.0.0.0/0 reject",
+      "hostnossl all all ::/0 reject",
+    ]);
+
+    // The PCs' config, in the desktop's schema: the CA pinned, no user or password in the URL.
+    const client = shownFile(out, "/etc/centrovision/clients/config.toml");
+    expect(client).toContain('\n# branch_id = "<the branch\'s id>"\n');
+    expect(client).not.toMatch(/^branch_id/m);
+    for (const line of [
+      "[supabase]",
+      'url = "https://abc.supabase.co"',
+      `anon_key = "${ANON_KEY}"`,
+      "[local_server]",
+      'url = "postgres://192.168.10.5:5432/centrovision"',
+      'user = "centrovision_pc"',
+      'password_file = "local_server_password"',
+      'tls = "verify-full"',
+      'ca_file = "clinic-ca.pem"',
+      "[sqlite]",
+      'path = "local.cvdb"',
+      'key_file = "keys/local.key"',
+    ]) {
+      expect(client.split("\n")).toContain(line);
+    }
+    expect(client).not.toMatch(/sslmode|anon_key_file|^password\s*=/m);
+
     expect(out).not.toMatch(/^\+ /m);
     // No command carries a password, a key or a psql variable holding one: files are named instead.
     for (const line of out.split("\n").filter((l) => l.startsWith("would run:"))) {
@@ -98,23 +202,115 @@ describe("setup-server.sh", () => {
     expect(existsSync("/etc/centrovision")).toBe(before);
   });
 
-  it("--dry-run with a certificate restricts the PCs to TLS (hostssl)", () => {
-    const cert = SCRIPT;
+  it("--pc-branch-id fills the PCs' branch_id, and the desktop accepts the config as written", async () => {
+    const branch = "0b5f1d4e-6a1c-4f7e-9a3b-2c8d7e6f5a41";
     const result = setup(
       "--dry-run",
       "--subnet",
-      "10.0.0.0/16",
+      "192.168.10.0/24",
+      "--server-address",
+      "192.168.10.5",
       "--supabase-url",
       "https://abc.supabase.co",
-      "--cert",
-      cert,
-      "--key",
-      cert,
+      "--pc-branch-id",
+      branch,
       ...CLOUD,
     );
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toContain("hostssl centrovision    +centrovision_app     10.0.0.0/16");
-    expect(result.stdout).toContain("ssl = on");
+    expect(result.stdout).not.toContain("To do: fill in branch_id");
+    const client = shownFile(result.stdout, "/etc/centrovision/clients/config.toml");
+    expect(client.split("\n")).toContain(`branch_id = "${branch}"`);
+
+    // A PC's folder as the IT person fills it from /etc/centrovision/clients/.
+    const pc = mkdtempSync(join(tmpdir(), "cv-deploy-pc-"));
+    try {
+      writeFileSync(join(pc, "config.toml"), client, { mode: 0o600 });
+      writeFileSync(join(pc, "local_server_password"), "pc-secret\n", { mode: 0o600 });
+      expect(makeTls(join(pc, "tls"), "192.168.10.5").status).toBe(0);
+      copyFileSync(join(pc, "tls", "clinic-ca.pem"), join(pc, "clinic-ca.pem"));
+      // The desktop's own loader (its schema is apps/desktop's; imported by path, not a dependency).
+      const desktop = fileURLToPath(new URL("../../desktop/src/config.ts", import.meta.url));
+      const { loadDesktopConfig } = (await import(pathToFileURL(desktop).href)) as {
+        loadDesktopConfig: (
+          path: string,
+          options?: { warn?: (m: string) => void },
+        ) => Record<string, unknown>;
+      };
+      const warnings: string[] = [];
+      const config = loadDesktopConfig(join(pc, "config.toml"), { warn: (m) => warnings.push(m) });
+      expect(warnings).toEqual([]);
+      expect(config).toMatchObject({
+        branch_id: branch,
+        supabase: { url: "https://abc.supabase.co", anon_key: ANON_KEY },
+        local_server: {
+          url: "postgres://192.168.10.5:5432/centrovision",
+          user: "centrovision_pc",
+          password_file: join(pc, "local_server_password"),
+          tls: "verify-full",
+        },
+        sqlite: { path: join(pc, "local.cvdb"), key_file: join(pc, "keys", "local.key") },
+      });
+    } finally {
+      rmSync(pc, { recursive: true, force: true });
+    }
+  });
+
+  it("--cert/--key/--ca: that certificate is served and its CA given to the PCs; no clinic CA is made", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cv-deploy-cert-"));
+    try {
+      expect(makeTls(dir, "10.0.0.5").status).toBe(0);
+      const [cert, key, ca] = [join(dir, "server.crt"), join(dir, "server.key"), join(dir, "clinic-ca.pem")];
+      const withCert = (...extra: string[]) =>
+        setup(
+          "--dry-run",
+          "--subnet",
+          "10.0.0.0/16",
+          "--supabase-url",
+          "https://abc.supabase.co",
+          ...extra,
+          ...CLOUD,
+        );
+      const result = withCert(
+        "--server-address",
+        "10.0.0.5",
+        "--cert",
+        `${cert}`,
+        "--key",
+        `${key}`,
+        "--ca",
+        `${ca}`,
+      );
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(
+        /^\s+hostssl\s+centrovision\s+\+centrovision_app\s+10\.0\.0\.0\/16\s+scram-sha-256$/m,
+      );
+      expect(result.stdout).toMatch(/^\s+hostnossl\s+all\s+all\s+0\.0\.0\.0\/0\s+reject$/m);
+      expect(result.stdout).toContain("ssl = on");
+      expect(result.stdout).not.toContain("make-clinic-tls.sh");
+      expect(result.stdout).toContain(
+        `would run: install -m 0644 -o postgres -g postgres ${cert} /etc/postgresql/16/main/server.crt`,
+      );
+      expect(result.stdout).toContain(
+        `would run: install -m 0600 -o postgres -g postgres ${key} /etc/postgresql/16/main/server.key`,
+      );
+      expect(result.stdout).toContain(
+        `would run: install -m 0644 -o root -g root ${ca} /etc/centrovision/clients/clinic-ca.pem`,
+      );
+
+      // --ca is required with --cert, and what the PCs will check is checked first.
+      const noCa = withCert("--server-address", "10.0.0.5", "--cert", cert, "--key", key);
+      expect(noCa.status).toBe(2);
+      expect(noCa.stderr).toContain("--cert, --key and --ca go together");
+      const otherAddress = withCert("--server-address", "10.0.0.6", "--cert", cert, "--key", key, "--ca", ca);
+      expect(otherAddress.status).toBe(2);
+      expect(otherAddress.stderr).toContain(`--cert: ${cert} does not name 10.0.0.6`);
+      const otherCa = withCert("--server-address", "10.0.0.5", "--cert", cert, "--key", key, "--ca", cert);
+      expect(otherCa.status).toBe(2);
+      expect(otherCa.stderr).toContain(`--cert: ${cert} is not signed by --ca ${cert}`);
+      expect(noCa.stdout + otherAddress.stdout + otherCa.stdout).toBe("");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("lists every bad option before doing anything, exit 2", () => {
@@ -126,6 +322,10 @@ describe("setup-server.sh", () => {
       "http://x",
       "--keep-days",
       "0",
+      "--server-address",
+      "clinic.example",
+      "--pc-branch-id",
+      "roma",
     );
     expect(result.status).toBe(2);
     expect(result.stderr).toContain("--subnet must be an IPv4 CIDR");
@@ -135,7 +335,22 @@ describe("setup-server.sh", () => {
     expect(result.stderr).toContain("--clinic-name is required");
     expect(result.stderr).toContain("--branch is required (repeat it for each branch this server holds)");
     expect(result.stderr).toContain("--service-role-key-file: cannot read");
+    expect(result.stderr).toContain("--server-address must be this server's IPv4 address");
+    expect(result.stderr).toContain("--pc-branch-id must be the branch's id (a UUID)");
     expect(result.stdout).toBe("");
+  });
+
+  it("refuses an anon key file that does not hold a key (it is pasted into the PCs' config)", () => {
+    const result = setup(
+      "--dry-run",
+      "--subnet",
+      "192.168.1.0/24",
+      "--supabase-url",
+      "https://abc.supabase.co",
+      ...CLOUD.map((arg) => (arg === ANON_KEY_FILE ? SCRIPT : arg)),
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`--anon-key-file: ${SCRIPT} does not hold an anon key`);
   });
 });
 
@@ -260,5 +475,279 @@ tee "${dir}/stdin" | "$@"
       await admin.end();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("make-clinic-tls.sh", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "cv-deploy-tls-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("makes the clinic CA and the server certificate once: owner-only keys, only file names printed, no key on any argument", () => {
+    const out = join(dir, "made");
+    // bash -x prints every command with its arguments as run (xtrace): no key may be in one.
+    const result = spawnSync("bash", ["-x", MAKE_TLS, out, "127.0.0.1", "clinic-server.local"], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const files = ["clinic-ca.key", "clinic-ca.pem", "server.key", "server.crt"];
+    expect(result.stdout).toBe(files.map((file) => `created ${join(out, file)}\n`).join(""));
+    expect(readdirSync(out).sort()).toEqual([...files].sort());
+    expect(statSync(out).mode & 0o777).toBe(0o700);
+    for (const [file, mode] of [
+      ["clinic-ca.key", 0o600],
+      ["server.key", 0o600],
+      ["clinic-ca.pem", 0o644],
+      ["server.crt", 0o644],
+    ] as const) {
+      expect(statSync(join(out, file)).mode & 0o777, file).toBe(mode);
+    }
+    for (const key of ["clinic-ca.key", "server.key"]) {
+      const pem = readFileSync(join(out, key), "utf8");
+      expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+      const body = pem.split("\n").filter((line) => line !== "" && !line.startsWith("-----"));
+      for (const line of body) expect(result.stdout + result.stderr).not.toContain(line);
+    }
+    expect(result.stdout + result.stderr).not.toMatch(/PRIVATE KEY|pass(out|in|word)?:/i);
+
+    const ca = new X509Certificate(readFileSync(join(out, "clinic-ca.pem")));
+    const server = new X509Certificate(readFileSync(join(out, "server.crt")));
+    const days = (cert: X509Certificate) =>
+      Math.round((Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000);
+    expect(ca.ca).toBe(true);
+    expect(ca.checkIssued(ca)).toBe(true);
+    expect(ca.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+    expect(days(ca)).toBe(3650);
+    expect(server.ca).toBe(false);
+    expect(server.checkIssued(ca) && server.verify(ca.publicKey)).toBe(true);
+    expect(server.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+    expect(days(server)).toBe(730);
+    expect(server.subjectAltName).toBe("IP Address:127.0.0.1, DNS:clinic-server.local");
+    expect(server.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1"]); // extended key usage: serverAuth only
+    const caText = execFileSync("openssl", ["x509", "-in", join(out, "clinic-ca.pem"), "-noout", "-text"], {
+      encoding: "utf8",
+    });
+    expect(caText).toMatch(/Basic Constraints: critical\s+CA:TRUE/);
+    expect(caText).toMatch(/Key Usage: critical\s+Certificate Sign, CRL Sign/);
+  });
+
+  it("run again, changes no file and says it kept each", () => {
+    const out = join(dir, "made");
+    const before = readdirSync(out).map((file) => {
+      const info = statSync(join(out, file));
+      return [file, sha256(join(out, file)), info.mtimeMs, info.mode] as const;
+    });
+    const result = makeTls(out, "127.0.0.1", "clinic-server.local");
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim().split("\n")).toEqual(
+      ["clinic-ca.key", "clinic-ca.pem", "server.key", "server.crt"].map(
+        (file) => `kept ${join(out, file)} (exists, never overwritten)`,
+      ),
+    );
+    const after = readdirSync(out).map((file) => {
+      const info = statSync(join(out, file));
+      return [file, sha256(join(out, file)), info.mtimeMs, info.mode] as const;
+    });
+    expect(after).toEqual(before);
+    // A kept certificate that no longer names the server's address is refused, never replaced.
+    const moved = makeTls(out, "127.0.0.2");
+    expect(moved.status).toBe(2);
+    expect(moved.stderr).toContain(
+      `${join(out, "server.crt")} does not name 127.0.0.2: move server.crt and server.key away`,
+    );
+    expect(readdirSync(out).map((file) => sha256(join(out, file)))).toEqual(before.map(([, hash]) => hash));
+  });
+
+  it("refuses bad input with a clear message and exit 2, creating nothing", () => {
+    const cases: [string[], string][] = [
+      [[], "usage: make-clinic-tls.sh OUT_DIR SERVER_ADDRESS [DNS_NAME...]"],
+      [[join(dir, "bad"), "300.1.1.1"], "SERVER_ADDRESS must be the IPv4 address the PCs use"],
+      [[join(dir, "bad"), "clinic.local"], "SERVER_ADDRESS must be the IPv4 address the PCs use"],
+      [
+        [join(dir, "bad"), "10.0.0.5", "-bad-"],
+        "DNS_NAME must be a host name such as clinic-server.local (got '-bad-')",
+      ],
+      [[join(dir, "bad"), "10.0.0.5", "a b"], "DNS_NAME must be a host name"],
+    ];
+    for (const [args, message] of cases) {
+      const result = makeTls(...args);
+      expect(result.status, args.join(" ")).toBe(2);
+      expect(result.stderr).toContain(`make-clinic-tls.sh: ${message}`);
+      expect(result.stdout).toBe("");
+    }
+    expect(existsSync(join(dir, "bad"))).toBe(false);
+
+    // Half a pair cannot be completed without overwriting or orphaning the other half.
+    const half = join(dir, "half");
+    mkdirSync(half);
+    writeFileSync(join(half, "clinic-ca.key"), "x", { mode: 0o600 });
+    const result = makeTls(half, "10.0.0.5");
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      `only one of ${join(half, "clinic-ca.key")} and ${join(half, "clinic-ca.pem")} exists`,
+    );
+    expect(readdirSync(half)).toEqual(["clinic-ca.key"]);
+  });
+});
+
+// The clinic server as setup-server.sh leaves it, for TLS: PostgreSQL with ssl = on and the
+// certificate make-clinic-tls.sh made, under the pg_hba.conf the script writes (taken from its
+// --dry-run, for the subnet 127.0.0.0/8), and a PC's login in centrovision_app.
+describe("a PostgreSQL set up with make-clinic-tls.sh and setup-server.sh's pg_hba.conf", () => {
+  let dir: string;
+  let server: PostgresServer;
+  let admin: postgres.Sql;
+  const pcPassword = `pc-${randomBytes(12).toString("hex")}`;
+
+  /** The `postgres` user the server runs as when the tests run as root (testkit), else nobody to hand to. */
+  const serverIds = () => {
+    if (process.getuid?.() !== 0) return undefined;
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+    return { uid: id("-u"), gid: id("-g") };
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "cv-deploy-pgtls-"));
+    for (const [out, names] of [
+      ["tls", ["clinic-server.local"]],
+      ["other", []],
+    ] as const) {
+      const made = makeTls(join(dir, out), "127.0.0.1", ...names);
+      expect(made.status, made.stderr).toBe(0);
+    }
+    // As setup-server.sh installs them for PostgreSQL: the key 0600, owned by the server's user.
+    const pg = join(dir, "pg");
+    mkdirSync(pg);
+    copyFileSync(join(dir, "tls", "server.crt"), join(pg, "server.crt"));
+    copyFileSync(join(dir, "tls", "server.key"), join(pg, "server.key"));
+    chmodSync(join(pg, "server.crt"), 0o644);
+    chmodSync(join(pg, "server.key"), 0o600);
+    const ids = serverIds();
+    if (ids) {
+      for (const path of [pg, join(pg, "server.crt"), join(pg, "server.key")])
+        chownSync(path, ids.uid, ids.gid);
+      chmodSync(dir, 0o755);
+    }
+    server = await startPostgres({
+      settings: {
+        ssl: "on",
+        ssl_cert_file: join(pg, "server.crt"),
+        ssl_key_file: join(pg, "server.key"),
+        password_encryption: "scram-sha-256",
+      },
+    });
+    admin = postgres(server.url, { max: 1, onnotice: () => {} });
+    await admin.unsafe("create database centrovision");
+    await admin.unsafe("create role centrovision_app nologin");
+    await admin.unsafe(`create role centrovision_pc login in role centrovision_app password '${pcPassword}'`);
+
+    // The pg_hba.conf setup-server.sh writes, as it shows it (PostgreSQL 99: no such folder here).
+    const dry = setup(
+      "--dry-run",
+      "--subnet",
+      "127.0.0.0/8",
+      "--server-address",
+      "127.0.0.1",
+      "--pg-version",
+      "99",
+      "--supabase-url",
+      "https://abc.supabase.co",
+      ...CLOUD,
+    );
+    expect(dry.status, dry.stderr).toBe(0);
+    const hbaFile = join(server.dataDir, "pg_hba.conf");
+    writeFileSync(hbaFile, shownFile(dry.stdout, "/etc/postgresql/99/main/pg_hba.conf"), { mode: 0o640 });
+    if (ids) chownSync(hbaFile, ids.uid, ids.gid);
+    const errors = await admin<{ line_number: number; error: string }[]>`
+      select line_number, error from pg_hba_file_rules where error is not null`;
+    expect(errors).toEqual([]);
+    await admin`select pg_reload_conf()`;
+    // The reload is asynchronous: wait until a connection without TLS is refused (the admin's stays open).
+    for (let tries = 0; ; tries++) {
+      const plain = postgres({ ...target(), ssl: false });
+      const refused = await plain`select 1`.then(
+        () => false,
+        () => true,
+      );
+      await plain.end();
+      if (refused || tries > 50) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await admin?.end();
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A PC's connection to the clinic server at 127.0.0.1 (`ssl` set by each test). */
+  const target = (user = "centrovision_pc", password = pcPassword, database = "centrovision") => ({
+    host: "127.0.0.1",
+    port: server.port,
+    database,
+    username: user,
+    password,
+    max: 1,
+    connect_timeout: 5,
+    onnotice: () => {},
+  });
+  /**
+   * verify-full as the desktop connects (adapter-postgres's tlsOptions): the chain to `ca` only,
+   * and the address checked against the certificate's IP SANs (an IP is no TLS server name).
+   */
+  const verifyFull = (caFile: string, address = "127.0.0.1") => ({
+    rejectUnauthorized: true,
+    ca: readFileSync(caFile, "utf8"),
+    checkServerIdentity: (_name: string, cert: Parameters<typeof checkServerIdentity>[1]) =>
+      checkServerIdentity(address, cert),
+  });
+  const connect = async (
+    options: ReturnType<typeof target> & { ssl: false | ReturnType<typeof verifyFull> },
+  ) => {
+    const sql = postgres(options);
+    try {
+      return await sql<{ who: string; ssl: boolean }[]>`
+        select current_user as who, ssl from pg_stat_ssl where pid = pg_backend_pid()`;
+    } finally {
+      await sql.end();
+    }
+  };
+
+  it("a PC's login connects over TLS, verify-full against clinic-ca.pem, with its password (SCRAM)", async () => {
+    const rows = await connect({ ...target(), ssl: verifyFull(join(dir, "tls", "clinic-ca.pem")) });
+    expect(rows).toEqual([{ who: "centrovision_pc", ssl: true }]);
+    await expect(
+      connect({
+        ...target("centrovision_pc", `${pcPassword}x`),
+        ssl: verifyFull(join(dir, "tls", "clinic-ca.pem")),
+      }),
+    ).rejects.toThrow(/password authentication failed for user "centrovision_pc"/);
+  });
+
+  it("a plain connection from the network is refused by pg_hba (no encryption), the superuser's too", async () => {
+    await expect(connect({ ...target(), ssl: false })).rejects.toThrow(
+      /pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "centrovision_pc", database "centrovision", no encryption/,
+    );
+    await expect(
+      connect({ ...target(server.user, server.password, "postgres"), ssl: false }),
+    ).rejects.toThrow(/pg_hba\.conf rejects connection .*no encryption/);
+  });
+
+  it("a server certificate from another CA, or naming another address, is refused by the PC", async () => {
+    const other = connect({ ...target(), ssl: verifyFull(join(dir, "other", "clinic-ca.pem")) });
+    await expect(other).rejects.toMatchObject({
+      code: expect.stringMatching(
+        /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/,
+      ),
+    });
+    const elsewhere = connect({
+      ...target(),
+      ssl: verifyFull(join(dir, "tls", "clinic-ca.pem"), "10.9.9.9"),
+    });
+    await expect(elsewhere).rejects.toMatchObject({ code: "ERR_TLS_CERT_ALTNAME_INVALID" });
   });
 });
