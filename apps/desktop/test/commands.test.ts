@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { request } from "node:http";
 import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
 import { call, cloudRows, waitFor } from "./support.js";
 
@@ -597,6 +598,18 @@ describe("a patient's record and the audit trail", () => {
       async () => (await openings(patient)).length === 2,
       30_000,
     );
+    // It went through the clinic server, as the PC's other calls there: across the (demo's) LAN
+    // every connection of the PC is TLS, verified against the clinic's CA.
+    const clinicDb = /^CLINIC_DB_URL='(.+)'$/m.exec(
+      await readFile(demo.databaseUrlsFile, "utf8"),
+    )?.[1] as string;
+    const links = await onDatabase(
+      clinicDb,
+      (sql) => sql<{ ssl: boolean }[]>`
+        select s.ssl from pg_stat_ssl s join pg_stat_activity a using (pid) where a.usename = 'demo_recepcion_pc1'`,
+    );
+    expect(links.length).toBeGreaterThan(0);
+    expect(links.every((link) => link.ssl)).toBe(true);
     const held = (await openings(patient))[1];
     expect(held?.user).toBe(demo.clinic.receptionistId);
     expect(held?.at.getTime()).toBeGreaterThanOrEqual(before - 1);

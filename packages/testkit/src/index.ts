@@ -29,6 +29,7 @@ export {
 } from "./migrations.js";
 export {
   freePort,
+  makeTestTls,
   type PostgresServer,
   runningPostgres,
   type StartPostgresOptions,

@@ -30,16 +30,23 @@ export interface StartPostgresOptions {
   /** Receives the server's log lines. Default: kept in memory, printed if start-up fails. */
   onLog?: (line: string) => void;
   /**
-   * TLS on (`ssl = on`) with a certificate for 127.0.0.1 signed by a CA made for this run by the
-   * openssl CLI (no key is kept anywhere else); see {@link PostgresServer.tls}. Default off.
+   * TLS on (`ssl = on`) with a certificate for 127.0.0.1 signed by a test CA: `true` makes them
+   * for this server (removed on `stop()`); files from {@link makeTestTls} are used as they are (a
+   * server restarted on the same data keeps its certificate). Default off.
    */
-  tls?: boolean;
+  tls?: true | TestTls;
 }
 
-/** The PEM files of a server started with `tls`: the CA that signed its certificate, and another. */
+/**
+ * A test CA, another CA that signed nothing here, and a server certificate the first signed for
+ * 127.0.0.1, in `dir` (PEM; the server's key owner-only, owned by the user PostgreSQL runs as).
+ */
 export interface TestTls {
+  readonly dir: string;
   readonly caFile: string;
   readonly otherCaFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 export interface PostgresServer {
@@ -50,7 +57,7 @@ export interface PostgresServer {
   readonly user: string;
   readonly password: string;
   readonly dataDir: string;
-  /** With `tls`: the CA files a client verifies the server against. */
+  /** With `tls`: the certificate files, and the CA a client verifies the server against. */
   readonly tls?: TestTls;
   /** Creates a database and returns its superuser URL. */
   createDatabase(name: string): Promise<string>;
@@ -80,10 +87,11 @@ function isRoot(): boolean {
 
 /** PostgreSQL refuses to run as root, so as root we run it as an unprivileged user, created if missing. */
 /**
- * Two CAs and a server certificate the first signed for 127.0.0.1, by the openssl CLI in a temp
- * folder. PostgreSQL refuses a key others can read; as root it runs as `ids`, who must own it.
+ * Makes a {@link TestTls} with the openssl CLI in a temp folder (the caller removes `dir`).
+ * PostgreSQL refuses a key others can read; as root it runs as another user, who must own it.
  */
-async function makeTestCertificates(ids: { uid: number; gid: number } | undefined) {
+export async function makeTestTls(): Promise<TestTls> {
+  const ids = runAsIds();
   const dir = await mkdtemp(join(tmpdir(), "cv-pg-tls-"));
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
@@ -292,7 +300,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   const { postgres: postgresBin } = await resolvePgBinaries(ids !== undefined);
   const port = options.port ?? (await freePort());
-  const tls = options.tls ? await makeTestCertificates(ids) : undefined;
+  const tls = options.tls === true ? await makeTestTls() : options.tls;
   const settings = {
     fsync: "off",
     listen_addresses: "127.0.0.1",
@@ -329,7 +337,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
         await rm(dataDir, { recursive: true, force: true });
         tempDirs.delete(dataDir);
       }
-      if (tls !== undefined) await rm(tls.dir, { recursive: true, force: true });
+      if (options.tls === true && tls !== undefined) await rm(tls.dir, { recursive: true, force: true });
     })();
     return stopped;
   };
@@ -347,7 +355,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     user: superuser,
     password,
     dataDir,
-    ...(tls !== undefined && { tls: { caFile: tls.caFile, otherCaFile: tls.otherCaFile } }),
+    ...(tls !== undefined && { tls }),
     urlFor,
     stop,
     createDatabase: (name: string) => createDatabase(url, urlFor, name),

@@ -9,6 +9,7 @@ import {
   freePort,
   type Link,
   type LocalSupabase,
+  makeTestTls,
   type PostgresServer,
   startLocalSupabase,
   startPostgres,
@@ -133,9 +134,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     // restart it (startPostgres hands the folder to the server's unprivileged user when root).
     const clinicData = await mkdtemp(join(tmpdir(), "centrovision-demo-clinic-"));
     cleanups.push(() => rm(clinicData, { recursive: true, force: true }));
+    // The PC reaches it over TLS checked against the clinic's CA, as on a clinic LAN
+    // (setup-server.sh makes that CA); a restart keeps the same certificate.
+    const tls = await makeTestTls();
+    cleanups.push(() => rm(tls.dir, { recursive: true, force: true }));
     let [cloud, clinicServer] = (await Promise.all([
       startLocalSupabase({ log: () => {} }),
-      startPostgres({ dataDir: clinicData }),
+      startPostgres({ dataDir: clinicData, tls }),
     ])) as [LocalSupabase, PostgresServer];
     cleanups.push(
       () => cloud.stop(),
@@ -223,8 +228,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         `url = "postgres://127.0.0.1:${lan.port}/centrovision"`,
         `user = "${APP_LOGIN.user}"`,
         `password_file = "clinic-db-password"`,
-        "# The demo's clinic server is on this same PC (127.0.0.1): no TLS. Across a LAN: verify-full.",
-        `tls = "disable"`,
+        `tls = "verify-full"`,
+        `ca_file = "${tls.caFile}"`,
         "[sqlite]",
         `path = "local/clinic.cvdb"`,
         `key_file = "local.key"`,
@@ -252,7 +257,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
           if (on === clinicUp) return;
           if (on) {
             const { port, password } = clinicServer;
-            clinicServer = await startPostgres({ dataDir: clinicData, port, password });
+            clinicServer = await startPostgres({ dataDir: clinicData, port, password, tls });
           } else {
             await clinicServer.stop();
           }
