@@ -12,6 +12,9 @@
  *    pending changes pushed), CV_BENCH_FAILBACKS times (default 3).
  * 3. Router overhead per call: the same read through the router and straight through the cloud
  *    adapter, interleaved, 400 each; p50 ratio (target ≤ 1.05).
+ * 4. What TLS on the clinic LAN costs a cut: the busy PC's cuts again, alternated one by one
+ *    between this stack and one whose clinic server the PC reaches over TLS (verify-full against
+ *    the clinic's CA, as setup-server.sh sets it up); p50 and p95 ratios.
  *
  *   npm run bench   (in packages/sync-engine; runs the sync bench first)
  *   node --conditions=@centrovision/source --import tsx bench/router.bench.ts
@@ -151,7 +154,36 @@ try {
   for (let i = 0; i < FAILBACKS; i++) failbacks.push(await failback(stack));
   describe("internet back → on the cloud again", failbacks);
   await overhead(stack);
+  await tlsCost(stack);
 } finally {
   await stack.close();
   await server.stop();
+}
+
+/** Section 4: the same busy cuts with the clinic link plain and over TLS, alternated. */
+async function tlsCost(plain: PcStack): Promise<void> {
+  const [cloudServer, clinicServer] = await Promise.all([
+    startPostgres({ superuser: SUPABASE_SUPERUSER }),
+    startPostgres({ tls: true }),
+  ]);
+  const encrypted = await startPcStack(cloudServer, { clinicServer });
+  try {
+    log("");
+    log(`the busy PC's cuts with its clinic link plain and over TLS (verify-full), alternated, ${CUTS} each`);
+    for (const cut of ["blackhole", "refuse"] as const) {
+      const samples = { plain: [] as number[], tls: [] as number[] };
+      for (let i = 0; i < CUTS; i++) {
+        samples.plain.push(await cutToClinic(plain, cut, true));
+        samples.tls.push(await cutToClinic(encrypted, cut, true));
+      }
+      describe(`busy PC, ${cut}, plain`, samples.plain);
+      describe(`busy PC, ${cut}, TLS`, samples.tls);
+      const [p, t] = [samples.plain, samples.tls].map((xs) => [...xs].sort((a, b) => a - b));
+      const ratio = (q: number) => percentile(t as number[], q) / Math.max(1, percentile(p as number[], q));
+      log(`  TLS / plain: p50 ${ratio(0.5).toFixed(2)}×, p95 ${ratio(0.95).toFixed(2)}×`);
+    }
+  } finally {
+    await encrypted.close();
+    await Promise.all([cloudServer.stop(), clinicServer.stop()]);
+  }
 }

@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createPostgresSource } from "@centrovision/adapter-postgres";
+import { createPostgresSource, tlsOptions } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import {
@@ -100,7 +101,10 @@ export function modeReached(router: FailoverRouter, mode: ConnectionMode, ms = 1
 }
 
 export interface PcStackOptions {
-  /** Puts the clinic server on a PostgreSQL of its own (a test may stop and restart it); default `server`. */
+  /**
+   * Puts the clinic server on a PostgreSQL of its own (a test may stop and restart it); default
+   * `server`. One started with `tls`: the PC reaches it over TLS, verified against its CA.
+   */
   clinicServer?: PostgresServer;
 }
 
@@ -159,6 +163,9 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
   const clinicToken = await clinicSession(clinicUrl, { userId: seed.profiles.id as string });
   const session = () => clinicToken;
   const appUrl = withLogin(clinicUrl, APP);
+  const caFile = clinicHost.tls?.caFile;
+  const tls =
+    caFile === undefined ? undefined : tlsOptions("verify-full", "127.0.0.1", readFileSync(caFile, "utf8"));
   const cloudSource = () =>
     createSupabaseSource({
       id: "cloud",
@@ -176,6 +183,7 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
       callTimeoutMs: 2_000,
       probeTimeoutMs: 500,
       session,
+      ...(caFile !== undefined && { ssl: { mode: "verify-full", caFile } }),
     });
   const routers: FailoverRouter[] = [];
   const appliers: ClientApplier[] = [];
@@ -207,7 +215,9 @@ export async function startPcStack(server: PostgresServer, options: PcStackOptio
       for (const table of ["branches", "rooms", "profiles", "patients"] as const) {
         await local.table(table).upsert(seed[table] as never);
       }
-      const applier = createClientApplier({ postgres: { url: lan.url(appUrl), timeoutMs: 3_000, session } });
+      const applier = createClientApplier({
+        postgres: { url: lan.url(appUrl), timeoutMs: 3_000, session, ...(tls !== undefined && { ssl: tls }) },
+      });
       const router = createFailoverRouter({
         sources: [cloudSource(), clinicSource(), local],
         hooks: createPcRouterHooks({ clinic: applier, timeoutMs: 2_000 }),
