@@ -2,13 +2,14 @@ import {
   type CallOptions,
   CvError,
   type ErrorCode,
+  parseOrThrow,
   SYNCED_TABLES,
   type TableName,
   tables,
 } from "@centrovision/core";
 import * as z from "zod";
 import { parseOptions } from "../internal/options.js";
-import type { RpcInvoker } from "../internal/rpc-peer.js";
+import { auditQueryArgs, type RpcInvoker } from "../internal/rpc-peer.js";
 import { parseReply } from "../internal/wire.js";
 import { createPostgresInvoker, type PostgresClient, type PostgresPeerOptions } from "../postgres-peer.js";
 import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
@@ -381,25 +382,8 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
       );
     },
     async auditTrail(query = {}, callOptions) {
-      const parsed = auditQuerySchema.safeParse(query);
-      if (!parsed.success) {
-        throw new CvError(
-          "invalid_input",
-          `[sync-engine] ${label}: audit trail query: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-        );
-      }
-      const q = parsed.data;
-      const reply = await invoker.invoke(
-        "cv_audit_trail",
-        {
-          ...(q.patientId !== undefined && { p_patient_id: q.patientId }),
-          ...(q.userId !== undefined && { p_user_id: q.userId }),
-          ...(q.from !== undefined && { p_from: q.from }),
-          ...(q.to !== undefined && { p_to: q.to }),
-          ...(q.limit !== undefined && { p_limit: q.limit }),
-        },
-        callOptions,
-      );
+      const parsed = parseOrThrow(auditQuerySchema, query, `${label} audit trail query`);
+      const reply = await invoker.invoke("cv_audit_trail", auditQueryArgs(parsed), callOptions);
       return parseReply(trailSchema, reply, `${label} cv_audit_trail`);
     },
     close: () => invoker.close(),

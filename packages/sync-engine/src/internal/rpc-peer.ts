@@ -1,6 +1,6 @@
 import type { CallOptions } from "@centrovision/core";
 import type { SyncPeer } from "../sync-peer.js";
-import type { SourceIdentity } from "../sync-types.js";
+import type { AuditQuery, SourceIdentity } from "../sync-types.js";
 import { parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
@@ -70,6 +70,17 @@ const PURGE_BATCH = 10_000;
 
 /** Functions that return nothing: the reply is not parsed. */
 export const VOID_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_ack", "cv_clinic_register_key"]);
+
+/** The arguments of `cv_audit_events` and `cv_audit_trail` (sql/0012) for a query: what it gives. */
+export function auditQueryArgs(query: AuditQuery) {
+  return {
+    ...(query.patientId !== undefined && { p_patient_id: query.patientId }),
+    ...(query.userId !== undefined && { p_user_id: query.userId }),
+    ...(query.from !== undefined && { p_from: query.from }),
+    ...(query.to !== undefined && { p_to: query.to }),
+    ...(query.limit !== undefined && { p_limit: query.limit }),
+  };
+}
 
 /** Calls one function once, within the deadline, and resolves with its JSON result; errors are `CvError`s. */
 export type RpcInvoker = <F extends RpcName>(
@@ -200,18 +211,7 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
     },
     sealAudit: (options) => call("cv_audit_seal", { p_limit: AUDIT_SEAL_BATCH }, options, replySchemas.count),
     auditEvents: (query, options) =>
-      call(
-        "cv_audit_events",
-        {
-          ...(query.patientId !== undefined && { p_patient_id: query.patientId }),
-          ...(query.userId !== undefined && { p_user_id: query.userId }),
-          ...(query.from !== undefined && { p_from: query.from }),
-          ...(query.to !== undefined && { p_to: query.to }),
-          ...(query.limit !== undefined && { p_limit: query.limit }),
-        },
-        options,
-        replySchemas.auditEvents,
-      ),
+      call("cv_audit_events", auditQueryArgs(query), options, replySchemas.auditEvents),
     verifyAudit: (options) => call("cv_audit_verify", {}, options, replySchemas.auditVerify),
     auditHead: (nodeId, options) => call("cv_audit_head", { p_node: nodeId }, options, replySchemas.count),
     sealedAuditAfter: (position, options) =>
