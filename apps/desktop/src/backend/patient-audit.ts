@@ -3,6 +3,7 @@ import type { SqliteSource } from "@centrovision/adapter-sqlite";
 import { type ConnectionStatus, CvError, type FailoverRouter } from "@centrovision/core";
 import type { AuditQuery, AuditTrailEvent, ClientApplier } from "@centrovision/sync-engine";
 import { exhaustMap, merge, type Observable, type Subscription, timer } from "rxjs";
+import type { UsableTiers } from "./tier-gate.js";
 
 /** Openings of a record made while no server could take them, kept in the PC's encrypted file. */
 const OPENINGS = "cv-openings";
@@ -43,7 +44,7 @@ export interface PatientAuditOptions {
   store: Pick<SqliteSource, "batch" | "records">;
   servers: { readonly cloud: ClientApplier; readonly clinic?: ClientApplier };
   /** Whether the tier may be used for the signed-in person now (their session there is good). */
-  usable: () => { readonly cloud: boolean; readonly clinic: boolean };
+  usable: () => UsableTiers;
 }
 
 const asCv = (error: unknown) =>

@@ -214,11 +214,12 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
   // expired in an outage and not renewed yet) the router stays below them and the outbox does not
   // drain there: writes wait, none is refused as unauthorized. Re-read on every status too, because
   // a token expires with time alone.
+  const usableNow = (): UsableTiers => {
+    const state = session.current();
+    return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
+  };
   const usable$ = merge(session.state$, router.status$).pipe(
-    map(() => {
-      const state = session.current();
-      return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
-    }),
+    map(usableNow),
     distinctUntilChanged((a, b) => a.cloud === b.cloud && a.clinic === b.clinic),
     shareReplay({ bufferSize: 1, refCount: true }),
   );
@@ -244,10 +245,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     router,
     store: sqlite,
     servers: { cloud: cloudApplier, ...(clinic.applier !== undefined && { clinic: clinic.applier }) },
-    usable: () => {
-      const state = session.current();
-      return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
-    },
+    usable: usableNow,
   });
   const delivering = audit.autoDeliver(
     router.status$,
