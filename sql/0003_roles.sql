@@ -220,8 +220,8 @@ BEGIN
       AND v_claims ->> 'aud' = 'centrovision-clinic'
       AND v_claims ->> 'role' = 'authenticated'
       AND jsonb_typeof(v_claims -> 'exp') = 'number'
-      AND pg_input_is_valid(v_claims ->> 'sub', 'uuid')
-      AND pg_input_is_valid(v_claims ->> 'sid', 'uuid')
+      AND v_claims ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+      AND v_claims ->> 'sid' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
       AND v_claims ->> 'sign_in' IN ('online', 'clinic'), false)
     THEN
       RAISE EXCEPTION 'the clinic session is not one this clinic server issued'

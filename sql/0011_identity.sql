@@ -286,7 +286,7 @@ BEGIN
     v_users uuid[];
   BEGIN
     IF jsonb_typeof(p_users) IS DISTINCT FROM 'array' OR EXISTS (SELECT FROM jsonb_array_elements(p_users) e
-        WHERE jsonb_typeof(e) <> 'string' OR NOT pg_input_is_valid(e #>> '{}', 'uuid')) THEN
+        WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') THEN
       RAISE EXCEPTION 'the disabled users are a JSON array of user ids (empty when none)' USING ERRCODE = 'CV005';
     END IF;
     SELECT coalesce(array_agg(DISTINCT (e #>> '{}')::uuid), '{}') INTO v_users FROM jsonb_array_elements(p_users) e;

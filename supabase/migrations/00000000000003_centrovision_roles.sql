@@ -221,8 +221,8 @@ BEGIN
       AND v_claims ->> 'aud' = 'centrovision-clinic'
       AND v_claims ->> 'role' = 'authenticated'
       AND jsonb_typeof(v_claims -> 'exp') = 'number'
-      AND pg_input_is_valid(v_claims ->> 'sub', 'uuid')
-      AND pg_input_is_valid(v_claims ->> 'sid', 'uuid')
+      AND v_claims ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+      AND v_claims ->> 'sid' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
       AND v_claims ->> 'sign_in' IN ('online', 'clinic'), false)
     THEN
       RAISE EXCEPTION 'the clinic session is not one this clinic server issued'
@@ -330,4 +330,4 @@ $clinic$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '423c3a73908c43bf390cdb1f5f5d7624f8aa45569159e2f23e6db6847774ebe7') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0003_roles.sql', '7d388a63dbb1016b5d64bea25d6486fcd06ad71b85bf772a361971d58c0cc029') on conflict (name) do nothing;

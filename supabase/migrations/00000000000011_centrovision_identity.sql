@@ -287,7 +287,7 @@ BEGIN
     v_users uuid[];
   BEGIN
     IF jsonb_typeof(p_users) IS DISTINCT FROM 'array' OR EXISTS (SELECT FROM jsonb_array_elements(p_users) e
-        WHERE jsonb_typeof(e) <> 'string' OR NOT pg_input_is_valid(e #>> '{}', 'uuid')) THEN
+        WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') THEN
       RAISE EXCEPTION 'the disabled users are a JSON array of user ids (empty when none)' USING ERRCODE = 'CV005';
     END IF;
     SELECT coalesce(array_agg(DISTINCT (e #>> '{}')::uuid), '{}') INTO v_users FROM jsonb_array_elements(p_users) e;
@@ -330,4 +330,4 @@ $identity$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', 'acc63cb280b09fafeb36ae07f047cb50cf1ef7f24139cb4f37fb1b02030e753f') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0011_identity.sql', 'ae2d6cf3fcbdd727540c5baf8140ceed224d91605fd847621388b3d79a9bc424') on conflict (name) do nothing;
