@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -299,6 +299,76 @@ describe("config.toml", () => {
     expect(configPath([], { CENTROVISION_CONFIG: "/x.toml" })).toBe("/x.toml");
     expect(configPath([], {})).toBe(DEFAULT_CONFIG_PATH);
     expect(failure(() => configPath(["--config"], {})).message).toMatch(/--config needs a path/);
+  });
+});
+
+describe("the PCs' config setup-server.sh writes (apps/sync-daemon/deploy)", () => {
+  const deploy = (name: string) =>
+    fileURLToPath(new URL(`../../sync-daemon/deploy/${name}`, import.meta.url));
+
+  /** What `setup-server.sh --dry-run` shows it would write at `path`, unindented. */
+  function shown(out: string, path: string): string {
+    const lines = out.split("\n");
+    const start = lines.findIndex((line) => line.startsWith(`would write ${path} (`) && line.endsWith(":"));
+    expect(start, out).toBeGreaterThanOrEqual(0);
+    const body: string[] = [];
+    for (const line of lines.slice(start + 1)) {
+      if (!line.startsWith("    ")) break;
+      body.push(line.slice(4));
+    }
+    return `${body.join("\n")}\n`;
+  }
+
+  it("is accepted as written, once the IT person copies the folder to a PC", async () => {
+    const branch = "0b5f1d4e-6a1c-4f7e-9a3b-2c8d7e6f5a41";
+    const anonKey = await secret("anon_key", "sb_publishable_Test-anon.key_123\n");
+    const run = spawnSync(
+      "bash",
+      [
+        deploy("setup-server.sh"),
+        "--dry-run",
+        "--subnet",
+        "192.168.10.0/24",
+        "--server-address",
+        "192.168.10.5",
+        "--supabase-url",
+        "https://abc.supabase.co",
+        "--pc-branch-id",
+        branch,
+        "--anon-key-file",
+        anonKey,
+        "--clinic-name",
+        "Clínica Roma",
+        "--all-branches",
+        "--service-role-key-file",
+        anonKey,
+      ],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    // The three files of /etc/centrovision/clients/ in the PC's folder, owner-only.
+    const path = await file(shown(run.stdout, "/etc/centrovision/clients/config.toml"));
+    await secret("local_server_password", "pc-secret\n");
+    const tls = spawnSync("bash", [deploy("make-clinic-tls.sh"), join(dir, "tls"), "192.168.10.5"], {
+      encoding: "utf8",
+    });
+    expect(tls.status, tls.stderr).toBe(0);
+    await copyFile(join(dir, "tls", "clinic-ca.pem"), join(dir, "clinic-ca.pem"));
+    const warnings: string[] = [];
+    const config = loadDesktopConfig(path, { warn: (message) => warnings.push(message) });
+    expect(warnings).toEqual([]);
+    expect(config).toMatchObject({
+      branch_id: branch,
+      supabase: { url: "https://abc.supabase.co", anon_key: "sb_publishable_Test-anon.key_123" },
+      local_server: {
+        url: "postgres://192.168.10.5:5432/centrovision",
+        user: "centrovision_pc",
+        password_file: join(dir, "local_server_password"),
+        tls: "verify-full",
+        ca_file: join(dir, "clinic-ca.pem"),
+      },
+      sqlite: { path: join(dir, "local.cvdb"), key_file: join(dir, "keys", "local.key") },
+    });
   });
 });
 

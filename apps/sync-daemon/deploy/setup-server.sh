@@ -6,7 +6,8 @@
 # PCs that pins the clinic's CA (verify-full).
 #
 # Idempotent: run it again after changing an option. It never overwrites an existing config or
-# secret. --dry-run prints every step and changes nothing. No secret is ever a process argument
+# secret. --dry-run prints every step and changes nothing. Without systemd (a container), PostgreSQL
+# is started with pg_ctlcluster and the units are written but not enabled: the script says so. No secret is ever a process argument
 # or printed: they live in files under /etc/centrovision/secrets, and the logins' passwords reach
 # PostgreSQL as SCRAM-SHA-256 verifiers on psql's stdin (set-role-password.sh).
 #
@@ -33,14 +34,15 @@ KEY=""
 CA_FILE=""
 PC_BRANCH_ID=""
 DB_NAME="centrovision"
+CLUSTER="main"
+PORT="5432"
+ROOT=""
+FROM_CHECKOUT=0
 NODE_NAME="clinic-server"
 BRANCH_ARGS=()
 PG_VERSION="16"
 KEEP_DAYS="14"
 SERVER_ADDRESS=""
-INSTALL_DIR="/opt/centrovision"
-CONFIG_DIR="/etc/centrovision"
-BACKUP_DIR="/var/backups/centrovision"
 SERVICE_USER="centrovision-sync"
 DAEMON_LOGIN="cv_sync_daemon"
 PC_LOGIN="centrovision_pc"
@@ -53,10 +55,10 @@ Usage: setup-server.sh --subnet CIDR --supabase-url URL [options]
 Required:
   --subnet CIDR                 clinic LAN allowed to reach PostgreSQL, e.g. 192.168.1.0/24
   --supabase-url URL            the project's https:// URL
-  --anon-key-file FILE          the project's anon (public) key, copied to $CONFIG_DIR/anon_key
+  --anon-key-file FILE          the project's anon (public) key, copied to /etc/centrovision/anon_key
   --clinic-name NAME            the clinic's name in the cloud (unique there), e.g. "Clínica Roma"
   --service-role-key-file FILE  the service-role key, for \`centrovision-sync node create\` only:
-                                never copied; needed until $CONFIG_DIR/sync.toml has a node_email
+                                never copied; needed until /etc/centrovision/sync.toml has a node_email
   --branch NAME                 a branch this server holds, by name or id (repeat for each); or
   --all-branches                this server holds every branch (one clinic server for all)
 
@@ -64,7 +66,7 @@ Options:
   --cert FILE --key FILE --ca FILE
                                 PostgreSQL's TLS certificate (naming --server-address), its key, and
                                 the CA that signed it (given to the PCs). Default: a clinic CA and a
-                                certificate made in $CONFIG_DIR/tls (make-clinic-tls.sh). Either way
+                                certificate made in /etc/centrovision/tls (make-clinic-tls.sh). Either way
                                 the PCs connect only over TLS (hostssl) and verify it (verify-full)
   --pc-branch-id UUID           the branch the PCs show by default (branch_id in their config);
                                 without it the config has a line to fill in
@@ -73,7 +75,13 @@ Options:
   --db NAME                     database name (default $DB_NAME)
   --node-name NAME              this node's name in sync (default $NODE_NAME)
   --pg-version N                PostgreSQL major version (default $PG_VERSION)
+  --cluster NAME --port N       the PostgreSQL cluster (default $CLUSTER on $PORT), created when missing
   --keep-days N                 days of nightly backups kept (default $KEEP_DAYS)
+  --from-checkout               run the daemon from this checkout (after its \`npm install\`) instead of
+                                copying it to /opt/centrovision and running \`npm ci\` there
+  --root DIR                    write every file of this script under DIR instead of / (a staging
+                                tree or a test), except PostgreSQL's own in /etc/postgresql; the
+                                systemd units are written there and not enabled
   --dry-run                     print what would be done, change nothing
   -h, --help                    this help
 USAGE
@@ -101,22 +109,40 @@ while [[ $# -gt 0 ]]; do
     --db) DB_NAME=${2:-}; shift 2 ;;
     --node-name) NODE_NAME=${2:-}; shift 2 ;;
     --pg-version) PG_VERSION=${2:-}; shift 2 ;;
+    --cluster) CLUSTER=${2:-}; shift 2 ;;
+    --port) PORT=${2:-}; shift 2 ;;
+    --root) ROOT=${2:-}; shift 2 ;;
+    --from-checkout) FROM_CHECKOUT=1; shift ;;
     --keep-days) KEEP_DAYS=${2:-}; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
 done
+INSTALL_DIR="$ROOT/opt/centrovision"
+CONFIG_DIR="$ROOT/etc/centrovision"
+BACKUP_DIR="$ROOT/var/backups/centrovision"
+BIN="$ROOT/usr/local/bin/centrovision-sync"
+BACKUP_BIN="$ROOT/usr/local/sbin/centrovision-backup"
+UNIT_DIR="$ROOT/etc/systemd/system"
 
 # --- validate every option before touching anything ------------------------------------------
 problems=()
 [[ $SUBNET =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$ ]] ||
   problems+=("--subnet must be an IPv4 CIDR such as 192.168.1.0/24")
-[[ $SUPABASE_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] ||
+# Plain http only to a stack on this machine (a local Supabase): never across a network.
+[[ $SUPABASE_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ||
+  $SUPABASE_URL =~ ^http://(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|localhost)(:[0-9]+)?/?$ ]] ||
   problems+=("--supabase-url must be the project's https:// URL")
 [[ $DB_NAME =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || problems+=("--db must be a lower-case identifier")
 [[ $NODE_NAME =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] || problems+=("--node-name must be a-z, 0-9, - and _")
 [[ $PG_VERSION =~ ^[0-9]{2}$ ]] || problems+=("--pg-version must be a major version such as 16")
+[[ $CLUSTER =~ ^[a-z0-9][a-z0-9_-]{0,30}$ ]] || problems+=("--cluster must be a-z, 0-9, - and _, such as main")
+[[ $PORT =~ ^[1-9][0-9]{0,4}$ && $PORT -le 65535 ]] || problems+=("--port must be a TCP port such as 5432")
+[[ -z $ROOT || $ROOT == /* ]] || problems+=("--root must be an absolute path")
+if [[ $FROM_CHECKOUT -eq 1 && ! -d $REPO_DIR/node_modules ]]; then
+  problems+=("--from-checkout: $REPO_DIR has no node_modules (run npm install there first)")
+fi
 [[ $KEEP_DAYS =~ ^[0-9]+$ && $KEEP_DAYS -ge 1 ]] || problems+=("--keep-days must be a positive number")
 if [[ -z $SERVER_ADDRESS ]]; then
   SERVER_ADDRESS=$(hostname -I 2>/dev/null | awk '{print $1}')
@@ -167,7 +193,13 @@ if [[ $DRY_RUN -eq 0 && $(id -u) -ne 0 ]]; then
   die "run as root (sudo), or add --dry-run to see what it would do"
 fi
 
-PG_ETC="/etc/postgresql/$PG_VERSION/main"
+PG_ETC="/etc/postgresql/$PG_VERSION/$CLUSTER"
+# Every psql (here, in set-role-password.sh and in the backup) reaches this cluster.
+export PGPORT=$PORT
+# systemd runs the services when it is the init system (sd_booted); else (a container) PostgreSQL
+# is run with pg_ctlcluster and the units are written but not enabled. --root never enables them.
+SYSTEMD=0
+[[ -n $ROOT || ! -d /run/systemd/system ]] || SYSTEMD=1
 TLS_DIR="$CONFIG_DIR/tls"
 # The CA the PCs pin: the clinic's own (made below), or the one that signed --cert.
 CA_SOURCE="$TLS_DIR/clinic-ca.pem"
@@ -190,7 +222,22 @@ run() {
   fi
 }
 
-# SQL as the postgres superuser over the local socket (peer authentication).
+# The cluster's service: systemd's unit, or pg_ctlcluster without systemd.
+pg_service() {
+  local action=$1
+  if [[ $SYSTEMD -eq 1 ]]; then
+    run systemctl "$action" "postgresql@$PG_VERSION-$CLUSTER"
+  elif [[ $action == start ]]; then
+    if [[ $DRY_RUN -eq 1 ]] || ! pg_ctlcluster "$PG_VERSION" "$CLUSTER" status >/dev/null 2>&1; then
+      run pg_ctlcluster "$PG_VERSION" "$CLUSTER" start
+    fi
+  else
+    run pg_ctlcluster "$PG_VERSION" "$CLUSTER" "$action"
+  fi
+}
+
+# SQL on stdin as the postgres superuser over the local socket (peer authentication). On stdin,
+# because psql substitutes its variables (-v name=value, :'name') there and not in -c.
 psql_admin() {
   run runuser -u postgres -- psql -v ON_ERROR_STOP=1 -X -q "$@"
 }
@@ -249,9 +296,15 @@ else
   run apt-get update
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y "postgresql-$PG_VERSION" postgresql-client-common
 fi
+if [[ -d $PG_ETC ]]; then
+  echo "cluster $PG_VERSION/$CLUSTER exists"
+else
+  run pg_createcluster "$PG_VERSION" "$CLUSTER" --port "$PORT"
+fi
 write_managed "$PG_ETC/conf.d/centrovision.conf" 0644 <<CONF
 # Managed by centrovision setup-server.sh
 listen_addresses = '*'
+port = $PORT
 password_encryption = 'scram-sha-256'
 # An idle open transaction holds the sync horizon back.
 idle_in_transaction_session_timeout = '5min'
@@ -287,8 +340,21 @@ hostnossl all           all                 0.0.0.0/0        reject
 hostnossl all           all                 ::/0             reject
 HBA
 run chown postgres:postgres "$PG_ETC/pg_hba.conf"
-run systemctl enable --now "postgresql@$PG_VERSION-main"
-run systemctl reload "postgresql@$PG_VERSION-main"
+if [[ $SYSTEMD -eq 1 ]]; then
+  run systemctl enable "postgresql@$PG_VERSION-$CLUSTER"
+else
+  echo "no systemd here: PostgreSQL is started with pg_ctlcluster"
+fi
+pg_service start
+# listen_addresses and port take effect only at a restart (a cluster apt-get started listens on
+# localhost only); everything else here at a reload.
+if [[ $DRY_RUN -eq 1 ]]; then
+  echo "would restart PostgreSQL if it does not yet listen on every address at port $PORT, else reload it"
+elif [[ $(runuser -u postgres -- psql -X -q -At -d postgres -c 'show listen_addresses' 2>/dev/null) == '*' ]]; then
+  pg_service reload
+else
+  pg_service restart
+fi
 
 # --- 2. Secrets, database and the admin login used by `init` ---------------------------------
 step "Database $DB_NAME and logins"
@@ -297,9 +363,13 @@ new_secret | write_new "$CONFIG_DIR/secrets/admin_password" 0600 root:root
 new_secret | write_new "$CONFIG_DIR/secrets/db_password" 0600 root:root
 new_secret | write_new "$CONFIG_DIR/secrets/pc_password" 0600 root:root
 write_new "$CONFIG_DIR/anon_key" 0644 root:root <"$ANON_KEY_FILE"
-psql_admin -d postgres -v db="$DB_NAME" -c "select format('create database %I', :'db') where not exists (select from pg_database where datname = :'db')" -c '\gexec'
+psql_admin -d postgres -v db="$DB_NAME" <<'SQL'
+select format('create database %I', :'db') where not exists (select from pg_database where datname = :'db') \gexec
+SQL
 # A superuser login reachable from this machine only (pg_hba), for migrations (`init`).
-psql_admin -d postgres -v login="$ADMIN_LOGIN" -c "select format('create role %I login superuser', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
+psql_admin -d postgres -v login="$ADMIN_LOGIN" <<'SQL'
+select format('create role %I login superuser', :'login') where not exists (select from pg_roles where rolname = :'login') \gexec
+SQL
 # Its password from the secret file: a SCRAM-SHA-256 verifier on psql's stdin (set-role-password.sh).
 run "$SCRIPT_DIR/set-role-password.sh" "$ADMIN_LOGIN" "$CONFIG_DIR/secrets/admin_password"
 
@@ -308,10 +378,16 @@ step "Sync daemon"
 if ! id "$SERVICE_USER" >/dev/null 2>&1; then
   run useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
 fi
-run mkdir -p "$INSTALL_DIR"
-run cp -a "$REPO_DIR/." "$INSTALL_DIR/"
-run bash -c "cd '$INSTALL_DIR' && npm ci --omit=dev --ignore-scripts"
-run ln -sf "$INSTALL_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" /usr/local/bin/centrovision-sync
+if [[ $FROM_CHECKOUT -eq 1 ]]; then
+  INSTALL_DIR=$REPO_DIR
+  echo "the daemon runs from this checkout: $INSTALL_DIR"
+else
+  run mkdir -p "$INSTALL_DIR"
+  run cp -a "$REPO_DIR/." "$INSTALL_DIR/"
+  run bash -c "cd '$INSTALL_DIR' && npm ci --omit=dev --ignore-scripts"
+fi
+run install -d -m 0755 "$(dirname "$BIN")"
+run ln -sf "$INSTALL_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" "$BIN"
 run chgrp "$SERVICE_USER" "$CONFIG_DIR" "$CONFIG_DIR/secrets"
 run chmod 0750 "$CONFIG_DIR/secrets"
 # The daemon's group reads its own secrets; the admin password stays root's (init runs as root).
@@ -332,7 +408,7 @@ anon_key_file = "anon_key"
 node_password_file = "secrets/node_password"
 
 [clinic]
-url = "postgres://$DAEMON_LOGIN@127.0.0.1:5432/$DB_NAME"
+url = "postgres://$DAEMON_LOGIN@127.0.0.1:$PORT/$DB_NAME"
 password_file = "secrets/db_password"
 
 [http]
@@ -345,7 +421,7 @@ elif [[ $DRY_RUN -eq 1 ]]; then
   echo "would run: centrovision-sync node create --name '$CLINIC_NAME' --service-role-key-file $SERVICE_ROLE_KEY_FILE ${BRANCH_ARGS[*]}"
   echo "would add its node_email to [cloud] in $CONFIG_DIR/sync.toml"
 else
-  created=$(/usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" node create \
+  created=$("$BIN" --config "$CONFIG_DIR/sync.toml" node create \
     --name "$CLINIC_NAME" --service-role-key-file "$SERVICE_ROLE_KEY_FILE" "${BRANCH_ARGS[@]}")
   echo "$created"
   node_email=$(grep -m1 '^node_email = ' <<<"$created")
@@ -353,23 +429,31 @@ else
   run chgrp "$SERVICE_USER" "$CONFIG_DIR/secrets/node_password"
   run chmod 0640 "$CONFIG_DIR/secrets/node_password"
 fi
-run /usr/local/bin/centrovision-sync --config "$CONFIG_DIR/sync.toml" init \
-  --admin-url "postgres://$ADMIN_LOGIN@127.0.0.1:5432/$DB_NAME" --admin-password-file "$CONFIG_DIR/secrets/admin_password"
+run "$BIN" --config "$CONFIG_DIR/sync.toml" init \
+  --admin-url "postgres://$ADMIN_LOGIN@127.0.0.1:$PORT/$DB_NAME" --admin-password-file "$CONFIG_DIR/secrets/admin_password"
 # The PCs' login: only the app role, only from the clinic subnet (pg_hba above). By itself it reads
 # and writes no EHR row: a staff member signs in on the PC, and their clinic session decides (sql/0003).
-psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" -c "select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login')" -c '\gexec'
+psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" <<'SQL'
+select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login') \gexec
+SQL
 run "$SCRIPT_DIR/set-role-password.sh" "$PC_LOGIN" "$CONFIG_DIR/secrets/pc_password"
-run install -m 0644 "$SCRIPT_DIR/centrovision-sync.service" /etc/systemd/system/centrovision-sync.service
-run systemctl daemon-reload
-run systemctl enable --now centrovision-sync
+run install -D -m 0644 "$SCRIPT_DIR/centrovision-sync.service" "$UNIT_DIR/centrovision-sync.service"
+if [[ $SYSTEMD -eq 1 ]]; then
+  run systemctl daemon-reload
+  run systemctl enable --now centrovision-sync
+else
+  echo "no systemd here (or --root): centrovision-sync.service is written, not enabled; run the daemon with: $BIN --config $CONFIG_DIR/sync.toml run"
+fi
 
 # --- 4. Nightly backup with rotation and a restore check --------------------------------------
 step "Nightly backup ($BACKUP_DIR, $KEEP_DAYS days)"
 run install -d -m 0700 -o postgres -g postgres "$BACKUP_DIR"
-write_managed /usr/local/sbin/centrovision-backup 0755 <<BACKUP
+run install -d -m 0755 "$(dirname "$BACKUP_BIN")" "$UNIT_DIR"
+write_managed "$BACKUP_BIN" 0755 <<BACKUP
 #!/usr/bin/env bash
 # Managed by centrovision setup-server.sh. Runs as postgres from centrovision-backup.timer.
 set -euo pipefail
+export PGPORT=$PORT
 dump="$BACKUP_DIR/$DB_NAME-\$(date +%Y%m%d-%H%M%S).dump"
 pg_dump --format=custom --file="\$dump.partial" "$DB_NAME"
 mv "\$dump.partial" "\$dump"
@@ -382,7 +466,7 @@ dropdb centrovision_restore_check
 find "$BACKUP_DIR" -name '$DB_NAME-*.dump' -mtime +$KEEP_DAYS -delete
 echo "backup ok: \$dump"
 BACKUP
-write_managed /etc/systemd/system/centrovision-backup.service 0644 <<UNIT
+write_managed "$UNIT_DIR/centrovision-backup.service" 0644 <<UNIT
 [Unit]
 Description=CentroVision nightly pg_dump with restore check
 After=postgresql.service
@@ -390,9 +474,9 @@ After=postgresql.service
 [Service]
 Type=oneshot
 User=postgres
-ExecStart=/usr/local/sbin/centrovision-backup
+ExecStart=$BACKUP_BIN
 UNIT
-write_managed /etc/systemd/system/centrovision-backup.timer 0644 <<UNIT
+write_managed "$UNIT_DIR/centrovision-backup.timer" 0644 <<UNIT
 [Unit]
 Description=CentroVision nightly backup
 
@@ -403,8 +487,12 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 UNIT
-run systemctl daemon-reload
-run systemctl enable --now centrovision-backup.timer
+if [[ $SYSTEMD -eq 1 ]]; then
+  run systemctl daemon-reload
+  run systemctl enable --now centrovision-backup.timer
+else
+  echo "no systemd here (or --root): centrovision-backup.timer is written, not enabled; run $BACKUP_BIN as postgres from cron instead"
+fi
 
 # --- 5. Client config for the PCs --------------------------------------------------------------
 step "Client config for the PCs ($CONFIG_DIR/clients)"
@@ -427,7 +515,7 @@ url = "$SUPABASE_URL"
 anon_key = "$ANON_KEY"
 
 [local_server]
-url = "postgres://$SERVER_ADDRESS:5432/$DB_NAME"
+url = "postgres://$SERVER_ADDRESS:$PORT/$DB_NAME"
 user = "$PC_LOGIN"
 password_file = "local_server_password"
 # Only TLS, checked against the clinic's CA and this server's address.
