@@ -1,5 +1,13 @@
 import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES, SYNCED_TABLES } from "@centrovision/core";
 import * as z from "zod";
+import {
+  birthDate,
+  blankToNull,
+  documentId,
+  mexicanPhone,
+  optionalEmail,
+  optionalName,
+} from "./patient-fields.js";
 
 /*
  * Arguments of every invoke command. Messages are Spanish: the UI shows them to clinic staff as
@@ -16,6 +24,9 @@ const dateTime = z.iso.datetime({
   offset: true,
   message: "fecha y hora inválidas: use ISO 8601 con zona, por ejemplo 2026-11-30T09:00:00-06:00",
 });
+
+/** How late a booking may start: a patient booked at the desk for "now" is not refused. */
+const PAST_GRACE_MS = 5 * 60_000;
 
 const requiredText = (what: string) =>
   z
@@ -39,14 +50,19 @@ export const commandArgs = {
   get_connection_status: z.object({}).strict(),
   trigger_sync: z.object({}).strict(),
   list_branches: z.object({}).strict(),
+  list_staff: z.object({ branch_id: id("sucursal") }).strict(),
   get_appointments: z.object({ branch_id: id("sucursal"), date: isoDate }).strict(),
   create_appointment: z
     .object({
       branch_id: id("sucursal"),
       patient_id: id("paciente"),
-      room_id: id("consultorio").nullable().default(null),
-      doctor_id: id("médico").nullable().default(null),
-      starts_at: dateTime,
+      room_id: z.preprocess(blankToNull, id("consultorio").nullable()).default(null),
+      doctor_id: z.preprocess(blankToNull, id("médico").nullable()).default(null),
+      starts_at: dateTime.refine((value) => {
+        const at = Date.parse(value);
+        // A booking made a few minutes late (the patient at the desk) is not "past".
+        return Number.isNaN(at) || at >= Date.now() - PAST_GRACE_MS;
+      }, "La hora de la cita ya pasó: elija una hora futura."),
       duration_minutes: z
         .number("duración: debe ser un número de minutos")
         .int("duración: minutos enteros")
@@ -55,7 +71,9 @@ export const commandArgs = {
         .default(30),
       reason: requiredText("motivo"),
       type: z.enum(APPOINTMENT_TYPES, `tipo de cita: use uno de ${APPOINTMENT_TYPES.join(", ")}`),
-      notes: z.string().max(2000, "notas: demasiado largas").nullable().default(null),
+      notes: z.string("notas: debe ser texto").max(2000, "notas: demasiado largas").nullable().default(null),
+      /** The receptionist confirmed a double booking (same patient, doctor or room at that time). */
+      allow_overlap: z.boolean("confirmación de cita doble: verdadero o falso").default(false),
     })
     .strict(),
   update_appointment_status: z
@@ -79,21 +97,12 @@ export const commandArgs = {
       branch_id: id("sucursal"),
       first_name: requiredText("nombre"),
       last_name: requiredText("apellido paterno"),
-      second_last_name: z.string().trim().max(200).nullable().default(null),
-      document_id: z
-        .string()
-        .trim()
-        .toUpperCase()
-        .regex(/^[A-Z0-9-]{4,32}$/, "documento: 4 a 32 letras, dígitos o guiones (CURP, pasaporte…)")
-        .nullable()
-        .default(null),
-      birth_date: isoDate.refine(
-        (value) => value >= "1900-01-01",
-        "fecha de nacimiento: debe ser posterior a 1900",
-      ),
+      second_last_name: optionalName("apellido materno"),
+      document_id: documentId,
+      birth_date: birthDate,
       sex: z.enum(PATIENT_SEXES, `sexo: use uno de ${PATIENT_SEXES.join(", ")}`),
-      phone: requiredText("teléfono"),
-      email: z.email("correo electrónico inválido").nullable().default(null),
+      phone: mexicanPhone,
+      email: optionalEmail,
     })
     .strict(),
   open_patient: z.object({ patient_id: id("paciente") }).strict(),

@@ -4,7 +4,6 @@ import {
   CvError,
   type FailoverRouter,
   type InputIssue,
-  type Row,
   zodIssues,
 } from "@centrovision/core";
 import type {
@@ -14,6 +13,9 @@ import type {
   ResolveResult,
   SyncConflict,
 } from "@centrovision/sync-engine";
+import { agendaOf, fullName, staffOf } from "./agenda.js";
+import { checkBranchStaff, checkOverlaps } from "./booking.js";
+import { branchFor, listBranches } from "./branch-access.js";
 import {
   type CommandArgs,
   type CommandName,
@@ -21,8 +23,9 @@ import {
   isCommandName,
   PUBLIC_COMMANDS,
 } from "./command-args.js";
-import { dayRange } from "./day-range.js";
+import { invalidInput } from "./input-issues.js";
 import type { PatientAudit } from "./patient-audit.js";
+import { FUTURE_BIRTH_DATE, todayIn } from "./patient-fields.js";
 import { authorOf, type PcSession, type SessionUser, type SignInMethod } from "./session.js";
 
 /**
@@ -42,8 +45,13 @@ export interface SyncControl {
 /** The PC's offline tier: the writes a server refused for good, kept until a person decides. */
 export type DeadLetterControl = Pick<OfflineTier, "deadLetters" | "retryDeadLetter" | "discardDeadLetter">;
 
+export type { AgendaItem, BranchStaff } from "./agenda.js";
+export type { BranchView } from "./branch-access.js";
+
 export interface CommandContext {
   router: FailoverRouter;
+  /** This PC's own branch (`branch_id` in its config): the only one its offline copy holds. */
+  homeBranchId: string;
   /** Who is signed in on this PC: every command but {@link PUBLIC_COMMANDS} needs someone. */
   session: Pick<PcSession, "current" | "signIn" | "signOut">;
   sync?: SyncControl;
@@ -120,13 +128,7 @@ async function isAdmin(router: FailoverRouter, userId: string): Promise<boolean>
   }
 }
 
-/** An appointment as the agenda shows it: the row plus the patient's display name. */
-export type AgendaItem = Row<"appointments"> & { patient_name: string };
-
 const fold = (text: string) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
-
-const fullName = (p: Row<"patients">) =>
-  [p.first_name, p.last_name, p.second_last_name].filter(Boolean).join(" ");
 
 function notFound(message: string, path: string): CvError {
   return new CvError("not_found", message, { issues: [{ path, message }] });
@@ -139,10 +141,24 @@ function noSync(): CvError {
   );
 }
 
-async function branchOf(router: FailoverRouter, branchId: string): Promise<Row<"branches">> {
-  const branch = await router.table("branches").get(branchId);
-  if (branch === null) throw notFound("La sucursal indicada no existe.", "branch_id");
-  return branch;
+/**
+ * Conflict review reads the clinic server: when it does not answer, say that, not the generic
+ * "no connection" (this PC may be working fine on its own copy).
+ */
+async function onClinicServer<T>(sync: SyncControl | undefined, work: (sync: SyncControl) => Promise<T>) {
+  if (sync === undefined) throw noSync();
+  try {
+    return await work(sync);
+  } catch (error) {
+    if (error instanceof CvError && (error.code === "unavailable" || error.code === "timeout")) {
+      throw new CvError(
+        "unavailable",
+        "La revisión de conflictos necesita el servidor de la clínica, que ahora no responde. Intente de nuevo en unos minutos.",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
 
 type Handlers = { [C in CommandName]: (ctx: CommandContext, args: CommandArgs<C>) => Promise<unknown> };
@@ -169,34 +185,36 @@ const handlers: Handlers = {
     return connectionStatus(ctx);
   },
 
-  list_branches: async ({ router }) =>
-    router.table("branches").list({ where: { active: true }, orderBy: [{ column: "name" }] }),
+  list_branches: async (ctx) => listBranches(ctx),
 
-  get_appointments: async ({ router }, { branch_id, date }) => {
-    const branch = await branchOf(router, branch_id);
-    const appointments = await router.table("appointments").list({
-      where: { branch_id, starts_at: dayRange(date, branch.timezone) },
-      orderBy: [{ column: "starts_at" }],
-    });
-    const ids = [...new Set(appointments.map((a) => a.patient_id))];
-    const patients =
-      ids.length === 0 ? [] : await router.table("patients").list({ where: { id: { in: ids } } });
-    const names = new Map(patients.map((p) => [p.id, fullName(p)]));
-    return appointments.map((a): AgendaItem => ({ ...a, patient_name: names.get(a.patient_id) ?? "—" }));
-  },
+  list_staff: async (ctx, { branch_id }) => staffOf(ctx.router, (await branchFor(ctx, branch_id)).id),
 
-  create_appointment: async ({ router }, args) => {
-    const { duration_minutes, ...fields } = args;
-    await branchOf(router, args.branch_id);
+  get_appointments: async (ctx, { branch_id, date }) =>
+    agendaOf(ctx.router, await branchFor(ctx, branch_id), date),
+
+  create_appointment: async (ctx, args) => {
+    const { router } = ctx;
+    const { duration_minutes, allow_overlap, ...fields } = args;
+    const branch = await branchFor(ctx, args.branch_id);
     const patient = await router.table("patients").get(args.patient_id);
     if (patient === null)
       throw notFound("El paciente indicado no existe; búsquelo o regístrelo primero.", "patient_id");
     const start = new Date(args.starts_at);
+    const booking = {
+      branch,
+      patient_id: args.patient_id,
+      doctor_id: args.doctor_id,
+      room_id: args.room_id,
+      starts_at: start.toISOString(),
+      ends_at: new Date(start.getTime() + duration_minutes * 60_000).toISOString(),
+    };
+    await checkBranchStaff(router, booking);
+    if (!allow_overlap) await checkOverlaps(router, booking);
     return router.table("appointments").insert({
       ...fields,
       id: randomUUID(),
-      starts_at: start.toISOString(),
-      ends_at: new Date(start.getTime() + duration_minutes * 60_000).toISOString(),
+      starts_at: booking.starts_at,
+      ends_at: booking.ends_at,
       status: "scheduled",
     });
   },
@@ -228,10 +246,14 @@ const handlers: Handlers = {
       .map((p) => ({ ...p, full_name: fullName(p) }));
   },
 
-  create_patient: async ({ router }, args) => {
-    await branchOf(router, args.branch_id);
+  create_patient: async (ctx, args) => {
+    const branch = await branchFor(ctx, args.branch_id);
+    // The arguments refused dates after today anywhere on Earth; today is the branch's.
+    if (args.birth_date > todayIn(branch.timezone)) {
+      throw invalidInput([{ path: "birth_date", message: FUTURE_BIRTH_DATE }]);
+    }
     try {
-      return await router.table("patients").insert({ ...args, id: randomUUID() });
+      return await ctx.router.table("patients").insert({ ...args, id: randomUUID() });
     } catch (error) {
       if (error instanceof CvError && error.code === "constraint") {
         const message = "Ya existe un paciente con ese documento; búsquelo en lugar de registrarlo de nuevo.";
@@ -270,16 +292,12 @@ const handlers: Handlers = {
       limit,
     }),
 
-  list_conflicts: async ({ sync }, { status }) => {
-    if (sync === undefined) throw noSync();
-    return sync.listConflicts({ status });
-  },
+  list_conflicts: async ({ sync }, { status }) => onClinicServer(sync, (on) => on.listConflicts({ status })),
 
   resolve_conflict: async ({ sync, session }, { conflict_id, keep, merged }) => {
-    if (sync === undefined) throw noSync();
     const resolution: ConflictResolution = keep !== undefined ? { keep } : { merged: merged ?? {} };
     const resolvedBy = `${authorOf(session.current()) ?? "unknown"} on desktop`;
-    return sync.resolveConflict(conflict_id, resolution, { resolvedBy });
+    return onClinicServer(sync, (on) => on.resolveConflict(conflict_id, resolution, { resolvedBy }));
   },
 
   list_dead_letters: async ({ offline }) => (offline === undefined ? [] : offline.deadLetters()),
@@ -317,7 +335,9 @@ export interface InvokeFailure {
 }
 
 const SPANISH: Partial<Record<CvError["code"], string>> = {
-  unavailable: "No hay conexión con ningún servidor ni con la base local. Intente de nuevo en unos segundos.",
+  // True in every mode: on this PC's own copy too, a call that needs a server reads this.
+  unavailable:
+    "No se pudo consultar el servidor: sin conexión en este momento. Intente de nuevo en unos segundos.",
   timeout: "El servidor tardó demasiado en responder. Intente de nuevo.",
   conflict: "Otra persona modificó este registro al mismo tiempo. Recargue y vuelva a intentarlo.",
   unauthorized: "La sesión no tiene permiso para esta acción. Vuelva a iniciar sesión.",
@@ -348,13 +368,7 @@ export async function runCommand(ctx: CommandContext, command: string, rawArgs: 
     throw new CvError("unauthorized", "Inicie sesión para continuar.");
   }
   const parsed = commandArgs[command].safeParse(rawArgs ?? {});
-  if (!parsed.success) {
-    const issues = zodIssues(parsed.error, "(args)", "argumento desconocido");
-    const message = issues.map((issue) =>
-      issue.message.includes(":") ? issue.message : `${issue.path}: ${issue.message}`,
-    );
-    throw new CvError("invalid_input", `${[...new Set(message)].join("; ")}.`, { issues });
-  }
+  if (!parsed.success) throw invalidInput(zodIssues(parsed.error, "(args)", "argumento desconocido"));
   const handler = handlers[command] as (ctx: CommandContext, args: unknown) => Promise<unknown>;
   return handler(ctx, parsed.data);
 }

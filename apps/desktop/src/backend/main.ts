@@ -19,7 +19,13 @@ async function main(): Promise<void> {
   // A shell running this backend as its sidecar passes the secret it hands its webview.
   const fromShell = process.env.CENTROVISION_DESKTOP_SECRET;
   const server = await startBackendServer({
-    context: { router: stack.router, session: stack.session, offline: stack.offline, audit: stack.audit },
+    context: {
+      router: stack.router,
+      homeBranchId: config.branch_id,
+      session: stack.session,
+      offline: stack.offline,
+      audit: stack.audit,
+    },
     port: config.server.port,
     ...(hasUi && { uiDir: UI_DIR }),
     ...(fromShell !== undefined && fromShell !== "" && { secret: fromShell }),

@@ -273,6 +273,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const server: BackendServer = await startBackendServer({
       context: {
         router: stack.router,
+        homeBranchId: config.branch_id,
         session: stack.session,
         sync: conflicts,
         offline: stack.offline,
