@@ -30,6 +30,8 @@ let demo: Demo;
 let branchId: string;
 let patientId: string;
 const today = todayInMexicoCity();
+/** Bookings go to tomorrow: one for today may already be in the past when the tests run, and is refused. */
+const tomorrow = nextDay(today);
 /** How far the PC's session clock is ahead of real time (a long outage, without waiting it out). */
 let skewMs = 0;
 
@@ -145,7 +147,7 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
   it("create_appointment refuses an unknown patient, and a valid one lands in the cloud", async () => {
     const base = {
       branch_id: branchId,
-      starts_at: `${today}T19:00:00-06:00`,
+      starts_at: `${tomorrow}T19:00:00-06:00`,
       reason: "Revisión de presión intraocular",
       type: "follow_up",
     };
@@ -163,7 +165,7 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
       duration_minutes: 45,
     });
     expect(created.status).toBe(200);
-    expect(created.body.ends_at).toBe(`${today}T01:45:00.000Z`.replace(today, nextDay(today)));
+    expect(created.body.ends_at).toBe(`${nextDay(tomorrow)}T01:45:00.000Z`);
     const rows = await cloudRows(
       demo,
       (sql) => sql`select status from appointments where id = ${created.body.id}`,
@@ -403,10 +405,11 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
 
 describe("sessions across outages: no pending write is ever dropped", () => {
   type Created = { id: string };
-  const appointment = (reason: string) => ({
+  // Each at its own hour: the same patient twice at one time would be refused as a double booking.
+  const appointment = (reason: string, hour: number) => ({
     branch_id: branchId,
     patient_id: patientId,
-    starts_at: `${today}T20:00:00-06:00`,
+    starts_at: `${tomorrow}T${hour}:00:00-06:00`,
     reason,
     type: "follow_up",
   });
@@ -423,7 +426,11 @@ describe("sessions across outages: no pending write is ever dropped", () => {
 
   it("signed out in an outage, back in on this PC, then online: the outbox waits for the online sign-in and drains", async () => {
     await cutEverything();
-    const offline = await call<Created>(demo, "create_appointment", appointment("Control (salida sin red)"));
+    const offline = await call<Created>(
+      demo,
+      "create_appointment",
+      appointment("Control (salida sin red)", 20),
+    );
     expect(offline.status).toBe(200);
     await waitFor("the write in the outbox", async () => (await status()).pendingChanges === 1);
 
@@ -472,7 +479,11 @@ describe("sessions across outages: no pending write is ever dropped", () => {
 
   it("after a long outage the session is renewed, or, refused for good, asks to sign in again: the outbox keeps its writes", async () => {
     await cutEverything();
-    const offline = await call<Created>(demo, "create_appointment", appointment("Control (apagón largo)"));
+    const offline = await call<Created>(
+      demo,
+      "create_appointment",
+      appointment("Control (apagón largo)", 21),
+    );
     expect(offline.status).toBe(200);
     await waitFor("the write in the outbox", async () => (await status()).pendingChanges === 1);
 
