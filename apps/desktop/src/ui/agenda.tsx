@@ -1,92 +1,93 @@
-import { useCallback, useEffect, useState } from "react";
-import { errorText, invoke } from "./invoke.js";
-import { type AgendaItem, type Branch, STATUS_LABELS, TYPE_LABELS, timeIn } from "./types.js";
+import { ChevronLeft, ChevronRight } from "lucide-react";
+import type { Loaded } from "./agenda-data.js";
+import { DayGrid } from "./day-grid.js";
+import {
+  type AgendaItem,
+  addDays,
+  type Branch,
+  dayHeading,
+  minutesIn,
+  type Staff,
+  todayIn,
+} from "./types.js";
 
 interface AgendaProps {
   branch: Branch;
   date: string;
-  /** Bumped by the parent after a change elsewhere (a new appointment). */
-  version: number;
+  onDate: (date: string) => void;
+  day: Loaded<AgendaItem[]>;
+  staff: Staff | null;
+  now: Date;
+  onPickSlot: (time: string, doctorId: string | null) => void;
+  onCheckIn: (item: AgendaItem) => void;
 }
 
-const CAN_CHECK_IN = new Set<AgendaItem["status"]>(["scheduled", "confirmed"]);
-
-/** The day's agenda of one branch, with check-in. Re-read every few seconds: other PCs book too. */
-export function Agenda({ branch, date, version }: AgendaProps) {
-  const [items, setItems] = useState<AgendaItem[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setItems(await invoke<AgendaItem[]>("get_appointments", { branch_id: branch.id, date }));
-      setError(null);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  }, [branch.id, date]);
-
-  useEffect(() => {
-    void version;
-    void load();
-    const timer = setInterval(() => void load(), 5_000);
-    return () => clearInterval(timer);
-  }, [load, version]);
-
-  const checkIn = async (id: string) => {
-    try {
-      await invoke("update_appointment_status", { appointment_id: id, status: "checked_in" });
-      await load();
-    } catch (e) {
-      setError(errorText(e));
-    }
-  };
-
+/**
+ * One branch's day: the date said in words, previous/next/today, and the time grid. Until the
+ * day asked for has answered it says "Cargando…": rows of another day or branch are never shown
+ * under this heading.
+ */
+export function Agenda({ branch, date, onDate, day, staff, now, onPickSlot, onCheckIn }: AgendaProps) {
+  const today = todayIn(branch.timezone);
+  const items = day.value;
+  const count = items?.filter((i) => i.status !== "cancelled").length ?? 0;
   return (
-    <div>
-      <h2>
-        Agenda del {date} — {branch.name}
-      </h2>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
+    <section className="card agenda" aria-labelledby="agenda-title">
+      <div className="agenda-header">
+        <h2 id="agenda-title" data-testid="agenda-heading">
+          {dayHeading(date, branch.timezone)}
+          {date === today && <span className="today-mark"> (hoy)</span>}
+          <span className="muted"> · {branch.name}</span>
+        </h2>
+        <div className="day-nav">
+          <button type="button" onClick={() => onDate(addDays(date, -1))} aria-label="Día anterior">
+            <ChevronLeft aria-hidden="true" size={18} /> Anterior
+          </button>
+          <button type="button" onClick={() => onDate(today)} disabled={date === today}>
+            Hoy
+          </button>
+          <button type="button" onClick={() => onDate(addDays(date, 1))} aria-label="Día siguiente">
+            Siguiente <ChevronRight aria-hidden="true" size={18} />
+          </button>
+          <label>
+            <span className="visually-hidden">Ir a la fecha</span>
+            <input
+              data-testid="date"
+              type="date"
+              value={date}
+              required
+              onChange={(e) => e.target.value !== "" && onDate(e.target.value)}
+            />
+          </label>
+        </div>
+      </div>
+      {day.error !== null && (
+        <p role="alert" className="error" data-testid="agenda-error">
+          {day.error}
         </p>
       )}
-      {items === null ? (
-        <p>Cargando…</p>
-      ) : items.length === 0 ? (
-        <p>No hay citas este día.</p>
-      ) : (
-        <table className="agenda" data-testid="agenda">
-          <thead>
-            <tr>
-              <th>Hora</th>
-              <th>Paciente</th>
-              <th>Motivo</th>
-              <th>Tipo</th>
-              <th>Estado</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((item) => (
-              <tr key={item.id} data-appointment-id={item.id}>
-                <td>{timeIn(item.starts_at, branch.timezone)}</td>
-                <td>{item.patient_name}</td>
-                <td>{item.reason}</td>
-                <td>{TYPE_LABELS[item.type]}</td>
-                <td data-testid="status">{STATUS_LABELS[item.status]}</td>
-                <td>
-                  {CAN_CHECK_IN.has(item.status) && (
-                    <button type="button" onClick={() => void checkIn(item.id)}>
-                      Registrar llegada
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+      {items === null && day.error === null && (
+        <p role="status" data-testid="agenda-loading">
+          Cargando…
+        </p>
       )}
-    </div>
+      {items !== null && (
+        <>
+          <p className="muted" data-testid="agenda-count">
+            {count === 0 ? "No hay citas este día." : count === 1 ? "1 cita." : `${count} citas.`}{" "}
+            {date >= today && "Elija un horario libre para agendar."}
+          </p>
+          <DayGrid
+            items={items}
+            staff={staff}
+            timeZone={branch.timezone}
+            nowMinutes={date === today ? minutesIn(now.toISOString(), branch.timezone) : null}
+            bookable={date >= today}
+            onPickSlot={onPickSlot}
+            onCheckIn={onCheckIn}
+          />
+        </>
+      )}
+    </section>
   );
 }

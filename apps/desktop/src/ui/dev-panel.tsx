@@ -1,11 +1,37 @@
+import type { Tier, TierStatus } from "@centrovision/core";
 import { useNetworkStatus } from "@centrovision/ui-react";
 import { useCallback, useEffect, useState } from "react";
 import { demoControl, errorText } from "./invoke.js";
+import { MODE_WORDS, statusWords } from "./status-words.js";
 
 interface DemoState {
   internet: boolean;
   clinicServer: boolean;
 }
+
+// Typed against core's Tier rather than imported: the UI bundle takes only types from core.
+const TIERS: readonly Tier[] = ["cloud", "clinic", "device"];
+
+const TIER_WORDS: Record<Tier, string> = {
+  cloud: "Nube",
+  clinic: "Servidor de la clínica",
+  device: "Este equipo",
+};
+
+const HEALTH_WORDS: Record<TierStatus["health"], string> = {
+  up: "responde",
+  suspect: "dudoso",
+  down: "no responde",
+  unknown: "sin comprobar",
+};
+
+const clockTime = (iso: string) =>
+  new Intl.DateTimeFormat("es-MX", {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  }).format(new Date(iso));
 
 /** Demo mode only (the backend answers `/demo/state`): switches for the internet and the clinic server. */
 export function DevPanel() {
@@ -33,8 +59,8 @@ export function DevPanel() {
   };
 
   return (
-    <section className="dev-panel" aria-label="Panel de desarrollador">
-      <h2>Panel de desarrollador (demo)</h2>
+    <section className="dev-panel" aria-labelledby="dev-panel-title">
+      <h2 id="dev-panel-title">Panel de desarrollador (demostración)</h2>
       <div className="dev-buttons">
         <button type="button" onClick={() => void flip(state.internet ? "internet/off" : "internet/on")}>
           {state.internet ? "Cortar internet" : "Restaurar internet"}
@@ -48,8 +74,30 @@ export function DevPanel() {
       </div>
       <p data-testid="dev-state">
         Internet: {state.internet ? "sí" : "no"} · Servidor de la clínica: {state.clinicServer ? "sí" : "no"}{" "}
-        · Modo: {status?.mode ?? "…"} · {status?.reason ?? ""}
+        · Modo: {status === null ? "…" : MODE_WORDS[status.mode]}
       </p>
+      {status !== null && (
+        <>
+          <p data-testid="dev-reason">Motivo: {statusWords(status.reason)}</p>
+          <ul className="dev-tiers" data-testid="dev-tiers">
+            {TIERS.map((tier) => {
+              const t = status.tiers[tier];
+              return (
+                <li key={tier}>
+                  {TIER_WORDS[tier]}: {HEALTH_WORDS[t.health]}
+                  {t.latencyMs !== null && t.health === "up" && ` (${Math.round(t.latencyMs)} ms)`}
+                  {t.lastError !== null && t.health !== "up" && ` — ${statusWords(t.lastError)}`}
+                </li>
+              );
+            })}
+          </ul>
+          <p>
+            Cambios pendientes: {status.pendingChanges} · Última sincronización:{" "}
+            {status.lastSyncAt === null ? "ninguna todavía" : clockTime(status.lastSyncAt)} · Sincronizando:{" "}
+            {status.isSyncing ? "sí" : "no"}
+          </p>
+        </>
+      )}
       {error !== null && (
         <p role="alert" className="error">
           {error}

@@ -1,9 +1,19 @@
-/** What a failed command carries: a stable code to match on and a Spanish message to show. */
+/** One field's problem in an `invalid_input` answer: the argument's name and a Spanish message. */
+export interface InvokeIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * What a failed command carries: a stable code to match on, a Spanish message to show and, for
+ * `invalid_input`, every field's problem at once (empty otherwise).
+ */
 export class InvokeError extends Error {
   override readonly name = "InvokeError";
   constructor(
     readonly code: string,
     message: string,
+    readonly issues: readonly InvokeIssue[] = [],
   ) {
     super(message);
   }
@@ -53,9 +63,17 @@ export async function invoke<T = unknown>(command: string, args: Record<string, 
   } catch {
     throw new InvokeError("unavailable", "No se pudo contactar el servicio de CentroVision en este equipo.");
   }
-  const body = (await response.json().catch(() => null)) as { code?: string; message?: string } | null;
+  const body = (await response.json().catch(() => null)) as {
+    code?: string;
+    message?: string;
+    issues?: InvokeIssue[];
+  } | null;
   if (!response.ok) {
-    throw new InvokeError(body?.code ?? "unknown", body?.message ?? "Ocurrió un error inesperado.");
+    throw new InvokeError(
+      body?.code ?? "unknown",
+      body?.message ?? "Ocurrió un error inesperado.",
+      Array.isArray(body?.issues) ? body.issues : [],
+    );
   }
   return body as T;
 }
@@ -74,3 +92,6 @@ export async function demoControl(path: string): Promise<unknown> {
 
 export const errorText = (error: unknown): string =>
   error instanceof Error ? error.message : "Ocurrió un error inesperado.";
+
+/** The code of a failed command, to match on (`conflict`, `invalid_input`, …); `unknown` for anything else. */
+export const errorCode = (error: unknown): string => (error instanceof InvokeError ? error.code : "unknown");

@@ -1,5 +1,13 @@
 import { errorText, invoke } from "./invoke.js";
-import { type AgendaItem, type Patient, STATUS_LABELS, TYPE_LABELS } from "./types.js";
+import {
+  type AgendaItem,
+  ageOn,
+  type Patient,
+  SEX_LABELS,
+  STATUS_LABELS,
+  TYPE_LABELS,
+  todayIn,
+} from "./types.js";
 
 /** `open_patient`'s answer: the record, its latest appointments, and where the opening was recorded. */
 interface OpenedRecord {
@@ -7,13 +15,6 @@ interface OpenedRecord {
   appointments: AgendaItem[];
   audit: "recorded" | "held";
 }
-
-const SEX_LABELS: Record<Patient["sex"], string> = {
-  female: "Femenino",
-  male: "Masculino",
-  intersex: "Intersexual",
-  unknown: "No especificado",
-};
 
 const dateTime = (iso: string) =>
   new Intl.DateTimeFormat("es-MX", {
@@ -26,12 +27,6 @@ const birthDate = (date: string) =>
   new Intl.DateTimeFormat("es-MX", { dateStyle: "long", timeZone: "UTC" }).format(
     new Date(`${date}T00:00:00Z`),
   );
-
-function ageOn(date: string, today = new Date()): number {
-  const [y, m, d] = date.split("-").map(Number) as [number, number, number];
-  const age = today.getFullYear() - y;
-  return today.getMonth() + 1 < m || (today.getMonth() + 1 === m && today.getDate() < d) ? age - 1 : age;
-}
 
 /** A record being opened: loading (record null), shown, or refused with the backend's message. */
 export interface RecordState {
@@ -97,7 +92,7 @@ export function PatientRecord({ state, onClose }: PatientRecordProps) {
             <dd>{p.document_id ?? "Sin documento"}</dd>
             <dt>Fecha de nacimiento</dt>
             <dd>
-              {birthDate(p.birth_date)} ({ageOn(p.birth_date)} años)
+              {birthDate(p.birth_date)} ({ageOn(p.birth_date, todayIn("America/Mexico_City"))} años)
             </dd>
             <dt>Sexo</dt>
             <dd>{SEX_LABELS[p.sex]}</dd>

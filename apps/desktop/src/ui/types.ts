@@ -1,8 +1,21 @@
 import type { Row } from "@centrovision/core";
 
-export type Branch = Row<"branches">;
-export type AgendaItem = Row<"appointments"> & { patient_name: string };
+/** `list_branches`' answer: `home` is this PC's branch, `available` false when the current mode cannot serve it. */
+export type Branch = Row<"branches"> & { home: boolean; available: boolean };
+export type AgendaItem = Row<"appointments"> & {
+  patient_name: string;
+  doctor_name: string | null;
+  room_name: string | null;
+  patient_phone: string;
+  patient_birth_date: string;
+};
 export type Patient = Row<"patients"> & { full_name: string };
+
+/** `list_staff`'s answer: who can be booked at a branch, and where. */
+export interface Staff {
+  doctors: { id: string; full_name: string }[];
+  rooms: { id: string; name: string; kind: string }[];
+}
 
 export const STATUS_LABELS: Record<AgendaItem["status"], string> = {
   scheduled: "Programada",
@@ -23,6 +36,13 @@ export const TYPE_LABELS: Record<AgendaItem["type"], string> = {
   emergency: "Urgencia",
 };
 
+export const SEX_LABELS: Record<Patient["sex"], string> = {
+  female: "Femenino",
+  male: "Masculino",
+  intersex: "Intersexual",
+  unknown: "No especificado",
+};
+
 /** "09:30" in the branch's time zone. */
 export function timeIn(iso: string, timeZone: string): string {
   return new Intl.DateTimeFormat("es-MX", {
@@ -33,9 +53,47 @@ export function timeIn(iso: string, timeZone: string): string {
   }).format(new Date(iso));
 }
 
+/** Minutes since midnight of an instant, on the wall clock of `timeZone`. */
+export function minutesIn(iso: string, timeZone: string): number {
+  const [hours, minutes] = timeIn(iso, timeZone).split(":").map(Number) as [number, number];
+  return hours * 60 + minutes;
+}
+
+/** "09:30" from minutes since midnight. */
+export const clock = (minutes: number): string =>
+  `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+
 /** Today in the branch's time zone, YYYY-MM-DD. */
 export function todayIn(timeZone: string): string {
   return new Intl.DateTimeFormat("en-CA", { timeZone }).format(new Date());
+}
+
+/** A calendar date `days` later (or earlier), YYYY-MM-DD. */
+export function addDays(date: string, days: number): string {
+  const day = new Date(`${date}T12:00:00Z`);
+  day.setUTCDate(day.getUTCDate() + days);
+  return day.toISOString().slice(0, 10);
+}
+
+/** "viernes 4 de diciembre de 2026": the day as the branch's receptionist says it. */
+export function dayHeading(date: string, timeZone: string): string {
+  const noon = new Date(`${date}T12:00:00${offsetOn(date, timeZone)}`);
+  return new Intl.DateTimeFormat("es-MX", {
+    timeZone,
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    year: "numeric",
+  })
+    .format(noon)
+    .replace(",", "");
+}
+
+/** Whole years from a birth date (YYYY-MM-DD) to `today` (YYYY-MM-DD). */
+export function ageOn(birthDate: string, today: string): number {
+  const [by, bm, bd] = birthDate.split("-").map(Number) as [number, number, number];
+  const [ty, tm, td] = today.split("-").map(Number) as [number, number, number];
+  return ty - by - (tm < bm || (tm === bm && td < bd) ? 1 : 0);
 }
 
 /** The UTC offset ("-06:00") of a time zone on a date, for building `starts_at` from a wall time. */

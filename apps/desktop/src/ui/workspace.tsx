@@ -1,0 +1,146 @@
+import { SyncIndicator, useNetworkStatus } from "@centrovision/ui-react";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { AuditTrail } from "./audit-trail.js";
+import { BranchDesk } from "./branch-desk.js";
+import { BranchPicker } from "./branch-picker.js";
+import { ConflictsView } from "./conflicts-view.js";
+import { errorText, invoke } from "./invoke.js";
+import { ModeBanner } from "./mode-banner.js";
+import { openRecord, type RecordState } from "./patient-record.js";
+import { type Branch, type Patient, type SignedIn, todayIn } from "./types.js";
+
+type View = "agenda" | "conflictos" | "bitacora";
+
+interface WorkspaceProps {
+  session: SignedIn;
+  onSignOut: () => void;
+}
+
+/**
+ * The signed-in screen. It opens on this PC's own branch (`home`) and never picks another by
+ * itself; the branch list is read again at every mode change, since what the PC can serve
+ * depends on it.
+ */
+export function Workspace({ session, onSignOut }: WorkspaceProps) {
+  const { connectionMode } = useNetworkStatus();
+  const [branches, setBranches] = useState<Branch[]>([]);
+  const [branchId, setBranchId] = useState("");
+  const [date, setDate] = useState<string | null>(null);
+  const [opened, setOpened] = useState<Patient | null>(null);
+  const [record, setRecord] = useState<RecordState | null>(null);
+  const asked = useRef<string | null>(null);
+  const open = useCallback((chosen: Patient) => {
+    setOpened(chosen);
+    asked.current = chosen.id;
+    // An answer for a patient asked for earlier must not replace the one asked for last.
+    void openRecord(chosen.id, (state) => {
+      if (asked.current === state.patientId) setRecord(state);
+    });
+  }, []);
+  const close = useCallback(() => {
+    asked.current = null;
+    setOpened(null);
+    setRecord(null);
+  }, []);
+  const [view, setView] = useState<View>("agenda");
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    void connectionMode;
+    invoke<Branch[]>("list_branches").then(
+      (list) => {
+        setBranches(list);
+        setBranchId((current) => current || (list.find((b) => b.home)?.id ?? ""));
+        setError(null);
+      },
+      (e: unknown) => setError(errorText(e)),
+    );
+  }, [connectionMode]);
+
+  const branch = branches.find((b) => b.id === branchId) ?? null;
+  useEffect(() => {
+    if (branch !== null) setDate((current) => current ?? todayIn(branch.timezone));
+  }, [branch]);
+  const { user, method } = session;
+
+  return (
+    <>
+      <header className="header">
+        <h1>CentroVision</h1>
+        <BranchPicker branches={branches} value={branchId} mode={connectionMode} onChange={setBranchId} />
+        <nav aria-label="Secciones">
+          <button type="button" aria-pressed={view === "agenda"} onClick={() => setView("agenda")}>
+            Agenda
+          </button>
+          <button type="button" aria-pressed={view === "conflictos"} onClick={() => setView("conflictos")}>
+            Conflictos
+          </button>
+          {session.admin && (
+            <button type="button" aria-pressed={view === "bitacora"} onClick={() => setView("bitacora")}>
+              Bitácora
+            </button>
+          )}
+        </nav>
+        <div className="indicator" data-testid="sync-indicator">
+          <SyncIndicator />
+        </div>
+        <div className="session">
+          <span data-testid="session-user">
+            {user.name} · {user.email}
+            {method === "clinic" && <em> (en el servidor de la clínica)</em>}
+            {method === "device" && <em> (sin conexión)</em>}
+          </span>
+          <button type="button" onClick={onSignOut}>
+            Cerrar sesión
+          </button>
+        </div>
+      </header>
+      <ModeBanner />
+      {session.needsOnlineSignIn && (
+        <div className="banner" role="status" data-testid="online-sign-in-banner">
+          Vuelva a iniciar sesión para sincronizar con la nube{" "}
+          <button type="button" onClick={onSignOut}>
+            Iniciar sesión en línea
+          </button>
+        </div>
+      )}
+      {session.needsClinicSignIn && (
+        <div className="banner" role="status" data-testid="clinic-sign-in-banner">
+          Sin sesión vigente en el servidor de la clínica: siga trabajando en este equipo, o vuelva a iniciar
+          sesión para usarlo{" "}
+          <button type="button" onClick={onSignOut}>
+            Iniciar sesión
+          </button>
+        </div>
+      )}
+      {error !== null && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      {view === "agenda" && branch === null && branches.length > 0 && (
+        <main className="card">
+          <p>Este equipo no tiene una sucursal propia configurada: elija la sucursal en la parte superior.</p>
+        </main>
+      )}
+      {view === "agenda" && branch !== null && date !== null && (
+        <BranchDesk
+          key={branch.id}
+          branch={branch}
+          date={date}
+          onDate={setDate}
+          record={record}
+          onOpenRecord={open}
+          onCloseRecord={close}
+        />
+      )}
+      {view === "conflictos" && <ConflictsView />}
+      {view === "bitacora" && session.admin && (
+        <AuditTrail
+          patient={opened === null ? null : { id: opened.id, name: opened.full_name }}
+          onAllPatients={close}
+        />
+      )}
+    </>
+  );
+}
