@@ -1,185 +1,431 @@
-import { copyFile, mkdir } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { addDays, dayHeading, todayIn } from "../src/ui/types.js";
 import { UI_DIR } from "../src/ui-bundle.js";
 import { cloudRows, waitFor } from "../test/support.js";
+import {
+  axeLog,
+  expectAccessible,
+  expectIndicator,
+  readAgendaWatch,
+  screenshot,
+  signIn,
+  watchAgenda,
+} from "./browser-page.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "./chromium.js";
 
-const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
-const DOCS = fileURLToPath(new URL("../docs/", import.meta.url));
 const RUN = Date.now().toString(36).toUpperCase();
+/** Letters only, for names: a patient's name takes no digits. */
+const TAG = RUN.replace(/\d/g, (d) => "ABCDEFGHIJ"[Number(d)] ?? "X");
+const ZONE = "America/Mexico_City";
+const TODAY = todayIn(ZONE);
+/** Bookings go on tomorrow: a time today may already be past when the suite runs. */
+const TOMORROW = addDays(TODAY, 1);
 
 let demo: Demo;
 let browser: Browser;
 let page: Page;
 /** Reason text of each appointment created through the UI, by state. */
 const created: Record<string, string> = {};
+/** Second surnames of the patients registered through the UI. */
+const registered: string[] = [];
 
 beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
   demo = await startDemo({ port: 0, uiDir: UI_DIR });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX" });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX", timezoneId: ZONE });
   await page.goto(demo.appUrl);
 });
 
 afterAll(async () => {
+  console.log(`[desktop e2e] axe findings by view: ${JSON.stringify(axeLog)}`);
   await browser?.close();
   await demo?.stop();
 });
 
-const indicator = () => page.getByTestId("sync-indicator").getByRole("status");
 const signInForm = () => page.getByTestId("sign-in-form");
 const header = () => page.getByTestId("session-user");
+const heading = () => page.getByTestId("agenda-heading");
+const banner = () => page.getByTestId("mode-banner");
+const doctors = () => {
+  const sur = demo.clinic.branches[0]?.name ?? "";
+  return {
+    sur,
+    mariana: demo.accounts.doctor.name,
+    emilio: "Dr. Emilio Cárdenas Uribe",
+    lucia: "Dra. Lucía Fernández Ibarra",
+  };
+};
+const column = (name: string) =>
+  page.getByTestId("agenda-column").filter({ has: page.getByRole("heading", { name, exact: true }) });
 
-/** Fills the sign-in screen as a person would, by its labels. */
-async function signIn(email: string, password: string): Promise<void> {
-  await signInForm().getByLabel("Correo electrónico").fill(email);
-  await signInForm().getByLabel("Contraseña").fill(password);
-  await signInForm().getByRole("button", { name: "Iniciar sesión", exact: true }).click();
-}
-
-/** Waits until the header's indicator shows `state` with a tooltip (and visible label) matching `tooltip`. */
-async function expectIndicator(state: string, tooltip: RegExp): Promise<void> {
-  await page.waitForSelector(`[data-testid="sync-indicator"] [role="status"][data-state="${state}"]`, {
-    timeout: 20_000,
-  });
-  await expect
-    .poll(async () => (await indicator().getAttribute("title")) ?? "", { timeout: 10_000 })
-    .toMatch(tooltip);
-  await expect.poll(() => indicator().textContent()).toMatch(tooltip);
-}
-
-async function screenshot(name: string): Promise<void> {
-  const file = `${ARTIFACTS}${name}.png`;
-  await page.screenshot({ path: file, fullPage: true });
-  // CV_UPDATE_DOCS=1 refreshes the README's screenshots from this run.
-  if (process.env.CV_UPDATE_DOCS === "1") {
-    await mkdir(DOCS, { recursive: true });
-    await copyFile(file, `${DOCS}${name}.png`);
+/** Goes to a day with the day buttons and waits until its grid has answered. */
+async function showDay(date: string): Promise<void> {
+  for (let guard = 0; guard < 3 && (await page.getByTestId("date").inputValue()) !== date; guard += 1) {
+    const shown = await page.getByTestId("date").inputValue();
+    if (date === TODAY) await page.getByRole("button", { name: "Hoy" }).click();
+    else await page.getByRole("button", { name: date > shown ? "Día siguiente" : "Día anterior" }).click();
   }
+  await expect.poll(() => heading().textContent()).toContain(dayHeading(date, ZONE));
+  await page.getByTestId("agenda").waitFor();
 }
 
-/** Books an appointment through the UI: search, pick the patient, fill the form, submit. */
-async function book(state: string, time: string): Promise<void> {
+/** Searches, and picks the first patient found. Returns their name. */
+async function pickPatient(query: string): Promise<string> {
+  await page.getByTestId("patient-query").fill(query);
+  await page.getByRole("button", { name: "Buscar", exact: true }).click();
+  const first = page.getByTestId("patient-results").locator("button.result").first();
+  const name = (await first.locator("strong").textContent()) ?? "";
+  await first.click();
+  await expect.poll(() => page.getByTestId("selected-patient").textContent()).toContain(name);
+  return name;
+}
+
+/** Books through a click on an empty slot of the grid; returns the reason written. */
+async function bookAtSlot(state: string, time: string, doctor: string | null, patientQuery = "nunez") {
   const reason = `Control de glaucoma (${state} ${RUN})`;
-  await page.getByTestId("patient-query").fill("nunez");
-  await page.getByRole("button", { name: "Buscar" }).click();
-  await page.getByTestId("patient-results").getByRole("button").first().click();
-  await page.getByTestId("selected-patient").waitFor();
-  await page.getByTestId("appointment-time").fill(time);
-  await page.getByTestId("appointment-reason").fill(reason);
-  await page.getByRole("button", { name: "Agendar" }).click();
-  await expect.poll(() => page.getByTestId("appointment-message").textContent()).toBe("Cita registrada.");
-  await expect.poll(() => page.getByTestId("agenda").textContent()).toContain(reason);
-  created[state] = reason;
+  const slot =
+    doctor === null ? `Agendar a las ${time} sin médico asignado` : `Agendar a las ${time} con ${doctor}`;
+  await page.getByRole("button", { name: slot, exact: true }).click();
+  const form = page.getByTestId("appointment-form");
+  expect(await form.getByLabel("Hora").inputValue()).toBe(time);
+  const doctorField = form.getByLabel("Médico");
+  expect(await doctorField.locator("option:checked").textContent()).toBe(doctor ?? "Sin médico asignado");
+  if (patientQuery !== "") await pickPatient(patientQuery);
+  await form.getByLabel("Consultorio").selectOption({ label: "Consultorio 1" });
+  await form.getByLabel("Motivo").fill(reason);
+  await form.getByRole("button", { name: "Agendar cita" }).click();
+  return reason;
 }
 
-describe("the four demo scenarios in a real browser", () => {
-  it("sign-in: a wrong password is refused inline in Spanish; the receptionist's opens the agenda, her name in the header", async () => {
+async function expectBooked(reason: string, doctor: string | null): Promise<void> {
+  await expect
+    .poll(() => page.getByTestId("appointment-message").textContent(), { timeout: 15_000 })
+    .toMatch(/^Cita registrada: /);
+  const block = column(doctor ?? "Sin médico asignado")
+    .getByTestId("appointment")
+    .filter({ hasText: reason });
+  await expect.poll(() => block.count(), { timeout: 15_000 }).toBe(1);
+  expect(await block.textContent()).toContain("Consultorio 1");
+}
+
+/**
+ * Whether the agenda was read right when the mode became `mode`: within 500 ms, where its own
+ * refresh comes every 5 s (a refresh may coincide; a missing re-read fails most runs).
+ */
+function readAtSwitch(calls: number[], changes: { mode: string; at: number }[], mode: string): boolean {
+  const switched = changes.find((c) => c.mode === mode)?.at ?? Number.NaN;
+  return calls.some((at) => at >= switched - 50 && at - switched < 500);
+}
+
+/** The registration form, reached from a search that finds nobody. */
+async function openRegistration(suffix: string): Promise<void> {
+  await page.getByTestId("patient-query").fill(`Quintanilla ${TAG}${suffix}`);
+  await page.getByRole("button", { name: "Buscar", exact: true }).click();
+  await page.getByTestId("no-results").waitFor();
+  await page.getByRole("button", { name: "Registrar paciente nuevo" }).click();
+  await page.getByTestId("patient-form").waitFor();
+}
+
+/** Fills the registration form with a valid patient; returns the full name. */
+async function registerPatient(suffix: string): Promise<string> {
+  const form = page.getByTestId("patient-form");
+  const second = `${TAG}${suffix}`.toLowerCase().replace(/^./, (c) => c.toUpperCase());
+  await form.getByLabel("Nombre(s)").fill("Zacarías");
+  await form.getByLabel("Primer apellido").fill("Quintanilla");
+  await form.getByLabel("Segundo apellido").fill(second);
+  await form.getByLabel("Fecha de nacimiento").fill("1985-03-14");
+  await form.getByLabel("Sexo").selectOption("male");
+  await form.getByLabel("Teléfono").fill("55 1234 5678");
+  await form.getByLabel("Correo electrónico").fill("");
+  await form.getByRole("button", { name: "Registrar paciente" }).click();
+  const name = `Zacarías Quintanilla ${second}`;
+  await expect
+    .poll(() => page.getByTestId("patient-registered").textContent(), { timeout: 15_000 })
+    .toBe(`Paciente registrado: ${name}. Quedó seleccionado para la cita.`);
+  await expect.poll(() => page.getByTestId("selected-patient").textContent()).toContain(name);
+  registered.push(second);
+  return name;
+}
+
+describe("a receptionist's morning across the four demo scenarios, in a real browser", () => {
+  it("sign-in: a wrong password is refused inline in Spanish; the receptionist's opens on this PC's branch, today, a column per doctor", async () => {
     await signInForm().waitFor();
-    await screenshot("0-iniciar-sesion");
+    await expectAccessible(page, "inicio de sesión");
+    await screenshot(page, "0-iniciar-sesion");
     const { email, password, name } = demo.accounts.receptionist;
-    await signIn(email, "no-es-la-contraseña");
+    await signIn(page, email, "no-es-la-contraseña");
     await expect
       .poll(() => signInForm().getByRole("alert").textContent())
       .toBe("Correo o contraseña incorrectos.");
     expect(await signInForm().getByLabel("Contraseña").getAttribute("aria-invalid")).toBe("true");
-    await signIn(email, password);
+    await signIn(page, email, password);
     await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);
     expect(await signInForm().count()).toBe(0);
-    // The Núñez family of the seed are patients of the Sur branch.
-    await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
+    // The PC's own branch (Sur in the demo's config), not the first by name (Polanco).
+    const home = demo.clinic.branches[0];
+    await expect.poll(() => page.getByTestId("branch").inputValue()).toBe(home?.id);
+    expect(await page.getByTestId("branch").locator("option:checked").textContent()).toBe(
+      `${home?.name} (sucursal de este equipo)`,
+    );
+    await expect.poll(() => heading().textContent()).toBe(`${dayHeading(TODAY, ZONE)} (hoy) · ${home?.name}`);
+    await page.getByTestId("agenda").waitFor();
+    const { mariana, emilio, lucia } = doctors();
+    for (const doctor of [mariana, emilio, lucia, "Sin médico asignado"]) {
+      expect(await column(doctor).count(), doctor).toBe(1);
+    }
   });
 
-  it("normal: cloud icon, 'Conectado a la nube'; bad input shows the backend's Spanish message", async () => {
-    await expectIndicator("cloud", /^Conectado a la nube/);
+  it("normal: cloud, no banner; days change without stale rows; a slot click books; an overlap is refused, then confirmed", async () => {
+    await expectIndicator(page, "cloud", /^Conectado a la nube/);
+    expect(await banner().count()).toBe(0);
     await page.getByTestId("patient-query").fill("a");
-    await page.getByRole("button", { name: "Buscar" }).click();
+    await page.getByRole("button", { name: "Buscar", exact: true }).click();
     await expect.poll(() => page.getByRole("alert").first().textContent()).toMatch(/al menos 2 letras/);
-    await book("nube", "18:00");
-    const row = page.locator("tr", { hasText: created.nube ?? "" });
-    await row.getByRole("button", { name: "Registrar llegada" }).click();
-    await expect.poll(() => row.getByTestId("status").textContent()).toBe("En sala de espera");
-    await screenshot("1-nube");
-  });
 
-  it("internet cut: server icon, 'Servidor local'", async () => {
+    const todayIds = new Set(
+      await page
+        .getByTestId("agenda")
+        .locator("[data-appointment-id]")
+        .evaluateAll((blocks) => blocks.map((b) => b.getAttribute("data-appointment-id"))),
+    );
+    expect(todayIds.size).toBeGreaterThan(0);
+    await watchAgenda(page);
+    await showDay(TOMORROW);
+    const { frames } = await readAgendaWatch(page);
+    const stale = frames.filter(
+      (f) => f.heading.startsWith(dayHeading(TOMORROW, ZONE)) && f.ids.some((id) => todayIds.has(id)),
+    );
+    expect(stale, "today's appointments shown under tomorrow's heading").toEqual([]);
+    // The other branch, and back: never this branch's rows under the other's name.
+    const [sur, polanco] = demo.clinic.branches;
+    const surIds = new Set([
+      ...todayIds,
+      ...(await page
+        .getByTestId("agenda")
+        .locator("[data-appointment-id]")
+        .evaluateAll((blocks) => blocks.map((b) => b.getAttribute("data-appointment-id")))),
+    ]);
+    await watchAgenda(page);
+    await page.getByTestId("branch").selectOption(polanco?.id ?? "");
+    await expect.poll(() => heading().textContent()).toBe(`${dayHeading(TOMORROW, ZONE)} · ${polanco?.name}`);
+    await expect
+      .poll(() => page.getByTestId("agenda").locator("[data-appointment-id]").count())
+      .toBeGreaterThan(0);
+    const mixed = (await readAgendaWatch(page)).frames.filter(
+      (f) => f.heading.includes(polanco?.name ?? "-") && f.ids.some((id) => surIds.has(id)),
+    );
+    expect(mixed, "Sur's appointments shown under Polanco's heading").toEqual([]);
+    await page.getByTestId("branch").selectOption(sur?.id ?? "");
+    await expect.poll(() => heading().textContent()).toBe(`${dayHeading(TOMORROW, ZONE)} · ${sur?.name}`);
+    await page.getByTestId("agenda").waitFor();
+
+    const { mariana } = doctors();
+    created.nube = await bookAtSlot("nube", "18:00", mariana);
+    await expectBooked(created.nube, mariana);
+    // The same patient at the same time, in another column: refused, saying why, until confirmed.
+    const overlap = await bookAtSlot("nube empalme", "18:00", null, "");
+    const refusal = page.getByTestId("appointment-overlap");
+    await refusal.waitFor({ timeout: 15_000 });
+    expect(((await refusal.textContent()) ?? "").length).toBeGreaterThan(30);
+    expect(
+      await column("Sin médico asignado").getByTestId("appointment").filter({ hasText: overlap }).count(),
+    ).toBe(0);
+    await refusal.getByRole("button", { name: "Agendar de todos modos" }).click();
+    await expectBooked(overlap, null);
+    created["nube-empalme"] = overlap;
+    await screenshot(page, "8-agenda-del-dia");
+  }, 120_000);
+
+  it("normal: a new patient is registered from 'Sin resultados': every problem listed at once, then selected for booking", async () => {
+    await openRegistration("Nube");
+    const form = page.getByTestId("patient-form");
+    await form.getByLabel("Primer apellido").fill("Quintanilla");
+    await form.getByLabel("Fecha de nacimiento").fill("2030-01-01");
+    await form.getByLabel("Teléfono").fill("12");
+    await form.getByLabel("Correo electrónico").fill("no-es-un-correo");
+    await form.getByRole("button", { name: "Registrar paciente" }).click();
+    const summary = page.getByTestId("patient-form-errors");
+    await summary.waitFor({ timeout: 15_000 });
+    for (const label of ["Nombre(s)", "Fecha de nacimiento", "Teléfono", "Correo electrónico"]) {
+      const field = form.getByLabel(label);
+      expect(await field.getAttribute("aria-invalid"), label).toBe("true");
+      const described = (await field.getAttribute("aria-describedby")) ?? "";
+      expect(((await page.locator(`[id="${described}"]`).textContent()) ?? "").length, label).toBeGreaterThan(
+        3,
+      );
+      expect(await summary.textContent(), label).toContain(`${label}:`);
+    }
+    expect(await form.getByLabel("Primer apellido").getAttribute("aria-invalid")).toBe("false");
+    expect(await summary.locator("li").count()).toBeGreaterThanOrEqual(4);
+    await expectAccessible(page, "registro de paciente");
+    await screenshot(page, "9-registro-paciente");
+    await registerPatient("Nube");
+  }, 90_000);
+
+  it("normal: a past time is refused, saying so; a check-in moves the patient to the waiting room, waiting since then", async () => {
+    await showDay(addDays(TODAY, -1));
+    expect(await page.getByRole("button", { name: /^Agendar a las / }).count()).toBe(0);
+    const form = page.getByTestId("appointment-form");
+    await form.getByLabel("Hora").fill("10:00");
+    await form.getByLabel("Motivo").fill(`Cita en el pasado (${RUN})`);
+    await form.getByRole("button", { name: "Agendar cita" }).click();
+    await expect
+      .poll(() => page.getByTestId("appointment-message").textContent())
+      .toBe("La hora de la cita ya pasó: elija una hora futura.");
+    expect(await page.getByTestId("appointment-message").getAttribute("role")).toBe("alert");
+    await showDay(TODAY);
+    const checkIn = page.getByRole("button", { name: /^Registrar llegada de / }).first();
+    const patient = ((await checkIn.getAttribute("aria-label")) ?? "").replace("Registrar llegada de ", "");
+    expect(patient.length).toBeGreaterThan(5);
+    await checkIn.click();
+    const waiting = page.getByTestId("waiting-room").locator("li", { hasText: patient });
+    await expect.poll(() => waiting.count(), { timeout: 15_000 }).toBe(1);
+    expect(await waiting.getByTestId("waiting-since").textContent()).toMatch(
+      /^esperando desde \d\d:\d\d \(\d+ minutos?\)$/,
+    );
+    const block = page
+      .getByTestId("appointment")
+      .filter({ hasText: patient })
+      .filter({ hasText: "En sala de espera" });
+    await expect.poll(() => block.count()).toBeGreaterThan(0);
+    await expectAccessible(page, "agenda");
+    await expectIndicator(page, "cloud", /^Conectado a la nube$/);
+    await screenshot(page, "1-nube");
+  }, 90_000);
+
+  it("internet cut: the server icon, the clinic server's banner, the agenda re-read at the switch, booking there", async () => {
+    await showDay(TOMORROW);
+    await watchAgenda(page);
     await page.getByRole("button", { name: "Cortar internet" }).click();
-    await expectIndicator("server", /^Servidor local/);
-    await book("servidor", "18:30");
-    await screenshot("2-servidor-local");
-  });
+    await expectIndicator(page, "server", /^Servidor local/);
+    await expect
+      .poll(() => banner().textContent())
+      .toMatch(/^Trabajando con el servidor de la clínica — \d+ cambios? se enviar(á|án) a la nube$/);
+    const { calls, modeChanges } = await readAgendaWatch(page);
+    expect(readAtSwitch(calls, modeChanges, "servidor de la clínica"), "get_appointments at the switch").toBe(
+      true,
+    );
+    created.servidor = await bookAtSlot("servidor", "18:30", doctors().emilio);
+    await expectBooked(created.servidor, doctors().emilio);
+    await screenshot(page, "2-servidor-local");
+  }, 90_000);
 
-  it("clinic server stopped too: offline icon, 'Sin conexión (N pendientes)'", async () => {
+  it("clinic server stopped too: offline banner, the other branch shown as not available, registering and booking still work", async () => {
+    await watchAgenda(page);
     await page.getByRole("button", { name: "Detener servidor de la clínica" }).click();
-    await expectIndicator("offline", /^Sin conexión/);
-    await book("sin-conexion", "19:00");
-    await expectIndicator("offline", /^Sin conexión \(\d+ pendientes?\)$/);
-    await screenshot("3-sin-conexion");
-  });
+    await expectIndicator(page, "offline", /^Sin conexión/);
+    await expect
+      .poll(() => banner().textContent())
+      .toMatch(
+        /^Sin conexión: trabajando en este equipo — \d+ cambios? pendientes?; puede seguir trabajando$/,
+      );
+    const { calls, modeChanges } = await readAgendaWatch(page);
+    expect(
+      readAtSwitch(calls, modeChanges, "este equipo (sin conexión)"),
+      "get_appointments at the switch",
+    ).toBe(true);
 
-  it("restored: back to the cloud, and every appointment made meanwhile is in the cloud", async () => {
+    const [sur, polanco] = demo.clinic.branches;
+    const options = page.getByTestId("branch").locator("option");
+    await expect
+      .poll(() => options.filter({ hasText: polanco?.name ?? "-" }).textContent())
+      .toBe(`${polanco?.name} — no disponible sin conexión`);
+    expect(await options.filter({ hasText: polanco?.name ?? "-" }).isDisabled()).toBe(true);
+    expect(await page.getByTestId("branch-note").textContent()).toBe(
+      `Disponible sin conexión: solo ${sur?.name}.`,
+    );
+    // The developer panel speaks Spanish, without the packages' internal tags.
+    const panel =
+      (await page.getByRole("region", { name: "Panel de desarrollador (demostración)" }).textContent()) ?? "";
+    expect(panel).toMatch(/Modo: este equipo \(sin conexión\)/);
+    expect(panel).toMatch(/Servidor de la clínica: no responde/);
+    expect(panel).not.toMatch(/\[[a-z-]+\]|stopped answering|timed out|cannot reach|connection/);
+
+    created["sin-conexion"] = await bookAtSlot("sin-conexion", "19:00", doctors().lucia);
+    await expectBooked(created["sin-conexion"], doctors().lucia);
+    await openRegistration("Local");
+    await registerPatient("Local");
+    created["sin-conexion-nuevo"] = await bookAtSlot(
+      "sin-conexion paciente nuevo",
+      "19:30",
+      doctors().lucia,
+      "",
+    );
+    await expectBooked(created["sin-conexion-nuevo"], doctors().lucia);
+    await expectIndicator(page, "offline", /^Sin conexión \(\d+ pendientes?\)$/);
+    await screenshot(page, "3-sin-conexion");
+    await screenshot(page, "10-aviso-sin-conexion", banner());
+    // Booked on the clinic server just before it stopped: in this PC's copy (no double booking from a stale copy).
+    await expect
+      .poll(() => page.getByTestId("agenda").textContent(), { timeout: 10_000 })
+      .toContain(created.servidor);
+  }, 120_000);
+
+  it("restored: back to the cloud, no banner, and every appointment and patient made meanwhile is in the cloud", async () => {
     await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
     await page.getByRole("button", { name: "Restaurar internet" }).click();
-    await expectIndicator("cloud", /^Conectado a la nube$/);
+    await expectIndicator(page, "cloud", /^Conectado a la nube$/);
+    await expect.poll(() => banner().count()).toBe(0);
     const reasons = Object.values(created);
+    const inCloud = () =>
+      cloudRows(
+        demo,
+        (sql) => sql<{ reason: string }[]>`select reason from appointments where reason in ${sql(reasons)}`,
+      );
     await waitFor(
       "the appointments of every state in the cloud",
-      async () => {
-        const rows = await cloudRows(
-          demo,
-          (sql) => sql`select reason from appointments where reason in ${sql(reasons)}`,
-        );
-        return rows.length === reasons.length;
-      },
+      async () => (await inCloud()).length === reasons.length,
       30_000,
     );
-    const rows = await cloudRows(
+    expect((await inCloud()).map((r) => r.reason).sort()).toEqual([...reasons].sort());
+    const patients = await cloudRows(
       demo,
-      (sql) => sql`select reason from appointments where reason in ${sql(reasons)}`,
+      (sql) =>
+        sql<
+          { second_last_name: string }[]
+        >`select second_last_name from patients where second_last_name in ${sql(registered)}`,
     );
-    expect(rows.map((r) => r.reason).sort()).toEqual([...reasons].sort());
-    // The agenda re-reads every 5 s; on the cloud it shows what was booked in every state.
+    expect(patients.map((p) => p.second_last_name).sort()).toEqual([...registered].sort());
     for (const reason of reasons) {
       await expect
         .poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 })
         .toContain(reason);
     }
-    await screenshot("4-de-vuelta-en-la-nube");
+    await screenshot(page, "4-de-vuelta-en-la-nube");
     await page.getByRole("button", { name: "Conflictos" }).click();
     await expect.poll(() => page.getByRole("main").textContent()).toMatch(/No hay conflictos abiertos/);
-  });
+    await expectAccessible(page, "conflictos");
+    await page.getByRole("button", { name: "Agenda" }).click();
+  }, 90_000);
 
   it("signed in at the clinic server while the internet is cut (said in the header), working there; once it is back, a banner asks to sign in online", async () => {
     const { email, password, name } = demo.accounts.receptionist;
     await page.getByRole("button", { name: "Cortar internet" }).click();
-    await expectIndicator("server", /^Servidor local/);
+    await expectIndicator(page, "server", /^Servidor local/);
     await page.getByRole("button", { name: "Cerrar sesión" }).click();
     await signInForm().waitFor();
-    await signIn(email, password);
+    await signIn(page, email, password);
     await expect
       .poll(() => header().textContent(), { timeout: 15_000 })
       .toBe(`${name} · ${email} (en el servidor de la clínica)`);
-    await expectIndicator("server", /^Servidor local/);
+    await expectIndicator(page, "server", /^Servidor local/);
 
     await page.getByRole("button", { name: "Restaurar internet" }).click();
-    const banner = page.getByTestId("online-sign-in-banner");
-    await banner.waitFor({ timeout: 20_000 });
-    expect(await banner.textContent()).toMatch(/^Vuelva a iniciar sesión para sincronizar con la nube/);
-    await screenshot("5-sesion-en-el-servidor");
-    await banner.getByRole("button", { name: "Iniciar sesión en línea" }).click();
-    await signIn(email, password);
+    const online = page.getByTestId("online-sign-in-banner");
+    await online.waitFor({ timeout: 20_000 });
+    expect(await online.textContent()).toMatch(/^Vuelva a iniciar sesión para sincronizar con la nube/);
+    await screenshot(page, "5-sesion-en-el-servidor");
+    await online.getByRole("button", { name: "Iniciar sesión en línea" }).click();
+    await signIn(page, email, password);
     await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);
-    await expectIndicator("cloud", /^Conectado a la nube/);
+    await expectIndicator(page, "cloud", /^Conectado a la nube/);
   });
 
   it("a patient's record opens from the search, and the clinic's administrator finds that opening in the bitácora", async () => {
-    await page.getByTestId("branch").selectOption({ label: "CentroVision Sur" });
     await page.getByTestId("patient-query").fill("nunez");
-    await page.getByRole("button", { name: "Buscar" }).click();
+    await page.getByRole("button", { name: "Buscar", exact: true }).click();
     const open = page
       .getByTestId("patient-results")
       .getByRole("button", { name: /^Ver expediente de / })
@@ -204,12 +450,12 @@ describe("the four demo scenarios in a real browser", () => {
     expect(counted?.opens).toBe(1);
     // Reception keeps no trail: only an administrator is offered it.
     expect(await page.getByRole("button", { name: "Bitácora" }).count()).toBe(0);
-    await screenshot("6-expediente");
+    await screenshot(page, "6-expediente");
 
     await page.getByRole("button", { name: "Cerrar sesión" }).click();
     await signInForm().waitFor();
     const admin = demo.accounts.admin;
-    await signIn(admin.email, admin.password);
+    await signIn(page, admin.email, admin.password);
     await expect.poll(() => header().textContent()).toBe(`${admin.name} · ${admin.email}`);
     await page.getByRole("button", { name: "Bitácora" }).click();
     const opening = page
@@ -219,7 +465,7 @@ describe("the four demo scenarios in a real browser", () => {
     await expect
       .poll(() => opening.first().textContent(), { timeout: 15_000 })
       .toContain(demo.accounts.receptionist.name);
-    await screenshot("7-bitacora");
+    await screenshot(page, "7-bitacora");
   });
 
   it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {
