@@ -45,17 +45,25 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
   const [view, setView] = useState<View>("agenda");
   const [error, setError] = useState<string | null>(null);
 
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     void connectionMode;
+    void attempt;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     invoke<Branch[]>("list_branches").then(
       (list) => {
         setBranches(list);
         setBranchId((current) => current || (list.find((b) => b.home)?.id ?? ""));
         setError(null);
       },
-      (e: unknown) => setError(errorText(e)),
+      (e: unknown) => {
+        setError(errorText(e));
+        // Without the list there is no agenda to show: ask again rather than wait for a mode change.
+        retry = setTimeout(() => setAttempt((n) => n + 1), 3_000);
+      },
     );
-  }, [connectionMode]);
+    return () => clearTimeout(retry);
+  }, [connectionMode, attempt]);
 
   const branch = branches.find((b) => b.id === branchId) ?? null;
   useEffect(() => {
