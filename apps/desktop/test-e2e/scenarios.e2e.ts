@@ -1,7 +1,7 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, startDemo } from "../src/demo/demo-stack.js";
-import { addDays, dayHeading, todayIn } from "../src/ui/types.js";
+import { addDays, dayHeading } from "../src/ui/types.js";
 import { UI_DIR } from "../src/ui-bundle.js";
 import { cloudRows, waitFor } from "../test/support.js";
 import {
@@ -14,18 +14,12 @@ import {
   watchAgenda,
 } from "./browser-page.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "./chromium.js";
-
-const RUN = Date.now().toString(36).toUpperCase();
-/** Letters only, for names: a patient's name takes no digits. */
-const TAG = RUN.replace(/\d/g, (d) => "ABCDEFGHIJ"[Number(d)] ?? "X");
-const ZONE = "America/Mexico_City";
-const TODAY = todayIn(ZONE);
-/** Bookings go on tomorrow: a time today may already be past when the suite runs. */
-const TOMORROW = addDays(TODAY, 1);
+import { deskSteps, RUN, readAtSwitch, TODAY, TOMORROW, ZONE } from "./desk-steps.js";
 
 let demo: Demo;
 let browser: Browser;
 let page: Page;
+let desk: ReturnType<typeof deskSteps>;
 /** Reason text of each appointment created through the UI, by state. */
 const created: Record<string, string> = {};
 /** Second surnames of the patients registered through the UI. */
@@ -36,6 +30,7 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: "es-MX", timezoneId: ZONE });
   await page.goto(demo.appUrl);
+  desk = deskSteps(page);
 });
 
 afterAll(async () => {
@@ -46,8 +41,9 @@ afterAll(async () => {
 
 const signInForm = () => page.getByTestId("sign-in-form");
 const header = () => page.getByTestId("session-user");
-const heading = () => page.getByTestId("agenda-heading");
 const banner = () => page.getByTestId("mode-banner");
+const heading = () => desk.heading();
+const column = (name: string) => desk.column(name);
 const doctors = () => {
   const sur = demo.clinic.branches[0]?.name ?? "";
   return {
@@ -57,98 +53,6 @@ const doctors = () => {
     lucia: "Dra. Lucía Fernández Ibarra",
   };
 };
-const column = (name: string) =>
-  page.getByTestId("agenda-column").filter({ has: page.getByRole("heading", { name, exact: true }) });
-
-/** Goes to a day with the day buttons and waits until its grid has answered. */
-async function showDay(date: string): Promise<void> {
-  for (let guard = 0; guard < 3 && (await page.getByTestId("date").inputValue()) !== date; guard += 1) {
-    const shown = await page.getByTestId("date").inputValue();
-    if (date === TODAY) await page.getByRole("button", { name: "Hoy" }).click();
-    else await page.getByRole("button", { name: date > shown ? "Día siguiente" : "Día anterior" }).click();
-  }
-  await expect.poll(() => heading().textContent()).toContain(dayHeading(date, ZONE));
-  await page.getByTestId("agenda").waitFor();
-}
-
-/** Searches, and picks the first patient found. Returns their name. */
-async function pickPatient(query: string): Promise<string> {
-  await page.getByTestId("patient-query").fill(query);
-  await page.getByRole("button", { name: "Buscar", exact: true }).click();
-  const first = page.getByTestId("patient-results").locator("button.result").first();
-  const name = (await first.locator("strong").textContent()) ?? "";
-  await first.click();
-  await expect.poll(() => page.getByTestId("selected-patient").textContent()).toContain(name);
-  return name;
-}
-
-/** Books through a click on an empty slot of the grid; returns the reason written. */
-async function bookAtSlot(state: string, time: string, doctor: string | null, patientQuery = "nunez") {
-  const reason = `Control de glaucoma (${state} ${RUN})`;
-  const slot =
-    doctor === null ? `Agendar a las ${time} sin médico asignado` : `Agendar a las ${time} con ${doctor}`;
-  await page.getByRole("button", { name: slot, exact: true }).click();
-  const form = page.getByTestId("appointment-form");
-  expect(await form.getByLabel("Hora").inputValue()).toBe(time);
-  const doctorField = form.getByLabel("Médico");
-  expect(await doctorField.locator("option:checked").textContent()).toBe(doctor ?? "Sin médico asignado");
-  if (patientQuery !== "") await pickPatient(patientQuery);
-  await form.getByLabel("Consultorio").selectOption({ label: "Consultorio 1" });
-  await form.getByLabel("Motivo").fill(reason);
-  await form.getByRole("button", { name: "Agendar cita" }).click();
-  return reason;
-}
-
-async function expectBooked(reason: string, doctor: string | null): Promise<void> {
-  await expect
-    .poll(() => page.getByTestId("appointment-message").textContent(), { timeout: 15_000 })
-    .toMatch(/^Cita registrada: /);
-  const block = column(doctor ?? "Sin médico asignado")
-    .getByTestId("appointment")
-    .filter({ hasText: reason });
-  await expect.poll(() => block.count(), { timeout: 15_000 }).toBe(1);
-  expect(await block.textContent()).toContain("Consultorio 1");
-}
-
-/**
- * Whether the agenda was read right when the mode became `mode`: within 500 ms, where its own
- * refresh comes every 5 s (a refresh may coincide; a missing re-read fails most runs).
- */
-function readAtSwitch(calls: number[], changes: { mode: string; at: number }[], mode: string): boolean {
-  const switched = changes.find((c) => c.mode === mode)?.at ?? Number.NaN;
-  return calls.some((at) => at >= switched - 50 && at - switched < 500);
-}
-
-/** The registration form, reached from a search that finds nobody. */
-async function openRegistration(suffix: string): Promise<void> {
-  await page.getByTestId("patient-query").fill(`Quintanilla ${TAG}${suffix}`);
-  await page.getByRole("button", { name: "Buscar", exact: true }).click();
-  await page.getByTestId("no-results").waitFor();
-  await page.getByRole("button", { name: "Registrar paciente nuevo" }).click();
-  await page.getByTestId("patient-form").waitFor();
-}
-
-/** Fills the registration form with a valid patient; returns the full name. */
-async function registerPatient(suffix: string): Promise<string> {
-  const form = page.getByTestId("patient-form");
-  const second = `${TAG}${suffix}`.toLowerCase().replace(/^./, (c) => c.toUpperCase());
-  await form.getByLabel("Nombre(s)").fill("Zacarías");
-  await form.getByLabel("Primer apellido").fill("Quintanilla");
-  await form.getByLabel("Segundo apellido").fill(second);
-  await form.getByLabel("Fecha de nacimiento").fill("1985-03-14");
-  await form.getByLabel("Sexo").selectOption("male");
-  await form.getByLabel("Teléfono").fill("55 1234 5678");
-  await form.getByLabel("Correo electrónico").fill("");
-  await form.getByRole("button", { name: "Registrar paciente" }).click();
-  const name = `Zacarías Quintanilla ${second}`;
-  await expect
-    .poll(() => page.getByTestId("patient-registered").textContent(), { timeout: 15_000 })
-    .toBe(`Paciente registrado: ${name}. Quedó seleccionado para la cita.`);
-  await expect.poll(() => page.getByTestId("selected-patient").textContent()).toContain(name);
-  registered.push(second);
-  return name;
-}
-
 describe("a receptionist's morning across the four demo scenarios, in a real browser", () => {
   it("sign-in: a wrong password is refused inline in Spanish; the receptionist's opens on this PC's branch, today, a column per doctor", async () => {
     await signInForm().waitFor();
@@ -192,7 +96,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     );
     expect(todayIds.size).toBeGreaterThan(0);
     await watchAgenda(page);
-    await showDay(TOMORROW);
+    await desk.showDay(TOMORROW);
     const { frames } = await readAgendaWatch(page);
     const stale = frames.filter(
       (f) => f.heading.startsWith(dayHeading(TOMORROW, ZONE)) && f.ids.some((id) => todayIds.has(id)),
@@ -222,10 +126,10 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     await page.getByTestId("agenda").waitFor();
 
     const { mariana } = doctors();
-    created.nube = await bookAtSlot("nube", "18:00", mariana);
-    await expectBooked(created.nube, mariana);
+    created.nube = await desk.bookAtSlot("nube", "18:00", mariana);
+    await desk.expectBooked(created.nube, mariana);
     // The same patient at the same time, in another column: refused, saying why, until confirmed.
-    const overlap = await bookAtSlot("nube empalme", "18:00", null, "");
+    const overlap = await desk.bookAtSlot("nube empalme", "18:00", null, "");
     const refusal = page.getByTestId("appointment-overlap");
     await refusal.waitFor({ timeout: 15_000 });
     expect(((await refusal.textContent()) ?? "").length).toBeGreaterThan(30);
@@ -233,13 +137,13 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       await column("Sin médico asignado").getByTestId("appointment").filter({ hasText: overlap }).count(),
     ).toBe(0);
     await refusal.getByRole("button", { name: "Agendar de todos modos" }).click();
-    await expectBooked(overlap, null);
+    await desk.expectBooked(overlap, null);
     created["nube-empalme"] = overlap;
     await screenshot(page, "8-agenda-del-dia");
   }, 120_000);
 
   it("normal: a new patient is registered from 'Sin resultados': every problem listed at once, then selected for booking", async () => {
-    await openRegistration("Nube");
+    await desk.openRegistration("Nube");
     const form = page.getByTestId("patient-form");
     await form.getByLabel("Primer apellido").fill("Quintanilla");
     await form.getByLabel("Fecha de nacimiento").fill("2030-01-01");
@@ -261,11 +165,11 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     expect(await summary.locator("li").count()).toBeGreaterThanOrEqual(4);
     await expectAccessible(page, "registro de paciente");
     await screenshot(page, "9-registro-paciente");
-    await registerPatient("Nube");
+    registered.push((await desk.registerPatient("Nube")).second);
   }, 90_000);
 
   it("normal: a past time is refused, saying so; a check-in moves the patient to the waiting room, waiting since then", async () => {
-    await showDay(addDays(TODAY, -1));
+    await desk.showDay(addDays(TODAY, -1));
     expect(await page.getByRole("button", { name: /^Agendar a las / }).count()).toBe(0);
     const form = page.getByTestId("appointment-form");
     await form.getByLabel("Hora").fill("10:00");
@@ -275,7 +179,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       .poll(() => page.getByTestId("appointment-message").textContent())
       .toBe("La hora de la cita ya pasó: elija una hora futura.");
     expect(await page.getByTestId("appointment-message").getAttribute("role")).toBe("alert");
-    await showDay(TODAY);
+    await desk.showDay(TODAY);
     const checkIn = page.getByRole("button", { name: /^Registrar llegada de / }).first();
     const patient = ((await checkIn.getAttribute("aria-label")) ?? "").replace("Registrar llegada de ", "");
     expect(patient.length).toBeGreaterThan(5);
@@ -296,7 +200,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
   }, 90_000);
 
   it("internet cut: the server icon, the clinic server's banner, the agenda re-read at the switch, booking there", async () => {
-    await showDay(TOMORROW);
+    await desk.showDay(TOMORROW);
     await watchAgenda(page);
     await page.getByRole("button", { name: "Cortar internet" }).click();
     await expectIndicator(page, "server", /^Servidor local/);
@@ -307,8 +211,8 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     expect(readAtSwitch(calls, modeChanges, "servidor de la clínica"), "get_appointments at the switch").toBe(
       true,
     );
-    created.servidor = await bookAtSlot("servidor", "18:30", doctors().emilio);
-    await expectBooked(created.servidor, doctors().emilio);
+    created.servidor = await desk.bookAtSlot("servidor", "18:30", doctors().emilio);
+    await desk.expectBooked(created.servidor, doctors().emilio);
     await screenshot(page, "2-servidor-local");
   }, 90_000);
 
@@ -343,17 +247,17 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     expect(panel).toMatch(/Servidor de la clínica: no responde/);
     expect(panel).not.toMatch(/\[[a-z-]+\]|stopped answering|timed out|cannot reach|connection/);
 
-    created["sin-conexion"] = await bookAtSlot("sin-conexion", "19:00", doctors().lucia);
-    await expectBooked(created["sin-conexion"], doctors().lucia);
-    await openRegistration("Local");
-    await registerPatient("Local");
-    created["sin-conexion-nuevo"] = await bookAtSlot(
+    created["sin-conexion"] = await desk.bookAtSlot("sin-conexion", "19:00", doctors().lucia);
+    await desk.expectBooked(created["sin-conexion"], doctors().lucia);
+    await desk.openRegistration("Local");
+    registered.push((await desk.registerPatient("Local")).second);
+    created["sin-conexion-nuevo"] = await desk.bookAtSlot(
       "sin-conexion paciente nuevo",
       "19:30",
       doctors().lucia,
       "",
     );
-    await expectBooked(created["sin-conexion-nuevo"], doctors().lucia);
+    await desk.expectBooked(created["sin-conexion-nuevo"], doctors().lucia);
     await expectIndicator(page, "offline", /^Sin conexión \(\d+ pendientes?\)$/);
     await screenshot(page, "3-sin-conexion");
     await screenshot(page, "10-aviso-sin-conexion", banner());

@@ -4,6 +4,7 @@ import { createRoot } from "react-dom/client";
 import { App } from "./app.js";
 import { invoke } from "./invoke.js";
 import "./styles.css";
+import "./scheduler.css";
 
 const statusSource = createInvokeStatusSource({ invoke, intervalMs: 500 });
 const root = document.getElementById("root");
