@@ -139,6 +139,8 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     await refusal.getByRole("button", { name: "Agendar de todos modos" }).click();
     await desk.expectBooked(overlap, null);
     created["nube-empalme"] = overlap;
+    // Arrivals are recorded on the day itself only.
+    expect(await page.getByRole("button", { name: /^Registrar llegada de / }).count()).toBe(0);
     await screenshot(page, "8-agenda-del-dia");
   }, 120_000);
 

@@ -83,6 +83,7 @@ export function Agenda({ branch, date, onDate, day, staff, now, onPickSlot, onCh
             timeZone={branch.timezone}
             nowMinutes={date === today ? minutesIn(now.toISOString(), branch.timezone) : null}
             bookable={date >= today}
+            arrivals={date === today}
             onPickSlot={onPickSlot}
             onCheckIn={onCheckIn}
           />

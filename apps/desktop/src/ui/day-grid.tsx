@@ -40,6 +40,8 @@ export interface DayGridProps {
   nowMinutes: number | null;
   /** False for a day already past: no slot is offered. */
   bookable: boolean;
+  /** True for today only: patients arrive on the day of their appointment. */
+  arrivals: boolean;
   onPickSlot: (time: string, doctorId: string | null) => void;
   onCheckIn: (item: AgendaItem) => void;
 }
@@ -105,6 +107,7 @@ export function DayGrid({
   timeZone,
   nowMinutes,
   bookable,
+  arrivals,
   onPickSlot,
   onCheckIn,
 }: DayGridProps) {
@@ -173,7 +176,7 @@ export function DayGrid({
                     placed={entry.placed}
                     from={from}
                     timeZone={timeZone}
-                    onCheckIn={onCheckIn}
+                    onCheckIn={arrivals ? onCheckIn : null}
                   />
                 ),
               )}
@@ -189,7 +192,8 @@ interface BlockProps {
   placed: Placed;
   from: number;
   timeZone: string;
-  onCheckIn: (item: AgendaItem) => void;
+  /** Null when arrivals are not recorded on this day. */
+  onCheckIn: ((item: AgendaItem) => void) | null;
 }
 
 function AppointmentBlock({ placed, from, timeZone, onCheckIn }: BlockProps) {
@@ -223,7 +227,7 @@ function AppointmentBlock({ placed, from, timeZone, onCheckIn }: BlockProps) {
         <span className={`chip chip-${item.status}`} data-testid="status">
           {STATUS_LABELS[item.status]}
         </span>
-        {CAN_CHECK_IN.has(item.status) && (
+        {onCheckIn !== null && CAN_CHECK_IN.has(item.status) && (
           <button
             type="button"
             className="small"
