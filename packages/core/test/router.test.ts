@@ -8,6 +8,7 @@ import {
   type RouterConfigInput,
   type RouterHooks,
 } from "../src/index.js";
+import type { RouterCallContext } from "../src/router/failover-router.js";
 import { createFaultySource, type FaultySource } from "./support/faulty-source.js";
 
 const fixtures = createFixtures();
@@ -190,6 +191,80 @@ describe("calls", () => {
     await waitFor(mode("local"));
     expect(carried).toEqual(["clinic:branches"]);
     expect(await router.table("branches").get(branch.id)).toEqual(branch);
+  });
+
+  it("carries to this PC's copy what both servers took, each write once, the latest per row; the PC's own writes never", async () => {
+    const carried: string[] = [];
+    start({
+      carryWrites: async (from, to, writes) => {
+        for (const write of writes) {
+          const target = to === "clinic" ? clinic : device;
+          if (write.row) await target.inner.table(write.table).upsert(write.row as never);
+          carried.push(`${from}→${to}:${write.tier}:${write.id === first.id ? "first" : "second"}`);
+        }
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    const first = await router.table("branches").insert(fixtures.branch());
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    // Written on the clinic server: the cloud's journal entry for `first` is superseded.
+    const updated = await router.table("branches").update(first.id, { name: "Sucursal Norte" });
+    const second = await router.table("branches").insert(fixtures.branch());
+    carried.length = 0;
+    clinic.fault = "refuse";
+    await waitFor(mode("offline"));
+    expect(carried).toEqual(["clinic→device:clinic:first", "clinic→device:clinic:second"]);
+    expect(await router.table("branches").get(first.id)).toEqual(updated);
+    expect(await router.table("branches").get(second.id)).toEqual(second);
+
+    // Written on this PC: nothing to carry anywhere when the clinic server answers again.
+    await router.table("branches").insert(fixtures.branch());
+    carried.length = 0;
+    clinic.fault = "none";
+    cloud.fault = "none";
+    await waitFor(mode("supabase"));
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    expect(carried).toEqual([]);
+  });
+
+  it("carries a write a server acknowledged after the router had left it (the call was in flight at the switch)", async () => {
+    const carried: string[] = [];
+    start({
+      carryWrites: async (from, to, writes) => {
+        carried.push(...writes.map((w) => `${from}→${to}:${w.tier}:${w.table}`));
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    clinic.fault = "refuse";
+    await waitFor(mode("offline"));
+    // What the routed repository reports once the clinic server's answer arrives.
+    const context = router as unknown as RouterCallContext;
+    const row = fixtures.branch();
+    context.recordWrite(1, [{ table: "branches", op: "upsert", id: row.id, row }]);
+    expect(carried).toEqual(["clinic→device:clinic:branches"]);
+    // Written on the tier in use: nothing to carry.
+    context.recordWrite(2, [{ table: "branches", op: "upsert", id: row.id, row }]);
+    expect(carried).toHaveLength(1);
+  });
+
+  it("shows the pending changes of the tier it works on, never those of the tier it left", async () => {
+    const pending = { cloud: 0, clinic: 68, device: 160 };
+    start({ pendingChanges: async (tier) => pending[tier] });
+    await vi.advanceTimersByTimeAsync(2_000);
+    const seen: [string, number][] = [];
+    router.status$.subscribe((status) => seen.push([status.mode, status.pendingChanges]));
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    await waitFor(() => router.getStatus().pendingChanges === 68);
+    clinic.fault = "refuse";
+    await waitFor(mode("offline"));
+    // The device's count is read at every tick: exact at the switch itself.
+    expect(router.getStatus().pendingChanges).toBe(160);
+    expect(seen.filter(([m, n]) => m === "offline" && n !== 160)).toEqual([]);
+    expect(seen.filter(([m, n]) => m === "local" && n !== 68 && n !== 0)).toEqual([]);
   });
 });
 

@@ -26,7 +26,12 @@ export interface RouterHooks {
    * first such ask lets a steady stream of new writes not hold the PC there forever.
    */
   pendingChanges?(tier: Tier, failback?: { readonly since: number }): Promise<number>;
-  /** Makes this PC's recent writes on `from` present on `to` at failover (read-your-writes), version-checked. */
+  /**
+   * Makes this PC's recent writes present on `to` at failover (read-your-writes): on a switch from
+   * `from` down to `to`, the writes taken by the tiers above `to` (each entry names its tier), the
+   * latest per row. Version-checked on the clinic server; on the device, never over a newer row or a
+   * pending local edit.
+   */
   carryWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
   lastSyncAt?(): string | null;
@@ -65,7 +70,7 @@ export interface RouterCallContext {
     options: CallOptions | undefined,
     work: RoutedWork<T>,
   ): Promise<T>;
-  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at">[]): void;
+  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void;
   recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void;
 }
 
@@ -114,7 +119,12 @@ class Router implements FailoverRouter, RouterCallContext {
   private pinned: { index: number; byHand: boolean; until: number | null } | null = null;
   private switchTimes: number[] = [];
   private reason = "starting: checking every tier";
-  private pending = 0;
+  /**
+   * The last count of pending changes read for each tier. The status shows the active tier's, so
+   * a switch never shows the tier it left; the device's is read at every tick (a local count), so
+   * it is exact the moment the PC goes offline, and the new tier's is read again at once.
+   */
+  private readonly pending = new Map<Tier, number>();
   private switching: Promise<void> | null = null;
   private failbackCheck: Promise<void> | null = null;
   private failbackSince: number | null = null;
@@ -227,11 +237,16 @@ class Router implements FailoverRouter, RouterCallContext {
     }
   }
 
-  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at">[]): void {
-    // Only cloud writes need carrying: lower tiers already hold what was written on them.
-    if (tier !== 0) return;
+  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void {
+    // The device's own writes need no carrying: it is the last tier, and its outbox sends them up.
+    const name = TIERS[tier];
+    if (name !== "cloud" && name !== "clinic") return;
     const at = this.scheduler.now();
-    for (const entry of entries) this.journal.add({ ...entry, at });
+    const journaled = entries.map((entry) => ({ ...entry, tier: name, at }));
+    for (const entry of journaled) this.journal.add(entry);
+    // Taken by a tier the router left while the call was in flight: the switch's carry ran before
+    // the answer came back, so these go down now.
+    if (tier < this.active) this.carry(tier, this.active, journaled);
   }
 
   recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void {
@@ -326,13 +341,23 @@ class Router implements FailoverRouter, RouterCallContext {
       this.reason = `the link is unstable (${this.switchTimes.length} switches in ${Math.round(this.config.switchWindowMs / 60_000)} min): staying on ${(this.monitors[lower] as TierMonitor).source.id} for ${minutes} min`;
       if (lower !== index) this.active = lower;
     }
-    if (from === 0 && this.active > 0 && this.hooks.carryWrites) this.carry(this.active);
+    if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
+    const to = this.active;
+    void this.readPending(to).then(() => {
+      if (this.active === to) this.publish();
+    });
   }
 
-  private carry(to: number): void {
-    const writes = this.journal.recent(this.scheduler.now());
+  /** By default what the tiers above `to` took; a row written later on `to` itself is already there. */
+  private carry(
+    from: number,
+    to: number,
+    writes = this.journal.recent(this.scheduler.now()).filter((w) => TIERS.indexOf(w.tier) < to),
+  ): void {
     if (writes.length === 0 || !this.hooks.carryWrites) return;
-    const carrying = this.hooks.carryWrites("cloud", TIERS[to] as Tier, writes).catch(() => undefined);
+    const carrying = this.hooks
+      .carryWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes)
+      .catch(() => undefined);
     // Calls wait for the carry, so the first read on the new tier already shows this PC's writes.
     const bounded = new Promise<void>((resolve) => {
       const handle = this.scheduler.schedule(() => resolve(), this.config.callTimeoutMs);
@@ -341,9 +366,10 @@ class Router implements FailoverRouter, RouterCallContext {
         resolve();
       });
     });
-    this.switching = bounded.then(() => {
-      this.switching = null;
+    const waiting: Promise<void> = Promise.all([this.switching, bounded]).then(() => {
+      if (this.switching === waiting) this.switching = null;
     });
+    this.switching = waiting;
   }
 
   private async reconcile(index: number): Promise<void> {
@@ -379,12 +405,18 @@ class Router implements FailoverRouter, RouterCallContext {
   private tick(): void {
     this.timer = this.scheduler.schedule(async () => {
       if (this.closed) return;
-      if (this.hooks.pendingChanges) {
-        this.pending = await this.hooks.pendingChanges(TIERS[this.active] as Tier).catch(() => this.pending);
-      }
+      await this.readPending(this.active);
+      if (this.active !== TIERS.length - 1) await this.readPending(TIERS.length - 1);
       this.evaluate();
       this.tick();
     }, this.config.failbackCheckIntervalMs);
+  }
+
+  private async readPending(index: number): Promise<void> {
+    if (!this.hooks.pendingChanges) return;
+    const tier = TIERS[index] as Tier;
+    const count = await this.hooks.pendingChanges(tier).catch(() => undefined);
+    if (count !== undefined) this.pending.set(tier, count);
   }
 
   private publish(): void {
@@ -396,7 +428,7 @@ class Router implements FailoverRouter, RouterCallContext {
     return buildStatus({
       monitors: this.monitors,
       active: this.active,
-      pending: this.pending,
+      pending: this.pending.get(TIERS[this.active] as Tier) ?? 0,
       lastSyncAt: this.hooks.lastSyncAt?.() ?? null,
       isSyncing: this.hooks.isSyncing?.() ?? false,
       reason: this.reason,

@@ -2,6 +2,8 @@ import type { TableName } from "../tables/index.js";
 
 /** A write this PC made, as the tier that took it returned it. */
 export interface JournalEntry {
+  /** The tier that took it: "cloud" or "clinic" (the device's own writes need no carrying). */
+  readonly tier: "cloud" | "clinic";
   readonly table: TableName;
   readonly op: "upsert" | "delete";
   readonly id: string;
@@ -13,7 +15,8 @@ export interface JournalEntry {
 /**
  * The last `size` writes made within `ttlMs`, oldest first. Kept for
  * read-your-writes: at failover they are made present on the next tier, so a
- * receptionist sees the appointment she created seconds before the outage.
+ * receptionist sees the appointment she created seconds before the outage, on
+ * the clinic server or on this PC's own copy.
  */
 export class WriteJournal {
   private entries: JournalEntry[] = [];
