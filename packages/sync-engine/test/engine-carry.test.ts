@@ -24,6 +24,7 @@ async function journalled(id: string): Promise<JournalEntry> {
   const row = await rowOf(pair.cloud.sql, "patients", id);
   if (!row) throw new Error("row not in the cloud");
   return {
+    tier: "cloud",
     table: "patients",
     op: "upsert",
     id,
@@ -77,7 +78,7 @@ describe("carrying a PC's recent cloud writes to the clinic server (read-your-wr
 
   it("does not carry deletes, whose deleted version the journal does not hold", async () => {
     const result = await engine.carryWrites([
-      { table: "patients", op: "delete", id: crypto.randomUUID(), row: null, at: 0 },
+      { tier: "cloud", table: "patients", op: "delete", id: crypto.randomUUID(), row: null, at: 0 },
     ]);
     expect(result).toMatchObject({ applied: 0, ignored: 1 });
   });

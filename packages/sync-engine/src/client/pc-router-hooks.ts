@@ -1,11 +1,20 @@
 import type { RouterHooks, Tier } from "@centrovision/core";
+import type { AbsorbReport, OfflineTier } from "../offline/offline-tier.js";
 import type { ClientApplier, ClientApplyResult } from "./client-apply.js";
 
 export interface PcRouterHooksOptions {
-  /** The clinic server, reached with this PC's `centrovision_app` login (a `createClientApplier`). */
-  clinic: ClientApplier;
+  /**
+   * The clinic server, reached with this PC's `centrovision_app` login (a `createClientApplier`).
+   * Without one (a PC configured for the cloud and its own copy only), nothing is carried there.
+   */
+  clinic?: ClientApplier;
   /** Writes this PC queued while it worked on its own SQLite file (the offline outbox). Default: none. */
   localPending?: () => Promise<number>;
+  /**
+   * This PC's offline copy: at a switch down to it, this PC's recent writes the servers took are
+   * stored there, so the offline agenda shows what was booked up to the last answer.
+   */
+  device?: Pick<OfflineTier, "absorb">;
   /** For the status icon: ISO time of the last successful sync, e.g. from the daemon's status. */
   lastSyncAt?: () => string | null;
   isSyncing?: () => boolean;
@@ -13,18 +22,18 @@ export interface PcRouterHooksOptions {
   timeoutMs?: number;
   /** What a read-your-writes carry did (counts only, never rows): for metrics. */
   onCarried?: (result: ClientApplyResult) => void;
+  /** What a carry onto the offline copy did (counts only). */
+  onAbsorbed?: (report: AbsorbReport) => void;
 }
 
 /**
  * The failover router's hooks on a PC, which holds no sync role: the PC's last cloud writes are
  * carried onto the clinic server at failover through `cv_client_apply` in `carry` mode (version
- * checked; a row the clinic changed meanwhile is left for the sync to settle), and failback from
+ * checked; a row the clinic changed meanwhile is left for the sync to settle); at a switch down to
+ * the PC's own copy, its last writes on either server are stored there (`device`); failback from
  * the clinic server waits for its `cv_client_pending` count to reach 0, i.e. until the sync
  * engine has pushed to the cloud what was written there during the outage (up to the moment the
  * router began to wait: writes that keep coming meanwhile follow with the next sync cycle).
- *
- * Carrying onto the PC's own file (cloud → device, when both servers are gone at once) is not
- * done: the journal's rows are already on the cloud, and the PC reads them there again on failback.
  */
 export function createPcRouterHooks(options: PcRouterHooksOptions): RouterHooks {
   const timeoutMs = options.timeoutMs ?? 3_000;
@@ -32,20 +41,25 @@ export function createPcRouterHooks(options: PcRouterHooksOptions): RouterHooks 
   let watermark: { since: number; upTo: string } | null = null;
   return {
     async pendingChanges(tier: Tier, failback) {
-      if (tier === "clinic") {
-        if (!failback) return options.clinic.pendingUp({ timeoutMs });
+      const clinic = options.clinic;
+      if (tier === "clinic" && clinic) {
+        if (!failback) return clinic.pendingUp({ timeoutMs });
         if (watermark?.since !== failback.since) {
-          watermark = { since: failback.since, upTo: await options.clinic.logPosition({ timeoutMs }) };
+          watermark = { since: failback.since, upTo: await clinic.logPosition({ timeoutMs }) };
         }
-        return options.clinic.pendingUp({ timeoutMs, upTo: watermark.upTo });
+        return clinic.pendingUp({ timeoutMs, upTo: watermark.upTo });
       }
       if (tier === "device") return options.localPending ? options.localPending() : 0;
       return 0;
     },
-    async carryWrites(from, to, writes) {
-      if (from !== "cloud" || to !== "clinic" || writes.length === 0) return;
-      const result = await options.clinic.apply(writes, { mode: "carry", timeoutMs });
-      options.onCarried?.(result);
+    async carryWrites(_from, to, writes) {
+      if (writes.length === 0) return;
+      if (to === "clinic" && options.clinic) {
+        const result = await options.clinic.apply(writes, { mode: "carry", timeoutMs });
+        options.onCarried?.(result);
+      } else if (to === "device" && options.device) {
+        options.onAbsorbed?.(await options.device.absorb(writes, { timeoutMs }));
+      }
     },
     ...(options.lastSyncAt && { lastSyncAt: options.lastSyncAt }),
     ...(options.isSyncing && { isSyncing: options.isSyncing }),

@@ -139,6 +139,8 @@ interface CopyContext {
   readonly from: DataSource;
   /** `table:id` of rows with pending or dead-lettered local edits. */
   readonly held: ReadonlySet<string>;
+  /** `table:id` of rows stored since the refresh began by another path (the router's carry): newer than what it read. */
+  readonly newer: () => ReadonlySet<string>;
   readonly pageSize: number;
   readonly options: CallOptions | undefined;
 }
@@ -155,8 +157,10 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
   for (const chunk of chunks(rows, WRITE_BATCH)) {
     written += await store.batch((batch) => {
       let count = 0;
+      const newer = context.newer();
       for (const row of chunk) {
-        if (held.has(`${table}:${row.id}`)) continue;
+        const key = `${table}:${row.id}`;
+        if (held.has(key) || newer.has(key)) continue;
         if (batch.get(table, row.id)?.version === row.version) continue;
         batch.putVerbatim(table, row);
         count++;
@@ -205,6 +209,7 @@ export async function refreshCache(
   config: OfflineTierConfig,
   full: boolean,
   options?: CallOptions,
+  newer: () => ReadonlySet<string> = () => new Set(),
 ): Promise<RefreshReport> {
   const window = scopeWindow(config.scope, config.now());
   const state = new Map((await store.records<TableState>(CACHE_STATE, options)).map((r) => [r.key, r.value]));
@@ -215,7 +220,7 @@ export async function refreshCache(
   const before = full ? new Map<TableName, AnyRow[]>() : await selectScope(store, config, window, options);
   const selected = new Map<TableName, AnyRow[]>();
   const nextState = new Map<TableName, TableState>();
-  const context: CopyContext = { store, from, held, pageSize: config.pageSize, options };
+  const context: CopyContext = { store, from, held, newer, pageSize: config.pageSize, options };
   const fetchedByTable = Object.fromEntries(TABLE_NAMES.map((t) => [t, 0])) as Record<TableName, number>;
   let fetched = 0;
   let written = 0;
@@ -257,7 +262,7 @@ export async function refreshCache(
   }
 
   const kept = await keepParents(store, selected, held, config.pageSize, options);
-  const evicted = await evict(store, kept, options);
+  const evicted = await evict(store, kept, options, newer);
   await store.batch((batch) => {
     for (const [table, value] of nextState) batch.setRecord(CACHE_STATE, table, value);
   }, options);
@@ -332,12 +337,20 @@ async function keepParents(
 }
 
 /** Deletes (verbatim, children first) every local row not kept. */
-async function evict(store: OfflineStore, kept: Kept, options: CallOptions | undefined): Promise<number> {
+async function evict(
+  store: OfflineStore,
+  kept: Kept,
+  options: CallOptions | undefined,
+  newer: () => ReadonlySet<string> = () => new Set(),
+): Promise<number> {
   let evicted = 0;
   for (const table of [...TABLE_NAMES].reverse()) {
     const keep = kept.get(table) as Map<string, AnyRow>;
     const local = (await store.table(table).list(undefined, options)) as AnyRow[];
-    const gone = local.filter((row) => !keep.has(row.id)).map((row) => row.id);
+    const spared = newer();
+    const gone = local
+      .filter((row) => !keep.has(row.id) && !spared.has(`${table}:${row.id}`))
+      .map((row) => row.id);
     for (const chunk of chunks(gone, WRITE_BATCH)) {
       await store.batch((batch) => {
         for (const id of chunk) batch.deleteVerbatim(table, id);

@@ -3,7 +3,10 @@ import {
   type ConnectionStatus,
   CvError,
   type DataSource,
+  type JournalEntry,
   parseConfig,
+  type Row,
+  type TableName,
   type Tier,
 } from "@centrovision/core";
 import { combineLatest, exhaustMap, type Observable, type Subscription, timer } from "rxjs";
@@ -33,6 +36,14 @@ export interface OfflineTier {
   discardDeadLetter(table: string, id: string, from: DataSource, options?: CallOptions): Promise<void>;
   /** Sends the outbox to a server (see `drainOutbox`). Concurrent calls share one run. */
   drain(applier: ClientApplier, options?: DrainOptions): Promise<DrainReport>;
+  /**
+   * Takes rows a server acknowledged to this PC (the router's journal, at a switch down to the
+   * device), so the local copy holds this PC's own writes up to the last answer: each is stored
+   * as the server returned it, unless this PC has an unsent edit of the row (outbox or dead
+   * letter) or the copy holds a newer version. A row whose parent the copy lacks is left out (the
+   * next refresh brings both). One durable batch; counts only.
+   */
+  absorb(writes: readonly JournalEntry[], options?: CallOptions): Promise<AbsorbReport>;
   /** Refreshes the local copy from `from` (normally the router while it is on a better tier). */
   refresh(from: DataSource, options?: CallOptions & { full?: boolean }): Promise<RefreshReport>;
   /**
@@ -54,8 +65,23 @@ export interface OfflineTier {
     appliers: { readonly cloud?: ClientApplier; readonly clinic?: ClientApplier },
     options?: { readonly intervalMs?: number; readonly onError?: (error: CvError) => void },
   ): Subscription;
+  /**
+   * This PC's own sync, for the status icon: `isSyncing` while the outbox drains or the copy is
+   * refreshed; `lastSyncAt` when either last finished well (the copy then matched a server, or
+   * every local write had reached one). Null until then.
+   */
+  syncState(): { readonly isSyncing: boolean; readonly lastSyncAt: string | null };
   /** Closes the local file (snapshotting it). */
   close(): Promise<void>;
+}
+
+/** What {@link OfflineTier.absorb} did with the rows it was given. */
+export interface AbsorbReport {
+  readonly stored: number;
+  /** Already there, older than the copy's, or edited on this PC and not yet sent. */
+  readonly kept: number;
+  /** Refused by the copy (a parent it does not hold). */
+  readonly left: number;
 }
 
 /**
@@ -68,6 +94,23 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
   const { store } = config;
   const source = createOfflineSource(store, config.id, config.now);
   let draining: Promise<DrainReport> | null = null;
+  let running = 0;
+  let lastSyncAt: string | null = null;
+  // Rows `absorb` stored, by the number of the absorb: a refresh that began before must neither
+  // overwrite them with what it read earlier nor evict them (it did not see them).
+  let absorbs = 0;
+  const absorbed = new Map<string, number>();
+  /** Counts `work` as this PC syncing; its success is the last sync. */
+  const syncing = async <T>(work: () => Promise<T>, done: (result: T) => boolean): Promise<T> => {
+    running++;
+    try {
+      const result = await work();
+      if (done(result)) lastSyncAt = config.now().toISOString();
+      return result;
+    } finally {
+      running--;
+    }
+  };
 
   const key = (table: string, id: string) => `${table}:${id.toLowerCase()}`;
   async function deadLetter(table: string, id: string, o?: CallOptions): Promise<DeadLetter> {
@@ -110,18 +153,65 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       }, o);
     },
     drain(applier, o) {
-      draining ??= drainOutbox(
-        store,
-        applier,
-        { batchSize: config.drainBatchSize, parentWaits: config.parentWaits },
-        config.now,
-        o,
+      draining ??= syncing(
+        () =>
+          drainOutbox(
+            store,
+            applier,
+            { batchSize: config.drainBatchSize, parentWaits: config.parentWaits },
+            config.now,
+            o,
+          ),
+        (report) => report.remaining === 0,
       ).finally(() => {
         draining = null;
       });
       return draining;
     },
-    refresh: (from, o) => refreshCache(store, from, config, o?.full ?? false, o),
+    async absorb(writes, o) {
+      let [stored, kept, left] = [0, 0, 0];
+      if (writes.length === 0) return { stored, kept, left };
+      const number = ++absorbs;
+      await store.batch((batch) => {
+        for (const write of writes) {
+          const k = key(write.table, write.id);
+          const local = batch.get(write.table, write.id) as Row<TableName> | null;
+          const unsent = batch.getRecord(OUTBOX, k) !== null || batch.getRecord(DEAD_LETTERS, k) !== null;
+          const newer =
+            write.row === null
+              ? local === null
+              : local !== null &&
+                (local.version === write.row.version || local.updated_at > String(write.row.updated_at));
+          if (unsent || newer) {
+            kept++;
+            continue;
+          }
+          try {
+            if (write.row === null) batch.deleteVerbatim(write.table, write.id);
+            else batch.putVerbatim(write.table, write.row as Row<TableName>);
+            absorbed.set(k, number);
+            stored++;
+          } catch (error) {
+            if (!(error instanceof CvError) || error.code !== "constraint") throw error;
+            left++;
+          }
+        }
+      }, o);
+      return { stored, kept, left };
+    },
+    refresh(from, o) {
+      const began = absorbs;
+      const newer = () => new Set([...absorbed].filter(([, n]) => n > began).map(([k]) => k));
+      return syncing(
+        () => refreshCache(store, from, config, o?.full ?? false, o, newer),
+        () => {
+          // This refresh read the rows absorbed before it began from a server: no longer special.
+          for (const [k, n] of absorbed) if (n <= began) absorbed.delete(k);
+          return true;
+        },
+      );
+    },
+    syncState: () => ({ isSyncing: running > 0, lastSyncAt }),
     claimCopy: (owner, o) => claimCache(store, owner, config.pageSize, o),
     async pendingChanges(which, fallback) {
       if (which === "device") return tier.pendingCount();

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ClientApplier, OfflineTier } from "../../src/index.js";
-import { type Clinic, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
-import { openTier, type PcFiles, pcFiles, todayClinic, useClinicServer } from "./support.js";
+import { describe, expect, it } from "vitest";
+import type { ClientApplier } from "../../src/index.js";
+import { rowOf, update } from "../support/sql-fixtures.js";
+import { useClinicServer, useTodayCopy } from "./support.js";
 
 /*
  * The PC works offline on its SQLite copy, then drains to the clinic server through
@@ -14,26 +14,11 @@ import { openTier, type PcFiles, pcFiles, todayClinic, useClinicServer } from ".
 const clinic = useClinicServer("offline_drain");
 
 describe("offline writes drain to the clinic server", () => {
-  let files: PcFiles;
-  let tier: OfflineTier;
-  let graph: Clinic;
-
-  beforeEach(async () => {
-    graph = todayClinic();
-    await insertClinic(clinic.node.sql, graph);
-    await clinic.person.admit(graph.branches.id);
-    files = await pcFiles();
-    tier = await openTier(files, { branchId: graph.branches.id });
-    await tier.refresh(clinic.source);
-  });
-  afterEach(async () => {
-    await tier.close().catch(() => {});
-    await files.remove();
-  });
+  const pc = useTodayCopy(clinic);
 
   const newPatient = () => ({
     id: randomUUID(),
-    branch_id: graph.branches.id,
+    branch_id: pc.graph.branches.id,
     first_name: "Rosa",
     last_name: "Icaza",
     document_id: `ICRO${randomUUID().slice(0, 8).toUpperCase()}`,
@@ -45,9 +30,9 @@ describe("offline writes drain to the clinic server", () => {
   /** Books `patientId` offline, `hoursAhead` from now. */
   function bookOffline(patientId: string, hoursAhead: number) {
     const start = new Date(Date.now() + hoursAhead * 3_600_000);
-    return tier.source.table("appointments").insert({
+    return pc.tier.source.table("appointments").insert({
       id: randomUUID(),
-      branch_id: graph.branches.id,
+      branch_id: pc.graph.branches.id,
       patient_id: patientId,
       starts_at: start.toISOString(),
       ends_at: new Date(start.getTime() + 1_800_000).toISOString(),
@@ -57,46 +42,46 @@ describe("offline writes drain to the clinic server", () => {
   }
 
   async function offlineEdits() {
-    const patient = await tier.source.table("patients").insert(newPatient());
+    const patient = await pc.tier.source.table("patients").insert(newPatient());
     const appointment = await bookOffline(patient.id, 2);
-    const arrived = await tier.source
+    const arrived = await pc.tier.source
       .table("appointments")
-      .update(graph.appointments.id, { status: "checked_in" });
+      .update(pc.graph.appointments.id, { status: "checked_in" });
     return { patient, appointment, arrived };
   }
 
   it("records each write with its base version, shows it on reads, and drains parents first", async () => {
     const { patient, appointment, arrived } = await offlineEdits();
-    expect(await tier.pendingCount()).toBe(3);
-    expect(await tier.source.table("appointments").get(graph.appointments.id)).toMatchObject({
+    expect(await pc.tier.pendingCount()).toBe(3);
+    expect(await pc.tier.source.table("appointments").get(pc.graph.appointments.id)).toMatchObject({
       status: "checked_in",
     });
-    const pending = await tier.pending();
-    const serverVersion = (await rowOf(clinic.node.sql, "appointments", graph.appointments.id))?.version;
-    expect(pending.find((e) => e.id === graph.appointments.id)).toMatchObject({
+    const pending = await pc.tier.pending();
+    const serverVersion = (await rowOf(clinic.node.sql, "appointments", pc.graph.appointments.id))?.version;
+    expect(pending.find((e) => e.id === pc.graph.appointments.id)).toMatchObject({
       op: "upsert",
       baseVersion: serverVersion,
       version: arrived.version,
     });
 
     // A second edit of the same row folds into its entry: one fast-forward from the server's version.
-    const again = await tier.source
+    const again = await pc.tier.source
       .table("appointments")
-      .update(graph.appointments.id, { status: "in_progress" });
-    expect(await tier.pendingCount()).toBe(3);
+      .update(pc.graph.appointments.id, { status: "in_progress" });
+    expect(await pc.tier.pendingCount()).toBe(3);
 
-    const report = await tier.drain(clinic.applier);
+    const report = await pc.tier.drain(clinic.applier);
     expect(report).toMatchObject({ sent: 3, applied: 3, conflicts: 0, deadLettered: 0, remaining: 0 });
-    expect(await tier.pendingCount()).toBe(0);
+    expect(await pc.tier.pendingCount()).toBe(0);
     expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({ version: patient.version });
     expect(await rowOf(clinic.node.sql, "appointments", appointment.id)).toMatchObject({
       version: appointment.version,
     });
-    expect(await rowOf(clinic.node.sql, "appointments", graph.appointments.id)).toMatchObject({
+    expect(await rowOf(clinic.node.sql, "appointments", pc.graph.appointments.id)).toMatchObject({
       status: "in_progress",
       version: again.version,
     });
-    expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
   });
 
   it("a reply lost after the server committed is resent and skipped: nothing doubles", async () => {
@@ -108,20 +93,31 @@ describe("offline writes drain to the clinic server", () => {
         throw new CvError("unavailable", "[test] the reply was lost on the way back");
       },
     };
-    await expect(tier.drain(lossy)).rejects.toMatchObject({ code: "unavailable" });
-    expect(await tier.pendingCount()).toBe(3);
-    expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 3, applied: 0, skipped: 3, remaining: 0 });
+    await expect(pc.tier.drain(lossy)).rejects.toMatchObject({ code: "unavailable" });
+    expect(await pc.tier.pendingCount()).toBe(3);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+      sent: 3,
+      applied: 0,
+      skipped: 3,
+      remaining: 0,
+    });
     const [count] = await clinic.node.sql<{ n: number }[]>`
       select count(*)::int as n from cv_sync.change_log where row_id = ${patient.id}`;
     expect(count?.n).toBe(1);
   });
 
   it("an offline edit against a concurrent server edit ends as a conflict with both versions kept", async () => {
-    const offline = await tier.source.table("patients").update(graph.patients.id, { phone: "55 1010 2020" });
-    await update(clinic.node.sql, "patients", graph.patients.id, { phone: "55 3030 4040" });
-    const serverEdit = await rowOf(clinic.node.sql, "patients", graph.patients.id);
+    const offline = await pc.tier.source
+      .table("patients")
+      .update(pc.graph.patients.id, { phone: "55 1010 2020" });
+    await update(clinic.node.sql, "patients", pc.graph.patients.id, { phone: "55 3030 4040" });
+    const serverEdit = await rowOf(clinic.node.sql, "patients", pc.graph.patients.id);
 
-    expect(await tier.drain(clinic.applier)).toMatchObject({ conflicts: 1, remaining: 0, deadLettered: 0 });
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+      conflicts: 1,
+      remaining: 0,
+      deadLettered: 0,
+    });
     const conflicts = await clinic.node.sql<
       {
         local_version: string;
@@ -130,7 +126,7 @@ describe("offline writes drain to the clinic server", () => {
         remote_row: { phone: string };
       }[]
     >`select local_version, remote_version, local_row, remote_row from cv_sync.conflicts
-      where row_id = ${graph.patients.id}`;
+      where row_id = ${pc.graph.patients.id}`;
     expect(conflicts).toHaveLength(1);
     const [conflict] = conflicts;
     expect([conflict?.local_version, conflict?.remote_version].sort()).toEqual(
@@ -144,40 +140,40 @@ describe("offline writes drain to the clinic server", () => {
 
   it("a write refused for good goes to the dead-letter list and the rest still arrive", async () => {
     const clash = newPatient();
-    const good = await tier.source.table("patients").insert(newPatient());
-    await tier.source.table("patients").insert(clash);
+    const good = await pc.tier.source.table("patients").insert(newPatient());
+    await pc.tier.source.table("patients").insert(clash);
     // Meanwhile someone registered another patient with the same document at the clinic.
     await clinic.node.sql`insert into patients ${clinic.node.sql({ ...clash, id: randomUUID() })}`;
 
-    const report = await tier.drain(clinic.applier);
+    const report = await pc.tier.drain(clinic.applier);
     expect(report).toMatchObject({ deadLettered: 1, remaining: 0 });
     expect(await rowOf(clinic.node.sql, "patients", good.id)).toBeDefined();
-    const letters = await tier.deadLetters();
+    const letters = await pc.tier.deadLetters();
     expect(letters).toEqual([
       expect.objectContaining({ table: "patients", id: clash.id, op: "upsert", code: "constraint" }),
     ]);
     expect(letters[0]?.message).not.toContain(clash.document_id);
-    expect(await tier.pendingCount()).toBe(0);
+    expect(await pc.tier.pendingCount()).toBe(0);
 
     // Retrying without a fix fails the same way; discarding drops the local edit.
-    await tier.retryDeadLetter("patients", clash.id);
-    expect(await tier.pendingCount()).toBe(1);
-    expect(await tier.drain(clinic.applier)).toMatchObject({ deadLettered: 1 });
-    await tier.discardDeadLetter("patients", clash.id, clinic.source);
-    expect(await tier.deadLetters()).toEqual([]);
-    expect(await tier.source.table("patients").get(clash.id)).toBeNull();
-    await expect(tier.retryDeadLetter("patients", clash.id)).rejects.toMatchObject({ code: "not_found" });
+    await pc.tier.retryDeadLetter("patients", clash.id);
+    expect(await pc.tier.pendingCount()).toBe(1);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ deadLettered: 1 });
+    await pc.tier.discardDeadLetter("patients", clash.id, clinic.source);
+    expect(await pc.tier.deadLetters()).toEqual([]);
+    expect(await pc.tier.source.table("patients").get(clash.id)).toBeNull();
+    await expect(pc.tier.retryDeadLetter("patients", clash.id)).rejects.toMatchObject({ code: "not_found" });
   });
 
   it("a row created and deleted offline sends nothing; deleting a server row sends a versioned delete", async () => {
-    const temp = await tier.source.table("patients").insert(newPatient());
-    await tier.source.table("patients").delete(temp.id);
-    const diagnosis = graph.diagnoses.id;
-    await tier.source.table("diagnoses").delete(diagnosis);
-    expect(await tier.pending()).toEqual([
+    const temp = await pc.tier.source.table("patients").insert(newPatient());
+    await pc.tier.source.table("patients").delete(temp.id);
+    const diagnosis = pc.graph.diagnoses.id;
+    await pc.tier.source.table("diagnoses").delete(diagnosis);
+    expect(await pc.tier.pending()).toEqual([
       expect.objectContaining({ table: "diagnoses", id: diagnosis, op: "delete", version: null }),
     ]);
-    expect(await tier.drain(clinic.applier)).toMatchObject({ remaining: 0, deadLettered: 0 });
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ remaining: 0, deadLettered: 0 });
     expect(await rowOf(clinic.node.sql, "diagnoses", diagnosis)).toBeUndefined();
     expect(await rowOf(clinic.node.sql, "patients", temp.id)).toBeUndefined();
   });
@@ -186,18 +182,20 @@ describe("offline writes drain to the clinic server", () => {
     // A patient on today's agenda reaches the PC's copy; then the clinic server lacks it (as if it
     // had not received it yet), while the PC's copy still has it.
     const patient = newPatient();
-    const visit = { ...graph.appointments, id: randomUUID(), patient_id: patient.id };
+    const visit = { ...pc.graph.appointments, id: randomUUID(), patient_id: patient.id };
     await clinic.node.sql`insert into patients ${clinic.node.sql(patient)}`;
     await clinic.node.sql`insert into appointments ${clinic.node.sql(visit)}`;
-    await tier.refresh(clinic.source);
+    await pc.tier.refresh(clinic.source);
     await clinic.node.sql`delete from appointments where id = ${visit.id}`;
     const [held] = await clinic.node.sql`delete from patients where id = ${patient.id} returning *`;
     const appointment = await bookOffline(patient.id, 3);
-    expect(await tier.drain(clinic.applier)).toMatchObject({ deferred: 1, deadLettered: 0, remaining: 1 });
-    expect(await tier.pending()).toEqual([expect.objectContaining({ id: appointment.id, parentWaits: 1 })]);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ deferred: 1, deadLettered: 0, remaining: 1 });
+    expect(await pc.tier.pending()).toEqual([
+      expect.objectContaining({ id: appointment.id, parentWaits: 1 }),
+    ]);
 
     await clinic.node.sql`insert into patients ${clinic.node.sql(held as Record<string, never>)}`;
-    expect(await tier.drain(clinic.applier)).toMatchObject({ applied: 1, deferred: 0, remaining: 0 });
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ applied: 1, deferred: 0, remaining: 0 });
     expect(await rowOf(clinic.node.sql, "appointments", appointment.id)).toMatchObject({
       version: appointment.version,
     });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import {
   createClientApplier,
   createOfflineTier,
@@ -13,7 +13,7 @@ import {
 } from "../../src/index.js";
 import { clinicPerson } from "../support/clinic-person.js";
 import { ensureLogin, withLogin } from "../support/server.js";
-import { type Clinic, clinic } from "../support/sql-fixtures.js";
+import { type Clinic, clinic, insertClinic } from "../support/sql-fixtures.js";
 import { createNode, type SqlNode } from "../support/sql-nodes.js";
 
 const APP = { user: "cv_offline_test", password: "offline-test-password" };
@@ -97,4 +97,25 @@ export function todayClinic(now = new Date()): Clinic {
     encounters: { ...graph.encounters, started_at: start.toISOString() },
     diagnoses: { ...graph.diagnoses, diagnosed_at: start.toISOString() },
   };
+}
+
+/**
+ * For each test of the calling file: a consultation today on `server` (its person admitted to the
+ * branch), and a fresh PC copy of that branch, refreshed once. Read `graph` and `tier` in tests.
+ */
+export function useTodayCopy(server: ClinicServer): { readonly graph: Clinic; readonly tier: OfflineTier } {
+  const state = {} as { graph: Clinic; tier: OfflineTier; files: PcFiles };
+  beforeEach(async () => {
+    state.graph = todayClinic();
+    await insertClinic(server.node.sql, state.graph);
+    await server.person.admit(state.graph.branches.id);
+    state.files = await pcFiles();
+    state.tier = await openTier(state.files, { branchId: state.graph.branches.id });
+    await state.tier.refresh(server.source);
+  });
+  afterEach(async () => {
+    await state.tier.close().catch(() => {});
+    await state.files.remove();
+  });
+  return state;
 }
