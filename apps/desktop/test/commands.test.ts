@@ -5,7 +5,7 @@ import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
-import { call, cloudRows, waitFor } from "./support.js";
+import { call, clinicSessionHeld, cloudRows, waitFor } from "./support.js";
 
 type Failure = { code: string; message: string; issues?: { path: string }[] };
 type Item = {
@@ -519,6 +519,7 @@ describe("sessions across outages: no pending write is ever dropped", () => {
 describe("a clinic session that expires in a long outage", () => {
   it("holds the PC on itself while the clinic server answers, says so, and a sign-in at the clinic server opens it again", async () => {
     expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
+    await clinicSessionHeld(demo);
     await demo.setInternet(false);
     await waitFor("the clinic server", async () => (await status()).mode === "local", 20_000);
     expect(await session()).toMatchObject({ needsClinicSignIn: false });

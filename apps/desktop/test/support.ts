@@ -1,6 +1,6 @@
 import { CvError } from "@centrovision/core";
 import type postgres from "postgres";
-import { type Demo, onDatabase } from "../src/demo/demo-stack.js";
+import { type Demo, onDatabase, waitUntil } from "../src/demo/demo-stack.js";
 
 export { waitUntil as waitFor } from "../src/demo/demo-stack.js";
 
@@ -36,4 +36,15 @@ export async function failure(run: () => Promise<unknown>): Promise<CvError> {
     throw error;
   }
   throw new Error("expected a CvError");
+}
+
+/**
+ * Waits until the signed-in person holds a clinic session: the cloud hands it out in the
+ * background of an online sign-in, and without one the PC never works on the clinic server.
+ */
+export function clinicSessionHeld(demo: Demo): Promise<void> {
+  return waitUntil("the clinic session", async () => {
+    const state = demo.session.current();
+    return state.signedIn && state.clinicUsable;
+  });
 }

@@ -103,8 +103,12 @@ async function sessionView({ session, router }: CommandContext): Promise<Session
   const { user, method, expiresAt } = state;
   const { tiers } = router.getStatus();
   const needsOnlineSignIn = method !== "online" && tiers.cloud.health === "up";
+  // Neither server serves this person while the clinic server answers: their cloud session is
+  // expired or the cloud is down, and they hold no clinic session (expired, or the internet went
+  // before the cloud could hand one out).
+  const cloudServes = state.cloudUsable && tiers.cloud.health !== "down";
   const needsClinicSignIn =
-    !needsOnlineSignIn && !state.cloudUsable && !state.clinicUsable && tiers.clinic.health === "up";
+    !needsOnlineSignIn && !cloudServes && !state.clinicUsable && tiers.clinic.health === "up";
   const admin = await isAdmin(router, user.id);
   return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn, admin };
 }

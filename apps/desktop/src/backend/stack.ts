@@ -69,7 +69,7 @@ export interface PcStackOptions {
   onError?: (what: string, error: CvError) => void;
   /** The session's clock (tests move it to skip an outage's hours). */
   now?: () => Date;
-  /** How often an online person's clinic session is checked for renewal. Default 60 s. */
+  /** How often an online person's clinic session is checked (fetched when missing, renewed hourly). Default 5 s. */
   clinicRenewMs?: number;
 }
 
@@ -198,10 +198,13 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     label: "cloud",
   });
   const clinic = clinicServer(link, () => session.clinicToken());
-  const hooks: RouterHooks =
-    clinic.applier === undefined
-      ? { pendingChanges: (tier) => offline.pendingChanges(tier) }
-      : createPcRouterHooks({ clinic: clinic.applier, localPending: () => offline.pendingCount() });
+  const hooks: RouterHooks = createPcRouterHooks({
+    ...(clinic.applier !== undefined && { clinic: clinic.applier }),
+    localPending: () => offline.pendingCount(),
+    device: offline,
+    lastSyncAt: () => offline.syncState().lastSyncAt,
+    isSyncing: () => offline.syncState().isSyncing,
+  });
   const router = createFailoverRouter({
     id: "desktop",
     sources: [cloud, clinic.source, offline.source],
@@ -213,10 +216,16 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
   // only one with a good clinic session. Otherwise (nobody signed in, a device sign-in, sessions
   // expired in an outage and not renewed yet) the router stays below them and the outbox does not
   // drain there: writes wait, none is refused as unauthorized. Re-read on every status too, because
-  // a token expires with time alone.
+  // a token expires with time alone. A cloud found down serves nobody: the router then goes to the
+  // clinic server only for a person with a clinic session, else straight to this PC (the clinic's
+  // login alone reads no row, and its refusals would reach the person as "unauthorized").
   const usableNow = (): UsableTiers => {
     const state = session.current();
-    return { cloud: state.signedIn && state.cloudUsable, clinic: state.signedIn && state.clinicUsable };
+    const cloudUp = router.getStatus().tiers.cloud.health !== "down";
+    return {
+      cloud: state.signedIn && state.cloudUsable && cloudUp,
+      clinic: state.signedIn && state.clinicUsable,
+    };
   };
   const usable$ = merge(session.state$, router.status$).pipe(
     map(usableNow),
@@ -224,8 +233,10 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     shareReplay({ bufferSize: 1, refCount: true }),
   );
   const gate = gateTiers(router, usable$);
-  // An online person's clinic session is renewed from the cloud while it may be used (hourly).
-  const renewing = timer(0, options.clinicRenewMs ?? 60_000)
+  // An online person's clinic session is fetched from the cloud while it may be used: checked every
+  // `clinicRenewMs`, so one missing (the cloud could not mint it at the sign-in) comes soon; a held
+  // one is renewed hourly.
+  const renewing = timer(0, options.clinicRenewMs ?? 5_000)
     .pipe(exhaustMap(() => session.renewClinic()))
     .subscribe();
 

@@ -1,0 +1,103 @@
+import type { ConnectionStatus } from "@centrovision/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { todayInMexicoCity } from "../src/demo/seed.js";
+import { call, clinicSessionHeld, cloudRows, waitFor } from "./support.js";
+
+// Issue 15, item 2: at the switch to offline the PC's copy holds what the servers acknowledged
+// to it up to the last answer, so the offline agenda never misses an appointment this PC booked
+// seconds before (a receptionist would book the slot twice). And a person whose clinic session
+// has not come yet when the internet drops works on this PC, never refused on the clinic server.
+
+let demo: Demo;
+let branchId: string;
+
+beforeAll(async () => {
+  demo = await startDemo({ port: 0 });
+  branchId = demo.clinic.branches[0]?.id ?? "";
+  const account = demo.accounts.receptionist;
+  const signedIn = await call(demo, "sign_in", { email: account.email, password: account.password });
+  expect(signedIn.status).toBe(200);
+}, 180_000);
+
+afterAll(() => demo?.stop());
+
+const status = async () => (await call<ConnectionStatus>(demo, "get_connection_status")).body;
+
+/** Tomorrow in the clinic's time zone (inside the offline copy's days ahead, never in the past). */
+function tomorrow(): string {
+  const [y, m, d] = todayInMexicoCity().split("-").map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+}
+
+describe("the offline copy at the switch", () => {
+  it("holds an appointment booked on the clinic server when the server stops right after answering", async () => {
+    await waitFor("the cloud", async () => (await status()).mode === "supabase");
+    await clinicSessionHeld(demo);
+    // This PC's own sync state, not a constant: its copy is refreshed from a server.
+    await waitFor("a refresh of this PC's copy", async () => (await status()).lastSyncAt !== null);
+    await demo.setInternet(false);
+    await waitFor("the clinic server", async () => (await status()).mode === "local");
+
+    const patient = await call<{ id: string }>(demo, "create_patient", {
+      branch_id: branchId,
+      first_name: "Rosa",
+      last_name: "Freshness",
+      birth_date: "1971-03-09",
+      sex: "female",
+      phone: "55 1234 5678",
+    });
+    expect(patient.status, JSON.stringify(patient.body)).toBe(200);
+    const date = tomorrow();
+    const booked = await call<{ id: string }>(demo, "create_appointment", {
+      branch_id: branchId,
+      patient_id: patient.body.id,
+      starts_at: `${date}T10:00:00-06:00`,
+      duration_minutes: 30,
+      reason: "Revisión de presión ocular",
+      type: "follow_up",
+    });
+    expect(booked.status, JSON.stringify(booked.body)).toBe(200);
+    // Acknowledged by the clinic server: it stops at once (the demo really stops its PostgreSQL).
+    const stopping = demo.setClinicServer(false);
+    await waitFor("offline", async () => (await status()).mode === "offline");
+    await stopping;
+
+    const agenda = await call<{ id: string; patient_id: string }[]>(demo, "get_appointments", {
+      branch_id: branchId,
+      date,
+    });
+    expect(agenda.status, JSON.stringify(agenda.body)).toBe(200);
+    expect(agenda.body.map((item) => item.id)).toContain(booked.body.id);
+    // The patient registered on the clinic server came along (the appointment's parent).
+    const found = await call<{ id: string }[]>(demo, "search_patients", { query: "Rosa Freshness" });
+    expect(found.body.map((p) => p.id)).toEqual([patient.body.id]);
+    // Nothing of it is pending on this PC: the clinic server has both rows already.
+    expect((await status()).pendingChanges).toBe(0);
+  }, 120_000);
+
+  it("a person signed in just before the internet drops, without a clinic session yet, works on this PC", async () => {
+    await Promise.all([demo.setInternet(true), demo.setClinicServer(true)]);
+    await waitFor("the cloud again", async () => (await status()).mode === "supabase");
+    const account = demo.accounts.doctor;
+    await call(demo, "sign_out");
+    // The cloud cannot hand out a clinic session (as when the internet drops first): it no
+    // longer knows the clinic's key until the daemon registers it again.
+    const keys = await cloudRows(demo, (sql) => sql`delete from cv_auth.clinic_keys returning *`);
+    try {
+      const signedIn = await call(demo, "sign_in", { email: account.email, password: account.password });
+      expect(signedIn.status).toBe(200);
+      await demo.setInternet(false);
+    } finally {
+      await cloudRows(demo, (sql) => sql`insert into cv_auth.clinic_keys ${sql(keys)} returning key_id`);
+    }
+    expect(demo.session.current()).toMatchObject({ signedIn: true, clinicUsable: false });
+    await waitFor("this PC's copy", async () => (await status()).mode === "offline");
+    expect(await status()).toMatchObject({ pinned: "device", tiers: { clinic: { health: "up" } } });
+    // Served here, never sent to the clinic server as the bare PC login (refused there).
+    const agenda = await call(demo, "get_appointments", { branch_id: branchId, date: todayInMexicoCity() });
+    expect(agenda.status, JSON.stringify(agenda.body)).toBe(200);
+    const session = await call<{ needsClinicSignIn: boolean }>(demo, "get_session");
+    expect(session.body.needsClinicSignIn).toBe(true);
+  }, 120_000);
+});
