@@ -1,6 +1,7 @@
 import { ChevronLeft, ChevronRight } from "lucide-react";
 import type { Loaded } from "./agenda-data.js";
 import { DayGrid } from "./day-grid.js";
+import { ErrorAlert } from "./error-alert.js";
 import {
   type AgendaItem,
   addDays,
@@ -61,11 +62,7 @@ export function Agenda({ branch, date, onDate, day, staff, now, onPickSlot, onCh
           </label>
         </div>
       </div>
-      {day.error !== null && (
-        <p role="alert" className="error" data-testid="agenda-error">
-          {day.error}
-        </p>
-      )}
+      <ErrorAlert error={day.error} testId="agenda-error" />
       {items === null && day.error === null && (
         <p role="status" data-testid="agenda-loading">
           Cargando…

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { DevPanel } from "./dev-panel.js";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { SignIn } from "./sign-in.js";
 import type { Session } from "./types.js";
@@ -38,11 +39,7 @@ export function App() {
 
   return (
     <div className="app">
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {session?.signedIn === false && <SignIn onSignedIn={setSession} />}
       {session?.signedIn === true && <Workspace session={session} onSignOut={() => void signOut()} />}
       <DevPanel />

@@ -1,4 +1,5 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { offsetOn, todayIn } from "./types.js";
 
@@ -134,11 +135,7 @@ export function AuditTrail({ patient, onAllPatients }: AuditTrailProps) {
           </span>
         )}
       </form>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {shown !== null && shown.length === 0 && <p>Sin movimientos en ese periodo.</p>}
       {shown !== null && shown.length > 0 && (
         <table className="audit-table">

@@ -2,6 +2,7 @@ import { useCallback, useState } from "react";
 import { Agenda } from "./agenda.js";
 import { useDayAgenda, useNow, useStaff } from "./agenda-data.js";
 import { AppointmentForm, type SlotDraft } from "./appointment-form.js";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { PatientForm } from "./patient-form.js";
 import { PatientRecord, type RecordState } from "./patient-record.js";
@@ -49,11 +50,7 @@ export function BranchDesk({ branch, date, onDate, record, onOpenRecord, onClose
     <main className="columns">
       <section className="agenda-column" aria-label="Agenda">
         {record !== null && <PatientRecord state={record} onClose={onCloseRecord} />}
-        {error !== null && (
-          <p role="alert" className="error">
-            {error}
-          </p>
-        )}
+        <ErrorAlert error={error} />
         <Agenda
           branch={branch}
           date={date}

@@ -1,5 +1,6 @@
 import { ConflictReview, type SyncConflict } from "@centrovision/ui-react";
 import { useCallback, useEffect, useState } from "react";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 
 const COLUMN_LABELS = {
@@ -34,11 +35,7 @@ export function ConflictsView() {
   return (
     <main className="card">
       <h2>Conflictos por revisar</h2>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {conflicts !== null && conflicts.length === 0 && <p>No hay conflictos abiertos.</p>}
       {conflicts?.map((conflict) => (
         <ConflictReview
@@ -108,11 +105,7 @@ function DeadLetters() {
   return (
     <section aria-labelledby="dead-letters-title">
       <h2 id="dead-letters-title">Cambios rechazados por el servidor</h2>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {letters.length === 0 ? (
         <p>Ningún cambio hecho sin conexión fue rechazado.</p>
       ) : (

@@ -1,6 +1,7 @@
 import type { Tier, TierStatus } from "@centrovision/core";
 import { useNetworkStatus } from "@centrovision/ui-react";
 import { useCallback, useEffect, useState } from "react";
+import { ErrorAlert } from "./error-alert.js";
 import { demoControl, errorText } from "./invoke.js";
 import { MODE_WORDS, statusWords } from "./status-words.js";
 
@@ -98,11 +99,7 @@ export function DevPanel() {
           </p>
         </>
       )}
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
     </section>
   );
 }

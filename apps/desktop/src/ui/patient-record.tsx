@@ -1,3 +1,4 @@
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import {
   type AgendaItem,
@@ -69,11 +70,7 @@ export function PatientRecord({ state, onClose }: PatientRecordProps) {
           Cerrar expediente
         </button>
       </div>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {record === null && error === null && <p>Abriendo expediente…</p>}
       {p !== undefined && record !== null && (
         <>

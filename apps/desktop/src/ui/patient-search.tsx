@@ -1,4 +1,5 @@
 import { type FormEvent, useState } from "react";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { ageOn, type Branch, type Patient, todayIn } from "./types.js";
 
@@ -48,11 +49,7 @@ export function PatientSearch({ branch, selected, onSelect, onOpen, onRegister }
         />
         <button type="submit">Buscar</button>
       </form>
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {results !== null && results.length === 0 && <p data-testid="no-results">Sin resultados.</p>}
       {results !== null && results.length > 0 && (
         <ul className="results" data-testid="patient-results">

@@ -4,6 +4,7 @@ import { AuditTrail } from "./audit-trail.js";
 import { BranchDesk } from "./branch-desk.js";
 import { BranchPicker } from "./branch-picker.js";
 import { ConflictsView } from "./conflicts-view.js";
+import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { ModeBanner } from "./mode-banner.js";
 import { openRecord, type RecordState } from "./patient-record.js";
@@ -121,11 +122,7 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
           </button>
         </div>
       )}
-      {error !== null && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {view === "agenda" && branch === null && branches.length > 0 && (
         <main className="card">
           <p>Este equipo no tiene una sucursal propia configurada: elija la sucursal en la parte superior.</p>
