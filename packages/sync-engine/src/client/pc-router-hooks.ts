@@ -58,7 +58,9 @@ export function createPcRouterHooks(options: PcRouterHooksOptions): RouterHooks 
         const result = await options.clinic.apply(writes, { mode: "carry", timeoutMs });
         options.onCarried?.(result);
       } else if (to === "device" && options.device) {
-        options.onAbsorbed?.(await options.device.absorb(writes, { timeoutMs }));
+        // Not inside `onAbsorbed?.(…)`: without a callback, the optional call would skip the absorb.
+        const report = await options.device.absorb(writes, { timeoutMs });
+        options.onAbsorbed?.(report);
       }
     },
     ...(options.lastSyncAt && { lastSyncAt: options.lastSyncAt }),

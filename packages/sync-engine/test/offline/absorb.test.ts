@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, JournalEntry, TableName } from "@centrovision/core";
 import { describe, expect, it } from "vitest";
+import { createPcRouterHooks } from "../../src/index.js";
 import { useClinicServer, useTodayCopy } from "./support.js";
 
 /*
@@ -56,6 +57,13 @@ describe("the offline copy takes the PC's acknowledged writes", () => {
     expect(await pc.tier.pendingCount()).toBe(0);
     // Twice is the same as once.
     expect(await pc.tier.absorb([patient, appointment])).toEqual({ stored: 0, kept: 2, left: 0 });
+  });
+
+  it("is what the PC's router hooks do at a switch to the device, with or without a report callback", async () => {
+    const patient = await onClinic("patients", newPatient());
+    const appointment = await onClinic("appointments", booking(patient.id, 5));
+    await createPcRouterHooks({ device: pc.tier }).carryWrites?.("clinic", "device", [patient, appointment]);
+    expect(await pc.tier.source.table("appointments").get(appointment.id)).toEqual(appointment.row);
   });
 
   it("keeps a pending local edit and a newer version; leaves a row whose parent the copy lacks", async () => {
