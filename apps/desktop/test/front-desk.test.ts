@@ -165,6 +165,15 @@ describe("registering a patient: every problem at once, in Spanish", () => {
     }
     const old = await refusal({ birth_date: "1899-12-31" });
     expect(old.message).toBe("fecha de nacimiento: no puede ser anterior a 1900.");
+    // The registration form shows the message as is: Spanish words first.
+    const sex = await refusal({ sex: "" });
+    expect(sex.issues).toEqual([
+      {
+        path: "sex",
+        message:
+          "sexo: elija femenino, masculino, intersexual o no especificado (female, male, intersex, unknown)",
+      },
+    ]);
     const newborn = await call<Row>(
       demo,
       "create_patient",

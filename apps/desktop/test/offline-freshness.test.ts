@@ -99,5 +99,17 @@ describe("the offline copy at the switch", () => {
     expect(agenda.status, JSON.stringify(agenda.body)).toBe(200);
     const session = await call<{ needsClinicSignIn: boolean }>(demo, "get_session");
     expect(session.body.needsClinicSignIn).toBe(true);
+    // A write here shows in the very next status poll.
+    const before = (await status()).pendingChanges;
+    const patient = await call<{ id: string }>(demo, "create_patient", {
+      branch_id: branchId,
+      first_name: "Rosa",
+      last_name: "Pendiente",
+      birth_date: "1980-05-20",
+      sex: "female",
+      phone: "55 8765 4321",
+    });
+    expect(patient.status, JSON.stringify(patient.body)).toBe(200);
+    expect((await status()).pendingChanges).toBe(before + 1);
   }, 120_000);
 });

@@ -100,7 +100,10 @@ export const commandArgs = {
       second_last_name: optionalName("apellido materno"),
       document_id: documentId,
       birth_date: birthDate,
-      sex: z.enum(PATIENT_SEXES, `sexo: use uno de ${PATIENT_SEXES.join(", ")}`),
+      sex: z.enum(
+        PATIENT_SEXES,
+        "sexo: elija femenino, masculino, intersexual o no especificado (female, male, intersex, unknown)",
+      ),
       phone: mexicanPhone,
       email: optionalEmail,
     })

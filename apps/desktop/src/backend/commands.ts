@@ -42,8 +42,14 @@ export interface SyncControl {
   syncNow?(): Promise<unknown>;
 }
 
-/** The PC's offline tier: the writes a server refused for good, kept until a person decides. */
-export type DeadLetterControl = Pick<OfflineTier, "deadLetters" | "retryDeadLetter" | "discardDeadLetter">;
+/**
+ * The PC's offline tier: the writes a server refused for good, kept until a person decides, and
+ * its own sync state and outbox for the status icon.
+ */
+export type OfflineControl = Pick<
+  OfflineTier,
+  "deadLetters" | "retryDeadLetter" | "discardDeadLetter" | "pendingCount" | "syncState"
+>;
 
 export type { AgendaItem, BranchStaff } from "./agenda.js";
 export type { BranchView } from "./branch-access.js";
@@ -55,7 +61,7 @@ export interface CommandContext {
   /** Who is signed in on this PC: every command but {@link PUBLIC_COMMANDS} needs someone. */
   session: Pick<PcSession, "current" | "signIn" | "signOut">;
   sync?: SyncControl;
-  offline?: DeadLetterControl;
+  offline?: OfflineControl;
   /** Every opening of a patient's record goes in the audit trail; administrators read it. */
   audit: Pick<PatientAudit, "opened" | "trail">;
 }
@@ -83,7 +89,7 @@ export type SessionView =
  * The router's status; while it is held below a cloud that answers only because nobody is signed
  * in online, the reason says so (the router's own words would be "cloud stopped answering").
  */
-function connectionStatus({ router, session }: CommandContext): ConnectionStatus {
+function routerStatus({ router, session }: CommandContext): ConnectionStatus {
   const status = router.getStatus();
   const state = session.current();
   if (!state.signedIn && status.pinned !== null)
@@ -95,6 +101,17 @@ function connectionStatus({ router, session }: CommandContext): ConnectionStatus
   if (clinicHeld && status.tiers.clinic.health === "up")
     return { ...status, reason: "the clinic server is used only for a person with a clinic session" };
   return status;
+}
+
+/**
+ * The status as of this call: the router publishes it once per tick, so this PC's own sync state,
+ * and offline its outbox count, are read now (a write made offline shows in the very next poll).
+ */
+async function connectionStatus(ctx: CommandContext): Promise<ConnectionStatus> {
+  const status = routerStatus(ctx);
+  if (ctx.offline === undefined) return status;
+  const pendingChanges = status.mode === "offline" ? await ctx.offline.pendingCount() : status.pendingChanges;
+  return { ...status, ...ctx.offline.syncState(), pendingChanges };
 }
 
 async function sessionView({ session, router }: CommandContext): Promise<SessionView> {
@@ -320,11 +337,7 @@ const handlers: Handlers = {
   },
 };
 
-async function deadLetterOf(
-  offline: DeadLetterControl | undefined,
-  table: string,
-  id: string,
-): Promise<void> {
+async function deadLetterOf(offline: OfflineControl | undefined, table: string, id: string): Promise<void> {
   const letters = (await offline?.deadLetters()) ?? [];
   if (!letters.some((letter) => letter.table === table && letter.id === id)) {
     throw notFound("Ese cambio rechazado no existe (quizá ya se reintentó o descartó).", "id");
