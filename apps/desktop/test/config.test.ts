@@ -346,6 +346,7 @@ describe("the PCs' config setup-server.sh writes (apps/sync-daemon/deploy)", () 
       { encoding: "utf8", timeout: 30_000 },
     );
     expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain("To do: fill in branch_id");
     // The three files of /etc/centrovision/clients/ in the PC's folder, owner-only.
     const path = await file(shown(run.stdout, "/etc/centrovision/clients/config.toml"));
     await secret("local_server_password", "pc-secret\n");

@@ -211,26 +211,6 @@ describe("setup-server.sh", () => {
     expect(existsSync("/etc/centrovision")).toBe(before);
   });
 
-  it("--pc-branch-id fills the PCs' branch_id (the desktop's own tests load that config)", () => {
-    const branch = "0b5f1d4e-6a1c-4f7e-9a3b-2c8d7e6f5a41";
-    const result = setup(
-      "--dry-run",
-      "--subnet",
-      "192.168.10.0/24",
-      "--server-address",
-      "192.168.10.5",
-      "--supabase-url",
-      "https://abc.supabase.co",
-      "--pc-branch-id",
-      branch,
-      ...CLOUD,
-    );
-    expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).not.toContain("To do: fill in branch_id");
-    const client = shownFile(result.stdout, "/etc/centrovision/clients/config.toml");
-    expect(client.split("\n")).toContain(`branch_id = "${branch}"`);
-  });
-
   it("--cert/--key/--ca: that certificate is served and its CA given to the PCs; no clinic CA is made", () => {
     const dir = mkdtempSync(join(tmpdir(), "cv-deploy-cert-"));
     try {
