@@ -213,6 +213,24 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
     stale.end({ timeout: 0 }).catch(() => {});
   };
 
+  /**
+   * Sends the cancel request of a statement, whatever becomes of it. The driver's `query.cancel()`
+   * returns null, not the request's promise (postgres 3.4: `this.canceller(this), this.canceller =
+   * null`), so a cancel connection that fails (ECONNRESET on a cut link) rejects with nobody to
+   * catch it, an unhandled rejection that stops the process. The canceller is called here instead,
+   * and its outcome ignored: the deadline already failed the call.
+   */
+  const cancelQuietly = (query: PostgresQuery) => {
+    const inner = query as unknown as { canceller?: ((q: unknown) => Promise<unknown>) | null };
+    if (typeof inner.canceller !== "function") {
+      Promise.resolve(query.cancel()).catch(() => {});
+      return;
+    }
+    const request = inner.canceller(query);
+    inner.canceller = null;
+    request.catch(() => {});
+  };
+
   const invoke: RpcInvoker = async (fn, args, callOptions?: CallOptions) => {
     if (closed) throw new CvError("unavailable", `[sync-engine] the peer for ${label} is closed`);
     const client = current();
@@ -228,7 +246,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
       // Deadline or caller abort: stop the statement on the server (an apply then rolls back unless
       // it already committed; either way it is whole). Only a missed deadline condemns the pool.
       if (isCvError(error, "timeout") || isCvError(error, "unavailable")) {
-        if (query) Promise.resolve(query.cancel()).catch(() => {});
+        if (query) cancelQuietly(query);
       }
       if (isCvError(error, "timeout") || isConnectionFailure(error)) discard(client);
       throw toCvError(error, label, fn);

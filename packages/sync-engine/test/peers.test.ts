@@ -133,6 +133,22 @@ describe("postgres peer faults", () => {
     expect((await peer.node()).nodeId).toBe(pair.clinic.nodeId);
   });
 
+  it("a cancel request cut by the link is no unhandled rejection (it would stop the process)", async () => {
+    const peer = createPostgresPeer({ url: lan.url(pair.clinic.url), timeoutMs: 500 });
+    closers.push(() => peer.close());
+    await peer.node();
+    await lan.blackhole();
+    // The deadline passes: the peer sends the statement's cancel request on a new connection.
+    expect(await failure(() => peer.node())).toMatchObject({ code: "timeout" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Every connection across the link is reset, the cancel request's too: vitest fails the run
+    // on an unhandled rejection.
+    lan.reset();
+    await lan.pass();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await peer.node()).nodeId).toBe(pair.clinic.nodeId);
+  });
+
   it("is unauthorized for a PC's login outside centrovision_sync, alone or as a signed-in person", async () => {
     const user = `cv_app_only_${randomUUID().slice(0, 6)}`;
     await onServer(`create role ${user} login password 'app-only' in role centrovision_app`);
