@@ -23,9 +23,10 @@ import {
   isCommandName,
   PUBLIC_COMMANDS,
 } from "./command-args.js";
+import { todayIn } from "./day-range.js";
 import { invalidInput } from "./input-issues.js";
 import type { PatientAudit } from "./patient-audit.js";
-import { FUTURE_BIRTH_DATE, todayIn } from "./patient-fields.js";
+import { FUTURE_BIRTH_DATE } from "./patient-fields.js";
 import { authorOf, type PcSession, type SessionUser, type SignInMethod } from "./session.js";
 
 /**

@@ -1,3 +1,8 @@
+/** `YYYY-MM-DD` of today (of `now`) in a time zone. Pure: the UI uses it too. */
+export function todayIn(timeZone: string, now = new Date()): string {
+  return new Intl.DateTimeFormat("en-CA", { timeZone }).format(now);
+}
+
 /**
  * Start and end (exclusive) of a calendar day in a branch's time zone, as UTC ISO times: the
  * agenda of "2026-11-30" in Mexico City is 06:00Z to 06:00Z the next day, whatever the server's

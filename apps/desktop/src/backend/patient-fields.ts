@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { todayIn } from "./day-range.js";
 
 /*
  * A new patient's fields as reception types them. Each field fails with one Spanish message that
@@ -9,11 +10,6 @@ import * as z from "zod";
 /** A form's blank field is an absent value, not an empty one the database would refuse. */
 export const blankToNull = (value: unknown) =>
   typeof value === "string" && value.trim() === "" ? null : value;
-
-/** `YYYY-MM-DD` of today in a time zone. */
-export function todayIn(timeZone: string, now = new Date()): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone }).format(now);
-}
 
 /** Kiribati's Line Islands (UTC+14) reach each date first: a later date is in the future everywhere. */
 const EARLIEST_ZONE = "Pacific/Kiritimati";

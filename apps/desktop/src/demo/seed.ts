@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type NewRow, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import type postgres from "postgres";
+import { todayIn } from "../backend/day-range.js";
 
 /** The demo clinic: two branches in Mexico City, their rooms and staff, patients, a week of appointments. */
 export interface DemoClinic {
@@ -79,9 +80,7 @@ export const SIGNING_STAFF = {
 const pick = <T>(list: readonly T[], i: number): T => list[i % list.length] as T;
 
 /** Today's date in Mexico City, YYYY-MM-DD. */
-export function todayInMexicoCity(now = new Date()): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone: "America/Mexico_City" }).format(now);
-}
+export const todayInMexicoCity = (now = new Date()): string => todayIn("America/Mexico_City", now);
 
 function addDays(date: string, days: number): string {
   const d = new Date(`${date}T00:00:00Z`);

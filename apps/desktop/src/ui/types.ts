@@ -63,10 +63,8 @@ export function minutesIn(iso: string, timeZone: string): number {
 export const clock = (minutes: number): string =>
   `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
 
-/** Today in the branch's time zone, YYYY-MM-DD. */
-export function todayIn(timeZone: string): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone }).format(new Date());
-}
+/** Today in the branch's time zone, YYYY-MM-DD (the backend's own, pure). */
+export { todayIn } from "../backend/day-range.js";
 
 /** A calendar date `days` later (or earlier), YYYY-MM-DD. */
 export function addDays(date: string, days: number): string {
