@@ -177,12 +177,12 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
           const k = key(write.table, write.id);
           const local = batch.get(write.table, write.id) as Row<TableName> | null;
           const unsent = batch.getRecord(OUTBOX, k) !== null || batch.getRecord(DEAD_LETTERS, k) !== null;
-          const newer =
+          const upToDate =
             write.row === null
               ? local === null
               : local !== null &&
                 (local.version === write.row.version || local.updated_at > String(write.row.updated_at));
-          if (unsent || newer) {
+          if (unsent || upToDate) {
             kept++;
             continue;
           }
