@@ -1,6 +1,8 @@
 import type { ConflictResolution, SyncConflict } from "@centrovision/sync-engine";
 import { useId, useState } from "react";
 import { SR_ONLY } from "./internal/sr-only.js";
+import { ResolutionOutcome, useResolution } from "./internal/use-resolution.js";
+import { OverlapReview } from "./overlap-review.js";
 
 /** Sync bookkeeping every row carries; a reviewer picks among the clinical columns only. */
 const META_COLUMNS = new Set([
@@ -48,34 +50,23 @@ const CHANGED_CELL = { background: "#fef3c7", fontWeight: 600 } as const;
 /**
  * Both versions of a row edited on two nodes, side by side, with the differing columns marked.
  * The reviewer keeps one version or merges by picking a side per differing column; nothing is
- * written until `resolve` is called, and its error is shown in place.
+ * written until `resolve` is called, and its error is shown in place. A double booking found
+ * when a PC's offline changes arrived (policy `overlap`) is reviewed as two appointments instead.
  */
-export function ConflictReview({ conflict, resolve, onResolved, columnLabels = {} }: ConflictReviewProps) {
+export function ConflictReview(props: ConflictReviewProps) {
+  return props.conflict.policy === "overlap" ? <OverlapReview {...props} /> : <VersionsReview {...props} />;
+}
+
+function VersionsReview({ conflict, resolve, onResolved, columnLabels = {} }: ConflictReviewProps) {
   const { localRow, remoteRow } = conflict;
   const columns = reviewedColumns(localRow, remoteRow);
   const changed = columns.filter((column) => differs(localRow, remoteRow, column));
   const defaultSide: Side = conflict.winner === "remote" ? "remote" : "local";
   const [picks, setPicks] = useState<Readonly<Record<string, Side>>>({});
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [done, setDone] = useState(false);
+  const { busy, error, done, submit } = useResolution(conflict, resolve, onResolved);
   const titleId = useId();
   const canMerge = localRow !== null && remoteRow !== null;
   const pickOf = (column: string): Side => picks[column] ?? defaultSide;
-
-  const submit = async (resolution: ConflictResolution) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await resolve(conflict.id, resolution);
-      setDone(true);
-      onResolved?.(resolution);
-    } catch (cause) {
-      setError(cause instanceof Error ? cause.message : "error desconocido");
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const merge = () => {
     const merged: Record<string, unknown> = { ...localRow };
@@ -154,12 +145,7 @@ export function ConflictReview({ conflict, resolve, onResolved, columnLabels = {
           </button>
         )}
       </div>
-      {error !== null && (
-        <p role="alert" style={{ color: "#b91c1c" }}>
-          No se pudo resolver el conflicto: {error}
-        </p>
-      )}
-      {done && <p role="status">Conflicto resuelto.</p>}
+      <ResolutionOutcome error={error} done={done} />
     </section>
   );
 }

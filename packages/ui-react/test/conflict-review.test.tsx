@@ -159,3 +159,53 @@ describe("ConflictReview", () => {
     expect(screen.getByRole("button", { name: "Conservar versión local" })).toBeTruthy();
   });
 });
+
+describe("ConflictReview of a double booking", () => {
+  const booking = {
+    id: ROW_ID,
+    starts_at: "2026-12-04T16:00:00.000Z",
+    ends_at: "2026-12-04T16:30:00.000Z",
+    reason: "Revisión de fondo de ojo",
+    status: "scheduled",
+    version: "v-l",
+  };
+  const overlap = () =>
+    makeConflict({
+      table: "appointments",
+      localRow: booking,
+      remoteRow: {
+        ...booking,
+        id: "9a1d7a0e-1111-4222-8333-444455556666",
+        starts_at: "2026-12-04T16:15:00.000Z",
+        reason: "Control de glaucoma",
+        version: "v-r",
+      },
+      policy: "overlap",
+      reason: "double booking: the doctor_id, room_id already had an appointment at that time",
+      columns: ["doctor_id", "room_id"],
+    });
+
+  it("shows both appointments and who holds both slots, in Spanish", () => {
+    setup(overlap());
+    expect(screen.getByRole("heading", { name: "Cita doble por revisar" })).toBeTruthy();
+    expect(screen.getByText(/el médico y el consultorio ya tenían otra cita a esa hora/)).toBeTruthy();
+    const offline = within(
+      screen.getByRole("rowheader", { name: "Agendada sin conexión" }).closest("tr") as HTMLElement,
+    );
+    expect(offline.getByText("Revisión de fondo de ojo")).toBeTruthy();
+    expect(offline.getAllByRole("cell")[0]?.textContent).toMatch(/diciembre/);
+    // Not a two-version review: nothing to merge.
+    expect(screen.queryByRole("button", { name: "Combinar selección" })).toBeNull();
+  });
+
+  it.each([
+    ["Mantener ambas citas", "both"],
+    ["Cancelar la cita agendada sin conexión", "remote"],
+    ["Cancelar la cita que ya existía", "local"],
+  ] as const)("%s resolves it with keep %s", async (button, keep) => {
+    const { calls } = setup(overlap());
+    await userEvent.click(screen.getByRole("button", { name: button }));
+    expect(calls).toEqual([[overlap().id, { keep }]]);
+    expect(screen.getByRole("status").textContent).toBe("Conflicto resuelto.");
+  });
+});

@@ -132,7 +132,10 @@ export const commandArgs = {
     .object({
       conflict_id: id("conflicto"),
       keep: z
-        .enum(["local", "remote"], "resolución: elija conservar la versión local o la remota")
+        .enum(
+          ["local", "remote", "both"],
+          "resolución: elija conservar la versión local o la remota (en una cita doble, también ambas)",
+        )
         .optional(),
       merged: z.record(z.string(), z.unknown()).optional(),
     })

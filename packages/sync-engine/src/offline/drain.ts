@@ -9,7 +9,11 @@ export interface DrainReport {
   readonly sent: number;
   readonly applied: number;
   readonly skipped: number;
-  /** Offline edits that met a concurrent server edit: settled by policy, both versions in `_conflicts`. */
+  /**
+   * Offline edits that met a concurrent server edit (settled by policy, both versions in the
+   * server's conflicts), and offline bookings that clash with an appointment made meanwhile (both
+   * kept, a double booking for review).
+   */
   readonly conflicts: number;
   /** Entries moved to the dead-letter list this time. */
   readonly deadLettered: number;

@@ -138,6 +138,106 @@ describe("offline writes drain to the clinic server", () => {
     ]);
   });
 
+  describe("a booking made offline is checked again for double booking when it arrives", () => {
+    const HOUR = 3_600_000;
+    /** An appointment of the branch's doctor, `minutes` after `hoursAhead` from now, 30 minutes long. */
+    const slot = (patientId: string, hoursAhead: number, minutes = 0) => {
+      const start = new Date(Math.floor(Date.now() / HOUR) * HOUR + hoursAhead * HOUR + minutes * 60_000);
+      return {
+        id: randomUUID(),
+        branch_id: pc.graph.branches.id,
+        patient_id: patientId,
+        doctor_id: pc.graph.profiles.id,
+        starts_at: start.toISOString(),
+        ends_at: new Date(start.getTime() + 1_800_000).toISOString(),
+        reason: "Revisión",
+        type: "follow_up" as const,
+      };
+    };
+    const conflictsOf = (rowId: string) =>
+      clinic.node.sql<
+        { id: string; policy: string; columns: string[]; status: string; remote_row: { id: string } }[]
+      >`select id, policy, columns, status, remote_row from cv_sync.conflicts where row_id = ${rowId}`;
+    const resolve = async (id: string, choice: string) =>
+      (
+        await clinic.node.sql<{ r: { version: string | null } }[]>`
+          select public.cv_sync_conflict_resolve(${id}, ${choice}) as r`
+      )[0]?.r;
+    const statusOf = async (id: string) => (await rowOf(clinic.node.sql, "appointments", id))?.status;
+
+    it("keeps both, records the clash for review, and a reviewer keeps both or cancels one", async () => {
+      // Booked at the clinic by someone else while this PC was offline: the doctor at 5:00, the patient at 7:00.
+      const otherPatient = { ...newPatient(), id: randomUUID() };
+      await clinic.node.sql`insert into patients ${clinic.node.sql(otherPatient)}`;
+      const doctorTaken = slot(otherPatient.id, 5);
+      const patientTaken = { ...slot(pc.graph.patients.id, 7), doctor_id: null };
+      await clinic.node.sql`insert into appointments ${clinic.node.sql([doctorTaken, patientTaken])}`;
+
+      // Offline, the PC's copy shows neither: the receptionist books both slots, and checks a patient in.
+      const doctorClash = await pc.tier.source
+        .table("appointments")
+        .insert(slot(pc.graph.patients.id, 5, 15));
+      const patientClash = await pc.tier.source
+        .table("appointments")
+        .insert({ ...slot(pc.graph.patients.id, 7, 15), doctor_id: null });
+      await pc.tier.source.table("appointments").update(pc.graph.appointments.id, { status: "checked_in" });
+
+      expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+        applied: 3,
+        conflicts: 2,
+        deadLettered: 0,
+        remaining: 0,
+      });
+      // Nothing lost: both bookings are in the agenda, next to the ones they clash with.
+      expect(await statusOf(doctorClash.id)).toBe("scheduled");
+      expect(await statusOf(patientClash.id)).toBe("scheduled");
+      const [byDoctor] = await conflictsOf(doctorClash.id);
+      expect(byDoctor).toMatchObject({
+        policy: "overlap",
+        columns: ["doctor_id"],
+        status: "open",
+        remote_row: { id: doctorTaken.id },
+      });
+      const [byPatient] = await conflictsOf(patientClash.id);
+      expect(byPatient).toMatchObject({ columns: ["patient_id"], remote_row: { id: patientTaken.id } });
+      // A check-in moves no slot: it raises nothing.
+      expect(await conflictsOf(pc.graph.appointments.id)).toEqual([]);
+
+      // Only the double booking's own choices.
+      expect(
+        await clinic.node
+          .sql`select public.cv_sync_conflict_resolve(${byDoctor?.id ?? ""}, 'merged', '{}')`.catch(
+          (error: { code: string; message: string }) => [error.code, error.message],
+        ),
+      ).toEqual([
+        "CV005",
+        expect.stringContaining("keeping both appointments (keep_both) or by cancelling one"),
+      ]);
+
+      // Cancel the offline booking; keep both of the other pair.
+      expect((await resolve(byDoctor?.id ?? "", "keep_remote"))?.version).toEqual(expect.any(String));
+      expect(await statusOf(doctorClash.id)).toBe("cancelled");
+      expect(await statusOf(doctorTaken.id)).toBe("scheduled");
+      expect(await resolve(byPatient?.id ?? "", "keep_both")).toMatchObject({ version: null });
+      expect(await statusOf(patientClash.id)).toBe("scheduled");
+      expect(await statusOf(patientTaken.id)).toBe("scheduled");
+      expect((await conflictsOf(patientClash.id)).map((c) => c.status)).toEqual(["resolved"]);
+    });
+
+    it("is not rechecked for a write carried from a tier that acknowledged it", async () => {
+      const taken = slot(pc.graph.patients.id, 9);
+      await clinic.node.sql`insert into appointments ${clinic.node.sql(taken)}`;
+      // A stored row, as the router carries one acknowledged by the cloud (which checked it).
+      const carried = await pc.tier.source.table("appointments").insert(slot(pc.graph.patients.id, 9, 10));
+      const result = await clinic.applier.apply(
+        [{ table: "appointments", op: "upsert", id: carried.id, row: carried }],
+        { mode: "carry" },
+      );
+      expect(result).toMatchObject({ applied: 1, conflicts: 0 });
+      expect(await conflictsOf(carried.id)).toEqual([]);
+    });
+  });
+
   it("a write refused for good goes to the dead-letter list and the rest still arrive", async () => {
     const clash = newPatient();
     const good = await pc.tier.source.table("patients").insert(newPatient());

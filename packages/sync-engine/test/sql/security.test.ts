@@ -200,6 +200,8 @@ describe("on the clinic server", () => {
         "cv_client_apply(jsonb,text)",
         "cv_client_seen(text,uuid,uuid,uuid)",
         "cv_client_settle(text,uuid,uuid,timestamp with time zone)",
+        "cv_client_overlaps(text,uuid,jsonb,text)",
+        "cv_client_overlap_record(uuid,uuid,uuid)",
         "auth.uid()",
       ]),
     );
@@ -249,6 +251,37 @@ describe("on the clinic server", () => {
       expect(await seen(crypto.randomUUID())).toBe("unseen");
       // A version of the row it held: its edit meets the delete (and is settled, not lost).
       expect(await seen(held?.version ?? null)).toBe("deleted");
+    } finally {
+      await pc.end();
+    }
+  });
+
+  it("records a double booking only for a booking its caller's apply has just written (cv_client_overlap_record)", async () => {
+    const rows = clinic();
+    await insertClinic(server.sql, rows);
+    const other = { ...rows.appointments, id: crypto.randomUUID(), reason: "Urgencia" };
+    await server.sql`insert into appointments ${server.sql(other)}`;
+    const [current] = await server.sql<
+      { version: string }[]
+    >`select version from appointments where id = ${other.id}`;
+    const person = await clinicPerson(server, { branches: [rows.branches.id] });
+    const url = withLogin(server.url, await ensureLogin(PC, "centrovision_app"));
+    const pc = postgres(url, { max: 1, onnotice: () => {}, connection: asClinicPerson(person.token) });
+    try {
+      // Two appointments the person sees, clashing: not theirs to flag outside cv_client_apply,
+      // with or without the other's version.
+      for (const version of [current?.version, crypto.randomUUID()]) {
+        expect(
+          await failureCode(
+            () =>
+              pc`select public.cv_client_overlap_record(${rows.appointments.id}, ${other.id}, ${version ?? null})`,
+          ),
+        ).toBe("42501");
+      }
+      const [count] = await server.sql<
+        { n: number }[]
+      >`select count(*)::int as n from cv_sync.conflicts where row_id in ${server.sql([rows.appointments.id, other.id])}`;
+      expect(count?.n).toBe(0);
     } finally {
       await pc.end();
     }
