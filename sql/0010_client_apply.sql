@@ -399,11 +399,16 @@ CREATE FUNCTION public.cv_client_pending(p_upto bigint DEFAULT NULL) RETURNS big
     (SELECT count(*) FROM cv_sync.change_log l
       WHERE l.received_from IS NULL AND l.op <> 'rescope' AND (p_upto IS NULL OR l.seq <= p_upto)));
 
--- The position of the last change logged here, for cv_client_pending(p_upto).
+-- The position of the last change logged here, for cv_client_pending(p_upto), and what a PC on
+-- the clinic server watches to refresh its offline copy when it moves: the log's sequence, read
+-- in constant time (max(seq) would scan the whole log, which no index orders by seq alone). It
+-- may be ahead of the last committed entry (a transaction still open, or rolled back): an entry
+-- still open is counted by p_upto either way, one rolled back was never logged.
 CREATE FUNCTION public.cv_client_position() RETURNS bigint
   LANGUAGE sql STABLE SECURITY DEFINER
   SET search_path = ''
-  RETURN (SELECT coalesce(max(l.seq), 0) FROM cv_sync.change_log l);
+  RETURN coalesce(pg_catalog.pg_sequence_last_value(
+    pg_catalog.pg_get_serial_sequence('cv_sync.change_log', 'seq')::regclass), 0);
 
 REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
   public.cv_client_overlaps(text, uuid, jsonb, text), public.cv_client_overlap_record(uuid, uuid, uuid),

@@ -1,19 +1,21 @@
 import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
 import { call, clinicSessionHeld, cloudRows, waitFor } from "./support.js";
 
 // Issue 15, item 2: at the switch to offline the PC's copy holds what the servers acknowledged
 // to it up to the last answer, so the offline agenda never misses an appointment this PC booked
-// seconds before (a receptionist would book the slot twice). And a person whose clinic session
-// has not come yet when the internet drops works on this PC, never refused on the clinic server.
+// seconds before (a receptionist would book the slot twice), nor one another PC booked on the
+// clinic server. And a person whose clinic session has not come yet when the internet drops works
+// on this PC, never refused on the clinic server.
 
 let demo: Demo;
 let branchId: string;
 
 beforeAll(async () => {
-  demo = await startDemo({ port: 0 });
+  // No periodic refresh to speak of: what keeps the copy fresh here is what these tests are about.
+  demo = await startDemo({ port: 0, cacheRefreshMs: 600_000 });
   branchId = demo.clinic.branches[0]?.id ?? "";
   const account = demo.accounts.receptionist;
   const signedIn = await call(demo, "sign_in", { email: account.email, password: account.password });
@@ -74,6 +76,32 @@ describe("the offline copy at the switch", () => {
     expect(found.body.map((p) => p.id)).toEqual([patient.body.id]);
     // Nothing of it is pending on this PC: the clinic server has both rows already.
     expect((await status()).pendingChanges).toBe(0);
+  }, 120_000);
+
+  it("holds what another PC booked on the clinic server, which it follows without waiting for the periodic refresh", async () => {
+    await clinicSessionHeld(demo);
+    await Promise.all([demo.setInternet(false), demo.setClinicServer(true)]);
+    await waitFor("the clinic server", async () => (await status()).mode === "local");
+    const date = tomorrow();
+    // Another PC at the front desk books on the clinic server.
+    const booked = await onDatabase(demo.clinicDbUrl, async (sql) => {
+      const [patient] = await sql<{ id: string }[]>`
+        select id from patients where branch_id = ${branchId} order by id limit 1`;
+      const [row] = await sql<{ id: string }[]>`
+        insert into appointments (id, branch_id, patient_id, starts_at, ends_at, reason, type)
+        values (gen_random_uuid(), ${branchId}, ${patient?.id ?? null}, ${`${date}T12:00:00-06:00`},
+          ${`${date}T12:30:00-06:00`}, 'Cita de otra recepción', 'follow_up')
+        returning id`;
+      return row?.id ?? "";
+    });
+    await waitFor(
+      "the other PC's booking in this PC's copy",
+      async () => (await demo.offline.source.table("appointments").get(booked)) !== null,
+    );
+    await demo.setClinicServer(false);
+    await waitFor("offline", async () => (await status()).mode === "offline");
+    const agenda = await call<{ id: string }[]>(demo, "get_appointments", { branch_id: branchId, date });
+    expect(agenda.body.map((item) => item.id)).toContain(booked);
   }, 120_000);
 
   it("a person signed in just before the internet drops, without a clinic session yet, works on this PC", async () => {

@@ -24,6 +24,7 @@ import { createClient } from "@supabase/supabase-js";
 import {
   combineLatest,
   distinctUntilChanged,
+  EMPTY,
   exhaustMap,
   filter,
   map,
@@ -63,6 +64,12 @@ export interface PcStackOptions {
   router?: RouterConfigInput;
   /** How often the offline copy (branch, staff, next days' agenda and their patients) is refreshed. Default 60 s. */
   cacheRefreshMs?: number;
+  /**
+   * While this PC works on the clinic server: how often it asks where the server's change log
+   * stands (one tiny query), refreshing the offline copy when it moved, so what other PCs book
+   * there is on this PC too if the server stops. Default 1 s.
+   */
+  clinicWatchMs?: number;
   /** How often a non-empty outbox tries to drain when a server answers. Default 2 s. */
   drainIntervalMs?: number;
   /** Receives operational failures (codes and messages, never rows). Default: stderr. */
@@ -281,7 +288,19 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     distinctUntilChanged(),
     filter((who) => who !== null),
   );
-  const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), served$)
+  // On the clinic server, the other PCs' writes (and the cloud's, as the daemon brings them) move
+  // its log: each move is a refresh, so the copy trails the server by about one watch period.
+  const clinicApplier = clinic.applier;
+  const clinicMoved$ =
+    clinicApplier === undefined
+      ? EMPTY
+      : timer(0, options.clinicWatchMs ?? 1_000).pipe(
+          filter(() => router.getStatus().mode === "local" && session.current().signedIn),
+          exhaustMap(() => clinicApplier.logPosition({ timeoutMs: 1_000 }).catch(() => null)),
+          filter((position) => position !== null),
+          distinctUntilChanged(),
+        );
+  const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), served$, clinicMoved$)
     .pipe(
       exhaustMap(async () => {
         if (router.getStatus().mode === "offline" || !session.current().signedIn) return;

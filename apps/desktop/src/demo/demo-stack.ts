@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FailoverRouter, RouterConfigInput } from "@centrovision/core";
-import { createPostgresPeer } from "@centrovision/sync-engine";
+import { createPostgresPeer, type OfflineTier } from "@centrovision/sync-engine";
 import {
   applyMigrations,
   createLink,
@@ -59,6 +59,8 @@ export interface DemoOptions {
   log?: (line: string) => void;
   /** The desktop session's clock (tests move it forward to stand for a long outage). */
   now?: () => Date;
+  /** The offline copy's periodic refresh. Default 2 s (tests set it long to see what else refreshes it). */
+  cacheRefreshMs?: number;
 }
 
 export interface Demo {
@@ -70,6 +72,8 @@ export interface Demo {
   readonly clinic: DemoClinic;
   /** Superuser URL of the cloud database, for checking what reached the cloud. */
   readonly cloudDbUrl: string;
+  /** Superuser URL of the clinic server's database, for tests that stand for another PC there. */
+  readonly clinicDbUrl: string;
   /**
    * The cloud's and the clinic server's superuser URLs (`CLOUD_DB_URL=…`, `CLINIC_DB_URL=…`), in a
    * file of the user's alone (0600) in the demo's folder, removed when it stops: they carry
@@ -80,6 +84,8 @@ export interface Demo {
   readonly router: FailoverRouter;
   /** The desktop backend's session (tests renew it by hand instead of waiting for auth-js's 30 s tick). */
   readonly session: PcSession;
+  /** The desktop backend's offline tier, for tests that read this PC's copy. */
+  readonly offline: OfflineTier;
   readonly accounts: typeof DEMO_ACCOUNTS;
   /** The sync daemon's `/healthz`, `/readyz`, `/status` and `/metrics`. */
   readonly daemonStatusUrl: string;
@@ -240,7 +246,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const stack = await createPcStack({
       config,
       router: DEMO_ROUTER,
-      cacheRefreshMs: 2_000,
+      cacheRefreshMs: options.cacheRefreshMs ?? 2_000,
       drainIntervalMs: 500,
       ...(options.now !== undefined && { now: options.now }),
     });
@@ -300,9 +306,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       appUrl: server.appUrl,
       clinic,
       cloudDbUrl: cloud.dbUrl,
+      clinicDbUrl,
       databaseUrlsFile,
       router: stack.router,
       session: stack.session,
+      offline: stack.offline,
       accounts: DEMO_ACCOUNTS,
       daemonStatusUrl: daemon.statusUrl,
       ...controls,
