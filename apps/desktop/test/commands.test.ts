@@ -195,7 +195,7 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
       status: "llegó",
     });
     expect(bad.status).toBe(400);
-    expect(bad.body.message).toMatch(/^estado: use uno de scheduled/);
+    expect(bad.body.message).toMatch(/^estado: elija programada, confirmada, .* o no asistió \(scheduled, /);
   });
 
   it("search_patients ignores accents and case, and finds by document", async () => {

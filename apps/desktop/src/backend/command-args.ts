@@ -1,5 +1,6 @@
 import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES, SYNCED_TABLES } from "@centrovision/core";
 import * as z from "zod";
+import { choicesOf, SEX_LABELS, STATUS_LABELS, TYPE_LABELS } from "./labels.js";
 import {
   birthDate,
   blankToNull,
@@ -70,7 +71,7 @@ export const commandArgs = {
         .max(480, "duración: como máximo 8 horas")
         .default(30),
       reason: requiredText("motivo"),
-      type: z.enum(APPOINTMENT_TYPES, `tipo de cita: use uno de ${APPOINTMENT_TYPES.join(", ")}`),
+      type: z.enum(APPOINTMENT_TYPES, `tipo de cita: elija ${choicesOf(TYPE_LABELS)}`),
       notes: z.string("notas: debe ser texto").max(2000, "notas: demasiado largas").nullable().default(null),
       /** The receptionist confirmed a double booking (same patient, doctor or room at that time). */
       allow_overlap: z.boolean("confirmación de cita doble: verdadero o falso").default(false),
@@ -79,7 +80,7 @@ export const commandArgs = {
   update_appointment_status: z
     .object({
       appointment_id: id("cita"),
-      status: z.enum(APPOINTMENT_STATUSES, `estado: use uno de ${APPOINTMENT_STATUSES.join(", ")}`),
+      status: z.enum(APPOINTMENT_STATUSES, `estado: elija ${choicesOf(STATUS_LABELS)}`),
     })
     .strict(),
   search_patients: z
@@ -100,10 +101,7 @@ export const commandArgs = {
       second_last_name: optionalName("apellido materno"),
       document_id: documentId,
       birth_date: birthDate,
-      sex: z.enum(
-        PATIENT_SEXES,
-        "sexo: elija femenino, masculino, intersexual o no especificado (female, male, intersex, unknown)",
-      ),
+      sex: z.enum(PATIENT_SEXES, `sexo: elija ${choicesOf(SEX_LABELS)}`),
       phone: mexicanPhone,
       email: optionalEmail,
     })

@@ -17,32 +17,6 @@ export interface Staff {
   rooms: { id: string; name: string; kind: string }[];
 }
 
-export const STATUS_LABELS: Record<AgendaItem["status"], string> = {
-  scheduled: "Programada",
-  confirmed: "Confirmada",
-  checked_in: "En sala de espera",
-  in_progress: "En consulta",
-  completed: "Atendida",
-  cancelled: "Cancelada",
-  no_show: "No asistió",
-};
-
-export const TYPE_LABELS: Record<AgendaItem["type"], string> = {
-  first_visit: "Primera vez",
-  follow_up: "Seguimiento",
-  post_op: "Postoperatorio",
-  surgery: "Cirugía",
-  study: "Estudio",
-  emergency: "Urgencia",
-};
-
-export const SEX_LABELS: Record<Patient["sex"], string> = {
-  female: "Femenino",
-  male: "Masculino",
-  intersex: "Intersexual",
-  unknown: "No especificado",
-};
-
 /** "09:30" in the branch's time zone. */
 export function timeIn(iso: string, timeZone: string): string {
   return new Intl.DateTimeFormat("es-MX", {
@@ -65,6 +39,7 @@ export const clock = (minutes: number): string =>
 
 /** Today in the branch's time zone, YYYY-MM-DD (the backend's own, pure). */
 export { todayIn } from "../backend/day-range.js";
+export { SEX_LABELS, STATUS_LABELS, TYPE_LABELS } from "../backend/labels.js";
 
 /** A calendar date `days` later (or earlier), YYYY-MM-DD. */
 export function addDays(date: string, days: number): string {
