@@ -515,91 +515,10 @@ BEGIN
 END
 $$;
 
--- Settles a conflict between two versions of one row: keep_local, keep_remote (a NULL row = the
--- delete) or merged (p_row's columns over the current row), written as a new local version based
--- on the current one and marked as resolving the conflict. Returns that version.
-CREATE FUNCTION cv_sync.settle_versions(p_conflict cv_sync.conflicts, p_choice text, p_row jsonb) RETURNS uuid
-  LANGUAGE plpgsql
-  SET search_path = ''
-AS $$
-DECLARE
-  v_current jsonb;
-  v_chosen jsonb;
-  v_base uuid;
-  v_version uuid;
-BEGIN
-  IF p_choice = 'merged' AND (jsonb_typeof(p_row) IS DISTINCT FROM 'object'
-      OR p_row ->> 'id' IS NOT NULL AND p_row ->> 'id' <> p_conflict.row_id::text) THEN
-    RAISE EXCEPTION 'p_row must be an object with the columns to keep (and, if any, the id %)', p_conflict.row_id
-      USING ERRCODE = 'CV005';
-  END IF;
-  EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.id = $1 FOR UPDATE', p_conflict.table_name)
-    INTO v_current USING p_conflict.row_id;
-  SELECT coalesce((v_current ->> 'version')::uuid, s.version) INTO v_base
-  FROM cv_sync.row_state s WHERE s.table_name = p_conflict.table_name AND s.row_id = p_conflict.row_id;
-  v_chosen := CASE p_choice
-    WHEN 'keep_local' THEN p_conflict.local_row
-    WHEN 'keep_remote' THEN p_conflict.remote_row
-    ELSE coalesce(v_current, p_conflict.local_row, p_conflict.remote_row) || p_row END;
-
-  PERFORM cv_sync.begin_apply((SELECT n.node_id FROM cv_sync.node n));
-  IF v_chosen IS NULL THEN
-    v_version := cv_sync.write_local(p_conflict.table_name, p_conflict.row_id, 'delete',
-      coalesce(v_current, p_conflict.local_row, p_conflict.remote_row), v_base, p_conflict.id);
-  ELSE
-    v_version := gen_random_uuid();
-    PERFORM cv_sync.write_local(p_conflict.table_name, p_conflict.row_id, 'upsert',
-      v_chosen || jsonb_build_object('id', p_conflict.row_id, 'version', v_version, 'base_version', v_base,
-        'created_at', coalesce(v_current -> 'created_at', v_chosen -> 'created_at'), 'updated_at', now(),
-        'created_by', CASE WHEN v_current IS NULL THEN v_chosen -> 'created_by' ELSE v_current -> 'created_by' END,
-        'updated_by', to_jsonb(auth.uid())),
-      v_base, p_conflict.id);
-  END IF;
-  PERFORM cv_sync.end_apply();
-  RETURN v_version;
-END
-$$;
-
--- Settles a double booking (policy 'overlap', 0010): both appointments are in place, so a
--- choice cancels one of them as a new local version (keep_local cancels the other appointment,
--- keep_remote the booking the conflict is about) and keep_both writes nothing. An appointment
--- already cancelled, or gone, is left as it is. Returns the new version, if one was written.
-CREATE FUNCTION cv_sync.settle_overlap(p_conflict cv_sync.conflicts, p_choice text) RETURNS uuid
-  LANGUAGE plpgsql
-  SET search_path = ''
-AS $$
-DECLARE
-  v_cancel uuid;
-  v_current jsonb;
-  v_version uuid;
-BEGIN
-  IF p_choice IS NULL OR p_choice NOT IN ('keep_both', 'keep_local', 'keep_remote') THEN
-    RAISE EXCEPTION 'a double booking is settled by keeping both appointments (keep_both) or by cancelling one '
-      '(keep_local cancels the other appointment, keep_remote this booking), not %', p_choice USING ERRCODE = 'CV005';
-  END IF;
-  IF p_choice = 'keep_both' THEN
-    RETURN NULL;
-  END IF;
-  v_cancel := CASE p_choice WHEN 'keep_local' THEN (p_conflict.remote_row ->> 'id')::uuid ELSE p_conflict.row_id END;
-  SELECT to_jsonb(a) INTO v_current FROM public.appointments a WHERE a.id = v_cancel FOR UPDATE;
-  IF v_current IS NULL OR v_current ->> 'status' IN ('cancelled', 'no_show') THEN
-    RETURN NULL;
-  END IF;
-  v_version := gen_random_uuid();
-  PERFORM cv_sync.begin_apply((SELECT n.node_id FROM cv_sync.node n));
-  PERFORM cv_sync.write_local('appointments', v_cancel, 'upsert',
-    v_current || jsonb_build_object('status', 'cancelled', 'version', v_version,
-      'base_version', v_current -> 'version', 'updated_at', now(), 'updated_by', to_jsonb(auth.uid())),
-    (v_current ->> 'version')::uuid, NULL);
-  PERFORM cv_sync.end_apply();
-  RETURN v_version;
-END
-$$;
-
--- A reviewer's decision: for two versions of a row (cv_sync.settle_versions) keep_local,
--- keep_remote or merged, logged like any edit and marked as resolving this conflict: the peer,
--- which recorded the same conflict under the same id, fast-forwards to it even from the other
--- version and closes it too. For a double booking, cv_sync.settle_overlap's choices.
+-- A reviewer's decision: keep_local, keep_remote (a NULL row = the delete) or merged (p_row's
+-- columns over the current row). Written as a new local version based on the current one and
+-- logged like any edit, marked as resolving this conflict: the peer, which recorded the same
+-- conflict under the same id, fast-forwards to it even from the other version and closes it too.
 -- resolved_by keeps the name the reviewer gave (p_resolved_by, as they wrote it) apart from what
 -- this server verified: the database login that called, and the signed-in person if there is one.
 CREATE FUNCTION public.cv_sync_conflict_resolve(
@@ -610,6 +529,9 @@ CREATE FUNCTION public.cv_sync_conflict_resolve(
 AS $$
 DECLARE
   v_conflict cv_sync.conflicts;
+  v_current jsonb;
+  v_chosen jsonb;
+  v_base uuid;
   v_version uuid;
 BEGIN
   SELECT * INTO v_conflict FROM cv_sync.conflicts k WHERE k.id = p_id FOR UPDATE;
@@ -619,13 +541,37 @@ BEGIN
   IF length(p_resolved_by) > 200 OR p_resolved_by ~ '[[:cntrl:]]' THEN
     RAISE EXCEPTION 'p_resolved_by must be a name of at most 200 characters on one line' USING ERRCODE = 'CV005';
   END IF;
-  IF v_conflict.policy = 'overlap' THEN
-    v_version := cv_sync.settle_overlap(v_conflict, p_choice);
-  ELSIF p_choice IS NULL OR p_choice NOT IN ('keep_local', 'keep_remote', 'merged') THEN
+  IF p_choice IS NULL OR p_choice NOT IN ('keep_local', 'keep_remote', 'merged') THEN
     RAISE EXCEPTION 'p_choice must be keep_local, keep_remote or merged, got %', p_choice USING ERRCODE = 'CV005';
-  ELSE
-    v_version := cv_sync.settle_versions(v_conflict, p_choice, p_row);
   END IF;
+  IF p_choice = 'merged' AND (jsonb_typeof(p_row) IS DISTINCT FROM 'object'
+      OR p_row ->> 'id' IS NOT NULL AND p_row ->> 'id' <> v_conflict.row_id::text) THEN
+    RAISE EXCEPTION 'p_row must be an object with the columns to keep (and, if any, the id %)', v_conflict.row_id
+      USING ERRCODE = 'CV005';
+  END IF;
+  EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.id = $1 FOR UPDATE', v_conflict.table_name)
+    INTO v_current USING v_conflict.row_id;
+  SELECT coalesce((v_current ->> 'version')::uuid, s.version) INTO v_base
+  FROM cv_sync.row_state s WHERE s.table_name = v_conflict.table_name AND s.row_id = v_conflict.row_id;
+  v_chosen := CASE p_choice
+    WHEN 'keep_local' THEN v_conflict.local_row
+    WHEN 'keep_remote' THEN v_conflict.remote_row
+    ELSE coalesce(v_current, v_conflict.local_row, v_conflict.remote_row) || p_row END;
+
+  PERFORM cv_sync.begin_apply((SELECT n.node_id FROM cv_sync.node n));
+  IF v_chosen IS NULL THEN
+    v_version := cv_sync.write_local(v_conflict.table_name, v_conflict.row_id, 'delete',
+      coalesce(v_current, v_conflict.local_row, v_conflict.remote_row), v_base, p_id);
+  ELSE
+    v_version := gen_random_uuid();
+    PERFORM cv_sync.write_local(v_conflict.table_name, v_conflict.row_id, 'upsert',
+      v_chosen || jsonb_build_object('id', v_conflict.row_id, 'version', v_version, 'base_version', v_base,
+        'created_at', coalesce(v_current -> 'created_at', v_chosen -> 'created_at'), 'updated_at', now(),
+        'created_by', CASE WHEN v_current IS NULL THEN v_chosen -> 'created_by' ELSE v_current -> 'created_by' END,
+        'updated_by', to_jsonb(auth.uid())),
+      v_base, p_id);
+  END IF;
+  PERFORM cv_sync.end_apply();
   UPDATE cv_sync.conflicts k
   SET status = 'resolved', resolved_at = now(),
     resolved_by = coalesce(nullif(btrim(p_resolved_by), '') || ' ', '')
@@ -659,4 +605,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'bd4b01814a87bb155a511ff6ae38e7fb484d742563065955226c90a1a1130801') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0008_sync_rpc.sql', 'ca2e4f0a5c8be6c181fa7423a874009f4f015377ef1aa2c46bd43e3b60886a27') on conflict (name) do nothing;

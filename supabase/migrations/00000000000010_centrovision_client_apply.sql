@@ -150,92 +150,32 @@ $$;
 -- A booking drained from a PC's outbox is checked again here for double booking: the PC checked
 -- it against its own copy, which may have missed an appointment made elsewhere meanwhile. A clash
 -- (the same patient, doctor or room, both holding their slot, the times overlapping) keeps both
--- appointments, as the person who booked offline meant it, and records an open conflict with
--- policy 'overlap' for a reviewer: keep both, or cancel one (cv_sync_conflict_resolve). Carried
--- writes (p_mode 'carry') were checked by the tier that acknowledged them and are not rechecked.
--- The search runs as the caller, so it finds only appointments its person may see, and only
+-- appointments, as the person who booked offline meant it, and is answered to the PC, which
+-- shows it to that person to keep both or cancel one (an ordinary edit, with their rights).
+-- Carried writes (p_mode 'carry') were checked by the tier that acknowledged them: not rechecked.
+-- SECURITY INVOKER: the search finds only appointments the caller's person may see. It runs only
 -- when the write moved the booking's slot (new, other time, patient, doctor or room, or taken up
 -- again after a cancellation): a status change such as a check-in raises nothing.
--- Returns the number of conflicts recorded.
-CREATE FUNCTION public.cv_client_overlaps(p_table text, p_id uuid, p_before jsonb, p_mode text) RETURNS integer
-  LANGUAGE plpgsql
+-- Returns [{id, with, columns}]: the booking, the other appointment, what they share.
+CREATE FUNCTION public.cv_client_overlaps(p_table text, p_id uuid, p_before jsonb, p_mode text) RETURNS jsonb
+  LANGUAGE sql STABLE
   SET search_path = ''
-AS $$
-DECLARE
-  v_other record;
-  v_recorded integer := 0;
-BEGIN
-  IF p_table IS DISTINCT FROM 'appointments' OR p_mode IS DISTINCT FROM 'settle' THEN
-    RETURN 0;
-  END IF;
-  FOR v_other IN
-    SELECT a.id, a.version FROM public.appointments b JOIN public.appointments a
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_build_object('id', b.id, 'with', a.id, 'columns', array_remove(ARRAY[
+        CASE WHEN a.patient_id = b.patient_id THEN 'patient_id' END,
+        CASE WHEN a.doctor_id = b.doctor_id THEN 'doctor_id' END,
+        CASE WHEN a.room_id = b.room_id THEN 'room_id' END], NULL)) ORDER BY a.starts_at, a.id), '[]')
+    FROM public.appointments b JOIN public.appointments a
       ON a.id <> b.id AND a.starts_at < b.ends_at AND a.ends_at > b.starts_at
         AND (a.patient_id = b.patient_id OR a.doctor_id = b.doctor_id OR a.room_id = b.room_id)
-    WHERE b.id = p_id
+    WHERE p_table = 'appointments' AND p_mode = 'settle' AND b.id = p_id
       AND b.status NOT IN ('cancelled', 'no_show') AND a.status NOT IN ('cancelled', 'no_show')
       AND (p_before IS NULL
         OR (p_before ->> 'status') IN ('cancelled', 'no_show')
         OR (b.starts_at, b.ends_at, b.patient_id, b.doctor_id, b.room_id) IS DISTINCT FROM (
           (p_before ->> 'starts_at')::timestamptz, (p_before ->> 'ends_at')::timestamptz,
           (p_before ->> 'patient_id')::uuid, (p_before ->> 'doctor_id')::uuid, (p_before ->> 'room_id')::uuid))
-    ORDER BY a.starts_at, a.id
-  LOOP
-    v_recorded := v_recorded + public.cv_client_overlap_record(p_id, v_other.id, v_other.version);
-  END LOOP;
-  RETURN v_recorded;
-END
-$$;
-
--- Records one double booking found by cv_client_overlaps. As cv_client_settle, it proves its
--- caller's part: the booking's last log entry must be this transaction's own capture of a
--- caller's write, and the caller must name the other appointment's current version, which only
--- someone who sees that row knows (a version is random). It then checks the clash itself.
-CREATE FUNCTION public.cv_client_overlap_record(p_booking uuid, p_other uuid, p_other_version uuid) RETURNS integer
-  LANGUAGE plpgsql SECURITY DEFINER
-  SET search_path = ''
-AS $$
-DECLARE
-  v_mine cv_sync.change_log;
-  v_booking public.appointments;
-  v_other public.appointments;
-  v_other_state cv_sync.row_state;
-  v_columns text[];
-BEGIN
-  SELECT * INTO v_mine FROM cv_sync.change_log l
-  WHERE l.row_id = p_booking AND l.table_name = 'appointments' ORDER BY l.seq DESC LIMIT 1;
-  IF NOT FOUND OR v_mine.txid <> pg_current_xact_id() OR v_mine.received_from IS NOT NULL
-    OR v_mine.origin <> (SELECT n.node_id FROM cv_sync.node n) OR v_mine.op <> 'upsert'
-  THEN
-    RAISE EXCEPTION 'cv_client_overlap_record records only a booking this transaction has just written (use cv_client_apply)'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  SELECT * INTO v_booking FROM public.appointments a WHERE a.id = p_booking;
-  SELECT * INTO v_other FROM public.appointments a WHERE a.id = p_other AND a.version = p_other_version;
-  IF v_other.id IS NULL THEN
-    RAISE EXCEPTION 'cv_client_overlap_record needs the current version of an appointment the caller sees'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  v_columns := array_remove(ARRAY[
-    CASE WHEN v_other.patient_id = v_booking.patient_id THEN 'patient_id' END,
-    CASE WHEN v_other.doctor_id = v_booking.doctor_id THEN 'doctor_id' END,
-    CASE WHEN v_other.room_id = v_booking.room_id THEN 'room_id' END], NULL);
-  IF v_other.id = v_booking.id OR cardinality(v_columns) = 0
-    OR NOT (v_other.starts_at < v_booking.ends_at AND v_other.ends_at > v_booking.starts_at)
-    OR v_booking.status IN ('cancelled', 'no_show') OR v_other.status IN ('cancelled', 'no_show')
-  THEN
-    RAISE EXCEPTION 'appointments % and % do not overlap', p_booking, p_other USING ERRCODE = 'CV005';
-  END IF;
-  SELECT * INTO v_other_state FROM cv_sync.row_state s WHERE s.table_name = 'appointments' AND s.row_id = p_other;
-  RETURN cv_sync.record_conflict('appointments', p_booking,
-    to_jsonb(v_booking), v_booking.version, v_mine.hlc, v_mine.origin,
-    to_jsonb(v_other), v_other.version, v_other_state.hlc, v_other_state.origin,
-    'local', 'overlap',
-    format('double booking: the %s already had an appointment at that time when this booking, made offline, arrived; '
-      'both are kept until a reviewer keeps both or cancels one', array_to_string(v_columns, ', ')),
-    v_columns, 'open');
-END
-$$;
+  );
 
 CREATE FUNCTION public.cv_client_apply(p_changes jsonb, p_mode text DEFAULT 'settle') RETURNS jsonb
   LANGUAGE plpgsql
@@ -257,6 +197,7 @@ DECLARE
   v_skipped integer := 0;
   v_conflicts integer := 0;
   v_rejected jsonb := '[]';
+  v_overlaps jsonb := '[]';
   v_code text;
   v_message text;
   v_constraint text;
@@ -318,7 +259,7 @@ BEGIN
           v_conflicts := v_conflicts + 1;
         ELSE
           v_applied := v_applied + 1;
-          v_conflicts := v_conflicts + public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
+          v_overlaps := v_overlaps || public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
         END IF;
       ELSIF v_current IS NOT NULL AND (v_current ->> 'version')::uuid IS NOT DISTINCT FROM v_base
         OR p_mode = 'settle'
@@ -336,7 +277,7 @@ BEGIN
         END IF;
         IF (v_current ->> 'version')::uuid IS NOT DISTINCT FROM v_base THEN
           v_applied := v_applied + 1;
-          v_conflicts := v_conflicts + public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
+          v_overlaps := v_overlaps || public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
         ELSE
           PERFORM public.cv_client_settle(v_table, v_id, v_base, (v_row ->> 'updated_at')::timestamptz);
           v_conflicts := v_conflicts + 1;
@@ -377,7 +318,7 @@ BEGIN
     END;
   END LOOP;
   RETURN jsonb_build_object('applied', v_applied, 'skipped', v_skipped, 'conflicts', v_conflicts,
-    'rejected', v_rejected);
+    'rejected', v_rejected, 'overlaps', v_overlaps);
 END
 $$;
 
@@ -412,8 +353,8 @@ CREATE FUNCTION public.cv_client_position() RETURNS bigint
     pg_catalog.pg_get_serial_sequence('cv_sync.change_log', 'seq')::regclass), 0);
 
 REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
-  public.cv_client_overlaps(text, uuid, jsonb, text), public.cv_client_overlap_record(uuid, uuid, uuid),
-  public.cv_client_apply(jsonb, text), public.cv_client_pending(bigint), public.cv_client_position() FROM PUBLIC;
+  public.cv_client_overlaps(text, uuid, jsonb, text), public.cv_client_apply(jsonb, text),
+  public.cv_client_pending(bigint), public.cv_client_position() FROM PUBLIC;
 
 -- Written for a PC and nobody else. A PC applies as its signed-in person, whose grants and
 -- policies (0004) decide each row: never the sync role nor the service key, which are past
@@ -427,12 +368,11 @@ BEGIN
   FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'service_role') LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), '
       'public.cv_client_settle(text, uuid, uuid, timestamptz), public.cv_client_overlaps(text, uuid, jsonb, text), '
-      'public.cv_client_overlap_record(uuid, uuid, uuid), public.cv_client_apply(jsonb, text), '
+      'public.cv_client_apply(jsonb, text), '
       'public.cv_client_pending(bigint), public.cv_client_position() FROM %I', v_role);
   END LOOP;
   GRANT EXECUTE ON FUNCTION public.cv_client_seen(text, uuid, uuid, uuid), public.cv_client_settle(text, uuid, uuid, timestamptz),
-    public.cv_client_overlaps(text, uuid, jsonb, text), public.cv_client_overlap_record(uuid, uuid, uuid),
-    public.cv_client_apply(jsonb, text) TO authenticated;
+    public.cv_client_overlaps(text, uuid, jsonb, text), public.cv_client_apply(jsonb, text) TO authenticated;
   IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
     GRANT EXECUTE ON FUNCTION public.cv_client_pending(bigint), public.cv_client_position()
       TO centrovision_app, authenticated;
@@ -463,4 +403,4 @@ $client$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'c2d1d972225e6c122ebbc294830ed24785bc741b6e90bc3aafaa1f76b267586e') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'bde62f2130ae0e68ff5f9aeda9dc85f486303a81ad077c3e438ae021e36b2959') on conflict (name) do nothing;

@@ -251,6 +251,20 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
 
     created["sin-conexion"] = await desk.bookAtSlot("sin-conexion", "19:00", doctors().lucia);
     await desk.expectBooked(created["sin-conexion"], doctors().lucia);
+    // Meanwhile Dra. Fernández is booked online at 19:05, in the cloud this PC cannot reach.
+    const online = `Reservada en línea (${RUN})`;
+    created["en-linea"] = online;
+    await cloudRows(
+      demo,
+      (sql) => sql<{ id: string }[]>`
+        insert into appointments (id, branch_id, patient_id, doctor_id, starts_at, ends_at, reason, type)
+        select gen_random_uuid(), ${sur?.id ?? ""}, p.id, d.id, ${`${TOMORROW}T19:05:00-06:00`},
+          ${`${TOMORROW}T19:25:00-06:00`}, ${online}, 'follow_up'
+        from patients p, profiles d
+        where p.branch_id = ${sur?.id ?? ""} and d.full_name = ${doctors().lucia}
+        order by p.id limit 1
+        returning id`,
+    );
     await desk.openRegistration("Local");
     registered.push((await desk.registerPatient("Local")).second);
     created["sin-conexion-nuevo"] = await desk.bookAtSlot(
@@ -269,9 +283,34 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       .toContain(created.servidor);
   }, 120_000);
 
+  it("restored: the internet first, and the offline booking that clashes with the online one is shown for review", async () => {
+    await page.getByRole("button", { name: "Restaurar internet" }).click();
+    // The outbox drains to the cloud, which finds Dra. Fernández booked twice between 19:05 and 19:25.
+    const clash = page.getByTestId("double-bookings-banner");
+    await expect
+      .poll(() => clash.textContent(), { timeout: 30_000 })
+      .toBe(
+        "Una cita agendada sin conexión se empalma con otra que se hizo mientras tanto. Revisar citas dobles",
+      );
+    await expectIndicator(page, "cloud", /^Conectado a la nube$/);
+    await clash.getByRole("button", { name: "Revisar citas dobles" }).click();
+    const review = page.getByRole("region", { name: "Cita doble por revisar" });
+    await expect.poll(() => review.textContent()).toContain(created["en-linea"]);
+    expect(await review.textContent()).toContain("el médico ya tenía otra cita a esa hora");
+    expect(await review.textContent()).toContain(created["sin-conexion"]);
+    await expectAccessible(page, "citas dobles");
+    await screenshot(page, "11-cita-doble");
+    await review.getByRole("button", { name: "Mantener ambas citas" }).click();
+    // Settled, it leaves the list.
+    await expect
+      .poll(() => page.getByRole("main").textContent())
+      .toMatch(/Ninguna cita agendada sin conexión se empalmó con otra/);
+    await page.getByRole("button", { name: "Agenda", exact: true }).click();
+    expect(await clash.count()).toBe(0);
+  }, 90_000);
+
   it("restored: back to the cloud, no banner, and every appointment and patient made meanwhile is in the cloud", async () => {
     await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
-    await page.getByRole("button", { name: "Restaurar internet" }).click();
     await expectIndicator(page, "cloud", /^Conectado a la nube$/);
     await expect.poll(() => banner().count()).toBe(0);
     const reasons = Object.values(created);

@@ -321,11 +321,6 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     });
     expect(neither.status).toBe(400);
     expect(neither.body.message).toMatch(/indique keep/);
-    const unknown = await call<Failure>(demo, "resolve_conflict", {
-      conflict_id: "00000000-0000-4000-8000-000000000002",
-      keep: "neither",
-    });
-    expect(unknown.body.message).toMatch(/en una cita doble, también ambas/);
   });
 
   it("an offline change the cloud refuses for good waits in the dead letters until a person discards it; the metrics show the trip", async () => {

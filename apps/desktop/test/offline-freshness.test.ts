@@ -104,6 +104,89 @@ describe("the offline copy at the switch", () => {
     expect(agenda.body.map((item) => item.id)).toContain(booked);
   }, 120_000);
 
+  it("a booking made offline that clashes, when it reaches the cloud, with one made there meanwhile is kept and listed until settled", async () => {
+    // Offline: internet and clinic server down (as the test before leaves them).
+    await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
+    await waitFor("offline", async () => (await status()).mode === "offline");
+    const date = tomorrow();
+    const staff = await call<{ doctors: { id: string }[] }>(demo, "list_staff", { branch_id: branchId });
+    const doctorId = staff.body.doctors[0]?.id ?? "";
+    const today = await call<{ patient_id: string }[]>(demo, "get_appointments", {
+      branch_id: branchId,
+      date: todayInMexicoCity(),
+    });
+    const patientId = today.body[0]?.patient_id ?? "";
+    const booked = await call<{ id: string }>(demo, "create_appointment", {
+      branch_id: branchId,
+      patient_id: patientId,
+      doctor_id: doctorId,
+      starts_at: `${date}T20:40:00-06:00`,
+      duration_minutes: 30,
+      reason: "Revisión agendada sin conexión",
+      type: "follow_up",
+    });
+    expect(booked.status, JSON.stringify(booked.body)).toBe(200);
+    // Meanwhile the same doctor is booked in the cloud (online booking), for another patient.
+    const [existing] = await cloudRows<{ id: string }>(
+      demo,
+      (sql) => sql`
+        insert into appointments (id, branch_id, patient_id, doctor_id, starts_at, ends_at, reason, type)
+        select gen_random_uuid(), ${branchId}, p.id, ${doctorId}, ${`${date}T20:50:00-06:00`},
+          ${`${date}T21:20:00-06:00`}, 'Reservada en línea', 'follow_up'
+        from patients p where p.branch_id = ${branchId} and p.id <> ${patientId} order by p.id limit 1
+        returning id`,
+    );
+    // The internet comes back first: the outbox drains to the cloud, which finds the clash.
+    await demo.setInternet(true);
+    type Listed = {
+      booking_id: string;
+      other_id: string;
+      shared: string[];
+      booked: { reason: string } | null;
+    };
+    let listed: Listed[] = [];
+    await waitFor("the double booking on this PC's list", async () => {
+      listed = (await call<Listed[]>(demo, "list_double_bookings")).body;
+      return listed.length > 0;
+    });
+    expect(listed).toEqual([
+      expect.objectContaining({
+        booking_id: booked.body.id,
+        other_id: existing?.id,
+        shared: ["doctor_id"],
+        booked: expect.objectContaining({ reason: "Revisión agendada sin conexión" }),
+      }),
+    ]);
+    const statuses = async () =>
+      cloudRows<{ id: string; status: string }>(
+        demo,
+        (sql) => sql`select id, status::text from appointments
+          where id in ${sql([booked.body.id, existing?.id ?? ""])} order by reason desc`,
+      );
+    // Both are in the cloud's agenda until the person decides.
+    expect((await statuses()).map((a) => a.status)).toEqual(["scheduled", "scheduled"]);
+    // On the cloud (the drain done), the person cancels the one made there.
+    await waitFor("the cloud", async () => (await status()).mode === "supabase");
+    const settled = await call(demo, "settle_double_booking", {
+      booking_id: booked.body.id,
+      other_id: existing?.id,
+      choice: "cancel_existing",
+    });
+    expect(settled.status, JSON.stringify(settled.body)).toBe(200);
+    expect(await statuses()).toEqual([
+      { id: booked.body.id, status: "scheduled" },
+      { id: existing?.id, status: "cancelled" },
+    ]);
+    expect((await call<Listed[]>(demo, "list_double_bookings")).body).toEqual([]);
+    const again = await call<{ message: string }>(demo, "settle_double_booking", {
+      booking_id: booked.body.id,
+      other_id: existing?.id,
+      choice: "keep_both",
+    });
+    expect(again.status).toBe(404);
+    await demo.setClinicServer(true);
+  }, 120_000);
+
   it("a person signed in just before the internet drops, without a clinic session yet, works on this PC", async () => {
     await Promise.all([demo.setInternet(true), demo.setClinicServer(true)]);
     await waitFor("the cloud again", async () => (await status()).mode === "supabase");
@@ -120,6 +203,7 @@ describe("the offline copy at the switch", () => {
       await cloudRows(demo, (sql) => sql`insert into cv_auth.clinic_keys ${sql(keys)} returning key_id`);
     }
     expect(demo.session.current()).toMatchObject({ signedIn: true, clinicUsable: false });
+    await waitFor("the clinic server seen up", async () => (await status()).tiers.clinic.health === "up");
     await waitFor("this PC's copy", async () => (await status()).mode === "offline");
     expect(await status()).toMatchObject({ pinned: "device", tiers: { clinic: { health: "up" } } });
     // Served here, never sent to the clinic server as the bare PC login (refused there).

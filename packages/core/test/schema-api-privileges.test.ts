@@ -62,7 +62,6 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_client_seen(text, uuid, uuid, uuid)": PERSON_ONLY,
   "function public.cv_client_settle(text, uuid, uuid, timestamp with time zone)": PERSON_ONLY,
   "function public.cv_client_overlaps(text, uuid, jsonb, text)": PERSON_ONLY,
-  "function public.cv_client_overlap_record(uuid, uuid, uuid)": PERSON_ONLY,
   "function public.cv_client_pending(bigint)": {},
   "function public.cv_client_position()": {},
   // The sync machinery: the clinic daemon's key only.

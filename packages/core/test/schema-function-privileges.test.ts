@@ -42,7 +42,6 @@ const POLICY_HELPERS = [
 /** A PC's own writes, as its signed-in person (sql/0010). */
 const CLIENT_APPLY = [
   "public.cv_client_apply(jsonb, text)",
-  "public.cv_client_overlap_record(uuid, uuid, uuid)",
   "public.cv_client_overlaps(text, uuid, jsonb, text)",
   "public.cv_client_seen(text, uuid, uuid, uuid)",
   "public.cv_client_settle(text, uuid, uuid, timestamp with time zone)",

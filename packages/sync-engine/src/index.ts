@@ -8,6 +8,7 @@ export {
   type ClientApplyResult,
   type ClientWrite,
   createClientApplier,
+  type DoubleBooking,
   type PendingOptions,
   type RejectedWrite,
 } from "./client/client-apply.js";
@@ -23,7 +24,7 @@ export {
 } from "./offline/offline-options.js";
 export type { OfflineStore } from "./offline/offline-store.js";
 export { createOfflineTier, type OfflineTier } from "./offline/offline-tier.js";
-export type { DeadLetter, OutboxEntry } from "./offline/outbox.js";
+export type { DeadLetter, DoubleBookingNotice, OutboxEntry } from "./offline/outbox.js";
 export {
   createPostgresPeer,
   type PostgresClient,

@@ -230,13 +230,9 @@ export interface SyncConflict {
   readonly createdAt: string;
 }
 
-/**
- * A reviewer's decision: keep one side's row (relative to the node that recorded it), or a merged
- * row. For a double booking (policy `overlap`, both appointments in place): `local` keeps the
- * booking and cancels the other appointment, `remote` cancels the booking, `both` keeps both.
- */
+/** A reviewer's decision: keep one side's row (relative to the node that recorded it), or a merged row. */
 export type ConflictResolution =
-  | { readonly keep: "local" | "remote" | "both" }
+  | { readonly keep: "local" | "remote" }
   | { readonly merged: Readonly<Record<string, unknown>> };
 
 export interface ConflictQuery {
@@ -248,8 +244,8 @@ export interface ConflictQuery {
 
 export interface ResolveResult {
   readonly id: string;
-  /** The version the resolution wrote (for a delete, the deletion's); null when it wrote nothing (a double booking kept). */
-  readonly version: string | null;
+  /** The version the resolution wrote (for a delete, the deletion's). */
+  readonly version: string;
 }
 
 /** A clinic server's session signing key (sql/0003), as its daemon registers it in the cloud. */

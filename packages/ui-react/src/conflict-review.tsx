@@ -2,7 +2,6 @@ import type { ConflictResolution, SyncConflict } from "@centrovision/sync-engine
 import { useId, useState } from "react";
 import { SR_ONLY } from "./internal/sr-only.js";
 import { ResolutionOutcome, useResolution } from "./internal/use-resolution.js";
-import { OverlapReview } from "./overlap-review.js";
 
 /** Sync bookkeeping every row carries; a reviewer picks among the clinical columns only. */
 const META_COLUMNS = new Set([
@@ -50,20 +49,18 @@ const CHANGED_CELL = { background: "#fef3c7", fontWeight: 600 } as const;
 /**
  * Both versions of a row edited on two nodes, side by side, with the differing columns marked.
  * The reviewer keeps one version or merges by picking a side per differing column; nothing is
- * written until `resolve` is called, and its error is shown in place. A double booking found
- * when a PC's offline changes arrived (policy `overlap`) is reviewed as two appointments instead.
+ * written until `resolve` is called, and its error is shown in place.
  */
-export function ConflictReview(props: ConflictReviewProps) {
-  return props.conflict.policy === "overlap" ? <OverlapReview {...props} /> : <VersionsReview {...props} />;
-}
-
-function VersionsReview({ conflict, resolve, onResolved, columnLabels = {} }: ConflictReviewProps) {
+export function ConflictReview({ conflict, resolve, onResolved, columnLabels = {} }: ConflictReviewProps) {
   const { localRow, remoteRow } = conflict;
   const columns = reviewedColumns(localRow, remoteRow);
   const changed = columns.filter((column) => differs(localRow, remoteRow, column));
   const defaultSide: Side = conflict.winner === "remote" ? "remote" : "local";
   const [picks, setPicks] = useState<Readonly<Record<string, Side>>>({});
-  const { busy, error, done, submit } = useResolution(conflict, resolve, onResolved);
+  const { busy, error, done, submit } = useResolution(
+    (resolution: ConflictResolution) => resolve(conflict.id, resolution),
+    onResolved,
+  );
   const titleId = useId();
   const canMerge = localRow !== null && remoteRow !== null;
   const pickOf = (column: string): Side => picks[column] ?? defaultSide;
@@ -145,7 +142,12 @@ function VersionsReview({ conflict, resolve, onResolved, columnLabels = {} }: Co
           </button>
         )}
       </div>
-      <ResolutionOutcome error={error} done={done} />
+      <ResolutionOutcome
+        error={error}
+        done={done}
+        failed="No se pudo resolver el conflicto"
+        settled="Conflicto resuelto."
+      />
     </section>
   );
 }

@@ -8,6 +8,11 @@ export {
   type StatusDescription,
 } from "./describe-status.js";
 export {
+  type DoubleBookingChoice,
+  DoubleBookingReview,
+  type DoubleBookingReviewProps,
+} from "./double-booking-review.js";
+export {
   createInvokeStatusSource,
   type InvokeFn,
   type InvokeStatusSourceOptions,

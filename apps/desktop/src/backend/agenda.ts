@@ -29,7 +29,7 @@ const distinct = (values: readonly (string | null)[]) => [
   ...new Set(values.filter((v): v is string => v !== null)),
 ];
 
-/** The branch's day in its time zone, by time; one list query per related table (`id in`). */
+/** The branch's day in its time zone, by time. */
 export async function agendaOf(
   router: FailoverRouter,
   branch: Row<"branches">,
@@ -39,6 +39,14 @@ export async function agendaOf(
     where: { branch_id: branch.id, starts_at: dayRange(date, branch.timezone) },
     orderBy: [{ column: "starts_at" }],
   });
+  return describeAppointments(router, appointments);
+}
+
+/** Appointments as the agenda shows them: one list query per related table (`id in`). */
+export async function describeAppointments(
+  router: FailoverRouter,
+  appointments: readonly Row<"appointments">[],
+): Promise<AgendaItem[]> {
   const patientIds = distinct(appointments.map((a) => a.patient_id));
   const doctorIds = distinct(appointments.map((a) => a.doctor_id));
   const roomIds = distinct(appointments.map((a) => a.room_id));

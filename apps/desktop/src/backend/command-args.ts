@@ -1,5 +1,6 @@
 import { APPOINTMENT_STATUSES, APPOINTMENT_TYPES, PATIENT_SEXES, SYNCED_TABLES } from "@centrovision/core";
 import * as z from "zod";
+import { DOUBLE_BOOKING_CHOICES } from "./double-bookings.js";
 import { choicesOf, SEX_LABELS, STATUS_LABELS, TYPE_LABELS } from "./labels.js";
 import {
   birthDate,
@@ -130,10 +131,7 @@ export const commandArgs = {
     .object({
       conflict_id: id("conflicto"),
       keep: z
-        .enum(
-          ["local", "remote", "both"],
-          "resolución: elija conservar la versión local o la remota (en una cita doble, también ambas)",
-        )
+        .enum(["local", "remote"], "resolución: elija conservar la versión local o la remota")
         .optional(),
       merged: z.record(z.string(), z.unknown()).optional(),
     })
@@ -148,6 +146,17 @@ export const commandArgs = {
     .strict(),
   discard_dead_letter: z
     .object({ table: z.enum(SYNCED_TABLES, "tabla desconocida"), id: id("registro") })
+    .strict(),
+  list_double_bookings: z.object({}).strict(),
+  settle_double_booking: z
+    .object({
+      booking_id: id("cita agendada sin conexión"),
+      other_id: id("cita que ya existía"),
+      choice: z.enum(
+        DOUBLE_BOOKING_CHOICES,
+        "decisión: mantener ambas (keep_both), cancelar la agendada sin conexión (cancel_booked) o cancelar la que ya existía (cancel_existing)",
+      ),
+    })
     .strict(),
 } as const;
 

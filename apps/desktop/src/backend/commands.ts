@@ -24,6 +24,7 @@ import {
   PUBLIC_COMMANDS,
 } from "./command-args.js";
 import { todayIn } from "./day-range.js";
+import { listDoubleBookings, settleDoubleBooking } from "./double-bookings.js";
 import { invalidInput } from "./input-issues.js";
 import type { PatientAudit } from "./patient-audit.js";
 import { FUTURE_BIRTH_DATE } from "./patient-fields.js";
@@ -49,11 +50,18 @@ export interface SyncControl {
  */
 export type OfflineControl = Pick<
   OfflineTier,
-  "deadLetters" | "retryDeadLetter" | "discardDeadLetter" | "pendingCount" | "syncState"
+  | "deadLetters"
+  | "retryDeadLetter"
+  | "discardDeadLetter"
+  | "pendingCount"
+  | "syncState"
+  | "doubleBookings"
+  | "settleDoubleBooking"
 >;
 
 export type { AgendaItem, BranchStaff } from "./agenda.js";
 export type { BranchView } from "./branch-access.js";
+export type { DoubleBookingChoice, DoubleBookingView } from "./double-bookings.js";
 
 export interface CommandContext {
   router: FailoverRouter;
@@ -335,6 +343,19 @@ const handlers: Handlers = {
     await deadLetterOf(offline, table, id);
     await offline?.discardDeadLetter(table, id, router);
     return { discarded: true };
+  },
+
+  list_double_bookings: async ({ offline, router }) =>
+    offline === undefined ? [] : listDoubleBookings(router, offline),
+
+  settle_double_booking: async ({ offline, router }, { booking_id, other_id, choice }) => {
+    const [booking, other] = [booking_id.toLowerCase(), other_id.toLowerCase()];
+    const listed = (await offline?.doubleBookings()) ?? [];
+    if (offline === undefined || !listed.some((n) => n.bookingId === booking && n.otherId === other)) {
+      throw notFound("Esa cita doble ya no está por revisar (quizá ya se resolvió).", "booking_id");
+    }
+    await settleDoubleBooking(router, offline, booking, other, choice);
+    return { settled: true };
   },
 };
 

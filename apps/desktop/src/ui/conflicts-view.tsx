@@ -1,5 +1,6 @@
-import { ConflictReview, type SyncConflict } from "@centrovision/ui-react";
+import { ConflictReview, DoubleBookingReview, type SyncConflict } from "@centrovision/ui-react";
 import { useCallback, useEffect, useState } from "react";
+import type { DoubleBookingView } from "../backend/double-bookings.js";
 import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 
@@ -14,23 +15,32 @@ const COLUMN_LABELS = {
   last_name: "Apellido",
 };
 
-/** Edits made on two tiers at once, both versions side by side (keep one or merge), and offline changes a server refused. */
-export function ConflictsView() {
-  const [conflicts, setConflicts] = useState<SyncConflict[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+const OPEN = { status: "open" };
 
+/**
+ * A list the backend answers, read when shown and again by `load`; its failure, in words, in
+ * `error`. `args` must keep its identity across renders (a constant).
+ */
+function useListed<T>(command: string, args?: Record<string, unknown>) {
+  const [items, setItems] = useState<T[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
-      setConflicts(await invoke<SyncConflict[]>("list_conflicts", { status: "open" }));
+      setItems(await invoke<T[]>(command, args));
       setError(null);
     } catch (e) {
       setError(errorText(e));
     }
-  }, []);
-
+  }, [command, args]);
   useEffect(() => {
     void load();
   }, [load]);
+  return { items, error, setError, load };
+}
+
+/** Edits made on two tiers at once, both versions side by side (keep one or merge), and offline changes a server refused. */
+export function ConflictsView() {
+  const { items: conflicts, error, load } = useListed<SyncConflict>("list_conflicts", OPEN);
 
   return (
     <main className="card">
@@ -53,8 +63,42 @@ export function ConflictsView() {
           onResolved={() => void load()}
         />
       ))}
+      <DoubleBookings />
       <DeadLetters />
     </main>
+  );
+}
+
+/** Bookings made here offline that clashed, when they reached the server, with one made meanwhile. */
+function DoubleBookings() {
+  const { items, error, load } = useListed<DoubleBookingView>("list_double_bookings");
+
+  return (
+    <section aria-labelledby="double-bookings-title">
+      <h2 id="double-bookings-title">Citas dobles por revisar</h2>
+      <ErrorAlert error={error} />
+      {items === null ? null : items.length === 0 ? (
+        <p>Ninguna cita agendada sin conexión se empalmó con otra.</p>
+      ) : (
+        items.map((item) => (
+          <DoubleBookingReview
+            key={`${item.booking_id}:${item.other_id}`}
+            booked={item.booked}
+            existing={item.existing}
+            shared={item.shared}
+            {...(item.time_zone !== null && { timeZone: item.time_zone })}
+            resolve={(choice) =>
+              invoke("settle_double_booking", {
+                booking_id: item.booking_id,
+                other_id: item.other_id,
+                choice,
+              })
+            }
+            onResolved={() => void load()}
+          />
+        ))
+      )}
+    </section>
   );
 }
 
@@ -77,21 +121,8 @@ const TABLE_LABELS: Record<string, string> = {
 
 /** Changes made offline that a server refused for good: they wait here instead of blocking the rest. */
 function DeadLetters() {
-  const [letters, setLetters] = useState<DeadLetter[]>([]);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setLetters(await invoke<DeadLetter[]>("list_dead_letters"));
-      setError(null);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { items, error, setError, load } = useListed<DeadLetter>("list_dead_letters");
+  const letters = items ?? [];
 
   const act = async (command: "retry_dead_letter" | "discard_dead_letter", letter: DeadLetter) => {
     try {

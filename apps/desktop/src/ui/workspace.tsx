@@ -66,6 +66,22 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
     return () => clearTimeout(retry);
   }, [connectionMode, attempt]);
 
+  // Bookings made here offline that clashed when they reached a server: asked at every mode change
+  // (a drain follows one), every 10 s, and when the review is left.
+  const [doubleBookings, setDoubleBookings] = useState(0);
+  useEffect(() => {
+    void connectionMode;
+    if (view === "conflictos") return;
+    const count = () =>
+      invoke<unknown[]>("list_double_bookings").then(
+        (list) => setDoubleBookings(list.length),
+        () => {},
+      );
+    void count();
+    const every = setInterval(count, 10_000);
+    return () => clearInterval(every);
+  }, [connectionMode, view]);
+
   const branch = branches.find((b) => b.id === branchId) ?? null;
   useEffect(() => {
     if (branch !== null) setDate((current) => current ?? todayIn(branch.timezone));
@@ -119,6 +135,16 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
           sesión para usarlo{" "}
           <button type="button" onClick={onSignOut}>
             Iniciar sesión
+          </button>
+        </div>
+      )}
+      {doubleBookings > 0 && view !== "conflictos" && (
+        <div className="banner" role="status" data-testid="double-bookings-banner">
+          {doubleBookings === 1
+            ? "Una cita agendada sin conexión se empalma con otra que se hizo mientras tanto."
+            : `${doubleBookings} citas agendadas sin conexión se empalman con otras que se hicieron mientras tanto.`}{" "}
+          <button type="button" onClick={() => setView("conflictos")}>
+            Revisar citas dobles
           </button>
         </div>
       )}

@@ -51,6 +51,19 @@ export interface RejectedWrite {
   readonly message: string;
 }
 
+/**
+ * A booking the server found clashing with another appointment it holds (the same patient,
+ * doctor or room at an overlapping time) when it arrived from a PC's outbox: both are kept.
+ */
+export interface DoubleBooking {
+  /** The appointment that arrived. */
+  readonly bookingId: string;
+  /** The appointment it clashes with, as the caller's person sees it on that server. */
+  readonly otherId: string;
+  /** What both hold at that time. */
+  readonly shared: readonly ("patient_id" | "doctor_id" | "room_id")[];
+}
+
 export interface ClientApplyResult {
   /** Written as sent (new, or a fast-forward from its base version). */
   readonly applied: number;
@@ -61,6 +74,8 @@ export interface ClientApplyResult {
   /** Deletes without a base version: deleting an unknown version would be a blind write. */
   readonly ignored: number;
   readonly rejected: readonly RejectedWrite[];
+  /** `settle` only: bookings that arrived clashing with an appointment made meanwhile (both kept). */
+  readonly doubleBookings: readonly DoubleBooking[];
 }
 
 export interface ClientApplier {
@@ -193,6 +208,13 @@ const replySchema = z.object({
       id: z.guid(),
       code: z.enum(["unauthorized", "constraint", "invalid_input", "conflict"]),
       message: z.string(),
+    }),
+  ),
+  overlaps: z.array(
+    z.object({
+      id: z.guid(),
+      with: z.guid(),
+      columns: z.array(z.enum(["patient_id", "doctor_id", "room_id"])),
     }),
   ),
 });
@@ -345,7 +367,9 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
   return {
     async apply(writes, applyOptions) {
       const { changes, ignored } = toWire(writes, label);
-      if (changes.length === 0) return { applied: 0, skipped: 0, conflicts: 0, ignored, rejected: [] };
+      if (changes.length === 0) {
+        return { applied: 0, skipped: 0, conflicts: 0, ignored, rejected: [], doubleBookings: [] };
+      }
       const reply = await invoker.invoke(
         "cv_client_apply",
         { p_changes: changes, p_mode: applyOptions?.mode ?? "settle" },
@@ -358,7 +382,9 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
           `[sync-engine] ${label} cv_client_apply answered in an unexpected shape; apply sql/0010 there`,
         );
       }
-      return { ...parsed.data, ignored };
+      const { overlaps, ...counts } = parsed.data;
+      const doubleBookings = overlaps.map((o) => ({ bookingId: o.id, otherId: o.with, shared: o.columns }));
+      return { ...counts, ignored, doubleBookings };
     },
     async pendingUp(pendingOptions) {
       const args = pendingOptions?.upTo === undefined ? {} : { p_upto: pendingOptions.upTo };

@@ -195,7 +195,7 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
         {
           p_id: conflictId,
           ...("keep" in resolution
-            ? { p_choice: `keep_${resolution.keep}` }
+            ? { p_choice: resolution.keep === "local" ? "keep_local" : "keep_remote" }
             : { p_choice: "merged", p_row: resolution.merged }),
           ...(options?.resolvedBy !== undefined && { p_resolved_by: options.resolvedBy }),
         },

@@ -212,7 +212,7 @@ const conflictSchema = z
     }),
   );
 
-const resolveSchema = z.object({ id: id(), version: id().nullable() });
+const resolveSchema = z.object({ id: id(), version: id() });
 
 const purgeSchema = z
   .object({ log_entries: count, tombstones: count, more: z.boolean() })

@@ -1,7 +1,16 @@
 import { type CallOptions, CvError, isCvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import type { ClientApplier, ClientWrite, RejectedWrite } from "../client/client-apply.js";
 import type { OfflineStore } from "./offline-store.js";
-import { DEAD_LETTERS, type DeadLetter, entryKey, OUTBOX, type OutboxEntry } from "./outbox.js";
+import {
+  DEAD_LETTERS,
+  type DeadLetter,
+  DOUBLE_BOOKINGS,
+  type DoubleBookingNotice,
+  doubleBookingKey,
+  entryKey,
+  OUTBOX,
+  type OutboxEntry,
+} from "./outbox.js";
 
 /** What one drain did. */
 export interface DrainReport {
@@ -9,12 +18,13 @@ export interface DrainReport {
   readonly sent: number;
   readonly applied: number;
   readonly skipped: number;
-  /**
-   * Offline edits that met a concurrent server edit (settled by policy, both versions in the
-   * server's conflicts), and offline bookings that clash with an appointment made meanwhile (both
-   * kept, a double booking for review).
-   */
+  /** Offline edits that met a concurrent server edit: settled by policy, both versions in `_conflicts`. */
   readonly conflicts: number;
+  /**
+   * Offline bookings that met an appointment made meanwhile (the same patient, doctor or room):
+   * both kept, each clash listed on this PC (`doubleBookings()`) for a person to review.
+   */
+  readonly doubleBookings: number;
   /** Entries moved to the dead-letter list this time. */
   readonly deadLettered: number;
   /** Entries kept for a later drain because the server lacks a row they reference (yet). */
@@ -95,7 +105,15 @@ export async function drainOutbox(
 ): Promise<DrainReport> {
   const { batchSize, parentWaits } = limits;
   const entries = (await store.records<OutboxEntry>(OUTBOX, options)).map((r) => r.value).sort(drainOrder);
-  const totals = { sent: 0, applied: 0, skipped: 0, conflicts: 0, deadLettered: 0, deferred: 0 };
+  const totals = {
+    sent: 0,
+    applied: 0,
+    skipped: 0,
+    conflicts: 0,
+    doubleBookings: 0,
+    deadLettered: 0,
+    deferred: 0,
+  };
   for (let start = 0; start < entries.length; start += batchSize) {
     const chunk = entries.slice(start, start + batchSize);
     const rows = await localRows(store, chunk, options);
@@ -138,7 +156,12 @@ export async function drainOutbox(
     totals.applied += result.applied;
     totals.skipped += result.skipped;
     totals.conflicts += result.conflicts;
+    totals.doubleBookings += result.doubleBookings.length;
     await store.batch((batch) => {
+      for (const found of result.doubleBookings) {
+        const notice: DoubleBookingNotice = { ...found, foundAt: failedAt };
+        batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
+      }
       for (const { entry, write } of sent) {
         const key = entryKey(entry.table, entry.id);
         const current = batch.getRecord<OutboxEntry>(OUTBOX, key);

@@ -15,7 +15,15 @@ import { claimCache, type RefreshReport, refreshCache } from "./cache-refresh.js
 import { type DrainOptions, type DrainReport, drainFailure, drainOutbox } from "./drain.js";
 import { type OfflineTierOptions, offlineTierOptionsSchema } from "./offline-options.js";
 import { createOfflineSource } from "./offline-source.js";
-import { DEAD_LETTERS, type DeadLetter, OUTBOX, type OutboxEntry } from "./outbox.js";
+import {
+  DEAD_LETTERS,
+  type DeadLetter,
+  DOUBLE_BOOKINGS,
+  type DoubleBookingNotice,
+  doubleBookingKey,
+  OUTBOX,
+  type OutboxEntry,
+} from "./outbox.js";
 
 /** The PC's offline tier: the router's last source, its outbox, dead letters and cache. */
 export interface OfflineTier {
@@ -34,6 +42,13 @@ export interface OfflineTier {
    * (or removed locally when `from` does not have it).
    */
   discardDeadLetter(table: string, id: string, from: DataSource, options?: CallOptions): Promise<void>;
+  /**
+   * Bookings made on this PC that a drain's server found clashing with an appointment made
+   * meanwhile (both are in the agenda), oldest first, until a person settles each.
+   */
+  doubleBookings(options?: CallOptions): Promise<DoubleBookingNotice[]>;
+  /** Takes a double booking off the list (the person kept both, or cancelled one). */
+  settleDoubleBooking(bookingId: string, otherId: string, options?: CallOptions): Promise<void>;
   /** Sends the outbox to a server (see `drainOutbox`). Concurrent calls share one run. */
   drain(applier: ClientApplier, options?: DrainOptions): Promise<DrainReport>;
   /**
@@ -142,6 +157,20 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
         batch.setRecord(DEAD_LETTERS, key(table, id), null);
         batch.setRecord(OUTBOX, key(table, id), entry);
       }, o);
+    },
+    doubleBookings: async (o) =>
+      (await store.records<DoubleBookingNotice>(DOUBLE_BOOKINGS, o))
+        .map((r) => r.value)
+        .sort((a, b) => a.foundAt.localeCompare(b.foundAt)),
+    async settleDoubleBooking(bookingId, otherId, o) {
+      const wanted = doubleBookingKey({ bookingId: bookingId.toLowerCase(), otherId: otherId.toLowerCase() });
+      if (!(await store.records(DOUBLE_BOOKINGS, o)).some((r) => r.key === wanted)) {
+        throw new CvError(
+          "not_found",
+          `[sync-engine] no double booking of ${bookingId} with ${otherId}; list them with doubleBookings()`,
+        );
+      }
+      await store.batch((batch) => batch.setRecord(DOUBLE_BOOKINGS, wanted, null), o);
     },
     async discardDeadLetter(table, id, from, o) {
       const letter = await deadLetter(table, id, o);

@@ -1,9 +1,11 @@
 import { SYNCED_TABLES, type TableName } from "@centrovision/core";
+import type { DoubleBooking } from "../client/client-apply.js";
 import type { StoreBatch } from "./offline-store.js";
 
 /** Record collections in the local file; names, never patient data. */
 export const OUTBOX = "cv-outbox";
 export const DEAD_LETTERS = "cv-dead-letters";
+export const DOUBLE_BOOKINGS = "cv-double-bookings";
 
 /**
  * A row written on this PC while offline and not yet accepted by a server. One entry per row:
@@ -31,6 +33,15 @@ export interface DeadLetter extends OutboxEntry {
   readonly message: string;
   readonly failedAt: string;
 }
+
+/** A double booking a drain's server found, kept until a person keeps both or cancels one. */
+export interface DoubleBookingNotice extends DoubleBooking {
+  /** When the drain found it (ISO). */
+  readonly foundAt: string;
+}
+
+export const doubleBookingKey = (notice: Pick<DoubleBooking, "bookingId" | "otherId">) =>
+  `${notice.bookingId}:${notice.otherId}`;
 
 export const entryKey = (table: TableName, id: string) => `${table}:${id}`;
 

@@ -103,6 +103,7 @@ describe("cv_client_apply on the clinic server (a centrovision_app login with it
       conflicts: 0,
       ignored: 0,
       rejected: [],
+      doubleBookings: [],
     });
     expect(await applier.apply(writes.toReversed())).toMatchObject({ applied: 0, skipped: 5 });
     const stored = await rowOf(server.sql, "patients", graph.patients.id);

@@ -154,18 +154,9 @@ describe("offline writes drain to the clinic server", () => {
         type: "follow_up" as const,
       };
     };
-    const conflictsOf = (rowId: string) =>
-      clinic.node.sql<
-        { id: string; policy: string; columns: string[]; status: string; remote_row: { id: string } }[]
-      >`select id, policy, columns, status, remote_row from cv_sync.conflicts where row_id = ${rowId}`;
-    const resolve = async (id: string, choice: string) =>
-      (
-        await clinic.node.sql<{ r: { version: string | null } }[]>`
-          select public.cv_sync_conflict_resolve(${id}, ${choice}) as r`
-      )[0]?.r;
     const statusOf = async (id: string) => (await rowOf(clinic.node.sql, "appointments", id))?.status;
 
-    it("keeps both, records the clash for review, and a reviewer keeps both or cancels one", async () => {
+    it("keeps both, and lists each clash on the PC until a person settles it", async () => {
       // Booked at the clinic by someone else while this PC was offline: the doctor at 5:00, the patient at 7:00.
       const otherPatient = { ...newPatient(), id: randomUUID() };
       await clinic.node.sql`insert into patients ${clinic.node.sql(otherPatient)}`;
@@ -184,44 +175,40 @@ describe("offline writes drain to the clinic server", () => {
 
       expect(await pc.tier.drain(clinic.applier)).toMatchObject({
         applied: 3,
-        conflicts: 2,
+        conflicts: 0,
+        doubleBookings: 2,
         deadLettered: 0,
         remaining: 0,
       });
       // Nothing lost: both bookings are in the agenda, next to the ones they clash with.
-      expect(await statusOf(doctorClash.id)).toBe("scheduled");
-      expect(await statusOf(patientClash.id)).toBe("scheduled");
-      const [byDoctor] = await conflictsOf(doctorClash.id);
-      expect(byDoctor).toMatchObject({
-        policy: "overlap",
-        columns: ["doctor_id"],
-        status: "open",
-        remote_row: { id: doctorTaken.id },
-      });
-      const [byPatient] = await conflictsOf(patientClash.id);
-      expect(byPatient).toMatchObject({ columns: ["patient_id"], remote_row: { id: patientTaken.id } });
-      // A check-in moves no slot: it raises nothing.
-      expect(await conflictsOf(pc.graph.appointments.id)).toEqual([]);
-
-      // Only the double booking's own choices.
-      expect(
-        await clinic.node
-          .sql`select public.cv_sync_conflict_resolve(${byDoctor?.id ?? ""}, 'merged', '{}')`.catch(
-          (error: { code: string; message: string }) => [error.code, error.message],
-        ),
-      ).toEqual([
-        "CV005",
-        expect.stringContaining("keeping both appointments (keep_both) or by cancelling one"),
+      for (const id of [doctorClash.id, patientClash.id, doctorTaken.id, patientTaken.id]) {
+        expect(await statusOf(id)).toBe("scheduled");
+      }
+      // The check-in moved no slot: only the two bookings are listed.
+      expect(await pc.tier.doubleBookings()).toEqual([
+        expect.objectContaining({
+          bookingId: doctorClash.id,
+          otherId: doctorTaken.id,
+          shared: ["doctor_id"],
+        }),
+        expect.objectContaining({
+          bookingId: patientClash.id,
+          otherId: patientTaken.id,
+          shared: ["patient_id"],
+        }),
       ]);
 
-      // Cancel the offline booking; keep both of the other pair.
-      expect((await resolve(byDoctor?.id ?? "", "keep_remote"))?.version).toEqual(expect.any(String));
-      expect(await statusOf(doctorClash.id)).toBe("cancelled");
-      expect(await statusOf(doctorTaken.id)).toBe("scheduled");
-      expect(await resolve(byPatient?.id ?? "", "keep_both")).toMatchObject({ version: null });
-      expect(await statusOf(patientClash.id)).toBe("scheduled");
-      expect(await statusOf(patientTaken.id)).toBe("scheduled");
-      expect((await conflictsOf(patientClash.id)).map((c) => c.status)).toEqual(["resolved"]);
+      // Sent again (a reply lost): the server skips it and finds nothing new.
+      const again = await clinic.applier.apply([
+        { table: "appointments", op: "upsert", id: doctorClash.id, row: doctorClash },
+      ]);
+      expect(again).toMatchObject({ skipped: 1, doubleBookings: [] });
+
+      await pc.tier.settleDoubleBooking(doctorClash.id, doctorTaken.id);
+      expect((await pc.tier.doubleBookings()).map((n) => n.bookingId)).toEqual([patientClash.id]);
+      await expect(pc.tier.settleDoubleBooking(doctorClash.id, doctorTaken.id)).rejects.toMatchObject({
+        code: "not_found",
+      });
     });
 
     it("is not rechecked for a write carried from a tier that acknowledged it", async () => {
@@ -233,8 +220,7 @@ describe("offline writes drain to the clinic server", () => {
         [{ table: "appointments", op: "upsert", id: carried.id, row: carried }],
         { mode: "carry" },
       );
-      expect(result).toMatchObject({ applied: 1, conflicts: 0 });
-      expect(await conflictsOf(carried.id)).toEqual([]);
+      expect(result).toMatchObject({ applied: 1, conflicts: 0, doubleBookings: [] });
     });
   });
 

@@ -201,7 +201,6 @@ describe("on the clinic server", () => {
         "cv_client_seen(text,uuid,uuid,uuid)",
         "cv_client_settle(text,uuid,uuid,timestamp with time zone)",
         "cv_client_overlaps(text,uuid,jsonb,text)",
-        "cv_client_overlap_record(uuid,uuid,uuid)",
         "auth.uid()",
       ]),
     );
@@ -256,32 +255,34 @@ describe("on the clinic server", () => {
     }
   });
 
-  it("records a double booking only for a booking its caller's apply has just written (cv_client_overlap_record)", async () => {
+  it("finds a double booking only among the appointments the caller's person sees (cv_client_overlaps)", async () => {
     const rows = clinic();
+    const elsewhere = clinic();
     await insertClinic(server.sql, rows);
-    const other = { ...rows.appointments, id: crypto.randomUUID(), reason: "Urgencia" };
-    await server.sql`insert into appointments ${server.sql(other)}`;
-    const [current] = await server.sql<
-      { version: string }[]
-    >`select version from appointments where id = ${other.id}`;
+    await insertClinic(server.sql, elsewhere);
+    // The doctor also works at another branch, where the person does not: booked there at the same time.
+    const [span] = await server.sql<{ starts_at: Date; ends_at: Date }[]>`
+      select starts_at, ends_at from appointments where id = ${rows.appointments.id}`;
+    await server.sql`insert into user_branches (id, user_id, branch_id)
+      values (gen_random_uuid(), ${rows.profiles.id}, ${elsewhere.branches.id})`;
+    await server.sql`update appointments set doctor_id = ${rows.profiles.id}, starts_at = ${span?.starts_at ?? null},
+      ends_at = ${span?.ends_at ?? null} where id = ${elsewhere.appointments.id}`;
     const person = await clinicPerson(server, { branches: [rows.branches.id] });
     const url = withLogin(server.url, await ensureLogin(PC, "centrovision_app"));
     const pc = postgres(url, { max: 1, onnotice: () => {}, connection: asClinicPerson(person.token) });
     try {
-      // Two appointments the person sees, clashing: not theirs to flag outside cv_client_apply,
-      // with or without the other's version.
-      for (const version of [current?.version, crypto.randomUUID()]) {
-        expect(
-          await failureCode(
-            () =>
-              pc`select public.cv_client_overlap_record(${rows.appointments.id}, ${other.id}, ${version ?? null})`,
-          ),
-        ).toBe("42501");
-      }
-      const [count] = await server.sql<
-        { n: number }[]
-      >`select count(*)::int as n from cv_sync.conflicts where row_id in ${server.sql([rows.appointments.id, other.id])}`;
-      expect(count?.n).toBe(0);
+      const found = async () =>
+        (
+          await pc<{ o: unknown[] }[]>`
+            select public.cv_client_overlaps('appointments', ${rows.appointments.id}, null, 'settle') as o`
+        )[0]?.o;
+      expect(await found()).toEqual([]);
+      // The same clash in the person's own branch is found.
+      const mine = { ...rows.appointments, id: crypto.randomUUID() };
+      await server.sql`insert into appointments ${server.sql(mine)}`;
+      expect(await found()).toEqual([
+        { id: rows.appointments.id, with: mine.id, columns: ["patient_id", "doctor_id", "room_id"] },
+      ]);
     } finally {
       await pc.end();
     }

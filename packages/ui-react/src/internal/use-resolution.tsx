@@ -1,26 +1,24 @@
-import type { ConflictResolution, SyncConflict } from "@centrovision/sync-engine";
 import { useState } from "react";
 
 /**
- * The state of one conflict's review: `submit` calls `resolve`, marks the review busy meanwhile
+ * The state of one review: `submit` runs the reviewer's choice, marks the review busy meanwhile
  * and done after, and keeps the failure's message for `ResolutionOutcome`.
  */
-export function useResolution(
-  conflict: SyncConflict,
-  resolve: (id: string, resolution: ConflictResolution) => Promise<unknown>,
-  onResolved: ((resolution: ConflictResolution) => void) | undefined,
+export function useResolution<C>(
+  run: (choice: C) => Promise<unknown>,
+  onResolved: ((choice: C) => void) | undefined,
 ) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState(false);
 
-  const submit = async (resolution: ConflictResolution) => {
+  const submit = async (choice: C) => {
     setBusy(true);
     setError(null);
     try {
-      await resolve(conflict.id, resolution);
+      await run(choice);
       setDone(true);
-      onResolved?.(resolution);
+      onResolved?.(choice);
     } catch (cause) {
       setError(cause instanceof Error ? cause.message : "error desconocido");
     } finally {
@@ -30,16 +28,22 @@ export function useResolution(
   return { busy, error, done, submit };
 }
 
-/** What became of the reviewer's choice: the failure, in place, or that it is settled. */
-export function ResolutionOutcome({ error, done }: { error: string | null; done: boolean }) {
+/** What became of the reviewer's choice: the failure (`failed`, then the cause), in place, or `settled`. */
+export function ResolutionOutcome(props: {
+  error: string | null;
+  done: boolean;
+  failed: string;
+  settled: string;
+}) {
+  const { error, done, failed, settled } = props;
   return (
     <>
       {error !== null && (
         <p role="alert" style={{ color: "#b91c1c" }}>
-          No se pudo resolver el conflicto: {error}
+          {failed}: {error}
         </p>
       )}
-      {done && <p role="status">Conflicto resuelto.</p>}
+      {done && <p role="status">{settled}</p>}
     </>
   );
 }
