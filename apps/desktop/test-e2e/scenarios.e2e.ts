@@ -251,7 +251,8 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
 
     created["sin-conexion"] = await desk.bookAtSlot("sin-conexion", "19:00", doctors().lucia);
     await desk.expectBooked(created["sin-conexion"], doctors().lucia);
-    // Meanwhile Dra. Fernández is booked online at 19:05, in the cloud this PC cannot reach.
+    // Meanwhile Dra. Fernández is booked online at 19:05, in the cloud this PC cannot reach, for a
+    // patient other than the one booked here (found as "nunez").
     const online = `Reservada en línea (${RUN})`;
     created["en-linea"] = online;
     await cloudRows(
@@ -262,6 +263,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
           ${`${TOMORROW}T19:25:00-06:00`}, ${online}, 'follow_up'
         from patients p, profiles d
         where p.branch_id = ${sur?.id ?? ""} and d.full_name = ${doctors().lucia}
+          and 'Núñez' not in (p.last_name, coalesce(p.second_last_name, ''))
         order by p.id limit 1
         returning id`,
     );
