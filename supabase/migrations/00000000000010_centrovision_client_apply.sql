@@ -156,6 +156,9 @@ $$;
 -- SECURITY INVOKER: the search finds only appointments the caller's person may see. It runs only
 -- when the write moved the booking's slot (new, other time, patient, doctor or room, or taken up
 -- again after a cancellation): a status change such as a check-in raises nothing.
+-- Appointments last at most 8 hours (the booking command's limit), so one starting more than a
+-- day before cannot be running: that bound keeps the search on the (…_id, starts_at) indexes
+-- instead of a doctor's whole history, as the booking check does (apps/desktop booking.ts).
 -- Returns [{id, with, columns}]: the booking, the other appointment, what they share.
 CREATE FUNCTION public.cv_client_overlaps(p_table text, p_id uuid, p_before jsonb, p_mode text) RETURNS jsonb
   LANGUAGE sql STABLE
@@ -167,6 +170,7 @@ CREATE FUNCTION public.cv_client_overlaps(p_table text, p_id uuid, p_before json
         CASE WHEN a.room_id = b.room_id THEN 'room_id' END], NULL)) ORDER BY a.starts_at, a.id), '[]')
     FROM public.appointments b JOIN public.appointments a
       ON a.id <> b.id AND a.starts_at < b.ends_at AND a.ends_at > b.starts_at
+        AND a.starts_at > b.starts_at - interval '1 day'
         AND (a.patient_id = b.patient_id OR a.doctor_id = b.doctor_id OR a.room_id = b.room_id)
     WHERE p_table = 'appointments' AND p_mode = 'settle' AND b.id = p_id
       AND b.status NOT IN ('cancelled', 'no_show') AND a.status NOT IN ('cancelled', 'no_show')
@@ -403,4 +407,4 @@ $client$;
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'bde62f2130ae0e68ff5f9aeda9dc85f486303a81ad077c3e438ae021e36b2959') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0010_client_apply.sql', 'f148012b58c04cde184918c60b7768131d4e13782e689ad6c72affc0aa7ce5c6') on conflict (name) do nothing;
