@@ -150,6 +150,33 @@ describe("calls", () => {
     expect(reconciled).toEqual(["not_landed"]);
   });
 
+  it("keeps every write waiting to be reconciled when one lookup fails, and reconciles them all later", async () => {
+    const reconciled: string[] = [];
+    start({ onReconciled: (_write, outcome) => reconciled.push(outcome) });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "blackhole";
+    const branches = [fixtures.branch(), fixtures.branch(), fixtures.branch()];
+    let written = 0;
+    for (const branch of branches)
+      void router
+        .table("branches")
+        .upsert(branch)
+        .then(() => written++);
+    await waitFor(() => written === branches.length);
+    expect(router.counters().unknownWrites).toBe(3);
+    // The cloud answers again, but the first lookup is lost.
+    cloud.failGets = 1;
+    cloud.fault = "none";
+    await waitFor(() => router.getStatus().tiers.cloud.health === "up");
+    await vi.advanceTimersByTimeAsync(100);
+    // A flap later, the writes still waiting are looked up again: none was dropped.
+    cloud.fault = "refuse";
+    await waitFor(() => router.getStatus().tiers.cloud.health === "down");
+    cloud.fault = "none";
+    await waitFor(() => reconciled.length === branches.length);
+    expect(reconciled).toEqual(["not_landed", "not_landed", "not_landed"]);
+  });
+
   it("does not fail over on a constraint or validation error", async () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);

@@ -378,13 +378,14 @@ class Router implements FailoverRouter, RouterCallContext {
     if (due.length === 0) return;
     this.unknown = this.unknown.filter((write) => write.tier !== tier);
     const source = (this.monitors[index] as TierMonitor).source;
-    for (const write of due) {
+    for (const [position, write] of due.entries()) {
       const row = await source
         .table(write.table)
         .get(write.id, { timeoutMs: this.config.callTimeoutMs })
         .catch(() => undefined);
       if (row === undefined) {
-        this.unknown.push(write);
+        // The tier stopped answering: this write and every one not looked up yet wait for the next time.
+        this.unknown.push(...due.slice(position));
         return;
       }
       const version = (row as { version?: string } | null)?.version ?? null;

@@ -19,6 +19,8 @@ export type Fault = "none" | "refuse" | "blackhole" | "unauthorized";
  */
 export interface FaultySource extends DataSource {
   fault: Fault;
+  /** The next this many `get` calls fail with `unavailable` (a lookup lost on a flaky link); probes pass. */
+  failGets: number;
   readonly inner: MemorySource;
   /** Table calls, not counting probes. */
   calls: number;
@@ -47,6 +49,7 @@ export function createFaultySource(id: string): FaultySource {
     kind: "memory",
     capabilities: inner.capabilities,
     fault: "none",
+    failGets: 0,
     inner,
     calls: 0,
     probe: (o) => gate(o, () => inner.probe(), true),
@@ -54,7 +57,11 @@ export function createFaultySource(id: string): FaultySource {
       const repo = inner.table(name);
       return {
         table: name,
-        get: (id, o) => gate(o, () => repo.get(id)),
+        get: (id, o) => {
+          if (source.failGets <= 0) return gate(o, () => repo.get(id));
+          source.failGets--;
+          return Promise.reject(new CvError("unavailable", `[test] ${source.id} lost the lookup`));
+        },
         list: (q, o) => gate(o, () => repo.list(q)),
         insert: (row, o) => gate(o, () => repo.insert(row)),
         upsert: (row, o) =>
