@@ -834,10 +834,11 @@ BEGIN
     IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
       -- On the cloud (no clinic signing key, 0003), a clinic server's node credential
-      -- (cv_sync.require_node checks it inside): what the daemon calls there. Not the cloud's own
-      -- administration (init, purge, conflicts, registering nodes): the service key's.
+      -- (cv_sync.require_node checks it inside): what the daemon calls there, the purge included
+      -- (within the floor cv_sync_purge sets for it). Not the cloud's own administration (init,
+      -- conflicts, registering nodes): the service key's.
       IF to_regclass('cv_auth.signing_key') IS NULL
-        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer)\(' THEN
+        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer|purge)\(' THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_function);
       END IF;
     END IF;

@@ -835,10 +835,11 @@ BEGIN
     IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_function);
       -- On the cloud (no clinic signing key, 0003), a clinic server's node credential
-      -- (cv_sync.require_node checks it inside): what the daemon calls there. Not the cloud's own
-      -- administration (init, purge, conflicts, registering nodes): the service key's.
+      -- (cv_sync.require_node checks it inside): what the daemon calls there, the purge included
+      -- (within the floor cv_sync_purge sets for it). Not the cloud's own administration (init,
+      -- conflicts, registering nodes): the service key's.
       IF to_regclass('cv_auth.signing_key') IS NULL
-        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer)\(' THEN
+        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer|purge)\(' THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_function);
       END IF;
     END IF;
@@ -869,4 +870,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '1b759b8ebbef044f1aa95ea99ec71075740e0b6f79cf20bacafdad1af104b87d') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0005_sync.sql', '01e507334f4a99e9f0928d8323a223d44f6a0bd69f1992a52dff4d59e5533683') on conflict (name) do nothing;

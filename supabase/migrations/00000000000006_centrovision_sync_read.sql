@@ -318,7 +318,12 @@ $$;
 -- A node without peers, or with a peer that never acknowledged anything, keeps everything: those
 -- entries are what a first sync, or that peer, still needs. p_limit: at most that many of each,
 -- oldest first, so a call over an API with a statement timeout fits (call again while `more`);
--- NULL purges everything due in one statement (a cron job on the node itself).
+-- NULL purges everything due in one statement (a cron job on the node itself). Once nothing more
+-- is due, `log_size` is the number of entries left (counted then; null while `more`).
+-- A clinic server's daemon keeps the cloud's log bounded too, with its node credential: for it
+-- the retention is at least 7 days and a call deletes at most 10,000 of each, whatever it asks,
+-- so a stolen credential can neither empty the cloud's history nor hold it in one long statement.
+-- What every peer acknowledged is all a purge ever drops: no sync loses a change to it.
 CREATE FUNCTION public.cv_sync_purge(p_retention interval DEFAULT '90 days', p_limit integer DEFAULT NULL)
   RETURNS jsonb
   LANGUAGE plpgsql SECURITY DEFINER
@@ -328,12 +333,20 @@ DECLARE
   v_acked record;
   v_log bigint := 0;
   v_tombstones bigint := 0;
+  v_retention interval := p_retention;
+  v_limit integer := p_limit;
+  v_more boolean;
 BEGIN
   IF p_retention IS NULL OR p_retention < interval '0' THEN
     RAISE EXCEPTION 'p_retention must be a non-negative interval' USING ERRCODE = 'CV005';
   END IF;
   IF p_limit < 1 THEN
     RAISE EXCEPTION 'p_limit must be a positive number or null (no limit), got %', p_limit USING ERRCODE = 'CV005';
+  END IF;
+  PERFORM cv_sync.require_node(NULL);
+  IF cv_sync.called_by_node() THEN
+    v_retention := greatest(p_retention, interval '7 days');
+    v_limit := least(coalesce(p_limit, 10000), 10000);
   END IF;
   -- The least acknowledged position; NULLs sort first, so a peer that never acked wins.
   SELECT p.acked_txid::text::xid8 AS txid, p.acked_seq AS seq INTO v_acked
@@ -342,18 +355,19 @@ BEGIN
     DELETE FROM cv_sync.change_log l
     WHERE (l.txid, l.seq) IN (
       SELECT d.txid, d.seq FROM cv_sync.change_log d
-      WHERE (d.txid, d.seq) <= (v_acked.txid, v_acked.seq) AND d.recorded_at < now() - p_retention
-      ORDER BY d.txid, d.seq LIMIT p_limit);
+      WHERE (d.txid, d.seq) <= (v_acked.txid, v_acked.seq) AND d.recorded_at < now() - v_retention
+      ORDER BY d.txid, d.seq LIMIT v_limit);
     GET DIAGNOSTICS v_log = ROW_COUNT;
     DELETE FROM cv_sync.row_state s
     WHERE (s.table_name, s.row_id) IN (
       SELECT d.table_name, d.row_id FROM cv_sync.row_state d
-      WHERE d.deleted AND d.deleted_at < now() - p_retention AND (d.txid, d.seq) <= (v_acked.txid, v_acked.seq)
-      LIMIT p_limit);
+      WHERE d.deleted AND d.deleted_at < now() - v_retention AND (d.txid, d.seq) <= (v_acked.txid, v_acked.seq)
+      LIMIT v_limit);
     GET DIAGNOSTICS v_tombstones = ROW_COUNT;
   END IF;
-  RETURN jsonb_build_object('log_entries', v_log, 'tombstones', v_tombstones,
-    'more', p_limit IS NOT NULL AND (v_log = p_limit OR v_tombstones = p_limit));
+  v_more := v_limit IS NOT NULL AND (v_log = v_limit OR v_tombstones = v_limit);
+  RETURN jsonb_build_object('log_entries', v_log, 'tombstones', v_tombstones, 'more', v_more,
+    'log_size', CASE WHEN NOT v_more THEN (SELECT count(*) FROM cv_sync.change_log) END);
 END
 $$;
 
@@ -380,4 +394,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '0db8c94fc6c87be1f86f2a19b6ad197132d9dcf517817683ca7f2b827741d2b9') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0006_sync_read.sql', '96b4af8f6f007aa7d6c9be75e6a35a11c2d01b49d7946bbbdbf026e55c079182') on conflict (name) do nothing;

@@ -89,6 +89,8 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     pageBudgetMs: config.sync.pageBudgetMs,
     minBackoffMs: config.sync.minBackoffMs,
     maxBackoffMs: config.sync.maxBackoffMs,
+    purgeIntervalMs: config.sync.purgeIntervalMs,
+    purgeRetention: config.sync.purgeRetention,
   });
   const identity = createIdentityCopier({ cloud: remote, clinic: local });
   const identityPasses = new ReplaySubject<IdentityStatus>(1);

@@ -1,4 +1,8 @@
-import type { SyncProgress, SyncStatus } from "@centrovision/sync-engine";
+import type { ChangeLogState, SyncProgress, SyncStatus } from "@centrovision/sync-engine";
+
+/** One purge run: when it ended well, or when it failed. */
+const purgeKey = (log: ChangeLogState) => `${log.purgedAt ?? ""}|${log.error?.at ?? ""}`;
+
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 /** The daemon's Prometheus metrics, on their own registry (two daemons in one process never clash). */
@@ -55,6 +59,27 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  private readonly logEntries = new Gauge({
+    name: "centrovision_sync_change_log_entries",
+    help: "Entries in each node's change log after its last purge",
+    labelNames: ["node"] as const,
+    registers: [this.registry],
+  });
+  private readonly logPurged = new Counter({
+    name: "centrovision_sync_change_log_purged_total",
+    help: "Change log entries purged (acknowledged by every peer, older than the retention), by node",
+    labelNames: ["node"] as const,
+    registers: [this.registry],
+  });
+  private readonly logPurgeFailures = new Counter({
+    name: "centrovision_sync_change_log_purge_failures_total",
+    help: "Purges that failed (the log grows until the next one), by node",
+    labelNames: ["node"] as const,
+    registers: [this.registry],
+  });
+  /** The last purge counted, by node: the status repeats it every cycle until the next one. */
+  private readonly countedPurges = new Map<string, string>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.cycles.inc({ result: "success" }, 0);
@@ -82,6 +107,16 @@ export class DaemonMetrics {
     set(this.lastSuccess, status.lastSuccessAt === null ? null : Date.parse(status.lastSuccessAt) / 1000);
     for (const direction of ["pull", "push"] as const) {
       this.blocked.set({ direction }, status.blocked.some((b) => b.direction === direction) ? 1 : 0);
+    }
+    for (const node of ["clinic", "cloud"] as const) {
+      const log = status.changeLog[node];
+      if (log === null) continue;
+      set(this.logEntries, log.entries, { node });
+      const which = purgeKey(log);
+      if (this.countedPurges.get(node) === which) continue;
+      this.countedPurges.set(node, which);
+      this.logPurged.inc({ node }, log.purged);
+      if (log.error !== null) this.logPurgeFailures.inc({ node });
     }
   }
 

@@ -28,9 +28,16 @@ describe("run", () => {
     const status = JSON.parse((await get(port, "/status")).text);
     expect(status).toMatchObject({ mode: "in-sync", pendingUp: 0, pendingDown: 0, consecutiveFailures: 0 });
     expect(status.node).toMatch(/^clinic-/);
+    // The first cycle that drained both ways purged both logs: the cloud's with the node credential.
+    expect(status.changeLog).toMatchObject({
+      clinic: { entries: expect.any(Number), error: null },
+      cloud: { entries: expect.any(Number), error: null },
+    });
     const metrics = await get(port, "/metrics");
     expect(metrics.type).toContain("text/plain");
     expect(metrics.text).toMatch(/centrovision_sync_cycles_total\{result="success"\} [1-9]/);
+    expect(metrics.text).toMatch(/centrovision_sync_change_log_entries\{node="clinic"\} \d+/);
+    expect(metrics.text).toMatch(/centrovision_sync_change_log_purged_total\{node="cloud"\} \d+/);
     for (const name of ["rows_total", "lag_seconds", "pending_changes", "conflicts_open", "errors_total"]) {
       expect(metrics.text).toContain(`centrovision_sync_${name}`);
     }

@@ -72,7 +72,8 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_ack(uuid, jsonb)": NODE,
   "function public.cv_sync_pending(uuid)": NODE,
   "function public.cv_sync_snapshot(text, uuid, integer)": NODE,
-  "function public.cv_sync_purge(interval, integer)": SYNC_ONLY,
+  // Keeping the cloud's log bounded: a node credential within the floor it sets for one.
+  "function public.cv_sync_purge(interval, integer)": NODE,
   "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": NODE,
   "function public.cv_sync_apply_snapshot(jsonb, jsonb)": NODE,
   "function public.cv_sync_reset_peer(uuid)": NODE,

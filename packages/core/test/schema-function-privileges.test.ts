@@ -19,6 +19,7 @@ const NODE_RPC = [
   "public.cv_sync_node()",
   "public.cv_sync_pending(uuid)",
   "public.cv_sync_pull(uuid, jsonb, integer)",
+  "public.cv_sync_purge(interval, integer)",
   "public.cv_sync_reset_peer(uuid)",
   "public.cv_sync_snapshot(text, uuid, integer)",
 ];
@@ -28,7 +29,6 @@ const SYNC_RPC = [
   "public.cv_sync_conflict_resolve(uuid, text, jsonb, text)",
   "public.cv_sync_conflicts_list(text, integer)",
   "public.cv_sync_init(text, boolean)",
-  "public.cv_sync_purge(interval, integer)",
 ];
 /** What row-level security's policies call as the signed-in person, and the search fold. */
 const POLICY_HELPERS = [

@@ -17,14 +17,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
-import { applyMigrations, clinicSession, startPostgres } from "@centrovision/testkit";
-import postgres from "postgres";
+import { clinicSession, startPostgres } from "@centrovision/testkit";
 import {
   createClientApplier,
   createOfflineTier,
   createPostgresPeer,
   createSyncEngine,
 } from "../src/index.js";
+import { benchNode } from "./seed.js";
 
 const TARGET_BYTES = 50 * 1024 * 1024;
 const SAMPLES = 500;
@@ -93,15 +93,10 @@ try {
   await tier.close();
 
   // 2. Drain vs the sync engine's steady state.
-  const node = async (name: string) => {
-    const url = await server.createDatabase(name);
-    await applyMigrations(url);
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
-    await sql`select cv_sync_init(${name})`;
-    await sql`insert into branches (id, code, name, address) values (${branchId}, 'BENCH-PC', 'Bench', 'Av. Reforma 1')`;
-    return { url, sql };
-  };
-  const [clinic, peer] = [await node("clinic"), await node("peer")];
+  const [clinic, peer] = [
+    await benchNode(server, "clinic", branchId),
+    await benchNode(server, "peer", branchId),
+  ];
   await clinic.sql.unsafe(`
     do $$ begin create role cv_outbox_bench login password 'bench' in role centrovision_app;
     exception when duplicate_object then null; end $$`);

@@ -33,6 +33,24 @@ export const syncEngineConfigSchema = z
     idleCursorSaveMs: ms(0, 60_000),
     /** How the clinic server starts when it never synced from the cloud: copy the tables, or replay the cloud's log. */
     initialSync: z.enum(["snapshot", "log"]).default("snapshot"),
+    /**
+     * How often both nodes' change logs are purged of what every peer acknowledged longer ago
+     * than `purgeRetention` (after a cycle that drained both ways; the first such cycle purges).
+     * 0: never (an operator purges by hand).
+     */
+    purgeIntervalMs: ms(0, 3_600_000),
+    /**
+     * How long an acknowledged change stays in the logs, as a PostgreSQL interval: its content
+     * lets a late edit based on it merge column by column. The cloud keeps at least 7 days
+     * whatever this says (sql/0006).
+     */
+    purgeRetention: z
+      .string()
+      .regex(
+        /^\d{1,6} (seconds?|minutes?|hours?|days?)$/,
+        'a number and a unit, e.g. "30 days" or "12 hours"',
+      )
+      .default("30 days"),
   })
   .strict();
 

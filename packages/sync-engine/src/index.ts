@@ -50,6 +50,7 @@ export type { SyncPeer } from "./sync-peer.js";
 export type {
   BlockedDirection,
   BlockReason,
+  ChangeLogState,
   SyncDirection,
   SyncPhase,
   SyncProgress,

@@ -45,6 +45,18 @@ export interface SyncProgress {
   readonly total?: number;
 }
 
+/** A node's change log as its last purge left it. */
+export interface ChangeLogState {
+  /** Entries left after the purge; null when it stopped with more still due (the next one goes on). */
+  readonly entries: number | null;
+  /** Entries the last purge deleted, all its batches together. */
+  readonly purged: number;
+  /** ISO time the last purge ended well; null until one did. */
+  readonly purgedAt: string | null;
+  /** Why the last purge failed (the next interval tries again), else null. */
+  readonly error: { readonly code: ErrorCode; readonly message: string; readonly at: string } | null;
+}
+
 export interface SyncStatus {
   readonly phase: SyncPhase;
   /** Clinic changes the cloud has not acknowledged yet; null until first counted. */
@@ -75,6 +87,8 @@ export interface SyncStatus {
   readonly nextCycleAt: string | null;
   /** The last page moved by an initial sync or replay still running. */
   readonly progress?: SyncProgress;
+  /** Each node's change log after its last purge (`purgeIntervalMs`); null until purged once. */
+  readonly changeLog: { readonly clinic: ChangeLogState | null; readonly cloud: ChangeLogState | null };
 }
 
 export const INITIAL_STATUS: SyncStatus = Object.freeze({
@@ -91,4 +105,5 @@ export const INITIAL_STATUS: SyncStatus = Object.freeze({
   schemaDrift: [],
   consecutiveFailures: 0,
   nextCycleAt: null,
+  changeLog: { clinic: null, cloud: null },
 });

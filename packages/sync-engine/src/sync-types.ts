@@ -260,4 +260,6 @@ export interface PurgeResult {
   readonly tombstones: number;
   /** The batch was full: more may be due. */
   readonly more: boolean;
+  /** Entries left in the node's log once nothing more was due; null while `more`. */
+  readonly logSize: number | null;
 }

@@ -74,6 +74,13 @@ const syncSchema = z.strictObject({
   page_budget_ms: z.int().min(100).max(60_000).default(3_000),
   min_backoff_ms: z.int().min(1).max(600_000).default(1_000),
   max_backoff_ms: z.int().min(1).max(3_600_000).default(60_000),
+  /** How often both change logs are purged of what every peer acknowledged; 0: never (purge by hand). */
+  purge_interval_minutes: z.int().min(0).max(10_080).default(60),
+  /** How long an acknowledged change stays in the logs ("30 days", "12 hours"); the cloud keeps 7 days at least. */
+  log_retention: z
+    .string()
+    .regex(/^\d{1,6} (seconds?|minutes?|hours?|days?)$/, 'a number and a unit, e.g. "30 days" or "12 hours"')
+    .default("30 days"),
 });
 
 const httpSchema = z.strictObject({

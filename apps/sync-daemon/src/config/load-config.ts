@@ -37,6 +37,8 @@ export interface DaemonConfig {
     readonly pageBudgetMs: number;
     readonly minBackoffMs: number;
     readonly maxBackoffMs: number;
+    readonly purgeIntervalMs: number;
+    readonly purgeRetention: string;
   };
   readonly http: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly log: { readonly level: string; readonly progressIntervalS: number };
@@ -271,6 +273,8 @@ function resolveWith(
       pageBudgetMs: file.sync.page_budget_ms,
       minBackoffMs: file.sync.min_backoff_ms,
       maxBackoffMs: file.sync.max_backoff_ms,
+      purgeIntervalMs: file.sync.purge_interval_minutes * 60_000,
+      purgeRetention: file.sync.log_retention,
     },
     http: { enabled: file.http.enabled, host: file.http.host, port: file.http.port },
     log: { level: file.log.level, progressIntervalS: file.log.progress_interval_s },

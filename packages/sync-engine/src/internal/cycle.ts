@@ -1,7 +1,14 @@
 import { type ErrorCode, isCvError, isTierDown, type TableName } from "@centrovision/core";
 import type { SyncEngineConfig } from "../engine-options.js";
 import type { SyncPeer } from "../sync-peer.js";
-import type { BlockedDirection, SyncDirection, SyncPhase, SyncProgress, SyncStatus } from "../sync-status.js";
+import type {
+  BlockedDirection,
+  ChangeLogState,
+  SyncDirection,
+  SyncPhase,
+  SyncProgress,
+  SyncStatus,
+} from "../sync-status.js";
 import type { NodeInfo } from "../sync-types.js";
 import { backoffDelay } from "./backoff.js";
 import { measureNode } from "./clock.js";
@@ -21,6 +28,8 @@ export interface CycleRunnerOptions {
 
 /** Deadline of the counts refreshed after every cycle: they must not hold the loop up. */
 const COUNT_TIMEOUT_MS = 2_000;
+/** Batches (of 10,000 entries at most) one purge deletes before the loop goes on; the next purge continues. */
+const PURGE_BATCHES = 100;
 
 /** Tables whose fingerprint differs between the two nodes (or exists on one side only). */
 function drifted(a: NodeInfo, b: NodeInfo): TableName[] {
@@ -45,6 +54,8 @@ export class CycleRunner {
   private readonly drainedAt = new Map<SyncDirection, number>();
   private readonly cursorSavedAt = new Map<SyncDirection, number>();
   private localInfo: NodeInfo | undefined;
+  private purgedAt: number | undefined;
+  private changeLog: SyncStatus["changeLog"] = { clinic: null, cloud: null };
   private remoteInfo: NodeInfo | undefined;
   private readonly directions: readonly DirectionSpec[];
   /** Per direction, the page sizes learnt so far (they carry over between cycles). */
@@ -100,6 +111,7 @@ export class CycleRunner {
     // After a network failure the cloud's count would only wait out its deadline; the clinic's
     // backlog is what matters then (the router's failback waits on it).
     const counts = await this.counts(failure === undefined || !isTierDown(failure));
+    if (complete) await this.purgeWhenDue();
     this.failures = failure === undefined ? 0 : this.failures + 1;
     const at = new Date(now()).toISOString();
     const last = [...this.drainedAt.values()];
@@ -110,9 +122,48 @@ export class CycleRunner {
       consecutiveFailures: this.failures,
       lastError: failure === undefined ? null : { ...describe(failure), at },
       lagMs: last.length === this.directions.length ? now() - Math.min(...last) : null,
+      changeLog: this.changeLog,
       ...(complete && { lastSuccessAt: at }),
       progress: undefined,
     });
+  }
+
+  /**
+   * Keeps both logs bounded: every `purgeIntervalMs`, after a cycle that drained both ways, each
+   * node drops what every peer acknowledged longer ago than the retention. A failure is kept in
+   * the status and never fails the cycle: the log only grows until the next purge.
+   */
+  private async purgeWhenDue(): Promise<void> {
+    const { config, now, local, remote, isStopping } = this.options;
+    if (config.purgeIntervalMs === 0) return;
+    if (this.purgedAt !== undefined && now() - this.purgedAt < config.purgeIntervalMs) return;
+    this.purgedAt = now();
+    const purge = async (peer: SyncPeer, before: ChangeLogState | null): Promise<ChangeLogState> => {
+      let purged = 0;
+      try {
+        for (let batch = 0; batch < PURGE_BATCHES && !isStopping(); batch++) {
+          const result = await peer.purge(config.purgeRetention);
+          purged += result.logEntries;
+          if (!result.more) {
+            return { entries: result.logSize, purged, purgedAt: new Date(now()).toISOString(), error: null };
+          }
+        }
+        return { entries: null, purged, purgedAt: new Date(now()).toISOString(), error: null };
+      } catch (error) {
+        const at = new Date(now()).toISOString();
+        return {
+          entries: before?.entries ?? null,
+          purged,
+          purgedAt: before?.purgedAt ?? null,
+          error: { ...describe(error), at },
+        };
+      }
+    };
+    const [clinic, cloud] = await Promise.all([
+      purge(local, this.changeLog.clinic),
+      purge(remote, this.changeLog.cloud),
+    ]);
+    this.changeLog = { clinic, cloud };
   }
 
   private restingPhase(): SyncPhase {

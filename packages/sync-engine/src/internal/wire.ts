@@ -215,8 +215,15 @@ const conflictSchema = z
 const resolveSchema = z.object({ id: id(), version: id() });
 
 const purgeSchema = z
-  .object({ log_entries: count, tombstones: count, more: z.boolean() })
-  .transform((p): PurgeResult => ({ logEntries: p.log_entries, tombstones: p.tombstones, more: p.more }));
+  .object({ log_entries: count, tombstones: count, more: z.boolean(), log_size: count.nullable() })
+  .transform(
+    (p): PurgeResult => ({
+      logEntries: p.log_entries,
+      tombstones: p.tombstones,
+      more: p.more,
+      logSize: p.log_size,
+    }),
+  );
 
 const resetSchema = z.object({ reset: z.boolean() }).transform((r) => r.reset);
 

@@ -84,7 +84,8 @@ describe("grants", () => {
     );
     // What a clinic server's daemon calls here with its node credential (a signed-in user, checked
     // inside); the cloud's own administration and registering nodes stay with the service key.
-    const forNodes = /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer)\(/;
+    const forNodes =
+      /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer|purge)\(/;
     for (const fn of functions) {
       expect(fn).toMatchObject({ definer: true, public: false });
       expect(fn.config).toContain('search_path=""');
@@ -393,9 +394,21 @@ describe("over the Supabase RPC gateway", () => {
     });
     expect(await as("cv_sync_reset_peer", { p_peer: clinicNode.id })).toMatchObject({ status: 403 });
     expect(await as("cv_sync_reset_peer", { p_peer: mine })).toMatchObject({ status: 200 });
+    // It keeps the cloud's log bounded, but never below 7 days nor in more than 10,000 at a time.
+    await cloud.sql`insert into cv_sync.peers (peer_id, acked_txid, acked_seq)
+      values (${mine}, 9223372036854775807, 9223372036854775807)
+      on conflict (peer_id) do update set acked_txid = excluded.acked_txid, acked_seq = excluded.acked_seq`;
+    const [young] = await cloud.sql<{ n: number }[]>`
+      select count(*)::int as n from cv_sync.change_log where recorded_at >= now() - interval '7 days'`;
+    expect(await as("cv_sync_purge", { p_retention: "0 seconds", p_limit: 1_000_000 })).toMatchObject({
+      status: 200,
+      body: { more: false },
+    });
+    const [left] = await cloud.sql<{ n: number }[]>`
+      select count(*)::int as n from cv_sync.change_log where recorded_at >= now() - interval '7 days'`;
+    expect(left?.n).toBe(young?.n);
     // The cloud's own administration stays with the service key.
     for (const [fn, args] of [
-      ["cv_sync_purge", { p_retention: "90 days" }],
       ["cv_sync_init", { p_node_name: "secuestrado" }],
       ["cv_sync_conflicts_list", {}],
     ] as const) {
