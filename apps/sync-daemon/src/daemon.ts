@@ -23,6 +23,11 @@ export interface StartDaemonOptions {
   logger?: Logger;
   /** Serve `/healthz`… (default `config.http.enabled`); `once` turns it off. */
   http?: boolean;
+  /**
+   * One run (`once`): no "started"/"stopped" lines and no per-cycle line (no "retrying in…": it
+   * does not retry); the caller prints the run's summary. Warnings and progress still go to the log.
+   */
+  oneRun?: boolean;
 }
 
 export interface Daemon {
@@ -128,7 +133,9 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
       metrics.onCycleEnd(current);
       // The engine schedules the next cycle right after publishing this status: a macrotask later,
       // nextCycleAt tells when a failed cycle is retried.
-      setImmediate(() => logCycle(logger, { ...current, nextCycleAt: engine.getStatus().nextCycleAt }));
+      if (!options.oneRun) {
+        setImmediate(() => logCycle(logger, { ...current, nextCycleAt: engine.getStatus().nextCycleAt }));
+      }
     }),
   ];
   let http: HttpEndpoints | undefined;
@@ -142,7 +149,9 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
       throw error;
     }
   }
-  logger.info({ node: config.nodeName, httpPort: http?.port ?? null }, "sync daemon started");
+  if (!options.oneRun) {
+    logger.info({ node: config.nodeName, httpPort: http?.port ?? null }, "sync daemon started");
+  }
   let stopping: Promise<void> | undefined;
   return {
     httpPort: http?.port ?? null,
@@ -152,12 +161,12 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     identity$: identityPasses.asObservable(),
     stop() {
       stopping ??= (async () => {
-        logger.info("stopping: finishing the batch in flight");
+        if (!options.oneRun) logger.info("stopping: finishing the batch in flight");
         await engine.stop();
         for (const subscription of subscriptions) subscription.unsubscribe();
         await Promise.all([local.close(), remote.close(), identity.close(), http?.close()]);
         identityPasses.complete();
-        logger.info("sync daemon stopped");
+        if (!options.oneRun) logger.info("sync daemon stopped");
       })();
       return stopping;
     },
@@ -222,15 +231,13 @@ export async function runOnce(
   options: StartDaemonOptions & { interrupt?: Promise<unknown> } = {},
 ): Promise<DaemonStatus> {
   const { interrupt, ...startOptions } = options;
-  const daemon = await startDaemon(config, { http: false, ...startOptions });
+  const daemon = await startDaemon(config, { http: false, oneRun: true, ...startOptions });
   void interrupt?.then(() => daemon.stop());
   try {
     await Promise.all([
       firstValueFrom(daemon.cycles$),
       firstValueFrom(daemon.identity$, { defaultValue: undefined }),
     ]);
-    // Let the cycle's log line (written a macrotask later) come before the stop's.
-    await new Promise((resolve) => setImmediate(resolve));
     return daemon.status();
   } finally {
     await daemon.stop();

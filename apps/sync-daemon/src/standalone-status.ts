@@ -1,4 +1,5 @@
 import { isCvError } from "@centrovision/core";
+import { measureNode } from "@centrovision/sync-engine";
 import type { DaemonConfig } from "./config/load-config.js";
 import type { DaemonStatus } from "./daemon-status.js";
 import type { IdentityStatus } from "./identity-copy.js";
@@ -51,10 +52,13 @@ async function fromNodes(config: DaemonConfig): Promise<StandaloneStatus> {
     return undefined;
   };
   try {
-    const [clinic, cloud] = await Promise.all([
-      local.node().catch(note("clinic")),
-      remote.node().catch(note("cloud")),
+    // Measured as the engine does (each node's offset by the midpoint of its own round trip), so
+    // the skew reads the same with and without a running daemon.
+    const [clinicNode, cloudNode] = await Promise.all([
+      measureNode(local, Date.now).catch(note("clinic")),
+      measureNode(remote, Date.now).catch(note("cloud")),
     ]);
+    const [clinic, cloud] = [clinicNode?.info, cloudNode?.info];
     const [pendingUp, pendingDown] = await Promise.all([
       clinic && cloud ? local.pending(cloud.nodeId).catch(note("clinic")) : undefined,
       clinic && cloud ? remote.pending(clinic.nodeId).catch(note("cloud")) : undefined,
@@ -66,7 +70,7 @@ async function fromNodes(config: DaemonConfig): Promise<StandaloneStatus> {
       pendingUp: pendingUp ?? null,
       pendingDown: pendingDown ?? null,
       conflictsOpen: clinic?.openConflicts ?? null,
-      clockSkewMs: clinic && cloud ? Date.parse(cloud.now) - Date.parse(clinic.now) : null,
+      clockSkewMs: clinicNode && cloudNode ? Math.round(cloudNode.offsetMs - clinicNode.offsetMs) : null,
       lastSuccessAt: null,
       lagMs: null,
       errors,
@@ -74,6 +78,15 @@ async function fromNodes(config: DaemonConfig): Promise<StandaloneStatus> {
   } finally {
     await Promise.all([local.close(), remote.close()]);
   }
+}
+
+/**
+ * Whether `status` should exit 1: the running daemon cannot reach a node, fails, or is blocked;
+ * without a daemon, a node could not be read.
+ */
+export function statusFailed(report: StatusReport): boolean {
+  if (!report.daemonRunning) return report.errors.length > 0;
+  return report.mode === "offline" || report.mode === "failing" || report.mode === "blocked";
 }
 
 /** Asks the running daemon (its `/status`); when none answers, reads both nodes directly. */

@@ -297,6 +297,7 @@ describe("the daemon's node session", () => {
     );
     expect(once.stdout).toContain("`centrovision-sync node create`");
     const status = await cli("status");
+    expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/^cloud\s+unauthorized: .*it is not a clinic server's node credential/m);
 
     clinic.writeConfig("", { node: { email: clinic.node.email, password: "wrong-password" } });

@@ -73,6 +73,8 @@ describe("once and status", () => {
     const once = await cli("once");
     expect(once.code, once.stderr).toBe(0);
     expect(once.stdout).toMatch(/^in-sync: pending up 0, down 0/);
+    // One run's summary, not a daemon's lines.
+    expect(once.stderr).not.toMatch(/sync daemon started|sync daemon stopped|sync cycle done|retrying in/);
     const [arrived] = await clinic.sql`select id from patients where id = ${fromCloud}`;
     expect(arrived).toBeDefined();
 
@@ -98,5 +100,11 @@ describe("once and status", () => {
     expect(once.stdout).toContain("the login was refused (SQLSTATE 28P01)");
     expect(once.stdout).toContain("check [clinic] url (user) and password_file");
     expect(once.stdout + once.stderr).not.toContain("wrong-password");
+    // `once` does not retry, and does not say it will.
+    expect(once.stderr).not.toMatch(/retrying in|sync daemon/);
+    // Without a daemon, a node that refuses the login makes `status` fail too.
+    const status = await cli("status");
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^clinic\s+unauthorized: /m);
   });
 });

@@ -14,6 +14,7 @@ export {
 } from "./client/client-apply.js";
 export { createPcRouterHooks, type PcRouterHooksOptions } from "./client/pc-router-hooks.js";
 export { type SyncEngineConfig, type SyncEngineOptions, syncEngineConfigSchema } from "./engine-options.js";
+export { type MeasuredNode, measureNode } from "./internal/clock.js";
 export type { RefreshReport } from "./offline/cache-refresh.js";
 export type { DrainOptions, DrainReport } from "./offline/drain.js";
 export {

@@ -2,7 +2,7 @@ import { CvError } from "@centrovision/core";
 import type { SyncConflict } from "@centrovision/sync-engine";
 import type { Command } from "commander";
 import type { DaemonConfig } from "../config/load-config.js";
-import { createPeers } from "../peers.js";
+import type { createPeers } from "../peers.js";
 
 type Load = () => DaemonConfig;
 
@@ -11,6 +11,7 @@ export async function withClinic<T>(
   load: Load,
   use: (peer: ReturnType<typeof createPeers>["local"]) => Promise<T>,
 ): Promise<T> {
+  const { createPeers } = await import("../peers.js");
   const { local, remote } = createPeers(load());
   try {
     return await use(local);

@@ -7,19 +7,16 @@ import {
   redactUrl,
   withAdminLogin,
 } from "../config/load-config.js";
-import { runOnce, startDaemon } from "../daemon.js";
-import { formatDoctor, runDoctor } from "../doctor.js";
 import { EX_CONFIG, EXIT_OK, EXIT_SYNC_FAILURE } from "../exit-codes.js";
-import { initClinic } from "../init.js";
-import { createLogger } from "../logger.js";
-import { hintFor } from "../peers.js";
-import { describeIdentity, formatStatus, readStatus } from "../standalone-status.js";
 import { addAuditCommand } from "./audit-command.js";
 import { addCloudCommand } from "./cloud-command.js";
 import { addConflictsCommand } from "./conflicts-command.js";
 import { addNodeCommand } from "./node-command.js";
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
+
+// Each command loads what it runs when it runs: `--help` and `config check` never load the sync
+// engine, the cloud client, the logger or the metrics (start-up time, measured in the README).
 
 const program = new Command("centrovision-sync")
   .description("Keeps the clinic's PostgreSQL server in sync with Supabase (the clinic's failover server)")
@@ -64,6 +61,7 @@ program
         issues: [{ path: "--admin-url", message: "required with --admin-password-file" }],
       });
     }
+    const { initClinic } = await import("../init.js");
     const result = await initClinic(
       options.adminUrl === undefined
         ? config()
@@ -87,6 +85,7 @@ program
   .command("run")
   .description("run the sync loop until SIGTERM (the systemd service)")
   .action(async () => {
+    const { startDaemon } = await import("../daemon.js");
     const daemon = await startDaemon(config());
     const signal = await terminated();
     process.stderr.write(`${signal}: finishing the batch in flight\n`);
@@ -103,6 +102,12 @@ program
     const interrupt = terminated().then(() => {
       signalled = true;
     });
+    const [{ runOnce }, { createLogger }, { hintFor }, { describeIdentity }] = await Promise.all([
+      import("../daemon.js"),
+      import("../logger.js"),
+      import("../peers.js"),
+      import("../standalone-status.js"),
+    ]);
     const status = await runOnce(config(), { logger: createLogger(config().log.level), interrupt });
     print(
       `${status.mode}: pending up ${status.pendingUp ?? "-"}, down ${status.pendingDown ?? "-"}, ${status.conflictsOpen ?? "-"} open conflict(s)`,
@@ -124,11 +129,15 @@ program
 
 program
   .command("status")
-  .description("mode, lag, pending changes, last sync, open conflicts, clock skew")
+  .description(
+    "mode, lag, pending changes, last sync, open conflicts, clock skew; exit code 1 when a node cannot be reached or a direction is blocked",
+  )
   .option("--json", "machine-readable output")
   .action(async (options: { json?: boolean }) => {
+    const { formatStatus, readStatus, statusFailed } = await import("../standalone-status.js");
     const report = await readStatus(config());
     print(options.json ? JSON.stringify(report) : formatStatus(report));
+    if (statusFailed(report)) process.exitCode = EXIT_SYNC_FAILURE;
   });
 
 program
@@ -148,6 +157,7 @@ program
   .description("check config, clinic database, roles, cloud, TLS, clock and disk; print what to fix")
   .option("--json", "machine-readable output")
   .action(async (options: { json?: boolean }) => {
+    const { formatDoctor, runDoctor } = await import("../doctor.js");
     const checks = await runDoctor(config());
     print(options.json ? JSON.stringify(checks) : formatDoctor(checks));
     if (checks.some((check) => check.status === "fail")) process.exitCode = EXIT_SYNC_FAILURE;
