@@ -1,3 +1,4 @@
+export { isConnectionFailure } from "./driver-errors/index.js";
 export { tlsOptions } from "./internal/client-options.js";
 export type { Database } from "./internal/database.js";
 export {
@@ -8,5 +9,5 @@ export {
   type ResolvedPostgresConfig,
   resolvePostgresConfig,
 } from "./postgres-config.js";
-export { type ErrorContext, isConnectionFailure, toCvError } from "./postgres-errors.js";
+export { type ErrorContext, toCvError } from "./postgres-errors.js";
 export { createPostgresSource, POSTGRES_CAPABILITIES } from "./postgres-source.js";

@@ -1,5 +1,6 @@
 import { CvError, type ErrorCode, TABLE_NAMES, type TableName, tables } from "@centrovision/core";
 import postgres from "postgres";
+import { driverCode, isServerDown, NETWORK_REASONS, SERVER_DOWN, TLS_CODE } from "./driver-errors/index.js";
 
 /** What a message may name: the server and the login, never a password or a row value. */
 export interface ErrorContext {
@@ -11,31 +12,6 @@ export interface ErrorContext {
   /** The table the failing call was about. */
   readonly table?: TableName;
 }
-
-/** Socket and driver codes that mean the connection is gone; the pool holding it should be replaced. */
-const NETWORK_REASONS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "DNS lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ECONNRESET: "connection reset",
-  ECONNABORTED: "connection aborted",
-  EPIPE: "connection broken",
-  ETIMEDOUT: "TCP timeout",
-  CONNECTION_CLOSED: "the server closed the connection",
-  CONNECTION_DESTROYED: "the connection was dropped while the call was in flight",
-  CONNECTION_ENDED: "the connection was closed",
-};
-
-/** SQLSTATEs of a server that is there but not serving: fail over, like a network error. */
-const SERVER_DOWN: Readonly<Record<string, string>> = {
-  "57P01": "the server is shutting down",
-  "57P02": "the server crashed",
-  "57P03": "the server is starting up or shutting down",
-  // Not a shutdown, but for this PC the tier is just as unusable: fail over rather than wait.
-  "53300": "the server has no free connection slot",
-};
 
 const DATA_EXCEPTIONS: Readonly<Record<string, string>> = {
   "22001": "text too long",
@@ -141,7 +117,7 @@ function fromServer(error: postgres.PostgresError, context: ErrorContext): [Erro
       ];
   }
   const down = SERVER_DOWN[state];
-  if (down !== undefined || state.startsWith("08")) {
+  if (isServerDown(state)) {
     return [
       "unavailable",
       `cannot use the clinic server at ${context.label}: ${down ?? "connection failure"} (SQLSTATE ${state})`,
@@ -158,22 +134,6 @@ function fromServer(error: postgres.PostgresError, context: ErrorContext): [Erro
     ];
   }
   return ["unknown", `the clinic server reported SQLSTATE ${state}`];
-}
-
-function driverCode(error: unknown): string | undefined {
-  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === "string" ? code : undefined;
-}
-
-/** TLS verification failures: the server answered but cannot be trusted, so the tier is unusable. */
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)|^EPROTO$/;
-
-/** True when `error` means the connection itself is gone (as opposed to the statement failing). */
-export function isConnectionFailure(error: unknown): boolean {
-  if (error instanceof postgres.PostgresError)
-    return error.code in SERVER_DOWN || error.code.startsWith("08");
-  const code = driverCode(error);
-  return code !== undefined && (code in NETWORK_REASONS || code === "CONNECT_TIMEOUT" || TLS_CODE.test(code));
 }
 
 /**

@@ -1,4 +1,9 @@
 import type { ConnectionOptions } from "node:tls";
+import {
+  driverCode,
+  isConnectionFailure,
+  NETWORK_REASONS,
+} from "@centrovision/adapter-postgres/driver-errors";
 import { type CallOptions, CvError, isCvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
 import * as z from "zod";
@@ -86,25 +91,19 @@ function describeUrl(url: string): string {
   }
 }
 
-/** Socket and driver codes that mean the connection is gone. */
-const NETWORK_CODES = /^(E[A-Z]+|CONNECT_TIMEOUT|CONNECTION_[A-Z_]+)$/;
-
 function toCvError(error: unknown, label: string, fn: string): CvError {
   if (error instanceof CvError) return error;
   if (error instanceof postgres.PostgresError) return fromSqlState(error.code, label, error.message, fn);
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && NETWORK_CODES.test(code)) {
-    return new CvError("unavailable", `[sync-engine] cannot reach ${label} (${code})`, { cause: { code } });
+  const code = driverCode(error);
+  if (code !== undefined && isConnectionFailure(error)) {
+    const reason = NETWORK_REASONS[code] ?? "TLS verification failed";
+    return new CvError("unavailable", `[sync-engine] cannot reach ${label} (${reason}, ${code})`, {
+      cause: { code },
+    });
   }
   return new CvError("unknown", `[sync-engine] unexpected error from the postgres driver for ${label}`, {
     cause: { name: (error as { name?: unknown } | null)?.name },
   });
-}
-
-function isConnectionFailure(error: unknown): boolean {
-  if (error instanceof postgres.PostgresError) return error.code.startsWith("08") || error.code === "57P01";
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && NETWORK_CODES.test(code);
 }
 
 /** Startup parameters: as the person of a clinic session (role authenticated), or as the login alone. */

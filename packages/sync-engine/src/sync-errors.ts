@@ -1,3 +1,4 @@
+import { isServerDown } from "@centrovision/adapter-postgres/driver-errors";
 import {
   CvError,
   type CvErrorOptions,
@@ -80,9 +81,6 @@ function tablesIn(message: string | undefined): TableName[] {
   const words = new Set((message ?? "").split(/[^a-z_]+/));
   return SYNCED_TABLES.filter((table) => words.has(table));
 }
-
-/** SQLSTATEs of a server that is there but not serving: as good as unreachable. */
-const SERVER_DOWN = new Set(["57P01", "57P02", "57P03", "53300"]);
 
 /** What a 42501 means for the function called: a PC's client functions are not the daemon's. */
 function forbidden(fn: string | undefined): string {
@@ -194,7 +192,7 @@ export function fromSqlState(state: string, peer: string, serverMessage?: string
         `the sync machinery is missing (SQLSTATE ${state}); apply the sql/ migrations`,
       );
   }
-  if (SERVER_DOWN.has(state) || state.startsWith("08")) {
+  if (isServerDown(state)) {
     return make("unavailable", `the database is not serving (SQLSTATE ${state})`);
   }
   if (state.startsWith("23"))

@@ -7,6 +7,7 @@ import {
   createPostgresPeer,
   createSupabasePeer,
   isSyncError,
+  type PostgresClient,
   START_CURSOR,
   type SyncPeer,
 } from "../src/index.js";
@@ -166,6 +167,28 @@ describe("postgres peer faults", () => {
         code: "unauthorized",
         message: expect.stringContaining("this login may not call the sync functions"),
       });
+    }
+  });
+
+  it("takes a server that is not serving for unreachable, as the data source does, and replaces its client", async () => {
+    for (const state of ["57P01", "57P02", "57P03", "53300", "08006"]) {
+      let made = 0;
+      const failing = (): PostgresClient => {
+        made++;
+        const refused = Promise.reject(
+          new postgres.PostgresError({ code: state, message: "not serving" } as never),
+        );
+        refused.catch(() => {});
+        return {
+          unsafe: () => Object.assign(refused, { cancel: () => null }),
+          end: async () => {},
+        };
+      };
+      const peer = createPostgresPeer({ sql: failing, timeoutMs: 2_000 });
+      expect(await failure(() => peer.node()), state).toMatchObject({ code: "unavailable" });
+      await failure(() => peer.node());
+      expect(made, state).toBe(2);
+      await peer.close();
     }
   });
 

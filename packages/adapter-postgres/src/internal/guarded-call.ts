@@ -1,5 +1,6 @@
 import { type CallOptions, CvError, isCvError, type TableName, withDeadline } from "@centrovision/core";
-import { type ErrorContext, isConnectionFailure, toCvError } from "../postgres-errors.js";
+import { isConnectionFailure } from "../driver-errors/index.js";
+import { type ErrorContext, toCvError } from "../postgres-errors.js";
 import type { Generation, Pool } from "./pool.js";
 
 export interface GuardOptions {
