@@ -1,4 +1,5 @@
 import { CvError, type ErrorCode, TABLE_NAMES, type TableName, tables } from "@centrovision/core";
+import { isServerDown, NETWORK_REASONS } from "./driver-errors/index.js";
 
 /** The error object postgrest-js resolves with: PostgREST's body, or its own for network failures. */
 export interface PostgrestErrorLike {
@@ -14,28 +15,6 @@ export interface ErrorContext {
   readonly host: string;
   readonly table?: TableName;
 }
-
-/** Socket-level causes postgrest-js and undici report in `details` / `cause.code`. */
-const NETWORK_REASONS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "DNS lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ETIMEDOUT: "TCP timeout",
-  EPIPE: "connection broken",
-  UND_ERR_CONNECT_TIMEOUT: "connect timeout",
-  UND_ERR_SOCKET: "connection closed by the other side",
-  UND_ERR_HEADERS_TIMEOUT: "no response headers in time",
-  UND_ERR_BODY_TIMEOUT: "response body stalled",
-};
-
-/** HTTP statuses of a gateway or proxy in front of a database that is not serving. */
-const GATEWAY_DOWN = new Set([502, 503, 504, 520, 521, 522, 523, 524]);
-
-/** SQLSTATE / PostgREST codes of a database that is there but not serving: fail over. */
-const DATABASE_DOWN = /^(08|53|57P0[123]$|PGRST00[0-3]$)/;
 
 const INVALID_VALUE: Readonly<Record<string, string>> = {
   "22001": "text too long",
@@ -157,7 +136,7 @@ function classify(
     ];
   }
   if (code === "57014") return ["timeout", `${where} cancelled the statement (statement_timeout)`];
-  if (DATABASE_DOWN.test(code) || GATEWAY_DOWN.has(status)) {
+  if (isServerDown(code, status)) {
     return ["unavailable", `${where} answered but its database is not serving (${code || `HTTP ${status}`})`];
   }
   if (status >= 200 && status < 300) {

@@ -82,6 +82,9 @@ describe("PostgREST errors", () => {
     ["", 502, "unavailable"],
     ["", 504, "unavailable"],
     ["", 520, "unavailable"],
+    ["", 525, "unavailable"],
+    ["", 530, "unavailable"],
+    ["53100", 500, "unavailable"],
     ["57014", 500, "timeout"],
     ["XX000", 500, "unknown"],
   ];

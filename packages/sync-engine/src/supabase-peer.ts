@@ -1,3 +1,4 @@
+import { GATEWAY_DOWN, isServerDown } from "@centrovision/adapter-supabase/driver-errors";
 import { type CallOptions, CvError, withDeadline } from "@centrovision/core";
 import * as z from "zod";
 import { parseOptions } from "./internal/options.js";
@@ -75,8 +76,6 @@ async function createDefaultClient(url: string, key: string): Promise<SupabaseRp
   });
 }
 
-const UNREACHABLE_STATUS = new Set([0, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 530]);
-
 function toCvError(error: PostgrestErrorLike, status: number, label: string, fn: string): CvError {
   const code = error.code ?? "";
   if (code === "PGRST003") {
@@ -85,7 +84,7 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
       `[sync-engine] ${label} had no free database connection in time (PGRST003)`,
     );
   }
-  if (/^PGRST00[0-2]$/.test(code) || (code === "" && UNREACHABLE_STATUS.has(status))) {
+  if (/^PGRST00[0-2]$/.test(code) || (code === "" && (status === 0 || GATEWAY_DOWN.has(status)))) {
     return new CvError(
       "unavailable",
       `[sync-engine] cannot reach ${label} (HTTP ${status || "no response"})`,
@@ -103,11 +102,11 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
       `[sync-engine] ${label} refused the key (HTTP ${status}, ${code || "no code"})`,
     );
   }
+  if (isServerDown(code, status)) {
+    return new CvError("unavailable", `[sync-engine] ${label} is not serving (${code || `HTTP ${status}`})`);
+  }
   if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith("PGRST"))
     return fromSqlState(code, label, error.message, fn);
-  if (UNREACHABLE_STATUS.has(status)) {
-    return new CvError("unavailable", `[sync-engine] ${label} is not serving (HTTP ${status})`);
-  }
   return new CvError("unknown", `[sync-engine] ${label} answered HTTP ${status} (${code || "no code"})`);
 }
 

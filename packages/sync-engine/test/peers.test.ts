@@ -9,6 +9,7 @@ import {
   isSyncError,
   type PostgresClient,
   START_CURSOR,
+  type SupabaseRpcRequest,
   type SyncPeer,
 } from "../src/index.js";
 import { onServer, serverUrl } from "./support/server.js";
@@ -108,6 +109,28 @@ describe("supabase peer faults", () => {
         () => false,
       );
     expect(answered).toBe(true);
+  });
+
+  it("takes a project that is not serving for unreachable, as the data source does", async () => {
+    for (const [code, status] of [
+      ["53100", 500],
+      ["57P02", 503],
+      ["PGRST000", 503],
+      ["", 525],
+      ["", 530],
+      ["", 0],
+    ] as const) {
+      const answer = { data: null, error: { code, message: "not serving" }, status };
+      const request: SupabaseRpcRequest = {
+        abortSignal: () => request,
+        retry: () => request,
+        // biome-ignore lint/suspicious/noThenProperty: a supabase-js request is a thenable
+        then: (resolve, reject) => Promise.resolve(answer).then(resolve, reject),
+      };
+      const peer = createSupabasePeer({ url: "https://example.supabase.co", client: { rpc: () => request } });
+      expect(await failure(() => peer.node()), `${code} ${status}`).toMatchObject({ code: "unavailable" });
+      await peer.close();
+    }
   });
 
   it("is unavailable at once when the connection is refused", async () => {
