@@ -21,13 +21,13 @@ export type {
   WriteOptions,
 } from "./repository.js";
 export {
-  type Attempt,
   createFailoverRouter,
   type FailoverRouter,
   type FailoverRouterOptions,
   type RouterHooks,
 } from "./router/failover-router.js";
 export type { JournalEntry, UnknownWrite, UnknownWriteOutcome } from "./router/journal.js";
+export type { Attempt } from "./router/router-call.js";
 export {
   parseRouterConfig,
   type RouterConfig,

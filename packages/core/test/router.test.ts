@@ -8,7 +8,7 @@ import {
   type RouterConfigInput,
   type RouterHooks,
 } from "../src/index.js";
-import type { RouterCallContext } from "../src/router/failover-router.js";
+import type { RouterCallContext } from "../src/router/router-call.js";
 import { createFaultySource, type FaultySource } from "./support/faulty-source.js";
 
 const fixtures = createFixtures();

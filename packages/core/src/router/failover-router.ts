@@ -13,6 +13,7 @@ import type { TableName } from "../tables/index.js";
 import { isServing } from "./health.js";
 import { type JournalEntry, type UnknownWrite, type UnknownWriteOutcome, WriteJournal } from "./journal.js";
 import { createRoutedRepository } from "./routed-repository.js";
+import type { RoutedWork, RouterCallContext } from "./router-call.js";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./router-config.js";
 import { buildStatus, type RouterCounters } from "./router-status.js";
 import { TierMonitor } from "./tier-monitor.js";
@@ -61,26 +62,6 @@ export interface FailoverRouter extends DataSource {
   unpin(): void;
   counters(): RouterCounters;
 }
-
-/** What routed calls need from the router; the repository proxy is written against this. */
-export interface RouterCallContext {
-  run<T>(
-    kind: "read" | "write",
-    label: string,
-    options: CallOptions | undefined,
-    work: RoutedWork<T>,
-  ): Promise<T>;
-  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void;
-  recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void;
-}
-
-/** Which tier a routed attempt runs on, and whether an earlier attempt failed. */
-export interface Attempt {
-  readonly tier: number;
-  readonly attempt: number;
-}
-
-export type RoutedWork<T> = (source: DataSource, options: CallOptions, at: Attempt) => Promise<T>;
 
 /**
  * Routes every call to the best tier that answers and moves between tiers by

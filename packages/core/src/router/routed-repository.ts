@@ -4,7 +4,7 @@ import { isCvError, isTierDown } from "../errors.js";
 import type { Repository, WriteOptions } from "../repository.js";
 import type { NewRow, Row, TableName } from "../tables/index.js";
 import { parseNewRow, parseRowPatch } from "../validate.js";
-import type { RouterCallContext } from "./failover-router.js";
+import type { RouterCallContext } from "./router-call.js";
 
 type AnyRow = Record<string, unknown>;
 
