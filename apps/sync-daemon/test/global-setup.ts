@@ -1,5 +1,4 @@
-import { SUPABASE_SUPERUSER, startLocalSupabase, startPostgres } from "@centrovision/testkit";
-import type { TestProject } from "vitest/node";
+import { postgresRun, SUPABASE_SUPERUSER, startLocalSupabase } from "@centrovision/testkit";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -13,21 +12,10 @@ declare module "vitest" {
 /**
  * One PostgreSQL for the run: each test makes its own clinic database on it. One local Supabase
  * (the cloud) on the same server, shared as a real cloud is shared by clinics: every clinic is a
- * node of its own with its own cursors, and tests use rows of their own. Failing to start fails
- * the run: a test that needs a database never skips.
+ * node of its own with its own cursors, and tests use rows of their own.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
+export default postgresRun({ superuser: SUPABASE_SUPERUSER }, async (server) => {
   const cloud = await startLocalSupabase({ postgres: server, log: () => {} });
-  project.provide("postgresUrl", server.url);
-  project.provide("cloud", {
-    url: cloud.url,
-    anonKey: cloud.anonKey,
-    serviceRoleKey: cloud.serviceRoleKey,
-    dbUrl: cloud.dbUrl,
-  });
-  return async () => {
-    await cloud.stop();
-    await server.stop();
-  };
-}
+  const { url, anonKey, serviceRoleKey, dbUrl } = cloud;
+  return { provide: { cloud: { url, anonKey, serviceRoleKey, dbUrl } }, stop: () => cloud.stop() };
+});

@@ -1,6 +1,5 @@
-import { applyMigrations, startPostgres } from "@centrovision/testkit";
+import { applyMigrations, postgresRun } from "@centrovision/testkit";
 import postgres from "postgres";
-import type { TestProject } from "vitest/node";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -14,31 +13,22 @@ declare module "vitest" {
 const TEMPLATES = { c: "cv_adapter_template", esMx: "cv_adapter_template_es_mx" } as const;
 
 /**
- * Starts one PostgreSQL for the whole run and migrates two template databases once; test files
- * copy them, which is much cheaper than migrating each. The cluster is `--no-locale` (C); the
- * second template has a Spanish (Mexico) ICU default collation, as a clinic's server may, so the
- * contract is also proved where text does not sort by code point by default.
- * Failing to start fails the run: a test that needs a database never skips.
+ * One PostgreSQL for the run, with two template databases migrated once; test files copy them,
+ * which is much cheaper than migrating each. The cluster is `--no-locale` (C); the second
+ * template has a Spanish (Mexico) ICU default collation, as a clinic's server may, so the contract
+ * is also proved where text does not sort by code point by default.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startPostgres();
+export default postgresRun({}, async (server) => {
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
   try {
-    const admin = postgres(server.url, { max: 1, onnotice: () => {} });
-    try {
-      await admin.unsafe(`create database ${TEMPLATES.c}`);
-      await admin.unsafe(
-        `create database ${TEMPLATES.esMx} template template0 locale_provider icu icu_locale 'es-MX' locale 'C'`,
-      );
-    } finally {
-      await admin.end();
-    }
-    // applyMigrations closes its connection: a database being copied must have no sessions.
-    for (const name of Object.values(TEMPLATES)) await applyMigrations(server.urlFor(name));
-  } catch (error) {
-    await server.stop();
-    throw error;
+    await admin.unsafe(`create database ${TEMPLATES.c}`);
+    await admin.unsafe(
+      `create database ${TEMPLATES.esMx} template template0 locale_provider icu icu_locale 'es-MX' locale 'C'`,
+    );
+  } finally {
+    await admin.end();
   }
-  project.provide("postgresUrl", server.url);
-  project.provide("templates", TEMPLATES);
-  return () => server.stop();
-}
+  // applyMigrations closes its connection: a database being copied must have no sessions.
+  for (const name of Object.values(TEMPLATES)) await applyMigrations(server.urlFor(name));
+  return { provide: { templates: TEMPLATES } };
+});

@@ -1,5 +1,4 @@
-import { SUPABASE_SUPERUSER, startPostgres } from "@centrovision/testkit";
-import type { TestProject } from "vitest/node";
+import { postgresRun, SUPABASE_SUPERUSER } from "@centrovision/testkit";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -8,13 +7,6 @@ declare module "vitest" {
   }
 }
 
-/**
- * Starts one PostgreSQL 18 for the whole run and hands its URL to the tests (`inject`).
- * Failing to start fails the run: a test that needs a database never skips.
- */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // Its superuser is not `postgres`: Supabase-shaped test databases demote that role, as hosted projects do.
-  const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
-  project.provide("postgresUrl", server.url);
-  return () => server.stop();
-}
+// One PostgreSQL 18 for the run. Its superuser is not `postgres`: Supabase-shaped test databases
+// demote that role, as hosted projects do.
+export default postgresRun({ superuser: SUPABASE_SUPERUSER });

@@ -1,5 +1,4 @@
-import { SUPABASE_SUPERUSER, startPostgres } from "@centrovision/testkit";
-import type { TestProject } from "vitest/node";
+import { postgresRun, SUPABASE_SUPERUSER } from "@centrovision/testkit";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -8,14 +7,6 @@ declare module "vitest" {
   }
 }
 
-/**
- * Starts one PostgreSQL for the whole run and hands its URL to the tests (`inject("postgresUrl")`).
- * Every test file creates the databases it needs on it (a "cloud" and a "clinic" node are two
- * databases of one server), so files never see each other's rows. Failing to start fails the run:
- * a test that needs a database never skips.
- */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startPostgres({ superuser: SUPABASE_SUPERUSER });
-  project.provide("postgresUrl", server.url);
-  return () => server.stop();
-}
+// One PostgreSQL for the run. Every test file creates the databases it needs on it (a "cloud" and
+// a "clinic" node are two databases of one server), so files never see each other's rows.
+export default postgresRun({ superuser: SUPABASE_SUPERUSER });

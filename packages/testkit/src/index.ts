@@ -50,3 +50,4 @@ export {
   type PublicSigningJwk,
   type SigningKey,
 } from "./supabase/signing-key.js";
+export { postgresRun, type RunExtras } from "./vitest-run.js";
