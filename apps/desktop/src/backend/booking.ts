@@ -22,7 +22,9 @@ export interface Booking {
 }
 
 /** Appointments that still hold their slot. */
-const HOLDING = APPOINTMENT_STATUSES.filter((s) => s !== "cancelled" && s !== "no_show");
+export const HOLDING: readonly (typeof APPOINTMENT_STATUSES)[number][] = APPOINTMENT_STATUSES.filter(
+  (s) => s !== "cancelled" && s !== "no_show",
+);
 
 /**
  * How far back a clashing appointment may start. Bookings last at most 8 hours (the

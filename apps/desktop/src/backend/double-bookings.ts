@@ -1,6 +1,7 @@
-import { APPOINTMENT_STATUSES, CvError, type FailoverRouter } from "@centrovision/core";
+import { CvError, type FailoverRouter } from "@centrovision/core";
 import type { DoubleBooking, OfflineTier } from "@centrovision/sync-engine";
 import { type AgendaItem, describeAppointments } from "./agenda.js";
+import { HOLDING } from "./booking.js";
 
 /** The offline tier's list of bookings a server found clashing when this PC's outbox drained. */
 export type DoubleBookings = Pick<OfflineTier, "doubleBookings" | "settleDoubleBooking">;
@@ -20,8 +21,6 @@ export interface DoubleBookingView {
 /** How a person settles a clash: both stay, or one of them is cancelled (with their rights, on the tier in use). */
 export const DOUBLE_BOOKING_CHOICES = ["keep_both", "cancel_booked", "cancel_existing"] as const;
 export type DoubleBookingChoice = (typeof DOUBLE_BOOKING_CHOICES)[number];
-
-const HOLDING = new Set<string>(APPOINTMENT_STATUSES.filter((s) => s !== "cancelled" && s !== "no_show"));
 
 export async function listDoubleBookings(
   router: FailoverRouter,
@@ -73,7 +72,7 @@ export async function settleDoubleBooking(
           "Intente de nuevo cuando haya conexión con la nube o con el servidor de la clínica.",
       );
     }
-    if (HOLDING.has(row.status)) {
+    if (HOLDING.includes(row.status)) {
       await router.table("appointments").update(cancel, { status: "cancelled" });
     }
   }

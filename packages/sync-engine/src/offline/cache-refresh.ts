@@ -208,8 +208,8 @@ export async function refreshCache(
   from: DataSource,
   config: OfflineTierConfig,
   full: boolean,
-  options?: CallOptions,
-  newer: () => ReadonlySet<string> = () => new Set(),
+  options: CallOptions | undefined,
+  newer: () => ReadonlySet<string>,
 ): Promise<RefreshReport> {
   const window = scopeWindow(config.scope, config.now());
   const state = new Map((await store.records<TableState>(CACHE_STATE, options)).map((r) => [r.key, r.value]));
