@@ -321,6 +321,11 @@ describe("over the Supabase RPC gateway", () => {
       status: 403,
       body: { code: "42501", message: "only a clinic server's node credential may call the sync functions" },
     });
+    // The purge a node may call is refused to any other signed-in user.
+    expect(await rpc("cv_sync_purge", { p_retention: "7 days" }, supabase.anonKey, user)).toMatchObject({
+      status: 403,
+      body: { code: "42501" },
+    });
   });
 
   it("moves pages both ways through it: pushes applied by cv_sync_apply, pulls read by cv_sync_pull", async () => {
