@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
 import { pick, seededRandom, testSeeds } from "@centrovision/testkit";
 import type postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "./support/cli.js";
 import { createTestClinic, type TestClinic } from "./support/clinic.js";
 
@@ -23,7 +23,29 @@ const staff = { norte: id(), sur: id(), both: id(), farDoctor: id() };
 const patients = { norte: id(), sur: id(), far: id(), farSeenAtNorte: id() };
 const visit = { farAtNorte: id(), norteAtNorte: id(), encounter: id(), exam: id(), diagnosis: id() };
 
+/**
+ * A pull takes only the entries of transactions older than every transaction still open on the
+ * server (cv_sync.horizon, 0006), and the test files share one PostgreSQL: another file's open
+ * transaction (a clinic database being migrated) holds a `once` here back, and a fixed number of
+ * cycles would not converge. So each cycle first waits until every entry logged so far, on the
+ * cloud and both clinics, is below that horizon.
+ */
+async function pastHorizon(): Promise<void> {
+  const databases = [cloud, norte.sql, sur.sql];
+  await vi.waitFor(
+    async () => {
+      for (const sql of databases) {
+        const [{ behind }] = await sql<{ behind: boolean }[]>`
+          select coalesce(max(txid::text::bigint), 0) >= cv_sync.horizon() as behind from cv_sync.change_log`;
+        expect(behind, "a transaction older than the last logged change is still open").toBe(false);
+      }
+    },
+    { timeout: 30_000, interval: 50 },
+  );
+}
+
 async function once(clinic: TestClinic): Promise<string> {
+  await pastHorizon();
   const result = await cli(clinic, "once");
   expect(result.code, result.stderr + result.stdout).toBe(0);
   return result.stdout;
@@ -244,6 +266,33 @@ describe("two clinics on one cloud, each holding its scope", { timeout: 90_000 }
     expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
       { phone: "55 3333 3333" },
     ]);
+  });
+
+  it("evicts a patient once nothing here references them: a booking made here as the cloud cancelled their last one", async () => {
+    // A patient of the far branch, seen at Norte for one appointment.
+    const [patient, cancelled, rebooked] = [id(), id(), id()];
+    await cloud`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      values (${patient}, ${F}, 'Rosa', 'Téllez', '1971-03-02', 'female', '55 1212 3434')`;
+    await cloud`insert into appointments (id, branch_id, patient_id, starts_at, ends_at, reason, type)
+      values (${cancelled}, ${N}, ${patient}, '2026-12-11T09:00:00-06:00', '2026-12-11T09:30:00-06:00', 'Control', 'follow_up')`;
+    await once(norte);
+    expect(await has(norte, "patients", patient)).toBe(true);
+    // The cloud deletes that appointment while Norte's receptionist books the patient again.
+    await cloud`delete from appointments where id = ${cancelled}`;
+    const receptionist = await personAt("norte", staff.norte);
+    await receptionist`insert into appointments (id, branch_id, patient_id, starts_at, ends_at, reason, type)
+      values (${rebooked}, ${N}, ${patient}, '2026-12-11T10:00:00-06:00', '2026-12-11T10:30:00-06:00', 'Control', 'follow_up')`;
+    // The pull evicts the patient, whom the new booking still references here: the patient stays.
+    // The push then sends the booking, which the cloud refuses (its author no longer sees the
+    // patient) and evicts; the next pull drops it, and with it the patient.
+    await once(norte);
+    expect(await has(norte, "patients", patient)).toBe(true);
+    expect(await cloud`select 1 from cv_sync.quarantine where row_id = ${rebooked}`).toHaveLength(1);
+    await once(norte);
+    expect(await has(norte, "appointments", rebooked)).toBe(false);
+    expect(await has(norte, "patients", patient)).toBe(false);
+    expect(await norte.sql`select 1 from cv_sync.deferred_evictions`).toEqual([]);
+    await expectHoldsItsScope(norte);
   });
 });
 
