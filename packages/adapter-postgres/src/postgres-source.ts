@@ -1,15 +1,7 @@
-import {
-  type Capabilities,
-  CvError,
-  type DataSource,
-  type ProbeResult,
-  type Repository,
-  type TableName,
-  tables,
-} from "@centrovision/core";
+import { type Capabilities, type DataSource, type ProbeResult, repositoriesOf } from "@centrovision/core";
 import { createGuardedCall } from "./internal/guarded-call.js";
 import { createPool } from "./internal/pool.js";
-import { createRepository, type Run } from "./internal/repository.js";
+import { createPostgresDriver, type Run } from "./internal/repository.js";
 import { type PostgresConfigInput, resolvePostgresConfig } from "./postgres-config.js";
 
 /** What the clinic server tier declares. The change feed arrives with the sync engine. */
@@ -57,7 +49,6 @@ export function createPostgresSource(config: PostgresConfigInput): DataSource {
 
   const run: Run = (label, table, callOptions, work) =>
     call(label, table, callOptions, options.callTimeoutMs, work);
-  const repositories = new Map<TableName, Repository<TableName>>();
 
   return {
     id: options.id,
@@ -75,17 +66,7 @@ export function createPostgresSource(config: PostgresConfigInput): DataSource {
           return { latencyMs: performance.now() - started };
         },
       ),
-    table<T extends TableName>(name: T): Repository<T> {
-      let repository = repositories.get(name);
-      if (repository === undefined) {
-        // Callers in plain JavaScript (or over IPC) can pass any string; it becomes an identifier.
-        if (!Object.hasOwn(tables, name))
-          throw new CvError("invalid_input", "[adapter-postgres] unknown table");
-        repository = createRepository(name, run) as unknown as Repository<TableName>;
-        repositories.set(name, repository);
-      }
-      return repository as unknown as Repository<T>;
-    },
+    table: repositoriesOf(createPostgresDriver(run)),
     close() {
       closing ??= Promise.all([pool.end(options.callTimeoutMs), probePool.end(options.callTimeoutMs)]).then(
         () => {},

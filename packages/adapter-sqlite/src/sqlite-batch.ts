@@ -1,17 +1,5 @@
-import {
-  CvError,
-  type NewRow,
-  parseId,
-  parseNewRow,
-  parseOrThrow,
-  parseRowPatch,
-  type Row,
-  type RowPatch,
-  type TableName,
-  tables,
-} from "@centrovision/core";
+import { CvError, parseId, parseOrThrow, type Row, type TableName, tables } from "@centrovision/core";
 import { columnsOf } from "./internal/columns.js";
-import { deleteRow, insertRow, updateRow, upsertRow } from "./internal/row-operations.js";
 import { encodeValue, type StoredRow, toRow } from "./internal/row-sql.js";
 import type { WriteSession } from "./internal/write-session.js";
 
@@ -34,14 +22,11 @@ export interface SqliteChangedRow {
 /**
  * The operations of one {@link SqliteSource.batch} call. Everything done through it is one
  * SQLite transaction and one fsync'd journal record: it is all durable when the batch resolves,
- * or none of it happened. Methods are synchronous and throw `CvError` like the repository's.
+ * or none of it happened. Methods are synchronous and throw `CvError` like the repository's. A
+ * repository's writes can join such a transaction through {@link SqliteSource.tablesWith}.
  */
 export interface SqliteBatch {
   get<T extends TableName>(table: T, id: string): Row<T> | null;
-  insert<T extends TableName>(table: T, row: NewRow<T>): Row<T>;
-  upsert<T extends TableName>(table: T, row: NewRow<T>, expectedVersion?: string): Row<T>;
-  update<T extends TableName>(table: T, id: string, patch: RowPatch<T>, expectedVersion?: string): Row<T>;
-  delete(table: TableName, id: string, expectedVersion?: string): boolean;
   /**
    * Stores a row exactly as another tier returned it: `version`, `base_version`, `created_at`
    * and `updated_at` are kept, not re-stamped. For caches and for applying replicated rows.
@@ -58,9 +43,6 @@ export interface SqliteBatch {
 }
 
 type Values = Record<string, unknown>;
-
-const defined = (values: object): Values =>
-  Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
 
 /** A stored image of a row that was validated against its table schema. */
 function imageOf(table: TableName, row: Values): StoredRow {
@@ -92,12 +74,6 @@ export function createBatch(session: WriteSession): SqliteBatch {
       const image = session.current(table, parseId(id, table));
       return image ? toRow(table, image) : null;
     },
-    insert: (table, row) => insertRow(session, table, defined(parseNewRow(table, row))),
-    upsert: (table, row, expectedVersion) =>
-      upsertRow(session, table, defined(parseNewRow(table, row)), expectedVersion),
-    update: (table, id, patch, expectedVersion) =>
-      updateRow(session, table, parseId(id, table), defined(parseRowPatch(table, patch)), expectedVersion),
-    delete: (table, id, expectedVersion) => deleteRow(session, table, parseId(id, table), expectedVersion),
     putVerbatim: (table, row) => {
       const stored = parseOrThrow(
         tables[table].rowSchema,

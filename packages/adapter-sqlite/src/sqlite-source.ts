@@ -3,13 +3,11 @@ import {
   type Capabilities,
   CvError,
   type DataSource,
+  type DriverCall,
   isCvError,
-  type ListQuery,
-  parseId,
-  parseListQuery,
-  parseNewRow,
-  parseRowPatch,
   type Repository,
+  type RepositoryDriver,
+  repositoriesOf,
   type TableName,
   withDeadline,
 } from "@centrovision/core";
@@ -17,7 +15,7 @@ import { importKey } from "./internal/cipher.js";
 import { DurableStore, type RecoveryReport } from "./internal/durable-store.js";
 import { listSql } from "./internal/list-sql.js";
 import { deleteRow, insertRow, updateRow, upsertRow } from "./internal/row-operations.js";
-import { type StoredRow, selectRowSql, toRow } from "./internal/row-sql.js";
+import { type StoredRow, toRow } from "./internal/row-sql.js";
 import { WriteGate } from "./internal/write-gate.js";
 import { WriteSession } from "./internal/write-session.js";
 import { createBatch, readRecords, type SqliteBatch, type SqliteRecord } from "./sqlite-batch.js";
@@ -52,15 +50,15 @@ export interface SqliteSource extends DataSource {
    * throws, nothing it did happened. `work` must be synchronous: no other call runs meanwhile.
    */
   batch<R>(work: (batch: SqliteBatch) => R, options?: CallOptions): Promise<R>;
+  /**
+   * `table()` whose every write also runs `afterWrite` in its transaction and journal record (e.g.
+   * to note the change in an outbox): both are durable when the write resolves, or neither
+   * happened. `afterWrite` must be synchronous.
+   */
+  tablesWith(afterWrite: (batch: SqliteBatch) => void): <T extends TableName>(name: T) => Repository<T>;
   /** The records of `collection`, in first-written order (see {@link SqliteBatch.setRecord}). */
   records<V = unknown>(collection: string, options?: CallOptions): Promise<SqliteRecord<V>[]>;
 }
-
-type Values = Record<string, unknown>;
-
-/** Omitted and `undefined` mean the same: the column keeps its current or default value. */
-const defined = (values: object): Values =>
-  Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
 
 /**
  * Opens (creating if needed) the encrypted database file at `config.path` and returns a source
@@ -169,59 +167,36 @@ export async function createSqliteSource(config: SqliteSourceConfig): Promise<Sq
     });
   }
 
-  function repository<T extends TableName>(table: T): Repository<T> {
-    const label = (op: string) => `${table}.${op}`;
-    return {
-      table,
-      get: (id, o) =>
-        call(label("get"), o, async () => {
-          const rowId = parseId(id, table);
-          return read(label("get"), table, () => {
-            const image = sql.objects(selectRowSql(table), [rowId])[0] as StoredRow | undefined;
-            return image ? toRow(table, image) : null;
-          });
-        }),
-      list: (query, o) =>
-        call(label("list"), o, async () => {
-          const { text, params } = listSql(table, parseListQuery(table, query) as ListQuery<Values>);
-          return read(label("list"), table, () =>
-            sql.objectsOnce(text, params).map((image) => toRow(table, image as StoredRow)),
-          );
-        }),
-      insert: (row, o) =>
-        call(label("insert"), o, async (signal) => {
-          const values = defined(parseNewRow(table, row));
-          return write(label("insert"), table, signal, (s) => insertRow(s, table, values));
-        }),
-      upsert: (row, o) =>
-        call(label("upsert"), o, async (signal) => {
-          const values = defined(parseNewRow(table, row));
-          return write(label("upsert"), table, signal, (s) =>
-            upsertRow(s, table, values, o?.expectedVersion),
-          );
-        }),
-      upsertMany: (rows, o) =>
-        call(label("upsertMany"), o, async (signal) => {
-          const batch = rows.map((row) => defined(parseNewRow(table, row)));
-          return write(label("upsertMany"), table, signal, (s) =>
-            batch.map((values) => upsertRow(s, table, values)),
-          );
-        }),
-      update: (id, patch, o) =>
-        call(label("update"), o, async (signal) => {
-          const rowId = parseId(id, table);
-          const values = defined(parseRowPatch(table, patch));
-          return write(label("update"), table, signal, (s) =>
-            updateRow(s, table, rowId, values, o?.expectedVersion),
-          );
-        }),
-      delete: (id, o) =>
-        call(label("delete"), o, async (signal) => {
-          const rowId = parseId(id, table);
-          return write(label("delete"), table, signal, (s) => deleteRow(s, table, rowId, o?.expectedVersion));
-        }),
-    };
-  }
+  /**
+   * Reads run on the database as it is; writes inside one transaction and journal record
+   * (`write`). Either way the work gets a session: a read's never changes anything.
+   */
+  const driverWith = (afterWrite?: (batch: SqliteBatch) => void): RepositoryDriver<WriteSession> => ({
+    name: "adapter-sqlite",
+    run: <R>(c: DriverCall, work: (s: WriteSession) => R | Promise<R>) =>
+      call(c.action, c.options, (signal) =>
+        c.mode === "write"
+          ? write(c.action, c.table, signal, (s) => {
+              // This driver's primitives answer synchronously: the transaction is synchronous.
+              const result = work(s) as R;
+              afterWrite?.(createBatch(s));
+              return result;
+            })
+          : read(c.action, c.table, () => work(new WriteSession(sql)) as R),
+      ),
+    get: (s, table, id) => {
+      const image = s.read(table, id);
+      return image === null ? null : toRow(table, image);
+    },
+    list: (s, table, query) => {
+      const { text, params } = listSql(table, query);
+      return s.sql.objectsOnce(text, params).map((image) => toRow(table, image as StoredRow));
+    },
+    insert: insertRow,
+    upsert: (s, table, rows) => rows.map((values) => upsertRow(s, table, values)),
+    update: updateRow,
+    delete: deleteRow,
+  });
 
   return {
     id,
@@ -243,7 +218,8 @@ export async function createSqliteSource(config: SqliteSourceConfig): Promise<Sq
           await store.snapshot();
         }),
       ),
-    table: repository,
+    table: repositoriesOf(driverWith()),
+    tablesWith: (afterWrite) => repositoriesOf(driverWith(afterWrite)),
     batch: (work, o) =>
       call("batch", o, async (signal) => write("batch", undefined, signal, (s) => work(createBatch(s)))),
     records: (collection, o) =>

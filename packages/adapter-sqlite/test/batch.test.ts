@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { describe, expect, it } from "vitest";
-import { createSqliteSource, openSqliteReadOnly } from "../src/index.js";
+import { createSqliteSource, openSqliteReadOnly, type SqliteChangedRow } from "../src/index.js";
 import { readStoredRow, useTempSource } from "./support/temp-database.js";
 
 const fixtures = createFixtures();
@@ -10,13 +10,13 @@ const fixtures = createFixtures();
 describe("batch: rows and records in one durable write", () => {
   const current = useTempSource();
 
-  it("writes a row and a record together; both are in the journal when it resolves", async () => {
+  it("a repository write and what its afterWrite records are one journal record", async () => {
     const branch = fixtures.branch();
-    const stored = await current.source.batch((batch) => {
-      const row = batch.insert("branches", branch);
-      batch.setRecord("outbox", `branches:${row.id}`, { version: row.version });
-      return row;
+    const outbox = current.source.tablesWith((batch) => {
+      for (const change of batch.changes())
+        batch.setRecord("outbox", `${change.table}:${change.id}`, { version: change.row?.version ?? null });
     });
+    const stored = await outbox("branches").insert(branch);
     expect(await readStoredRow(current.db.path, current.db.key, "branches", branch.id)).toMatchObject({
       version: stored.version,
     });
@@ -33,17 +33,16 @@ describe("batch: rows and records in one durable write", () => {
     ]);
   });
 
-  it("a batch that throws leaves neither the row nor the record", async () => {
+  it("a write whose afterWrite throws leaves neither the row nor the record", async () => {
     const branch = fixtures.branch();
-    const error = await current.source
-      .batch((batch) => {
-        batch.insert("branches", branch);
-        batch.setRecord("outbox", "k", 1);
-        batch.insert("branches", branch);
-      })
+    const failing = current.source.tablesWith((batch) => {
+      batch.setRecord("outbox", "k", 1);
+      throw new CvError("unavailable", "[test] the outbox refused");
+    });
+    const error = await failing("branches")
+      .insert(branch)
       .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(CvError);
-    expect((error as CvError).code).toBe("constraint");
+    expect(error).toMatchObject({ code: "unavailable", message: "[test] the outbox refused" });
     expect(await current.source.table("branches").get(branch.id)).toBeNull();
     expect(await current.source.records("outbox")).toEqual([]);
   });
@@ -110,11 +109,12 @@ describe("batch: rows and records in one durable write", () => {
       user_id: profile.id,
       branch_id: branch.id,
     });
-    const changes = await current.source.batch((batch) => {
-      batch.update("branches", branch.id, { name: "Sucursal Sur" });
-      batch.delete("profiles", profile.id);
-      return batch.changes();
+    let changes: SqliteChangedRow[] = [];
+    const watched = current.source.tablesWith((batch) => {
+      changes = [...changes, ...batch.changes()];
     });
+    await watched("branches").update(branch.id, { name: "Sucursal Sur" });
+    await watched("profiles").delete(profile.id);
     expect(changes).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ table: "branches", id: branch.id, previousVersion: branch.version }),

@@ -1,5 +1,5 @@
 import { rename, rm } from "node:fs/promises";
-import { describeSourceContract } from "@centrovision/testkit/contract";
+import { type ContractHarness, describeSourceContract } from "@centrovision/testkit/contract";
 import { createSqliteSource } from "../src/index.js";
 import { countStoredRows, readStoredRow, tempDatabase } from "./support/temp-database.js";
 
@@ -8,9 +8,9 @@ describeSourceContract({
   capabilities: { transactions: true, changeFeed: false, durable: true, rowLevelSecurity: false },
   async create() {
     const db = await tempDatabase();
-    const source = await createSqliteSource({ path: db.path, key: db.key });
+    let source = await createSqliteSource({ path: db.path, key: db.key });
     const gone = `${db.dir}-gone`;
-    return {
+    const harness: ContractHarness = {
       source,
       // A second, independent reader over the files: what the probe sees was fsync'd to disk.
       probe: {
@@ -20,10 +20,16 @@ describeSourceContract({
       // The local failure a PC really sees: the folder holding the database disappears
       // (USB disk pulled, network share dropped, folder deleted by a cleanup tool).
       cut: () => rename(db.dir, gone),
+      async reopen() {
+        await source.close();
+        source = await createSqliteSource({ path: db.path, key: db.key });
+        harness.source = source;
+      },
       async cleanup() {
         await source.close().catch(() => {});
         await Promise.all([db.remove(), rm(gone, { recursive: true, force: true })]);
       },
     };
+    return harness;
   },
 });

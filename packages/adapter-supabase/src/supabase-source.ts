@@ -2,14 +2,13 @@ import {
   type Capabilities,
   CvError,
   type DataSource,
-  type Repository,
+  repositoriesOf,
   type TableName,
-  tables,
   withDeadline,
 } from "@centrovision/core";
 import { createDefaultClient, type SupabaseClientLike } from "./internal/client.js";
 import { probeHealth } from "./internal/probe.js";
-import { createRepository, type Run, type Send } from "./internal/repository.js";
+import { createSupabaseDriver, type Run, type Send } from "./internal/repository.js";
 import { resolveSupabaseConfig, type SupabaseConfig, type SupabaseConfigInput } from "./supabase-config.js";
 import { type ErrorContext, fromPostgrest, fromThrown } from "./supabase-errors.js";
 
@@ -96,7 +95,6 @@ export function createSupabaseSource(input: SupabaseConfigInput): DataSource {
     }
   };
 
-  const repositories = new Map<TableName, Repository<TableName>>();
   const target = {
     endpoint: new URL("rest/v1/rpc/cv_health", base).href,
     key: config.key,
@@ -113,17 +111,7 @@ export function createSupabaseSource(input: SupabaseConfigInput): DataSource {
         probeHealth(target, signal),
       );
     },
-    table<T extends TableName>(name: T): Repository<T> {
-      let repository = repositories.get(name);
-      if (repository === undefined) {
-        // Callers in plain JavaScript (or over IPC) can pass any string; it becomes a URL path.
-        if (!Object.hasOwn(tables, name))
-          throw new CvError("invalid_input", "[adapter-supabase] unknown table");
-        repository = createRepository(name, run, config.pageSize) as unknown as Repository<TableName>;
-        repositories.set(name, repository);
-      }
-      return repository as unknown as Repository<T>;
-    },
+    table: repositoriesOf(createSupabaseDriver(run, config.pageSize)),
     async close() {
       closed = true;
     },

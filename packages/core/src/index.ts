@@ -21,6 +21,14 @@ export type {
   WriteOptions,
 } from "./repository.js";
 export {
+  createRepository,
+  type DriverCall,
+  type DriverRow,
+  type Miss,
+  type RepositoryDriver,
+  repositoriesOf,
+} from "./repository-driver.js";
+export {
   createFailoverRouter,
   type FailoverRouter,
   type FailoverRouterOptions,

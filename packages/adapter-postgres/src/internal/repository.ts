@@ -2,16 +2,9 @@ import {
   type CallOptions,
   CvError,
   isCvError,
-  type ListQuery,
-  parseId,
-  parseListQuery,
-  parseNewRow,
-  parseRowPatch,
   parseStoredRow,
-  type Repository,
-  type Row,
+  type RepositoryDriver,
   type TableName,
-  type WriteOptions,
 } from "@centrovision/core";
 import { type Executor, execute } from "./execute.js";
 import type { Generation } from "./pool.js";
@@ -27,10 +20,6 @@ export type Run = <R>(
   work: (generation: Generation) => Promise<R>,
 ) => Promise<R>;
 
-/** Omitted and `undefined` mean the same: the column keeps its current or default value. */
-const defined = (values: object): AnyRow =>
-  Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
-
 /** Tables whose rows were already checked on a pool generation. */
 const verified = new WeakMap<Generation, Set<TableName>>();
 
@@ -43,10 +32,10 @@ const verified = new WeakMap<Generation, Set<TableName>>();
  * so a value-level difference such as an enum label only the server knows passes unchecked here;
  * the sync engine's schema fingerprint reports that.
  */
-function checked<T extends TableName>(generation: Generation, table: T, rows: readonly AnyRow[]): Row<T>[] {
+function checked(generation: Generation, table: TableName, rows: AnyRow[]): AnyRow[] {
   const first = rows[0];
   const done = verified.get(generation) ?? new Set<TableName>();
-  if (first === undefined || done.has(table)) return rows as Row<T>[];
+  if (first === undefined || done.has(table)) return rows;
   try {
     parseStoredRow(table, first);
   } catch (error) {
@@ -60,98 +49,62 @@ function checked<T extends TableName>(generation: Generation, table: T, rows: re
   }
   done.add(table);
   verified.set(generation, done);
-  return rows as Row<T>[];
+  return rows;
 }
 
-const versionConflict = (table: TableName) =>
-  new CvError("conflict", `[adapter-postgres] ${table} row changed since it was read (version mismatch)`, {
-    table,
-  });
-
-/** A repository over one table; every method is one atomic statement (upsertMany one transaction). */
-export function createRepository<T extends TableName>(table: T, run: Run): Repository<T> {
-  const one = (generation: Generation, rows: readonly AnyRow[]): Row<T> =>
-    checked(generation, table, rows)[0] as Row<T>;
-  const found = async (executor: Executor, id: string) =>
+/** The clinic server as a core `RepositoryDriver`: each primitive is one statement (a batch of upserts one transaction). */
+export function createPostgresDriver(run: Run): RepositoryDriver<Generation> {
+  const found = async (executor: Executor, table: TableName, id: string) =>
     (await execute(executor, statements.exists(table, id))).length > 0;
-
-  async function upsertOne(
-    generation: Generation,
-    row: AnyRow,
-    expectedVersion: string | undefined,
-  ): Promise<Row<T>> {
-    if (expectedVersion === undefined)
-      return one(generation, await execute(generation.sql, statements.upsert(table, [row])));
-    // A version precondition needs the row to exist (as in the memory source): an insert would
-    // create what the caller believed was there at that version.
-    const { id, ...values } = row;
-    const updated = await execute(
-      generation.sql,
-      statements.update(table, String(id), values, expectedVersion),
-    );
-    if (updated.length === 0) throw versionConflict(table);
-    return one(generation, updated);
-  }
+  /** Zero rows changed: no row, or (with a version precondition) the row at another version. */
+  const miss = async (generation: Generation, table: TableName, id: string, expected: string | undefined) =>
+    expected !== undefined && (await found(generation.sql, table, id)) ? "stale" : "missing";
 
   return {
-    table,
-    get: (id, options) =>
-      run(`${table}.get`, table, options, async (generation) => {
-        const rows = await execute(generation.sql, statements.selectById(table, parseId(id, table)));
-        return rows.length === 0 ? null : one(generation, rows);
-      }),
-    list: (query, options) =>
-      run(`${table}.list`, table, options, async (generation) => {
-        const parsed = parseListQuery(table, query) as ListQuery<AnyRow>;
-        return checked(
-          generation,
-          table,
-          await execute(generation.sql, statements.selectList(table, parsed)),
-        );
-      }),
-    insert: (row, options) =>
-      run(`${table}.insert`, table, options, async (generation) => {
-        const values = defined(parseNewRow(table, row));
-        return one(generation, await execute(generation.sql, statements.insert(table, values)));
-      }),
-    upsert: (row, options?: WriteOptions) =>
-      run(`${table}.upsert`, table, options, (generation) =>
-        upsertOne(generation, defined(parseNewRow(table, row)), options?.expectedVersion),
-      ),
-    upsertMany: (rows, options) =>
-      run(`${table}.upsertMany`, table, options, async (generation) => {
-        // Validate everything before the transaction opens: an invalid row costs no round trip.
-        const values = rows.map((row) => defined(parseNewRow(table, row)));
-        if (values.length === 0) return [];
-        return generation.sql.begin(async (tx) => {
-          const written: Row<T>[] = [];
-          for (const batch of statements.upsertBatches(values)) {
-            const returned = checked(generation, table, await execute(tx, statements.upsert(table, batch)));
-            // RETURNING order is not guaranteed; ids are unique within a batch.
-            const byId = new Map(returned.map((row) => [row.id, row]));
-            for (const row of batch) written.push(byId.get(String(row.id)) as Row<T>);
-          }
-          return written;
-        }) as Promise<Row<T>[]>;
-      }),
-    update: (id, patch, options?: WriteOptions) =>
-      run(`${table}.update`, table, options, async (generation) => {
-        const key = parseId(id, table);
-        const values = defined(parseRowPatch(table, patch));
-        const expected = options?.expectedVersion;
-        const updated = await execute(generation.sql, statements.update(table, key, values, expected));
-        if (updated.length > 0) return one(generation, updated);
-        if (expected !== undefined && (await found(generation.sql, key))) throw versionConflict(table);
-        throw new CvError("not_found", `[adapter-postgres] no ${table} row with this id`, { table });
-      }),
-    delete: (id, options?: WriteOptions) =>
-      run(`${table}.delete`, table, options, async (generation) => {
-        const key = parseId(id, table);
-        const expected = options?.expectedVersion;
-        const deleted = await execute(generation.sql, statements.remove(table, key, expected));
-        if (deleted.length > 0) return true;
-        if (expected !== undefined && (await found(generation.sql, key))) throw versionConflict(table);
-        return false;
-      }),
+    name: "adapter-postgres",
+    run: (call, work) => run(call.action, call.table, call.options, async (generation) => work(generation)),
+    async get(generation, table, id) {
+      const rows = await execute(generation.sql, statements.selectById(table, id));
+      return rows.length === 0 ? null : (checked(generation, table, rows)[0] ?? null);
+    },
+    list: async (generation, table, query) =>
+      checked(generation, table, await execute(generation.sql, statements.selectList(table, query))),
+    insert: async (generation, table, values) =>
+      checked(
+        generation,
+        table,
+        await execute(generation.sql, statements.insert(table, values)),
+      )[0] as AnyRow,
+    async upsert(generation, table, rows) {
+      const batches = statements.upsertBatches(rows);
+      const write = async (executor: Executor) => {
+        const written: AnyRow[] = [];
+        for (const batch of batches) {
+          const returned = checked(
+            generation,
+            table,
+            await execute(executor, statements.upsert(table, batch)),
+          );
+          // RETURNING order is not guaranteed; ids are unique within a batch.
+          const byId = new Map(returned.map((row) => [row.id, row]));
+          for (const row of batch) written.push(byId.get(String(row.id)) as AnyRow);
+        }
+        return written;
+      };
+      // One statement is atomic by itself; several are one transaction.
+      return batches.length === 1
+        ? write(generation.sql)
+        : (generation.sql.begin(write) as Promise<AnyRow[]>);
+    },
+    async update(generation, table, id, values, expected) {
+      const updated = await execute(generation.sql, statements.update(table, id, values, expected));
+      return updated.length > 0
+        ? (checked(generation, table, updated)[0] as AnyRow)
+        : miss(generation, table, id, expected);
+    },
+    async delete(generation, table, id, expected) {
+      const deleted = await execute(generation.sql, statements.remove(table, id, expected));
+      return deleted.length > 0 ? true : miss(generation, table, id, expected);
+    },
   };
 }

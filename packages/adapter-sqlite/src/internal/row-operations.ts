@@ -1,4 +1,4 @@
-import { CvError, type Row, type TableName } from "@centrovision/core";
+import { CvError, type Miss, type Row, type TableName } from "@centrovision/core";
 import { missingParent, restrictingChild } from "./foreign-key-diagnosis.js";
 import {
   deleteSql,
@@ -22,16 +22,16 @@ type Values = Record<string, unknown>;
 
 const unattributed = (values: Values): Values => ({ ...values, created_by: null, updated_by: null });
 
-function checkVersion(table: TableName, current: StoredRow | null, expected: string | undefined): void {
-  if (expected !== undefined && current?.version !== expected) {
-    throw new CvError(
-      "conflict",
-      `[adapter-sqlite] ${table} row changed since it was read (version mismatch)`,
-      {
-        table,
-      },
-    );
-  }
+/** A miss of an update or delete of row `id`, or the row it may change. */
+function target(
+  session: WriteSession,
+  table: TableName,
+  id: string,
+  expected: string | undefined,
+): StoredRow | Miss {
+  const current = session.read(table, id);
+  if (current === null) return "missing";
+  return expected !== undefined && current.version !== expected ? "stale" : current;
 }
 
 function stored<T extends TableName>(session: WriteSession, table: T, id: string): Row<T> {
@@ -51,21 +51,15 @@ export function insertRow<T extends TableName>(session: WriteSession, table: T, 
   return stored(session, table, String(values.id));
 }
 
-export function upsertRow<T extends TableName>(
-  session: WriteSession,
-  table: T,
-  values: Values,
-  expectedVersion?: string,
-): Row<T> {
-  const id = String(values.id);
-  checkVersion(table, session.read(table, id), expectedVersion);
+/** Creates the row or overwrites its given columns. */
+export function upsertRow<T extends TableName>(session: WriteSession, table: T, values: Values): Row<T> {
   const [names, params] = encodeColumns(table, unattributed(values));
   session.statement(upsertSql(table, names), params, {
     action: `${table}.upsert`,
     table,
     diagnose: () => missingParent(session.sql, table, values),
   });
-  return stored(session, table, id);
+  return stored(session, table, String(values.id));
 }
 
 export function updateRow<T extends TableName>(
@@ -73,12 +67,10 @@ export function updateRow<T extends TableName>(
   table: T,
   id: string,
   values: Values,
-  expectedVersion?: string,
-): Row<T> {
-  const current = session.read(table, id);
-  if (current === null)
-    throw new CvError("not_found", `[adapter-sqlite] no ${table} row with this id`, { table });
-  checkVersion(table, current, expectedVersion);
+  expectedVersion: string | undefined,
+): Row<T> | Miss {
+  const current = target(session, table, id, expectedVersion);
+  if (typeof current === "string") return current;
   const [names, params] = encodeColumns(table, values);
   session.statement(updateSql(table, names), [...params, id], {
     action: `${table}.update`,
@@ -88,16 +80,15 @@ export function updateRow<T extends TableName>(
   return stored(session, table, id);
 }
 
-/** True when the row existed and is gone (with its cascades), false when there was none. */
+/** True when the row is gone (with its cascades). */
 export function deleteRow(
   session: WriteSession,
   table: TableName,
   id: string,
-  expectedVersion?: string,
-): boolean {
-  const current = session.read(table, id);
-  if (current === null) return false;
-  checkVersion(table, current, expectedVersion);
+  expectedVersion: string | undefined,
+): true | Miss {
+  const current = target(session, table, id, expectedVersion);
+  if (typeof current === "string") return current;
   session.statement(deleteSql(table), [id], {
     action: `${table}.delete`,
     table,

@@ -4,9 +4,8 @@ import type { Capabilities, DataSource } from "../data-source.js";
 import { type CallOptions, withDeadline } from "../deadline.js";
 import { CvError } from "../errors.js";
 import { applyListQuery, type EnumRanks } from "../internal/row-query.js";
-import type { ListQuery, Repository, WriteOptions } from "../repository.js";
-import { canonicalTimestamp, type Row, TABLE_NAMES, type TableName, tables } from "../tables/index.js";
-import { parseId, parseListQuery, parseNewRow, parseRowPatch } from "../validate.js";
+import { type Miss, type RepositoryDriver, repositoriesOf } from "../repository-driver.js";
+import { canonicalTimestamp, TABLE_NAMES, type TableName, tables } from "../tables/index.js";
 
 type AnyRow = Record<string, unknown>;
 
@@ -63,9 +62,13 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
 
   const rowsOf = (table: TableName) => store.get(table) as Map<string, AnyRow>;
 
-  async function call<R>(label: string, callOptions: CallOptions | undefined, work: () => R): Promise<R> {
+  async function call<R>(
+    label: string,
+    callOptions: CallOptions | undefined,
+    work: () => R | Promise<R>,
+  ): Promise<R> {
     if (closed) throw new CvError("unavailable", `[core] memory source ${id} is closed`);
-    return withDeadline(`[core] ${label}`, callOptions, timeoutMs, async () => structuredClone(work()));
+    return withDeadline(`[core] ${label}`, callOptions, timeoutMs, async () => structuredClone(await work()));
   }
 
   function checkConstraints(table: TableName, row: AnyRow): void {
@@ -98,14 +101,6 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
           );
         }
       }
-    }
-  }
-
-  function checkVersion(table: TableName, current: AnyRow | undefined, options?: WriteOptions): void {
-    if (options?.expectedVersion !== undefined && current?.version !== options.expectedVersion) {
-      throw new CvError("conflict", `[core] ${table} row changed since it was read (version mismatch)`, {
-        table,
-      });
     }
   }
 
@@ -147,17 +142,6 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
     return stored;
   }
 
-  /** Omitted and `undefined` mean the same: the column keeps its current or default value. */
-  const defined = (values: object): AnyRow =>
-    Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
-
-  function upsertOne(table: TableName, row: unknown, options?: WriteOptions): AnyRow {
-    const values = defined(parseNewRow(table, row));
-    const current = rowsOf(table).get(String(values.id));
-    checkVersion(table, current, options);
-    return write(table, current, values);
-  }
-
   function deleteRow(table: TableName, rowId: string): void {
     for (const child of TABLE_NAMES) {
       for (const fk of tables[child].foreignKeys) {
@@ -193,62 +177,47 @@ export function createMemorySource(options: MemorySourceOptions = {}): MemorySou
     }
   }
 
-  function repository<T extends TableName>(table: T): Repository<T> {
-    return {
-      table,
-      get: (rowId, o) =>
-        call(`${table}.get`, o, () => (rowsOf(table).get(parseId(rowId, table)) ?? null) as Row<T> | null),
-      list: (query, o) =>
-        call(`${table}.list`, o, () => {
-          const parsed = parseListQuery(table, query) as ListQuery<AnyRow>;
-          return applyListQuery(rowsOf(table).values(), parsed, RANKS[table]) as Row<T>[];
-        }),
-      insert: (row, o) =>
-        call(`${table}.insert`, o, () => {
-          const values = defined(parseNewRow(table, row));
-          if (rowsOf(table).has(String(values.id))) {
-            throw new CvError("constraint", `[core] ${table} already has a row with this id`, {
-              table,
-              constraint: `${table}_pkey`,
-            });
-          }
-          return atomically(() => write(table, undefined, values)) as Row<T>;
-        }),
-      upsert: (row, o) =>
-        call(`${table}.upsert`, o, () => atomically(() => upsertOne(table, row, o)) as Row<T>),
-      upsertMany: (rows, o) =>
-        call(
-          `${table}.upsertMany`,
-          o,
-          () => atomically(() => rows.map((row) => upsertOne(table, row))) as Row<T>[],
-        ),
-      update: (rowId, patch, o) =>
-        call(`${table}.update`, o, () => {
-          const key = parseId(rowId, table);
-          const values = defined(parseRowPatch(table, patch));
-          const current = rowsOf(table).get(key);
-          if (!current) throw new CvError("not_found", `[core] no ${table} row with this id`, { table });
-          checkVersion(table, current, o);
-          return atomically(() => write(table, current, values)) as Row<T>;
-        }),
-      delete: (rowId, o) =>
-        call(`${table}.delete`, o, () => {
-          const key = parseId(rowId, table);
-          const current = rowsOf(table).get(key);
-          if (!current) return false;
-          checkVersion(table, current, o);
-          atomically(() => deleteRow(table, key));
-          return true;
-        }),
-    };
+  /** A miss of an update or delete of `rowId`, or the row it may change. */
+  function target(table: TableName, rowId: string, expectedVersion: string | undefined): AnyRow | Miss {
+    const current = rowsOf(table).get(rowId);
+    if (current === undefined) return "missing";
+    return expectedVersion !== undefined && current.version !== expectedVersion ? "stale" : current;
   }
+
+  const driver: RepositoryDriver<void> = {
+    name: "core",
+    run: (c, work) => call(c.action, c.options, () => (c.mode === "write" ? atomically(work) : work())),
+    get: (_, table, rowId) => rowsOf(table).get(rowId) ?? null,
+    list: (_, table, query) => applyListQuery(rowsOf(table).values(), query, RANKS[table]),
+    insert(_, table, values) {
+      if (rowsOf(table).has(String(values.id))) {
+        throw new CvError("constraint", `[core] ${table} already has a row with this id`, {
+          table,
+          constraint: `${table}_pkey`,
+        });
+      }
+      return write(table, undefined, values);
+    },
+    upsert: (_, table, rows) =>
+      rows.map((values) => write(table, rowsOf(table).get(String(values.id)), values)),
+    update(_, table, rowId, values, expectedVersion) {
+      const current = target(table, rowId, expectedVersion);
+      return typeof current === "string" ? current : write(table, current, values);
+    },
+    delete(_, table, rowId, expectedVersion) {
+      const current = target(table, rowId, expectedVersion);
+      if (typeof current === "string") return current;
+      deleteRow(table, rowId);
+      return true;
+    },
+  };
 
   return {
     id,
     kind: "memory",
     capabilities: CAPABILITIES,
     probe: (o) => call("probe", o, () => ({ latencyMs: 0 })),
-    table: repository,
+    table: repositoriesOf(driver),
     store: {
       row: (table, rowId) => structuredClone(rowsOf(table).get(rowId) ?? null),
       count: (table) => rowsOf(table).size,

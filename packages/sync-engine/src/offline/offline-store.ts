@@ -6,7 +6,7 @@ import type { SqliteBatch, SqliteSource } from "@centrovision/adapter-sqlite";
  */
 export type OfflineStore = Pick<
   SqliteSource,
-  "id" | "kind" | "capabilities" | "probe" | "table" | "close" | "batch" | "records"
+  "id" | "kind" | "capabilities" | "probe" | "table" | "tablesWith" | "close" | "batch" | "records"
 >;
 
 /** One atomic, durable write call on the store. */

@@ -13,17 +13,29 @@ export interface ContractProbe {
 }
 
 export interface ContractHarness {
-  /** A source over an empty database. */
+  /** A source over an empty database ({@link reopen} replaces it). */
   source: DataSource;
   probe: ContractProbe;
   /** Makes the source's backend stop answering (e.g. a blackholed link), for deadline cases. */
   cut?: () => Promise<void>;
+  /**
+   * Closes `source` and puts a new one in its place over the same store, as a restart of the app
+   * would. Required when the source declares `durable`; a source that does not may offer it too.
+   */
+  reopen?: () => Promise<void>;
+  /**
+   * A source over the same database as a signed-in person who works at no branch. Required when
+   * the source declares `rowLevelSecurity`. The harness closes it in `cleanup`.
+   */
+  stranger?: () => Promise<DataSource>;
   /** Releases everything `create` made. */
   cleanup(): Promise<void>;
 }
 
 export const CONTRACT_CASES = [
   "capabilities",
+  "capabilities.durable",
+  "capabilities.row-level-security",
   "probe.up",
   "probe.deadline",
   "get.missing",
@@ -123,6 +135,50 @@ export function describeSourceContract(options: SourceContractOptions): void {
     ctx.test("capabilities", "declares the expected capabilities", async () => {
       expect(harness().source.capabilities).toEqual(options.capabilities);
     });
+    ctx.test(
+      "capabilities.durable",
+      "a durable source still has an acknowledged write after a restart; one that is not, has not",
+      async () => {
+        const { durable } = harness().source.capabilities;
+        const reopen = harness().reopen;
+        if (reopen === undefined) {
+          expect(durable, "a durable source's harness must offer reopen()").toBe(false);
+          return;
+        }
+        const row = await harness().source.table("branches").insert(fixtures.branch());
+        await reopen();
+        expect(await harness().source.table("branches").get(row.id)).toEqual(durable ? row : null);
+      },
+    );
+    ctx.test(
+      "capabilities.row-level-security",
+      "under row-level security a person of no branch neither sees nor writes a branch's rows",
+      async () => {
+        const { rowLevelSecurity } = harness().source.capabilities;
+        const stranger = harness().stranger;
+        if (stranger === undefined) {
+          expect(
+            rowLevelSecurity,
+            "the harness of a source with row-level security must offer stranger()",
+          ).toBe(false);
+          return;
+        }
+        const { branches, patients } = await ctx.seedClinic();
+        const theirs = await stranger();
+        expect(await theirs.table("patients").get(patients.id)).toBe(rowLevelSecurity ? null : patients);
+        if (!rowLevelSecurity) return;
+        expect(await theirs.table("patients").list({ where: { branch_id: branches.id } })).toEqual([]);
+        await expect(
+          theirs.table("patients").update(patients.id, { phone: "55 0000 0000" }),
+        ).rejects.toMatchObject({
+          code: "not_found",
+        });
+        await expect(theirs.table("patients").insert(fixtures.patient(branches.id))).rejects.toMatchObject({
+          code: "unauthorized",
+        });
+        expect(await harness().probe.count("patients")).toBe(1);
+      },
+    );
     registerWriteCases(ctx);
     registerQueryCases(ctx);
     registerErrorCases(ctx);
