@@ -1,4 +1,3 @@
-export { type ApplyRowsResult, applyRows, type CarriedWrite } from "./apply-rows.js";
 export {
   type AuditTrailEvent,
   type ClientApplier,

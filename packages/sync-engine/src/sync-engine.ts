@@ -1,4 +1,4 @@
-import type { CallOptions, JournalEntry, RouterHooks, Tier } from "@centrovision/core";
+import type { CallOptions } from "@centrovision/core";
 import {
   asyncScheduler,
   BehaviorSubject,
@@ -16,7 +16,6 @@ import {
   takeUntil,
   timer,
 } from "rxjs";
-import { type ApplyRowsResult, applyRows } from "./apply-rows.js";
 import { parseEngineConfig, type SyncEngineConfig, type SyncEngineOptions } from "./engine-options.js";
 import { CycleRunner } from "./internal/cycle.js";
 import type { SyncPeer } from "./sync-peer.js";
@@ -51,17 +50,8 @@ export interface SyncEngine {
   stop(): Promise<void>;
   /** Clinic changes the cloud has not acknowledged, read now from the clinic server. */
   pendingUp(options?: CallOptions): Promise<number>;
-  /**
-   * Makes rows a PC wrote to the cloud present on the clinic server (read-your-writes at
-   * failover), through the version-checked apply path; see {@link applyRows}.
-   */
-  carryWrites(writes: readonly JournalEntry[], options?: CallOptions): Promise<ApplyRowsResult>;
-  /** The failover router's hooks, wired to this engine: `createFailoverRouter({ hooks: engine.routerHooks() })`. */
-  routerHooks(): Required<Pick<RouterHooks, "pendingChanges" | "carryWrites" | "lastSyncAt" | "isSyncing">>;
   /** Conflicts recorded on the clinic server, oldest first. */
   listConflicts(query?: ConflictQuery, options?: CallOptions): Promise<SyncConflict[]>;
-  /** One conflict by id, or null (looked up among the latest 1000). */
-  getConflict(id: string, options?: CallOptions): Promise<SyncConflict | null>;
   /**
    * Settles a conflict on the clinic server: `keep` one side's row (as recorded there) or write a
    * `merged` row. The choice is a new edit that syncs like any other and closes the conflict on
@@ -151,29 +141,8 @@ class Engine implements SyncEngine {
     return this.local.pending(await this.runner.remoteNodeId(), options);
   }
 
-  async carryWrites(writes: readonly JournalEntry[], options?: CallOptions): Promise<ApplyRowsResult> {
-    return applyRows(this.local, await this.runner.remoteNodeId(), writes, options);
-  }
-
-  routerHooks() {
-    return {
-      // Only the clinic server's backlog is this engine's; the cloud has nothing to push.
-      pendingChanges: (tier: Tier) => (tier === "clinic" ? this.pendingUp() : Promise.resolve(0)),
-      carryWrites: async (_from: Tier, to: Tier, writes: readonly JournalEntry[]) => {
-        if (to === "clinic") await this.carryWrites(writes);
-      },
-      lastSyncAt: () => this.status.value.lastSuccessAt,
-      isSyncing: () => ["pulling", "pushing", "initial-sync"].includes(this.status.value.phase),
-    };
-  }
-
   listConflicts(query?: ConflictQuery, options?: CallOptions): Promise<SyncConflict[]> {
     return this.local.listConflicts(query, options);
-  }
-
-  async getConflict(id: string, options?: CallOptions): Promise<SyncConflict | null> {
-    const all = await this.local.listConflicts({ status: "all", limit: 1000 }, options);
-    return all.find((conflict) => conflict.id === id) ?? null;
   }
 
   async resolveConflict(
