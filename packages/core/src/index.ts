@@ -43,6 +43,8 @@ export {
   routerConfigSchema,
 } from "./router/router-config.js";
 export type { RouterCounters } from "./router/router-status.js";
+export type { ConflictResolution, SyncConflict } from "./shared/conflicts.js";
+export { parseConnectionStatus } from "./shared/parse-status.js";
 export {
   type ConnectionMode,
   type ConnectionStatus,

@@ -1,4 +1,4 @@
-import type { ConflictResolution, SyncConflict } from "@centrovision/sync-engine";
+import type { ConflictResolution, SyncConflict } from "@centrovision/core/shared";
 import { useId, useState } from "react";
 import { SR_ONLY } from "./internal/sr-only.js";
 import { ResolutionOutcome, useResolution } from "./internal/use-resolution.js";

@@ -1,4 +1,4 @@
-import type { ConnectionMode } from "@centrovision/core";
+import type { ConnectionMode } from "@centrovision/core/shared";
 import type { NetworkStatus } from "./network-status.js";
 
 /** What the indicator shows: `checking` before the first status, `unreachable` when none could be read. */

@@ -1,5 +1,9 @@
-export type { ConnectionMode, ConnectionStatus } from "@centrovision/core";
-export type { ConflictResolution, SyncConflict } from "@centrovision/sync-engine";
+export type {
+  ConflictResolution,
+  ConnectionMode,
+  ConnectionStatus,
+  SyncConflict,
+} from "@centrovision/core/shared";
 export { ConflictReview, type ConflictReviewProps } from "./conflict-review.js";
 export {
   describeNetworkStatus,
@@ -31,4 +35,3 @@ export {
 } from "./observable-source.js";
 export type { StatusSnapshot, StatusSource } from "./status-source.js";
 export { OFFLINE_ANNOUNCEMENT, SyncIndicator, type SyncIndicatorProps } from "./sync-indicator.js";
-export { UiError } from "./ui-error.js";

@@ -1,7 +1,7 @@
-import { parseConnectionStatus } from "./internal/parse-status.js";
+import { CvError, parseConnectionStatus } from "@centrovision/core/shared";
 import { SnapshotStore } from "./internal/snapshot-store.js";
 import type { StatusSource } from "./status-source.js";
-import { asError, UiError } from "./ui-error.js";
+import { asError } from "./ui-error.js";
 
 /** A command transport shaped like `@tauri-apps/api`'s `invoke` (Tauri's own function fits as is). */
 export type InvokeFn = (command: string, args?: Record<string, unknown>) => Promise<unknown>;
@@ -35,7 +35,7 @@ function checkOptions(options: InvokeStatusSourceOptions): void {
     }
   }
   if (problems.length > 0) {
-    throw new UiError("invalid_config", `[ui-react] createInvokeStatusSource: ${problems.join("; ")}`);
+    throw new CvError("invalid_config", `[ui-react] createInvokeStatusSource: ${problems.join("; ")}`);
   }
 }
 
@@ -61,7 +61,7 @@ export function createInvokeStatusSource(options: InvokeStatusSourceOptions): St
     const expired = new Promise<never>((_, reject) => {
       deadline = setTimeout(() => {
         reject(
-          new UiError(
+          new CvError(
             "timeout",
             `[ui-react] ${statusCommand} did not answer within ${timeoutMs} ms; is the CentroVision backend running?`,
           ),
@@ -70,7 +70,7 @@ export function createInvokeStatusSource(options: InvokeStatusSourceOptions): St
     });
     try {
       const value = await Promise.race([invoke(statusCommand), expired]);
-      store.setStatus(parseConnectionStatus(value, statusCommand));
+      store.setStatus(parseConnectionStatus(value, `[ui-react] ${statusCommand}`));
     } catch (error) {
       store.setError(asError(error));
     } finally {

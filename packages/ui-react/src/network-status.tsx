@@ -1,4 +1,4 @@
-import type { ConnectionMode, ConnectionStatus } from "@centrovision/core";
+import { type ConnectionMode, type ConnectionStatus, CvError } from "@centrovision/core/shared";
 import {
   createContext,
   type ReactNode,
@@ -9,7 +9,6 @@ import {
   useSyncExternalStore,
 } from "react";
 import type { StatusSnapshot, StatusSource } from "./status-source.js";
-import { UiError } from "./ui-error.js";
 
 /** What `useNetworkStatus` returns; a new object only when something in it changed. */
 export interface NetworkStatus {
@@ -74,7 +73,7 @@ export function NetworkStatusProvider({ source, children }: NetworkStatusProvide
 function useProvider(hook: string): ProviderValue {
   const value = useContext(ProviderContext);
   if (value === null) {
-    throw new UiError(
+    throw new CvError(
       "invalid_config",
       `[ui-react] ${hook}() needs a <NetworkStatusProvider source={…}> above it in the component tree`,
     );

@@ -1,7 +1,7 @@
-import type { ConnectionStatus } from "@centrovision/core";
+import { type ConnectionStatus, CvError } from "@centrovision/core/shared";
 import { SnapshotStore } from "./internal/snapshot-store.js";
 import type { StatusSource } from "./status-source.js";
-import { asError, UiError } from "./ui-error.js";
+import { asError } from "./ui-error.js";
 
 /** The slice of an RxJS `Observable` this package uses, so it needs no RxJS of its own. */
 export interface StatusObservable {
@@ -25,7 +25,7 @@ export interface ObservableStatusSourceOptions {
  */
 export function createObservableStatusSource(options: ObservableStatusSourceOptions): StatusSource {
   if (typeof options.status$?.subscribe !== "function") {
-    throw new UiError(
+    throw new CvError(
       "invalid_config",
       "[ui-react] createObservableStatusSource: status$ must be an observable with subscribe(), e.g. router.status$",
     );
@@ -52,7 +52,7 @@ export function createObservableStatusSource(options: ObservableStatusSourceOpti
     },
     async triggerSync() {
       if (triggerSync === undefined) {
-        throw new UiError(
+        throw new CvError(
           "invalid_config",
           "[ui-react] triggerSync is not available: pass triggerSync to createObservableStatusSource",
         );

@@ -1,4 +1,4 @@
-import type { ConnectionStatus } from "@centrovision/core";
+import type { ConnectionStatus } from "@centrovision/core/shared";
 
 /** What a status source holds now. The same object is returned until something changes. */
 export interface StatusSnapshot {

@@ -1,4 +1,4 @@
-import type { ConnectionMode } from "@centrovision/core";
+import type { ConnectionMode } from "@centrovision/core/shared";
 import { Cloud, LoaderCircle, RefreshCw, Server, WifiOff } from "lucide-react";
 import { useEffect, useRef, useState } from "react";
 import { describeNetworkStatus, type IndicatorState } from "./describe-status.js";

@@ -1,4 +1,4 @@
-import type { ConnectionStatus } from "@centrovision/core";
+import type { ConnectionStatus } from "@centrovision/core/shared";
 import type { StatusSnapshot } from "../status-source.js";
 
 export const EMPTY_SNAPSHOT: StatusSnapshot = Object.freeze({ status: null, error: null });

@@ -1,22 +1,25 @@
-import type { ConnectionMode, ConnectionStatus } from "@centrovision/core";
-import { UiError } from "../ui-error.js";
+import { CvError } from "../errors.js";
+import { type ConnectionMode, type ConnectionStatus, MODE_OF_TIER } from "../status.js";
 
-const MODES: readonly string[] = ["supabase", "local", "offline"] satisfies readonly ConnectionMode[];
+const MODES: readonly ConnectionMode[] = Object.values(MODE_OF_TIER);
 
 function kind(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
 }
 
 /**
- * Checks the fields the UI reads from a status that crossed a transport, so a backend of another
- * version fails loudly here instead of showing a wrong icon. Values are never echoed, only types.
+ * Checks the fields a UI reads from a status that crossed a transport (IPC, HTTP), so a backend of
+ * another version fails loudly instead of showing a wrong icon. Values are never echoed, only
+ * types. `origin` names the call in the error, e.g. `[ui-react] get_connection_status`.
+ *
+ * @throws CvError `invalid_input` listing every problem.
  */
 export function parseConnectionStatus(value: unknown, origin: string): ConnectionStatus {
   const problems: string[] = [];
   const record = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
   if (kind(value) !== "object") problems.push(`expected an object, got ${kind(value)}`);
   else {
-    if (typeof record.mode !== "string" || !MODES.includes(record.mode)) {
+    if (typeof record.mode !== "string" || !MODES.includes(record.mode as ConnectionMode)) {
       problems.push(`mode must be one of ${MODES.join(", ")}`);
     }
     const pending = record.pendingChanges;
@@ -32,9 +35,9 @@ export function parseConnectionStatus(value: unknown, origin: string): Connectio
       problems.push("tiers.cloud.available must be a boolean");
   }
   if (problems.length > 0) {
-    throw new UiError(
+    throw new CvError(
       "invalid_input",
-      `[ui-react] ${origin} returned an invalid connection status: ${problems.join("; ")}. ` +
+      `${origin} returned an invalid connection status: ${problems.join("; ")}. ` +
         "Check that the backend and the UI come from the same CentroVision version.",
     );
   }
