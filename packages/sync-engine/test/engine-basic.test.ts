@@ -1,5 +1,3 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SyncEngine } from "../src/index.js";
 import {
   consultation,
   insert,
@@ -8,7 +6,9 @@ import {
   remove,
   rowOf,
   update,
-} from "./support/fixtures.js";
+} from "@centrovision/testkit/nodes";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SyncEngine } from "../src/index.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

@@ -1,6 +1,6 @@
+import { insert, patient, rowOf } from "@centrovision/testkit/nodes";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SyncEngine } from "../src/index.js";
-import { insert, patient, rowOf } from "./support/fixtures.js";
 import { checksums, type SyncPair, syncedPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

@@ -1,8 +1,8 @@
 import { SYNCED_TABLES } from "@centrovision/core";
+import { consultation, insertConsultation, patient, remove, update } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSyncEngine, type SyncPeer, type SyncPhase, type SyncProgress } from "../src/index.js";
 import { startEngineChild } from "./support/engine-process.js";
-import { consultation, insertConsultation, patient, remove, update } from "./support/fixtures.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

@@ -1,9 +1,15 @@
+import {
+  consultation,
+  insertConsultation,
+  patient,
+  rowOf,
+  serverUrl,
+  update,
+} from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncDirection } from "../src/index.js";
 import { type ChildLine, startEngineChild } from "./support/engine-process.js";
-import { consultation, insertConsultation, patient, rowOf, update } from "./support/fixtures.js";
-import { serverUrl } from "./support/server.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

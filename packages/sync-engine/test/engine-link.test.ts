@@ -1,8 +1,8 @@
 import { SYNCED_TABLES } from "@centrovision/core";
+import { consultation, insertConsultation, patient } from "@centrovision/testkit/nodes";
 import { filter, firstValueFrom } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncDirection, SyncEngine, SyncProgress, SyncStatus } from "../src/index.js";
-import { consultation, insertConsultation, patient } from "./support/fixtures.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

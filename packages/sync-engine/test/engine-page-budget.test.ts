@@ -1,7 +1,7 @@
+import { consultation, insertConsultation, patient } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncProgress } from "../src/index.js";
 import { PageSizer } from "../src/internal/page-sizer.js";
-import { consultation, insertConsultation, patient } from "./support/fixtures.js";
 import { checksums, createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 describe("PageSizer", () => {

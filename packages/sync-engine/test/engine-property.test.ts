@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { pick, seededRandom, testSeeds } from "@centrovision/testkit";
+import { consultation, insert, insertConsultation, patient } from "@centrovision/testkit/nodes";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncEngine } from "../src/index.js";
-import { consultation, insert, insertConsultation, patient } from "./support/fixtures.js";
 import {
   checksums,
   createSyncPair,

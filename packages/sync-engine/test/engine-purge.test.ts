@@ -1,6 +1,13 @@
+import {
+  consultation,
+  insert,
+  insertConsultation,
+  patient,
+  remove,
+  rowOf,
+} from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncEngine } from "../src/index.js";
-import { consultation, insert, insertConsultation, patient, remove, rowOf } from "./support/fixtures.js";
 import { checksums, type SyncPair, syncedPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

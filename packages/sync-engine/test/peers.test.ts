@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { isCvError } from "@centrovision/core";
 import { clinicSession, createLink, type Link } from "@centrovision/testkit";
+import { onServer, serverUrl } from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -12,7 +13,6 @@ import {
   type SupabaseRpcRequest,
   type SyncPeer,
 } from "../src/index.js";
-import { onServer, serverUrl } from "./support/server.js";
 import { createClinicDatabase, createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

@@ -1,9 +1,18 @@
+import {
+  type ClinicPerson,
+  type Consultation,
+  clinicPerson,
+  consultation,
+  createNode,
+  ensureLogin,
+  insert,
+  rowOf,
+  type SqlNode,
+  update,
+  withLogin,
+} from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientApplier, type ClientWrite, createClientApplier, isSyncError } from "../../src/index.js";
-import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
-import { ensureLogin, withLogin } from "../support/server.js";
-import { type Clinic, clinic, insert, rowOf, update } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode } from "../support/sql-nodes.js";
 
 /*
  * A PC's timestamps on the clinic server (sql/0002, sql/0010): an insert is stamped with the
@@ -32,8 +41,8 @@ afterAll(async () => {
 });
 
 /** A branch's configuration on the server (as the sync brought it), the person working there. */
-async function seeded(): Promise<Clinic> {
-  const graph = clinic();
+async function seeded(): Promise<Consultation> {
+  const graph = consultation();
   await server.sql.begin(async (tx) => {
     for (const table of CONFIGURATION) await insert(tx, table, graph[table]);
   });
@@ -45,8 +54,8 @@ async function seeded(): Promise<Clinic> {
 }
 
 /** A new patient of `graph`'s branch as the PC's tier stored it. */
-async function pcPatient(graph: Clinic): Promise<Record<string, unknown>> {
-  const row = { ...clinic().patients, branch_id: graph.branches.id };
+async function pcPatient(graph: Consultation): Promise<Record<string, unknown>> {
+  const row = { ...consultation().patients, branch_id: graph.branches.id };
   await insert(pc.sql, "patients", row);
   return (await rowOf(pc.sql, "patients", row.id)) as Record<string, unknown>;
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
+import { rowOf, update } from "@centrovision/testkit/nodes";
 import { describe, expect, it } from "vitest";
 import type { ClientApplier } from "../../src/index.js";
-import { rowOf, update } from "../support/sql-fixtures.js";
 import { useClinicServer, useTodayCopy } from "./support.js";
 
 /*

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { insertConsultation } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { insertClinic } from "../support/sql-fixtures.js";
 import { openTier, type PcFiles, pcFiles, todayClinic, useClinicServer } from "./support.js";
 
 const child = fileURLToPath(new URL("./offline-child.ts", import.meta.url));
@@ -63,7 +63,7 @@ function runUntilKilled(mode: "write" | "drain", branchId: string, killAfter: nu
 
 it("offline writes acknowledged before a kill -9 all reach the clinic server once drained", async () => {
   const graph = todayClinic();
-  await insertClinic(clinic.node.sql, graph);
+  await insertConsultation(clinic.node.sql, graph);
   await clinic.person.admit(graph.branches.id);
   const setup = await openTier(files, { branchId: graph.branches.id });
   await setup.refresh(clinic.source);

@@ -3,15 +3,21 @@ import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import { type ConnectionStatus, createFailoverRouter, type FailoverRouter } from "@centrovision/core";
 import { createLink, type Link, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import {
+  type ClinicPerson,
+  type Consultation,
+  clinicPerson,
+  createNode,
+  insertConsultation,
+  type SqlNode,
+  sharedServer,
+} from "@centrovision/testkit/nodes";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { filter, firstValueFrom, type Subscription, timeout } from "rxjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type ClientApplier, createClientApplier, type OfflineTier } from "../../src/index.js";
-import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
-import { type Clinic, insertClinic } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
 import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
 
 /*
@@ -30,7 +36,7 @@ let clinicLink: Link;
 let files: PcFiles;
 let tier: OfflineTier;
 let router: FailoverRouter;
-let graph: Clinic;
+let graph: Consultation;
 /** The same receptionist at the clinic server: USER's profile and membership, as the sync brings them. */
 let person: ClinicPerson;
 const appliers: ClientApplier[] = [];
@@ -43,11 +49,11 @@ beforeAll(async () => {
   supabase = await startLocalSupabase({ postgres: sharedServer(), log: () => {} });
   cloudDb = postgres(supabase.dbUrl, { max: 2, onnotice: () => {} });
   graph = todayClinic();
-  await insertClinic(cloudDb, graph);
+  await insertConsultation(cloudDb, graph);
   await cloudDb`insert into profiles (id, full_name) values (${USER}, 'Recepción Roma')`;
   await cloudDb`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${USER}, ${graph.branches.id})`;
   clinicNode = await createNode("offline_test4");
-  await insertClinic(clinicNode.sql, graph);
+  await insertConsultation(clinicNode.sql, graph);
   person = await clinicPerson(clinicNode, {
     userId: USER,
     fullName: "Recepción Roma",

@@ -4,6 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
+import {
+  type Consultation,
+  clinicPerson,
+  consultation,
+  createNode,
+  ensureLogin,
+  insertConsultation,
+  type SqlNode,
+  withLogin,
+} from "@centrovision/testkit/nodes";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import {
   createClientApplier,
@@ -11,10 +21,6 @@ import {
   type OfflineScope,
   type OfflineTier,
 } from "../../src/index.js";
-import { clinicPerson } from "../support/clinic-person.js";
-import { ensureLogin, withLogin } from "../support/server.js";
-import { type Clinic, clinic, insertClinic } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode } from "../support/sql-nodes.js";
 
 const APP = { user: "cv_offline_test", password: "offline-test-password" };
 
@@ -84,8 +90,8 @@ export async function openTier(
 }
 
 /** A consultation happening today (in the PC's scope), with fresh ids. */
-export function todayClinic(now = new Date()): Clinic {
-  const graph = clinic();
+export function todayClinic(now = new Date()): Consultation {
+  const graph = consultation();
   const start = new Date(now.getTime() + 3_600_000);
   return {
     ...graph,
@@ -103,11 +109,14 @@ export function todayClinic(now = new Date()): Clinic {
  * For each test of the calling file: a consultation today on `server` (its person admitted to the
  * branch), and a fresh PC copy of that branch, refreshed once. Read `graph` and `tier` in tests.
  */
-export function useTodayCopy(server: ClinicServer): { readonly graph: Clinic; readonly tier: OfflineTier } {
-  const state = {} as { graph: Clinic; tier: OfflineTier; files: PcFiles };
+export function useTodayCopy(server: ClinicServer): {
+  readonly graph: Consultation;
+  readonly tier: OfflineTier;
+} {
+  const state = {} as { graph: Consultation; tier: OfflineTier; files: PcFiles };
   beforeEach(async () => {
     state.graph = todayClinic();
-    await insertClinic(server.node.sql, state.graph);
+    await insertConsultation(server.node.sql, state.graph);
     await server.person.admit(state.graph.branches.id);
     state.files = await pcFiles();
     state.tier = await openTier(state.files, { branchId: state.graph.branches.id });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ConnectionMode, FailoverRouter } from "@centrovision/core";
-import type { Consultation } from "../support/fixtures.js";
+import type { Consultation } from "@centrovision/testkit/nodes";
 
 /** What a steady load saw: every failure a caller got, every write acknowledged and by which mode. */
 export interface LoadReport {

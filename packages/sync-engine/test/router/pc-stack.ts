@@ -23,6 +23,7 @@ import {
   type PostgresServer,
   startLocalSupabase,
 } from "@centrovision/testkit";
+import { type Consultation, consultation } from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { filter, firstValueFrom, timeout } from "rxjs";
 import {
@@ -34,7 +35,6 @@ import {
   createSyncEngine,
   type SyncEngine,
 } from "../../src/index.js";
-import { type Consultation, consultation } from "../support/fixtures.js";
 
 /**
  * A clinic as a PC sees it, every piece real: the cloud is a local Supabase reached with a

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionMode, DataSource, FailoverRouter, RouterConfigInput } from "@centrovision/core";
 import { type PostgresServer, startPostgres } from "@centrovision/testkit";
+import { sharedServer } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { sharedServer } from "../support/sql-nodes.js";
 import { type LiveLoad, type LoadReport, loadTag, underLoad, until } from "./load.js";
 import { modeReached, type PcStack, startPcStack } from "./pc-stack.js";
 

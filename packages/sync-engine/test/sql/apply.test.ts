@@ -1,6 +1,14 @@
+import {
+  consultation,
+  createNode,
+  failureCode,
+  insert,
+  insertConsultation,
+  rowOf,
+  type SqlNode,
+  update,
+} from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
-import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 import {
   apply,
   conflicts,
@@ -33,8 +41,8 @@ async function logSize(node: SqlNode): Promise<number> {
 
 describe("cv_sync_apply", () => {
   it("applies a page in foreign-key order, parents and children of one transaction together", async () => {
-    const rows = clinic();
-    await insertClinic(cloud.sql, rows);
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
     await sync(cloud, clinicNode);
     expect(await rowOf(clinicNode.sql, "diagnoses", rows.diagnoses.id)).toEqual(
       await rowOf(cloud.sql, "diagnoses", rows.diagnoses.id),
@@ -43,7 +51,7 @@ describe("cv_sync_apply", () => {
   });
 
   it("answers the same page twice with duplicate, changing nothing", async () => {
-    await insertClinic(cloud.sql, clinic());
+    await insertConsultation(cloud.sql, consultation());
     const expected = await storedCursor(clinicNode, cloud);
     const page = await pull(cloud, clinicNode, expected);
     const source = await identity(cloud);
@@ -59,9 +67,9 @@ describe("cv_sync_apply", () => {
   it("refuses a page pulled from a cursor this node has moved past (CV003)", async () => {
     await sync(cloud, clinicNode);
     const stale = await storedCursor(clinicNode, cloud);
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     await sync(cloud, clinicNode);
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     const page = await pull(cloud, clinicNode, stale);
     expect(await failureCode(() => apply(clinicNode, {}, stale, page))).toBe("CV005");
     expect(await failureCode(async () => apply(clinicNode, await identity(cloud), stale, page))).toBe(
@@ -70,8 +78,8 @@ describe("cv_sync_apply", () => {
   });
 
   it("does not send applied changes back: a round trip settles and the logs stop growing", async () => {
-    const rows = clinic();
-    await insertClinic(clinicNode.sql, rows);
+    const rows = consultation();
+    await insertConsultation(clinicNode.sql, rows);
     await update(clinicNode.sql, "patients", rows.patients.id, { phone: "55 8765 4321" });
     await syncBoth(cloud, clinicNode);
     const sizes = [await logSize(cloud), await logSize(clinicNode)];
@@ -83,7 +91,7 @@ describe("cv_sync_apply", () => {
   });
 
   it("keeps a row created and deleted before a sync away from the peer, with a tombstone", async () => {
-    const row = clinic().branches;
+    const row = consultation().branches;
     await insert(clinicNode.sql, "branches", row);
     await update(clinicNode.sql, "branches", row.id, { name: "Temporal" });
     await clinicNode.sql`delete from branches where id = ${row.id}`;
@@ -96,7 +104,7 @@ describe("cv_sync_apply", () => {
 
   it("retries with a larger page when a child's transaction id is lower than its parent's (23503)", async () => {
     await sync(cloud, clinicNode);
-    const rows = clinic();
+    const rows = consultation();
     const t1 = await cloud.sql.reserve();
     try {
       await t1`begin`;
@@ -114,13 +122,13 @@ describe("cv_sync_apply", () => {
   });
 
   it("orders one node's changes by HLC when a lower transaction id committed later, without a conflict", async () => {
-    const row = clinic().branches;
+    const row = consultation().branches;
     await insert(cloud.sql, "branches", row);
     await sync(cloud, clinicNode);
     const t1 = await cloud.sql.reserve();
     try {
       await t1`begin`;
-      await insert(t1, "rooms", { ...clinic().rooms, branch_id: row.id }); // T1 takes the lower id
+      await insert(t1, "rooms", { ...consultation().rooms, branch_id: row.id }); // T1 takes the lower id
       await update(cloud.sql, "branches", row.id, { name: "Primera" }); // T2 commits first
       await t1`update branches set name = 'Segunda' where id = ${row.id}`; // T1 edits after T2
       await t1`commit`;
@@ -136,12 +144,12 @@ describe("cv_sync_apply", () => {
 
 describe("apply and the rest of the transaction", () => {
   it("stops with CV004 on the same patient registered on both sides, until a person fixes one", async () => {
-    const shared = clinic();
+    const shared = consultation();
     await insert(cloud.sql, "branches", shared.branches);
     await sync(cloud, clinicNode);
     const document = `DUP${shared.branches.id.slice(0, 8).toUpperCase()}`;
     const first = { ...shared.patients, document_id: document };
-    const second = { ...clinic().patients, branch_id: shared.branches.id, document_id: document };
+    const second = { ...consultation().patients, branch_id: shared.branches.id, document_id: document };
     await insert(cloud.sql, "patients", first);
     await insert(clinicNode.sql, "patients", second);
     const error = await sync(clinicNode, cloud).catch((e: Error & { code?: string }) => e);
@@ -153,11 +161,11 @@ describe("apply and the rest of the transaction", () => {
 
   it("sets the sync flag for the apply only: a later write in the same transaction is captured", async () => {
     await sync(cloud, clinicNode);
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     const expected = await storedCursor(clinicNode, cloud);
     const page = await pull(cloud, clinicNode, expected);
     const source = await identity(cloud);
-    const local = clinic().branches;
+    const local = consultation().branches;
     await clinicNode.sql.begin(async (tx) => {
       await tx`select cv_sync_apply(${json(tx, source)}, ${json(tx, expected)}, ${json(tx, page.cursor)},
         ${json(tx, page.changes)})`;
@@ -174,7 +182,7 @@ describe("peer identity", () => {
   it("stops with CV001 when the peer was re-initialised, and resumes after cv_sync_reset_peer", async () => {
     await sync(cloud, clinicNode);
     await cloud.sql`select cv_sync_init('cloud', true)`;
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     expect(await failureCode(() => movePage(cloud, clinicNode))).toBe("CV001");
     await clinicNode.sql`select cv_sync_reset_peer(${cloud.id})`;
     await sync(cloud, clinicNode);
@@ -186,7 +194,7 @@ describe("peer identity", () => {
     await clinicNode.sql`alter table rooms add column floor_number integer`;
     try {
       const room = {
-        ...clinic().rooms,
+        ...consultation().rooms,
         name: "Sala de drift",
         branch_id: (await clinicNode.sql`select id from branches limit 1`)[0]?.id,
       };

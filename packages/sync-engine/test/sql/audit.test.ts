@@ -1,10 +1,16 @@
 import { asClinicPerson } from "@centrovision/testkit";
+import {
+  clinicPerson,
+  consultation,
+  createNode,
+  ensureLogin,
+  failureCode,
+  insertConsultation,
+  type SqlNode,
+  withLogin,
+} from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clinicPerson } from "../support/clinic-person.js";
-import { ensureLogin, withLogin } from "../support/server.js";
-import { clinic, insertClinic } from "../support/sql-fixtures.js";
-import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 import { sync } from "../support/sql-sync.js";
 
 /*
@@ -44,7 +50,7 @@ const verify = async (db: SqlNode) =>
     >`select public.cv_audit_verify() as v`
   )[0]?.v;
 
-async function personAtPc(rows: ReturnType<typeof clinic>) {
+async function personAtPc(rows: ReturnType<typeof consultation>) {
   const person = await clinicPerson(node, { branches: [rows.branches.id] });
   const pc = postgres(withLogin(node.url, await ensureLogin(PC, "centrovision_app")), {
     max: 1,
@@ -56,17 +62,17 @@ async function personAtPc(rows: ReturnType<typeof clinic>) {
 
 describe("the audit trail", () => {
   it("records a person's changes and openings of a record with their author, not the changes a node receives", async () => {
-    const rows = clinic();
-    await insertClinic(node.sql, rows);
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
     const { person, pc } = await personAtPc(rows);
     try {
       await pc`update patients set phone = '55 1111 2222' where id = ${rows.patients.id}`;
       await pc`delete from diagnoses where id = ${rows.diagnoses.id}`;
       await pc`select public.cv_audit_record_opened(${rows.patients.id})`;
       // A patient they do not see is refused, not recorded.
-      expect(await failureCode(() => pc`select public.cv_audit_record_opened(${clinic().patients.id})`)).toBe(
-        "42501",
-      );
+      expect(
+        await failureCode(() => pc`select public.cv_audit_record_opened(${consultation().patients.id})`),
+      ).toBe("42501");
     } finally {
       await pc.end();
     }
@@ -90,8 +96,8 @@ describe("the audit trail", () => {
   });
 
   it("takes an opening a PC held offline at the time it happened, never one ahead of the server's clock", async () => {
-    const rows = clinic();
-    await insertClinic(node.sql, rows);
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
     const { pc } = await personAtPc(rows);
     try {
       const openedAt = new Date(Date.now() - 3 * 3600_000);
@@ -109,10 +115,10 @@ describe("the audit trail", () => {
   });
 
   it("shows an administrator the trail of the patients they see, with names; nobody else", async () => {
-    const rows = clinic();
-    const elsewhere = clinic();
-    await insertClinic(node.sql, rows);
-    await insertClinic(node.sql, elsewhere);
+    const rows = consultation();
+    const elsewhere = consultation();
+    await insertConsultation(node.sql, rows);
+    await insertConsultation(node.sql, elsewhere);
     const { person, pc } = await personAtPc(rows);
     const admin = await clinicPerson(node, {
       branches: [rows.branches.id],
@@ -161,7 +167,7 @@ describe("the audit trail", () => {
   });
 
   it("seals the events in commit order into a chain that verifies, and finds an edit or a gap", async () => {
-    await insertClinic(node.sql, clinic());
+    await insertConsultation(node.sql, consultation());
     expect(await seal(node)).toBeGreaterThan(0);
     expect(await verify(node)).toMatchObject({ ok: true, broken_at: null, unsealed: 0 });
     expect(await seal(node)).toBe(0);
@@ -179,7 +185,7 @@ describe("the audit trail", () => {
     // An event taken out: the chain breaks where it was.
     const gap = await createNode("audit_gap");
     try {
-      await insertClinic(gap.sql, clinic());
+      await insertConsultation(gap.sql, consultation());
       await seal(gap);
       await gap.sql.begin(async (tx) => {
         await tx`alter table cv_audit.events disable trigger cv_audit_guard`;
@@ -196,7 +202,7 @@ describe("the audit trail", () => {
     const source = await createNode("audit_source");
     const cloud = await createNode("audit_receiver");
     try {
-      await insertClinic(source.sql, clinic());
+      await insertConsultation(source.sql, consultation());
       await seal(source);
       const [page] = await source.sql<{ events: Record<string, unknown>[] }[]>`
         select public.cv_audit_sealed_after(0, 1000) as events`;
@@ -235,10 +241,10 @@ describe("the audit trail", () => {
   });
 
   it("lets nobody change or remove an event: no privilege for the app and sync roles, the owner stopped by its trigger", async () => {
-    await insertClinic(other.sql, clinic());
+    await insertConsultation(other.sql, consultation());
     await seal(other);
-    const rows = clinic();
-    await insertClinic(node.sql, rows);
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
     const { pc } = await personAtPc(rows);
     const daemon = postgres(withLogin(other.url, await ensureLogin(DAEMON, "centrovision_sync")), {
       max: 1,

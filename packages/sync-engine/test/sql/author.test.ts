@@ -1,10 +1,15 @@
 import { asClinicPerson } from "@centrovision/testkit";
+import {
+  clinicPerson,
+  consultation,
+  createNode,
+  ensureLogin,
+  insertConsultation,
+  type SqlNode,
+  withLogin,
+} from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clinicPerson } from "../support/clinic-person.js";
-import { ensureLogin, withLogin } from "../support/server.js";
-import { clinic, insertClinic } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode } from "../support/sql-nodes.js";
 import { sync } from "../support/sql-sync.js";
 
 /*
@@ -30,8 +35,8 @@ const authorOf = async (node: SqlNode, rowId: string) =>
 
 describe("the author of a change", () => {
   it("is the signed-in person at their PC on this node, and reaches the other node unchanged", async () => {
-    const rows = clinic();
-    await insertClinic(clinicNode.sql, rows);
+    const rows = consultation();
+    await insertConsultation(clinicNode.sql, rows);
     const person = await clinicPerson(clinicNode, { branches: [rows.branches.id] });
     const pc = postgres(withLogin(clinicNode.url, await ensureLogin(PC, "centrovision_app")), {
       max: 1,
@@ -63,8 +68,8 @@ describe("the author of a change", () => {
   });
 
   it("is nobody for a write no signed-in person made (the owner, a migration)", async () => {
-    const rows = clinic();
-    await insertClinic(clinicNode.sql, rows);
+    const rows = consultation();
+    await insertConsultation(clinicNode.sql, rows);
     expect(await authorOf(clinicNode, rows.patients.id)).toEqual({ author: null, received_from: null });
   });
 });

@@ -1,10 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
+import {
+  type ClinicPerson,
+  clinicPerson,
+  consultation,
+  createNode,
+  failureCode,
+  insert,
+  insertConsultation,
+  rowOf,
+  type SqlNode,
+  update,
+} from "@centrovision/testkit/nodes";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ClinicPerson, clinicPerson } from "../support/clinic-person.js";
-import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
-import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 
 /* Capture (PROTOCOL.md "Capture"): every local write becomes one change_log entry and a row_state. */
 
@@ -37,7 +46,7 @@ async function entries(rowId: string): Promise<Entry[]> {
 }
 
 async function branch(): Promise<string> {
-  const row = clinic().branches;
+  const row = consultation().branches;
   await insert(node.sql, "branches", row);
   return row.id;
 }
@@ -119,7 +128,7 @@ describe("capture", () => {
   });
 
   it("logs nothing for a write that rolls back", async () => {
-    const row = clinic().branches;
+    const row = consultation().branches;
     await node.sql
       .begin(async (tx) => {
         await insert(tx, "branches", row);
@@ -130,8 +139,8 @@ describe("capture", () => {
   });
 
   it("captures a whole clinic graph, one entry per row", async () => {
-    const rows = clinic();
-    await insertClinic(node.sql, rows);
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
     const logged = await node.sql<{ table_name: string }[]>`
       select table_name from cv_sync.change_log
       where row_id in ${node.sql(Object.values(rows).map((r) => r.id))} order by seq`;

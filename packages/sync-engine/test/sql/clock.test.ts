@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { consultation, createNode, insert, rowOf, type SqlNode } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { clinic, insert, rowOf } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode } from "../support/sql-nodes.js";
 import {
   apply,
   applySnapshot,
@@ -58,10 +57,10 @@ async function failure(work: () => Promise<unknown>): Promise<{ code?: string; m
 
 describe("a peer's batch", () => {
   it("is refused whole (CV009) when one change is stamped an hour ahead: nothing applied, cursor and floor unchanged", async () => {
-    const onTime = clinic().branches;
+    const onTime = consultation().branches;
     await insert(cloud.sql, "branches", onTime);
     await runAhead(cloud, 3_600_000);
-    const ahead = clinic().branches;
+    const ahead = consultation().branches;
     await insert(cloud.sql, "branches", ahead);
 
     const expected = await storedCursor(clinicNode, cloud);
@@ -81,19 +80,19 @@ describe("a peer's batch", () => {
 
   it("is applied when its changes are 30 s ahead, inside the allowed skew, and refused at 10 minutes", async () => {
     await runAhead(cloud, 30_000);
-    const row = clinic().branches;
+    const row = consultation().branches;
     await insert(cloud.sql, "branches", row);
     await sync(cloud, clinicNode);
     expect(await rowOf(clinicNode.sql, "branches", row.id)).toBeDefined();
     expect(await floorOf(clinicNode)).toBeGreaterThan(Date.now() + 25_000);
 
     await runAhead(cloud, 600_000);
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     expect((await failure(() => sync(cloud, clinicNode))).code).toBe("CV009");
   });
 
   it("is refused when a row's updated_at or created_at is ahead, even under an HLC that is not", async () => {
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     const expected = await storedCursor(clinicNode, cloud);
     const page = await pull(cloud, clinicNode, expected);
     const source = await identity(cloud);
@@ -112,7 +111,7 @@ describe("a peer's batch", () => {
   it("follows the node's max_clock_skew setting", async () => {
     await clinicNode.sql`update cv_sync.node set max_clock_skew = '10 seconds' where singleton`;
     await runAhead(cloud, 30_000);
-    await insert(cloud.sql, "branches", clinic().branches);
+    await insert(cloud.sql, "branches", consultation().branches);
     const error = await failure(() => sync(cloud, clinicNode));
     expect(error.code).toBe("CV009");
     expect(error.message).toContain("(at most 10 s allowed)");
@@ -124,7 +123,7 @@ describe("an initial-sync page", () => {
     const fresh = await createNode("fresh");
     try {
       await runAhead(cloud, 3_600_000);
-      await insert(cloud.sql, "branches", clinic().branches);
+      await insert(cloud.sql, "branches", consultation().branches);
       const page = await snapshotPage(cloud, "branches", null, 1000);
       const error = await failure(() => applySnapshot(fresh, cloud, page));
       expect(error.code).toBe("CV009");
@@ -140,7 +139,7 @@ describe("an initial-sync page", () => {
 
 describe("hlc_floor", () => {
   it("is never raised past this node's clock plus the allowed skew, even by a change that got past the checks", async () => {
-    const written = clinic().branches;
+    const written = consultation().branches;
     await insert(cloud.sql, "branches", written);
     const row = (await rowOf(cloud.sql, "branches", written.id)) as { id: string; version: string };
     const origin = randomUUID();
@@ -170,7 +169,7 @@ describe("hlc_floor", () => {
 describe("a local insert", () => {
   it("is stamped with the server's time, whatever created_at and updated_at the writer sent", async () => {
     const row = {
-      ...clinic().branches,
+      ...consultation().branches,
       created_at: "2099-01-01T00:00:00Z",
       updated_at: "2099-01-01T00:00:00Z",
     };

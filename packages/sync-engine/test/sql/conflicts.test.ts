@@ -1,13 +1,20 @@
+import {
+  consultation,
+  createNode,
+  insert,
+  insertConsultation,
+  rowOf,
+  type SqlNode,
+  update,
+} from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { clinic, insert, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
-import { createNode, type SqlNode } from "../support/sql-nodes.js";
 import { conflicts, expectConverged, json, syncBoth } from "../support/sql-sync.js";
 
 /* Concurrent edits (PROTOCOL.md "Conflicts"): detected by version, settled alike on both nodes. */
 
 let cloud: SqlNode;
 let clinicNode: SqlNode;
-let rows: ReturnType<typeof clinic>;
+let rows: ReturnType<typeof consultation>;
 beforeAll(async () => {
   [cloud, clinicNode] = await Promise.all([createNode("cloud"), createNode("clinic")]);
 });
@@ -15,8 +22,8 @@ afterAll(async () => {
   await Promise.all([cloud?.drop(), clinicNode?.drop()]);
 });
 beforeEach(async () => {
-  rows = clinic();
-  await insertClinic(cloud.sql, rows);
+  rows = consultation();
+  await insertConsultation(cloud.sql, rows);
   await syncBoth(cloud, clinicNode);
 });
 
@@ -146,11 +153,11 @@ describe("deletes", () => {
   });
 
   it("a later delete that LWW would let win is still refused while a new child references the row", async () => {
-    const branch = clinic().branches;
+    const branch = consultation().branches;
     await insert(cloud.sql, "branches", branch);
     await syncBoth(cloud, clinicNode);
     await update(clinicNode.sql, "branches", branch.id, { name: "Sucursal Norte" });
-    await insert(clinicNode.sql, "rooms", { ...clinic().rooms, branch_id: branch.id });
+    await insert(clinicNode.sql, "rooms", { ...consultation().rooms, branch_id: branch.id });
     await later();
     await cloud.sql`delete from branches where id = ${branch.id}`;
     await syncBoth(cloud, clinicNode);
@@ -162,17 +169,17 @@ describe("deletes", () => {
   });
 
   it("a deleted parent that the other node gave a new child comes back, whichever side syncs first", async () => {
-    const branch = { ...clinic().branches };
+    const branch = { ...consultation().branches };
     await insert(cloud.sql, "branches", branch);
     await syncBoth(cloud, clinicNode);
-    const room = { ...clinic().rooms, branch_id: branch.id };
+    const room = { ...consultation().rooms, branch_id: branch.id };
     await cloud.sql`delete from branches where id = ${branch.id}`;
     await insert(clinicNode.sql, "rooms", room);
     await syncBoth(cloud, clinicNode); // the delete reaches the clinic, where the room blocks it
     await expectConverged(cloud, clinicNode);
     expect(await rowOf(cloud.sql, "rooms", room.id)).toBeDefined();
 
-    const other = { ...clinic().rooms, branch_id: branch.id };
+    const other = { ...consultation().rooms, branch_id: branch.id };
     await clinicNode.sql`delete from rooms where branch_id = ${branch.id}`;
     await syncBoth(cloud, clinicNode);
     await insert(cloud.sql, "rooms", other);

@@ -1,6 +1,12 @@
+import {
+  consultation,
+  createNode,
+  failureCode,
+  insert,
+  type SqlNode,
+  update,
+} from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clinic, insert, update } from "../support/sql-fixtures.js";
-import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 import {
   type Cursor,
   expectConverged,
@@ -34,8 +40,8 @@ async function branchIds(node: SqlNode): Promise<string[]> {
 describe("late commit", () => {
   it("delivers a transaction that commits after a later one exactly once; the cursor waits for it", async () => {
     await sync(cloud, clinicNode);
-    const late = clinic().branches;
-    const early = clinic().branches;
+    const late = consultation().branches;
+    const early = consultation().branches;
     const t1 = await cloud.sql.reserve();
     try {
       await t1`begin`;
@@ -75,7 +81,7 @@ describe("cv_sync_pull", () => {
     await sync(cloud, clinicNode);
     const start = await storedCursor(clinicNode, cloud);
     await cloud.sql.begin(async (tx) => {
-      for (let i = 0; i < 5; i += 1) await insert(tx, "branches", clinic().branches);
+      for (let i = 0; i < 5; i += 1) await insert(tx, "branches", consultation().branches);
     });
     const whole = await pull(cloud, clinicNode, start, 3);
     expect(whole.changes).toHaveLength(5);
@@ -84,7 +90,7 @@ describe("cv_sync_pull", () => {
     await sync(cloud, clinicNode);
     const next = await storedCursor(clinicNode, cloud);
     await cloud.sql.begin(async (tx) => {
-      for (let i = 0; i < 10; i += 1) await insert(tx, "branches", clinic().branches);
+      for (let i = 0; i < 10; i += 1) await insert(tx, "branches", consultation().branches);
     });
     const split = await pull(cloud, clinicNode, next, 3);
     expect(split.changes).toHaveLength(6);
@@ -94,7 +100,7 @@ describe("cv_sync_pull", () => {
   });
 
   it("never returns a change to the node it came from, but moves that node's cursor past it", async () => {
-    const row = clinic().branches;
+    const row = consultation().branches;
     await insert(clinicNode.sql, "branches", row);
     await sync(clinicNode, cloud);
     const before = await storedCursor(clinicNode, cloud);
@@ -139,7 +145,7 @@ describe("cv_sync_ack and cv_sync_pending", () => {
       return Number(found?.n);
     };
     expect(await pending()).toBe(0);
-    const row = clinic().branches;
+    const row = consultation().branches;
     await insert(cloud.sql, "branches", row);
     await update(cloud.sql, "branches", row.id, { name: "Centro Roma Norte" });
     expect(await pending()).toBe(2);

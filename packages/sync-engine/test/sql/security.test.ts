@@ -1,10 +1,19 @@
 import { asClinicPerson, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
+import {
+  clinicPerson,
+  consultation,
+  createNode,
+  ensureLogin,
+  failureCode,
+  insertConsultation,
+  openNode,
+  type SqlNode,
+  sharedServer,
+  update,
+  withLogin,
+} from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clinicPerson } from "../support/clinic-person.js";
-import { ensureLogin, withLogin } from "../support/server.js";
-import { clinic, insertClinic, update } from "../support/sql-fixtures.js";
-import { createNode, failureCode, openNode, type SqlNode, sharedServer } from "../support/sql-nodes.js";
 import {
   type ApplyResult,
   apply,
@@ -231,8 +240,8 @@ describe("on the clinic server", () => {
   });
 
   it("answers whether a row was deleted only to a caller naming a version of it (cv_client_seen)", async () => {
-    const rows = clinic();
-    await insertClinic(server.sql, rows);
+    const rows = consultation();
+    await insertConsultation(server.sql, rows);
     const [held] = await server.sql<
       { version: string }[]
     >`select version from diagnoses where id = ${rows.diagnoses.id}`;
@@ -257,10 +266,10 @@ describe("on the clinic server", () => {
   });
 
   it("finds a double booking only among the appointments the caller's person sees (cv_client_overlaps)", async () => {
-    const rows = clinic();
-    const elsewhere = clinic();
-    await insertClinic(server.sql, rows);
-    await insertClinic(server.sql, elsewhere);
+    const rows = consultation();
+    const elsewhere = consultation();
+    await insertConsultation(server.sql, rows);
+    await insertConsultation(server.sql, elsewhere);
     // The doctor also works at another branch, where the person does not: booked there at the same time.
     const [span] = await server.sql<{ starts_at: Date; ends_at: Date }[]>`
       select starts_at, ends_at from appointments where id = ${rows.appointments.id}`;
@@ -330,8 +339,8 @@ describe("over the Supabase RPC gateway", () => {
 
   it("moves pages both ways through it: pushes applied by cv_sync_apply, pulls read by cv_sync_pull", async () => {
     const key = supabase.serviceRoleKey;
-    const rows = clinic();
-    await insertClinic(clinicNode.sql, rows);
+    const rows = consultation();
+    await insertConsultation(clinicNode.sql, rows);
     const pushed = await pull(clinicNode, cloud, await storedCursor(cloud, clinicNode));
     const push = await rpc(
       "cv_sync_apply",

@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
+import {
+  consultation,
+  createNode,
+  failureCode,
+  insertConsultation,
+  rowOf,
+  type SqlNode,
+  update,
+} from "@centrovision/testkit/nodes";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { clinic, insertClinic, rowOf, update } from "../support/sql-fixtures.js";
-import { createNode, failureCode, type SqlNode } from "../support/sql-nodes.js";
 import {
   applySnapshot,
   conflicts,
@@ -31,18 +38,18 @@ async function count(node: SqlNode, query: string): Promise<number> {
 
 describe("initial sync", () => {
   it("copies paged while the cloud keeps writing, then catches up to the same rows", async () => {
-    const graphs = [clinic(), clinic(), clinic()];
-    for (const rows of graphs) await insertClinic(cloud.sql, rows);
+    const graphs = [consultation(), consultation(), consultation()];
+    for (const rows of graphs) await insertConsultation(cloud.sql, rows);
     // Written after the branches were copied; its room sorts last, so the room's page is read
     // when its branch is not on the clinic: the room is left out of the copy (no dangling
     // reference, foreign keys stay checked) and both come with the catch-up, branch first.
-    const late = clinic();
+    const late = consultation();
     late.rooms.id = `ffffffff-ffff-4fff-8fff-${randomUUID().slice(-12)}`;
     late.appointments.room_id = late.rooms.id;
     let step = 0;
     const writeMeanwhile = async () => {
       step += 1;
-      if (step === 2) await insertClinic(cloud.sql, late);
+      if (step === 2) await insertConsultation(cloud.sql, late);
       if (step === 5)
         await update(cloud.sql, "branches", graphs[0]?.branches.id ?? "", { name: "Renombrada" });
       if (step === 9) await cloud.sql`delete from diagnoses where id = ${graphs[1]?.diagnoses.id ?? ""}`;
@@ -64,7 +71,7 @@ describe("initial sync", () => {
   });
 
   it("resumes after a crash where the clinic says it stands; a repeated page is a duplicate", async () => {
-    for (let i = 0; i < 3; i += 1) await insertClinic(cloud.sql, clinic());
+    for (let i = 0; i < 3; i += 1) await insertConsultation(cloud.sql, consultation());
     expect(await copyTables(cloud, clinicNode, { limit: 2, maxPages: 3 })).toBe(false);
     const at = await snapshotProgress(clinicNode, cloud);
     expect(at).toMatchObject({ table: "rooms", after_id: expect.any(String), done: false });
@@ -89,8 +96,8 @@ describe("cv_sync_purge", () => {
     )[0]?.r;
 
   it("keeps everything until every peer has acknowledged it, whatever its age", async () => {
-    const rows = clinic();
-    await insertClinic(cloud.sql, rows);
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
     await cloud.sql`delete from diagnoses where id = ${rows.diagnoses.id}`;
     const size = async () =>
       (await cloud.sql<{ n: number }[]>`select count(*)::int as n from cv_sync.change_log`)[0]?.n;

@@ -1,7 +1,7 @@
 import { SYNCED_TABLES } from "@centrovision/core";
+import type { SqlNode } from "@centrovision/testkit/nodes";
 import type postgres from "postgres";
 import { expect } from "vitest";
-import type { SqlNode } from "./sql-nodes.js";
 
 /**
  * A test-only stand-in for the sync engine: moves pages between two nodes through the SQL API

@@ -7,6 +7,14 @@ import {
   type LocalSupabase,
   startLocalSupabase,
 } from "@centrovision/testkit";
+import {
+  consultation,
+  insertConsultation,
+  onServer,
+  serverUrl,
+  sharedPostgres,
+  syncLogin,
+} from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import {
   createPostgresPeer,
@@ -16,8 +24,6 @@ import {
   type SyncEngineOptions,
   type SyncPeer,
 } from "../../src/index.js";
-import { consultation, insertConsultation } from "./fixtures.js";
-import { onServer, serverUrl, sharedPostgres, syncLogin } from "./server.js";
 
 /** A node's database as the tests see it: a superuser connection that bypasses the engine. */
 export interface NodeDb {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { clinicSession } from "@centrovision/testkit";
 import type postgres from "postgres";
+import { clinicSession } from "../index.js";
 
 /**
  * A person working at a clinic server, as a PC signs them in: a `profiles` row and memberships

@@ -1,10 +1,20 @@
-import { type PostgresServer, runningPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
 import { inject } from "vitest";
+import { type PostgresServer, runningPostgres } from "../index.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Superuser URL of the `postgres` database on the run's PostgreSQL server (`postgresRun`). */
+    postgresUrl: string;
+  }
+}
 
 export function serverUrl(): string {
   const url = inject("postgresUrl");
-  if (!url) throw new Error("[sync-engine tests] no PostgreSQL: run through vitest.config.ts (globalSetup)");
+  if (!url)
+    throw new Error(
+      "[testkit] no PostgreSQL for this run: give the package a vitest globalSetup made with postgresRun()",
+    );
   return url;
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { applyMigrations } from "@centrovision/testkit";
 import postgres from "postgres";
+import { applyMigrations } from "../index.js";
 import { onServer, serverUrl } from "./server.js";
 
 /** A sync node: one database with sql/ applied, on the run's server (see test/global-setup.ts). */
