@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tlsOptions } from "@centrovision/adapter-postgres";
 import type { ConnectionStatus } from "@centrovision/core";
-import { createClientApplier } from "@centrovision/sync-engine";
+import { createClientApplier } from "@centrovision/offline";
 import { applyMigrations, freePort, type PostgresServer, startPostgres } from "@centrovision/testkit";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createClinicDoor } from "../src/backend/clinic-door.js";

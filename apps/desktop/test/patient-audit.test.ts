@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSqliteSource, type SqliteSource } from "@centrovision/adapter-sqlite";
 import type { ConnectionMode, ConnectionStatus, CvError } from "@centrovision/core";
-import { type ClientApplier, createClientApplier } from "@centrovision/sync-engine";
+import { type ClientApplier, createClientApplier } from "@centrovision/offline";
 import { applyMigrations, clinicSession, type PostgresServer, startPostgres } from "@centrovision/testkit";
 import { Subject } from "rxjs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";

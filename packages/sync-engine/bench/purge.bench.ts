@@ -7,10 +7,9 @@
  *   node --conditions=@centrovision/source --import tsx bench/purge.bench.ts
  */
 import { randomUUID } from "node:crypto";
-import { startPostgres } from "@centrovision/testkit";
+import { createNodeDatabase, startPostgres } from "@centrovision/testkit";
 import type postgres from "postgres";
 import { createPostgresPeer, createSyncEngine } from "../src/index.js";
-import { benchNode } from "./seed.js";
 
 const CHANGES = Number(process.env.CV_BENCH_PURGE_CHANGES ?? 100_000);
 const ROUND = 5_000;
@@ -20,7 +19,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 const server = await startPostgres();
 try {
   const branchId = randomUUID();
-  const node = (name: string) => benchNode(server, name, branchId);
+  const node = (name: string) => createNodeDatabase(server, name, branchId);
   const logSize = async (sql: postgres.Sql) =>
     (await sql<{ n: number }[]>`select count(*)::int as n from cv_sync.change_log`)[0]?.n ?? 0;
 

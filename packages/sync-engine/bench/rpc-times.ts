@@ -10,7 +10,8 @@ import type { LocalSupabase } from "@centrovision/testkit";
 import { createClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import WebSocket from "ws";
-import { createClientApplier, createPostgresPeer, createSupabasePeer, START_CURSOR } from "../src/index.js";
+import { createPostgresPeer, createSupabasePeer, START_CURSOR } from "../src/index.js";
+import { createSupabaseInvoker } from "../src/rpc/index.js";
 
 const REPEAT = 3;
 const SERVICE_LIMIT_MS = 8_000;
@@ -139,17 +140,18 @@ export async function measureRpcTimes(
       realtime: { transport: WebSocket as never },
       accessToken: async () => token,
     });
-    const applier = createClientApplier({
-      supabase: { url: supabase.url, client: asUser, timeoutMs: 60_000 },
-    });
+    // What @centrovision/offline's applier sends when a PC's outbox drains to the cloud, through
+    // the same transport: one batch of new rows, each a change with no base version.
+    const applier = createSupabaseInvoker("cloud", () => asUser, 60_000);
     try {
       await time(
         "cv_client_apply",
         `${DRAIN_BATCH} new patients, as a signed-in user (RLS)`,
         USER_LIMIT_MS,
         () =>
-          applier.apply(
-            Array.from({ length: DRAIN_BATCH }, (_, n) => {
+          applier.invoke("cv_client_apply", {
+            p_mode: "settle",
+            p_changes: Array.from({ length: DRAIN_BATCH }, (_, n) => {
               const now = new Date().toISOString();
               const row = {
                 ...patient(branchId, `Cola ${n}`),
@@ -163,9 +165,9 @@ export async function measureRpcTimes(
                 },
                 ...{ created_at: now, updated_at: now, version: randomUUID(), base_version: null },
               };
-              return { table: "patients" as const, op: "upsert" as const, id: row.id, row };
+              return { table: "patients", id: row.id, op: "upsert", row, base_version: null };
             }),
-          ),
+          }),
       );
     } finally {
       await applier.close();

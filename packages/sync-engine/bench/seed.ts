@@ -1,20 +1,4 @@
-import type { startPostgres } from "@centrovision/testkit";
-import { applyMigrations } from "@centrovision/testkit";
-import postgres from "postgres";
-
-/** A migrated, initialised node database on `server` holding one branch (`branchId`). */
-export async function benchNode(
-  server: Awaited<ReturnType<typeof startPostgres>>,
-  name: string,
-  branchId: string,
-): Promise<{ url: string; sql: postgres.Sql }> {
-  const url = await server.createDatabase(name);
-  await applyMigrations(url);
-  const sql = postgres(url, { max: 4, onnotice: () => {} });
-  await sql`select cv_sync_init(${name})`;
-  await sql`insert into branches (id, code, name, address) values (${branchId}, 'BENCH-NODE', 'Bench', 'Av. Reforma 1')`;
-  return { url, sql };
-}
+import type postgres from "postgres";
 
 /**
  * `rows` appointment-like rows in the cloud, with the parents they need (a branch, 10 rooms,

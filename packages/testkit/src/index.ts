@@ -27,6 +27,7 @@ export {
   type Migration,
   readMigrations,
 } from "./migrations.js";
+export { createNodeDatabase } from "./node-database.js";
 export {
   freePort,
   makeTestTls,

@@ -6,10 +6,10 @@ import {
   type InputIssue,
   zodIssues,
 } from "@centrovision/core";
+import type { OfflineTier } from "@centrovision/offline";
 import type {
   ConflictQuery,
   ConflictResolution,
-  OfflineTier,
   ResolveResult,
   SyncConflict,
 } from "@centrovision/sync-engine";

@@ -1,5 +1,5 @@
 import { CvError, type FailoverRouter } from "@centrovision/core";
-import type { DoubleBooking, OfflineTier } from "@centrovision/sync-engine";
+import type { DoubleBooking, OfflineTier } from "@centrovision/offline";
 import { type AgendaItem, describeAppointments } from "./agenda.js";
 import { HOLDING } from "./booking.js";
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { SqliteSource } from "@centrovision/adapter-sqlite";
 import { type ConnectionStatus, CvError, type FailoverRouter } from "@centrovision/core";
-import type { AuditQuery, AuditTrailEvent, ClientApplier } from "@centrovision/sync-engine";
+import type { AuditTrailEvent, ClientApplier } from "@centrovision/offline";
+import type { AuditQuery } from "@centrovision/sync-engine";
 import { exhaustMap, merge, type Observable, type Subscription, timer } from "rxjs";
 import type { UsableTiers } from "./tier-gate.js";
 

@@ -18,8 +18,8 @@ import {
   createOfflineTier,
   createPcRouterHooks,
   type OfflineTier,
-  type SupabaseRpcClient,
-} from "@centrovision/sync-engine";
+} from "@centrovision/offline";
+import type { SupabaseRpcClient } from "@centrovision/sync-engine";
 import { createClient } from "@supabase/supabase-js";
 import {
   combineLatest,

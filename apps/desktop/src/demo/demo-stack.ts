@@ -2,7 +2,8 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FailoverRouter, RouterConfigInput } from "@centrovision/core";
-import { createPostgresPeer, type OfflineTier } from "@centrovision/sync-engine";
+import type { OfflineTier } from "@centrovision/offline";
+import { createPostgresPeer } from "@centrovision/sync-engine";
 import {
   applyMigrations,
   createLink,

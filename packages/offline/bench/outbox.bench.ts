@@ -17,14 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
-import { clinicSession, startPostgres } from "@centrovision/testkit";
-import {
-  createClientApplier,
-  createOfflineTier,
-  createPostgresPeer,
-  createSyncEngine,
-} from "../src/index.js";
-import { benchNode } from "./seed.js";
+import { createPostgresPeer, createSyncEngine } from "@centrovision/sync-engine";
+import { clinicSession, createNodeDatabase, startPostgres } from "@centrovision/testkit";
+import { createClientApplier, createOfflineTier } from "../src/index.js";
 
 const TARGET_BYTES = 50 * 1024 * 1024;
 const SAMPLES = 500;
@@ -94,8 +89,8 @@ try {
 
   // 2. Drain vs the sync engine's steady state.
   const [clinic, peer] = [
-    await benchNode(server, "clinic", branchId),
-    await benchNode(server, "peer", branchId),
+    await createNodeDatabase(server, "clinic", branchId),
+    await createNodeDatabase(server, "peer", branchId),
   ];
   await clinic.sql.unsafe(`
     do $$ begin create role cv_outbox_bench login password 'bench' in role centrovision_app;

@@ -105,7 +105,7 @@ export interface AbsorbReport {
  * miss the write.
  */
 export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
-  const config = parseConfig("[sync-engine] invalid offline tier options", offlineTierOptionsSchema, options);
+  const config = parseConfig("[offline] invalid offline tier options", offlineTierOptionsSchema, options);
   const { store } = config;
   const source = createOfflineSource(store, config.id, config.now);
   let draining: Promise<DrainReport> | null = null;
@@ -134,7 +134,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     if (!found) {
       throw new CvError(
         "not_found",
-        `[sync-engine] no dead letter for ${table} ${id}; list them with deadLetters()`,
+        `[offline] no dead letter for ${table} ${id}; list them with deadLetters()`,
       );
     }
     return found.value;
@@ -167,7 +167,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       if (!(await store.records(DOUBLE_BOOKINGS, o)).some((r) => r.key === wanted)) {
         throw new CvError(
           "not_found",
-          `[sync-engine] no double booking of ${bookingId} with ${otherId}; list them with doubleBookings()`,
+          `[offline] no double booking of ${bookingId} with ${otherId}; list them with doubleBookings()`,
         );
       }
       await store.batch((batch) => batch.setRecord(DOUBLE_BOOKINGS, wanted, null), o);

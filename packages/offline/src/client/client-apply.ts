@@ -2,18 +2,26 @@ import {
   type CallOptions,
   CvError,
   type ErrorCode,
+  parseConfig,
   parseOrThrow,
   SYNCED_TABLES,
   type TableName,
   tables,
 } from "@centrovision/core";
+import type {
+  AuditQuery,
+  PostgresClient,
+  PostgresPeerOptions,
+  SupabaseRpcClient,
+} from "@centrovision/sync-engine";
+import {
+  auditQueryArgs,
+  createPostgresInvoker,
+  createSupabaseInvoker,
+  parseReply,
+  type RpcInvoker,
+} from "@centrovision/sync-engine/rpc";
 import * as z from "zod";
-import { parseOptions } from "../internal/options.js";
-import { auditQueryArgs, type RpcInvoker } from "../internal/rpc-peer.js";
-import { parseReply } from "../internal/wire.js";
-import { createPostgresInvoker, type PostgresClient, type PostgresPeerOptions } from "../postgres-peer.js";
-import { createSupabaseInvoker, type SupabaseRpcClient } from "../supabase-peer.js";
-import type { AuditQuery } from "../sync-types.js";
 
 /**
  * One write a PC made, as the tier that took it returned it: the failover router's journal
@@ -283,7 +291,7 @@ function toWire(writes: readonly ClientWrite[], label: string): { changes: WireC
     if (!TABLE_ORDER.has(write.table)) {
       throw new CvError(
         "invalid_input",
-        `[sync-engine] ${label}: write #${index} is for ${String(write.table)}, not a synced table`,
+        `[offline] ${label}: write #${index} is for ${String(write.table)}, not a synced table`,
       );
     }
     if (write.op === "delete") {
@@ -304,7 +312,7 @@ function toWire(writes: readonly ClientWrite[], label: string): { changes: WireC
     if (!parsed.success || parsed.data.id !== write.id.toLowerCase()) {
       throw new CvError(
         "invalid_input",
-        `[sync-engine] ${label}: write #${index} (${write.table}) is not a stored row of that table with id ${write.id}; pass the row the tier returned`,
+        `[offline] ${label}: write #${index} (${write.table}) is not a stored row of that table with id ${write.id}; pass the row the tier returned`,
         { table: write.table },
       );
     }
@@ -333,7 +341,7 @@ function toWire(writes: readonly ClientWrite[], label: string): { changes: WireC
  * caller's own rights — a PC holds its person's session on either tier, never the sync role.
  */
 export function createClientApplier(input: ClientApplierOptions): ClientApplier {
-  const options = parseOptions("client applier", optionsSchema, input);
+  const options = parseConfig("[offline] invalid client applier options", optionsSchema, input);
   let invoker: { invoke: RpcInvoker; close(): Promise<void> };
   let label: string;
   if (options.supabase) {
@@ -358,7 +366,7 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new CvError(
         "unknown",
-        `[sync-engine] ${label} ${fn} answered in an unexpected shape; apply sql/0010 there`,
+        `[offline] ${label} ${fn} answered in an unexpected shape; apply sql/0010 there`,
       );
     }
     return value;
@@ -379,7 +387,7 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
       if (!parsed.success) {
         throw new CvError(
           "unknown",
-          `[sync-engine] ${label} cv_client_apply answered in an unexpected shape; apply sql/0010 there`,
+          `[offline] ${label} cv_client_apply answered in an unexpected shape; apply sql/0010 there`,
         );
       }
       const { overlaps, ...counts } = parsed.data;
@@ -398,7 +406,7 @@ export function createClientApplier(input: ClientApplierOptions): ClientApplier 
       if (!id.success || (openedAt !== undefined && Number.isNaN(openedAt.getTime()))) {
         throw new CvError(
           "invalid_input",
-          `[sync-engine] ${label}: recordOpened needs a patient id (uuid) and, if given, a valid time`,
+          `[offline] ${label}: recordOpened needs a patient id (uuid) and, if given, a valid time`,
         );
       }
       await invoker.invoke(

@@ -15,6 +15,12 @@ import {
   TABLE_NAMES,
 } from "@centrovision/core";
 import {
+  createPostgresPeer,
+  createSupabasePeer,
+  createSyncEngine,
+  type SyncEngine,
+} from "@centrovision/sync-engine";
+import {
   applyMigrations,
   clinicSession,
   createLink,
@@ -26,15 +32,7 @@ import {
 import { type Consultation, consultation } from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { filter, firstValueFrom, timeout } from "rxjs";
-import {
-  type ClientApplier,
-  createClientApplier,
-  createPcRouterHooks,
-  createPostgresPeer,
-  createSupabasePeer,
-  createSyncEngine,
-  type SyncEngine,
-} from "../../src/index.js";
+import { type ClientApplier, createClientApplier, createPcRouterHooks } from "../../src/index.js";
 
 /**
  * A clinic as a PC sees it, every piece real: the cloud is a local Supabase reached with a

@@ -193,7 +193,7 @@ export async function drainOutbox(
 export function drainFailure(error: unknown): CvError {
   return isCvError(error)
     ? error
-    : new CvError("unknown", "[sync-engine] draining the offline outbox failed unexpectedly", {
+    : new CvError("unknown", "[offline] draining the offline outbox failed unexpectedly", {
         cause: error,
       });
 }

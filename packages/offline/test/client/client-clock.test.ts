@@ -1,3 +1,4 @@
+import { isSyncError } from "@centrovision/sync-engine";
 import {
   type ClinicPerson,
   type Consultation,
@@ -12,7 +13,7 @@ import {
   withLogin,
 } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ClientApplier, type ClientWrite, createClientApplier, isSyncError } from "../../src/index.js";
+import { type ClientApplier, type ClientWrite, createClientApplier } from "../../src/index.js";
 
 /*
  * A PC's timestamps on the clinic server (sql/0002, sql/0010): an insert is stamped with the
