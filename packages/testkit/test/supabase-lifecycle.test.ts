@@ -84,15 +84,17 @@ describe("startLocalSupabase lifecycle", () => {
     const stack = await startLocalSupabase(options);
     const sql = postgres(stack.dbUrl, { max: 1, onnotice: () => {} });
     try {
-      await sql`insert into people (id, username) values (1, 'supabot')`;
-      // A cast to an unknown type is not a cache miss, so only the NOTIFY can make this pass.
-      await sql`create domain public.handle as text`;
+      await sql`insert into people (id, username, age) values (1, 'supabot', 30)`;
+      // Filter values are cast to the column type the cache holds. A stale int type makes this a
+      // 22P02, which is not a cache miss, so only the NOTIFY can make it pass.
+      await sql`alter table people alter column age type text using 'thirty'`;
       const client = supabaseClient(stack.url, stack.anonKey);
+      const query = () => client.from("people").select("username").eq("age", "thirty");
       const deadline = Date.now() + 5_000;
-      let result = await client.from("people").select("username::handle");
+      let result = await query();
       while (result.error && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50));
-        result = await client.from("people").select("username::handle");
+        result = await query();
       }
       expect(result.data).toEqual([{ username: "supabot" }]);
     } finally {

@@ -1,14 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/supabase/errors.js";
-import {
-  ParseFailure,
-  parseFilterValue,
-  parseLogicTree,
-  parseOrder,
-  parseSelect,
-} from "../src/supabase/query-grammar.js";
+import { ParseFailure, parseFilterValue, parseOrder, parseSelect } from "../src/supabase/query-grammar.js";
 import { parseQueryParams } from "../src/supabase/query-params.js";
-import { negotiateMedia, parsePrefer, parseRange } from "../src/supabase/request-headers.js";
+import { negotiateMedia, parsePrefer } from "../src/supabase/request-headers.js";
+
+/** The PGRST127 refusal of a PostgREST feature the gateway leaves out. */
+function refusal(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ApiError && error.body.code === "PGRST127") return error.body.details ?? "";
+    throw error;
+  }
+  throw new Error("expected a PGRST127 refusal");
+}
 
 function failure(run: () => unknown): ParseFailure {
   try {
@@ -34,20 +39,26 @@ describe("filter values", () => {
     });
   });
 
-  it("reads is, fts and plain operators; the value is the rest of the text", () => {
-    expect(parseFilterValue("is.NULL").operation).toEqual({ kind: "is", value: "null" });
-    expect(parseFilterValue("is.not_null").operation).toEqual({ kind: "is", value: "not_null" });
-    expect(parseFilterValue("fts(english).cat & dog").operation).toEqual({
-      kind: "fts",
-      op: "fts",
-      language: "english",
-      value: "cat & dog",
-    });
+  it("reads is.null and the comparisons; the value is the rest of the text", () => {
+    expect(parseFilterValue("is.NULL").operation).toEqual({ kind: "is_null" });
+    expect(parseFilterValue("not.is.null")).toEqual({ negated: true, operation: { kind: "is_null" } });
     expect(parseFilterValue("eq.a.b,c)").operation).toEqual({ kind: "op", op: "eq", value: "a.b,c)" });
     expect(parseFilterValue("not.eq.null")).toEqual({
       negated: true,
       operation: { kind: "op", op: "eq", value: "null" },
     });
+  });
+
+  it("refuses PostgREST operators it leaves out with PGRST127", () => {
+    expect(refusal(() => parseFilterValue("like.*bot*"))).toBe(
+      "The filter operator 'like' is not supported by the local gateway",
+    );
+    expect(refusal(() => parseFilterValue("not.fts(english).cat"))).toMatch(/'fts\(english\)'/);
+    expect(refusal(() => parseFilterValue("eq(any).{1,2}"))).toMatch(/'eq\(any\)'/);
+    expect(refusal(() => parseFilterValue("cs.{a}"))).toMatch(/'cs'/);
+    expect(refusal(() => parseFilterValue("is.true"))).toBe(
+      "'is.true' is not supported by the local gateway; only is.null is",
+    );
   });
 
   it("reports PostgREST's column and reason", () => {
@@ -63,112 +74,96 @@ describe("filter values", () => {
   });
 });
 
-describe("logic trees", () => {
-  it("nests and/or/not with quoted values and array literals", () => {
-    const tree = parseLogicTree(
-      'or(a.eq.1,and(b.in.(1,2),c.not.like."x,y"),d.cs.{1,2},not.and(e.is.null,f.gt.0))',
-    );
-    expect(tree).toMatchObject({
-      kind: "expr",
-      op: "or",
-      negated: false,
-      children: [
-        { kind: "filter", filter: { field: { name: "a" }, operation: { op: "eq", value: "1" } } },
-        {
-          kind: "expr",
-          op: "and",
-          children: [
-            { filter: { operation: { kind: "in", values: ["1", "2"] } } },
-            { filter: { negated: true, operation: { op: "like", value: "x,y" } } },
-          ],
-        },
-        { filter: { operation: { op: "cs", value: "{1,2}" } } },
-        { kind: "expr", op: "and", negated: true },
-      ],
-    });
-  });
-
-  it("rejects an empty or unknown tree", () => {
-    expect(failure(() => parseLogicTree("or()"))).toMatchObject({ column: 4 });
-    expect(failure(() => parseLogicTree("or(id.eq.1,not.xor(id.eq.2))")).column).toBeGreaterThan(10);
-  });
-});
-
 describe("select and order", () => {
-  it("parses aliases, casts, JSON paths and quoted names", () => {
-    expect(parseSelect('*, n:name, age::text, data->a->>"b c", d->0, "x\\"y"')).toEqual([
+  it("parses columns, * and quoted names", () => {
+    expect(parseSelect('*, name, "x\\"y", "Mixed Case"')).toEqual([
       { kind: "star" },
-      { kind: "field", field: { name: "name", path: [] }, alias: "n" },
-      { kind: "field", field: { name: "age", path: [] }, cast: "text" },
-      {
-        kind: "field",
-        field: {
-          name: "data",
-          path: [
-            { arrow: "->", key: "a", isIndex: false },
-            { arrow: "->>", key: "b c", isIndex: false },
-          ],
-        },
-      },
-      { kind: "field", field: { name: "d", path: [{ arrow: "->", key: "0", isIndex: true }] } },
-      { kind: "field", field: { name: 'x"y', path: [] } },
+      { kind: "column", name: "name" },
+      { kind: "column", name: 'x"y' },
+      { kind: "column", name: "Mixed Case" },
     ]);
+  });
+
+  it("refuses renames, casts and JSON paths with PGRST127", () => {
+    expect(refusal(() => parseSelect("n:name"))).toMatch(/^Renaming/);
+    expect(refusal(() => parseSelect("age::text"))).toMatch(/^Casts/);
+    expect(refusal(() => parseSelect("data->>lang"))).toMatch(/^JSON paths/);
   });
 
   it("refuses embedding with PGRST127 rather than answering wrongly", () => {
     expect(() => parseSelect("id, clients(*)")).toThrow(ApiError);
-    expect(() => parseSelect("id, c:clients!inner(id)")).toThrow(/Feature not implemented/);
+    expect(() => parseSelect("id, clients!inner(id)")).toThrow(/Feature not implemented/);
   });
 
   it("parses order terms", () => {
-    expect(parseOrder("a.desc.nullslast, b, c->>k.asc")).toEqual([
-      { field: { name: "a", path: [] }, direction: "desc", nulls: "last" },
-      { field: { name: "b", path: [] } },
-      { field: { name: "c", path: [{ arrow: "->>", key: "k", isIndex: false }] }, direction: "asc" },
+    expect(parseOrder("a.desc.nullslast, b, c.asc")).toEqual([
+      { column: "a", direction: "desc", nulls: "last" },
+      { column: "b" },
+      { column: "c", direction: "asc" },
     ]);
     expect(failure(() => parseOrder("id.ac"))).toMatchObject({ column: 4 });
+    expect(refusal(() => parseOrder("data->>k.asc"))).toMatch(/^JSON paths/);
   });
 });
 
 describe("query parameters", () => {
-  it("separates reserved names, filters, rpc arguments and the gateway's apikey", () => {
+  it("separates reserved names, filters and the gateway's apikey", () => {
     const params = parseQueryParams(
       [
         ["select", "a"],
         ["apikey", "k"],
         ["limit", "5"],
         ["offset", "x"],
-        ["name", "supabot"],
         ["age", "gt.3"],
-        ["or", "(a.eq.1,b.eq.2)"],
+        ["order", "a"],
       ],
-      true,
+      false,
     );
-    expect(params.args).toEqual([["name", "supabot"]]);
-    expect(params.filters).toHaveLength(1);
-    expect(params.logic).toHaveLength(1);
+    expect(params.select).toEqual([{ kind: "column", name: "a" }]);
+    expect(params.filters).toEqual([
+      { column: "age", negated: false, operation: { kind: "op", op: "gt", value: "3" } },
+    ]);
     expect([params.limit, params.offset]).toEqual([5, undefined]);
     expect(() => parseQueryParams([["name", "supabot"]], false)).toThrow(ApiError);
+  });
+
+  it("refuses or/and trees and any rpc parameter but the apikey", () => {
+    expect(refusal(() => parseQueryParams([["or", "(a.eq.1,b.eq.2)"]], false))).toMatch(/^'or' filters/);
+    expect(refusal(() => parseQueryParams([["not.and", "(a.eq.1)"]], false))).toMatch(/^'not.and' filters/);
+    expect(parseQueryParams([["apikey", "k"]], true).filters).toEqual([]);
+    expect(refusal(() => parseQueryParams([["name", "supabot"]], true))).toMatch(/^Query parameters on rpc/);
   });
 });
 
 describe("headers", () => {
-  it("parses Prefer with first-wins and strict handling", () => {
-    expect(parsePrefer(["count=exact, return=representation", "return=minimal,missing=default"])).toEqual({
-      count: "exact",
-      return: "representation",
-      missing: "default",
-    });
-    expect(parsePrefer("handling=strict, max-affected=5")).toEqual({ handling: "strict", maxAffected: 5 });
-    expect(() => parsePrefer("handling=strict, return=everything")).toThrow(ApiError);
+  it("parses Prefer: first occurrence wins, unknown preferences are ignored", () => {
+    expect(
+      parsePrefer(["return=representation, tx=rollback", "return=minimal,resolution=merge-duplicates"]),
+    ).toEqual({ return: "representation", resolution: "merge-duplicates" });
+    expect(parsePrefer("shiny=yes, handling=lenient")).toEqual({});
   });
 
-  it("negotiates Accept by quality and parses Range", () => {
+  it("refuses the preferences it does not act on", () => {
+    for (const pref of [
+      "count=exact",
+      "count=planned",
+      "missing=default",
+      "handling=strict",
+      "timezone=America/Mexico_City",
+      "return=headers-only",
+      "resolution=ignore-duplicates",
+    ]) {
+      expect(refusal(() => parsePrefer(`return=minimal, ${pref}`))).toBe(
+        `Prefer: ${pref} is not supported by the local gateway`,
+      );
+    }
+  });
+
+  it("negotiates Accept: JSON or the singular object, nothing else", () => {
     expect(negotiateMedia(undefined)).toBe("json");
     expect(negotiateMedia("text/csv;q=0.9, application/vnd.pgrst.object+json")).toBe("object");
+    expect(negotiateMedia("application/json")).toBe("json");
     expect(() => negotiateMedia("text/csv")).toThrow(ApiError);
-    expect(parseRange("0-9")).toEqual({ lower: 0, upper: 9 });
-    expect(parseRange("5-")).toEqual({ lower: 5 });
-    expect(parseRange("items=0-9")).toBeUndefined();
+    expect(() => negotiateMedia("application/vnd.pgrst.array+json;nulls=stripped")).toThrow(ApiError);
   });
 });

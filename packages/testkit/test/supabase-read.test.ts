@@ -41,26 +41,12 @@ describe("select and JSON rendering", () => {
     expect(data?.[0]).toMatchObject({ at: "2024-01-02T01:04:05.678+00:00", amount: 1.5, span: "[1,5)" });
   });
 
-  it("projects columns, renames, casts, JSON paths and quoted names", async () => {
-    const { data, error } = await h.anon
-      .from("people")
-      .select('id, name:username, age::text, lang:data->>lang, level:data->level, "Mixed"')
-      .eq("id", 1);
-    expect(error?.code).toBe("42703");
-    const ok = await h.anon
-      .from("people")
-      .select("id, name:username, age::text, lang:data->>lang, data->level")
-      .order("id")
-      .limit(2);
-    expect(data).toBeNull();
-    expect(ok.error).toBeNull();
-    expect(ok.data).toEqual(
-      await h.probe(
-        "select id, username as name, age::text as age, data->>'lang' as lang, data->'level' as level from people order by id limit 2",
-      ),
-    );
-    const quoted = await h.anon.from("kinds").select('"Mixed Case", w:"we\\"ird"').eq("id", 1);
-    expect(quoted.data).toEqual([{ "Mixed Case": "mixed", w: "weird" }]);
+  it("projects columns and quoted names", async () => {
+    const { data, error } = await h.anon.from("people").select("id, username, data").order("id").limit(2);
+    expect(error).toBeNull();
+    expect(data).toEqual(await h.probe("select id, username, data from people order by id limit 2"));
+    const quoted = await h.anon.from("kinds").select('"Mixed Case", "we\\"ird"').eq("id", 1);
+    expect(quoted.data).toEqual([{ "Mixed Case": "mixed", 'we"ird': "weird" }]);
   });
 
   it("answers an unknown column with PostgreSQL's 42703", async () => {
@@ -93,13 +79,6 @@ describe("filters", () => {
     expect(await ids(people().eq("age", 25).eq("status", "OFFLINE"))).toEqual([2, 5]);
   });
 
-  it("matches like and ilike patterns, with * as %", async () => {
-    expect(await ids(people().like("username", "%bot%"))).toEqual([1]);
-    expect(await ids(people().like("username", "*a*"))).toEqual([1, 3, 4]);
-    expect(await ids(people().ilike("username", "SUPA*"))).toEqual([1]);
-    expect(await ids(people().ilike("username", "núñ%"))).toEqual([5]);
-  });
-
   it("takes in lists with commas, parentheses and quotes literally", async () => {
     expect(await ids(people().in("nickname", ["a,b", "d(r)g", 'x"y']))).toEqual([3, 4, 5]);
     expect(await ids(people().in("id", [1, 3]))).toEqual([1, 3]);
@@ -107,29 +86,16 @@ describe("filters", () => {
     expect(await ids(people().not("id", "in", "(1,2)"))).toEqual([3, 4, 5]);
   });
 
-  it("tests is null / not null / booleans and keeps eq.null a string", async () => {
+  it("tests is null / not null and keeps eq.null a string", async () => {
     expect(await ids(people().is("age", null))).toEqual([3]);
     expect(await ids(people().not("age", "is", null))).toEqual([1, 2, 4, 5]);
     await h.sql`update people set nickname = 'null' where id = 1`;
     expect(await ids(people().eq("nickname", null as unknown as string))).toEqual([1]);
-    const flags = await h.anon.from("kinds").select("id").is("flag", true);
-    expect(flags.data).toEqual([{ id: 1 }]);
   });
 
-  it("combines or=() with nested and() and not.", async () => {
-    expect(await ids(people().or("status.eq.AWAY,and(age.eq.25,username.eq.kiwicopple)"))).toEqual([2, 4]);
-    expect(await ids(people().or('nickname.eq."a,b",id.in.(1,5)'))).toEqual([1, 3, 5]);
-    expect(await ids(people().not("status", "eq", "ONLINE").or("age.lt.30,age.is.null"))).toEqual([2, 5]);
-    const negated = await h.rest("/people?select=id&order=id&not.or=(status.eq.ONLINE,age.gt.30)");
-    expect(negated.json()).toEqual([{ id: 2 }, { id: 5 }]);
-  });
-
-  it("filters arrays, jsonb and JSON paths", async () => {
-    expect(await ids(people().contains("tags", ["b"]))).toEqual([1, 2]);
-    expect(await ids(people().overlaps("tags", ["a", "c"]))).toEqual([1, 4]);
-    expect(await ids(people().contains("data", { lang: "es" }))).toEqual([1, 4]);
-    expect(await ids(people().eq("data->>lang", "en"))).toEqual([2]);
-    expect(await ids(people().gt("data->level", 2))).toEqual([1]);
+  it("negates every filter with not.", async () => {
+    expect(await ids(people().not("status", "eq", "ONLINE").not("age", "gt", 30))).toEqual([2, 5]);
+    expect(await ids(people().filter("id", "not.in", '("1","3")'))).toEqual([2, 4, 5]);
   });
 
   it("rejects a value of the wrong type like PostgreSQL", async () => {
@@ -139,7 +105,7 @@ describe("filters", () => {
   });
 });
 
-describe("order, paging and counts", () => {
+describe("order and paging", () => {
   it("orders by several columns with null placement", async () => {
     const { data } = await h.anon
       .from("people")
@@ -155,71 +121,41 @@ describe("order, paging and counts", () => {
     expect(nullsFirst.data?.map((r) => r.id)).toEqual([3, 2, 5, 1, 4]);
   });
 
-  it("pages with range() and counts exactly (206 for a partial page)", async () => {
-    const page = await h.anon.from("people").select("id", { count: "exact" }).order("id").range(1, 2);
-    expect(page.status).toBe(206);
-    expect(page.count).toBe(5);
-    expect(page.data).toEqual([{ id: 2 }, { id: 3 }]);
-    const raw = await h.rest("/people?select=id&order=id&offset=1&limit=2", {
-      headers: { prefer: "count=exact" },
-    });
-    expect(raw.headers.get("content-range")).toBe("1-2/5");
-    expect(raw.headers.get("preference-applied")).toBe("count=exact");
-    const all = await h.anon.from("people").select("id", { count: "exact" });
-    expect([all.status, all.count]).toEqual([200, 5]);
+  it("pages with range(): offset and limit", async () => {
+    const page = await h.anon.from("people").select("id").order("id").range(1, 2);
+    expect([page.status, page.data]).toEqual([200, [{ id: 2 }, { id: 3 }]]);
+    const raw = await h.rest("/people?select=id&order=id&offset=1&limit=2");
+    expect(raw.headers.get("content-range")).toBe("1-2/*");
+    const all = await h.rest("/people?select=id");
+    expect([all.status, all.headers.get("content-range")]).toEqual([200, "0-4/*"]);
   });
 
-  it("answers past the end with 416 when counting and [] otherwise", async () => {
-    const counted = await h.rest("/people?offset=10", { headers: { prefer: "count=exact" } });
-    expect(counted.status).toBe(416);
-    expect(counted.headers.get("content-range")).toBe("*/5");
-    expect(counted.json()).toEqual({
-      code: "PGRST103",
-      message: "Requested range not satisfiable",
-      details: "An offset of 10 was requested, but there are only 5 rows.",
-      hint: null,
-    });
-    const uncounted = await h.rest("/people?offset=10");
-    expect([uncounted.status, uncounted.text, uncounted.headers.get("content-range")]).toEqual([
-      200,
-      "[]",
-      "*/*",
-    ]);
-    const none = await h.rest("/people?id=eq.99", { headers: { prefer: "count=exact" } });
-    expect([none.status, none.headers.get("content-range")]).toEqual([200, "*/0"]);
+  it("answers past the end with [] and a negative limit with 416", async () => {
+    const past = await h.rest("/people?offset=10");
+    expect([past.status, past.text, past.headers.get("content-range")]).toEqual([200, "[]", "*/*"]);
     const negative = await h.rest("/people?limit=-1");
-    expect([negative.status, (negative.json() as { code: string }).code]).toEqual([416, "PGRST103"]);
+    expect([negative.status, negative.json()]).toEqual([
+      416,
+      {
+        code: "PGRST103",
+        message: "Requested range not satisfiable",
+        details: "Limit should be greater than or equal to zero.",
+        hint: null,
+      },
+    ]);
   });
 
-  it("honours limit=0 and the Range header on GET", async () => {
+  it("honours limit=0", async () => {
     const zero = await h.rest("/people?limit=0");
     expect([zero.status, zero.text]).toEqual([200, "[]"]);
-    const ranged = await h.rest("/people?select=id&order=id", {
-      headers: { range: "1-3", prefer: "count=exact" },
-    });
-    expect([ranged.status, ranged.json(), ranged.headers.get("content-range")]).toEqual([
-      206,
-      [{ id: 2 }, { id: 3 }, { id: 4 }],
-      "1-3/5",
-    ]);
-    const inverted = await h.rest("/people", { headers: { range: "3-1" } });
-    expect(inverted.status).toBe(416);
-  });
-
-  it("answers HEAD with the GET status and headers and no body", async () => {
-    const { status, count, data } = await h.anon
-      .from("people")
-      .select("*", { count: "exact", head: true })
-      .eq("status", "ONLINE");
-    expect([status, count, data]).toEqual([200, 2, null]);
-    const raw = await h.rest("/people?select=id", { method: "HEAD", headers: { prefer: "count=exact" } });
-    expect([raw.status, raw.text, raw.headers.get("content-range")]).toEqual([200, "", "0-4/5"]);
   });
 
   it("caps reads at Supabase's 1000 rows", async () => {
     await h.sql`insert into people (id, username) select g, 'bulk' || g from generate_series(100, 1599) g`;
-    const { data, count, status } = await h.anon.from("people").select("id", { count: "exact" });
-    expect([data?.length, count, status]).toEqual([1000, 1505, 206]);
+    const { data, status } = await h.anon.from("people").select("id");
+    expect([data?.length, status]).toEqual([1000, 200]);
+    const next = await h.anon.from("people").select("id").order("id").range(1000, 1999);
+    expect(next.data?.length).toBe(505);
   });
 });
 

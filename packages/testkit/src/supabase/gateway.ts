@@ -51,7 +51,7 @@ export interface Gateway {
 
 const EXPOSED_HEADERS =
   "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit";
-const ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
+const ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS";
 const REST_PREFIX = "/rest/v1";
 const AUTH_PREFIX = "/auth/v1";
 
@@ -105,7 +105,7 @@ function answerOptions(request: FastifyRequest, reply: FastifyReply) {
     "Access-Control-Allow-Headers": requested ? `Authorization, ${requested}` : "Authorization",
     "Access-Control-Max-Age": "86400",
     ...(request.headers["access-control-request-method"] === undefined && {
-      Allow: "OPTIONS,GET,HEAD,POST,PATCH,DELETE",
+      Allow: "OPTIONS,GET,POST,PATCH,DELETE",
     }),
   });
 }
@@ -189,8 +189,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     try {
       const result = await handleRest(handlerOptions, toRestRequest(request, path, search));
-      const body = request.method === "HEAD" ? undefined : result.body;
-      return send(reply, result.status, { ...corsHeaders(request), ...result.headers }, body);
+      return send(reply, result.status, { ...corsHeaders(request), ...result.headers }, result.body);
     } catch (error) {
       if (error instanceof ApiError) return sendError(request, reply, error);
       log(`[testkit] local-supabase: internal error ${describeInternal(error)}`);

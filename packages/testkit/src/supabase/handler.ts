@@ -4,12 +4,12 @@
  */
 import type { Sql } from "postgres";
 import type { CatalogCache } from "./catalog.js";
-import { ApiError, fromDatabaseError } from "./errors.js";
+import { ApiError, fromDatabaseError, notImplemented } from "./errors.js";
 import { authenticate, type ProjectKeys } from "./jwt.js";
 import type { Plan, PlanContext, Reply, ResultRow } from "./plan.js";
 import { parseQueryParams } from "./query-params.js";
 import { planTableRead } from "./read.js";
-import { negotiateMedia, negotiateSchema, parsePrefer, parseRange } from "./request-headers.js";
+import { negotiateMedia, negotiateSchema, parsePrefer } from "./request-headers.js";
 import { planCall, requestedArgs, resolveFunction } from "./rpc.js";
 import { planDelete, planInsert, planUpdate } from "./write.js";
 
@@ -31,8 +31,8 @@ export interface HandlerOptions {
 
 type Target = { kind: "table"; name: string } | { kind: "rpc"; name: string };
 
-const TABLE_METHODS = new Set(["GET", "HEAD", "POST", "PATCH", "DELETE"]);
-const RPC_METHODS = new Set(["GET", "HEAD", "POST"]);
+const TABLE_METHODS = new Set(["GET", "POST", "PATCH", "DELETE"]);
+const RPC_METHODS = new Set(["GET", "POST"]);
 /** Schema-cache misses: retried once after a reload, in case DDL just ran. */
 const CACHE_MISSES = new Set(["PGRST205", "PGRST204", "PGRST202", "42703"]);
 
@@ -66,45 +66,29 @@ function target(request: RestRequest): Target {
   throw new ApiError(404, "PGRST125", "Invalid path specified in request URL");
 }
 
-function checkMethod(request: RestRequest, to: Target): void {
-  if (to.kind === "rpc" && !RPC_METHODS.has(request.method)) {
-    throw new ApiError(405, "PGRST101", `Cannot use the ${request.method} method on RPC`);
+/**
+ * PostgREST's method checks. What PostgREST serves and this gateway does not (HEAD, PUT, the
+ * Range header) is refused with PGRST127, never half-answered.
+ */
+function checkRequest(request: RestRequest, to: Target): void {
+  const { method } = request;
+  if (method === "HEAD") throw notImplemented("HEAD is not supported by the local gateway; use GET");
+  if (to.kind === "rpc" && !RPC_METHODS.has(method)) {
+    throw new ApiError(405, "PGRST101", `Cannot use the ${method} method on RPC`);
   }
-  if (to.kind === "table" && request.method === "PUT") {
-    throw new ApiError(
-      400,
-      "PGRST127",
-      "Feature not implemented",
+  if (to.kind === "table" && method === "PUT") {
+    throw notImplemented(
       "PUT is not supported by the local gateway; use an upsert (POST with Prefer: resolution=merge-duplicates)",
     );
   }
-  if (to.kind === "table" && !TABLE_METHODS.has(request.method)) {
-    throw new ApiError(405, "PGRST117", `Unsupported HTTP method: ${request.method}`);
+  if (to.kind === "table" && !TABLE_METHODS.has(method)) {
+    throw new ApiError(405, "PGRST117", `Unsupported HTTP method: ${method}`);
   }
-}
-
-/** A cheap stand-in for PostgREST's fuzzy table hint: an edit distance within a quarter of the name. */
-function closest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: { name: string; score: number } | undefined;
-  for (const candidate of candidates) {
-    const row = Array.from({ length: candidate.length + 1 }, (_, i) => i);
-    for (let i = 1; i <= name.length; i++) {
-      let previous = row[0] ?? 0;
-      row[0] = i;
-      for (let j = 1; j <= candidate.length; j++) {
-        const current = row[j] ?? 0;
-        row[j] = Math.min(
-          current + 1,
-          (row[j - 1] ?? 0) + 1,
-          previous + (name[i - 1] === candidate[j - 1] ? 0 : 1),
-        );
-        previous = current;
-      }
-    }
-    const score = 1 - (row[candidate.length] ?? 0) / Math.max(name.length, candidate.length);
-    if (score >= 0.75 && (!best || score > best.score)) best = { name: candidate, score };
+  if (method === "GET" && request.headers.range !== undefined) {
+    throw notImplemented(
+      "The Range header is not supported by the local gateway; page with limit and offset",
+    );
   }
-  return best?.name;
 }
 
 function planFor(ctx: PlanContext, schema: string, to: Target): Plan {
@@ -115,13 +99,10 @@ function planFor(ctx: PlanContext, schema: string, to: Target): Plan {
   }
   const table = catalog.tables.get(to.name);
   if (!table) {
-    const hint = closest(to.name, catalog.tables.keys());
     throw new ApiError(
       404,
       "PGRST205",
       `Could not find the table '${schema}.${to.name}' in the schema cache`,
-      null,
-      hint === undefined ? null : `Perhaps you meant the table '${schema}.${hint}'`,
     );
   }
   if (ctx.method === "POST") return planInsert(ctx, table);
@@ -141,10 +122,9 @@ export async function handleRest(options: HandlerOptions, request: RestRequest):
     header(request.headers, "authorization"),
   );
   const to = target(request);
-  checkMethod(request, to);
-  const reads = request.method === "GET" || request.method === "HEAD";
+  checkRequest(request, to);
   const { schema, negotiated } = negotiateSchema(
-    request.headers[reads ? "accept-profile" : "content-profile"],
+    request.headers[request.method === "GET" ? "accept-profile" : "content-profile"],
   );
   const ctx: PlanContext = {
     method: request.method as PlanContext["method"],
@@ -152,7 +132,6 @@ export async function handleRest(options: HandlerOptions, request: RestRequest):
     prefs: parsePrefer(request.headers.prefer),
     media: negotiateMedia(request.headers.accept),
     profile: negotiated ? schema : undefined,
-    range: parseRange(request.headers.range),
     body: request.body,
     catalog: options.catalog.current,
     maxRows: options.maxRows,

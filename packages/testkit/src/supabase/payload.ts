@@ -51,28 +51,18 @@ export function payloadColumns(
   });
 }
 
-/** jsonb_build_object takes at most 100 arguments: build the defaults object in chunks. */
-function defaultsObject(columns: readonly Column[], params: Params): string {
-  const pairs = columns.map((c) => `${params.text(c.name)}, (${c.defaultExpr})`);
-  const chunks: string[] = [];
-  for (let i = 0; i < pairs.length; i += 40)
-    chunks.push(`jsonb_build_object(${pairs.slice(i, i + 40).join(", ")})`);
-  return chunks.join(" || ");
-}
-
 /**
  * `FROM`-list items that turn the JSON payload into rows named `pgrst_body`
  * with one typed column per target column (as PostgREST's `fromJsonBodyF`).
- * With `missing=default`, keys absent from a row take the column default.
+ * A key absent from a row is NULL there.
  */
 export function bodySource(
   payload: Payload,
   columns: readonly Column[],
-  options: { params: Params; missingDefault: boolean; limitOne: boolean },
+  options: { params: Params; limitOne: boolean },
 ): string {
-  const { params } = options;
   const uniform =
-    `(SELECT ${params.text(payload.raw)}::json AS json_data) pgrst_payload, ` +
+    `(SELECT ${options.params.text(payload.raw)}::json AS json_data) pgrst_payload, ` +
     `LATERAL (SELECT CASE WHEN json_typeof(pgrst_payload.json_data) = 'array' THEN pgrst_payload.json_data ` +
     `ELSE json_build_array(pgrst_payload.json_data) END AS val) pgrst_uniform_json`;
   const limit = options.limitOne ? " LIMIT 1" : "";
@@ -80,13 +70,5 @@ export function bodySource(
     return `${uniform}, LATERAL (SELECT FROM json_array_elements(pgrst_uniform_json.val)${limit}) pgrst_body`;
   }
   const definition = columns.map((c) => `${ident(c.name)} ${c.type}`).join(", ");
-  const withDefaults = options.missingDefault ? columns.filter((c) => c.defaultExpr !== null) : [];
-  if (withDefaults.length === 0) {
-    return `${uniform}, LATERAL (SELECT * FROM json_to_recordset(pgrst_uniform_json.val) AS _(${definition})${limit}) pgrst_body`;
-  }
-  return (
-    `${uniform}, LATERAL (SELECT jsonb_agg(${defaultsObject(withDefaults, params)} || elem) AS val ` +
-    `FROM jsonb_array_elements(pgrst_uniform_json.val::jsonb) AS elem) pgrst_json_defs, ` +
-    `LATERAL (SELECT * FROM jsonb_to_recordset(pgrst_json_defs.val) AS _(${definition})${limit}) pgrst_body`
-  );
+  return `${uniform}, LATERAL (SELECT * FROM json_to_recordset(pgrst_uniform_json.val) AS _(${definition})${limit}) pgrst_body`;
 }

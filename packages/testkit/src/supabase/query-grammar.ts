@@ -1,22 +1,13 @@
 /**
- * Parsers for PostgREST's query-string mini-languages (`select`, filters,
- * `or`/`and` trees, `order`, `columns`), following the grammar of
- * `src/PostgREST/ApiRequest/QueryParams.hs`. Failures carry the 1-based
- * column and a parsec-style "unexpected … expecting …" text, which the caller
- * turns into PostgREST's PGRST100 body.
+ * Parsers for the parts of PostgREST's query-string mini-languages this
+ * gateway answers (`select`, filters, `order`, `columns`), following the
+ * grammar of `src/PostgREST/ApiRequest/QueryParams.hs`. Failures carry the
+ * 1-based column and a parsec-style "unexpected … expecting …" text, which the
+ * caller turns into PostgREST's PGRST100 body. Valid PostgREST syntax for a
+ * feature the gateway leaves out is refused with PGRST127, never misread.
  */
 import { notImplemented } from "./errors.js";
-import {
-  type FieldRef,
-  type FtsOperator,
-  type JsonStep,
-  type LogicTree,
-  OPERATORS,
-  type Operation,
-  type Operator,
-  type OrderTerm,
-  type SelectItem,
-} from "./query-types.js";
+import { OPERATORS, type Operation, type Operator, type OrderTerm, type SelectItem } from "./query-types.js";
 
 export class ParseFailure extends Error {
   constructor(
@@ -28,7 +19,26 @@ export class ParseFailure extends Error {
 }
 
 const IDENT_CHAR = /[\p{L}0-9_ $]/u;
-const TRILEAN = ["null", "not_null", "unknown", "true", "false"] as const;
+/** PostgREST's operators that this gateway does not answer (with or without an `(any)`/`(all)`/language suffix). */
+const LEFT_OUT_OPERATORS = new Set([
+  "like",
+  "ilike",
+  "match",
+  "imatch",
+  "isdistinct",
+  "cs",
+  "cd",
+  "ov",
+  "sl",
+  "sr",
+  "nxr",
+  "nxl",
+  "adj",
+  "fts",
+  "plfts",
+  "phfts",
+  "wfts",
+]);
 
 class Cursor {
   pos = 0;
@@ -95,61 +105,16 @@ function fieldName(c: Cursor): string {
   return parts.join("-");
 }
 
-function atIndexEnd(c: Cursor): boolean {
-  return c.done || [",", ".", "->", "::"].some((token) => c.input.startsWith(token, c.pos));
-}
-
-function jsonPath(c: Cursor): JsonStep[] {
-  const steps: JsonStep[] = [];
-  while (c.input.startsWith("->", c.pos)) {
-    const arrow = c.eat("->>") ? "->>" : "->";
-    if (arrow === "->") c.eat("->");
-    const index = /^-?[0-9]+/.exec(c.input.slice(c.pos))?.[0];
-    if (index !== undefined) {
-      const start = c.pos;
-      c.pos += index.length;
-      if (atIndexEnd(c)) {
-        steps.push({ arrow, key: index, isIndex: true });
-        continue;
-      }
-      c.pos = start;
-    }
-    steps.push({ arrow, key: fieldName(c), isIndex: false });
-  }
-  return steps;
-}
-
-function field(c: Cursor): FieldRef {
+/** A column name that may not be followed by a JSON path (`data->key`), which PostgREST allows. */
+function column(c: Cursor): string {
   c.skipWs();
   const name = fieldName(c);
-  const path = jsonPath(c);
+  if (c.input.startsWith("->", c.pos)) {
+    throw notImplemented(`JSON paths ('${name}->…') are not supported by the local gateway`);
+  }
   c.skipWs();
-  return { name, path };
+  return name;
 }
-
-type ValueParser = (c: Cursor) => string;
-
-const restOfInput: ValueParser = (c) => {
-  const value = c.input.slice(c.pos);
-  c.pos = c.input.length;
-  return value;
-};
-
-/** Inside `or=(…)`: a quoted value, a `{…}` array literal, or text up to `,` or `)`. */
-const logicValue: ValueParser = (c) => {
-  const start = c.pos;
-  if (c.peek() === '"') {
-    const value = quotedValue(c);
-    if (c.done || c.peek() === "," || c.peek() === ")") return value;
-    c.pos = start;
-  }
-  const array = /^\{[^{}]*\}/.exec(c.input.slice(c.pos));
-  if (array) {
-    c.pos += array[0].length;
-    return array[0];
-  }
-  return untilListEnd(c);
-};
 
 function untilListEnd(c: Cursor): string {
   const start = c.pos;
@@ -184,37 +149,41 @@ function listValue(c: Cursor): string[] {
   return onlyEmpty && values.length === 1 ? [] : values;
 }
 
-function operation(c: Cursor, value: ValueParser): Operation {
+function operation(c: Cursor): Operation {
   if (c.eat("in.")) return { kind: "in", values: listValue(c) };
   if (c.eat("is.")) {
     const rest = c.input.slice(c.pos).toLowerCase();
-    const found = TRILEAN.find((word) => rest.startsWith(word));
-    if (!found) throw c.failure("null or trilean value (unknown, true, false)");
-    c.pos += found.length;
-    return { kind: "is", value: found };
-  }
-  const fts = /^(fts|plfts|phfts|wfts)(?:\(([\p{L}0-9_ $]+)\))?\./u.exec(c.input.slice(c.pos));
-  if (fts) {
-    c.pos += fts[0].length;
-    const language = fts[2]?.trim();
-    const op = fts[1] as FtsOperator;
-    return language ? { kind: "fts", op, language, value: value(c) } : { kind: "fts", op, value: value(c) };
+    if (rest.startsWith("null")) {
+      c.pos += "null".length;
+      return { kind: "is_null" };
+    }
+    const trilean = ["not_null", "unknown", "true", "false"].find((word) => rest.startsWith(word));
+    if (trilean)
+      throw notImplemented(`'is.${trilean}' is not supported by the local gateway; only is.null is`);
+    throw c.failure("null or trilean value (unknown, true, false)");
   }
   const dot = c.input.indexOf(".", c.pos);
   if (dot < 0) throw c.failure('"not" or operator (eq, gt, ...)');
   const name = c.input.slice(c.pos, dot);
   c.pos = dot + 1;
-  if (!Object.hasOwn(OPERATORS, name))
-    throw new ParseFailure(c.pos + 1, `unknown single value operator ${name}`);
-  return { kind: "op", op: name as Operator, value: value(c) };
+  if (Object.hasOwn(OPERATORS, name)) {
+    const value = c.input.slice(c.pos);
+    c.pos = c.input.length;
+    return { kind: "op", op: name as Operator, value };
+  }
+  const [base = "", modifier] = name.split("(", 2);
+  if (LEFT_OUT_OPERATORS.has(base) || (modifier !== undefined && Object.hasOwn(OPERATORS, base))) {
+    throw notImplemented(`The filter operator '${name}' is not supported by the local gateway`);
+  }
+  throw new ParseFailure(c.pos + 1, `unknown single value operator ${name}`);
 }
 
-function opExpr(c: Cursor, value: ValueParser): { negated: boolean; operation: Operation } {
+function opExpr(c: Cursor): { negated: boolean; operation: Operation } {
   const start = c.pos;
   let negatedFailure: ParseFailure | undefined;
   if (c.eat("not.")) {
     try {
-      return { negated: true, operation: operation(c, value) };
+      return { negated: true, operation: operation(c) };
     } catch (error) {
       if (!(error instanceof ParseFailure)) throw error;
       negatedFailure = error;
@@ -222,40 +191,11 @@ function opExpr(c: Cursor, value: ValueParser): { negated: boolean; operation: O
     }
   }
   try {
-    return { negated: false, operation: operation(c, value) };
+    return { negated: false, operation: operation(c) };
   } catch (error) {
     if (!(error instanceof ParseFailure)) throw error;
     throw further(negatedFailure, error);
   }
-}
-
-function logicTree(c: Cursor): LogicTree {
-  const start = c.pos;
-  let filterFailure: ParseFailure | undefined;
-  try {
-    const target = field(c);
-    c.expect(".");
-    const { negated, operation: op } = opExpr(c, logicValue);
-    return { kind: "filter", filter: { field: target, negated, operation: op } };
-  } catch (error) {
-    if (!(error instanceof ParseFailure)) throw error;
-    filterFailure = error;
-    c.pos = start;
-  }
-  const negated = c.eat("not.");
-  const op = c.eat("and") ? "and" : c.eat("or") ? "or" : undefined;
-  if (!op) throw further(filterFailure, c.failure("logic operator (and, or)"));
-  c.skipWs();
-  if (!c.eat("(")) throw further(filterFailure, c.failure('"("'));
-  const children: LogicTree[] = [];
-  do {
-    c.skipWs();
-    children.push(logicTree(c));
-    c.skipWs();
-  } while (c.eat(","));
-  c.expect(")");
-  c.skipWs();
-  return { kind: "expr", negated, op, children };
 }
 
 function selectItem(c: Cursor): SelectItem {
@@ -263,21 +203,22 @@ function selectItem(c: Cursor): SelectItem {
   if (c.input.startsWith("..", c.pos))
     throw notImplemented("Spreading embedded resources is not supported by the local gateway");
   if (c.eat("*")) return { kind: "star" };
-  let name = fieldName(c);
-  let alias: string | undefined;
+  const name = fieldName(c);
   if (c.peek() === ":" && c.peek(1) !== ":") {
-    c.pos++;
-    alias = name;
-    c.skipWs();
-    name = fieldName(c);
+    throw notImplemented(
+      `Renaming ('${name}:…') is not supported by the local gateway; select plain columns`,
+    );
   }
   if (c.peek() === "(" || c.peek() === "!") {
     throw notImplemented(`Embedding '${name}' is not supported by the local gateway; select plain columns`);
   }
-  const path = jsonPath(c);
-  const cast = c.eat("::") ? identifier(c, "letter or digit") : undefined;
-  const item: SelectItem = { kind: "field", field: { name, path } };
-  return { ...item, ...(alias !== undefined && { alias }), ...(cast !== undefined && { cast }) };
+  if (c.input.startsWith("->", c.pos)) {
+    throw notImplemented(`JSON paths ('${name}->…') are not supported by the local gateway`);
+  }
+  if (c.input.startsWith("::", c.pos)) {
+    throw notImplemented(`Casts ('${name}::…') are not supported by the local gateway`);
+  }
+  return { kind: "column", name };
 }
 
 function endOfList(c: Cursor, expecting: string): boolean {
@@ -297,31 +238,23 @@ export function parseSelect(input: string): SelectItem[] {
 
 /** A filter's value part, e.g. `not.in.(1,2)`. */
 export function parseFilterValue(input: string): { negated: boolean; operation: Operation } {
-  return opExpr(new Cursor(input), restOfInput);
+  return opExpr(new Cursor(input));
 }
 
-/** A filter's key: the column, with an optional JSON path (`data->>name`). */
-export function parseFilterKey(input: string): FieldRef {
-  return field(new Cursor(input));
-}
-
-/** `input` is the operator glued to the value, e.g. `or(a.eq.1,b.eq.2)` or `not.and(…)`. */
-export function parseLogicTree(input: string): LogicTree {
-  return logicTree(new Cursor(input));
+/** A filter's key: the column. Like PostgREST, text after the name is ignored. */
+export function parseFilterKey(input: string): string {
+  return column(new Cursor(input));
 }
 
 export function parseOrder(input: string): OrderTerm[] {
   const c = new Cursor(input);
   const terms: OrderTerm[] = [];
   do {
-    const target = field(c);
-    if (c.peek() === "(") {
-      throw notImplemented("Ordering by an embedded resource is not supported by the local gateway");
-    }
+    const name = column(c);
     const direction = c.eat(".asc") ? "asc" : c.eat(".desc") ? "desc" : undefined;
     const nulls = c.eat(".nullsfirst") ? "first" : c.eat(".nullslast") ? "last" : undefined;
     if (c.peek() === ".") throw c.failure('"asc", "desc", "nullsfirst" or "nullslast"', c.pos + 1);
-    terms.push({ field: target, ...(direction && { direction }), ...(nulls && { nulls }) });
+    terms.push({ column: name, ...(direction && { direction }), ...(nulls && { nulls }) });
   } while (!endOfList(c, 'delimiter (.), "," or end of input'));
   return terms;
 }

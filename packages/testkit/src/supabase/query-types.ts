@@ -1,19 +1,6 @@
-/** The parsed form of a PostgREST query string. */
+/** The parsed form of the PostgREST query string this gateway answers. */
 
-export interface JsonStep {
-  readonly arrow: "->" | "->>";
-  readonly key: string;
-  readonly isIndex: boolean;
-}
-
-export interface FieldRef {
-  readonly name: string;
-  readonly path: readonly JsonStep[];
-}
-
-export type SelectItem =
-  | { readonly kind: "star" }
-  | { readonly kind: "field"; readonly field: FieldRef; readonly alias?: string; readonly cast?: string };
+export type SelectItem = { readonly kind: "star" } | { readonly kind: "column"; readonly name: string };
 
 export const OPERATORS = {
   eq: "=",
@@ -22,48 +9,23 @@ export const OPERATORS = {
   gte: ">=",
   lt: "<",
   lte: "<=",
-  like: "LIKE",
-  ilike: "ILIKE",
-  match: "~",
-  imatch: "~*",
-  cs: "@>",
-  cd: "<@",
-  ov: "&&",
-  sl: "<<",
-  sr: ">>",
-  nxr: "&<",
-  nxl: "&>",
-  adj: "-|-",
 } as const;
 export type Operator = keyof typeof OPERATORS;
-
-export const FTS_OPERATORS = ["fts", "plfts", "phfts", "wfts"] as const;
-export type FtsOperator = (typeof FTS_OPERATORS)[number];
 
 export type Operation =
   | { readonly kind: "op"; readonly op: Operator; readonly value: string }
   /** `values` is empty for `in.()`, which matches nothing. */
   | { readonly kind: "in"; readonly values: readonly string[] }
-  | { readonly kind: "is"; readonly value: "null" | "not_null" | "true" | "false" | "unknown" }
-  | { readonly kind: "fts"; readonly op: FtsOperator; readonly language?: string; readonly value: string };
+  | { readonly kind: "is_null" };
 
 export interface Filter {
-  readonly field: FieldRef;
+  readonly column: string;
   readonly negated: boolean;
   readonly operation: Operation;
 }
 
-export type LogicTree =
-  | { readonly kind: "filter"; readonly filter: Filter }
-  | {
-      readonly kind: "expr";
-      readonly negated: boolean;
-      readonly op: "and" | "or";
-      readonly children: readonly LogicTree[];
-    };
-
 export interface OrderTerm {
-  readonly field: FieldRef;
+  readonly column: string;
   readonly direction?: "asc" | "desc";
   readonly nulls?: "first" | "last";
 }

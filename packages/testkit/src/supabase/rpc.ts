@@ -1,33 +1,21 @@
 /**
- * `rpc/<fn>` over POST (arguments from the JSON body) and GET/HEAD
- * (arguments from the query string, read only). Arguments bind by name; the
- * overload is chosen by the set of names, as PostgREST does.
+ * `rpc/<fn>` over POST (named arguments from the JSON body) and GET (no
+ * arguments, read only). Arguments bind by name; the overload is chosen by the
+ * set of names, as PostgREST does. Results are a scalar (any type, json and
+ * arrays included) or nothing (void → 204).
  */
-import type { Catalog, DbFunction, FunctionParam } from "./catalog.js";
-import { ApiError, invalidBody } from "./errors.js";
+import type { Catalog, DbFunction } from "./catalog.js";
+import { ApiError, invalidBody, notImplemented } from "./errors.js";
 import { bodySource } from "./payload.js";
-import { type Plan, type PlanContext, pageFor } from "./plan.js";
+import type { Plan, PlanContext } from "./plan.js";
 import { bodyAggregate, finishRead } from "./read.js";
-import {
-  ident,
-  limitOffsetSql,
-  orderSql,
-  Params,
-  type Relation,
-  selectSql,
-  whereSql,
-} from "./sql-fragments.js";
+import { ident, Params } from "./sql-fragments.js";
 
-const CALL_ALIAS = '"pgrst_call"';
 const JSON_TYPES = new Set(["json", "jsonb"]);
 
-function inputs(fn: DbFunction): FunctionParam[] {
-  return fn.params.filter((p) => p.mode === "i" || p.mode === "b" || p.mode === "v");
-}
-
-/** A function taking one unnamed json/jsonb argument receives the whole POST body. */
+/** A function taking one unnamed json/jsonb argument, which PostgREST hands the whole POST body. */
 function takesWholeBody(fn: DbFunction): boolean {
-  const [only, ...rest] = inputs(fn);
+  const [only, ...rest] = fn.params;
   return only !== undefined && rest.length === 0 && only.name === "" && JSON_TYPES.has(only.typeName);
 }
 
@@ -55,19 +43,22 @@ export function resolveFunction(
   post: boolean,
 ): DbFunction {
   const overloads = catalog.functions.get(name) ?? [];
-  const named = overloads.filter((fn) => {
-    const params = inputs(fn);
-    const names = new Set(params.map((p) => p.name));
-    return args.every((a) => names.has(a)) && params.every((p) => p.hasDefault || args.includes(p.name));
+  const candidates = overloads.filter((fn) => {
+    const names = new Set(fn.params.map((p) => p.name));
+    return args.every((a) => names.has(a)) && fn.params.every((p) => p.hasDefault || args.includes(p.name));
   });
-  const candidates = named.length > 0 || !post ? named : overloads.filter(takesWholeBody);
   const [chosen, ...others] = candidates;
-  if (!chosen) throw notFound(schema, name, args, post);
+  if (!chosen) {
+    if (post && overloads.some(takesWholeBody)) {
+      throw notImplemented(
+        `${schema}.${name} takes a single unnamed json/jsonb parameter; passing it the whole body is not supported by the local gateway`,
+      );
+    }
+    throw notFound(schema, name, args, post);
+  }
   if (others.length > 0) {
     const describe = (fn: DbFunction) =>
-      `${fn.schema}.${fn.name}(${inputs(fn)
-        .map((p) => `${p.name} => ${p.displayType}`)
-        .join(", ")})`;
+      `${fn.schema}.${fn.name}(${fn.params.map((p) => `${p.name} => ${p.displayType}`).join(", ")})`;
     throw new ApiError(
       300,
       "PGRST203",
@@ -79,36 +70,17 @@ export function resolveFunction(
   return chosen;
 }
 
-function argumentList(fn: DbFunction, given: string[], value: (p: FunctionParam) => string): string {
-  return inputs(fn)
-    .filter((p) => given.includes(p.name))
-    .map((p) => `${p.mode === "v" ? "VARIADIC " : ""}${ident(p.name)} := ${value(p)}`)
-    .join(", ");
-}
-
-/** The `FROM` items that call the function once and name its output `pgrst_call`. */
-function callSource(ctx: PlanContext, fn: DbFunction, params: Params): string {
-  const qualified = `${ident(fn.schema)}.${ident(fn.name)}`;
-  const scalar = fn.returns.kind !== "composite";
-  const call = (args: string) =>
-    scalar
-      ? `LATERAL (SELECT ${qualified}(${args}) AS pgrst_scalar) ${CALL_ALIAS}`
-      : `LATERAL ${qualified}(${args}) AS ${CALL_ALIAS}`;
-  if (ctx.method !== "POST") {
-    const given = ctx.query.args.map(([key]) => key);
-    const values = new Map(ctx.query.args);
-    const args = argumentList(fn, given, (p) => `${params.text(values.get(p.name) ?? null)}::${p.type}`);
-    return `(SELECT 1) pgrst_noargs, ${call(args)}`;
+/** Refuses what PostgREST would do with this function and this gateway does not. */
+function checkSupported(fn: DbFunction): void {
+  const name = `${fn.schema}.${fn.name}`;
+  if (fn.returns === "rows") {
+    throw notImplemented(
+      `${name} returns rows (SETOF, TABLE or a composite type); only functions returning a scalar or void are supported by the local gateway`,
+    );
   }
-  const raw = postBody(ctx);
-  if (takesWholeBody(fn))
-    return `(SELECT 1) pgrst_noargs, ${call(`${params.text(raw)}::${inputs(fn)[0]?.type}`)}`;
-  const given = bodyKeys(raw);
-  const typed = inputs(fn).filter((p) => given.includes(p.name));
-  const payload = { raw, keys: given, isArray: false };
-  const columns = typed.map((p) => ({ name: p.name, type: p.type, typeName: p.typeName, defaultExpr: null }));
-  const source = bodySource(payload, columns, { params, missingDefault: false, limitOne: true });
-  return `${source}, ${call(argumentList(fn, given, (p) => `pgrst_body.${ident(p.name)}`))}`;
+  if (fn.params.some((p) => p.mode === "v")) {
+    throw notImplemented(`${name} is VARIADIC, which is not supported by the local gateway`);
+  }
 }
 
 /** supabase-js always sends an object; an empty body means no arguments. */
@@ -128,45 +100,37 @@ function bodyKeys(raw: string): string[] {
   return Object.keys(value);
 }
 
-/** Arguments the request names: body keys on POST (unless the function takes the whole body), else query args. */
+/** Arguments the request names: the body's keys on POST; GET takes none. */
 export function requestedArgs(ctx: PlanContext): string[] {
-  if (ctx.method !== "POST") return ctx.query.args.map(([key]) => key);
-  return bodyKeys(postBody(ctx));
+  return ctx.method === "POST" ? bodyKeys(postBody(ctx)) : [];
 }
 
-/**
- * Calls the function in a CTE (so a volatile function runs once even when
- * counted) and shapes the result: void → 204, scalar → bare JSON value,
- * composite → object, SETOF → array that select/filters/order/limit apply to.
- */
+/** The `FROM` items that call the function once and name its result `pgrst_call.pgrst_scalar`. */
+function callSource(ctx: PlanContext, fn: DbFunction, params: Params): string {
+  const call = (args: string) =>
+    `LATERAL (SELECT ${ident(fn.schema)}.${ident(fn.name)}(${args}) AS pgrst_scalar) pgrst_call`;
+  if (ctx.method !== "POST") return `(SELECT 1) pgrst_noargs, ${call("")}`;
+  const raw = postBody(ctx);
+  const given = bodyKeys(raw);
+  const typed = fn.params.filter((p) => given.includes(p.name));
+  const source = bodySource({ raw, keys: given, isArray: false }, typed, { params, limitOne: true });
+  const args = typed.map((p) => `${ident(p.name)} := pgrst_body.${ident(p.name)}`).join(", ");
+  return `${source}, ${call(args)}`;
+}
+
+/** Calls the function and shapes the result: void → 204, anything else → its bare JSON value. */
 export function planCall(ctx: PlanContext, fn: DbFunction): Plan {
+  checkSupported(fn);
   const params = new Params();
-  const source = `SELECT ${CALL_ALIAS}.* FROM ${callSource(ctx, fn, params)}`;
-  const columns = fn.returns.kind === "composite" ? fn.returns.columns : new Map();
-  const relation: Relation = { name: fn.name, alias: CALL_ALIAS, columns };
-  const scalar = fn.returns.kind !== "composite";
-  const select = scalar
-    ? `${CALL_ALIAS}.pgrst_scalar`
-    : selectSql(relation, ctx.query.select, ctx.catalog.castTypes, params);
-  const where = whereSql(relation, ctx.query.filters, ctx.query.logic, params);
-  const order = orderSql(relation, ctx.query.order, params);
-  const page = fn.returnsSet ? pageFor(ctx) : { offset: 0 };
-  const limit = limitOffsetSql(page.limit, page.offset, params);
-  const from = `pgrst_source AS ${CALL_ALIAS}`;
-  const column = scalar ? "_t.pgrst_scalar" : "_t";
-  const body = fn.returnsSet
-    ? bodyAggregate(ctx, column)
-    : bodyAggregate({ ...ctx, media: "object" }, column);
-  const total = ctx.prefs.count ? `(SELECT pg_catalog.count(*) FROM ${from} ${where})` : "null";
+  const body = bodyAggregate("object", "_t.pgrst_scalar");
   const sql =
-    `WITH pgrst_source AS (${source}) SELECT ${total} AS total, pg_catalog.count(_t) AS page_total, ${body} AS body ` +
-    `FROM (SELECT ${select} FROM ${from} ${where} ${order} ${limit}) _t`;
-  const readOnly = ctx.method !== "POST" || !fn.volatile;
-  const read = finishRead(ctx, page);
+    `SELECT pg_catalog.count(_t) AS page_total, ${body} AS body ` +
+    `FROM (SELECT pgrst_call.pgrst_scalar FROM ${callSource(ctx, fn, params)}) _t`;
+  const read = finishRead(ctx, { offset: 0 });
   const finish: Plan["finish"] = (row) => {
     const reply = read(row);
-    if (fn.returns.kind !== "void") return reply;
+    if (fn.returns !== "void") return reply;
     return { status: 204, headers: { "Content-Range": reply.headers["Content-Range"] ?? "*/*" } };
   };
-  return { sql, params: params.values, readOnly, finish };
+  return { sql, params: params.values, readOnly: ctx.method !== "POST" || !fn.volatile, finish };
 }
