@@ -3,7 +3,7 @@
 export type Op = () => Promise<unknown>;
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] as number;
+export const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] as number;
 export const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)} µs`;
 
 export interface Comparison {

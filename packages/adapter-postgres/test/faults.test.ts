@@ -1,14 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "@centrovision/core";
 import { clinicSession, createLink, type Link } from "@centrovision/testkit";
-import { createFixtures, recoveryTime, timed } from "@centrovision/testkit/contract";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createFixtures, timed } from "@centrovision/testkit/contract";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createPostgresSource, type PostgresConfigInput } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
 
-// Bounds: a deadline must hold to within SLACK_MS (timer + event-loop jitter on a loaded 2-core
-// box); recoveries get generous limits and print what they measured.
-const SLACK_MS = 300;
+// How fast a refusal fails and how closely a deadline holds are measured in bench/faults.bench.ts:
+// these tests check what happened, from the error and from the link, never how long it took.
 const fixtures = createFixtures();
 let database: TestDatabase;
 let link: Link;
@@ -45,31 +44,36 @@ function open(config: Partial<PostgresConfigInput> = {}): DataSource {
 const getBranch = (s: DataSource, timeoutMs?: number) =>
   s.table("branches").get(branchId, timeoutMs === undefined ? undefined : { timeoutMs });
 
+/** Backends of this test's database waiting for a lock: a call the test holds at the server. */
+async function waitingForLock(): Promise<number | undefined> {
+  const [found] = await database.sql<{ n: number }[]>`
+    select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+  return found?.n;
+}
+
 describe("unreachable server", () => {
-  it("refused: unavailable well within the connect timeout, naming the server", async () => {
+  it("refused: unavailable as a refusal, not as a connect timeout, naming the server", async () => {
     const s = open({ connectTimeoutMs: 1_000 });
     await link.refuse();
     const attempt = await timed(getBranch(s));
     expect(attempt.error?.code).toBe("unavailable");
+    // Waiting the refusal out would end in the connect timeout: "(no answer within 1000 ms)".
     expect(attempt.error?.message).toMatch(
       /cannot reach the clinic server at 127\.0\.0\.1:\d+\/faults_\w+ \(connection refused\)/,
     );
-    expect(attempt.ms).toBeLessThan(1_500);
-    console.info(`refused → unavailable in ${attempt.ms.toFixed(0)} ms`);
   });
 
   it("blackholed before connecting: timeout at the call deadline, then the same source recovers", async () => {
     const s = open({ callTimeoutMs: 800, connectTimeoutMs: 2_000 });
     await link.blackhole();
     const attempt = await timed(getBranch(s));
+    // The call's own deadline, on a connection the link accepted and held: the connect timeout,
+    // later, would have said unavailable.
     expect(attempt.error?.code).toBe("timeout");
-    expect(attempt.ms).toBeGreaterThanOrEqual(795);
-    expect(attempt.ms).toBeLessThan(800 + SLACK_MS);
+    expect(attempt.error?.message).toContain("timed out after 800 ms");
+    await expect.poll(() => link.stats.accepted).toBe(1);
     await link.pass();
-    const recovered = await recoveryTime(() => getBranch(s), 3_000);
-    console.info(
-      `fresh blackhole → timeout in ${attempt.ms.toFixed(0)} ms; recovered ${recovered.toFixed(0)} ms after pass`,
-    );
+    await vi.waitFor(() => getBranch(s), { timeout: 3_000 });
   });
 
   it("blackholed on open connections (half-open): every call times out at its deadline; the first call after pass works", async () => {
@@ -78,24 +82,20 @@ describe("unreachable server", () => {
     await link.blackhole();
     // More calls than connections: some queue behind the dead sockets and must be bounded too.
     const stuck = await Promise.all([1, 2, 3, 4].map(() => timed(getBranch(s))));
-    for (const attempt of stuck) {
-      expect(["timeout", "unavailable"]).toContain(attempt.error?.code);
-      expect(attempt.ms).toBeLessThan(800 + SLACK_MS);
-    }
+    // The first deadline replaces the pool, which fails the calls still on it (unavailable).
+    for (const attempt of stuck) expect(["timeout", "unavailable"]).toContain(attempt.error?.code);
     expect(stuck.some((attempt) => attempt.error?.code === "timeout")).toBe(true);
     // Still down: the replacement pool's new connection hangs in the blackhole, bounded as well.
+    const accepted = link.stats.accepted;
     const again = await timed(getBranch(s, 500));
     expect(again.error?.code).toBe("timeout");
-    expect(again.ms).toBeLessThan(500 + SLACK_MS);
+    expect(again.error?.message).toContain("timed out after 500 ms");
+    await expect.poll(() => link.stats.accepted).toBeGreaterThan(accepted);
     await link.pass();
     // The dead pool was replaced, so nothing queues behind its sockets: no retry needed.
     const first = await timed(getBranch(s));
     expect(first.error).toBeUndefined();
     expect(first.value?.id).toBe(branchId);
-    console.info(
-      `half-open → ${stuck.map((a) => `${a.error?.code} ${a.ms.toFixed(0)} ms`).join(", ")}; ` +
-        `first call after pass ${first.ms.toFixed(0)} ms`,
-    );
   });
 
   it("probe: timeout within its own deadline on a blackhole, answers again after pass", async () => {
@@ -104,30 +104,26 @@ describe("unreachable server", () => {
     await link.blackhole();
     const attempt = await timed(s.probe());
     expect(attempt.error?.code).toBe("timeout");
-    expect(attempt.ms).toBeLessThan(400 + SLACK_MS);
+    // Its own deadline, not the calls' (callTimeoutMs).
+    expect(attempt.error?.message).toBe("[adapter-postgres] probe timed out after 400 ms");
     await link.pass();
-    const recovered = await recoveryTime(() => s.probe(), 2_000);
-    console.info(
-      `probe blackhole → timeout in ${attempt.ms.toFixed(0)} ms; recovered ${recovered.toFixed(0)} ms after pass`,
-    );
+    await vi.waitFor(() => s.probe(), { timeout: 2_000 });
   });
 
   it("reset (server restart): the call in flight fails unavailable, the next call works", async () => {
     const s = open();
     await getBranch(s);
-    await link.latency(400);
-    const inFlight = timed(getBranch(s));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    link.reset();
-    const attempt = await inFlight;
-    expect(attempt.error?.code).toBe("unavailable");
-    expect(attempt.ms).toBeLessThan(1_000);
-    await link.pass();
+    await database.sql.begin(async (tx) => {
+      // The call waits at the server behind this lock: in flight when the reset comes, however
+      // slow the machine.
+      await tx`lock table branches in access exclusive mode`;
+      const inFlight = timed(getBranch(s));
+      await expect.poll(waitingForLock).toBe(1);
+      link.reset();
+      expect((await inFlight).error?.code).toBe("unavailable");
+    });
     const next = await timed(getBranch(s));
     expect(next.error).toBeUndefined();
-    console.info(
-      `reset → in-flight unavailable in ${attempt.ms.toFixed(0)} ms; next call ${next.ms.toFixed(0)} ms`,
-    );
   });
 
   it("reset while idle: once the reset has arrived, the next call reconnects and succeeds", async () => {
@@ -145,9 +141,9 @@ describe("unreachable server", () => {
     await getBranch(s);
     link.reset();
     // Sent before the driver saw the reset: its outcome is unknown to the client, so no retry.
+    // A call left hanging would end in its deadline instead: timeout.
     const racing = await timed(getBranch(s));
     if (racing.error) expect(racing.error.code).toBe("unavailable");
-    expect(racing.ms).toBeLessThan(1_000);
     expect((await timed(getBranch(s))).error).toBeUndefined();
   });
 });
@@ -162,7 +158,6 @@ describe("a slow but reachable server", () => {
       const attempt = await timed(s.table("patients").update(patient.id, { first_name: "Lucía" }));
       expect(attempt.error?.code).toBe("timeout");
       expect(attempt.error?.message).toContain("statement_timeout");
-      expect(attempt.ms).toBeLessThan(300 + SLACK_MS);
     });
     expect((await s.table("patients").get(patient.id))?.first_name).toBe(patient.first_name);
     expect(link.stats.accepted).toBe(accepted);
@@ -176,7 +171,6 @@ describe("a slow but reachable server", () => {
       const blocked = timed(s.table("patients").update(patient.id, { first_name: "Lucía" }));
       const probe = await timed(s.probe({ timeoutMs: 500 }));
       expect(probe.error).toBeUndefined();
-      expect(probe.ms).toBeLessThan(500);
       await tx`select pg_cancel_backend(pid) from pg_stat_activity where application_name = 'centrovision' and wait_event_type = 'Lock'`;
       expect((await blocked).error?.code).toBe("timeout");
     });

@@ -7,10 +7,9 @@ import { createSupabaseSource, type SupabaseConfigInput } from "../src/index.js"
 import { captivePortal, databaseLost, type FakeServer, startFakeServer } from "./support/fake-servers.js";
 import { type LocalCloud, startLocalCloud } from "./support/local-cloud.js";
 
-// A deadline must hold to within SLACK_MS (timer and event-loop jitter on a loaded 2-core box).
+// How fast a refusal fails and how closely a deadline holds are measured in bench/faults.bench.ts:
+// these tests check what happened, from the error and from the link, never how long it took.
 const DEADLINE_MS = 800;
-const SLACK_MS = 700;
-const FAST_MS = 1_500;
 const fixtures = createFixtures();
 let cloud: LocalCloud;
 let link: Link;
@@ -59,58 +58,55 @@ async function each(s: DataSource): Promise<[string, Timed<unknown>][]> {
   return out;
 }
 
-const report = (what: string, attempts: [string, Timed<unknown>][]) =>
-  console.info(
-    `${what}: ${attempts.map(([name, a]) => `${name} ${a.error?.code} ${a.ms.toFixed(0)} ms`).join(", ")}`,
-  );
+/** Backends of the cloud's database waiting for a lock: a request the test holds at the database. */
+async function waitingForLock(): Promise<number | undefined> {
+  const [found] = await cloud.sql<{ n: number }[]>`
+    select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+  return found?.n;
+}
 
 describe("unreachable cloud", () => {
-  it("refused: every call is unavailable at once (postgrest-js retries are off)", async () => {
+  it("refused: every call is unavailable, never retried (postgrest-js retries are off)", async () => {
     const s = open();
     await calls(s).get();
     await link.refuse();
-    const attempts = await each(s);
-    for (const [name, attempt] of attempts) {
+    for (const [name, attempt] of await each(s)) {
+      // A retried GET waits 1 s, 2 s and 4 s between attempts and runs into the 5 s deadline: timeout.
       expect(attempt.error?.code, name).toBe("unavailable");
       expect(attempt.error?.message, name).toMatch(
         /cannot reach Supabase at 127\.0\.0\.1:\d+ \(connection (refused|reset)\)/,
       );
-      expect(attempt.ms, name).toBeLessThan(FAST_MS);
     }
-    report("refused", attempts);
   });
 
   it("blackholed: every call times out at its deadline; after pass the same source works", async () => {
     const s = open({ callTimeoutMs: DEADLINE_MS, probeTimeoutMs: DEADLINE_MS });
     await calls(s).get();
+    const accepted = link.stats.accepted;
     await link.blackhole();
-    const attempts = await each(s);
-    for (const [name, attempt] of attempts) {
+    for (const [name, attempt] of await each(s)) {
       expect(attempt.error?.code, name).toBe("timeout");
-      // Not much before the deadline: Node starts a timer from the event loop's cached clock,
-      // which lags performance.now() by however long the current loop turn has run (tens of ms
-      // on a busy CI machine).
-      expect(attempt.ms, name).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
-      expect(attempt.ms, name).toBeLessThan(DEADLINE_MS + SLACK_MS);
+      expect(attempt.error?.message, name).toContain(`timed out after ${DEADLINE_MS} ms`);
     }
-    report("blackholed", attempts);
+    // Held by the link, not stopped short of the network: the calls' connections reached it.
+    expect(link.stats.accepted).toBeGreaterThan(accepted);
     await link.pass();
-    const after = await each(s);
-    for (const [name, attempt] of after) expect(attempt.error, name).toBeUndefined();
-    report("after pass", after);
+    for (const [name, attempt] of await each(s)) expect(attempt.error, name).toBeUndefined();
   });
 
-  it("a connection reset mid-request is unavailable at once; the next call works", async () => {
+  it("a connection reset mid-request is unavailable; the next call works", async () => {
     const s = open();
     await calls(s).get();
-    await link.latency(300);
-    const inFlight = timed(calls(s).list());
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    link.reset();
-    const attempt = await inFlight;
-    expect(attempt.error?.code).toBe("unavailable");
-    expect(attempt.ms).toBeLessThan(FAST_MS);
-    await link.pass();
+    await cloud.sql.begin(async (tx) => {
+      // The request waits in the database behind this lock: in flight when the reset comes,
+      // however slow the machine.
+      await tx`lock table patients in access exclusive mode`;
+      const inFlight = timed(calls(s).list());
+      await expect.poll(waitingForLock).toBe(1);
+      link.reset();
+      // Waiting the reset out would end in the call's deadline: timeout.
+      expect((await inFlight).error?.code).toBe("unavailable");
+    });
     expect((await timed(calls(s).list())).error).toBeUndefined();
   });
 
@@ -119,10 +115,10 @@ describe("unreachable cloud", () => {
     await link.blackhole();
     const controller = new AbortController();
     const call = timed(s.table("branches").get(branchId, { signal: controller.signal }));
-    setTimeout(() => controller.abort(), 50);
-    const attempt = await call;
-    expect(attempt.error?.code).toBe("unavailable");
-    expect(attempt.ms).toBeLessThan(FAST_MS);
+    // Aborted once the request is out, held by the blackhole; the deadline would say timeout.
+    await expect.poll(() => link.stats.accepted).toBe(1);
+    controller.abort();
+    expect((await call).error?.code).toBe("unavailable");
   });
 });
 
@@ -148,8 +144,7 @@ describe("something else answers", () => {
     const attempt = await timed(calls(s).get());
     expect(attempt.error?.code).toBe("unavailable");
     expect(attempt.error?.message).toContain("PGRST000");
-    // postgrest-js would retry a 503 GET after 1 s, 2 s and 4 s.
-    expect(attempt.ms).toBeLessThan(900);
+    // postgrest-js would retry a 503 GET after 1 s, 2 s and 4 s before the call settled.
     expect(fake.requests).toBe(1);
     expect((await timed(s.probe())).error?.code).toBe("unavailable");
   });

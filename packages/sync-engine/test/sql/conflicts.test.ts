@@ -27,8 +27,21 @@ beforeEach(async () => {
   await syncBoth(cloud, clinicNode);
 });
 
-/** HLC stamps are milliseconds: a short pause makes "later" unambiguous. */
-const later = () => new Promise((resolve) => setTimeout(resolve, 5));
+/**
+ * Waits until `next`'s clock has passed the last stamp `first` gave its own edits, so an edit made
+ * on `next` from now on is stamped later: cv_sync.hlc orders by physical milliseconds first, and
+ * within one millisecond by each node's own logical counter, which says nothing across nodes.
+ */
+async function later(first: SqlNode, next: SqlNode): Promise<void> {
+  const [last] = await first.sql<{ hlc: string }[]>`
+    select max(hlc) as hlc from cv_sync.change_log where origin = ${first.id}`;
+  const clock = async () => {
+    const [now] = await next.sql<{ ms: number }[]>`
+      select floor(extract(epoch from clock_timestamp()) * 1000)::float8 as ms`;
+    return now?.ms;
+  };
+  await expect.poll(clock).toBeGreaterThan(Number(last?.hlc.split(".")[0]));
+}
 
 async function resolve(node: SqlNode, id: string, choice: string, row: object | null = null) {
   await node.sql`select cv_sync_conflict_resolve(${id}, ${choice}, ${row === null ? null : json(node.sql, row)})`;
@@ -38,7 +51,7 @@ describe("both nodes edit the same row", () => {
   it("same column: the later edit wins on both, and both keep a conflict with both versions", async () => {
     const id = rows.patients.id;
     await update(cloud.sql, "patients", id, { phone: "55 1111 1111" });
-    await later();
+    await later(cloud, clinicNode);
     await update(clinicNode.sql, "patients", id, { phone: "55 2222 2222" });
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
@@ -60,7 +73,7 @@ describe("both nodes edit the same row", () => {
   it("a reviewed resolution re-applies the losing value through the log and closes the conflict on both", async () => {
     const id = rows.patients.id;
     await update(cloud.sql, "patients", id, { allergies: "Penicilina" });
-    await later();
+    await later(cloud, clinicNode);
     await update(clinicNode.sql, "patients", id, { allergies: "Sulfas" });
     await syncBoth(cloud, clinicNode);
     const [conflict] = await conflicts(cloud, "open", id);
@@ -97,7 +110,7 @@ describe("both nodes edit the same row", () => {
     try {
       const id = rows.exam_eye.id;
       await update(cloud.sql, "exam_eye", id, { iop_mmhg: 21 });
-      await later();
+      await later(cloud, clinicNode);
       await update(clinicNode.sql, "exam_eye", id, { iop_mmhg: 28 });
       await syncBoth(cloud, clinicNode);
       expect(await rowOf(cloud.sql, "exam_eye", id)).toMatchObject({ iop_mmhg: 21 });
@@ -122,7 +135,7 @@ describe("deletes", () => {
   it("update vs delete, delete later: deleted on both, the edited row kept in the conflict", async () => {
     const id = rows.diagnoses.id;
     await update(clinicNode.sql, "diagnoses", id, { description: "Glaucoma avanzado" });
-    await later();
+    await later(clinicNode, cloud);
     await cloud.sql`delete from diagnoses where id = ${id}`;
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
@@ -135,7 +148,7 @@ describe("deletes", () => {
   it("update vs delete, edit later: the row comes back on both", async () => {
     const id = rows.diagnoses.id;
     await cloud.sql`delete from diagnoses where id = ${id}`;
-    await later();
+    await later(cloud, clinicNode);
     await update(clinicNode.sql, "diagnoses", id, { status: "resolved" });
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
@@ -158,7 +171,7 @@ describe("deletes", () => {
     await syncBoth(cloud, clinicNode);
     await update(clinicNode.sql, "branches", branch.id, { name: "Sucursal Norte" });
     await insert(clinicNode.sql, "rooms", { ...consultation().rooms, branch_id: branch.id });
-    await later();
+    await later(clinicNode, cloud);
     await cloud.sql`delete from branches where id = ${branch.id}`;
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
