@@ -1,5 +1,21 @@
 import { CvError, type ErrorCode, TABLE_NAMES, type TableName, tables } from "@centrovision/core";
-import { isServerDown, NETWORK_REASONS } from "./driver-errors/index.js";
+import { isServerDown } from "./driver-errors/index.js";
+
+/** Socket-level causes postgrest-js and undici report in `details` / `cause.code`. */
+const NETWORK_REASONS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "DNS lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "TCP timeout",
+  EPIPE: "connection broken",
+  UND_ERR_CONNECT_TIMEOUT: "connect timeout",
+  UND_ERR_SOCKET: "connection closed by the other side",
+  UND_ERR_HEADERS_TIMEOUT: "no response headers in time",
+  UND_ERR_BODY_TIMEOUT: "response body stalled",
+};
 
 /** The error object postgrest-js resolves with: PostgREST's body, or its own for network failures. */
 export interface PostgrestErrorLike {

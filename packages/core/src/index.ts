@@ -13,7 +13,6 @@ export {
 export { createMemorySource, type MemorySource, type MemorySourceOptions } from "./memory/memory-source.js";
 export type {
   ColumnFilter,
-  FilterScalar,
   ListQuery,
   OrderBy,
   Repository,
@@ -35,7 +34,6 @@ export {
   type RouterHooks,
 } from "./router/failover-router.js";
 export type { JournalEntry, UnknownWrite, UnknownWriteOutcome } from "./router/journal.js";
-export type { Attempt } from "./router/router-call.js";
 export {
   parseRouterConfig,
   type RouterConfig,
@@ -48,13 +46,26 @@ export { parseConnectionStatus } from "./shared/parse-status.js";
 export {
   type ConnectionMode,
   type ConnectionStatus,
-  MODE_OF_TIER,
   TIERS,
   type Tier,
   type TierHealth,
   type TierStatus,
 } from "./status.js";
-export * from "./tables/index.js";
+export {
+  APPOINTMENT_STATUSES,
+  APPOINTMENT_TYPES,
+  type ColumnType,
+  canonicalTimestamp,
+  type NewRow,
+  PATIENT_SEXES,
+  type Row,
+  type RowPatch,
+  SYNCED_TABLES,
+  TABLE_NAMES,
+  type TableDef,
+  type TableName,
+  tables,
+} from "./tables/index.js";
 export {
   configIssues,
   listIssues,

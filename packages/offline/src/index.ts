@@ -15,7 +15,6 @@ export { createPcRouterHooks, type PcRouterHooksOptions } from "./client/pc-rout
 export type { RefreshReport } from "./offline/cache-refresh.js";
 export type { DrainOptions, DrainReport } from "./offline/drain.js";
 export {
-  type OfflineScope,
   type OfflineTierOptions,
   offlineScopeSchema,
   offlineTierOptionsSchema,

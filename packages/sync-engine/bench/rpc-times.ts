@@ -10,8 +10,9 @@ import type { LocalSupabase } from "@centrovision/testkit";
 import { createClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import WebSocket from "ws";
-import { createPostgresPeer, createSupabasePeer, START_CURSOR } from "../src/index.js";
+import { createPostgresPeer, createSupabasePeer } from "../src/index.js";
 import { createSupabaseInvoker } from "../src/rpc/index.js";
+import { START_CURSOR } from "../src/sync-types.js";
 
 const REPEAT = 3;
 const SERVICE_LIMIT_MS = 8_000;

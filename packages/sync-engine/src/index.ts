@@ -1,4 +1,4 @@
-export { type SyncEngineConfig, type SyncEngineOptions, syncEngineConfigSchema } from "./engine-options.js";
+export { type SyncEngineOptions, syncEngineConfigSchema } from "./engine-options.js";
 export { type MeasuredNode, measureNode } from "./internal/clock.js";
 export {
   createPostgresPeer,
@@ -15,7 +15,6 @@ export {
 } from "./supabase-peer.js";
 export { createSyncEngine, type SyncEngine } from "./sync-engine.js";
 export {
-  BLOCKING_REASONS,
   isSyncError,
   SyncError,
   type SyncErrorOptions,
@@ -31,30 +30,28 @@ export type {
   SyncProgress,
   SyncStatus,
 } from "./sync-status.js";
-export {
-  type ApplyRequest,
-  type ApplyResult,
-  type AuditEvent,
-  type AuditQuery,
-  type AuditVerification,
-  type ChangeAuthor,
-  type ClinicKey,
-  type ConflictQuery,
-  type ConflictResolution,
-  compareCursors,
-  type NodeInfo,
-  type PeerState,
-  type PullPage,
-  type PurgeResult,
-  type ResolveResult,
-  type SealedAuditEvent,
-  type SnapshotApplyResult,
-  type SnapshotPage,
-  type SnapshotProgress,
-  type SnapshotRow,
-  type SourceIdentity,
-  START_CURSOR,
-  type SyncChange,
-  type SyncConflict,
-  type SyncCursor,
+export type {
+  ApplyRequest,
+  ApplyResult,
+  AuditEvent,
+  AuditQuery,
+  AuditVerification,
+  ChangeAuthor,
+  ClinicKey,
+  ConflictQuery,
+  ConflictResolution,
+  NodeInfo,
+  PeerState,
+  PullPage,
+  PurgeResult,
+  ResolveResult,
+  SealedAuditEvent,
+  SnapshotApplyResult,
+  SnapshotPage,
+  SnapshotProgress,
+  SnapshotRow,
+  SourceIdentity,
+  SyncChange,
+  SyncConflict,
+  SyncCursor,
 } from "./sync-types.js";

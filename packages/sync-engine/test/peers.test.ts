@@ -9,10 +9,10 @@ import {
   createSupabasePeer,
   isSyncError,
   type PostgresClient,
-  START_CURSOR,
   type SupabaseRpcRequest,
   type SyncPeer,
 } from "../src/index.js";
+import { START_CURSOR } from "../src/sync-types.js";
 import { createClinicDatabase, createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;

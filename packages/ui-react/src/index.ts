@@ -1,9 +1,4 @@
-export type {
-  ConflictResolution,
-  ConnectionMode,
-  ConnectionStatus,
-  SyncConflict,
-} from "@centrovision/core/shared";
+export type { ConnectionMode, ConnectionStatus, SyncConflict } from "@centrovision/core/shared";
 export { ConflictReview, type ConflictReviewProps } from "./conflict-review.js";
 export {
   describeNetworkStatus,

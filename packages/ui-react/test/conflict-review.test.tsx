@@ -1,7 +1,8 @@
+import type { ConflictResolution } from "@centrovision/core/shared";
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import { type ConflictResolution, ConflictReview, type SyncConflict } from "../src/index.js";
+import { ConflictReview, type SyncConflict } from "../src/index.js";
 
 const ROW_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const base = {

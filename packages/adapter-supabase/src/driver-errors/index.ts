@@ -4,22 +4,6 @@
  * which loads no client), so both fail over on exactly the same answers.
  */
 
-/** Socket-level causes postgrest-js and undici report in `details` / `cause.code`. */
-export const NETWORK_REASONS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "DNS lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ETIMEDOUT: "TCP timeout",
-  EPIPE: "connection broken",
-  UND_ERR_CONNECT_TIMEOUT: "connect timeout",
-  UND_ERR_SOCKET: "connection closed by the other side",
-  UND_ERR_HEADERS_TIMEOUT: "no response headers in time",
-  UND_ERR_BODY_TIMEOUT: "response body stalled",
-};
-
 /**
  * HTTP statuses of a gateway or proxy in front of a database that is not serving: the usual 502,
  * 503, 504, and Cloudflare's 52x and 530 (origin down, timed out, TLS to it failed, DNS).

@@ -10,18 +10,15 @@ export {
   ERROR_CODES,
   type ErrorCode,
   type InputIssue,
-  isCvError,
-  isTierDown,
 } from "../errors.js";
 export {
   type ConnectionMode,
   type ConnectionStatus,
-  MODE_OF_TIER,
   TIERS,
   type Tier,
   type TierHealth,
   type TierStatus,
 } from "../status.js";
-export { SYNCED_TABLES, TABLE_NAMES, type TableName } from "../tables/table-names.js";
+export { TABLE_NAMES, type TableName } from "../tables/table-names.js";
 export type { ConflictResolution, SyncConflict } from "./conflicts.js";
 export { parseConnectionStatus } from "./parse-status.js";

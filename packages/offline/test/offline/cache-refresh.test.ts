@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { TABLE_NAMES } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { OfflineScope, OfflineTier } from "../../src/index.js";
+import type { OfflineTier } from "../../src/index.js";
+import type { OfflineScope } from "../../src/offline/offline-options.js";
 import { openTier, type PcFiles, pcFiles, useClinicServer } from "./support.js";
 
 /*

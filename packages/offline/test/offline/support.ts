@@ -15,12 +15,8 @@ import {
   withLogin,
 } from "@centrovision/testkit/nodes";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
-import {
-  createClientApplier,
-  createOfflineTier,
-  type OfflineScope,
-  type OfflineTier,
-} from "../../src/index.js";
+import { createClientApplier, createOfflineTier, type OfflineTier } from "../../src/index.js";
+import type { OfflineScope } from "../../src/offline/offline-options.js";
 
 const APP = { user: "cv_offline_test", password: "offline-test-password" };
 

@@ -8,4 +8,4 @@ export {
   type SourceContractOptions,
 } from "./describe-source-contract.js";
 export { createFixtures, type Fixtures } from "./fixtures.js";
-export { recoveryTime, type Timed, timed } from "./timing.js";
+export { type Timed, timed } from "./timing.js";

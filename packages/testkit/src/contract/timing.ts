@@ -17,17 +17,3 @@ export async function timed<T>(promise: Promise<T>): Promise<Timed<T>> {
     return { ms: performance.now() - started, error };
   }
 }
-
-/** Retries `attempt` until it succeeds or `withinMs` passes; resolves with the time it took. */
-export async function recoveryTime(attempt: () => Promise<unknown>, withinMs: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    try {
-      await attempt();
-      return performance.now() - started;
-    } catch (error) {
-      if (performance.now() - started > withinMs) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
