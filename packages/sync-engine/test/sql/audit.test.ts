@@ -141,9 +141,11 @@ describe("the audit trail", () => {
         (await adminPc`select public.cv_audit_trail(p_user_id => ${person.userId}) as trail`) as [
           { trail: Record<string, unknown>[] },
         ];
+      const { first_name, last_name, second_last_name } = rows.patients;
+      const name = [first_name, last_name, second_last_name].join(" ");
       expect(trail.map((e) => [e.action, e.table, e.patient_name])).toEqual([
-        ["update", "patients", `${rows.patients.first_name} ${rows.patients.last_name}`],
-        ["open", "patients", `${rows.patients.first_name} ${rows.patients.last_name}`],
+        ["update", "patients", name],
+        ["open", "patients", name],
       ]);
       expect(trail[0]).toMatchObject({
         row_id: rows.patients.id,

@@ -72,7 +72,7 @@ describe("both nodes edit the same row", () => {
 
   it("a reviewed resolution re-applies the losing value through the log and closes the conflict on both", async () => {
     const id = rows.patients.id;
-    await update(cloud.sql, "patients", id, { allergies: "Penicilina" });
+    await update(cloud.sql, "patients", id, { allergies: "Látex" });
     await later(cloud, clinicNode);
     await update(clinicNode.sql, "patients", id, { allergies: "Sulfas" });
     await syncBoth(cloud, clinicNode);
@@ -80,7 +80,7 @@ describe("both nodes edit the same row", () => {
     await resolve(cloud, conflict?.id ?? "", "keep_local");
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
-    expect(await rowOf(clinicNode.sql, "patients", id)).toMatchObject({ allergies: "Penicilina" });
+    expect(await rowOf(clinicNode.sql, "patients", id)).toMatchObject({ allergies: "Látex" });
     expect([await conflicts(cloud, "open", id), await conflicts(clinicNode, "open", id)]).toEqual([[], []]);
   });
 

@@ -4,33 +4,52 @@ import type postgres from "postgres";
 
 export type Row = Record<string, postgres.SerializableParameter> & { id: string };
 
-/** One valid row per synced table: a consultation at a branch, with fresh ids and unique keys. */
+/**
+ * One valid row per synced table: a whole consultation at one branch (branch → … → diagnosis),
+ * every column filled where the schema allows, with fresh ids and unique keys, so several can live
+ * in one database. Every value passes both the zod schemas and the SQL CHECKs.
+ */
 export type Consultation = { readonly [K in TableName]: Row };
 
 export function consultation(): Consultation {
   const id = () => randomUUID();
   const tag = randomUUID().slice(0, 8).toUpperCase();
-  const [branch, room, doctor, patient, appointment, encounter] = [id(), id(), id(), id(), id(), id()];
+  const branch = id();
+  const room = id();
+  const doctor = id();
+  const patient = id();
+  const appointment = id();
+  const encounter = id();
   return {
     branches: {
       id: branch,
-      code: `GDL-${tag}`,
-      name: "Clínica Chapultepec",
-      address: "Av. Chapultepec 480, Guadalajara",
+      code: `CDMX-${tag}`,
+      name: "Centro Oftalmológico Roma",
+      address: "Av. Álvaro Obregón 121, Roma Nte., Ciudad de México",
+      phone: "+52 55 5264 1200",
+      timezone: "America/Mexico_City",
     },
-    rooms: { id: room, branch_id: branch, name: `Consultorio ${tag}`, kind: "consultation" },
-    profiles: { id: doctor, full_name: "Dr. Andrés Zúñiga", email: `andres.${tag.toLowerCase()}@example.mx` },
+    rooms: { id: room, branch_id: branch, name: "Consultorio 1", kind: "consultation" },
+    profiles: {
+      id: doctor,
+      full_name: "Dra. Lucía Hernández Ruiz",
+      email: `lucia.${tag.toLowerCase()}@example.mx`,
+      professional_license: "12345678",
+    },
     user_roles: { id: id(), user_id: doctor, role: "doctor" },
     user_branches: { id: id(), user_id: doctor, branch_id: branch },
     patients: {
       id: patient,
       branch_id: branch,
-      first_name: "María José",
-      last_name: "Peña",
-      document_id: `PEMJ${tag}`,
-      birth_date: "1962-07-14",
-      sex: "female",
-      phone: "33 3615 0000",
+      first_name: "José",
+      last_name: "Núñez",
+      second_last_name: "García",
+      document_id: `NUGJ${tag}`,
+      birth_date: "1950-01-31",
+      sex: "male",
+      phone: "55 1234 5678",
+      email: null,
+      allergies: "Penicilina",
     },
     appointments: {
       id: appointment,
@@ -38,10 +57,12 @@ export function consultation(): Consultation {
       room_id: room,
       patient_id: patient,
       doctor_id: doctor,
-      starts_at: "2025-04-07T10:00:00-06:00",
-      ends_at: "2025-04-07T10:30:00-06:00",
-      reason: "Revisión de presión intraocular",
+      starts_at: "2025-03-03T09:00:00-06:00",
+      ends_at: "2025-03-03T09:30:00-06:00",
+      status: "checked_in",
+      reason: "Control de glaucoma",
       type: "follow_up",
+      checked_in_at: "2025-03-03T08:55:00-06:00",
     },
     encounters: {
       id: encounter,
@@ -49,17 +70,35 @@ export function consultation(): Consultation {
       appointment_id: appointment,
       branch_id: branch,
       doctor_id: doctor,
-      started_at: "2025-04-07T10:03:00-06:00",
-      chief_complaint: "Halos alrededor de las luces",
+      started_at: "2025-03-03T09:02:00-06:00",
+      chief_complaint: "Visión borrosa de lejos en ojo derecho",
     },
-    exam_eye: { id: id(), encounter_id: encounter, eye: "OS", iop_mmhg: 21.0, refraction_sphere: -1.5 },
+    exam_eye: {
+      id: id(),
+      encounter_id: encounter,
+      eye: "OD",
+      uncorrected_va: "20/80",
+      uncorrected_va_logmar: 0.6,
+      best_corrected_va: "20/25-2",
+      best_corrected_va_logmar: 0.14,
+      iop_mmhg: 24.5,
+      iop_method: "goldmann",
+      refraction_sphere: -2.25,
+      refraction_cylinder: -0.75,
+      refraction_axis: 90,
+      refraction_add: 2.5,
+      pupil: "Isocórica, normorreactiva",
+      anterior_segment: "Cámara anterior formada, cristalino transparente",
+      posterior_segment: "Excavación 0.7, anillo neurorretiniano adelgazado",
+    },
     diagnoses: {
       id: id(),
       encounter_id: encounter,
       patient_id: patient,
       icd10_code: "H40.1",
       description: "Glaucoma primario de ángulo abierto",
-      diagnosed_at: "2025-04-07T10:20:00-06:00",
+      eye: "OU",
+      diagnosed_at: "2025-03-03T09:20:00-06:00",
     },
   };
 }
