@@ -151,8 +151,9 @@ function cloudError(error: unknown, url: string, migration: string | undefined):
  * Installs or upgrades the cloud schema on the Supabase project at `url` (its `postgres` login,
  * which is not a superuser on a hosted project): refuses a database without Supabase's shape
  * before touching it, then applies the pending migrations in order with core's runner (each in
- * its own transaction; one edited after it was applied stops the run with `conflict`, applying
- * nothing after it). Idempotent: a current database is read, not written.
+ * its own transaction; a changed repeatable `functions/` file again; a numbered one edited after
+ * it was applied stops the run with `conflict`, applying nothing after it). Idempotent: a current
+ * database is read, not written.
  */
 export async function migrateCloud(
   url: string,

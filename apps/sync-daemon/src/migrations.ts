@@ -16,12 +16,13 @@ import type postgres from "postgres";
 export const SHIPPED_MIGRATIONS_DIR = fileURLToPath(new URL("../../../sql/", import.meta.url));
 
 /**
- * Reads `dir`'s migrations; none at all is `invalid_config` (a wrong folder, not a current
- * database), naming `setting`, where the folder was chosen.
+ * Reads `dir`'s migrations (numbered, then the repeatable `functions/` files); no numbered one is
+ * `invalid_config` (a wrong folder, not a current database), naming `setting`, where the folder was
+ * chosen.
  */
 export async function readMigrations(dir: string, setting = "[paths] migrations_dir"): Promise<Migration[]> {
   const migrations = await readFrom(dir);
-  if (migrations.length === 0) {
+  if (!migrations.some((migration) => !migration.repeatable)) {
     throw new CvError(
       "invalid_config",
       `[sync-daemon] no NNNN_name.sql migrations in ${dir}: set ${setting}`,
@@ -31,8 +32,9 @@ export async function readMigrations(dir: string, setting = "[paths] migrations_
 }
 
 /**
- * Applies pending migrations in order, each in its own transaction under an advisory lock (two
- * `init`s at once are safe), and returns the names applied: [] when the database is current.
+ * Applies pending migrations in order (a changed repeatable one again), each in its own transaction
+ * under an advisory lock (two `init`s at once are safe), and returns the names applied: [] when the
+ * database is current.
  */
 export async function applyMigrations(
   sql: postgres.Sql,

@@ -11,9 +11,17 @@ import type { CliResult } from "./support/cli.js";
 import { cloudMigrate, useEmptyProjects } from "./support/cloud.js";
 
 const emptyProject = useEmptyProjects();
-const SHIPPED = readdirSync(SHIPPED_MIGRATIONS_DIR)
-  .filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name))
-  .sort();
+const FUNCTIONS = readdirSync(join(SHIPPED_MIGRATIONS_DIR, "functions"))
+  .filter((name) => /^\d{2}_[a-z0-9_]+\.sql$/.test(name))
+  .sort()
+  .map((name) => `functions/${name}`);
+/** In the order applied: the numbered ones, then the repeatable functions/ files. */
+const SHIPPED = [
+  ...readdirSync(SHIPPED_MIGRATIONS_DIR)
+    .filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name))
+    .sort(),
+  ...FUNCTIONS,
+];
 
 const temp = mkdtempSync(join(tmpdir(), "cv-cloud-migrate-"));
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
@@ -75,7 +83,7 @@ describe("cloud migrate", () => {
     for (const result of [dry, first, second]) noSecret(result, project.password);
   });
 
-  it("refuses a migration edited after it was applied, applying nothing after it; applies a new one", async () => {
+  it("refuses a migration edited after it was applied, applying nothing after it; applies a new one, and a changed function", async () => {
     const project = await emptyProject();
     await applyMigrations(project.url);
     const extra = "create table public.cv_extra_probe (id integer primary key);\n";
@@ -93,10 +101,24 @@ describe("cloud migrate", () => {
     const grown = sqlCopy((dir) => writeFileSync(join(dir, "0099_extra.sql"), extra));
     const upgrade = await cloudMigrate(project.url, "--migrations-dir", grown);
     expect(upgrade.code, upgrade.stderr).toBe(0);
-    expect(upgrade.stdout).toContain("applied 0099_extra.sql");
-    expect(upgrade.stdout).toContain("cloud schema: applied 1 migration(s)");
+    // A numbered migration may replace a function of functions/: they follow it again.
+    for (const name of ["0099_extra.sql", ...FUNCTIONS]) expect(upgrade.stdout).toContain(`applied ${name}`);
+    expect(upgrade.stdout).toContain(`cloud schema: applied ${1 + FUNCTIONS.length} migration(s)`);
     const [after] = await project.sql`select to_regclass('public.cv_extra_probe') is null as absent`;
     expect(after?.absent).toBe(false);
+
+    const fixed = sqlCopy((dir) => {
+      writeFileSync(join(dir, "0099_extra.sql"), extra);
+      appendFileSync(join(dir, "functions", "01_row_versions.sql"), "\n-- a fix, edited in place\n");
+    });
+    const dry = await cloudMigrate(project.url, "--dry-run", "--migrations-dir", fixed);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("pending functions/01_row_versions.sql");
+    expect(dry.stdout).toContain("cloud schema: 1 migration(s) pending (dry run: nothing applied)");
+    const fix = await cloudMigrate(project.url, "--migrations-dir", fixed);
+    expect(fix.code, fix.stderr).toBe(0);
+    expect(fix.stdout).toContain("applied functions/01_row_versions.sql");
+    expect(fix.stdout).toContain("cloud schema: applied 1 migration(s)");
   });
 
   it("takes the connection string only from an owner-only file or the environment (exit 78)", async () => {

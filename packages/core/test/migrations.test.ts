@@ -1,6 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MIGRATIONS_DIR } from "@centrovision/testkit";
+import type postgres from "postgres";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pendingMigrations, readMigrations, runMigrations } from "../src/migrations/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
@@ -76,5 +78,114 @@ describe("the migration runner", () => {
       code: "invalid_config",
       message: expect.stringMatching(/cannot read migrations in .*missing \(ENOENT\)/),
     });
+  });
+});
+
+/** Function `name` in `sql` as PostgreSQL prints it back, with who may call it. */
+async function definition(sql: postgres.Sql, name: string): Promise<string | undefined> {
+  const [row] = await sql<{ def: string }[]>`
+    select pg_get_functiondef(oid) || '-- ' || coalesce(proacl::text, '') as def from pg_proc where oid = ${name}::regproc`;
+  return row?.def;
+}
+
+const FUNCTION = /CREATE OR REPLACE FUNCTION ([a-z_]+\.[a-z_]+)\(/g;
+
+const fold = (n: number) => `create or replace function fold() returns int language sql return ${n};\n`;
+
+describe("repeatable migrations (functions/)", () => {
+  beforeEach(async () => {
+    await mkdir(join(dir, "functions"));
+    // Its body is checked when created: the table of 0002 must be there already.
+    await writeFile(
+      join(dir, "functions", "02_count.sql"),
+      "create or replace function count_second() returns bigint language sql return (select count(*) from second);\n",
+    );
+    await writeFile(join(dir, "functions", "01_fold.sql"), fold(1));
+    await writeFile(join(dir, "functions", "notes.txt"), "not a migration");
+  });
+
+  it("applies them after the numbered ones, in name order, recorded under functions/", async () => {
+    expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual([
+      "0001_first.sql",
+      "0002_second.sql",
+      "functions/01_fold.sql",
+      "functions/02_count.sql",
+    ]);
+    expect(await db.sql`select fold(), count_second()`).toEqual([{ fold: 1, count_second: "0" }]);
+    expect(
+      (await db.sql`select name from cv_meta.schema_migrations order by name`).map((r) => r.name),
+    ).toEqual(["0001_first.sql", "0002_second.sql", "functions/01_fold.sql", "functions/02_count.sql"]);
+  });
+
+  it("applies one again when it changed, and only then; pending lists it", async () => {
+    await runMigrations(db.sql, await readMigrations(dir));
+    expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual([]);
+    await writeFile(join(dir, "functions", "01_fold.sql"), fold(2));
+    expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual(["functions/01_fold.sql"]);
+    expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual(["functions/01_fold.sql"]);
+    expect(await db.sql`select fold()`).toEqual([{ fold: 2 }]);
+    const changed = (await readMigrations(dir)).find((m) => m.name === "functions/01_fold.sql");
+    expect(
+      await db.sql`select checksum from cv_meta.schema_migrations where name = 'functions/01_fold.sql'`,
+    ).toEqual([{ checksum: changed?.checksum }]);
+    expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual([]);
+  });
+
+  it("rolls a failing one back whole, keeping the definition it would have replaced", async () => {
+    await runMigrations(db.sql, await readMigrations(dir));
+    await writeFile(join(dir, "functions", "01_fold.sql"), `${fold(3)}select no_such_function();\n`);
+    await expect(runMigrations(db.sql, await readMigrations(dir))).rejects.toThrow(/no_such_function/);
+    expect(await db.sql`select fold()`).toEqual([{ fold: 1 }]);
+    expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual(["functions/01_fold.sql"]);
+  });
+
+  it("applies them all again after a new numbered migration, which may have replaced one of their functions", async () => {
+    await runMigrations(db.sql, await readMigrations(dir));
+    await writeFile(join(dir, "0003_third.sql"), fold(9));
+    expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual([
+      "0003_third.sql",
+      "functions/01_fold.sql",
+      "functions/02_count.sql",
+    ]);
+    await runMigrations(db.sql, await readMigrations(dir));
+    expect(await db.sql`select fold()`).toEqual([{ fold: 1 }]);
+  });
+});
+
+describe("the shipped sql/functions/", () => {
+  it("brings a database migrated before they existed to the same functions as a fresh one", async () => {
+    const shipped = await readMigrations(MIGRATIONS_DIR);
+    const repeatable = shipped.filter((m) => m.repeatable);
+    expect(repeatable.map((m) => m.name)).toContain("functions/01_row_versions.sql");
+    // As a clinic server or the cloud in the field: 0001-0013, no functions/ yet.
+    const field = shipped.filter((m) => !m.repeatable && m.name < "0014");
+    await runMigrations(db.sql, field);
+    const before = await definition(db.sql, "cv_sync.write_rows");
+    expect(await runMigrations(db.sql, shipped)).toEqual(
+      shipped.filter((m) => !field.includes(m)).map((m) => m.name),
+    );
+    const fresh = await createTestDatabase("migrations_fresh");
+    try {
+      const names = [
+        ...new Set(repeatable.flatMap((m) => [...m.sql.matchAll(FUNCTION)].map((f) => f[1] ?? ""))),
+      ];
+      expect(names).toEqual(
+        expect.arrayContaining(["public.cv_touch_row", "cv_sync.write_rows", "public.cv_client_apply"]),
+      );
+      for (const name of names) {
+        const upgraded = await definition(db.sql, name);
+        expect(upgraded, name).toBe(await definition(fresh.sql, name));
+        // The body the file holds, not the one a numbered migration left.
+        const [source] = await db.sql<
+          { body: string }[]
+        >`select prosrc as body from pg_proc where oid = ${name}::regproc`;
+        const file = repeatable.find((m) => m.sql.includes(`FUNCTION ${name}(`))?.sql ?? "";
+        if (source?.body.trim()) expect(file, name).toContain(source.body);
+      }
+      expect(await definition(db.sql, "cv_sync.write_rows")).not.toBe(before);
+      expect(await definition(db.sql, "cv_sync.write_rows")).toContain("cv_util.update_columns(p_table)");
+    } finally {
+      await fresh.drop();
+    }
   });
 });

@@ -45,6 +45,8 @@ const CLIENT_APPLY = [
   "public.cv_client_overlaps(text, uuid, jsonb, text)",
   "public.cv_client_seen(text, uuid, uuid, uuid)",
   "public.cv_client_settle(text, uuid, uuid, timestamp with time zone)",
+  // The whole-row UPDATE column list cv_client_apply shares with the sync's apply (sql/functions).
+  "cv_util.update_columns(text)",
 ];
 /** The PC router's two questions to the clinic server. */
 const ROUTER_QUESTIONS = ["public.cv_client_pending(bigint)", "public.cv_client_position()"];
@@ -171,9 +173,9 @@ const sorted = (allowed: Record<string, readonly string[]>) =>
 describe("who can call which function", () => {
   it("on the cloud: exactly the allow-list for anon, a signed-in user and the service key", async () => {
     const roles = { anon: "anon", authenticated: "authenticated", service_role: "service_role" };
-    expect(await callable(cloud, ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit"], roles)).toEqual(
-      sorted(CLOUD),
-    );
+    expect(
+      await callable(cloud, ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit", "cv_util"], roles),
+    ).toEqual(sorted(CLOUD));
   });
 
   it("on the clinic server: exactly the allow-list for any login, a PC (alone and as its person) and the daemon", async () => {
@@ -181,7 +183,7 @@ describe("who can call which function", () => {
     expect(
       await callable(
         clinic,
-        ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit", "auth", "cv_crypto"],
+        ["public", "cv_sync", "cv_auth", "cv_meta", "cv_audit", "auth", "cv_crypto", "cv_util"],
         roles,
       ),
     ).toEqual(sorted(CLINIC));

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { CLOUD_DB_URL_ENV, cloudDbUrl, migrateCloud, tlsWarning } from "../cloud-migrate.js";
 import { redactUrl } from "../config/load-config.js";
 import { readMigrations, SHIPPED_MIGRATIONS_DIR } from "../migrations.js";
-import { supabaseLayout, writeSupabaseLayout } from "../supabase-layout.js";
+import { readSupabaseMigrations, supabaseLayout, writeSupabaseLayout } from "../supabase-layout.js";
 
 /**
  * `cloud migrate`: the cloud schema, from a developer's machine (no sync.toml). The hidden
@@ -21,7 +21,7 @@ export function addCloudCommand(program: Command, print: (text: string) => void)
       "--db-url-file <file>",
       `a file holding the connection string, owner-only (instead of ${CLOUD_DB_URL_ENV})`,
     )
-    .option("--dry-run", "list the pending migrations, apply nothing")
+    .option("--dry-run", "list the pending migrations (changed functions/ files too), apply nothing")
     .option("--migrations-dir <dir>", "migrations to apply instead of the shipped sql/")
     .action(async (options: { dbUrlFile?: string; dryRun?: boolean; migrationsDir?: string }) => {
       const url = cloudDbUrl(options.dbUrlFile, process.env[CLOUD_DB_URL_ENV]);
@@ -55,7 +55,7 @@ export function addCloudCommand(program: Command, print: (text: string) => void)
         options.migrationsDir ?? SHIPPED_MIGRATIONS_DIR,
         "--migrations-dir",
       );
-      const files = supabaseLayout(migrations);
+      const files = supabaseLayout(migrations, await readSupabaseMigrations(dir));
       const { written, removed } = await writeSupabaseLayout(dir, files);
       for (const file of written) print(`wrote ${file}`);
       for (const file of removed) print(`removed ${file} (its sql/ migration is gone)`);

@@ -13,37 +13,71 @@ import { CvError } from "../errors.js";
  */
 
 const MIGRATION_FILE = /^(\d{4})_[a-z0-9_]+\.sql$/;
+const REPEATABLE_FILE = /^(\d{2})_[a-z0-9_]+\.sql$/;
+
+/**
+ * The subfolder of repeatable migrations (`NN_name.sql`: the current definitions of functions,
+ * `CREATE OR REPLACE`), and the prefix of their names in the bookkeeping.
+ */
+export const REPEATABLE_DIR = "functions";
 
 export interface Migration {
+  /** `NNNN_name.sql`; a repeatable one `functions/NN_name.sql`; an extra file its path. */
   readonly name: string;
   readonly sql: string;
+  /**
+   * sha-256 of the file; of a repeatable one, of the file and the names of the migrations applied
+   * once before it, so that adding a numbered migration applies every repeatable one again.
+   */
   readonly checksum: string;
+  /** Applied again whenever its checksum changes, instead of once and never edited. */
+  readonly repeatable: boolean;
 }
 
-const checksum = (sql: string) => createHash("sha256").update(sql).digest("hex");
+const sha256 = (...parts: string[]) => createHash("sha256").update(parts.join("\0")).digest("hex");
 
-/** Reads `dir`'s `NNNN_name.sql` files in numeric order, then each of `extraFiles` as given. */
-export async function readMigrations(dir: string, extraFiles: readonly string[] = []): Promise<Migration[]> {
-  let names: string[];
+async function sqlFiles(dir: string, pattern: RegExp, optional: boolean): Promise<string[]> {
   try {
-    names = (await readdir(dir)).filter((name) => MIGRATION_FILE.test(name)).sort();
+    return (await readdir(dir)).filter((name) => pattern.test(name)).sort();
   } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (optional && code === "ENOENT") return [];
     throw new CvError(
       "invalid_config",
-      `[core] cannot read migrations in ${dir} (${(error as NodeJS.ErrnoException).code}): point the migrations folder at the repository's sql/`,
+      `[core] cannot read migrations in ${dir} (${code}): point the migrations folder at the repository's sql/`,
       { cause: error },
     );
   }
-  const files = [
-    ...names.map((name) => ({ name, path: join(dir, name) })),
-    ...extraFiles.map((path) => ({ name: path, path })),
-  ];
-  return Promise.all(
-    files.map(async ({ name, path }) => {
+}
+
+/**
+ * Reads `dir`'s `NNNN_name.sql` files in numeric order, then each of `extraFiles` as given (all
+ * applied once), then the repeatable `functions/NN_name.sql` files in name order (none without
+ * that folder).
+ */
+export async function readMigrations(dir: string, extraFiles: readonly string[] = []): Promise<Migration[]> {
+  const numbered = await sqlFiles(dir, MIGRATION_FILE, false);
+  const repeatable = await sqlFiles(join(dir, REPEATABLE_DIR), REPEATABLE_FILE, true);
+  const once = await Promise.all(
+    [
+      ...numbered.map((name) => ({ name, path: join(dir, name) })),
+      ...extraFiles.map((path) => ({ name: path, path })),
+    ].map(async ({ name, path }) => {
       const sql = await readFile(path, "utf8");
-      return { name, sql, checksum: checksum(sql) };
+      return { name, sql, checksum: sha256(sql), repeatable: false };
     }),
   );
+  // A numbered migration may replace or drop a function a repeatable file defines (a signature
+  // can change only that way): each new one must be followed by the repeatable files again, or
+  // its body would stay on the databases it reaches while fresh ones get the repeatable's.
+  const before = once.map((migration) => `${migration.name}\n`).join("");
+  const repeated = await Promise.all(
+    repeatable.map(async (file) => {
+      const sql = await readFile(join(dir, REPEATABLE_DIR, file), "utf8");
+      return { name: `${REPEATABLE_DIR}/${file}`, sql, checksum: sha256(before, sql), repeatable: true };
+    }),
+  );
+  return [...once, ...repeated];
 }
 
 /** Where applied migrations are recorded: outside `public`, which Supabase's API exposes. */
@@ -76,24 +110,31 @@ export const BOOKKEEPING_SQL = `
     applied_at timestamptz not null default now()
   );`;
 
-/** The statement that records `migration` as applied (literals quoted: also pasted into files). */
+/**
+ * The statement that records `migration` as applied (literals quoted: also pasted into files); a
+ * repeatable one's record takes the new checksum, and `applied_at` moves when it changed.
+ */
 export function recordMigrationSql(migration: Migration): string {
   const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
-  return `insert into ${MIGRATIONS_TABLE} (name, checksum) values (${quote(migration.name)}, ${quote(migration.checksum)}) on conflict (name) do nothing;`;
+  const insert = `insert into ${MIGRATIONS_TABLE} (name, checksum) values (${quote(migration.name)}, ${quote(migration.checksum)})`;
+  return migration.repeatable
+    ? `${insert} on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where ${MIGRATIONS_TABLE}.checksum <> excluded.checksum;`
+    : `${insert} on conflict (name) do nothing;`;
 }
 
 function changed(name: string): CvError {
   return new CvError(
     "conflict",
-    `[core] migration ${name} changed after it was applied to this database: the tree and the database have drifted; add a new numbered migration instead of editing an applied one`,
+    `[core] migration ${name} changed after it was applied to this database: the tree and the database have drifted; add a new numbered migration instead of editing an applied one (a function's current definition is edited in ${REPEATABLE_DIR}/)`,
   );
 }
 
 /**
  * Applies the migrations `sql` has not had yet, in order, each in its own transaction under an
  * advisory lock (two runners at once are safe), and returns the names applied: [] when current.
- * A migration edited after it was applied is refused (`conflict`): guessing which side is right
- * could lose data.
+ * A repeatable migration is applied again whenever its checksum differs from the recorded one. A
+ * numbered migration edited after it was applied is refused (`conflict`): guessing which side is
+ * right could lose data.
  */
 export async function runMigrations(sql: postgres.Sql, migrations: readonly Migration[]): Promise<string[]> {
   const lock = (tx: postgres.TransactionSql) =>
@@ -108,10 +149,8 @@ export async function runMigrations(sql: postgres.Sql, migrations: readonly Migr
       await lock(tx);
       const [done] = await tx<{ checksum: string }[]>`
         select checksum from cv_meta.schema_migrations where name = ${migration.name}`;
-      if (done) {
-        if (done.checksum !== migration.checksum) throw changed(migration.name);
-        return;
-      }
+      if (done?.checksum === migration.checksum) return;
+      if (done && !migration.repeatable) throw changed(migration.name);
       await tx.unsafe(migration.sql);
       await tx.unsafe(recordMigrationSql(migration));
       applied.push(migration.name);
@@ -120,7 +159,10 @@ export async function runMigrations(sql: postgres.Sql, migrations: readonly Migr
   return applied;
 }
 
-/** Names of `migrations` not applied to `sql` yet (or changed since), without applying anything. */
+/**
+ * Names of `migrations` not applied to `sql` yet, or changed since (a repeatable one: to be
+ * applied again), without applying anything.
+ */
 export async function pendingMigrations(
   sql: postgres.Sql,
   migrations: readonly Migration[],
