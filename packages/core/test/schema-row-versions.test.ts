@@ -30,6 +30,13 @@ async function newBranch(extra: Record<string, unknown> = {}): Promise<string> {
   return branch.id;
 }
 
+/** The database's clock, in milliseconds: what the trigger dates a row with, never the test's own. */
+async function serverNow(): Promise<number> {
+  const [row] = await db.sql<{ now: string }[]>`select now()`;
+  if (row === undefined) throw new Error("select now() returned no row");
+  return Date.parse(canonicalTimestamp(row.now));
+}
+
 async function meta(id: string): Promise<Meta> {
   const [row] = await db.sql<Meta[]>`
     select created_at, updated_at, version, base_version, name from branches where id = ${id}`;
@@ -61,19 +68,22 @@ describe("cv_touch_row", () => {
       base_version: base,
     });
 
+    const before = await serverNow();
     const fresh = await meta(await newBranch());
     expect(fresh.version).toMatch(/^[0-9a-f-]{36}$/);
     expect(fresh.base_version).toBeNull();
     // The caller asked for 2020: a client's clock never dates a row (sql/0002).
-    expect(Date.now() - Date.parse(fresh.created_at)).toBeLessThan(60_000);
+    expect(Date.parse(fresh.created_at)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(fresh.created_at)).toBeLessThanOrEqual(await serverNow());
     expect(fresh.updated_at).toBe(fresh.created_at);
   });
 
   it("on update, chains versions, moves updated_at and keeps created_at", async () => {
     const id = await newBranch();
     const before = await meta(id);
-    // Timestamps are milliseconds: let one pass, so a moved updated_at shows.
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Timestamps are milliseconds: wait until the server's clock has left this one, so a moved
+    // updated_at shows.
+    await expect.poll(serverNow).toBeGreaterThan(Date.parse(before.updated_at));
     await db.sql`update branches set name = 'Sucursal Norte', created_at = now() where id = ${id}`;
     const after = await meta(id);
     expect(after.name).toBe("Sucursal Norte");

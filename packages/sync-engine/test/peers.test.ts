@@ -98,9 +98,11 @@ describe("supabase peer faults", () => {
   it("times out at its deadline when the internet is blackholed, and works again once it is back", async () => {
     const peer = pair.cloudPeer(300);
     await pair.cloud.link.blackhole();
-    const started = Date.now();
-    expect(await failure(() => peer.node())).toMatchObject({ code: "timeout" });
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Its own deadline, not a later one of the driver's.
+    expect(await failure(() => peer.node())).toMatchObject({
+      code: "timeout",
+      message: expect.stringContaining("timed out after 300 ms"),
+    });
     await pair.cloud.link.pass();
     let answered = false;
     for (let i = 0; i < 3 && !answered; i++)
@@ -133,13 +135,15 @@ describe("supabase peer faults", () => {
     }
   });
 
-  it("is unavailable at once when the connection is refused", async () => {
+  it("is unavailable, not timed out, when the connection is refused", async () => {
     const peer = pair.cloudPeer(5_000);
     await pair.cloud.link.refuse();
     try {
-      const started = Date.now();
-      expect(await failure(() => peer.node())).toMatchObject({ code: "unavailable" });
-      expect(Date.now() - started).toBeLessThan(2_000);
+      // Waiting the refusal out would end at the deadline: timeout.
+      expect(await failure(() => peer.node())).toMatchObject({
+        code: "unavailable",
+        message: expect.stringContaining("cannot reach"),
+      });
     } finally {
       await pair.cloud.link.pass();
     }
@@ -162,14 +166,15 @@ describe("postgres peer faults", () => {
     closers.push(() => peer.close());
     await peer.node();
     await lan.blackhole();
+    const { accepted } = lan.stats;
     // The deadline passes: the peer sends the statement's cancel request on a new connection.
     expect(await failure(() => peer.node())).toMatchObject({ code: "timeout" });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expect.poll(() => lan.stats.accepted).toBe(accepted + 1);
     // Every connection across the link is reset, the cancel request's too: vitest fails the run
     // on an unhandled rejection.
     lan.reset();
+    await expect.poll(() => lan.stats.active).toBe(0);
     await lan.pass();
-    await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await peer.node()).nodeId).toBe(pair.clinic.nodeId);
   });
 

@@ -81,9 +81,6 @@ export async function receive(socket: Socket, text: string): Promise<void> {
   if (got !== text) throw new Error(`expected ${JSON.stringify(text)}, got ${JSON.stringify(got)}`);
 }
 
-/** Waits `ms` in a test, to observe that something does NOT happen within it. */
-export const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Milliseconds `promise` took to settle, and its outcome. */
 export async function timed<T>(
   promise: PromiseLike<T>,

@@ -4,11 +4,12 @@ import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createLink, type Link, type LocalSupabase, startLocalSupabase } from "../src/index.js";
-import { timed } from "./link-helpers.js";
 
 // The cloud tier as the router will see it: HTTP through the link. Node's fetch talks to a tiny
 // stand-in server (so the test can count what reached it); supabase-js talks to the real local
-// Supabase gateway.
+// Supabase gateway. Nothing here is timed: a hang shows as the caller's abort signal firing
+// (TimeoutError), and a refusal as ECONNREFUSED well inside a longer signal, which it would
+// otherwise have waited out.
 const ROWS = [{ id: "7f1c2a7e-0000-4000-8000-000000000001", name: "Ana" }];
 let server: Server;
 let served = 0;
@@ -56,21 +57,19 @@ describe("link with fetch", () => {
   it("blackhole: requests hang until the caller's deadline and nothing reaches the server", async () => {
     await (await get(AbortSignal.timeout(2000))).json();
     const servedBefore = served;
+    const before = link.stats;
     await link.blackhole();
     for (let i = 0; i < 2; i++) {
-      const attempt = await timed(get(AbortSignal.timeout(500)));
-      expect(attempt.error).toMatchObject({ name: "TimeoutError" });
-      expect(attempt.ms).toBeGreaterThanOrEqual(490);
-      expect(attempt.ms).toBeLessThan(1500);
+      await expect(get(AbortSignal.timeout(500))).rejects.toMatchObject({ name: "TimeoutError" });
     }
     expect(served).toBe(servedBefore);
+    expect(link.stats).toMatchObject({ bytesUp: before.bytesUp, bytesDown: before.bytesDown });
   });
 
-  it("refuse: a request fails at once with ECONNREFUSED", async () => {
+  it("refuse: a request fails with ECONNREFUSED, not at its deadline", async () => {
     await link.refuse();
-    const attempt = await timed(get(AbortSignal.timeout(5000)));
-    expect(attempt.error).toMatchObject({ cause: { code: "ECONNREFUSED" } });
-    expect(attempt.ms).toBeLessThan(1000);
+    await expect(get(AbortSignal.timeout(5000))).rejects.toMatchObject({ cause: { code: "ECONNREFUSED" } });
+    expect(link.stats.accepted).toBe(0);
   });
 });
 
@@ -103,26 +102,22 @@ describe("link with supabase-js against the local Supabase", () => {
       client.from("branches").select("id").retry(false).abortSignal(AbortSignal.timeout(deadlineMs));
   }
 
-  it("pass, blackhole until the abort signal, refused at once, then pass again", async () => {
+  it("pass, blackhole until the abort signal, refused without waiting it out, then pass again", async () => {
     const query = select();
     expect(await query(2000)).toMatchObject({ data: [], error: null, status: 200 });
 
     await cloudLink.blackhole();
-    const hung = await timed(query(500));
-    expect(hung.value).toMatchObject({
+    expect(await query(500)).toMatchObject({
       data: null,
       status: 0,
       error: { message: expect.stringMatching(/^TimeoutError/) },
     });
-    expect(hung.ms).toBeGreaterThanOrEqual(490);
-    expect(hung.ms).toBeLessThan(1500);
 
     await cloudLink.refuse();
-    const refused = await timed(query(5000));
-    // A kept-alive socket from the first request gets RST (ECONNRESET), a new one ECONNREFUSED: both immediate.
+    // A kept-alive socket from the first request gets RST (ECONNRESET), a new one ECONNREFUSED:
+    // either way not the TimeoutError of waiting out the signal.
     const details = expect.stringMatching(/ECONNREFUSED|ECONNRESET/);
-    expect(refused.value).toMatchObject({ data: null, status: 0, error: { details } });
-    expect(refused.ms).toBeLessThan(1000);
+    expect(await query(5000)).toMatchObject({ data: null, status: 0, error: { details } });
 
     await cloudLink.pass();
     expect(await query(2000)).toMatchObject({ data: [], error: null, status: 200 });

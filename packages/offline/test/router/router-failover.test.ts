@@ -194,11 +194,24 @@ describe("faults under load", () => {
 
   it("a flapping internet moves the PC once, not with every flap", async () => {
     const report = await scenario(async (live, router) => {
-      await Promise.all([stack.pcInternet.flap(700), stack.daemonInternet.flap(700)]);
-      const started = Date.now();
-      await until(
-        () => Date.now() - started > 5_000 && live.writesIn("local") + live.writesIn("supabase") >= 10,
-      );
+      // The flaps the router itself met: its cloud tier failing, then answering again.
+      let failing = false;
+      let recoveries = 0;
+      const watch = router.status$.subscribe(({ tiers }) => {
+        const failed = tiers.cloud.consecutiveFailures > 0;
+        if (failing && !failed) recoveries++;
+        failing = failed;
+      });
+      try {
+        await Promise.all([stack.pcInternet.flap(700), stack.daemonInternet.flap(700)]);
+        await until(
+          () => recoveries >= 3 && live.writesIn("local") + live.writesIn("supabase") >= 10,
+          20_000,
+          "the router to meet three flaps",
+        );
+      } finally {
+        watch.unsubscribe();
+      }
       await stack.internet("pass");
       await modeReached(router, "supabase", 20_000);
     });
