@@ -1,5 +1,5 @@
 import { type CallOptions, CvError, isCvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
-import type { ClientApplier, ClientWrite, RejectedWrite } from "../client/client-apply.js";
+import type { ClientApplier, ClientApplyResult, ClientWrite, RejectedWrite } from "../client/client-apply.js";
 import type { OfflineStore } from "./offline-store.js";
 import {
   DEAD_LETTERS,
@@ -87,11 +87,101 @@ interface Sent {
 }
 
 /**
+ * A promise awaited later than it may settle (while another step of the pipeline runs): its
+ * failure is thrown where it is awaited, not reported first as an unhandled rejection, which
+ * would stop the process.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+type Totals = { -readonly [K in Exclude<keyof DrainReport, "remaining">]: number };
+
+/** A batch's writes: its deletes, and its upserts with their local rows (an entry whose row is gone is left out). */
+async function batchWrites(
+  store: OfflineStore,
+  chunk: readonly OutboxEntry[],
+  options: CallOptions | undefined,
+): Promise<Sent[]> {
+  const rows = await localRows(store, chunk, options);
+  const sent: Sent[] = [];
+  for (const entry of chunk) {
+    if (entry.op === "delete") {
+      sent.push({
+        entry,
+        write: { table: entry.table, op: "delete", id: entry.id, row: null, baseVersion: entry.baseVersion },
+      });
+      continue;
+    }
+    const row = rows.get(entryKey(entry.table, entry.id));
+    if (!row) continue;
+    // The server knows `baseVersion`; local intermediate versions never reached it.
+    sent.push({
+      entry,
+      write: {
+        table: entry.table,
+        op: "upsert",
+        id: entry.id,
+        row: { ...row, base_version: entry.baseVersion },
+      },
+    });
+  }
+  return sent;
+}
+
+/** Records what the server did with a committed batch, in one durable local batch. */
+async function recordBatch(
+  store: OfflineStore,
+  sent: readonly Sent[],
+  result: ClientApplyResult,
+  totals: Totals,
+  parentWaits: number,
+  failedAt: string,
+  options: CallOptions | undefined,
+): Promise<void> {
+  const rejected = new Map(result.rejected.map((r) => [entryKey(r.table, r.id), r]));
+  totals.sent += sent.length - rejected.size;
+  totals.applied += result.applied;
+  totals.skipped += result.skipped;
+  totals.conflicts += result.conflicts;
+  totals.doubleBookings += result.doubleBookings.length;
+  await store.batch((batch) => {
+    for (const found of result.doubleBookings) {
+      const notice: DoubleBookingNotice = { ...found, foundAt: failedAt };
+      batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
+    }
+    for (const { entry, write } of sent) {
+      const key = entryKey(entry.table, entry.id);
+      const current = batch.getRecord<OutboxEntry>(OUTBOX, key);
+      const refusal = rejected.get(key);
+      if (refusal && current && isMissingParent(refusal) && (current.parentWaits ?? 0) < parentWaits) {
+        totals.deferred++;
+        batch.setRecord(OUTBOX, key, { ...current, parentWaits: (current.parentWaits ?? 0) + 1 });
+      } else if (refusal) {
+        totals.deadLettered++;
+        const letter: DeadLetter = { ...entry, code: refusal.code, message: refusal.message, failedAt };
+        batch.setRecord(DEAD_LETTERS, key, letter);
+        batch.setRecord(OUTBOX, key, null);
+      } else if (current && current.op === entry.op && current.version === entry.version) {
+        batch.setRecord(OUTBOX, key, null);
+      } else if (current) {
+        // Edited again while in flight: the server now knows the version that was sent.
+        const known = (write.row?.version as string | undefined) ?? current.baseVersion;
+        batch.setRecord(OUTBOX, key, { ...current, baseVersion: known });
+      }
+    }
+  }, options);
+}
+
+/**
  * Sends the outbox to a server through `cv_client_apply`, batch by batch, parents first. Each
  * batch's entries leave the outbox only after the server committed it (one durable local batch
  * per server batch); a crash in between resends them, and the server skips rows it already holds
  * at that version, so draining is idempotent and resumes where it stopped. A write refused for
- * good moves to the dead-letter list and the rest go on.
+ * good moves to the dead-letter list and the rest go on. One batch is on the server at a time, in
+ * order; while it is there, the PC reads the next batch's rows and records the previous one, so
+ * the server does not wait for the PC's disk between batches.
  *
  * @throws CvError `unavailable`/`timeout` when the server stops answering (what was committed
  *   stays committed and out of the outbox; the rest is sent next time).
@@ -105,7 +195,7 @@ export async function drainOutbox(
 ): Promise<DrainReport> {
   const { batchSize, parentWaits } = limits;
   const entries = (await store.records<OutboxEntry>(OUTBOX, options)).map((r) => r.value).sort(drainOrder);
-  const totals = {
+  const totals: Totals = {
     sent: 0,
     applied: 0,
     skipped: 0,
@@ -114,77 +204,36 @@ export async function drainOutbox(
     deadLettered: 0,
     deferred: 0,
   };
-  for (let start = 0; start < entries.length; start += batchSize) {
-    const chunk = entries.slice(start, start + batchSize);
-    const rows = await localRows(store, chunk, options);
-    const sent: Sent[] = [];
-    for (const entry of chunk) {
-      if (entry.op === "delete") {
-        sent.push({
-          entry,
-          write: {
-            table: entry.table,
-            op: "delete",
-            id: entry.id,
-            row: null,
-            baseVersion: entry.baseVersion,
-          },
-        });
-        continue;
-      }
-      const row = rows.get(entryKey(entry.table, entry.id));
-      if (!row) continue;
-      // The server knows `baseVersion`; local intermediate versions never reached it.
-      sent.push({
-        entry,
-        write: {
-          table: entry.table,
-          op: "upsert",
-          id: entry.id,
-          row: { ...row, base_version: entry.baseVersion },
-        },
-      });
-    }
-    if (sent.length === 0) continue;
-    const result = await applier.apply(
-      sent.map((s) => s.write),
-      options,
+  const prepare = (start: number): Promise<Sent[]> =>
+    handled(
+      start < entries.length
+        ? batchWrites(store, entries.slice(start, start + batchSize), options)
+        : Promise.resolve([]),
     );
-    const rejected = new Map(result.rejected.map((r) => [entryKey(r.table, r.id), r]));
-    const failedAt = now().toISOString();
-    totals.sent += sent.length - rejected.size;
-    totals.applied += result.applied;
-    totals.skipped += result.skipped;
-    totals.conflicts += result.conflicts;
-    totals.doubleBookings += result.doubleBookings.length;
-    await store.batch((batch) => {
-      for (const found of result.doubleBookings) {
-        const notice: DoubleBookingNotice = { ...found, foundAt: failedAt };
-        batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
-      }
-      for (const { entry, write } of sent) {
-        const key = entryKey(entry.table, entry.id);
-        const current = batch.getRecord<OutboxEntry>(OUTBOX, key);
-        const refusal = rejected.get(key);
-        if (refusal && current && isMissingParent(refusal) && (current.parentWaits ?? 0) < parentWaits) {
-          totals.deferred++;
-          batch.setRecord(OUTBOX, key, { ...current, parentWaits: (current.parentWaits ?? 0) + 1 });
-        } else if (refusal) {
-          totals.deadLettered++;
-          const letter: DeadLetter = { ...entry, code: refusal.code, message: refusal.message, failedAt };
-          batch.setRecord(DEAD_LETTERS, key, letter);
-          batch.setRecord(OUTBOX, key, null);
-        } else if (current && current.op === entry.op && current.version === entry.version) {
-          batch.setRecord(OUTBOX, key, null);
-        } else if (current) {
-          // Edited again while in flight: the server now knows the version that was sent.
-          const known = (write.row?.version as string | undefined) ?? current.baseVersion;
-          batch.setRecord(OUTBOX, key, { ...current, baseVersion: known });
-        }
-      }
-    }, options);
-    options?.onProgress?.({ done: Math.min(entries.length, start + batchSize), total: entries.length });
+  let recorded: Promise<void> = Promise.resolve();
+  let next = prepare(0);
+  try {
+    for (let start = 0; start < entries.length; start += batchSize) {
+      const sent = await next;
+      const writes = sent.map((s) => s.write);
+      const applying = writes.length > 0 ? handled(applier.apply(writes, options)) : undefined;
+      next = prepare(start + batchSize);
+      // The previous batch is recorded before this one is, and before a failure of this one is thrown.
+      await recorded;
+      if (applying === undefined) continue;
+      const result = await applying;
+      const done = Math.min(entries.length, start + batchSize);
+      recorded = handled(
+        recordBatch(store, sent, result, totals, parentWaits, now().toISOString(), options).then(() =>
+          options?.onProgress?.({ done, total: entries.length }),
+        ),
+      );
+    }
+  } finally {
+    // Whatever fails, the batch the server committed before it is recorded first.
+    await recorded.catch(() => {});
   }
+  await recorded;
   const remaining = (await store.records(OUTBOX, options)).length;
   return { ...totals, remaining };
 }

@@ -3,7 +3,7 @@ import { CvError } from "@centrovision/core";
 import { rowOf, update } from "@centrovision/testkit/nodes";
 import { describe, expect, it } from "vitest";
 import type { ClientApplier } from "../../src/index.js";
-import { useClinicServer, useTodayCopy } from "./support.js";
+import { openTier, pcFiles, useClinicServer, useTodayCopy } from "./support.js";
 
 /*
  * The PC works offline on its SQLite copy, then drains to the clinic server through
@@ -285,5 +285,33 @@ describe("offline writes drain to the clinic server", () => {
     expect(await rowOf(clinic.node.sql, "appointments", appointment.id)).toMatchObject({
       version: appointment.version,
     });
+  });
+  it("a server that stops answering mid-drain keeps the batches it committed out of the outbox, the rest sent next time", async () => {
+    const files = await pcFiles();
+    const tier = await openTier(files, { branchId: pc.graph.branches.id }, { drainBatchSize: 2 });
+    try {
+      await tier.refresh(clinic.source);
+      const written = [];
+      for (let n = 0; n < 5; n++) written.push(await tier.source.table("patients").insert(newPatient()));
+      let calls = 0;
+      const failing: ClientApplier = {
+        ...clinic.applier,
+        apply: (writes, options) =>
+          ++calls === 2
+            ? Promise.reject(new CvError("unavailable", "[test] the clinic server stopped answering"))
+            : clinic.applier.apply(writes, options),
+      };
+      await expect(tier.drain(failing)).rejects.toMatchObject({ code: "unavailable" });
+      expect(await tier.pendingCount()).toBe(3);
+      expect(await tier.drain(clinic.applier)).toMatchObject({ applied: 3, remaining: 0 });
+      for (const patient of written) {
+        expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({
+          version: patient.version,
+        });
+      }
+    } finally {
+      await tier.close();
+      await files.remove();
+    }
   });
 });

@@ -79,7 +79,7 @@ export type PcFiles = Awaited<ReturnType<typeof pcFiles>>;
 export async function openTier(
   files: PcFiles,
   scope: OfflineScope,
-  extra: { now?: () => Date; overlapMs?: number } = {},
+  extra: { now?: () => Date; overlapMs?: number; drainBatchSize?: number } = {},
 ): Promise<OfflineTier> {
   const store = await createSqliteSource({ path: files.path, key: files.key });
   return createOfflineTier({ store, scope, ...extra });

@@ -1,0 +1,539 @@
+-- Generated from sql/functions/ by `npm run supabase:migrations`: do not edit (edit those files and run that again).
+-- The functions as they were when this file was written, applied after every migration before it.
+-- A later functions file supersedes it; it stays because projects have applied its version.
+
+-- sql/functions/01_row_versions.sql
+-- public.cv_touch_row() runs BEFORE INSERT OR UPDATE on every EHR table (its triggers: 0002; 0005
+-- fires them only outside a sync apply). created_at, updated_at, version and base_version are kept
+-- by the database, so every writer (app, dashboard, psql) produces the metadata the sync engine
+-- relies on:
+--
+--   INSERT  created_at := updated_at := now(): the server's clock, not the writer's (a row
+--           stamped in the future would win every last-write-wins decision);
+--           created_by := updated_by := auth.uid(): the verified person writing (the cloud's
+--           token, the clinic server's clinic session), NULL without one; never the writer's say;
+--           keeps a caller-supplied version (a writer may choose it, so a retried write is
+--           recognisable), else the column default; base_version stays NULL unless supplied.
+--   UPDATE  created_at := OLD.created_at, created_by := OLD.created_by (a row's birth never moves),
+--           updated_at := now(), updated_by := auth.uid(),
+--           base_version := OLD.version (the version this edit replaced),
+--           version := gen_random_uuid(), unless the caller supplied a version different from
+--           OLD.version. An UPDATE that does not mention version carries OLD.version, so keeping
+--           an equal one would leave two different contents under one version id.
+--
+-- Replicated rows: the sync engine applies rows from another node verbatim (their versions and
+-- timestamps are the other node's facts); stamping them again would make every replicated row
+-- look like a new local edit and echo back forever. 0005 therefore fires this trigger only
+-- outside a sync apply, and refuses a write that claims to be one without being it.
+
+CREATE OR REPLACE FUNCTION public.cv_touch_row() RETURNS trigger
+  LANGUAGE plpgsql
+  -- Fixed search_path: the function must not resolve names through a caller's schemas.
+  SET search_path = ''
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    NEW.created_at := now();
+    NEW.updated_at := now();
+    NEW.created_by := auth.uid();
+    NEW.updated_by := NEW.created_by;
+    -- An explicit NULL would otherwise fail NOT NULL instead of taking the default.
+    NEW.version := coalesce(NEW.version, gen_random_uuid());
+  ELSE
+    NEW.created_at := OLD.created_at;
+    NEW.updated_at := now();
+    NEW.created_by := OLD.created_by;
+    NEW.updated_by := auth.uid();
+    NEW.base_version := OLD.version;
+    IF NEW.version IS NULL OR NEW.version = OLD.version THEN
+      NEW.version := gen_random_uuid();
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+-- A trigger's function: no one's to call. Named roles too: Supabase's default privileges hand every
+-- new function in public to its API roles.
+REVOKE ALL ON FUNCTION public.cv_touch_row() FROM PUBLIC;
+DO $grants$
+DECLARE
+  v_role text;
+BEGIN
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'service_role') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_touch_row() FROM %I', v_role);
+  END LOOP;
+END
+$grants$;
+
+-- sql/functions/02_update_columns.sql
+-- cv_util.update_columns(table): the column list of an UPDATE that writes a whole row of
+-- public.<table> from a record (`SET (list) = (SELECT list FROM jsonb_populate_record(...))`):
+-- every column but id, quoted, in table order. One definition for both writers of whole rows, the
+-- sync's verbatim apply (cv_sync.write_rows, as the owner) and a PC's writes (cv_client_apply, as
+-- its person), so a column the two would treat differently cannot creep in. Runs as its caller and
+-- reads only the catalog, which every role may read anyway.
+CREATE OR REPLACE FUNCTION cv_util.update_columns(p_table text) RETURNS text
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN (
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', a.attname), ', ' ORDER BY a.attnum)
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = pg_catalog.format('public.%I', p_table)::pg_catalog.regclass
+      AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id'
+  );
+
+-- For cv_client_apply's person (0010); the owner's functions need no grant.
+REVOKE ALL ON FUNCTION cv_util.update_columns(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cv_util.update_columns(text) TO authenticated;
+
+-- sql/functions/03_sync_apply.sql
+-- The sync's apply (0007, 0008, 0013; packages/sync-engine/PROTOCOL.md is the specification).
+
+-- Writes rows verbatim ('insert' or 'update'; their ids locked or absent). A missing parent that
+-- this node deleted is restored (the delete loses to a row that still needs it); a parent never
+-- seen is SQLSTATE 23503: it is in the source's log beyond this page (a child written by a
+-- transaction with a lower id than its parent's), so the engine retries with a larger page.
+-- A unique violation other than the id (the same patient registered on both sides) is CV004:
+-- a person must decide which record stays, the machine cannot.
+CREATE OR REPLACE FUNCTION cv_sync.write_rows(p_table text, p_kind text, p_changes cv_sync.change[]) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_columns text;
+  v_count bigint;
+  v_constraint text;
+  v_detail text;
+BEGIN
+  IF cardinality(p_changes) = 0 THEN
+    RETURN;
+  END IF;
+  LOOP
+    BEGIN
+      IF p_kind = 'insert' THEN
+        EXECUTE format(
+          'INSERT INTO public.%1$I SELECT r.* FROM unnest($1) c, jsonb_populate_record(NULL::public.%1$I, c.row_data) r '
+          'ON CONFLICT (id) DO NOTHING', p_table) USING p_changes;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count < cardinality(p_changes) THEN
+          -- Absent when classified, present now: written concurrently; classify again.
+          RAISE EXCEPTION '% row(s) of % were written concurrently with this apply', cardinality(p_changes) - v_count, p_table
+            USING ERRCODE = 'serialization_failure', HINT = 'retry the batch';
+        END IF;
+      ELSE
+        v_columns := cv_util.update_columns(p_table);
+        EXECUTE format(
+          'UPDATE public.%1$I x SET (%2$s) = (SELECT %2$s FROM jsonb_populate_record(NULL::public.%1$I, c.row_data)) '
+          'FROM unnest($1) c WHERE x.id = c.row_id', p_table, v_columns) USING p_changes;
+      END IF;
+      RETURN;
+    EXCEPTION
+      WHEN foreign_key_violation THEN
+        PERFORM cv_sync.restore_parents(p_table, p_changes);
+      WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_detail = PG_EXCEPTION_DETAIL;
+        RAISE EXCEPTION 'cannot apply % rows: % (%); the same record exists twice under different ids', p_table, v_detail, v_constraint
+          USING ERRCODE = 'CV004', HINT = 'merge or correct one of the two records on either side, then sync again';
+    END;
+  END LOOP;
+END
+$$;
+
+-- After an apply of p_changes (0013: why an eviction waits): lists its evictions the apply kept (the row is still here), drops
+-- from the list the rows it upserted, and evicts every listed row nothing references any more,
+-- children before parents. Returns how many rows it evicted.
+CREATE OR REPLACE FUNCTION cv_sync.evict_deferred(p_changes cv_sync.change[]) RETURNS bigint
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_table record;
+  v_batch cv_sync.change[];
+  v_evicted bigint := 0;
+  v_deleted bigint;
+BEGIN
+  DELETE FROM cv_sync.deferred_evictions d
+  WHERE (d.table_name, d.row_id) IN (SELECT c.table_name, c.row_id FROM unnest(p_changes) c WHERE c.op = 'upsert');
+  FOR v_table IN SELECT DISTINCT c.table_name FROM unnest(p_changes) c WHERE c.op = 'evict' LOOP
+    EXECUTE format(
+      'INSERT INTO cv_sync.deferred_evictions (table_name, row_id) SELECT %1$L, x.id FROM public.%1$I x '
+      'WHERE x.id = ANY ($1) ON CONFLICT DO NOTHING', v_table.table_name)
+      USING ARRAY(SELECT c.row_id FROM unnest(p_changes) c WHERE c.op = 'evict' AND c.table_name = v_table.table_name);
+  END LOOP;
+  FOR v_table IN
+    SELECT s.table_name FROM cv_sync.synced_tables s
+    WHERE EXISTS (SELECT FROM cv_sync.deferred_evictions d WHERE d.table_name = s.table_name)
+    ORDER BY s.position DESC
+  LOOP
+    v_batch := ARRAY(
+      SELECT ROW(d.table_name, d.row_id, 'evict', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::cv_sync.change
+      FROM cv_sync.deferred_evictions d WHERE d.table_name = v_table.table_name);
+    v_batch := ARRAY(SELECT c FROM unnest(v_batch) c WHERE c.row_id <> ALL (
+      ARRAY(SELECT (r.change).row_id FROM cv_sync.referenced(v_table.table_name, v_batch) r)));
+    EXECUTE format('DELETE FROM public.%I x WHERE x.id = ANY ($1)', v_table.table_name)
+      USING ARRAY(SELECT c.row_id FROM unnest(v_batch) c);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    v_evicted := v_evicted + v_deleted;
+    DELETE FROM cv_sync.row_state s
+    WHERE s.table_name = v_table.table_name AND s.row_id IN (SELECT c.row_id FROM unnest(v_batch) c);
+    DELETE FROM cv_sync.deferred_evictions d
+    WHERE d.table_name = v_table.table_name AND d.row_id IN (SELECT c.row_id FROM unnest(v_batch) c);
+  END LOOP;
+  RETURN v_evicted;
+END
+$$;
+
+-- Applies collapsed changes (cv_sync.apply_received: 0008's apply_changes, renamed by 0013), then
+-- the evictions that waited (0013).
+CREATE OR REPLACE FUNCTION cv_sync.apply_changes(p_source uuid, p_changes cv_sync.change[], p_catchup boolean, p_log boolean)
+  RETURNS jsonb
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_result jsonb := cv_sync.apply_received(p_source, p_changes, p_catchup, p_log);
+BEGIN
+  RETURN v_result || jsonb_build_object('evicted',
+    (v_result ->> 'evicted')::bigint + cv_sync.evict_deferred(p_changes));
+END
+$$;
+
+-- A cv_sync function this file creates for the first time would be PUBLIC's to call: taken back
+-- (and the RPC functions' grants kept) as at the end of every sync migration.
+CALL cv_sync.grant_rpc();
+
+-- sql/functions/04_client_apply.sql
+-- public.cv_client_apply(changes, mode): a PC's own writes onto the clinic server or the cloud,
+-- version-checked, with the PC's rights (0010 says how; packages/sync-engine/PROTOCOL.md "Client
+-- apply" is the specification). SECURITY INVOKER: every row is read and written by the caller, so
+-- its grants and row-level security apply; the bookkeeping runs as the owner in cv_client_seen and
+-- cv_client_settle (0010).
+--
+-- Set-based where it can be: a drain of a PC's morning offline was one dynamic statement, one
+-- subtransaction and one lock per row, three quarters of its time spent outside the rows' own
+-- triggers and policies. Each run of consecutive changes of one table and op is now locked and read
+-- in one statement, and its inserts, fast-forward updates and deletes are each one statement, all
+-- in one subtransaction for the run; the policies still check every row (the statements are ones the person could
+-- send), and every row is still captured by its triggers. What needs a row of its own goes row by
+-- row as before, in wire order within its run: a conflict to settle (settle mode), and the whole run
+-- when a bulk statement fails (a row refused by the policies, a constraint, a value that does not
+-- fit, a parent not there yet), so each refusal is still reported for its own row and the rest
+-- applies. A batch holding one row twice goes row by row throughout: its second change must see the
+-- first one's write.
+CREATE OR REPLACE FUNCTION public.cv_client_apply(p_changes jsonb, p_mode text DEFAULT 'settle') RETURNS jsonb
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_tables text[];
+  v_ids uuid[];
+  v_ops text[];
+  v_rows jsonb[];
+  v_versions uuid[];
+  v_bases uuid[];
+  v_seens text[];
+  v_total integer;
+  v_bad integer;
+  v_bulk boolean;
+  v_start integer := 1;
+  v_table text;
+  v_op text;
+  v_slow integer[];
+  v_currents jsonb;
+  v_inserts integer[];
+  v_updates integer[];
+  v_deletes integer[];
+  v_written integer[];
+  v_run_skipped integer;
+  v_run_conflicts integer;
+  v_run_rejected jsonb;
+  v_run_overlaps jsonb;
+  v_k integer;
+  v_id uuid;
+  v_row jsonb;
+  v_version uuid;
+  v_base uuid;
+  v_current jsonb;
+  v_seen text;
+  v_columns text;
+  v_count bigint;
+  v_applied integer := 0;
+  v_skipped integer := 0;
+  v_conflicts integer := 0;
+  v_rejected jsonb := '[]';
+  v_overlaps jsonb := '[]';
+  v_code text;
+  v_message text;
+  v_constraint text;
+BEGIN
+  IF p_mode IS NULL OR p_mode NOT IN ('settle', 'carry') THEN
+    RAISE EXCEPTION 'p_mode must be settle or carry' USING ERRCODE = 'CV005';
+  END IF;
+  IF jsonb_typeof(p_changes) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'p_changes must be a JSON array of {table, id, op, row, base_version}' USING ERRCODE = 'CV005';
+  END IF;
+  BEGIN
+    SELECT array_agg(e.item ->> 'table' ORDER BY e.n), array_agg((e.item ->> 'id')::uuid ORDER BY e.n),
+      array_agg(e.item ->> 'op' ORDER BY e.n), array_agg(e.item -> 'row' ORDER BY e.n),
+      array_agg((e.item -> 'row' ->> 'version')::uuid ORDER BY e.n),
+      array_agg((e.item ->> 'base_version')::uuid ORDER BY e.n), count(*)
+    INTO v_tables, v_ids, v_ops, v_rows, v_versions, v_bases, v_total
+    FROM jsonb_array_elements(p_changes) WITH ORDINALITY e(item, n);
+  EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'p_changes holds a change with a malformed id or version' USING ERRCODE = 'CV005';
+  END;
+  SELECT min(i) INTO v_bad FROM generate_series(1, v_total) i
+  WHERE v_ids[i] IS NULL OR v_ops[i] IS NULL OR v_ops[i] NOT IN ('upsert', 'delete')
+    OR (v_ops[i] = 'upsert' AND (jsonb_typeof(v_rows[i]) IS DISTINCT FROM 'object' OR v_versions[i] IS NULL
+      OR (v_rows[i] ->> 'id') IS DISTINCT FROM v_ids[i]::text))
+    OR (v_ops[i] = 'delete' AND v_bases[i] IS NULL);
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'p_changes holds a malformed change of %', coalesce(v_tables[v_bad], 'no table') USING ERRCODE = 'CV005';
+  END IF;
+  -- Validates the table names too (CV005 for anything but a synced table). A row's answer depends
+  -- on its own log entries only, so asking for the whole batch before writing any of it answers
+  -- as asking just before its write would, unless the row is twice in the batch (asked again then).
+  v_seens := ARRAY(SELECT public.cv_client_seen(v_tables[i], v_ids[i], coalesce(v_versions[i], v_bases[i]), v_bases[i])
+    FROM generate_series(1, v_total) i ORDER BY i);
+  v_bulk := (SELECT count(DISTINCT (v_tables[i], v_ids[i])) FROM generate_series(1, v_total) i) = v_total;
+  -- Who the person is, settled in a statement of its own: a clinic session the server has not
+  -- verified yet is verified once and remembered here, where a bulk statement's rows would each
+  -- verify it again (they all read the snapshot taken before the first one remembered it).
+  PERFORM auth.uid();
+
+  FOR v_end IN 1 .. v_total LOOP
+    CONTINUE WHEN v_end < v_total AND v_tables[v_end + 1] = v_tables[v_start] AND v_ops[v_end + 1] = v_ops[v_start];
+    -- The run v_start .. v_end: one table, one op.
+    v_table := v_tables[v_start];
+    v_op := v_ops[v_start];
+    v_slow := ARRAY(SELECT generate_series(v_start, v_end));
+    IF v_bulk THEN
+      BEGIN
+        EXECUTE format('SELECT coalesce(jsonb_object_agg(s.id, s.r), ''{}'') FROM '
+          '(SELECT x.id, to_jsonb(x) AS r FROM public.%I x WHERE x.id = ANY ($1) FOR UPDATE) s', v_table)
+          INTO v_currents USING v_ids[v_start:v_end];
+        v_slow := '{}';
+        v_inserts := '{}';
+        v_updates := '{}';
+        v_deletes := '{}';
+        v_run_skipped := 0;
+        v_run_conflicts := 0;
+        v_run_rejected := '[]';
+        FOR v_k IN v_start .. v_end LOOP
+          v_current := v_currents -> v_ids[v_k]::text;
+          IF v_op = 'delete' THEN
+            IF v_current IS NULL THEN
+              v_run_skipped := v_run_skipped + 1;
+            ELSIF (v_current ->> 'version')::uuid = v_bases[v_k] THEN
+              v_deletes := v_deletes || v_k;
+            ELSE
+              v_run_rejected := v_run_rejected || jsonb_build_object('table', v_table, 'id', v_ids[v_k], 'code', 'conflict',
+                'message', format('the %s row changed on the server after this PC deleted it; the delete was not applied: '
+                  'review the row and delete it again if it should go', v_table));
+            END IF;
+          ELSIF v_seens[v_k] = 'known' OR (v_current ->> 'version')::uuid = v_versions[v_k] THEN
+            v_run_skipped := v_run_skipped + 1;
+          ELSIF v_current IS NULL AND v_seens[v_k] = 'unseen' THEN
+            v_inserts := v_inserts || v_k;
+          ELSIF v_current IS NOT NULL AND (v_current ->> 'version')::uuid IS NOT DISTINCT FROM v_bases[v_k] THEN
+            v_updates := v_updates || v_k;
+          ELSIF p_mode = 'carry' THEN
+            -- The server changed (or deleted) the row concurrently; the regular sync settles it with
+            -- both rows' real clocks.
+            v_run_conflicts := v_run_conflicts + 1;
+          ELSE
+            v_slow := v_slow || v_k;
+          END IF;
+        END LOOP;
+        IF cardinality(v_inserts) > 0 THEN
+          EXECUTE format('INSERT INTO public.%1$I SELECT r.* FROM unnest($1) e, jsonb_populate_record(NULL::public.%1$I, e) r',
+            v_table) USING ARRAY(SELECT v_rows[k] FROM unnest(v_inserts) k);
+        END IF;
+        IF cardinality(v_updates) > 0 THEN
+          v_columns := cv_util.update_columns(v_table);
+          EXECUTE format(
+            'UPDATE public.%1$I x SET (%2$s) = (SELECT %2$s FROM jsonb_populate_record(NULL::public.%1$I, e)) '
+            'FROM unnest($1) e WHERE x.id = (e ->> ''id'')::uuid', v_table, v_columns)
+            USING ARRAY(SELECT v_rows[k] FROM unnest(v_updates) k);
+          GET DIAGNOSTICS v_count = ROW_COUNT;
+          IF v_count < cardinality(v_updates) THEN
+            RAISE EXCEPTION 'not allowed' USING ERRCODE = 'insufficient_privilege';
+          END IF;
+        END IF;
+        IF cardinality(v_deletes) > 0 THEN
+          EXECUTE format('DELETE FROM public.%I x WHERE x.id = ANY ($1)', v_table)
+            USING ARRAY(SELECT v_ids[k] FROM unnest(v_deletes) k);
+          GET DIAGNOSTICS v_count = ROW_COUNT;
+          IF v_count < cardinality(v_deletes) THEN
+            RAISE EXCEPTION 'not allowed' USING ERRCODE = 'insufficient_privilege';
+          END IF;
+        END IF;
+        -- Each clash between two bookings written here is answered once, as row by row would: by
+        -- the later one (the earlier one had not met it yet), or by the earlier one when only its
+        -- slot moved.
+        v_run_overlaps := '[]';
+        IF v_table = 'appointments' AND p_mode = 'settle' THEN
+          v_written := ARRAY(SELECT k FROM unnest(v_inserts || v_updates) k ORDER BY k);
+          SELECT coalesce(jsonb_agg(o.clash ORDER BY o.k, o.n), '[]') INTO v_run_overlaps
+          FROM (
+            SELECT k, f.n, f.clash, array_position(v_ids[v_start:v_end], (f.clash ->> 'with')::uuid) + v_start - 1 AS other
+            FROM unnest(v_written) k, jsonb_array_elements(public.cv_client_overlaps(v_table, v_ids[k],
+              v_currents -> v_ids[k]::text, p_mode)) WITH ORDINALITY f(clash, n)
+          ) o
+          WHERE o.other IS NULL OR o.other < o.k OR o.other <> ALL (v_written) OR NOT EXISTS (
+            SELECT FROM jsonb_array_elements(public.cv_client_overlaps(v_table, v_ids[o.other],
+              v_currents -> v_ids[o.other]::text, p_mode)) b WHERE (b ->> 'with')::uuid = v_ids[o.k]);
+        END IF;
+        v_applied := v_applied + cardinality(v_inserts) + cardinality(v_updates) + cardinality(v_deletes);
+        v_skipped := v_skipped + v_run_skipped;
+        v_conflicts := v_conflicts + v_run_conflicts;
+        v_rejected := v_rejected || v_run_rejected;
+        v_overlaps := v_overlaps || v_run_overlaps;
+      EXCEPTION WHEN insufficient_privilege OR integrity_constraint_violation OR data_exception THEN
+        -- A row of the run is refused: its subtransaction is undone and the run goes row by row,
+        -- where the refusal is reported for that row and the others still apply.
+        v_slow := ARRAY(SELECT generate_series(v_start, v_end));
+      END;
+    END IF;
+
+    FOREACH v_k IN ARRAY v_slow LOOP
+      v_id := v_ids[v_k];
+      v_row := v_rows[v_k];
+      v_version := v_versions[v_k];
+      v_base := v_bases[v_k];
+      -- A row twice in the batch: what this node has seen of it may be the change before this one.
+      v_seen := CASE WHEN v_bulk THEN v_seens[v_k]
+        ELSE public.cv_client_seen(v_table, v_id, coalesce(v_version, v_base), v_base) END;
+      -- One subtransaction per row: a row refused for good is reported and the others still apply.
+      BEGIN
+        EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.id = $1 FOR UPDATE', v_table)
+          INTO v_current USING v_id;
+        IF v_op = 'delete' THEN
+          IF v_current IS NULL THEN
+            v_skipped := v_skipped + 1;
+          ELSIF (v_current ->> 'version')::uuid = v_base THEN
+            EXECUTE format('DELETE FROM public.%I x WHERE x.id = $1', v_table) USING v_id;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            IF v_count = 0 THEN
+              RAISE EXCEPTION 'not allowed' USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            v_applied := v_applied + 1;
+          ELSE
+            v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'conflict',
+              'message', format('the %s row changed on the server after this PC deleted it; the delete was not applied: '
+                'review the row and delete it again if it should go', v_table));
+          END IF;
+        ELSIF v_seen = 'known' OR (v_current ->> 'version')::uuid = v_version THEN
+          v_skipped := v_skipped + 1;
+        ELSIF v_current IS NULL AND (v_seen = 'unseen' OR p_mode = 'settle') THEN
+          EXECUTE format('INSERT INTO public.%1$I SELECT r.* FROM jsonb_populate_record(NULL::public.%1$I, $1) r', v_table)
+            USING v_row;
+          IF v_seen = 'deleted' THEN
+            -- Edited on the PC, deleted here meanwhile: the policy decides, the loser is kept.
+            PERFORM public.cv_client_settle(v_table, v_id, v_base, (v_row ->> 'updated_at')::timestamptz);
+            v_conflicts := v_conflicts + 1;
+          ELSE
+            v_applied := v_applied + 1;
+            v_overlaps := v_overlaps || public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
+          END IF;
+        ELSIF v_current IS NOT NULL AND (v_current ->> 'version')::uuid IS NOT DISTINCT FROM v_base
+          OR p_mode = 'settle'
+        THEN
+          v_columns := cv_util.update_columns(v_table);
+          EXECUTE format(
+            'UPDATE public.%1$I x SET (%2$s) = (SELECT %2$s FROM jsonb_populate_record(NULL::public.%1$I, $1)) '
+            'WHERE x.id = $2', v_table, v_columns) USING v_row, v_id;
+          GET DIAGNOSTICS v_count = ROW_COUNT;
+          IF v_count = 0 THEN
+            RAISE EXCEPTION 'not allowed' USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          IF (v_current ->> 'version')::uuid IS NOT DISTINCT FROM v_base THEN
+            v_applied := v_applied + 1;
+            v_overlaps := v_overlaps || public.cv_client_overlaps(v_table, v_id, v_current, p_mode);
+          ELSE
+            PERFORM public.cv_client_settle(v_table, v_id, v_base, (v_row ->> 'updated_at')::timestamptz);
+            v_conflicts := v_conflicts + 1;
+          END IF;
+        ELSE
+          -- carry: the server changed (or deleted) the row concurrently; the regular sync settles it
+          -- with both rows' real clocks.
+          v_conflicts := v_conflicts + 1;
+        END IF;
+      EXCEPTION
+        WHEN insufficient_privilege THEN
+          v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'unauthorized',
+            'message', format('this login may not write this %s row (grants or row-level security, SQLSTATE 42501): '
+              'its branch is not one of the person''s, or a row it links to (its patient, room, doctor) is not one '
+              'they see on this server, or has not reached it yet; ask an administrator for access to its branch, '
+              'or discard the change', v_table));
+        WHEN integrity_constraint_violation THEN
+          GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_code = RETURNED_SQLSTATE;
+          IF v_code = '23505' AND v_constraint = v_table || '_pkey' THEN
+            -- The id exists but the caller's policies hide it.
+            v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'unauthorized',
+              'message', format('this %s row exists on the server but this login may not see it; '
+                'ask an administrator for access to its branch', v_table));
+          ELSE
+            v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'constraint',
+              'message', format('the %s row violates %s (SQLSTATE %s); correct the record and save it again',
+                v_table, coalesce(nullif(v_constraint, ''), 'a constraint'), v_code));
+          END IF;
+        WHEN data_exception THEN
+          GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE;
+          v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'invalid_input',
+            'message', format('a value of the %s row does not fit its column (SQLSTATE %s); correct the record',
+              v_table, v_code));
+        WHEN SQLSTATE 'CV008' THEN
+          GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
+          v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'conflict',
+            'message', v_message || '; review the row by hand and save it again');
+      END;
+    END LOOP;
+    v_start := v_end + 1;
+  END LOOP;
+  RETURN jsonb_build_object('applied', v_applied, 'skipped', v_skipped, 'conflicts', v_conflicts,
+    'rejected', v_rejected, 'overlaps', v_overlaps);
+END
+$$;
+
+-- Written for a PC's signed-in person and nobody else: never the sync role nor the service key,
+-- which are past row-level security (the sync has cv_sync_apply). Named roles too: Supabase's
+-- default privileges hand every new function in public to its API roles.
+REVOKE ALL ON FUNCTION public.cv_client_apply(jsonb, text) FROM PUBLIC;
+DO $grants$
+DECLARE
+  v_role text;
+BEGIN
+  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'service_role') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_client_apply(jsonb, text) FROM %I', v_role);
+  END LOOP;
+END
+$grants$;
+GRANT EXECUTE ON FUNCTION public.cv_client_apply(jsonb, text) TO authenticated;
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having these files.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '72c632354d1be4596e8fcd3a7ac14bdb918d73907903c61a9be325c5bab87d54') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', '35012843f65a745509e4313c82ce61d07ac99fd8d9a31f32ab3aa4de61e0e164') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '0f93b8e49799cd2f9d19d74e7338aec916383221de747d995acdae1eb00c7f85') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '1d5de4c638303630bb9724f3f82a2d5f84a88f19633f89dd49b22208bec84d9b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
