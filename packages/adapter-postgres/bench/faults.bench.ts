@@ -11,8 +11,7 @@
  *
  *   npm run bench -w @centrovision/adapter-postgres
  */
-import { type ErrorCode, isCvError } from "@centrovision/core";
-import { applyMigrations, createLink, type Link, startPostgres } from "@centrovision/testkit";
+import { applyMigrations, createLink, failsWith, type Link, startPostgres } from "@centrovision/testkit";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { createPostgresSource } from "../src/index.js";
 import { type Comparison, compare, median, p95, report } from "./interleave.js";
@@ -21,17 +20,6 @@ const FIRST_CALLS = 100;
 const DEADLINES = 15;
 const DEADLINE_MS = 200;
 const CONNECT_TIMEOUT_MS = 2_000;
-
-/** Resolves once `call` fails with `code`; any other outcome would mean timing the wrong thing. */
-async function failsWith(call: Promise<unknown>, code: ErrorCode): Promise<void> {
-  try {
-    await call;
-  } catch (error) {
-    if (isCvError(error, code)) return;
-    throw error;
-  }
-  throw new Error(`expected ${code}, the call succeeded`);
-}
 
 const server = await startPostgres();
 const [passing, refusing, blackholed] = (await Promise.all(

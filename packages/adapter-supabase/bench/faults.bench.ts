@@ -12,45 +12,19 @@
  *
  *   npm run bench                 (in packages/adapter-supabase)
  */
-import { type ErrorCode, isCvError } from "@centrovision/core";
-import { createLink, type Link, startLocalSupabase } from "@centrovision/testkit";
+import {
+  compareAlternately,
+  createLink,
+  failsWith,
+  type Link,
+  startLocalSupabase,
+} from "@centrovision/testkit";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { createSupabaseSource } from "../src/index.js";
 
 const CALLS = 200;
 const DEADLINES = 15;
 const DEADLINE_MS = 200;
-
-type Op = () => Promise<unknown>;
-
-/** Resolves once `call` fails with `code`; any other outcome would mean timing the wrong thing. */
-async function failsWith(call: Promise<unknown>, code: ErrorCode): Promise<void> {
-  try {
-    await call;
-  } catch (error) {
-    if (isCvError(error, code)) return;
-    throw error;
-  }
-  throw new Error(`expected ${code}, the call succeeded`);
-}
-
-/** Prints p50/p95 of `candidate` and `baseline`, called alternately after `warmup` rounds, and the p50 ratio. */
-async function compare(label: string, candidate: Op, baseline: Op, rounds: number, warmup: number) {
-  const times: [number[], number[]] = [[], []];
-  for (let round = 0; round < warmup + rounds; round++) {
-    for (const side of round % 2 === 0 ? [0, 1] : [1, 0]) {
-      const started = performance.now();
-      await (side === 0 ? candidate : baseline)();
-      if (round >= warmup) times[side]?.push(performance.now() - started);
-    }
-  }
-  const [mine, theirs] = times.map((list) => list.sort((a, b) => a - b)) as [number[], number[]];
-  const at = (sorted: number[], p: number) => sorted[Math.floor(p * sorted.length)] ?? Number.NaN;
-  const fmt = (sorted: number[]) => `${at(sorted, 0.5).toFixed(2)}/${at(sorted, 0.95).toFixed(2)}`.padEnd(22);
-  console.log(
-    `${label.padEnd(32)}${fmt(mine)}${fmt(theirs)}${(at(mine, 0.5) / at(theirs, 0.5)).toFixed(2)}×`,
-  );
-}
 
 const stack = await startLocalSupabase({ log: () => {} });
 const [passing, refusing, blackholed] = (await Promise.all(
@@ -69,23 +43,23 @@ try {
       `${DEADLINE_MS} ms each way, Node ${process.version}`,
   );
   console.log(
-    `${"".padEnd(32)}${"failing p50/p95 ms".padEnd(22)}${"reference p50/p95 ms".padEnd(22)}p50 ratio`,
+    `${"".padEnd(40)}${"failing p50/p95 ms".padEnd(22)}${"reference p50/p95 ms".padEnd(22)}p50 ratio`,
   );
-  await compare(
+  await compareAlternately(
     "refused vs a call that works",
     () => failsWith(refused.table("branches").get(branch.id), "unavailable"),
     () => works.table("branches").get(branch.id),
     CALLS,
     20,
   );
-  await compare(
+  await compareAlternately(
     "call deadline vs a timer",
     () => failsWith(held.table("branches").get(branch.id, { timeoutMs: DEADLINE_MS }), "timeout"),
     timer,
     DEADLINES,
     2,
   );
-  await compare(
+  await compareAlternately(
     "probe deadline vs a timer",
     () => failsWith(held.probe({ timeoutMs: DEADLINE_MS }), "timeout"),
     timer,

@@ -13,33 +13,13 @@
  *   npm run bench                 (in packages/testkit)
  */
 import type { Socket } from "node:net";
-import { createLink, type Link } from "../src/index.js";
+import { compareAlternately, createLink, type Link } from "../src/index.js";
 import { dial, receive, startEchoServer } from "../test/link-helpers.js";
 
 const CONNECTS = 300;
 const ROUND_TRIPS = 300;
 const DELAYED = 30;
 const LATENCY_MS = 50;
-
-type Op = () => Promise<unknown>;
-
-/** Prints p50/p95 of `candidate` and `baseline`, called alternately after `warmup` rounds, and the p50 ratio. */
-async function compare(label: string, candidate: Op, baseline: Op, rounds: number, warmup: number) {
-  const times: [number[], number[]] = [[], []];
-  for (let round = 0; round < warmup + rounds; round++) {
-    for (const side of round % 2 === 0 ? [0, 1] : [1, 0]) {
-      const started = performance.now();
-      await (side === 0 ? candidate : baseline)();
-      if (round >= warmup) times[side]?.push(performance.now() - started);
-    }
-  }
-  const [mine, theirs] = times.map((list) => list.sort((a, b) => a - b)) as [number[], number[]];
-  const at = (sorted: number[], p: number) => sorted[Math.floor(p * sorted.length)] ?? Number.NaN;
-  const fmt = (sorted: number[]) => `${at(sorted, 0.5).toFixed(2)}/${at(sorted, 0.95).toFixed(2)}`.padEnd(22);
-  console.log(
-    `${label.padEnd(40)}${fmt(mine)}${fmt(theirs)}${(at(mine, 0.5) / at(theirs, 0.5)).toFixed(2)}×`,
-  );
-}
 
 /** Rejects unless the connect is refused: any other outcome would mean timing the wrong thing. */
 async function refused(port: number): Promise<void> {
@@ -85,21 +65,27 @@ try {
       `round trips of ${LATENCY_MS} ms each way, Node ${process.version}`,
   );
   console.log(`${"".padEnd(40)}${"link p50/p95 ms".padEnd(22)}${"reference p50/p95 ms".padEnd(22)}p50 ratio`);
-  await compare(
+  await compareAlternately(
     "refused vs a connect that works",
     () => refused(refusing.port),
     () => connects(passing.port),
     CONNECTS,
     30,
   );
-  await compare(
+  await compareAlternately(
     `latency round trip vs a ${2 * LATENCY_MS} ms timer`,
     echo(throughLatency),
     timer,
     DELAYED,
     2,
   );
-  await compare("pass round trip vs a direct one", echo(throughPass), echo(direct), ROUND_TRIPS, 30);
+  await compareAlternately(
+    "pass round trip vs a direct one",
+    echo(throughPass),
+    echo(direct),
+    ROUND_TRIPS,
+    30,
+  );
 } finally {
   for (const socket of sockets) socket.destroy();
   await Promise.all([passing.close(), refusing.close(), delaying.close()]);

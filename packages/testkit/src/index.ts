@@ -1,3 +1,4 @@
+export { compareAlternately, failsWith } from "./bench.js";
 export {
   asClinicPerson,
   type ClinicSessionOptions,
