@@ -61,14 +61,6 @@ export async function measureRpcTimes(
 ): Promise<RpcTime[]> {
   const remote = createSupabasePeer({ url: supabase.url, key: supabase.serviceRoleKey, timeoutMs: 60_000 });
   const local = createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 });
-  const service = createClient(supabase.url, supabase.serviceRoleKey, {
-    auth: { persistSession: false, autoRefreshToken: false },
-    realtime: { transport: WebSocket as never },
-  });
-  const rpc = async (fn: string, args: Record<string, unknown> = {}) => {
-    const { error } = await service.rpc(fn, args).retry(false);
-    if (error) throw new Error(`${fn}: ${error.code} ${error.message}`);
-  };
   const [branch] = await cloud<{ id: string }[]>`select id from branches where code = 'BENCH'`;
   const branchId = branch?.id as string;
   const results: RpcTime[] = [];
@@ -124,12 +116,6 @@ export async function measureRpcTimes(
       remote.listConflicts(),
     );
     await time("cv_sync_reset_peer", "forget a peer", SERVICE_LIMIT_MS, () => remote.resetPeer(stranger));
-    await time("cv_client_position", "the log's last position", SERVICE_LIMIT_MS, () =>
-      rpc("cv_client_position"),
-    );
-    await time("cv_client_pending", "the whole backlog", SERVICE_LIMIT_MS, () =>
-      rpc("cv_client_pending", { p_upto: null }),
-    );
 
     // A signed-in receptionist of the bench's branch drains an outbox batch (row-level security on).
     const userId = randomUUID();

@@ -9,10 +9,15 @@
  * 2. The worst time of every RPC the product sends to the cloud, at its default page and batch
  *    size, on that cloud, against the hosted limit of the role that sends it (bench/rpc-times.ts).
  * 3. Steady state at a 1 s interval: 10,000 changes made on one side, time until all are on the
- *    other (target ≤ 2 s), both ways; then replication lag p50/p95 under a steady write load.
+ *    other (target ≤ 1 s), both ways; then replication lag p50/p95 under a steady write load.
  *
  *   npm run bench                       (in packages/sync-engine)
  *   CV_BENCH_ROWS=100000 npm run bench  (a quick run)
+ *   CV_BENCH_ONLY=steady CV_BENCH_ROWS=1000 CV_BENCH_STEADY_RUNS=5 CV_BENCH_LOAD_SECONDS=0 \
+ *     node --conditions=@centrovision/source --import tsx bench/sync.bench.ts
+ *                                       (part 3 alone, five transactions each way; the engine's
+ *                                        own initial sync fills the clinic)
+ *   CV_BENCH_PAGE_SIZE=…                (part 3's log page size; default 2,000)
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -24,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { SYNCED_TABLES } from "@centrovision/core";
 import {
   applyMigrations,
+  type LocalSupabase,
   SUPABASE_SUPERUSER,
   startLocalSupabase,
   startPostgres,
@@ -36,6 +42,9 @@ import { countRows, seedAppointments } from "./seed.js";
 
 const ROWS = Number(process.env.CV_BENCH_ROWS ?? 1_000_000);
 const STEADY_CHANGES = 10_000;
+const STEADY_RUNS = Number(process.env.CV_BENCH_STEADY_RUNS ?? 1);
+/** `steady`: skip parts 1 and 2, whose seeding, COPY and RPC timings dwarf part 3. */
+const STEADY_ONLY = process.env.CV_BENCH_ONLY === "steady";
 const LOAD_SECONDS = Number(process.env.CV_BENCH_LOAD_SECONDS ?? 20);
 const LOAD_PER_SECOND = 50;
 
@@ -135,16 +144,12 @@ async function waitForIds(
   throw new Error(`${ids.length} rows did not arrive within ${timeoutMs} ms`);
 }
 
-const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
-const clinicServer = await startPostgres();
-const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
-const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
-try {
-  await cloud`select cv_sync_init('cloud')`;
-  log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
-  await seedAppointments(cloud, ROWS);
-  await cloud`vacuum analyze`;
-
+/** Parts 1 and 2: the engine's initial sync against COPY, then every RPC's worst time; returns the synced clinic. */
+async function compareInitialSync(
+  supabase: LocalSupabase,
+  cloud: postgres.Sql,
+  clinicServer: Awaited<ReturnType<typeof startPostgres>>,
+) {
   log("COPY of the same tables into a fresh clinic database…");
   const copyTarget = await newClinic(clinicServer, "copy_target");
   const copyMs = await copyAll(supabase.dbUrl, copyTarget.url);
@@ -191,12 +196,28 @@ try {
       `  ${t.fn.padEnd(24)} ${t.what.padEnd(52)} ${Math.round(t.worstMs).toString().padStart(6)} ms / ${t.limitMs / 1000} s  ${(100 * share).toFixed(0).padStart(3)}%  ${share < 0.5 ? "ok" : share < 1 ? "NEAR" : "MISSED"}`,
     );
   }
+  return clinic;
+}
+
+const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
+const clinicServer = await startPostgres();
+const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
+const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
+try {
+  await cloud`select cv_sync_init('cloud')`;
+  log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
+  await seedAppointments(cloud, ROWS);
+  await cloud`vacuum analyze`;
+
+  const clinic = STEADY_ONLY
+    ? await newClinic(clinicServer, "clinic")
+    : await compareInitialSync(supabase, cloud, clinicServer);
 
   const engine = createSyncEngine({
     local: createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 }),
     remote: createSupabasePeer({ url: supabase.url, key: supabase.serviceRoleKey, timeoutMs: 60_000 }),
     intervalMs: 1_000,
-    pageSize: 2_000,
+    pageSize: Number(process.env.CV_BENCH_PAGE_SIZE ?? 2_000),
     idleCursorSaveMs: 1_000,
   });
   await engine.syncNow();
@@ -215,24 +236,50 @@ try {
   log(
     `steady state, 1 s interval: ${STEADY_CHANGES.toLocaleString("en")} changes in one transaction, until all arrived`,
   );
+  // Where the time goes: each page's events, in ms after the commit.
+  let committed = 0;
+  let trace: string[] = [];
+  const at = () => Math.round(performance.now() - committed);
+  const tracing = engine.progress$.subscribe((p) => {
+    if (committed > 0 && p.stage === "log" && p.pageRows > 0) trace.push(`${p.event} ${p.pageRows} @${at()}`);
+  });
+  // When each direction of a cycle starts: the wait for the tick, then the other direction's pass.
+  let phase = engine.getStatus().phase;
+  tracing.add(
+    engine.status$.subscribe((status) => {
+      if (
+        committed > 0 &&
+        status.phase !== phase &&
+        (status.phase === "pulling" || status.phase === "pushing")
+      )
+        trace.push(`${status.phase} @${at()}`);
+      phase = status.phase;
+    }),
+  );
   for (const [from, to, fromName, toName] of [
     [cloud, clinic.sql, "cloud", "clinic"],
     [clinic.sql, cloud, "clinic", "cloud"],
   ] as const) {
-    const rows = Array.from({ length: STEADY_CHANGES }, (_, n) => patient(`Estable ${n}`));
-    await from.begin(async (tx) => {
-      for (let i = 0; i < rows.length; i += 1_000)
-        await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
-    });
-    const committed = performance.now();
-    const arrived = await waitForIds(
-      to,
-      "patients",
-      rows.map((r) => r.id),
-    );
-    const ms = arrived - committed;
-    log(`  ${fromName} → ${toName}   ${seconds(ms)}   (target ≤ 2 s)  ${ms <= 2_000 ? "ok" : "MISSED"}`);
+    for (let run = 0; run < STEADY_RUNS; run++) {
+      const rows = Array.from({ length: STEADY_CHANGES }, (_, n) => patient(`Estable ${n}`));
+      await from.begin(async (tx) => {
+        for (let i = 0; i < rows.length; i += 1_000)
+          await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
+      });
+      committed = performance.now();
+      trace = [];
+      const arrived = await waitForIds(
+        to,
+        "patients",
+        rows.map((r) => r.id),
+      );
+      const ms = arrived - committed;
+      committed = 0;
+      log(`  ${fromName} → ${toName}   ${seconds(ms)}   (target ≤ 1 s)  ${ms <= 1_000 ? "ok" : "MISSED"}`);
+      log(`    pages (ms after the commit): ${trace.join(", ")}`);
+    }
   }
+  tracing.unsubscribe();
 
   log("");
   log(

@@ -130,6 +130,12 @@ function textArgument(type: string, value: unknown): string | null {
 }
 
 /**
+ * Functions that return `json` (built as text, sql/0006): the driver parses it as it parses jsonb.
+ * Wrapping them in `to_jsonb` would re-parse a 10,000-change page on the server before sending it.
+ */
+const JSON_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_pull", "cv_sync_snapshot"]);
+
+/**
  * A statement calling `fn` with named arguments. Every value travels as text and is cast on the
  * server, so the driver never guesses a type (it would JSON-encode a string bound to jsonb twice).
  */
@@ -142,7 +148,11 @@ function statement(
   const list = names.map((name, i) => `${name} => $${i + 1}::text::${signature[name]}`).join(", ");
   const call = `public.${fn}(${list})`;
   return {
-    text: VOID_RPCS.has(fn) ? `select ${call}::text as r` : `select to_jsonb(${call}) as r`,
+    text: VOID_RPCS.has(fn)
+      ? `select ${call}::text as r`
+      : JSON_RPCS.has(fn)
+        ? `select ${call} as r`
+        : `select to_jsonb(${call}) as r`,
     values: names.map((name) => textArgument(signature[name] as string, args[name])),
   };
 }

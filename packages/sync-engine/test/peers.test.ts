@@ -40,9 +40,9 @@ async function failure(work: () => Promise<unknown>) {
 }
 
 describe.each([
-  ["supabase", () => pair.cloudPeer(2_000), () => pair.cloud.nodeId],
-  ["postgres", () => pair.clinicPeer(2_000), () => pair.clinic.nodeId],
-] as const)("%s peer", (_name, makePeer, nodeId) => {
+  ["supabase", () => pair.cloudPeer(2_000), () => pair.cloud.nodeId, () => pair.cloud.sql],
+  ["postgres", () => pair.clinicPeer(2_000), () => pair.clinic.nodeId, () => pair.clinic.sql],
+] as const)("%s peer", (_name, makePeer, nodeId, db) => {
   let peer: SyncPeer;
   beforeAll(() => {
     peer = makePeer();
@@ -72,6 +72,17 @@ describe.each([
     const page = await peer.pull({ consumer: randomUUID(), after: START_CURSOR, limit: 5 });
     expect(page.cursor.txid).toBeGreaterThan(0);
     expect(page.source.nodeId).toBe(nodeId());
+  });
+
+  it("hands over a page of changes as the node's own cv_sync_pull built it", async () => {
+    const code = `P-${randomUUID().slice(0, 8).toUpperCase()}`;
+    await db()`insert into branches (id, code, name, address) values (gen_random_uuid(), ${code}, 'Sucursal Página', 'Av. Juárez 10')`;
+    const consumer = randomUUID();
+    const page = await peer.pull({ consumer, after: START_CURSOR, limit: 10_000 });
+    const [direct] = await db()<{ page: { changes: unknown[] } }[]>`
+      select cv_sync_pull(${consumer}::uuid, '{"txid":0,"seq":0}'::jsonb, 10000)::jsonb as page`;
+    expect(page.changes).toEqual(direct?.page.changes);
+    expect(page.changes.some((c) => c.table === "branches" && c.row.code === code)).toBe(true);
   });
 });
 
