@@ -6,14 +6,15 @@ import {
   clinicPerson,
   consultation,
   createNode,
+  ensureLogin,
   insert,
   insertConsultation,
-  onServer,
   patient,
   type Row,
   rowOf,
   type SqlNode,
   update,
+  withLogin,
 } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientApplier, type ClientWrite, createClientApplier } from "../../src/index.js";
@@ -35,16 +36,9 @@ let person: ClinicPerson;
 
 beforeAll(async () => {
   [pc, server] = await Promise.all([createNode("pc"), createNode("clinic")]);
-  await onServer(`
-    do $$ begin
-      create role ${APP.user} login password '${APP.password}' in role centrovision_app;
-    exception when duplicate_object or unique_violation then null;
-    end $$`);
-  const url = new URL(server.url);
-  url.username = APP.user;
-  url.password = APP.password;
+  const url = withLogin(server.url, await ensureLogin(APP, "centrovision_app"));
   person = await clinicPerson(server, { fullName: "Recepción Roma" });
-  applier = createClientApplier({ postgres: { url: url.href, session: person.session } });
+  applier = createClientApplier({ postgres: { url, session: person.session } });
 });
 afterAll(async () => {
   await applier?.close();

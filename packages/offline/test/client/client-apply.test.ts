@@ -7,13 +7,14 @@ import {
   clinicPerson,
   consultation,
   createNode,
+  ensureLogin,
   insert,
   insertConsultation,
-  onServer,
   rowOf,
   type SqlNode,
   sharedServer,
   update,
+  withLogin,
 } from "@centrovision/testkit/nodes";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
 import postgres from "postgres";
@@ -42,15 +43,7 @@ const appliers: ClientApplier[] = [];
 
 beforeAll(async () => {
   [pc, server] = await Promise.all([createNode("pc"), createNode("clinic")]);
-  await onServer(`
-    do $$ begin
-      create role ${APP.user} login password '${APP.password}' in role centrovision_app;
-    exception when duplicate_object or unique_violation then null;
-    end $$`);
-  const url = new URL(server.url);
-  url.username = APP.user;
-  url.password = APP.password;
-  appUrl = url.href;
+  appUrl = withLogin(server.url, await ensureLogin(APP, "centrovision_app"));
   person = await clinicPerson(server, { fullName: "Recepción Roma" });
 });
 afterAll(async () => {
