@@ -399,6 +399,9 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     expect(value('centrovision_router_tier_up{tier="cloud"}')).toBe(1);
     expect(value('centrovision_router_time_in_tier_seconds{tier="device"}')).toBeGreaterThan(0);
     expect(value("centrovision_pending_changes")).toBe(0);
+    expect(value("centrovision_router_hedged_reads_total")).toBeGreaterThanOrEqual(
+      value("centrovision_router_hedges_won_total"),
+    );
     expect(metrics).not.toMatch(/Citlali|DEADLETTER01/);
   }, 120_000);
 });

@@ -295,6 +295,171 @@ describe("calls", () => {
   });
 });
 
+describe("hedged reads", () => {
+  /** Settles `call` under virtual time; returns its outcome and how long it took. */
+  async function settle<T>(call: Promise<T>): Promise<{ value?: T; error?: unknown; took: number }> {
+    let outcome: { value?: T; error?: unknown } | undefined;
+    call.then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    );
+    const took = await waitFor(() => outcome !== undefined, 30_000, 5);
+    return { ...outcome, took };
+  }
+
+  /** Healthy reads on the cloud, so the hedge delay follows its latency instead of the cap. */
+  async function warmUp(reads = 20) {
+    const branch = fixtures.branch();
+    await cloud.inner.table("branches").insert(branch);
+    for (let i = 0; i < reads; i++) await settle(router.table("branches").get(branch.id));
+  }
+
+  it("asks the clinic server too when the cloud has not answered within the delay, and the first answer wins", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const branch = await clinic.inner.table("branches").insert(fixtures.branch());
+    cloud.fault = "blackhole";
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(branch);
+    // The floor (300 ms): the cloud answered at once until now, so 3 × its p95 is below it.
+    expect(read.took).toBeGreaterThanOrEqual(300);
+    expect(read.took).toBeLessThan(400);
+    expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 1 });
+    expect(router.getStatus().mode).toBe("supabase");
+  });
+
+  it("waits a multiple of the cloud's recent p95 before hedging, within the cap, and the cap before it knows", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const branch = fixtures.branch();
+    await clinic.inner.table("branches").insert(branch);
+    cloud.fault = "blackhole";
+    expect((await settle(router.table("branches").get(branch.id))).took).toBeGreaterThanOrEqual(1_000);
+    await waitFor(mode("local"));
+    await router.close();
+
+    for (const [latencyMs, expected] of [
+      [200, 600],
+      [500, 1_000],
+    ] as const) {
+      start();
+      await vi.advanceTimersByTimeAsync(2_000);
+      cloud.latencyMs = latencyMs;
+      await warmUp();
+      const row = await clinic.inner.table("branches").insert(fixtures.branch());
+      cloud.fault = "blackhole";
+      const read = await settle(router.table("branches").get(row.id));
+      expect(read.value).toEqual(row);
+      expect(read.took).toBeGreaterThanOrEqual(expected);
+      expect(read.took).toBeLessThan(expected + 100);
+      await router.close();
+    }
+    start();
+  });
+
+  it("stays off while the cloud answers, slow or fast", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.latencyMs = 80;
+    await warmUp(200);
+    cloud.latencyMs = 0;
+    await warmUp(200);
+    expect(router.counters()).toMatchObject({ hedgedReads: 0, hedgesWon: 0 });
+    expect(clinic.calls).toBe(0);
+  });
+
+  it("never hedges a write: the clinic server sees it only after the cloud's try has failed", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    cloud.fault = "blackhole";
+    const write = router.table("branches").insert(fixtures.branch());
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(clinic.calls).toBe(0);
+    expect((await settle(write)).value).toBeDefined();
+    expect(clinic.calls).toBe(1);
+    expect(router.counters().hedgedReads).toBe(0);
+  });
+
+  it("carries this PC's recent cloud writes to the clinic server before a hedged read runs there (read-your-writes)", async () => {
+    const carried: string[] = [];
+    start({
+      carryWrites: async (from, to, writes) => {
+        for (const write of writes) {
+          if (write.row) await clinic.inner.table(write.table).upsert(write.row as never);
+          carried.push(`${from}→${to}:${write.id}`);
+        }
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const branch = await router.table("branches").insert(fixtures.branch());
+    const renamed = await router.table("branches").update(branch.id, { name: "Sede Norte (nueva)" });
+    cloud.fault = "blackhole";
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(renamed);
+    expect(router.counters().hedgesWon).toBe(1);
+    // Carried once, the latest version; a second hedged read carries nothing again.
+    await settle(router.table("branches").get(branch.id));
+    expect(carried).toEqual([`cloud→clinic:${branch.id}`]);
+  });
+
+  it("does not hedge when this PC's recent writes cannot reach the lower tier first", async () => {
+    for (const hooks of [
+      {},
+      {
+        carryWrites: async () => {
+          throw new Error("the clinic server refused the carry");
+        },
+      },
+    ]) {
+      start(hooks);
+      await vi.advanceTimersByTimeAsync(2_000);
+      await warmUp();
+      const branch = await router.table("branches").insert(fixtures.branch());
+      cloud.fault = "blackhole";
+      // Served by the clinic only once the cloud's try has failed (failover), not at the hedge delay.
+      const read = await settle(router.table("branches").get(branch.id));
+      expect(read.took).toBeGreaterThan(1_000);
+      expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 0 });
+      await router.close();
+    }
+    start();
+  });
+
+  it("does not hedge when no lower tier is up, or when hedging is turned off", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    clinic.fault = "refuse";
+    device.fault = "refuse";
+    await waitFor(() => router.getStatus().tiers.device.health === "down");
+    cloud.fault = "blackhole";
+    await settle(router.table("branches").get(randomUUID()));
+    expect(router.counters().hedgedReads).toBe(0);
+    await router.close();
+
+    start(undefined, { hedgeReads: false });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    cloud.fault = "blackhole";
+    await settle(router.table("branches").get(randomUUID()));
+    expect(router.counters().hedgedReads).toBe(0);
+  });
+
+  it("passes an error that is an answer straight through, without waiting for the other tier", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    cloud.fault = "unauthorized";
+    const read = await settle(router.table("branches").get(randomUUID()));
+    expect(read.error).toMatchObject({ code: "unauthorized" });
+    expect(read.took).toBeLessThan(50);
+    expect(router.counters().hedgedReads).toBe(0);
+  });
+});
+
 describe("failback and pinning", () => {
   it("waits until the clinic server has pushed its outage writes before going back to the cloud", async () => {
     let pending = 3;
@@ -370,6 +535,9 @@ describe("config", () => {
     expect(bad).toThrow(/fall: Too small/);
     expect(bad).toThrow(/probeTimeoutMs: Too small/);
     expect(bad).toThrow(/bogus: unknown option/);
+    expect(() => createFailoverRouter({ sources, config: { hedgeFloorMs: 2_000 } })).toThrow(
+      /hedgeFloorMs: hedgeFloorMs must not be above hedgeMaxMs/,
+    );
     expect(() => createFailoverRouter({ sources: [] })).toThrow(/1 to 3 sources/);
     start();
   });

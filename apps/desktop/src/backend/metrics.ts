@@ -3,8 +3,8 @@ import { Counter, Gauge, Registry } from "prom-client";
 
 /**
  * The router's counters and health in Prometheus text format (`GET /metrics` on the backend), read
- * at scrape time: switches, time in each tier, probe latency, calls retried on another tier and
- * writes whose outcome was unknown. Names and numbers only, never row data.
+ * at scrape time: switches, time in each tier, probe latency, calls retried on another tier,
+ * hedged reads and writes whose outcome was unknown. Names and numbers only, never row data.
  */
 const MODES: readonly ConnectionMode[] = ["supabase", "local", "offline"];
 
@@ -35,6 +35,16 @@ export function createRouterMetrics(router: FailoverRouter): Registry {
     "centrovision_router_retried_calls_total",
     "Calls a tier failed that another tier was asked to serve",
     () => router.counters().retriedCalls,
+  );
+  counter(
+    "centrovision_router_hedged_reads_total",
+    "Reads also asked of a lower tier because the active one was slow to answer",
+    () => router.counters().hedgedReads,
+  );
+  counter(
+    "centrovision_router_hedges_won_total",
+    "Hedged reads the lower tier answered first",
+    () => router.counters().hedgesWon,
   );
   new Gauge({
     name: "centrovision_router_time_in_tier_seconds",

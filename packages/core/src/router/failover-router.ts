@@ -79,6 +79,34 @@ export function createFailoverRouter(options: FailoverRouterOptions): FailoverRo
   return new Router(options, config);
 }
 
+/** One routed call, as every try of it sees it. */
+interface Call<T> {
+  readonly kind: "read" | "write";
+  readonly deadline: number;
+  readonly options: CallOptions | undefined;
+  readonly work: RoutedWork<T>;
+  readonly attempt: number;
+}
+
+/**
+ * The first answer of two tries of one read: a value, or an error that is not a lost tier. Only
+ * when both tiers are lost does it fail, with the first try's error.
+ */
+function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let lost = 0;
+    let firstError: unknown;
+    for (const [position, call] of [first, second].entries()) {
+      call.then(resolve, (error: unknown) => {
+        if (!isTierDown(error)) return reject(error);
+        if (position === 0) firstError = error;
+        lost++;
+        if (lost === 2) reject(firstError ?? error);
+      });
+    }
+  });
+}
+
 class Router implements FailoverRouter, RouterCallContext {
   readonly id: string;
   readonly kind = "router" as const;
@@ -92,9 +120,13 @@ class Router implements FailoverRouter, RouterCallContext {
     switches: 0,
     unknownWrites: 0,
     retriedCalls: 0,
+    hedgedReads: 0,
+    hedgesWon: 0,
     timeInTierMs: {},
   };
   private unknown: UnknownWrite[] = [];
+  /** Per tier, the journaled writes a hedged read has already carried there. */
+  private readonly carriedForHedges = TIERS.map(() => new WeakSet<JournalEntry>());
   private active = 0;
   private activeSince: number;
   private pinned: { index: number; byHand: boolean; until: number | null } | null = null;
@@ -200,22 +232,116 @@ class Router implements FailoverRouter, RouterCallContext {
         if (lastError) throw lastError;
         throw new CvError(remaining <= 0 ? "timeout" : "unavailable", `[core] ${label}: no tier answered`);
       }
-      const monitor = this.monitors[index] as TierMonitor;
-      const signals = [monitor.signal, options?.signal].filter((s): s is AbortSignal => s !== undefined);
+      const call: Call<T> = { kind, deadline, options, work, attempt };
       try {
-        return await work(
-          monitor.source,
-          { timeoutMs: remaining, signal: AbortSignal.any(signals) },
-          { tier: index, attempt },
-        );
+        return await (kind === "read" ? this.hedged(index, tried, call) : this.attempt(index, call));
       } catch (error) {
         if (!isTierDown(error) || options?.signal?.aborted) throw error;
-        if (!monitor.signal.aborted) monitor.reportFailure(error);
         tried.add(index);
         lastError = error;
         if (kind === "write" || attempt > 0) this.counts.retriedCalls++;
       }
     }
+  }
+
+  /** One try of `call` on tier `index`; a read's time feeds the tier's hedge delay, a lost tier its health. */
+  private attempt<T>(index: number, call: Call<T>): Promise<T> {
+    const monitor = this.monitors[index] as TierMonitor;
+    const signals = [monitor.signal, call.options?.signal].filter((s): s is AbortSignal => s !== undefined);
+    const started = this.scheduler.now();
+    return call
+      .work(
+        monitor.source,
+        { timeoutMs: call.deadline - started, signal: AbortSignal.any(signals) },
+        { tier: index, attempt: call.attempt },
+      )
+      .then(
+        (value) => {
+          if (call.kind === "read") monitor.recordLatency(this.scheduler.now() - started);
+          return value;
+        },
+        (error: unknown) => {
+          if (isTierDown(error) && !call.options?.signal?.aborted && !monitor.signal.aborted) {
+            monitor.reportFailure(error);
+          }
+          throw error;
+        },
+      );
+  }
+
+  /**
+   * A read on tier `index` that, left unanswered past the tier's hedge delay, is also asked of the
+   * next lower tier that is up: the first answer wins (an error that is not a lost tier is an
+   * answer too). The slow try is not cancelled: if the tier is dying, its failure is what tells
+   * the health monitor. The lower tier first takes this PC's recent writes it may lack, so a
+   * hedged answer is never older than what this PC wrote.
+   */
+  private async hedged<T>(index: number, tried: Set<number>, call: Call<T>): Promise<T> {
+    const primary = this.attempt(index, call);
+    const delay = (this.monitors[index] as TierMonitor).hedgeDelayMs();
+    if (!this.config.hedgeReads || this.lowerServing(index) === undefined) return primary;
+    if (this.scheduler.now() + delay >= call.deadline) return primary;
+    const slow = await new Promise<boolean>((resolve) => {
+      const handle = this.scheduler.schedule(() => resolve(true), delay);
+      const settled = () => {
+        handle.unsubscribe();
+        resolve(false);
+      };
+      primary.then(settled, settled);
+    });
+    const lower = this.lowerServing(index);
+    if (!slow || lower === undefined) return primary;
+    this.counts.hedgedReads++;
+    const hedge = this.carryForHedge(index, lower).then(() =>
+      this.attempt(lower, call).catch((error: unknown) => {
+        if (isTierDown(error)) tried.add(lower);
+        throw error;
+      }),
+    );
+    return firstAnswer(
+      primary,
+      hedge.then((value) => {
+        this.counts.hedgesWon++;
+        return value;
+      }),
+    );
+  }
+
+  /** The best tier below `index` that may serve now. */
+  private lowerServing(index: number): number | undefined {
+    for (let i = index + 1; i < this.monitors.length; i++) {
+      if (isServing((this.monitors[i] as TierMonitor).state)) return i;
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes this PC's recent writes taken above `to` present on `to` before a hedged read runs
+   * there (the carry of a failover, for the rows a read may show); each write once per tier.
+   * Without a way to carry, or if carrying fails, the hedge does not run.
+   */
+  private async carryForHedge(from: number, to: number): Promise<void> {
+    const carried = this.carriedForHedges[to] as WeakSet<JournalEntry>;
+    const writes = this.journal
+      .recent(this.scheduler.now())
+      .filter((w) => TIERS.indexOf(w.tier) < to && !carried.has(w));
+    if (writes.length === 0) return;
+    if (!this.hooks.carryWrites) {
+      throw new CvError(
+        "unavailable",
+        "[core] hedged read skipped: this PC's recent writes cannot be carried",
+      );
+    }
+    await this.hooks.carryWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes).catch((error: unknown) => {
+      throw new CvError(
+        "unavailable",
+        "[core] hedged read skipped: carrying this PC's recent writes failed",
+        {
+          cause: error,
+        },
+      );
+    });
+    for (const write of writes) carried.add(write);
   }
 
   recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void {

@@ -52,8 +52,23 @@ export const routerConfigSchema = z
     /** Recent cloud writes kept to make them present on the clinic server at failover. */
     journalSize: z.number().int().nonnegative().default(500),
     journalTtlMs: ms(300_000),
+    /**
+     * Hedged reads: a read the active tier has not answered within a few times its recent p95
+     * latency (never less than `hedgeFloorMs`, never more than `hedgeMaxMs`) is also asked of the
+     * next lower tier that is up, and the first answer wins. At a cut, a read in flight then waits
+     * about `hedgeMaxMs` at worst instead of the whole failover; a healthy tier's answers come well
+     * inside the delay, so hedges stay rare. Writes are never hedged.
+     */
+    hedgeReads: z.boolean().default(true),
+    hedgeLatencyFactor: z.number().min(1).default(3),
+    hedgeFloorMs: ms(300),
+    hedgeMaxMs: ms(1_000),
   })
-  .strict();
+  .strict()
+  .refine((config) => config.hedgeFloorMs <= config.hedgeMaxMs, {
+    message: "hedgeFloorMs must not be above hedgeMaxMs",
+    path: ["hedgeFloorMs"],
+  });
 
 export type RouterConfig = z.output<typeof routerConfigSchema>;
 export type RouterConfigInput = z.input<typeof routerConfigSchema>;

@@ -9,6 +9,10 @@ export interface RouterCounters {
   unknownWrites: number;
   /** Calls that a tier failed and another tier was asked to serve. */
   retriedCalls: number;
+  /** Reads also asked of a lower tier because the active one was slow to answer (hedged reads). */
+  hedgedReads: number;
+  /** Hedged reads the lower tier answered first. */
+  hedgesWon: number;
   /** Time spent on each tier, including the current stay. */
   timeInTierMs: { [K in Tier]?: number };
 }

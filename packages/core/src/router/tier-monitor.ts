@@ -23,6 +23,10 @@ import { CvError, isCvError } from "../errors.js";
 import { type HealthEvent, type HealthState, initialHealth, nextHealth, probeDelayMs } from "./health.js";
 import type { RouterConfig } from "./router-config.js";
 
+/** Read latencies kept per tier for the hedge delay, and how many it needs before trusting them. */
+const LATENCY_SAMPLES = 100;
+const MIN_LATENCY_SAMPLES = 10;
+
 function describeError(error: unknown): string {
   if (error instanceof CvError) return `${error.code}: ${error.message}`;
   return error instanceof Error ? `unknown: ${error.name}` : "unknown";
@@ -40,6 +44,8 @@ export class TierMonitor {
   private subscription: Subscription | undefined;
   /** Aborts calls in flight on this tier when it is found down, so they can move on at once. */
   private inFlight = new AbortController();
+  /** The last reads this tier answered, in ms, oldest first. */
+  private readonly latencies: number[] = [];
 
   constructor(
     readonly source: DataSource,
@@ -85,6 +91,24 @@ export class TierMonitor {
   reportFailure(error: unknown): void {
     this.apply({ kind: "failure", at: this.scheduler.now(), error: describeError(error), fromProbe: false });
     this.kick$.next();
+  }
+
+  /** A read this tier answered, and how long it took. */
+  recordLatency(ms: number): void {
+    this.latencies.push(ms);
+    if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
+  }
+
+  /**
+   * How long a read waits on this tier before it is also asked of a lower one: the configured
+   * multiple of the recent p95, within the floor and the cap. Until enough reads are known, the cap.
+   */
+  hedgeDelayMs(): number {
+    const { hedgeFloorMs, hedgeMaxMs, hedgeLatencyFactor } = this.config;
+    if (this.latencies.length < MIN_LATENCY_SAMPLES) return hedgeMaxMs;
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const p95 = sorted[Math.floor(0.95 * (sorted.length - 1))] as number;
+    return Math.min(hedgeMaxMs, Math.max(hedgeFloorMs, hedgeLatencyFactor * p95));
   }
 
   stop(): void {

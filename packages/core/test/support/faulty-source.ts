@@ -21,6 +21,8 @@ export interface FaultySource extends DataSource {
   fault: Fault;
   /** The next this many `get` calls fail with `unavailable` (a lookup lost on a flaky link); probes pass. */
   failGets: number;
+  /** Time every table call takes before it is served (a slow but healthy link); probes are not delayed. */
+  latencyMs: number;
   readonly inner: MemorySource;
   /** Table calls, not counting probes. */
   calls: number;
@@ -41,6 +43,8 @@ export function createFaultySource(id: string): FaultySource {
       if (source.fault === "blackhole") {
         await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
       }
+      if (!probe && source.latencyMs > 0)
+        await new Promise((resolve) => setTimeout(resolve, source.latencyMs));
       return work();
     });
   };
@@ -50,6 +54,7 @@ export function createFaultySource(id: string): FaultySource {
     capabilities: inner.capabilities,
     fault: "none",
     failGets: 0,
+    latencyMs: 0,
     inner,
     calls: 0,
     probe: (o) => gate(o, () => inner.probe(), true),

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionMode, DataSource, FailoverRouter, RouterConfigInput } from "@centrovision/core";
 import { type PostgresServer, startPostgres } from "@centrovision/testkit";
-import { sharedServer } from "@centrovision/testkit/nodes";
+import { consultation, insertConsultation, sharedServer } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type LiveLoad, type LoadReport, loadTag, underLoad, until } from "./load.js";
 import { modeReached, type PcStack, startPcStack } from "./pc-stack.js";
@@ -126,6 +126,61 @@ describe("the seed's four manual checks", () => {
     );
     const offline = await router.table("appointments").insert(appointment("nothing up"));
     expect(await local.table("appointments").get(offline.id)).not.toBeNull();
+    await router.close();
+  }, 60_000);
+});
+
+describe("hedged reads at a cut", () => {
+  /** A router on the cloud whose hedge delay has learnt the cloud's latency (enough reads answered). */
+  async function warmRouter() {
+    const { router } = await stack.router();
+    await modeReached(router, "supabase");
+    for (let i = 0; i < 20; i++) await router.table("patients").get(stack.seed.patients.id as string);
+    return router;
+  }
+
+  it("a read the cloud leaves hanging is answered by the clinic server, with what this PC wrote a moment before", async () => {
+    const router = await warmRouter();
+    // The daemon is cut off first: only the hedge's carry can bring this PC's writes to the clinic.
+    await stack.daemonInternet.blackhole();
+    const written = await router.table("appointments").insert(appointment("hedged: seconds before the cut"));
+    const moved = await router
+      .table("appointments")
+      .update(written.id, { starts_at: "2025-05-06T10:00:00-06:00", ends_at: "2025-05-06T10:30:00-06:00" });
+    expect(await stack.clinicSql`select 1 from appointments where id = ${written.id}`).toHaveLength(0);
+    await stack.pcInternet.blackhole();
+
+    const [read, listed] = await Promise.all([
+      router.table("appointments").get(written.id),
+      router.table("appointments").list({ where: { patient_id: stack.seed.patients.id as string } }),
+    ]);
+    expect(read?.version).toBe(moved.version);
+    expect(listed.find((row) => row.id === written.id)?.version).toBe(moved.version);
+    expect(router.counters().hedgesWon).toBeGreaterThanOrEqual(1);
+    const [onClinic] = await stack.clinicSql`select version from appointments where id = ${written.id}`;
+    expect(onClinic?.version).toBe(moved.version);
+    await router.close();
+  }, 30_000);
+
+  it("a hedged read runs as the signed-in person: it finds nothing of a branch the doctor may not see", async () => {
+    const other = consultation();
+    await insertConsultation(stack.clinicSql, other);
+    const router = await warmRouter();
+    await stack.pcInternet.blackhole();
+    const [foreign, mine] = await Promise.all([
+      router.table("appointments").get(other.appointments.id),
+      router.table("appointments").list({ where: { branch_id: other.branches.id } }),
+    ]);
+    expect(foreign).toBeNull();
+    expect(mine).toEqual([]);
+    expect(router.counters().hedgesWon).toBeGreaterThanOrEqual(1);
+    await router.close();
+  }, 30_000);
+
+  it("stays off while the cloud answers: at most 1 % of reads are hedged", async () => {
+    const router = await warmRouter();
+    for (let i = 0; i < 300; i++) await router.table("patients").get(stack.seed.patients.id as string);
+    expect(router.counters().hedgedReads).toBeLessThanOrEqual(3);
     await router.close();
   }, 60_000);
 });
