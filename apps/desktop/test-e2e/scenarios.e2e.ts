@@ -1,3 +1,4 @@
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, startDemo } from "../src/demo/demo-stack.js";
@@ -247,6 +248,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       (await page.getByRole("region", { name: "Panel de desarrollador (demostración)" }).textContent()) ?? "";
     expect(panel).toMatch(/Modo: este equipo \(sin conexión\)/);
     expect(panel).toMatch(/Servidor de la clínica: no responde/);
+    expect(panel).toContain(`Versión ${PRODUCT_VERSION}`);
     expect(panel).not.toMatch(/\[[a-z-]+\]|stopped answering|timed out|cannot reach|connection/);
 
     created["sin-conexion"] = await desk.bookAtSlot("sin-conexion", "19:00", doctors().lucia);

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { request } from "node:http";
-import type { ConnectionStatus } from "@centrovision/core";
+import { type ConnectionStatus, PRODUCT_VERSION } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
@@ -60,6 +60,7 @@ describe("signing in on the desktop", () => {
     expect((await call<Failure>(demo, "trigger_sync")).status).toBe(403);
     const connection = await call<ConnectionStatus>(demo, "get_connection_status");
     expect(connection.status).toBe(200);
+    expect(await call(demo, "get_app_info")).toEqual({ status: 200, body: { version: PRODUCT_VERSION } });
     // Nobody's session opens a server: the router works on this PC alone.
     expect(connection.body.pinned).toBe("device");
     expect(connection.body.mode).toBe("offline");

@@ -13,6 +13,8 @@ export type DaemonMode = "syncing" | "in-sync" | "offline" | "failing" | "blocke
 export interface DaemonStatus extends SyncStatus {
   readonly mode: DaemonMode;
   readonly node: string;
+  /** The product version this daemon is (`PRODUCT_VERSION`). */
+  readonly version: string;
   readonly pid: number;
   readonly startedAt: string;
   /** The clinic key's registration in the cloud and the copy of the cloud's disabled users. */

@@ -1,3 +1,4 @@
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { createSyncEngine, type SyncEngine, type SyncStatus } from "@centrovision/sync-engine";
 import {
   exhaustMap,
@@ -17,6 +18,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { DaemonMetrics } from "./metrics.js";
 import { createPeers, hintFor } from "./peers.js";
 import { createProgressReporter } from "./progress.js";
+import { checkClinicSchema } from "./schema-check.js";
 
 export interface StartDaemonOptions {
   /** Default: JSON lines on stderr at `config.log.level`. */
@@ -77,10 +79,17 @@ function cycleStarts(status$: Observable<SyncStatus>): Observable<SyncStatus> {
  * cloud, its logs, metrics and HTTP endpoints. The first cycle starts at once. When each cycle
  * starts, the identity copy (clinic key to the cloud, the cloud's disabled users to the clinic)
  * runs beside it, one pass at a time: a pass still running when the next cycle starts makes that
- * cycle go without one.
+ * cycle go without one. A clinic database a newer CentroVision migrated is refused before anything
+ * starts (`conflict`, see {@link checkClinicSchema}).
  */
 export async function startDaemon(config: DaemonConfig, options: StartDaemonOptions = {}): Promise<Daemon> {
   const logger = options.logger ?? createLogger(config.log.level);
+  const schema = await checkClinicSchema(config);
+  if (!schema.checked) {
+    logger.warn(
+      "could not ask the clinic database which version migrated it: checked at the next start; the sync retries the database meanwhile",
+    );
+  }
   const metrics = new DaemonMetrics();
   const progress = createProgressReporter(logger, config.log.progressIntervalS);
   const startedAt = new Date().toISOString();
@@ -105,6 +114,7 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
       ...current,
       mode: modeOf(current),
       node: config.nodeName,
+      version: PRODUCT_VERSION,
       pid: process.pid,
       startedAt,
       identity: identity.status(),
@@ -150,7 +160,10 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     }
   }
   if (!options.oneRun) {
-    logger.info({ node: config.nodeName, httpPort: http?.port ?? null }, "sync daemon started");
+    logger.info(
+      { node: config.nodeName, version: PRODUCT_VERSION, httpPort: http?.port ?? null },
+      "sync daemon started",
+    );
   }
   let stopping: Promise<void> | undefined;
   return {

@@ -2,10 +2,11 @@ import { existsSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { isCvError } from "@centrovision/core";
+import { refuseNewerDatabase } from "@centrovision/core/migrations";
 import type { NodeInfo } from "@centrovision/sync-engine";
 import postgres from "postgres";
 import { type DaemonConfig, redactUrl } from "./config/load-config.js";
-import { pendingMigrations, SHIPPED_MIGRATIONS_DIR } from "./migrations.js";
+import { pendingMigrations, readMigrations, SHIPPED_MIGRATIONS_DIR } from "./migrations.js";
 import { createPeers } from "./peers.js";
 
 export interface DoctorCheck {
@@ -80,7 +81,9 @@ async function clinicChecks(config: DaemonConfig, checks: DoctorCheck[]): Promis
         ),
       );
     try {
-      const pending = await pendingMigrations(sql, config.paths.migrationsDir ?? SHIPPED_MIGRATIONS_DIR);
+      const dir = config.paths.migrationsDir ?? SHIPPED_MIGRATIONS_DIR;
+      await refuseNewerDatabase(sql, await readMigrations(dir));
+      const pending = await pendingMigrations(sql, dir);
       checks.push(
         pending.length === 0
           ? ok("migrations", "the clinic database is current")
@@ -92,11 +95,17 @@ async function clinicChecks(config: DaemonConfig, checks: DoctorCheck[]): Promis
       );
     } catch (error) {
       checks.push(
-        fail(
-          "migrations",
-          `cannot read cv_meta.schema_migrations (${messageOf(error)})`,
-          "run `centrovision-sync init`",
-        ),
+        isCvError(error, "conflict")
+          ? fail(
+              "migrations",
+              error.message,
+              "upgrade centrovision-sync; never run an older one against this database",
+            )
+          : fail(
+              "migrations",
+              `cannot read cv_meta.schema_migrations (${messageOf(error)})`,
+              "run `centrovision-sync init`",
+            ),
       );
     }
     const [clock] = await sql<{ now: Date }[]>`select clock_timestamp() as now`;

@@ -53,9 +53,9 @@ export async function initClinic(config: DaemonConfig): Promise<InitResult> {
       sql,
       config.paths.migrationsDir ?? SHIPPED_MIGRATIONS_DIR,
     );
-    // doctor reads which migrations ran, as the daemon's login.
+    // doctor reads which migrations ran, and the daemon which version ran them, as its login.
     await sql`grant usage on schema cv_meta to centrovision_sync`;
-    await sql`grant select on cv_meta.schema_migrations to centrovision_sync`;
+    await sql`grant select on cv_meta.schema_migrations, cv_meta.product to centrovision_sync`;
     const [role] = await sql<{ member: boolean }[]>`
       select pg_has_role(oid, 'centrovision_sync', 'member') as member from pg_roles where rolname = ${user}`;
     let created = false;

@@ -1,6 +1,6 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CvError, isCvError } from "@centrovision/core";
+import { type CvError, isCvError, PRODUCT_VERSION } from "@centrovision/core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/index.js";
 import { type TestClinic, useTestClinic } from "./support/clinic.js";
@@ -17,6 +17,14 @@ function writeToml(text: string, mode = 0o600): void {
   writeFileSync(clinic.configPath, text, { mode });
   chmodSync(clinic.configPath, mode);
 }
+
+describe("--version", () => {
+  it("prints the product's one version", async () => {
+    const result = await cli("--version");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`${PRODUCT_VERSION}\n`);
+  });
+});
 
 describe("config check", () => {
   it("accepts a valid config and prints no secret", async () => {

@@ -1,3 +1,4 @@
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { freePort } from "@centrovision/testkit";
 import { beforeEach, describe, expect, it } from "vitest";
 import { runCli, spawnCli } from "./support/cli.js";
@@ -28,6 +29,7 @@ describe("run", () => {
     const status = JSON.parse((await get(port, "/status")).text);
     expect(status).toMatchObject({ mode: "in-sync", pendingUp: 0, pendingDown: 0, consecutiveFailures: 0 });
     expect(status.node).toMatch(/^clinic-/);
+    expect(status.version).toBe(PRODUCT_VERSION);
     // The first cycle that drained both ways purged both logs: the cloud's with the node credential.
     expect(status.changeLog).toMatchObject({
       clinic: { entries: expect.any(Number), error: null },
@@ -54,6 +56,24 @@ describe("run", () => {
     expect(result.code).toBe(0);
     expect(daemon.logs.some((line) => line.msg === "sync daemon stopped")).toBe(true);
     expect(result.stderr).not.toMatch(/pw-|eyJ/);
+  });
+
+  it("refuses a clinic database a newer version migrated, with exit 78 and what to install; doctor says the same", async () => {
+    await clinic.sql`update cv_meta.product set version = '99.0.0'`;
+    for (const command of ["run", "once"]) {
+      const result = await runCli(["--config", clinic.configPath, command]);
+      expect(result.code, result.stderr).toBe(78);
+      expect(result.stderr).toContain(
+        `centrovision-sync: [core] this database was migrated by CentroVision 99.0.0; this build is ${PRODUCT_VERSION} and would run older code against it: install version 99.0.0 or newer`,
+      );
+    }
+    const doctor = await runCli(["--config", clinic.configPath, "doctor"]);
+    expect(doctor.stdout).toMatch(/migrations.*migrated by CentroVision 99\.0\.0/);
+    expect(doctor.stdout).toContain("upgrade centrovision-sync");
+    // init (a newer build's job here) refuses as well, and leaves the database as it was.
+    const init = await runCli(["--config", clinic.configPath, "init"]);
+    expect(init.code).toBe(78);
+    expect(await clinic.sql`select version from cv_meta.product`).toEqual([{ version: "99.0.0" }]);
   });
 
   it("says clearly that the password is wrong, retries with a growing backoff, and exits 0 on SIGTERM", async () => {

@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { MIGRATIONS_DIR } from "@centrovision/testkit";
 import type postgres from "postgres";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { pendingMigrations, readMigrations, runMigrations } from "../src/migrations/index.js";
+import { PRODUCT_VERSION } from "../src/index.js";
+import {
+  pendingMigrations,
+  readMigrations,
+  refuseNewerDatabase,
+  runMigrations,
+} from "../src/migrations/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
 
 let db: TestDatabase;
@@ -47,6 +53,57 @@ describe("the migration runner", () => {
       message: expect.stringMatching(/0001_first\.sql changed after it was applied/),
     });
     expect(await db.sql`select to_regclass('third') is not null as ok`).toEqual([{ ok: false }]);
+  });
+
+  it("records the product version, and an older build refuses a database a newer one migrated", async () => {
+    await runMigrations(db.sql, await readMigrations(dir));
+    expect(await db.sql`select version from cv_meta.product`).toEqual([{ version: PRODUCT_VERSION }]);
+    // A newer build adds a migration and records its version.
+    await writeFile(join(dir, "0003_third.sql"), "create table third (id int primary key);");
+    expect(await runMigrations(db.sql, await readMigrations(dir), "9.4.0")).toEqual(["0003_third.sql"]);
+    // The older build (without 0003, at PRODUCT_VERSION) meets it: it refuses, naming both.
+    await rm(join(dir, "0003_third.sql"));
+    const older = await readMigrations(dir);
+    const refusal = {
+      code: "conflict",
+      message: expect.stringMatching(
+        new RegExp(
+          `migrated by CentroVision 9\\.4\\.0 \\(it has 0003_third\\.sql, which this build does not know\\); this build is ${PRODUCT_VERSION.replaceAll(".", "\\.")}.*install version 9\\.4\\.0 or newer`,
+        ),
+      ),
+    };
+    await expect(refuseNewerDatabase(db.sql, older)).rejects.toMatchObject(refusal);
+    await expect(runMigrations(db.sql, older)).rejects.toMatchObject(refusal);
+    // A newer build that changed only functions is refused by its version alone.
+    await db.sql`delete from cv_meta.schema_migrations where name = '0003_third.sql'`;
+    await expect(refuseNewerDatabase(db.sql, older)).rejects.toMatchObject({
+      message: expect.stringMatching(/migrated by CentroVision 9\.4\.0; this build is/),
+    });
+    // The same or a newer build is welcome, and records the newer version.
+    await expect(refuseNewerDatabase(db.sql, older, "9.4.0")).resolves.toBeUndefined();
+    await runMigrations(db.sql, older, "10.0.0");
+    expect(await db.sql`select version from cv_meta.product`).toEqual([{ version: "10.0.0" }]);
+  });
+
+  it("checks a database never migrated, and one migrated by Supabase's CLI alone (names, no version), without failing", async () => {
+    await expect(refuseNewerDatabase(db.sql, await readMigrations(dir))).resolves.toBeUndefined();
+    await runMigrations(db.sql, await readMigrations(dir));
+    await db.sql`drop table cv_meta.product`;
+    await db.sql`insert into cv_meta.schema_migrations (name, checksum) values ('0009_later.sql', 'x')`;
+    await expect(refuseNewerDatabase(db.sql, await readMigrations(dir))).rejects.toMatchObject({
+      message: expect.stringMatching(/by a newer CentroVision \(it has 0009_later\.sql.*install the newer version/),
+    });
+  });
+
+  it("orders versions by number, not as text, and ignores a pre-release suffix", async () => {
+    const migrations = await readMigrations(dir);
+    await runMigrations(db.sql, migrations, "0.10.0");
+    await expect(refuseNewerDatabase(db.sql, migrations, "0.9.9")).rejects.toMatchObject({ code: "conflict" });
+    await expect(refuseNewerDatabase(db.sql, migrations, "0.10.0-beta.1")).resolves.toBeUndefined();
+    await expect(refuseNewerDatabase(db.sql, migrations, "1.0.0")).resolves.toBeUndefined();
+    await expect(refuseNewerDatabase(db.sql, migrations, "latest")).rejects.toThrow(
+      /"latest" is not a version \(x\.y\.z\)/,
+    );
   });
 
   it("rolls a failing migration back whole and says which one", async () => {

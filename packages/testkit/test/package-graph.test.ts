@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { describe, expect, it } from "vitest";
 
 // The workspace's dependency graph, from each package.json and each src/ import: apps depend on
@@ -12,6 +13,7 @@ interface Workspace {
   readonly name: string;
   readonly dir: string;
   readonly kind: "app" | "package";
+  readonly version: string;
   readonly dependencies: readonly string[];
   readonly devDependencies: readonly string[];
 }
@@ -21,6 +23,7 @@ const workspaces: Workspace[] = (["apps", "packages"] as const).flatMap((group) 
     const dir = join(root, group, name);
     const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
       name: string;
+      version: string;
       dependencies?: Record<string, string>;
       devDependencies?: Record<string, string>;
     };
@@ -28,6 +31,7 @@ const workspaces: Workspace[] = (["apps", "packages"] as const).flatMap((group) 
       name: manifest.name,
       dir,
       kind: group === "apps" ? "app" : "package",
+      version: manifest.version,
       dependencies: Object.keys(manifest.dependencies ?? {}),
       devDependencies: Object.keys(manifest.devDependencies ?? {}),
     };
@@ -55,6 +59,17 @@ function imports(workspace: Workspace): [string, boolean][] {
     ].map((match): [string, boolean] => [match[2] as string, match[1] !== undefined]),
   );
 }
+
+describe("the product's one version", () => {
+  it("is every package's version, the root's, and what every CLI and status shows (PRODUCT_VERSION)", () => {
+    const rootVersion = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string })
+      .version;
+    expect(rootVersion).toBe(PRODUCT_VERSION);
+    expect(Object.fromEntries(workspaces.map((w) => [w.name, w.version]))).toEqual(
+      Object.fromEntries(workspaces.map((w) => [w.name, PRODUCT_VERSION])),
+    );
+  });
+});
 
 describe("the workspace's package graph", () => {
   it("finds every workspace", () => {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { describe, expect, it } from "vitest";
 import { FIXTURE_SQL, supabaseClient } from "./fixtures/supabase/harness.js";
 
@@ -73,6 +74,14 @@ describe("cv-local-supabase", () => {
     expect(await portOpen(gatewayPort)).toBe(false);
     expect(await portOpen(databasePort)).toBe(false);
     expect(stderr()).toContain("ready");
+  });
+
+  it("prints the product's version", async () => {
+    const child = spawn(process.execPath, [BIN, "--version"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk));
+    expect(await exitOf(child)).toBe(0);
+    expect(stdout).toBe(`${PRODUCT_VERSION}\n`);
   });
 
   it("exits 2 with a message on bad arguments", async () => {

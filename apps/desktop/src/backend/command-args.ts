@@ -50,6 +50,7 @@ export const commandArgs = {
     .strict(),
   sign_out: z.object({}).strict(),
   get_connection_status: z.object({}).strict(),
+  get_app_info: z.object({}).strict(),
   trigger_sync: z.object({}).strict(),
   list_branches: z.object({}).strict(),
   list_staff: z.object({ branch_id: id("sucursal") }).strict(),
@@ -168,6 +169,7 @@ export const PUBLIC_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
   "sign_in",
   "sign_out",
   "get_connection_status",
+  "get_app_info",
 ]);
 export type CommandArgs<C extends CommandName> = z.output<(typeof commandArgs)[C]>;
 

@@ -4,6 +4,7 @@ import {
   CvError,
   type FailoverRouter,
   type InputIssue,
+  PRODUCT_VERSION,
   zodIssues,
 } from "@centrovision/core";
 import type { OfflineTier } from "@centrovision/offline";
@@ -209,6 +210,8 @@ const handlers: Handlers = {
   },
 
   get_connection_status: async (ctx) => connectionStatus(ctx),
+
+  get_app_info: async () => ({ version: PRODUCT_VERSION }),
 
   trigger_sync: async (ctx) => {
     await ctx.sync?.syncNow?.();

@@ -2,7 +2,7 @@ import type { Tier, TierStatus } from "@centrovision/core";
 import { useNetworkStatus } from "@centrovision/ui-react";
 import { useCallback, useEffect, useState } from "react";
 import { ErrorAlert } from "./error-alert.js";
-import { demoControl, errorText } from "./invoke.js";
+import { demoControl, errorText, invoke } from "./invoke.js";
 import { MODE_WORDS, statusWords } from "./status-words.js";
 
 interface DemoState {
@@ -37,6 +37,7 @@ const clockTime = (iso: string) =>
 /** Demo mode only (the backend answers `/demo/state`): switches for the internet and the clinic server. */
 export function DevPanel() {
   const [state, setState] = useState<DemoState | null>(null);
+  const [version, setVersion] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const { refreshStatus, status } = useNetworkStatus();
 
@@ -45,6 +46,10 @@ export function DevPanel() {
   }, []);
   useEffect(() => {
     void read();
+    invoke<{ version: string }>("get_app_info").then(
+      (info) => setVersion(info.version),
+      () => setVersion(null),
+    );
   }, [read]);
 
   if (state === null) return null;
@@ -99,6 +104,7 @@ export function DevPanel() {
           </p>
         </>
       )}
+      {version !== null && <p data-testid="dev-version">Versión {version}</p>}
       <ErrorAlert error={error} />
     </section>
   );

@@ -1,4 +1,4 @@
-import { CvError, isCvError } from "@centrovision/core";
+import { CvError, isCvError, PRODUCT_VERSION } from "@centrovision/core";
 import { Command, CommanderError } from "commander";
 import {
   type DaemonConfig,
@@ -20,6 +20,7 @@ const print = (text: string) => process.stdout.write(`${text}\n`);
 
 const program = new Command("centrovision-sync")
   .description("Keeps the clinic's PostgreSQL server in sync with Supabase (the clinic's failover server)")
+  .version(PRODUCT_VERSION, "-V, --version", "print the version of CentroVision this is")
   .option(
     "-c, --config <path>",
     "config file (TOML)",
@@ -186,7 +187,9 @@ function report(error: unknown): number {
   const message =
     error instanceof CvError ? error.message : `unexpected ${error instanceof Error ? error.name : "error"}`;
   process.stderr.write(`centrovision-sync: ${message}\n`);
-  return EXIT_SYNC_FAILURE;
+  // A database a newer version migrated, or a migration edited after it ran: restarting cannot
+  // fix either, a person must (the unit does not restart on EX_CONFIG).
+  return isCvError(error, "conflict") ? EX_CONFIG : EXIT_SYNC_FAILURE;
 }
 
 try {

@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type postgres from "postgres";
 import { CvError } from "../errors.js";
+import { PRODUCT_VERSION } from "../version.js";
 
 /**
  * The one migration runner: the clinic daemon's `init`, `cloud migrate`, the test kit and the
@@ -122,6 +123,67 @@ export function recordMigrationSql(migration: Migration): string {
     : `${insert} on conflict (name) do nothing;`;
 }
 
+/**
+ * The product version of the newest build that migrated the database (one row). Not part of
+ * {@link BOOKKEEPING_SQL}, which the Supabase CLI files embed: a project migrated only by
+ * `supabase db push` has no row, and the check below then rests on the migration names alone.
+ */
+const PRODUCT_SQL = `
+  create table if not exists cv_meta.product (
+    only_row boolean primary key default true check (only_row),
+    version text not null,
+    migrated_at timestamptz not null default now()
+  );`;
+
+const VERSION = /^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/;
+
+/** Orders two `x.y.z` versions (a pre-release or build suffix is not compared): < 0 when `a` is older. */
+function compareVersions(a: string, b: string): number {
+  const parse = (version: string) => {
+    const match = VERSION.exec(version);
+    if (!match) throw new CvError("invalid_input", `[core] ${JSON.stringify(version)} is not a version (x.y.z)`);
+    return match.slice(1, 4).map(Number) as [number, number, number];
+  };
+  const [x, y] = [parse(a), parse(b)];
+  return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+}
+
+/**
+ * Refuses a database a newer build has migrated: a numbered migration recorded there that
+ * `migrations` does not have, or a recorded product version above `version`. This build would
+ * apply its older function bodies over the newer ones, and run code that does not know the newer
+ * schema. `conflict`, saying which version to install. Reads only what this login may read;
+ * nothing when the database was never migrated.
+ */
+export async function refuseNewerDatabase(
+  sql: postgres.Sql | postgres.TransactionSql,
+  migrations: readonly Migration[],
+  version: string = PRODUCT_VERSION,
+): Promise<void> {
+  // What this login may read: the sync login gets both from `init`; one older than the product
+  // table reads only the names until the next `init` grants it.
+  const [tables] = await sql<{ migrations: boolean; product: boolean }[]>`
+    select coalesce(s.usable and has_table_privilege(to_regclass('cv_meta.schema_migrations'), 'select'), false) as migrations,
+      coalesce(s.usable and has_table_privilege(to_regclass('cv_meta.product'), 'select'), false) as product
+    from (select case when to_regnamespace('cv_meta') is null then false
+                      else has_schema_privilege('cv_meta', 'usage') end as usable) s`;
+  const known = new Set(migrations.map((migration) => migration.name));
+  const unknown = tables?.migrations
+    ? (await sql<{ name: string }[]>`select name from cv_meta.schema_migrations order by name`)
+        .map((row) => row.name)
+        .filter((name) => MIGRATION_FILE.test(name) && !known.has(name))
+    : [];
+  const [recorded] = tables?.product ? await sql<{ version: string }[]>`select version from cv_meta.product` : [];
+  const newer = recorded !== undefined && compareVersions(recorded.version, version) > 0;
+  if (unknown.length === 0 && !newer) return;
+  const by = newer ? `CentroVision ${recorded?.version}` : "a newer CentroVision";
+  const what = unknown.length > 0 ? ` (it has ${unknown.join(", ")}, which this build does not know)` : "";
+  throw new CvError(
+    "conflict",
+    `[core] this database was migrated by ${by}${what}; this build is ${version} and would run older code against it: install ${newer ? `version ${recorded?.version} or newer` : "the newer version"} of CentroVision here (for the clinic server: the centrovision-sync package)`,
+  );
+}
+
 function changed(name: string): CvError {
   return new CvError(
     "conflict",
@@ -134,14 +196,21 @@ function changed(name: string): CvError {
  * advisory lock (two runners at once are safe), and returns the names applied: [] when current.
  * A repeatable migration is applied again whenever its checksum differs from the recorded one. A
  * numbered migration edited after it was applied is refused (`conflict`): guessing which side is
- * right could lose data.
+ * right could lose data. So is a database a newer build migrated ({@link refuseNewerDatabase}),
+ * checked again before each migration is applied; at the end `version` is recorded as the
+ * database's product version.
  */
-export async function runMigrations(sql: postgres.Sql, migrations: readonly Migration[]): Promise<string[]> {
+export async function runMigrations(
+  sql: postgres.Sql,
+  migrations: readonly Migration[],
+  version: string = PRODUCT_VERSION,
+): Promise<string[]> {
   const lock = (tx: postgres.TransactionSql) =>
     tx`select pg_advisory_xact_lock(hashtext('cv_schema_migrations'))`;
   await sql.begin(async (tx) => {
     await lock(tx);
     await tx.unsafe(BOOKKEEPING_SQL);
+    await refuseNewerDatabase(tx, migrations, version);
   });
   const applied: string[] = [];
   for (const migration of migrations) {
@@ -151,11 +220,22 @@ export async function runMigrations(sql: postgres.Sql, migrations: readonly Migr
         select checksum from cv_meta.schema_migrations where name = ${migration.name}`;
       if (done?.checksum === migration.checksum) return;
       if (done && !migration.repeatable) throw changed(migration.name);
+      // Another runner, of a newer build, may have migrated the database since the check above.
+      await refuseNewerDatabase(tx, migrations, version);
       await tx.unsafe(migration.sql);
       await tx.unsafe(recordMigrationSql(migration));
       applied.push(migration.name);
     });
   }
+  await sql.begin(async (tx) => {
+    await lock(tx);
+    await refuseNewerDatabase(tx, migrations, version);
+    await tx.unsafe(PRODUCT_SQL);
+    await tx`
+      insert into cv_meta.product (version) values (${version})
+      on conflict (only_row) do update set version = excluded.version, migrated_at = now()
+      where cv_meta.product.version <> excluded.version`;
+  });
   return applied;
 }
 

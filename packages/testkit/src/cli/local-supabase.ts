@@ -1,5 +1,5 @@
 /**
- * `cv-local-supabase [--port N] [--data-dir D] [--sql FILE]...`
+ * `cv-local-supabase [--port N] [--data-dir D] [--sql FILE]...` (`--version`: the product's version)
  *
  * Starts a local Supabase (PostgreSQL, the REST API and Supabase Auth), prints one JSON
  * line `{"url","anonKey","serviceRoleKey","jwtSecret","dbUrl","postgresUrl"}` on stdout once
@@ -9,9 +9,10 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { PRODUCT_VERSION } from "@centrovision/core";
 import { type LocalSupabase, startLocalSupabase } from "../local-supabase.js";
 
-const USAGE = "usage: cv-local-supabase [--port N] [--data-dir DIR] [--sql FILE]...";
+const USAGE = "usage: cv-local-supabase [--port N] [--data-dir DIR] [--sql FILE]... | --version";
 
 function log(line: string): void {
   process.stderr.write(`[cv-local-supabase] ${line}\n`);
@@ -23,7 +24,7 @@ function usageError(message: string): never {
 }
 
 function parseCommandLine() {
-  let values: { port?: string; "data-dir"?: string; sql?: string[]; help?: boolean };
+  let values: { port?: string; "data-dir"?: string; sql?: string[]; help?: boolean; version?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -31,6 +32,7 @@ function parseCommandLine() {
         "data-dir": { type: "string" },
         sql: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
       },
       strict: true,
       allowPositionals: false,
@@ -40,6 +42,10 @@ function parseCommandLine() {
   }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  if (values.version) {
+    process.stdout.write(`${PRODUCT_VERSION}\n`);
     process.exit(0);
   }
   let port: number | undefined;
