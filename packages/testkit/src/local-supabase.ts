@@ -10,6 +10,7 @@ import { AuthFailure } from "./supabase/auth-errors.js";
 import { FOREVER_MS } from "./supabase/auth-users.js";
 import { type Gateway, startGateway } from "./supabase/gateway.js";
 import { createSupabaseKeys, type SupabaseKeys } from "./supabase/jwt.js";
+import { applyRealtimeShape } from "./supabase/realtime-shape.js";
 import { checkSafeUpdate } from "./supabase/safeupdate.js";
 import { applySupabaseShape, SUPABASE_SUPERUSER } from "./supabase/shape.js";
 import {
@@ -52,6 +53,11 @@ export interface StartLocalSupabaseOptions {
    * `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`. Default 10.
    */
   refreshTokenReuseIntervalSeconds?: number;
+  /**
+   * How long Realtime waits before answering a refused channel join (`CHANNEL_ERROR_BACKOFF_MS`).
+   * Default 5000, as Supabase's.
+   */
+  realtimeChannelErrorBackoffMs?: number;
   /** Operational log lines (never request data). Default: stderr. */
   log?: (line: string) => void;
 }
@@ -69,7 +75,7 @@ export interface CreateUserOptions {
 export interface LocalSupabase extends SupabaseKeys {
   /**
    * Base URL for `createClient(url, key)`; the REST API is `<url>/rest/v1`, Supabase Auth
-   * `<url>/auth/v1`.
+   * `<url>/auth/v1`, Realtime's WebSocket `<url>/realtime/v1/websocket`.
    */
   readonly url: string;
   /** The public signing key, as `<url>/auth/v1/.well-known/jwks.json` serves it. */
@@ -152,6 +158,8 @@ export async function shapeSupabaseDatabase(
     postgres: rolePassword(server, "postgres"),
     authAdmin: rolePassword(server, "supabase_auth_admin"),
   });
+  // The platform creates the realtime schema before any project migration, which may add policies on it.
+  await applyRealtimeShape(server.url, server.urlFor(database));
   return {
     postgresUrl: roleUrl(server, database, "postgres"),
     authenticatorUrl: roleUrl(server, database, "authenticator"),
@@ -268,6 +276,7 @@ export async function startLocalSupabase(options: StartLocalSupabaseOptions = {}
         jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
         refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds ?? 10,
       },
+      realtime: { databaseUrl: dbUrl, channelErrorBackoffMs: options.realtimeChannelErrorBackoffMs ?? 5000 },
       ...(options.port !== undefined && { port: options.port }),
       ...(options.maxRows !== undefined && { maxRows: options.maxRows }),
       log,

@@ -1,7 +1,8 @@
 /**
  * The HTTP side of the local Supabase: a fastify server answering under
- * `/rest/v1` as Supabase's gateway + PostgREST would and under `/auth/v1` as
- * Supabase Auth would, with CORS.
+ * `/rest/v1` as Supabase's gateway + PostgREST would, under `/auth/v1` as
+ * Supabase Auth would, with CORS, and upgrading `/realtime/v1/websocket` to
+ * Supabase Realtime's Broadcast from the database.
  */
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import postgres from "postgres";
@@ -11,6 +12,7 @@ import type { UserRow } from "./auth-users.js";
 import { CatalogCache, loadCatalog } from "./catalog.js";
 import { ApiError, describeInternal, GatewayError, internalError } from "./errors.js";
 import { handleRest, type RestRequest } from "./handler.js";
+import { answerRealtimeHttp, REALTIME_PREFIX, type Realtime, startRealtime } from "./realtime-server.js";
 import { EXPOSED_SCHEMAS } from "./request-headers.js";
 import type { SigningKey } from "./signing-key.js";
 
@@ -27,6 +29,12 @@ export interface GatewayOptions {
     readonly jwtExpirySeconds: number;
     readonly refreshTokenReuseIntervalSeconds: number;
   };
+  readonly realtime: {
+    /** The superuser's URL: Realtime connects as `supabase_admin`. */
+    readonly databaseUrl: string;
+    /** Realtime's `CHANNEL_ERROR_BACKOFF_MS`: a refused channel join is answered after this long. */
+    readonly channelErrorBackoffMs: number;
+  };
   /** Default: a free port. */
   readonly port?: number;
   /** Supabase's `db-max-rows`; default 1000, null for no cap. */
@@ -38,14 +46,14 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  /** `http://127.0.0.1:<port>`; the REST API is under `/rest/v1`. */
+  /** `http://127.0.0.1:<port>`; the REST API is under `/rest/v1`, Realtime under `/realtime/v1`. */
   readonly url: string;
   readonly port: number;
   /** Re-reads the schema cache; settles once DDL committed before the call is visible. */
   reloadSchema(): Promise<void>;
   /** Creates a user as Auth's admin API does. */
   createUser(user: NewUser): Promise<UserRow>;
-  /** Closes the server (including keep-alive sockets) and the database pool. Idempotent. */
+  /** Closes the server (including keep-alive and Realtime sockets) and the database pools. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -160,6 +168,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
     throw error;
   }
+  let realtime: Realtime;
+  try {
+    realtime = await startRealtime({
+      databaseUrl: options.realtime.databaseUrl,
+      keys: { jwtSecret: options.jwtSecret, signingKey: options.signingKey },
+      channelErrorBackoffMs: options.realtime.channelErrorBackoffMs,
+      log,
+    });
+  } catch (error) {
+    await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
+    throw error;
+  }
+  app.server.on("upgrade", (request, socket, head) => realtime.handleUpgrade(request, socket, head));
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => done(null, body));
 
@@ -181,6 +202,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         body: typeof request.body === "string" ? request.body : undefined,
       });
       return send(reply, answer.status, { ...answer.headers }, answer.body);
+    }
+    if (path === REALTIME_PREFIX || path.startsWith(`${REALTIME_PREFIX}/`)) {
+      const answer = answerRealtimeHttp(path);
+      const headers = { ...corsHeaders(request), "Content-Type": "application/json; charset=utf-8" };
+      return send(reply, answer.status, headers, answer.body);
     }
     if (path !== REST_PREFIX && !path.startsWith(`${REST_PREFIX}/`)) {
       // What Supabase's gateway (Kong) says for a path it does not route.
@@ -212,7 +238,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     address = await app.listen({ host: "127.0.0.1", port: options.port ?? 0 });
   } catch (error) {
-    await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
+    await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 }), realtime.close()]);
     throw error;
   }
   const port = Number(new URL(address).port);
@@ -225,6 +251,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createUser: (user) => auth.createUser(user),
     close() {
       closed ??= (async () => {
+        // Upgraded sockets are no longer the HTTP server's to close: Realtime closes them first.
+        await realtime.close();
         await app.close();
         await Promise.all([pool.end({ timeout: 5 }), authPool.end({ timeout: 5 })]);
       })();
