@@ -106,8 +106,12 @@ export const desktopConfigSchema = z
       })
       .strict()
       .default({ offline_days: 7, lockout_attempts: 5, lockout_minutes: 15 }),
-    /** Failover router tuning (core's `routerConfigSchema`, camelCase keys); defaults suit a clinic. */
-    router: routerConfigSchema.partial().optional(),
+    /**
+     * Failover router tuning (core's `routerConfigSchema`, camelCase keys); every key has its
+     * default, so a few suffice. Parsed whole: zod refuses `.partial()` on a schema with
+     * cross-field checks, and those (hedgeFloorMs ≤ hedgeMaxMs) belong at start-up too.
+     */
+    router: routerConfigSchema.optional(),
     server: z
       .object({
         host: z
