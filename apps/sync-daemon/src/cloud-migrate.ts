@@ -1,6 +1,11 @@
 import { resolve } from "node:path";
 import { CvError, type InputIssue, listIssues } from "@centrovision/core";
-import { type Migration, pendingMigrations, runMigrations } from "@centrovision/core/migrations";
+import {
+  type Migration,
+  pendingMigrations,
+  refuseNewerDatabase,
+  runMigrations,
+} from "@centrovision/core/migrations";
 import postgres from "postgres";
 import { readSecretFile, redactUrl } from "./config/load-config.js";
 import { readMigrations, SHIPPED_MIGRATIONS_DIR } from "./migrations.js";
@@ -179,21 +184,20 @@ export async function migrateCloud(
           "by `centrovision-sync init` instead)",
       );
     }
-    const pending = new Set(await pendingMigrations(sql, migrations));
-    if (options.dryRun || pending.size === 0) {
+    await refuseNewerDatabase(sql, migrations);
+    const pending = await pendingMigrations(sql, migrations);
+    if (options.dryRun || pending.length === 0) {
       for (const name of pending) options.onMigration?.(name);
-      return { migrations: [...pending], total: migrations.length };
+      return { migrations: pending, total: migrations.length };
     }
-    const applied: string[] = [];
-    for (const migration of migrations) {
-      if (!pending.has(migration.name)) continue;
-      current = migration.name;
-      // One at a time, so each name is printed as it lands and a failure names its migration.
-      for (const name of await runMigrations(sql, [migration])) {
-        applied.push(name);
+    // Each name is printed as it lands, and a failure names the migration that was running.
+    current = pending[0];
+    const applied = await runMigrations(sql, migrations, {
+      onApplied: (name) => {
         options.onMigration?.(name);
-      }
-    }
+        current = pending[pending.indexOf(name) + 1];
+      },
+    });
     return { migrations: applied, total: migrations.length };
   } catch (error) {
     if (error instanceof CvError) throw error;

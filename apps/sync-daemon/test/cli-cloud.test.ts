@@ -92,7 +92,8 @@ describe("cloud migrate", () => {
       writeFileSync(join(dir, "0099_extra.sql"), extra);
     });
     const refused = await cloudMigrate(project.url, "--migrations-dir", edited);
-    expect(refused.code).toBe(1);
+    // 78: a person must reconcile the tree and the database; running again cannot.
+    expect(refused.code).toBe(78);
     expect(refused.stderr).toContain("migration 0009_health.sql changed after it was applied");
     expect(refused.stdout).not.toContain("applied 0099_extra.sql");
     const [before] = await project.sql`select to_regclass('public.cv_extra_probe') is null as absent`;

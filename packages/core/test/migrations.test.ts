@@ -35,10 +35,11 @@ describe("the migration runner", () => {
       "0001_first.sql",
       "0002_second.sql",
     ]);
-    expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual([
-      "0001_first.sql",
-      "0002_second.sql",
-    ]);
+    const landed: string[] = [];
+    expect(
+      await runMigrations(db.sql, await readMigrations(dir), { onApplied: (name) => landed.push(name) }),
+    ).toEqual(["0001_first.sql", "0002_second.sql"]);
+    expect(landed).toEqual(["0001_first.sql", "0002_second.sql"]);
     expect(await runMigrations(db.sql, await readMigrations(dir))).toEqual([]);
     expect(await pendingMigrations(db.sql, await readMigrations(dir))).toEqual([]);
     expect(await db.sql`select to_regclass('second') is not null as ok`).toEqual([{ ok: true }]);
@@ -60,7 +61,9 @@ describe("the migration runner", () => {
     expect(await db.sql`select version from cv_meta.product`).toEqual([{ version: PRODUCT_VERSION }]);
     // A newer build adds a migration and records its version.
     await writeFile(join(dir, "0003_third.sql"), "create table third (id int primary key);");
-    expect(await runMigrations(db.sql, await readMigrations(dir), "9.4.0")).toEqual(["0003_third.sql"]);
+    expect(await runMigrations(db.sql, await readMigrations(dir), { version: "9.4.0" })).toEqual([
+      "0003_third.sql",
+    ]);
     // The older build (without 0003, at PRODUCT_VERSION) meets it: it refuses, naming both.
     await rm(join(dir, "0003_third.sql"));
     const older = await readMigrations(dir);
@@ -81,7 +84,7 @@ describe("the migration runner", () => {
     });
     // The same or a newer build is welcome, and records the newer version.
     await expect(refuseNewerDatabase(db.sql, older, "9.4.0")).resolves.toBeUndefined();
-    await runMigrations(db.sql, older, "10.0.0");
+    await runMigrations(db.sql, older, { version: "10.0.0" });
     expect(await db.sql`select version from cv_meta.product`).toEqual([{ version: "10.0.0" }]);
   });
 
@@ -91,14 +94,18 @@ describe("the migration runner", () => {
     await db.sql`drop table cv_meta.product`;
     await db.sql`insert into cv_meta.schema_migrations (name, checksum) values ('0009_later.sql', 'x')`;
     await expect(refuseNewerDatabase(db.sql, await readMigrations(dir))).rejects.toMatchObject({
-      message: expect.stringMatching(/by a newer CentroVision \(it has 0009_later\.sql.*install the newer version/),
+      message: expect.stringMatching(
+        /by a newer CentroVision \(it has 0009_later\.sql.*install the newer version/,
+      ),
     });
   });
 
   it("orders versions by number, not as text, and ignores a pre-release suffix", async () => {
     const migrations = await readMigrations(dir);
-    await runMigrations(db.sql, migrations, "0.10.0");
-    await expect(refuseNewerDatabase(db.sql, migrations, "0.9.9")).rejects.toMatchObject({ code: "conflict" });
+    await runMigrations(db.sql, migrations, { version: "0.10.0" });
+    await expect(refuseNewerDatabase(db.sql, migrations, "0.9.9")).rejects.toMatchObject({
+      code: "conflict",
+    });
     await expect(refuseNewerDatabase(db.sql, migrations, "0.10.0-beta.1")).resolves.toBeUndefined();
     await expect(refuseNewerDatabase(db.sql, migrations, "1.0.0")).resolves.toBeUndefined();
     await expect(refuseNewerDatabase(db.sql, migrations, "latest")).rejects.toThrow(

@@ -141,7 +141,8 @@ const VERSION = /^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/;
 function compareVersions(a: string, b: string): number {
   const parse = (version: string) => {
     const match = VERSION.exec(version);
-    if (!match) throw new CvError("invalid_input", `[core] ${JSON.stringify(version)} is not a version (x.y.z)`);
+    if (!match)
+      throw new CvError("invalid_input", `[core] ${JSON.stringify(version)} is not a version (x.y.z)`);
     return match.slice(1, 4).map(Number) as [number, number, number];
   };
   const [x, y] = [parse(a), parse(b)];
@@ -173,7 +174,9 @@ export async function refuseNewerDatabase(
         .map((row) => row.name)
         .filter((name) => MIGRATION_FILE.test(name) && !known.has(name))
     : [];
-  const [recorded] = tables?.product ? await sql<{ version: string }[]>`select version from cv_meta.product` : [];
+  const [recorded] = tables?.product
+    ? await sql<{ version: string }[]>`select version from cv_meta.product`
+    : [];
   const newer = recorded !== undefined && compareVersions(recorded.version, version) > 0;
   if (unknown.length === 0 && !newer) return;
   const by = newer ? `CentroVision ${recorded?.version}` : "a newer CentroVision";
@@ -191,6 +194,13 @@ function changed(name: string): CvError {
   );
 }
 
+export interface RunMigrationsOptions {
+  /** The product version recorded as having migrated the database; default `PRODUCT_VERSION`. */
+  readonly version?: string;
+  /** Called with each migration's name once it is committed, before the next one starts. */
+  readonly onApplied?: (name: string) => void;
+}
+
 /**
  * Applies the migrations `sql` has not had yet, in order, each in its own transaction under an
  * advisory lock (two runners at once are safe), and returns the names applied: [] when current.
@@ -203,8 +213,9 @@ function changed(name: string): CvError {
 export async function runMigrations(
   sql: postgres.Sql,
   migrations: readonly Migration[],
-  version: string = PRODUCT_VERSION,
+  options: RunMigrationsOptions = {},
 ): Promise<string[]> {
+  const { version = PRODUCT_VERSION, onApplied } = options;
   const lock = (tx: postgres.TransactionSql) =>
     tx`select pg_advisory_xact_lock(hashtext('cv_schema_migrations'))`;
   await sql.begin(async (tx) => {
@@ -226,6 +237,7 @@ export async function runMigrations(
       await tx.unsafe(recordMigrationSql(migration));
       applied.push(migration.name);
     });
+    if (applied.at(-1) === migration.name) onApplied?.(migration.name);
   }
   await sql.begin(async (tx) => {
     await lock(tx);
