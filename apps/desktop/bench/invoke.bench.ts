@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { ConnectionMode } from "@centrovision/core";
+import { reportFigure } from "@centrovision/testkit";
 import { DEMO_ROUTER, type Demo, startDemo, waitUntil } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
 
@@ -64,9 +65,13 @@ try {
   await direct();
   const http = await viaHttp();
   const router = await direct();
-  console.log(
-    `agenda reads (cloud tier, ${ROUNDS} each): invoke ${(http / ROUNDS).toFixed(1)} ms, router direct ${(router / ROUNDS).toFixed(1)} ms, ratio ${(http / router).toFixed(2)}`,
-  );
+  reportFigure({
+    figure: `agenda read via invoke (cloud tier, ${ROUNDS} reads)`,
+    unit: "ms",
+    measured: http / ROUNDS,
+    reference: { label: "the router directly", value: router / ROUNDS },
+    ratio: http / router,
+  });
 
   const bound =
     (DEMO_ROUTER.probeIntervalMs ?? 0) +
@@ -82,12 +87,20 @@ try {
     },
     "supabase",
   );
-  console.log(
-    `internet cut → Servidor local: ${cut.toFixed(0)} ms (blackhole bound ${bound} ms, ratio ${(cut / bound).toFixed(2)})`,
-  );
-  console.log(
-    `clinic server stopped → Sin conexión: ${stopped.toFixed(0)} ms (refused, ratio to the same bound ${(stopped / bound).toFixed(2)})`,
-  );
+  reportFigure({
+    figure: "internet cut → Servidor local",
+    unit: "ms",
+    measured: cut,
+    reference: { label: "the router's blackhole bound", value: bound },
+    ratio: cut / bound,
+  });
+  reportFigure({
+    figure: "clinic server stopped (refused) → Sin conexión",
+    unit: "ms",
+    measured: stopped,
+    reference: { label: "the same bound", value: bound },
+    ratio: stopped / bound,
+  });
   console.log(
     `both restored → Conectado a la nube: ${back.toFixed(0)} ms (rise ${DEMO_ROUTER.rise} probes + hold-down ${DEMO_ROUTER.holdDownMs} ms + drain)`,
   );

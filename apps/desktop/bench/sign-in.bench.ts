@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import type { CvError } from "@centrovision/core";
+import { reportFigure } from "@centrovision/testkit";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import WebSocket from "ws";
@@ -261,25 +262,27 @@ try {
     console.log(`${name.padEnd(48)}${fixed(s.median)} ${fixed(s.p95)}`);
   }
   const rows: [string, Samples, string, Samples][] = [
-    ["online: signIn resolves", online, "password grant", grant],
-    ["online: clinic session held", clinicHeld, "password grant", grant],
-    ["online: clinic verifier enrolled", clinicEnrolled, "password grant", grant],
-    ["clinic (internet refused)", atClinic, "bcrypt", bcrypt],
-    ["device (internet and LAN refused)", onDevice, "scrypt", scryptFloor],
+    ["online: signIn resolves", online, "a bare password grant", grant],
+    ["online: clinic session held", clinicHeld, "a bare password grant", grant],
+    ["online: clinic verifier enrolled", clinicEnrolled, "a bare password grant", grant],
+    ["clinic (internet refused)", atClinic, "bcrypt cost 10 there", bcrypt],
+    ["device (internet and LAN refused)", onDevice, "scrypt of the verifier", scryptFloor],
   ];
-  console.log(
-    `${"sign-in".padEnd(35)}${"median".padStart(7)} ${"p95".padStart(7)}  ${"floor".padEnd(15)}${"ratio".padStart(6)} ${"above".padStart(7)}`,
-  );
   for (const [name, samples, floorName, floor] of rows) {
     const s = stats(samples);
     const f = stats(floor);
+    reportFigure({
+      figure: `${name}, median`,
+      unit: "ms",
+      measured: s.median,
+      reference: { label: floorName, value: f.median },
+      ratio: s.median / f.median,
+    });
     console.log(
-      `${name.padEnd(35)}${fixed(s.median)} ${fixed(s.p95)}  ${floorName.padEnd(15)}${(s.median / f.median).toFixed(2).padStart(6)} ${fixed(s.median - f.median)}`,
+      `  p95 ${s.p95.toFixed(1)} ms; median ${(s.median - f.median).toFixed(1)} ms above the floor`,
     );
   }
-  console.log(
-    `ratio: median / floor median; above: the difference. auth-js printed ${muted} failed fetches while the internet was refused (muted here).`,
-  );
+  console.log(`auth-js printed ${muted} failed fetches while the internet was refused (muted here).`);
 } finally {
   console.error = loud;
   await held?.end({ timeout: 1 });

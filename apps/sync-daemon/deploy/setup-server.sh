@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Turns an Ubuntu mini PC into the clinic's failover server: PostgreSQL with least-privilege
-# scram-sha-256 logins reachable only from the clinic subnet and only over TLS (a clinic CA and a
-# server certificate are made when none is given: make-clinic-tls.sh), a nightly pg_dump with
-# rotation and a restore check, the sync daemon as a hardened systemd service, and a config for the
-# PCs that pins the clinic's CA (verify-full).
+# Turns a Debian or Ubuntu mini PC into the clinic's failover server: PostgreSQL with
+# least-privilege scram-sha-256 logins reachable only from the clinic subnet and only over TLS (a
+# clinic CA and a server certificate are made when none is given: make-clinic-tls.sh), the host
+# firewall letting only that subnet reach PostgreSQL's port (postgresql-firewall.sh), a nightly
+# pg_dump with rotation and a restore check, the sync daemon as a hardened systemd service, and a
+# config for the PCs that pins the clinic's CA (verify-full).
+#
+# The daemon is the centrovision-sync Debian package's (/usr/bin/centrovision-sync, its unit in
+# /lib/systemd/system), which installs this script as centrovision-setup-server; --from-checkout
+# runs it from a checkout of the repository instead (development).
 #
 # Idempotent: run it again after changing an option. It never overwrites an existing config or
 # secret. --dry-run prints every step and changes nothing. Without systemd (a container), PostgreSQL
@@ -11,7 +16,7 @@
 # or printed: they live in files under /etc/centrovision/secrets, and the logins' passwords reach
 # PostgreSQL as SCRAM-SHA-256 verifiers on psql's stdin (set-role-password.sh).
 #
-#   sudo ./setup-server.sh --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
+#   sudo centrovision-setup-server --subnet 192.168.1.0/24 --supabase-url https://<ref>.supabase.co \
 #        --anon-key-file /root/anon_key --clinic-name "Clínica Roma" --branch "Roma Norte" \
 #        --service-role-key-file /root/service_role_key [--pc-branch-id UUID] \
 #        [--cert server.crt --key server.key --ca ca.pem]
@@ -20,8 +25,10 @@
 # credential in the cloud), and never copied to this server.
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Through the package's /usr/sbin/centrovision-setup-server link: the scripts it runs are beside the target.
+SCRIPT_DIR=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../../.." && pwd)
+PACKAGE_BIN=/usr/bin/centrovision-sync
 
 DRY_RUN=0
 SUBNET=""
@@ -40,8 +47,9 @@ ROOT=""
 FROM_CHECKOUT=0
 NODE_NAME="clinic-server"
 BRANCH_ARGS=()
-PG_VERSION="16"
+PG_VERSION=""
 KEEP_DAYS="14"
+FIREWALL="auto"
 SERVER_ADDRESS=""
 SERVICE_USER="centrovision-sync"
 DAEMON_LOGIN="cv_sync_daemon"
@@ -50,7 +58,7 @@ ADMIN_LOGIN="centrovision_admin"
 
 usage() {
   cat <<USAGE
-Usage: setup-server.sh --subnet CIDR --supabase-url URL [options]
+Usage: ${0##*/} --subnet CIDR --supabase-url URL [options]
 
 Required:
   --subnet CIDR                 clinic LAN allowed to reach PostgreSQL, e.g. 192.168.1.0/24
@@ -74,14 +82,21 @@ Options:
                                 (default: first IP of this host; give it a fixed address)
   --db NAME                     database name (default $DB_NAME)
   --node-name NAME              this node's name in sync (default $NODE_NAME)
-  --pg-version N                PostgreSQL major version (default $PG_VERSION)
+  --pg-version N                PostgreSQL major version (default: the newest installed, as the
+                                package's dependency on postgresql installs it; else 16), installed
+                                with apt-get when missing
   --cluster NAME --port N       the PostgreSQL cluster (default $CLUSTER on $PORT), created when missing
   --keep-days N                 days of nightly backups kept (default $KEEP_DAYS)
-  --from-checkout               run the daemon from this checkout (after its \`npm install\`) instead of
-                                copying it to /opt/centrovision and running \`npm ci\` there
+  --firewall auto|ufw|firewalld|nftables|none
+                                the host firewall that lets only --subnet reach PostgreSQL's port
+                                (default auto: an active ufw, else a running firewalld, else nftables
+                                when nft is installed, else none; postgresql-firewall.sh)
+  --from-checkout               run the daemon from the checkout this script is in (after its
+                                \`npm install\`) instead of the centrovision-sync package's
   --root DIR                    write every file of this script under DIR instead of / (a staging
                                 tree or a test), except PostgreSQL's own in /etc/postgresql; the
-                                systemd units are written there and not enabled
+                                systemd units are written there and not enabled, and the host
+                                firewall is left alone
   --dry-run                     print what would be done, change nothing
   -h, --help                    this help
 USAGE
@@ -114,17 +129,31 @@ while [[ $# -gt 0 ]]; do
     --root) ROOT=${2:-}; shift 2 ;;
     --from-checkout) FROM_CHECKOUT=1; shift ;;
     --keep-days) KEEP_DAYS=${2:-}; shift 2 ;;
+    --firewall) FIREWALL=${2:-}; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
 done
-INSTALL_DIR="$ROOT/opt/centrovision"
 CONFIG_DIR="$ROOT/etc/centrovision"
 BACKUP_DIR="$ROOT/var/backups/centrovision"
-BIN="$ROOT/usr/local/bin/centrovision-sync"
+# The daemon: the package's, or a link to the checkout's bin (--from-checkout).
+BIN=$PACKAGE_BIN
+README=/usr/share/doc/centrovision-sync/README.md
+if [[ $FROM_CHECKOUT -eq 1 ]]; then
+  BIN="$ROOT/usr/local/bin/centrovision-sync"
+  README="$REPO_DIR/apps/sync-daemon/README.md"
+fi
 BACKUP_BIN="$ROOT/usr/local/sbin/centrovision-backup"
 UNIT_DIR="$ROOT/etc/systemd/system"
+
+# Without --pg-version: the newest PostgreSQL installed (the package's dependency pulled it in), else 16.
+if [[ -z $PG_VERSION ]]; then
+  PG_VERSION=16
+  for server in /usr/lib/postgresql/*/bin/postgres; do
+    if [[ -x $server ]]; then PG_VERSION=$(basename "$(dirname "$(dirname "$server")")"); fi
+  done
+fi
 
 # --- validate every option before touching anything ------------------------------------------
 problems=()
@@ -140,9 +169,17 @@ problems=()
 [[ $CLUSTER =~ ^[a-z0-9][a-z0-9_-]{0,30}$ ]] || problems+=("--cluster must be a-z, 0-9, - and _, such as main")
 [[ $PORT =~ ^[1-9][0-9]{0,4}$ && $PORT -le 65535 ]] || problems+=("--port must be a TCP port such as 5432")
 [[ -z $ROOT || $ROOT == /* ]] || problems+=("--root must be an absolute path")
-if [[ $FROM_CHECKOUT -eq 1 && ! -d $REPO_DIR/node_modules ]]; then
-  problems+=("--from-checkout: $REPO_DIR has no node_modules (run npm install there first)")
+if [[ $FROM_CHECKOUT -eq 1 ]]; then
+  if [[ ! -f $REPO_DIR/apps/sync-daemon/package.json ]]; then
+    problems+=("--from-checkout: $SCRIPT_DIR is not in a checkout of the repository (it is the package's): leave the option out")
+  elif [[ ! -d $REPO_DIR/node_modules ]]; then
+    problems+=("--from-checkout: $REPO_DIR has no node_modules (run npm install there first)")
+  fi
+elif [[ $DRY_RUN -eq 0 && ! -x $PACKAGE_BIN ]]; then
+  problems+=("the centrovision-sync package is not installed ($PACKAGE_BIN is missing): apt-get install ./centrovision-sync_<version>_<arch>.deb (npm run package -w centrovision-sync builds it), or add --from-checkout to run the daemon from this checkout")
 fi
+[[ $FIREWALL =~ ^(auto|ufw|firewalld|nftables|none)$ ]] ||
+  problems+=("--firewall must be auto, ufw, firewalld, nftables or none")
 [[ $KEEP_DAYS =~ ^[0-9]+$ && $KEEP_DAYS -ge 1 ]] || problems+=("--keep-days must be a positive number")
 if [[ -z $SERVER_ADDRESS ]]; then
   SERVER_ADDRESS=$(hostname -I 2>/dev/null | awk '{print $1}')
@@ -294,7 +331,9 @@ if command -v "/usr/lib/postgresql/$PG_VERSION/bin/postgres" >/dev/null 2>&1; th
   echo "PostgreSQL $PG_VERSION is installed"
 else
   run apt-get update
-  run env DEBIAN_FRONTEND=noninteractive apt-get install -y "postgresql-$PG_VERSION" postgresql-client-common
+  # Waits for another apt or dpkg (unattended-upgrades) instead of failing at once.
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 \
+    "postgresql-$PG_VERSION" postgresql-client-common
 fi
 if [[ -d $PG_ETC ]]; then
   echo "cluster $PG_VERSION/$CLUSTER exists"
@@ -356,6 +395,16 @@ else
   pg_service restart
 fi
 
+# --- 1b. The host firewall: PostgreSQL's port from the clinic subnet only ------------------------
+step "Firewall"
+if [[ -n $ROOT ]]; then
+  echo "--root: the host firewall is left alone (it is this machine's, not the tree's); on the server: $SCRIPT_DIR/postgresql-firewall.sh --firewall $FIREWALL $SUBNET $PORT"
+else
+  dry_run_flag=()
+  [[ $DRY_RUN -eq 0 ]] || dry_run_flag=(--dry-run)
+  "$SCRIPT_DIR/postgresql-firewall.sh" "${dry_run_flag[@]}" --firewall "$FIREWALL" "$SUBNET" "$PORT"
+fi
+
 # --- 2. Secrets, database and the admin login used by `init` ---------------------------------
 step "Database $DB_NAME and logins"
 run install -d -m 0700 -o root -g root "$CONFIG_DIR/secrets"
@@ -379,15 +428,14 @@ if ! id "$SERVICE_USER" >/dev/null 2>&1; then
   run useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
 fi
 if [[ $FROM_CHECKOUT -eq 1 ]]; then
-  INSTALL_DIR=$REPO_DIR
-  echo "the daemon runs from this checkout: $INSTALL_DIR"
+  echo "the daemon runs from this checkout: $REPO_DIR"
+  run install -d -m 0755 "$(dirname "$BIN")"
+  run ln -sf "$REPO_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" "$BIN"
+elif [[ -x $BIN ]]; then
+  echo "the daemon is the centrovision-sync package's: $BIN ($(dpkg-query -W -f '${Version}' centrovision-sync 2>/dev/null || echo 'version unknown'))"
 else
-  run mkdir -p "$INSTALL_DIR"
-  run cp -a "$REPO_DIR/." "$INSTALL_DIR/"
-  run bash -c "cd '$INSTALL_DIR' && npm ci --omit=dev --ignore-scripts"
+  echo "would use $BIN, the centrovision-sync package's (not installed here)"
 fi
-run install -d -m 0755 "$(dirname "$BIN")"
-run ln -sf "$INSTALL_DIR/apps/sync-daemon/bin/centrovision-sync.mjs" "$BIN"
 run chgrp "$SERVICE_USER" "$CONFIG_DIR" "$CONFIG_DIR/secrets"
 run chmod 0750 "$CONFIG_DIR/secrets"
 # The daemon's group reads its own secrets; the admin password stays root's (init runs as root).
@@ -398,7 +446,7 @@ for secret in db_password node_password; do
   fi
 done
 write_new "$CONFIG_DIR/sync.toml" 0640 "root:$SERVICE_USER" show <<TOML
-# CentroVision clinic sync daemon. Reference: $INSTALL_DIR/apps/sync-daemon/README.md
+# CentroVision clinic sync daemon. Reference: $README
 [node]
 name = "$NODE_NAME"
 
@@ -437,12 +485,21 @@ psql_admin -d "$DB_NAME" -v login="$PC_LOGIN" <<'SQL'
 select format('create role %I login in role centrovision_app', :'login') where not exists (select from pg_roles where rolname = :'login') \gexec
 SQL
 run "$SCRIPT_DIR/set-role-password.sh" "$PC_LOGIN" "$CONFIG_DIR/secrets/pc_password"
-run install -D -m 0644 "$SCRIPT_DIR/centrovision-sync.service" "$UNIT_DIR/centrovision-sync.service"
+if [[ $FROM_CHECKOUT -eq 1 ]]; then
+  # The package's unit, started on this checkout's bin.
+  run install -d -m 0755 "$UNIT_DIR"
+  sed -e "s|^ExecStart=$PACKAGE_BIN |ExecStart=$BIN |" -e "s|^Documentation=.*|Documentation=file://$README|" \
+    "$SCRIPT_DIR/centrovision-sync.service" |
+    write_managed "$UNIT_DIR/centrovision-sync.service" 0644
+  unit_is="written to $UNIT_DIR"
+else
+  unit_is="the package's, in /lib/systemd/system"
+fi
 if [[ $SYSTEMD -eq 1 ]]; then
   run systemctl daemon-reload
   run systemctl enable --now centrovision-sync
 else
-  echo "no systemd here (or --root): centrovision-sync.service is written, not enabled; run the daemon with: $BIN --config $CONFIG_DIR/sync.toml run"
+  echo "no systemd here (or --root): centrovision-sync.service ($unit_is) is not enabled; run the daemon with: $BIN --config $CONFIG_DIR/sync.toml run"
 fi
 
 # --- 4. Nightly backup with rotation and a restore check --------------------------------------

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CvError } from "@centrovision/core";
 import {
@@ -8,12 +9,18 @@ import {
 } from "@centrovision/core/migrations";
 import type postgres from "postgres";
 
+/** Where the Debian package puts `sql/`: beside the bundle's folder (/usr/lib/centrovision-sync/{lib,sql}). */
+const PACKAGED_MIGRATIONS_DIR = new URL("../sql/", import.meta.url);
+
 /**
- * The repository's `sql/` folder, shipped with the daemon. core's runner keeps the bookkeeping
+ * The `sql/` folder shipped with the daemon: the package's when this runs from the package, else
+ * the repository's (three folders above src/ or dist/). core's runner keeps the bookkeeping
  * (`cv_meta.schema_migrations`, sha-256 of each file) the test kit and the demo use too, so a database
  * migrated by any of them is current for all.
  */
-export const SHIPPED_MIGRATIONS_DIR = fileURLToPath(new URL("../../../sql/", import.meta.url));
+export const SHIPPED_MIGRATIONS_DIR = fileURLToPath(
+  existsSync(PACKAGED_MIGRATIONS_DIR) ? PACKAGED_MIGRATIONS_DIR : new URL("../../../sql/", import.meta.url),
+);
 
 /**
  * Reads `dir`'s migrations (numbered, then the repeatable `functions/` files); no numbered one is

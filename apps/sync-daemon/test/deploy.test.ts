@@ -24,8 +24,8 @@ import { scramVerifier } from "../src/init.js";
 
 // What runs for real here: make-clinic-tls.sh (certificates checked, then served by a real
 // PostgreSQL under the pg_hba.conf setup-server.sh writes) and set-role-password.sh (against the
-// test PostgreSQL). setup-server.sh as a whole (apt-get postgresql, systemd, npm ci into /opt,
-// useradd, node create) is still exercised only with --dry-run: no test runs it on a machine.
+// test PostgreSQL). setup-server.sh runs here with --dry-run; for real, from the installed Debian
+// package, in package.test.ts, and its firewall step in setup-server-firewall.test.ts.
 const deploy = (file: string) => fileURLToPath(new URL(`../deploy/${file}`, import.meta.url));
 const SCRIPT = deploy("setup-server.sh");
 const SET_ROLE_PASSWORD = deploy("set-role-password.sh");
@@ -61,10 +61,14 @@ function shellcheck(): string | undefined {
   const found = spawnSync("sh", ["-c", "command -v shellcheck"], { encoding: "utf8" }).stdout.trim();
   if (found) return found;
   if (process.getuid?.() !== 0) return undefined;
-  const install = spawnSync("apt-get", ["install", "-y", "-q", "shellcheck"], {
-    encoding: "utf8",
-    timeout: 120_000,
-  });
+  const install = spawnSync(
+    "apt-get",
+    ["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "shellcheck"],
+    {
+      encoding: "utf8",
+      timeout: 120_000,
+    },
+  );
   return install.status === 0 ? "shellcheck" : undefined;
 }
 
@@ -90,7 +94,14 @@ describe("setup-server.sh", () => {
     () => {
       const result = spawnSync(
         checker ?? "shellcheck",
-        ["--severity=style", SCRIPT, SET_ROLE_PASSWORD, MAKE_TLS],
+        [
+          "--severity=style",
+          SCRIPT,
+          SET_ROLE_PASSWORD,
+          MAKE_TLS,
+          deploy("postgresql-firewall.sh"),
+          ...["postinst", "prerm", "postrm", "centrovision-sync"].map((file) => deploy(`debian/${file}`)),
+        ],
         {
           encoding: "utf8",
         },
@@ -106,7 +117,6 @@ describe("setup-server.sh", () => {
   }
 
   it("--dry-run prints every step and changes nothing", () => {
-    const before = existsSync("/etc/centrovision");
     const result = setup(
       "--dry-run",
       "--subnet",
@@ -115,6 +125,9 @@ describe("setup-server.sh", () => {
       "192.168.10.5",
       "--supabase-url",
       "https://abc.supabase.co",
+      // Without it, the PostgreSQL installed on the machine running the tests.
+      "--pg-version",
+      "16",
       ...CLOUD,
     );
     expect(result.status, result.stderr).toBe(0);
@@ -128,7 +141,7 @@ describe("setup-server.sh", () => {
       "--admin-url postgres://centrovision_admin@127.0.0.1:5432/centrovision",
       systemd
         ? "would run: systemctl enable --now centrovision-sync"
-        : `no systemd here (or --root): centrovision-sync.service is written, not enabled; run the daemon with: /usr/local/bin/centrovision-sync --config /etc/centrovision/sync.toml run`,
+        : "no systemd here (or --root): centrovision-sync.service (the package's, in /lib/systemd/system) is not enabled; run the daemon with: /usr/bin/centrovision-sync --config /etc/centrovision/sync.toml run",
       "would run: pg_createcluster 16 main --port 5432",
       "would restart PostgreSQL if it does not yet listen on every address at port 5432, else reload it",
       "pg_dump --format=custom",
@@ -203,12 +216,12 @@ describe("setup-server.sh", () => {
     }
     expect(client).not.toMatch(/sslmode|anon_key_file|^password\s*=/m);
 
-    expect(out).not.toMatch(/^\+ /m);
+    // Every change goes through `run` (which prints "+ ") or a write (which prints "wrote ").
+    expect(out).not.toMatch(/^(\+ |wrote )/m);
     // No command carries a password, a key or a psql variable holding one: files are named instead.
     for (const line of out.split("\n").filter((l) => l.startsWith("would run:"))) {
       expect(line).not.toMatch(/ -v pw=|password '|PGPASSWORD|:\/\/[^@/\s]*:[^@/\s]*@/);
     }
-    expect(existsSync("/etc/centrovision")).toBe(before);
   });
 
   it("--cert/--key/--ca: that certificate is served and its CA given to the PCs; no clinic CA is made", () => {
@@ -223,6 +236,8 @@ describe("setup-server.sh", () => {
           "10.0.0.0/16",
           "--supabase-url",
           "https://abc.supabase.co",
+          "--pg-version",
+          "16",
           ...extra,
           ...CLOUD,
         );
@@ -360,9 +375,9 @@ describe("centrovision-sync.service", () => {
     }
   });
 
-  it("starts the bin the setup script installs", () => {
+  it("starts the bin the Debian package installs", () => {
     expect(unit).toMatch(
-      /^ExecStart=\/usr\/local\/bin\/centrovision-sync --config \/etc\/centrovision\/sync\.toml run$/m,
+      /^ExecStart=\/usr\/bin\/centrovision-sync --config \/etc\/centrovision\/sync\.toml run$/m,
     );
     expect(execFileSync("bash", ["-n", SCRIPT]).toString()).toBe("");
   });

@@ -69,14 +69,14 @@ try {
       `(${new Date().toISOString()})\n`,
   );
   report(
-    "update: one patient",
+    "update: one patient, audit trail on",
+    "audit trail off",
     await compare(
       () => update(audited),
       () => update(plain),
       ROUNDS,
     ),
     TARGET,
-    42,
   );
 
   const [before] = await audited.owner<{ n: number; bytes: number }[]>`

@@ -60,14 +60,15 @@ try {
     candidateP95: p95(refused),
     baselineP95: p95(connected),
   };
-  report("refused vs a first call that connects", firstCalls);
+  report("refused: a new source's first call", "a first call that connects", firstCalls);
   const share = (100 * firstCalls.candidateP95) / CONNECT_TIMEOUT_MS;
   console.log(`  refused p95 is ${share.toFixed(1)} % of connectTimeoutMs (${CONNECT_TIMEOUT_MS} ms)`);
 
   const timer = () => new Promise((resolve) => setTimeout(resolve, DEADLINE_MS));
   const held = open(blackholed);
   report(
-    "call deadline vs a timer",
+    `call deadline of ${DEADLINE_MS} ms, blackholed`,
+    "a timer",
     await compare(
       () => failsWith(held.table("branches").get(branch.id, { timeoutMs: DEADLINE_MS }), "timeout"),
       timer,
@@ -76,7 +77,8 @@ try {
     ),
   );
   report(
-    "probe deadline vs a timer",
+    `probe deadline of ${DEADLINE_MS} ms, blackholed`,
+    "a timer",
     await compare(() => failsWith(held.probe({ timeoutMs: DEADLINE_MS }), "timeout"), timer, DEADLINES, 2),
   );
   await blackholed.pass();

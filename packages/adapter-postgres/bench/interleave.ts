@@ -1,5 +1,7 @@
 /** Shared by the adapter's benches: interleaved timing of two ways of doing the same call. */
 
+import { reportFigure } from "@centrovision/testkit";
+
 export type Op = () => Promise<unknown>;
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -45,13 +47,18 @@ export async function compare(
   };
 }
 
-/** One line: both medians and p95s, the ratio, and the verdict against `target` (none: for comparison). */
-export function report(label: string, result: Comparison, target?: number, width = 44): void {
-  const ratio = result.candidate / result.baseline;
-  const verdict =
-    target === undefined ? "(for comparison)" : ratio <= target ? `ok (≤ ${target}×)` : `OVER ${target}×`;
-  console.log(
-    `${label.padEnd(width)} ${us(result.candidate)} vs ${us(result.baseline)}  ` +
-      `p95 ${us(result.candidateP95)} vs ${us(result.baselineP95)}  ${ratio.toFixed(2)}×  ${verdict}`,
-  );
+/**
+ * Reports the candidate's median against the baseline's (named `reference`), with their ratio and
+ * its goal `atMost` if any, then prints both p95s.
+ */
+export function report(figure: string, reference: string, result: Comparison, atMost?: number): void {
+  reportFigure({
+    figure,
+    unit: "µs",
+    measured: result.candidate * 1000,
+    reference: { label: reference, value: result.baseline * 1000 },
+    ratio: result.candidate / result.baseline,
+    ...(atMost !== undefined && { goal: { of: "ratio", atMost } }),
+  });
+  console.log(`  p95 ${us(result.candidateP95).trim()} vs ${us(result.baselineP95).trim()}`);
 }

@@ -63,13 +63,13 @@ try {
     () => raw`select ${raw(columns)} from patients where id = ${nextId()}`,
     ROUNDS,
   );
-  report("get: one patient by id", get, TARGET);
+  report("get: one patient by id", "raw postgres", get, TARGET);
   const list = await compare(
     () => source.table("patients").list(page),
     () => raw`select ${raw(columns)} from patients order by last_name collate "C", id limit 100`,
     ROUNDS,
   );
-  report("list: 100 patients by surname", list, TARGET);
+  report("list: 100 patients by surname", "raw postgres", list, TARGET);
   const upsert = await compare(
     () => source.table("patients").upsert(card()),
     () => raw`
@@ -79,11 +79,12 @@ try {
       returning ${raw(columns)}`,
     ROUNDS,
   );
-  report("upsert: overwrite a patient's card", upsert, TARGET);
+  report("upsert: overwrite a patient's card", "raw postgres", upsert, TARGET);
 
   console.log("\nalternatives not taken, vs the same raw query");
   report(
     "get via stock kysely-postgres-js (unprepared)",
+    "raw postgres",
     await compare(
       () => stockKysely.selectFrom("patients").select(columns).where("id", "=", nextId()).execute(),
       () => raw`select ${raw(columns)} from patients where id = ${nextId()}`,
@@ -95,6 +96,7 @@ try {
   const timestamps = columns.filter((column) => tables.patients.columnTypes[column] === "timestamptz");
   report(
     "list via to_jsonb + timestamp rewrite",
+    "raw postgres",
     await compare(
       async () => {
         const found = await raw<{ row: Record<string, unknown> }[]>`

@@ -13,7 +13,7 @@
  *
  *   npm run bench -w @centrovision/adapter-postgres        CV_BENCH_ROUNDS=5000 for more samples
  */
-import { applyMigrations, clinicSession, startPostgres } from "@centrovision/testkit";
+import { applyMigrations, clinicSession, reportFigure, startPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
 import { createPostgresSource } from "../src/index.js";
 import { compare, median, report, us } from "./interleave.js";
@@ -126,34 +126,34 @@ try {
       `(${new Date().toISOString()})\n`,
   );
   report(
-    "get: one patient by id",
+    "get: one patient by id, as a person",
+    "the tables' owner",
     await compare(
       () => asPerson.table("patients").get(nextPatient()),
       () => asOwner.table("patients").get(nextPatient()),
       ROUNDS,
     ),
     TARGET,
-    42,
   );
   report(
-    "list: a page of 50 patients of a branch",
+    "list: a page of 50 patients of a branch, as a person",
+    "the tables' owner",
     await compare(
       () => asPerson.table("patients").list(page()),
       () => asOwner.table("patients").list(page()),
       ROUNDS,
     ),
     TARGET,
-    42,
   );
   report(
-    "list: a branch's appointments of one day",
+    "list: a branch's appointments of one day, as a person",
+    "the tables' owner",
     await compare(
       () => asPerson.table("appointments").list(day()),
       () => asOwner.table("appointments").list(day()),
       ROUNDS,
     ),
     TARGET,
-    42,
   );
   await Promise.all([asOwner.close(), asPerson.close()]);
 
@@ -168,13 +168,16 @@ try {
   const nothing = await executionMicros(person, "select 1");
   const branches = (await executionMicros(person, "select public.cv_user_branch_ids()")) - nothing;
   const claims = (await executionMicros(person, "select cv_auth.claims()")) - nothing;
-  const added = personGet - ownerGet;
   console.log("\ninside the server (median execution time of one statement, EXPLAIN ANALYZE, timing off)");
   console.log(`${"cv_user_branch_ids(): the person's branches".padEnd(42)} ${us(branches / 1000)}`);
   console.log(`${"cv_auth.claims(): the person's claims".padEnd(42)} ${us(claims / 1000)}`);
-  console.log(
-    `${"get by id: owner → person".padEnd(42)} ${us(ownerGet / 1000)} → ${us(personGet / 1000)}  (+${added.toFixed(0)} µs)`,
-  );
+  reportFigure({
+    figure: "get by id inside the server, as a person",
+    unit: "µs",
+    measured: personGet,
+    reference: { label: "the tables' owner", value: ownerGet },
+    ratio: personGet / ownerGet,
+  });
 
   console.log("\nfull verifications per read once the session is remembered (track_functions)");
   const reads: [string, string][] = [

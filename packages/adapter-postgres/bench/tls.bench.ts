@@ -35,7 +35,8 @@ try {
     `TLS (verify-full) vs plain to the same PostgreSQL, median of ${ROUNDS} interleaved calls (${new Date().toISOString()})\n`,
   );
   report(
-    "get: one patient by id",
+    "get: one patient by id, TLS",
+    "plain",
     await compare(
       () => encrypted.table("patients").get(id()),
       () => plain.table("patients").get(id()),
@@ -43,7 +44,8 @@ try {
     ),
   );
   report(
-    "list: a page of 50 patients",
+    "list: a page of 50 patients, TLS",
+    "plain",
     await compare(
       () => encrypted.table("patients").list({ where: { branch_id: branch.id }, limit: 50 }),
       () => plain.table("patients").list({ where: { branch_id: branch.id }, limit: 50 }),
@@ -51,7 +53,8 @@ try {
     ),
   );
   report(
-    "update: one patient's phone",
+    "update: one patient's phone, TLS",
+    "plain",
     await compare(
       () => encrypted.table("patients").update(id(), { phone: "+52 55 1234 5678" }),
       () => plain.table("patients").update(id(), { phone: "+52 55 8765 4321" }),
@@ -62,7 +65,8 @@ try {
 
   // A fresh connection each time: the probe of a new source (connect, handshake, `select 1`).
   report(
-    "connect: a new connection's first call",
+    "connect: a new connection's first call, TLS",
+    "plain",
     await compare(
       async () => {
         const source = open(true);

@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { reportFigure } from "@centrovision/testkit";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { createSqliteSource, type SqliteSource } from "../src/index.js";
 
@@ -101,20 +102,21 @@ async function main(): Promise<void> {
     const fsyncs = await rawFsync(dir, recordBytes);
     await source.close();
 
-    const line = (name: string, values: number[]) =>
-      `${name.padEnd(38)} p50 ${ms(percentile(values, 50)).padStart(9)}   p95 ${ms(percentile(values, 95)).padStart(9)}`;
-    const ratio = (p: number) => (percentile(writes, p) / percentile(fsyncs, p)).toFixed(2);
     console.log(
-      [
-        `SQLite durable write: ${(size / 2 ** 20).toFixed(1)} MiB encrypted database ` +
-          `(${patients} patients + ${patients} appointments, seeded in ${seedSeconds.toFixed(1)} s), ${SAMPLES} samples`,
-        line("durable insert (1 appointment)", writes),
-        line(`raw ${recordBytes}-byte append + fdatasync`, fsyncs),
-        `${"ratio durable write / raw fsync".padEnd(38)} p50 ${ratio(50).padStart(7)} ×   p95 ${ratio(95).padStart(7)} ×`,
-        `${"snapshot of the whole database".padEnd(38)} ${ms(snapshotMs)} (writes queue meanwhile)`,
-        `${"open (decrypt + load the snapshot)".padEnd(38)} ${ms(openMs)}`,
-      ].join("\n"),
+      `SQLite durable write: ${(size / 2 ** 20).toFixed(1)} MiB encrypted database ` +
+        `(${patients} patients + ${patients} appointments, seeded in ${seedSeconds.toFixed(1)} s), ${SAMPLES} samples`,
     );
+    for (const p of [50, 95]) {
+      reportFigure({
+        figure: `durable insert of 1 appointment, p${p}`,
+        unit: "ms",
+        measured: percentile(writes, p),
+        reference: { label: `raw ${recordBytes}-byte append + fdatasync`, value: percentile(fsyncs, p) },
+        ratio: percentile(writes, p) / percentile(fsyncs, p),
+      });
+    }
+    console.log(`${"snapshot of the whole database".padEnd(48)} ${ms(snapshotMs)} (writes queue meanwhile)`);
+    console.log(`${"open (decrypt + load the snapshot)".padEnd(48)} ${ms(openMs)}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,13 +1,14 @@
 /**
  * Adapter overhead vs raw supabase-js, on the same local Supabase, data and requests:
- * list (100 rows), get, upsert. Prints p50/p95 of each and the p50 ratio (target ≤ 1.2×).
+ * list (100 rows), get, upsert. Reports the p50 of each and their ratio (target ≤ 1.2×), and
+ * prints the p95s.
  * Calls alternate adapter/raw (order flipped every round) so drift in the machine's load hits both.
  *
  *   npm run bench                 (in packages/adapter-supabase)
  */
 import { randomUUID } from "node:crypto";
 import { tables } from "@centrovision/core";
-import { startLocalSupabase } from "@centrovision/testkit";
+import { reportFigure, startLocalSupabase } from "@centrovision/testkit";
 import { createFixtures } from "@centrovision/testkit/contract";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
 import WebSocket from "ws";
@@ -16,6 +17,7 @@ import { createSupabaseSource } from "../src/index.js";
 const ROUNDS = Number(process.argv[2] ?? 400);
 const WARMUP = 50;
 const ROWS = 100;
+const TARGET = 1.2;
 
 const stack = await startLocalSupabase({ log: () => {} });
 try {
@@ -39,7 +41,7 @@ try {
     if (error) throw new Error(`raw supabase-js failed: ${JSON.stringify(error)}`);
   };
   const ops: Record<string, [() => Promise<unknown>, () => Promise<unknown>]> = {
-    [`list ${ROWS} rows`]: [
+    [`list: ${ROWS} patients`]: [
       () => repo.list({ where: { branch_id: branch.id }, limit: ROWS }),
       async () =>
         raise(
@@ -54,12 +56,12 @@ try {
           ).error,
         ),
     ],
-    get: [
+    "get: one patient by id": [
       () => repo.get(target),
       async () =>
         raise((await raw.from("patients").select(columns).eq("id", target).maybeSingle().retry(false)).error),
     ],
-    upsert: [
+    "upsert: one patient": [
       () => repo.upsert(upserted),
       async () =>
         raise(
@@ -80,7 +82,6 @@ try {
   console.log(
     `adapter-supabase overhead — ${ROUNDS} rounds per operation after ${WARMUP} warm-up, local gateway, Node ${process.version}`,
   );
-  console.log("operation        adapter p50/p95 ms    raw p50/p95 ms    p50 ratio");
   for (const [name, [viaAdapter, viaRaw]] of Object.entries(ops)) {
     const times: [number[], number[]] = [[], []];
     for (let round = 0; round < WARMUP + ROUNDS; round++) {
@@ -92,12 +93,15 @@ try {
       }
     }
     const [a, r] = times.map((list) => list.sort((x, y) => x - y)) as [number[], number[]];
-    const ratio = percentile(a, 0.5) / percentile(r, 0.5);
-    const fmt = (list: number[]) =>
-      `${percentile(list, 0.5).toFixed(2)}/${percentile(list, 0.95).toFixed(2)}`.padEnd(18);
-    console.log(
-      `${name.padEnd(17)}${fmt(a)}    ${fmt(r)}${ratio.toFixed(2)}× ${ratio <= 1.2 ? "(≤ 1.2× ok)" : "(ABOVE 1.2× target)"}`,
-    );
+    reportFigure({
+      figure: name,
+      unit: "ms",
+      measured: percentile(a, 0.5),
+      reference: { label: "raw supabase-js", value: percentile(r, 0.5) },
+      ratio: percentile(a, 0.5) / percentile(r, 0.5),
+      goal: { of: "ratio", atMost: TARGET },
+    });
+    console.log(`  p95 ${percentile(a, 0.95).toFixed(2)} ms vs ${percentile(r, 0.95).toFixed(2)} ms`);
   }
   await adapter.close();
 } finally {

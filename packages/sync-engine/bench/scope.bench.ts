@@ -22,6 +22,7 @@ import { SYNCED_TABLES } from "@centrovision/core";
 import {
   applyMigrations,
   type LocalSupabase,
+  reportFigure,
   SUPABASE_SUPERUSER,
   startLocalSupabase,
   startPostgres,
@@ -208,6 +209,15 @@ try {
       `  ${r.clinic.name.padEnd(30)} ${r.rows.toLocaleString("en").padStart(9)} rows (${pct(r.rows, reference.rows).padStart(7)})   ${mb(r.bytes).padStart(8)} (${pct(r.bytes, reference.bytes).padStart(7)})   ${(r.ms / 1000).toFixed(1)} s`,
     );
   }
+  for (const r of initial.slice(1)) {
+    reportFigure({
+      figure: `initial sync pulled, ${r.clinic.name}`,
+      unit: "MB",
+      measured: r.bytes / 1_048_576,
+      reference: { label: reference.clinic.name, value: reference.bytes / 1_048_576 },
+      ratio: r.bytes / reference.bytes,
+    });
+  }
 
   log("");
   log("a day of edits across the network (one per patient of every branch), then one sync each");
@@ -244,10 +254,13 @@ try {
       if (mode === "off") await tx`alter table cv_sync.change_log enable trigger cv_sync_track_scope`;
     });
   }
-  const writeRatio = median(samples.on) / median(samples.off);
-  log(
-    `  median ${median(samples.on).toFixed(3)} ms with scopes vs ${median(samples.off).toFixed(3)} ms without: ${writeRatio.toFixed(2)}×`,
-  );
+  reportFigure({
+    figure: "cloud write of one appointment, scopes kept, median",
+    unit: "ms",
+    measured: median(samples.on),
+    reference: { label: "without scopes", value: median(samples.off) },
+    ratio: median(samples.on) / median(samples.off),
+  });
 
   log("");
   log(
@@ -283,14 +296,14 @@ try {
     if (status.quarantined) throw new Error(`${mode}: the cloud quarantined ${status.quarantined} change(s)`);
     best[mode] = Math.min(best[mode], ms);
   }
-  const pushRatio = best.unscoped / best.scoped;
-  log(
-    `  node credential, scope and author checked ${(best.scoped / 1000).toFixed(2)} s   ${Math.round(PUSH_CHANGES / (best.scoped / 1000)).toLocaleString("en")} rows/s`,
-  );
-  log(
-    `  service key, no scopes                      ${(best.unscoped / 1000).toFixed(2)} s   ${Math.round(PUSH_CHANGES / (best.unscoped / 1000)).toLocaleString("en")} rows/s`,
-  );
-  log(`  ratio ${pushRatio.toFixed(2)}×   (goal ≥ 0.80×)  ${pushRatio >= 0.8 ? "ok" : "MISSED"}`);
+  reportFigure({
+    figure: `push of ${PUSH_CHANGES.toLocaleString("en")} changes, node credential (scope, author checked)`,
+    unit: "rows/s",
+    measured: PUSH_CHANGES / (best.scoped / 1000),
+    reference: { label: "service key, no scopes", value: PUSH_CHANGES / (best.unscoped / 1000) },
+    ratio: best.unscoped / best.scoped,
+    goal: { of: "ratio", atLeast: 0.8 },
+  });
 } finally {
   for (const close of closers.reverse()) await close();
   await cloud.end();

@@ -1,8 +1,8 @@
 /**
  * Reads 100,000 rows in pages of 1,000 through supabase-js and the local
  * gateway, and the same rows with `postgres` directly (same pages, then one
- * query), and prints rows/s for each and the gateway's ratio to the direct
- * reads measured in this run.
+ * query), and reports the gateway's rows/s with its ratio to each direct
+ * read measured in this run.
  *
  * Run: `npm run bench` in packages/testkit
  * (`npm run bench`).
@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import WebSocket from "ws";
-import { startLocalSupabase } from "../src/index.js";
+import { reportFigure, startLocalSupabase } from "../src/index.js";
 
 const ROWS = 100_000;
 const PAGE = 1_000;
@@ -84,8 +84,20 @@ try {
     "postgres direct, one query",
     async () => (await sql`select * from bench_rows order by id`).length,
   );
-  console.log(`  ratio gateway / direct paged      ${(gateway / paged).toFixed(2)}`);
-  console.log(`  ratio gateway / direct one query  ${(gateway / whole).toFixed(2)}`);
+  reportFigure({
+    figure: `gateway read, ${ROWS.toLocaleString("en-US")} rows in pages`,
+    unit: "rows/s",
+    measured: gateway,
+    reference: { label: "postgres direct, same pages", value: paged },
+    ratio: gateway / paged,
+  });
+  reportFigure({
+    figure: `gateway read, ${ROWS.toLocaleString("en-US")} rows in pages, vs one query`,
+    unit: "rows/s",
+    measured: gateway,
+    reference: { label: "postgres direct, one query", value: whole },
+    ratio: gateway / whole,
+  });
 } finally {
   await sql.end();
   await stack.stop();

@@ -64,23 +64,25 @@ try {
     `testkit link over raw TCP — ${CONNECTS} connects, ${ROUND_TRIPS} round trips, ${DELAYED} delayed ` +
       `round trips of ${LATENCY_MS} ms each way, Node ${process.version}`,
   );
-  console.log(`${"".padEnd(40)}${"link p50/p95 ms".padEnd(22)}${"reference p50/p95 ms".padEnd(22)}p50 ratio`);
   await compareAlternately(
-    "refused vs a connect that works",
+    "refused connect",
+    "a connect that works",
     () => refused(refusing.port),
     () => connects(passing.port),
     CONNECTS,
     30,
   );
   await compareAlternately(
-    `latency round trip vs a ${2 * LATENCY_MS} ms timer`,
+    `round trip, ${LATENCY_MS} ms latency each way`,
+    `a ${2 * LATENCY_MS} ms timer`,
     echo(throughLatency),
     timer,
     DELAYED,
     2,
   );
   await compareAlternately(
-    "pass round trip vs a direct one",
+    "round trip through a passing link",
+    "a direct round trip",
     echo(throughPass),
     echo(direct),
     ROUND_TRIPS,

@@ -1,4 +1,4 @@
-export { compareAlternately, failsWith } from "./bench.js";
+export { type BenchFigure, compareAlternately, failsWith, longOrShort, reportFigure } from "./bench.js";
 export {
   asClinicPerson,
   type ClinicSessionOptions,
