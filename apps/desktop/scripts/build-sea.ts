@@ -104,8 +104,6 @@ async function bundle(appDir: string): Promise<{ main: string; sqlWasm: string }
       "process.env.WS_NO_UTF_8_VALIDATE": '"1"',
     },
     inject: [join(DESKTOP_DIR, "sea", "bundle-url.ts")],
-    // ensureUiBuilt's `import("vite")` builds the UI for the demo; the backend never calls it.
-    external: ["vite"],
     absWorkingDir: DESKTOP_DIR,
     metafile: true,
     logLevel: "silent",

@@ -1,5 +1,8 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const APP_DIR = fileURLToPath(new URL("../", import.meta.url));
@@ -33,7 +36,18 @@ export async function ensureUiBuilt(log: (line: string) => void = () => {}): Pro
   const sources = Math.max(...(await Promise.all(SOURCES.map(newestChange))));
   if (built > sources) return UI_DIR;
   log("compilando la interfaz (vite build)…");
-  const { build } = await import("vite");
-  await build({ configFile: join(APP_DIR, "vite.config.ts"), logLevel: "warn" });
+  // In a process of its own with NODE_ENV=production: run from a test (NODE_ENV=test), an
+  // in-process build would ship React's development build, with every source file's absolute path.
+  const vite = join(dirname(createRequire(import.meta.url).resolve("vite/package.json")), "bin", "vite.js");
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  const child = spawn(process.execPath, [vite, "build", "--logLevel", "warn"], {
+    cwd: APP_DIR,
+    env: { ...env, NODE_ENV: "production" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) stream.on("data", (chunk) => (output += chunk));
+  const [code] = await once(child, "exit");
+  if (code !== 0) throw new Error(`[desktop] vite build failed (exit code ${code}):\n${output}`);
   return UI_DIR;
 }
