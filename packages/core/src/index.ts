@@ -43,7 +43,6 @@ export {
 export type { RouterCounters } from "./router/router-status.js";
 export type { ConflictResolution, SyncConflict } from "./shared/conflicts.js";
 export { parseConnectionStatus } from "./shared/parse-status.js";
-export { PRODUCT_VERSION } from "./version.js";
 export {
   type ConnectionMode,
   type ConnectionStatus,
@@ -79,3 +78,4 @@ export {
   parseStoredRow,
   zodIssues,
 } from "./validate.js";
+export { PRODUCT_VERSION } from "./version.js";
