@@ -58,9 +58,12 @@ export function deskSteps(page: Page) {
       doctor === null ? `Agendar a las ${time} sin médico asignado` : `Agendar a las ${time} con ${doctor}`;
     await page.getByRole("button", { name: slot, exact: true }).click();
     const form = page.getByTestId("appointment-form");
-    expect(await form.getByLabel("Hora").inputValue()).toBe(time);
+    // The form takes the slot in an effect after the click's render: wait for it, never read once.
+    await expect.poll(() => form.getByLabel("Hora").inputValue()).toBe(time);
     const doctorField = form.getByLabel("Médico");
-    expect(await doctorField.locator("option:checked").textContent()).toBe(doctor ?? "Sin médico asignado");
+    await expect
+      .poll(() => doctorField.locator("option:checked").textContent())
+      .toBe(doctor ?? "Sin médico asignado");
     if (patientQuery !== "") await pickPatient(patientQuery);
     await form.getByLabel("Consultorio").selectOption({ label: "Consultorio 1" });
     await form.getByLabel("Motivo").fill(reason);
