@@ -95,6 +95,28 @@ describe("the audit trail", () => {
     expect(await eventsOf(other, rows.patients.id)).toEqual([]);
   });
 
+  it("records a many-row statement's changes as one event per log entry, in the log's order", async () => {
+    const rows = [consultation(), consultation(), consultation()];
+    const ids = rows.map((r) => r.branches.id);
+    await node.sql`insert into branches ${node.sql(rows.map((r) => r.branches))}`;
+    await node.sql`insert into patients ${node.sql(rows.map((r) => r.patients))}`;
+    await node.sql`update branches set phone = '+52 55 0000 0000' where id in ${node.sql(ids)}`;
+    await node.sql`delete from patients where id in ${node.sql(rows.map((r) => r.patients.id))}`;
+    const all = [...ids, ...rows.map((r) => r.patients.id)];
+    const logged = await node.sql`
+      select case when op = 'delete' then 'delete' when base_version is null then 'insert' else 'update' end as action,
+        table_name, row_id, version, changed_columns, origin as node_id,
+        case when table_name = 'patients' then row_id end as patient_id
+      from cv_sync.change_log where row_id in ${node.sql(all)} order by seq`;
+    const events = await node.sql`
+      select action, table_name, row_id, version, changed_columns, node_id, patient_id
+      from cv_audit.events where row_id in ${node.sql(all)} order by txid, written`;
+    expect(logged).toHaveLength(12);
+    expect(events).toEqual(logged);
+    expect(await seal(node)).toBeGreaterThan(0);
+    expect(await verify(node)).toMatchObject({ ok: true, unsealed: 0 });
+  });
+
   it("takes an opening a PC held offline at the time it happened, never one ahead of the server's clock", async () => {
     const rows = consultation();
     await insertConsultation(node.sql, rows);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
+import { applyMigrations, shapeSupabaseDatabase } from "@centrovision/testkit";
 import {
   type ClinicPerson,
   clinicPerson,
@@ -8,14 +9,20 @@ import {
   failureCode,
   insert,
   insertConsultation,
+  onServer,
+  type Row,
   rowOf,
   type SqlNode,
+  sharedServer,
   update,
 } from "@centrovision/testkit/nodes";
-import type postgres from "postgres";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-/* Capture (PROTOCOL.md "Capture"): every local write becomes one change_log entry and a row_state. */
+/*
+ * Capture (PROTOCOL.md "Capture"): every local write becomes one change_log entry and a row_state,
+ * written once per statement (sql/0015), and on the clinic server a NOTIFY for the sync daemon.
+ */
 
 const HLC = /^\d{15}\.\d{10}\.[0-9a-f-]{36}$/;
 
@@ -52,14 +59,25 @@ async function branch(): Promise<string> {
 }
 
 describe("capture", () => {
-  it("syncs the tables of SYNCED_TABLES, in their order, each with the capture trigger", async () => {
+  it("syncs the tables of SYNCED_TABLES, in their order, each with the statement capture triggers", async () => {
     const listed = await node.sql<{ table_name: string }[]>`
       select table_name from cv_sync.synced_tables order by position`;
     expect(listed.map((t) => t.table_name)).toEqual([...SYNCED_TABLES]);
-    const triggers = await node.sql<{ table: string }[]>`
-      select c.relname as table from pg_trigger t join pg_class c on c.oid = t.tgrelid
-      where t.tgname = 'cv_sync_capture' order by c.relname`;
-    expect(triggers.map((t) => t.table)).toEqual([...SYNCED_TABLES].sort());
+    // One trigger per event (transition tables allow no more), each once per statement (tgtype bit 0 clear).
+    const triggers = await node.sql<{ table: string; names: string[] }[]>`
+      select c.relname as table, array_agg(t.tgname::text order by t.tgname) as names
+      from pg_trigger t join pg_class c on c.oid = t.tgrelid
+      where t.tgname like 'cv\\_sync\\_capture%' and t.tgtype & 1 = 0 and t.tgfoid = 'cv_sync.capture()'::regprocedure
+      group by c.relname order by c.relname`;
+    expect(triggers).toEqual(
+      [...SYNCED_TABLES].sort().map((table) => ({
+        table,
+        names: ["cv_sync_capture_delete", "cv_sync_capture_insert", "cv_sync_capture_update"],
+      })),
+    );
+    const perRow = await node.sql`
+      select 1 from pg_trigger t where t.tgfoid = 'cv_sync.capture()'::regprocedure and t.tgtype & 1 = 1`;
+    expect(perRow).toEqual([]);
   });
 
   it("logs an insert with the full row, this node as origin and a fresh HLC", async () => {
@@ -145,6 +163,275 @@ describe("capture", () => {
       select table_name from cv_sync.change_log
       where row_id in ${node.sql(Object.values(rows).map((r) => r.id))} order by seq`;
     expect(logged.map((e) => e.table_name)).toEqual([...SYNCED_TABLES]);
+  });
+});
+
+describe("capture, once per statement", () => {
+  interface Logged extends Entry {
+    seq: string;
+  }
+  interface State {
+    version: string;
+    hlc: string;
+    deleted: boolean;
+    seq: string;
+  }
+
+  async function logOf(ids: readonly string[]): Promise<Logged[]> {
+    return node.sql<Logged[]>`
+      select table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns, seq
+      from cv_sync.change_log where row_id in ${node.sql(ids)} order by seq`;
+  }
+
+  async function stateOf(id: string): Promise<State | undefined> {
+    const [state] = await node.sql<State[]>`
+      select version, hlc, deleted, seq from cv_sync.row_state where row_id = ${id}`;
+    return state;
+  }
+
+  /**
+   * What the log says of each row, free of what differs between two rows written alike (ids, codes,
+   * versions, stamps): its entries, each version chained to the one before, and its row_state.
+   */
+  async function history(ids: readonly string[]) {
+    const log = await logOf(ids);
+    const varying = ["id", "code", "version", "base_version", "created_at", "updated_at"];
+    return Promise.all(
+      ids.map(async (id) => {
+        const entries = log.filter((e) => e.row_id === id);
+        const state = await stateOf(id);
+        const last = entries.at(-1);
+        return {
+          entries: entries.map((e, i) => ({
+            op: e.op,
+            changed_columns: e.changed_columns,
+            chained: e.base_version === (i === 0 ? null : entries[i - 1]?.version),
+            ownVersion:
+              e.op === "delete" ? e.version !== e.row_data.version : e.version === e.row_data.version,
+            origin: e.origin === node.id,
+            data: Object.fromEntries(Object.entries(e.row_data).filter(([key]) => !varying.includes(key))),
+          })),
+          state: {
+            matchesLast:
+              state?.version === last?.version && state?.hlc === last?.hlc && state?.seq === last?.seq,
+            deleted: state?.deleted,
+          },
+        };
+      }),
+    );
+  }
+
+  const branches = (n: number) => Array.from({ length: n }, () => consultation().branches);
+
+  it("logs a many-row INSERT, UPDATE and DELETE exactly as one statement per row would", async () => {
+    const many = branches(3);
+    const single = branches(3);
+    const [m, s] = [many.map((r) => r.id), single.map((r) => r.id)];
+    await node.sql`insert into branches ${node.sql(many)}`;
+    for (const row of single) await insert(node.sql, "branches", row);
+
+    // Every row gets a new name; the second also a new phone.
+    const edit = (ids: string[], second: string) => node.sql`
+      update branches set name = name || ' (renovada)',
+        phone = case when id = ${second} then '+52 55 0000 0000' else phone end
+      where id in ${node.sql(ids)}`;
+    await edit(m, m[1] as string);
+    for (const id of s) await edit([id], s[1] as string);
+    // Only meta columns change: an empty changed_columns.
+    await node.sql`update branches set version = gen_random_uuid() where id in ${node.sql(m)}`;
+    for (const id of s) await node.sql`update branches set version = gen_random_uuid() where id = ${id}`;
+    await node.sql`delete from branches where id in ${node.sql(m)}`;
+    for (const id of s) await node.sql`delete from branches where id = ${id}`;
+
+    const [byStatement, byRow] = [await history(m), await history(s)];
+    expect(byStatement).toEqual(byRow);
+    expect(byStatement[1]?.entries.map((e) => [e.op, e.changed_columns])).toEqual([
+      ["upsert", null],
+      ["upsert", ["name", "phone"]],
+      ["upsert", []],
+      ["delete", null],
+    ]);
+    expect(byStatement.every((r) => r.state.matchesLast && r.state.deleted)).toBe(true);
+    expect(byStatement.flatMap((r) => r.entries).every((e) => e.chained && e.ownVersion && e.origin)).toBe(
+      true,
+    );
+  });
+
+  it("stamps each row its own HLC, in the order the statement wrote them", async () => {
+    const rows = branches(5);
+    await node.sql`insert into branches ${node.sql(rows)}`;
+    const logged = await logOf(rows.map((r) => r.id));
+    expect(logged.map((e) => e.row_id)).toEqual(rows.map((r) => r.id));
+    const logical = logged.map((e) => Number(e.hlc.split(".")[1]));
+    for (let i = 1; i < logged.length; i++) {
+      expect(logical[i]).toBeGreaterThan(logical[i - 1] as number);
+      expect((logged[i]?.hlc ?? "") > (logged[i - 1]?.hlc ?? "")).toBe(true);
+    }
+    for (const entry of logged) {
+      expect(entry.hlc).toMatch(HLC);
+      expect(entry.row_data).toEqual(await rowOf(node.sql, "branches", entry.row_id));
+      expect((await stateOf(entry.row_id))?.hlc).toBe(entry.hlc);
+    }
+  });
+
+  it("refuses a many-row UPDATE that changes one row's id (CV007), writing and logging nothing", async () => {
+    const rows = branches(3);
+    await node.sql`insert into branches ${node.sql(rows)}`;
+    const ids = rows.map((r) => r.id);
+    const moved = ids[1] as string;
+    const attempt = node.sql`
+      update branches set name = 'Movida', id = case when id = ${moved} then gen_random_uuid() else id end
+      where id in ${node.sql(ids)}`;
+    await expect(attempt).rejects.toMatchObject({
+      code: "CV007",
+      message: expect.stringContaining(`public.branches ${moved}`),
+    });
+    expect((await logOf(ids)).map((e) => e.op)).toEqual(["upsert", "upsert", "upsert"]);
+    for (const row of rows)
+      expect(await rowOf(node.sql, "branches", row.id)).toMatchObject({ name: row.name });
+  });
+
+  it("logs each row of an INSERT … ON CONFLICT DO UPDATE once: an insert or an update", async () => {
+    const [existing, fresh] = branches(2) as [Row, Row];
+    await insert(node.sql, "branches", existing);
+    const before = await rowOf(node.sql, "branches", existing.id);
+    await node.sql`
+      insert into branches ${node.sql([{ ...existing, name: "Centro Roma (upsert)" }, fresh])}
+      on conflict (id) do update set name = excluded.name`;
+    const logged = await logOf([existing.id, fresh.id]);
+    // The statement's UPDATE trigger fires before its INSERT trigger: the rows' order across them
+    // is PostgreSQL's, each row's own history is what counts.
+    const of = (id: string) =>
+      logged.filter((e) => e.row_id === id).map((e) => [e.base_version, e.changed_columns]);
+    expect(of(existing.id)).toEqual([
+      [null, null],
+      [before?.version, ["name"]],
+    ]);
+    expect(of(fresh.id)).toEqual([[null, null]]);
+    for (const id of [existing.id, fresh.id]) {
+      const row = await rowOf(node.sql, "branches", id);
+      expect(logged.filter((e) => e.row_id === id).at(-1)?.row_data).toEqual(row);
+      expect((await stateOf(id))?.version).toBe(row?.version);
+    }
+  });
+
+  it("logs both writes of a row one query updates twice, row_state ending with the later", async () => {
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
+    const appointment = rows.appointments.id;
+    const before = await rowOf(node.sql, "appointments", appointment);
+    // The CTE edits the appointment; deleting its room sets room_id NULL on it again (ON DELETE
+    // SET NULL). The cascade runs before the query's statement triggers fire, so the appointments'
+    // UPDATE trigger fires once, its transition table holding both writes of the row.
+    await node.sql`
+      with edit as (update appointments set reason = 'Revisión de presión intraocular' where id = ${appointment})
+      delete from rooms where id = ${rows.rooms.id}`;
+    const after = await rowOf(node.sql, "appointments", appointment);
+    const [, edit, cascade] = await logOf([appointment]);
+    expect(edit).toMatchObject({ base_version: before?.version, changed_columns: ["reason"] });
+    expect(edit?.row_data).toMatchObject({
+      reason: "Revisión de presión intraocular",
+      room_id: rows.rooms.id,
+    });
+    expect(cascade).toMatchObject({
+      base_version: edit?.version,
+      changed_columns: ["room_id"],
+      row_data: after,
+    });
+    expect(after).toMatchObject({ room_id: null, version: cascade?.version });
+    expect(await stateOf(appointment)).toMatchObject({
+      version: cascade?.version,
+      hlc: cascade?.hlc,
+      seq: cascade?.seq,
+      deleted: false,
+    });
+    expect((await logOf([rows.rooms.id])).map((e) => e.op)).toEqual(["upsert", "delete"]);
+  });
+});
+
+describe("the change notice (NOTIFY cv_sync_change)", () => {
+  /**
+   * The notices on `channel` that `work`'s transactions sent: a marker notice is sent after it, and
+   * notices arrive in commit order, so everything before the marker is `work`'s and nothing of it
+   * can come later.
+   */
+  async function noticesOf(db: postgres.Sql, work: () => Promise<unknown>): Promise<string[]> {
+    const heard: string[] = [];
+    const marker = randomUUID();
+    let markerHeard: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      markerHeard = resolve;
+    });
+    const listening = await db.listen("cv_sync_change", (payload) => {
+      if (payload === marker) markerHeard();
+      else heard.push(payload);
+    });
+    try {
+      await work();
+      await db`select pg_notify('cv_sync_change', ${marker})`;
+      await done;
+      return heard;
+    } finally {
+      await listening.unlisten();
+    }
+  }
+
+  it("tells the clinic server's listeners once per statement that logged a row", async () => {
+    const rows = [consultation().branches, consultation().branches];
+    expect(await noticesOf(node.sql, () => node.sql`insert into branches ${node.sql(rows)}`)).toEqual([""]);
+    const ids = rows.map((r) => r.id);
+    expect(
+      await noticesOf(
+        node.sql,
+        () => node.sql`update branches set name = 'Avisada' where id in ${node.sql(ids)}`,
+      ),
+    ).toEqual([""]);
+    expect(
+      await noticesOf(node.sql, () => node.sql`delete from branches where id = ${ids[0] as string}`),
+    ).toEqual([""]);
+  });
+
+  it("is not sent for a statement that wrote no row, nor for a sync apply", async () => {
+    const id = await branch();
+    expect(
+      await noticesOf(
+        node.sql,
+        () => node.sql`update branches set name = 'Nadie' where id = ${randomUUID()}`,
+      ),
+    ).toEqual([]);
+    expect(await noticesOf(node.sql, () => node.sql`delete from branches where false`)).toEqual([]);
+    expect(
+      await noticesOf(node.sql, () =>
+        node.sql.begin(async (tx) => {
+          await tx`select cv_sync.begin_apply(${randomUUID()})`;
+          await tx`update branches set name = 'Replicada' where id = ${id}`;
+          await tx`select cv_sync.end_apply()`;
+        }),
+      ),
+    ).toEqual([]);
+    expect(await entries(id)).toHaveLength(1);
+  });
+
+  it("is never sent on the cloud, whose writes are captured all the same", async () => {
+    const database = `sync_capture_cloud_${randomUUID().slice(0, 8)}`;
+    await onServer(`create database "${database}"`);
+    try {
+      const { postgresUrl } = await shapeSupabaseDatabase(sharedServer(), database);
+      await applyMigrations(postgresUrl);
+      const cloud = postgres(postgresUrl, { max: 2, onnotice: () => {} });
+      try {
+        expect(await cloud`select to_regclass('cv_auth.signing_key') as key`).toEqual([{ key: null }]);
+        const row = consultation().branches;
+        expect(await noticesOf(cloud, () => insert(cloud, "branches", row))).toEqual([]);
+        expect(await cloud`select op from cv_sync.change_log where row_id = ${row.id}`).toEqual([
+          { op: "upsert" },
+        ]);
+      } finally {
+        await cloud.end();
+      }
+    } finally {
+      await onServer(`drop database "${database}" with (force)`);
+    }
   });
 });
 
