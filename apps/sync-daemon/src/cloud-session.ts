@@ -1,5 +1,9 @@
 import { CvError } from "@centrovision/core";
-import type { SupabaseRpcClient, SupabaseRpcRequest } from "@centrovision/sync-engine";
+import type {
+  SupabaseRealtimeClient,
+  SupabaseRpcClient,
+  SupabaseRpcRequest,
+} from "@centrovision/sync-engine";
 import { type AuthError, createClient, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import WebSocket from "ws";
 
@@ -67,7 +71,7 @@ export function createCloudSession(options: CloudSessionOptions): CloudSession {
   const host = new URL(options.url).host;
   const client = createClient(options.url, options.anonKey, {
     auth: { persistSession: false, autoRefreshToken: true, detectSessionInUrl: false },
-    // Node 20 has no WebSocket: supabase-js throws at creation without a transport for realtime.
+    // Node 20 has no WebSocket: supabase-js takes `ws` for Realtime (the cloud's wake-ups).
     realtime: { transport: WebSocket as never },
     global: { headers: { "x-client-info": "centrovision-sync" } },
   });
@@ -134,7 +138,13 @@ export function createCloudSession(options: CloudSessionOptions): CloudSession {
       };
       return request;
     },
+    // Realtime as the node: supabase-js hands it every refreshed token by itself.
+    async realtimeClient() {
+      await ensureSession();
+      return client as unknown as SupabaseRealtimeClient;
+    },
     async close() {
+      await client.removeAllChannels();
       await client.auth.stopAutoRefresh();
     },
   };

@@ -1,6 +1,7 @@
 import { PRODUCT_VERSION } from "@centrovision/core";
 import { createSyncEngine, type SyncEngine, type SyncStatus } from "@centrovision/sync-engine";
 import {
+  asyncScheduler,
   exhaustMap,
   filter,
   firstValueFrom,
@@ -9,6 +10,7 @@ import {
   pairwise,
   ReplaySubject,
   startWith,
+  throttleTime,
 } from "rxjs";
 import type { DaemonConfig } from "./config/load-config.js";
 import { type DaemonStatus, modeOf } from "./daemon-status.js";
@@ -76,9 +78,10 @@ function cycleStarts(status$: Observable<SyncStatus>): Observable<SyncStatus> {
 
 /**
  * Runs the clinic sync daemon in this process: the sync engine between the clinic server and the
- * cloud, its logs, metrics and HTTP endpoints. The first cycle starts at once. When each cycle
- * starts, the identity copy (clinic key to the cloud, the cloud's disabled users to the clinic)
- * runs beside it, one pass at a time: a pass still running when the next cycle starts makes that
+ * cloud, its logs, metrics and HTTP endpoints. The first cycle starts at once; a write on either
+ * side starts one early (the engine's wake-ups). When a cycle starts, the identity copy (clinic key
+ * to the cloud, the cloud's disabled users to the clinic) runs beside it, one pass at a time and
+ * at most once per interval: a pass still running, or one less than an interval old, makes that
  * cycle go without one. A clinic database a newer CentroVision migrated is refused before anything
  * starts (`conflict`, see {@link checkClinicSchema}).
  */
@@ -124,6 +127,9 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
   const subscriptions = [
     cycleStarts(engine.status$)
       .pipe(
+        // Wake-ups start cycles up to once a second while the clinic writes; the identity copy
+        // keeps the interval's pace.
+        throttleTime(config.sync.intervalMs, asyncScheduler, { leading: true, trailing: false }),
         exhaustMap(() => {
           const before = identity.status();
           return identity.copy().then((after) => ({ before, after }));

@@ -10,6 +10,12 @@ export const syncEngineConfigSchema = z
   .object({
     /** Pause between cycles that succeeded. The daemon allows down to ~1 s. */
     intervalMs: ms(50, 30_000),
+    /**
+     * Least time between two cycles started early by a peer's `changes$` (a write on the clinic
+     * server): while changes keep coming, a cycle at most this often instead of back to back.
+     * Never more than `intervalMs`.
+     */
+    wakeGapMs: ms(0, 1_000),
     /** Log entries per page (one apply transaction each). */
     pageSize: z.int().min(1).max(50_000).default(1_000),
     /** Rows per initial-sync page. */

@@ -9,7 +9,9 @@ export {
 export {
   createSupabasePeer,
   type PostgrestErrorLike,
+  type RealtimeChannelLike,
   type SupabasePeerOptions,
+  type SupabaseRealtimeClient,
   type SupabaseRpcClient,
   type SupabaseRpcRequest,
 } from "./supabase-peer.js";
@@ -20,7 +22,7 @@ export {
   type SyncErrorOptions,
   type SyncErrorReason,
 } from "./sync-errors.js";
-export type { SyncPeer } from "./sync-peer.js";
+export type { ChangeNotice, SyncPeer } from "./sync-peer.js";
 export type {
   BlockedDirection,
   BlockReason,

@@ -6,7 +6,9 @@ import {
 } from "@centrovision/adapter-postgres/driver-errors";
 import { type CallOptions, CvError, isCvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
+import { Subject, takeUntil } from "rxjs";
 import * as z from "zod";
+import { listenForChanges } from "./internal/change-feed.js";
 import { parseOptions } from "./internal/options.js";
 import {
   createRpcPeer,
@@ -160,12 +162,34 @@ function statement(
 /**
  * A {@link SyncPeer} over a direct PostgreSQL connection (the clinic server). A call that misses
  * its deadline is cancelled on the server and its pool replaced: its socket may be half-open, and
- * the next call must not queue behind it for the minutes TCP takes to give up.
+ * the next call must not queue behind it for the minutes TCP takes to give up. With `url` it has
+ * `changes$`: one more connection, opened while someone subscribes, that LISTENs for the clinic
+ * server's `cv_sync_change` (sent once per statement that logged a change).
  */
 export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
   const { label, invoke, close } = createPostgresInvoker(input);
-  return createRpcPeer(label, invoke, close);
+  const peer = createRpcPeer(label, invoke, close);
+  if (input.url === undefined) return peer;
+  const closed = new Subject<void>();
+  const changes$ = listenForChanges({
+    url: input.url,
+    ...(input.ssl !== undefined && { ssl: input.ssl }),
+    retryMs: FEED_RETRY_MS,
+    connectTimeoutS: Math.max(1, Math.ceil(Math.min(input.timeoutMs ?? 15_000, 10_000) / 1000)),
+  }).pipe(takeUntil(closed));
+  return {
+    ...peer,
+    changes$,
+    close: async () => {
+      closed.next();
+      closed.complete();
+      await peer.close();
+    },
+  };
 }
+
+/** Pause before a lost change feed listens again: a down server costs one connection attempt per this. */
+const FEED_RETRY_MS = 2_000;
 
 /** The transport of {@link createPostgresPeer}, shared with the client applier. */
 export function createPostgresInvoker(input: PostgresPeerOptions): {

@@ -1,8 +1,10 @@
 import { GATEWAY_DOWN, isServerDown } from "@centrovision/adapter-supabase/driver-errors";
 import { type CallOptions, CvError, withDeadline } from "@centrovision/core";
+import { Subject, takeUntil } from "rxjs";
 import * as z from "zod";
 import { parseOptions } from "./internal/options.js";
 import { createRpcPeer, type RpcInvoker } from "./internal/rpc-peer.js";
+import { listenForWakeups } from "./internal/wake-feed.js";
 import { fromSqlState } from "./sync-errors.js";
 import type { SyncPeer } from "./sync-peer.js";
 
@@ -22,6 +24,28 @@ export interface SupabaseRpcRequest
 /** The slice of a supabase-js client the peer uses; a `SupabaseClient` fits. */
 export interface SupabaseRpcClient {
   rpc(fn: string, args: Record<string, unknown>): SupabaseRpcRequest;
+  /**
+   * The supabase-js client to hear the cloud's wake-ups on (Realtime), signed in as the same user
+   * as the RPCs. Without it the peer has no `changes$` and the engine polls.
+   */
+  realtimeClient?(): Promise<SupabaseRealtimeClient>;
+}
+
+/** A Realtime channel, as much of supabase-js's `RealtimeChannel` as the wake-ups use. */
+export interface RealtimeChannelLike {
+  on(
+    type: "broadcast",
+    filter: { event: string },
+    callback: (message: { payload?: unknown }) => void,
+  ): RealtimeChannelLike;
+  subscribe(callback?: (status: string) => void): RealtimeChannelLike;
+}
+
+/** As much of a supabase-js client as the wake-ups use (`channel`, `removeChannel`, `realtime.setAuth`). */
+export interface SupabaseRealtimeClient {
+  channel(name: string, options: { config: { private: boolean } }): RealtimeChannelLike;
+  removeChannel(channel: RealtimeChannelLike): Promise<unknown>;
+  readonly realtime: { setAuth(token?: string | null): Promise<void> };
 }
 
 export interface SupabasePeerOptions {
@@ -61,19 +85,24 @@ const optionsSchema = z
 
 /**
  * supabase-js is imported only when the peer must create the client itself, so a caller that
- * injects one does not load it. Node 20 has no WebSocket: supabase-js throws at creation unless
- * given a transport for realtime, which the peer never uses.
+ * injects one does not load it. Node 20 has no WebSocket: supabase-js takes `ws` for Realtime,
+ * which the wake-ups use.
  */
 async function createDefaultClient(url: string, key: string): Promise<SupabaseRpcClient> {
   const [{ createClient }, { default: WebSocket }] = await Promise.all([
     import("@supabase/supabase-js"),
     import("ws"),
   ]);
-  return createClient(url, key, {
+  const client = createClient(url, key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: { transport: WebSocket as never },
     global: { headers: { "x-client-info": "centrovision-sync" } },
   });
+  return {
+    rpc: (fn, args) => client.rpc(fn, args),
+    // supabase-js's overloaded `on` is wider than the slice: the cast only narrows it.
+    realtimeClient: async () => client as unknown as SupabaseRealtimeClient,
+  };
 }
 
 function toCvError(error: PostgrestErrorLike, status: number, label: string, fn: string): CvError {
@@ -113,7 +142,9 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
 /**
  * A {@link SyncPeer} over supabase-js RPC (PostgREST): one HTTP request, one database transaction
  * per call. postgrest-js's own retries are off (the engine paces retries itself, and a retried
- * request could outlive its deadline) and every request is aborted at its deadline.
+ * request could outlive its deadline) and every request is aborted at its deadline. Its
+ * `changes$` hears the cloud's wake-ups (sql/0018) on Realtime when the client offers
+ * `realtimeClient`.
  */
 export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   const options = parseOptions("supabase peer", optionsSchema, input);
@@ -130,8 +161,23 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   };
 
   const { invoke, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
-  return createRpcPeer(label, invoke, close);
+  const closed = new Subject<void>();
+  const changes$ = listenForWakeups(async () => (await getClient()).realtimeClient?.(), WAKE_RETRY_MS).pipe(
+    takeUntil(closed),
+  );
+  return {
+    ...createRpcPeer(label, invoke, close),
+    changes$,
+    close: async () => {
+      closed.next();
+      closed.complete();
+      await close();
+    },
+  };
 }
+
+/** Pause before joining the wake-up channel again when the cloud could not be reached to join it. */
+const WAKE_RETRY_MS = 5_000;
 
 /** The transport of {@link createSupabasePeer}, shared with the client applier. */
 export function createSupabaseInvoker(

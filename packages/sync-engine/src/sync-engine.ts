@@ -5,6 +5,8 @@ import {
   defer,
   distinctUntilChanged,
   from,
+  merge,
+  NEVER,
   type Observable,
   of,
   race,
@@ -13,7 +15,10 @@ import {
   Subject,
   type Subscription,
   shareReplay,
+  switchMap,
+  take,
   takeUntil,
+  tap,
   timer,
 } from "rxjs";
 import { parseEngineConfig, type SyncEngineConfig, type SyncEngineOptions } from "./engine-options.js";
@@ -26,6 +31,9 @@ import type { ConflictQuery, ConflictResolution, ResolveResult, SyncConflict } f
  * Keeps the clinic server and the cloud in step. Each cycle pulls the cloud's changes to the
  * clinic server, then pushes the clinic server's to the cloud, page by page; cycles never
  * overlap. A failed cycle is retried with a growing, jittered wait; `syncNow()` runs one at once.
+ * A peer's `changes$` (the clinic server's LISTEN) starts the next cycle as soon as it reports a
+ * change, at most once per `wakeGapMs` and never during a backoff: a write reaches the other side in
+ * milliseconds, and a clinic writing all day runs a cycle a second, not back to back.
  *
  * Guarantees (with the SQL machinery of PROTOCOL.md): a change is applied once or not at all, its
  * cursor saved in the same transaction; a crash anywhere resumes from what the target saved;
@@ -86,6 +94,12 @@ class Engine implements SyncEngine {
   private readonly stopSignal = new Subject<void>();
   private readonly runner: CycleRunner;
   private readonly subscription: Subscription;
+  private readonly feed: Subscription;
+  private readonly changes = new Subject<void>();
+  private readonly wakeGapMs: number;
+  /** A change was reported since the last cycle started. */
+  private changed = false;
+  private lastEarlyAt = Number.NEGATIVE_INFINITY;
   private waiters: ((status: SyncStatus) => void)[] = [];
   private requested = false;
   private inFlight: Promise<void> | undefined;
@@ -106,6 +120,15 @@ class Engine implements SyncEngine {
       isStopping: () => this.stopping !== undefined,
       publish: (patch) => this.publish(patch),
       onProgress: (progress) => this.progress.next(progress),
+    });
+    this.wakeGapMs = Math.min(config.wakeGapMs, config.intervalMs);
+    const feeds = [options.local.changes$, options.remote.changes$].filter((f) => f !== undefined);
+    this.feed = merge(...feeds).subscribe(({ origins }) => {
+      // The echo of this clinic server's own push wakes nobody.
+      const own = this.runner.knownLocalNodeId();
+      if (origins !== null && own !== undefined && origins.every((origin) => origin === own)) return;
+      this.changed = true;
+      this.changes.next();
     });
     this.subscription = defer(() => from(this.cycle()))
       .pipe(repeat({ delay: () => this.nextCycle() }), takeUntil(this.stopSignal))
@@ -128,6 +151,7 @@ class Engine implements SyncEngine {
     this.stopping ??= (async () => {
       this.stopSignal.next();
       this.subscription.unsubscribe();
+      this.feed.unsubscribe();
       await this.inFlight;
       this.publish({ phase: "stopped", nextCycleAt: null });
       for (const resolve of this.waiters.splice(0)) resolve(this.status.value);
@@ -168,6 +192,7 @@ class Engine implements SyncEngine {
   private async cycle(): Promise<void> {
     const served = this.waiters.splice(0);
     this.requested = false;
+    this.changed = false;
     this.inFlight = this.runner.run();
     try {
       await this.inFlight;
@@ -177,12 +202,28 @@ class Engine implements SyncEngine {
     }
   }
 
-  /** What ends the wait after a cycle: its delay, or a `syncNow()` (one made during the cycle counts). */
+  /**
+   * What ends the wait after a cycle: its delay, a `syncNow()` (one made during the cycle counts),
+   * or a reported change (one reported during the cycle counts too; not during a backoff).
+   */
   private nextCycle(): Observable<unknown> {
     if (this.requested) return of(0);
     const delay = this.runner.nextDelayMs();
     this.publish({ nextCycleAt: new Date(this.scheduler.now() + delay).toISOString() });
-    return race(timer(delay, this.scheduler), this.trigger);
+    return race(timer(delay, this.scheduler), this.trigger, this.runner.backingOff() ? NEVER : this.early());
+  }
+
+  /** The first change reported, held until `wakeGapMs` has passed since the last early cycle. */
+  private early(): Observable<unknown> {
+    const heard: Observable<unknown> = this.changed ? of(0) : this.changes.pipe(take(1));
+    return heard.pipe(
+      switchMap(() =>
+        timer(Math.max(0, this.lastEarlyAt + this.wakeGapMs - this.scheduler.now()), this.scheduler),
+      ),
+      tap(() => {
+        this.lastEarlyAt = this.scheduler.now();
+      }),
+    );
   }
 
   private publish(patch: Partial<SyncStatus>): void {

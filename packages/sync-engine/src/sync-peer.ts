@@ -1,4 +1,5 @@
 import type { CallOptions, TableName } from "@centrovision/core";
+import type { Observable } from "rxjs";
 import type {
   ApplyRequest,
   ApplyResult,
@@ -21,6 +22,12 @@ import type {
   SyncCursor,
 } from "./sync-types.js";
 
+/** A node's hint that it has new changes. */
+export interface ChangeNotice {
+  /** The nodes the changes came from, when the node says (the cloud does); null: unknown. */
+  readonly origins: readonly string[] | null;
+}
+
 /**
  * One node's sync API: the `cv_sync_*` functions of PROTOCOL.md as typed calls. Every call has
  * a deadline (`CallOptions.timeoutMs`, else the peer's default), is sent once (no retries of its
@@ -34,6 +41,12 @@ import type {
 export interface SyncPeer {
   /** For messages, e.g. `cloud (db.example.supabase.co)`; never a key or password. */
   readonly label: string;
+  /**
+   * Emits when the node may have new changes to send (a hint, never data): the engine then starts
+   * its next cycle early instead of waiting out its interval. Optional; a peer without it is
+   * polled. Emits also when it reconnects, since changes made meanwhile were not heard.
+   */
+  readonly changes$?: Observable<ChangeNotice>;
   /** Names the node (idempotent). `reinit` starts a new epoch: every peer then stops with `epoch_changed`. */
   init(
     nodeName: string,

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
-import { lastValueFrom, toArray } from "rxjs";
+import { lastValueFrom, Subject, toArray } from "rxjs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createSyncEngine, type NodeInfo, type SyncPeer } from "../src/index.js";
+import { type ChangeNotice, createSyncEngine, type NodeInfo, type SyncPeer } from "../src/index.js";
 import { backoffDelay } from "../src/internal/backoff.js";
 
 /**
@@ -84,7 +84,7 @@ function scriptedPeer(name: string) {
     resolveConflict: unused,
     close: () => Promise.resolve(),
   };
-  return { peer, state };
+  return { peer, state, info };
 }
 
 beforeEach(() => {
@@ -161,6 +161,68 @@ describe("the sync loop", () => {
     // The cycle started by the first call, then one more for the three made during it.
     expect(remote.state.nodeCalls - before).toBe(2);
     await engine.stop();
+  });
+
+  it("a change the clinic server reports starts a cycle at once: one early cycle per wakeGapMs, none in a backoff", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    const reported = new Subject<ChangeNotice>();
+    const engine = createSyncEngine({
+      local: { ...local.peer, changes$: reported },
+      remote: remote.peer,
+      intervalMs: 20_000,
+      wakeGapMs: 10_000,
+      minBackoffMs: 5_000,
+      maxBackoffMs: 5_000,
+      random: () => 0.999_999,
+    });
+    // Each cycle starts by reading the cloud's identity once.
+    const cycles = () => remote.state.nodeCalls;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(cycles()).toBe(1);
+    // The echo of the clinic server's own push is no reason to sync.
+    reported.next({ origins: [local.info.nodeId] });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(cycles()).toBe(1);
+    reported.next({ origins: [local.info.nodeId, remote.info.nodeId] });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(cycles()).toBe(2);
+    // More changes within wakeGapMs wait for it, and are served by one cycle.
+    reported.next({ origins: null });
+    reported.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(cycles()).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(cycles()).toBe(3);
+    // A change reported during a cycle is not lost: an early cycle follows it at once.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(cycles()).toBe(3);
+    remote.state.delayMs = 1_000;
+    void engine.syncNow();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(cycles()).toBe(4);
+    reported.next({ origins: null });
+    remote.state.delayMs = 0;
+    while (engine.getStatus().phase !== "idle") await vi.advanceTimersByTimeAsync(100);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(cycles()).toBe(5);
+    // Without changes, the interval.
+    await vi.advanceTimersByTimeAsync(19_000);
+    expect(cycles()).toBe(5);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(cycles()).toBe(6);
+    // A failed cycle's backoff (5 s) is not cut short by changes.
+    remote.state.down = true;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(cycles()).toBe(7);
+    expect(engine.getStatus().consecutiveFailures).toBe(1);
+    reported.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(3_500);
+    expect(cycles()).toBe(7);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(cycles()).toBe(8);
+    await engine.stop();
+    expect(reported.observed).toBe(false);
   });
 
   it("stop() lets the cycle in flight finish, then completes its streams", async () => {

@@ -75,6 +75,11 @@ export class CycleRunner {
     }
   }
 
+  /** Whether the last cycle failed: the wait is then a backoff, which no change feed shortens. */
+  backingOff(): boolean {
+    return this.failures > 0;
+  }
+
   /** Wait before the next cycle: the interval, or the backoff after failures. */
   nextDelayMs(): number {
     const { config, random } = this.options;
@@ -89,6 +94,11 @@ export class CycleRunner {
   async remoteNodeId(): Promise<string> {
     this.remoteInfo ??= await this.options.remote.node();
     return this.remoteInfo.nodeId;
+  }
+
+  /** The clinic server's node id once a cycle has read it, without asking. */
+  knownLocalNodeId(): string | undefined {
+    return this.localInfo?.nodeId;
   }
 
   async localNodeId(): Promise<string> {

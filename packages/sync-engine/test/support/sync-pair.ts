@@ -44,8 +44,14 @@ export interface SyncPair {
   cloudPeer(timeoutMs?: number): SyncPeer;
   /** A peer for the clinic server. */
   clinicPeer(timeoutMs?: number): SyncPeer;
-  /** An engine between fresh peers; stopped (and its peers closed) by `close()`. */
-  engine(options?: Partial<Omit<SyncEngineOptions, "local" | "remote">> & { timeoutMs?: number }): SyncEngine;
+  /**
+   * An engine between fresh peers; stopped (and its peers closed) by `close()`. It syncs when told
+   * (`syncNow`) or at its interval; `wake: true` also lets the nodes' change feeds start cycles, which
+   * would otherwise sync a test's writes before it has made them all.
+   */
+  engine(
+    options?: Partial<Omit<SyncEngineOptions, "local" | "remote">> & { timeoutMs?: number; wake?: boolean },
+  ): SyncEngine;
   /** Environment for a child process running the engine (support/engine-child.ts). */
   childEnv(): Record<string, string>;
   close(): Promise<void>;
@@ -108,10 +114,11 @@ export async function createSyncPair(): Promise<SyncPair> {
     clinic,
     cloudPeer,
     clinicPeer,
-    engine({ timeoutMs, ...options } = {}) {
+    engine({ timeoutMs, wake = false, ...options } = {}) {
+      const [local, remote] = [clinicPeer(timeoutMs), cloudPeer(timeoutMs)];
       const engine = createSyncEngine({
-        local: clinicPeer(timeoutMs),
-        remote: cloudPeer(timeoutMs),
+        local: wake ? local : { ...local, changes$: undefined },
+        remote: wake ? remote : { ...remote, changes$: undefined },
         intervalMs: 60_000,
         minBackoffMs: 50,
         maxBackoffMs: 500,

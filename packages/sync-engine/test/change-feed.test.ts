@@ -1,0 +1,158 @@
+import { createLink, type Link } from "@centrovision/testkit";
+import { consultation, insert, insertConsultation, patient, rowOf } from "@centrovision/testkit/nodes";
+import postgres from "postgres";
+import { firstValueFrom, type Subscription, timeout } from "rxjs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresPeer, type SyncEngine, type SyncPeer } from "../src/index.js";
+import { createSyncPair, type SyncPair } from "./support/sync-pair.js";
+
+let pair: SyncPair;
+let link: Link;
+
+beforeAll(async () => {
+  pair = await createSyncPair();
+  link = await createLink({ target: { host: "127.0.0.1", port: Number(new URL(pair.clinic.url).port) } });
+});
+
+afterAll(async () => {
+  await link.close();
+  await pair.close();
+});
+
+/** The feed's connections on the clinic server (it names itself), and how many of them listen. */
+async function feedConnections(): Promise<{ open: number; listening: number }> {
+  const [row] = await pair.clinic.sql<{ open: number; listening: number }[]>`
+    select count(*)::int as open, count(*) filter (where query ilike 'LISTEN %' and state = 'idle')::int as listening
+    from pg_stat_activity
+    where application_name = 'centrovision-sync feed' and datname = current_database()`;
+  return row ?? { open: 0, listening: 0 };
+}
+
+/** Counts the cycles an engine starts (each begins by pulling). */
+function countCycles(engine: SyncEngine): { count: number } {
+  const counter = { count: 0 };
+  let phase = "";
+  engine.status$.subscribe((status) => {
+    if (status.phase === "pulling" && phase !== "pulling") counter.count += 1;
+    phase = status.phase;
+  });
+  return counter;
+}
+
+function notifier(): postgres.Sql {
+  return postgres(pair.clinic.url, { max: 1, onnotice: () => {} });
+}
+
+describe("a Postgres peer's change feed", () => {
+  it("hears the clinic server's cv_sync_change and nothing else, and holds no connection unwatched", async () => {
+    const peer = createPostgresPeer({ url: pair.clinic.url, timeoutMs: 2_000 });
+    const feed = peer.changes$;
+    if (feed === undefined) throw new Error("a peer opened with a url has a change feed");
+    expect(await feedConnections()).toEqual({ open: 0, listening: 0 });
+    const heard: number[] = [];
+    const subscription = feed.subscribe(() => heard.push(Date.now()));
+    await expect.poll(feedConnections).toEqual({ open: 1, listening: 1 });
+    // Starting to listen is no change: whoever subscribes reads the node then anyway.
+    expect(heard).toHaveLength(0);
+    const other = notifier();
+    const sent = Date.now();
+    const next = firstValueFrom(feed.pipe(timeout(5_000)));
+    await other`notify cv_sync_change`;
+    await next;
+    expect(heard).toHaveLength(1);
+    expect((heard[0] ?? 0) - sent).toBeLessThan(2_000);
+    // Another channel is not a change.
+    await other`notify something_else`;
+    await other`select pg_sleep(0.2)`;
+    expect(heard).toHaveLength(1);
+    subscription.unsubscribe();
+    await expect.poll(feedConnections).toEqual({ open: 0, listening: 0 });
+    await other.end();
+    await peer.close();
+  });
+
+  it("listens again after the connection dies, saying so, and a closed peer stops at once even while the server is unreachable", async () => {
+    const peer = createPostgresPeer({ url: link.url(pair.clinic.url), timeoutMs: 2_000 });
+    const feed = peer.changes$ as NonNullable<SyncPeer["changes$"]>;
+    let heard = 0;
+    const subscription: Subscription = feed.subscribe(() => {
+      heard += 1;
+    });
+    await expect.poll(feedConnections).toEqual({ open: 1, listening: 1 });
+    // A server restart, a NAT entry expired: every connection reset. Listening again says so.
+    link.reset();
+    await expect.poll(() => heard, { timeout: 10_000 }).toBe(1);
+    const other = notifier();
+    await other`notify cv_sync_change`;
+    await expect.poll(() => heard).toBe(2);
+    await other.end();
+    // The server stays away: the feed keeps trying, quietly, without holding up a close.
+    await link.refuse();
+    link.reset();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const began = Date.now();
+    await peer.close();
+    expect(Date.now() - began).toBeLessThan(1_000);
+    expect(subscription.closed).toBe(true);
+    await link.pass();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(link.stats.active).toBe(0);
+    expect(heard).toBe(2);
+  });
+
+  it("a peer given a client instead of a url has none (it could not open its own connection)", () => {
+    const sql = postgres(pair.clinic.url, { max: 1 });
+    const peer = createPostgresPeer({ sql });
+    expect(peer.changes$).toBeUndefined();
+    return Promise.all([peer.close(), sql.end()]);
+  });
+
+  it("an engine starts a cycle as soon as the clinic server notifies, far inside its interval", async () => {
+    const engine = pair.engine({ intervalMs: 60_000, wake: true });
+    const cycles = countCycles(engine);
+    await engine.syncNow();
+    // Past the wake gap (1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await expect.poll(() => engine.getStatus().phase).toBe("idle");
+    const before = cycles.count;
+    const other = notifier();
+    await other`notify cv_sync_change`;
+    await expect.poll(() => cycles.count, { timeout: 2_000 }).toBe(before + 1);
+    await other.end();
+    await engine.stop();
+  });
+});
+
+describe("the cloud's wake-ups (Realtime)", () => {
+  it("a write on the cloud reaches the clinic server in well under its interval; the clinic's own push wakes nothing", async () => {
+    const engine = pair.engine({ intervalMs: 60_000, wake: true });
+    const cycles = countCycles(engine);
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    await engine.syncNow();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await expect.poll(() => engine.getStatus().phase).toBe("idle");
+    const row = patient(base.branches.id, "Despertar");
+    const before = cycles.count;
+    const written = Date.now();
+    await insert(pair.cloud.sql, "patients", row);
+    await expect
+      .poll(() => rowOf(pair.clinic.sql, "patients", row.id as string), { timeout: 5_000 })
+      .toBeDefined();
+    const arrived = Date.now() - written;
+    expect(arrived).toBeLessThan(5_000);
+    expect(cycles.count).toBe(before + 1);
+    // The clinic's write: its NOTIFY starts a cycle that pushes it; the cloud's broadcast of that
+    // push names the clinic server as its only origin, which starts no further cycle.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const mine = patient(base.branches.id, "Eco propio");
+    const pushed = cycles.count;
+    await insert(pair.clinic.sql, "patients", mine);
+    await expect
+      .poll(() => rowOf(pair.cloud.sql, "patients", mine.id as string), { timeout: 5_000 })
+      .toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(cycles.count - pushed).toBe(1);
+    await engine.stop();
+  });
+});
