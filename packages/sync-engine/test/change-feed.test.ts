@@ -1,9 +1,16 @@
+import { randomUUID } from "node:crypto";
 import { createLink, type Link } from "@centrovision/testkit";
 import { consultation, insert, insertConsultation, patient, rowOf } from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { firstValueFrom, type Subscription, timeout } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPostgresPeer, type SyncEngine, type SyncPeer } from "../src/index.js";
+import {
+  type ChangeNotice,
+  createPostgresPeer,
+  createSupabasePeer,
+  type SyncEngine,
+  type SyncPeer,
+} from "../src/index.js";
 import { createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair;
@@ -123,7 +130,55 @@ describe("a Postgres peer's change feed", () => {
   });
 });
 
+/** A cloud peer whose supabase-js client carries `token`, as the daemon's signed-in node does. */
+async function cloudPeerAs(token: string): Promise<SyncPeer> {
+  const { createClient } = await import("@supabase/supabase-js");
+  const { default: WebSocket } = await import("ws");
+  const client = createClient(pair.cloud.supabase.url, pair.cloud.supabase.anonKey, {
+    auth: { persistSession: false },
+    realtime: { transport: WebSocket as never },
+    accessToken: async () => token,
+  });
+  return createSupabasePeer({
+    url: pair.cloud.supabase.url,
+    client: { rpc: (fn, args) => client.rpc(fn, args), realtimeClient: async () => client as never },
+    timeoutMs: 5_000,
+  });
+}
+
 describe("the cloud's wake-ups (Realtime)", () => {
+  it("reach a clinic server's node credential with the origins only; a person's token hears nothing", async () => {
+    const supabase = pair.cloud.supabase;
+    const node = await cloudPeerAs(
+      await supabase.mintUserToken(randomUUID(), {
+        app_metadata: { provider: "email", providers: ["email"], centrovision_node: "Clínica Roma" },
+      }),
+    );
+    const person = await cloudPeerAs(await supabase.mintUserToken(randomUUID()));
+    const heard: { node: ChangeNotice[]; person: ChangeNotice[] } = { node: [], person: [] };
+    const subscriptions = [
+      node.changes$?.subscribe((n) => heard.node.push(n)),
+      person.changes$?.subscribe((n) => heard.person.push(n)),
+    ];
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    // Joining takes a round trip or two; until then a write is not heard (the polling covers it).
+    await expect
+      .poll(
+        async () => {
+          await insert(pair.cloud.sql, "patients", patient(base.branches.id, "Señal"));
+          return heard.node.length;
+        },
+        { interval: 300, timeout: 10_000 },
+      )
+      .toBeGreaterThan(0);
+    const [cloudNode] = await pair.cloud.sql<{ node_id: string }[]>`select node_id from cv_sync.node`;
+    expect(heard.node[0]).toEqual({ origins: [cloudNode?.node_id] });
+    expect(heard.person).toEqual([]);
+    for (const subscription of subscriptions) subscription?.unsubscribe();
+    await Promise.all([node.close(), person.close()]);
+  });
+
   it("a write on the cloud reaches the clinic server in well under its interval; the clinic's own push wakes nothing", async () => {
     const engine = pair.engine({ intervalMs: 60_000, wake: true });
     const cycles = countCycles(engine);
