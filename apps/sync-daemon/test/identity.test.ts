@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -61,6 +61,13 @@ async function projectBefore(migration: string) {
   for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
     if (file < migration) copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
   }
+  // The initial sync's page format (row texts) is this daemon's whatever the cloud lacks: a cloud
+  // without it is told to migrate before anything else (engine-initial-sync.test.ts).
+  mkdirSync(join(partial, "functions"));
+  copyFileSync(
+    join(MIGRATIONS_DIR, "functions", "06_snapshot.sql"),
+    join(partial, "functions", "06_snapshot.sql"),
+  );
   const project = await startLocalSupabase({
     postgres: runningPostgres(inject("postgresUrl")),
     migrationsDir: partial,

@@ -18,6 +18,8 @@
  *     node --conditions=@centrovision/source --import tsx bench/sync.bench.ts
  *                                       (part 3 alone, five transactions each way; the engine's
  *                                        own initial sync fills the clinic)
+ *   CV_BENCH_ONLY=initial CV_BENCH_ROWS=100000 node --conditions=@centrovision/source --import tsx \
+ *     bench/sync.bench.ts               (part 1 alone)
  *   CV_BENCH_PAGE_SIZE=…                (part 3's log page size; default 2,000)
  */
 import { spawn } from "node:child_process";
@@ -55,6 +57,8 @@ const STEADY_CHANGES = 10_000;
 const STEADY_RUNS = Number(process.env.CV_BENCH_STEADY_RUNS ?? 1);
 /** `steady`: skip parts 1 and 2, whose seeding, COPY and RPC timings dwarf part 3. */
 const STEADY_ONLY = process.env.CV_BENCH_ONLY === "steady";
+/** `initial`: part 1 alone (the initial sync against COPY, and its peak RSS). */
+const INITIAL_ONLY = process.env.CV_BENCH_ONLY === "initial";
 const LOAD_SECONDS = Number(
   process.env.CV_BENCH_LOAD_SECONDS ?? longOrShort(20, 10, "sync.bench.ts: 10 s of lag load instead of 20"),
 );
@@ -199,6 +203,7 @@ async function compareInitialSync(
     measured: sync.maxRssMb,
     goal: { of: "measured", atMost: 150 },
   });
+  if (INITIAL_ONLY) return clinic;
 
   log("");
   log(
@@ -217,22 +222,10 @@ async function compareInitialSync(
   return clinic;
 }
 
-const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
-const clinicServer = await startPostgres();
-const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
-const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
-try {
-  await cloud`select cv_sync_init('cloud')`;
-  log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
-  await seedAppointments(cloud, ROWS);
-  await cloud`vacuum analyze`;
-
-  const clinic = STEADY_ONLY
-    ? await newClinic(clinicServer, "clinic")
-    : await compareInitialSync(supabase, cloud, clinicServer);
-
+/** Part 3: steady state at a 1 s interval, then replication lag under load, against the synced clinic. */
+async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
   const engine = createSyncEngine({
-    local: createPostgresPeer({ url: clinic.url, timeoutMs: 60_000 }),
+    local: createPostgresPeer({ url: clinicUrl, timeoutMs: 60_000 }),
     remote: createSupabasePeer({ url: supabase.url, key: supabase.serviceRoleKey, timeoutMs: 60_000 }),
     intervalMs: 1_000,
     pageSize: Number(process.env.CV_BENCH_PAGE_SIZE ?? 2_000),
@@ -275,8 +268,8 @@ try {
     }),
   );
   for (const [from, to, fromName, toName] of [
-    [cloud, clinic.sql, "cloud", "clinic"],
-    [clinic.sql, cloud, "clinic", "cloud"],
+    [cloud, clinicSql, "cloud", "clinic"],
+    [clinicSql, cloud, "clinic", "cloud"],
   ] as const) {
     let slowest = 0;
     for (let run = 0; run < STEADY_RUNS; run++) {
@@ -317,7 +310,7 @@ try {
     const end = performance.now() + LOAD_SECONDS * 1000;
     for (let tick = 0; performance.now() < end; tick++) {
       const [from, to, key] =
-        tick % 2 === 0 ? [cloud, clinic.sql, "cloud → clinic"] : [clinic.sql, cloud, "clinic → cloud"];
+        tick % 2 === 0 ? [cloud, clinicSql, "cloud → clinic"] : [clinicSql, cloud, "clinic → cloud"];
       const row = patient(`Carga ${tick}`);
       await from`insert into patients ${from(row)}`;
       pending.push({ id: row.id, at: performance.now(), to, key });
@@ -327,7 +320,7 @@ try {
   let done = false;
   void writing.then(() => (done = true));
   while (!done || pending.length > 0) {
-    for (const to of [cloud, clinic.sql]) {
+    for (const to of [cloud, clinicSql]) {
       const mine = pending.filter((p) => p.to === to);
       if (mine.length === 0) continue;
       const found = await to<
@@ -358,6 +351,22 @@ try {
     `  engine status: lagMs ${status.lagMs}, clockSkewMs ${status.clockSkewMs}, pendingUp ${status.pendingUp}, pendingDown ${status.pendingDown}`,
   );
   await engine.stop();
+}
+
+const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
+const clinicServer = await startPostgres();
+const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
+const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
+try {
+  await cloud`select cv_sync_init('cloud')`;
+  log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
+  await seedAppointments(cloud, ROWS);
+  await cloud`vacuum analyze`;
+
+  const clinic = STEADY_ONLY
+    ? await newClinic(clinicServer, "clinic")
+    : await compareInitialSync(supabase, cloud, clinicServer);
+  if (!INITIAL_ONLY) await steadyState(clinic.url, clinic.sql);
   await clinic.sql.end();
 } finally {
   await cloud.end();

@@ -181,12 +181,12 @@ export interface PeerState {
   readonly acked: SyncCursor | null;
 }
 
-/** One row of a snapshot page, with the last writer's HLC and origin, in wire form. */
-export interface SnapshotRow {
-  readonly row: Readonly<Record<string, unknown>>;
-  readonly hlc: string;
-  readonly origin: string;
-}
+/**
+ * One row of a snapshot page in wire form: its id, version and last writer's HLC (whose last 36
+ * characters are the writer's node), and the row as the text of its table's row type, columns in
+ * the page's `columns` order. The engine never parses the text: the target does, once.
+ */
+export type SnapshotRow = readonly [id: string, version: string, hlc: string, text: string];
 
 /** A page of one table in id order (`cv_sync_snapshot`), for an initial sync. */
 export interface SnapshotPage {
@@ -195,6 +195,8 @@ export interface SnapshotPage {
   readonly table: TableName;
   readonly afterId: string | null;
   readonly lastId: string | null;
+  /** The table's columns in the order of every row text. */
+  readonly columns: readonly string[];
   readonly rows: readonly SnapshotRow[];
   readonly hasMore: boolean;
   /** The log position at the horizon when the page was read: the copy reflects everything below it. */

@@ -1,7 +1,15 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { SYNCED_TABLES } from "@centrovision/core";
 import { consultation, insertConsultation, patient, remove, update } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSyncEngine, type SyncPeer, type SyncPhase, type SyncProgress } from "../src/index.js";
+import {
+  createSupabasePeer,
+  createSyncEngine,
+  type SyncPeer,
+  type SyncPhase,
+  type SyncProgress,
+} from "../src/index.js";
 import { startEngineChild } from "./support/engine-process.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
@@ -118,6 +126,65 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
       expect((await engine.syncNow()).lastError).toBeNull();
       expect(tables).toEqual([...SYNCED_TABLES]);
       expect(await checksums(clean.clinic.sql)).toEqual(await checksums(clean.cloud.sql));
+    } finally {
+      await clean.close();
+    }
+  });
+
+  it("signed in as a clinic's node credential, copies only that clinic's scope", async () => {
+    const clean = await createSyncPair();
+    try {
+      const mine = consultation();
+      const other = consultation();
+      for (const rows of [mine, other]) await insertConsultation(clean.cloud.sql, rows);
+      const nodeUser = randomUUID();
+      await clean.cloud.sql`
+        select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${[mine.branches.id]}::uuid[])`;
+      const token = await clean.cloud.supabase.mintUserToken(nodeUser);
+      const { createClient } = await import("@supabase/supabase-js");
+      const { default: WebSocket } = await import("ws");
+      const client = createClient(clean.cloud.supabase.url, clean.cloud.supabase.anonKey, {
+        auth: { persistSession: false },
+        realtime: { transport: WebSocket as never },
+        accessToken: async () => token,
+      });
+      const remote = createSupabasePeer({ url: clean.cloud.supabase.url, client, timeoutMs: 10_000 });
+      const local = clean.clinicPeer();
+      const engine = createSyncEngine({ local, remote, intervalMs: 60_000, snapshotPageSize: 2 });
+      try {
+        expect((await engine.syncNow()).lastError).toBeNull();
+      } finally {
+        await engine.stop();
+        await remote.close();
+      }
+      const held = async (table: string, id: string) =>
+        (await clean.clinic.sql.unsafe(`select 1 from ${table} where id = $1`, [id])).length;
+      // Every clinic holds every branch (PROTOCOL.md "Scope"); the rest of the other branch's
+      // consultation is out of this clinic's scope.
+      for (const table of SYNCED_TABLES) {
+        expect(await held(table, mine[table].id as string), table).toBe(1);
+        expect(await held(table, other[table].id as string), table).toBe(table === "branches" ? 1 : 0);
+      }
+    } finally {
+      await clean.close();
+    }
+  });
+
+  it("against a cloud whose sql/ functions are older than the daemon's, says to migrate the cloud", async () => {
+    const clean = await createSyncPair();
+    try {
+      // cv_sync_snapshot as the numbered migrations left it, before functions/06_snapshot.sql.
+      const numbered = readFileSync(new URL("../../../sql/0006_sync_read.sql", import.meta.url), "utf8");
+      const start = numbered.indexOf("CREATE FUNCTION public.cv_sync_snapshot(");
+      const older = numbered.slice(start, numbered.indexOf("$$;", start) + 3);
+      await clean.cloud.sql.unsafe(older.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"));
+      await insertConsultation(clean.cloud.sql, consultation());
+      const status = await clean.engine().syncNow();
+      expect(status.lastError).toMatchObject({
+        code: "invalid_config",
+        message: expect.stringContaining("Run `centrovision-sync cloud migrate` against the cloud"),
+      });
+      expect(status.lastError?.message).not.toContain("malformed");
     } finally {
       await clean.close();
     }

@@ -1,7 +1,7 @@
-import type { CallOptions } from "@centrovision/core";
+import { type CallOptions, CvError } from "@centrovision/core";
 import type { SyncPeer } from "../sync-peer.js";
 import type { AuditQuery, SourceIdentity } from "../sync-types.js";
-import { parseReply, replySchemas, wireCursor } from "./wire.js";
+import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
  * Argument types of every cv_sync_* and cv_client_* function the engine calls, in declaration order. The
@@ -143,13 +143,22 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
     },
     pending: (consumer, options) =>
       call("cv_sync_pending", { p_consumer: consumer }, options, replySchemas.pending),
-    snapshot: ({ table, afterId, limit }, options) =>
-      call(
+    async snapshot({ table, afterId, limit }, options) {
+      const reply = await invoke(
         "cv_sync_snapshot",
         { p_table: table, p_after_id: afterId, p_limit: limit },
         options,
-        replySchemas.snapshot,
-      ),
+      );
+      if (isOlderSnapshotReply(reply)) {
+        throw new CvError(
+          "invalid_config",
+          `[sync-engine] ${label} sent its initial-sync page in the format of an older release: its sql/ ` +
+            "functions predate this daemon's. Run `centrovision-sync cloud migrate` against the cloud " +
+            "(with CENTROVISION_CLOUD_DB_URL, as its postgres user), then sync again",
+        );
+      }
+      return parseReply(replySchemas.snapshot, reply, `${label} cv_sync_snapshot`);
+    },
     applySnapshot: (source, page, options) =>
       call(
         "cv_sync_apply_snapshot",
@@ -160,6 +169,8 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
             table: page.table,
             after_id: page.afterId,
             last_id: page.lastId,
+            format: "row_text",
+            columns: page.columns,
             rows: page.rows,
             has_more: page.hasMore,
             cursor: wireCursor(page.cursor),

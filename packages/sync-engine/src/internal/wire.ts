@@ -11,6 +11,7 @@ import type {
   PurgeResult,
   SnapshotApplyResult,
   SnapshotPage,
+  SnapshotRow,
   SyncConflict,
   SyncCursor,
 } from "../sync-types.js";
@@ -18,9 +19,9 @@ import type {
 /*
  * Schemas of what the cv_sync_* functions return. Replies come from another machine (over the
  * internet for the cloud), so they are parsed here, once, before the engine trusts them. Rows
- * inside changes and snapshot pages are checked only for being objects: the engine passes them
- * through untouched and the target database, whose schema the fingerprint vouches for, is what
- * validates every column.
+ * inside changes are checked only for being objects, and a snapshot page's row texts only for
+ * being strings: the engine passes them through untouched and the target database, whose schema
+ * the fingerprint vouches for, is what validates every column.
  */
 
 const HLC = /^\d{15}\.\d{10}\.[0-9a-f-]{36}$/;
@@ -143,13 +144,40 @@ const peerStateSchema = z
     }),
   );
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function isSnapshotRow(value: unknown): boolean {
+  return (
+    Array.isArray(value) &&
+    value.length === 4 &&
+    typeof value[0] === "string" &&
+    UUID.test(value[0]) &&
+    typeof value[1] === "string" &&
+    UUID.test(value[1]) &&
+    typeof value[2] === "string" &&
+    HLC.test(value[2]) &&
+    typeof value[3] === "string"
+  );
+}
+
+/**
+ * A page's rows, checked in one loop rather than by a schema per row: a page holds thousands,
+ * and the target checks each again, parsing its text as the table's row.
+ */
+const snapshotRows = z.custom<SnapshotRow[]>(
+  (value) => Array.isArray(value) && value.every(isSnapshotRow),
+  "must be [id, version, hlc, row text] items",
+);
+
 const snapshotSchema = z
   .object({
     ...identity,
     table,
     after_id: id().nullable(),
     last_id: id().nullable(),
-    rows: z.array(z.looseObject({ row: rowObject, hlc: z.string().regex(HLC), origin: id() })),
+    format: z.literal("row_text"),
+    columns: z.array(z.string()).min(1),
+    rows: snapshotRows,
     has_more: z.boolean(),
     cursor: cursorSchema,
   })
@@ -160,11 +188,25 @@ const snapshotSchema = z
       table: s.table,
       afterId: s.after_id,
       lastId: s.last_id,
+      columns: s.columns,
       rows: s.rows,
       hasMore: s.has_more,
       cursor: s.cursor,
     }),
   );
+
+/**
+ * A `cv_sync_snapshot` reply of a node whose sql/ functions predate row texts (rows as
+ * `{row, hlc, origin}` objects, no `format`): that node needs the migrations, not a retry.
+ */
+export function isOlderSnapshotReply(reply: unknown): boolean {
+  return (
+    typeof reply === "object" &&
+    reply !== null &&
+    !("format" in reply) &&
+    Array.isArray((reply as { rows?: unknown }).rows)
+  );
+}
 
 const conflictSchema = z
   .object({
