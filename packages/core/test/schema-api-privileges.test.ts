@@ -60,6 +60,7 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // the router's two questions are for the clinic server, not the cloud.
   "function public.cv_client_apply(jsonb, text)": PERSON_ONLY,
   "function public.cv_client_seen(text, uuid, uuid, uuid)": PERSON_ONLY,
+  "function public.cv_client_seen_batch(text[], uuid[], uuid[], uuid[])": PERSON_ONLY,
   "function public.cv_client_settle(text, uuid, uuid, timestamp with time zone)": PERSON_ONLY,
   "function public.cv_client_overlaps(text, uuid, jsonb, text)": PERSON_ONLY,
   "function public.cv_client_pending(bigint)": {},

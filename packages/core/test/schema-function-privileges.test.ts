@@ -44,6 +44,7 @@ const CLIENT_APPLY = [
   "public.cv_client_apply(jsonb, text)",
   "public.cv_client_overlaps(text, uuid, jsonb, text)",
   "public.cv_client_seen(text, uuid, uuid, uuid)",
+  "public.cv_client_seen_batch(text[], uuid[], uuid[], uuid[])",
   "public.cv_client_settle(text, uuid, uuid, timestamp with time zone)",
   // The whole-row UPDATE column list cv_client_apply shares with the sync's apply (sql/functions).
   "cv_util.update_columns(text)",

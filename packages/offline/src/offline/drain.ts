@@ -1,5 +1,11 @@
 import { type CallOptions, CvError, isCvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
-import type { ClientApplier, ClientApplyResult, ClientWrite, RejectedWrite } from "../client/client-apply.js";
+import type {
+  ClientApplier,
+  ClientApplyResult,
+  ClientWrite,
+  PreparedWrites,
+  RejectedWrite,
+} from "../client/client-apply.js";
 import type { OfflineStore } from "./offline-store.js";
 import {
   DEAD_LETTERS,
@@ -86,6 +92,12 @@ interface Sent {
   readonly write: ClientWrite;
 }
 
+/** A batch read from the local file and checked for the server (`prepare`), ready to send. */
+interface Batch {
+  readonly sent: Sent[];
+  readonly prepared: PreparedWrites;
+}
+
 /**
  * A promise awaited later than it may settle (while another step of the pipeline runs): its
  * failure is thrown where it is awaited, not reported first as an unhandled rejection, which
@@ -95,6 +107,13 @@ function handled<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => {});
   return promise;
 }
+
+/**
+ * A macrotask later: once a call just made is written to the socket (the driver writes it in a
+ * microtask), so that the PC's own work on this thread (the local file is SQLite in WebAssembly,
+ * synchronous) does not hold the call back.
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 type Totals = { -readonly [K in Exclude<keyof DrainReport, "remaining">]: number };
 
@@ -204,29 +223,34 @@ export async function drainOutbox(
     deadLettered: 0,
     deferred: 0,
   };
-  const prepare = (start: number): Promise<Sent[]> =>
-    handled(
+  // The PC's work between two calls (reading a batch's rows and checking them, recording what
+  // the server did with the one before) runs while the server works: each starts a turn after the
+  // call it would otherwise hold back.
+  const prepare = async (start: number): Promise<Batch> => {
+    if (start > 0) await nextTurn();
+    const sent =
       start < entries.length
-        ? batchWrites(store, entries.slice(start, start + batchSize), options)
-        : Promise.resolve([]),
-    );
+        ? await batchWrites(store, entries.slice(start, start + batchSize), options)
+        : [];
+    return { sent, prepared: applier.prepare(sent.map((s) => s.write)) };
+  };
   let recorded: Promise<void> = Promise.resolve();
-  let next = prepare(0);
+  let next = handled(prepare(0));
   try {
     for (let start = 0; start < entries.length; start += batchSize) {
-      const sent = await next;
-      const writes = sent.map((s) => s.write);
-      const applying = writes.length > 0 ? handled(applier.apply(writes, options)) : undefined;
-      next = prepare(start + batchSize);
+      const { sent, prepared } = await next;
+      const applying = sent.length > 0 ? handled(applier.apply(prepared, options)) : undefined;
+      next = handled(prepare(start + batchSize));
       // The previous batch is recorded before this one is, and before a failure of this one is thrown.
       await recorded;
       if (applying === undefined) continue;
       const result = await applying;
       const done = Math.min(entries.length, start + batchSize);
+      const failedAt = now().toISOString();
       recorded = handled(
-        recordBatch(store, sent, result, totals, parentWaits, now().toISOString(), options).then(() =>
-          options?.onProgress?.({ done, total: entries.length }),
-        ),
+        nextTurn()
+          .then(() => recordBatch(store, sent, result, totals, parentWaits, failedAt, options))
+          .then(() => options?.onProgress?.({ done, total: entries.length })),
       );
     }
   } finally {

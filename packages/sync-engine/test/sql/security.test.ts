@@ -209,6 +209,7 @@ describe("on the clinic server", () => {
       expect.arrayContaining([
         "cv_client_apply(jsonb,text)",
         "cv_client_seen(text,uuid,uuid,uuid)",
+        "cv_client_seen_batch(text[],uuid[],uuid[],uuid[])",
         "cv_client_settle(text,uuid,uuid,timestamp with time zone)",
         "cv_client_overlaps(text,uuid,jsonb,text)",
         "auth.uid()",
