@@ -143,7 +143,7 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
  * A {@link SyncPeer} over supabase-js RPC (PostgREST): one HTTP request, one database transaction
  * per call. postgrest-js's own retries are off (the engine paces retries itself, and a retried
  * request could outlive its deadline) and every request is aborted at its deadline. Its
- * `changes$` hears the cloud's wake-ups (sql/0018) on Realtime when the client offers
+ * `changes$` hears the cloud's wake-ups (sql/0016) on Realtime when the client offers
  * `realtimeClient`.
  */
 export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {

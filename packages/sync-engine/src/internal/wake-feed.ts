@@ -3,7 +3,7 @@ import * as z from "zod";
 import type { SupabaseRealtimeClient } from "../supabase-peer.js";
 import type { ChangeNotice } from "../sync-peer.js";
 
-/** The private Realtime topic and event the cloud's change log broadcasts on (sql/0018). */
+/** The private Realtime topic and event the cloud's change log broadcasts on (sql/0016). */
 export const WAKE_TOPIC = "cv_sync";
 export const WAKE_EVENT = "changes";
 

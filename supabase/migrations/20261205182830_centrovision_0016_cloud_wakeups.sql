@@ -1,4 +1,5 @@
--- 0018 Wake-ups from the cloud. A clinic server's daemon polls the cloud every interval; where the
+-- Generated from sql/0016_cloud_wakeups.sql by `npm run supabase:migrations`: do not edit (edit sql/0016_cloud_wakeups.sql and run that again).
+-- 0016 Wake-ups from the cloud. A clinic server's daemon polls the cloud every interval; where the
 -- cloud is a Supabase project (it has Realtime's `realtime` schema), every statement that adds to
 -- the cloud's change log also broadcasts one message on the private Realtime topic `cv_sync`, so
 -- the daemons subscribed there start their next cycle at once. Polling stays: a lost wake-up
@@ -47,3 +48,26 @@ BEGIN
     );
 END
 $realtime$;
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0016_cloud_wakeups.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0016_cloud_wakeups.sql', '7221e5a65955b5ae8abd153be0f5a2e2f98bee01930c35e98548b2905aecc73f') on conflict (name) do nothing;
