@@ -144,7 +144,8 @@ export function createCloudSession(options: CloudSessionOptions): CloudSession {
       return client as unknown as SupabaseRealtimeClient;
     },
     async close() {
-      await client.removeAllChannels();
+      // Only when joined: removing the channels disconnects, which arms supabase-js's 10 s timer.
+      if (client.getChannels().length > 0) await client.removeAllChannels();
       await client.auth.stopAutoRefresh();
     },
   };

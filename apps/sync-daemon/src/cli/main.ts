@@ -197,3 +197,7 @@ try {
 } catch (error) {
   process.exitCode = report(error);
 }
+// Every command has closed what it opened by now. supabase-js's Realtime leaves a 10 s timer
+// behind each disconnect (its socket adapter never clears it), which would keep the process
+// alive that long after `once`, or after `run` was told to stop. The logger writes synchronously.
+process.exit();
