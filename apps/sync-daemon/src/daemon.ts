@@ -97,9 +97,10 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
   const progress = createProgressReporter(logger, config.log.progressIntervalS);
   const startedAt = new Date().toISOString();
   const { local, remote } = createPeers(config);
+  // One run has no next cycle to start early: it opens no LISTEN and joins no Realtime channel.
   const engine = createSyncEngine({
-    local,
-    remote,
+    local: options.oneRun ? { ...local, changes$: undefined } : local,
+    remote: options.oneRun ? { ...remote, changes$: undefined } : remote,
     intervalMs: config.sync.intervalMs,
     pageSize: config.sync.pageSize,
     snapshotPageSize: config.sync.snapshotPageSize,
