@@ -11,7 +11,7 @@ import {
   type SyncEngine,
   type SyncPeer,
 } from "../src/index.js";
-import { createSyncPair, type SyncPair } from "./support/sync-pair.js";
+import { createSyncPair, type SyncPair, supabaseClientAs } from "./support/sync-pair.js";
 
 let pair: SyncPair;
 let link: Link;
@@ -132,13 +132,7 @@ describe("a Postgres peer's change feed", () => {
 
 /** A cloud peer whose supabase-js client carries `token`, as the daemon's signed-in node does. */
 async function cloudPeerAs(token: string): Promise<SyncPeer> {
-  const { createClient } = await import("@supabase/supabase-js");
-  const { default: WebSocket } = await import("ws");
-  const client = createClient(pair.cloud.supabase.url, pair.cloud.supabase.anonKey, {
-    auth: { persistSession: false },
-    realtime: { transport: WebSocket as never },
-    accessToken: async () => token,
-  });
+  const client = await supabaseClientAs(pair.cloud.supabase, token);
   return createSupabasePeer({
     url: pair.cloud.supabase.url,
     client: { rpc: (fn, args) => client.rpc(fn, args), realtimeClient: async () => client as never },

@@ -11,7 +11,13 @@ import {
   type SyncProgress,
 } from "../src/index.js";
 import { startEngineChild } from "./support/engine-process.js";
-import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
+import {
+  checksums,
+  createSyncPair,
+  duplicateLogEntries,
+  type SyncPair,
+  supabaseClientAs,
+} from "./support/sync-pair.js";
 
 let pair: SyncPair;
 let branchId: string;
@@ -141,13 +147,7 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
       await clean.cloud.sql`
         select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${[mine.branches.id]}::uuid[])`;
       const token = await clean.cloud.supabase.mintUserToken(nodeUser);
-      const { createClient } = await import("@supabase/supabase-js");
-      const { default: WebSocket } = await import("ws");
-      const client = createClient(clean.cloud.supabase.url, clean.cloud.supabase.anonKey, {
-        auth: { persistSession: false },
-        realtime: { transport: WebSocket as never },
-        accessToken: async () => token,
-      });
+      const client = await supabaseClientAs(clean.cloud.supabase, token);
       const remote = createSupabasePeer({ url: clean.cloud.supabase.url, client, timeoutMs: 10_000 });
       const local = clean.clinicPeer();
       const engine = createSyncEngine({ local, remote, intervalMs: 60_000, snapshotPageSize: 2 });

@@ -13,7 +13,12 @@ import {
   type SyncPeer,
 } from "../src/index.js";
 import { START_CURSOR } from "../src/sync-types.js";
-import { createClinicDatabase, createSyncPair, type SyncPair } from "./support/sync-pair.js";
+import {
+  createClinicDatabase,
+  createSyncPair,
+  type SyncPair,
+  supabaseClientAs,
+} from "./support/sync-pair.js";
 
 let pair: SyncPair;
 let lan: Link;
@@ -95,13 +100,7 @@ describe("supabase peer faults", () => {
 
   it("cannot call the sync functions with a signed-in user's token (no EXECUTE)", async () => {
     const token = await pair.cloud.supabase.mintUserToken(randomUUID());
-    const { createClient } = await import("@supabase/supabase-js");
-    const { default: WebSocket } = await import("ws");
-    const client = createClient(pair.cloud.supabase.url, pair.cloud.supabase.anonKey, {
-      auth: { persistSession: false },
-      realtime: { transport: WebSocket as never },
-      accessToken: async () => token,
-    });
+    const client = await supabaseClientAs(pair.cloud.supabase, token);
     const peer = createSupabasePeer({ url: pair.cloud.supabase.url, client, timeoutMs: 2_000 });
     expect(await failure(() => peer.node())).toMatchObject({ code: "unauthorized" });
   });

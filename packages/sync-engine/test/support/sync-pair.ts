@@ -143,6 +143,19 @@ export async function createSyncPair(): Promise<SyncPair> {
   };
 }
 
+/** A supabase-js client of `supabase` that carries `token`, as a signed-in node's or person's does. */
+export async function supabaseClientAs(supabase: LocalSupabase, token: string) {
+  const [{ createClient }, { default: WebSocket }] = await Promise.all([
+    import("@supabase/supabase-js"),
+    import("ws"),
+  ]);
+  return createClient(supabase.url, supabase.anonKey, {
+    auth: { persistSession: false },
+    realtime: { transport: WebSocket as never },
+    accessToken: async () => token,
+  });
+}
+
 /** md5 of every synced table, rows ordered by id, as JSON: equal on both sides = converged. */
 /** A pair whose engine has synced one consultation from the cloud: the start of the engine's tests. */
 export async function syncedPair(): Promise<{ pair: SyncPair; engine: SyncEngine; branchId: string }> {
