@@ -6,7 +6,6 @@ import {
 } from "@centrovision/adapter-postgres/driver-errors";
 import { type CallOptions, CvError, isCvError, withDeadline } from "@centrovision/core";
 import postgres from "postgres";
-import { Subject, takeUntil } from "rxjs";
 import * as z from "zod";
 import { listenForChanges } from "./internal/change-feed.js";
 import { parseOptions } from "./internal/options.js";
@@ -16,6 +15,7 @@ import {
   type RpcInvoker,
   type RpcName,
   VOID_RPCS,
+  withChangeFeed,
 } from "./internal/rpc-peer.js";
 import { fromSqlState } from "./sync-errors.js";
 import type { SyncPeer } from "./sync-peer.js";
@@ -59,6 +59,13 @@ export interface PostgresPeerOptions {
   ssl?: false | "require" | ConnectionOptions;
 }
 
+const DEFAULT_TIMEOUT_MS = 15_000;
+
+/** Seconds to wait for a connection: the call's deadline, at most 10 s, at least 1 s. */
+function connectTimeoutS(timeoutMs: number): number {
+  return Math.max(1, Math.ceil(Math.min(timeoutMs, 10_000) / 1000));
+}
+
 const optionsSchema = z
   .object({
     url: z.string().min(1).optional(),
@@ -67,7 +74,7 @@ const optionsSchema = z
         (v) => typeof v === "function" || (typeof v === "object" && v !== null),
       )
       .optional(),
-    timeoutMs: z.int().positive().default(15_000),
+    timeoutMs: z.int().positive().default(DEFAULT_TIMEOUT_MS),
     max: z.int().min(1).max(20).default(3),
     label: z.string().min(1).optional(),
     session: z.custom<() => string | undefined>((v) => typeof v === "function").optional(),
@@ -170,22 +177,15 @@ export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
   const { label, invoke, close } = createPostgresInvoker(input);
   const peer = createRpcPeer(label, invoke, close);
   if (input.url === undefined) return peer;
-  const closed = new Subject<void>();
-  const changes$ = listenForChanges({
-    url: input.url,
-    ...(input.ssl !== undefined && { ssl: input.ssl }),
-    retryMs: FEED_RETRY_MS,
-    connectTimeoutS: Math.max(1, Math.ceil(Math.min(input.timeoutMs ?? 15_000, 10_000) / 1000)),
-  }).pipe(takeUntil(closed));
-  return {
-    ...peer,
-    changes$,
-    close: async () => {
-      closed.next();
-      closed.complete();
-      await peer.close();
-    },
-  };
+  return withChangeFeed(
+    peer,
+    listenForChanges({
+      url: input.url,
+      ...(input.ssl !== undefined && { ssl: input.ssl }),
+      retryMs: FEED_RETRY_MS,
+      connectTimeoutS: connectTimeoutS(input.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    }),
+  );
 }
 
 /** Pause before a lost change feed listens again: a down server costs one connection attempt per this. */
@@ -212,7 +212,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
               ...sessionConnection(session),
               ...(options.ssl !== undefined && { ssl: options.ssl }),
               max: options.max,
-              connect_timeout: Math.max(1, Math.ceil(Math.min(options.timeoutMs, 10_000) / 1000)),
+              connect_timeout: connectTimeoutS(options.timeoutMs),
               idle_timeout: 60,
               // The driver would wait up to 20 s between reconnects; the engine paces retries itself.
               backoff: () => 0,

@@ -1,9 +1,8 @@
 import { GATEWAY_DOWN, isServerDown } from "@centrovision/adapter-supabase/driver-errors";
 import { type CallOptions, CvError, withDeadline } from "@centrovision/core";
-import { Subject, takeUntil } from "rxjs";
 import * as z from "zod";
 import { parseOptions } from "./internal/options.js";
-import { createRpcPeer, type RpcInvoker } from "./internal/rpc-peer.js";
+import { createRpcPeer, type RpcInvoker, withChangeFeed } from "./internal/rpc-peer.js";
 import { listenForWakeups } from "./internal/wake-feed.js";
 import { fromSqlState } from "./sync-errors.js";
 import type { SyncPeer } from "./sync-peer.js";
@@ -161,19 +160,10 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   };
 
   const { invoke, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
-  const closed = new Subject<void>();
-  const changes$ = listenForWakeups(async () => (await getClient()).realtimeClient?.(), WAKE_RETRY_MS).pipe(
-    takeUntil(closed),
+  return withChangeFeed(
+    createRpcPeer(label, invoke, close),
+    listenForWakeups(async () => (await getClient()).realtimeClient?.(), WAKE_RETRY_MS),
   );
-  return {
-    ...createRpcPeer(label, invoke, close),
-    changes$,
-    close: async () => {
-      closed.next();
-      closed.complete();
-      await close();
-    },
-  };
 }
 
 /** Pause before joining the wake-up channel again when the cloud could not be reached to join it. */

@@ -1,5 +1,6 @@
 import { type CallOptions, CvError } from "@centrovision/core";
-import type { SyncPeer } from "../sync-peer.js";
+import { type Observable, Subject, takeUntil } from "rxjs";
+import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
 import type { AuditQuery, SourceIdentity } from "../sync-types.js";
 import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
@@ -235,5 +236,19 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
     receiveAudit: (events, options) =>
       call("cv_audit_receive", { p_events: events }, options, replySchemas.count),
     close,
+  };
+}
+
+/** `peer` with `feed` as its `changes$`, which its `close()` ends for every subscriber. */
+export function withChangeFeed(peer: SyncPeer, feed: Observable<ChangeNotice>): SyncPeer {
+  const closed = new Subject<void>();
+  return {
+    ...peer,
+    changes$: feed.pipe(takeUntil(closed)),
+    close: async () => {
+      closed.next();
+      closed.complete();
+      await peer.close();
+    },
   };
 }
