@@ -16,6 +16,13 @@ export const syncEngineConfigSchema = z
      * Never more than `intervalMs`.
      */
     wakeGapMs: ms(0, 1_000),
+    /**
+     * Pause between cycles while both peers' change feeds are connected (`SyncPeer.listening`):
+     * every change then starts a cycle by itself, and polling only catches a wake-up lost on the
+     * way. A feed that drops starts a cycle, and the engine polls every `intervalMs` until it is
+     * back. Never less than `intervalMs`.
+     */
+    quietIntervalMs: ms(50, 10_000),
     /** Log entries per page (one apply transaction each). */
     pageSize: z.int().min(1).max(50_000).default(1_000),
     /** Rows per initial-sync page. */

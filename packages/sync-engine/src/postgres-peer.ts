@@ -177,13 +177,14 @@ export function createPostgresPeer(input: PostgresPeerOptions): SyncPeer {
   const { label, invoke, close } = createPostgresInvoker(input);
   const peer = createRpcPeer(label, invoke, close);
   if (input.url === undefined) return peer;
-  return withChangeFeed(
-    peer,
+  const url = input.url;
+  return withChangeFeed(peer, (onListening) =>
     listenForChanges({
-      url: input.url,
+      url,
       ...(input.ssl !== undefined && { ssl: input.ssl }),
       retryMs: FEED_RETRY_MS,
       connectTimeoutS: connectTimeoutS(input.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      onListening,
     }),
   );
 }

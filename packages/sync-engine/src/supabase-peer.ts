@@ -160,9 +160,11 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   };
 
   const { invoke, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
-  return withChangeFeed(
-    createRpcPeer(label, invoke, close),
-    listenForWakeups(async () => (await getClient()).realtimeClient?.(), WAKE_RETRY_MS),
+  return withChangeFeed(createRpcPeer(label, invoke, close), (onListening) =>
+    listenForWakeups(async () => (await getClient()).realtimeClient?.(), {
+      retryMs: WAKE_RETRY_MS,
+      onListening,
+    }),
   );
 }
 

@@ -208,7 +208,9 @@ class Engine implements SyncEngine {
    */
   private nextCycle(): Observable<unknown> {
     if (this.requested) return of(0);
-    const delay = this.runner.nextDelayMs();
+    const delay = this.runner.nextDelayMs(
+      this.local.listening?.() === true && this.remote.listening?.() === true,
+    );
     this.publish({ nextCycleAt: new Date(this.scheduler.now() + delay).toISOString() });
     return race(timer(delay, this.scheduler), this.trigger, this.runner.backingOff() ? NEVER : this.early());
   }

@@ -44,9 +44,16 @@ export interface SyncPeer {
   /**
    * Emits when the node may have new changes to send (a hint, never data): the engine then starts
    * its next cycle early instead of waiting out its interval. Optional; a peer without it is
-   * polled. Emits also when it reconnects, since changes made meanwhile were not heard.
+   * polled. Emits also when it loses its connection and when it reconnects, since changes made
+   * meanwhile are not heard.
    */
   readonly changes$?: Observable<ChangeNotice>;
+  /**
+   * Whether `changes$` is connected now (the clinic server's LISTEN is open, the cloud's Realtime
+   * channel joined). While both peers' feeds are, a change starts a cycle by itself, and the engine
+   * polls only every `quietIntervalMs`. A peer without it counts as not listening.
+   */
+  readonly listening?: () => boolean;
   /** Names the node (idempotent). `reinit` starts a new epoch: every peer then stops with `epoch_changed`. */
   init(
     nodeName: string,

@@ -8,6 +8,7 @@ import {
   type ChangeNotice,
   createPostgresPeer,
   createSupabasePeer,
+  createSyncEngine,
   type SyncEngine,
   type SyncPeer,
 } from "../src/index.js";
@@ -86,17 +87,24 @@ describe("a Postgres peer's change feed", () => {
       heard += 1;
     });
     await expect.poll(feedConnections).toEqual({ open: 1, listening: 1 });
-    // A server restart, a NAT entry expired: every connection reset. Listening again says so.
+    await expect.poll(() => peer.listening?.()).toBe(true);
+    // A server restart, a NAT entry expired: every connection reset. Losing the connection says
+    // so, and so does listening again.
     link.reset();
     await expect.poll(() => heard, { timeout: 10_000 }).toBe(1);
+    expect(peer.listening?.()).toBe(false);
+    await expect.poll(() => heard, { timeout: 10_000 }).toBe(2);
+    expect(peer.listening?.()).toBe(true);
     const other = notifier();
     await other`notify cv_sync_change`;
-    await expect.poll(() => heard).toBe(2);
+    await expect.poll(() => heard).toBe(3);
     await other.end();
-    // The server stays away: the feed keeps trying, quietly, without holding up a close.
+    // The server stays away: the feed says it lost it, keeps trying, quietly, without holding up a close.
     await link.refuse();
     link.reset();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(heard).toBe(4);
+    expect(peer.listening?.()).toBe(false);
     const began = Date.now();
     await peer.close();
     expect(Date.now() - began).toBeLessThan(1_000);
@@ -104,7 +112,7 @@ describe("a Postgres peer's change feed", () => {
     await link.pass();
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(link.stats.active).toBe(0);
-    expect(heard).toBe(2);
+    expect(heard).toBe(4);
   });
 
   it("a peer given a client instead of a url has none (it could not open its own connection)", () => {
@@ -203,5 +211,75 @@ describe("the cloud's wake-ups (Realtime)", () => {
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(cycles.count - pushed).toBe(1);
     await engine.stop();
+  });
+
+  it("while both feeds listen the engine polls every quietIntervalMs; with Realtime cut or flapping, a cloud write still arrives within intervalMs", async () => {
+    const supabase = pair.cloud.supabase;
+    // Realtime alone through a link that the test cuts; the calls go straight to the cloud.
+    const realtimeLink = await createLink({
+      target: { host: "127.0.0.1", port: Number(new URL(supabase.url).port) },
+    });
+    const [{ createClient }, { default: WebSocket }] = await Promise.all([
+      import("@supabase/supabase-js"),
+      import("ws"),
+    ]);
+    const realtime = createClient(realtimeLink.url(supabase.url), supabase.serviceRoleKey, {
+      auth: { persistSession: false },
+      realtime: { transport: WebSocket as never },
+    });
+    const direct = createClient(supabase.url, supabase.serviceRoleKey, {
+      auth: { persistSession: false },
+      realtime: { transport: WebSocket as never },
+    });
+    const remote = createSupabasePeer({
+      url: supabase.url,
+      client: { rpc: (fn, args) => direct.rpc(fn, args), realtimeClient: async () => realtime as never },
+      timeoutMs: 5_000,
+      label: "cloud",
+    });
+    const local = createPostgresPeer({ url: pair.clinic.url, timeoutMs: 5_000 });
+    const engine = createSyncEngine({ local, remote, intervalMs: 1_000, quietIntervalMs: 60_000 });
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const waitMs = () => Date.parse(engine.getStatus().nextCycleAt ?? "") - Date.now();
+    await expect
+      .poll(() => local.listening?.() === true && remote.listening?.() === true, { timeout: 10_000 })
+      .toBe(true);
+    await engine.syncNow();
+    await expect.poll(waitMs).toBeGreaterThan(50_000);
+    /** Writes a patient on the cloud and resolves with how long it took to reach the clinic server. */
+    const arrival = async (name: string) => {
+      const row = patient(base.branches.id, name);
+      const written = Date.now();
+      await insert(pair.cloud.sql, "patients", row);
+      await expect
+        .poll(() => rowOf(pair.clinic.sql, "patients", row.id as string), { timeout: 10_000, interval: 50 })
+        .toBeDefined();
+      return Date.now() - written;
+    };
+    // Heard: far inside the quiet interval.
+    expect(await arrival("Oída")).toBeLessThan(1_000);
+    // Realtime cut: losing the channel starts a cycle, and from then on the engine polls each second.
+    await realtimeLink.refuse();
+    realtimeLink.reset();
+    await expect.poll(() => remote.listening?.(), { timeout: 5_000 }).toBe(false);
+    await expect.poll(waitMs, { timeout: 5_000 }).toBeLessThanOrEqual(1_000);
+    const cut = [await arrival("Sin señal 1"), await arrival("Sin señal 2"), await arrival("Sin señal 3")];
+    // The interval (1 s) plus one cycle's work.
+    expect(Math.max(...cut)).toBeLessThan(2_000);
+    // Flapping: joined and lost every 1.5 s, writes still arrive within the interval.
+    await realtimeLink.flap(1_500, "refuse");
+    const flapping: number[] = [];
+    for (let i = 0; i < 4; i++) flapping.push(await arrival(`Intermitente ${i}`));
+    expect(Math.max(...flapping)).toBeLessThan(2_000);
+    // Back: joined again, and the quiet interval with it.
+    await realtimeLink.pass();
+    await expect.poll(() => remote.listening?.(), { timeout: 20_000 }).toBe(true);
+    await engine.syncNow();
+    await expect.poll(waitMs).toBeGreaterThan(50_000);
+    await engine.stop();
+    await Promise.all([local.close(), remote.close()]);
+    await realtime.removeAllChannels();
+    await realtimeLink.close();
   });
 });

@@ -23,7 +23,17 @@ function scriptedPeer(name: string) {
     openConflicts: 0,
     quarantined: 0,
   };
-  const state = { down: false, delayMs: 0, nodeCalls: 0, nodeRunning: 0, maxNodeRunning: 0, running: 0 };
+  const state = {
+    down: false,
+    delayMs: 0,
+    nodeCalls: 0,
+    cursorCalls: 0,
+    pendingCalls: 0,
+    pullCalls: 0,
+    pullRunning: 0,
+    maxPullRunning: 0,
+    running: 0,
+  };
   const answer = async <T>(value: T): Promise<T> => {
     state.running++;
     try {
@@ -48,34 +58,41 @@ function scriptedPeer(name: string) {
     auditHead: unused,
     sealedAuditAfter: unused,
     receiveAudit: unused,
-    node: async () => {
+    node: () => {
       state.nodeCalls++;
-      state.maxNodeRunning = Math.max(state.maxNodeRunning, ++state.nodeRunning);
+      return answer({ ...info, now: new Date().toISOString() });
+    },
+    pull: async () => {
+      state.pullCalls++;
+      state.maxPullRunning = Math.max(state.maxPullRunning, ++state.pullRunning);
       try {
-        return await answer({ ...info, now: new Date().toISOString() });
+        return await answer({
+          source: info,
+          now: new Date().toISOString(),
+          changes: [],
+          cursor: { txid: 50, seq: 0 },
+          hasMore: false,
+        });
       } finally {
-        state.nodeRunning--;
+        state.pullRunning--;
       }
     },
-    pull: () =>
-      answer({
-        source: info,
-        now: new Date().toISOString(),
-        changes: [],
-        cursor: { txid: 50, seq: 0 },
-        hasMore: false,
-      }),
     apply: () => answer({ status: "applied" as const, applied: 0, skipped: 0, conflicts: 0 }),
-    cursor: () =>
-      answer({
+    cursor: () => {
+      state.cursorCalls++;
+      return answer({
         cursor: { txid: 1, seq: 0 },
         epoch: EPOCH,
         catchupUntil: null,
         snapshotProgress: null,
         acked: null,
-      }),
+      });
+    },
     ack: () => answer(undefined),
-    pending: () => answer(0),
+    pending: () => {
+      state.pendingCalls++;
+      return answer(0);
+    },
     snapshot: unused,
     applySnapshot: unused,
     resetPeer: unused,
@@ -149,17 +166,17 @@ describe("the sync loop", () => {
     const engine = createSyncEngine({ local: local.peer, remote: remote.peer, intervalMs: 60_000 });
     await vi.advanceTimersByTimeAsync(0);
     remote.state.delayMs = 1_000;
-    // Each cycle starts by reading both nodes' identity once.
-    const before = remote.state.nodeCalls;
+    // Each cycle pulls from the cloud once.
+    const before = remote.state.pullCalls;
     const first = engine.syncNow();
     await vi.advanceTimersByTimeAsync(10);
     const during = [engine.syncNow(), engine.syncNow(), engine.syncNow()];
     await vi.advanceTimersByTimeAsync(60_000);
     await Promise.all([first, ...during]);
-    // Every cycle starts with the cloud's identity, each taking 1 s: overlapping cycles would overlap here.
-    expect(remote.state.maxNodeRunning).toBe(1);
+    // Every cycle pulls from the cloud, each pull taking 1 s: overlapping cycles would overlap here.
+    expect(remote.state.maxPullRunning).toBe(1);
     // The cycle started by the first call, then one more for the three made during it.
-    expect(remote.state.nodeCalls - before).toBe(2);
+    expect(remote.state.pullCalls - before).toBe(2);
     await engine.stop();
   });
 
@@ -176,8 +193,14 @@ describe("the sync loop", () => {
       maxBackoffMs: 5_000,
       random: () => 0.999_999,
     });
-    // Each cycle starts by reading the cloud's identity once.
-    const cycles = () => remote.state.nodeCalls;
+    // Each cycle starts in the phase "pulling".
+    let started = 0;
+    let phase = "";
+    engine.status$.subscribe((status) => {
+      if (status.phase === "pulling" && phase !== "pulling") started += 1;
+      phase = status.phase;
+    });
+    const cycles = () => started;
     await vi.advanceTimersByTimeAsync(100);
     expect(cycles()).toBe(1);
     // The echo of the clinic server's own push is no reason to sync.
@@ -240,5 +263,82 @@ describe("the sync loop", () => {
     expect(seen.at(-1)?.phase).toBe("stopped");
     expect(remote.state.running).toBe(0);
     expect(await engine.syncNow()).toMatchObject({ phase: "stopped" });
+  });
+
+  it("polls every quietIntervalMs while both change feeds listen, and every intervalMs from the moment one drops", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    const feeds = { clinic: new Subject<ChangeNotice>(), cloud: new Subject<ChangeNotice>() };
+    const listening = { clinic: true, cloud: true };
+    const engine = createSyncEngine({
+      local: { ...local.peer, changes$: feeds.clinic, listening: () => listening.clinic },
+      remote: { ...remote.peer, changes$: feeds.cloud, listening: () => listening.cloud },
+      intervalMs: 1_000,
+      quietIntervalMs: 15_000,
+    });
+    const pulls = () => remote.state.pullCalls;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(pulls()).toBe(1);
+    expect(Date.parse(engine.getStatus().nextCycleAt ?? "") - Date.now()).toBe(14_900);
+    await vi.advanceTimersByTimeAsync(14_800);
+    expect(pulls()).toBe(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(pulls()).toBe(2);
+    // Realtime drops mid-wait: the feed says so, which starts a cycle; then the plain interval.
+    await vi.advanceTimersByTimeAsync(5_000);
+    listening.cloud = false;
+    feeds.cloud.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pulls()).toBe(3);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toBe(4);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toBe(5);
+    // A peer that cannot say (no `listening`) counts as not listening.
+    listening.cloud = true;
+    const plain = createSyncEngine({
+      local: { ...local.peer, changes$: feeds.clinic },
+      remote: { ...remote.peer, changes$: feeds.cloud, listening: () => true },
+      intervalMs: 1_000,
+      quietIntervalMs: 15_000,
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(Date.parse(plain.getStatus().nextCycleAt ?? "") - Date.now()).toBe(900);
+    await Promise.all([engine.stop(), plain.stop()]);
+  });
+
+  it("an idle cycle asks the cloud twice (its record of the clinic server, then a pull); its identity once a minute", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    const engine = createSyncEngine({
+      local: local.peer,
+      remote: remote.peer,
+      intervalMs: 1_000,
+      idleCursorSaveMs: 3_600_000,
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    const calls = () => {
+      const { nodeCalls, cursorCalls, pullCalls, pendingCalls } = remote.state;
+      return { nodeCalls, cursorCalls, pullCalls, pendingCalls };
+    };
+    const first = calls();
+    // (This scripted cloud never stores an acknowledgement, so every cycle acknowledges again.)
+    expect(first).toEqual({ nodeCalls: 1, cursorCalls: 1, pullCalls: 1, pendingCalls: 0 });
+    await vi.advanceTimersByTimeAsync(59_000);
+    const minute = calls();
+    expect(minute.pullCalls - first.pullCalls).toBe(59);
+    expect(minute.cursorCalls - first.cursorCalls).toBe(59);
+    expect(minute.nodeCalls).toBe(1);
+    expect(minute.pendingCalls).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(remote.state.nodeCalls).toBe(2);
+    // A failed cycle reads the identity again at the next one.
+    remote.state.down = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    remote.state.down = false;
+    const before = remote.state.nodeCalls;
+    await engine.syncNow();
+    expect(remote.state.nodeCalls).toBe(before + 1);
+    await engine.stop();
   });
 });

@@ -12,14 +12,16 @@ export interface ChangeFeedOptions {
   /** Wait before listening again after the connection was lost or could not be made. */
   retryMs: number;
   connectTimeoutS: number;
+  /** Told each time the feed starts or stops listening. */
+  onListening?: (listening: boolean) => void;
 }
 
 /**
  * Emits when the node reports new changes: one LISTEN connection, opened on the first subscriber
- * and closed with the last. It also emits each time it listens again after a lost connection,
- * since a change made meanwhile was not heard (not the first time: whoever subscribes reads the
- * node then anyway). It never fails: a lost connection is listened again after
- * `retryMs`, so a server that is down costs one attempt per `retryMs` and stops nothing.
+ * and closed with the last. It also emits when it loses the connection and each time it listens
+ * again after that, since a change made meanwhile is not heard (not the first time: whoever
+ * subscribes reads the node then anyway). It never fails: a lost connection is listened again
+ * after `retryMs`, so a server that is down costs one attempt per `retryMs` and stops nothing.
  *
  * Not the driver's own `listen()`: that re-listens from its connection's close handler at once,
  * without a pause, so a stopped server keeps it reconnecting as fast as connections are refused,
@@ -32,6 +34,10 @@ export function listenForChanges(options: ChangeFeedOptions): Observable<ChangeN
     let retry: ReturnType<typeof setTimeout> | undefined;
     let listening = false;
     let listened = false;
+    const setListening = (now: boolean) => {
+      listening = now;
+      options.onListening?.(now);
+    };
     // `onnotify` is the driver's own hook (what its listen() uses), missing from its typings.
     const settings: postgres.Options<Record<string, never>> & { onnotify: () => void } = {
       max: 1,
@@ -45,12 +51,15 @@ export function listenForChanges(options: ChangeFeedOptions): Observable<ChangeN
       onnotice: () => {},
       onnotify: () => subscriber.next(notice),
       onclose: () => {
-        if (listening) again();
+        if (!listening) return;
+        // Lost: a change from now on is not heard until the feed listens again.
+        subscriber.next(notice);
+        again();
       },
     };
     const sql = postgres(options.url, settings);
     const again = () => {
-      listening = false;
+      setListening(false);
       if (stopped || retry !== undefined) return;
       retry = setTimeout(() => {
         retry = undefined;
@@ -61,7 +70,7 @@ export function listenForChanges(options: ChangeFeedOptions): Observable<ChangeN
     const listen = () => {
       sql.unsafe(`LISTEN ${CHANGE_CHANNEL}`).then(() => {
         if (stopped) return;
-        listening = true;
+        setListening(true);
         // Listening again: what changed while nobody listened was not heard.
         if (listened) subscriber.next(notice);
         listened = true;
@@ -70,7 +79,7 @@ export function listenForChanges(options: ChangeFeedOptions): Observable<ChangeN
     listen();
     return () => {
       stopped = true;
-      listening = false;
+      setListening(false);
       clearTimeout(retry);
       sql.end({ timeout: 0 }).catch(() => {});
     };

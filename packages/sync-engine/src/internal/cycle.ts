@@ -9,9 +9,9 @@ import type {
   SyncProgress,
   SyncStatus,
 } from "../sync-status.js";
-import type { NodeInfo } from "../sync-types.js";
+import type { NodeInfo, PeerState } from "../sync-types.js";
 import { backoffDelay } from "./backoff.js";
-import { measureNode } from "./clock.js";
+import { type MeasuredNode, measureNode } from "./clock.js";
 import { type DirectionSpec, runDirection } from "./direction.js";
 import { PageSizer } from "./page-sizer.js";
 
@@ -30,6 +30,12 @@ export interface CycleRunnerOptions {
 const COUNT_TIMEOUT_MS = 2_000;
 /** Batches (of 10,000 entries at most) one purge deletes before the loop goes on; the next purge continues. */
 const PURGE_BATCHES = 100;
+/**
+ * How long the cloud's identity (epoch, fingerprint, clock, quarantine) read by one cycle serves
+ * the next ones. A changed epoch or a restored log is refused by the pull and the apply
+ * themselves whatever the engine last read; a failed cycle reads it again.
+ */
+const REMOTE_NODE_MAX_AGE_MS = 60_000;
 
 /** Tables whose fingerprint differs between the two nodes (or exists on one side only). */
 function drifted(a: NodeInfo, b: NodeInfo): TableName[] {
@@ -57,6 +63,10 @@ export class CycleRunner {
   private purgedAt: number | undefined;
   private changeLog: SyncStatus["changeLog"] = { clinic: null, cloud: null };
   private remoteInfo: NodeInfo | undefined;
+  /** The cloud's identity as the last cycle that read it measured it, and when. */
+  private remoteMeasured: (MeasuredNode & { at: number }) | undefined;
+  /** The last `runDirections` blocked the pull on a cloud identity read in an earlier cycle. */
+  private staleRefusal = false;
   private readonly directions: readonly DirectionSpec[];
   /** Per direction, the page sizes learnt so far (they carry over between cycles). */
   private readonly pages = new Map<SyncDirection, { log: PageSizer; snapshot: PageSizer }>();
@@ -80,10 +90,14 @@ export class CycleRunner {
     return this.failures > 0;
   }
 
-  /** Wait before the next cycle: the interval, or the backoff after failures. */
-  nextDelayMs(): number {
+  /**
+   * Wait before the next cycle: the interval (the quiet one while both change feeds are
+   * `listening`), or the backoff after failures.
+   */
+  nextDelayMs(listening: boolean): number {
     const { config, random } = this.options;
-    if (this.failures === 0) return config.intervalMs;
+    if (this.failures === 0)
+      return listening ? Math.max(config.intervalMs, config.quietIntervalMs) : config.intervalMs;
     return backoffDelay(this.failures, config.minBackoffMs, config.maxBackoffMs, random);
   }
 
@@ -112,17 +126,29 @@ export class CycleRunner {
     publish({ phase: "pulling", nextCycleAt: null });
     let failure: unknown;
     let complete = true;
+    const started = now();
     try {
       complete = await this.runDirections();
+      // A pull refused on an identity read earlier (the cloud re-initialised or restored since):
+      // read it now and go again, so the block says what happened and what to do.
+      if (this.staleRefusal) {
+        this.remoteMeasured = undefined;
+        complete = await this.runDirections();
+      }
     } catch (error) {
       failure = error;
       complete = false;
     }
     // After a network failure the cloud's count would only wait out its deadline; the clinic's
-    // backlog is what matters then (the router's failback waits on it).
-    const counts = await this.counts(failure === undefined || !isTierDown(failure));
+    // backlog is what matters then (the router's failback waits on it). A pull that drained the
+    // cloud's log in this cycle left nothing to count.
+    const pulledAll = (this.drainedAt.get("pull") ?? Number.NEGATIVE_INFINITY) >= started;
+    const counts = await this.counts(
+      failure === undefined || !isTierDown(failure) ? (pulledAll ? "drained" : "ask") : "skip",
+    );
     if (complete) await this.purgeWhenDue();
     this.failures = failure === undefined ? 0 : this.failures + 1;
+    if (failure !== undefined || this.blocked.size > 0) this.remoteMeasured = undefined;
     const at = new Date(now()).toISOString();
     const last = [...this.drainedAt.values()];
     publish({
@@ -183,7 +209,9 @@ export class CycleRunner {
   /** True when both directions drained their source. */
   private async runDirections(): Promise<boolean> {
     const { local, remote, config, now, publish } = this.options;
-    const [localNode, remoteNode] = await Promise.all([measureNode(local, now), measureNode(remote, now)]);
+    const cycleStarted = now();
+    this.staleRefusal = false;
+    const [localNode, remoteNode] = await Promise.all([measureNode(local, now), this.measureRemote()]);
     this.localInfo = localNode.info;
     this.remoteInfo = remoteNode.info;
     publish({
@@ -197,21 +225,32 @@ export class CycleRunner {
       return false;
     }
     let complete = true;
+    // Both directions read the cloud's record of the clinic server: one call serves both (the
+    // pull's acknowledgements change only its `acked`, which the push does not read).
+    let remoteState: Promise<PeerState> | undefined;
+    const cursorOf = (peer: SyncPeer, peerId: string): Promise<PeerState> => {
+      if (peer !== remote) return peer.cursor(peerId);
+      remoteState ??= remote.cursor(peerId);
+      return remoteState;
+    };
     for (const spec of this.directions) {
       if (this.options.isStopping()) return false;
       const started = now();
       const [sourceInfo, targetInfo] =
         spec.name === "pull" ? [remoteNode.info, localNode.info] : [localNode.info, remoteNode.info];
+      const sourceFresh = spec.name === "push" || remoteNode.at >= cycleStarted;
       publish({ phase: spec.name === "pull" ? "pulling" : "pushing" });
       const savedAt = this.cursorSavedAt.get(spec.name);
       const pages = this.pages.get(spec.name) as { log: PageSizer; snapshot: PageSizer };
       const outcome = await runDirection(spec, {
         sourceInfo,
+        sourceFresh,
         targetInfo,
         logPages: pages.log,
         maxPageSize: Math.max(config.maxPageSize, config.pageSize),
         snapshotPages: pages.snapshot,
         now,
+        cursorOf,
         saveIdleCursor: savedAt === undefined || started - savedAt >= config.idleCursorSaveMs,
         isStopping: this.options.isStopping,
         onProgress: (progress) => {
@@ -221,6 +260,7 @@ export class CycleRunner {
         onInitialSync: () => publish({ phase: "initial-sync" }),
       });
       if (outcome.kind === "blocked") {
+        if (!sourceFresh) this.staleRefusal = true;
         this.block(spec.name, outcome.reason, outcome.tables, outcome.message);
         complete = false;
         continue;
@@ -250,17 +290,32 @@ export class CycleRunner {
     });
   }
 
-  /** Backlogs and open conflicts, best effort: a count that fails keeps its last value. */
-  private async counts(includeRemote: boolean): Promise<Partial<SyncStatus>> {
+  /** The cloud's identity: read again once the last reading is `REMOTE_NODE_MAX_AGE_MS` old. */
+  private async measureRemote(): Promise<MeasuredNode & { at: number }> {
+    const { remote, now } = this.options;
+    const known = this.remoteMeasured;
+    if (known !== undefined && now() - known.at < REMOTE_NODE_MAX_AGE_MS) return known;
+    const at = now();
+    this.remoteMeasured = { ...(await measureNode(remote, now)), at };
+    return this.remoteMeasured;
+  }
+
+  /**
+   * Backlogs and open conflicts, best effort: a count that fails keeps its last value. The cloud's
+   * backlog is asked, known to be empty (`drained`), or skipped (the cloud is unreachable).
+   */
+  private async counts(remoteBacklog: "ask" | "drained" | "skip"): Promise<Partial<SyncStatus>> {
     const { local, remote } = this.options;
     const options = { timeoutMs: COUNT_TIMEOUT_MS };
     const remoteId = this.remoteInfo?.nodeId;
     const localId = this.localInfo?.nodeId;
     const [up, down, conflicts] = await Promise.allSettled([
       remoteId === undefined ? Promise.reject(new Error("unknown")) : local.pending(remoteId, options),
-      localId === undefined || !includeRemote
-        ? Promise.reject(new Error("skipped"))
-        : remote.pending(localId, options),
+      remoteBacklog === "drained"
+        ? Promise.resolve(0)
+        : localId === undefined || remoteBacklog === "skip"
+          ? Promise.reject(new Error("skipped"))
+          : remote.pending(localId, options),
       local.node(options),
     ]);
     return {

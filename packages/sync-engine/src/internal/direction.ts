@@ -17,6 +17,12 @@ export interface DirectionSpec {
 
 export interface DirectionContext {
   readonly sourceInfo: NodeInfo;
+  /**
+   * `sourceInfo` was read in this cycle, so its `maxTxid` bounds every cursor the target can hold
+   * for it. An older reading does not (the source moved on since); the pull refuses a cursor
+   * ahead of its node itself (CV006).
+   */
+  readonly sourceFresh: boolean;
   readonly targetInfo: NodeInfo;
   /** This direction's log page size, learnt across cycles. */
   readonly logPages: PageSizer;
@@ -24,6 +30,8 @@ export interface DirectionContext {
   /** This direction's initial-sync page size, learnt across cycles. */
   readonly snapshotPages: PageSizer;
   readonly now: () => number;
+  /** Reads what a peer holds about another (`SyncPeer.cursor`); the cycle shares one reading of the cloud's. */
+  readonly cursorOf: (peer: SyncPeer, peerId: string) => Promise<PeerState>;
   readonly saveIdleCursor: boolean;
   readonly isStopping: () => boolean;
   readonly onProgress: (progress: SyncProgress) => void;
@@ -56,7 +64,7 @@ function contradiction(spec: DirectionSpec, ctx: DirectionContext, state: PeerSt
       message: `[sync-engine] ${source} was re-initialised or restored from a backup (its epoch changed) since ${target} last synced from it; ${reset}`,
     };
   }
-  if (ctx.sourceInfo.maxTxid < state.cursor.txid) {
+  if (ctx.sourceFresh && ctx.sourceInfo.maxTxid < state.cursor.txid) {
     return {
       reason: "peer_restored" as const,
       message: `[sync-engine] ${source}'s log is behind the cursor ${target} holds for it: it was restored from a backup. Re-initialise it (cv_sync_init with p_reinit => true), then ${reset}`,
@@ -84,8 +92,8 @@ function needsSnapshot(spec: DirectionSpec, state: PeerState): boolean {
  */
 export async function runDirection(spec: DirectionSpec, ctx: DirectionContext): Promise<DirectionOutcome> {
   const [state, back] = await Promise.all([
-    spec.target.cursor(ctx.sourceInfo.nodeId),
-    spec.source.cursor(ctx.targetInfo.nodeId),
+    ctx.cursorOf(spec.target, ctx.sourceInfo.nodeId),
+    ctx.cursorOf(spec.source, ctx.targetInfo.nodeId),
   ]);
   const contradicted = contradiction(spec, ctx, state, back);
   if (contradicted) return { kind: "blocked", ...contradicted, tables: [] };

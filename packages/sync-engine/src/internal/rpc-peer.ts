@@ -239,12 +239,23 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
   };
 }
 
-/** `peer` with `feed` as its `changes$`, which its `close()` ends for every subscriber. */
-export function withChangeFeed(peer: SyncPeer, feed: Observable<ChangeNotice>): SyncPeer {
+/**
+ * `peer` with the feed `open` makes as its `changes$`, which its `close()` ends for every
+ * subscriber, and `listening()` as the feed reports it through `onListening`.
+ */
+export function withChangeFeed(
+  peer: SyncPeer,
+  open: (onListening: (listening: boolean) => void) => Observable<ChangeNotice>,
+): SyncPeer {
   const closed = new Subject<void>();
+  let listening = false;
+  const feed = open((now) => {
+    listening = now;
+  });
   return {
     ...peer,
     changes$: feed.pipe(takeUntil(closed)),
+    listening: () => listening,
     close: async () => {
       closed.next();
       closed.complete();

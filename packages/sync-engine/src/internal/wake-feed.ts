@@ -17,21 +17,35 @@ function noticeOf(payload: unknown): ChangeNotice {
   return parsed.success && parsed.data.origins ? Object.freeze({ origins: parsed.data.origins }) : UNKNOWN;
 }
 
+export interface WakeFeedOptions {
+  /** Wait before trying again when the cloud could not be reached to join. */
+  retryMs: number;
+  /** Told each time the channel is joined or lost. */
+  onListening?: (listening: boolean) => void;
+}
+
 /**
- * Emits for each wake-up the cloud broadcasts, and once each time the channel is joined again
- * after it was lost (changes made meanwhile were not heard). Joined on the first subscriber, left with the last.
- * Never fails: a client without Realtime (`undefined`) gives a feed that stays silent, and one
- * that cannot be reached is tried again after `retryMs`; once joined, supabase-js rejoins by itself.
+ * Emits for each wake-up the cloud broadcasts, once when the joined channel is lost, and once
+ * each time it is joined again after that (changes made meanwhile are not heard). Joined on the
+ * first subscriber, left with the last. Never fails: a client without Realtime (`undefined`)
+ * gives a feed that stays silent, and one that cannot be reached is tried again after
+ * `retryMs`; once joined, supabase-js rejoins by itself.
  */
 export function listenForWakeups(
   realtime: () => Promise<SupabaseRealtimeClient | undefined>,
-  retryMs: number,
+  options: WakeFeedOptions,
 ): Observable<ChangeNotice> {
   return new Observable<ChangeNotice>((subscriber) => {
     let stopped = false;
     let retry: ReturnType<typeof setTimeout> | undefined;
     let leave: (() => void) | undefined;
     let joined = false;
+    let listening = false;
+    const setListening = (now: boolean) => {
+      if (listening === now) return;
+      listening = now;
+      options.onListening?.(now);
+    };
     const join = async () => {
       const client = await realtime();
       if (stopped || client === undefined) return;
@@ -42,10 +56,16 @@ export function listenForWakeups(
         .channel(WAKE_TOPIC, { config: { private: true } })
         .on("broadcast", { event: WAKE_EVENT }, (message) => subscriber.next(noticeOf(message.payload)))
         .subscribe((status) => {
-          if (status !== "SUBSCRIBED") return;
+          if (status !== "SUBSCRIBED") {
+            // Lost (an error, a timeout, the socket closed): a change from now on is not heard.
+            if (listening) subscriber.next(UNKNOWN);
+            setListening(false);
+            return;
+          }
           // Joined again: what changed while the channel was down was not heard.
           if (joined) subscriber.next(UNKNOWN);
           joined = true;
+          setListening(true);
         });
       leave = () => {
         client.removeChannel(channel).catch(() => {});
@@ -54,13 +74,14 @@ export function listenForWakeups(
     const attempt = () => {
       join().catch(() => {
         if (stopped) return;
-        retry = setTimeout(attempt, retryMs);
+        retry = setTimeout(attempt, options.retryMs);
         retry.unref?.();
       });
     };
     attempt();
     return () => {
       stopped = true;
+      setListening(false);
       clearTimeout(retry);
       leave?.();
     };
