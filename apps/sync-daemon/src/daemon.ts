@@ -102,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
     local: options.oneRun ? { ...local, changes$: undefined } : local,
     remote: options.oneRun ? { ...remote, changes$: undefined } : remote,
     intervalMs: config.sync.intervalMs,
+    quietIntervalMs: config.sync.quietIntervalMs,
     pageSize: config.sync.pageSize,
     snapshotPageSize: config.sync.snapshotPageSize,
     pageBudgetMs: config.sync.pageBudgetMs,

@@ -46,6 +46,17 @@ export interface IdentityCopier {
  * writes nothing when the key is the same.
  */
 const REREGISTER_MS = 60 * 60_000;
+/**
+ * The cloud's audit trail is sealed by every clinic's daemon; once a minute from each is plenty
+ * (its events wait at most that long to be chained) and keeps fifty clinics from sealing it
+ * two hundred times a minute.
+ */
+const CLOUD_SEAL_MS = 60_000;
+/**
+ * How far the cloud holds this clinic's chain is asked once and then followed from what this
+ * process shipped; asked again after a failure, and this often in case the cloud was restored.
+ */
+const HEAD_RECHECK_MS = 60 * 60_000;
 
 /**
  * The identity copy over the daemon's own peers (their deadlines, error mapping and reply checks):
@@ -84,15 +95,29 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     state = { ...state, keyRegistered: true, keyRegisteredAt: new Date(registered.at).toISOString() };
   };
 
+  let cloudSealedAt: number | undefined;
   const sealAudit = async () => {
-    const sealed = (await clinic.sealAudit(callOptions)) + (await cloud.sealAudit(callOptions));
+    let sealed = await clinic.sealAudit(callOptions);
+    if (cloudSealedAt === undefined || Date.now() - cloudSealedAt >= CLOUD_SEAL_MS) {
+      sealed += await cloud.sealAudit(callOptions);
+      cloudSealedAt = Date.now();
+    }
     state = { ...state, auditSealed: sealed, auditSealedAt: new Date().toISOString() };
   };
 
   let clinicNodeId: string | undefined;
+  /** The cloud's head of this clinic's chain as this process last learnt or moved it, and when it asked. */
+  let cloudHead: { position: number; askedAt: number } | undefined;
   const shipAudit = async () => {
     clinicNodeId ??= (await clinic.node(callOptions)).nodeId;
-    let head = await cloud.auditHead(clinicNodeId, callOptions);
+    if (cloudHead === undefined || Date.now() - cloudHead.askedAt >= HEAD_RECHECK_MS) {
+      const askedAt = Date.now();
+      cloudHead = { position: await cloud.auditHead(clinicNodeId, callOptions), askedAt };
+    }
+    const known = cloudHead;
+    // Until the cloud confirms a shipment, the head is asked again next time.
+    cloudHead = undefined;
+    let head = known.position;
     for (;;) {
       const events = await clinic.sealedAuditAfter(head, callOptions);
       const last = events.at(-1);
@@ -100,6 +125,7 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
       await cloud.receiveAudit(events, callOptions);
       head = last.position;
     }
+    cloudHead = { position: head, askedAt: known.askedAt };
     state = { ...state, auditInCloud: head };
   };
 

@@ -32,6 +32,7 @@ export interface DaemonConfig {
   };
   readonly sync: {
     readonly intervalMs: number;
+    readonly quietIntervalMs: number;
     readonly pageSize: number;
     readonly snapshotPageSize: number;
     readonly pageBudgetMs: number;
@@ -268,6 +269,7 @@ function resolveWith(
     },
     sync: {
       intervalMs: file.sync.interval_ms,
+      quietIntervalMs: file.sync.quiet_interval_ms,
       pageSize: file.sync.page_size,
       snapshotPageSize: file.sync.snapshot_page_size,
       pageBudgetMs: file.sync.page_budget_ms,
