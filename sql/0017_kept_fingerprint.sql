@@ -72,7 +72,10 @@ BEGIN
 END
 $$;
 
--- 0006's, with the fingerprint computed afresh and kept: VOLATILE now, since it may write it.
+-- 0006's, with the fingerprint computed afresh and kept (VOLATILE now, since it may write it),
+-- and the scope the caller holds (`scope`: the branches of a clinic's node credential, with
+-- cv_sync.everywhere(); null for the service key, which holds everything): the cloud's wake-ups
+-- name the scopes they concern (sql/functions/07_wakeups.sql), and a clinic ignores the others.
 CREATE OR REPLACE FUNCTION public.cv_sync_node() RETURNS jsonb
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = ''
@@ -84,6 +87,7 @@ BEGIN
       'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.refresh_fingerprint(),
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
+      'scope', cv_sync.node_scope(),
       'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
         WHERE NOT cv_sync.called_by_node()
           OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())))

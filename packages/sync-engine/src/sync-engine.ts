@@ -123,10 +123,13 @@ class Engine implements SyncEngine {
     });
     this.wakeGapMs = Math.min(config.wakeGapMs, config.intervalMs);
     const feeds = [options.local.changes$, options.remote.changes$].filter((f) => f !== undefined);
-    this.feed = merge(...feeds).subscribe(({ origins }) => {
+    this.feed = merge(...feeds).subscribe(({ origins, scopes }) => {
       // The echo of this clinic server's own push wakes nobody.
       const own = this.runner.knownLocalNodeId();
       if (origins !== null && own !== undefined && origins.every((origin) => origin === own)) return;
+      // Nor does a change outside the scope the cloud says this clinic holds.
+      const held = this.runner.knownRemoteScope();
+      if (scopes && held && !scopes.some((scope) => held.includes(scope))) return;
       this.changed = true;
       this.changes.next();
     });

@@ -26,6 +26,11 @@ import type {
 export interface ChangeNotice {
   /** The nodes the changes came from, when the node says (the cloud does); null: unknown. */
   readonly origins: readonly string[] | null;
+  /**
+   * The scopes the changes concern (the cloud's branches, as `NodeInfo.scope`), when the node
+   * says; null or absent: unknown. A clinic holding none of them has nothing to pull.
+   */
+  readonly scopes?: readonly string[] | null;
 }
 
 /**

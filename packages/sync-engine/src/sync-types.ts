@@ -37,6 +37,12 @@ export interface NodeInfo {
    * "Scope"); asked with a node credential, those its clinic sent.
    */
   readonly quarantined: number;
+  /**
+   * The scope the caller holds there: for a clinic's node credential on the cloud, its branches
+   * (with the all-zero id of rows every clinic holds); null: everything; undefined: the node did
+   * not say (before sql/0017).
+   */
+  readonly scope?: readonly string[] | null;
 }
 
 /** What a target needs to know about the node a batch comes from. */

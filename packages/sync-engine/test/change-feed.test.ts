@@ -149,7 +149,7 @@ async function cloudPeerAs(token: string): Promise<SyncPeer> {
 }
 
 describe("the cloud's wake-ups (Realtime)", () => {
-  it("reach a clinic server's node credential with the origins only; a person's token hears nothing", async () => {
+  it("reach a clinic server's node credential with the origins and scopes only; a person's token hears nothing", async () => {
     const supabase = pair.cloud.supabase;
     const node = await cloudPeerAs(
       await supabase.mintUserToken(randomUUID(), {
@@ -175,7 +175,8 @@ describe("the cloud's wake-ups (Realtime)", () => {
       )
       .toBeGreaterThan(0);
     const [cloudNode] = await pair.cloud.sql<{ node_id: string }[]>`select node_id from cv_sync.node`;
-    expect(heard.node[0]).toEqual({ origins: [cloudNode?.node_id] });
+    // Which nodes and scopes (branches) the changes concern; never a row or a table.
+    expect(heard.node[0]).toEqual({ origins: [cloudNode?.node_id], scopes: expect.any(Array) });
     expect(heard.person).toEqual([]);
     for (const subscription of subscriptions) subscription?.unsubscribe();
     await Promise.all([node.close(), person.close()]);
@@ -281,5 +282,55 @@ describe("the cloud's wake-ups (Realtime)", () => {
     await Promise.all([local.close(), remote.close()]);
     await realtime.removeAllChannels();
     await realtimeLink.close();
+  });
+
+  it("a clinic's node credential wakes for a cloud write in its scope, not for one in another branch's", async () => {
+    const clean = await createSyncPair();
+    try {
+      const mine = consultation();
+      const other = consultation();
+      for (const rows of [mine, other]) await insertConsultation(clean.cloud.sql, rows);
+      const nodeUser = randomUUID();
+      await clean.cloud.sql`
+        select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${[mine.branches.id]}::uuid[])`;
+      const token = await clean.cloud.supabase.mintUserToken(nodeUser, {
+        app_metadata: { provider: "email", providers: ["email"], centrovision_node: "Clínica Roma" },
+      });
+      const client = await supabaseClientAs(clean.cloud.supabase, token);
+      const remote = createSupabasePeer({
+        url: clean.cloud.supabase.url,
+        client: { rpc: (fn, args) => client.rpc(fn, args), realtimeClient: async () => client as never },
+        timeoutMs: 10_000,
+      });
+      const heard: ChangeNotice[] = [];
+      const listened = remote.changes$?.subscribe((notice) => heard.push(notice));
+      const local = createPostgresPeer({ url: clean.clinic.url, timeoutMs: 10_000 });
+      const engine = createSyncEngine({ local, remote, intervalMs: 60_000, quietIntervalMs: 60_000 });
+      const cycles = countCycles(engine);
+      try {
+        expect((await engine.syncNow()).lastError).toBeNull();
+        await expect.poll(() => remote.listening?.(), { timeout: 10_000 }).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        const before = cycles.count;
+        await insert(clean.cloud.sql, "patients", patient(other.branches.id, "Otra sucursal"));
+        await expect.poll(() => heard.length, { timeout: 5_000 }).toBeGreaterThan(0);
+        expect(heard.at(-1)).toMatchObject({ scopes: [other.branches.id] });
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        expect(cycles.count).toBe(before);
+        const row = patient(mine.branches.id, "Mi sucursal");
+        await insert(clean.cloud.sql, "patients", row);
+        await expect
+          .poll(() => rowOf(clean.clinic.sql, "patients", row.id as string), { timeout: 5_000 })
+          .toBeDefined();
+        expect(cycles.count).toBe(before + 1);
+        expect(heard.at(-1)).toMatchObject({ scopes: [mine.branches.id] });
+      } finally {
+        listened?.unsubscribe();
+        await engine.stop();
+        await Promise.all([local.close(), remote.close()]);
+      }
+    } finally {
+      await clean.close();
+    }
   });
 });

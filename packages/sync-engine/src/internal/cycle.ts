@@ -110,6 +110,11 @@ export class CycleRunner {
     return this.remoteInfo.nodeId;
   }
 
+  /** The scope the cloud says the engine's credential holds there, once a cycle has read it (see `NodeInfo.scope`). */
+  knownRemoteScope(): readonly string[] | null | undefined {
+    return this.remoteInfo?.scope;
+  }
+
   /** The clinic server's node id once a cycle has read it, without asking. */
   knownLocalNodeId(): string | undefined {
     return this.localInfo?.nodeId;

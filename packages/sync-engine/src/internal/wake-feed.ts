@@ -9,12 +9,17 @@ export const WAKE_EVENT = "changes";
 
 const UNKNOWN: ChangeNotice = Object.freeze({ origins: null });
 
-/** A broadcast's payload, from the network: only its `origins` are read. */
-const payloadSchema = z.object({ origins: z.array(z.string()).max(1_000).nullable().optional() });
+/** A broadcast's payload, from the network: only its `origins` and `scopes` are read. */
+const payloadSchema = z.object({
+  origins: z.array(z.string()).max(1_000).nullable().optional(),
+  scopes: z.array(z.string()).max(1_000).nullable().optional(),
+});
 
 function noticeOf(payload: unknown): ChangeNotice {
   const parsed = payloadSchema.safeParse(payload);
-  return parsed.success && parsed.data.origins ? Object.freeze({ origins: parsed.data.origins }) : UNKNOWN;
+  if (!parsed.success) return UNKNOWN;
+  const { origins, scopes } = parsed.data;
+  return Object.freeze({ origins: origins ?? null, ...(scopes && { scopes }) });
 }
 
 export interface WakeFeedOptions {

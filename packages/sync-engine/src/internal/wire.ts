@@ -59,6 +59,7 @@ const nodeSchema = z
     max_txid: count,
     open_conflicts: bigintSchema,
     quarantined: bigintSchema.optional(),
+    scope: z.array(id()).nullable().optional(),
   })
   .transform(
     (n): NodeInfo => ({
@@ -70,6 +71,7 @@ const nodeSchema = z
       maxTxid: n.max_txid,
       openConflicts: n.open_conflicts,
       quarantined: n.quarantined ?? 0,
+      ...(n.scope !== undefined && { scope: n.scope }),
     }),
   );
 

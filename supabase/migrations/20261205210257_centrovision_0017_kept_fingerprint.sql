@@ -73,7 +73,10 @@ BEGIN
 END
 $$;
 
--- 0006's, with the fingerprint computed afresh and kept: VOLATILE now, since it may write it.
+-- 0006's, with the fingerprint computed afresh and kept (VOLATILE now, since it may write it),
+-- and the scope the caller holds (`scope`: the branches of a clinic's node credential, with
+-- cv_sync.everywhere(); null for the service key, which holds everything): the cloud's wake-ups
+-- name the scopes they concern (sql/functions/07_wakeups.sql), and a clinic ignores the others.
 CREATE OR REPLACE FUNCTION public.cv_sync_node() RETURNS jsonb
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = ''
@@ -85,6 +88,7 @@ BEGIN
       'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.refresh_fingerprint(),
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
+      'scope', cv_sync.node_scope(),
       'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
         WHERE NOT cv_sync.called_by_node()
           OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())))
@@ -180,4 +184,4 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('0017_kept_fingerprint.sql', 'e6ae3c4ffce019bcb4282cf419ea8f985e9d7304cbb60c804bd53f14a7da370e') on conflict (name) do nothing;
+insert into cv_meta.schema_migrations (name, checksum) values ('0017_kept_fingerprint.sql', '77613a1a568ab138098f36669d02b4b05c08b401d7e5c973bab5e17199f5a5a7') on conflict (name) do nothing;

@@ -1019,6 +1019,36 @@ $$;
 -- the RPC functions' grants kept) as at the end of every sync migration.
 CALL cv_sync.grant_rpc();
 
+-- sql/functions/07_wakeups.sql
+-- The cloud's wake-ups (sql/0016) name, besides the origins, the scopes of what the statement
+-- added (`scopes`: the branches whose clinic servers hold the rows before or after, with
+-- cv_sync.everywhere() for rows every clinic holds), so a clinic server wakes only for changes a
+-- pull would bring it: fifty clinics no longer all start a cycle for every write anywhere. More
+-- than 200 scopes in one statement are sent as null (unknown: every clinic wakes). Like the
+-- origins, the scopes name branches, never a row or a table.
+CREATE OR REPLACE FUNCTION cv_sync.wake_nodes() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_scopes uuid[];
+BEGIN
+  -- A statement trigger fires for an INSERT … SELECT that added nothing, too.
+  IF NOT EXISTS (SELECT 1 FROM added) THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(array_agg(DISTINCT s.branch), '{}') INTO v_scopes
+  FROM added a CROSS JOIN LATERAL unnest(coalesce(a.scope, '{}') || coalesce(a.scope_before, '{}')) AS s(branch);
+  PERFORM realtime.send(
+    jsonb_build_object(
+      'origins', (SELECT jsonb_agg(DISTINCT a.origin) FROM added a),
+      'scopes', CASE WHEN cardinality(v_scopes) <= 200 THEN to_jsonb(v_scopes) END),
+    'changes', 'cv_sync', true);
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION cv_sync.wake_nodes() FROM PUBLIC;
+
 -- What `centrovision-sync cloud migrate` records: the project counts as having these files.
   create schema if not exists cv_meta;
   revoke all on schema cv_meta from public;
@@ -1046,3 +1076,4 @@ insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_syn
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '35155f1072cd412a99966ba7097183e55c4790b3a62e333a330d3ac4870d30ff') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '09d04e8f5ecc9ce1457589264d6d6cdc96cc688815df2475dcba8ba46cd5517a') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', 'ea13c9c195f2eed626f83e37509e876399abbbfaa919d60c912678941177497b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', 'd8f21b6814dca11d22c9c6c9169314c9364a4a3a8c28b0aa56d83b34f941b6c4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
