@@ -1,3 +1,5 @@
+import { get } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "./fixtures/supabase/harness.js";
 
@@ -183,5 +185,45 @@ describe("singular responses", () => {
   it("supports maybeSingle()", async () => {
     expect((await h.anon.from("people").select("id").eq("id", 99).maybeSingle()).data).toBeNull();
     expect((await h.anon.from("people").select("id").eq("id", 2).maybeSingle()).data).toEqual({ id: 2 });
+  });
+});
+
+describe("compression, as Supabase's gateway (Envoy) does", () => {
+  /** The raw answer to GET /rest/v1/people with `accept-encoding`, bytes as sent. */
+  const raw = (acceptEncoding: string) =>
+    new Promise<{ encoding: string | undefined; vary: string | undefined; body: Buffer }>(
+      (resolve, reject) => {
+        get(
+          `${h.stack.url}/rest/v1/people?select=id,username&order=id`,
+          { headers: { apikey: h.stack.anonKey, "accept-encoding": acceptEncoding } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () =>
+              resolve({
+                encoding: res.headers["content-encoding"],
+                vary: res.headers.vary,
+                body: Buffer.concat(chunks),
+              }),
+            );
+          },
+        ).on("error", reject);
+      },
+    );
+
+  it("gzips an answer for a client that accepts gzip, and only for one", async () => {
+    const plain = await raw("identity");
+    expect(plain.encoding).toBeUndefined();
+    const rows = JSON.parse(plain.body.toString());
+    expect(rows).toHaveLength(5);
+    const zipped = await raw("gzip, deflate, br");
+    expect([zipped.encoding, zipped.vary]).toEqual(["gzip", "Accept-Encoding"]);
+    expect(JSON.parse(gunzipSync(zipped.body).toString())).toEqual(rows);
+    expect((await raw("gzip;q=0, deflate")).encoding).toBeUndefined();
+    expect((await raw("br;q=1, gzip;q=0.5")).encoding).toBe("gzip");
+    // supabase-js (fetch) asks for it and inflates it by itself.
+    expect((await h.anon.from("people").select("id").order("id")).data).toEqual(
+      rows.map(({ id }: { id: number }) => ({ id })),
+    );
   });
 });

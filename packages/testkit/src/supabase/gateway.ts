@@ -4,6 +4,7 @@
  * Supabase Auth would, with CORS, and upgrading `/realtime/v1/websocket` to
  * Supabase Realtime's Broadcast from the database.
  */
+import { gzipSync } from "node:zlib";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import postgres from "postgres";
 import type { NewUser } from "./auth-admin.js";
@@ -11,6 +12,7 @@ import { type AuthServer, createAuthServer } from "./auth-server.js";
 import type { UserRow } from "./auth-users.js";
 import { CatalogCache, loadCatalog } from "./catalog.js";
 import { ApiError, describeInternal, GatewayError, internalError } from "./errors.js";
+import { publishAnswer, publishUpgrade } from "./gateway-stats.js";
 import { handleRest, type RestRequest } from "./handler.js";
 import { answerRealtimeHttp, REALTIME_PREFIX, type Realtime, startRealtime } from "./realtime-server.js";
 import { EXPOSED_SCHEMAS } from "./request-headers.js";
@@ -84,9 +86,28 @@ function toRestRequest(request: FastifyRequest, path: string, search: string): R
   };
 }
 
+/**
+ * Supabase's API gateway (Envoy) compresses what it answers for a client that accepts gzip, as
+ * Envoy's compressor does by default: a body of at least 30 bytes, zlib's default level, a 4 KB
+ * window. supabase-js (fetch) accepts it and inflates it without being asked.
+ */
+const GZIP_MIN_BYTES = 30;
+const GZIP_WINDOW_BITS = 12;
+
+/** Whether `accept-encoding` accepts gzip (listed, and not with q=0). */
+function acceptsGzip(header: string | undefined): boolean {
+  return (header ?? "")
+    .split(",")
+    .some((part) => /^\s*(gzip|\*)\s*(;\s*q=(?!0(\.0*)?\s*$)[\d.]+\s*)?$/i.test(part));
+}
+
 function send(reply: FastifyReply, status: number, headers: Record<string, string>, body?: string) {
   reply.code(status).headers(headers);
-  return body === undefined ? reply.send() : reply.send(body);
+  if (body === undefined) return reply.send();
+  if (Buffer.byteLength(body) < GZIP_MIN_BYTES || !acceptsGzip(reply.request.headers["accept-encoding"]))
+    return reply.send(body);
+  reply.header("Content-Encoding", "gzip").header("Vary", "Accept-Encoding");
+  return reply.send(gzipSync(body, { windowBits: GZIP_WINDOW_BITS }));
 }
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: ApiError) {
@@ -180,7 +201,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await Promise.all([pool.end({ timeout: 1 }), authPool.end({ timeout: 1 })]);
     throw error;
   }
-  app.server.on("upgrade", (request, socket, head) => realtime.handleUpgrade(request, socket, head));
+  app.server.on("upgrade", (request, socket, head) => {
+    publishUpgrade(request, socket);
+    realtime.handleUpgrade(request, socket, head);
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => done(null, body));
 
@@ -190,6 +214,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     keys: { jwtSecret: options.jwtSecret, signingKey: options.signingKey },
     maxRows: options.maxRows === undefined ? 1000 : options.maxRows,
   };
+  app.addHook("onResponse", (request, reply, done) => {
+    publishAnswer(request, reply);
+    done();
+  });
   app.all("/*", async (request, reply) => {
     const [path = "", search = ""] = (request.raw.url ?? "").split(/\?(.*)/s, 2);
     if (request.method === "OPTIONS") return answerOptions(request, reply);
