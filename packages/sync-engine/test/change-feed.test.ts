@@ -12,7 +12,7 @@ import {
   type SyncEngine,
   type SyncPeer,
 } from "../src/index.js";
-import { createSyncPair, type SyncPair, supabaseClientAs } from "./support/sync-pair.js";
+import { clinicNodePeer, createSyncPair, type SyncPair, supabaseClientAs } from "./support/sync-pair.js";
 
 let pair: SyncPair;
 let link: Link;
@@ -290,18 +290,7 @@ describe("the cloud's wake-ups (Realtime)", () => {
       const mine = consultation();
       const other = consultation();
       for (const rows of [mine, other]) await insertConsultation(clean.cloud.sql, rows);
-      const nodeUser = randomUUID();
-      await clean.cloud.sql`
-        select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${[mine.branches.id]}::uuid[])`;
-      const token = await clean.cloud.supabase.mintUserToken(nodeUser, {
-        app_metadata: { provider: "email", providers: ["email"], centrovision_node: "Clínica Roma" },
-      });
-      const client = await supabaseClientAs(clean.cloud.supabase, token);
-      const remote = createSupabasePeer({
-        url: clean.cloud.supabase.url,
-        client: { rpc: (fn, args) => client.rpc(fn, args), realtimeClient: async () => client as never },
-        timeoutMs: 10_000,
-      });
+      const remote = await clinicNodePeer(clean, [mine.branches.id]);
       const heard: ChangeNotice[] = [];
       const listened = remote.changes$?.subscribe((notice) => heard.push(notice));
       const local = createPostgresPeer({ url: clean.clinic.url, timeoutMs: 10_000 });

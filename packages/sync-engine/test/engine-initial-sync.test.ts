@@ -1,22 +1,15 @@
-import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { SYNCED_TABLES } from "@centrovision/core";
 import { consultation, insertConsultation, patient, remove, update } from "@centrovision/testkit/nodes";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createSupabasePeer,
-  createSyncEngine,
-  type SyncPeer,
-  type SyncPhase,
-  type SyncProgress,
-} from "../src/index.js";
+import { createSyncEngine, type SyncPeer, type SyncPhase, type SyncProgress } from "../src/index.js";
 import { startEngineChild } from "./support/engine-process.js";
 import {
   checksums,
+  clinicNodePeer,
   createSyncPair,
   duplicateLogEntries,
   type SyncPair,
-  supabaseClientAs,
 } from "./support/sync-pair.js";
 
 let pair: SyncPair;
@@ -143,12 +136,7 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
       const mine = consultation();
       const other = consultation();
       for (const rows of [mine, other]) await insertConsultation(clean.cloud.sql, rows);
-      const nodeUser = randomUUID();
-      await clean.cloud.sql`
-        select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${[mine.branches.id]}::uuid[])`;
-      const token = await clean.cloud.supabase.mintUserToken(nodeUser);
-      const client = await supabaseClientAs(clean.cloud.supabase, token);
-      const remote = createSupabasePeer({ url: clean.cloud.supabase.url, client, timeoutMs: 10_000 });
+      const remote = await clinicNodePeer(clean, [mine.branches.id]);
       const local = clean.clinicPeer();
       const engine = createSyncEngine({ local, remote, intervalMs: 60_000, snapshotPageSize: 2 });
       try {

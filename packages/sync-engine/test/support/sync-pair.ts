@@ -156,6 +156,27 @@ export async function supabaseClientAs(supabase: LocalSupabase, token: string) {
   });
 }
 
+/**
+ * A cloud peer signed in as a new clinic node credential (cv_sync_register_node) holding
+ * `branchIds`, as the daemon's: its token carries app_metadata.centrovision_node, so it may also
+ * join the cloud's wake-up channel.
+ */
+export async function clinicNodePeer(pair: SyncPair, branchIds: readonly string[]): Promise<SyncPeer> {
+  const supabase = pair.cloud.supabase;
+  const nodeUser = randomUUID();
+  await pair.cloud
+    .sql`select cv_sync_register_node(${nodeUser}::uuid, 'Clínica Roma', ${branchIds as string[]}::uuid[])`;
+  const token = await supabase.mintUserToken(nodeUser, {
+    app_metadata: { provider: "email", providers: ["email"], centrovision_node: "Clínica Roma" },
+  });
+  const client = await supabaseClientAs(supabase, token);
+  return createSupabasePeer({
+    url: supabase.url,
+    client: { rpc: (fn, args) => client.rpc(fn, args), realtimeClient: async () => client as never },
+    timeoutMs: 10_000,
+  });
+}
+
 /** md5 of every synced table, rows ordered by id, as JSON: equal on both sides = converged. */
 /** A pair whose engine has synced one consultation from the cloud: the start of the engine's tests. */
 export async function syncedPair(): Promise<{ pair: SyncPair; engine: SyncEngine; branchId: string }> {
