@@ -67,6 +67,8 @@ export class CycleRunner {
   private remoteMeasured: (MeasuredNode & { at: number }) | undefined;
   /** The last `runDirections` blocked the pull on a cloud identity read in an earlier cycle. */
   private staleRefusal = false;
+  /** Conflicts the directions of the cycle in flight recorded (the clinic server's count then changed). */
+  private recordedConflicts = 0;
   private readonly directions: readonly DirectionSpec[];
   /** Per direction, the page sizes learnt so far (they carry over between cycles). */
   private readonly pages = new Map<SyncDirection, { log: PageSizer; snapshot: PageSizer }>();
@@ -150,6 +152,8 @@ export class CycleRunner {
     const pulledAll = (this.drainedAt.get("pull") ?? Number.NEGATIVE_INFINITY) >= started;
     const counts = await this.counts(
       failure === undefined || !isTierDown(failure) ? (pulledAll ? "drained" : "ask") : "skip",
+      // The clinic server's open conflicts as the cycle read them at its start, unless it recorded some.
+      failure === undefined && this.recordedConflicts === 0 ? this.localInfo : undefined,
     );
     if (complete) await this.purgeWhenDue();
     this.failures = failure === undefined ? 0 : this.failures + 1;
@@ -216,6 +220,7 @@ export class CycleRunner {
     const { local, remote, config, now, publish } = this.options;
     const cycleStarted = now();
     this.staleRefusal = false;
+    this.recordedConflicts = 0;
     const [localNode, remoteNode] = await Promise.all([measureNode(local, now), this.measureRemote()]);
     this.localInfo = localNode.info;
     this.remoteInfo = remoteNode.info;
@@ -271,6 +276,7 @@ export class CycleRunner {
         continue;
       }
       this.blocked.delete(spec.name);
+      this.recordedConflicts += outcome.conflicts;
       if (outcome.saved) this.cursorSavedAt.set(spec.name, started);
       if (outcome.drained) this.drainedAt.set(spec.name, started);
       else complete = false;
@@ -307,9 +313,13 @@ export class CycleRunner {
 
   /**
    * Backlogs and open conflicts, best effort: a count that fails keeps its last value. The cloud's
-   * backlog is asked, known to be empty (`drained`), or skipped (the cloud is unreachable).
+   * backlog is asked, known to be empty (`drained`), or skipped (the cloud is unreachable); the
+   * clinic server's conflicts are asked unless `localNode` still tells them.
    */
-  private async counts(remoteBacklog: "ask" | "drained" | "skip"): Promise<Partial<SyncStatus>> {
+  private async counts(
+    remoteBacklog: "ask" | "drained" | "skip",
+    localNode: NodeInfo | undefined,
+  ): Promise<Partial<SyncStatus>> {
     const { local, remote } = this.options;
     const options = { timeoutMs: COUNT_TIMEOUT_MS };
     const remoteId = this.remoteInfo?.nodeId;
@@ -321,7 +331,7 @@ export class CycleRunner {
         : localId === undefined || remoteBacklog === "skip"
           ? Promise.reject(new Error("skipped"))
           : remote.pending(localId, options),
-      local.node(options),
+      localNode ?? local.node(options),
     ]);
     return {
       ...(up.status === "fulfilled" && { pendingUp: up.value }),
