@@ -5,12 +5,13 @@
 --
 -- `cv_sync.fingerprint()`, what a node says of itself, returns the kept copy while no migration
 -- was recorded since it was computed (whichever route applied it: both record themselves in
--- cv_meta.schema_migrations), and computes it otherwise. The copy is computed afresh and kept by
--- `cv_sync_node()` (the sync engine calls it every cycle on the clinic server and at least once a
--- minute on the cloud), by any change to cv_sync.synced_tables (the policies), and by DDL where
--- the migrating role may create an event trigger (a superuser on the clinic server; `postgres` on
--- hosted Supabase, through supautils). Elsewhere DDL run by hand, outside a migration, is taken up
--- by the next `cv_sync_node()` call. The receiving side of an apply still computes its own from
+-- cv_meta.schema_migrations), and computes it otherwise. The copy is refreshed by any change to
+-- cv_sync.synced_tables (the policies) and by DDL, where the migrating role may create an event
+-- trigger (a superuser on the clinic server; `postgres` on hosted Supabase, through supautils).
+-- Where it may not, `cv_sync_node()` (which the sync engine calls every cycle on the clinic server
+-- and at least once a minute on the cloud) computes it afresh and keeps it, so DDL run by hand,
+-- outside a migration, is taken up by its next call; where it may, `cv_sync_node()` reads no
+-- catalog either unless a migration was recorded since. The receiving side of an apply still computes its own from
 -- the catalog (only when the batch holds changes), so a node never applies rows its own schema
 -- does not match what it was told.
 
@@ -72,7 +73,14 @@ BEGIN
 END
 $$;
 
--- 0006's, with the fingerprint computed afresh and kept (VOLATILE now, since it may write it),
+-- Whether DDL keeps the copy fresh by itself: the event trigger below exists here and is enabled.
+CREATE FUNCTION cv_sync.fingerprint_maintained() RETURNS boolean
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN EXISTS (SELECT FROM pg_catalog.pg_event_trigger t WHERE t.evtname = 'cv_sync_fingerprint' AND t.evtenabled <> 'D');
+
+-- 0006's, with the fingerprint computed afresh and kept (VOLATILE now, since it may write it)
+-- unless DDL keeps it fresh and no migration was recorded since it was computed,
 -- and the scope the caller holds (`scope`: the branches of a clinic's node credential, with
 -- cv_sync.everywhere(); null for the service key, which holds everything): the cloud's wake-ups
 -- name the scopes they concern (sql/functions/07_wakeups.sql), and a clinic ignores the others.
@@ -84,7 +92,11 @@ BEGIN
   PERFORM cv_sync.require_node(NULL);
   RETURN (
     SELECT jsonb_build_object(
-      'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch, 'fingerprint', cv_sync.refresh_fingerprint(),
+      'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch,
+      'fingerprint', coalesce(
+        (SELECT f.fingerprint FROM cv_sync.schema_fingerprint f
+         WHERE cv_sync.fingerprint_maintained() AND f.migrations = cv_sync.migrations_stamp()),
+        cv_sync.refresh_fingerprint()),
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
       'scope', cv_sync.node_scope(),

@@ -55,7 +55,7 @@ async function catalogScans(work: string, times: number): Promise<{ enum: number
 }
 
 describe("the kept schema fingerprint", () => {
-  it("is what the catalog says, and a pull or a pending count reads no catalog for it", async () => {
+  it("is what the catalog says, and a pull, a pending count or cv_sync_node() reads no catalog for it", async () => {
     await nodeCall();
     expect(await fingerprint()).toEqual(await computed());
     expect(Object.keys((await fingerprint()) ?? {}).length).toBeGreaterThanOrEqual(10);
@@ -66,6 +66,14 @@ describe("the kept schema fingerprint", () => {
     }
     // An initial-sync page names its table's columns (one lookup), not the fingerprint's.
     expect(await catalogScans("select cv_sync_snapshot('patients')", 20)).toEqual({ enum: 0, attribute: 20 });
+    // cv_sync_node() neither, while the event trigger keeps the copy; without it, it computes it.
+    expect(await catalogScans("select cv_sync_node()", 20)).toEqual({ enum: 0, attribute: 0 });
+    await node.sql`alter event trigger cv_sync_fingerprint disable`;
+    try {
+      expect((await catalogScans("select cv_sync_node()", 20)).attribute).toBeGreaterThan(0);
+    } finally {
+      await node.sql`alter event trigger cv_sync_fingerprint enable`;
+    }
   });
 
   it("follows DDL run by hand at once (event trigger), a policy change, and a recorded migration", async () => {
