@@ -5,7 +5,6 @@ const purgeKey = (log: ChangeLogState) => `${log.purgedAt ?? ""}|${log.error?.at
 
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
-/** The daemon's Prometheus metrics, on their own registry (two daemons in one process never clash). */
 /**
  * How often the event-loop lag metric samples. prom-client's default (10 ms) wakes the daemon a
  * hundred times a second for it, which was most of an idle daemon's CPU (0.6 of 0.7 CPU-s/min);
@@ -13,6 +12,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
  */
 const EVENT_LOOP_SAMPLE_MS = 1_000;
 
+/** The daemon's Prometheus metrics, on their own registry (two daemons in one process never clash). */
 export class DaemonMetrics {
   readonly registry = new Registry();
   private readonly cycles = new Counter({
