@@ -49,12 +49,16 @@ CREATE FUNCTION cv_sync.migrations_stamp() RETURNS text
   SET search_path = ''
   RETURN (SELECT count(*) || ' ' || coalesce(max(m.applied_at)::text, '') FROM cv_meta.schema_migrations m);
 
+-- The kept copy while no migration was recorded since it was computed; NULL otherwise.
+CREATE FUNCTION cv_sync.kept_fingerprint() RETURNS jsonb
+  LANGUAGE sql STABLE
+  SET search_path = ''
+  RETURN (SELECT f.fingerprint FROM cv_sync.schema_fingerprint f WHERE f.migrations = cv_sync.migrations_stamp());
+
 CREATE OR REPLACE FUNCTION cv_sync.fingerprint() RETURNS jsonb
   LANGUAGE sql STABLE
   SET search_path = ''
-  RETURN coalesce(
-    (SELECT f.fingerprint FROM cv_sync.schema_fingerprint f WHERE f.migrations = cv_sync.migrations_stamp()),
-    cv_sync.compute_fingerprint());
+  RETURN coalesce(cv_sync.kept_fingerprint(), cv_sync.compute_fingerprint());
 
 -- Computes the fingerprint and keeps it (written only when it or the migrations changed).
 CREATE FUNCTION cv_sync.refresh_fingerprint() RETURNS jsonb
@@ -94,8 +98,7 @@ BEGIN
     SELECT jsonb_build_object(
       'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch,
       'fingerprint', coalesce(
-        (SELECT f.fingerprint FROM cv_sync.schema_fingerprint f
-         WHERE cv_sync.fingerprint_maintained() AND f.migrations = cv_sync.migrations_stamp()),
+        CASE WHEN cv_sync.fingerprint_maintained() THEN cv_sync.kept_fingerprint() END,
         cv_sync.refresh_fingerprint()),
       'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
       'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
