@@ -96,8 +96,12 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
   };
 
   let cloudSealedAt: number | undefined;
+  /** Events this pass chained on the clinic server; undefined until its seal answers. */
+  let sealedHere: number | undefined;
   const sealAudit = async () => {
-    let sealed = await clinic.sealAudit(callOptions);
+    sealedHere = undefined;
+    sealedHere = await clinic.sealAudit(callOptions);
+    let sealed = sealedHere;
     if (cloudSealedAt === undefined || Date.now() - cloudSealedAt >= CLOUD_SEAL_MS) {
       sealed += await cloud.sealAudit(callOptions);
       cloudSealedAt = Date.now();
@@ -109,6 +113,10 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
   /** The cloud's head of this clinic's chain as this process last learnt or moved it, and when it asked. */
   let cloudHead: { position: number; askedAt: number } | undefined;
   const shipAudit = async () => {
+    // Only this process seals the clinic server's trail: when its seal chained nothing and the
+    // last shipment went through, there is nothing sealed the cloud lacks.
+    if (sealedHere === 0 && cloudHead !== undefined && Date.now() - cloudHead.askedAt < HEAD_RECHECK_MS)
+      return;
     clinicNodeId ??= (await clinic.node(callOptions)).nodeId;
     if (cloudHead === undefined || Date.now() - cloudHead.askedAt >= HEAD_RECHECK_MS) {
       const askedAt = Date.now();

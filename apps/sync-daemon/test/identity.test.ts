@@ -209,6 +209,72 @@ describe("the clinic's identity, copied by the daemon", () => {
     expect(await seen()).toBe(0);
   });
 
+  it("a running daemon hands the clinic server's audit events to the cloud after idle passes that shipped nothing", async () => {
+    const port = await freePort();
+    clinic.writeConfig("", { httpPort: port, sync: "quiet_interval_ms = 1000" });
+    const daemon = spawnCli(["--config", clinic.configPath, "run"]);
+    cleanups.push(async () => {
+      daemon.child.kill("SIGTERM");
+      await daemon.done;
+    });
+    const identity = async () =>
+      (
+        (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+          identity: { auditSealed: number | null; auditSealedAt: string | null; auditInCloud: number | null };
+        }
+      ).identity;
+    const [{ node_id: clinicNode } = { node_id: "" }] = await clinic.sql<{ node_id: string }[]>`
+      select node_id from cv_sync.node`;
+    const chainOf = (sql: typeof clinic.sql) =>
+      sql<{ position: string; hash: string }[]>`
+        select position, encode(hash, 'hex') as hash from cv_audit.events
+        where node_id = ${clinicNode} and position is not null order by position`;
+    /** Waits until `ok` holds for the daemon's identity status, for up to 20 s. */
+    const until = async (ok: (status: Awaited<ReturnType<typeof identity>>) => boolean) => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const status = await identity().catch(() => undefined);
+        if (status !== undefined && ok(status)) return status;
+        if (Date.now() > deadline)
+          throw new Error(`identity status never matched: ${JSON.stringify(status)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
+
+    // Passes with nothing to chain on the clinic server, after the first shipment.
+    const shipped = await until((status) => status.auditInCloud !== null);
+    const idleSince = shipped.auditSealedAt;
+    await until((status) => status.auditSealedAt !== idleSince);
+    const idle = await until((status) => status.auditSealedAt !== idleSince && status.auditSealed === 0);
+    await until((status) => status.auditSealedAt !== idle.auditSealedAt);
+
+    // A change made on the clinic server now is chained there and reaches the cloud hash for hash.
+    await clinic.sql`
+      insert into branches (id, code, name, address)
+      values (${randomUUID()}, ${`IDL${randomUUID().slice(0, 6).toUpperCase()}`}, 'Tras la calma', 'Calle 9')`;
+    const onClinic = await (async () => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const [chain, [unsealed]] = [
+          await chainOf(clinic.sql),
+          await clinic.sql<{ n: number }[]>`
+            select count(*)::int as n from cv_audit.events where node_id = ${clinicNode} and position is null`,
+        ];
+        if (
+          unsealed?.n === 0 &&
+          chain.length > 0 &&
+          Number(chain.at(-1)?.position) > (shipped.auditInCloud ?? 0)
+        )
+          return chain;
+        if (Date.now() > deadline) throw new Error("the clinic server's new audit event was never sealed");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+    const last = Number(onClinic.at(-1)?.position);
+    await until((status) => status.auditInCloud === last);
+    expect(await chainOf(clinic.cloudSql)).toEqual(onClinic);
+  });
+
   it("keeps syncing while the cloud lacks sql/0011, says what to do, and registers the key within the next cycles once it has it", async () => {
     const project = await projectBefore("0011");
     const port = await freePort();
