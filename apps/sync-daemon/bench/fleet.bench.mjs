@@ -2,6 +2,11 @@
 // `centrovision-sync run` process, for N = 1, 2, 4 (and 8 with --long). Clinics join one step at a
 // time and stay: each step adds clinics until there are N, waits until every daemon is in sync,
 // then measures, per clinic and in total:
+//   - the first minute after that (WARMUP_S, nothing changes): the daemon's CPU alone, reported
+//     apart. Measured per thread, a daemon spends 0.3–0.4 CPU-s more in it than in the minutes
+//     after, half of it on V8's helper threads (garbage collection and compilation finishing the
+//     initial sync's or the last load's work); that is the tail of the work just done, not what
+//     idling costs, so the idle window starts after it;
 //   - idle (nothing changes, IDLE_S ≥ 60 s): the cloud requests each clinic's daemon makes (goal
 //     ≤ 30/min), the cloud's CPU (its PostgreSQL, and its gateway: the local Supabase runs in a
 //     process of its own, bench/fleet-cloud.mjs), and the daemon's own CPU (goal ≤ 0.2 CPU-s/min);
@@ -17,7 +22,8 @@
 //
 //   npm run bench -- --filter=centrovision-sync [--long]    (the package's benches, this one last)
 //   node --conditions=@centrovision/source --import tsx bench/fleet.bench.mjs    (this one alone,
-//   from apps/sync-daemon; CV_BENCH_LONG=1 for the long form, CV_FLEET_IDLE_S=90 for a longer idle window)
+//   from apps/sync-daemon; CV_BENCH_LONG=1 for the long form, CV_FLEET_IDLE_S=90 for a longer idle window,
+//   CV_FLEET_WARMUP_S for another first minute)
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -34,10 +40,11 @@ const { steps, seedRows, loadS } = longOrShort(
   "N = 1, 2, 4 clinics (--long: 1, 2, 4, 8), a new clinic's scope 2,000 rows (20,000), 10 s of load each way (30 s)",
 );
 const IDLE_S = Number(process.env.CV_FLEET_IDLE_S ?? 60);
+const WARMUP_S = Number(process.env.CV_FLEET_WARMUP_S ?? 60);
 const RATE = 10;
 const SETTLE_MS = 5_000;
 const SYNC_PATHS = "/rest/v1/rpc/cv_sync_";
-const plan = { rate: RATE, loadS, seedRows, idleS: IDLE_S };
+const plan = { rate: RATE, loadS, seedRows, idleS: IDLE_S, warmupS: WARMUP_S };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 const perMinute = (value, ms) => (value * 60_000) / ms;
 
@@ -166,6 +173,19 @@ async function settle(cloudSql, clinics, joined) {
     await sleep(500);
   }
   await sleep(SETTLE_MS);
+}
+
+/** The minute before the idle window (WARMUP_S, nothing written): each daemon's CPU in it. */
+async function warmUp(world) {
+  const before = cpuNow(world);
+  const from = performance.now();
+  await sleep(WARMUP_S * 1000);
+  const after = cpuNow(world);
+  const ms = performance.now() - from;
+  return {
+    seconds: ms / 1000,
+    daemonCpu: world.clinics.map((_, i) => perMinute(after.daemons[i] - before.daemons[i], ms)),
+  };
 }
 
 /** The idle window: nothing is written anywhere for IDLE_S. */
@@ -335,9 +355,10 @@ try {
       if (held !== seedRows) throw new Error(`clinic ${clinic.index} holds ${held} rows, not ${seedRows}`);
     }
     await settle(cloudSql, world.clinics, joined);
+    const warmup = await warmUp(world);
     const idle = await idleWindow(world);
     const loads = { down: await loadPhase(world, "down", idle), up: await loadPhase(world, "up", idle) };
-    const step = { n, joined, idle, loads };
+    const step = { n, joined, warmup, idle, loads };
     results.push(step);
     printStep(step, plan);
     reportStep(step, plan);
