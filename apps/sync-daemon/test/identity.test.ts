@@ -44,6 +44,20 @@ async function clinicKey(): Promise<{ keyId: string; hex: string }> {
   return { keyId: row.key_id, hex: row.hex };
 }
 
+/** The clinic server's node id. */
+async function clinicNodeId(): Promise<string> {
+  const [row] = await clinic.sql<{ node_id: string }[]>`select node_id from cv_sync.node`;
+  if (!row) throw new Error("the clinic server has no node id");
+  return row.node_id;
+}
+
+/** The audit chain of `node` as `sql` holds it: the sealed events' positions and hashes. */
+function sealedChain(sql: postgres.Sql, node: string) {
+  return sql<{ position: string; hash: string }[]>`
+    select position, encode(hash, 'hex') as hash from cv_audit.events
+    where node_id = ${node} and position is not null order by position`;
+}
+
 /** A connection of `url` as the person of `token` (or as the login alone); ended after the test. */
 function connect(url: string, token?: string): postgres.Sql {
   const sql = postgres(url, {
@@ -128,12 +142,8 @@ describe("the clinic's identity, copied by the daemon", () => {
       insert into branches (id, code, name, address)
       values (${randomUUID()}, ${`LOC${randomUUID().slice(0, 6).toUpperCase()}`}, 'Local', 'Calle 5')`;
     expect((await cli("once")).code).toBe(0);
-    const [{ node_id: clinicNode } = { node_id: "" }] = await clinic.sql<{ node_id: string }[]>`
-      select node_id from cv_sync.node`;
-    const chainOf = (sql: typeof clinic.sql) =>
-      sql<{ position: string; hash: string }[]>`
-        select position, encode(hash, 'hex') as hash from cv_audit.events
-        where node_id = ${clinicNode} and position is not null order by position`;
+    const clinicNode = await clinicNodeId();
+    const chainOf = (sql: postgres.Sql) => sealedChain(sql, clinicNode);
     const [onClinic, inCloud] = [await chainOf(clinic.sql), await chainOf(clinic.cloudSql)];
     expect(onClinic.length).toBeGreaterThan(0);
     expect(inCloud).toEqual(onClinic);
@@ -223,12 +233,8 @@ describe("the clinic's identity, copied by the daemon", () => {
           identity: { auditSealed: number | null; auditSealedAt: string | null; auditInCloud: number | null };
         }
       ).identity;
-    const [{ node_id: clinicNode } = { node_id: "" }] = await clinic.sql<{ node_id: string }[]>`
-      select node_id from cv_sync.node`;
-    const chainOf = (sql: typeof clinic.sql) =>
-      sql<{ position: string; hash: string }[]>`
-        select position, encode(hash, 'hex') as hash from cv_audit.events
-        where node_id = ${clinicNode} and position is not null order by position`;
+    const clinicNode = await clinicNodeId();
+    const chainOf = (sql: postgres.Sql) => sealedChain(sql, clinicNode);
     /** Waits until `ok` holds for the daemon's identity status, for up to 20 s. */
     const until = async (ok: (status: Awaited<ReturnType<typeof identity>>) => boolean) => {
       const deadline = Date.now() + 20_000;
