@@ -96,23 +96,23 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
   };
 
   let cloudSealedAt: number | undefined;
-  /** Events this pass chained on the clinic server; undefined until its seal answers. */
-  let sealedHere: number | undefined;
-  const sealAudit = async () => {
-    sealedHere = undefined;
-    sealedHere = await clinic.sealAudit(callOptions);
+  /** Seals both trails; resolves with how many events it chained on the clinic server. */
+  const sealAudit = async (): Promise<number> => {
+    const sealedHere = await clinic.sealAudit(callOptions);
     let sealed = sealedHere;
     if (cloudSealedAt === undefined || Date.now() - cloudSealedAt >= CLOUD_SEAL_MS) {
       sealed += await cloud.sealAudit(callOptions);
       cloudSealedAt = Date.now();
     }
     state = { ...state, auditSealed: sealed, auditSealedAt: new Date().toISOString() };
+    return sealedHere;
   };
 
   let clinicNodeId: string | undefined;
   /** The cloud's head of this clinic's chain as this process last learnt or moved it, and when it asked. */
   let cloudHead: { position: number; askedAt: number } | undefined;
-  const shipAudit = async () => {
+  /** `sealedHere`: what this pass's seal chained on the clinic server; undefined when it failed. */
+  const shipAudit = async (sealedHere: number | undefined) => {
     // Only this process seals the clinic server's trail: when its seal chained nothing and the
     // last shipment went through, there is nothing sealed the cloud lacks.
     if (sealedHere === 0 && cloudHead !== undefined && Date.now() - cloudHead.askedAt < HEAD_RECHECK_MS)
@@ -148,8 +148,11 @@ export function createIdentityCopier(peers: { cloud: SyncPeer; clinic: SyncPeer 
     // Revocation first: of the two, it is the one whose delay matters.
     await copyDisabledUsers().catch(note);
     await registerKey().catch(note);
-    await sealAudit().catch(note);
-    await shipAudit().catch(note);
+    const sealedHere = await sealAudit().catch((error: unknown) => {
+      note(error);
+      return undefined;
+    });
+    await shipAudit(sealedHere).catch(note);
     state = {
       ...state,
       lastError: failure
