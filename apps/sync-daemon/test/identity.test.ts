@@ -11,7 +11,7 @@ import {
 } from "@centrovision/testkit";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import WebSocket from "ws";
 import { runCli, spawnCli } from "./support/cli.js";
 import { createTestNode, type TestClinic, useTestClinic } from "./support/clinic.js";
@@ -235,47 +235,39 @@ describe("the clinic's identity, copied by the daemon", () => {
       ).identity;
     const clinicNode = await clinicNodeId();
     const chainOf = (sql: postgres.Sql) => sealedChain(sql, clinicNode);
-    /** Waits until `ok` holds for the daemon's identity status, for up to 20 s. */
-    const until = async (ok: (status: Awaited<ReturnType<typeof identity>>) => boolean) => {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const status = await identity().catch(() => undefined);
-        if (status !== undefined && ok(status)) return status;
-        if (Date.now() > deadline)
-          throw new Error(`identity status never matched: ${JSON.stringify(status)}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    };
+    /** The daemon's identity status once `ok` holds for it (up to 20 s). */
+    const until = (ok: (status: Awaited<ReturnType<typeof identity>>) => boolean) =>
+      vi.waitFor(
+        async () => {
+          const status = await identity();
+          expect(ok(status), JSON.stringify(status)).toBe(true);
+          return status;
+        },
+        { timeout: 20_000, interval: 200 },
+      );
 
     // Passes with nothing to chain on the clinic server, after the first shipment.
     const shipped = await until((status) => status.auditInCloud !== null);
-    const idleSince = shipped.auditSealedAt;
-    await until((status) => status.auditSealedAt !== idleSince);
-    const idle = await until((status) => status.auditSealedAt !== idleSince && status.auditSealed === 0);
+    const idle = await until(
+      (status) => status.auditSealedAt !== shipped.auditSealedAt && status.auditSealed === 0,
+    );
     await until((status) => status.auditSealedAt !== idle.auditSealedAt);
 
     // A change made on the clinic server now is chained there and reaches the cloud hash for hash.
     await clinic.sql`
       insert into branches (id, code, name, address)
       values (${randomUUID()}, ${`IDL${randomUUID().slice(0, 6).toUpperCase()}`}, 'Tras la calma', 'Calle 9')`;
-    const onClinic = await (async () => {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const [chain, [unsealed]] = [
-          await chainOf(clinic.sql),
-          await clinic.sql<{ n: number }[]>`
-            select count(*)::int as n from cv_audit.events where node_id = ${clinicNode} and position is null`,
-        ];
-        if (
-          unsealed?.n === 0 &&
-          chain.length > 0 &&
-          Number(chain.at(-1)?.position) > (shipped.auditInCloud ?? 0)
-        )
-          return chain;
-        if (Date.now() > deadline) throw new Error("the clinic server's new audit event was never sealed");
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    })();
+    const onClinic = await vi.waitFor(
+      async () => {
+        const chain = await chainOf(clinic.sql);
+        const [unsealed] = await clinic.sql<{ n: number }[]>`
+          select count(*)::int as n from cv_audit.events where node_id = ${clinicNode} and position is null`;
+        expect(unsealed?.n, "audit events the clinic server has not sealed").toBe(0);
+        expect(Number(chain.at(-1)?.position)).toBeGreaterThan(shipped.auditInCloud ?? 0);
+        return chain;
+      },
+      { timeout: 20_000, interval: 200 },
+    );
     const last = Number(onClinic.at(-1)?.position);
     await until((status) => status.auditInCloud === last);
     expect(await chainOf(clinic.cloudSql)).toEqual(onClinic);
