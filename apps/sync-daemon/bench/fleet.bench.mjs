@@ -3,10 +3,10 @@
 // time and stay: each step adds clinics until there are N, waits until every daemon is in sync,
 // then measures, per clinic and in total:
 //   - the first minute after that (WARMUP_S, nothing changes): the daemon's CPU alone, reported
-//     apart. Measured per thread, a daemon spends 0.3–0.4 CPU-s more in it than in the minutes
-//     after, half of it on V8's helper threads (garbage collection and compilation finishing the
-//     initial sync's or the last load's work); that is the tail of the work just done, not what
-//     idling costs, so the idle window starts after it;
+//     apart. A daemon spends 0.3–0.4 CPU-s more in it than in the minutes after, about half of it
+//     (split by thread from /proc) on V8's helper threads (garbage collection and compilation
+//     finishing the initial sync's or the last load's work); that is the tail of the work just
+//     done, not what idling costs, so the idle window starts after it;
 //   - idle (nothing changes, IDLE_S ≥ 60 s): the cloud requests each clinic's daemon makes (goal
 //     ≤ 30/min), the cloud's CPU (its PostgreSQL, and its gateway: the local Supabase runs in a
 //     process of its own, bench/fleet-cloud.mjs), and the daemon's own CPU (goal ≤ 0.2 CPU-s/min);
