@@ -38,7 +38,8 @@ export interface Daemon {
   /** The HTTP port actually bound (useful with `port = 0`), or null when the endpoints are off. */
   readonly httpPort: number | null;
   readonly engine: SyncEngine;
-  status(): DaemonStatus;
+  /** The daemon's status with the engine's now, or with `sync`, a status the engine published. */
+  status(sync?: SyncStatus): DaemonStatus;
   /** Statuses at the end of each cycle. */
   readonly cycles$: Observable<SyncStatus>;
   /** The identity copy's status after each pass (the last one replayed); completes on `stop()`. */
@@ -113,8 +114,7 @@ export async function startDaemon(config: DaemonConfig, options: StartDaemonOpti
   });
   const identity = createIdentityCopier({ cloud: remote, clinic: local });
   const identityPasses = new ReplaySubject<IdentityStatus>(1);
-  const status = (): DaemonStatus => {
-    const current = engine.getStatus();
+  const status = (current: SyncStatus = engine.getStatus()): DaemonStatus => {
     return {
       ...current,
       mode: modeOf(current),
@@ -244,8 +244,10 @@ function logIdentity(logger: Logger, before: IdentityStatus, after: IdentityStat
 }
 
 /**
- * Runs one cycle (and the identity copy beside it) and stops: the status after both. When
- * `interrupt` resolves first (a SIGTERM), the cycle stops after its batch in flight.
+ * Runs one cycle (and the identity copy beside it) and stops: the status that cycle ended with,
+ * and the identity pass's. The engine stops after that one cycle, so an identity pass that outlasts
+ * the interval finds no second cycle running. When `interrupt` resolves first (a SIGTERM), the
+ * cycle stops after its batch in flight.
  */
 export async function runOnce(
   config: DaemonConfig,
@@ -255,11 +257,12 @@ export async function runOnce(
   const daemon = await startDaemon(config, { http: false, oneRun: true, ...startOptions });
   void interrupt?.then(() => daemon.stop());
   try {
-    await Promise.all([
-      firstValueFrom(daemon.cycles$),
-      firstValueFrom(daemon.identity$, { defaultValue: undefined }),
-    ]);
-    return daemon.status();
+    const cycle = firstValueFrom(daemon.cycles$).then(async (ended) => {
+      await daemon.engine.stop();
+      return ended;
+    });
+    const [ended] = await Promise.all([cycle, firstValueFrom(daemon.identity$, { defaultValue: undefined })]);
+    return daemon.status(ended);
   } finally {
     await daemon.stop();
   }

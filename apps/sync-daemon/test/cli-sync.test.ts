@@ -71,7 +71,7 @@ describe("once and status", () => {
     const branchId = await branchOnCloud();
     const fromCloud = await patientOn(clinic.cloudSql, branchId);
     const once = await cli("once");
-    expect(once.code, once.stderr).toBe(0);
+    expect(once.code, `${once.stdout}\n${once.stderr}`).toBe(0);
     expect(once.stdout).toMatch(/^in-sync: pending up 0, down 0/);
     // One run's summary, not a daemon's lines.
     expect(once.stderr).not.toMatch(/sync daemon started|sync daemon stopped|sync cycle done|retrying in/);
@@ -90,6 +90,25 @@ describe("once and status", () => {
     const text = await cli("status");
     expect(text.stdout).toMatch(/pending\s+up 0, down 0/);
     expect(text.stdout).toContain("daemon not running");
+  });
+
+  it("runs one cycle and reports it when the identity copy outlasts the interval", async () => {
+    expect((await cli("init")).code).toBe(0);
+    await clinic.sql.unsafe(`alter database "${clinic.database}" set track_functions = 'pl'`);
+    await clinic.sql`select pg_stat_reset()`;
+    // The identity copy waits for the disabled users' table five intervals (1 s) long.
+    const held = clinic.sql.begin(async (tx) => {
+      await tx`lock table cv_auth.disabled_users in access exclusive mode`;
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+    });
+    const once = await cli("once");
+    await held;
+    expect(once.code, `${once.stdout}\n${once.stderr}`).toBe(0);
+    expect(once.stdout).toMatch(/^in-sync: pending up 0, down 0/);
+    // Every cycle reads the clinic's pending count once; the run's backends flushed their counts on exit.
+    const [pending] = await clinic.sql<{ calls: string }[]>`
+      select calls from pg_stat_user_functions where funcname = 'cv_sync_pending'`;
+    expect(pending?.calls).toBe("1");
   });
 
   it("exits 1 with a clear message when the clinic database refuses the password", async () => {
