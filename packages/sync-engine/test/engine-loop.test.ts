@@ -307,7 +307,7 @@ describe("the sync loop", () => {
     await Promise.all([engine.stop(), plain.stop()]);
   });
 
-  it("an idle cycle asks the cloud twice (its record of the clinic server, then a pull) and the clinic server once who it is; the cloud's identity once a minute", async () => {
+  it("an idle cycle asks the cloud twice (its record of the clinic server, then a pull) and the clinic server once who it is and once its record of the cloud; the cloud's identity once a minute", async () => {
     const local = scriptedPeer("clinic");
     const remote = scriptedPeer("cloud");
     const engine = createSyncEngine({
@@ -333,6 +333,7 @@ describe("the sync loop", () => {
     // The clinic server's identity once per cycle: its open conflicts as read at the start serve
     // the status when the cycle recorded none.
     expect(local.state.nodeCalls).toBe(60);
+    expect(local.state.cursorCalls).toBe(60);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(remote.state.nodeCalls).toBe(2);
     // A failed cycle reads the identity again at the next one.

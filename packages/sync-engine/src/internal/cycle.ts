@@ -235,13 +235,15 @@ export class CycleRunner {
       return false;
     }
     let complete = true;
-    // Both directions read the cloud's record of the clinic server: one call serves both (the
-    // pull's acknowledgements change only its `acked`, which the push does not read).
-    let remoteState: Promise<PeerState> | undefined;
+    // Both directions read each node's record of the other: one call per node serves both. What
+    // the pull changes in them (the clinic server's cursor for the cloud, the cloud's `acked` for
+    // the clinic server) is what the push does not read: its cursor on the cloud, and on the clinic
+    // server what the cloud acknowledged.
+    const states = new Map<SyncPeer, Promise<PeerState>>();
     const cursorOf = (peer: SyncPeer, peerId: string): Promise<PeerState> => {
-      if (peer !== remote) return peer.cursor(peerId);
-      remoteState ??= remote.cursor(peerId);
-      return remoteState;
+      const known = states.get(peer) ?? peer.cursor(peerId);
+      states.set(peer, known);
+      return known;
     };
     for (const spec of this.directions) {
       if (this.options.isStopping()) return false;

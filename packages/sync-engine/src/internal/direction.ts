@@ -30,7 +30,7 @@ export interface DirectionContext {
   /** This direction's initial-sync page size, learnt across cycles. */
   readonly snapshotPages: PageSizer;
   readonly now: () => number;
-  /** Reads what a peer holds about another (`SyncPeer.cursor`); the cycle shares one reading of the cloud's. */
+  /** Reads what a peer holds about another (`SyncPeer.cursor`); the cycle shares one reading of each node's. */
   readonly cursorOf: (peer: SyncPeer, peerId: string) => Promise<PeerState>;
   readonly saveIdleCursor: boolean;
   readonly isStopping: () => boolean;
