@@ -23,7 +23,7 @@
 //   npm run bench -- --filter=centrovision-sync [--long]    (the package's benches, this one last)
 //   node --conditions=@centrovision/source --import tsx bench/fleet.bench.mjs    (this one alone,
 //   from apps/sync-daemon; CV_BENCH_LONG=1 for the long form, CV_FLEET_IDLE_S=90 for a longer idle window,
-//   CV_FLEET_WARMUP_S for another first minute)
+//   CV_FLEET_WARMUP_S for another first minute, CV_FLEET_STEPS=1 for other clinic counts)
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -34,11 +34,21 @@ import { callerDelta, requestsOfOthers } from "./fleet-figures.mjs";
 import { alive, ownCpuSeconds, postmasterOf, treeCpuSeconds, treePids } from "./fleet-proc.mjs";
 import { extrapolate, printConfig, printGrowth, printStep, reportStep } from "./fleet-report.mjs";
 
-const { steps, seedRows, loadS } = longOrShort(
+const form = longOrShort(
   { steps: [1, 2, 4, 8], seedRows: 20_000, loadS: 30 },
   { steps: [1, 2, 4], seedRows: 2_000, loadS: 10 },
   "N = 1, 2, 4 clinics (--long: 1, 2, 4, 8), a new clinic's scope 2,000 rows (20,000), 10 s of load each way (30 s)",
 );
+const { seedRows, loadS } = form;
+const steps = process.env.CV_FLEET_STEPS ? fleetSteps(process.env.CV_FLEET_STEPS) : form.steps;
+/** `CV_FLEET_STEPS=1` or `1,2`: the clinic counts to measure, rising. */
+function fleetSteps(text) {
+  const list = text.split(",").map(Number);
+  if (list.some((n, i) => !Number.isInteger(n) || n < 1 || n <= (list[i - 1] ?? 0))) {
+    throw new Error(`CV_FLEET_STEPS=${text}: give rising clinic counts separated by commas, e.g. 1,2,4`);
+  }
+  return list;
+}
 const IDLE_S = Number(process.env.CV_FLEET_IDLE_S ?? 60);
 const WARMUP_S = Number(process.env.CV_FLEET_WARMUP_S ?? 60);
 const RATE = 10;
@@ -363,8 +373,11 @@ try {
     printStep(step, plan);
     reportStep(step, plan);
   }
-  printGrowth(results);
-  extrapolate(results);
+  // A growth needs two steps.
+  if (results.length > 1) {
+    printGrowth(results);
+    extrapolate(results);
+  }
 } finally {
   await cleanUp();
 }

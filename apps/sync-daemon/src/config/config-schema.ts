@@ -69,7 +69,7 @@ const clinicSchema = z.strictObject({
 const syncSchema = z.strictObject({
   interval_ms: z.int().min(1_000).max(3_600_000).default(10_000),
   /** Pause between cycles while both wake-ups are live (a change starts a cycle by itself); never below interval_ms. */
-  quiet_interval_ms: z.int().min(1_000).max(3_600_000).default(10_000),
+  quiet_interval_ms: z.int().min(1_000).max(3_600_000).default(30_000),
   page_size: z.int().min(1).max(50_000).default(1_000),
   snapshot_page_size: z.int().min(1).max(50_000).default(2_000),
   /** A page slower than this halves the next one (the cloud cancels API statements after 8 s). */
