@@ -3,7 +3,7 @@
 // time and stay: each step adds clinics until there are N, waits until every daemon is in sync,
 // then measures, per clinic and in total:
 //   - the first minute after that (WARMUP_S, nothing changes): the daemon's CPU alone, reported
-//     apart. A daemon spends 0.3–0.4 CPU-s more in it than in the minutes after, about half of it
+//     apart. A daemon spends up to 0.3–0.4 CPU-s more in it than in the minutes after, about half of it
 //     (split by thread from /proc) on V8's helper threads (garbage collection and compilation
 //     finishing the initial sync's or the last load's work); that is the tail of the work just
 //     done, not what idling costs, so the idle window starts after it;
