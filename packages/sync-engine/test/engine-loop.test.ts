@@ -7,7 +7,8 @@ import { backoffDelay } from "../src/internal/backoff.js";
 
 /**
  * A scripted peer for the loop's timing only (every data path is tested against real databases):
- * answers at once or after `delayMs`, or fails as unreachable while `down` is set.
+ * answers at once or after `delayMs`, or fails as unreachable while `down` is set. Like a node,
+ * it keeps the cursor an apply saved and the acknowledgement it took, and reads them back.
  */
 const EPOCH = randomUUID();
 
@@ -33,6 +34,9 @@ function scriptedPeer(name: string) {
     pullRunning: 0,
     maxPullRunning: 0,
     running: 0,
+    ackCalls: 0,
+    cursor: { txid: 1, seq: 0 },
+    acked: null as { txid: number; seq: number } | null,
   };
   const answer = async <T>(value: T): Promise<T> => {
     state.running++;
@@ -77,18 +81,26 @@ function scriptedPeer(name: string) {
         state.pullRunning--;
       }
     },
-    apply: () => answer({ status: "applied" as const, applied: 0, skipped: 0, conflicts: 0 }),
+    apply: async (batch) => {
+      const result = await answer({ status: "applied" as const, applied: 0, skipped: 0, conflicts: 0 });
+      state.cursor = batch.cursor;
+      return result;
+    },
     cursor: () => {
       state.cursorCalls++;
       return answer({
-        cursor: { txid: 1, seq: 0 },
+        cursor: state.cursor,
         epoch: EPOCH,
         catchupUntil: null,
         snapshotProgress: null,
-        acked: null,
+        acked: state.acked,
       });
     },
-    ack: () => answer(undefined),
+    ack: async (_consumer, cursor) => {
+      state.ackCalls++;
+      await answer(undefined);
+      state.acked = cursor;
+    },
     pending: () => {
       state.pendingCalls++;
       return answer(0);
@@ -307,7 +319,7 @@ describe("the sync loop", () => {
     await Promise.all([engine.stop(), plain.stop()]);
   });
 
-  it("an idle cycle asks the cloud twice (its record of the clinic server, then a pull) and the clinic server once who it is and once its record of the cloud; the cloud's identity once a minute", async () => {
+  it("an idle cycle asks the cloud once (a pull) and the clinic server once who it is and once its record of the cloud; the cloud's identity and its record of the clinic server once a minute", async () => {
     const local = scriptedPeer("clinic");
     const remote = scriptedPeer("cloud");
     const engine = createSyncEngine({
@@ -318,31 +330,30 @@ describe("the sync loop", () => {
     });
     await vi.advanceTimersByTimeAsync(100);
     const calls = () => {
-      const { nodeCalls, cursorCalls, pullCalls, pendingCalls } = remote.state;
-      return { nodeCalls, cursorCalls, pullCalls, pendingCalls };
+      const { nodeCalls, cursorCalls, pullCalls, pendingCalls, ackCalls } = remote.state;
+      return { nodeCalls, cursorCalls, pullCalls, pendingCalls, ackCalls };
     };
     const first = calls();
-    // (This scripted cloud never stores an acknowledgement, so every cycle acknowledges again.)
-    expect(first).toEqual({ nodeCalls: 1, cursorCalls: 1, pullCalls: 1, pendingCalls: 0 });
+    // The first cycle acknowledges what the clinic server held before it, then what it pulled.
+    expect(first).toEqual({ nodeCalls: 1, cursorCalls: 1, pullCalls: 1, pendingCalls: 0, ackCalls: 2 });
     await vi.advanceTimersByTimeAsync(59_000);
-    const minute = calls();
-    expect(minute.pullCalls - first.pullCalls).toBe(59);
-    expect(minute.cursorCalls - first.cursorCalls).toBe(59);
-    expect(minute.nodeCalls).toBe(1);
-    expect(minute.pendingCalls).toBe(0);
+    // The cloud's record of the clinic server, as the first cycle read it and moved it since.
+    expect(calls()).toEqual({ ...first, pullCalls: 60 });
     // The clinic server's identity once per cycle: its open conflicts as read at the start serve
     // the status when the cycle recorded none.
     expect(local.state.nodeCalls).toBe(60);
     expect(local.state.cursorCalls).toBe(60);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(remote.state.nodeCalls).toBe(2);
-    // A failed cycle reads the identity again at the next one.
+    expect(remote.state.cursorCalls).toBe(2);
+    // A failed cycle reads both again at the next one.
     remote.state.down = true;
     await vi.advanceTimersByTimeAsync(1_000);
     remote.state.down = false;
-    const before = remote.state.nodeCalls;
+    const before = calls();
     await engine.syncNow();
-    expect(remote.state.nodeCalls).toBe(before + 1);
+    expect(remote.state.nodeCalls).toBe(before.nodeCalls + 1);
+    expect(remote.state.cursorCalls).toBe(before.cursorCalls + 1);
     await engine.stop();
   });
 });

@@ -1,5 +1,6 @@
 import { type ErrorCode, isCvError, isTierDown, type TableName } from "@centrovision/core";
 import type { SyncEngineConfig } from "../engine-options.js";
+import { isSyncError } from "../sync-errors.js";
 import type { SyncPeer } from "../sync-peer.js";
 import type {
   BlockedDirection,
@@ -9,7 +10,7 @@ import type {
   SyncProgress,
   SyncStatus,
 } from "../sync-status.js";
-import type { NodeInfo, PeerState } from "../sync-types.js";
+import { compareCursors, type NodeInfo, type PeerState, type SyncCursor } from "../sync-types.js";
 import { backoffDelay } from "./backoff.js";
 import { type MeasuredNode, measureNode } from "./clock.js";
 import { type DirectionSpec, runDirection } from "./direction.js";
@@ -32,10 +33,21 @@ const COUNT_TIMEOUT_MS = 2_000;
 const PURGE_BATCHES = 100;
 /**
  * How long the cloud's identity (epoch, fingerprint, clock, quarantine) read by one cycle serves
- * the next ones. A changed epoch or a restored log is refused by the pull and the apply
- * themselves whatever the engine last read; a failed cycle reads it again.
+ * the next ones, and its record of the clinic server (which the engine moves itself as it applies
+ * and acknowledges). A changed epoch or a restored log is refused by the pull and the apply
+ * themselves whatever the engine last read, and an apply from a cursor the cloud no longer holds
+ * (another engine, a reset) by its expected cursor; a failed cycle reads both again.
  */
 const REMOTE_NODE_MAX_AGE_MS = 60_000;
+
+/** A record that only the engine's own applies and acknowledgements move: no initial sync in it. */
+function steady(state: PeerState): boolean {
+  return (
+    state.epoch !== null &&
+    state.snapshotProgress === null &&
+    (state.catchupUntil === null || compareCursors(state.cursor, state.catchupUntil) >= 0)
+  );
+}
 
 /** Tables whose fingerprint differs between the two nodes (or exists on one side only). */
 function drifted(a: NodeInfo, b: NodeInfo): TableName[] {
@@ -65,6 +77,12 @@ export class CycleRunner {
   private remoteInfo: NodeInfo | undefined;
   /** The cloud's identity as the last cycle that read it measured it, and when. */
   private remoteMeasured: (MeasuredNode & { at: number }) | undefined;
+  /** The cloud's record of the clinic server as last read (when) and since moved by this engine. */
+  private remoteState: { state: PeerState; at: number } | undefined;
+  /** The cycle in flight took the cloud's record of the clinic server from an earlier one. */
+  private remoteStateKept = false;
+  /** When the pull last acknowledged to the cloud. */
+  private pullAckedAt: number | undefined;
   /** The last `runDirections` blocked the pull on a cloud identity read in an earlier cycle. */
   private staleRefusal = false;
   /** Conflicts the directions of the cycle in flight recorded (the clinic server's count then changed). */
@@ -105,6 +123,7 @@ export class CycleRunner {
 
   unblock(direction: SyncDirection): void {
     this.blocked.delete(direction);
+    this.remoteState = undefined;
   }
 
   async remoteNodeId(): Promise<string> {
@@ -135,7 +154,7 @@ export class CycleRunner {
     let complete = true;
     const started = now();
     try {
-      complete = await this.runDirections();
+      complete = await this.runDirectionsFresh();
       // A pull refused on an identity read earlier (the cloud re-initialised or restored since):
       // read it now and go again, so the block says what happened and what to do.
       if (this.staleRefusal) {
@@ -157,7 +176,10 @@ export class CycleRunner {
     );
     if (complete) await this.purgeWhenDue();
     this.failures = failure === undefined ? 0 : this.failures + 1;
-    if (failure !== undefined || this.blocked.size > 0) this.remoteMeasured = undefined;
+    if (failure !== undefined || this.blocked.size > 0) {
+      this.remoteMeasured = undefined;
+      this.remoteState = undefined;
+    }
     const at = new Date(now()).toISOString();
     const last = [...this.drainedAt.values()];
     publish({
@@ -215,11 +237,53 @@ export class CycleRunner {
     return this.blocked.size > 0 ? "blocked" : "idle";
   }
 
+  /**
+   * {@link runDirections}; again with the cloud's record of the clinic server read anew when an
+   * apply found the cloud elsewhere than the record an earlier cycle left (CV003: another engine
+   * or a reset moved it), so that costs no failed cycle.
+   */
+  private async runDirectionsFresh(): Promise<boolean> {
+    try {
+      return await this.runDirections();
+    } catch (error) {
+      if (!this.remoteStateKept || !isSyncError(error, "cursor_mismatch")) throw error;
+      this.remoteState = undefined;
+      return this.runDirections();
+    }
+  }
+
+  /** The cloud's record of the clinic server: the one an earlier cycle read and moved, while fresh. */
+  private async remoteCursor(clinicId: string): Promise<PeerState> {
+    const { remote, now } = this.options;
+    const known = this.remoteState;
+    if (known !== undefined && now() - known.at < REMOTE_NODE_MAX_AGE_MS) {
+      this.remoteStateKept = true;
+      return known.state;
+    }
+    const at = now();
+    const state = await remote.cursor(clinicId);
+    this.remoteState = steady(state) ? { state, at } : undefined;
+    return state;
+  }
+
+  /** Moves the kept record of the clinic server on the cloud as a direction moved it. */
+  private keep(direction: SyncDirection, moved: { cursor: SyncCursor | null; acked: SyncCursor | null }) {
+    const known = this.remoteState;
+    if (known === undefined) return;
+    if (direction === "push" && moved.cursor !== null) {
+      this.remoteState = { ...known, state: { ...known.state, cursor: moved.cursor } };
+    }
+    if (direction === "pull" && moved.acked !== null) {
+      this.remoteState = { ...known, state: { ...known.state, acked: moved.acked } };
+    }
+  }
+
   /** True when both directions drained their source. */
   private async runDirections(): Promise<boolean> {
     const { local, remote, config, now, publish } = this.options;
     const cycleStarted = now();
     this.staleRefusal = false;
+    this.remoteStateKept = false;
     this.recordedConflicts = 0;
     const [localNode, remoteNode] = await Promise.all([measureNode(local, now), this.measureRemote()]);
     this.localInfo = localNode.info;
@@ -241,7 +305,7 @@ export class CycleRunner {
     // server what the cloud acknowledged.
     const states = new Map<SyncPeer, Promise<PeerState>>();
     const cursorOf = (peer: SyncPeer, peerId: string): Promise<PeerState> => {
-      const known = states.get(peer) ?? peer.cursor(peerId);
+      const known = states.get(peer) ?? (peer === remote ? this.remoteCursor(peerId) : peer.cursor(peerId));
       states.set(peer, known);
       return known;
     };
@@ -264,6 +328,12 @@ export class CycleRunner {
         now,
         cursorOf,
         saveIdleCursor: savedAt === undefined || started - savedAt >= config.idleCursorSaveMs,
+        // The clinic server's acknowledgements hold its PCs there until the cloud has their
+        // writes (cv_client_pending): the push's go at once. The cloud's only count and purge.
+        acknowledge:
+          spec.name === "push" ||
+          this.pullAckedAt === undefined ||
+          started - this.pullAckedAt >= config.idleCursorSaveMs,
         isStopping: this.options.isStopping,
         onProgress: (progress) => {
           this.options.onProgress(progress);
@@ -278,6 +348,8 @@ export class CycleRunner {
         continue;
       }
       this.blocked.delete(spec.name);
+      this.keep(spec.name, outcome);
+      if (spec.name === "pull" && outcome.acked !== null) this.pullAckedAt = started;
       this.recordedConflicts += outcome.conflicts;
       if (outcome.saved) this.cursorSavedAt.set(spec.name, started);
       if (outcome.drained) this.drainedAt.set(spec.name, started);

@@ -2,7 +2,13 @@ import type { TableName } from "@centrovision/core";
 import { BLOCKING_REASONS, isSyncError } from "../sync-errors.js";
 import type { SyncPeer } from "../sync-peer.js";
 import type { BlockReason, SyncDirection, SyncProgress } from "../sync-status.js";
-import { compareCursors, type NodeInfo, type PeerState, START_CURSOR } from "../sync-types.js";
+import {
+  compareCursors,
+  type NodeInfo,
+  type PeerState,
+  START_CURSOR,
+  type SyncCursor,
+} from "../sync-types.js";
 import { syncLog } from "./log-sync.js";
 import type { PageSizer } from "./page-sizer.js";
 import { copySnapshot } from "./snapshot-sync.js";
@@ -33,6 +39,8 @@ export interface DirectionContext {
   /** Reads what a peer holds about another (`SyncPeer.cursor`); the cycle shares one reading of each node's. */
   readonly cursorOf: (peer: SyncPeer, peerId: string) => Promise<PeerState>;
   readonly saveIdleCursor: boolean;
+  /** Acknowledge every page to the source ({@link LogSyncContext.acknowledge}). */
+  readonly acknowledge: boolean;
   readonly isStopping: () => boolean;
   readonly onProgress: (progress: SyncProgress) => void;
   /** Called when the direction enters an initial sync (copy or its log replay). */
@@ -46,7 +54,16 @@ export type DirectionOutcome =
       readonly message: string;
       readonly tables: readonly TableName[];
     }
-  | { readonly kind: "done"; readonly drained: boolean; readonly saved: boolean; readonly conflicts: number };
+  | {
+      readonly kind: "done";
+      readonly drained: boolean;
+      readonly saved: boolean;
+      readonly conflicts: number;
+      /** Where the target stands for the source now; null when an initial copy stopped before its log replay. */
+      readonly cursor: SyncCursor | null;
+      /** The last acknowledgement the source took in this direction; null when none was sent. */
+      readonly acked: SyncCursor | null;
+    };
 
 /**
  * A target whose state for the source contradicts the source: resuming would skip or repeat a
@@ -112,7 +129,8 @@ export async function runDirection(spec: DirectionSpec, ctx: DirectionContext): 
         { ...common, pages: ctx.snapshotPages, isStopping: ctx.isStopping, onProgress: ctx.onProgress },
         state.snapshotProgress,
       );
-      if (!complete) return { kind: "done", drained: false, saved: true, conflicts: 0 };
+      if (!complete)
+        return { kind: "done", drained: false, saved: true, conflicts: 0, cursor: null, acked: null };
       // The copy set the cursor where its log replay starts.
       from = (await spec.target.cursor(ctx.sourceInfo.nodeId)).cursor;
     } else if (state.catchupUntil !== null && compareCursors(state.cursor, state.catchupUntil) < 0) {
@@ -125,13 +143,21 @@ export async function runDirection(spec: DirectionSpec, ctx: DirectionContext): 
         pages: ctx.logPages,
         maxPageSize: ctx.maxPageSize,
         saveIdleCursor: ctx.saveIdleCursor,
+        acknowledge: ctx.acknowledge,
         acked: back.acked,
         isStopping: ctx.isStopping,
         onProgress: ctx.onProgress,
       },
       from,
     );
-    return { kind: "done", drained: result.drained, saved: result.saved, conflicts: result.conflicts };
+    return {
+      kind: "done",
+      drained: result.drained,
+      saved: result.saved,
+      conflicts: result.conflicts,
+      cursor: result.cursor,
+      acked: result.acked,
+    };
   } catch (error) {
     if (isSyncError(error) && error.reason !== undefined && BLOCKING_REASONS.has(error.reason)) {
       return {

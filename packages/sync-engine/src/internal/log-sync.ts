@@ -25,6 +25,12 @@ export interface LogSyncContext {
   readonly saveIdleCursor: boolean;
   /** What the source last heard the target acknowledge; a lost acknowledgement is repaired first. */
   readonly acked: SyncCursor | null;
+  /**
+   * Acknowledge to the source page by page. When false, only a replay of more than one page
+   * does: the source then counts and purges by acknowledgements a little older, and a short
+   * replay costs it one request (the pull) instead of two.
+   */
+  readonly acknowledge: boolean;
   readonly isStopping: () => boolean;
   readonly onProgress: (progress: SyncProgress) => void;
 }
@@ -37,6 +43,8 @@ export interface LogSyncResult {
   /** True when at least one batch (or cursor) was saved on the target. */
   readonly saved: boolean;
   readonly cursor: SyncCursor;
+  /** The last acknowledgement the source took in this replay; null when none was sent. */
+  readonly acked: SyncCursor | null;
 }
 
 /** A promise whose rejection is handled even if nobody awaits it (a prefetch thrown away). */
@@ -54,6 +62,8 @@ class AckQueue {
   private chain: Promise<void> = Promise.resolve();
   private wanted: SyncCursor | undefined;
   private error: unknown;
+  /** The last acknowledgement the source took. */
+  taken: SyncCursor | null = null;
 
   constructor(
     private readonly source: SyncPeer,
@@ -67,9 +77,14 @@ class AckQueue {
     this.chain = this.chain.then(async () => {
       const cursor = this.wanted as SyncCursor;
       this.wanted = undefined;
-      await this.source.ack(this.consumer, cursor).catch((error: unknown) => {
-        this.error = error;
-      });
+      await this.source.ack(this.consumer, cursor).then(
+        () => {
+          this.taken = cursor;
+        },
+        (error: unknown) => {
+          this.error = error;
+        },
+      );
     });
   }
 
@@ -102,7 +117,8 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       }),
     );
   };
-  if (ctx.acked === null || compareCursors(ctx.acked, from) < 0) {
+  let acknowledging = ctx.acknowledge;
+  if (acknowledging && (ctx.acked === null || compareCursors(ctx.acked, from) < 0)) {
     if (compareCursors(from, START_CURSOR) > 0) acks.push(from);
   }
   let cursor = from;
@@ -138,6 +154,8 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       drained = !page.hasMore;
       break;
     }
+    // A long replay keeps the source's count of what is left (below) and its purge current.
+    if (page.hasMore) acknowledging = true;
     if (page.hasMore && !counting) {
       counting = true;
       ctx.source.pending(consumer).then(
@@ -171,13 +189,13 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     }
     cursor = page.cursor;
     saved = true;
-    acks.push(cursor);
+    if (acknowledging) acks.push(cursor);
     done += page.changes.length;
     ctx.onProgress(progress(ctx, "applied", page.changes.length, done, total));
     drained = !page.hasMore;
   }
   await acks.flush();
-  return { applied, conflicts, drained, saved, cursor };
+  return { applied, conflicts, drained, saved, cursor, acked: acks.taken };
 }
 
 function progress(
