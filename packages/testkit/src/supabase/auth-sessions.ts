@@ -96,7 +96,9 @@ async function sessionResponse(
   return {
     access_token: token,
     token_type: "bearer",
-    expires_in: expiresAt - Math.floor(Date.now() / 1000),
+    // The configured lifetime, as Auth answers it (`ExpiresIn: config.JWT.Exp`): counted from now,
+    // a response finished in the next second said one less.
+    expires_in: issuer.jwtExpirySeconds,
     expires_at: expiresAt,
     refresh_token: refreshToken,
     user: userJson(user),
