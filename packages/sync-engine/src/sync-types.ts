@@ -43,6 +43,11 @@ export interface NodeInfo {
    * not say (before sql/0017).
    */
   readonly scope?: readonly string[] | null;
+  /**
+   * The forms of a batch the node's `cv_sync_apply` takes (`array`, `positional`); undefined:
+   * the node did not say (before sql/functions/08_positional.sql), so it takes the array alone.
+   */
+  readonly applyFormats?: readonly string[];
 }
 
 /** What a target needs to know about the node a batch comes from. */
@@ -152,6 +157,11 @@ export interface ApplyRequest {
   readonly changes: readonly SyncChange[];
   /** Replaying the log over an initial copy: a change older than the copied row is stale, not concurrent. */
   readonly catchup?: boolean;
+  /**
+   * Send the changes as a positional batch (PROTOCOL.md "cv_sync_apply"), which the target must
+   * list in `NodeInfo.applyFormats`: each table's columns once, each row as its values.
+   */
+  readonly positional?: boolean;
 }
 
 export interface ApplyResult {

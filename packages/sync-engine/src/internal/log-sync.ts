@@ -172,6 +172,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
         expected: cursor,
         cursor: page.cursor,
         changes: page.changes,
+        positional: ctx.targetInfo.applyFormats?.includes("positional") ?? false,
       });
       ctx.pages.record(ctx.now() - started, page.changes.length >= limit);
       applied += result.applied;

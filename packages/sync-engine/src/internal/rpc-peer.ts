@@ -2,6 +2,7 @@ import { type CallOptions, CvError } from "@centrovision/core";
 import { type Observable, Subject, takeUntil } from "rxjs";
 import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
 import type { AuditQuery, SourceIdentity } from "../sync-types.js";
+import { positionalBatch } from "./positional.js";
 import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
@@ -132,7 +133,7 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
           p_source: wireSource(request.source),
           p_expected: wireCursor(request.expected),
           p_cursor: wireCursor(request.cursor),
-          p_changes: request.changes,
+          p_changes: (request.positional && positionalBatch(request.changes)) || request.changes,
           p_catchup: request.catchup ?? false,
         },
         options,

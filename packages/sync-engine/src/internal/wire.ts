@@ -60,6 +60,7 @@ const nodeSchema = z
     open_conflicts: bigintSchema,
     quarantined: bigintSchema.optional(),
     scope: z.array(id()).nullable().optional(),
+    apply_formats: z.array(z.string()).optional(),
   })
   .transform(
     (n): NodeInfo => ({
@@ -72,6 +73,7 @@ const nodeSchema = z
       openConflicts: n.open_conflicts,
       quarantined: n.quarantined ?? 0,
       ...(n.scope !== undefined && { scope: n.scope }),
+      ...(n.apply_formats !== undefined && { applyFormats: n.apply_formats }),
     }),
   );
 

@@ -19,6 +19,7 @@ import {
   snapshotPage,
   snapshotProgress,
   sync,
+  UNUSUAL_TEXT,
 } from "../support/sql-sync.js";
 
 /*
@@ -55,16 +56,6 @@ async function rowStates(node: SqlNode) {
   return node.sql`
     select table_name, row_id, version, hlc, origin, deleted from cv_sync.row_state order by table_name, row_id`;
 }
-
-/** Every value whose text has a special form, and text from every Unicode plane. */
-const UNUSUAL_TEXT = [
-  'comillas " dobles, \\ barra, (paréntesis), {llaves}, coma, punto y coma;',
-  "línea\nnueva\ttab \\N NULL ''",
-  "  espacios al borde  ",
-  // One character of each of the 17 planes (assigned or not: the text must survive either way).
-  Array.from({ length: 17 }, (_, plane) => String.fromCodePoint(plane * 0x10000 + 0x4e2d)).join(""),
-  "😀 𠀀 𰀀 󠀁 󰀀 􀀀 ﷽ ñ Ω",
-].join(" | ");
 
 describe("initial sync pages as row texts", () => {
   it("reads every value back exactly, whatever either session's date, interval, float and time zone settings", async () => {

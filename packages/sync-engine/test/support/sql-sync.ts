@@ -17,6 +17,16 @@ export function json(sql: postgres.Sql | postgres.TransactionSql, value: unknown
   return sql`${JSON.stringify(value)}::text::jsonb`;
 }
 
+/** Every value whose text has a special form, and text from every Unicode plane. */
+export const UNUSUAL_TEXT = [
+  'comillas " dobles, \\ barra, (paréntesis), {llaves}, coma, punto y coma;',
+  "línea\nnueva\ttab \\N NULL ''",
+  "  espacios al borde  ",
+  // One character of each of the 17 planes (assigned or not: the text must survive either way).
+  Array.from({ length: 17 }, (_, plane) => String.fromCodePoint(plane * 0x10000 + 0x4e2d)).join(""),
+  "😀 𠀀 𰀀 󠀁 󰀀 􀀀 ﷽ ñ Ω",
+].join(" | ");
+
 export interface Cursor {
   txid: number;
   seq: number;
@@ -33,6 +43,7 @@ export interface Change {
   hlc: string;
   changed_columns: string[] | null;
   resolves: string | null;
+  author?: Record<string, string> | null;
   txid: number;
   seq: number;
 }

@@ -1,0 +1,151 @@
+-- The positional batch: cv_sync_apply's p_changes with each table's columns named once and each
+-- row sent as its values in that order, the metadata a change repeats (its row id, its origin,
+-- its author) sent once or derived (PROTOCOL.md "cv_sync_apply"). Over the internet a clinic's
+-- upload is not compressed by the transport (PostgREST takes request bodies as they come), so
+-- this is what a change costs its upload link:
+--   {"format": "positional",
+--    "tables": [{"name": <table>, "columns": [<column>, ...]}, ...],
+--    "authors": [<author>, ...],
+--    "changes": [[<table>, op, [<value>, ...], version, base_version, hlc, changed_columns, resolves, <author>, seq], ...]}
+-- <table> and <author> index `tables` and `authors` from 0 (<author> null when no signed-in
+-- person made the change); row_id is the row's id and origin the node that ends its hlc. The
+-- values are the JSON of the array form, moved and not converted: expanded, the batch is the
+-- array of changes the sender held, so collapse() checks and applies it as it does that array.
+CREATE OR REPLACE FUNCTION cv_sync.expand_positional(p_batch jsonb) RETURNS jsonb
+  LANGUAGE plpgsql IMMUTABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_result jsonb;
+  v_bad bigint;
+BEGIN
+  IF jsonb_typeof(p_batch -> 'tables') IS DISTINCT FROM 'array'
+    OR jsonb_typeof(p_batch -> 'changes') IS DISTINCT FROM 'array'
+    OR jsonb_typeof(coalesce(p_batch -> 'authors', '[]')) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'p_changes in the positional form needs "tables" and "changes" arrays, and "authors" an array when present'
+      USING ERRCODE = 'CV005';
+  END IF;
+  BEGIN
+    WITH t AS (
+      SELECT x.i - 1 AS idx, x.e ->> 'name' AS name, c.columns,
+        cardinality(c.columns) = (SELECT count(DISTINCT n) FROM unnest(c.columns) n) AND array_position(c.columns, NULL) IS NULL
+          AS distinct_columns
+      FROM jsonb_array_elements(p_batch -> 'tables') WITH ORDINALITY x(e, i)
+      CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(x.e -> 'columns'))) c(columns)
+    )
+    SELECT
+      jsonb_agg(jsonb_build_object('table', t.name, 'row_id', r.row_data -> 'id', 'op', e.c -> 1, 'row', r.row_data,
+          'version', e.c -> 3, 'base_version', e.c -> 4, 'origin', to_jsonb(right(e.c ->> 5, 36)), 'hlc', e.c -> 5,
+          'changed_columns', e.c -> 6, 'resolves', e.c -> 7, 'author', p_batch -> 'authors' -> ((e.c ->> 8)::integer),
+          'seq', e.c -> 9)
+        ORDER BY e.n),
+      min(e.n) FILTER (WHERE jsonb_typeof(e.c) IS DISTINCT FROM 'array' OR jsonb_array_length(e.c) <> 10
+        OR t.name IS NULL OR NOT t.distinct_columns
+        OR jsonb_typeof(e.c -> 2) IS DISTINCT FROM 'array' OR jsonb_array_length(e.c -> 2) <> cardinality(t.columns)
+        OR (jsonb_typeof(e.c -> 8) IS DISTINCT FROM 'null'
+          AND ((e.c ->> 8)::integer < 0 OR p_batch -> 'authors' -> ((e.c ->> 8)::integer) IS NULL)))
+    INTO v_result, v_bad
+    FROM jsonb_array_elements(p_batch -> 'changes') WITH ORDINALITY e(c, n)
+    LEFT JOIN t ON jsonb_typeof(e.c -> 0) = 'number' AND t.idx = (e.c ->> 0)::integer
+    LEFT JOIN LATERAL (
+      SELECT jsonb_object_agg(k.name, e.c -> 2 -> (k.i::integer - 1)) AS row_data
+      FROM unnest(t.columns) WITH ORDINALITY k(name, i)
+      WHERE jsonb_typeof(e.c -> 2) = 'array'
+    ) r ON true;
+  EXCEPTION WHEN data_exception OR datatype_mismatch THEN
+    RAISE EXCEPTION 'p_changes holds a malformed positional change: %', SQLERRM USING ERRCODE = 'CV005';
+  END;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'positional change #% is not [table, op, values, version, base_version, hlc, changed_columns, resolves, author, seq] with a table of "tables" (distinct columns, a value for each) and an author of "authors" or null',
+      v_bad USING ERRCODE = 'CV005';
+  END IF;
+  RETURN coalesce(v_result, '[]');
+END
+$$;
+REVOKE ALL ON FUNCTION cv_sync.expand_positional(jsonb) FROM PUBLIC;
+
+-- 0007's, taking the positional form too.
+CREATE OR REPLACE FUNCTION cv_sync.collapse(p_changes jsonb) RETURNS cv_sync.change[]
+  LANGUAGE plpgsql STABLE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_result cv_sync.change[];
+  v_bad bigint;
+BEGIN
+  IF jsonb_typeof(p_changes) = 'object' AND p_changes ->> 'format' = 'positional' THEN
+    p_changes := cv_sync.expand_positional(p_changes);
+  END IF;
+  IF jsonb_typeof(p_changes) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'p_changes must be a JSON array of changes, or a batch {"format": "positional", ...}' USING ERRCODE = 'CV005';
+  END IF;
+  BEGIN
+    WITH n AS (
+      SELECT * FROM ROWS FROM (jsonb_to_recordset(p_changes)
+          AS ("table" text, row_id uuid, seq bigint, base_version uuid, changed_columns text[], resolves uuid))
+        WITH ORDINALITY AS n(table_name, row_id, seq, base_version, changed_columns, resolves, ord)
+    ), per_row AS (
+      SELECT n.table_name, n.row_id, count(*) AS entries,
+        (array_agg(n.ord ORDER BY n.seq DESC, n.ord DESC))[1] AS last_ord,
+        (array_agg(n.base_version ORDER BY n.seq, n.ord))[1] AS base_version,
+        bool_or(n.changed_columns IS NULL) AS all_columns,
+        (array_agg(n.resolves ORDER BY n.seq DESC, n.ord DESC) FILTER (WHERE n.resolves IS NOT NULL))[1] AS resolves
+      FROM n GROUP BY n.table_name, n.row_id
+    ), columns_changed AS (
+      SELECT n.table_name, n.row_id, array_agg(DISTINCT c.name ORDER BY c.name) AS names
+      FROM n JOIN per_row r ON r.table_name = n.table_name AND r.row_id = n.row_id AND r.entries > 1
+      CROSS JOIN LATERAL unnest(n.changed_columns) AS c(name)
+      GROUP BY n.table_name, n.row_id
+    )
+    SELECT
+      array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
+        CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
+        r.resolves, w.author)::cv_sync.change),
+      min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
+        OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete', 'evict')
+        OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
+        OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id)
+    INTO v_result, v_bad
+    FROM ROWS FROM (jsonb_to_recordset(p_changes)
+        AS ("table" text, row_id uuid, op text, "row" jsonb, version uuid, origin uuid, hlc text, changed_columns text[],
+          author jsonb))
+      WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, origin, hlc, changed_columns, author, ord)
+    JOIN per_row r ON r.last_ord = w.ord
+    LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name
+    LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
+  EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value OR datatype_mismatch THEN
+    RAISE EXCEPTION 'p_changes holds a malformed change: %', SQLERRM USING ERRCODE = 'CV005';
+  END;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'change #% is not a valid change of a synced table: %', v_bad, left((p_changes -> (v_bad::integer - 1))::text, 300)
+      USING ERRCODE = 'CV005';
+  END IF;
+  RETURN coalesce(v_result, '{}');
+END
+$$;
+
+-- 0017's, saying which forms of p_changes this node's cv_sync_apply takes (`apply_formats`):
+-- an engine sends the positional batch only to a node that lists it.
+CREATE OR REPLACE FUNCTION public.cv_sync_node() RETURNS jsonb
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.require_node(NULL);
+  RETURN (
+    SELECT jsonb_build_object(
+      'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch,
+      'fingerprint', coalesce(
+        CASE WHEN cv_sync.fingerprint_maintained() THEN cv_sync.kept_fingerprint() END,
+        cv_sync.refresh_fingerprint()),
+      'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+      'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
+      'scope', cv_sync.node_scope(),
+      'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
+        WHERE NOT cv_sync.called_by_node()
+          OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())),
+      'apply_formats', jsonb_build_array('array', 'positional'))
+    FROM cv_sync.node n
+  );
+END
+$$;
