@@ -5,6 +5,7 @@ import {
   defer,
   distinctUntilChanged,
   from,
+  map,
   merge,
   NEVER,
   type Observable,
@@ -33,7 +34,10 @@ import type { ConflictQuery, ConflictResolution, ResolveResult, SyncConflict } f
  * overlap. A failed cycle is retried with a growing, jittered wait; `syncNow()` runs one at once.
  * A peer's `changes$` (the clinic server's LISTEN) starts the next cycle as soon as it reports a
  * change, at most once per `wakeGapMs` and never during a backoff: a write reaches the other side in
- * milliseconds, and a clinic writing all day runs a cycle a second, not back to back.
+ * milliseconds, and a clinic writing all day runs a cycle a second, not back to back. A cycle only
+ * the clinic server's changes started does not pull the cloud while the cloud's feed is joined and
+ * reported nothing since the last cycle began (a cloud change would have started the cycle itself):
+ * its push costs the cloud one request, not two. A cycle the interval or `syncNow()` starts pulls.
  *
  * Guarantees (with the SQL machinery of PROTOCOL.md): a change is applied once or not at all, its
  * cursor saved in the same transaction; a crash anywhere resumes from what the target saved;
@@ -97,8 +101,11 @@ class Engine implements SyncEngine {
   private readonly feed: Subscription;
   private readonly changes = new Subject<void>();
   private readonly wakeGapMs: number;
-  /** A change was reported since the last cycle started. */
+  /** A change was reported since the last cycle started; `remoteChanged`: by the cloud's feed. */
   private changed = false;
+  private remoteChanged = false;
+  /** The next cycle is one a reported change started (not the interval, not a `syncNow()`). */
+  private woken = false;
   private lastEarlyAt = Number.NEGATIVE_INFINITY;
   private waiters: ((status: SyncStatus) => void)[] = [];
   private requested = false;
@@ -122,8 +129,11 @@ class Engine implements SyncEngine {
       onProgress: (progress) => this.progress.next(progress),
     });
     this.wakeGapMs = Math.min(config.wakeGapMs, config.intervalMs);
-    const feeds = [options.local.changes$, options.remote.changes$].filter((f) => f !== undefined);
-    this.feed = merge(...feeds).subscribe(({ origins, scopes }) => {
+    const feeds = [
+      options.local.changes$?.pipe(map((notice) => ({ ...notice, remote: false }))),
+      options.remote.changes$?.pipe(map((notice) => ({ ...notice, remote: true }))),
+    ].filter((f) => f !== undefined);
+    this.feed = merge(...feeds).subscribe(({ origins, scopes, remote }) => {
       // The echo of this clinic server's own push wakes nobody.
       const own = this.runner.knownLocalNodeId();
       if (origins !== null && own !== undefined && origins.every((origin) => origin === own)) return;
@@ -131,6 +141,7 @@ class Engine implements SyncEngine {
       const held = this.runner.knownRemoteScope();
       if (scopes && held && !scopes.some((scope) => held.includes(scope))) return;
       this.changed = true;
+      if (remote) this.remoteChanged = true;
       this.changes.next();
     });
     this.subscription = defer(() => from(this.cycle()))
@@ -194,9 +205,12 @@ class Engine implements SyncEngine {
 
   private async cycle(): Promise<void> {
     const served = this.waiters.splice(0);
+    const pushOnly = this.woken && !this.requested && !this.remoteChanged && this.remote.listening?.() === true;
     this.requested = false;
     this.changed = false;
-    this.inFlight = this.runner.run();
+    this.remoteChanged = false;
+    this.woken = false;
+    this.inFlight = this.runner.run({ pushOnly });
     try {
       await this.inFlight;
     } finally {
@@ -227,6 +241,7 @@ class Engine implements SyncEngine {
       ),
       tap(() => {
         this.lastEarlyAt = this.scheduler.now();
+        this.woken = true;
       }),
     );
   }

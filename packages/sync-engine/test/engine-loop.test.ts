@@ -319,6 +319,66 @@ describe("the sync loop", () => {
     await Promise.all([engine.stop(), plain.stop()]);
   });
 
+  it("a cycle only the clinic server's change started pushes without pulling the cloud while the cloud's feed is joined and silent", async () => {
+    const local = scriptedPeer("clinic");
+    const remote = scriptedPeer("cloud");
+    const feeds = { clinic: new Subject<ChangeNotice>(), cloud: new Subject<ChangeNotice>() };
+    const listening = { clinic: true, cloud: true };
+    const engine = createSyncEngine({
+      local: { ...local.peer, changes$: feeds.clinic, listening: () => listening.clinic },
+      remote: { ...remote.peer, changes$: feeds.cloud, listening: () => listening.cloud },
+      intervalMs: 1_000,
+      quietIntervalMs: 30_000,
+      wakeGapMs: 1_000,
+    });
+    const pulls = () => ({ cloud: remote.state.pullCalls, clinic: local.state.pullCalls });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(pulls()).toEqual({ cloud: 1, clinic: 1 });
+    // The clinic server wrote: its changes go up, the cloud is not asked for its own.
+    feeds.clinic.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toEqual({ cloud: 1, clinic: 2 });
+    expect(engine.getStatus()).toMatchObject({ lastError: null, pendingDown: 0 });
+    // The cloud wrote too, in the same wait: both are asked.
+    feeds.clinic.next({ origins: null });
+    feeds.cloud.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toEqual({ cloud: 2, clinic: 3 });
+    // The cloud's feed is down: it cannot vouch for the cloud, so every cycle asks it.
+    listening.cloud = false;
+    feeds.clinic.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(1_000);
+    const down = pulls();
+    expect(down.cloud - 2).toBe(down.clinic - 3);
+    expect(down.cloud).toBeGreaterThan(2);
+    // Joined again: the feed says so (a wake-up with unknown origins), and that cycle pulls; the
+    // next one the clinic server starts does not.
+    listening.cloud = true;
+    feeds.cloud.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toEqual({ cloud: down.cloud + 1, clinic: down.clinic + 1 });
+    feeds.clinic.next({ origins: null });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls()).toEqual({ cloud: down.cloud + 1, clinic: down.clinic + 2 });
+    // A pull that failed leaves the next clinic-started cycle (after the backoff) pulling.
+    remote.state.down = true;
+    void engine.syncNow();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(engine.getStatus().consecutiveFailures).toBe(1);
+    remote.state.down = false;
+    const before = pulls().cloud;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(pulls().cloud).toBeGreaterThan(before);
+    feeds.clinic.next({ origins: null });
+    const settled = pulls().cloud;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pulls().cloud).toBe(settled);
+    // The quiet interval's own cycle pulls.
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(pulls().cloud).toBe(settled + 1);
+    await engine.stop();
+  });
+
   it("an idle cycle asks the cloud once (a pull) and the clinic server once who it is and once its record of the cloud; the cloud's identity and its record of the clinic server once a minute", async () => {
     const local = scriptedPeer("clinic");
     const remote = scriptedPeer("cloud");

@@ -68,6 +68,10 @@ function describe(error: unknown): { code: ErrorCode; message: string } {
  */
 export class CycleRunner {
   private failures = 0;
+  /** The last pull drained the cloud's log; a `pushOnly` cycle may then leave the pull out. */
+  private pullCaughtUp = false;
+  /** This cycle leaves the pull out. */
+  private pushOnly = false;
   private readonly blocked = new Map<SyncDirection, BlockedDirection>();
   private readonly drainedAt = new Map<SyncDirection, number>();
   private readonly cursorSavedAt = new Map<SyncDirection, number>();
@@ -146,13 +150,18 @@ export class CycleRunner {
     return this.localInfo.nodeId;
   }
 
-  /** Runs one cycle; never rejects (a failure is recorded in the status and counted for the backoff). */
-  async run(): Promise<void> {
+  /**
+   * Runs one cycle; never rejects (a failure is recorded in the status and counted for the backoff).
+   * `pushOnly`: the cloud's wake-up feed vouches it has nothing new for the clinic server, so the
+   * pull is left out when the last one drained the cloud's log.
+   */
+  async run(options: { pushOnly?: boolean } = {}): Promise<void> {
     const { publish, now } = this.options;
     publish({ phase: "pulling", nextCycleAt: null });
     let failure: unknown;
     let complete = true;
     const started = now();
+    this.pushOnly = options.pushOnly === true && this.pullCaughtUp;
     try {
       complete = await this.runDirectionsFresh();
       // A pull refused on an identity read earlier (the cloud re-initialised or restored since):
@@ -309,9 +318,15 @@ export class CycleRunner {
       states.set(peer, known);
       return known;
     };
+    this.pullCaughtUp = false;
     for (const spec of this.directions) {
       if (this.options.isStopping()) return false;
       const started = now();
+      if (spec.name === "pull" && this.pushOnly) {
+        this.pullCaughtUp = true;
+        this.drainedAt.set("pull", started);
+        continue;
+      }
       const [sourceInfo, targetInfo] =
         spec.name === "pull" ? [remoteNode.info, localNode.info] : [localNode.info, remoteNode.info];
       const sourceFresh = spec.name === "push" || remoteNode.at >= cycleStarted;
@@ -354,6 +369,7 @@ export class CycleRunner {
       if (outcome.saved) this.cursorSavedAt.set(spec.name, started);
       if (outcome.drained) this.drainedAt.set(spec.name, started);
       else complete = false;
+      if (spec.name === "pull") this.pullCaughtUp = outcome.drained;
     }
     return complete;
   }
