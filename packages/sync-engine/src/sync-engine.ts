@@ -205,7 +205,8 @@ class Engine implements SyncEngine {
 
   private async cycle(): Promise<void> {
     const served = this.waiters.splice(0);
-    const pushOnly = this.woken && !this.requested && !this.remoteChanged && this.remote.listening?.() === true;
+    const pushOnly =
+      this.woken && !this.requested && !this.remoteChanged && this.remote.listening?.() === true;
     this.requested = false;
     this.changed = false;
     this.remoteChanged = false;

@@ -35,8 +35,14 @@ function engineTo(node: SyncPair, remote: SyncPeer): SyncEngine {
 }
 
 /** Bytes the engine sent the cloud over the link while it pushed `rows` new patients of `branchId`. */
-async function pushBytes(node: SyncPair, engine: SyncEngine, branchId: string, rows: number): Promise<number> {
-  for (let i = 0; i < rows; i++) await insert(node.clinic.sql, "patients", patient(branchId, `Paciente ${i}`));
+async function pushBytes(
+  node: SyncPair,
+  engine: SyncEngine,
+  branchId: string,
+  rows: number,
+): Promise<number> {
+  for (let i = 0; i < rows; i++)
+    await insert(node.clinic.sql, "patients", patient(branchId, `Paciente ${i}`));
   const before = node.cloud.link.stats.bytesUp;
   expect(await engine.syncNow()).toMatchObject({ lastError: null, pendingUp: 0 });
   return node.cloud.link.stats.bytesUp - before;
