@@ -4,7 +4,7 @@ import type { ChangeAuthor, SyncChange } from "../sync-types.js";
  * The positional batch of sql/functions/08_positional.sql: each table's columns named once, each
  * row as its values in that order, the row id and origin left for the target to derive (the row's
  * id, the node ending the HLC) and each author sent once. About half the array form's bytes, and
- * the values are moved, not converted: the target expands it to the very array it replaces.
+ * the values are moved, not converted: the target reads it into the very entries the array gives.
  */
 export interface PositionalBatch {
   readonly format: "positional";
