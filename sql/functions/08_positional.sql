@@ -62,7 +62,8 @@ $$;
 REVOKE ALL ON FUNCTION cv_sync.positional_entries(jsonb) FROM PUBLIC;
 
 -- 0007's, taking the positional form too, and reading either form once: its entries, typed, then
--- one change per row from them.
+-- one change per row from them. Every entry is checked (0007 checked each row's last); a batch
+-- that holds each row once, as most do, is its own collapse and skips the grouping.
 CREATE OR REPLACE FUNCTION cv_sync.collapse(p_changes jsonb) RETURNS cv_sync.change[]
   LANGUAGE plpgsql STABLE
   SET search_path = ''
@@ -72,6 +73,7 @@ DECLARE
   v_seqs bigint[];
   v_result cv_sync.change[];
   v_bad bigint;
+  v_once boolean;
   v_positional boolean := jsonb_typeof(p_changes) = 'object' AND p_changes ->> 'format' = 'positional';
 BEGIN
   IF NOT v_positional AND jsonb_typeof(p_changes) IS DISTINCT FROM 'array' THEN
@@ -95,36 +97,44 @@ BEGIN
         WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
           resolves, author, seq, ord);
     END IF;
-    WITH n AS (
-      SELECT * FROM unnest(v_entries, v_seqs) WITH ORDINALITY AS n(table_name, row_id, op, row_data, version,
-        base_version, origin, hlc, changed_columns, resolves, author, seq, ord)
-    ), per_row AS (
-      SELECT n.table_name, n.row_id, count(*) AS entries,
-        (array_agg(n.ord ORDER BY n.seq DESC, n.ord DESC))[1] AS last_ord,
-        (array_agg(n.base_version ORDER BY n.seq, n.ord))[1] AS base_version,
-        bool_or(n.changed_columns IS NULL) AS all_columns,
-        (array_agg(n.resolves ORDER BY n.seq DESC, n.ord DESC) FILTER (WHERE n.resolves IS NOT NULL))[1] AS resolves
-      FROM n GROUP BY n.table_name, n.row_id
-    ), columns_changed AS (
-      SELECT n.table_name, n.row_id, array_agg(DISTINCT c.name ORDER BY c.name) AS names
-      FROM n JOIN per_row r ON r.table_name = n.table_name AND r.row_id = n.row_id AND r.entries > 1
-      CROSS JOIN LATERAL unnest(n.changed_columns) AS c(name)
-      GROUP BY n.table_name, n.row_id
-    )
-    SELECT
-      array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
-        CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
-        r.resolves, w.author)::cv_sync.change),
-      min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
+    SELECT min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
         OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete', 'evict')
         OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
-        OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id)
-    INTO v_result, v_bad
+        OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id),
+      count(*) = count(DISTINCT (w.table_name, w.row_id))
+    INTO v_bad, v_once
     FROM unnest(v_entries) WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc,
       changed_columns, resolves, author, ord)
-    JOIN per_row r ON r.last_ord = w.ord
-    LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name
-    LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
+    LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name;
+    -- Each row once (a page of new rows, most pages): every entry is its row's collapsed change.
+    IF v_once OR v_bad IS NOT NULL THEN
+      v_result := v_entries;
+    ELSE
+      WITH n AS (
+        SELECT * FROM unnest(v_entries, v_seqs) WITH ORDINALITY AS n(table_name, row_id, op, row_data, version,
+          base_version, origin, hlc, changed_columns, resolves, author, seq, ord)
+      ), per_row AS (
+        SELECT n.table_name, n.row_id, count(*) AS entries,
+          (array_agg(n.ord ORDER BY n.seq DESC, n.ord DESC))[1] AS last_ord,
+          (array_agg(n.base_version ORDER BY n.seq, n.ord))[1] AS base_version,
+          bool_or(n.changed_columns IS NULL) AS all_columns,
+          (array_agg(n.resolves ORDER BY n.seq DESC, n.ord DESC) FILTER (WHERE n.resolves IS NOT NULL))[1] AS resolves
+        FROM n GROUP BY n.table_name, n.row_id
+      ), columns_changed AS (
+        SELECT n.table_name, n.row_id, array_agg(DISTINCT c.name ORDER BY c.name) AS names
+        FROM n JOIN per_row r ON r.table_name = n.table_name AND r.row_id = n.row_id AND r.entries > 1
+        CROSS JOIN LATERAL unnest(n.changed_columns) AS c(name)
+        GROUP BY n.table_name, n.row_id
+      )
+      SELECT array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
+          CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
+          r.resolves, w.author)::cv_sync.change)
+      INTO v_result
+      FROM unnest(v_entries) WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc,
+        changed_columns, resolves, author, ord)
+      JOIN per_row r ON r.last_ord = w.ord
+      LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
+    END IF;
   EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value OR datatype_mismatch OR data_exception THEN
     RAISE EXCEPTION 'p_changes holds a malformed change: %', SQLERRM USING ERRCODE = 'CV005';
   END;

@@ -1114,7 +1114,8 @@ $$;
 REVOKE ALL ON FUNCTION cv_sync.positional_entries(jsonb) FROM PUBLIC;
 
 -- 0007's, taking the positional form too, and reading either form once: its entries, typed, then
--- one change per row from them.
+-- one change per row from them. Every entry is checked (0007 checked each row's last); a batch
+-- that holds each row once, as most do, is its own collapse and skips the grouping.
 CREATE OR REPLACE FUNCTION cv_sync.collapse(p_changes jsonb) RETURNS cv_sync.change[]
   LANGUAGE plpgsql STABLE
   SET search_path = ''
@@ -1124,6 +1125,7 @@ DECLARE
   v_seqs bigint[];
   v_result cv_sync.change[];
   v_bad bigint;
+  v_once boolean;
   v_positional boolean := jsonb_typeof(p_changes) = 'object' AND p_changes ->> 'format' = 'positional';
 BEGIN
   IF NOT v_positional AND jsonb_typeof(p_changes) IS DISTINCT FROM 'array' THEN
@@ -1147,36 +1149,44 @@ BEGIN
         WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc, changed_columns,
           resolves, author, seq, ord);
     END IF;
-    WITH n AS (
-      SELECT * FROM unnest(v_entries, v_seqs) WITH ORDINALITY AS n(table_name, row_id, op, row_data, version,
-        base_version, origin, hlc, changed_columns, resolves, author, seq, ord)
-    ), per_row AS (
-      SELECT n.table_name, n.row_id, count(*) AS entries,
-        (array_agg(n.ord ORDER BY n.seq DESC, n.ord DESC))[1] AS last_ord,
-        (array_agg(n.base_version ORDER BY n.seq, n.ord))[1] AS base_version,
-        bool_or(n.changed_columns IS NULL) AS all_columns,
-        (array_agg(n.resolves ORDER BY n.seq DESC, n.ord DESC) FILTER (WHERE n.resolves IS NOT NULL))[1] AS resolves
-      FROM n GROUP BY n.table_name, n.row_id
-    ), columns_changed AS (
-      SELECT n.table_name, n.row_id, array_agg(DISTINCT c.name ORDER BY c.name) AS names
-      FROM n JOIN per_row r ON r.table_name = n.table_name AND r.row_id = n.row_id AND r.entries > 1
-      CROSS JOIN LATERAL unnest(n.changed_columns) AS c(name)
-      GROUP BY n.table_name, n.row_id
-    )
-    SELECT
-      array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
-        CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
-        r.resolves, w.author)::cv_sync.change),
-      min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
+    SELECT min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
         OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete', 'evict')
         OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
-        OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id)
-    INTO v_result, v_bad
+        OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id),
+      count(*) = count(DISTINCT (w.table_name, w.row_id))
+    INTO v_bad, v_once
     FROM unnest(v_entries) WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc,
       changed_columns, resolves, author, ord)
-    JOIN per_row r ON r.last_ord = w.ord
-    LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name
-    LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
+    LEFT JOIN cv_sync.synced_tables s ON s.table_name = w.table_name;
+    -- Each row once (a page of new rows, most pages): every entry is its row's collapsed change.
+    IF v_once OR v_bad IS NOT NULL THEN
+      v_result := v_entries;
+    ELSE
+      WITH n AS (
+        SELECT * FROM unnest(v_entries, v_seqs) WITH ORDINALITY AS n(table_name, row_id, op, row_data, version,
+          base_version, origin, hlc, changed_columns, resolves, author, seq, ord)
+      ), per_row AS (
+        SELECT n.table_name, n.row_id, count(*) AS entries,
+          (array_agg(n.ord ORDER BY n.seq DESC, n.ord DESC))[1] AS last_ord,
+          (array_agg(n.base_version ORDER BY n.seq, n.ord))[1] AS base_version,
+          bool_or(n.changed_columns IS NULL) AS all_columns,
+          (array_agg(n.resolves ORDER BY n.seq DESC, n.ord DESC) FILTER (WHERE n.resolves IS NOT NULL))[1] AS resolves
+        FROM n GROUP BY n.table_name, n.row_id
+      ), columns_changed AS (
+        SELECT n.table_name, n.row_id, array_agg(DISTINCT c.name ORDER BY c.name) AS names
+        FROM n JOIN per_row r ON r.table_name = n.table_name AND r.row_id = n.row_id AND r.entries > 1
+        CROSS JOIN LATERAL unnest(n.changed_columns) AS c(name)
+        GROUP BY n.table_name, n.row_id
+      )
+      SELECT array_agg(ROW(w.table_name, w.row_id, w.op, w.row_data, w.version, r.base_version, w.origin, w.hlc,
+          CASE WHEN r.all_columns THEN NULL WHEN r.entries = 1 THEN w.changed_columns ELSE coalesce(c.names, '{}') END,
+          r.resolves, w.author)::cv_sync.change)
+      INTO v_result
+      FROM unnest(v_entries) WITH ORDINALITY AS w(table_name, row_id, op, row_data, version, base_version, origin, hlc,
+        changed_columns, resolves, author, ord)
+      JOIN per_row r ON r.last_ord = w.ord
+      LEFT JOIN columns_changed c ON c.table_name = w.table_name AND c.row_id = w.row_id;
+    END IF;
   EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value OR datatype_mismatch OR data_exception THEN
     RAISE EXCEPTION 'p_changes holds a malformed change: %', SQLERRM USING ERRCODE = 'CV005';
   END;
@@ -1243,4 +1253,4 @@ insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_cli
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '09d04e8f5ecc9ce1457589264d6d6cdc96cc688815df2475dcba8ba46cd5517a') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', 'ea13c9c195f2eed626f83e37509e876399abbbfaa919d60c912678941177497b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', 'd8f21b6814dca11d22c9c6c9169314c9364a4a3a8c28b0aa56d83b34f941b6c4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', '4b904ea3268cb899ee432ba3f4d94a695c2eb005b7c79be37031bfb6f84ff077') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', 'd3d8b3026f9aa9dd69f85da7f67fe761b6236d9dc606f7d8a590fd81983fd864') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
