@@ -11,6 +11,7 @@
 -- person made the change); row_id is the row's id and origin the node that ends its hlc. The
 -- values are the JSON of the array form, moved and not converted: read, the batch is the array
 -- of changes the sender held, so collapse() checks and applies it as it does that array.
+
 -- A positional batch's entries, typed, in batch order, as collapse() reads the array form's
 -- (row_id the row's id, origin the node ending the hlc): `seqs` beside `entries`, and the first
 -- entry that is not [table, op, values, version, base_version, hlc, changed_columns, resolves,

@@ -70,8 +70,6 @@ export class CycleRunner {
   private failures = 0;
   /** The last pull drained the cloud's log; a `pushOnly` cycle may then leave the pull out. */
   private pullCaughtUp = false;
-  /** This cycle leaves the pull out. */
-  private pushOnly = false;
   private readonly blocked = new Map<SyncDirection, BlockedDirection>();
   private readonly drainedAt = new Map<SyncDirection, number>();
   private readonly cursorSavedAt = new Map<SyncDirection, number>();
@@ -161,14 +159,14 @@ export class CycleRunner {
     let failure: unknown;
     let complete = true;
     const started = now();
-    this.pushOnly = options.pushOnly === true && this.pullCaughtUp;
+    const pushOnly = options.pushOnly === true && this.pullCaughtUp;
     try {
-      complete = await this.runDirectionsFresh();
+      complete = await this.runDirectionsFresh(pushOnly);
       // A pull refused on an identity read earlier (the cloud re-initialised or restored since):
       // read it now and go again, so the block says what happened and what to do.
       if (this.staleRefusal) {
         this.remoteMeasured = undefined;
-        complete = await this.runDirections();
+        complete = await this.runDirections(pushOnly);
       }
     } catch (error) {
       failure = error;
@@ -251,13 +249,13 @@ export class CycleRunner {
    * apply found the cloud elsewhere than the record an earlier cycle left (CV003: another engine
    * or a reset moved it), so that costs no failed cycle.
    */
-  private async runDirectionsFresh(): Promise<boolean> {
+  private async runDirectionsFresh(pushOnly: boolean): Promise<boolean> {
     try {
-      return await this.runDirections();
+      return await this.runDirections(pushOnly);
     } catch (error) {
       if (!this.remoteStateKept || !isSyncError(error, "cursor_mismatch")) throw error;
       this.remoteState = undefined;
-      return this.runDirections();
+      return this.runDirections(pushOnly);
     }
   }
 
@@ -287,8 +285,8 @@ export class CycleRunner {
     }
   }
 
-  /** True when both directions drained their source. */
-  private async runDirections(): Promise<boolean> {
+  /** True when both directions drained their source; `pushOnly` leaves the pull out. */
+  private async runDirections(pushOnly: boolean): Promise<boolean> {
     const { local, remote, config, now, publish } = this.options;
     const cycleStarted = now();
     this.staleRefusal = false;
@@ -322,7 +320,7 @@ export class CycleRunner {
     for (const spec of this.directions) {
       if (this.options.isStopping()) return false;
       const started = now();
-      if (spec.name === "pull" && this.pushOnly) {
+      if (spec.name === "pull" && pushOnly) {
         this.pullCaughtUp = true;
         this.drainedAt.set("pull", started);
         continue;

@@ -1063,6 +1063,7 @@ REVOKE ALL ON FUNCTION cv_sync.wake_nodes() FROM PUBLIC;
 -- person made the change); row_id is the row's id and origin the node that ends its hlc. The
 -- values are the JSON of the array form, moved and not converted: read, the batch is the array
 -- of changes the sender held, so collapse() checks and applies it as it does that array.
+
 -- A positional batch's entries, typed, in batch order, as collapse() reads the array form's
 -- (row_id the row's id, origin the node ending the hlc): `seqs` beside `entries`, and the first
 -- entry that is not [table, op, values, version, base_version, hlc, changed_columns, resolves,
@@ -1253,4 +1254,4 @@ insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_cli
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '09d04e8f5ecc9ce1457589264d6d6cdc96cc688815df2475dcba8ba46cd5517a') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', 'ea13c9c195f2eed626f83e37509e876399abbbfaa919d60c912678941177497b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', 'd8f21b6814dca11d22c9c6c9169314c9364a4a3a8c28b0aa56d83b34f941b6c4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', 'd3d8b3026f9aa9dd69f85da7f67fe761b6236d9dc606f7d8a590fd81983fd864') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', '58c98656e0c27e03a4fcf704d893aca305cb9c2eb597e2275f75f6074d3c964b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
