@@ -36,6 +36,7 @@ import {
 import WebSocket from "ws";
 import type { DesktopConfig } from "../config.js";
 import { type ClinicDoor, createClinicDoor } from "./clinic-door.js";
+import { oneRunAtATime } from "./one-run-at-a-time.js";
 import { createPatientAudit, type PatientAudit } from "./patient-audit.js";
 import { createPcSession, type PcSession } from "./session.js";
 import { gateTiers, type UsableTiers } from "./tier-gate.js";
@@ -302,7 +303,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
         );
   const refreshing = merge(timer(0, options.cacheRefreshMs ?? 60_000), served$, clinicMoved$)
     .pipe(
-      exhaustMap(async () => {
+      oneRunAtATime(async () => {
         if (router.getStatus().mode === "offline" || !session.current().signedIn) return;
         await offline
           .refresh(router)
