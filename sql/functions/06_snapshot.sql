@@ -47,14 +47,16 @@ BEGIN
   v_in_scope := CASE WHEN v_held IS NULL THEN 'true' ELSE format(
     'coalesce((SELECT sc.scope FROM cv_sync.scopes sc WHERE sc.table_name = %1$L AND sc.row_id = t.id), '
     'cv_sync.row_scope(%1$L, to_jsonb(t))) && $3', p_table) END;
+  -- Each row's HLC is looked up by its key (a subquery per row): joined, the planner hashed the
+  -- page against every row_state entry of the table, a scan of the whole table per page.
   EXECUTE format(
     'SELECT coalesce(json_agg(json_build_array(x.id, x.version, '
-    '    coalesce(rs.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), x.r::text) ORDER BY x.id), ''[]''::json), '
+    '    coalesce(x.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), x.r::text) ORDER BY x.id), ''[]''::json), '
     '  (array_agg(x.id ORDER BY x.id DESC))[1] '
-    'FROM (SELECT t.id, t.version, t.updated_at, t AS r FROM public.%1$I t '
-    '      WHERE ($1 IS NULL OR t.id > $1) AND %2$s ORDER BY t.id LIMIT $2) x '
-    'CROSS JOIN cv_sync.node n '
-    'LEFT JOIN cv_sync.row_state rs ON rs.table_name = %1$L AND rs.row_id = x.id', p_table, v_in_scope)
+    'FROM (SELECT t.id, t.version, t.updated_at, t AS r, '
+    '        (SELECT rs.hlc FROM cv_sync.row_state rs WHERE rs.table_name = %1$L AND rs.row_id = t.id) AS hlc '
+    '      FROM public.%1$I t WHERE ($1 IS NULL OR t.id > $1) AND %2$s ORDER BY t.id LIMIT $2) x '
+    'CROSS JOIN cv_sync.node n', p_table, v_in_scope)
   INTO v_rows, v_last USING p_after_id, p_limit, v_held;
   EXECUTE format('SELECT EXISTS (SELECT FROM public.%I t WHERE t.id > $1 AND %s)', p_table, v_in_scope)
     INTO v_has_more USING v_last, p_limit, v_held;

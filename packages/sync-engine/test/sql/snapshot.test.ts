@@ -85,6 +85,34 @@ describe("initial sync", () => {
     await sync(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
   });
+
+  it("reads each page's HLCs by key, never the table's whole row_state (a page of 500 of 6,000 patients)", async () => {
+    const graph = consultation();
+    await insertConsultation(cloud.sql, graph);
+    await cloud.sql`
+      insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      select gen_random_uuid(), ${graph.branches.id}, 'Paciente ' || n, 'Lectura', date '1950-01-01' + n, 'unknown', '55 1234 5678'
+      from generate_series(1, 6000) n`;
+    await cloud.sql`analyze`;
+    // One session: its own counts are flushed (pg_stat_force_next_flush) before it reads them.
+    const session = await cloud.sql.reserve();
+    const scans = async () => {
+      await session`select pg_stat_force_next_flush()`;
+      const [found] = await session<{ seq: number; idx: number }[]>`
+        select seq_scan::int as seq, idx_scan::int as idx from pg_stat_user_tables
+        where schemaname = 'cv_sync' and relname = 'row_state'`;
+      return found ?? { seq: -1, idx: -1 };
+    };
+    const before = await scans();
+    const [page] = await session<{ rows: number }[]>`
+      select json_array_length(cv_sync_snapshot('patients', null, 500) -> 'rows') as rows`;
+    expect(page?.rows).toBe(500);
+    const after = await scans();
+    session.release();
+    // Joined, the planner hashed the page against a scan of all 6,001 entries of the table.
+    expect(after.seq - before.seq).toBe(0);
+    expect(after.idx - before.idx).toBeGreaterThanOrEqual(500);
+  });
 });
 
 describe("cv_sync_purge", () => {
