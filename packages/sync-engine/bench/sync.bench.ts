@@ -78,6 +78,16 @@ async function newClinic(server: Awaited<ReturnType<typeof startPostgres>>, name
 }
 
 /**
+ * Leaves a finished run's database quiet before the next run starts: the rows it inserted would
+ * otherwise be vacuumed, analyzed and checkpointed by the server's background processes during
+ * the next measurement, on the same two cores.
+ */
+async function settle(sql: postgres.Sql): Promise<void> {
+  await sql`vacuum analyze`;
+  await sql`checkpoint`;
+}
+
+/**
  * COPY of every synced table, parents first, from the cloud into `targetUrl`; returns ms. Each
  * table gets its own pair of connections: postgres.js (3.4.9) was seen to stall a `readable()`
  * issued on a connection that had already served a COPY stream.
@@ -190,6 +200,7 @@ async function compareInitialSync(
   const copyTarget = await newClinic(clinicServer, "copy_target");
   const copyMs = await copyAll(supabase.dbUrl, copyTarget.url);
   const copied = await countRows(copyTarget.sql, "appointments");
+  await settle(copyTarget.sql);
   await copyTarget.sql.end();
 
   const syncInto = async (name: string, nodeFlags: readonly string[]) => {
@@ -205,6 +216,7 @@ async function compareInitialSync(
   };
   log("initial sync through the engine, node's default heap, into another fresh clinic database…");
   const plain = await syncInto("clinic_plain", []);
+  await settle(plain.target.sql);
   await plain.target.sql.end();
   log(
     `initial sync through the engine, the daemon's node flags (${DAEMON_NODE_FLAGS.join(" ")}), into a third…`,
@@ -399,7 +411,7 @@ try {
   await cloud`select cv_sync_init('cloud')`;
   log(`seeding ${ROWS.toLocaleString("en")} appointments (+ parents) in the cloud…`);
   await seedAppointments(cloud, ROWS);
-  await cloud`vacuum analyze`;
+  await settle(cloud);
 
   const clinic = STEADY_ONLY
     ? await newClinic(clinicServer, "clinic")
