@@ -48,7 +48,7 @@ BEGIN
     'coalesce((SELECT sc.scope FROM cv_sync.scopes sc WHERE sc.table_name = %1$L AND sc.row_id = t.id), '
     'cv_sync.row_scope(%1$L, to_jsonb(t))) && $3', p_table) END;
   -- Each row's HLC is looked up by its key (a subquery per row): joined, the planner hashed the
-  -- page against every row_state entry of the table, a scan of the whole table per page.
+  -- page against a scan of all of row_state, every table's entries, on every page.
   EXECUTE format(
     'SELECT coalesce(json_agg(json_build_array(x.id, x.version, '
     '    coalesce(x.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), x.r::text) ORDER BY x.id), ''[]''::json), '

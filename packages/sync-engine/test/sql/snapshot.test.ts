@@ -109,7 +109,7 @@ describe("initial sync", () => {
     expect(page?.rows).toBe(500);
     const after = await scans();
     session.release();
-    // Joined, the planner hashed the page against a scan of all 6,001 entries of the table.
+    // Joined, the planner hashed the page against a scan of all of row_state (every table's entries).
     expect(after.seq - before.seq).toBe(0);
     expect(after.idx - before.idx).toBeGreaterThanOrEqual(500);
   });

@@ -769,7 +769,7 @@ BEGIN
     'coalesce((SELECT sc.scope FROM cv_sync.scopes sc WHERE sc.table_name = %1$L AND sc.row_id = t.id), '
     'cv_sync.row_scope(%1$L, to_jsonb(t))) && $3', p_table) END;
   -- Each row's HLC is looked up by its key (a subquery per row): joined, the planner hashed the
-  -- page against every row_state entry of the table, a scan of the whole table per page.
+  -- page against a scan of all of row_state, every table's entries, on every page.
   EXECUTE format(
     'SELECT coalesce(json_agg(json_build_array(x.id, x.version, '
     '    coalesce(x.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), x.r::text) ORDER BY x.id), ''[]''::json), '
@@ -1254,6 +1254,6 @@ insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_upd
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '2da96ba170779560e14d29bfbdb438da008ec28503d2fe38054ddd9f6726dd21') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '35155f1072cd412a99966ba7097183e55c4790b3a62e333a330d3ac4870d30ff') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '09d04e8f5ecc9ce1457589264d6d6cdc96cc688815df2475dcba8ba46cd5517a') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '52ba0f8880abb2d791204a9d4199c91c4560acc05e610fa5acb894e27cfc779b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '78ce3dc0a8197484240127aed43a25a40e95a765d395afca9252e95007e72b76') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', 'd8f21b6814dca11d22c9c6c9169314c9364a4a3a8c28b0aa56d83b34f941b6c4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', '58c98656e0c27e03a4fcf704d893aca305cb9c2eb597e2275f75f6074d3c964b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
