@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "./fixtures/supabase/harness.js";
 
@@ -59,6 +60,39 @@ describe("rpc results", () => {
     const info = await h.anon.rpc("request_info");
     expect(info.data).toMatchObject({ method: "POST", path: "/rpc/request_info", role: "anon" });
     expect((info.data as { client_info: string }).client_info).toMatch(/^supabase-js/);
+  });
+});
+
+describe("rpc with an application/octet-stream body", () => {
+  it("hands the body, as sent, to the function's single unnamed bytea parameter", async () => {
+    const body = Buffer.from([0, 255, 0x5c, 0x78, 0x0a, ...randomBytes(70_000)]);
+    const res = await h.rest("/rpc/byte_summary", {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
+      body,
+    });
+    expect([res.status, res.json()]).toEqual([
+      200,
+      { length: body.length, sha256: createHash("sha256").update(body).digest("hex") },
+    ]);
+  });
+
+  it("answers 404 PGRST202 for a function without a single unnamed bytea parameter", async () => {
+    const res = await h.rest("/rpc/add_them", {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: Buffer.from("{}"),
+    });
+    expect([res.status, res.json()]).toEqual([
+      404,
+      {
+        code: "PGRST202",
+        message: "Could not find the function public.add_them in the schema cache",
+        details:
+          "Searched for the function public.add_them with a single unnamed bytea parameter, but no matches were found in the schema cache.",
+        hint: null,
+      },
+    ]);
   });
 });
 

@@ -83,6 +83,7 @@ function toRestRequest(request: FastifyRequest, path: string, search: string): R
     query: [...new URLSearchParams(search)],
     headers: request.headers,
     body: typeof request.body === "string" ? request.body : undefined,
+    ...(Buffer.isBuffer(request.body) && { bytes: request.body }),
   };
 }
 
@@ -207,6 +208,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => done(null, body));
+  // PostgREST hands such a body, as sent, to a function's single unnamed bytea parameter.
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
+    done(null, body),
+  );
 
   const handlerOptions = {
     pool,

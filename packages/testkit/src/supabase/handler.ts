@@ -10,7 +10,7 @@ import type { Plan, PlanContext, Reply, ResultRow } from "./plan.js";
 import { parseQueryParams } from "./query-params.js";
 import { planTableRead } from "./read.js";
 import { negotiateMedia, negotiateSchema, parsePrefer } from "./request-headers.js";
-import { planCall, requestedArgs, resolveFunction } from "./rpc.js";
+import { planCall, requestedArgs, resolveFunction, resolveRawBytesFunction } from "./rpc.js";
 import { planDelete, planInsert, planUpdate } from "./write.js";
 
 export interface RestRequest {
@@ -20,6 +20,8 @@ export interface RestRequest {
   readonly query: readonly [string, string][];
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: string | undefined;
+  /** The body of an `application/octet-stream` request, as sent (`body` is then undefined). */
+  readonly bytes?: Buffer;
 }
 
 export interface HandlerOptions {
@@ -94,7 +96,10 @@ function checkRequest(request: RestRequest, to: Target): void {
 function planFor(ctx: PlanContext, schema: string, to: Target): Plan {
   const { catalog } = ctx;
   if (to.kind === "rpc") {
-    const fn = resolveFunction(catalog, schema, to.name, requestedArgs(ctx), ctx.method === "POST");
+    const fn =
+      ctx.bytes === undefined
+        ? resolveFunction(catalog, schema, to.name, requestedArgs(ctx), ctx.method === "POST")
+        : resolveRawBytesFunction(catalog, schema, to.name);
     return planCall(ctx, fn);
   }
   const table = catalog.tables.get(to.name);
@@ -133,6 +138,7 @@ export async function handleRest(options: HandlerOptions, request: RestRequest):
     media: negotiateMedia(request.headers.accept),
     profile: negotiated ? schema : undefined,
     body: request.body,
+    bytes: request.bytes,
     catalog: options.catalog.current,
     maxRows: options.maxRows,
   };

@@ -41,6 +41,8 @@ export interface PlanContext {
   /** Set when the client named the schema with a profile header; the reply echoes it. */
   readonly profile: string | undefined;
   readonly body: string | undefined;
+  /** A POST's body sent as `application/octet-stream`, which `body` then is not. */
+  readonly bytes: Buffer | undefined;
   readonly catalog: Catalog;
   /** Supabase's `db-max-rows` (1000 by default); null for no cap. */
   readonly maxRows: number | null;

@@ -1,8 +1,9 @@
 /**
- * `rpc/<fn>` over POST (named arguments from the JSON body) and GET (no
- * arguments, read only). Arguments bind by name; the overload is chosen by the
- * set of names, as PostgREST does. Results are a scalar (any type, json and
- * arrays included) or nothing (void → 204).
+ * `rpc/<fn>` over POST (named arguments from the JSON body, or the whole body as
+ * the single unnamed bytea argument when it is `application/octet-stream`) and
+ * GET (no arguments, read only). Arguments bind by name; the overload is chosen
+ * by the set of names, as PostgREST does. Results are a scalar (any type, json
+ * and arrays included) or nothing (void → 204).
  */
 import type { Catalog, DbFunction } from "./catalog.js";
 import { ApiError, invalidBody, notImplemented } from "./errors.js";
@@ -17,6 +18,26 @@ const JSON_TYPES = new Set(["json", "jsonb"]);
 function takesWholeBody(fn: DbFunction): boolean {
   const [only, ...rest] = fn.params;
   return only !== undefined && rest.length === 0 && only.name === "" && JSON_TYPES.has(only.typeName);
+}
+
+/** A function taking one unnamed bytea argument, which PostgREST hands an `application/octet-stream` body. */
+function takesRawBytes(fn: DbFunction): boolean {
+  const [only, ...rest] = fn.params;
+  return only !== undefined && rest.length === 0 && only.name === "" && only.typeName === "bytea";
+}
+
+/** The overload of `name` that takes an `application/octet-stream` body: its single unnamed bytea parameter. */
+export function resolveRawBytesFunction(catalog: Catalog, schema: string, name: string): DbFunction {
+  const chosen = (catalog.functions.get(name) ?? []).find(takesRawBytes);
+  if (!chosen) {
+    throw new ApiError(
+      404,
+      "PGRST202",
+      `Could not find the function ${schema}.${name} in the schema cache`,
+      `Searched for the function ${schema}.${name} with a single unnamed bytea parameter, but no matches were found in the schema cache.`,
+    );
+  }
+  return chosen;
 }
 
 function notFound(schema: string, name: string, args: string[], post: boolean): ApiError {
@@ -110,6 +131,9 @@ function callSource(ctx: PlanContext, fn: DbFunction, params: Params): string {
   const call = (args: string) =>
     `LATERAL (SELECT ${ident(fn.schema)}.${ident(fn.name)}(${args}) AS pgrst_scalar) pgrst_call`;
   if (ctx.method !== "POST") return `(SELECT 1) pgrst_noargs, ${call("")}`;
+  if (ctx.bytes !== undefined) {
+    return `(SELECT 1) pgrst_noargs, ${call(`pg_catalog.decode(${params.text(ctx.bytes.toString("hex"))}, 'hex')`)}`;
+  }
   const raw = postBody(ctx);
   const given = bodyKeys(raw);
   const typed = fn.params.filter((p) => given.includes(p.name));
