@@ -147,29 +147,3 @@ BEGIN
   RETURN coalesce(v_result, '{}');
 END
 $$;
-
--- 0017's, saying which forms of p_changes this node's cv_sync_apply takes (`apply_formats`):
--- an engine sends the positional batch only to a node that lists it.
-CREATE OR REPLACE FUNCTION public.cv_sync_node() RETURNS jsonb
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-  SET search_path = ''
-AS $$
-BEGIN
-  PERFORM cv_sync.require_node(NULL);
-  RETURN (
-    SELECT jsonb_build_object(
-      'node_id', n.node_id, 'node_name', n.node_name, 'epoch', n.epoch,
-      'fingerprint', coalesce(
-        CASE WHEN cv_sync.fingerprint_maintained() THEN cv_sync.kept_fingerprint() END,
-        cv_sync.refresh_fingerprint()),
-      'now', clock_timestamp(), 'max_txid', pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
-      'open_conflicts', (SELECT count(*) FROM cv_sync.conflicts k WHERE k.status = 'open'),
-      'scope', cv_sync.node_scope(),
-      'quarantined', (SELECT count(*) FROM cv_sync.quarantine q
-        WHERE NOT cv_sync.called_by_node()
-          OR q.source = (SELECT c.node_id FROM cv_sync.clinic_nodes c WHERE c.user_id = auth.uid())),
-      'apply_formats', jsonb_build_array('array', 'positional'))
-    FROM cv_sync.node n
-  );
-END
-$$;

@@ -1,8 +1,10 @@
 import { CvError } from "@centrovision/core";
-import type {
-  SupabaseRealtimeClient,
-  SupabaseRpcClient,
-  SupabaseRpcRequest,
+import {
+  postRpcBytes,
+  rpcRequest,
+  type SupabaseRealtimeClient,
+  type SupabaseRpcClient,
+  type SupabaseRpcReply,
 } from "@centrovision/sync-engine";
 import { type AuthError, createClient, isAuthRetryableFetchError } from "@supabase/supabase-js";
 import WebSocket from "ws";
@@ -22,7 +24,7 @@ export interface CloudSession extends SupabaseRpcClient {
   close(): Promise<void>;
 }
 
-type RpcReply = Awaited<SupabaseRpcRequest>;
+type RpcReply = SupabaseRpcReply;
 
 /** What to do about a refused node credential: the IT person's two ways out. */
 const FIX =
@@ -96,48 +98,36 @@ export function createCloudSession(options: CloudSessionOptions): CloudSession {
     await signingIn;
   };
 
-  const call = async (
-    fn: string,
-    args: Record<string, unknown>,
-    signal: AbortSignal | undefined,
-    retry: boolean,
-  ): Promise<RpcReply> => {
-    const send = async () => {
-      const request = client.rpc(fn, args).retry(retry);
-      return (await (signal ? request.abortSignal(signal) : request)) as RpcReply;
+  /** Sends once; a refused token (HTTP 401, which ran nothing) signs in again and sends once more. */
+  const call = async (fn: string, send: (token: string) => Promise<RpcReply>): Promise<RpcReply> => {
+    const token = async () => {
+      await ensureSession();
+      return (await client.auth.getSession()).data.session?.access_token ?? options.anonKey;
     };
-    await ensureSession();
-    let reply = await send();
-    // A refused token ran nothing: sign in again and send it once more.
+    let reply = await send(await token());
     if (reply.status === 401) {
       refused = true;
-      await ensureSession();
-      reply = await send();
+      reply = await send(await token());
     }
     if (reply.error?.code === "42501") throw notANode(host, options.email, fn, reply.error.message);
     return reply;
   };
 
   return {
-    rpc(fn, args) {
-      let signal: AbortSignal | undefined;
-      let retry = true;
-      const request: SupabaseRpcRequest = {
-        abortSignal(value) {
-          signal = value;
-          return request;
-        },
-        retry(enabled) {
-          retry = enabled;
-          return request;
-        },
-        // biome-ignore lint/suspicious/noThenProperty: a supabase-js request is awaited like this one.
-        then(onFulfilled, onRejected) {
-          return call(fn, args, signal, retry).then(onFulfilled, onRejected);
-        },
-      };
-      return request;
-    },
+    rpc: (fn, args) =>
+      rpcRequest((signal, retry) =>
+        call(fn, async () => {
+          const request = client.rpc(fn, args).retry(retry);
+          return (await (signal ? request.abortSignal(signal) : request)) as RpcReply;
+        }),
+      ),
+    // supabase-js sends JSON only; the same headers, the node's token.
+    rpcBytes: (fn, body) =>
+      rpcRequest((signal) =>
+        call(fn, (token) =>
+          postRpcBytes({ url: options.url, key: options.anonKey, token, fn, body, signal }),
+        ),
+      ),
     // Realtime as the node: supabase-js hands it every refreshed token by itself.
     async realtimeClient() {
       await ensureSession();

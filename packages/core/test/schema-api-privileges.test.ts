@@ -77,6 +77,8 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_purge(interval, integer)": NODE,
   "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": NODE,
   "function public.cv_sync_apply_snapshot(jsonb, jsonb)": NODE,
+  // The same apply, its arguments deflated in the request body (sql/functions/09_deflated.sql).
+  "function public.cv_sync_apply_deflated(bytea)": NODE,
   "function public.cv_sync_reset_peer(uuid)": NODE,
   "function public.cv_sync_conflicts_list(text, integer)": SYNC_ONLY,
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,

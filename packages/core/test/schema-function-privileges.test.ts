@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from "./support/test-database.j
 const NODE_RPC = [
   "public.cv_sync_ack(uuid, jsonb)",
   "public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)",
+  "public.cv_sync_apply_deflated(bytea)",
   "public.cv_sync_apply_snapshot(jsonb, jsonb)",
   "public.cv_sync_cursor(uuid)",
   "public.cv_sync_node()",

@@ -9,10 +9,13 @@ export {
 export {
   createSupabasePeer,
   type PostgrestErrorLike,
+  postRpcBytes,
   type RealtimeChannelLike,
+  rpcRequest,
   type SupabasePeerOptions,
   type SupabaseRealtimeClient,
   type SupabaseRpcClient,
+  type SupabaseRpcReply,
   type SupabaseRpcRequest,
 } from "./supabase-peer.js";
 export { createSyncEngine, type SyncEngine } from "./sync-engine.js";

@@ -2,7 +2,7 @@ import { GATEWAY_DOWN, isServerDown } from "@centrovision/adapter-supabase/drive
 import { type CallOptions, CvError, withDeadline } from "@centrovision/core";
 import * as z from "zod";
 import { parseOptions } from "./internal/options.js";
-import { createRpcPeer, type RpcInvoker, withChangeFeed } from "./internal/rpc-peer.js";
+import { createRpcPeer, type RpcBytesInvoker, type RpcInvoker, withChangeFeed } from "./internal/rpc-peer.js";
 import { listenForWakeups } from "./internal/wake-feed.js";
 import { fromSqlState } from "./sync-errors.js";
 import type { SyncPeer } from "./sync-peer.js";
@@ -13,9 +13,15 @@ export interface PostgrestErrorLike {
   readonly message: string;
 }
 
+/** What a supabase-js RPC request resolves with. */
+export interface SupabaseRpcReply {
+  readonly data: unknown;
+  readonly error: PostgrestErrorLike | null;
+  readonly status: number;
+}
+
 /** A supabase-js RPC request: awaitable, abortable, with its own retries switchable. */
-export interface SupabaseRpcRequest
-  extends PromiseLike<{ data: unknown; error: PostgrestErrorLike | null; status: number }> {
+export interface SupabaseRpcRequest extends PromiseLike<SupabaseRpcReply> {
   abortSignal(signal: AbortSignal): SupabaseRpcRequest;
   retry(enabled: boolean): SupabaseRpcRequest;
 }
@@ -23,6 +29,13 @@ export interface SupabaseRpcRequest
 /** The slice of a supabase-js client the peer uses; a `SupabaseClient` fits. */
 export interface SupabaseRpcClient {
   rpc(fn: string, args: Record<string, unknown>): SupabaseRpcRequest;
+  /**
+   * Calls `fn` with `body` as the whole request (`Content-Type: application/octet-stream`), which
+   * PostgREST hands to the function's single unnamed bytea parameter (supabase-js sends JSON
+   * only): {@link postRpcBytes} with the client's key and token. Without it every batch goes up
+   * as JSON, uncompressed.
+   */
+  rpcBytes?(fn: string, body: Uint8Array<ArrayBuffer>): SupabaseRpcRequest;
   /**
    * The supabase-js client to hear the cloud's wake-ups on (Realtime), signed in as the same user
    * as the RPCs. Without it the peer has no `changes$` and the engine polls.
@@ -99,8 +112,82 @@ async function createDefaultClient(url: string, key: string): Promise<SupabaseRp
   });
   return {
     rpc: (fn, args) => client.rpc(fn, args),
+    rpcBytes: (fn, body) => rpcRequest((signal) => postRpcBytes({ url, key, token: key, fn, body, signal })),
     // supabase-js's overloaded `on` is wider than the slice: the cast only narrows it.
     realtimeClient: async () => client as unknown as SupabaseRealtimeClient,
+  };
+}
+
+/**
+ * A request that runs `send` when awaited, as a supabase-js request does. Its retries stay off:
+ * `send` makes one request.
+ */
+export function rpcRequest(
+  send: (signal: AbortSignal | undefined, retry: boolean) => Promise<SupabaseRpcReply>,
+): SupabaseRpcRequest {
+  let signal: AbortSignal | undefined;
+  let retry = true;
+  const request: SupabaseRpcRequest = {
+    abortSignal(value) {
+      signal = value;
+      return request;
+    },
+    retry(enabled) {
+      retry = enabled;
+      return request;
+    },
+    // biome-ignore lint/suspicious/noThenProperty: a supabase-js request is awaited like this one.
+    then(onFulfilled, onRejected) {
+      return send(signal, retry).then(onFulfilled, onRejected);
+    },
+  };
+  return request;
+}
+
+/**
+ * POSTs `body` to `rpc/<fn>` as `application/octet-stream`, with the headers supabase-js sends
+ * (`apikey`, the bearer `token`, `x-client-info`), and answers as supabase-js does: the parsed
+ * JSON, or PostgREST's error body; status 0 with no response.
+ */
+export async function postRpcBytes(input: {
+  url: string;
+  key: string;
+  token: string;
+  fn: string;
+  body: Uint8Array<ArrayBuffer>;
+  signal: AbortSignal | undefined;
+}): Promise<SupabaseRpcReply> {
+  let response: Response;
+  try {
+    response = await fetch(`${input.url.replace(/\/+$/, "")}/rest/v1/rpc/${encodeURIComponent(input.fn)}`, {
+      method: "POST",
+      headers: {
+        apikey: input.key,
+        Authorization: `Bearer ${input.token}`,
+        "Content-Type": "application/octet-stream",
+        Accept: "application/json",
+        "x-client-info": "centrovision-sync",
+      },
+      body: input.body,
+      signal: input.signal,
+    });
+  } catch (error) {
+    if (input.signal?.aborted) throw error;
+    return { data: null, error: { code: "", message: String(error) }, status: 0 };
+  }
+  const text = await response.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text === "" ? null : JSON.parse(text);
+  } catch {
+    parsed = { code: "", message: text.slice(0, 200) };
+  }
+  if (response.ok) return { data: parsed, error: null, status: response.status };
+  const body = parsed as Partial<PostgrestErrorLike> | null;
+  return {
+    data: null,
+    error: { code: typeof body?.code === "string" ? body.code : "", message: String(body?.message ?? "") },
+    status: response.status,
   };
 }
 
@@ -159,8 +246,8 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
     return client;
   };
 
-  const { invoke, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
-  return withChangeFeed(createRpcPeer(label, invoke, close), (onListening) =>
+  const { invoke, invokeBytes, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
+  return withChangeFeed(createRpcPeer(label, invoke, close, invokeBytes), (onListening) =>
     listenForWakeups(async () => (await getClient()).realtimeClient?.(), {
       retryMs: WAKE_RETRY_MS,
       onListening,
@@ -176,24 +263,32 @@ export function createSupabaseInvoker(
   label: string,
   getClient: () => SupabaseRpcClient | Promise<SupabaseRpcClient>,
   timeoutMs: number,
-): { invoke: RpcInvoker; close(): Promise<void> } {
+): { invoke: RpcInvoker; invokeBytes: RpcBytesInvoker; close(): Promise<void> } {
   let closed = false;
-  const invoke: RpcInvoker = async (fn, args, callOptions?: CallOptions) => {
+  const send = async (
+    fn: string,
+    callOptions: CallOptions | undefined,
+    request: (client: SupabaseRpcClient) => SupabaseRpcRequest,
+  ) => {
     if (closed) throw new CvError("unavailable", `[sync-engine] the peer for ${label} is closed`);
-    const rpc = await getClient();
+    const client = await getClient();
     const reply = await withDeadline(`[sync-engine] ${label} ${fn}`, callOptions, timeoutMs, (signal) =>
-      Promise.resolve(
-        rpc
-          .rpc(fn, args as Record<string, unknown>)
-          .abortSignal(signal)
-          .retry(false),
-      ),
+      Promise.resolve(request(client).abortSignal(signal).retry(false)),
     );
     if (reply.error) throw toCvError(reply.error, reply.status, label, fn);
     return reply.data;
   };
+  const invoke: RpcInvoker = (fn, args, callOptions) =>
+    send(fn, callOptions, (client) => client.rpc(fn, args as Record<string, unknown>));
+  const invokeBytes: RpcBytesInvoker = async (fn, body, callOptions) => {
+    const client = await getClient();
+    const rpcBytes = client.rpcBytes?.bind(client);
+    if (rpcBytes === undefined) return undefined;
+    return send(fn, callOptions, () => rpcBytes(fn, body));
+  };
   return {
     invoke,
+    invokeBytes,
     close: async () => {
       closed = true;
     },

@@ -44,8 +44,9 @@ export interface NodeInfo {
    */
   readonly scope?: readonly string[] | null;
   /**
-   * The forms of a batch the node's `cv_sync_apply` takes (`array`, `positional`); undefined:
-   * the node did not say (before sql/functions/08_positional.sql), so it takes the array alone.
+   * The forms of a batch the node's `cv_sync_apply` takes (`array`, `positional`, and `deflated`
+   * through `cv_sync_apply_deflated`); undefined: the node did not say (before
+   * sql/functions/08_positional.sql), so it takes the array alone.
    */
   readonly applyFormats?: readonly string[];
 }
@@ -162,6 +163,12 @@ export interface ApplyRequest {
    * list in `NodeInfo.applyFormats`: each table's columns once, each row as its values.
    */
   readonly positional?: boolean;
+  /**
+   * Send the batch deflated (PROTOCOL.md "cv_sync_apply_deflated"), which the target must list in
+   * `NodeInfo.applyFormats`: a peer that sends the bytes of a request as they are (over HTTP)
+   * does, when the deflated batch is within the target's limit; any other sends it as above.
+   */
+  readonly deflated?: boolean;
 }
 
 export interface ApplyResult {

@@ -12,13 +12,16 @@ afterEach(async () => {
   pair = undefined;
 });
 
-/** The cloud as a node whose sql/ functions predate the positional batch: it lists no apply formats. */
-function olderNode(peer: SyncPeer): SyncPeer {
+/**
+ * The cloud as a node whose sql/ functions list only `formats` (undefined: they predate the
+ * positional batch and list none).
+ */
+function olderNode(peer: SyncPeer, formats?: string[]): SyncPeer {
   return {
     ...peer,
     node: async (options) => {
       const { applyFormats: _, ...info } = await peer.node(options);
-      return info;
+      return formats === undefined ? info : { ...info, applyFormats: formats };
     },
   };
 }
@@ -56,19 +59,24 @@ async function pushBytes(
 }
 
 describe("the push to the cloud over HTTP", () => {
-  it("goes as positional batches to a cloud that lists them, in about half the bytes of the array form an older cloud gets", async () => {
+  it("goes deflated to a cloud that lists it, else as positional batches, else as the array an older cloud gets, each smaller than the next", async () => {
     pair = await createSyncPair();
     const base = consultation();
     await insertConsultation(pair.cloud.sql, base);
-    const current = engineTo(pair, pair.cloudPeer());
-    expect((await current.syncNow()).lastError).toBeNull();
-    const positional = await pushBytes(pair, current, base.branches.id, 100);
-    await current.stop();
-    const older = engineTo(pair, olderNode(pair.cloudPeer()));
-    // Its first cycle starts at once: over before the rows are written, it pushes none of them.
-    expect((await older.syncNow()).lastError).toBeNull();
-    const array = await pushBytes(pair, older, base.branches.id, 100);
+    const bytes: Record<string, number> = {};
+    for (const [form, cloud] of [
+      ["deflated", pair.cloudPeer()],
+      ["positional", olderNode(pair.cloudPeer(), ["array", "positional"])],
+      ["array", olderNode(pair.cloudPeer())],
+    ] as const) {
+      const engine = engineTo(pair, cloud);
+      // Its first cycle starts at once: over before the rows are written, it pushes none of them.
+      expect((await engine.syncNow()).lastError).toBeNull();
+      bytes[form] = await pushBytes(pair, engine, base.branches.id, 100);
+      await engine.stop();
+    }
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
-    expect(positional).toBeLessThan(array * 0.7);
+    expect(bytes.positional).toBeLessThan((bytes.array ?? 0) * 0.7);
+    expect(bytes.deflated).toBeLessThan((bytes.positional ?? 0) * 0.5);
   });
 });

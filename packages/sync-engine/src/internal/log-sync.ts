@@ -173,6 +173,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
         cursor: page.cursor,
         changes: page.changes,
         positional: ctx.targetInfo.applyFormats?.includes("positional") ?? false,
+        deflated: ctx.targetInfo.applyFormats?.includes("deflated") ?? false,
       });
       ctx.pages.record(ctx.now() - started, page.changes.length >= limit);
       applied += result.applied;

@@ -2,6 +2,7 @@ import { type CallOptions, CvError } from "@centrovision/core";
 import { type Observable, Subject, takeUntil } from "rxjs";
 import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
 import type { AuditQuery, SourceIdentity } from "../sync-types.js";
+import { DEFLATED_MAX_BYTES, deflatedMessage } from "./deflated.js";
 import { positionalBatch } from "./positional.js";
 import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
@@ -91,6 +92,17 @@ export type RpcInvoker = <F extends RpcName>(
   options?: CallOptions,
 ) => Promise<unknown>;
 
+/**
+ * Calls a function whose single unnamed bytea parameter takes the whole request body, as sent:
+ * what a transport that pays for each byte (HTTP to the cloud) offers. Resolves undefined, having
+ * sent nothing, when its client cannot send bytes.
+ */
+export type RpcBytesInvoker = (
+  fn: "cv_sync_apply_deflated",
+  body: Uint8Array<ArrayBuffer>,
+  options?: CallOptions,
+) => Promise<unknown>;
+
 function wireSource(source: SourceIdentity) {
   return {
     node_id: source.nodeId,
@@ -101,7 +113,12 @@ function wireSource(source: SourceIdentity) {
 }
 
 /** The typed SyncPeer over one transport: argument shapes and reply parsing live here, once. */
-export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Promise<void>): SyncPeer {
+export function createRpcPeer(
+  label: string,
+  invoke: RpcInvoker,
+  close: () => Promise<void>,
+  invokeBytes?: RpcBytesInvoker,
+): SyncPeer {
   const call = async <F extends RpcName, T>(
     fn: F,
     args: RpcArgs<F>,
@@ -126,19 +143,23 @@ export function createRpcPeer(label: string, invoke: RpcInvoker, close: () => Pr
         options,
         replySchemas.pull,
       ),
-    apply: (request, options) =>
-      call(
-        "cv_sync_apply",
-        {
-          p_source: wireSource(request.source),
-          p_expected: wireCursor(request.expected),
-          p_cursor: wireCursor(request.cursor),
-          p_changes: (request.positional && positionalBatch(request.changes)) || request.changes,
-          p_catchup: request.catchup ?? false,
-        },
-        options,
-        replySchemas.apply,
-      ),
+    async apply(request, options) {
+      const args = {
+        p_source: wireSource(request.source),
+        p_expected: wireCursor(request.expected),
+        p_cursor: wireCursor(request.cursor),
+        p_changes: (request.positional && positionalBatch(request.changes)) || request.changes,
+        p_catchup: request.catchup ?? false,
+      };
+      const body = request.deflated && invokeBytes && deflatedMessage(JSON.stringify(args));
+      const reply =
+        body && body.length <= DEFLATED_MAX_BYTES
+          ? await invokeBytes("cv_sync_apply_deflated", body, options)
+          : undefined;
+      if (reply !== undefined)
+        return parseReply(replySchemas.apply, reply, `${label} cv_sync_apply_deflated`);
+      return call("cv_sync_apply", args, options, replySchemas.apply);
+    },
     cursor: (peerId, options) => call("cv_sync_cursor", { p_peer: peerId }, options, replySchemas.cursor),
     async ack(consumer, cursor, options) {
       await invoke("cv_sync_ack", { p_consumer: consumer, p_cursor: wireCursor(cursor) }, options);

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
 import {
   consultation,
@@ -11,6 +12,7 @@ import {
   update,
 } from "@centrovision/testkit/nodes";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEFLATED_MAX_BYTES, deflatedMessage } from "../../src/internal/deflated.js";
 import { positionalBatch } from "../../src/internal/positional.js";
 import type { SyncChange } from "../../src/sync-types.js";
 import {
@@ -27,7 +29,8 @@ import {
 /*
  * The positional batch (sql/functions/08_positional.sql): what the engine sends a node whose
  * cv_sync_apply lists it. Expanded on the target it is the array of changes it replaces, so every
- * value of every column type arrives as it left; a malformed one is refused whole.
+ * value of every column type arrives as it left; a malformed one is refused whole. The same for
+ * the deflated batch (sql/functions/09_deflated.sql), which carries it compressed.
  */
 
 let cloud: SqlNode;
@@ -261,5 +264,76 @@ describe("the positional batch", () => {
       expect(held?.n, table).toBe(0);
     }
     expect(await storedCursor(clinicNode, cloud)).toEqual(expected);
+  });
+});
+
+/** `cv_sync_apply_deflated` on `target` with `body`, PostgREST's way: the body as its one bytea argument. */
+async function applyDeflated(target: SqlNode, body: Uint8Array): Promise<Record<string, unknown>> {
+  const [found] = await target.sql<{ result: Record<string, unknown> }[]>`
+    select cv_sync_apply_deflated(${Buffer.from(body)}::bytea) as result`;
+  return found?.result ?? {};
+}
+
+/** Everything written on the cloud, as cv_sync_apply's arguments for the clinic server, positional. */
+async function everythingAsCall(): Promise<Record<string, unknown>> {
+  await writeEverything(cloud);
+  const expected = await storedCursor(clinicNode, cloud);
+  const page = await pull(cloud, clinicNode, expected);
+  return {
+    p_source: await identity(cloud),
+    p_expected: expected,
+    p_cursor: page.cursor,
+    p_changes: positionalBatch(page.changes as unknown as SyncChange[]),
+  };
+}
+
+describe("the deflated batch", () => {
+  it("is listed by cv_sync_node where pgcrypto decompresses, on both tiers", async () => {
+    for (const node of [cloud, clinicNode]) {
+      const [found] = await node.sql<
+        { formats: string[] }[]
+      >`select cv_sync_node() -> 'apply_formats' as formats`;
+      expect(found?.formats).toEqual(["array", "positional", "deflated"]);
+    }
+  });
+
+  it("round-trips every column type of every synced table exactly, in a third of the positional batch's bytes", async () => {
+    const call = await everythingAsCall();
+    const body = deflatedMessage(JSON.stringify(call));
+    expect(body.length).toBeLessThan(JSON.stringify(call).length / 3);
+    expect(await applyDeflated(clinicNode, body)).toMatchObject({
+      status: "applied",
+      applied: 2 * SYNCED_TABLES.length + 1,
+      conflicts: 0,
+    });
+    await expectConverged(cloud, clinicNode);
+    expect(await rowTexts(clinicNode)).toEqual(await rowTexts(cloud));
+    // The same body again is the retry of a batch applied: a duplicate, nothing applied twice.
+    expect(await applyDeflated(clinicNode, body)).toMatchObject({ status: "duplicate", applied: 0 });
+  });
+
+  it("is refused whole when it is not one (CV005), nothing written", async () => {
+    const call = await everythingAsCall();
+    const good = deflatedMessage(JSON.stringify(call));
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 30] = (flipped[flipped.length - 30] ?? 0) ^ 0x01;
+    const cases = [
+      Buffer.alloc(0),
+      Buffer.from("{}"),
+      good.subarray(0, -1),
+      flipped,
+      deflatedMessage("not json"),
+      deflatedMessage("[1, 2]"),
+      deflatedMessage(JSON.stringify({ ...call, p_changes: undefined })),
+      deflatedMessage(JSON.stringify({ ...call, p_catchup: "yes" })),
+      // A batch it would apply, but for its size: random text does not compress.
+      deflatedMessage(JSON.stringify({ ...call, pad: randomBytes(DEFLATED_MAX_BYTES).toString("base64") })),
+    ];
+    for (const [i, body] of cases.entries()) {
+      expect(await failureCode(() => applyDeflated(clinicNode, body)), `case ${i}`).toBe("CV005");
+    }
+    expect(await storedCursor(clinicNode, cloud)).toEqual(call.p_expected);
+    const [held] = await clinicNode.sql<{ n: number }[]>`select count(*)::int as n from patients`;
+    expect(held?.n).toBe(0);
   });
 });
