@@ -2,7 +2,7 @@
 // a branch of its own in the cloud with rows of its scope already there, a node credential
 // holding only that branch (the code `centrovision-sync node create` runs), its own database on
 // the bench's clinic server, migrated by `centrovision-sync init`, and its own `run` process.
-import { randomUUID } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,13 +48,59 @@ function secret(dir, name, value) {
   chmodSync(join(dir, name), 0o600);
 }
 
-/** A patient of `branchId` as the clinics' forms fill one in; `n` varies the name. */
+const FIRST_NAMES = [
+  "María José",
+  "Juan Carlos",
+  "Guadalupe",
+  "José Luis",
+  "Ana Sofía",
+  "Miguel Ángel",
+  "Rosa",
+  "Fernando",
+];
+const LAST_NAMES = [
+  "Hernández",
+  "García",
+  "Martínez",
+  "López",
+  "González",
+  "Pérez",
+  "Rodríguez",
+  "Sánchez",
+  "Ramírez",
+];
+const STREETS = [
+  "Av. Insurgentes Sur",
+  "Calz. de Tlalpan",
+  "Av. Universidad",
+  "Eje Central Lázaro Cárdenas",
+  "Av. Revolución",
+];
+const COLONIAS = ["Del Valle", "Narvarte", "Roma Norte", "Coyoacán", "Portales"];
+const pick = (list) => list[randomInt(list.length)];
+const digits = (n) => Array.from({ length: n }, () => randomInt(10)).join("");
+
+/**
+ * A patient of `branchId` as the clinics' forms fill one in: names, birth date, phone, e-mail and
+ * address drawn for each (names from common ones, as a clinic's repeat), so a batch compresses as
+ * real ones do, not as copies of one row; `n` keeps each last name apart.
+ */
 export function insertPatient(sql, branchId, id, n) {
+  const [first, last, second] = [pick(FIRST_NAMES), pick(LAST_NAMES), pick(LAST_NAMES)];
+  const birth = new Date(Date.UTC(1935 + randomInt(85), randomInt(12), 1 + randomInt(28)))
+    .toISOString()
+    .slice(0, 10);
+  const email = `${first
+    .split(" ")[0]
+    .normalize("NFD")
+    .replace(/[^a-zA-Z]/g, "")
+    .toLowerCase()}.${digits(4)}@example.mx`;
   return sql`
     insert into patients (id, branch_id, first_name, last_name, second_last_name, birth_date, sex, phone,
       email, address)
-    values (${id}, ${branchId}, 'María José', ${`Hernández ${n}`}, 'López', '1968-03-21', 'female',
-      '55 5555 0101', 'paciente@example.mx', 'Av. Insurgentes Sur 1234, Col. Del Valle, CDMX')`;
+    values (${id}, ${branchId}, ${first}, ${`${last} ${n}`}, ${second}, ${birth}, ${pick(["female", "male"])},
+      ${`55 ${digits(4)} ${digits(4)}`}, ${email},
+      ${`${pick(STREETS)} ${1 + randomInt(3000)}, Col. ${pick(COLONIAS)}, CDMX`})`;
 }
 
 /** How many patients of `branchId` `sql` holds. */
