@@ -77,6 +77,7 @@ describe("grants", () => {
       [
         "ack",
         "apply",
+        "apply_deflated",
         "apply_snapshot",
         "conflict_resolve",
         "conflicts_list",
@@ -94,7 +95,7 @@ describe("grants", () => {
     // What a clinic server's daemon calls here with its node credential (a signed-in user, checked
     // inside); the cloud's own administration and registering nodes stay with the service key.
     const forNodes =
-      /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|reset_peer|purge)\(/;
+      /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_deflated|apply_snapshot|reset_peer|purge)\(/;
     for (const fn of functions) {
       expect(fn).toMatchObject({ definer: true, public: false });
       expect(fn.config).toContain('search_path=""');
