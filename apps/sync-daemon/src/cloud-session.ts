@@ -89,25 +89,24 @@ export function createCloudSession(options: CloudSessionOptions): CloudSession {
     refused = false;
   };
 
-  const ensureSession = async () => {
-    if (!refused && (await client.auth.getSession()).data.session) return;
+  /** The session's access token, signing in first when there is none or the cloud refused it. */
+  const ensureSession = async (): Promise<string> => {
+    const { session } = (await client.auth.getSession()).data;
+    if (!refused && session) return session.access_token;
     // Calls made together share one sign-in.
     signingIn ??= signIn().finally(() => {
       signingIn = undefined;
     });
     await signingIn;
+    return (await client.auth.getSession()).data.session?.access_token ?? options.anonKey;
   };
 
   /** Sends once; a refused token (HTTP 401, which ran nothing) signs in again and sends once more. */
   const call = async (fn: string, send: (token: string) => Promise<RpcReply>): Promise<RpcReply> => {
-    const token = async () => {
-      await ensureSession();
-      return (await client.auth.getSession()).data.session?.access_token ?? options.anonKey;
-    };
-    let reply = await send(await token());
+    let reply = await send(await ensureSession());
     if (reply.status === 401) {
       refused = true;
-      reply = await send(await token());
+      reply = await send(await ensureSession());
     }
     if (reply.error?.code === "42501") throw notANode(host, options.email, fn, reply.error.message);
     return reply;
