@@ -119,8 +119,8 @@ async function createDefaultClient(url: string, key: string): Promise<SupabaseRp
 }
 
 /**
- * A request that runs `send` when awaited, as a supabase-js request does. Its retries stay off:
- * `send` makes one request.
+ * A request that runs `send` when awaited, as a supabase-js request does, with the abort signal
+ * and the retry switch it was given (postgrest-js retries only reads; `postRpcBytes` never).
  */
 export function rpcRequest(
   send: (signal: AbortSignal | undefined, retry: boolean) => Promise<SupabaseRpcReply>,
