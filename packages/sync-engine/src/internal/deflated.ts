@@ -7,7 +7,7 @@ import { deflateRawSync } from "node:zlib";
  * deflated. The passphrase is public: OpenPGP is the only compressed container a Supabase database
  * can open, not a secret (TLS protects the request, the node credential authorises it).
  */
-export const DEFLATED_PASSPHRASE = "centrovision-sync";
+const DEFLATED_PASSPHRASE = "centrovision-sync";
 
 /** The largest body `cv_sync_apply_deflated` takes; a larger batch goes uncompressed. */
 export const DEFLATED_MAX_BYTES = 262_144;

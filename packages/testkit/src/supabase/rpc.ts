@@ -14,16 +14,20 @@ import { ident, Params } from "./sql-fragments.js";
 
 const JSON_TYPES = new Set(["json", "jsonb"]);
 
-/** A function taking one unnamed json/jsonb argument, which PostgREST hands the whole POST body. */
-function takesWholeBody(fn: DbFunction): boolean {
+/** The type of a function's single unnamed parameter, to which PostgREST hands the whole POST body. */
+function singleUnnamedType(fn: DbFunction): string | undefined {
   const [only, ...rest] = fn.params;
-  return only !== undefined && rest.length === 0 && only.name === "" && JSON_TYPES.has(only.typeName);
+  return only !== undefined && rest.length === 0 && only.name === "" ? only.typeName : undefined;
 }
 
-/** A function taking one unnamed bytea argument, which PostgREST hands an `application/octet-stream` body. */
+/** A function taking one unnamed json/jsonb argument: a JSON body, whole. */
+function takesWholeBody(fn: DbFunction): boolean {
+  return JSON_TYPES.has(singleUnnamedType(fn) ?? "");
+}
+
+/** A function taking one unnamed bytea argument: an `application/octet-stream` body, as sent. */
 function takesRawBytes(fn: DbFunction): boolean {
-  const [only, ...rest] = fn.params;
-  return only !== undefined && rest.length === 0 && only.name === "" && only.typeName === "bytea";
+  return singleUnnamedType(fn) === "bytea";
 }
 
 /** The overload of `name` that takes an `application/octet-stream` body: its single unnamed bytea parameter. */
