@@ -3,10 +3,9 @@
 // time and stay: each step adds clinics until there are N, waits until every daemon is in sync,
 // then measures, per clinic and in total:
 //   - the first minute after that (WARMUP_S, nothing changes): the daemon's CPU alone, reported
-//     apart. A daemon spends up to 0.3–0.4 CPU-s more in it than in the minutes after, about half of it
-//     (split by thread from /proc) on V8's helper threads (garbage collection and compilation
-//     finishing the initial sync's or the last load's work); that is the tail of the work just
-//     done, not what idling costs, so the idle window starts after it;
+//     apart. A daemon spends up to about 0.15 CPU-s more in it than in the minutes after (0.09–0.24
+//     CPU-s in it); that is the tail of the work just done (the initial sync, the last load), not
+//     what idling costs, so the idle window starts after it;
 //   - idle (nothing changes, IDLE_S, 180 s by default): the cloud requests each clinic's daemon
 //     makes (goal ≤ 30/min), the cloud's CPU (its PostgreSQL, and its gateway: the local Supabase
 //     runs in a process of its own, bench/fleet-cloud.mjs), and the daemon's own CPU (goal ≤ 0.2
@@ -19,8 +18,9 @@
 //   - the initial sync of each new clinic, whose branch already holds K patients in the cloud.
 // Then the growth with N, and a linear extrapolation of the cloud's idle totals to 50 clinics.
 // Requests are counted at the gateway, attributed by the caller's token (each clinic's node
-// credential is its own Auth user); CPU from /proc. The daemons run with the config's defaults
-// except the HTTP port (printed at the start). A missed goal is a finding, not a failure.
+// credential is its own Auth user); CPU from /proc. The daemons run as the service runs them (the
+// CLI built at the start, the systemd unit's environment), with the config's defaults except the
+// HTTP port (printed at the start). A missed goal is a finding, not a failure.
 //
 //   npm run bench -- --filter=centrovision-sync [--long]    (the package's benches, this one last)
 //   node --conditions=@centrovision/source --import tsx bench/fleet.bench.mjs    (this one alone,
@@ -31,7 +31,15 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { longOrShort, startPostgres } from "@centrovision/testkit";
 import postgres from "postgres";
-import { createClinic, insertPatient, modeOf, patientsOf, startDaemon, stopDaemon } from "./fleet-clinic.mjs";
+import {
+  buildDaemon,
+  createClinic,
+  insertPatient,
+  modeOf,
+  patientsOf,
+  startDaemon,
+  stopDaemon,
+} from "./fleet-clinic.mjs";
 import { callerDelta, requestsOfOthers } from "./fleet-figures.mjs";
 import { alive, ownCpuSeconds, postmasterOf, treeCpuSeconds, treePids } from "./fleet-proc.mjs";
 import { extrapolate, printConfig, printGrowth, printStep, reportStep } from "./fleet-report.mjs";
@@ -333,6 +341,7 @@ try {
   console.log(
     `fleet: N = ${steps.join(", ")} clinics against one local cloud, each with its own database and daemon`,
   );
+  buildDaemon();
   const cloud = await startCloud();
   const clinicServer = await startPostgres({ settings: { track_commit_timestamp: "on" } });
   cleanups.push(() => clinicServer.stop());
