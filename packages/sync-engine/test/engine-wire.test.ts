@@ -1,6 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { consultation, insert, insertConsultation, patient } from "@centrovision/testkit/nodes";
+import { createClient } from "@supabase/supabase-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { createSyncEngine, type SyncEngine, type SyncPeer } from "../src/index.js";
+import WebSocket from "ws";
+import { createSupabasePeer, createSyncEngine, type SyncEngine, type SyncPeer } from "../src/index.js";
 import { checksums, createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair | undefined;
@@ -37,14 +40,21 @@ function engineTo(node: SyncPair, remote: SyncPeer): SyncEngine {
   return engine;
 }
 
-/** Bytes the engine sent the cloud over the link while it pushed `rows` new patients of `branchId`, all in one cycle. */
+/**
+ * Bytes the engine sent the cloud over the link while it pushed `rows` new patients of `branchId`,
+ * all in one cycle; `notes` gives each its notes.
+ */
 async function pushBytes(
   node: SyncPair,
   engine: SyncEngine,
   branchId: string,
   rows: number,
+  notes?: () => string,
 ): Promise<number> {
-  const written = Array.from({ length: rows }, (_, i) => patient(branchId, `Paciente ${i}`));
+  const written = Array.from({ length: rows }, (_, i) => ({
+    ...patient(branchId, `Paciente ${i}`),
+    ...(notes && { notes: notes() }),
+  }));
   for (const row of written) await insert(node.clinic.sql, "patients", row);
   const arrived = async () => {
     const [found] = await node.cloud.sql<{ n: number }[]>`
@@ -78,5 +88,50 @@ describe("the push to the cloud over HTTP", () => {
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
     expect(bytes.positional).toBeLessThan((bytes.array ?? 0) * 0.7);
     expect(bytes.deflated).toBeLessThan((bytes.positional ?? 0) * 0.5);
+  });
+});
+
+describe("the push falls back to JSON", () => {
+  it("for a batch that does not fit a deflated one (256 KiB): it arrives uncompressed", async () => {
+    pair = await createSyncPair();
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const engine = engineTo(pair, pair.cloudPeer());
+    expect((await engine.syncNow()).lastError).toBeNull();
+    // 100 patients with 4,000 random base64 characters of notes each: 400 KB that deflate leaves
+    // at about 300 KB, over the limit.
+    const notes = () => randomBytes(3_000).toString("base64");
+    const bytes = await pushBytes(pair, engine, base.branches.id, 100, notes);
+    expect(bytes).toBeGreaterThan(400_000);
+    expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
+  });
+
+  it("from a client that cannot send bytes (no rpcBytes): the positional batch, as JSON", async () => {
+    pair = await createSyncPair();
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const bytes: Record<string, number> = {};
+    const { supabase, link } = pair.cloud;
+    const client = createClient(link.url(supabase.url), supabase.serviceRoleKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      realtime: { transport: WebSocket as never },
+    });
+    const jsonOnly = createSupabasePeer({
+      url: link.url(supabase.url),
+      client: { rpc: (fn, args) => client.rpc(fn, args) },
+      label: "cloud",
+    });
+    for (const [form, cloud] of [
+      ["deflated", pair.cloudPeer()],
+      ["json", jsonOnly],
+    ] as const) {
+      const engine = engineTo(pair, cloud);
+      expect((await engine.syncNow()).lastError).toBeNull();
+      bytes[form] = await pushBytes(pair, engine, base.branches.id, 100);
+      await engine.stop();
+    }
+    await jsonOnly.close();
+    expect(bytes.json).toBeGreaterThan((bytes.deflated ?? 0) * 2);
+    expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
   });
 });
