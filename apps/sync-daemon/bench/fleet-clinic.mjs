@@ -16,8 +16,8 @@ import { alive, treePids } from "./fleet-proc.mjs";
 /**
  * The daemon as the service runs it: the built CLI (dist/, built once by `buildDaemon`) with the
  * environment the systemd unit sets (deploy/centrovision-sync.service). From source, every daemon
- * would be a second node under tsx, whose module loader thread wakes a few times a second: about
- * 0.15 CPU-s/min of an idle minute that a clinic's server never spends.
+ * would be a second node under tsx, whose module loader thread keeps waking in some runs: up to
+ * about 0.15 CPU-s/min of an idle minute that a clinic's server never spends.
  */
 const here = fileURLToPath(new URL("..", import.meta.url));
 const AS_SERVICE = { CENTROVISION_SYNC_FROM_SOURCE: "0", ...serviceEnvironment() };
@@ -30,9 +30,12 @@ function serviceEnvironment() {
   );
 }
 
-/** Builds the CLI into dist/ (tsup, `npm run build -w centrovision-sync`), so the bin runs the build. */
+/**
+ * Builds the CLI into dist/ (tsup, as `npm run build -w centrovision-sync`), so the bin runs the
+ * build; a failed build throws with tsup's own error output.
+ */
 export function buildDaemon() {
-  execFileSync("npx", ["tsup"], { cwd: here, stdio: "ignore" });
+  execFileSync("npx", ["tsup"], { cwd: here, stdio: ["ignore", "ignore", "pipe"] });
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
