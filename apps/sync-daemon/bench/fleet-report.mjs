@@ -10,7 +10,7 @@ export function printConfig(clinic, plan) {
   const shown = clinic.config.replace(/^anon_key = .*$/m, 'anon_key = "<the cloud\'s anon key>"');
   for (const line of shown.trimEnd().split("\n")) console.log(`  ${line}`);
   console.log(
-    `every other setting its default; run as the service runs it (the built CLI, with the systemd unit's NODE_OPTIONS); ${plan.rate} writes/s per clinic and direction under load; idle window ${plan.idleS} s, after ${plan.warmupS} s of nothing written once in sync`,
+    `every other setting its default; run as the service runs it (the built CLI, with the systemd unit's Environment= lines); ${plan.rate} writes/s per clinic and direction under load; idle window ${plan.idleS} s, after ${plan.warmupS} s of nothing written once in sync`,
   );
 }
 

@@ -121,16 +121,19 @@ describe("the push falls back to JSON", () => {
       client: { rpc: (fn, args) => client.rpc(fn, args) },
       label: "cloud",
     });
-    for (const [form, cloud] of [
-      ["deflated", pair.cloudPeer()],
-      ["json", jsonOnly],
-    ] as const) {
-      const engine = engineTo(pair, cloud);
-      expect((await engine.syncNow()).lastError).toBeNull();
-      bytes[form] = await pushBytes(pair, engine, base.branches.id, 100);
-      await engine.stop();
+    try {
+      for (const [form, cloud] of [
+        ["deflated", pair.cloudPeer()],
+        ["json", jsonOnly],
+      ] as const) {
+        const engine = engineTo(pair, cloud);
+        expect((await engine.syncNow()).lastError).toBeNull();
+        bytes[form] = await pushBytes(pair, engine, base.branches.id, 100);
+        await engine.stop();
+      }
+    } finally {
+      await jsonOnly.close();
     }
-    await jsonOnly.close();
     expect(bytes.json).toBeGreaterThan((bytes.deflated ?? 0) * 2);
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
   });
