@@ -181,6 +181,30 @@ describe("a forged or damaged page", () => {
       (p) => ({ ...p, rows: p.rows.map(([id, , hlc, text]) => [id, "v2", hlc, text]) }),
       "CV005",
     );
+    // Read as uuids and times, but not in the one form each is stored and compared in.
+    await refused(
+      "branches",
+      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id.toUpperCase(), version, hlc, text]) }),
+      "CV005",
+    );
+    await refused(
+      "branches",
+      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id, version, `+${hlc.slice(1)}`, text]) }),
+      "CV005",
+    );
+    await refused(
+      "branches",
+      (p) => ({
+        ...p,
+        rows: p.rows.map(([id, version, hlc, text]) => [id, version, hlc.replace(/\.(\d)/, " $1"), text]),
+      }),
+      "CV005",
+    );
+    await refused(
+      "branches",
+      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id, version, hlc.toUpperCase(), text]) }),
+      "CV005",
+    );
   });
 
   it("is refused when its rows leave its id range, repeat an id, or name another id or version in their text (CV005)", async () => {
