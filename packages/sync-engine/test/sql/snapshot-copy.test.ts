@@ -184,12 +184,18 @@ describe("a forged or damaged page", () => {
     // Read as uuids and times, but not in the one form each is stored and compared in.
     await refused(
       "branches",
-      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id.toUpperCase(), version, hlc, text]) }),
+      (p) => ({
+        ...p,
+        rows: p.rows.map(([id, version, hlc, text]) => [id.toUpperCase(), version, hlc, text]),
+      }),
       "CV005",
     );
     await refused(
       "branches",
-      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id, version, `+${hlc.slice(1)}`, text]) }),
+      (p) => ({
+        ...p,
+        rows: p.rows.map(([id, version, hlc, text]) => [id, version, `+${hlc.slice(1)}`, text]),
+      }),
       "CV005",
     );
     await refused(
@@ -202,7 +208,10 @@ describe("a forged or damaged page", () => {
     );
     await refused(
       "branches",
-      (p) => ({ ...p, rows: p.rows.map(([id, version, hlc, text]) => [id, version, hlc.toUpperCase(), text]) }),
+      (p) => ({
+        ...p,
+        rows: p.rows.map(([id, version, hlc, text]) => [id, version, hlc.toUpperCase(), text]),
+      }),
       "CV005",
     );
   });
