@@ -74,6 +74,74 @@ BEGIN
 END
 $$;
 
+-- The first copy of a range on a clinic server without the per-row triggers of foreign keys,
+-- where this function's owner may set session_replication_role (a superuser, or one granted SET
+-- on it; never on a hosted cloud, which runs the ordinary apply anyway). A foreign key checks each
+-- inserted row on its own (a lookup and a FOR KEY SHARE lock of the parent per row and key: 17 of
+-- the ~90 µs a copied appointment cost with its four), and an apply also fills the capture's
+-- transition tables with every row, to log none of them. In replica mode neither runs; the
+-- references are then checked once per page and key (cv_sync.copy_missing_references), with the
+-- lock the per-row check takes, so the copy never holds a dangling reference either.
+-- Only for a table whose triggers are the sync's own (which do nothing in an apply) and foreign
+-- keys of one column: any other trigger must fire. Returns the mode to restore, or NULL when the
+-- ordinary path is the one to take (the setting is then left as it was).
+CREATE OR REPLACE FUNCTION cv_sync.enter_copy_mode(p_table text) RETURNS text
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_rel regclass := format('public.%I', p_table)::regclass;
+  v_prior text := pg_catalog.current_setting('session_replication_role');
+BEGIN
+  IF v_prior <> 'origin'
+    OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
+      LEFT JOIN pg_catalog.pg_constraint c ON c.oid = g.tgconstraint
+      WHERE g.tgrelid = v_rel AND CASE WHEN g.tgisinternal THEN c.contype IS DISTINCT FROM 'f'
+        ELSE g.tgname NOT IN ('cv_touch_row', 'cv_sync_guard', 'cv_sync_capture_insert', 'cv_sync_capture_update',
+          'cv_sync_capture_delete') END)
+    OR EXISTS (SELECT FROM pg_catalog.pg_constraint c
+      WHERE c.conrelid = v_rel AND c.contype = 'f' AND pg_catalog.cardinality(c.conkey) <> 1)
+  THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
+  RETURN v_prior;
+EXCEPTION WHEN insufficient_privilege THEN
+  RETURN NULL;
+END
+$$;
+
+-- How many distinct references of the rows of p_table in (p_after, p_last] name no row of the
+-- table they reference, for every foreign key of p_table (one column each: enter_copy_mode). The
+-- parents found are locked FOR KEY SHARE until the transaction ends, as a foreign key's own check
+-- locks them: none of them can be deleted, or its key changed, before this copy commits.
+CREATE OR REPLACE FUNCTION cv_sync.copy_missing_references(p_table text, p_after uuid, p_last uuid) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = ''
+AS $$
+DECLARE
+  v_key record;
+  v_missing bigint;
+  v_total bigint := 0;
+BEGIN
+  FOR v_key IN SELECT a.attname AS col, c.confrelid::regclass::text AS parent, pa.attname AS ref
+    FROM pg_catalog.pg_constraint c
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
+    WHERE c.conrelid = format('public.%I', p_table)::regclass AND c.contype = 'f'
+  LOOP
+    EXECUTE format(
+      'WITH k AS (SELECT DISTINCT x.%1$I AS k FROM public.%2$I x '
+      '  WHERE ($1 IS NULL OR x.id > $1) AND x.id <= $2 AND x.%1$I IS NOT NULL), '
+      'held AS (SELECT FROM ONLY %3$s p WHERE p.%4$I IN (SELECT k.k FROM k) FOR KEY SHARE OF p) '
+      'SELECT (SELECT count(*) FROM k) - (SELECT count(*) FROM held)', v_key.col, p_table, v_key.parent, v_key.ref)
+    INTO v_missing USING p_after, p_last;
+    v_total := v_total + v_missing;
+  END LOOP;
+  RETURN v_total;
+END
+$$;
+
 -- One cv_sync_snapshot page from a peer. Pages come table by table in foreign-key order, each
 -- table in id order; progress is saved with the rows, so a crash resumes at the next page. The
 -- first page's cursor is where the log replay (catch-up) starts; every page raises
@@ -82,15 +150,17 @@ $$;
 -- after its table was copied. Such a row is left out of the copy (cv_sync.orphans): its parent
 -- was written after the first page's horizon, and so was the child's reference to it, so the
 -- catch-up replays both, parent first; the copy is complete once the catch-up passes
--- catchup_until. Foreign keys stay checked throughout (no session_replication_role, which needs
--- a superuser): the copy never holds a dangling reference, even for a moment.
+-- catchup_until. Foreign keys stay checked throughout, by the table's constraints or, on a first
+-- copy in replica mode, once per page before it commits: the copy never commits a dangling
+-- reference.
 -- A page is checked whole before anything is written (its columns against this table's, in
 -- order; each row's id, version and HLC; ids within the page's range) and every row text must
 -- parse as this table's row, with the same id and version as beside it: a forged or damaged
 -- page is CV005 (CV002 for another column order), never half a page.
 -- The first copy of a range goes in set-based: on a clinic server, a page whose id range holds
 -- no row and no tombstone here is written with one INSERT … SELECT and its row_state with
--- another (foreign keys checked by the table's own constraints, per statement). Anything else
+-- another (foreign keys checked by the table's own constraints, or once per page and key where
+-- cv_sync.enter_copy_mode may set replica mode). Anything else
 -- (rows already here, a parent missing, a page applied on the cloud, where what a clinic's node
 -- credential sends is judged row by row) goes through the ordinary apply, as a log change does.
 CREATE OR REPLACE FUNCTION public.cv_sync_apply_snapshot(p_source jsonb, p_page jsonb) RETURNS jsonb
@@ -118,6 +188,7 @@ DECLARE
   v_fast boolean;
   v_written record;
   v_latest record;
+  v_copy_mode text;
   v_changes cv_sync.change[];
   v_orphans uuid[];
   v_result jsonb;
@@ -215,6 +286,7 @@ BEGIN
     IF v_fast THEN
       BEGIN
         PERFORM cv_sync.begin_apply(v_peer.peer_id);
+        v_copy_mode := cv_sync.enter_copy_mode(v_table);
         -- MATERIALIZED: each text is parsed once, not once per column of (r.t).*.
         EXECUTE format($sql$
           WITH r AS MATERIALIZED (
@@ -239,6 +311,12 @@ BEGIN
         IF v_written.rows < v_check.total OR v_written.states < v_check.total THEN
           -- Written here concurrently since the range was found empty: the ordinary apply decides.
           RAISE EXCEPTION 'rows of % were written concurrently with this copy', v_table USING ERRCODE = 'unique_violation';
+        END IF;
+        IF v_copy_mode IS NOT NULL THEN
+          IF cv_sync.copy_missing_references(v_table, v_after, v_last) > 0 THEN
+            RAISE EXCEPTION 'rows of % reference rows missing here', v_table USING ERRCODE = 'foreign_key_violation';
+          END IF;
+          PERFORM pg_catalog.set_config('session_replication_role', v_copy_mode, true);
         END IF;
         -- The latest of the page's times, as cv_sync.check_changes_clock words it for the ordinary
         -- apply (in "C" order an HLC's text sorts as its time: its digits are fixed-width).

@@ -372,3 +372,91 @@ describe("the first copy and the ordinary apply", () => {
     expect(await rowsOf(clinicNode, "branches")).toBe(0);
   });
 });
+
+describe("the first copy in replica mode (where the owner may set it, as here)", () => {
+  /** Copies every table before appointments (one page each); returns the appointments page. */
+  async function upToAppointments() {
+    const index = SYNCED_TABLES.indexOf("appointments");
+    expect(await copyTables(cloud, clinicNode, { limit: 100, maxPages: index })).toBe(false);
+    expect(await snapshotProgress(clinicNode, cloud)).toMatchObject({ table: "appointments" });
+    return page("appointments", null, 100);
+  }
+
+  it("locks the parents it references as a foreign key's check does, and leaves the session as it was", async () => {
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
+    const appointments = await upToAppointments();
+    const copying = await clinicNode.sql.reserve();
+    try {
+      await copying`begin`;
+      await applySnapshot({ ...clinicNode, sql: copying as never }, cloud, appointments);
+      const [mode] = await copying<
+        { role: string }[]
+      >`select current_setting('session_replication_role') as role`;
+      expect(mode?.role).toBe("origin");
+      // Not yet committed, the copied appointment is invisible to another session: only the
+      // lock keeps its patient from being deleted under it.
+      const deleted = clinicNode.sql.begin(async (tx) => {
+        await tx`set local lock_timeout = '300ms'`;
+        await tx`delete from patients where id = ${rows.patients.id}`;
+      });
+      expect(await failureCode(() => deleted)).toBe("55P03");
+      await copying`commit`;
+    } finally {
+      copying.release();
+    }
+    expect(await rowOf(clinicNode.sql, "appointments", rows.appointments.id)).toBeDefined();
+  });
+
+  it("leaves out a row whose parent is missing, as the foreign key would, and writes the rest", async () => {
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
+    const appointments = await upToAppointments();
+    // Created after the clinic copied patients: the new appointment's patient is not there yet.
+    const other = patient(rows.branches.id, "Sin-Copia");
+    const late = { ...rows.appointments, id: "ffffffff-ffff-4fff-8fff-ffffffffffff", patient_id: other.id };
+    await cloud.sql`insert into patients ${cloud.sql(other)}`;
+    await cloud.sql`insert into appointments ${cloud.sql(late)}`;
+    const withLate = await page("appointments", null, 100);
+    expect(withLate.rows).toHaveLength(appointments.rows.length + 1);
+    expect(await applySnapshot(clinicNode, cloud, withLate)).toMatchObject({
+      status: "applied",
+      deferred: 1,
+    });
+    expect(await rowOf(clinicNode.sql, "appointments", rows.appointments.id)).toBeDefined();
+    expect(await rowOf(clinicNode.sql, "appointments", late.id)).toBeUndefined();
+    expect(await rowOf(clinicNode.sql, "patients", other.id)).toBeUndefined();
+    // The catch-up brings the patient, then the appointment.
+    expect(await copyTables(cloud, clinicNode, { limit: 100 })).toBe(true);
+    await sync(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("is not used for a table with a trigger of its own, which fires for every copied row", async () => {
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
+    await clinicNode.sql.unsafe(`
+      create table public.copied_seen (id uuid);
+      create function public.note_copied() returns trigger language plpgsql as
+        $$ begin insert into public.copied_seen values (new.id); return null; end $$;
+      create trigger note_copied after insert on public.appointments for each row execute function public.note_copied()`);
+    expect(await copyTables(cloud, clinicNode, { limit: 100 })).toBe(true);
+    expect(await clinicNode.sql`select id from public.copied_seen`).toEqual([{ id: rows.appointments.id }]);
+  });
+
+  it("is not entered by an owner who may not set it: the ordinary path, the setting untouched", async () => {
+    let seen: { prior: string | null; role: string } | undefined;
+    // In a transaction rolled back at the end: the role and its grants are not left behind.
+    const rolledBack = clinicNode.sql.begin(async (tx) => {
+      await tx`create role copy_mode_tester nologin`;
+      await tx`grant usage on schema cv_sync to copy_mode_tester`;
+      await tx`grant execute on function cv_sync.enter_copy_mode(text) to copy_mode_tester`;
+      await tx`set local role copy_mode_tester`;
+      [seen] = await tx<{ prior: string | null; role: string }[]>`
+        select cv_sync.enter_copy_mode('appointments') as prior, current_setting('session_replication_role') as role`;
+      await tx`select 1/0`;
+    });
+    expect(await failureCode(() => rolledBack)).toBe("22012");
+    expect(seen).toEqual({ prior: null, role: "origin" });
+  });
+});
