@@ -287,19 +287,21 @@ BEGIN
       BEGIN
         PERFORM cv_sync.begin_apply(v_peer.peer_id);
         v_copy_mode := cv_sync.enter_copy_mode(v_table);
-        -- MATERIALIZED: each text is parsed once, not once per column of (r.t).*.
+        -- MATERIALIZED: each text is parsed once, not once per column of (r.t).*. Plain inserts,
+        -- not ON CONFLICT's speculative ones (a tenth of the statement): a row written here
+        -- concurrently since the range was found empty raises unique_violation, and the ordinary
+        -- apply decides.
         EXECUTE format($sql$
           WITH r AS MATERIALIZED (
             SELECT (e ->> 0)::uuid AS id, (e ->> 1)::uuid AS version, e ->> 2 AS hlc, (e ->> 3)::public.%1$I AS t
             FROM jsonb_array_elements($1) e
           ), written AS (
-            INSERT INTO public.%1$I SELECT (r.t).* FROM r ON CONFLICT (id) DO NOTHING RETURNING 1
+            INSERT INTO public.%1$I SELECT (r.t).* FROM r RETURNING 1
           ), stated AS (
             INSERT INTO cv_sync.row_state (table_name, row_id, version, hlc, origin)
             SELECT %1$L, r.id, r.version, r.hlc, right(r.hlc, 36)::uuid FROM r
-            ON CONFLICT (table_name, row_id) DO NOTHING RETURNING 1
           )
-          SELECT (SELECT count(*) FROM written) AS rows, (SELECT count(*) FROM stated) AS states,
+          SELECT (SELECT count(*) FROM written) AS rows,
             a.mismatched, a.hlc, a.updated_at, a.created_at
           FROM (SELECT count(*) FILTER (WHERE (r.t).id IS DISTINCT FROM r.id OR (r.t).version IS DISTINCT FROM r.version) AS mismatched,
               max(r.hlc COLLATE "C") AS hlc, max((r.t).updated_at) AS updated_at, max((r.t).created_at) AS created_at FROM r) a
@@ -307,10 +309,6 @@ BEGIN
         IF v_written.mismatched > 0 THEN
           RAISE EXCEPTION '% row text(s) of p_page name another id or version than beside them', v_written.mismatched
             USING ERRCODE = 'CV005';
-        END IF;
-        IF v_written.rows < v_check.total OR v_written.states < v_check.total THEN
-          -- Written here concurrently since the range was found empty: the ordinary apply decides.
-          RAISE EXCEPTION 'rows of % were written concurrently with this copy', v_table USING ERRCODE = 'unique_violation';
         END IF;
         IF v_copy_mode IS NOT NULL THEN
           IF cv_sync.copy_missing_references(v_table, v_after, v_last) > 0 THEN
