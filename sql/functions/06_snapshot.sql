@@ -78,7 +78,7 @@ $$;
 -- where this function's owner may set session_replication_role (a superuser, or one granted SET
 -- on it; never on a hosted cloud, which runs the ordinary apply anyway). A foreign key checks each
 -- inserted row on its own (a lookup and a FOR KEY SHARE lock of the parent per row and key: 17 of
--- the ~90 µs a copied appointment cost with its four), and an apply also fills the capture's
+-- the ~45 µs a copied appointment cost with its four), and an apply also fills the capture's
 -- transition tables with every row, to log none of them. In replica mode neither runs; the
 -- references are then checked once per page and key (cv_sync.copy_missing_references), with the
 -- lock the per-row check takes, so the copy never holds a dangling reference either.
