@@ -4,7 +4,9 @@
  * 1. Initial sync of CV_BENCH_ROWS (default 1,000,000) appointment-like rows cloud → clinic
  *    through the RPC/REST path (a child process, for its peak RSS), against PostgreSQL COPY of the
  *    same tables between the same two servers (`COPY … TO STDOUT` piped into `COPY … FROM STDIN`,
- *    triggers and foreign keys off on the target: the physical limit; the engine checks both).
+ *    triggers and foreign keys off on the target: the physical limit; the engine's first copy
+ *    runs without triggers too here, where the clinic's functions are a superuser's, and checks
+ *    the foreign keys once per page and key).
  *    Goals: ≥ 0.5× COPY throughput, ≤ 150 MB peak RSS.
  * 2. The worst time of every RPC the product sends to the cloud, at its default page and batch
  *    size, on that cloud, against the hosted limit of the role that sends it (bench/rpc-times.ts).
