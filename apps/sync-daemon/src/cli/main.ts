@@ -86,7 +86,11 @@ program
   .command("run")
   .description("run the sync loop until SIGTERM (the systemd service)")
   .action(async () => {
-    const { startDaemon } = await import("../daemon.js");
+    const [{ startDaemon }, { tuneHeapForSync }] = await Promise.all([
+      import("../daemon.js"),
+      import("../heap.js"),
+    ]);
+    tuneHeapForSync();
     const daemon = await startDaemon(config());
     const signal = await terminated();
     process.stderr.write(`${signal}: finishing the batch in flight\n`);
@@ -103,12 +107,15 @@ program
     const interrupt = terminated().then(() => {
       signalled = true;
     });
-    const [{ runOnce }, { createLogger }, { hintFor }, { describeIdentity }] = await Promise.all([
-      import("../daemon.js"),
-      import("../logger.js"),
-      import("../peers.js"),
-      import("../standalone-status.js"),
-    ]);
+    const [{ runOnce }, { createLogger }, { hintFor }, { describeIdentity }, { tuneHeapForSync }] =
+      await Promise.all([
+        import("../daemon.js"),
+        import("../logger.js"),
+        import("../peers.js"),
+        import("../standalone-status.js"),
+        import("../heap.js"),
+      ]);
+    tuneHeapForSync();
     const status = await runOnce(config(), { logger: createLogger(config().log.level), interrupt });
     print(
       `${status.mode}: pending up ${status.pendingUp ?? "-"}, down ${status.pendingDown ?? "-"}, ${status.conflictsOpen ?? "-"} open conflict(s)`,
