@@ -160,7 +160,9 @@ export interface ApplyRequest {
   readonly catchup?: boolean;
   /**
    * Send the changes as a positional batch (PROTOCOL.md "cv_sync_apply"), which the target must
-   * list in `NodeInfo.applyFormats`: each table's columns once, each row as its values.
+   * list in `NodeInfo.applyFormats`: each table's columns once, each row as its values. A peer
+   * over a direct connection sends the array all the same (the bytes are the LAN's; the array is
+   * the cheaper read).
    */
   readonly positional?: boolean;
   /**

@@ -1,9 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { consultation, insert, insertConsultation, patient } from "@centrovision/testkit/nodes";
 import { createClient } from "@supabase/supabase-js";
+import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createSupabasePeer, createSyncEngine, type SyncEngine, type SyncPeer } from "../src/index.js";
+import {
+  createPostgresPeer,
+  createSupabasePeer,
+  createSyncEngine,
+  type SyncEngine,
+  type SyncPeer,
+} from "../src/index.js";
 import { checksums, createSyncPair, type SyncPair } from "./support/sync-pair.js";
 
 let pair: SyncPair | undefined;
@@ -136,5 +143,48 @@ describe("the push falls back to JSON", () => {
     }
     expect(bytes.json).toBeGreaterThan((bytes.deflated ?? 0) * 2);
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
+  });
+});
+
+describe("the pull into the clinic server over a direct connection", () => {
+  it("applies the array of changes, which the clinic server reads fastest, though it takes the positional batch", async () => {
+    pair = await createSyncPair();
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const sql = postgres(pair.clinic.url, { max: 1, onnotice: () => {} });
+    const sent: unknown[] = [];
+    // The real client, its statements' cv_sync_apply batches noted on the way.
+    const recording = new Proxy(sql, {
+      get(target, key, receiver) {
+        if (key !== "unsafe") return Reflect.get(target, key, receiver);
+        return (text: string, values: unknown[], options: unknown) => {
+          if (text.includes("public.cv_sync_apply(")) sent.push(JSON.parse(values[3] as string));
+          return target.unsafe(text, values as never[], options as never);
+        };
+      },
+    });
+    const local = createPostgresPeer({ sql: recording as never, label: "clinic server" });
+    try {
+      expect((await local.node()).applyFormats).toContain("positional");
+      const engine = createSyncEngine({
+        local,
+        remote: { ...pair.cloudPeer(), changes$: undefined },
+        intervalMs: 60_000,
+      });
+      engines.push(engine);
+      // The initial sync copies what is there; the patients written after it come as changes.
+      expect((await engine.syncNow()).lastError).toBeNull();
+      for (let i = 0; i < 20; i++)
+        await insert(pair.cloud.sql, "patients", patient(base.branches.id, `Paciente ${i}`));
+      sent.length = 0;
+      expect((await engine.syncNow()).lastError).toBeNull();
+      expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
+      const batches = sent.filter((batch) => !Array.isArray(batch) || batch.length > 0);
+      expect(batches.length).toBeGreaterThan(0);
+      for (const batch of batches)
+        expect(batch).toEqual(expect.arrayContaining([expect.objectContaining({ table: "patients" })]));
+    } finally {
+      await sql.end();
+    }
   });
 });

@@ -112,7 +112,14 @@ function wireSource(source: SourceIdentity) {
   };
 }
 
-/** The typed SyncPeer over one transport: argument shapes and reply parsing live here, once. */
+/**
+ * The typed SyncPeer over one transport: argument shapes and reply parsing live here, once. A
+ * transport that pays for each byte (`invokeBytes`: HTTP to the cloud) sends a batch in the
+ * smallest form the target takes (deflated, positional); a direct connection (the clinic server,
+ * on the LAN) sends the array form, which the target reads fastest: 4,000 patients' collapse took
+ * 29 ms from the array and 95 ms from the positional batch, whose rows the target first builds
+ * into objects.
+ */
 export function createRpcPeer(
   label: string,
   invoke: RpcInvoker,
@@ -148,7 +155,7 @@ export function createRpcPeer(
         p_source: wireSource(request.source),
         p_expected: wireCursor(request.expected),
         p_cursor: wireCursor(request.cursor),
-        p_changes: (request.positional && positionalBatch(request.changes)) || request.changes,
+        p_changes: (request.positional && invokeBytes && positionalBatch(request.changes)) || request.changes,
         p_catchup: request.catchup ?? false,
       };
       const body = request.deflated && invokeBytes && deflatedMessage(JSON.stringify(args));
