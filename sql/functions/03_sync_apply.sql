@@ -4,15 +4,17 @@
 -- this node deleted is restored (the delete loses to a row that still needs it); a parent never
 -- seen is SQLSTATE 23503: it is in the source's log beyond this page (a child written by a
 -- transaction with a lower id than its parent's), so the engine retries with a larger page.
--- A unique violation other than the id (the same patient registered on both sides) is CV004:
--- a person must decide which record stays, the machine cannot.
+-- A row absent when classified and present at the insert was written concurrently: its id's
+-- unique violation is serialization_failure, and the retry classifies it again (plain inserts,
+-- not ON CONFLICT's speculative ones: 9 of the 114 ms 4,000 new patients took). A unique
+-- violation of another key (the same patient registered on both sides) is CV004: a person must
+-- decide which record stays, the machine cannot.
 CREATE OR REPLACE FUNCTION cv_sync.write_rows(p_table text, p_kind text, p_changes cv_sync.change[]) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
 AS $$
 DECLARE
   v_columns text;
-  v_count bigint;
   v_constraint text;
   v_detail text;
 BEGIN
@@ -23,14 +25,8 @@ BEGIN
     BEGIN
       IF p_kind = 'insert' THEN
         EXECUTE format(
-          'INSERT INTO public.%1$I SELECT r.* FROM unnest($1) c, jsonb_populate_record(NULL::public.%1$I, c.row_data) r '
-          'ON CONFLICT (id) DO NOTHING', p_table) USING p_changes;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        IF v_count < cardinality(p_changes) THEN
-          -- Absent when classified, present now: written concurrently; classify again.
-          RAISE EXCEPTION '% row(s) of % were written concurrently with this apply', cardinality(p_changes) - v_count, p_table
-            USING ERRCODE = 'serialization_failure', HINT = 'retry the batch';
-        END IF;
+          'INSERT INTO public.%1$I SELECT r.* FROM unnest($1) c, jsonb_populate_record(NULL::public.%1$I, c.row_data) r',
+          p_table) USING p_changes;
       ELSE
         v_columns := cv_util.update_columns(p_table);
         EXECUTE format(
@@ -43,6 +39,12 @@ BEGIN
         PERFORM cv_sync.restore_parents(p_table, p_changes);
       WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_detail = PG_EXCEPTION_DETAIL;
+        IF p_kind = 'insert' AND EXISTS (SELECT FROM pg_catalog.pg_constraint k
+          WHERE k.conrelid = format('public.%I', p_table)::regclass AND k.contype = 'p' AND k.conname = v_constraint)
+        THEN
+          RAISE EXCEPTION 'rows of % were written concurrently with this apply', p_table
+            USING ERRCODE = 'serialization_failure', HINT = 'retry the batch';
+        END IF;
         RAISE EXCEPTION 'cannot apply % rows: % (%); the same record exists twice under different ids', p_table, v_detail, v_constraint
           USING ERRCODE = 'CV004', HINT = 'merge or correct one of the two records on either side, then sync again';
     END;
@@ -52,7 +54,9 @@ $$;
 
 -- After an apply of p_changes (0013: why an eviction waits): lists its evictions the apply kept (the row is still here), drops
 -- from the list the rows it upserted, and evicts every listed row nothing references any more,
--- children before parents. Returns how many rows it evicted.
+-- children before parents. Returns how many rows it evicted. Nothing to do (nothing waits, no
+-- eviction in the batch: a clinic's every apply, the cloud's nearly every one) is found first:
+-- the passes over the batch took 7.5 ms for 4,000 changes.
 CREATE OR REPLACE FUNCTION cv_sync.evict_deferred(p_changes cv_sync.change[]) RETURNS bigint
   LANGUAGE plpgsql
   SET search_path = ''
@@ -63,6 +67,9 @@ DECLARE
   v_evicted bigint := 0;
   v_deleted bigint;
 BEGIN
+  IF NOT EXISTS (SELECT FROM cv_sync.deferred_evictions) AND NOT EXISTS (SELECT FROM unnest(p_changes) c WHERE c.op = 'evict') THEN
+    RETURN 0;
+  END IF;
   DELETE FROM cv_sync.deferred_evictions d
   WHERE (d.table_name, d.row_id) IN (SELECT c.table_name, c.row_id FROM unnest(p_changes) c WHERE c.op = 'upsert');
   FOR v_table IN SELECT DISTINCT c.table_name FROM unnest(p_changes) c WHERE c.op = 'evict' LOOP
@@ -91,6 +98,41 @@ BEGIN
     WHERE d.table_name = v_table.table_name AND d.row_id IN (SELECT c.row_id FROM unnest(v_batch) c);
   END LOOP;
   RETURN v_evicted;
+END
+$$;
+
+-- CV009 (cv_sync.check_clock) when a change is stamped later than this node's clock plus the
+-- allowed skew: its HLC, or its row's created_at/updated_at (0007's, which sorted every change's
+-- three times: 15 ms for 4,000 changes, now 6). Applied, it would win every later last-write-wins
+-- decision here, and raise hlc_floor, and with it every later stamp of this node, into the
+-- future (then on to every node downstream). The latest is checked and named, with its table
+-- looked up only when it is ahead of this clock at all; the caller raises before writing
+-- anything, so the batch is refused whole and the cursor stays.
+CREATE OR REPLACE FUNCTION cv_sync.check_changes_clock(p_changes cv_sync.change[]) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_max record;
+  v_latest record;
+  v_table text;
+BEGIN
+  SELECT max(cv_sync.hlc_physical(c.hlc)) AS hlc, max((c.row_data ->> 'updated_at')::timestamptz) AS updated_at,
+    max((c.row_data ->> 'created_at')::timestamptz) AS created_at
+  INTO v_max FROM unnest(p_changes) c;
+  SELECT t.what, t.at INTO v_latest FROM (VALUES ('HLC', pg_catalog.to_timestamp(v_max.hlc / 1000.0)),
+    ('updated_at', v_max.updated_at), ('created_at', v_max.created_at)) t(what, at)
+  ORDER BY t.at DESC NULLS LAST LIMIT 1;
+  IF v_latest.at > pg_catalog.clock_timestamp() THEN
+    SELECT c.table_name INTO v_table FROM unnest(p_changes) c
+    WHERE CASE v_latest.what WHEN 'HLC' THEN cv_sync.hlc_physical(c.hlc) = v_max.hlc
+      WHEN 'updated_at' THEN (c.row_data ->> 'updated_at')::timestamptz = v_max.updated_at
+      ELSE (c.row_data ->> 'created_at')::timestamptz = v_max.created_at END
+    LIMIT 1;
+  END IF;
+  PERFORM cv_sync.check_clock(v_latest.at,
+    format('the %s of a change of %s from the other node', v_latest.what, v_table),
+    'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
 END
 $$;
 

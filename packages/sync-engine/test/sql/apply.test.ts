@@ -34,6 +34,17 @@ afterAll(async () => {
   await Promise.all([cloud?.drop(), clinicNode?.drop()]);
 });
 
+/** Resolves once a session of `node` waits for a lock (an apply blocked on a concurrent write). */
+async function waitForLockWait(node: SqlNode): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const [found] = await node.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+    if (found?.n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no session of the node waited for a lock within 5 s");
+}
+
 async function logSize(node: SqlNode): Promise<number> {
   const [found] = await node.sql<{ n: number }[]>`select count(*)::int as n from cv_sync.change_log`;
   return found?.n ?? 0;
@@ -155,6 +166,32 @@ describe("apply and the rest of the transaction", () => {
     const error = await sync(clinicNode, cloud).catch((e: Error & { code?: string }) => e);
     expect(error).toMatchObject({ code: "CV004", message: expect.stringContaining("document_id") });
     await update(clinicNode.sql, "patients", second.id, { document_id: `${document}-2` });
+    await syncBoth(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("refuses a page whose new row was written here concurrently (40001), and its retry settles the conflict", async () => {
+    await sync(cloud, clinicNode);
+    const theirs = consultation().branches;
+    const ours = { ...theirs, name: "Written here meanwhile" };
+    await insert(cloud.sql, "branches", theirs);
+    const expected = await storedCursor(clinicNode, cloud);
+    const page = await pull(cloud, clinicNode, expected);
+    const source = await identity(cloud);
+    const local = await clinicNode.sql.reserve();
+    try {
+      await local`begin`;
+      await insert(local, "branches", ours);
+      // Classified absent (the local row is not committed), the insert waits on its id.
+      const applying = failureCode(() => apply(clinicNode, source, expected, page));
+      await waitForLockWait(clinicNode);
+      await local`commit`;
+      expect(await applying).toBe("40001");
+    } finally {
+      local.release();
+    }
+    expect(await storedCursor(clinicNode, cloud)).toEqual(expected);
+    expect(await apply(clinicNode, source, expected, page)).toMatchObject({ status: "applied", conflicts: 1 });
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
   });
