@@ -66,6 +66,8 @@ const LOAD_SECONDS = Number(
   process.env.CV_BENCH_LOAD_SECONDS ?? longOrShort(20, 10, "sync.bench.ts: 10 s of lag load instead of 20"),
 );
 const LOAD_PER_SECOND = 50;
+/** The engine's default `wakeGapMs`: at most one cycle a second started by a change. */
+const WAKE_GAP_MS = 1_000;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -329,10 +331,12 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
     let slowest = 0;
     for (let run = 0; run < STEADY_RUNS; run++) {
       const rows = Array.from({ length: STEADY_CHANGES }, (_, n) => patient(`Estable ${n}`));
-      // Each transaction finds the engine idle, as a lone one does: not still in the cycle that
-      // carried the previous one (its other direction, its acknowledgement), which delayed the
-      // next pull by 100–360 ms in earlier runs.
+      // Each transaction finds the engine as a lone one does: idle, not still in the cycle that
+      // carried the previous one (its other direction, its acknowledgement), and a wake gap past
+      // that cycle's wake-up (at most one woken cycle a second), which held the first
+      // transaction of each direction 300–360 ms in earlier runs.
       await firstValueFrom(engine.status$.pipe(filter((status) => status.phase === "idle")));
+      await new Promise((resolve) => setTimeout(resolve, WAKE_GAP_MS));
       await from.begin(async (tx) => {
         for (let i = 0; i < rows.length; i += 1_000)
           await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
