@@ -191,7 +191,10 @@ describe("apply and the rest of the transaction", () => {
       local.release();
     }
     expect(await storedCursor(clinicNode, cloud)).toEqual(expected);
-    expect(await apply(clinicNode, source, expected, page)).toMatchObject({ status: "applied", conflicts: 1 });
+    expect(await apply(clinicNode, source, expected, page)).toMatchObject({
+      status: "applied",
+      conflicts: 1,
+    });
     await syncBoth(cloud, clinicNode);
     await expectConverged(cloud, clinicNode);
   });
