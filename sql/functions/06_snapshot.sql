@@ -313,15 +313,11 @@ BEGIN
           END IF;
           PERFORM pg_catalog.set_config('session_replication_role', v_copy_mode, true);
         END IF;
-        -- The latest of the page's times, as cv_sync.check_changes_clock words it for the ordinary
-        -- apply (in "C" order an HLC's text sorts as its time: its digits are fixed-width).
-        SELECT x.what, x.at INTO v_latest FROM (VALUES
-          ('HLC', pg_catalog.to_timestamp(cv_sync.hlc_physical(v_written.hlc) / 1000.0)),
-          ('updated_at', v_written.updated_at), ('created_at', v_written.created_at)) x(what, at)
-        ORDER BY x.at DESC NULLS LAST LIMIT 1;
-        PERFORM cv_sync.check_clock(v_latest.at,
-          format('the %s of a change of %s from the other node', v_latest.what, v_table),
-          'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
+        -- The latest of the page's times, checked as the ordinary apply checks a batch's (in "C"
+        -- order an HLC's text sorts as its time: its digits are fixed-width).
+        SELECT * INTO v_latest FROM cv_sync.latest_time(cv_sync.hlc_physical(v_written.hlc), v_written.updated_at,
+          v_written.created_at);
+        PERFORM cv_sync.check_change_time(v_table, v_latest.what, v_latest.at);
         PERFORM cv_sync.end_apply();
         v_result := jsonb_build_object('applied', v_written.rows, 'skipped', 0, 'conflicts', 0, 'quarantined', 0, 'evicted', 0);
       EXCEPTION WHEN foreign_key_violation OR unique_violation THEN

@@ -44,7 +44,12 @@ import {
 import { build } from "esbuild";
 import postgres from "postgres";
 import { filter, firstValueFrom } from "rxjs";
-import { createPostgresPeer, createSupabasePeer, createSyncEngine } from "../src/index.js";
+import {
+  createPostgresPeer,
+  createSupabasePeer,
+  createSyncEngine,
+  syncEngineConfigSchema,
+} from "../src/index.js";
 import { measureRpcTimes } from "./rpc-times.js";
 import { countRows, seedAppointments } from "./seed.js";
 
@@ -67,7 +72,7 @@ const LOAD_SECONDS = Number(
 );
 const LOAD_PER_SECOND = 50;
 /** The engine's default `wakeGapMs`: at most one cycle a second started by a change. */
-const WAKE_GAP_MS = 1_000;
+const WAKE_GAP_MS = syncEngineConfigSchema.parse({}).wakeGapMs;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

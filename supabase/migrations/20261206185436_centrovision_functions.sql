@@ -191,13 +191,38 @@ BEGIN
 END
 $$;
 
--- CV009 (cv_sync.check_clock) when a change is stamped later than this node's clock plus the
--- allowed skew: its HLC, or its row's created_at/updated_at (0007's, which sorted every change's
--- three times: 15 ms for 4,000 changes, now 6). Applied, it would win every later last-write-wins
--- decision here, and raise hlc_floor, and with it every later stamp of this node, into the
--- future (then on to every node downstream). The latest is checked and named, with its table
--- looked up only when it is ahead of this clock at all; the caller raises before writing
--- anything, so the batch is refused whole and the cursor stays.
+-- The latest of a batch's times, each its batch's latest (an HLC's physical milliseconds, a row's
+-- updated_at and created_at), and which of them it is: what the clock check of the ordinary apply
+-- and of an initial-sync page weighs.
+CREATE OR REPLACE FUNCTION cv_sync.latest_time(p_hlc_physical bigint, p_updated_at timestamptz,
+  p_created_at timestamptz, OUT what text, OUT at timestamptz)
+  LANGUAGE sql STABLE
+  SET search_path = ''
+AS $$
+  SELECT x.what, x.at FROM (VALUES ('HLC', pg_catalog.to_timestamp(p_hlc_physical / 1000.0)),
+    ('updated_at', p_updated_at), ('created_at', p_created_at)) x(what, at)
+  ORDER BY x.at DESC NULLS LAST LIMIT 1
+$$;
+
+-- CV009 (cv_sync.check_clock) when p_at, the p_what of a change of p_table, is later than this
+-- node's clock plus the allowed skew.
+CREATE OR REPLACE FUNCTION cv_sync.check_change_time(p_table text, p_what text, p_at timestamptz) RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = ''
+AS $$
+BEGIN
+  PERFORM cv_sync.check_clock(p_at, format('the %s of a change of %s from the other node', p_what, p_table),
+    'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
+END
+$$;
+
+-- CV009 when a change is stamped later than this node's clock plus the allowed skew: its HLC, or
+-- its row's created_at/updated_at (0007's, which sorted every change's three times: 15 ms for
+-- 4,000 changes, now 6). Applied, it would win every later last-write-wins decision here, and
+-- raise hlc_floor, and with it every later stamp of this node, into the future (then on to every
+-- node downstream). The latest is checked and named, with its table looked up only when it is
+-- ahead of this clock at all; the caller raises before writing anything, so the batch is refused
+-- whole and the cursor stays.
 CREATE OR REPLACE FUNCTION cv_sync.check_changes_clock(p_changes cv_sync.change[]) RETURNS void
   LANGUAGE plpgsql
   SET search_path = ''
@@ -210,9 +235,7 @@ BEGIN
   SELECT max(cv_sync.hlc_physical(c.hlc)) AS hlc, max((c.row_data ->> 'updated_at')::timestamptz) AS updated_at,
     max((c.row_data ->> 'created_at')::timestamptz) AS created_at
   INTO v_max FROM unnest(p_changes) c;
-  SELECT t.what, t.at INTO v_latest FROM (VALUES ('HLC', pg_catalog.to_timestamp(v_max.hlc / 1000.0)),
-    ('updated_at', v_max.updated_at), ('created_at', v_max.created_at)) t(what, at)
-  ORDER BY t.at DESC NULLS LAST LIMIT 1;
+  SELECT * INTO v_latest FROM cv_sync.latest_time(v_max.hlc, v_max.updated_at, v_max.created_at);
   IF v_latest.at > pg_catalog.clock_timestamp() THEN
     SELECT c.table_name INTO v_table FROM unnest(p_changes) c
     WHERE CASE v_latest.what WHEN 'HLC' THEN cv_sync.hlc_physical(c.hlc) = v_max.hlc
@@ -220,9 +243,7 @@ BEGIN
       ELSE (c.row_data ->> 'created_at')::timestamptz = v_max.created_at END
     LIMIT 1;
   END IF;
-  PERFORM cv_sync.check_clock(v_latest.at,
-    format('the %s of a change of %s from the other node', v_latest.what, v_table),
-    'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
+  PERFORM cv_sync.check_change_time(v_table, v_latest.what, v_latest.at);
 END
 $$;
 
@@ -1076,15 +1097,11 @@ BEGIN
           END IF;
           PERFORM pg_catalog.set_config('session_replication_role', v_copy_mode, true);
         END IF;
-        -- The latest of the page's times, as cv_sync.check_changes_clock words it for the ordinary
-        -- apply (in "C" order an HLC's text sorts as its time: its digits are fixed-width).
-        SELECT x.what, x.at INTO v_latest FROM (VALUES
-          ('HLC', pg_catalog.to_timestamp(cv_sync.hlc_physical(v_written.hlc) / 1000.0)),
-          ('updated_at', v_written.updated_at), ('created_at', v_written.created_at)) x(what, at)
-        ORDER BY x.at DESC NULLS LAST LIMIT 1;
-        PERFORM cv_sync.check_clock(v_latest.at,
-          format('the %s of a change of %s from the other node', v_latest.what, v_table),
-          'check the clocks of that node and of this server (NTP); sync resumes by itself once the change is no longer ahead');
+        -- The latest of the page's times, checked as the ordinary apply checks a batch's (in "C"
+        -- order an HLC's text sorts as its time: its digits are fixed-width).
+        SELECT * INTO v_latest FROM cv_sync.latest_time(cv_sync.hlc_physical(v_written.hlc), v_written.updated_at,
+          v_written.created_at);
+        PERFORM cv_sync.check_change_time(v_table, v_latest.what, v_latest.at);
         PERFORM cv_sync.end_apply();
         v_result := jsonb_build_object('applied', v_written.rows, 'skipped', 0, 'conflicts', 0, 'quarantined', 0, 'evicted', 0);
       EXCEPTION WHEN foreign_key_violation OR unique_violation THEN
@@ -1506,10 +1523,10 @@ $$;
   );
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '7959a89b8cf7c66c83a6519e0b4b1fad4f767dad197bc3afba33b5b8fcac6f4e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', '988f262efd387e388ddc969ec9eab2d9876180c227298c0845a6e26d5143b715') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', 'a3f08c9110ab93fb9bcadf7a68a71604a079826a7b4ae6f99dccfe80c30226d7') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '35b1289382a3f30b7bc8d7801b04ccff9414a5e5253592ab4b0ba16bbf9376be') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '1d2e90b465a475fac5d2fbd206ed25e17209a43c9c58638966292e76f85ae8f8') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '9c3cc1b093026bca14d82ec08aeb1416ea253061c1d1b5ce7e126d7dfce35eee') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '2f8b05225594f2f5aefc98b67f9e6e57abaaeaf6eb86f42f6b18218d0b3e48d4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', 'f052edf8c41ae6a9e08283329ec415d0f3d98402bcb3f549bf7c3952c7586d24') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', '8caf4cc855e22fff5874adc44832bada478b0eeaf0082195c70f40dc4d15ead4') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', '9c8e83605736e87be0a35767e6eb0c64e90627f742267acba22d8a557d3facac') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/09_deflated.sql', 'bb256fdf43d10d9ad0e6a1c10c975e13540eb24de5b4241cb5c5e86769ab34fb') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
