@@ -72,6 +72,12 @@ export interface SyncPeer {
   ): Promise<PullPage>;
   /** Applies a batch from `request.source` in one transaction, saving `request.cursor` with it. */
   apply(request: ApplyRequest, options?: CallOptions): Promise<ApplyResult>;
+  /**
+   * Encodes `request` for a later `apply` of the same object, so the work is done while another
+   * call is in flight (the engine prepares the next page while the current one is applied).
+   * Optional: `apply` encodes what was not prepared.
+   */
+  readonly prepareApply?: (request: ApplyRequest) => void;
   /** What this node holds about `peerId`: where an engine resumes after a crash. */
   cursor(peerId: string, options?: CallOptions): Promise<PeerState>;
   /** Records that `consumer` has applied this node's log up to `cursor` (never moves back). */

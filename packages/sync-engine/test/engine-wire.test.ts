@@ -96,6 +96,57 @@ describe("the push to the cloud over HTTP", () => {
     expect(bytes.positional).toBeLessThan((bytes.array ?? 0) * 0.7);
     expect(bytes.deflated).toBeLessThan((bytes.positional ?? 0) * 0.5);
   });
+
+  it("encodes each page as soon as it is pulled, while the page before it is applied", async () => {
+    pair = await createSyncPair();
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const cloud = pair.cloudPeer();
+    expect(cloud.prepareApply).toBeTypeOf("function");
+    const prepared = new Set<unknown>();
+    /** Per apply: whether its request was encoded before, and how many were once it finished. */
+    const applies: { prepared: boolean; preparedWhenDone: number }[] = [];
+    let nextPrepared = () => {};
+    const engine = createSyncEngine({
+      local: { ...pair.clinicPeer(), changes$: undefined },
+      remote: {
+        ...cloud,
+        changes$: undefined,
+        prepareApply: (request) => {
+          cloud.prepareApply?.(request);
+          prepared.add(request);
+          nextPrepared();
+        },
+        apply: async (request, options) => {
+          const wasPrepared = prepared.has(request);
+          const count = prepared.size;
+          // Held until another page is encoded, or 1 s: the next page, pulled and encoded while
+          // this one is applied, has the time to arrive before this apply ends.
+          await new Promise<void>((resolve) => {
+            nextPrepared = resolve;
+            if (prepared.size > count) resolve();
+            setTimeout(resolve, 1_000);
+          });
+          const result = await cloud.apply(request, options);
+          applies.push({ prepared: wasPrepared, preparedWhenDone: prepared.size });
+          return result;
+        },
+      },
+      intervalMs: 60_000,
+      pageSize: 25,
+    });
+    engines.push(engine);
+    expect((await engine.syncNow()).lastError).toBeNull();
+    const [preparedBefore, appliedBefore] = [prepared.size, applies.length];
+    await pushBytes(pair, engine, base.branches.id, 100);
+    const pushed = applies.slice(appliedBefore);
+    expect(pushed.length).toBeGreaterThanOrEqual(4);
+    expect(pushed.every((apply) => apply.prepared)).toBe(true);
+    // Every page but the last: the next one was encoded before this one's apply ended.
+    for (const [i, apply] of pushed.slice(0, -1).entries())
+      expect(apply.preparedWhenDone - preparedBefore, `page ${i + 1}`).toBeGreaterThanOrEqual(i + 2);
+    expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
+  });
 });
 
 describe("the push falls back to JSON", () => {

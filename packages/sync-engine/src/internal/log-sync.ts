@@ -2,6 +2,7 @@ import { isSyncError } from "../sync-errors.js";
 import type { SyncPeer } from "../sync-peer.js";
 import type { SyncDirection, SyncProgress } from "../sync-status.js";
 import {
+  type ApplyRequest,
   compareCursors,
   type NodeInfo,
   type PullPage,
@@ -105,7 +106,9 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   const consumer = ctx.targetInfo.nodeId;
   const acks = new AckQueue(ctx.source, consumer);
   /**
-   * A page and the size it was asked for (a prefetch may have asked before the sizer changed). A
+   * A page, the size it was asked for (a prefetch may have asked before the sizer changed) and its
+   * apply request, expecting the cursor the page was pulled after and encoded for the target as
+   * soon as the page arrives: a prefetched page is encoded while the one before it is applied. A
    * slow pull shrinks the next page; only the apply, the heavier half, lets pages grow.
    */
   const pull = (after: SyncCursor, limit: number) => {
@@ -113,7 +116,16 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     return settled(
       ctx.source.pull({ consumer, after, limit }).then((page) => {
         ctx.pages.record(ctx.now() - started, false);
-        return { page, limit };
+        const request: ApplyRequest = {
+          source: { ...page.source, nodeName: ctx.sourceInfo.nodeName },
+          expected: after,
+          cursor: page.cursor,
+          changes: page.changes,
+          positional: ctx.targetInfo.applyFormats?.includes("positional") ?? false,
+          deflated: ctx.targetInfo.applyFormats?.includes("deflated") ?? false,
+        };
+        ctx.target.prepareApply?.(request);
+        return { page, limit, request };
       }),
     );
   };
@@ -127,7 +139,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   let applied = 0;
   let conflicts = 0;
   let saved = false;
-  let next: Promise<{ page: PullPage; limit: number }> | undefined = pull(cursor, limit);
+  let next: ReturnType<typeof pull> | undefined = pull(cursor, limit);
   let drained = false;
   // A long replay (more than one page) reports how much there is; a short one skips the count.
   let total: number | undefined;
@@ -141,8 +153,9 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   };
   while (next) {
     let page: PullPage;
+    let request: ApplyRequest;
     try {
-      ({ page, limit } = await next);
+      ({ page, limit, request } = await next);
     } catch (error) {
       retrySmaller(error);
       continue;
@@ -167,14 +180,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     if (page.hasMore && !ctx.isStopping()) next = pull(page.cursor, ctx.pages.size);
     const started = ctx.now();
     try {
-      const result = await ctx.target.apply({
-        source: { ...page.source, nodeName: ctx.sourceInfo.nodeName },
-        expected: cursor,
-        cursor: page.cursor,
-        changes: page.changes,
-        positional: ctx.targetInfo.applyFormats?.includes("positional") ?? false,
-        deflated: ctx.targetInfo.applyFormats?.includes("deflated") ?? false,
-      });
+      const result = await ctx.target.apply(request);
       ctx.pages.record(ctx.now() - started, page.changes.length >= limit);
       applied += result.applied;
       conflicts += result.conflicts;

@@ -1,7 +1,7 @@
 import { type CallOptions, CvError } from "@centrovision/core";
 import { type Observable, Subject, takeUntil } from "rxjs";
 import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
-import type { AuditQuery, SourceIdentity } from "../sync-types.js";
+import type { ApplyRequest, AuditQuery, SourceIdentity } from "../sync-types.js";
 import { DEFLATED_MAX_BYTES, deflatedMessage } from "./deflated.js";
 import { positionalBatch } from "./positional.js";
 import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
@@ -126,6 +126,20 @@ export function createRpcPeer(
   close: () => Promise<void>,
   invokeBytes?: RpcBytesInvoker,
 ): SyncPeer {
+  /** The arguments of `cv_sync_apply` for `request`, and their deflated batch where it is sent that way. */
+  const encodeApply = (request: ApplyRequest) => {
+    const args = {
+      p_source: wireSource(request.source),
+      p_expected: wireCursor(request.expected),
+      p_cursor: wireCursor(request.cursor),
+      p_changes: (request.positional && invokeBytes && positionalBatch(request.changes)) || request.changes,
+      p_catchup: request.catchup ?? false,
+    };
+    const body = request.deflated && invokeBytes && deflatedMessage(JSON.stringify(args));
+    return { args, body };
+  };
+  /** What `prepareApply` encoded, until its `apply`. */
+  const prepared = new WeakMap<ApplyRequest, ReturnType<typeof encodeApply>>();
   const call = async <F extends RpcName, T>(
     fn: F,
     args: RpcArgs<F>,
@@ -150,17 +164,14 @@ export function createRpcPeer(
         options,
         replySchemas.pull,
       ),
+    prepareApply(request) {
+      prepared.set(request, encodeApply(request));
+    },
     async apply(request, options) {
-      const args = {
-        p_source: wireSource(request.source),
-        p_expected: wireCursor(request.expected),
-        p_cursor: wireCursor(request.cursor),
-        p_changes: (request.positional && invokeBytes && positionalBatch(request.changes)) || request.changes,
-        p_catchup: request.catchup ?? false,
-      };
-      const body = request.deflated && invokeBytes && deflatedMessage(JSON.stringify(args));
+      const { args, body } = prepared.get(request) ?? encodeApply(request);
+      prepared.delete(request);
       const reply =
-        body && body.length <= DEFLATED_MAX_BYTES
+        body && invokeBytes && body.length <= DEFLATED_MAX_BYTES
           ? await invokeBytes("cv_sync_apply_deflated", body, options)
           : undefined;
       if (reply !== undefined)
