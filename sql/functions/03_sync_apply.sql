@@ -52,6 +52,153 @@ BEGIN
 END
 $$;
 
+-- Sorts p_changes of p_table by what this node holds (0007's, its row and row_state looked up by
+-- key for each change): inserts (absent here), updates (present), conflicts (with this node's
+-- row) and the number skipped. Joined, the planner hashed the whole of row_state (every table's
+-- entries) or of the table to meet a page of 2,000: 11 of classify's 15 ms on the bench's cloud
+-- (36,000 entries), 7 of 13 on its clinic server (16,000 patients), and more as they grow; a
+-- lookup per change costs the same whatever their size.
+CREATE OR REPLACE FUNCTION cv_sync.classify(
+  p_table text, p_changes cv_sync.change[], p_catchup boolean,
+  OUT inserts cv_sync.change[], OUT updates cv_sync.change[], OUT conflicts jsonb, OUT skipped bigint
+)
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  EXECUTE format(
+    'SELECT count(*) FROM (SELECT FROM public.%I x WHERE x.id = ANY ($1) ORDER BY x.id FOR UPDATE) locked', p_table)
+    USING ARRAY(SELECT c.row_id FROM unnest(p_changes) c);
+  EXECUTE format($sql$
+    WITH target AS (
+      SELECT c, x.id IS NOT NULL AS present, s.deleted IS TRUE AS tombstone, to_jsonb(x) AS local_row,
+        coalesce(x.version, s.version) AS local_version,
+        coalesce(s.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)) AS local_hlc,
+        coalesce(s.origin, n.node_id) AS local_origin
+      FROM unnest($1) c
+      CROSS JOIN cv_sync.node n
+      -- OFFSET 0: a lookup per change, never a join the planner may hash.
+      LEFT JOIN LATERAL (SELECT x.* FROM public.%1$I x WHERE x.id = c.row_id OFFSET 0) x ON true
+      LEFT JOIN LATERAL (SELECT s.deleted, s.version, s.hlc, s.origin FROM cv_sync.row_state s
+        WHERE s.table_name = %1$L AND s.row_id = c.row_id OFFSET 0) s ON true
+    ), decided AS (
+      SELECT t.*, CASE
+        WHEN NOT t.present AND NOT t.tombstone THEN 'write'
+        WHEN t.local_version = (t.c).version THEN 'skip'
+        WHEN t.local_version = (t.c).base_version THEN 'write'
+        WHEN (t.c).op = 'delete' AND NOT t.present THEN 'skip'
+        WHEN (t.c).resolves IS NOT NULL AND EXISTS (
+          SELECT FROM cv_sync.conflicts k
+          WHERE k.id = (t.c).resolves AND t.local_version IN (k.local_version, k.remote_version)) THEN 'write'
+        WHEN t.local_origin = (t.c).origin THEN
+          CASE WHEN cv_sync.hlc_logical((t.c).hlc) > cv_sync.hlc_logical(t.local_hlc) THEN 'write' ELSE 'skip' END
+        WHEN $2 AND t.local_hlc >= (t.c).hlc THEN 'skip'
+        ELSE 'conflict' END AS decision
+      FROM target t
+    )
+    SELECT coalesce(array_agg(d.c) FILTER (WHERE d.decision = 'write' AND NOT d.present), '{}'),
+      coalesce(array_agg(d.c) FILTER (WHERE d.decision = 'write' AND d.present), '{}'),
+      coalesce(jsonb_agg(jsonb_build_object('change', to_jsonb(d.c), 'local_row', d.local_row,
+        'local_version', d.local_version, 'local_hlc', d.local_hlc, 'local_origin', d.local_origin))
+        FILTER (WHERE d.decision = 'conflict'), '[]'),
+      count(*) FILTER (WHERE d.decision = 'skip')
+    FROM decided d
+  $sql$, p_table) INTO inserts, updates, conflicts, skipped USING p_changes, p_catchup;
+END
+$$;
+
+-- 0007's, its scopes looked up per change.
+-- Appends applied changes to this log (p_log) and updates row_state; closes the conflicts a
+-- resolution settles. p_source NULL = the change was made here.
+-- On the cloud it also keeps their scopes (0005, "Scope"), set-based: each entry is logged with
+-- its scope and scope_before (so cv_sync.track_scope, for captures, is not needed), then the rows
+-- they link to are re-read. Rows copied by an initial sync (not logged) get their scopes alike.
+CREATE OR REPLACE FUNCTION cv_sync.record_applied(p_changes cv_sync.change[], p_source uuid, p_log boolean) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_tracks boolean := to_regclass('cv_auth.signing_key') IS NULL;
+  v_linking constant text[] := ARRAY['appointments', 'encounters', 'user_branches'];
+  v_old jsonb;
+  v_new jsonb;
+  v_moved uuid[];
+BEGIN
+  IF v_tracks THEN
+    SELECT coalesce(jsonb_agg(l), '[]') INTO v_old
+    FROM unnest(p_changes) c
+    LEFT JOIN cv_sync.scopes s ON s.table_name = c.table_name AND s.row_id = c.row_id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(s.links,
+      CASE WHEN c.op = 'delete' THEN cv_sync.scope_links(c.table_name, c.row_data) END, '[]')) l
+    WHERE c.table_name = ANY (v_linking);
+    SELECT coalesce(jsonb_agg(l), '[]') INTO v_new
+    FROM unnest(p_changes) c, jsonb_array_elements(cv_sync.scope_links(c.table_name, c.row_data)) l
+    WHERE c.op = 'upsert' AND c.table_name = ANY (v_linking);
+    v_moved := ARRAY(SELECT c.row_id FROM unnest(p_changes) c
+      JOIN cv_sync.scopes s ON s.table_name = 'encounters' AND s.row_id = c.row_id
+      WHERE c.table_name = 'encounters' AND c.op = 'upsert' AND s.scope <> ARRAY[(c.row_data ->> 'branch_id')::uuid]);
+  END IF;
+  IF p_log THEN
+    WITH c AS MATERIALIZED (
+      SELECT c.*, s.scope AS scope_before,
+        CASE WHEN v_tracks THEN CASE WHEN c.op = 'delete' THEN coalesce(s.scope, cv_sync.row_scope(c.table_name, c.row_data))
+          ELSE cv_sync.row_scope(c.table_name, c.row_data) END END AS scope
+      FROM unnest(p_changes) c
+      -- OFFSET 0: a lookup per change, never a join the planner may hash (the whole of scopes:
+      -- 9 of the 62 ms a page of 2,000 took to log on the bench's cloud, and more as it grows).
+      LEFT JOIN LATERAL (SELECT s.scope FROM cv_sync.scopes s
+        WHERE v_tracks AND s.table_name = c.table_name AND s.row_id = c.row_id OFFSET 0) s ON true
+    ), logged AS (
+      INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, base_version, origin, hlc,
+        changed_columns, received_from, resolves, author, scope, scope_before)
+      SELECT c.table_name, c.row_id, c.op, c.row_data, c.version, c.base_version, c.origin, c.hlc,
+        c.changed_columns, p_source, c.resolves, c.author, c.scope, c.scope_before
+      FROM c
+      RETURNING table_name, row_id, op, version, origin, hlc, txid, seq
+    ), kept AS (
+      INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+      SELECT c.table_name, c.row_id, c.scope,
+        CASE WHEN c.table_name = ANY (v_linking) THEN cv_sync.scope_links(c.table_name, c.row_data) ELSE '[]' END
+      FROM c WHERE v_tracks AND c.op = 'upsert'
+      ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links
+    ), gone AS (
+      DELETE FROM cv_sync.scopes s USING c
+      WHERE v_tracks AND c.op = 'delete' AND s.table_name = c.table_name AND s.row_id = c.row_id
+    )
+    INSERT INTO cv_sync.row_state AS s (table_name, row_id, version, hlc, origin, deleted, deleted_at, txid, seq)
+    SELECT l.table_name, l.row_id, l.version, l.hlc, l.origin, l.op = 'delete',
+      CASE WHEN l.op = 'delete' THEN now() END, l.txid, l.seq
+    FROM logged l
+    ON CONFLICT (table_name, row_id) DO UPDATE SET
+      version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
+      deleted_at = excluded.deleted_at, txid = excluded.txid, seq = excluded.seq;
+  ELSE
+    INSERT INTO cv_sync.row_state AS s (table_name, row_id, version, hlc, origin, deleted, deleted_at)
+    SELECT c.table_name, c.row_id, c.version, c.hlc, c.origin, c.op = 'delete', CASE WHEN c.op = 'delete' THEN now() END
+    FROM unnest(p_changes) c
+    ON CONFLICT (table_name, row_id) DO UPDATE SET
+      version = excluded.version, hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted,
+      deleted_at = excluded.deleted_at, txid = NULL, seq = NULL;
+    IF v_tracks THEN
+      INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
+      SELECT c.table_name, c.row_id, cv_sync.row_scope(c.table_name, c.row_data),
+        CASE WHEN c.table_name = ANY (v_linking) THEN cv_sync.scope_links(c.table_name, c.row_data) ELSE '[]' END
+      FROM unnest(p_changes) c WHERE c.op = 'upsert'
+      ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
+    END IF;
+  END IF;
+  IF v_tracks THEN
+    PERFORM cv_sync.follow_links(v_new, v_old, p_log);
+    PERFORM cv_sync.rescope_findings(v_moved, p_log);
+  END IF;
+  UPDATE cv_sync.conflicts k
+  SET status = 'resolved', resolved_at = now(), resolved_by = 'node ' || c.origin::text,
+    resolution = jsonb_build_object('version', c.version, 'op', c.op)
+  FROM unnest(p_changes) c
+  WHERE c.resolves IS NOT NULL AND k.id = c.resolves AND k.status = 'open';
+END
+$$;
+
 -- After an apply of p_changes (0013: why an eviction waits): lists its evictions the apply kept (the row is still here), drops
 -- from the list the rows it upserted, and evicts every listed row nothing references any more,
 -- children before parents. Returns how many rows it evicted. Nothing to do (nothing waits, no

@@ -163,6 +163,55 @@ describe("the positional batch", () => {
     expect(fromArray).toHaveLength(2 * SYNCED_TABLES.length + 1);
     expect(await collapsed(cloud, batch)).toEqual(fromArray);
     expect(JSON.stringify(batch).length).toBeLessThan(JSON.stringify(changes).length * 0.6);
+    // A row of more than 100 columns: its object is built from three jsonb_build_object calls.
+    const wide = changes.map((change) =>
+      change.row === null
+        ? change
+        : {
+            ...change,
+            row: {
+              ...change.row,
+              ...Object.fromEntries(Array.from({ length: 120 }, (_, n) => [`x${n}`, n])),
+            },
+          },
+    );
+    expect((positionalBatch(wide as unknown as SyncChange[])?.tables[0]?.columns.length ?? 0) > 100).toBe(
+      true,
+    );
+    expect(await collapsed(cloud, positionalBatch(wide as unknown as SyncChange[]))).toEqual(
+      await collapsed(cloud, wide),
+    );
+  });
+
+  it("is refused with what is wrong, never the values, which may be a patient's", async () => {
+    await writeEverything(cloud);
+    const page = await pull(cloud, clinicNode, { txid: 0, seq: 0 });
+    const at = page.changes.findIndex((change) => change.table === "patients" && change.op === "upsert");
+    const secret = "Zacarías Confidencial";
+    const damaged = (damage: (change: Change) => Change) =>
+      page.changes.map((change, i) => (i === at ? damage(change) : change));
+    const cases = [
+      // Not a valid change: its row names another id.
+      damaged((change) => ({
+        ...change,
+        row: { ...change.row, id: crypto.randomUUID(), first_name: secret },
+      })),
+      // Malformed: a version no uuid reads (the error PostgreSQL raises quotes it).
+      damaged((change) => ({ ...change, version: secret })),
+    ];
+    for (const changes of cases) {
+      // The positional batch cannot carry a row of another id: the array form alone then.
+      const positional = positionalBatch(changes as unknown as SyncChange[]);
+      for (const form of positional ? [changes, positional] : [changes]) {
+        const error = await collapsed(cloud, form).then(
+          () => undefined,
+          (failure: { code?: string; message?: string }) => failure,
+        );
+        expect(error?.code).toBe("CV005");
+        expect(error?.message).toMatch(/nothing was applied/);
+        expect(error?.message).not.toContain("Zacar");
+      }
+    }
   });
 
   it("is not made when a change has a field it does not carry, or a row id or origin it could not derive", () => {
