@@ -319,6 +319,68 @@ BEGIN
 END
 $$;
 
+-- One batch from a peer, in one transaction (0008's, PROTOCOL.md "Apply"). The cursor is saved in
+-- the same transaction as the rows, so a crash can neither lose a batch nor count it twice.
+-- The rows are written as a sync apply (cv_sync.begin_apply, 0005) for this call only: writes
+-- the caller makes afterwards in the same transaction are local again. A change stamped ahead of
+-- this node's clock by more than the allowed skew refuses the whole batch (CV009, 0007).
+-- The batch is read (cv_sync.collapse) before the source's cursor is locked: an engine sends the
+-- next batch while this one is written, and that one's reading then overlaps this one's writes
+-- instead of waiting behind them. Every check after it comes in 0008's order.
+CREATE OR REPLACE FUNCTION public.cv_sync_apply(
+  p_source jsonb, p_expected jsonb, p_cursor jsonb, p_changes jsonb, p_catchup boolean DEFAULT false
+) RETURNS jsonb
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+DECLARE
+  v_expected record := cv_sync.parse_cursor(p_expected, 'p_expected');
+  v_cursor record := cv_sync.parse_cursor(p_cursor, 'p_cursor');
+  v_peer cv_sync.peers;
+  v_changes cv_sync.change[];
+  v_result jsonb;
+BEGIN
+  -- A signed-in API user that is no clinic server's node credential is refused before anything
+  -- is read; lock_peer then checks that a node applies as the one it is bound to.
+  PERFORM cv_sync.require_node(NULL);
+  IF (v_cursor.txid, v_cursor.seq) < (v_expected.txid, v_expected.seq) THEN
+    RAISE EXCEPTION 'p_cursor % is behind p_expected %', p_cursor, p_expected USING ERRCODE = 'CV005';
+  END IF;
+  v_changes := cv_sync.collapse(p_changes);
+  v_peer := cv_sync.lock_peer(p_source);
+  -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
+  IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
+    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
+      'evicted', 0, 'cursor', cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq));
+  END IF;
+  -- The page was pulled from somewhere else than where this node stands: applying it would skip
+  -- or repeat entries.
+  IF (v_peer.cursor_txid, v_peer.cursor_seq) <> (v_expected.txid, v_expected.seq) THEN
+    RAISE EXCEPTION 'the cursor for peer % is % here, not the expected %: another sync engine applied in between',
+      v_peer.peer_id, cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq), p_expected
+      USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
+  END IF;
+  IF cv_sync.called_by_node()
+    AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
+    RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
+      USING ERRCODE = 'CV005';
+  END IF;
+  PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
+  PERFORM cv_sync.check_changes_clock(v_changes);
+  PERFORM cv_sync.begin_apply(v_peer.peer_id);
+  v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
+    p_catchup OR (v_peer.catchup_txid IS NOT NULL
+      AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
+    true);
+  PERFORM cv_sync.end_apply();
+  UPDATE cv_sync.peers p
+  SET cursor_txid = v_cursor.txid, cursor_seq = v_cursor.seq, peer_name = coalesce(p_source ->> 'node_name', p.peer_name),
+    fingerprint = p_source -> 'fingerprint', updated_at = now()
+  WHERE p.peer_id = v_peer.peer_id;
+  RETURN v_result || jsonb_build_object('status', 'applied', 'cursor', cv_sync.cursor_json(v_cursor.txid, v_cursor.seq));
+END
+$$;
+
 -- A cv_sync function this file creates for the first time would be PUBLIC's to call: taken back
 -- (and the RPC functions' grants kept) as at the end of every sync migration.
 CALL cv_sync.grant_rpc();

@@ -3,6 +3,7 @@ import type { SyncPeer } from "../sync-peer.js";
 import type { SyncDirection, SyncProgress } from "../sync-status.js";
 import {
   type ApplyRequest,
+  type ApplyResult,
   compareCursors,
   type NodeInfo,
   type PullPage,
@@ -46,6 +47,20 @@ export interface LogSyncResult {
   readonly cursor: SyncCursor;
   /** The last acknowledgement the source took in this replay; null when none was sent. */
   readonly acked: SyncCursor | null;
+}
+
+/** An apply sent to the target, not yet settled. */
+interface Flight {
+  readonly page: PullPage;
+  /** The size the page was asked for. */
+  readonly limit: number;
+  readonly request: ApplyRequest;
+  /** Sent while the page before it was still being applied. */
+  readonly behind: boolean;
+  readonly sent: number;
+  readonly reply: Promise<ApplyResult>;
+  /** The reply is known to be a failure. */
+  failed: boolean;
 }
 
 /** A promise whose rejection is handled even if nobody awaits it (a prefetch thrown away). */
@@ -99,8 +114,9 @@ class AckQueue {
 /**
  * Moves the source's log to the target from `from` (the cursor the target holds), page by page:
  * each page applied in one transaction with the expected cursor, then acknowledged to the source.
- * The next page is fetched while the current one is applied, so at most two are held at once.
- * Stops at the horizon, or at a page boundary once `isStopping()`.
+ * While a page is applied, the next one is pulled, encoded and sent to the target behind it, which
+ * reads it and waits for the first to commit; at most three pages are held at once. Stops at the
+ * horizon, or at a page boundary once `isStopping()`.
  */
 export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<LogSyncResult> {
   const consumer = ctx.targetInfo.nodeId;
@@ -144,6 +160,17 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   // A long replay (more than one page) reports how much there is; a short one skips the count.
   let total: number | undefined;
   let counting = false;
+  /**
+   * The apply sent and not yet settled. The next page's apply is sent without waiting for it:
+   * the target reads that batch while it writes this one, then takes the source's cursor
+   * (cv_sync.lock_peer) once this one commits, and must find it where it expects. Not after an
+   * apply slower than half the page budget: waiting for the lock counts towards the hosted
+   * statement_timeout.
+   */
+  let inFlight: Flight | undefined;
+  /** When the last apply settled: an apply sent before then waited for it, not for the target. */
+  let lastSettled = 0;
+  let lastApplyMs = 0;
   /** After a call the node cancelled (statement_timeout): pull a smaller page from where the target stands. */
   const retrySmaller = (error: unknown) => {
     const smaller = isSyncError(error, "statement_timeout") ? ctx.pages.shrink() : undefined;
@@ -151,22 +178,100 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     limit = smaller;
     next = pull(cursor, limit);
   };
-  while (next) {
+  const send = (page: PullPage, limit: number, request: ApplyRequest, behind: boolean): Flight => {
+    const reply = settled(ctx.target.apply(request));
+    const flight: Flight = { page, limit, request, behind, sent: ctx.now(), reply, failed: false };
+    reply.catch(() => {
+      flight.failed = true;
+    });
+    return flight;
+  };
+  /**
+   * Waits for the apply in flight and counts its page. False when it failed in a way the replay
+   * recovers from by pulling again from where the target stands (`next`); any later apply was
+   * sent expecting that page's cursor and is then refused (CV003) or finds it applied.
+   */
+  const settle = async (): Promise<boolean> => {
+    const flight = inFlight as Flight;
+    inFlight = undefined;
+    let result: ApplyResult;
+    try {
+      result = await flight.reply;
+    } catch (error) {
+      // Sent behind the page before it, it reached the source's cursor first: that page is
+      // applied now (it settled first), so this one goes again, alone.
+      if (flight.behind && isSyncError(error, "cursor_mismatch")) {
+        inFlight = send(flight.page, flight.limit, flight.request, false);
+        return settle();
+      }
+      lastSettled = ctx.now();
+      // A child written by a transaction with a lower id than its parent's sits before the parent
+      // in the log; a larger page takes both into one batch. Past the horizon it must wait.
+      if (isSyncError(error, "missing_parent") && flight.page.hasMore && flight.limit < ctx.maxPageSize) {
+        limit = Math.min(flight.limit * 2, ctx.maxPageSize);
+        next = pull(cursor, limit);
+        return false;
+      }
+      retrySmaller(error);
+      return false;
+    }
+    const now = ctx.now();
+    lastApplyMs = now - Math.max(flight.sent, lastSettled);
+    lastSettled = now;
+    ctx.pages.record(lastApplyMs, flight.page.changes.length >= flight.limit);
+    applied += result.applied;
+    conflicts += result.conflicts;
+    cursor = flight.page.cursor;
+    saved = true;
+    if (acknowledging) acks.push(cursor);
+    done += flight.page.changes.length;
+    ctx.onProgress(progress(ctx, "applied", flight.page.changes.length, done, total));
+    drained = !flight.page.hasMore;
+    return true;
+  };
+  /** Settles the apply in flight, then `sent` (sent after it) as well when the first failed. */
+  const settleBefore = async (sent: Promise<unknown> | undefined): Promise<boolean> => {
+    try {
+      if (await settle()) return true;
+    } catch (error) {
+      await sent?.catch(() => {});
+      throw error;
+    }
+    await sent?.catch(() => {});
+    return false;
+  };
+  while (next || inFlight) {
+    if (!next) {
+      await settle();
+      continue;
+    }
     let page: PullPage;
     let request: ApplyRequest;
+    let asked: number;
     try {
-      ({ page, limit, request } = await next);
+      ({ page, limit: asked, request } = await next);
     } catch (error) {
+      next = undefined;
+      if (inFlight && !(await settleBefore(undefined))) continue;
       retrySmaller(error);
       continue;
     }
     next = undefined;
-    const moved = compareCursors(page.cursor, cursor) > 0;
+    limit = asked;
+    const moved = compareCursors(page.cursor, request.expected) > 0;
     const idle = page.changes.length === 0 && !page.hasMore;
     if (!moved || (idle && !ctx.saveIdleCursor)) {
+      if (inFlight && !(await settleBefore(undefined))) continue;
       drained = !page.hasMore;
       break;
     }
+    // Alone after a slow apply, or behind one that already failed (the next would fail too).
+    if (
+      inFlight &&
+      (lastApplyMs > ctx.pages.budgetMs / 2 || inFlight.failed) &&
+      !(await settleBefore(undefined))
+    )
+      continue;
     // A long replay keeps the source's count of what is left (below) and its purge current.
     if (page.hasMore) acknowledging = true;
     if (page.hasMore && !counting) {
@@ -178,29 +283,9 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     }
     ctx.onProgress(progress(ctx, "pulled", page.changes.length, done, total));
     if (page.hasMore && !ctx.isStopping()) next = pull(page.cursor, ctx.pages.size);
-    const started = ctx.now();
-    try {
-      const result = await ctx.target.apply(request);
-      ctx.pages.record(ctx.now() - started, page.changes.length >= limit);
-      applied += result.applied;
-      conflicts += result.conflicts;
-    } catch (error) {
-      // A child written by a transaction with a lower id than its parent's sits before the parent
-      // in the log; a larger page takes both into one batch. Past the horizon it must wait.
-      if (isSyncError(error, "missing_parent") && page.hasMore && limit < ctx.maxPageSize) {
-        limit = Math.min(limit * 2, ctx.maxPageSize);
-        next = pull(cursor, limit);
-        continue;
-      }
-      retrySmaller(error);
-      continue;
-    }
-    cursor = page.cursor;
-    saved = true;
-    if (acknowledging) acks.push(cursor);
-    done += page.changes.length;
-    ctx.onProgress(progress(ctx, "applied", page.changes.length, done, total));
-    drained = !page.hasMore;
+    const sent = send(page, asked, request, inFlight !== undefined);
+    if (inFlight && !(await settleBefore(sent.reply))) continue;
+    inFlight = sent;
   }
   await acks.flush();
   return { applied, conflicts, drained, saved, cursor, acked: acks.taken };

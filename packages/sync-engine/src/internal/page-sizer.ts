@@ -11,7 +11,8 @@ export class PageSizer {
 
   constructor(
     private readonly max: number,
-    private readonly budgetMs: number,
+    /** A page call slower than this halves the next page. */
+    readonly budgetMs: number,
   ) {
     this.#size = max;
   }

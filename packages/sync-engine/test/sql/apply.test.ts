@@ -75,6 +75,40 @@ describe("cv_sync_apply", () => {
     expect([await digests(clinicNode), await logSize(clinicNode)]).toEqual([before, entries]);
   });
 
+  it("reads a batch before it waits for the source's cursor, which another apply holds: a malformed one is refused at once, a good one waits its turn", async () => {
+    await sync(cloud, clinicNode);
+    const source = await identity(cloud);
+    const expected = await storedCursor(clinicNode, cloud);
+    await insertConsultation(cloud.sql, consultation());
+    const page = await pull(cloud, clinicNode, expected);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked = () => {};
+    const lockTaken = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holding = clinicNode.sql.begin(async (tx) => {
+      await tx`select from cv_sync.peers where peer_id = ${source.node_id as string} for update`;
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const malformed = [{ ...page.changes[0], version: "not a uuid" }];
+    const refused = await Promise.race([
+      failureCode(() => apply(clinicNode, source, expected, { ...page, changes: malformed as never })),
+      new Promise((resolve) => setTimeout(() => resolve("still waiting after 3 s"), 3_000)),
+    ]);
+    const good = apply(clinicNode, source, expected, page);
+    await waitForLockWait(clinicNode);
+    release();
+    await holding;
+    expect(refused).toBe("CV005");
+    expect(await good).toMatchObject({ status: "applied" });
+    await expectConverged(cloud, clinicNode);
+  });
+
   it("refuses a page pulled from a cursor this node has moved past (CV003)", async () => {
     await sync(cloud, clinicNode);
     const stale = await storedCursor(clinicNode, cloud);
