@@ -230,7 +230,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     return true;
   };
   /** Settles the apply in flight, then `sent` (sent after it) as well when the first failed. */
-  const settleBefore = async (sent: Promise<unknown> | undefined): Promise<boolean> => {
+  const settleBefore = async (sent?: Promise<unknown>): Promise<boolean> => {
     try {
       if (await settle()) return true;
     } catch (error) {
@@ -252,7 +252,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       ({ page, limit: asked, request } = await next);
     } catch (error) {
       next = undefined;
-      if (inFlight && !(await settleBefore(undefined))) continue;
+      if (inFlight && !(await settleBefore())) continue;
       retrySmaller(error);
       continue;
     }
@@ -261,16 +261,12 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     const moved = compareCursors(page.cursor, request.expected) > 0;
     const idle = page.changes.length === 0 && !page.hasMore;
     if (!moved || (idle && !ctx.saveIdleCursor)) {
-      if (inFlight && !(await settleBefore(undefined))) continue;
+      if (inFlight && !(await settleBefore())) continue;
       drained = !page.hasMore;
       break;
     }
     // Alone after a slow apply, or behind one that already failed (the next would fail too).
-    if (
-      inFlight &&
-      (lastApplyMs > ctx.pages.budgetMs / 2 || inFlight.failed) &&
-      !(await settleBefore(undefined))
-    )
+    if (inFlight && (lastApplyMs > ctx.pages.budgetMs / 2 || inFlight.failed) && !(await settleBefore()))
       continue;
     // A long replay keeps the source's count of what is left (below) and its purge current.
     if (page.hasMore) acknowledging = true;
