@@ -105,18 +105,34 @@ function readFigures() {
   return figures;
 }
 
-/** As reportFigure prints a number (packages/testkit/src/bench.ts): 3 significant digits or whole. */
-function amount(value, unit) {
+/** As reportFigure picks the digits (packages/testkit/src/bench.ts): more while a value would print as a bound it is not. */
+function digitsBeside(value, digits, bounds) {
+  let shown = digits;
+  while (
+    shown < 6 &&
+    bounds.some((b) => typeof b === "number" && b !== value && b.toFixed(shown) === value.toFixed(shown))
+  )
+    shown++;
+  return shown;
+}
+
+/** As reportFigure prints a number: 3 significant digits or whole. */
+function amount(value, unit, bounds = []) {
   // JSON has no NaN: a figure that measured nothing comes back as null.
   if (typeof value !== "number") return `NaN ${unit}`;
   const size = Math.abs(value);
-  const digits = size >= 100 || size === 0 ? 0 : Math.min(6, 2 - Math.floor(Math.log10(size)));
+  const significant = size >= 100 || size === 0 ? 0 : Math.min(6, 2 - Math.floor(Math.log10(size)));
+  const digits = digitsBeside(value, significant, bounds);
   const text = value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return unit === "×" ? `${text}×` : `${text} ${unit}`;
 }
 
 /** As reportFigure prints a ratio. */
-const times = (ratio) => (typeof ratio === "number" ? `${ratio.toFixed(2)}×` : "NaN×");
+const times = (ratio, bounds = []) =>
+  typeof ratio === "number" ? `${ratio.toFixed(digitsBeside(ratio, 2, bounds))}×` : "NaN×";
+
+/** The goal's bounds when the goal is of `of` ("measured" or "ratio"). */
+const boundsOf = (figure, of) => (figure.goal?.of === of ? [figure.goal.atLeast, figure.goal.atMost] : []);
 
 function goalText(figure) {
   const { goal } = figure;
@@ -134,10 +150,10 @@ function printTable(figures) {
   const rows = figures.map((f) => [
     f.bench.replace(/^@centrovision\//, "").replace(/\.bench\.ts$|\.mjs$/, ""),
     f.figure,
-    amount(f.measured, f.unit),
+    amount(f.measured, f.unit, boundsOf(f, "measured")),
     f.reference === undefined ? "" : amount(f.reference.value, f.unit),
     f.reference?.label ?? "",
-    f.ratio === undefined ? "" : times(f.ratio),
+    f.ratio === undefined ? "" : times(f.ratio, boundsOf(f, "ratio")),
     goalText(f),
     f.met === null ? "" : f.met ? "met" : "MISSED",
   ]);

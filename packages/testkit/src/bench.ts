@@ -17,16 +17,34 @@ export interface BenchFigure {
   readonly goal?: { readonly of: "measured" | "ratio"; readonly atMost?: number; readonly atLeast?: number };
 }
 
+type Bounds = readonly (number | undefined)[];
+
+/**
+ * Fraction digits for `value` from `digits` up: more while it would print as one of its goal's
+ * `bounds` without being it (a ratio of 0.9492 against a goal of ≥ 0.95 reads 0.949×, not 0.95×
+ * and MISSED).
+ */
+function digitsBeside(value: number, digits: number, bounds: Bounds): number {
+  let shown = digits;
+  while (
+    shown < 6 &&
+    bounds.some((b) => b !== undefined && b !== value && b.toFixed(shown) === value.toFixed(shown))
+  )
+    shown++;
+  return shown;
+}
+
 /** A number as the bench lines and the root table show it: 3 significant digits or whole, with its unit. */
-function amount(value: number, unit: string): string {
+function amount(value: number, unit: string, bounds: Bounds = []): string {
   const size = Math.abs(value);
-  const digits = size >= 100 || size === 0 ? 0 : Math.min(6, 2 - Math.floor(Math.log10(size)));
+  const significant = size >= 100 || size === 0 ? 0 : Math.min(6, 2 - Math.floor(Math.log10(size)));
+  const digits = digitsBeside(value, significant, bounds);
   const text = value.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return unit === "×" ? `${text}×` : `${text} ${unit}`;
 }
 
 /** A ratio as the bench lines and the root table show it. */
-const times = (ratio: number) => `${ratio.toFixed(2)}×`;
+const times = (ratio: number, bounds: Bounds = []) => `${ratio.toFixed(digitsBeside(ratio, 2, bounds))}×`;
 
 /** The name the root table files a figure under: the package of the working directory, and the bench file. */
 function benchName(): string {
@@ -60,9 +78,10 @@ function goalMet({ figure, measured, ratio, goal }: BenchFigure): boolean | null
 export function reportFigure(figure: BenchFigure): void {
   const met = goalMet(figure);
   const { reference, ratio, goal, unit } = figure;
-  let line = `${figure.figure.padEnd(48)} ${amount(figure.measured, unit).padStart(12)}`;
+  const bounds = (of: "measured" | "ratio") => (goal?.of === of ? [goal.atLeast, goal.atMost] : []);
+  let line = `${figure.figure.padEnd(48)} ${amount(figure.measured, unit, bounds("measured")).padStart(12)}`;
   if (reference !== undefined) line += `  (${reference.label}: ${amount(reference.value, unit)})`;
-  if (ratio !== undefined) line += `  ${times(ratio)}`;
+  if (ratio !== undefined) line += `  ${times(ratio, bounds("ratio"))}`;
   if (goal !== undefined) {
     const show = (bound: number) => (goal.of === "ratio" ? times(bound) : amount(bound, unit));
     const bounds = [
