@@ -12,17 +12,13 @@ function lineOf(figure: Parameters<typeof reportFigure>[0]): string {
   }
 }
 
+/** The line of a sync measured at `ratio` of COPY, against a goal of at least `atLeast`. */
+const ratioLine = (ratio: number, atLeast: number) =>
+  lineOf({ figure: "sync", unit: "rows/s", measured: 20_000, ratio, goal: { of: "ratio", atLeast } });
+
 describe("reportFigure", () => {
   it("prints a ratio that misses its goal with the digits that show it below the goal", () => {
-    const line = lineOf({
-      figure: "sync against COPY",
-      unit: "rows/s",
-      measured: 20_000,
-      ratio: 0.9492,
-      goal: { of: "ratio", atLeast: 0.95 },
-    });
-    expect(line).toContain("0.949×");
-    expect(line).toMatch(/goal ratio ≥ 0\.95×: MISSED$/);
+    expect(ratioLine(0.9492, 0.95)).toMatch(/ 0\.949× {2}goal ratio ≥ 0\.95×: MISSED$/);
   });
 
   it("prints a measured value just over its limit with the digits that show it over", () => {
@@ -32,26 +28,11 @@ describe("reportFigure", () => {
       measured: 150.4,
       goal: { of: "measured", atMost: 150 },
     });
-    expect(line).toContain("150.4 MB");
-    expect(line).toMatch(/goal ≤ 150 MB: MISSED$/);
+    expect(line).toMatch(/ 150\.4 MB {2}goal ≤ 150 MB: MISSED$/);
   });
 
   it("keeps two digits for a ratio away from its goal, and for one exactly on it", () => {
-    const far = lineOf({
-      figure: "far",
-      unit: "s",
-      measured: 1,
-      ratio: 0.4321,
-      goal: { of: "ratio", atLeast: 0.5 },
-    });
-    expect(far).toContain(" 0.43× ");
-    const on = lineOf({
-      figure: "on",
-      unit: "s",
-      measured: 1,
-      ratio: 0.95,
-      goal: { of: "ratio", atLeast: 0.95 },
-    });
-    expect(on).toMatch(/ 0\.95× {2}goal ratio ≥ 0\.95×: met$/);
+    expect(ratioLine(0.4321, 0.5)).toMatch(/ 0\.43× {2}goal ratio ≥ 0\.50×: MISSED$/);
+    expect(ratioLine(0.95, 0.95)).toMatch(/ 0\.95× {2}goal ratio ≥ 0\.95×: met$/);
   });
 });
