@@ -199,6 +199,63 @@ BEGIN
 END
 $$;
 
+-- 0007's, each change's row looked up by key. Joined, the planner merged a page from a clinic's
+-- node credential with the whole table read in key order: 20,000 patients read to meet 2,000
+-- changes, and the function took 85–95 ms against 70–73 by key (at 200,000 it chose the lookups
+-- itself; both 73–76).
+-- Of one table's changes from p_source, those its node credential (holding p_held) may apply;
+-- the others go to the quarantine (cv_sync.refusal says why), and the clinic is brought back to
+-- the cloud's row: where the cloud has no such row in the clinic's scope (a row planted there, or
+-- one that left the scope while the clinic edited it), an eviction entry for its branches (a
+-- 'rescope' entry whose scope_before is given: nothing to keep in cv_sync.scopes) makes it drop
+-- its copy; where the row is the clinic's to hold, the cloud's row is written again as a new
+-- version based on the refused one, which the clinic fast-forwards to.
+CREATE OR REPLACE FUNCTION cv_sync.hold_refused(p_table text, p_changes cv_sync.change[], p_source uuid, p_held uuid[],
+  OUT allowed cv_sync.change[], OUT held integer)
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_refused jsonb;
+BEGIN
+  EXECUTE format($sql$
+    SELECT coalesce(array_agg(s.c) FILTER (WHERE s.reason IS NULL), '{}'),
+      coalesce(jsonb_agg(jsonb_build_object('change', to_jsonb(s.c), 'current', s.current, 'reason', s.reason,
+        'evict', $2 IS NOT NULL AND (s.current IS NULL OR NOT coalesce(cv_sync.row_scope(%1$L, s.current) && $2, false))))
+        FILTER (WHERE s.reason IS NOT NULL), '[]')
+    FROM (
+      SELECT c, to_jsonb(x) AS current, cv_sync.refusal(c, to_jsonb(x), $2, a.mine) AS reason
+      FROM unnest($1) c
+      -- OFFSET 0: a lookup per change, never a join the planner may merge or hash.
+      LEFT JOIN LATERAL (SELECT x.* FROM public.%1$I x WHERE x.id = (c).row_id OFFSET 0) x ON true
+      LEFT JOIN (
+        SELECT u.author, array(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id::text = u.author) AS mine
+        FROM (SELECT DISTINCT (d).author ->> 'user' AS author FROM unnest($1) d) u
+      ) a ON a.author = (c).author ->> 'user'
+      OFFSET 0
+    ) s
+  $sql$, p_table) INTO allowed, v_refused USING p_changes, p_held;
+  INSERT INTO cv_sync.quarantine (source, table_name, row_id, change, current_row, reason)
+  SELECT p_source, p_table, (r.item -> 'change' ->> 'row_id')::uuid, r.item -> 'change', nullif(r.item -> 'current', 'null'),
+    format('%s %s %s %s', p_table, r.item -> 'change' ->> 'row_id', r.item ->> 'reason',
+      (SELECT n.name FROM cv_sync.clinic_nodes n WHERE n.node_id = p_source))
+  FROM jsonb_array_elements(v_refused) r(item);
+  INSERT INTO cv_sync.change_log (table_name, row_id, op, row_data, version, origin, hlc, changed_columns, scope,
+    scope_before)
+  SELECT p_table, (c ->> 'row_id')::uuid, 'rescope', jsonb_build_object('id', c ->> 'row_id'), (c ->> 'version')::uuid,
+    (c ->> 'origin')::uuid, c ->> 'hlc', '{}', '{}', array_remove(p_held, cv_sync.everywhere())
+  FROM jsonb_array_elements(v_refused) r(item), LATERAL (SELECT r.item -> 'change') x(c)
+  WHERE (r.item ->> 'evict')::boolean;
+  PERFORM cv_sync.write_local(p_table, (c ->> 'row_id')::uuid, 'upsert',
+    (r.item -> 'current') || jsonb_build_object('version', gen_random_uuid(), 'base_version', c -> 'version',
+      'updated_at', now()),
+    (c ->> 'version')::uuid, NULL)
+  FROM jsonb_array_elements(v_refused) r(item), LATERAL (SELECT r.item -> 'change') x(c)
+  WHERE NOT (r.item ->> 'evict')::boolean AND jsonb_typeof(r.item -> 'current') = 'object';
+  held := jsonb_array_length(v_refused);
+END
+$$;
+
 -- After an apply of p_changes (0013: why an eviction waits): lists its evictions the apply kept (the row is still here), drops
 -- from the list the rows it upserted, and evicts every listed row nothing references any more,
 -- children before parents. Returns how many rows it evicted. Nothing to do (nothing waits, no
