@@ -78,10 +78,10 @@ function goalMet({ figure, measured, ratio, goal }: BenchFigure): boolean | null
 export function reportFigure(figure: BenchFigure): void {
   const met = goalMet(figure);
   const { reference, ratio, goal, unit } = figure;
-  const bounds = (of: "measured" | "ratio") => (goal?.of === of ? [goal.atLeast, goal.atMost] : []);
-  let line = `${figure.figure.padEnd(48)} ${amount(figure.measured, unit, bounds("measured")).padStart(12)}`;
+  const boundsOf = (of: "measured" | "ratio") => (goal?.of === of ? [goal.atLeast, goal.atMost] : []);
+  let line = `${figure.figure.padEnd(48)} ${amount(figure.measured, unit, boundsOf("measured")).padStart(12)}`;
   if (reference !== undefined) line += `  (${reference.label}: ${amount(reference.value, unit)})`;
-  if (ratio !== undefined) line += `  ${times(ratio, bounds("ratio"))}`;
+  if (ratio !== undefined) line += `  ${times(ratio, boundsOf("ratio"))}`;
   if (goal !== undefined) {
     const show = (bound: number) => (goal.of === "ratio" ? times(bound) : amount(bound, unit));
     const bounds = [
