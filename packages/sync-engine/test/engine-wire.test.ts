@@ -8,6 +8,8 @@ import {
   createPostgresPeer,
   createSupabasePeer,
   createSyncEngine,
+  postRpcBytes,
+  rpcRequest,
   type SyncEngine,
   type SyncPeer,
 } from "../src/index.js";
@@ -95,6 +97,50 @@ describe("the push to the cloud over HTTP", () => {
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
     expect(bytes.positional).toBeLessThan((bytes.array ?? 0) * 0.7);
     expect(bytes.deflated).toBeLessThan((bytes.positional ?? 0) * 0.5);
+  });
+
+  it("deflated, carries the array of changes, which the cloud reads without building each row from its values", async () => {
+    pair = await createSyncPair();
+    const base = consultation();
+    await insertConsultation(pair.cloud.sql, base);
+    const { supabase, link } = pair.cloud;
+    const url = link.url(supabase.url);
+    const key = supabase.serviceRoleKey;
+    const client = createClient(url, key, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      realtime: { transport: WebSocket as never },
+    });
+    const bodies: Uint8Array<ArrayBuffer>[] = [];
+    const capturing = createSupabasePeer({
+      url,
+      label: "cloud",
+      client: {
+        rpc: (fn, args) => client.rpc(fn, args),
+        rpcBytes: (fn, body) => {
+          bodies.push(body);
+          return rpcRequest((signal) => postRpcBytes({ url, key, token: key, fn, body, signal }));
+        },
+      },
+    });
+    try {
+      const engine = engineTo(pair, capturing);
+      expect((await engine.syncNow()).lastError).toBeNull();
+      await pushBytes(pair, engine, base.branches.id, 100);
+    } finally {
+      await capturing.close();
+    }
+    // Each body as the cloud opens it: the form of p_changes, and how many changes it holds.
+    const read: { form: string; changes: number }[] = [];
+    for (const body of bodies) {
+      const [opened] = await pair.cloud.sql<{ form: string; changes: number }[]>`
+        select jsonb_typeof(c) as form, case when jsonb_typeof(c) = 'array' then jsonb_array_length(c) end as changes
+        from (select convert_from(cv_sync.inflate(${Buffer.from(body)}::bytea), 'UTF8')::jsonb -> 'p_changes' as c) x`;
+      if (opened) read.push(opened);
+    }
+    expect(read.length).toBeGreaterThan(0);
+    expect(read.every((body) => body.form === "array")).toBe(true);
+    expect(read.some((body) => body.changes === 100)).toBe(true);
+    expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
   });
 
   it("encodes each page as soon as it is pulled, while the page before it is applied", async () => {

@@ -126,17 +126,30 @@ export function createRpcPeer(
   close: () => Promise<void>,
   invokeBytes?: RpcBytesInvoker,
 ): SyncPeer {
-  /** The arguments of `cv_sync_apply` for `request`, and their deflated batch where it is sent that way. */
+  /**
+   * The deflated batch of `request` where it is sent that way and fits, and the arguments of
+   * `cv_sync_apply` to send it uncompressed otherwise (made only then). Deflated, the changes go
+   * as the array: deflate takes out most of the keys it repeats (a page of 2,000 new patients:
+   * 132 KB, 119 KB positional), and the cloud reads it without building each row's object from its
+   * values (that page applied alone: median 177 ms, 207 from the positional batch).
+   */
   const encodeApply = (request: ApplyRequest) => {
-    const args = {
+    const base = {
       p_source: wireSource(request.source),
       p_expected: wireCursor(request.expected),
       p_cursor: wireCursor(request.cursor),
-      p_changes: (request.positional && invokeBytes && positionalBatch(request.changes)) || request.changes,
       p_catchup: request.catchup ?? false,
     };
-    const body = request.deflated && invokeBytes && deflatedMessage(JSON.stringify(args));
-    return { args, body };
+    const deflated =
+      request.deflated &&
+      invokeBytes &&
+      deflatedMessage(JSON.stringify({ ...base, p_changes: request.changes }));
+    const body = deflated && deflated.length <= DEFLATED_MAX_BYTES ? deflated : undefined;
+    const args = () => ({
+      ...base,
+      p_changes: (request.positional && invokeBytes && positionalBatch(request.changes)) || request.changes,
+    });
+    return { body, args };
   };
   /** What `prepareApply` encoded, until its `apply`. */
   const prepared = new WeakMap<ApplyRequest, ReturnType<typeof encodeApply>>();
@@ -171,12 +184,10 @@ export function createRpcPeer(
       const { args, body } = prepared.get(request) ?? encodeApply(request);
       prepared.delete(request);
       const reply =
-        body && invokeBytes && body.length <= DEFLATED_MAX_BYTES
-          ? await invokeBytes("cv_sync_apply_deflated", body, options)
-          : undefined;
+        body && invokeBytes ? await invokeBytes("cv_sync_apply_deflated", body, options) : undefined;
       if (reply !== undefined)
         return parseReply(replySchemas.apply, reply, `${label} cv_sync_apply_deflated`);
-      return call("cv_sync_apply", args, options, replySchemas.apply);
+      return call("cv_sync_apply", args(), options, replySchemas.apply);
     },
     cursor: (peerId, options) => call("cv_sync_cursor", { p_peer: peerId }, options, replySchemas.cursor),
     async ack(consumer, cursor, options) {
