@@ -107,7 +107,35 @@ BEGIN
 END
 $$;
 
--- 0007's, its scopes looked up per change.
+-- A row's scope: cv_sync.row_scope's rules (0005), as one query for the statement that calls it
+-- to take in (a SQL function of one SELECT in its FROM, or in a subquery, is inlined: no call per
+-- row). A batch's scopes are read this way: row_scope, a PL/pgSQL call per row, took 29-31 ms for
+-- 2,000 patients where this took 20-22, both with the 11 it takes to read them. row_scope stays
+-- for a single row (a capture's trigger, the check of each change a node credential sends):
+-- there, this query would be planned again on each call. The two must agree: test/sql/scope-rules.test.ts compares them.
+CREATE OR REPLACE FUNCTION cv_sync.scope_of(p_table text, p_row jsonb) RETURNS TABLE (scope uuid[])
+  LANGUAGE sql STABLE
+BEGIN ATOMIC
+  SELECT CASE p_table
+    WHEN 'branches' THEN ARRAY[cv_sync.everywhere()]
+    WHEN 'rooms' THEN ARRAY[(p_row ->> 'branch_id')::uuid]
+    WHEN 'user_branches' THEN ARRAY[(p_row ->> 'branch_id')::uuid]
+    WHEN 'encounters' THEN ARRAY[(p_row ->> 'branch_id')::uuid]
+    WHEN 'appointments' THEN ARRAY(SELECT (p_row ->> 'branch_id')::uuid
+      UNION SELECT e.branch_id FROM public.encounters e WHERE e.appointment_id = (p_row ->> 'id')::uuid ORDER BY 1)
+    WHEN 'patients' THEN ARRAY(SELECT (p_row ->> 'branch_id')::uuid
+      UNION SELECT a.branch_id FROM public.appointments a WHERE a.patient_id = (p_row ->> 'id')::uuid
+      UNION SELECT e.branch_id FROM public.encounters e WHERE e.patient_id = (p_row ->> 'id')::uuid ORDER BY 1)
+    WHEN 'profiles' THEN ARRAY(SELECT ub.branch_id FROM public.user_branches ub WHERE ub.user_id = (p_row ->> 'id')::uuid
+      UNION SELECT a.branch_id FROM public.appointments a WHERE a.doctor_id = (p_row ->> 'id')::uuid
+      UNION SELECT e.branch_id FROM public.encounters e WHERE e.doctor_id = (p_row ->> 'id')::uuid ORDER BY 1)
+    WHEN 'user_roles' THEN ARRAY(SELECT DISTINCT ub.branch_id FROM public.user_branches ub
+      WHERE ub.user_id = (p_row ->> 'user_id')::uuid ORDER BY 1)
+    ELSE ARRAY(SELECT e.branch_id FROM public.encounters e WHERE e.id = (p_row ->> 'encounter_id')::uuid)
+  END;
+END;
+
+-- 0007's, its scopes looked up per change and read with cv_sync.scope_of.
 -- Appends applied changes to this log (p_log) and updates row_state; closes the conflicts a
 -- resolution settles. p_source NULL = the change was made here.
 -- On the cloud it also keeps their scopes (0005, "Scope"), set-based: each entry is logged with
@@ -141,8 +169,8 @@ BEGIN
   IF p_log THEN
     WITH c AS MATERIALIZED (
       SELECT c.*, s.scope AS scope_before,
-        CASE WHEN v_tracks THEN CASE WHEN c.op = 'delete' THEN coalesce(s.scope, cv_sync.row_scope(c.table_name, c.row_data))
-          ELSE cv_sync.row_scope(c.table_name, c.row_data) END END AS scope
+        CASE WHEN v_tracks THEN CASE WHEN c.op = 'delete' AND s.scope IS NOT NULL THEN s.scope
+          ELSE (SELECT r.scope FROM cv_sync.scope_of(c.table_name, c.row_data) r) END END AS scope
       FROM unnest(p_changes) c
       -- OFFSET 0: a lookup per change, never a join the planner may hash (the whole of scopes:
       -- 9 of the 62 ms a page of 2,000 took to log on the bench's cloud, and more as it grows).
@@ -181,7 +209,7 @@ BEGIN
       deleted_at = excluded.deleted_at, txid = NULL, seq = NULL;
     IF v_tracks THEN
       INSERT INTO cv_sync.scopes AS s (table_name, row_id, scope, links)
-      SELECT c.table_name, c.row_id, cv_sync.row_scope(c.table_name, c.row_data),
+      SELECT c.table_name, c.row_id, (SELECT r.scope FROM cv_sync.scope_of(c.table_name, c.row_data) r),
         CASE WHEN c.table_name = ANY (v_linking) THEN cv_sync.scope_links(c.table_name, c.row_data) ELSE '[]' END
       FROM unnest(p_changes) c WHERE c.op = 'upsert'
       ON CONFLICT (table_name, row_id) DO UPDATE SET scope = excluded.scope, links = excluded.links;
