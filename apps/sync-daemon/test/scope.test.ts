@@ -244,8 +244,18 @@ describe("two clinics on one cloud, each holding its scope", { timeout: 90_000 }
     const planted = id();
     await norte.sql`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
       values (${planted}, ${F}, 'Intruso', 'Pérez', '1980-01-01', 'male', '55 0000 0000')`;
+    // And the far branch's patient, written here as Norte's: inside Norte's scope as sent, outside
+    // it as the cloud holds the row.
+    await norte.sql`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      values (${patients.far}, ${N}, 'María José', 'Peña', '1962-07-14', 'female', '55 0000 0000')`;
     await once(norte);
     expect(await cloud`select 1 from patients where id = ${planted}`).toHaveLength(0);
+    expect(await cloud`select branch_id, phone from patients where id = ${patients.far}`).toEqual([
+      { branch_id: F, phone: "33 3615 0000" },
+    ]);
+    expect(
+      await cloud`select reason from cv_sync.quarantine where row_id = ${patients.far} and reason like '%lies outside the branches of clinic%'`,
+    ).toHaveLength(1);
     const held = await cloud<{ reason: string; row_id: string; first_name: string }[]>`
       select q.reason, q.row_id, q.change -> 'row_data' ->> 'first_name' as first_name
       from cv_sync.quarantine q where q.row_id = ${planted}`;
@@ -260,8 +270,9 @@ describe("two clinics on one cloud, each holding its scope", { timeout: 90_000 }
     await norte.sql`update patients set phone = '55 3333 3333' where id = ${patients.norte}`;
     const next = await once(norte);
     expect(await has(norte, "patients", planted)).toBe(false);
+    expect(await has(norte, "patients", patients.far)).toBe(false);
     // Its IT person is told.
-    expect(next).toMatch(/^quarantined: the cloud refused 1 change\(s\) of this clinic/m);
+    expect(next).toMatch(/^quarantined: the cloud refused 2 change\(s\) of this clinic/m);
     expect(await cli(sur, "once")).not.toMatchObject({ stdout: expect.stringContaining("quarantined") });
     expect(await cloud`select phone from patients where id = ${patients.norte}`).toEqual([
       { phone: "55 3333 3333" },
