@@ -23,7 +23,12 @@ describe("the scope rules", () => {
     await insertConsultation(node.sql, b);
     // Links across branches: A's patient and doctor seen at B (an appointment and its encounter),
     // and A's doctor working at B too.
-    const appointment = { ...a.appointments, id: crypto.randomUUID(), branch_id: b.branches.id, room_id: b.rooms.id };
+    const appointment = {
+      ...a.appointments,
+      id: crypto.randomUUID(),
+      branch_id: b.branches.id,
+      room_id: b.rooms.id,
+    };
     const encounter = {
       ...a.encounters,
       id: crypto.randomUUID(),
@@ -41,7 +46,9 @@ describe("the scope rules", () => {
           (select s.scope from cv_sync.scope_of(${table}, x.r) s) as scope_of
         from (select t.id, to_jsonb(t) as r from ${node.sql(table)} t
           union all select t.id, to_jsonb(t) || jsonb_build_object('id', gen_random_uuid()) from ${node.sql(table)} t) x`;
-      expect(rows.length, table).toBe(table === "user_branches" ? 6 : table === "appointments" || table === "encounters" ? 6 : 4);
+      // Three rows in the tables the cross-branch links added to, two elsewhere; each twice.
+      const linked = ["user_branches", "appointments", "encounters"].includes(table);
+      expect(rows.length, table).toBe(linked ? 6 : 4);
       for (const row of rows) expect(row.scope_of, `${table} ${row.id}`).toEqual(row.row_scope);
       multiBranch += rows.filter((row) => (row.row_scope?.length ?? 0) > 1).length;
     }
