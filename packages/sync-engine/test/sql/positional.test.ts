@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { SYNCED_TABLES } from "@centrovision/core";
 import {
   consultation,
@@ -14,6 +14,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFLATED_MAX_BYTES, deflatedMessage } from "../../src/internal/deflated.js";
 import { positionalBatch } from "../../src/internal/positional.js";
+import { createRpcPeer } from "../../src/internal/rpc-peer.js";
 import type { SyncChange } from "../../src/sync-types.js";
 import {
   apply,
@@ -359,6 +360,81 @@ describe("the deflated batch", () => {
     expect(await rowTexts(clinicNode)).toEqual(await rowTexts(cloud));
     // The same body again is the retry of a batch applied: a duplicate, nothing applied twice.
     expect(await applyDeflated(clinicNode, body)).toMatchObject({ status: "duplicate", applied: 0 });
+  });
+
+  it("carries the array when it fits, else the positional batch when that fits, else goes uncompressed", async () => {
+    // New patients with notes that deflate poorly: as many as make the array's deflated batch
+    // just too large for cv_sync_apply_deflated while the positional one still fits.
+    const origin = randomUUID();
+    const made = (n: number): SyncChange => {
+      const id = randomUUID();
+      const version = randomUUID();
+      return {
+        table: "patients",
+        row_id: id,
+        op: "upsert",
+        row: {
+          id,
+          version,
+          branch_id: origin,
+          first_name: `Paciente ${n}`,
+          notes: randomBytes(30).toString("base64"),
+        },
+        version,
+        base_version: null,
+        origin,
+        hlc: `${String(1_765_000_000_000 + n).padStart(15, "0")}.0000000000.${origin}`,
+        changed_columns: null,
+        author: { user: origin, sign_in: "clinic", node: origin },
+        txid: 1,
+        seq: n + 1,
+      };
+    };
+    const all = Array.from({ length: 4_000 }, (_, n) => made(n));
+    const size = (changes: readonly SyncChange[], form: "array" | "positional") =>
+      deflatedMessage(JSON.stringify({ p_changes: form === "array" ? changes : positionalBatch(changes) }))
+        .length;
+    let rows = 1_000;
+    while (rows < all.length && size(all.slice(0, rows), "array") <= DEFLATED_MAX_BYTES) rows += 25;
+    const between = all.slice(0, rows);
+    expect(size(between, "positional")).toBeLessThanOrEqual(DEFLATED_MAX_BYTES - 1_000);
+    /** What the peer sends for `changes`: the form inside its deflated body, or JSON. */
+    const sentAs = async (changes: readonly SyncChange[]) => {
+      const sent: string[] = [];
+      const refuse = async () => {
+        throw new Error("captured");
+      };
+      const peer = createRpcPeer(
+        "cloud",
+        async () => {
+          sent.push("json");
+          return refuse();
+        },
+        async () => {},
+        async (_fn, body) => {
+          const [opened] = await cloud.sql<{ form: string }[]>`
+            select coalesce(c ->> 'format', jsonb_typeof(c)) as form
+            from (select convert_from(cv_sync.inflate(${Buffer.from(body)}::bytea), 'UTF8')::jsonb -> 'p_changes' as c) x`;
+          sent.push(`deflated ${opened?.form}`);
+          return refuse();
+        },
+      );
+      const cursor = { txid: 1, seq: 0 };
+      await expect(
+        peer.apply({
+          source: { nodeId: randomUUID(), epoch: randomUUID(), fingerprint: {} },
+          expected: cursor,
+          cursor: { txid: 1, seq: changes.length },
+          changes,
+          positional: true,
+          deflated: true,
+        }),
+      ).rejects.toThrow("captured");
+      return sent;
+    };
+    expect(await sentAs(all.slice(0, 100))).toEqual(["deflated array"]);
+    expect(await sentAs(between)).toEqual(["deflated positional"]);
+    expect(await sentAs(all)).toEqual(["json"]);
   });
 
   it("is refused whole when it is not one (CV005), nothing written", async () => {
