@@ -100,7 +100,10 @@ const optionsSchema = z
  * injects one does not load it. Node 20 has no WebSocket: supabase-js takes `ws` for Realtime,
  * which the wake-ups use.
  */
-async function createDefaultClient(url: string, key: string): Promise<SupabaseRpcClient> {
+async function createDefaultClient(
+  url: string,
+  key: string,
+): Promise<SupabaseRpcClient & { disconnect(): void }> {
   const [{ createClient }, { default: WebSocket }] = await Promise.all([
     import("@supabase/supabase-js"),
     import("ws"),
@@ -115,6 +118,12 @@ async function createDefaultClient(url: string, key: string): Promise<SupabaseRp
     rpcBytes: (fn, body) => rpcRequest((signal) => postRpcBytes({ url, key, token: key, fn, body, signal })),
     // supabase-js's overloaded `on` is wider than the slice: the cast only narrows it.
     realtimeClient: async () => client as unknown as SupabaseRealtimeClient,
+    // Left open, the socket would hold the process for about a minute after the last channel
+    // left (supabase-js disconnects an empty socket only after two heartbeats). Not awaited: with
+    // the cloud unreachable, the closing handshake waits out supabase-js's 10 s.
+    disconnect: () => {
+      client.realtime.disconnect().catch(() => {});
+    },
   };
 }
 
@@ -235,10 +244,10 @@ function toCvError(error: PostgrestErrorLike, status: number, label: string, fn:
 export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
   const options = parseOptions("supabase peer", optionsSchema, input);
   const label = options.label ?? `cloud (${new URL(options.url).host})`;
-  let client: Promise<SupabaseRpcClient> | undefined;
+  const given = options.client;
+  let client: Promise<SupabaseRpcClient & { disconnect?(): void }> | undefined;
 
   const getClient = (): Promise<SupabaseRpcClient> => {
-    const given = options.client;
     client ??=
       given === undefined
         ? createDefaultClient(options.url, options.key as string)
@@ -246,8 +255,13 @@ export function createSupabasePeer(input: SupabasePeerOptions): SyncPeer {
     return client;
   };
 
-  const { invoke, invokeBytes, close } = createSupabaseInvoker(label, getClient, options.timeoutMs);
-  return withChangeFeed(createRpcPeer(label, invoke, close, invokeBytes), (onListening) =>
+  const invoker = createSupabaseInvoker(label, getClient, options.timeoutMs);
+  // A client the peer made itself (with `key`) is the peer's to disconnect; an injected one is the caller's.
+  const close = async () => {
+    await invoker.close();
+    if (given === undefined) (await client?.catch(() => undefined))?.disconnect?.();
+  };
+  return withChangeFeed(createRpcPeer(label, invoker.invoke, close, invoker.invokeBytes), (onListening) =>
     listenForWakeups(async () => (await getClient()).realtimeClient?.(), {
       retryMs: WAKE_RETRY_MS,
       onListening,

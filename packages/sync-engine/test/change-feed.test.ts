@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { createLink, type Link } from "@centrovision/testkit";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import {
+  createLink,
+  GATEWAY_UPGRADE_CHANNEL,
+  type GatewayUpgradeRecord,
+  type Link,
+} from "@centrovision/testkit";
 import { consultation, insert, insertConsultation, patient, rowOf } from "@centrovision/testkit/nodes";
 import postgres from "postgres";
 import { firstValueFrom, type Subscription, timeout } from "rxjs";
@@ -180,6 +186,29 @@ describe("the cloud's wake-ups (Realtime)", () => {
     expect(heard.person).toEqual([]);
     for (const subscription of subscriptions) subscription?.unsubscribe();
     await Promise.all([node.close(), person.close()]);
+  });
+
+  it("a peer made with a key closes its Realtime socket on close(), not a minute later", async () => {
+    const sockets: GatewayUpgradeRecord["socket"][] = [];
+    const onUpgrade = (record: unknown) => sockets.push((record as GatewayUpgradeRecord).socket);
+    subscribe(GATEWAY_UPGRADE_CHANNEL, onUpgrade);
+    try {
+      const peer = createSupabasePeer({
+        url: pair.cloud.supabase.url,
+        key: pair.cloud.supabase.serviceRoleKey,
+        timeoutMs: 5_000,
+      });
+      const listening = peer.changes$?.subscribe(() => {});
+      await expect.poll(() => peer.listening?.(), { timeout: 10_000 }).toBe(true);
+      expect(sockets).toHaveLength(1);
+      listening?.unsubscribe();
+      await peer.close();
+      // supabase-js alone disconnects an empty socket after two heartbeats (about 50 s), which
+      // held an engine's process that long after it had stopped.
+      await expect.poll(() => sockets[0]?.destroyed, { timeout: 3_000 }).toBe(true);
+    } finally {
+      unsubscribe(GATEWAY_UPGRADE_CHANNEL, onUpgrade);
+    }
   });
 
   it("a write on the cloud reaches the clinic server in well under its interval; the clinic's own push wakes nothing", async () => {

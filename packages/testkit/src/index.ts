@@ -40,6 +40,12 @@ export {
 } from "./postgres.js";
 export { pick, seededRandom, testSeeds } from "./random.js";
 export {
+  GATEWAY_REQUEST_CHANNEL,
+  GATEWAY_UPGRADE_CHANNEL,
+  type GatewayRequestRecord,
+  type GatewayUpgradeRecord,
+} from "./supabase/gateway-stats.js";
+export {
   type CreateKeysOptions,
   createSupabaseKeys,
   type MintOptions,
