@@ -30,6 +30,17 @@ describe("rpc results", () => {
     ]);
   });
 
+  it("returns a set of scalars as an array in the function's order, capped at db-max-rows", async () => {
+    const three = await h.anon.rpc("countdown", { n: 3 });
+    expect([three.status, three.data]).toEqual([200, [{ left: 3 }, { left: 2 }, { left: 1 }]]);
+    const capped = await h.rest("/rpc/countdown", { method: "POST", body: '{"n":1200}' });
+    expect([capped.status, JSON.parse(capped.text).length, capped.headers.get("content-range")]).toEqual([
+      200,
+      1000,
+      "0-999/*",
+    ]);
+  });
+
   it("binds arguments by name and applies defaults", async () => {
     expect((await h.anon.rpc("add_them", { b: 2, a: 1 })).data).toBe(3);
     expect((await h.anon.rpc("add_them", { a: 1 })).data).toBe(11);

@@ -36,8 +36,11 @@ export interface DbFunction {
   readonly schema: string;
   readonly name: string;
   readonly params: readonly FunctionParam[];
-  /** `rows`: SETOF, TABLE, a composite type or OUT parameters, which PostgREST renders as rows. */
-  readonly returns: "void" | "scalar" | "rows";
+  /**
+   * `rows`: SETOF or TABLE of a composite type, a composite type or OUT parameters, which PostgREST
+   * renders as rows; `scalars`: SETOF a base type, rendered as an array of its values.
+   */
+  readonly returns: "void" | "scalar" | "scalars" | "rows";
   readonly volatile: boolean;
 }
 
@@ -70,7 +73,8 @@ const TABLES_SQL = `
 const FUNCTIONS_SQL = `
   select p.proname as name, p.provolatile = 'v' as volatile,
     case when rt.typtype = 'p' and rt.typname = 'void' then 'void'
-      when p.proretset or rt.typtype = 'c' or rt.typname = 'record' then 'rows'
+      when rt.typtype = 'c' or rt.typname = 'record' then 'rows'
+      when p.proretset then 'scalars'
       else 'scalar' end as returns,
     p.pronargs::int as nargs, p.pronargdefaults::int as ndefaults,
     coalesce((

@@ -8,9 +8,9 @@
 import type { Catalog, DbFunction } from "./catalog.js";
 import { ApiError, invalidBody, notImplemented } from "./errors.js";
 import { bodySource } from "./payload.js";
-import type { Plan, PlanContext } from "./plan.js";
+import { type Plan, type PlanContext, pageFor } from "./plan.js";
 import { bodyAggregate, finishRead } from "./read.js";
-import { ident, Params } from "./sql-fragments.js";
+import { ident, limitOffsetSql, Params } from "./sql-fragments.js";
 
 const JSON_TYPES = new Set(["json", "jsonb"]);
 
@@ -100,7 +100,7 @@ function checkSupported(fn: DbFunction): void {
   const name = `${fn.schema}.${fn.name}`;
   if (fn.returns === "rows") {
     throw notImplemented(
-      `${name} returns rows (SETOF, TABLE or a composite type); only functions returning a scalar or void are supported by the local gateway`,
+      `${name} returns rows (TABLE or a composite type); only functions returning a scalar, a set of scalars or void are supported by the local gateway`,
     );
   }
   if (fn.params.some((p) => p.mode === "v")) {
@@ -146,15 +146,23 @@ function callSource(ctx: PlanContext, fn: DbFunction, params: Params): string {
   return `${source}, ${call(args)}`;
 }
 
-/** Calls the function and shapes the result: void → 204, anything else → its bare JSON value. */
+/**
+ * Calls the function and shapes the result: void → 204, a set of scalars → the array of their
+ * JSON values (a page of them), anything else → its bare JSON value.
+ */
 export function planCall(ctx: PlanContext, fn: DbFunction): Plan {
   checkSupported(fn);
   const params = new Params();
-  const body = bodyAggregate("object", "_t.pgrst_scalar");
+  const source = callSource(ctx, fn, params);
+  // A set is paged as PostgREST pages a read: here by db-max-rows alone, as query parameters on
+  // rpc/ are refused (query-params.ts).
+  const page = fn.returns === "scalars" ? pageFor(ctx) : undefined;
+  const body = bodyAggregate(page ? ctx.media : "object", "_t.pgrst_scalar");
+  const limit = page ? ` ${limitOffsetSql(page.limit, page.offset, params)}` : "";
   const sql =
     `SELECT pg_catalog.count(_t) AS page_total, ${body} AS body ` +
-    `FROM (SELECT pgrst_call.pgrst_scalar FROM ${callSource(ctx, fn, params)}) _t`;
-  const read = finishRead(ctx, { offset: 0 });
+    `FROM (SELECT pgrst_call.pgrst_scalar FROM ${source}${limit}) _t`;
+  const read = finishRead(ctx, page ?? { offset: 0 });
   const finish: Plan["finish"] = (row) => {
     const reply = read(row);
     if (fn.returns !== "void") return reply;
