@@ -10,14 +10,32 @@
 -- call is folded into the query that wraps it and was seen to run twice per request (once for
 -- the count, once for the body); a VOLATILE one runs once.
 
--- One page of p_table in id order after p_after_id, rows in this node credential's scope only:
+-- One page of p_table in id order after p_after_id, rows in this node credential's scope only, as
+-- a set of json values: first the page's header
 --   {node_id, epoch, fingerprint, now, table, after_id, last_id, has_more, cursor,
---    format: 'row_text', columns: [name, …], rows: [[id, version, hlc, row text], …]}
--- The cursor is the horizon taken before the rows are read (a VOLATILE function reads each
--- statement at a new snapshot): every change the rows may miss is at or after it, so the
--- catch-up replays it.
+--    format: 'row_text', columns: [name, …]}
+-- then its rows in id order, in chunks of at most 100: [[id, version, hlc, row text], …].
+-- PostgREST sends a set as one array, [header, chunk, …], and caps it at db-max-rows (Supabase's
+-- 1000: 100 rows a chunk keep a page of up to 99,900 rows under it). A set, not one json value:
+-- behind PostgREST a scalar result is aggregated and parsed again (json_agg(…)->0), and each of
+-- the page's copies in the function and around it was a fresh megabyte of memory; chunks of ~60 KB
+-- are not. The rows, last_id and has_more come from one statement (one snapshot: a row deleted
+-- meanwhile cannot leave last_id naming a row the page does not hold). The cursor is the horizon
+-- taken before that statement (a VOLATILE function reads each statement at a new snapshot): every
+-- change the rows may miss is at or after it, so the catch-up replays it.
+-- Until December 2026 it returned the page as one json value. A function's return type cannot be
+-- replaced, only dropped with the function; the grants come back with cv_sync.grant_rpc() at the
+-- end of this file, in the same transaction.
+DO $$
+BEGIN
+  IF (SELECT NOT p.proretset FROM pg_catalog.pg_proc p
+      WHERE p.oid = pg_catalog.to_regprocedure('public.cv_sync_snapshot(text, uuid, integer)')) THEN
+    DROP FUNCTION public.cv_sync_snapshot(text, uuid, integer);
+  END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION public.cv_sync_snapshot(p_table text, p_after_id uuid DEFAULT NULL, p_limit integer DEFAULT 1000)
-  RETURNS json
+  RETURNS SETOF json
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = ''
   SET datestyle = 'ISO, YMD'
@@ -27,50 +45,45 @@ CREATE OR REPLACE FUNCTION public.cv_sync_snapshot(p_table text, p_after_id uuid
   SET timezone = 'UTC'
 AS $$
 DECLARE
-  v_rows json;
-  v_last uuid;
-  v_has_more boolean;
   v_held uuid[];
   v_in_scope text;
-  v_horizon bigint;
+  v_cursor json;
 BEGIN
   PERFORM cv_sync.require_node(NULL);
   v_held := cv_sync.node_scope();
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
-  IF p_limit IS NULL OR p_limit < 1 THEN
-    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 99900 THEN
+    RAISE EXCEPTION 'p_limit must be a number from 1 to 99900, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
-  v_horizon := cv_sync.horizon();
+  v_cursor := cv_sync.cursor_json(cv_sync.horizon(), 0);
   -- $3: the scope held; a row copied unlogged may lack a kept scope, then it is read now.
   v_in_scope := CASE WHEN v_held IS NULL THEN 'true' ELSE format(
     'coalesce((SELECT sc.scope FROM cv_sync.scopes sc WHERE sc.table_name = %1$L AND sc.row_id = t.id), '
     'cv_sync.row_scope(%1$L, to_jsonb(t))) && $3', p_table) END;
-  -- Each row's HLC is looked up by its key (a subquery per row): joined, the planner hashed the
-  -- page against a scan of all of row_state, every table's entries, on every page.
-  EXECUTE format(
-    'SELECT coalesce(json_agg(json_build_array(x.id, x.version, '
-    '    coalesce(x.hlc, cv_sync.synthetic_hlc(x.updated_at, n.node_id)), x.r::text) ORDER BY x.id), ''[]''::json), '
-    '  (array_agg(x.id ORDER BY x.id DESC))[1] '
-    'FROM (SELECT t.id, t.version, t.updated_at, t AS r, '
-    '        (SELECT rs.hlc FROM cv_sync.row_state rs WHERE rs.table_name = %1$L AND rs.row_id = t.id) AS hlc '
-    '      FROM public.%1$I t WHERE ($1 IS NULL OR t.id > $1) AND %2$s ORDER BY t.id LIMIT $2) x '
-    'CROSS JOIN cv_sync.node n', p_table, v_in_scope)
-  INTO v_rows, v_last USING p_after_id, p_limit, v_held;
-  EXECUTE format('SELECT EXISTS (SELECT FROM public.%I t WHERE t.id > $1 AND %s)', p_table, v_in_scope)
-    INTO v_has_more USING v_last, p_limit, v_held;
-  RETURN (
-    SELECT json_build_object(
-      'node_id', n.node_id, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(), 'now', clock_timestamp(),
-      'table', p_table, 'after_id', p_after_id, 'last_id', coalesce(v_last, p_after_id),
-      'has_more', coalesce(v_has_more, false), 'cursor', cv_sync.cursor_json(v_horizon, 0),
-      'format', 'row_text',
-      'columns', (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-        WHERE a.attrelid = format('public.%I', p_table)::regclass AND a.attnum > 0 AND NOT a.attisdropped),
-      'rows', v_rows)
-    FROM cv_sync.node n
-  );
+  -- One row past the page tells has_more. Each row's HLC is looked up by its key (a subquery per
+  -- row): joined, the planner hashed the page against a scan of all of row_state, every table's
+  -- entries, on every page. An id's text sorts as the uuid does (fixed-width lowercase hex).
+  RETURN QUERY EXECUTE format(
+    'WITH p AS (SELECT x.id, x.n, json_build_array(x.id, x.version, '
+    '    coalesce(x.hlc, cv_sync.synthetic_hlc(x.updated_at, node.node_id)), x.r::text) AS item '
+    '  FROM (SELECT t.id, t.version, t.updated_at, t AS r, row_number() OVER (ORDER BY t.id) AS n, '
+    '          (SELECT rs.hlc FROM cv_sync.row_state rs WHERE rs.table_name = %1$L AND rs.row_id = t.id) AS hlc '
+    '        FROM public.%1$I t WHERE ($1 IS NULL OR t.id > $1) AND %2$s ORDER BY t.id LIMIT $2 + 1) x '
+    '  CROSS JOIN cv_sync.node) '
+    'SELECT c.value FROM ('
+    '  SELECT 0::bigint AS k, json_build_object(''node_id'', node.node_id, ''epoch'', node.epoch, '
+    '    ''fingerprint'', cv_sync.fingerprint(), ''now'', clock_timestamp(), ''table'', %1$L, ''after_id'', $1, '
+    '    ''last_id'', coalesce((SELECT max(p.id::text COLLATE "C") FROM p WHERE p.n <= $2)::uuid, $1), '
+    '    ''has_more'', EXISTS (SELECT FROM p WHERE p.n > $2), ''cursor'', $4, ''format'', ''row_text'', '
+    '    ''columns'', (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_catalog.pg_attribute a '
+    '      WHERE a.attrelid = %3$L::regclass AND a.attnum > 0 AND NOT a.attisdropped)) AS value '
+    '  FROM cv_sync.node '
+    '  UNION ALL '
+    '  SELECT min(p.n), json_agg(p.item ORDER BY p.n) FROM p WHERE p.n <= $2 GROUP BY (p.n - 1) / 100) c '
+    'ORDER BY c.k', p_table, v_in_scope, format('public.%I', p_table))
+  USING p_after_id, p_limit, v_held, v_cursor;
 END
 $$;
 

@@ -142,7 +142,10 @@ function textArgument(type: string, value: unknown): string | null {
  * Functions that return `json` (built as text, sql/0006): the driver parses it as it parses jsonb.
  * Wrapping them in `to_jsonb` would re-parse a 10,000-change page on the server before sending it.
  */
-const JSON_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_pull", "cv_sync_snapshot"]);
+const JSON_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_pull"]);
+
+/** Functions that return a set of `json` values: handed over as their array, as PostgREST sends it. */
+const SET_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_snapshot"]);
 
 /**
  * A statement calling `fn` with named arguments. Every value travels as text and is cast on the
@@ -159,9 +162,11 @@ function statement(
   return {
     text: VOID_RPCS.has(fn)
       ? `select ${call}::text as r`
-      : JSON_RPCS.has(fn)
-        ? `select ${call} as r`
-        : `select to_jsonb(${call}) as r`,
+      : SET_RPCS.has(fn)
+        ? `select r from ${call} r`
+        : JSON_RPCS.has(fn)
+          ? `select ${call} as r`
+          : `select to_jsonb(${call}) as r`,
     values: names.map((name) => textArgument(signature[name] as string, args[name])),
   };
 }
@@ -275,7 +280,7 @@ export function createPostgresInvoker(input: PostgresPeerOptions): {
         query = client.unsafe(text, values, { prepare: true });
         return Promise.resolve(query);
       });
-      return rows[0]?.r ?? null;
+      return SET_RPCS.has(fn) ? rows.map((row) => row.r) : (rows[0]?.r ?? null);
     } catch (error) {
       // Deadline or caller abort: stop the statement on the server (an apply then rolls back unless
       // it already committed; either way it is whole). Only a missed deadline condemns the pool.

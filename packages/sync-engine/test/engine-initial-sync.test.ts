@@ -165,7 +165,7 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
       const numbered = readFileSync(new URL("../../../sql/0006_sync_read.sql", import.meta.url), "utf8");
       const start = numbered.indexOf("CREATE FUNCTION public.cv_sync_snapshot(");
       const older = numbered.slice(start, numbered.indexOf("$$;", start) + 3);
-      await clean.cloud.sql.unsafe(older.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"));
+      await clean.cloud.sql.unsafe(`DROP FUNCTION public.cv_sync_snapshot(text, uuid, integer); ${older}`);
       await insertConsultation(clean.cloud.sql, consultation());
       const status = await clean.engine().syncNow();
       expect(status.lastError).toMatchObject({

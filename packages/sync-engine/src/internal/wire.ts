@@ -165,49 +165,50 @@ function isSnapshotRow(value: unknown): boolean {
 }
 
 /**
- * A page's rows, checked in one loop rather than by a schema per row: a page holds thousands,
- * and the target checks each again, parsing its text as the table's row.
+ * A chunk of a page's rows, checked in one loop rather than by a schema per row: a page holds
+ * thousands, and the target checks each again, parsing its text as the table's row.
  */
-const snapshotRows = z.custom<SnapshotRow[]>(
+const snapshotChunk = z.custom<SnapshotRow[]>(
   (value) => Array.isArray(value) && value.every(isSnapshotRow),
   "must be [id, version, hlc, row text] items",
 );
 
-const snapshotSchema = z
-  .object({
-    ...identity,
-    table,
-    after_id: id().nullable(),
-    last_id: id().nullable(),
-    format: z.literal("row_text"),
-    columns: z.array(z.string()).min(1),
-    rows: snapshotRows,
-    has_more: z.boolean(),
-    cursor: cursorSchema,
-  })
-  .transform(
-    (s): SnapshotPage => ({
-      source: { nodeId: s.node_id, epoch: s.epoch, fingerprint: s.fingerprint },
-      now: s.now,
-      table: s.table,
-      afterId: s.after_id,
-      lastId: s.last_id,
-      columns: s.columns,
-      rows: s.rows,
-      hasMore: s.has_more,
-      cursor: s.cursor,
-    }),
-  );
+const snapshotHeader = z.object({
+  ...identity,
+  table,
+  after_id: id().nullable(),
+  last_id: id().nullable(),
+  format: z.literal("row_text"),
+  columns: z.array(z.string()).min(1),
+  has_more: z.boolean(),
+  cursor: cursorSchema,
+});
+
+/** `cv_sync_snapshot`'s set, as PostgREST (or the direct peer) hands it over: [header, chunk of rows, …]. */
+const snapshotSchema = z.tuple([snapshotHeader], snapshotChunk).transform(
+  ([s, ...chunks]): SnapshotPage => ({
+    source: { nodeId: s.node_id, epoch: s.epoch, fingerprint: s.fingerprint },
+    now: s.now,
+    table: s.table,
+    afterId: s.after_id,
+    lastId: s.last_id,
+    columns: s.columns,
+    rows: chunks.flat(),
+    hasMore: s.has_more,
+    cursor: s.cursor,
+  }),
+);
 
 /**
- * A `cv_sync_snapshot` reply of a node whose sql/ functions predate row texts (rows as
- * `{row, hlc, origin}` objects, no `format`): that node needs the migrations, not a retry.
+ * A `cv_sync_snapshot` reply of a node whose sql/ functions are older than the engine's: the page
+ * as one object (rows inside it), not the set [header, chunk, …]. That node needs the
+ * migrations, not a retry.
  */
 export function isOlderSnapshotReply(reply: unknown): boolean {
   return (
     typeof reply === "object" &&
     reply !== null &&
-    !("format" in reply) &&
+    !Array.isArray(reply) &&
     Array.isArray((reply as { rows?: unknown }).rows)
   );
 }

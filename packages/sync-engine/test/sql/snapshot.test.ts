@@ -86,6 +86,43 @@ describe("initial sync", () => {
     await expectConverged(cloud, clinicNode);
   });
 
+  it("sends a page as its header, then its rows in id order in chunks of at most 100", async () => {
+    const graph = consultation();
+    await insertConsultation(cloud.sql, graph);
+    await cloud.sql`
+      insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+      select gen_random_uuid(), ${graph.branches.id}, 'Paciente ' || n, 'Trozos', date '1950-01-01' + n, 'unknown', '55 1234 5678'
+      from generate_series(1, 300) n`;
+    const [first] = await cloud.sql<{ id: string }[]>`select min(id::text)::uuid as id from patients`;
+    const set = async (limit: number) =>
+      (
+        await cloud.sql<
+          { r: unknown }[]
+        >`select r from cv_sync_snapshot('patients', ${first?.id as string}::uuid, ${limit}) r`
+      ).map((row) => row.r);
+    const ids = (
+      await cloud.sql<{ id: string }[]>`select id from patients where id > ${first?.id as string} order by id`
+    ).map((row) => row.id);
+    const [header, ...chunks] = await set(250);
+    expect(chunks.map((chunk) => (chunk as unknown[]).length)).toEqual([100, 100, 50]);
+    const rows = (chunks as string[][][]).flat();
+    expect(rows.map((row) => row[0])).toEqual(ids.slice(0, 250));
+    expect(header).toMatchObject({
+      table: "patients",
+      after_id: first?.id,
+      last_id: ids[249],
+      has_more: true,
+    });
+    // The rest: one short chunk, has_more false, last_id the last row.
+    const [end, ...rest] = await set(ids.length);
+    const sizes = Array.from({ length: Math.ceil(ids.length / 100) }, (_, i) =>
+      Math.min(100, ids.length - i * 100),
+    );
+    expect(rest.map((chunk) => (chunk as unknown[]).length)).toEqual(sizes);
+    expect(end).toMatchObject({ last_id: ids.at(-1), has_more: false });
+    expect(await failureCode(() => set(99_901))).toBe("CV005");
+  });
+
   it("reads each page's HLCs by key, never the table's whole row_state (a page of 500 of 6,000 patients)", async () => {
     const graph = consultation();
     await insertConsultation(cloud.sql, graph);
@@ -105,7 +142,8 @@ describe("initial sync", () => {
     };
     const before = await scans();
     const [page] = await session<{ rows: number }[]>`
-      select json_array_length(cv_sync_snapshot('patients', null, 500) -> 'rows') as rows`;
+      select sum(json_array_length(r)) filter (where json_typeof(r) = 'array')::int as rows
+      from cv_sync_snapshot('patients', null, 500) r`;
     expect(page?.rows).toBe(500);
     const after = await scans();
     session.release();

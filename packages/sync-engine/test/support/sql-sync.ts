@@ -210,11 +210,13 @@ export async function snapshotProgress(target: SqlNode, source: SqlNode): Promis
   return found?.c.snapshot_progress ?? null;
 }
 
+/** A page as the engine hands it on: the set's header with the rows of its chunks. */
 export async function snapshotPage(source: SqlNode, table: string, after: string | null, limit: number) {
-  const [found] = await source.sql<{ page: SnapshotPage }[]>`
-    select cv_sync_snapshot(${table}, ${after}::uuid, ${limit}) as page`;
-  if (!found) throw new Error("cv_sync_snapshot returned nothing");
-  return found.page;
+  const [header, ...chunks] = (
+    await source.sql<{ r: unknown }[]>`select r from cv_sync_snapshot(${table}, ${after}::uuid, ${limit}) r`
+  ).map((row) => row.r);
+  if (!header) throw new Error("cv_sync_snapshot returned nothing");
+  return { ...(header as Omit<SnapshotPage, "rows">), rows: chunks.flat() } as SnapshotPage;
 }
 
 export async function applySnapshot(target: SqlNode, source: SqlNode, page: SnapshotPage) {
