@@ -31,6 +31,16 @@ afterEach(async () => {
   await Promise.all([cloud?.drop(), clinicNode?.drop()]);
 });
 
+/** A consultation on the cloud, and `count` more patients in its branch. */
+async function consultationWithPatients(count: number): Promise<void> {
+  const graph = consultation();
+  await insertConsultation(cloud.sql, graph);
+  await cloud.sql`
+    insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+    select gen_random_uuid(), ${graph.branches.id}, 'Paciente ' || n, 'Página', date '1950-01-01' + n, 'unknown', '55 1234 5678'
+    from generate_series(1, ${count}::int) n`;
+}
+
 async function count(node: SqlNode, query: string): Promise<number> {
   const [found] = await node.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${query}`);
   return found?.n ?? 0;
@@ -87,12 +97,7 @@ describe("initial sync", () => {
   });
 
   it("sends a page as its header, then its rows in id order in chunks of at most 100", async () => {
-    const graph = consultation();
-    await insertConsultation(cloud.sql, graph);
-    await cloud.sql`
-      insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
-      select gen_random_uuid(), ${graph.branches.id}, 'Paciente ' || n, 'Trozos', date '1950-01-01' + n, 'unknown', '55 1234 5678'
-      from generate_series(1, 300) n`;
+    await consultationWithPatients(300);
     const [first] = await cloud.sql<{ id: string }[]>`select min(id::text)::uuid as id from patients`;
     const set = async (limit: number) =>
       (
@@ -124,12 +129,7 @@ describe("initial sync", () => {
   });
 
   it("reads each page's HLCs by key, never the table's whole row_state (a page of 500 of 6,000 patients)", async () => {
-    const graph = consultation();
-    await insertConsultation(cloud.sql, graph);
-    await cloud.sql`
-      insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
-      select gen_random_uuid(), ${graph.branches.id}, 'Paciente ' || n, 'Lectura', date '1950-01-01' + n, 'unknown', '55 1234 5678'
-      from generate_series(1, 6000) n`;
+    await consultationWithPatients(6000);
     await cloud.sql`analyze`;
     // One session: its own counts are flushed (pg_stat_force_next_flush) before it reads them.
     const session = await cloud.sql.reserve();
