@@ -39,12 +39,7 @@ export {
   type TestTls,
 } from "./postgres.js";
 export { pick, seededRandom, testSeeds } from "./random.js";
-export {
-  GATEWAY_REQUEST_CHANNEL,
-  GATEWAY_UPGRADE_CHANNEL,
-  type GatewayRequestRecord,
-  type GatewayUpgradeRecord,
-} from "./supabase/gateway-stats.js";
+export { GATEWAY_UPGRADE_CHANNEL, type GatewayUpgradeRecord } from "./supabase/gateway-stats.js";
 export {
   type CreateKeysOptions,
   createSupabaseKeys,
