@@ -14,9 +14,9 @@
 -- a set of json values: first the page's header
 --   {node_id, epoch, fingerprint, now, table, after_id, last_id, has_more, cursor,
 --    format: 'row_text', columns: [name, …]}
--- then its rows in id order, in chunks of at most 100: [[id, version, hlc, row text], …].
--- PostgREST sends a set as one array, [header, chunk, …], and caps it at db-max-rows (Supabase's
--- 1000: 100 rows a chunk keep a page of up to 99,900 rows under it). A set, not one json value:
+-- then its rows in id order, in chunks of 100 (more when the page would otherwise need over 998
+-- chunks): [[id, version, hlc, row text], …]. PostgREST sends a set as one array, [header, chunk,
+-- …], and caps it at db-max-rows (Supabase's 1000). A set, not one json value:
 -- behind PostgREST a scalar result is aggregated and parsed again (json_agg(…)->0), and each of
 -- the page's copies in the function and around it was a fresh megabyte of memory; chunks of ~60 KB
 -- are not. The rows, last_id and has_more come from one statement (one snapshot: a row deleted
@@ -54,8 +54,8 @@ BEGIN
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
-  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 99900 THEN
-    RAISE EXCEPTION 'p_limit must be a number from 1 to 99900, got %', p_limit USING ERRCODE = 'CV005';
+  IF p_limit IS NULL OR p_limit < 1 THEN
+    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
   v_cursor := cv_sync.cursor_json(cv_sync.horizon(), 0);
   -- $3: the scope held; a row copied unlogged may lack a kept scope, then it is read now.
@@ -81,7 +81,7 @@ BEGIN
     '      WHERE a.attrelid = %3$L::regclass AND a.attnum > 0 AND NOT a.attisdropped)) AS value '
     '  FROM cv_sync.node '
     '  UNION ALL '
-    '  SELECT min(p.n), json_agg(p.item ORDER BY p.n) FROM p WHERE p.n <= $2 GROUP BY (p.n - 1) / 100) c '
+    '  SELECT min(p.n), json_agg(p.item ORDER BY p.n) FROM p WHERE p.n <= $2 GROUP BY (p.n - 1) / greatest(100, $2::bigint / 998 + 1)) c '
     'ORDER BY c.k', p_table, v_in_scope, format('public.%I', p_table))
   USING p_after_id, p_limit, v_held, v_cursor;
 END

@@ -101,25 +101,9 @@ BEGIN
 END
 $$;
 
--- As cv_sync_apply's (0005's cv_sync.grant_rpc): the sync role, the service key and, on the
--- cloud, a clinic server's node credential (cv_sync.require_node checks it inside).
-DO $$
-DECLARE
-  v_role text;
-BEGIN
-  REVOKE ALL ON FUNCTION public.cv_sync_apply_deflated(bytea) FROM PUBLIC;
-  GRANT EXECUTE ON FUNCTION public.cv_sync_apply_deflated(bytea) TO centrovision_sync;
-  FOR v_role IN SELECT r.rolname FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated') LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION public.cv_sync_apply_deflated(bytea) FROM %I', v_role);
-  END LOOP;
-  IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'service_role') THEN
-    GRANT EXECUTE ON FUNCTION public.cv_sync_apply_deflated(bytea) TO service_role;
-    IF to_regclass('cv_auth.signing_key') IS NULL THEN
-      GRANT EXECUTE ON FUNCTION public.cv_sync_apply_deflated(bytea) TO authenticated;
-    END IF;
-  END IF;
-END
-$$;
+-- The sync role, the service key and, on the cloud, a clinic server's node credential
+-- (cv_sync.require_node checks it inside), as cv_sync_apply's (00_grant_rpc.sql).
+CALL cv_sync.grant_rpc();
 
 -- 0017's, saying which forms of p_changes this node's cv_sync_apply takes (`apply_formats`): an
 -- engine sends the positional batch only to a node that lists it, and the deflated batch only to

@@ -139,13 +139,11 @@ function textArgument(type: string, value: unknown): string | null {
 }
 
 /**
- * Functions that return `json` (built as text, sql/0006): the driver parses it as it parses jsonb.
- * Wrapping them in `to_jsonb` would re-parse a 10,000-change page on the server before sending it.
+ * Functions that return a set of `json` values (built as text): handed over as their array, as
+ * PostgREST sends it; the driver parses each as it parses jsonb. Wrapping them in `to_jsonb` would
+ * re-parse a 10,000-change page on the server before sending it.
  */
-const JSON_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_pull"]);
-
-/** Functions that return a set of `json` values: handed over as their array, as PostgREST sends it. */
-const SET_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_snapshot"]);
+const SET_RPCS: ReadonlySet<RpcName> = new Set(["cv_sync_pull", "cv_sync_snapshot"]);
 
 /**
  * A statement calling `fn` with named arguments. Every value travels as text and is cast on the
@@ -164,9 +162,7 @@ function statement(
       ? `select ${call}::text as r`
       : SET_RPCS.has(fn)
         ? `select r from ${call} r`
-        : JSON_RPCS.has(fn)
-          ? `select ${call} as r`
-          : `select to_jsonb(${call}) as r`,
+        : `select to_jsonb(${call}) as r`,
     values: names.map((name) => textArgument(signature[name] as string, args[name])),
   };
 }

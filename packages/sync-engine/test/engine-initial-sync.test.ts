@@ -158,14 +158,17 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
     }
   });
 
-  it("against a cloud whose sql/ functions are older than the daemon's, says to migrate the cloud", async () => {
+  it.each([
+    ["cv_sync_snapshot", "text, uuid, integer"],
+    ["cv_sync_pull", "uuid, jsonb, integer"],
+  ])("against a cloud whose %s is older than the daemon's (one json page), says to migrate the cloud", async (fn, args) => {
     const clean = await createSyncPair();
     try {
-      // cv_sync_snapshot as the numbered migrations left it, before functions/06_snapshot.sql.
+      // The function as the numbered migrations left it, before its functions/ file.
       const numbered = readFileSync(new URL("../../../sql/0006_sync_read.sql", import.meta.url), "utf8");
-      const start = numbered.indexOf("CREATE FUNCTION public.cv_sync_snapshot(");
+      const start = numbered.indexOf(`CREATE FUNCTION public.${fn}(`);
       const older = numbered.slice(start, numbered.indexOf("$$;", start) + 3);
-      await clean.cloud.sql.unsafe(`DROP FUNCTION public.cv_sync_snapshot(text, uuid, integer); ${older}`);
+      await clean.cloud.sql.unsafe(`DROP FUNCTION public.${fn}(${args}); ${older}`);
       await insertConsultation(clean.cloud.sql, consultation());
       const status = await clean.engine().syncNow();
       expect(status.lastError).toMatchObject({

@@ -4,7 +4,7 @@ import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
 import type { ApplyRequest, AuditQuery, SourceIdentity, SyncChange } from "../sync-types.js";
 import { DEFLATED_MAX_BYTES, deflatedMessage } from "./deflated.js";
 import { type PositionalBatch, positionalBatch } from "./positional.js";
-import { isOlderSnapshotReply, parseReply, replySchemas, wireCursor } from "./wire.js";
+import { isOlderPageReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
  * Argument types of every cv_sync_* and cv_client_* function the engine calls, in declaration order. The
@@ -158,6 +158,14 @@ export function createRpcPeer(
   };
   /** What `prepareApply` encoded, until its `apply`. */
   const prepared = new WeakMap<ApplyRequest, ReturnType<typeof encodeApply>>();
+  /** A page as one object, where this engine reads a set: the node needs this release's migrations. */
+  const olderFunctions = (what: string) =>
+    new CvError(
+      "invalid_config",
+      `[sync-engine] ${label} sent its ${what} in the format of an older release: its sql/ ` +
+        "functions predate this daemon's. Run `centrovision-sync cloud migrate` against the cloud " +
+        "(with CENTROVISION_CLOUD_DB_URL, as its postgres user), then sync again",
+    );
   const call = async <F extends RpcName, T>(
     fn: F,
     args: RpcArgs<F>,
@@ -175,13 +183,15 @@ export function createRpcPeer(
         replySchemas.init,
       ),
     node: (options) => call("cv_sync_node", {}, options, replySchemas.node),
-    pull: ({ consumer, after, limit }, options) =>
-      call(
+    async pull({ consumer, after, limit }, options) {
+      const reply = await invoke(
         "cv_sync_pull",
         { p_consumer: consumer, p_after: wireCursor(after), p_limit: limit },
         options,
-        replySchemas.pull,
-      ),
+      );
+      if (isOlderPageReply(reply, "changes")) throw olderFunctions("page of changes");
+      return parseReply(replySchemas.pull, reply, `${label} cv_sync_pull`);
+    },
     prepareApply(request) {
       prepared.set(request, encodeApply(request));
     },
@@ -206,14 +216,7 @@ export function createRpcPeer(
         { p_table: table, p_after_id: afterId, p_limit: limit },
         options,
       );
-      if (isOlderSnapshotReply(reply)) {
-        throw new CvError(
-          "invalid_config",
-          `[sync-engine] ${label} sent its initial-sync page in the format of an older release: its sql/ ` +
-            "functions predate this daemon's. Run `centrovision-sync cloud migrate` against the cloud " +
-            "(with CENTROVISION_CLOUD_DB_URL, as its postgres user), then sync again",
-        );
-      }
+      if (isOlderPageReply(reply, "rows")) throw olderFunctions("initial-sync page");
       return parseReply(replySchemas.snapshot, reply, `${label} cv_sync_snapshot`);
     },
     applySnapshot: (source, page, options) =>

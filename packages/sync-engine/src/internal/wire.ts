@@ -93,18 +93,14 @@ const changeSchema = z.looseObject({
   seq: count,
 });
 
+/** `cv_sync_pull`'s set, as PostgREST (or the direct peer) hands it over: [header, chunk of changes, …]. */
 const pullSchema = z
-  .object({
-    ...identity,
-    changes: z.array(changeSchema),
-    cursor: cursorSchema,
-    has_more: z.boolean(),
-  })
+  .tuple([z.object({ ...identity, cursor: cursorSchema, has_more: z.boolean() })], z.array(changeSchema))
   .transform(
-    (p): PullPage => ({
+    ([p, ...chunks]): PullPage => ({
       source: { nodeId: p.node_id, epoch: p.epoch, fingerprint: p.fingerprint },
       now: p.now,
-      changes: p.changes,
+      changes: chunks.flat(),
       cursor: p.cursor,
       hasMore: p.has_more,
     }),
@@ -200,16 +196,16 @@ const snapshotSchema = z.tuple([snapshotHeader], snapshotChunk).transform(
 );
 
 /**
- * A `cv_sync_snapshot` reply of a node whose sql/ functions are older than the engine's: the page
- * as one object (rows inside it), not the set [header, chunk, …]. That node needs the
- * migrations, not a retry.
+ * A `cv_sync_pull` or `cv_sync_snapshot` reply of a node whose sql/ functions are older than the
+ * engine's: the page as one object (its `changes` or `rows` inside it), not the set [header,
+ * chunk, …]. That node needs the migrations, not a retry.
  */
-export function isOlderSnapshotReply(reply: unknown): boolean {
+export function isOlderPageReply(reply: unknown, items: "changes" | "rows"): boolean {
   return (
     typeof reply === "object" &&
     reply !== null &&
     !Array.isArray(reply) &&
-    Array.isArray((reply as { rows?: unknown }).rows)
+    Array.isArray((reply as Record<string, unknown>)[items])
   );
 }
 

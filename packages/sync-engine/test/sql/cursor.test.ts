@@ -77,6 +77,24 @@ describe("cv_sync_pull", () => {
     expect(page.cursor.txid).toBeLessThanOrEqual(await maxTxid(cloud));
   });
 
+  it("sends a page as its header, then its changes in order in chunks of 100", async () => {
+    await sync(cloud, clinicNode);
+    const start = await storedCursor(clinicNode, cloud);
+    const [branch] = await cloud.sql<{ id: string }[]>`select id from branches limit 1`;
+    await cloud.sql`
+      insert into rooms (id, branch_id, name, kind)
+      select gen_random_uuid(), ${branch?.id as string}, 'Sala ' || n, 'consultation' from generate_series(1, 250) n`;
+    const [header, ...chunks] = (
+      await cloud.sql<{ r: unknown }[]>`
+        select r from cv_sync_pull(${clinicNode.id}, ${json(cloud.sql, start)}, 250) r`
+    ).map((row) => row.r as { seq: number }[]);
+    expect(header).toMatchObject({ has_more: false });
+    expect(chunks.map((chunk) => chunk.length)).toEqual([100, 100, 50]);
+    const seqs = chunks.flat().map((change) => change.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect((await pull(cloud, clinicNode, start, 250)).changes.map((change) => change.seq)).toEqual(seqs);
+  });
+
   it("ends a page at a transaction boundary, splitting only a transaction over twice the page size", async () => {
     await sync(cloud, clinicNode);
     const start = await storedCursor(clinicNode, cloud);

@@ -363,7 +363,8 @@ describe("over the Supabase RPC gateway", () => {
       { p_consumer: clinicNode.id, p_after: expected, p_limit: 100 },
       key,
     );
-    const page = pulled.body as Page;
+    const [header, ...chunks] = pulled.body as [Omit<Page, "changes">, ...Page["changes"][]];
+    const page: Page = { ...header, changes: chunks.flat() };
     expect(page.changes.map((c) => c.table)).toEqual(["patients"]);
     const result: ApplyResult = await apply(clinicNode, await identity(cloud), expected, page);
     expect(result).toMatchObject({ status: "applied", applied: 1 });

@@ -79,11 +79,14 @@ export async function storedCursor(target: SqlNode, source: SqlNode): Promise<Cu
   return found?.c.cursor ?? { txid: 0, seq: 0 };
 }
 
+/** A page as the engine hands it on: the set's header with the changes of its chunks. */
 export async function pull(source: SqlNode, consumer: SqlNode, after: Cursor, limit = 1000): Promise<Page> {
-  const [found] = await source.sql<{ page: Page }[]>`
-    select cv_sync_pull(${consumer.id}, ${json(source.sql, after)}, ${limit}) as page`;
-  if (!found) throw new Error("cv_sync_pull returned nothing");
-  return found.page;
+  const [header, ...chunks] = (
+    await source.sql<{ r: unknown }[]>`
+      select r from cv_sync_pull(${consumer.id}, ${json(source.sql, after)}, ${limit}) r`
+  ).map((row) => row.r);
+  if (!header) throw new Error("cv_sync_pull returned nothing");
+  return { ...(header as Omit<Page, "changes">), changes: chunks.flat() } as Page;
 }
 
 export async function apply(
