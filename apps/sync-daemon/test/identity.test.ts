@@ -75,13 +75,12 @@ async function projectBefore(migration: string) {
   for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => /^\d{4}_.*\.sql$/.test(name))) {
     if (file < migration) copyFileSync(join(MIGRATIONS_DIR, file), join(partial, file));
   }
-  // The initial sync's page format (row texts) is this daemon's whatever the cloud lacks: a cloud
-  // without it is told to migrate before anything else (engine-initial-sync.test.ts).
+  // The pages' format (row texts, sets of chunks) is this daemon's whatever the cloud lacks: a
+  // cloud without it is told to migrate before anything else (engine-initial-sync.test.ts).
   mkdirSync(join(partial, "functions"));
-  copyFileSync(
-    join(MIGRATIONS_DIR, "functions", "06_snapshot.sql"),
-    join(partial, "functions", "06_snapshot.sql"),
-  );
+  for (const file of ["06_snapshot.sql", "10_pull.sql"]) {
+    copyFileSync(join(MIGRATIONS_DIR, "functions", file), join(partial, "functions", file));
+  }
   const project = await startLocalSupabase({
     postgres: runningPostgres(inject("postgresUrl")),
     migrationsDir: partial,
