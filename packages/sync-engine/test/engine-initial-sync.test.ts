@@ -161,23 +161,26 @@ describe("initial sync of an empty clinic server from a seeded cloud", () => {
   it.each([
     ["cv_sync_snapshot", "text, uuid, integer"],
     ["cv_sync_pull", "uuid, jsonb, integer"],
-  ])("against a cloud whose %s is older than the daemon's (one json page), says to migrate the cloud", async (fn, args) => {
-    const clean = await createSyncPair();
-    try {
-      // The function as the numbered migrations left it, before its functions/ file.
-      const numbered = readFileSync(new URL("../../../sql/0006_sync_read.sql", import.meta.url), "utf8");
-      const start = numbered.indexOf(`CREATE FUNCTION public.${fn}(`);
-      const older = numbered.slice(start, numbered.indexOf("$$;", start) + 3);
-      await clean.cloud.sql.unsafe(`DROP FUNCTION public.${fn}(${args}); ${older}`);
-      await insertConsultation(clean.cloud.sql, consultation());
-      const status = await clean.engine().syncNow();
-      expect(status.lastError).toMatchObject({
-        code: "invalid_config",
-        message: expect.stringContaining("Run `centrovision-sync cloud migrate` against the cloud"),
-      });
-      expect(status.lastError?.message).not.toContain("malformed");
-    } finally {
-      await clean.close();
-    }
-  });
+  ])(
+    "against a cloud whose %s is older than the daemon's (one json page), says to migrate the cloud",
+    async (fn, args) => {
+      const clean = await createSyncPair();
+      try {
+        // The function as the numbered migrations left it, before its functions/ file.
+        const numbered = readFileSync(new URL("../../../sql/0006_sync_read.sql", import.meta.url), "utf8");
+        const start = numbered.indexOf(`CREATE FUNCTION public.${fn}(`);
+        const older = numbered.slice(start, numbered.indexOf("$$;", start) + 3);
+        await clean.cloud.sql.unsafe(`DROP FUNCTION public.${fn}(${args}); ${older}`);
+        await insertConsultation(clean.cloud.sql, consultation());
+        const status = await clean.engine().syncNow();
+        expect(status.lastError).toMatchObject({
+          code: "invalid_config",
+          message: expect.stringContaining("Run `centrovision-sync cloud migrate` against the cloud"),
+        });
+        expect(status.lastError?.message).not.toContain("malformed");
+      } finally {
+        await clean.close();
+      }
+    },
+  );
 });
