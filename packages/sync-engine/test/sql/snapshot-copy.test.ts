@@ -214,6 +214,20 @@ describe("a forged or damaged page", () => {
       }),
       "CV005",
     );
+    // An HLC of 63 bytes, two of them one character: its digits no longer where an HLC has them.
+    await refused(
+      "branches",
+      (p) => ({
+        ...p,
+        rows: p.rows.map(([id, version, hlc, text]) => [id, version, `é${hlc.slice(2)}`, text]),
+      }),
+      "CV005",
+    );
+    await refused(
+      "branches",
+      (p) => ({ ...p, rows: p.rows.map(([, version, hlc, text]) => [5, version, hlc, text]) as never }),
+      "CV005",
+    );
   });
 
   it("is refused when its rows leave its id range, repeat an id, or name another id or version in their text (CV005)", async () => {
