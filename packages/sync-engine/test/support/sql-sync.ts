@@ -79,14 +79,21 @@ export async function storedCursor(target: SqlNode, source: SqlNode): Promise<Cu
   return found?.c.cursor ?? { txid: 0, seq: 0 };
 }
 
+/** A page's set of json values as the engine reads it: its header, then the items of its chunks in order. */
+function unchunk(set: readonly { r: unknown }[], fn: string): [Record<string, unknown>, unknown[]] {
+  const [header, ...chunks] = set.map((row) => row.r);
+  if (!header) throw new Error(`${fn} returned nothing`);
+  return [header as Record<string, unknown>, (chunks as unknown[][]).flat()];
+}
+
 /** A page as the engine hands it on: the set's header with the changes of its chunks. */
 export async function pull(source: SqlNode, consumer: SqlNode, after: Cursor, limit = 1000): Promise<Page> {
-  const [header, ...chunks] = (
+  const [header, changes] = unchunk(
     await source.sql<{ r: unknown }[]>`
-      select r from cv_sync_pull(${consumer.id}, ${json(source.sql, after)}, ${limit}) r`
-  ).map((row) => row.r);
-  if (!header) throw new Error("cv_sync_pull returned nothing");
-  return { ...(header as Omit<Page, "changes">), changes: chunks.flat() } as Page;
+      select r from cv_sync_pull(${consumer.id}, ${json(source.sql, after)}, ${limit}) r`,
+    "cv_sync_pull",
+  );
+  return { ...header, changes } as Page;
 }
 
 export async function apply(
@@ -215,11 +222,11 @@ export async function snapshotProgress(target: SqlNode, source: SqlNode): Promis
 
 /** A page as the engine hands it on: the set's header with the rows of its chunks. */
 export async function snapshotPage(source: SqlNode, table: string, after: string | null, limit: number) {
-  const [header, ...chunks] = (
-    await source.sql<{ r: unknown }[]>`select r from cv_sync_snapshot(${table}, ${after}::uuid, ${limit}) r`
-  ).map((row) => row.r);
-  if (!header) throw new Error("cv_sync_snapshot returned nothing");
-  return { ...(header as Omit<SnapshotPage, "rows">), rows: chunks.flat() } as SnapshotPage;
+  const [header, rows] = unchunk(
+    await source.sql<{ r: unknown }[]>`select r from cv_sync_snapshot(${table}, ${after}::uuid, ${limit}) r`,
+    "cv_sync_snapshot",
+  );
+  return { ...header, rows } as SnapshotPage;
 }
 
 export async function applySnapshot(target: SqlNode, source: SqlNode, page: SnapshotPage) {
