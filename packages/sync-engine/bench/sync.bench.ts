@@ -15,6 +15,8 @@
  *    other (target ≤ 1 s), both ways, against the time the target itself took to INSERT such a
  *    transaction (the other direction's, capture included); then replication lag p50/p95 under a
  *    steady write load.
+ * On Linux, parts 1 and 3 also print the CPU time each server, the gateway and the engine used
+ * (bench/cpu-time.ts), and part 3 the least time that CPU allows on this machine's cores.
  *
  *   npm run bench                       (in packages/sync-engine: 100,000 appointments, 10 s of
  *                                        load; `npm run bench -- --long` at the root: 1,000,000, 20 s)
@@ -53,6 +55,7 @@ import {
   createSyncEngine,
   syncEngineConfigSchema,
 } from "../src/index.js";
+import { type CpuUse, cpuMeter, describeCpu, postmasterPid } from "./cpu-time.js";
 import { measureRpcTimes } from "./rpc-times.js";
 import { countRows, seedAppointments } from "./seed.js";
 
@@ -158,7 +161,7 @@ const DAEMON_NODE_FLAGS = ["--max-semi-space-size=4", "--heap-growing-percent=50
 async function runInitialSync(
   env: Record<string, string>,
   nodeFlags: readonly string[],
-): Promise<{ ms: number; maxRssMb: number; lastError: unknown }> {
+): Promise<{ ms: number; maxRssMb: number; cpuSeconds: number; lastError: unknown }> {
   const child = spawn(process.execPath, [...nodeFlags, await bundleChild()], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -211,9 +214,19 @@ async function compareInitialSync(
   cloud: postgres.Sql,
   clinicServer: Awaited<ReturnType<typeof startPostgres>>,
 ) {
+  /** Measures the CPU of both servers and of this process, named `self` (the COPY's pipe, the gateway). */
+  const meterCpu = (self: string) =>
+    cpuMeter(
+      { clinic: postmasterPid(servers.clinic.dataDir), cloud: postmasterPid(servers.cloud.dataDir) },
+      self,
+    );
+  const copyCpu: CpuUse[] = [];
   const copyInto = async (name: string) => {
     const target = await newClinic(clinicServer, name);
+    const meter = meterCpu("this process (the pipe)");
     const ms = await copyAll(supabase.dbUrl, target.url);
+    const cpu = meter.stop();
+    if (cpu) copyCpu.push(cpu);
     const copied = await countRows(target.sql, "appointments");
     if (copied !== ROWS) throw new Error(`rows: copy ${copied} of ${ROWS}`);
     await settle(target.sql);
@@ -225,14 +238,17 @@ async function compareInitialSync(
 
   const syncInto = async (name: string, nodeFlags: readonly string[]) => {
     const target = await newClinic(clinicServer, name);
+    const meter = meterCpu("the gateway");
     const run = await runInitialSync(
       { CV_CLOUD_URL: supabase.url, CV_CLOUD_KEY: supabase.serviceRoleKey, CV_CLINIC_URL: target.url },
       nodeFlags,
     );
+    // The child has exited: its own count, taken when the sync ended.
+    const cpu = meter.stop({ "the engine": run.cpuSeconds });
     const synced = await countRows(target.sql, "appointments");
     if (synced !== ROWS || run.lastError)
       throw new Error(`rows: sync ${synced} of ${ROWS}; ${JSON.stringify(run.lastError)}`);
-    return { target, run };
+    return { target, run, cpu };
   };
   log("initial sync through the engine, node's default heap, into another fresh clinic database…");
   const plain = await syncInto("clinic_plain", []);
@@ -241,7 +257,7 @@ async function compareInitialSync(
   log(
     `initial sync through the engine, the daemon's node flags (${DAEMON_NODE_FLAGS.join(" ")}), into a third…`,
   );
-  const { target: clinic, run: sync } = await syncInto("clinic", DAEMON_NODE_FLAGS);
+  const { target: clinic, run: sync, cpu: syncCpu } = await syncInto("clinic", DAEMON_NODE_FLAGS);
   // The machine's speed drifts within a run (COPY alone measured 40,000–50,000 rows/s from one
   // run to the next, the same code): COPY again after the syncs, and their mean is the reference.
   log("COPY again, into a fourth, so that the reference brackets the syncs…");
@@ -257,6 +273,13 @@ async function compareInitialSync(
   log(
     `  COPY before the syncs ${Math.round(rate(copyBeforeMs)).toLocaleString("en")} rows/s, after them ${Math.round(rate(copyAfterMs)).toLocaleString("en")}`,
   );
+  for (const [what, cpu] of [
+    ["COPY before", copyCpu[0]],
+    ["the sync (the daemon's flags)", syncCpu],
+    ["COPY after", copyCpu[1]],
+  ] as const) {
+    if (cpu) log(`  ${what}: ${describeCpu(cpu)}`);
+  }
   reportFigure({
     figure: `initial sync, ${total.toLocaleString("en")} rows, cloud → clinic`,
     unit: "rows/s",
@@ -350,12 +373,13 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
    * writing those rows there costs, the reference for applying them there.
    */
   const inserted: Record<string, number> = {};
-  const slowestSyncs: { fromName: string; toName: string; ms: number }[] = [];
+  const slowestSyncs: { fromName: string; toName: string; ms: number; cpu: CpuUse | undefined }[] = [];
   for (const [from, to, fromName, toName] of [
     [cloud, clinicSql, "cloud", "clinic"],
     [clinicSql, cloud, "clinic", "cloud"],
   ] as const) {
     let slowest = 0;
+    let slowestCpu: CpuUse | undefined;
     for (let run = 0; run < STEADY_RUNS; run++) {
       const rows = Array.from({ length: STEADY_CHANGES }, (_, n) => patient(`Estable ${n}`));
       // Each transaction finds the engine as a lone one does: idle, not still in the cycle that
@@ -370,6 +394,13 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
           await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
       });
       committed = performance.now();
+      const meter = cpuMeter(
+        {
+          [toName]: postmasterPid(servers[toName].dataDir),
+          [fromName]: postmasterPid(servers[fromName].dataDir),
+        },
+        "engine and gateway",
+      );
       const insertMs = committed - began;
       inserted[fromName] = Math.max(inserted[fromName] ?? 0, insertMs);
       trace = [];
@@ -378,18 +409,21 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
         "patients",
         rows.map((r) => r.id),
       );
+      const cpu = meter.stop();
       const ms = arrived - committed;
       committed = 0;
-      slowest = Math.max(slowest, ms);
+      if (ms > slowest) slowest = ms;
+      if (ms === slowest) slowestCpu = cpu;
       log(
         `  ${fromName} → ${toName}   ${seconds(ms)}   (its INSERT on the ${fromName}: ${seconds(insertMs)})`,
       );
       log(`    pages (ms after the commit): ${trace.join(", ")}`);
+      if (cpu) log(`    ${describeCpu(cpu)}`);
     }
-    slowestSyncs.push({ fromName, toName, ms: slowest });
+    slowestSyncs.push({ fromName, toName, ms: slowest, cpu: slowestCpu });
   }
   tracing.unsubscribe();
-  for (const { fromName, toName, ms } of slowestSyncs) {
+  for (const { fromName, toName, ms, cpu } of slowestSyncs) {
     const reference = inserted[toName] as number;
     reportFigure({
       figure: `${STEADY_CHANGES.toLocaleString("en")} changes in one transaction, ${fromName} → ${toName}, slowest of ${STEADY_RUNS}`,
@@ -399,6 +433,10 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
       ratio: ms / reference,
       goal: { of: "measured", atMost: 1 },
     });
+    if (cpu)
+      log(
+        `  the CPU of that run, on all ${cpu.cores} cores at once, would take ${seconds(cpu.floorSeconds * 1000)}: no schedule of that work finishes sooner here`,
+      );
   }
 
   log("");
@@ -456,6 +494,8 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
 
 const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
 const clinicServer = await startPostgres();
+/** The two servers by the names the figures give them, for the CPU each uses. */
+const servers = { cloud: cloudServer, clinic: clinicServer };
 const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
 const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
 try {
