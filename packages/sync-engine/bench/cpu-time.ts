@@ -73,6 +73,8 @@ export function postmasterPid(dataDir: string): number | undefined {
 export interface CpuUse {
   /** Seconds of CPU each group used. */
   readonly seconds: Readonly<Record<string, number>>;
+  /** Their sum. */
+  readonly totalSeconds: number;
   /** Their sum over the machine's cores: the least wall time that work could take here. */
   readonly floorSeconds: number;
   readonly cores: number;
@@ -103,7 +105,7 @@ export function cpuMeter(
       Object.assign(seconds, extra);
       const cores = availableParallelism();
       const total = Object.values(seconds).reduce((sum, s) => sum + s, 0);
-      return { seconds, floorSeconds: total / cores, cores };
+      return { seconds, totalSeconds: total, floorSeconds: total / cores, cores };
     },
   };
 }
@@ -111,6 +113,5 @@ export function cpuMeter(
 /** "CPU: clinic 0.97 s, cloud 0.48 s, …: 1.86 s, 0.93 s on each of 2 cores". */
 export function describeCpu(use: CpuUse): string {
   const parts = Object.entries(use.seconds).map(([name, s]) => `${name} ${s.toFixed(2)} s`);
-  const total = use.floorSeconds * use.cores;
-  return `CPU: ${parts.join(", ")}: ${total.toFixed(2)} s, ${use.floorSeconds.toFixed(2)} s on each of ${use.cores} cores`;
+  return `CPU: ${parts.join(", ")}: ${use.totalSeconds.toFixed(2)} s, ${use.floorSeconds.toFixed(2)} s on each of ${use.cores} cores`;
 }
