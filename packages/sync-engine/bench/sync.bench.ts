@@ -216,16 +216,10 @@ async function compareInitialSync(
   cloud: postgres.Sql,
   clinicServer: Awaited<ReturnType<typeof startPostgres>>,
 ) {
-  /** Measures the CPU of both servers and of this process, named `self` (the COPY's pipe, the gateway). */
-  const meterCpu = (self: string) =>
-    cpuMeter(
-      { clinic: postmasterPid(servers.clinic.dataDir), cloud: postmasterPid(servers.cloud.dataDir) },
-      self,
-    );
   const copyCpu: CpuUse[] = [];
   const copyInto = async (name: string) => {
     const target = await newClinic(clinicServer, name);
-    const meter = meterCpu("this process (the pipe)");
+    const meter = cpuMeter(serverPids, "this process (the pipe)");
     const ms = await copyAll(supabase.dbUrl, target.url);
     const cpu = meter.stop();
     if (cpu) copyCpu.push(cpu);
@@ -240,7 +234,7 @@ async function compareInitialSync(
 
   const syncInto = async (name: string, nodeFlags: readonly string[]) => {
     const target = await newClinic(clinicServer, name);
-    const meter = meterCpu("the gateway");
+    const meter = cpuMeter(serverPids, "the gateway");
     const run = await runInitialSync(
       { CV_CLOUD_URL: supabase.url, CV_CLOUD_KEY: supabase.serviceRoleKey, CV_CLINIC_URL: target.url },
       nodeFlags,
@@ -409,10 +403,7 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
       });
       committed = performance.now();
       const meter = cpuMeter(
-        {
-          [toName]: postmasterPid(servers[toName].dataDir),
-          [fromName]: postmasterPid(servers[fromName].dataDir),
-        },
+        { [toName]: serverPids[toName], [fromName]: serverPids[fromName] },
         "engine and gateway",
       );
       const insertMs = committed - began;
@@ -426,8 +417,10 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
       const cpu = meter.stop();
       const ms = arrived - committed;
       committed = 0;
-      if (ms > slowest) slowest = ms;
-      if (ms === slowest) slowestCpu = cpu;
+      if (ms > slowest) {
+        slowest = ms;
+        slowestCpu = cpu;
+      }
       log(
         `  ${fromName} → ${toName}   ${seconds(ms)}   (its INSERT on the ${fromName}: ${seconds(insertMs)})`,
       );
@@ -514,8 +507,11 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
 
 const cloudServer = await startPostgres({ superuser: SUPABASE_SUPERUSER });
 const clinicServer = await startPostgres();
-/** The two servers by the names the figures give them, for the CPU each uses. */
-const servers = { cloud: cloudServer, clinic: clinicServer };
+/** The two servers' postmasters by the names the figures give them, for the CPU each uses. */
+const serverPids = {
+  clinic: postmasterPid(clinicServer.dataDir),
+  cloud: postmasterPid(cloudServer.dataDir),
+};
 const supabase = await startLocalSupabase({ postgres: cloudServer, log: () => {} });
 const cloud = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
 try {
