@@ -477,6 +477,23 @@ BEGIN
 END
 $$;
 
+-- Whether what the page ahead of a page written early (cv_sync_apply) committed here leaves that
+-- page's decisions as they would have been after it: none of the rows it logged, from p_peer since
+-- p_before (the page written early saw none of them), is one of p_changes' rows. A row that page
+-- could see was locked by whichever of the two came first and read by the other after it; a row
+-- the page ahead created could not be seen, and the page written early decided on its absence.
+CREATE OR REPLACE FUNCTION cv_sync.written_early_holds(p_peer uuid, p_before pg_snapshot, p_changes cv_sync.change[])
+  RETURNS boolean
+  LANGUAGE sql STABLE
+  SET search_path = ''
+AS $$
+  SELECT NOT EXISTS (
+    SELECT FROM cv_sync.change_log l
+    JOIN unnest(p_changes) c ON c.table_name = l.table_name AND c.row_id = l.row_id
+    WHERE l.txid >= pg_snapshot_xmin(p_before) AND l.received_from = p_peer
+      AND NOT pg_visible_in_snapshot(l.txid, p_before) AND l.txid <> pg_current_xact_id())
+$$;
+
 -- One batch from a peer, in one transaction (0008's, PROTOCOL.md "Apply"). The cursor is saved in
 -- the same transaction as the rows, so a crash can neither lose a batch nor count it twice.
 -- The rows are written as a sync apply (cv_sync.begin_apply, 0005) for this call only: writes
@@ -485,6 +502,14 @@ $$;
 -- The batch is read (cv_sync.collapse) before the source's cursor is locked: an engine sends the
 -- next batch while this one is written, and that one's reading then overlaps this one's writes
 -- instead of waiting behind them. Every check after it comes in 0008's order.
+-- On a clinic server, a batch sent behind one still being applied (the source's cursor stands
+-- before p_expected) is also written before the cursor is locked, in a subtransaction, and kept
+-- only if, once the batch ahead has committed, the cursor is where it expects and
+-- cv_sync.written_early_holds: otherwise it is rolled back and written again after the lock, as
+-- is one that met a row or a parent of the batch ahead (23503, 40001, 40P01). 10,000 changes
+-- cloud → clinic took 1.06-1.57 s this way against 1.34-1.58 s (December 2026). Not on the cloud,
+-- whose scopes and judgement of a node credential's rows read other rows than a batch's own, and
+-- not for a batch that resolves a conflict.
 CREATE OR REPLACE FUNCTION public.cv_sync_apply(
   p_source jsonb, p_expected jsonb, p_cursor jsonb, p_changes jsonb, p_catchup boolean DEFAULT false
 ) RETURNS jsonb
@@ -496,6 +521,8 @@ DECLARE
   v_cursor record := cv_sync.parse_cursor(p_cursor, 'p_cursor');
   v_peer cv_sync.peers;
   v_changes cv_sync.change[];
+  v_before pg_snapshot;
+  v_early text;
   v_result jsonb;
 BEGIN
   -- A signed-in API user that is no clinic server's node credential is refused before anything
@@ -505,37 +532,68 @@ BEGIN
     RAISE EXCEPTION 'p_cursor % is behind p_expected %', p_cursor, p_expected USING ERRCODE = 'CV005';
   END IF;
   v_changes := cv_sync.collapse(p_changes);
-  v_peer := cv_sync.lock_peer(p_source);
-  -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
-  IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
-    RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
-      'evicted', 0, 'cursor', cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq));
+  IF to_regclass('cv_auth.signing_key') IS NOT NULL
+    AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
+  THEN
+    SELECT * INTO v_peer FROM cv_sync.peers p WHERE p.peer_id::text = p_source ->> 'node_id';
+    IF FOUND AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_expected.txid, v_expected.seq) THEN
+      BEGIN
+        v_before := pg_current_snapshot();
+        PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
+        PERFORM cv_sync.check_changes_clock(v_changes);
+        PERFORM cv_sync.begin_apply(v_peer.peer_id);
+        v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
+          p_catchup OR (v_peer.catchup_txid IS NOT NULL
+            AND (v_expected.txid, v_expected.seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
+          true);
+        PERFORM cv_sync.end_apply();
+        v_peer := cv_sync.lock_peer(p_source);
+        IF (v_peer.cursor_txid, v_peer.cursor_seq) <> (v_expected.txid, v_expected.seq)
+          OR NOT cv_sync.written_early_holds(v_peer.peer_id, v_before, v_changes)
+        THEN
+          RAISE EXCEPTION 'written early, to be written again' USING ERRCODE = 'CVX01';
+        END IF;
+        v_early := 'kept';
+      EXCEPTION WHEN SQLSTATE 'CVX01' OR foreign_key_violation OR serialization_failure OR deadlock_detected THEN
+        v_result := NULL;
+        v_early := 'again';
+      END;
+    END IF;
   END IF;
-  -- The page was pulled from somewhere else than where this node stands: applying it would skip
-  -- or repeat entries.
-  IF (v_peer.cursor_txid, v_peer.cursor_seq) <> (v_expected.txid, v_expected.seq) THEN
-    RAISE EXCEPTION 'the cursor for peer % is % here, not the expected %: another sync engine applied in between',
-      v_peer.peer_id, cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq), p_expected
-      USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
+  IF v_early IS DISTINCT FROM 'kept' THEN
+    v_peer := cv_sync.lock_peer(p_source);
+    -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
+    IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
+      RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
+        'evicted', 0, 'cursor', cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq));
+    END IF;
+    -- The page was pulled from somewhere else than where this node stands: applying it would skip
+    -- or repeat entries.
+    IF (v_peer.cursor_txid, v_peer.cursor_seq) <> (v_expected.txid, v_expected.seq) THEN
+      RAISE EXCEPTION 'the cursor for peer % is % here, not the expected %: another sync engine applied in between',
+        v_peer.peer_id, cv_sync.cursor_json(v_peer.cursor_txid, v_peer.cursor_seq), p_expected
+        USING ERRCODE = 'CV003', HINT = 're-read cv_sync_cursor and pull again from there';
+    END IF;
+    IF cv_sync.called_by_node()
+      AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
+      RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
+        USING ERRCODE = 'CV005';
+    END IF;
+    PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
+    PERFORM cv_sync.check_changes_clock(v_changes);
+    PERFORM cv_sync.begin_apply(v_peer.peer_id);
+    v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
+      p_catchup OR (v_peer.catchup_txid IS NOT NULL
+        AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
+      true);
+    PERFORM cv_sync.end_apply();
   END IF;
-  IF cv_sync.called_by_node()
-    AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.op = 'evict') THEN
-    RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
-      USING ERRCODE = 'CV005';
-  END IF;
-  PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
-  PERFORM cv_sync.check_changes_clock(v_changes);
-  PERFORM cv_sync.begin_apply(v_peer.peer_id);
-  v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
-    p_catchup OR (v_peer.catchup_txid IS NOT NULL
-      AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
-    true);
-  PERFORM cv_sync.end_apply();
   UPDATE cv_sync.peers p
   SET cursor_txid = v_cursor.txid, cursor_seq = v_cursor.seq, peer_name = coalesce(p_source ->> 'node_name', p.peer_name),
     fingerprint = p_source -> 'fingerprint', updated_at = now()
   WHERE p.peer_id = v_peer.peer_id;
-  RETURN v_result || jsonb_build_object('status', 'applied', 'cursor', cv_sync.cursor_json(v_cursor.txid, v_cursor.seq));
+  RETURN v_result || jsonb_build_object('status', 'applied', 'cursor', cv_sync.cursor_json(v_cursor.txid, v_cursor.seq))
+    || CASE WHEN v_early IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('written_early', v_early) END;
 END
 $$;
 

@@ -1,9 +1,12 @@
+import { randomUUID } from "node:crypto";
 import {
   consultation,
   createNode,
   failureCode,
   insert,
   insertConsultation,
+  patient,
+  remove,
   rowOf,
   type SqlNode,
   update,
@@ -17,11 +20,13 @@ import {
   identity,
   json,
   movePage,
+  type Page,
   pull,
   storedCursor,
   sync,
   syncBoth,
 } from "../support/sql-sync.js";
+import { createSyncPair } from "../support/sync-pair.js";
 
 /* cv_sync_apply (PROTOCOL.md "Apply"): one idempotent transaction per page, FK-safe, no echo. */
 
@@ -280,6 +285,174 @@ describe("peer identity", () => {
       expect(await rowOf(clinicNode.sql, "rooms", room.id)).toBeDefined();
     } finally {
       await clinicNode.sql`alter table rooms drop column if exists floor_number`;
+    }
+  });
+});
+
+/**
+ * A batch applied in a transaction that stays open, as an engine's batch still being written while
+ * the next one is sent behind it: committed by `commit()`, rolled back by `rollback()`.
+ */
+async function applyHeld(target: SqlNode, source: Record<string, unknown>, expected: unknown, page: Page) {
+  let settle: (commit: boolean) => void = () => {};
+  const decided = new Promise<boolean>((resolve) => {
+    settle = resolve;
+  });
+  let written: () => void = () => {};
+  const applied = new Promise<void>((resolve) => {
+    written = resolve;
+  });
+  const transaction = target.sql
+    .begin(async (tx) => {
+      await tx`select cv_sync_apply(${json(tx, source)}, ${json(tx, expected)}, ${json(tx, page.cursor)},
+        ${json(tx, page.changes)})`;
+      written();
+      if (!(await decided)) throw new Error("rolled back");
+    })
+    .catch((error: Error) => {
+      if (error.message !== "rolled back") throw error;
+    });
+  await applied;
+  return {
+    commit: () => {
+      settle(true);
+      return transaction;
+    },
+    rollback: () => {
+      settle(false);
+      return transaction;
+    },
+  };
+}
+
+describe("cv_sync_apply of a batch sent behind one still being applied", () => {
+  /**
+   * Two batches of the cloud's log for the clinic server: `first` written in one transaction,
+   * `then` in the next, each batch one transaction.
+   */
+  async function twoBatches(first: () => Promise<void>, then: () => Promise<void>) {
+    await sync(cloud, clinicNode);
+    const expected = await storedCursor(clinicNode, cloud);
+    await first();
+    await then();
+    const ahead = await pull(cloud, clinicNode, expected, 1);
+    const behind = await pull(cloud, clinicNode, ahead.cursor, 1);
+    expect(ahead.changes.length).toBeGreaterThan(0);
+    expect(behind.changes.length).toBeGreaterThan(0);
+    expect(behind.has_more).toBe(false);
+    return { source: await identity(cloud), expected, ahead, behind };
+  }
+
+  /** Applies `behind` while `ahead` is held, then lets `ahead` commit; resolves with `behind`'s result. */
+  async function behindOne(batches: Awaited<ReturnType<typeof twoBatches>>, node = clinicNode) {
+    const { source, expected, ahead, behind } = batches;
+    const held = await applyHeld(node, source, expected, ahead);
+    const applying = apply(node, source, ahead.cursor, behind);
+    await waitForLockWait(node);
+    await held.commit();
+    return applying;
+  }
+
+  it("on a clinic server, writes it before the batch ahead commits and keeps it when they share no row", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const batches = await twoBatches(
+      () => insert(cloud.sql, "patients", patient(base.branches.id, "Adelante")),
+      () => insert(cloud.sql, "patients", patient(base.branches.id, "Detrás")),
+    );
+    expect(await behindOne(batches)).toMatchObject({ status: "applied", applied: 1, written_early: "kept" });
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("writes it again after the batch ahead when it deleted a row that batch created (it had seen none)", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const row = patient(base.branches.id, "Creado y borrado");
+    const batches = await twoBatches(
+      () => insert(cloud.sql, "patients", row),
+      () => remove(cloud.sql, "patients", row.id),
+    );
+    expect(await behindOne(batches)).toMatchObject({ status: "applied", written_early: "again" });
+    expect(await rowOf(clinicNode.sql, "patients", row.id)).toBeUndefined();
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("writes it again after the batch ahead when it updates a row that batch created (40001 on its id)", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const row = patient(base.branches.id, "Creado");
+    const batches = await twoBatches(
+      () => insert(cloud.sql, "patients", row),
+      () => update(cloud.sql, "patients", row.id, { first_name: "Corregido" }),
+    );
+    expect(await behindOne(batches)).toMatchObject({
+      status: "applied",
+      conflicts: 0,
+      written_early: "again",
+    });
+    expect(await rowOf(clinicNode.sql, "patients", row.id)).toMatchObject({ first_name: "Corregido" });
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("writes it again after the batch ahead when a row of it references one that batch created (23503)", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const parent = patient(base.branches.id, "Padre");
+    const child = { ...base.appointments, id: randomUUID(), patient_id: parent.id };
+    const batches = await twoBatches(
+      () => insert(cloud.sql, "patients", parent),
+      () => insert(cloud.sql, "appointments", child),
+    );
+    expect(await behindOne(batches)).toMatchObject({ status: "applied", applied: 1, written_early: "again" });
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("refuses it (CV003) and writes none of it when the batch ahead rolls back", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const rows = [patient(base.branches.id, "Adelante"), patient(base.branches.id, "Detrás")] as const;
+    const { source, expected, ahead, behind } = await twoBatches(
+      () => insert(cloud.sql, "patients", rows[0]),
+      () => insert(cloud.sql, "patients", rows[1]),
+    );
+    const held = await applyHeld(clinicNode, source, expected, ahead);
+    const applying = failureCode(() => apply(clinicNode, source, ahead.cursor, behind));
+    await waitForLockWait(clinicNode);
+    await held.rollback();
+    expect(await applying).toBe("CV003");
+    expect(await rowOf(clinicNode.sql, "patients", rows[1].id)).toBeUndefined();
+    expect(await storedCursor(clinicNode, cloud)).toEqual(expected);
+    await sync(cloud, clinicNode);
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("on the cloud, waits for the batch ahead before writing (its scopes read other rows than the batch's)", async () => {
+    const pair = await createSyncPair();
+    try {
+      const node = (name: string, id: string, sql: typeof pair.cloud.sql): SqlNode => ({
+        name,
+        id,
+        url: "",
+        sql,
+        drop: async () => {},
+      });
+      const hosted = node("cloud", pair.cloud.nodeId, pair.cloud.sql);
+      const clinic = node("clinic", pair.clinic.nodeId, pair.clinic.sql);
+      const base = consultation();
+      await insertConsultation(hosted.sql, base);
+      await sync(hosted, clinic);
+      await sync(clinic, hosted);
+      const expected = await storedCursor(hosted, clinic);
+      await insert(clinic.sql, "patients", patient(base.branches.id, "Adelante"));
+      await insert(clinic.sql, "patients", patient(base.branches.id, "Detrás"));
+      const ahead = await pull(clinic, hosted, expected, 1);
+      const behind = await pull(clinic, hosted, ahead.cursor, 1);
+      const result = await behindOne({ source: await identity(clinic), expected, ahead, behind }, hosted);
+      expect(result).toMatchObject({ status: "applied", applied: 1 });
+      expect(result).not.toHaveProperty("written_early");
+      await expectConverged(hosted, clinic);
+    } finally {
+      await pair.close();
     }
   });
 });
