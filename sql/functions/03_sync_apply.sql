@@ -487,11 +487,13 @@ CREATE OR REPLACE FUNCTION cv_sync.written_early_holds(p_peer uuid, p_before pg_
   LANGUAGE sql STABLE
   SET search_path = ''
 AS $$
+  -- A lookup per change (change_log_row_idx), whatever the oldest transaction still open.
   SELECT NOT EXISTS (
-    SELECT FROM cv_sync.change_log l
-    JOIN unnest(p_changes) c ON c.table_name = l.table_name AND c.row_id = l.row_id
-    WHERE l.txid >= pg_snapshot_xmin(p_before) AND l.received_from = p_peer
-      AND NOT pg_visible_in_snapshot(l.txid, p_before) AND l.txid <> pg_current_xact_id())
+    SELECT FROM unnest(p_changes) c
+    CROSS JOIN LATERAL (SELECT FROM cv_sync.change_log l
+      WHERE l.row_id = c.row_id AND l.table_name = c.table_name AND l.received_from = p_peer
+        AND NOT pg_visible_in_snapshot(l.txid, p_before) AND l.txid <> pg_current_xact_id()
+      OFFSET 0) l)
 $$;
 
 -- One batch from a peer, in one transaction (0008's, PROTOCOL.md "Apply"). The cursor is saved in

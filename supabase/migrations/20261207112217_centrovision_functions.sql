@@ -621,11 +621,13 @@ CREATE OR REPLACE FUNCTION cv_sync.written_early_holds(p_peer uuid, p_before pg_
   LANGUAGE sql STABLE
   SET search_path = ''
 AS $$
+  -- A lookup per change (change_log_row_idx), whatever the oldest transaction still open.
   SELECT NOT EXISTS (
-    SELECT FROM cv_sync.change_log l
-    JOIN unnest(p_changes) c ON c.table_name = l.table_name AND c.row_id = l.row_id
-    WHERE l.txid >= pg_snapshot_xmin(p_before) AND l.received_from = p_peer
-      AND NOT pg_visible_in_snapshot(l.txid, p_before) AND l.txid <> pg_current_xact_id())
+    SELECT FROM unnest(p_changes) c
+    CROSS JOIN LATERAL (SELECT FROM cv_sync.change_log l
+      WHERE l.row_id = c.row_id AND l.table_name = c.table_name AND l.received_from = p_peer
+        AND NOT pg_visible_in_snapshot(l.txid, p_before) AND l.txid <> pg_current_xact_id()
+      OFFSET 0) l)
 $$;
 
 -- One batch from a peer, in one transaction (0008's, PROTOCOL.md "Apply"). The cursor is saved in
@@ -2120,7 +2122,7 @@ CALL cv_sync.grant_rpc();
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/00_grant_rpc.sql', '1312a1639616770d6c2d254d50cf6772471255d1af6a5c59800bf595878b435e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '7959a89b8cf7c66c83a6519e0b4b1fad4f767dad197bc3afba33b5b8fcac6f4e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', '988f262efd387e388ddc969ec9eab2d9876180c227298c0845a6e26d5143b715') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '52658364bfb25df8bcc35ac35f38c964b826c12348e01d9a107f94196936b89d') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '8b86a63698749f61bd1cffcdce17531c346c3eccdb95158addd8d7185fc9b8fc') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '1d2e90b465a475fac5d2fbd206ed25e17209a43c9c58638966292e76f85ae8f8') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '9c3cc1b093026bca14d82ec08aeb1416ea253061c1d1b5ce7e126d7dfce35eee') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '9e8834fe4153db33a435c4c6b6fefe90bdeae448d83572187bcdc50249416640') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
