@@ -2,6 +2,7 @@ import { CvError } from "@centrovision/core";
 import { consultation, insert, insertConsultation, patient } from "@centrovision/testkit/nodes";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSyncEngine, type SyncEngine, type SyncPeer } from "../src/index.js";
+import { fromSqlState } from "../src/sync-errors.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
 
 /*
@@ -141,6 +142,27 @@ describe("the replay's pages", () => {
     // The overtaking page is refused, the held one applied, the refused one sent again before the
     // page after it (which would otherwise be refused too), then the rest in turn.
     expect(outcomes).toEqual(["1 cursor_mismatch", "0 applied", "2 applied", "3 applied"]);
+    expect(await arrived(node, ids)).toBe(100);
+    await expectSame(node);
+  });
+
+  it("go again at once, alone, when the target refused one having written nothing (40P01): no error, nothing twice", async () => {
+    let failAt = Number.POSITIVE_INFINITY;
+    const outcomes: string[] = [];
+    const { engine, trace, node, branchId } = await startPushing(async (n, apply) => {
+      if (n === failAt) {
+        outcomes.push("refused");
+        throw fromSqlState("40P01", "cloud", "deadlock detected", "cv_sync_apply");
+      }
+      const result = await apply();
+      if (n > failAt) outcomes.push(result.status);
+      return result;
+    });
+    const ids = await writePatients(node, branchId, 100);
+    failAt = trace.applies.length + 2;
+    expect(await engine.syncNow()).toMatchObject({ lastError: null, pendingUp: 0 });
+    expect(outcomes[0]).toBe("refused");
+    expect(outcomes.slice(1).every((status) => status === "applied")).toBe(true);
     expect(await arrived(node, ids)).toBe(100);
     await expectSame(node);
   });

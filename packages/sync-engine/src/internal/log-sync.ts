@@ -57,6 +57,8 @@ interface Flight {
   readonly request: ApplyRequest;
   /** Sent while the page before it was still being applied. */
   readonly behind: boolean;
+  /** Sent again after the target refused it having written nothing (40001, 40P01). */
+  readonly again: boolean;
   readonly sent: number;
   readonly reply: Promise<ApplyResult>;
   /** The reply is known to be a failure. */
@@ -178,9 +180,15 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     limit = smaller;
     next = pull(cursor, limit);
   };
-  const send = (page: PullPage, limit: number, request: ApplyRequest, behind: boolean): Flight => {
+  const send = (
+    page: PullPage,
+    limit: number,
+    request: ApplyRequest,
+    behind: boolean,
+    again = false,
+  ): Flight => {
     const reply = settled(ctx.target.apply(request));
-    const flight: Flight = { page, limit, request, behind, sent: ctx.now(), reply, failed: false };
+    const flight: Flight = { page, limit, request, behind, again, sent: ctx.now(), reply, failed: false };
     reply.catch(() => {
       flight.failed = true;
     });
@@ -202,6 +210,12 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       // applied now (it settled first), so this one goes again, alone.
       if (flight.behind && isSyncError(error, "cursor_mismatch")) {
         inFlight = send(flight.page, flight.limit, flight.request, false);
+        return settle();
+      }
+      // Refused with nothing written, by a concurrent write or a deadlock (a page a clinic server
+      // writes early, behind this one, can take a row this one needs): once more at once, alone.
+      if (isSyncError(error, "transient") && !flight.again) {
+        inFlight = send(flight.page, flight.limit, flight.request, false, true);
         return settle();
       }
       lastSettled = ctx.now();
