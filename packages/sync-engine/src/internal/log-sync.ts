@@ -164,10 +164,10 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   let counting = false;
   /**
    * The apply sent and not yet settled. The next page's apply is sent without waiting for it:
-   * the target reads that batch while it writes this one, then takes the source's cursor
-   * (cv_sync.lock_peer) once this one commits, and must find it where it expects. Not after an
-   * apply slower than half the page budget: waiting for the lock counts towards the hosted
-   * statement_timeout.
+   * the target reads that batch while it writes this one (a clinic server writes it too, and
+   * keeps it if the two share no row), then takes the source's cursor (cv_sync.lock_peer) once
+   * this one commits, and must find it where it expects. Not after an apply slower than half the
+   * page budget: waiting for the lock counts towards the hosted statement_timeout.
    */
   let inFlight: Flight | undefined;
   /** When the last apply settled: an apply sent before then waited for it, not for the target. */
