@@ -564,6 +564,13 @@ BEGIN
   END IF;
   IF v_early IS DISTINCT FROM 'kept' THEN
     v_peer := cv_sync.lock_peer(p_source);
+    -- On a clinic server, the row of the HLC floor (which every apply raises at its end) is taken
+    -- with the cursor: a batch written early behind this one then waits for it there. Taken
+    -- first by that batch, this one would wait for it behind the cursor it holds: a deadlock,
+    -- found only after deadlock_timeout (1 s). Captures only read the row.
+    IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+      PERFORM FROM cv_sync.node n FOR UPDATE;
+    END IF;
     -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
     IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
       RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,

@@ -50,6 +50,22 @@ async function waitForLockWait(node: SqlNode): Promise<void> {
   throw new Error("no session of the node waited for a lock within 5 s");
 }
 
+/**
+ * Resolves once a session of `node` other than this test's runs cv_sync_apply and has begun to
+ * write (it has a transaction id: it took the source's cursor, cv_sync.lock_peer).
+ */
+async function waitForWriting(node: SqlNode): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const [found] = await node.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and query like '%cv_sync_apply(%' and backend_xid is not null
+        and pid <> pg_backend_pid()`;
+    if (found?.n) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error("no session of the node began to write in cv_sync_apply within 1 s");
+}
+
 async function logSize(node: SqlNode): Promise<number> {
   const [found] = await node.sql<{ n: number }[]>`select count(*)::int as n from cv_sync.change_log`;
   return found?.n ?? 0;
@@ -328,14 +344,14 @@ async function applyHeld(target: SqlNode, source: Record<string, unknown>, expec
 describe("cv_sync_apply of a batch sent behind one still being applied", () => {
   /**
    * Two batches of the cloud's log for the clinic server: `first` written in one transaction,
-   * `then` in the next, each batch one transaction.
+   * `then` in the next, each batch one transaction (`firstSize`: as many changes as the first wrote).
    */
-  async function twoBatches(first: () => Promise<void>, then: () => Promise<void>) {
+  async function twoBatches(first: () => Promise<unknown>, then: () => Promise<unknown>, firstSize = 1) {
     await sync(cloud, clinicNode);
     const expected = await storedCursor(clinicNode, cloud);
     await first();
     await then();
-    const ahead = await pull(cloud, clinicNode, expected, 1);
+    const ahead = await pull(cloud, clinicNode, expected, firstSize);
     const behind = await pull(cloud, clinicNode, ahead.cursor, 1);
     expect(ahead.changes.length).toBeGreaterThan(0);
     expect(behind.changes.length).toBeGreaterThan(0);
@@ -404,6 +420,35 @@ describe("cv_sync_apply of a batch sent behind one still being applied", () => {
       () => insert(cloud.sql, "appointments", child),
     );
     expect(await behindOne(batches)).toMatchObject({ status: "applied", applied: 1, written_early: "again" });
+    await expectConverged(cloud, clinicNode);
+  });
+
+  it("waits for the batch ahead to raise the HLC floor, which that one holds from its start: no deadlock", async () => {
+    const base = consultation();
+    await insertConsultation(cloud.sql, base);
+    const many = Array.from({ length: 3_000 }, (_, i) => patient(base.branches.id, `Adelante ${i}`));
+    const { source, expected, ahead, behind } = await twoBatches(
+      () =>
+        cloud.sql.begin(async (tx) => {
+          for (let i = 0; i < many.length; i += 500)
+            await tx`insert into patients ${tx(many.slice(i, i + 500))}`;
+        }),
+      () => insert(cloud.sql, "patients", patient(base.branches.id, "Detrás")),
+      many.length,
+    );
+    const deadlocks = async () => {
+      const [found] = await clinicNode.sql<{ n: number }[]>`
+        select deadlocks::int as n from pg_stat_database where datname = current_database()`;
+      return found?.n ?? 0;
+    };
+    const before = await deadlocks();
+    // The small batch behind is written while the large one in front is: it reaches the floor first.
+    const writing = apply(clinicNode, source, expected, ahead);
+    await waitForWriting(clinicNode);
+    const results = await Promise.all([writing, apply(clinicNode, source, ahead.cursor, behind)]);
+    expect(results).toMatchObject([{ status: "applied" }, { status: "applied", written_early: "kept" }]);
+    await clinicNode.sql`select pg_stat_clear_snapshot()`;
+    expect(await deadlocks()).toBe(before);
     await expectConverged(cloud, clinicNode);
   });
 

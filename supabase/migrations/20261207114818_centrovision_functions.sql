@@ -698,6 +698,13 @@ BEGIN
   END IF;
   IF v_early IS DISTINCT FROM 'kept' THEN
     v_peer := cv_sync.lock_peer(p_source);
+    -- On a clinic server, the row of the HLC floor (which every apply raises at its end) is taken
+    -- with the cursor: a batch written early behind this one then waits for it there. Taken
+    -- first by that batch, this one would wait for it behind the cursor it holds: a deadlock,
+    -- found only after deadlock_timeout (1 s). Captures only read the row.
+    IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+      PERFORM FROM cv_sync.node n FOR UPDATE;
+    END IF;
     -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
     IF (v_peer.cursor_txid, v_peer.cursor_seq) >= (v_cursor.txid, v_cursor.seq) THEN
       RETURN jsonb_build_object('status', 'duplicate', 'applied', 0, 'skipped', 0, 'conflicts', 0, 'quarantined', 0,
@@ -2122,7 +2129,7 @@ CALL cv_sync.grant_rpc();
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/00_grant_rpc.sql', '1312a1639616770d6c2d254d50cf6772471255d1af6a5c59800bf595878b435e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '7959a89b8cf7c66c83a6519e0b4b1fad4f767dad197bc3afba33b5b8fcac6f4e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', '988f262efd387e388ddc969ec9eab2d9876180c227298c0845a6e26d5143b715') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '8b86a63698749f61bd1cffcdce17531c346c3eccdb95158addd8d7185fc9b8fc') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '9b524f17d9d45d9a320f3cc2794d91a7a6248c51cb5ca4b39f0a28cb27ebf5b1') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '1d2e90b465a475fac5d2fbd206ed25e17209a43c9c58638966292e76f85ae8f8') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '9c3cc1b093026bca14d82ec08aeb1416ea253061c1d1b5ce7e126d7dfce35eee') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '9e8834fe4153db33a435c4c6b6fefe90bdeae448d83572187bcdc50249416640') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
