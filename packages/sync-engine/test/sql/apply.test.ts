@@ -328,7 +328,11 @@ async function applyHeld(target: SqlNode, source: Record<string, unknown>, expec
     .catch((error: Error) => {
       if (error.message !== "rolled back") throw error;
     });
-  await applied;
+  // A batch that fails instead of being held ends the wait with its error.
+  await Promise.race([
+    applied,
+    transaction.then(() => Promise.reject(new Error("the batch in front was not held"))),
+  ]);
   return {
     commit: () => {
       settle(true);
