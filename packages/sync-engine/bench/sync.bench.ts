@@ -15,6 +15,10 @@
  *    other (target ≤ 1 s), both ways, against the time the target itself took to INSERT such a
  *    transaction (the other direction's, capture included); then replication lag p50/p95 under a
  *    steady write load.
+ *    Also, the same transaction's pages pulled once and applied on the clinic server alone (the
+ *    cloud, the gateway and the engine idle, as in production, where they do not share its cores):
+ *    each sent while the one before it is written, as the engine sends them (the clinic server
+ *    writes it early: PROTOCOL.md "Written early"), against one page after another. No goal.
  * On Linux, parts 1 and 3 also print the CPU time each server, the gateway and the engine used
  * (bench/cpu-time.ts), with two figures of no goal: the initial sync's CPU against COPY's, and the
  * CPU of each direction's slowest 10,000-change run spread over the machine's cores (the least
@@ -52,6 +56,7 @@ import { build } from "esbuild";
 import postgres from "postgres";
 import { filter, firstValueFrom } from "rxjs";
 import {
+  type ApplyRequest,
   createPostgresPeer,
   createSupabasePeer,
   createSyncEngine,
@@ -81,6 +86,8 @@ const LOAD_SECONDS = Number(
 const LOAD_PER_SECOND = 50;
 /** The engine's default `wakeGapMs`: at most one cycle a second started by a change. */
 const WAKE_GAP_MS = syncEngineConfigSchema.parse({}).wakeGapMs;
+/** The engine's default log page size: a page of a large transaction holds up to twice as many. */
+const PAGE_SIZE = syncEngineConfigSchema.parse({}).pageSize;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -331,6 +338,114 @@ async function compareInitialSync(
   return clinic;
 }
 
+const APPLY_ALONE_ROUNDS = 4;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+/** A new patient of `branchId` for the steady-state parts. */
+function newPatient(branchId: string, label: string) {
+  return {
+    id: randomUUID(),
+    branch_id: branchId,
+    first_name: label,
+    last_name: "Estable",
+    birth_date: "1990-01-01",
+    sex: "unknown",
+    phone: "55 0000 0000",
+    notes: String(Date.now()),
+  };
+}
+
+/** Writes `rows` in one transaction, in statements of 1,000, as an application's import would. */
+async function insertPatients(
+  sql: postgres.Sql,
+  rows: readonly ReturnType<typeof newPatient>[],
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    for (let i = 0; i < rows.length; i += 1_000)
+      await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
+  });
+}
+
+/**
+ * Part 3, first: a 10,000-change transaction's pages, pulled once from the cloud, applied on
+ * copies of a synced clinic database with nothing else running: each sent while the one before it
+ * is written (the engine's way), against one page after another, rounds alternating.
+ */
+async function applyOnClinicAlone() {
+  const template = "apply_template";
+  const synced = await newClinic(clinicServer, template);
+  await synced.sql.end();
+  const local = createPostgresPeer({ url: synced.url, timeoutMs: 60_000 });
+  const remote = createSupabasePeer({ url: supabase.url, key: supabase.serviceRoleKey, timeoutMs: 60_000 });
+  const admin = postgres(clinicServer.url, { max: 1, onnotice: () => {} });
+  try {
+    const engine = createSyncEngine({ local, remote, intervalMs: 3_600_000 });
+    await engine.syncNow();
+    await engine.stop();
+    const [branch] = await cloud<{ id: string }[]>`select id from branches limit 1`;
+    await insertPatients(
+      cloud,
+      Array.from({ length: STEADY_CHANGES }, (_, n) => newPatient(branch?.id as string, `Sola ${n}`)),
+    );
+    const [clinicInfo, cloudInfo] = await Promise.all([local.node(), remote.node()]);
+    let after = (await local.cursor(cloudInfo.nodeId)).cursor;
+    const requests: ApplyRequest[] = [];
+    for (let more = true; more; ) {
+      const page = await remote.pull({ consumer: clinicInfo.nodeId, after, limit: PAGE_SIZE });
+      requests.push({
+        source: { ...page.source, nodeName: cloudInfo.nodeName },
+        expected: after,
+        cursor: page.cursor,
+        changes: page.changes,
+      });
+      after = page.cursor;
+      more = page.hasMore;
+    }
+    await local.close();
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${template}`;
+    const times: Record<"pipelined" | "sequential", number[]> = { pipelined: [], sequential: [] };
+    for (let round = 0; round < APPLY_ALONE_ROUNDS; round++) {
+      for (const way of round % 2 === 0
+        ? (["pipelined", "sequential"] as const)
+        : (["sequential", "pipelined"] as const)) {
+        const copy = `apply_${way}_${round}`;
+        await admin.unsafe(`create database ${copy} template ${template}`);
+        const target = createPostgresPeer({ url: clinicServer.urlFor(copy), timeoutMs: 60_000 });
+        await target.node();
+        const started = performance.now();
+        let inFlight: Promise<unknown> | undefined;
+        for (const request of requests) {
+          const sent = target.apply(request);
+          if (way === "sequential") await sent;
+          else await inFlight;
+          inFlight = sent;
+        }
+        await inFlight;
+        times[way].push(performance.now() - started);
+        await target.close();
+        await admin.unsafe(`drop database ${copy} with (force)`);
+      }
+    }
+    log("");
+    log(
+      `${STEADY_CHANGES.toLocaleString("en")} changes in ${requests.length} pages applied on the clinic server alone: ` +
+        `each sent while the one before it is written ${times.pipelined.map(seconds).join(", ")}; ` +
+        `one after another ${times.sequential.map(seconds).join(", ")}`,
+    );
+    reportFigure({
+      figure: `${STEADY_CHANGES.toLocaleString("en")} changes applied on the clinic server alone, each page sent while the one before it is written, median of ${APPLY_ALONE_ROUNDS}`,
+      unit: "s",
+      measured: median(times.pipelined) / 1000,
+      reference: { label: "one page after another, median", value: median(times.sequential) / 1000 },
+      ratio: median(times.pipelined) / median(times.sequential),
+    });
+  } finally {
+    await local.close();
+    await remote.close();
+    await admin.end();
+  }
+}
+
 /** Part 3: steady state at a 1 s interval, then replication lag under load, against the synced clinic. */
 async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
   const engine = createSyncEngine({
@@ -342,16 +457,7 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
   });
   await engine.syncNow();
   const [branch] = await cloud<{ id: string }[]>`select id from branches limit 1`;
-  const patient = (label: string) => ({
-    id: randomUUID(),
-    branch_id: branch?.id as string,
-    first_name: label,
-    last_name: "Estable",
-    birth_date: "1990-01-01",
-    sex: "unknown",
-    phone: "55 0000 0000",
-    notes: String(Date.now()),
-  });
+  const patient = (label: string) => newPatient(branch?.id as string, label);
   log("");
   log(
     `steady state, 1 s interval: ${STEADY_CHANGES.toLocaleString("en")} changes in one transaction, until all arrived`,
@@ -397,10 +503,7 @@ async function steadyState(clinicUrl: string, clinicSql: postgres.Sql) {
       await firstValueFrom(engine.status$.pipe(filter((status) => status.phase === "idle")));
       await new Promise((resolve) => setTimeout(resolve, WAKE_GAP_MS));
       const began = performance.now();
-      await from.begin(async (tx) => {
-        for (let i = 0; i < rows.length; i += 1_000)
-          await tx`insert into patients ${tx(rows.slice(i, i + 1_000))}`;
-      });
+      await insertPatients(from, rows);
       committed = performance.now();
       const meter = cpuMeter(
         { [toName]: serverPids[toName], [fromName]: serverPids[fromName] },
@@ -523,7 +626,10 @@ try {
   const clinic = STEADY_ONLY
     ? await newClinic(clinicServer, "clinic")
     : await compareInitialSync(supabase, cloud, clinicServer);
-  if (!INITIAL_ONLY) await steadyState(clinic.url, clinic.sql);
+  if (!INITIAL_ONLY) {
+    await applyOnClinicAlone();
+    await steadyState(clinic.url, clinic.sql);
+  }
   await clinic.sql.end();
 } finally {
   await cloud.end();
