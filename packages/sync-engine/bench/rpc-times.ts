@@ -13,6 +13,7 @@ import WebSocket from "ws";
 import { createPostgresPeer, createSupabasePeer } from "../src/index.js";
 import { createSupabaseInvoker } from "../src/rpc/index.js";
 import { START_CURSOR } from "../src/sync-types.js";
+import { newPatient } from "./seed.js";
 
 const REPEAT = 3;
 const SERVICE_LIMIT_MS = 8_000;
@@ -40,18 +41,6 @@ async function worst<T>(times: number, prepare: () => Promise<T>, call: (input: 
     max = Math.max(max, performance.now() - started);
   }
   return max;
-}
-
-function patient(branchId: string, label: string) {
-  return {
-    id: randomUUID(),
-    branch_id: branchId,
-    first_name: label,
-    last_name: "Tiempos",
-    birth_date: "1980-05-05",
-    sex: "unknown",
-    phone: "55 0000 0000",
-  };
 }
 
 export async function measureRpcTimes(
@@ -98,7 +87,7 @@ export async function measureRpcTimes(
       worstMs: await worst(
         REPEAT,
         async () => {
-          await clinic.sql`insert into patients ${clinic.sql(Array.from({ length: PULL_PAGE }, (_, n) => patient(branchId, `Subida ${n}`)))}`;
+          await clinic.sql`insert into patients ${clinic.sql(Array.from({ length: PULL_PAGE }, (_, n) => newPatient(branchId, `Subida ${n}`)))}`;
           const expected = (await remote.cursor(clinicNode.nodeId)).cursor;
           return {
             expected,
@@ -141,7 +130,7 @@ export async function measureRpcTimes(
             p_changes: Array.from({ length: DRAIN_BATCH }, (_, n) => {
               const now = new Date().toISOString();
               const row = {
-                ...patient(branchId, `Cola ${n}`),
+                ...newPatient(branchId, `Cola ${n}`),
                 ...{
                   second_last_name: null,
                   document_id: null,

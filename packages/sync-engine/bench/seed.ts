@@ -1,4 +1,19 @@
+import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
+
+/** A new patient of `branchId`, as the benches write them. */
+export function newPatient(branchId: string, label: string) {
+  return {
+    id: randomUUID(),
+    branch_id: branchId,
+    first_name: label,
+    last_name: "Estable",
+    birth_date: "1990-01-01",
+    sex: "unknown",
+    phone: "55 0000 0000",
+    notes: String(Date.now()),
+  };
+}
 
 /**
  * `rows` appointment-like rows in the cloud, with the parents they need (a branch, 10 rooms,

@@ -36,7 +36,6 @@
  *   CV_BENCH_PAGE_SIZE=…                (part 3's log page size; default the engine's, 1,000)
  */
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +63,7 @@ import {
 } from "../src/index.js";
 import { type CpuUse, cpuMeter, describeCpu, postmasterPid } from "./cpu-time.js";
 import { measureRpcTimes } from "./rpc-times.js";
-import { countRows, seedAppointments } from "./seed.js";
+import { countRows, newPatient, seedAppointments } from "./seed.js";
 
 const ROWS = Number(
   process.env.CV_BENCH_ROWS ??
@@ -340,20 +339,6 @@ async function compareInitialSync(
 
 const APPLY_ALONE_ROUNDS = 4;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
-
-/** A new patient of `branchId` for the steady-state parts. */
-function newPatient(branchId: string, label: string) {
-  return {
-    id: randomUUID(),
-    branch_id: branchId,
-    first_name: label,
-    last_name: "Estable",
-    birth_date: "1990-01-01",
-    sex: "unknown",
-    phone: "55 0000 0000",
-    notes: String(Date.now()),
-  };
-}
 
 /** Writes `rows` in one transaction, in statements of 1,000, as an application's import would. */
 async function insertPatients(
