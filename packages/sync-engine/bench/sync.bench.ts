@@ -338,7 +338,12 @@ async function compareInitialSync(
 }
 
 const APPLY_ALONE_ROUNDS = 4;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+/** The median of `values`, as `percentile` reads it. */
+const median = (values: number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 
 /** Writes `rows` in one transaction, in statements of 1,000, as an application's import would. */
 async function insertPatients(
