@@ -496,6 +496,30 @@ AS $$
       OFFSET 0) l)
 $$;
 
+-- Checks and writes a batch of p_changes (the rows of p_tables) from p_source as a sync apply, for
+-- cv_sync_apply: the batch's page starts at p_from (a cursor), where p_peer's cursor stands or,
+-- for a batch written early, will stand once the batch ahead has committed. A page that starts
+-- before the peer's catch-up mark is applied as a catch-up (cv_sync_apply_snapshot).
+CREATE OR REPLACE FUNCTION cv_sync.write_batch(p_source jsonb, p_peer cv_sync.peers, p_from_txid bigint,
+  p_from_seq bigint, p_changes cv_sync.change[], p_tables text[], p_catchup boolean) RETURNS jsonb
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+DECLARE
+  v_result jsonb;
+BEGIN
+  PERFORM cv_sync.check_fingerprint(p_source, p_tables);
+  PERFORM cv_sync.check_changes_clock(p_changes);
+  PERFORM cv_sync.begin_apply(p_peer.peer_id);
+  v_result := cv_sync.apply_changes(p_peer.peer_id, p_changes,
+    p_catchup OR (p_peer.catchup_txid IS NOT NULL
+      AND (p_from_txid, p_from_seq) < (p_peer.catchup_txid, p_peer.catchup_seq)),
+    true);
+  PERFORM cv_sync.end_apply();
+  RETURN v_result;
+END
+$$;
+
 -- One batch from a peer, in one transaction (0008's, PROTOCOL.md "Apply"). The cursor is saved in
 -- the same transaction as the rows, so a crash can neither lose a batch nor count it twice.
 -- The rows are written as a sync apply (cv_sync.begin_apply, 0005) for this call only: writes
@@ -523,6 +547,7 @@ DECLARE
   v_cursor record := cv_sync.parse_cursor(p_cursor, 'p_cursor');
   v_peer cv_sync.peers;
   v_changes cv_sync.change[];
+  v_tables text[];
   v_before pg_snapshot;
   v_early text;
   v_result jsonb;
@@ -534,6 +559,7 @@ BEGIN
     RAISE EXCEPTION 'p_cursor % is behind p_expected %', p_cursor, p_expected USING ERRCODE = 'CV005';
   END IF;
   v_changes := cv_sync.collapse(p_changes);
+  v_tables := ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c);
   IF to_regclass('cv_auth.signing_key') IS NOT NULL
     AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
   THEN
@@ -541,14 +567,8 @@ BEGIN
     IF FOUND AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_expected.txid, v_expected.seq) THEN
       BEGIN
         v_before := pg_current_snapshot();
-        PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
-        PERFORM cv_sync.check_changes_clock(v_changes);
-        PERFORM cv_sync.begin_apply(v_peer.peer_id);
-        v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
-          p_catchup OR (v_peer.catchup_txid IS NOT NULL
-            AND (v_expected.txid, v_expected.seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
-          true);
-        PERFORM cv_sync.end_apply();
+        v_result := cv_sync.write_batch(p_source, v_peer, v_expected.txid, v_expected.seq, v_changes, v_tables,
+          p_catchup);
         v_peer := cv_sync.lock_peer(p_source);
         IF (v_peer.cursor_txid, v_peer.cursor_seq) <> (v_expected.txid, v_expected.seq)
           OR NOT cv_sync.written_early_holds(v_peer.peer_id, v_before, v_changes)
@@ -588,14 +608,7 @@ BEGIN
       RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
         USING ERRCODE = 'CV005';
     END IF;
-    PERFORM cv_sync.check_fingerprint(p_source, ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c));
-    PERFORM cv_sync.check_changes_clock(v_changes);
-    PERFORM cv_sync.begin_apply(v_peer.peer_id);
-    v_result := cv_sync.apply_changes(v_peer.peer_id, v_changes,
-      p_catchup OR (v_peer.catchup_txid IS NOT NULL
-        AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_peer.catchup_txid, v_peer.catchup_seq)),
-      true);
-    PERFORM cv_sync.end_apply();
+    v_result := cv_sync.write_batch(p_source, v_peer, v_expected.txid, v_expected.seq, v_changes, v_tables, p_catchup);
   END IF;
   UPDATE cv_sync.peers p
   SET cursor_txid = v_cursor.txid, cursor_seq = v_cursor.seq, peer_name = coalesce(p_source ->> 'node_name', p.peer_name),
