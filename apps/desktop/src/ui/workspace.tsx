@@ -67,11 +67,16 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
   }, [connectionMode, attempt]);
 
   // Bookings made here offline that clashed when they reached a server: asked at every mode change
-  // (a drain follows one), every 10 s, and when the review is left.
+  // (a drain follows one), every 10 s, and when the review is left. The count from before the
+  // review is dropped on entering it: the receptionist may settle them there, and back on the
+  // agenda the banner waited for the new count's answer showing the old one.
   const [doubleBookings, setDoubleBookings] = useState(0);
   useEffect(() => {
     void connectionMode;
-    if (view === "conflictos") return;
+    if (view === "conflictos") {
+      setDoubleBookings(0);
+      return;
+    }
     const count = () =>
       invoke<unknown[]>("list_double_bookings").then(
         (list) => setDoubleBookings(list.length),
