@@ -309,7 +309,20 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     await expect
       .poll(() => page.getByRole("main").textContent())
       .toMatch(/Ninguna cita agendada sin conexión se empalmó con otra/);
+    // Back on the agenda the count is asked again; answered late, the banner must not show the
+    // one from before the review meanwhile.
+    const counted = "**/invoke/list_double_bookings";
+    await page.route(counted, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await route.continue();
+    });
+    const answered = page.waitForResponse((response) =>
+      response.url().endsWith("/invoke/list_double_bookings"),
+    );
     await page.getByRole("button", { name: "Agenda", exact: true }).click();
+    expect(await clash.count()).toBe(0);
+    await answered;
+    await page.unroute(counted);
     expect(await clash.count()).toBe(0);
   }, 90_000);
 
