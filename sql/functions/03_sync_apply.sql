@@ -548,6 +548,8 @@ DECLARE
   v_peer cv_sync.peers;
   v_changes cv_sync.change[];
   v_tables text[];
+  -- A clinic server (its signing key, 0003), where a batch may be written early.
+  v_clinic boolean := to_regclass('cv_auth.signing_key') IS NOT NULL;
   v_before pg_snapshot;
   v_early text;
   v_result jsonb;
@@ -560,8 +562,7 @@ BEGIN
   END IF;
   v_changes := cv_sync.collapse(p_changes);
   v_tables := ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c);
-  IF to_regclass('cv_auth.signing_key') IS NOT NULL
-    AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
+  IF v_clinic AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
   THEN
     SELECT * INTO v_peer FROM cv_sync.peers p WHERE p.peer_id::text = p_source ->> 'node_id';
     IF FOUND AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_expected.txid, v_expected.seq) THEN
@@ -588,7 +589,7 @@ BEGIN
     -- with the cursor: a batch written early behind this one then waits for it there. Taken
     -- first by that batch, this one would wait for it behind the cursor it holds: a deadlock,
     -- found only after deadlock_timeout (1 s). Captures only read the row.
-    IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+    IF v_clinic THEN
       PERFORM FROM cv_sync.node n FOR UPDATE;
     END IF;
     -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.

@@ -682,6 +682,8 @@ DECLARE
   v_peer cv_sync.peers;
   v_changes cv_sync.change[];
   v_tables text[];
+  -- A clinic server (its signing key, 0003), where a batch may be written early.
+  v_clinic boolean := to_regclass('cv_auth.signing_key') IS NOT NULL;
   v_before pg_snapshot;
   v_early text;
   v_result jsonb;
@@ -694,8 +696,7 @@ BEGIN
   END IF;
   v_changes := cv_sync.collapse(p_changes);
   v_tables := ARRAY(SELECT DISTINCT c.table_name FROM unnest(v_changes) c);
-  IF to_regclass('cv_auth.signing_key') IS NOT NULL
-    AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
+  IF v_clinic AND NOT EXISTS (SELECT FROM unnest(v_changes) c WHERE c.resolves IS NOT NULL)
   THEN
     SELECT * INTO v_peer FROM cv_sync.peers p WHERE p.peer_id::text = p_source ->> 'node_id';
     IF FOUND AND (v_peer.cursor_txid, v_peer.cursor_seq) < (v_expected.txid, v_expected.seq) THEN
@@ -722,7 +723,7 @@ BEGIN
     -- with the cursor: a batch written early behind this one then waits for it there. Taken
     -- first by that batch, this one would wait for it behind the cursor it holds: a deadlock,
     -- found only after deadlock_timeout (1 s). Captures only read the row.
-    IF to_regclass('cv_auth.signing_key') IS NOT NULL THEN
+    IF v_clinic THEN
       PERFORM FROM cv_sync.node n FOR UPDATE;
     END IF;
     -- A retry after an unknown outcome (timeout, lost connection): already applied, do nothing.
@@ -2142,7 +2143,7 @@ CALL cv_sync.grant_rpc();
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/00_grant_rpc.sql', '1312a1639616770d6c2d254d50cf6772471255d1af6a5c59800bf595878b435e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '7959a89b8cf7c66c83a6519e0b4b1fad4f767dad197bc3afba33b5b8fcac6f4e') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', '988f262efd387e388ddc969ec9eab2d9876180c227298c0845a6e26d5143b715') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '36d34afc003da3466a6e48c178fa9f1de6d30406efad90e268df7af30112748b') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '13b5d96d7f780b58852f28afc28052a06bc69020e81405955161439575623d86') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '1d2e90b465a475fac5d2fbd206ed25e17209a43c9c58638966292e76f85ae8f8') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '9c3cc1b093026bca14d82ec08aeb1416ea253061c1d1b5ce7e126d7dfce35eee') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '9e8834fe4153db33a435c4c6b6fefe90bdeae448d83572187bcdc50249416640') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
