@@ -609,6 +609,15 @@ BEGIN
       RAISE EXCEPTION 'p_changes holds an eviction: only the cloud evicts rows, and only from a clinic server'
         USING ERRCODE = 'CV005';
     END IF;
+    -- A clinic server sends the cloud only changes it originated: its pull leaves out what it
+    -- received from the cloud. Another node named as origin would pass as that node's own newer
+    -- edit (same origin: the higher counter wins, no conflict kept), and the pull's echo filter
+    -- would never send it to that node: the two would differ for good.
+    IF cv_sync.called_by_node()
+      AND EXISTS (SELECT FROM unnest(v_changes) c WHERE c.origin <> v_peer.peer_id) THEN
+      RAISE EXCEPTION 'p_changes holds a change whose origin is another node: a clinic server sends only the changes it made'
+        USING ERRCODE = 'CV005';
+    END IF;
     v_result := cv_sync.write_batch(p_source, v_peer, v_expected.txid, v_expected.seq, v_changes, v_tables, p_catchup);
   END IF;
   UPDATE cv_sync.peers p

@@ -327,6 +327,15 @@ BEGIN
           v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'invalid_input',
             'message', format('a value of the %s row does not fit its column (SQLSTATE %s); correct the record',
               v_table, v_code));
+        WHEN SQLSTATE 'CV009' THEN
+          -- Its written-at, which would order it in the settle, is later than this server's clock
+          -- plus the allowed skew (0010): refused for this row alone. Refusing the whole call, as
+          -- before, held every other write of the PC's outbox back with it, drain after drain:
+          -- the stamp is in the row, so correcting the PC's clock did not clear it.
+          v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'invalid_input',
+            'message', format('this PC saved the %s row at a time later than this server''s clock allows (the PC''s '
+              'clock was ahead, SQLSTATE CV009); set the PC''s date and time right, then edit the record again or '
+              'discard the change', v_table));
         WHEN SQLSTATE 'CV008' THEN
           GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
           v_rejected := v_rejected || jsonb_build_object('table', v_table, 'id', v_id, 'code', 'conflict',

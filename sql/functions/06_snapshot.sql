@@ -13,10 +13,11 @@
 -- One page of p_table in id order after p_after_id, rows in this node credential's scope only, as
 -- a set of json values: first the page's header
 --   {node_id, epoch, fingerprint, now, table, after_id, last_id, has_more, cursor,
---    format: 'row_text', columns: [name, …]}
+--    format: 'row_text', columns: [name, …], end_marker: true}
 -- then its rows in id order, in chunks of 100 (more when the page would otherwise need over 998
--- chunks): [[id, version, hlc, row text], …]. PostgREST sends a set as one array, [header, chunk,
--- …], and caps it at db-max-rows (Supabase's 1000). A set, not one json value:
+-- chunks): [[id, version, hlc, row text], …], then an empty chunk, the end marker (as
+-- cv_sync_pull's, 10_pull.sql). PostgREST sends a set as one array, [header, chunk, …, []], and
+-- caps it at db-max-rows (Supabase's 1000). A set, not one json value:
 -- behind PostgREST a scalar result is aggregated and parsed again (json_agg(…)->0), and each of
 -- the page's copies in the function and around it was a fresh megabyte of memory; chunks of ~60 KB
 -- are not. The rows, last_id and has_more come from one statement (one snapshot: a row deleted
@@ -77,6 +78,7 @@ BEGIN
     '    ''fingerprint'', cv_sync.fingerprint(), ''now'', clock_timestamp(), ''table'', %1$L, ''after_id'', $1, '
     '    ''last_id'', coalesce((SELECT max(p.id::text COLLATE "C") FROM p WHERE p.n <= $2)::uuid, $1), '
     '    ''has_more'', EXISTS (SELECT FROM p WHERE p.n > $2), ''cursor'', $4, ''format'', ''row_text'', '
+    '    ''end_marker'', true, '
     '    ''columns'', (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_catalog.pg_attribute a '
     '      WHERE a.attrelid = %3$L::regclass AND a.attnum > 0 AND NOT a.attisdropped)) AS value '
     '  FROM cv_sync.node '
@@ -84,6 +86,7 @@ BEGIN
     '  SELECT min(p.n), json_agg(p.item ORDER BY p.n) FROM p WHERE p.n <= $2 GROUP BY (p.n - 1) / greatest(100, $2::bigint / 998 + 1)) c '
     'ORDER BY c.k', p_table, v_in_scope, format('public.%I', p_table))
   USING p_after_id, p_limit, v_held, v_cursor;
+  RETURN NEXT '[]'::json;
 END
 $$;
 
@@ -110,8 +113,8 @@ BEGIN
     OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
       LEFT JOIN pg_catalog.pg_constraint c ON c.oid = g.tgconstraint
       WHERE g.tgrelid = v_rel AND CASE WHEN g.tgisinternal THEN c.contype IS DISTINCT FROM 'f'
-        ELSE g.tgname NOT IN ('cv_touch_row', 'cv_sync_guard', 'cv_sync_capture_insert', 'cv_sync_capture_update',
-          'cv_sync_capture_delete') END)
+        ELSE g.tgname NOT IN ('cv_touch_row', 'cv_sync_guard', 'cv_sync_guard_row', 'cv_sync_capture_insert',
+          'cv_sync_capture_update', 'cv_sync_capture_delete') END)
     OR EXISTS (SELECT FROM pg_catalog.pg_constraint c
       WHERE c.conrelid = v_rel AND c.contype = 'f' AND pg_catalog.cardinality(c.conkey) <> 1)
   THEN

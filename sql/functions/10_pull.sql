@@ -1,10 +1,13 @@
 -- A page of a node's log for a consumer (0006's cv_sync_pull; packages/sync-engine/PROTOCOL.md
 -- "cv_sync_pull"), as a set of json values: first the page's header
---   {node_id, epoch, fingerprint, now, cursor, has_more}
+--   {node_id, epoch, fingerprint, now, cursor, has_more, end_marker: true}
 -- then its changes in (txid, seq) order, in chunks of 100 (more when the page could otherwise
--- need over 998 chunks). PostgREST sends the set as one array, [header, chunk, …], capped at
--- db-max-rows (Supabase's 1000; a page is at most 2 × p_limit changes, its last transaction read
--- whole). A set, not one json value: behind PostgREST a scalar result
+-- need over 998 chunks), then an empty chunk, the end marker. PostgREST sends the set as one
+-- array, [header, chunk, …, []], capped at db-max-rows (Supabase's 1000, which a project's owner
+-- may lower; a page is at most 2 × p_limit changes, its last transaction read whole): cut there,
+-- it arrives without its marker, and the engine refuses it instead of moving its cursor past the
+-- changes it lost. An engine older than the marker reads it as a chunk of no change. A set, not
+-- one json value: behind PostgREST a scalar result
 -- is aggregated and parsed again (json_agg(…)->0), and each copy of a page of several megabytes,
 -- in the function and around it, took fresh memory; chunks are reused.
 
@@ -77,10 +80,11 @@ BEGIN
       'node_id', n.node_id, 'epoch', n.epoch, 'fingerprint', cv_sync.fingerprint(), 'now', clock_timestamp(),
       'cursor', CASE WHEN v_has_more THEN cv_sync.cursor_json(v_end_txid::text::bigint, v_end_seq)
                      ELSE cv_sync.cursor_json(greatest(v_horizon, v_after.txid), CASE WHEN v_horizon > v_after.txid THEN 0 ELSE v_after.seq END) END,
-      'has_more', v_has_more)
+      'has_more', v_has_more, 'end_marker', true)
     FROM cv_sync.node n
   );
   IF v_end_txid IS NULL THEN
+    RETURN NEXT '[]'::json;
     RETURN;
   END IF;
   RETURN QUERY
@@ -97,6 +101,7 @@ BEGIN
         AND s.op IS NOT NULL
         AND (l.op = 'rescope' OR l.origin <> p_consumer AND l.received_from IS DISTINCT FROM p_consumer)) c
     GROUP BY (c.n - 1) / greatest(100, 2 * p_limit::bigint / 998 + 1) ORDER BY min(c.n);
+  RETURN NEXT '[]'::json;
 END
 $$;
 

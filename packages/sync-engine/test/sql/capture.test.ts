@@ -502,6 +502,39 @@ describe("the sync-apply marker", () => {
     expect(await entries(id)).toHaveLength(2);
   });
 
+  it("refuses a statement that sets centrovision.sync_origin for its rows and clears it before its end", async () => {
+    const id = await branch();
+    await person.admit(id);
+    const before = await rowOf(node.sql, "branches", id);
+    const set = `set_config('centrovision.sync_origin', '${randomUUID()}', true)`;
+    const clear = "set_config('centrovision.sync_origin', '', true)";
+    const fresh = randomUUID();
+    for (const statement of [
+      // The row triggers would see the flag (no stamping: a forged version, author and time), the
+      // statement's end would not (no guard, and the capture logs it as an ordinary write).
+      `update branches set name = 'Forjada', version = '${forged}', updated_at = '2001-01-01', base_version = version
+         where id = $1 and ${set} <> '' returning ${clear}`,
+      `insert into branches (id, code, name, address, timezone, version, created_at, updated_at)
+         select '${fresh}', 'FORJA', 'Forjada', 'Calle 1', 'America/Mexico_City', '${forged}', '2001-01-01', '2001-01-01'
+         where $1::uuid is not null and ${set} <> '' returning ${clear}`,
+    ]) {
+      const error = await node.sql
+        .begin(async (tx) => {
+          await actAs(tx, "person");
+          await tx.unsafe(statement, [id]);
+        })
+        .then(
+          () => undefined,
+          (e: { code?: string; message?: string }) => e,
+        );
+      expect(error?.code, statement).toBe("42501");
+      expect(error?.message).toContain("centrovision.sync_origin is reserved");
+    }
+    expect(await rowOf(node.sql, "branches", id)).toEqual(before);
+    expect(await rowOf(node.sql, "branches", fresh)).toBeUndefined();
+    expect(await entries(id)).toHaveLength(1);
+  });
+
   it("cannot be forged: only the owner's functions can register a transaction as a sync apply", async () => {
     for (const role of ["person", "centrovision_app", "centrovision_sync"]) {
       const attempt = node.sql.begin(async (tx) => {

@@ -78,6 +78,26 @@ describe("a peer's batch", () => {
     expect(await floorOf(clinicNode)).toBe(floor);
   });
 
+  it("is refused whole (CV005) when an HLC's time is not digits: read as a bigint it is 1970, as text it wins every conflict", async () => {
+    const row = consultation().branches;
+    await insert(cloud.sql, "branches", row);
+    const expected = await storedCursor(clinicNode, cloud);
+    const page = await pull(cloud, clinicNode, expected);
+    for (const time of ["9_9_9_9_9_9_9_9", "0x0000000000001", "+00000000000001"]) {
+      const forged: Page = {
+        ...page,
+        changes: page.changes.map((c) => ({ ...c, hlc: `${time}.${c.hlc.slice(16)}` })),
+      };
+      const error = await failure(async () => apply(clinicNode, await identity(cloud), expected, forged));
+      expect(error.code, time).toBe("CV005");
+      expect(error.message).toMatch(
+        /^change #1 is not a valid change .*an HLC of 15 digits, a dot, 10 digits/,
+      );
+    }
+    expect(await rowOf(clinicNode.sql, "branches", row.id)).toBeUndefined();
+    expect(await storedCursor(clinicNode, cloud)).toEqual(expected);
+  });
+
   it("is applied when its changes are 30 s ahead, inside the allowed skew, and refused at 10 minutes", async () => {
     await runAhead(cloud, 30_000);
     const row = consultation().branches;

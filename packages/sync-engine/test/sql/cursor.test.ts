@@ -77,7 +77,7 @@ describe("cv_sync_pull", () => {
     expect(page.cursor.txid).toBeLessThanOrEqual(await maxTxid(cloud));
   });
 
-  it("sends a page as its header, then its changes in order in chunks of 100", async () => {
+  it("sends a page as its header, then its changes in order in chunks of 100, then an empty chunk (its end)", async () => {
     await sync(cloud, clinicNode);
     const start = await storedCursor(clinicNode, cloud);
     const [branch] = await cloud.sql<{ id: string }[]>`select id from branches limit 1`;
@@ -88,11 +88,16 @@ describe("cv_sync_pull", () => {
       await cloud.sql<{ r: unknown }[]>`
         select r from cv_sync_pull(${clinicNode.id}, ${json(cloud.sql, start)}, 250) r`
     ).map((row) => row.r as { seq: number }[]);
-    expect(header).toMatchObject({ has_more: false });
-    expect(chunks.map((chunk) => chunk.length)).toEqual([100, 100, 50]);
+    expect(header).toMatchObject({ has_more: false, end_marker: true });
+    expect(chunks.map((chunk) => chunk.length)).toEqual([100, 100, 50, 0]);
     const seqs = chunks.flat().map((change) => change.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect((await pull(cloud, clinicNode, start, 250)).changes.map((change) => change.seq)).toEqual(seqs);
+    // A page with no change is its header and the end.
+    const after = (await pull(cloud, clinicNode, start, 250)).cursor;
+    const empty = await cloud.sql<{ r: unknown }[]>`
+      select r from cv_sync_pull(${clinicNode.id}, ${json(cloud.sql, after)}, 250) r`;
+    expect(empty.map((row) => row.r)).toEqual([expect.objectContaining({ end_marker: true }), []]);
   });
 
   it("ends a page at a transaction boundary, splitting only a transaction over twice the page size", async () => {

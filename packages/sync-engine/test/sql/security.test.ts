@@ -7,6 +7,7 @@ import {
   failureCode,
   insertConsultation,
   openNode,
+  rowOf,
   type SqlNode,
   sharedServer,
   update,
@@ -469,5 +470,74 @@ describe("over the Supabase RPC gateway", () => {
       status: 403,
       body: { code: "42501" },
     });
+  });
+
+  it("applies a node credential's own changes only: one naming another node as its origin, or an eviction, is CV005", async () => {
+    const rows = consultation();
+    await insertConsultation(cloud.sql, rows);
+    const sender = await createNode("clinic_sender");
+    try {
+      const user = crypto.randomUUID();
+      const registered = await rpc(
+        "cv_sync_register_node",
+        { p_user_id: user, p_name: `Clínica ${user.slice(0, 8)}`, p_branch_ids: null },
+        supabase.serviceRoleKey,
+      );
+      expect(registered.status).toBe(200);
+      const token = await supabase.mintUserToken(user);
+      const source = await identity(sender);
+      const expected = await storedCursor(cloud, sender);
+      const id = rows.patients.id;
+      const before = await rowOf(cloud.sql, "patients", id);
+      const current = JSON.parse(JSON.stringify(before)) as Record<string, unknown>;
+      const change = (origin: string, op: "upsert" | "evict", allergies: string) => {
+        const version = crypto.randomUUID();
+        return {
+          table: "patients",
+          row_id: id,
+          op,
+          row: { ...current, allergies, version, base_version: current.version },
+          version,
+          base_version: current.version,
+          origin,
+          // Another node's own counter, far ahead: as that node's newer edit, it would win with no conflict kept.
+          hlc: `${String(Date.now()).padStart(15, "0")}.9999999999.${origin}`,
+          changed_columns: ["allergies"],
+          resolves: null,
+          author: null,
+        };
+      };
+      const send = (changes: object[]) =>
+        rpc(
+          "cv_sync_apply",
+          {
+            p_source: source,
+            p_expected: expected,
+            p_cursor: { txid: expected.txid + 1, seq: 0 },
+            p_changes: changes,
+          },
+          supabase.anonKey,
+          token,
+        );
+      for (const forged of [
+        change(clinicNode.id, "upsert", "Ninguna"),
+        change((await identity(cloud)).node_id as string, "upsert", "Ninguna"),
+        change(sender.id, "evict", "Ninguna"),
+      ]) {
+        const refused = await send([change(sender.id, "upsert", "Polen"), forged]);
+        expect(refused, `${forged.op} of ${forged.origin}`).toMatchObject({
+          status: 400,
+          body: { code: "CV005" },
+        });
+      }
+      expect(await rowOf(cloud.sql, "patients", id)).toEqual(before);
+      expect(await send([change(sender.id, "upsert", "Polen")])).toMatchObject({
+        status: 200,
+        body: { status: "applied", applied: 1 },
+      });
+      expect(await rowOf(cloud.sql, "patients", id)).toMatchObject({ allergies: "Polen" });
+    } finally {
+      await sender.drop();
+    }
   });
 });

@@ -96,7 +96,7 @@ describe("initial sync", () => {
     await expectConverged(cloud, clinicNode);
   });
 
-  it("sends a page as its header, then its rows in id order in chunks of at most 100", async () => {
+  it("sends a page as its header, then its rows in id order in chunks of at most 100, then an empty chunk (its end)", async () => {
     await consultationWithPatients(300);
     const [first] = await cloud.sql<{ id: string }[]>`select min(id::text)::uuid as id from patients`;
     const set = async (limit: number) =>
@@ -109,7 +109,7 @@ describe("initial sync", () => {
       await cloud.sql<{ id: string }[]>`select id from patients where id > ${first?.id as string} order by id`
     ).map((row) => row.id);
     const [header, ...chunks] = await set(250);
-    expect(chunks.map((chunk) => (chunk as unknown[]).length)).toEqual([100, 100, 50]);
+    expect(chunks.map((chunk) => (chunk as unknown[]).length)).toEqual([100, 100, 50, 0]);
     const rows = (chunks as string[][][]).flat();
     expect(rows.map((row) => row[0])).toEqual(ids.slice(0, 250));
     expect(header).toMatchObject({
@@ -117,18 +117,20 @@ describe("initial sync", () => {
       after_id: first?.id,
       last_id: ids[249],
       has_more: true,
+      end_marker: true,
     });
     // The rest: one short chunk, has_more false, last_id the last row.
     const [end, ...rest] = await set(ids.length);
     const sizes = Array.from({ length: Math.ceil(ids.length / 100) }, (_, i) =>
       Math.min(100, ids.length - i * 100),
     );
-    expect(rest.map((chunk) => (chunk as unknown[]).length)).toEqual(sizes);
+    expect(rest.map((chunk) => (chunk as unknown[]).length)).toEqual([...sizes, 0]);
     expect(end).toMatchObject({ last_id: ids.at(-1), has_more: false });
-    // A page of more than 99,800 rows comes in fewer, larger chunks: never over db-max-rows (1000).
+    // A page of more than 99,800 rows comes in fewer, larger chunks: never over db-max-rows (1000)
+    // with its header and end.
     const [huge] = await cloud.sql<{ n: number }[]>`
       select count(*)::int as n from cv_sync_snapshot('patients', null, 200000) r`;
-    expect(huge?.n).toBe(1 + Math.ceil((ids.length + 1) / 201));
+    expect(huge?.n).toBe(2 + Math.ceil((ids.length + 1) / 201));
   });
 
   it("reads each page's HLCs by key, never the table's whole row_state (a page of 500 of 6,000 patients)", async () => {

@@ -1,0 +1,71 @@
+-- Generated from sql/0019_row_guard.sql by `npm run supabase:migrations`: do not edit (edit sql/0019_row_guard.sql and run that again).
+-- 0019 the sync flag checked for each row too. 0005's guard runs once, at the end of a statement,
+-- and reads centrovision.sync_origin then; the row triggers (cv_touch_row, the patient's home
+-- branch guard of 0004) read it for each row, before the row is written. Any session may set the
+-- setting, in any expression of a statement: set in a WHERE clause and cleared again in RETURNING,
+-- the row triggers took the statement for a sync apply (no stamping, no home-branch check) while
+-- the guard, at its end, saw an ordinary write and stayed silent. A person could move another
+-- branch's patient into their own and write any created_by, updated_by, updated_at or version.
+-- Now every row written while the setting is set is checked as the statement is: only a
+-- transaction that cv_sync.begin_apply registered may write it. An ordinary write (the setting
+-- empty) does not call the check; a replicated row pays one lookup of cv_sync.applying. No
+-- expression of the statement runs between a row's BEFORE triggers, so the row triggers see the
+-- setting the check saw.
+
+-- 0005's guard, for a statement (AFTER, returns NULL) and now also for a row (BEFORE, returns the
+-- row unchanged: NULL would drop it).
+CREATE OR REPLACE FUNCTION cv_sync.guard() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = ''
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM cv_sync.applying a WHERE a.txid = pg_current_xact_id_if_assigned()) THEN
+    RAISE EXCEPTION 'centrovision.sync_origin is reserved for the sync machinery; this write to % was refused',
+      TG_TABLE_NAME
+      USING ERRCODE = 'insufficient_privilege',
+        HINT = 'reset it (RESET centrovision.sync_origin) and write again: only cv_sync_apply writes rows verbatim';
+  END IF;
+  IF TG_LEVEL = 'ROW' THEN
+    RETURN NEW;
+  END IF;
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION cv_sync.guard() FROM PUBLIC;
+
+DO $install$
+DECLARE
+  v_table text;
+BEGIN
+  FOR v_table IN SELECT table_name FROM cv_sync.synced_tables ORDER BY position LOOP
+    EXECUTE format('CREATE TRIGGER cv_sync_guard_row BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW '
+      'WHEN (coalesce(pg_catalog.current_setting(''centrovision.sync_origin'', true), '''') <> '''') '
+      'EXECUTE FUNCTION cv_sync.guard()', v_table);
+  END LOOP;
+END
+$install$;
+
+CALL cv_sync.grant_rpc();
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0019_row_guard.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0019_row_guard.sql', 'a900e486618f921cdbf981779c39b51a0fc17c77ff6e9c1620b9234c16424214') on conflict (name) do nothing;
