@@ -285,3 +285,31 @@ describe("the pull into the clinic server over a direct connection", () => {
     }
   });
 });
+
+describe("a page the cloud's API cuts short (its Max rows lowered below what a page needs)", () => {
+  it("is refused whole with what to change, its cursor kept; smaller pages then bring every change", async () => {
+    // 10 rows: a page of up to 2,000 changes (1,000 and the rest of its transaction) is 15 chunks
+    // of 100, its header and its end marker; 600 changes (pageSize 300) are 8.
+    const cutPair = await createSyncPair({ maxRows: 10 });
+    pair = cutPair;
+    const cut = cutPair.engine({ pageSize: 1_000 });
+    expect((await cut.syncNow()).lastError).toBeNull();
+    await cutPair.cloud.sql`insert into branches (id, code, name, address)
+      select gen_random_uuid(), 'CUT-' || g, 'Sucursal ' || g, 'Av. Reforma ' || g from generate_series(1, 1500) g`;
+    const cursor = async () => {
+      const [row] = await cutPair.clinic.sql<{ c: unknown }[]>`
+        select cv_sync_cursor(${cutPair.cloud.nodeId}) -> 'cursor' as c`;
+      return row?.c;
+    };
+    const before = await cursor();
+    const { lastError } = await cut.syncNow();
+    expect(lastError).toMatchObject({ code: "invalid_config" });
+    expect(lastError?.message).toMatch(
+      /cv_sync_pull answered 10 items without the page's end marker.*Max rows/,
+    );
+    expect(await cursor()).toEqual(before);
+    await cut.stop();
+    expect((await cutPair.engine({ pageSize: 300 }).syncNow()).lastError).toBeNull();
+    expect(await checksums(cutPair.clinic.sql)).toEqual(await checksums(cutPair.cloud.sql));
+  });
+});

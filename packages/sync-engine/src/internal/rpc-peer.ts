@@ -4,7 +4,7 @@ import type { ChangeNotice, SyncPeer } from "../sync-peer.js";
 import type { ApplyRequest, AuditQuery, SourceIdentity, SyncChange } from "../sync-types.js";
 import { DEFLATED_MAX_BYTES, deflatedMessage } from "./deflated.js";
 import { type PositionalBatch, positionalBatch } from "./positional.js";
-import { isOlderPageReply, parseReply, replySchemas, wireCursor } from "./wire.js";
+import { isCutShort, isOlderPageReply, parseReply, replySchemas, wireCursor } from "./wire.js";
 
 /**
  * Argument types of every cv_sync_* and cv_client_* function the engine calls, in declaration order. The
@@ -166,6 +166,14 @@ export function createRpcPeer(
         "functions predate this daemon's. Run `centrovision-sync cloud migrate` against the cloud " +
         "(with CENTROVISION_CLOUD_DB_URL, as its postgres user), then sync again",
     );
+  /** A page the API cut short (`isCutShort`): the cloud's API setting, not a retry, fixes it. */
+  const cutShort = (fn: string, reply: unknown[]) =>
+    new CvError(
+      "invalid_config",
+      `[sync-engine] ${label} ${fn} answered ${reply.length} items without the page's end marker: the API ` +
+        "cut the page short (PostgREST's db-max-rows; on Supabase, Settings → API → Max rows). Nothing of " +
+        "it was applied. Raise Max rows to 1000 (the default) or more, or give the engine a smaller pageSize",
+    );
   const call = async <F extends RpcName, T>(
     fn: F,
     args: RpcArgs<F>,
@@ -190,6 +198,7 @@ export function createRpcPeer(
         options,
       );
       if (isOlderPageReply(reply, "changes")) throw olderFunctions("page of changes");
+      if (isCutShort(reply)) throw cutShort("cv_sync_pull", reply as unknown[]);
       return parseReply(replySchemas.pull, reply, `${label} cv_sync_pull`);
     },
     prepareApply(request) {
@@ -217,6 +226,7 @@ export function createRpcPeer(
         options,
       );
       if (isOlderPageReply(reply, "rows")) throw olderFunctions("initial-sync page");
+      if (isCutShort(reply)) throw cutShort("cv_sync_snapshot", reply as unknown[]);
       return parseReply(replySchemas.snapshot, reply, `${label} cv_sync_snapshot`);
     },
     applySnapshot: (source, page, options) =>

@@ -209,6 +209,26 @@ export function isOlderPageReply(reply: unknown, items: "changes" | "rows"): boo
   );
 }
 
+/**
+ * A `cv_sync_pull` or `cv_sync_snapshot` set whose header promises an end marker (an empty chunk
+ * last) and that arrived without it: the API cut the set short (PostgREST's db-max-rows, which a
+ * Supabase project's owner may lower below what a page needs). Applied, the cut page would move
+ * the cursor past the changes it lost.
+ */
+export function isCutShort(reply: unknown): boolean {
+  if (!Array.isArray(reply) || reply.length === 0) return false;
+  const header: unknown = reply[0];
+  if (
+    typeof header !== "object" ||
+    header === null ||
+    (header as Record<string, unknown>).end_marker !== true
+  ) {
+    return false;
+  }
+  const last: unknown = reply[reply.length - 1];
+  return reply.length < 2 || !Array.isArray(last) || last.length !== 0;
+}
+
 const conflictSchema = z
   .object({
     id: id(),

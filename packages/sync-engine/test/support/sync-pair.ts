@@ -73,8 +73,9 @@ export async function createClinicDatabase(): Promise<{ database: string; url: s
   return { database, url: url.href };
 }
 
-export async function createSyncPair(): Promise<SyncPair> {
-  const supabase = await startLocalSupabase({ postgres: sharedPostgres(), log: () => {} });
+/** `maxRows`: the cloud API's cap on a result's rows (PostgREST's db-max-rows; default 1000). */
+export async function createSyncPair(options: { readonly maxRows?: number } = {}): Promise<SyncPair> {
+  const supabase = await startLocalSupabase({ postgres: sharedPostgres(), log: () => {}, ...options });
   const gateway = new URL(supabase.url);
   const link = await createLink({ target: { host: gateway.hostname, port: Number(gateway.port) } });
   const cloudSql = postgres(supabase.dbUrl, { max: 4, onnotice: () => {} });
