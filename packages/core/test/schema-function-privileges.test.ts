@@ -30,6 +30,8 @@ const SYNC_RPC = [
   "public.cv_sync_conflict_resolve(uuid, text, jsonb, text)",
   "public.cv_sync_conflicts_list(text, integer)",
   "public.cv_sync_init(text, boolean)",
+  // The node's own changes stamped while its clock ran far ahead, re-stamped (sql/functions/11).
+  "public.cv_sync_restamp_ahead()",
 ];
 /** What row-level security's policies call as the signed-in person, and the search fold. */
 const POLICY_HELPERS = [

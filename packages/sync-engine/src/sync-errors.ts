@@ -17,7 +17,8 @@ import {
  * - `duplicate_record` (CV004): the same record exists twice under different ids; a person must merge them.
  * - `clock_ahead` (CV009): a change (or a PC's write) is stamped later than the receiving node's clock
  *   plus its allowed skew; nothing was applied. It goes through by itself once that node's clock
- *   has caught up with the stamp (or the sender's clock is fixed before it writes again).
+ *   has caught up with the stamp, or, for the clinic server's own changes, once its clock is right
+ *   again (the engine re-stamps them there: `SyncPeer.restampAhead`).
  * - `cursor_mismatch` (CV003): another engine applied in between; re-read the cursor.
  * - `missing_parent` (23503): a child arrived before its parent; pull a larger page or wait.
  * - `invalid_request` (CV005), `id_changed` (CV007): a bug or a hand-made call, not a network problem.

@@ -95,6 +95,13 @@ export interface SyncPeer {
     page: SnapshotPage,
     options?: CallOptions,
   ): Promise<SnapshotApplyResult>;
+  /**
+   * Gives this node's own changes stamped later than its clock plus its allowed skew (made while
+   * its clock ran ahead) the time it is now, and lowers its HLC floor if it is that far ahead
+   * (`cv_sync_restamp_ahead`); resolves with how many log entries it re-stamped. Nothing changes
+   * while the clock is still ahead.
+   */
+  restampAhead(options?: CallOptions): Promise<number>;
   /** Forgets `peerId` (cursor, epoch, progress): the way out of a blocked direction. True if it was known. */
   resetPeer(peerId: string, options?: CallOptions): Promise<boolean>;
   /**

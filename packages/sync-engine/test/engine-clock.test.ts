@@ -87,3 +87,29 @@ describe("a peer whose clock runs ahead", () => {
     expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
   });
 });
+
+describe("a clinic server whose clock ran far ahead for a while", () => {
+  it("has its changes of that while re-stamped once its clock is right, and its push resumes by itself", async () => {
+    // Its clock read 9999: an apply raised its HLC floor there, and a patient registered then is
+    // stamped there. The cloud refuses that (no wait would let it through), and everything after it.
+    await pair.clinic.sql`update cv_sync.node set hlc_floor = ${Date.UTC(9999, 11, 31)} where singleton`;
+    const registered = patient(branchId, "Del año 9999");
+    await insert(pair.clinic.sql, "patients", registered);
+    // While its clock still looks right to itself (here: it allows a skew of 9,000 years), nothing
+    // is re-stamped and the push stays blocked.
+    await pair.clinic.sql`update cv_sync.node set max_clock_skew = '9000 years' where singleton`;
+    const blocked = await engine.syncNow();
+    expect(blocked.blocked).toEqual([expect.objectContaining({ direction: "push", reason: "clock_ahead" })]);
+    expect(await rowOf(pair.cloud.sql, "patients", registered.id)).toBeUndefined();
+
+    await pair.clinic.sql`update cv_sync.node set max_clock_skew = default where singleton`;
+    const status = await engine.syncNow();
+    expect(status).toMatchObject({ phase: "idle", blocked: [], lastError: null });
+    expect(await rowOf(pair.cloud.sql, "patients", registered.id)).toBeDefined();
+    expect(Number(await clinicFloor())).toBeLessThanOrEqual(Date.now());
+    const later = patient(branchId, "De hoy");
+    await insert(pair.clinic.sql, "patients", later);
+    expect(await engine.syncNow()).toMatchObject({ blocked: [], lastError: null });
+    expect(await checksums(pair.clinic.sql)).toEqual(await checksums(pair.cloud.sql));
+  });
+});

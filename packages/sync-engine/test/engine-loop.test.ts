@@ -108,6 +108,7 @@ function scriptedPeer(name: string) {
     snapshot: unused,
     applySnapshot: unused,
     resetPeer: unused,
+    restampAhead: unused,
     purge: unused,
     listConflicts: () => answer([]),
     resolveConflict: unused,

@@ -331,7 +331,7 @@ export class CycleRunner {
       publish({ phase: spec.name === "pull" ? "pulling" : "pushing" });
       const savedAt = this.cursorSavedAt.get(spec.name);
       const pages = this.pages.get(spec.name) as { log: PageSizer; snapshot: PageSizer };
-      const outcome = await runDirection(spec, {
+      const context: Parameters<typeof runDirection>[1] = {
         sourceInfo,
         sourceFresh,
         targetInfo,
@@ -353,7 +353,19 @@ export class CycleRunner {
           publish({ progress });
         },
         onInitialSync: () => publish({ phase: "initial-sync" }),
-      });
+      };
+      let outcome = await runDirection(spec, context);
+      // Refused as stamped ahead of the cloud's clock: changes the clinic server made while its own
+      // clock ran ahead, which no wait would let through (a stamp in 9999). Once its clock is right
+      // they are re-stamped there (nothing changes while it is still ahead) and sent again.
+      if (
+        outcome.kind === "blocked" &&
+        outcome.reason === "clock_ahead" &&
+        spec.name === "push" &&
+        (await local.restampAhead()) > 0
+      ) {
+        outcome = await runDirection(spec, context);
+      }
       if (outcome.kind === "blocked") {
         if (!sourceFresh) this.staleRefusal = true;
         this.block(spec.name, outcome.reason, outcome.tables, outcome.message);

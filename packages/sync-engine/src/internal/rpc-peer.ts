@@ -27,6 +27,7 @@ export const RPC_SIGNATURES = {
   cv_sync_pending: { p_consumer: "uuid" },
   cv_sync_snapshot: { p_table: "text", p_after_id: "uuid", p_limit: "integer" },
   cv_sync_reset_peer: { p_peer: "uuid" },
+  cv_sync_restamp_ahead: {},
   cv_sync_purge: { p_retention: "interval", p_limit: "integer" },
   cv_sync_conflicts_list: { p_status: "text", p_limit: "integer" },
   cv_sync_conflict_resolve: { p_id: "uuid", p_choice: "text", p_row: "jsonb", p_resolved_by: "text" },
@@ -249,6 +250,7 @@ export function createRpcPeer(
         options,
         replySchemas.applySnapshot,
       ),
+    restampAhead: (options) => call("cv_sync_restamp_ahead", {}, options, replySchemas.count),
     resetPeer: (peerId, options) =>
       call("cv_sync_reset_peer", { p_peer: peerId }, options, replySchemas.reset),
     purge: (retention, options) =>

@@ -186,6 +186,56 @@ describe("hlc_floor", () => {
   });
 });
 
+describe("a node whose clock ran far ahead for a while", () => {
+  it("re-stamps its own changes of that while once its clock is right (cv_sync_restamp_ahead), and its push resumes", async () => {
+    const made = consultation();
+    await insert(clinicNode.sql, "branches", made.branches);
+    await sync(clinicNode, cloud);
+    const year9999 = Date.UTC(9999, 11, 31);
+    // Its clock read 9999: an apply raised the HLC floor there, a person's edit was stamped there,
+    // and so was the row's updated_at.
+    await runAhead(clinicNode, year9999 - Date.now());
+    await clinicNode.sql`update branches set name = 'Sucursal del futuro' where id = ${made.branches.id}`;
+    await clinicNode.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update branches set updated_at = '9999-12-31' where id = ${made.branches.id}`;
+      await tx`update cv_sync.change_log set row_data = row_data || '{"updated_at": "9999-12-31T00:00:00+00:00"}'
+        where row_id = ${made.branches.id} and seq = (select max(seq) from cv_sync.change_log where row_id = ${made.branches.id})`;
+    });
+    // The clock is right again; a later edit is still stamped above the floor.
+    const later = consultation().branches;
+    await insert(clinicNode.sql, "branches", later);
+    expect((await failure(() => sync(clinicNode, cloud))).code).toBe("CV009");
+    expect(await rowOf(cloud.sql, "branches", later.id)).toBeUndefined();
+
+    const [restamped] = await clinicNode.sql<{ n: string }[]>`select cv_sync_restamp_ahead()::text as n`;
+    expect(Number(restamped?.n)).toBe(2);
+    expect(await floorOf(clinicNode)).toBeLessThanOrEqual(Date.now());
+    const [row] = await clinicNode.sql<{ updated_at: Date; hlc: string }[]>`
+      select b.updated_at, s.hlc from branches b join cv_sync.row_state s on s.table_name = 'branches' and s.row_id = b.id
+      where b.id = ${made.branches.id}`;
+    expect(row?.updated_at.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(Number(row?.hlc.slice(0, 15))).toBeLessThanOrEqual(Date.now());
+    const stamps = await clinicNode.sql<{ hlc: string }[]>`
+      select hlc from cv_sync.change_log where row_id in (${made.branches.id}, ${later.id}) order by txid, seq`;
+    expect(stamps.map((s) => s.hlc)).toEqual([...stamps.map((s) => s.hlc)].sort());
+    // Nothing is ahead any more: a second call changes nothing, and the push goes through.
+    const [again] = await clinicNode.sql<{ n: string }[]>`select cv_sync_restamp_ahead()::text as n`;
+    expect(again?.n).toBe("0");
+    await sync(clinicNode, cloud);
+    expect(await rowOf(cloud.sql, "branches", made.branches.id)).toMatchObject({
+      name: "Sucursal del futuro",
+    });
+    expect(await rowOf(cloud.sql, "branches", later.id)).toBeDefined();
+    // A later edit on the cloud wins over it as the later one, as it is.
+    await cloud.sql`update branches set name = 'Sucursal del presente' where id = ${made.branches.id}`;
+    await sync(cloud, clinicNode);
+    expect(await rowOf(clinicNode.sql, "branches", made.branches.id)).toMatchObject({
+      name: "Sucursal del presente",
+    });
+  });
+});
+
 describe("a local insert", () => {
   it("is stamped with the server's time, whatever created_at and updated_at the writer sent", async () => {
     const row = {

@@ -90,6 +90,7 @@ describe("grants", () => {
         "purge",
         "register_node",
         "reset_peer",
+        "restamp_ahead",
         "snapshot",
       ].map((f) => `cv_sync_${f}`),
     );
