@@ -274,6 +274,22 @@ describe("signing in on this PC while the cloud is unreachable", () => {
     expect((await failure(() => shorter.signIn(NURSE.email, NURSE.password))).code).toBe("unavailable");
   });
 
+  it("an online sign-in made while this PC's clock ran ahead leaves no offline sign-in once it is right", async () => {
+    skewMs = Date.parse("9999-01-01T00:00:00Z") - Date.now();
+    const session = await afterAnOnlineSignIn();
+    skewMs = 0;
+    expect(await failure(() => session.signIn(NURSE.email, NURSE.password))).toMatchObject({
+      code: "unavailable",
+      message: "Sin conexión con la nube y este equipo no tiene una sesión reciente de esta cuenta.",
+    });
+    // One online sign-in stamps a new verifier; a clock ahead by less than the allowed skew is fine.
+    await link.pass();
+    skewMs = 2 * 60_000;
+    const again = await afterAnOnlineSignIn();
+    skewMs = 0;
+    expect(await again.signIn(NURSE.email, NURSE.password)).toMatchObject({ method: "device" });
+  });
+
   it("five wrong passwords lock the account on this PC for 15 minutes, across a restart", async () => {
     const session = await afterAnOnlineSignIn();
     for (let attempt = 0; attempt < 5; attempt++) {

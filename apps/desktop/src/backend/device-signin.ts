@@ -16,6 +16,11 @@ const HASH_BYTES = 32;
 const SALT_BYTES = 16;
 /** How many recent users a PC keeps a verifier for (the staff of one reception desk). */
 const KEEP = 20;
+/**
+ * How far ahead of this PC's clock a verifier's online sign-in may be stamped: the servers' allowed
+ * skew for timestamps from clients (`cv_sync.node.max_clock_skew`, 5 minutes, sql/0005_sync.sql).
+ */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 const derive = promisify(scrypt) as (
   password: string,
@@ -41,7 +46,10 @@ export interface VerifierDocument {
 
 export type DeviceCheck =
   | { readonly ok: true; readonly user: SessionUser; readonly validUntil: Date }
-  /** `none`: no verifier for this email, or it expired; `wrong`: the password did not match. */
+  /**
+   * `none`: no verifier for this email, or it expired, or it was made under a clock set ahead;
+   * `wrong`: the password did not match.
+   */
   | { readonly ok: false; readonly reason: "none" | "wrong" | "locked" };
 
 export interface DeviceSignInOptions {
@@ -112,8 +120,14 @@ export function createDeviceSignIn(options: DeviceSignInOptions): DeviceSignIn {
         const key = keyOf(email);
         const verifier = all[key];
         const at = now().getTime();
-        const validUntil = verifier ? Date.parse(verifier.onlineAt) + windowMs : 0;
-        if (!verifier || validUntil <= at) return { ok: false, reason: "none" };
+        const onlineAt = verifier ? Date.parse(verifier.onlineAt) : Number.NaN;
+        const validUntil = onlineAt + windowMs;
+        // An online sign-in stamped later than now was made under a clock set ahead (year 9999):
+        // its window would run that far past offline_days, for someone the cloud may have disabled
+        // since. No verifier, then: the person signs in online once, which stamps a new one.
+        if (!verifier || !(onlineAt <= at + MAX_CLOCK_SKEW_MS) || validUntil <= at) {
+          return { ok: false, reason: "none" };
+        }
         if (verifier.lockedUntil !== null && Date.parse(verifier.lockedUntil) > at) {
           return { ok: false, reason: "locked" };
         }
