@@ -83,6 +83,8 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   "function public.cv_sync_conflicts_list(text, integer)": SYNC_ONLY,
   "function public.cv_sync_conflict_resolve(uuid, text, jsonb, text)": SYNC_ONLY,
   "function public.cv_sync_register_node(uuid, text, uuid[], boolean)": SYNC_ONLY,
+  // A node's own changes stamped while its clock ran far ahead (sql/functions/11): its own sync.
+  "function public.cv_sync_restamp_ahead()": SYNC_ONLY,
   // The audit trail (0012): a person records the records they open, an administrator reads the
   // trail of their patients; the service key seals the cloud's chain and verifies it.
   "function public.cv_audit_record_opened(uuid, timestamp with time zone)": PERSON_ONLY,
