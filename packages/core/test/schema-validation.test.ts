@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NewRow, type TableName, tables } from "../src/tables/index.js";
+import { parseListQuery, parseNewRow, parseRowPatch } from "../src/validate.js";
 import { clinicRows } from "./support/ehr-fixtures.js";
 import { probeInsert } from "./support/insert-probe.js";
 import { createTestDatabase, type TestDatabase } from "./support/test-database.js";
@@ -71,6 +72,11 @@ const REJECTED: Case[] = [
   ["diagnoses", "icd10_code", "h40.1"],
   ["diagnoses", "icd10_code", "H4"],
   ["diagnoses", "eye", "both"],
+  // NUL: PostgreSQL's text cannot hold it, SQLite's can (a PC's offline outbox would then be stuck).
+  ["branches", "name", "Cl\u0000nica Sur"],
+  ["patients", "notes", "\u0000"],
+  ["profiles", "email", "lucia\u0000@example.mx"],
+  ["encounters", "assessment", "Glaucoma\u0000"],
 ];
 
 const ACCEPTED: Case[] = [
@@ -97,9 +103,9 @@ describe("zod and PostgreSQL reject the same values", () => {
   it.each(REJECTED)("%s.%s = %j", async (table, column, value) => {
     expect(issuePaths(table, withChange(table, { [column]: value }))).toContain(column);
     const error = await probeInsert(db.sql, table, { [column]: value });
-    // 23514 CHECK, 22P02 bad enum/integer text, 22003 numeric overflow, 22008 bad date.
+    // 23514 CHECK, 22P02 bad enum/integer text, 22003 numeric overflow, 22008 bad date, 22021 NUL.
     expect(error?.code, `PostgreSQL accepted ${table}.${column} = ${JSON.stringify(value)}`).toMatch(
-      /^(23514|22P02|22003|22008)$/,
+      /^(23514|22P02|22003|22008|22021)$/,
     );
     if (error?.code === "23514") expect(error.constraint).toMatch(new RegExp(`^${table}_`));
   });
@@ -173,6 +179,44 @@ describe("writeSchema", () => {
     expect(parsed.id).toBe("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
     expect(parsed.starts_at).toBe("2025-03-03T15:00:00.000Z");
     expect(parsed.ends_at).toBe("2025-03-03T15:30:00.123Z");
+  });
+});
+
+describe("text columns", () => {
+  const NUL = /^must not contain the NUL character \(U\+0000\), which no server can store: remove it/;
+  const textColumns = (Object.keys(tables) as TableName[]).flatMap((table) =>
+    Object.entries(tables[table].columnTypes)
+      .filter(([, type]) => type === "text")
+      .map(([column]) => [table, column] as const),
+  );
+
+  it("every one refuses NUL as invalid_input, in a row, a patch and a query, saying what to do", () => {
+    // Includes the patterned ones (codes, phones, e-mails, Snellen, ICD-10) and the nullable ones.
+    expect(textColumns.length).toBeGreaterThan(25);
+    for (const [table, column] of textColumns) {
+      const value = `${(valid[table] as Record<string, unknown>)[column] ?? "Ojo derecho"}\u0000`;
+      for (const parse of [
+        () => parseNewRow(table, withChange(table, { [column]: value })),
+        () => parseRowPatch(table, { [column]: value }),
+        () => parseListQuery(table, { where: { [column]: { in: ["x", value] } } }),
+      ]) {
+        let thrown: unknown;
+        try {
+          parse();
+        } catch (error) {
+          thrown = error;
+        }
+        expect(thrown, `${table}.${column}`).toMatchObject({
+          code: "invalid_input",
+          issues: expect.arrayContaining([
+            {
+              path: expect.stringMatching(new RegExp(`^(where\\.)?${column}(\\.in\\.1)?$`)),
+              message: expect.stringMatching(NUL),
+            },
+          ]),
+        });
+      }
+    }
   });
 });
 

@@ -18,11 +18,26 @@ export const uuid = () => z.guid().toLowerCase();
 export const timestamp = () =>
   z.iso.datetime({ offset: true }).overwrite((value) => tryCanonicalTimestamp(value) ?? value);
 
+/**
+ * Every text column starts here. PostgreSQL's `text` and `jsonb` cannot hold U+0000 (SQLSTATE
+ * 22021, 22P05) but SQLite can: a NUL accepted on a PC working offline would be stored there and
+ * then fail its whole outbox drain on the server, holding back every write queued behind it.
+ * Refused here, it is `invalid_input` on every tier before any database sees it.
+ */
+const string = () =>
+  z
+    .string()
+    .refine(
+      (value) => !value.includes("\u0000"),
+      "must not contain the NUL character (U+0000), which no server can store: remove it " +
+        "(it usually comes with text pasted from another program)",
+    );
+
 /** `text` that must contain a visible character. SQL: `CHECK (col ~ '\S')`. */
-export const text = () => z.string().regex(/\S/, "must not be blank");
+export const text = () => string().regex(/\S/, "must not be blank");
 
 /** `text` matching `pattern`, the same regular expression as the column's SQL CHECK. */
-export const patterned = (pattern: RegExp, message: string) => z.string().regex(pattern, message);
+export const patterned = (pattern: RegExp, message: string) => string().regex(pattern, message);
 
 /** Phone numbers as typed at reception: digits, spaces, parentheses, dashes, optional leading `+`. */
 export const phone = () => patterned(/^\+?[0-9() -]{7,25}$/, "must be a phone number like +52 55 1234 5678");
