@@ -95,8 +95,20 @@ interface Sent {
 /** A batch read from the local file and checked for the server (`prepare`), ready to send. */
 interface Batch {
   readonly sent: Sent[];
+  /** Upserts whose local row is gone: nothing to send (see `batchWrites`). */
+  readonly gone: OutboxEntry[];
   readonly prepared: PreparedWrites;
 }
+
+/** What the server did with a batch that sent nothing. */
+const NOTHING_SENT: ClientApplyResult = {
+  applied: 0,
+  skipped: 0,
+  conflicts: 0,
+  ignored: 0,
+  rejected: [],
+  doubleBookings: [],
+};
 
 /**
  * A promise awaited later than it may settle (while another step of the pipeline runs): its
@@ -117,14 +129,20 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 type Totals = { -readonly [K in Exclude<keyof DrainReport, "remaining">]: number };
 
-/** A batch's writes: its deletes, and its upserts with their local rows (an entry whose row is gone is left out). */
+/**
+ * A batch's writes: its deletes, and its upserts with their local rows. An upsert whose row is
+ * gone from the local file without a delete recorded (a cascade of a row deleted by `absorb` or
+ * `discardDeadLetter`, a dead letter retried after its row went) has nothing to send: it is
+ * returned in `gone`, for `recordBatch` to drop.
+ */
 async function batchWrites(
   store: OfflineStore,
   chunk: readonly OutboxEntry[],
   options: CallOptions | undefined,
-): Promise<Sent[]> {
+): Promise<{ sent: Sent[]; gone: OutboxEntry[] }> {
   const rows = await localRows(store, chunk, options);
   const sent: Sent[] = [];
+  const gone: OutboxEntry[] = [];
   for (const entry of chunk) {
     if (entry.op === "delete") {
       sent.push({
@@ -134,7 +152,10 @@ async function batchWrites(
       continue;
     }
     const row = rows.get(entryKey(entry.table, entry.id));
-    if (!row) continue;
+    if (!row) {
+      gone.push(entry);
+      continue;
+    }
     // The server knows `baseVersion`; local intermediate versions never reached it.
     sent.push({
       entry,
@@ -146,13 +167,13 @@ async function batchWrites(
       },
     });
   }
-  return sent;
+  return { sent, gone };
 }
 
 /** Records what the server did with a committed batch, in one durable local batch. */
 async function recordBatch(
   store: OfflineStore,
-  sent: readonly Sent[],
+  { sent, gone }: Pick<Batch, "sent" | "gone">,
   result: ClientApplyResult,
   totals: Totals,
   parentWaits: number,
@@ -170,11 +191,30 @@ async function recordBatch(
       const notice: DoubleBookingNotice = { ...found, foundAt: failedAt };
       batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
     }
+    for (const entry of gone) {
+      // Without its row the entry could never be sent, and would keep the outbox from emptying
+      // (the router fails back from the device only at 0). The row went with a parent the servers
+      // deleted too, or that never reached them; a new local write of the row since is kept.
+      const key = entryKey(entry.table, entry.id);
+      if (
+        batch.getRecord<OutboxEntry>(OUTBOX, key)?.op === "upsert" &&
+        batch.get(entry.table, entry.id) === null
+      ) {
+        batch.setRecord(OUTBOX, key, null);
+      }
+    }
     for (const { entry, write } of sent) {
       const key = entryKey(entry.table, entry.id);
       const current = batch.getRecord<OutboxEntry>(OUTBOX, key);
       const refusal = rejected.get(key);
-      if (refusal && current && isMissingParent(refusal) && (current.parentWaits ?? 0) < parentWaits) {
+      // Deleted here while its upsert was on the server (a delete entry may stand for it: `current`).
+      // Looked up only where it matters: not for the common case, an entry accepted as it was sent.
+      const deleted = () => entry.op === "upsert" && batch.get(entry.table, entry.id) === null;
+      if (refusal && deleted()) {
+        // The server does not have this version and the person deleted the row: nothing to review.
+        // A dead letter of it could never be sent again (no row); a pending delete of the server's
+        // version stays, since the server still holds that version.
+      } else if (refusal && current && isMissingParent(refusal) && (current.parentWaits ?? 0) < parentWaits) {
         totals.deferred++;
         batch.setRecord(OUTBOX, key, { ...current, parentWaits: (current.parentWaits ?? 0) + 1 });
       } else if (refusal) {
@@ -188,6 +228,18 @@ async function recordBatch(
         // Edited again while in flight: the server now knows the version that was sent.
         const known = (write.row?.version as string | undefined) ?? current.baseVersion;
         batch.setRecord(OUTBOX, key, { ...current, baseVersion: known });
+      } else if (deleted()) {
+        // Created offline and deleted while its insert was on the server: the deletion left no
+        // entry (nothing had been sent yet), but the server now holds the row.
+        const removal: OutboxEntry = {
+          table: entry.table,
+          id: entry.id,
+          op: "delete",
+          baseVersion: write.row?.version as string,
+          version: null,
+          since: entry.since,
+        };
+        batch.setRecord(OUTBOX, key, removal);
       }
     }
   }, options);
@@ -198,9 +250,13 @@ async function recordBatch(
  * batch's entries leave the outbox only after the server committed it (one durable local batch
  * per server batch); a crash in between resends them, and the server skips rows it already holds
  * at that version, so draining is idempotent and resumes where it stopped. A write refused for
- * good moves to the dead-letter list and the rest go on. One batch is on the server at a time, in
- * order; while it is there, the PC reads the next batch's rows and records the previous one, so
- * the server does not wait for the PC's disk between batches.
+ * good moves to the dead-letter list and the rest go on. A row deleted on the PC while its upsert
+ * was on the server is deleted there by a later drain if the server took the upsert; if it refused
+ * it, no dead letter is kept (a delete of a version the server held before still goes). An upsert
+ * whose row left the local file without a delete (a cascade) has nothing to send and leaves the
+ * outbox. One batch is on the server at a time, in order; while it is there, the PC reads the next
+ * batch's rows and records the previous one, so the server does not wait for the PC's disk
+ * between batches.
  *
  * @throws CvError `unavailable`/`timeout` when the server stops answering (what was committed
  *   stays committed and out of the outbox; the rest is sent next time).
@@ -228,28 +284,28 @@ export async function drainOutbox(
   // call it would otherwise hold back.
   const prepare = async (start: number): Promise<Batch> => {
     if (start > 0) await nextTurn();
-    const sent =
+    const { sent, gone } =
       start < entries.length
         ? await batchWrites(store, entries.slice(start, start + batchSize), options)
-        : [];
-    return { sent, prepared: applier.prepare(sent.map((s) => s.write)) };
+        : { sent: [], gone: [] };
+    return { sent, gone, prepared: applier.prepare(sent.map((s) => s.write)) };
   };
   let recorded: Promise<void> = Promise.resolve();
   let next = handled(prepare(0));
   try {
     for (let start = 0; start < entries.length; start += batchSize) {
-      const { sent, prepared } = await next;
+      const { sent, gone, prepared } = await next;
       const applying = sent.length > 0 ? handled(applier.apply(prepared, options)) : undefined;
       next = handled(prepare(start + batchSize));
       // The previous batch is recorded before this one is, and before a failure of this one is thrown.
       await recorded;
-      if (applying === undefined) continue;
-      const result = await applying;
+      if (applying === undefined && gone.length === 0) continue;
+      const result = (await applying) ?? NOTHING_SENT;
       const done = Math.min(entries.length, start + batchSize);
       const failedAt = now().toISOString();
       recorded = handled(
         nextTurn()
-          .then(() => recordBatch(store, sent, result, totals, parentWaits, failedAt, options))
+          .then(() => recordBatch(store, { sent, gone }, result, totals, parentWaits, failedAt, options))
           .then(() => options?.onProgress?.({ done, total: entries.length })),
       );
     }

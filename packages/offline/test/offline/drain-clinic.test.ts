@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
 import { rowOf, update } from "@centrovision/testkit/nodes";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { ClientApplier } from "../../src/index.js";
 import { openTier, pcFiles, useClinicServer, useTodayCopy } from "./support.js";
 
@@ -262,6 +262,158 @@ describe("offline writes drain to the clinic server", () => {
     expect(await pc.tier.drain(clinic.applier)).toMatchObject({ remaining: 0, deadLettered: 0 });
     expect(await rowOf(clinic.node.sql, "diagnoses", diagnosis)).toBeUndefined();
     expect(await rowOf(clinic.node.sql, "patients", temp.id)).toBeUndefined();
+  });
+
+  describe("a row deleted on this PC while its upsert is on the server", () => {
+    /** The clinic server's applier, with `meanwhile` run after the server answered, before the PC records it. */
+    const deletingMeanwhile = (meanwhile: () => Promise<unknown>): ClientApplier => ({
+      ...clinic.applier,
+      apply: async (writes, options) => {
+        const result = await clinic.applier.apply(writes, options);
+        await meanwhile();
+        return result;
+      },
+    });
+
+    it("is deleted there by the next drain when the server took the upsert", async () => {
+      const patient = await pc.tier.source.table("patients").insert(newPatient());
+      // Registered offline; the receptionist deletes the duplicate as the server commits the insert.
+      const drain = pc.tier.drain(
+        deletingMeanwhile(() => pc.tier.source.table("patients").delete(patient.id)),
+      );
+      expect(await drain).toMatchObject({ applied: 1, deadLettered: 0, remaining: 1 });
+      expect(await rowOf(clinic.node.sql, "patients", patient.id)).toBeDefined();
+      expect(await pc.tier.pending()).toEqual([
+        expect.objectContaining({
+          id: patient.id,
+          op: "delete",
+          baseVersion: patient.version,
+          version: null,
+        }),
+      ]);
+
+      expect(await pc.tier.drain(clinic.applier)).toMatchObject({ applied: 1, remaining: 0 });
+      expect(await rowOf(clinic.node.sql, "patients", patient.id)).toBeUndefined();
+      expect(await pc.tier.source.table("patients").get(patient.id)).toBeNull();
+    });
+
+    it("leaves no dead letter when the server refused it; a delete of the server's version still goes", async () => {
+      // Reception registered two patients at the clinic meanwhile; offline, this PC registered one
+      // with the first one's document, and corrected a known patient's to the second one's: both
+      // refused (constraint).
+      const clash = newPatient();
+      const other = newPatient();
+      await clinic.node.sql`insert into patients ${clinic.node.sql([{ ...clash, id: randomUUID() }, other])}`;
+      const known = newPatient();
+      const visit = { ...pc.graph.appointments, id: randomUUID(), patient_id: known.id };
+      await clinic.node.sql`insert into patients ${clinic.node.sql(known)}`;
+      await clinic.node.sql`insert into appointments ${clinic.node.sql(visit)}`;
+      await pc.tier.refresh(clinic.source);
+      const created = await pc.tier.source.table("patients").insert(clash);
+      await pc.tier.source.table("patients").update(known.id, { document_id: other.document_id });
+      const serverVersion = (await rowOf(clinic.node.sql, "patients", known.id))?.version;
+
+      // As the server refuses them, the receptionist deletes both (the known one with its visit).
+      const report = await pc.tier.drain(
+        deletingMeanwhile(async () => {
+          await pc.tier.source.table("patients").delete(created.id);
+          await pc.tier.source.table("appointments").delete(visit.id);
+          await pc.tier.source.table("patients").delete(known.id);
+        }),
+      );
+      expect(report).toMatchObject({ sent: 0, deadLettered: 0, remaining: 2 });
+      expect(await pc.tier.deadLetters()).toEqual([]);
+      expect(await pc.tier.pending()).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ id: known.id, op: "delete", baseVersion: serverVersion }),
+          expect.objectContaining({ id: visit.id, op: "delete" }),
+        ]),
+      );
+
+      expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+        applied: 2,
+        deadLettered: 0,
+        remaining: 0,
+      });
+      expect(await rowOf(clinic.node.sql, "patients", known.id)).toBeUndefined();
+      expect(await rowOf(clinic.node.sql, "patients", created.id)).toBeUndefined();
+    });
+  });
+
+  it("an entry whose row left the copy without a delete (a cascade) leaves the outbox at the next drain", async () => {
+    // A staff member of the branch, in the copy; this PC gives them a role offline.
+    const staff = { id: randomUUID(), full_name: "Enf. Marta Olvera" };
+    await clinic.node.sql`insert into profiles ${clinic.node.sql(staff)}`;
+    await clinic.node.sql`insert into user_branches ${clinic.node.sql({
+      id: randomUUID(),
+      user_id: staff.id,
+      branch_id: pc.graph.branches.id,
+    })}`;
+    await pc.tier.refresh(clinic.source);
+    const role = await pc.tier.source
+      .table("user_roles")
+      .insert({ id: randomUUID(), user_id: staff.id, role: "nurse" });
+    // The profile is deleted by a write this PC made on the cloud, carried down at a switch: its
+    // roles go with it (ON DELETE CASCADE), the one waiting in the outbox too.
+    const removed = await pc.tier.absorb([
+      { tier: "cloud", table: "profiles", op: "delete", id: staff.id, row: null, at: Date.now() },
+    ]);
+    expect(removed).toMatchObject({ stored: 1 });
+    expect(await pc.tier.source.table("user_roles").get(role.id)).toBeNull();
+    expect(await pc.tier.pending()).toEqual([expect.objectContaining({ id: role.id, op: "upsert" })]);
+
+    // Nothing to send: the entry goes, and the outbox can empty (the router fails back only at 0).
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 0, deadLettered: 0, remaining: 0 });
+    expect(await pc.tier.pendingCount()).toBe(0);
+  });
+
+  it("an edit stamped by a PC clock far ahead is refused alone, and goes once edited again with the clock right", async () => {
+    const good = await pc.tier.source.table("patients").insert(newPatient());
+    // The PC's clock jumps to 9999 (a flat CMOS battery) while it edits a patient offline ...
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(new Date("9999-06-01T00:00:00.000Z"));
+    try {
+      await pc.tier.source.table("patients").update(pc.graph.patients.id, { phone: "55 1010 2020" });
+    } finally {
+      vi.useRealTimers();
+    }
+    // ... which reception edited at the clinic meanwhile: the stamp would order the settle.
+    await update(clinic.node.sql, "patients", pc.graph.patients.id, { phone: "55 3030 4040" });
+
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+      sent: 1,
+      applied: 1,
+      conflicts: 0,
+      deadLettered: 1,
+      remaining: 0,
+    });
+    expect(await rowOf(clinic.node.sql, "patients", good.id)).toMatchObject({ version: good.version });
+    expect(await rowOf(clinic.node.sql, "patients", pc.graph.patients.id)).toMatchObject({
+      phone: "55 3030 4040",
+    });
+    const letters = await pc.tier.deadLetters();
+    expect(letters).toEqual([
+      expect.objectContaining({ id: pc.graph.patients.id, op: "upsert", code: "invalid_input" }),
+    ]);
+    expect(letters[0]?.message).toMatch(/clock/);
+    expect(await pc.tier.pendingCount()).toBe(0);
+
+    // The clock set right, the receptionist saves the record again: back in the outbox, and it goes.
+    const again = await pc.tier.source
+      .table("patients")
+      .update(pc.graph.patients.id, { phone: "55 1010 2021" });
+    expect(await pc.tier.deadLetters()).toEqual([]);
+    expect(await pc.tier.pendingCount()).toBe(1);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({
+      conflicts: 1,
+      deadLettered: 0,
+      remaining: 0,
+    });
+    expect(await rowOf(clinic.node.sql, "patients", pc.graph.patients.id)).toMatchObject({
+      phone: "55 1010 2021",
+      version: again.version,
+    });
+    expect(await pc.tier.pendingCount()).toBe(0);
   });
 
   it("a write whose parent the server lacks yet waits in the outbox, then arrives", async () => {
