@@ -31,9 +31,11 @@ BEGIN
       -- On the cloud (no clinic signing key, 0003), a clinic server's node credential
       -- (cv_sync.require_node checks it inside): what the daemon calls there, the purge included
       -- (within the floor cv_sync_purge sets for it). Not the cloud's own administration (init,
-      -- conflicts, registering nodes): the service key's.
+      -- conflicts, registering nodes): the service key's. Nor cv_sync_apply_snapshot: a clinic
+      -- server's push replays its log, never copies tables into the cloud, and a copied row's
+      -- HLC names any origin (a node's rows through it could pass as another node's edits).
       IF to_regclass('cv_auth.signing_key') IS NULL
-        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|apply_deflated|reset_peer|purge)\(' THEN
+        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_deflated|reset_peer|purge)\(' THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_function);
       END IF;
     END IF;

@@ -76,7 +76,8 @@ const ALLOWED: Readonly<Record<string, Grants>> = {
   // Keeping the cloud's log bounded: a node credential within the floor it sets for one.
   "function public.cv_sync_purge(interval, integer)": NODE,
   "function public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)": NODE,
-  "function public.cv_sync_apply_snapshot(jsonb, jsonb)": NODE,
+  // Not a node's: its push replays its log; a copied row names any origin.
+  "function public.cv_sync_apply_snapshot(jsonb, jsonb)": SYNC_ONLY,
   // The same apply, its arguments deflated in the request body (sql/functions/09_deflated.sql).
   "function public.cv_sync_apply_deflated(bytea)": NODE,
   "function public.cv_sync_reset_peer(uuid)": NODE,

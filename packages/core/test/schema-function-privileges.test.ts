@@ -15,7 +15,6 @@ const NODE_RPC = [
   "public.cv_sync_ack(uuid, jsonb)",
   "public.cv_sync_apply(jsonb, jsonb, jsonb, jsonb, boolean)",
   "public.cv_sync_apply_deflated(bytea)",
-  "public.cv_sync_apply_snapshot(jsonb, jsonb)",
   "public.cv_sync_cursor(uuid)",
   "public.cv_sync_node()",
   "public.cv_sync_pending(uuid)",
@@ -30,6 +29,8 @@ const SYNC_RPC = [
   "public.cv_sync_conflict_resolve(uuid, text, jsonb, text)",
   "public.cv_sync_conflicts_list(text, integer)",
   "public.cv_sync_init(text, boolean)",
+  // An initial copy into this node: the cloud copies to a clinic server, never the reverse.
+  "public.cv_sync_apply_snapshot(jsonb, jsonb)",
   // The node's own changes stamped while its clock ran far ahead, re-stamped (sql/functions/11).
   "public.cv_sync_restamp_ahead()",
 ];

@@ -97,7 +97,7 @@ describe("grants", () => {
     // What a clinic server's daemon calls here with its node credential (a signed-in user, checked
     // inside); the cloud's own administration and registering nodes stay with the service key.
     const forNodes =
-      /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_deflated|apply_snapshot|reset_peer|purge)\(/;
+      /^cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_deflated|reset_peer|purge)\(/;
     for (const fn of functions) {
       expect(fn).toMatchObject({ definer: true, public: false });
       expect(fn.config).toContain('search_path=""');

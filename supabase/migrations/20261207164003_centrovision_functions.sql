@@ -36,9 +36,11 @@ BEGIN
       -- On the cloud (no clinic signing key, 0003), a clinic server's node credential
       -- (cv_sync.require_node checks it inside): what the daemon calls there, the purge included
       -- (within the floor cv_sync_purge sets for it). Not the cloud's own administration (init,
-      -- conflicts, registering nodes): the service key's.
+      -- conflicts, registering nodes): the service key's. Nor cv_sync_apply_snapshot: a clinic
+      -- server's push replays its log, never copies tables into the cloud, and a copied row's
+      -- HLC names any origin (a node's rows through it could pass as another node's edits).
       IF to_regclass('cv_auth.signing_key') IS NULL
-        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_snapshot|apply_deflated|reset_peer|purge)\(' THEN
+        AND v_function::text ~ '^(public\.)?cv_sync_(node|pull|cursor|ack|pending|snapshot|apply|apply_deflated|reset_peer|purge)\(' THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_function);
       END IF;
     END IF;
@@ -2249,7 +2251,7 @@ CALL cv_sync.grant_rpc();
     checksum text not null,
     applied_at timestamptz not null default now()
   );
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/00_grant_rpc.sql', 'bdc8d508b48c82f1e29ed6624c602dc49ba6c98836e78bc8822a551ae63a18af') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/00_grant_rpc.sql', 'cc076a5fa436be8aaaf1942bea35aa8420fd4443acb40096e7f4d2d6601ddfe3') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/01_row_versions.sql', '7516377213ac771719776835d70816b04362e92b7c47165f3bc19ffd39a4480f') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_update_columns.sql', 'd73fa113586466a837f54f95183bc3da126d34266a946a980cd94b8a8c704dde') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', '93f93a43d3672140060ab308ac0ea47b3f5c28556b1b26b87155998715083dd9') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
