@@ -1,3 +1,4 @@
+import { isSyncError } from "@centrovision/sync-engine";
 import {
   type ClinicPerson,
   type Consultation,
@@ -123,5 +124,25 @@ describe("a PC's timestamps", () => {
     expect(await floorAndState(graph.patients.id)).toEqual(before);
     expect(await rowOf(server.sql, "patients", graph.patients.id)).toEqual(current);
     expect(await rowOf(server.sql, "patients", newcomer.id as string)).toBeDefined();
+  });
+
+  it("refuse an opening of a record dated in the year 9999 (clock_ahead), and record one dated now", async () => {
+    const graph = await seeded();
+    await insert(server.sql, "patients", graph.patients);
+    const error = await applier
+      .recordOpened(graph.patients.id, new Date("9999-12-31T23:59:59.999Z"))
+      .catch((e: unknown) => e);
+    expect(isSyncError(error, "clock_ahead")).toBe(true);
+    expect((error as Error).message).toMatch(
+      /^.*the time this PC opened the record is \d+ s ahead of this server's clock/,
+    );
+    const opened = async () => {
+      const [found] = await server.sql<{ n: number }[]>`
+        select count(*)::int as n from cv_audit.events where patient_id = ${graph.patients.id} and action = 'open'`;
+      return found?.n;
+    };
+    expect(await opened()).toBe(0);
+    await applier.recordOpened(graph.patients.id, new Date());
+    expect(await opened()).toBe(1);
   });
 });
