@@ -29,11 +29,7 @@ import {
 export interface OfflineTier {
   /** The router's third tier. Writes are durable (fsync'd) with their outbox entry when they resolve. */
   readonly source: DataSource;
-  /**
-   * Local writes not yet accepted by a server, and writes the clinic server acknowledged that the
-   * copy took at a switch down (see `absorb`) until a drain sent them on (dead letters excluded):
-   * the status's "(N pendientes)".
-   */
+  /** Local writes not yet accepted by a server (dead letters excluded): the status's "(N pendientes)". */
   pendingCount(options?: CallOptions): Promise<number>;
   /** The outbox, in the order rows were first changed. */
   pending(options?: CallOptions): Promise<OutboxEntry[]>;
@@ -62,14 +58,7 @@ export interface OfflineTier {
    * letter) or the copy holds a newer version. A write made on top of the copy's version (its
    * `base_version`) is newer whatever its `updated_at`; the copy's row is newer when made on top
    * of the write; `updated_at` decides only between unrelated versions. A row whose parent the
-   * copy lacks is left out (the next refresh brings both).
-   *
-   * A write the clinic server acknowledged (`tier: "clinic"`) that the copy now holds also enters
-   * the outbox, as written there (an upsert from its `base_version`; a delete of the version the
-   * copy held, as the journal gives none), since that server may not have pushed it to the cloud:
-   * the next drain sends it, so the router does not fail back to a cloud that lacks it. A server
-   * that holds it already skips it. Writes the cloud acknowledged do not enter it.
-   * One durable batch; counts only.
+   * copy lacks is left out (the next refresh brings both). One durable batch; counts only.
    */
   absorb(writes: readonly JournalEntry[], options?: CallOptions): Promise<AbsorbReport>;
   /** Refreshes the local copy from `from` (normally the router while it is on a better tier). */
@@ -113,35 +102,17 @@ export interface AbsorbReport {
 }
 
 /**
- * What the copy does with a write a server acknowledged to this PC, given the row it holds: store
- * the write, or keep its own row, which is the write already (`held`) or must not be replaced.
- * Versions of one lineage are ordered by it, whatever the clocks of the servers that stamped them
- * (up to the allowed skew apart): a write made on top of the copy's row is stored even when its
- * server's clock stamped it earlier, or read-your-writes would break. `updated_at` decides only
- * between unrelated versions.
+ * Whether the copy takes a write a server acknowledged to this PC over the row it holds. Versions
+ * of one lineage are ordered by it, whatever the clocks of the servers that stamped them (up to the
+ * allowed skew apart): a write made on top of the copy's row is taken even when its server's clock
+ * stamped it earlier, or read-your-writes would break, and a copy's row made on top of the write is
+ * kept. `updated_at` decides only between unrelated versions.
  */
-function absorbing(
-  local: Row<TableName> | null,
-  row: Readonly<Record<string, unknown>> | null,
-): "store" | "held" | "keep" {
-  if (row === null) return local === null ? "keep" : "store";
-  if (local === null) return "store";
-  if (local.version === row.version) return "held";
-  if (row.base_version === local.version) return "store";
-  if (local.base_version === row.version) return "keep";
-  return local.updated_at > String(row.updated_at) ? "keep" : "store";
-}
-
-/** The outbox entry that sends a write the copy holds on to a server, as written on the clinic server. */
-function sendOn(write: JournalEntry, local: Row<TableName> | null, since: string): OutboxEntry {
-  const { table } = write;
-  const id = write.id.toLowerCase();
-  if (write.row !== null) {
-    const baseVersion = (write.row.base_version as string | null | undefined) ?? null;
-    return { table, id, op: "upsert", baseVersion, version: String(write.row.version), since };
-  }
-  // The journal holds no version for a delete: the one the copy held, which this PC deleted.
-  return { table, id, op: "delete", baseVersion: local?.version ?? null, version: null, since };
+function takes(local: Row<TableName> | null, row: Readonly<Record<string, unknown>> | null): boolean {
+  if (row === null) return local !== null;
+  if (local === null) return true;
+  if (local.version === row.version || local.base_version === row.version) return false;
+  return row.base_version === local.version || local.updated_at <= String(row.updated_at);
 }
 
 /**
@@ -246,33 +217,24 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       let [stored, kept, left] = [0, 0, 0];
       if (writes.length === 0) return { stored, kept, left };
       const number = ++absorbs;
-      const since = config.now().toISOString();
       await store.batch((batch) => {
         for (const write of writes) {
           const k = key(write.table, write.id);
           const local = batch.get(write.table, write.id) as Row<TableName> | null;
           const unsent = batch.getRecord(OUTBOX, k) !== null || batch.getRecord(DEAD_LETTERS, k) !== null;
-          const fate = unsent ? "keep" : absorbing(local, write.row);
-          if (fate === "store") {
-            try {
-              if (write.row === null) batch.deleteVerbatim(write.table, write.id);
-              else batch.putVerbatim(write.table, write.row as Row<TableName>);
-            } catch (error) {
-              if (!(error instanceof CvError) || error.code !== "constraint") throw error;
-              left++;
-              continue;
-            }
+          if (unsent || !takes(local, write.row)) {
+            kept++;
+            continue;
+          }
+          try {
+            if (write.row === null) batch.deleteVerbatim(write.table, write.id);
+            else batch.putVerbatim(write.table, write.row as Row<TableName>);
             absorbed.set(k, number);
             stored++;
-          } else {
-            kept++;
+          } catch (error) {
+            if (!(error instanceof CvError) || error.code !== "constraint") throw error;
+            left++;
           }
-          // The clinic server may not have pushed it to the cloud before it stopped answering, and
-          // the router fails back from the device to the cloud once the outbox is empty: without
-          // an entry the cloud would serve this PC without its own write. Held already (a refresh
-          // from the clinic server brought it) counts too.
-          if (fate !== "keep" && write.tier === "clinic")
-            batch.setRecord(OUTBOX, k, sendOn(write, local, since));
         }
       }, o);
       return { stored, kept, left };

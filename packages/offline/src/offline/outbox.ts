@@ -8,11 +8,9 @@ export const DEAD_LETTERS = "cv-dead-letters";
 export const DOUBLE_BOOKINGS = "cv-double-bookings";
 
 /**
- * A row written on this PC while offline and not yet accepted by a server, or one the clinic
- * server acknowledged to this PC that the copy took at a switch down (for the cloud, see
- * `OfflineTier.absorb`). One entry per row: later edits of the same row fold into it, so the server
- * sees one fast-forward from the version it knows (`baseVersion`) to the PC's latest. The row
- * itself is in the local table (the overlay).
+ * A row written on this PC while offline and not yet accepted by a server. One entry per row:
+ * later edits of the same row fold into it, so the server sees one fast-forward from the version
+ * it knows (`baseVersion`) to the PC's latest. The row itself is in the local table (the overlay).
  */
 export interface OutboxEntry {
   readonly table: TableName;

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type DataSource, type JournalEntry, SYNCED_TABLES, type TableName } from "@centrovision/core";
-import { insert, type Row, rowOf } from "@centrovision/testkit/nodes";
+import type { DataSource, JournalEntry, TableName } from "@centrovision/core";
 import { describe, expect, it } from "vitest";
 import { createPcRouterHooks } from "../../src/index.js";
 import { useClinicServer, useTodayCopy } from "./support.js";
@@ -8,13 +7,10 @@ import { useClinicServer, useTodayCopy } from "./support.js";
 /*
  * At a switch down to the PC's own copy, the router hands it the writes the servers took from this
  * PC (its journal): the copy must hold them as the server returned them, never over a pending local
- * edit or a newer version, and a refresh that began earlier must not undo them. Those the clinic
- * server took go on to the cloud through the outbox: a second database stands for a cloud the
- * clinic server had not pushed them to.
+ * edit or a newer version, and a refresh that began earlier must not undo them.
  */
 
 const clinic = useClinicServer("offline_absorb");
-const cloud = useClinicServer("offline_absorb_cloud");
 
 describe("the offline copy takes the PC's acknowledged writes", () => {
   const pc = useTodayCopy(clinic);
@@ -57,9 +53,10 @@ describe("the offline copy takes the PC's acknowledged writes", () => {
     expect(await pc.tier.absorb([patient, appointment])).toEqual({ stored: 2, kept: 0, left: 0 });
     expect(await pc.tier.source.table("appointments").get(appointment.id)).toEqual(appointment.row);
     expect(await pc.tier.source.table("patients").get(patient.id)).toEqual(patient.row);
+    // Nothing to send: the server has them.
+    expect(await pc.tier.pendingCount()).toBe(0);
     // Twice is the same as once.
     expect(await pc.tier.absorb([patient, appointment])).toEqual({ stored: 0, kept: 2, left: 0 });
-    expect(await pc.tier.pendingCount()).toBe(2);
   });
 
   it("is what the PC's router hooks do at a switch to the device, with or without a report callback", async () => {
@@ -177,109 +174,6 @@ describe("the offline copy takes the PC's acknowledged writes", () => {
       expect(await pc.tier.source.table("patients").get(pc.graph.patients.id)).toMatchObject({
         version: later,
       });
-    });
-  });
-
-  describe("writes the clinic server took go on to the cloud through the outbox", () => {
-    /** The cloud holds the graph as the clinic server held it before this PC's writes there. */
-    async function cloudAsBefore() {
-      for (const table of SYNCED_TABLES) {
-        await insert(cloud.node.sql, table, (await rowOf(clinic.node.sql, table, pc.graph[table].id)) as Row);
-      }
-      await cloud.person.admit(pc.graph.branches.id);
-    }
-
-    /**
-     * On the clinic server, this PC edits a patient, registers one and deletes a diagnosis; it also
-     * registered one on the cloud. The router carries all four down at a switch to the device.
-     */
-    async function carriedDown() {
-      const patient = await pc.tier.source.table("patients").get(pc.graph.patients.id);
-      const diagnosis = await pc.tier.source.table("diagnoses").get(pc.graph.diagnoses.id);
-      const edit = await onClinic("patients", { ...pc.graph.patients, phone: "55 2222 9999" });
-      const fresh = await onClinic("patients", newPatient());
-      await clinic.source.table("diagnoses").delete(pc.graph.diagnoses.id);
-      const removal: JournalEntry = {
-        tier: "clinic",
-        table: "diagnoses",
-        op: "delete",
-        id: pc.graph.diagnoses.id,
-        row: null,
-        at: Date.now(),
-      };
-      const onCloud = await cloud.source.table("patients").upsert(newPatient() as never);
-      const cloudOwn: JournalEntry = {
-        tier: "cloud",
-        table: "patients",
-        op: "upsert",
-        id: onCloud.id,
-        row: onCloud,
-        at: Date.now(),
-      };
-      expect(await pc.tier.absorb([edit, fresh, removal, cloudOwn])).toEqual({ stored: 4, kept: 0, left: 0 });
-      expect(await pc.tier.pending()).toEqual([
-        expect.objectContaining({
-          id: edit.id,
-          op: "upsert",
-          baseVersion: patient?.version,
-          version: edit.row?.version,
-        }),
-        expect.objectContaining({
-          id: fresh.id,
-          op: "upsert",
-          baseVersion: null,
-          version: fresh.row?.version,
-        }),
-        expect.objectContaining({
-          id: removal.id,
-          op: "delete",
-          baseVersion: diagnosis?.version,
-          version: null,
-        }),
-      ]);
-      return { edit, fresh, removal };
-    }
-
-    it("the next drain sends them to the cloud, which lacked them, and the outbox empties", async () => {
-      await cloudAsBefore();
-      const { edit, fresh, removal } = await carriedDown();
-      expect(await pc.tier.pendingCount()).toBe(3);
-
-      expect(await pc.tier.drain(cloud.applier)).toMatchObject({
-        sent: 3,
-        applied: 3,
-        conflicts: 0,
-        deadLettered: 0,
-        remaining: 0,
-      });
-      expect(await rowOf(cloud.node.sql, "patients", edit.id)).toMatchObject({ version: edit.row?.version });
-      expect(await rowOf(cloud.node.sql, "patients", fresh.id)).toMatchObject({
-        version: fresh.row?.version,
-      });
-      expect(await rowOf(cloud.node.sql, "diagnoses", removal.id)).toBeUndefined();
-      expect(await pc.tier.pendingCount()).toBe(0);
-    });
-
-    it("sent to the clinic server that took them, they are skipped and leave the outbox", async () => {
-      await cloudAsBefore();
-      await carriedDown();
-      expect(await pc.tier.drain(clinic.applier)).toMatchObject({
-        sent: 3,
-        applied: 0,
-        skipped: 3,
-        deadLettered: 0,
-        remaining: 0,
-      });
-      expect(await pc.tier.pendingCount()).toBe(0);
-    });
-
-    it("one the copy holds already, from a refresh of the clinic server, goes too", async () => {
-      await cloudAsBefore();
-      const edit = await onClinic("patients", { ...pc.graph.patients, phone: "55 2222 9999" });
-      await pc.tier.refresh(clinic.source);
-      expect(await pc.tier.absorb([edit])).toEqual({ stored: 0, kept: 1, left: 0 });
-      expect(await pc.tier.drain(cloud.applier)).toMatchObject({ applied: 1, remaining: 0 });
-      expect(await rowOf(cloud.node.sql, "patients", edit.id)).toMatchObject({ version: edit.row?.version });
     });
   });
 });
