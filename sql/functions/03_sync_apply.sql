@@ -406,6 +406,17 @@ BEGIN
 END
 $$;
 
+-- Whether p_hlc has cv_sync.hlc's shape before its origin: 15 digits, a dot, 10 digits, a dot, in
+-- 63 characters (the origin after them is the caller's to check); false for NULL. String
+-- functions, not a regular expression, which took 29 of 37 ms checking a 2,000-row initial-sync
+-- page. No SET clause, so a query that calls it inlines it (no call per row); its body was bound
+-- when it was created. The apply (collapse) and the initial-sync page both check with it.
+CREATE OR REPLACE FUNCTION cv_sync.hlc_shaped(p_hlc text) RETURNS boolean
+  LANGUAGE sql IMMUTABLE
+  RETURN coalesce(pg_catalog.length(p_hlc) = 63 AND pg_catalog.ltrim(pg_catalog."left"(p_hlc, 15), '0123456789') = ''
+    AND pg_catalog.substr(p_hlc, 16, 1) = '.' AND pg_catalog.ltrim(pg_catalog.substr(p_hlc, 17, 10), '0123456789') = ''
+    AND pg_catalog.substr(p_hlc, 27, 1) = '.', false);
+
 -- The latest of a batch's times, each its batch's latest (an HLC's physical milliseconds, a row's
 -- updated_at and created_at), and which of them it is: what the clock check of the ordinary apply
 -- and of an initial-sync page weighs.

@@ -86,10 +86,10 @@ REVOKE ALL ON FUNCTION cv_sync.positional_entries(jsonb) FROM PUBLIC;
 -- 0007's, taking the positional form too, and reading either form once: its entries, typed, then
 -- one change per row from them. Every entry is checked (0007 checked each row's last); a batch
 -- that holds each row once, as most do, is its own collapse and skips the grouping. An HLC must
--- be digits where its two numbers are (string functions: a regular expression cost the snapshot's
--- check most of its time): its time is read as a bigint, which also takes '9_9_9' or '0x1f' as
--- a time in 1970, past the clock bound, while as text such a stamp sorts after every real one and
--- would win every conflict, and the engine refuses it in the log it pulls.
+-- be digits where its two numbers are (cv_sync.hlc_shaped): its time is read as a bigint, which
+-- also takes '9_9_9' or '0x1f' as a time in 1970, past the clock bound, while as text such a
+-- stamp sorts after every real one and would win every conflict, and the engine refuses it in
+-- the log it pulls.
 CREATE OR REPLACE FUNCTION cv_sync.collapse(p_changes jsonb) RETURNS cv_sync.change[]
   LANGUAGE plpgsql STABLE
   SET search_path = ''
@@ -125,9 +125,7 @@ BEGIN
     END IF;
     SELECT min(w.ord) FILTER (WHERE s.table_name IS NULL OR w.row_id IS NULL OR w.version IS NULL OR w.origin IS NULL
         OR w.op IS NULL OR w.op NOT IN ('upsert', 'delete', 'evict')
-        OR length(w.hlc) IS DISTINCT FROM 63 OR right(w.hlc, 36) <> w.origin::text
-        OR ltrim(left(w.hlc, 15), '0123456789') <> '' OR substr(w.hlc, 16, 1) <> '.'
-        OR ltrim(substr(w.hlc, 17, 10), '0123456789') <> '' OR substr(w.hlc, 27, 1) <> '.'
+        OR NOT cv_sync.hlc_shaped(w.hlc) OR right(w.hlc, 36) <> w.origin::text
         OR jsonb_typeof(w.row_data) IS DISTINCT FROM 'object' OR (w.row_data ->> 'id')::uuid IS DISTINCT FROM w.row_id),
       count(*) = count(DISTINCT (w.table_name, w.row_id))
     INTO v_bad, v_once
