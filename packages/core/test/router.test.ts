@@ -277,21 +277,92 @@ describe("calls", () => {
     expect(carried).toHaveLength(1);
   });
 
-  it("shows the pending changes of the tier it works on, never those of the tier it left", async () => {
+  it("shows what has not reached the cloud: the count of the tier it works on and this PC's outbox, never a tier it left", async () => {
     const pending = { cloud: 0, clinic: 68, device: 160 };
     start({ pendingChanges: async (tier) => pending[tier] });
-    await vi.advanceTimersByTimeAsync(2_000);
+    await waitFor(() => router.getStatus().pendingChanges === 160);
+    expect(router.getStatus().mode).toBe("supabase");
     const seen: [string, number][] = [];
     router.status$.subscribe((status) => seen.push([status.mode, status.pendingChanges]));
     cloud.fault = "refuse";
     await waitFor(mode("local"));
-    await waitFor(() => router.getStatus().pendingChanges === 68);
+    await waitFor(() => router.getStatus().pendingChanges === 68 + 160);
     clinic.fault = "refuse";
     await waitFor(mode("offline"));
     // The device's count is read at every tick: exact at the switch itself.
     expect(router.getStatus().pendingChanges).toBe(160);
     expect(seen.filter(([m, n]) => m === "offline" && n !== 160)).toEqual([]);
-    expect(seen.filter(([m, n]) => m === "local" && n !== 68 && n !== 0)).toEqual([]);
+    expect(seen.filter(([m, n]) => m === "local" && n !== 68 + 160 && n !== 160)).toEqual([]);
+  });
+});
+
+describe("a write a lower tier takes while the router stays on its tier", () => {
+  /** Writes a branch while the cloud refuses that one call: the next tier up takes it. */
+  async function writeBelow() {
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    const branch = await router.table("branches").insert(fixtures.branch());
+    cloud.fault = "none";
+    expect(router.getStatus().mode).toBe("supabase");
+    return branch;
+  }
+
+  it("is lifted to the cloud before the next call runs there, so a read sees it", async () => {
+    const lifted: string[] = [];
+    start({
+      liftWrites: async (from, to, writes) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        for (const write of writes) await cloud.inner.table(write.table).upsert(write.row as never);
+        lifted.push(...writes.map((w) => `${from}→${to}:${w.tier}:${w.table}`));
+      },
+    });
+    const branch = await writeBelow();
+    expect(await clinic.inner.table("branches").get(branch.id)).toEqual(branch);
+    const read = router.table("branches").get(branch.id);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await read).toEqual(branch);
+    expect(lifted).toEqual(["clinic→cloud:clinic:branches"]);
+  });
+
+  it("taken by this PC's file: counted as pending on the cloud until it is lifted there", async () => {
+    const outbox = () => device.inner.store.count("branches");
+    start({
+      pendingChanges: async (tier) => (tier === "device" ? outbox() : 0),
+      liftWrites: async (from, to) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        for (const row of await device.inner.table("branches").list({})) {
+          await cloud.inner.table("branches").upsert(row);
+          await device.inner.table("branches").delete(row.id);
+        }
+        expect([from, to]).toEqual(["device", "cloud"]);
+      },
+    });
+    clinic.fault = "refuse";
+    await waitFor(() => !router.getStatus().tiers.clinic.available);
+    const branch = await writeBelow();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 1 });
+    const read = router.table("branches").get(branch.id);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await read).toEqual(branch);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
+  });
+
+  it("holds calls no longer once the router leaves the tier it was lifting to", async () => {
+    start({ liftWrites: () => new Promise<void>(() => {}) });
+    const branch = await writeBelow();
+    cloud.fault = "refuse";
+    let answer: unknown;
+    void router
+      .table("branches")
+      .get(branch.id)
+      .then((row) => {
+        answer = row;
+      });
+    const took = await waitFor(() => answer !== undefined);
+    expect(answer).toEqual(branch);
+    expect(router.getStatus().mode).toBe("local");
+    expect(took).toBeLessThan(2_000);
   });
 });
 

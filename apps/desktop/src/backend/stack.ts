@@ -208,6 +208,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
   const clinic = clinicServer(link, () => session.clinicToken());
   const hooks: RouterHooks = createPcRouterHooks({
     ...(clinic.applier !== undefined && { clinic: clinic.applier }),
+    cloud: cloudApplier,
     localPending: () => offline.pendingCount(),
     device: offline,
     lastSyncAt: () => offline.syncState().lastSyncAt,

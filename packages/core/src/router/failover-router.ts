@@ -34,6 +34,13 @@ export interface RouterHooks {
    * pending local edit.
    */
   carryWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
+  /**
+   * Makes a write present on the tier the router works on (read-your-writes) when a try there
+   * failed and `from`, a tier below it, took the write instead while the router stayed on `to`:
+   * `writes` are what `from` returned (none for the device, whose outbox holds its own writes).
+   * Calls wait for it, up to the call timeout or a switch away from `to`.
+   */
+  liftWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
   lastSyncAt?(): string | null;
   /** Whether a sync is running now, for the status icon's spinner. */
@@ -138,7 +145,10 @@ class Router implements FailoverRouter, RouterCallContext {
    * it is exact the moment the PC goes offline, and the new tier's is read again at once.
    */
   private readonly pending = new Map<Tier, number>();
-  private switching: Promise<void> | null = null;
+  /** Calls wait for these: a carry at a switch, a lift after a write taken below (each bounded). */
+  private readonly holds = new Set<Promise<void>>();
+  /** Ends the holds of lifts to the active tier, which a switch away from it makes moot. */
+  private readonly liftHolds = new Set<() => void>();
   private failbackCheck: Promise<void> | null = null;
   private failbackSince: number | null = null;
   private timer: ReturnType<SchedulerLike["schedule"]> | undefined;
@@ -225,7 +235,7 @@ class Router implements FailoverRouter, RouterCallContext {
     const tried = new Set<number>();
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
-      if (this.switching) await this.switching;
+      while (this.holds.size > 0) await Promise.all(this.holds);
       const index = this.pickTier(tried);
       const remaining = deadline - this.scheduler.now();
       if (index === undefined || remaining <= 0) {
@@ -345,15 +355,17 @@ class Router implements FailoverRouter, RouterCallContext {
   }
 
   recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void {
-    // The device's own writes need no carrying: it is the last tier, and its outbox sends them up.
     const name = TIERS[tier];
-    if (name !== "cloud" && name !== "clinic") return;
     const at = this.scheduler.now();
-    const journaled = entries.map((entry) => ({ ...entry, tier: name, at }));
+    // The device's own writes are not journaled: it is the last tier, and its outbox sends them up.
+    const journaled =
+      name === "cloud" || name === "clinic" ? entries.map((entry) => ({ ...entry, tier: name, at })) : [];
     for (const entry of journaled) this.journal.add(entry);
     // Taken by a tier the router left while the call was in flight: the switch's carry ran before
     // the answer came back, so these go down now.
     if (tier < this.active) this.carry(tier, this.active, journaled);
+    // Taken below the tier the router stays on (a try there failed): brought up to it now.
+    else if (tier > this.active) this.lift(tier, this.active, journaled);
   }
 
   recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void {
@@ -448,6 +460,7 @@ class Router implements FailoverRouter, RouterCallContext {
       this.reason = `the link is unstable (${this.switchTimes.length} switches in ${Math.round(this.config.switchWindowMs / 60_000)} min): staying on ${(this.monitors[lower] as TierMonitor).source.id} for ${minutes} min`;
       if (lower !== index) this.active = lower;
     }
+    for (const release of this.liftHolds) release();
     if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
     const to = this.active;
     void this.readPending(to).then(() => {
@@ -462,21 +475,41 @@ class Router implements FailoverRouter, RouterCallContext {
     writes = this.journal.recent(this.scheduler.now()).filter((w) => TIERS.indexOf(w.tier) < to),
   ): void {
     if (writes.length === 0 || !this.hooks.carryWrites) return;
-    const carrying = this.hooks
-      .carryWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes)
-      .catch(() => undefined);
     // Calls wait for the carry, so the first read on the new tier already shows this PC's writes.
-    const bounded = new Promise<void>((resolve) => {
-      const handle = this.scheduler.schedule(() => resolve(), this.config.callTimeoutMs);
-      carrying.then(() => {
-        handle.unsubscribe();
-        resolve();
+    this.hold(this.hooks.carryWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes));
+  }
+
+  /**
+   * A write `from` took while the router stays on `to`: calls wait until it is there too, so a
+   * read on `to` does not miss it, and the status counts the device's outbox meanwhile.
+   */
+  private lift(from: number, to: number, writes: readonly JournalEntry[]): void {
+    const device = TIERS.length - 1;
+    const counted = () =>
+      this.readPending(device).then(() => {
+        if (this.active === to) this.publish();
       });
+    if (from === device) void counted();
+    if (!this.hooks.liftWrites) return;
+    const lifting = this.hooks.liftWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes);
+    this.hold(from === device ? lifting.finally(counted) : lifting, true);
+  }
+
+  /** Holds calls until `work` settles, at most a call timeout; a lift's hold also ends at a switch. */
+  private hold(work: Promise<unknown>, lift = false): void {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
     });
-    const waiting: Promise<void> = Promise.all([this.switching, bounded]).then(() => {
-      if (this.switching === waiting) this.switching = null;
+    const handle = this.scheduler.schedule(release, this.config.callTimeoutMs);
+    work.then(release, release);
+    if (lift) this.liftHolds.add(release);
+    const done = held.then(() => {
+      handle.unsubscribe();
+      this.holds.delete(done);
+      this.liftHolds.delete(release);
     });
-    this.switching = waiting;
+    this.holds.add(done);
   }
 
   private async reconcile(index: number): Promise<void> {
@@ -532,11 +565,23 @@ class Router implements FailoverRouter, RouterCallContext {
     this.status.next(this.snapshot());
   }
 
+  /**
+   * What has not reached the cloud yet, as far as this PC knows: the active tier's count and, above
+   * the device, this PC's outbox (writes a lower tier took while the router stayed up, or made
+   * during a failback's wait), which no server holds yet. Never the count of a tier it left.
+   */
+  private pendingShown(): number {
+    const device = TIERS[TIERS.length - 1] as Tier;
+    const active = TIERS[this.active] as Tier;
+    const own = this.pending.get(active) ?? 0;
+    return active === device ? own : own + (this.pending.get(device) ?? 0);
+  }
+
   private snapshot(): ConnectionStatus {
     return buildStatus({
       monitors: this.monitors,
       active: this.active,
-      pending: this.pending.get(TIERS[this.active] as Tier) ?? 0,
+      pending: this.pendingShown(),
       lastSyncAt: this.hooks.lastSyncAt?.() ?? null,
       isSyncing: this.hooks.isSyncing?.() ?? false,
       reason: this.reason,
