@@ -348,6 +348,27 @@ describe("a write a lower tier takes while the router stays on its tier", () => 
     expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
   });
 
+  it("taken by the clinic server before it stopped: lifted to the cloud at the failback", async () => {
+    const lifted: string[] = [];
+    start({
+      liftWrites: async (from, to, writes) => {
+        for (const write of writes) await cloud.inner.table(write.table).upsert(write.row as never);
+        lifted.push(...writes.map((w) => `${from}→${to}:${w.tier}:${w.table}`));
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    const branch = await router.table("branches").insert(fixtures.branch());
+    clinic.fault = "refuse";
+    await waitFor(mode("offline"));
+    expect(lifted).toEqual([]);
+    cloud.fault = "none";
+    await waitFor(mode("supabase"));
+    expect(lifted).toEqual(["clinic→cloud:clinic:branches"]);
+    expect(await router.table("branches").get(branch.id)).toEqual(branch);
+  });
+
   it("holds calls no longer once the router leaves the tier it was lifting to", async () => {
     start({ liftWrites: () => new Promise<void>(() => {}) });
     const branch = await writeBelow();

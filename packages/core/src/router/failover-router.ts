@@ -35,10 +35,12 @@ export interface RouterHooks {
    */
   carryWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /**
-   * Makes a write present on the tier the router works on (read-your-writes) when a try there
-   * failed and `from`, a tier below it, took the write instead while the router stayed on `to`:
-   * `writes` are what `from` returned (none for the device, whose outbox holds its own writes).
-   * Calls wait for it, up to the call timeout or a switch away from `to`.
+   * Makes this PC's writes that `from`, a tier below `to`, took present on `to` (read-your-writes):
+   * when a try on `to` failed and `from` took the write while the router stayed on `to` (`writes`
+   * are what `from` returned; none for the device, whose outbox holds its own writes), and at a
+   * failback to `to` (the journal's recent writes `from` took: `to` may lack them while `from`'s
+   * sync has not sent them, or if `from` stopped first). Calls wait for it, up to the call timeout
+   * or a switch away from `to`.
    */
   liftWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
@@ -462,6 +464,7 @@ class Router implements FailoverRouter, RouterCallContext {
     }
     for (const release of this.liftHolds) release();
     if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
+    else if (this.active < from) this.liftJournal(this.active);
     const to = this.active;
     void this.readPending(to).then(() => {
       if (this.active === to) this.publish();
@@ -493,6 +496,18 @@ class Router implements FailoverRouter, RouterCallContext {
     if (!this.hooks.liftWrites) return;
     const lifting = this.hooks.liftWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes);
     this.hold(from === device ? lifting.finally(counted) : lifting, true);
+  }
+
+  /**
+   * At a failback to `to`: this PC's recent writes a tier below it took, which `to` may still lack
+   * (the clinic server's, if it stopped before its sync sent them up). Present ones are skipped.
+   */
+  private liftJournal(to: number): void {
+    const recent = this.journal.recent(this.scheduler.now());
+    for (let from = to + 1; from < this.monitors.length; from++) {
+      const writes = recent.filter((w) => TIERS.indexOf(w.tier) === from);
+      if (writes.length > 0) this.lift(from, to, writes);
+    }
   }
 
   /** Holds calls until `work` settles, at most a call timeout; a lift's hold also ends at a switch. */

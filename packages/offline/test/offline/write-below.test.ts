@@ -25,8 +25,10 @@ import {
 import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
 
 /*
- * One call to the cloud fails (a connection refused for a moment) while the router stays on the
- * cloud: the write goes to the next tier that answers. Every piece is real: a local Supabase, a
+ * Writes a tier below the cloud took while the cloud lacks them: one call to the cloud failed (a
+ * connection refused for a moment) while the router stays on the cloud, so the write went to the
+ * next tier that answers; or the clinic server took it in an outage and stopped too before its sync
+ * sent it up, and the internet came back first. Every piece is real: a local Supabase, a
  * clinic server database, this PC's encrypted file with its outbox, each reached through a fault
  * link; the cloud's applier through a link of its own, so a test can hold the lift back. No sync
  * engine runs: only the router's lift can bring the write up.
@@ -142,11 +144,18 @@ afterAll(async () => {
 
 /** Books an appointment while the router's way to the cloud refuses that one call. */
 async function bookWhileTheCloudRefuses(reason: string) {
-  const start = new Date(Date.now() + 7_200_000);
   // A cloud that failed nothing since its last probe: this call's failure alone leaves it serving.
   await until((s) => s.mode === "supabase" && s.tiers.cloud.consecutiveFailures === 0);
   await cloudLink.refuse();
-  const booked = await router.table("appointments").insert({
+  const booked = await appointment(reason);
+  await cloudLink.pass();
+  expect(router.getStatus().mode).toBe("supabase");
+  return booked;
+}
+
+async function appointment(reason: string) {
+  const start = new Date(Date.now() + 7_200_000);
+  return router.table("appointments").insert({
     id: randomUUID(),
     branch_id: graph.branches.id,
     patient_id: graph.patients.id,
@@ -155,9 +164,6 @@ async function bookWhileTheCloudRefuses(reason: string) {
     reason,
     type: "follow_up",
   });
-  await cloudLink.pass();
-  expect(router.getStatus().mode).toBe("supabase");
-  return booked;
 }
 
 async function onCloud(id: string): Promise<string | undefined> {
@@ -196,4 +202,17 @@ it("taken by the clinic server: carried to the cloud before the next read there"
   expect((await router.table("appointments").get(booked.id))?.version).toBe(booked.version);
   expect(await onCloud(booked.id)).toBe(booked.version);
   expect(await tier.pendingCount()).toBe(0);
+}, 60_000);
+
+it("taken by the clinic server, which stopped before its sync sent it: carried to the cloud at the failback", async () => {
+  await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
+  await cloudLink.blackhole();
+  await until((s) => s.mode === "local");
+  const booked = await appointment("on the clinic server, then both gone");
+  await clinicLink.refuse();
+  await until((s) => s.mode === "offline");
+  await cloudLink.pass();
+  await until((s) => s.mode === "supabase");
+  expect((await router.table("appointments").get(booked.id))?.version).toBe(booked.version);
+  expect(await onCloud(booked.id)).toBe(booked.version);
 }, 60_000);
