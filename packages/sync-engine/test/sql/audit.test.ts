@@ -136,6 +136,26 @@ describe("the audit trail", () => {
     }
   });
 
+  it("takes an opening dated before any PC could have held it (a clock reset, -infinity) at the time it arrives", async () => {
+    const rows = consultation();
+    await insertConsultation(node.sql, rows);
+    const { pc } = await personAtPc(rows);
+    try {
+      const before = Date.now();
+      await pc`select public.cv_audit_record_opened(${rows.patients.id}, '-infinity')`;
+      await pc`select public.cv_audit_record_opened(${rows.patients.id}, ${new Date("1970-01-01T00:00:00Z")})`;
+      const heldLong = new Date(Date.now() - 89 * 86_400_000);
+      await pc`select public.cv_audit_record_opened(${rows.patients.id}, ${heldLong})`;
+      const events = await node.sql<{ at: Date }[]>`
+        select at from cv_audit.events where patient_id = ${rows.patients.id} and action = 'open' order by written`;
+      expect(events).toHaveLength(3);
+      for (const event of events.slice(0, 2)) expect(event.at.getTime()).toBeGreaterThanOrEqual(before - 1_000);
+      expect(events[2]?.at.getTime()).toBe(heldLong.getTime());
+    } finally {
+      await pc.end();
+    }
+  });
+
   it("shows an administrator the trail of the patients they see, with names; nobody else", async () => {
     const rows = consultation();
     const elsewhere = consultation();
