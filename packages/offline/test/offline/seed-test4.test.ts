@@ -2,23 +2,15 @@ import { randomUUID } from "node:crypto";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import { type ConnectionStatus, createFailoverRouter, type FailoverRouter } from "@centrovision/core";
-import { createLink, type Link, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
-import {
-  type ClinicPerson,
-  type Consultation,
-  clinicPerson,
-  createNode,
-  insertConsultation,
-  type SqlNode,
-  sharedServer,
-} from "@centrovision/testkit/nodes";
+import { createLink, type Link, type LocalSupabase } from "@centrovision/testkit";
+import type { ClinicPerson, Consultation, SqlNode } from "@centrovision/testkit/nodes";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { filter, firstValueFrom, type Subscription, timeout } from "rxjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type ClientApplier, createClientApplier, type OfflineTier } from "../../src/index.js";
-import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
+import { appUrl, frontDeskServers, openTier, type PcFiles, pcFiles } from "./support.js";
 
 /*
  * The seed's "Test 4": no internet and the clinic server off. The PC keeps working on its SQLite
@@ -27,7 +19,6 @@ import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.
  * cloud, and the rows are in the cloud database (checked by direct SQL).
  */
 
-const USER = randomUUID();
 let supabase: LocalSupabase;
 let cloudDb: postgres.Sql;
 let clinicNode: SqlNode;
@@ -37,7 +28,7 @@ let files: PcFiles;
 let tier: OfflineTier;
 let router: FailoverRouter;
 let graph: Consultation;
-/** The same receptionist at the clinic server: USER's profile and membership, as the sync brings them. */
+/** The same receptionist at the clinic server: the profile and membership, as the sync brings them. */
 let person: ClinicPerson;
 const appliers: ClientApplier[] = [];
 let draining: Subscription | undefined;
@@ -46,24 +37,14 @@ const until = (predicate: (status: ConnectionStatus) => boolean, ms = 30_000) =>
   firstValueFrom(router.status$.pipe(filter(predicate), timeout(ms)));
 
 beforeAll(async () => {
-  supabase = await startLocalSupabase({ postgres: sharedServer(), log: () => {} });
-  cloudDb = postgres(supabase.dbUrl, { max: 2, onnotice: () => {} });
-  graph = todayClinic();
-  await insertConsultation(cloudDb, graph);
-  await cloudDb`insert into profiles (id, full_name) values (${USER}, 'Recepción Roma')`;
-  await cloudDb`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${USER}, ${graph.branches.id})`;
-  clinicNode = await createNode("offline_test4");
-  await insertConsultation(clinicNode.sql, graph);
-  person = await clinicPerson(clinicNode, {
-    userId: USER,
-    fullName: "Recepción Roma",
-    branches: [graph.branches.id],
-  });
+  const servers = await frontDeskServers("offline_test4");
+  ({ supabase, cloudDb, graph, clinicNode, person } = servers);
+  const { userId } = servers;
 
   cloudLink = await createLink({ target: new URL(supabase.url).host });
   const clinicUrl = new URL(await appUrl(clinicNode));
   clinicLink = await createLink({ target: clinicUrl.host });
-  const token = await supabase.mintUserToken(USER);
+  const token = await supabase.mintUserToken(userId);
   const cloudUrl = cloudLink.url(supabase.url);
 
   const cloud = createSupabaseSource({

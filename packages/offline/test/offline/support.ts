@@ -1,9 +1,10 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
+import { startLocalSupabase } from "@centrovision/testkit";
 import {
   type Consultation,
   clinicPerson,
@@ -12,8 +13,10 @@ import {
   ensureLogin,
   insertConsultation,
   type SqlNode,
+  sharedServer,
   withLogin,
 } from "@centrovision/testkit/nodes";
+import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { createClientApplier, createOfflineTier, type OfflineTier } from "../../src/index.js";
 import type { OfflineScope } from "../../src/offline/offline-options.js";
@@ -99,6 +102,30 @@ export function todayClinic(now = new Date()): Consultation {
     encounters: { ...graph.encounters, started_at: start.toISOString() },
     diagnoses: { ...graph.diagnoses, diagnosed_at: start.toISOString() },
   };
+}
+
+/**
+ * Both servers a front desk works against: a local Supabase and a clinic server database
+ * (`clinicName`) holding the same consultation today, and a receptionist of its branch on both
+ * (`userId`: the cloud's profile and membership; `person` at the clinic server, as the sync brings
+ * them). Stop `supabase`, end `cloudDb` and drop `clinicNode` after.
+ */
+export async function frontDeskServers(clinicName: string) {
+  const userId = randomUUID();
+  const supabase = await startLocalSupabase({ postgres: sharedServer(), log: () => {} });
+  const cloudDb = postgres(supabase.dbUrl, { max: 2, onnotice: () => {} });
+  const graph = todayClinic();
+  await insertConsultation(cloudDb, graph);
+  await cloudDb`insert into profiles (id, full_name) values (${userId}, 'Recepción Roma')`;
+  await cloudDb`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${userId}, ${graph.branches.id})`;
+  const clinicNode = await createNode(clinicName);
+  await insertConsultation(clinicNode.sql, graph);
+  const person = await clinicPerson(clinicNode, {
+    userId,
+    fullName: "Recepción Roma",
+    branches: [graph.branches.id],
+  });
+  return { userId, supabase, cloudDb, graph, clinicNode, person };
 }
 
 /**

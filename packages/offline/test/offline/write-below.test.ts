@@ -2,17 +2,10 @@ import { randomUUID } from "node:crypto";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSupabaseSource } from "@centrovision/adapter-supabase";
 import { type ConnectionStatus, createFailoverRouter, type FailoverRouter } from "@centrovision/core";
-import { createLink, type Link, type LocalSupabase, startLocalSupabase } from "@centrovision/testkit";
-import {
-  type Consultation,
-  clinicPerson,
-  createNode,
-  insertConsultation,
-  type SqlNode,
-  sharedServer,
-} from "@centrovision/testkit/nodes";
+import { createLink, type Link, type LocalSupabase } from "@centrovision/testkit";
+import type { Consultation, SqlNode } from "@centrovision/testkit/nodes";
 import { createClient, type WebSocketLikeConstructor } from "@supabase/supabase-js";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { filter, firstValueFrom, type Subscription, timeout } from "rxjs";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -22,7 +15,7 @@ import {
   createPcRouterHooks,
   type OfflineTier,
 } from "../../src/index.js";
-import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
+import { appUrl, frontDeskServers, openTier, type PcFiles, pcFiles } from "./support.js";
 
 /*
  * Writes a tier below the cloud took while the cloud lacks them: one call to the cloud failed (a
@@ -34,7 +27,6 @@ import { appUrl, openTier, type PcFiles, pcFiles, todayClinic } from "./support.
  * engine runs: only the router's lift can bring the write up.
  */
 
-const USER = randomUUID();
 let supabase: LocalSupabase;
 let cloudDb: postgres.Sql;
 let clinicNode: SqlNode;
@@ -54,19 +46,9 @@ const until = (predicate: (status: ConnectionStatus) => boolean, ms = 30_000) =>
   firstValueFrom(router.status$.pipe(filter(predicate), timeout(ms)));
 
 beforeAll(async () => {
-  supabase = await startLocalSupabase({ postgres: sharedServer(), log: () => {} });
-  cloudDb = postgres(supabase.dbUrl, { max: 2, onnotice: () => {} });
-  graph = todayClinic();
-  await insertConsultation(cloudDb, graph);
-  await cloudDb`insert into profiles (id, full_name) values (${USER}, 'Recepción Roma')`;
-  await cloudDb`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${USER}, ${graph.branches.id})`;
-  clinicNode = await createNode("offline_write_below");
-  await insertConsultation(clinicNode.sql, graph);
-  const person = await clinicPerson(clinicNode, {
-    userId: USER,
-    fullName: "Recepción Roma",
-    branches: [graph.branches.id],
-  });
+  const servers = await frontDeskServers("offline_write_below");
+  ({ supabase, cloudDb, graph, clinicNode } = servers);
+  const { userId, person } = servers;
 
   [cloudLink, applierLink] = await Promise.all([
     createLink({ target: new URL(supabase.url).host }),
@@ -74,7 +56,7 @@ beforeAll(async () => {
   ]);
   const clinicUrl = new URL(await appUrl(clinicNode));
   clinicLink = await createLink({ target: clinicUrl.host });
-  const token = await supabase.mintUserToken(USER);
+  const token = await supabase.mintUserToken(userId);
   const client = createClient(applierLink.url(supabase.url), supabase.anonKey, {
     accessToken: async () => token,
     realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
