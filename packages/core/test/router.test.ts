@@ -369,6 +369,24 @@ describe("a write a lower tier takes while the router stays on its tier", () => 
     expect(await router.table("branches").get(branch.id)).toEqual(branch);
   });
 
+  it("holds calls no longer than the cloud's hedge delay while a lift hangs", async () => {
+    start({ liftWrites: () => new Promise<void>(() => {}) });
+    const branch = await writeBelow();
+    let answer: unknown;
+    void router
+      .table("branches")
+      .get(branch.id)
+      .then((row) => {
+        answer = row;
+      });
+    // Fewer than 10 reads known: the hedge delay is its maximum, 1 s.
+    const took = await waitFor(() => answer !== undefined);
+    expect(answer).toBeNull();
+    expect(router.getStatus().mode).toBe("supabase");
+    expect(took).toBeGreaterThanOrEqual(1_000);
+    expect(took).toBeLessThanOrEqual(1_010);
+  });
+
   it("holds calls no longer once the router leaves the tier it was lifting to", async () => {
     start({ liftWrites: () => new Promise<void>(() => {}) });
     const branch = await writeBelow();

@@ -39,8 +39,8 @@ export interface RouterHooks {
    * when a try on `to` failed and `from` took the write while the router stayed on `to` (`writes`
    * are what `from` returned; none for the device, whose outbox holds its own writes), and at a
    * failback to `to` (the journal's recent writes `from` took: `to` may lack them while `from`'s
-   * sync has not sent them, or if `from` stopped first). Calls wait for it, up to the call timeout
-   * or a switch away from `to`.
+   * sync has not sent them, or if `from` stopped first). Calls wait for it, up to `to`'s hedge
+   * delay or a switch away from `to`.
    */
   liftWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
@@ -495,7 +495,10 @@ class Router implements FailoverRouter, RouterCallContext {
     if (from === device) void counted();
     if (!this.hooks.liftWrites) return;
     const lifting = this.hooks.liftWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes);
-    this.hold(from === device ? lifting.finally(counted) : lifting, true);
+    // No longer than `to`'s hedge delay: a tier too slow to take the lift is no quicker with a read,
+    // and a read sent to it then is hedged to a lower tier, which this PC's write reached.
+    const bound = (this.monitors[to] as TierMonitor).hedgeDelayMs();
+    this.hold(from === device ? lifting.finally(counted) : lifting, bound, true);
   }
 
   /**
@@ -510,13 +513,13 @@ class Router implements FailoverRouter, RouterCallContext {
     }
   }
 
-  /** Holds calls until `work` settles, at most a call timeout; a lift's hold also ends at a switch. */
-  private hold(work: Promise<unknown>, lift = false): void {
+  /** Holds calls until `work` settles, at most `ms`; a lift's hold also ends at a switch. */
+  private hold(work: Promise<unknown>, ms = this.config.callTimeoutMs, lift = false): void {
     let release = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const handle = this.scheduler.schedule(release, this.config.callTimeoutMs);
+    const handle = this.scheduler.schedule(release, ms);
     work.then(release, release);
     if (lift) this.liftHolds.add(release);
     const done = held.then(() => {
