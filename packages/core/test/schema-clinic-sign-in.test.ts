@@ -190,7 +190,123 @@ describe("signing in offline (cv_auth.sign_in)", () => {
       expect(await outcome(() => client`select cv_auth.attempts_sequence(${person.id}, true)`)).toEqual({
         code: "42501",
       });
+      expect(await outcome(() => client`select * from cv_auth.sign_in_buckets`)).toEqual({ code: "42501" });
+      expect(await outcome(() => client`select setval('cv_auth.sign_in_bucket_0', 0)`)).toEqual({
+        code: "42501",
+      });
     }
+  });
+});
+
+/** The buckets' sequences (sql/0020) and their values, by name. */
+async function buckets(): Promise<Map<string, string>> {
+  const rows = await clinic.sql<{ name: string; value: string | null }[]>`
+    select c.oid::regclass::text as name, pg_sequence_last_value(c.oid)::text as value from pg_class c
+    where c.relnamespace = 'cv_auth'::regnamespace and c.relkind = 'S' and c.relname ~ '^sign_in_bucket_[0-9]+$'`;
+  return new Map(rows.map((row) => [row.name, row.value ?? "0"]));
+}
+
+describe("an e-mail with no verifier here (sql/functions/12_sign_in.sql)", () => {
+  const unknown = () => `nadie.${randomUUID().slice(0, 8)}@example.mx`;
+  let limit: number;
+  /** One connection for all of them (each signIn() without one opens another). */
+  let client: postgres.Sql;
+  beforeAll(async () => {
+    client = pc.connect();
+    const [settings] = await clinic.sql<{ attempts: number }[]>`
+      select lockout_attempts as attempts from cv_auth.settings`;
+    limit = settings?.attempts ?? 0;
+  });
+
+  it("answers as an enrolled one: 'wrong' up to lockout_attempts, then 'locked' alike, on every connection", async () => {
+    const person = await enrolled();
+    const nobody = unknown();
+    const answers: Record<"enrolled" | "unknown", Answer[]> = { enrolled: [], unknown: [] };
+    for (let attempt = 0; attempt <= limit; attempt++) {
+      answers.enrolled.push(await signIn(person.email, `intento-${attempt}`, client));
+      answers.unknown.push(await signIn(nobody, `intento-${attempt}`, client));
+    }
+    const wrong = Array.from({ length: limit }, () => ({ ok: false, reason: "wrong" }));
+    const locked = { ok: false, reason: "locked", retry_after_s: expect.any(Number) };
+    expect(answers.enrolled).toEqual([...wrong, locked]);
+    expect(answers.unknown).toEqual([...wrong, locked]);
+    const waitEnrolled = answers.enrolled[limit]?.retry_after_s ?? 0;
+    const waitUnknown = answers.unknown[limit]?.retry_after_s ?? 0;
+    expect(waitUnknown).toBeGreaterThan(14 * 60);
+    expect(waitUnknown).toBeLessThanOrEqual(15 * 60);
+    expect(Math.abs(waitUnknown - waitEnrolled)).toBeLessThanOrEqual(1);
+    const other = await createLogin(clinic, "centrovision_app");
+    try {
+      expect(await signIn(nobody, PASSWORD, other.connect())).toMatchObject({ reason: "locked" });
+    } finally {
+      await other.drop();
+    }
+  });
+
+  it("counts the attempts a caller rolls back, or turns into an error, as an enrolled one's", async () => {
+    const nobody = unknown();
+    await rolledBack(client, (tx) => tx`select cv_auth.sign_in(${nobody}, 'intento')`);
+    for (let attempt = 1; attempt < limit; attempt++) {
+      const oracle = client`select 1 / ((cv_auth.sign_in(${nobody}, 'intento') ->> 'ok')::boolean)::int as right`;
+      await expect(oracle).rejects.toMatchObject({ code: "22012" });
+    }
+    expect(await signIn(nobody, PASSWORD, client)).toMatchObject({ ok: false, reason: "locked" });
+  });
+
+  it("lets it try again once its lockout is over, as an enrolled one", async () => {
+    const nobody = unknown();
+    const before = await buckets();
+    for (let attempt = 0; attempt <= limit; attempt++) await signIn(nobody, `intento-${attempt}`, client);
+    const after = await buckets();
+    const moved = [...after].filter(([name, value]) => before.get(name) !== value).map(([name]) => name);
+    expect(moved).toHaveLength(1);
+    // The lockout's end a second ago, the e-mail's tag (the bits from 2^33 up) kept.
+    await clinic.sql`select setval(s, pg_sequence_last_value(s) / 8589934592 * 8589934592
+      + extract(epoch from now())::bigint - 1) from (select ${moved[0] ?? ""}::regclass as s) b`;
+    for (let attempt = 0; attempt < limit; attempt++) {
+      expect(await signIn(nobody, `intento-${attempt}`, client)).toEqual({ ok: false, reason: "wrong" });
+    }
+    expect(await signIn(nobody, PASSWORD, client)).toMatchObject({ reason: "locked" });
+  });
+
+  it("never answers 'locked' to an e-mail nobody tried, whatever others left in its bucket", async () => {
+    // Every bucket held by another e-mail's lockout: what guessing many e-mails could leave.
+    const names = [...(await buckets()).keys()];
+    expect(names).toHaveLength(256);
+    await clinic.sql`select setval(b::regclass, 1073741823 * 8589934592 + extract(epoch from now())::bigint + 900)
+      from unnest(${names}::text[]) b`;
+    try {
+      expect(await signIn(unknown(), PASSWORD, client)).toEqual({ ok: false, reason: "wrong" });
+      // Nor locks an enrolled person out.
+      const person = await enrolled();
+      expect(await signIn(person.email, PASSWORD, client)).toMatchObject({ ok: true });
+    } finally {
+      await clinic.sql`select setval(b::regclass, 0) from unnest(${names}::text[]) b`;
+    }
+  });
+
+  it("grows no catalog however many e-mails are guessed: a fixed 256 buckets count them", async () => {
+    const catalog = () => clinic.sql`
+      select (select count(*) from pg_class)::int as relations, (select count(*) from pg_type)::int as types`;
+    const before = await catalog();
+    expect((await buckets()).size).toBe(256);
+    for (let guess = 0; guess < 24; guess++) {
+      expect(await signIn(unknown(), PASSWORD, client)).toEqual({ ok: false, reason: "wrong" });
+    }
+    expect(await catalog()).toEqual(before);
+  });
+
+  it("answers a verifier whose attempts sequence is gone as an unknown e-mail, even to the right password", async () => {
+    const person = await enrolled();
+    await clinic.sql.unsafe(`drop sequence ${attemptsSequence(person.id)}`);
+    for (let attempt = 0; attempt < limit; attempt++) {
+      expect(await signIn(person.email, PASSWORD, client)).toEqual({ ok: false, reason: "wrong" });
+    }
+    expect(await signIn(person.email, PASSWORD, client)).toMatchObject({ ok: false, reason: "locked" });
+    // An online sign-in makes it again.
+    const online = await clinicSession(clinic.url, { userId: person.id, email: person.email });
+    await pc.connect({ as: "person", token: online })`select cv_auth.enroll(${PASSWORD})`;
+    expect(await signIn(person.email, PASSWORD, client)).toMatchObject({ ok: true });
   });
 });
 
