@@ -149,7 +149,8 @@ describe("the audit trail", () => {
       const events = await node.sql<{ at: Date }[]>`
         select at from cv_audit.events where patient_id = ${rows.patients.id} and action = 'open' order by written`;
       expect(events).toHaveLength(3);
-      for (const event of events.slice(0, 2)) expect(event.at.getTime()).toBeGreaterThanOrEqual(before - 1_000);
+      for (const event of events.slice(0, 2))
+        expect(event.at.getTime()).toBeGreaterThanOrEqual(before - 1_000);
       expect(events[2]?.at.getTime()).toBe(heldLong.getTime());
     } finally {
       await pc.end();
