@@ -256,6 +256,30 @@ describe("calls", () => {
     expect(carried).toEqual([]);
   });
 
+  it("carries and lifts nothing written before forgetWrites (another person signed in since)", async () => {
+    const moved: string[] = [];
+    start({
+      carryWrites: async (from, to, writes) => {
+        moved.push(...writes.map((w) => `carry ${from}→${to}:${w.table}`));
+      },
+      liftWrites: async (from, to, writes) => {
+        moved.push(...writes.map((w) => `lift ${from}→${to}:${w.table}`));
+      },
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await router.table("branches").insert(fixtures.branch());
+    router.forgetWrites();
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    await router.table("branches").insert(fixtures.branch());
+    router.forgetWrites();
+    clinic.fault = "refuse";
+    await waitFor(mode("offline"));
+    cloud.fault = "none";
+    await waitFor(mode("supabase"));
+    expect(moved).toEqual([]);
+  });
+
   it("carries a write a server acknowledged after the router had left it (the call was in flight at the switch)", async () => {
     const carried: string[] = [];
     start({

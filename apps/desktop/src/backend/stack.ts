@@ -171,14 +171,20 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     lockoutMinutes: config.session.lockout_minutes,
     ...(options.now !== undefined && { now: options.now }),
     ...(door !== undefined && { clinic: door }),
-    // The offline copy holds one person's rows: another person's are gone before they sign in.
+    // The offline copy holds one person's rows: another person's are gone before they sign in. So
+    // does the router's memory of recent writes: a carry or a lift runs with the session of whoever
+    // is signed in then, and must never send one person's writes as another's.
     beforeSignedIn: async (user) => {
       await offline.claimCopy(user.id);
+      if (user.id !== writer) router.forgetWrites();
+      writer = user.id;
     },
     onError,
   });
   const startState = session.current();
   if (startState.signedIn) await offline.claimCopy(startState.user.id);
+  /** Whose writes the router may remember: the person signed in (or last signed in). */
+  let writer = startState.signedIn ? startState.user.id : null;
   // Both read the session's current token on every request: a renewal needs no rebuild.
   const cloud = createSupabaseSource({
     id: "cloud",

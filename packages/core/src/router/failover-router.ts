@@ -69,6 +69,12 @@ export interface FailoverRouter extends DataSource {
   /** Never use a tier above `tier` (e.g. pin "clinic" while the clinic's internet is unreliable). */
   pin(tier: Tier): void;
   unpin(): void;
+  /**
+   * Forgets this PC's recent writes (the journal) and the writes whose outcome is unknown. Call it
+   * when the signed-in person changes: a carry, a lift or a hedge's carry runs with the session of
+   * whoever is signed in then, and must never send one person's writes as another's.
+   */
+  forgetWrites(): void;
   counters(): RouterCounters;
 }
 
@@ -212,6 +218,11 @@ class Router implements FailoverRouter, RouterCallContext {
   unpin(): void {
     this.pinned = null;
     this.evaluate();
+  }
+
+  forgetWrites(): void {
+    this.journal.clear();
+    this.unknown = [];
   }
 
   table<T extends TableName>(name: T) {

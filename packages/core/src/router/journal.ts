@@ -32,6 +32,10 @@ export class WriteJournal {
     if (this.entries.length > this.size) this.entries.splice(0, this.entries.length - this.size);
   }
 
+  clear(): void {
+    this.entries = [];
+  }
+
   /** Entries still within the TTL; the latest write per row only, in write order. */
   recent(now: number): JournalEntry[] {
     this.entries = this.entries.filter((entry) => now - entry.at <= this.ttlMs);
