@@ -10,6 +10,7 @@ import {
 } from "../src/index.js";
 import type { RouterCallContext } from "../src/router/router-call.js";
 import { createFaultySource, type FaultySource } from "./support/faulty-source.js";
+import { settle, threeTiers, waitFor } from "./support/virtual-router.js";
 
 const fixtures = createFixtures();
 let cloud: FaultySource;
@@ -18,21 +19,7 @@ let device: FaultySource;
 let router: FailoverRouter;
 
 function start(hooks?: RouterHooks, config?: RouterConfigInput) {
-  cloud = createFaultySource("cloud");
-  clinic = createFaultySource("clinic");
-  device = createFaultySource("device");
-  router = createFailoverRouter({ sources: [cloud, clinic, device], hooks, config, random: () => 0 });
-}
-
-/** Advances virtual time in small steps until `done()` holds; returns the time it took. */
-async function waitFor(done: () => boolean, maxMs = 120_000, stepMs = 10): Promise<number> {
-  let elapsed = 0;
-  while (!done()) {
-    if (elapsed >= maxMs) throw new Error(`condition not met within ${maxMs} ms`);
-    await vi.advanceTimersByTimeAsync(stepMs);
-    elapsed += stepMs;
-  }
-  return elapsed;
+  ({ cloud, clinic, device, router } = threeTiers(hooks, config));
 }
 
 const mode = (m: ConnectionMode) => () => router.getStatus().mode === m;
@@ -256,30 +243,6 @@ describe("calls", () => {
     expect(carried).toEqual([]);
   });
 
-  it("carries and lifts nothing written before forgetWrites (another person signed in since)", async () => {
-    const moved: string[] = [];
-    start({
-      carryWrites: async (from, to, writes) => {
-        moved.push(...writes.map((w) => `carry ${from}→${to}:${w.table}`));
-      },
-      liftWrites: async (from, to, writes) => {
-        moved.push(...writes.map((w) => `lift ${from}→${to}:${w.table}`));
-      },
-    });
-    await vi.advanceTimersByTimeAsync(2_000);
-    await router.table("branches").insert(fixtures.branch());
-    router.forgetWrites();
-    cloud.fault = "refuse";
-    await waitFor(mode("local"));
-    await router.table("branches").insert(fixtures.branch());
-    router.forgetWrites();
-    clinic.fault = "refuse";
-    await waitFor(mode("offline"));
-    cloud.fault = "none";
-    await waitFor(mode("supabase"));
-    expect(moved).toEqual([]);
-  });
-
   it("carries a write a server acknowledged after the router had left it (the call was in flight at the switch)", async () => {
     const carried: string[] = [];
     start({
@@ -294,10 +257,14 @@ describe("calls", () => {
     // What the routed repository reports once the clinic server's answer arrives.
     const context = router as unknown as RouterCallContext;
     const row = fixtures.branch();
-    context.recordWrite(1, [{ table: "branches", op: "upsert", id: row.id, row }]);
+    context.recordWrite({ tier: 1, attempt: 0, forgotten: 0 }, [
+      { table: "branches", op: "upsert", id: row.id, row },
+    ]);
     expect(carried).toEqual(["clinic→device:clinic:branches"]);
     // Written on the tier in use: nothing to carry.
-    context.recordWrite(2, [{ table: "branches", op: "upsert", id: row.id, row }]);
+    context.recordWrite({ tier: 2, attempt: 0, forgotten: 0 }, [
+      { table: "branches", op: "upsert", id: row.id, row },
+    ]);
     expect(carried).toHaveLength(1);
   });
 
@@ -320,127 +287,7 @@ describe("calls", () => {
   });
 });
 
-describe("a write a lower tier takes while the router stays on its tier", () => {
-  /** Writes a branch while the cloud refuses that one call: the next tier up takes it. */
-  async function writeBelow() {
-    await vi.advanceTimersByTimeAsync(2_000);
-    cloud.fault = "refuse";
-    const branch = await router.table("branches").insert(fixtures.branch());
-    cloud.fault = "none";
-    expect(router.getStatus().mode).toBe("supabase");
-    return branch;
-  }
-
-  it("is lifted to the cloud before the next call runs there, so a read sees it", async () => {
-    const lifted: string[] = [];
-    start({
-      liftWrites: async (from, to, writes) => {
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        for (const write of writes) await cloud.inner.table(write.table).upsert(write.row as never);
-        lifted.push(...writes.map((w) => `${from}→${to}:${w.tier}:${w.table}`));
-      },
-    });
-    const branch = await writeBelow();
-    expect(await clinic.inner.table("branches").get(branch.id)).toEqual(branch);
-    const read = router.table("branches").get(branch.id);
-    await vi.advanceTimersByTimeAsync(300);
-    expect(await read).toEqual(branch);
-    expect(lifted).toEqual(["clinic→cloud:clinic:branches"]);
-  });
-
-  it("taken by this PC's file: counted as pending on the cloud until it is lifted there", async () => {
-    const outbox = () => device.inner.store.count("branches");
-    start({
-      pendingChanges: async (tier) => (tier === "device" ? outbox() : 0),
-      liftWrites: async (from, to) => {
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        for (const row of await device.inner.table("branches").list({})) {
-          await cloud.inner.table("branches").upsert(row);
-          await device.inner.table("branches").delete(row.id);
-        }
-        expect([from, to]).toEqual(["device", "cloud"]);
-      },
-    });
-    clinic.fault = "refuse";
-    await waitFor(() => !router.getStatus().tiers.clinic.available);
-    const branch = await writeBelow();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 1 });
-    const read = router.table("branches").get(branch.id);
-    await vi.advanceTimersByTimeAsync(300);
-    expect(await read).toEqual(branch);
-    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
-  });
-
-  it("taken by the clinic server before it stopped: lifted to the cloud at the failback", async () => {
-    const lifted: string[] = [];
-    start({
-      liftWrites: async (from, to, writes) => {
-        for (const write of writes) await cloud.inner.table(write.table).upsert(write.row as never);
-        lifted.push(...writes.map((w) => `${from}→${to}:${w.tier}:${w.table}`));
-      },
-    });
-    await vi.advanceTimersByTimeAsync(2_000);
-    cloud.fault = "refuse";
-    await waitFor(mode("local"));
-    const branch = await router.table("branches").insert(fixtures.branch());
-    clinic.fault = "refuse";
-    await waitFor(mode("offline"));
-    expect(lifted).toEqual([]);
-    cloud.fault = "none";
-    await waitFor(mode("supabase"));
-    expect(lifted).toEqual(["clinic→cloud:clinic:branches"]);
-    expect(await router.table("branches").get(branch.id)).toEqual(branch);
-  });
-
-  it("holds calls no longer than the cloud's hedge delay while a lift hangs", async () => {
-    start({ liftWrites: () => new Promise<void>(() => {}) });
-    const branch = await writeBelow();
-    let answer: unknown;
-    void router
-      .table("branches")
-      .get(branch.id)
-      .then((row) => {
-        answer = row;
-      });
-    // Fewer than 10 reads known: the hedge delay is its maximum, 1 s.
-    const took = await waitFor(() => answer !== undefined);
-    expect(answer).toBeNull();
-    expect(router.getStatus().mode).toBe("supabase");
-    expect(took).toBeGreaterThanOrEqual(1_000);
-    expect(took).toBeLessThanOrEqual(1_010);
-  });
-
-  it("holds calls no longer once the router leaves the tier it was lifting to", async () => {
-    start({ liftWrites: () => new Promise<void>(() => {}) });
-    const branch = await writeBelow();
-    cloud.fault = "refuse";
-    let answer: unknown;
-    void router
-      .table("branches")
-      .get(branch.id)
-      .then((row) => {
-        answer = row;
-      });
-    const took = await waitFor(() => answer !== undefined);
-    expect(answer).toEqual(branch);
-    expect(router.getStatus().mode).toBe("local");
-    expect(took).toBeLessThan(2_000);
-  });
-});
-
 describe("hedged reads", () => {
-  /** Settles `call` under virtual time; returns its outcome and how long it took. */
-  async function settle<T>(call: Promise<T>): Promise<{ value?: T; error?: unknown; took: number }> {
-    let outcome: { value?: T; error?: unknown } | undefined;
-    call.then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    );
-    const took = await waitFor(() => outcome !== undefined, 30_000, 5);
-    return { ...outcome, took };
-  }
-
   /** Healthy reads on the cloud, so the hedge delay follows its latency instead of the cap. */
   async function warmUp(reads = 20) {
     const branch = fixtures.branch();

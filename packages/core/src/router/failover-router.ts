@@ -13,7 +13,7 @@ import type { TableName } from "../tables/index.js";
 import { isServing } from "./health.js";
 import { type JournalEntry, type UnknownWrite, type UnknownWriteOutcome, WriteJournal } from "./journal.js";
 import { createRoutedRepository } from "./routed-repository.js";
-import type { RoutedWork, RouterCallContext } from "./router-call.js";
+import type { Attempt, RoutedWork, RouterCallContext } from "./router-call.js";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./router-config.js";
 import { buildStatus, type RouterCounters } from "./router-status.js";
 import { TierMonitor } from "./tier-monitor.js";
@@ -101,6 +101,7 @@ interface Call<T> {
   readonly options: CallOptions | undefined;
   readonly work: RoutedWork<T>;
   readonly attempt: number;
+  readonly forgotten: number;
 }
 
 /**
@@ -157,6 +158,14 @@ class Router implements FailoverRouter, RouterCallContext {
   private readonly holds = new Set<Promise<void>>();
   /** Ends the holds of lifts to the active tier, which a switch away from it makes moot. */
   private readonly liftHolds = new Set<() => void>();
+  /** Ends every hold: at close. */
+  private readonly releases = new Set<() => void>();
+  /** Lifts to the active tier still running, by the tier that took the writes. */
+  private readonly lifts = new Set<{ readonly from: number }>();
+  /** Per tier, the journaled writes already lifted there (a failback lifts only the others). */
+  private readonly liftedTo = TIERS.map(() => new WeakSet<JournalEntry>());
+  /** Times `forgetWrites` ran: a write from a call that began before the last is not journaled. */
+  private forgotten = 0;
   private failbackCheck: Promise<void> | null = null;
   private failbackSince: number | null = null;
   private timer: ReturnType<SchedulerLike["schedule"]> | undefined;
@@ -221,6 +230,7 @@ class Router implements FailoverRouter, RouterCallContext {
   }
 
   forgetWrites(): void {
+    this.forgotten++;
     this.journal.clear();
     this.unknown = [];
   }
@@ -237,6 +247,7 @@ class Router implements FailoverRouter, RouterCallContext {
     if (this.closed) return;
     this.closed = true;
     this.timer?.unsubscribe();
+    for (const release of this.releases) release();
     for (const monitor of this.monitors) monitor.stop();
     this.status.complete();
     await Promise.all(this.monitors.map((monitor) => monitor.source.close()));
@@ -245,17 +256,20 @@ class Router implements FailoverRouter, RouterCallContext {
   async run<T>(kind: "read" | "write", label: string, options: CallOptions | undefined, work: RoutedWork<T>) {
     if (this.closed) throw new CvError("unavailable", `[core] router ${this.id} is closed`);
     const deadline = this.scheduler.now() + (options?.timeoutMs ?? this.config.callTimeoutMs);
+    const forgotten = this.forgotten;
     const tried = new Set<number>();
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
-      while (this.holds.size > 0) await Promise.all(this.holds);
-      const index = this.pickTier(tried);
+      await this.heldUntil(deadline, options?.signal);
+      if (this.closed) throw new CvError("unavailable", `[core] router ${this.id} is closed`);
+      const index =
+        kind === "read" ? (this.liftingFrom(tried) ?? this.pickTier(tried)) : this.pickTier(tried);
       const remaining = deadline - this.scheduler.now();
       if (index === undefined || remaining <= 0) {
         if (lastError) throw lastError;
         throw new CvError(remaining <= 0 ? "timeout" : "unavailable", `[core] ${label}: no tier answered`);
       }
-      const call: Call<T> = { kind, deadline, options, work, attempt };
+      const call: Call<T> = { kind, deadline, options, work, attempt, forgotten };
       try {
         return await (kind === "read" ? this.hedged(index, tried, call) : this.attempt(index, call));
       } catch (error) {
@@ -267,6 +281,32 @@ class Router implements FailoverRouter, RouterCallContext {
     }
   }
 
+  /** Waits while calls are held, at most until `deadline`, the caller's abort or the router's close. */
+  private async heldUntil(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    while (this.holds.size > 0 && !this.closed && !signal?.aborted && this.scheduler.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          handle.unsubscribe();
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const handle = this.scheduler.schedule(done, deadline - this.scheduler.now());
+        signal?.addEventListener("abort", done, { once: true });
+        void Promise.all(this.holds).then(done);
+      });
+    }
+  }
+
+  /**
+   * While a lift to the active tier is still running past its hold, the tier that took the write,
+   * for a read: the active tier does not show the write yet.
+   */
+  private liftingFrom(tried: ReadonlySet<number>): number | undefined {
+    const from = [...this.lifts].at(-1)?.from;
+    if (from === undefined || tried.has(from)) return undefined;
+    return isServing((this.monitors[from] as TierMonitor).state) ? from : undefined;
+  }
+
   /** One try of `call` on tier `index`; a read's time feeds the tier's hedge delay, a lost tier its health. */
   private attempt<T>(index: number, call: Call<T>): Promise<T> {
     const monitor = this.monitors[index] as TierMonitor;
@@ -276,7 +316,7 @@ class Router implements FailoverRouter, RouterCallContext {
       .work(
         monitor.source,
         { timeoutMs: call.deadline - started, signal: AbortSignal.any(signals) },
-        { tier: index, attempt: call.attempt },
+        { tier: index, attempt: call.attempt, forgotten: call.forgotten },
       )
       .then(
         (value) => {
@@ -367,7 +407,9 @@ class Router implements FailoverRouter, RouterCallContext {
     for (const write of writes) carried.add(write);
   }
 
-  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void {
+  recordWrite({ tier, forgotten }: Attempt, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void {
+    // Made for the person signed in before the last change of person: never carried as the next one's.
+    if (forgotten !== this.forgotten) return;
     const name = TIERS[tier];
     const at = this.scheduler.now();
     // The device's own writes are not journaled: it is the last tier, and its outbox sends them up.
@@ -381,7 +423,8 @@ class Router implements FailoverRouter, RouterCallContext {
     else if (tier > this.active) this.lift(tier, this.active, journaled);
   }
 
-  recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void {
+  recordUnknown({ tier, forgotten }: Attempt, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void {
+    if (forgotten !== this.forgotten) return;
     const at = this.scheduler.now();
     const name = TIERS[tier] as Tier;
     this.unknown.push(...writes.map((write) => ({ ...write, tier: name, at })));
@@ -447,7 +490,7 @@ class Router implements FailoverRouter, RouterCallContext {
     if (this.closed || this.bestTier() !== best) return;
     const target = (this.monitors[best] as TierMonitor).source.id;
     if (pending === 0) {
-      this.switchTo(best, `${target} answers again`);
+      this.switchTo(best, `${target} answers again`, since);
     } else if (pending > 0) {
       this.reason = `${target} answers again; waiting for ${pending} pending changes to reach it first`;
     } else {
@@ -456,7 +499,8 @@ class Router implements FailoverRouter, RouterCallContext {
     this.publish();
   }
 
-  private switchTo(index: number, reason: string): void {
+  /** `failbackSince`: at a failback, when the wait began (what `from` took before then is up). */
+  private switchTo(index: number, reason: string, failbackSince?: number): void {
     const now = this.scheduler.now();
     const from = this.active;
     const fromTier = TIERS[from] as Tier;
@@ -474,8 +518,9 @@ class Router implements FailoverRouter, RouterCallContext {
       if (lower !== index) this.active = lower;
     }
     for (const release of this.liftHolds) release();
+    this.lifts.clear();
     if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
-    else if (this.active < from) this.liftJournal(this.active);
+    else if (this.active < from) this.liftJournal(this.active, from, failbackSince);
     const to = this.active;
     void this.readPending(to).then(() => {
       if (this.active === to) this.publish();
@@ -506,18 +551,33 @@ class Router implements FailoverRouter, RouterCallContext {
     if (from === device) void counted();
     if (!this.hooks.liftWrites) return;
     const lifting = this.hooks.liftWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes);
-    // No longer than `to`'s hedge delay: a tier too slow to take the lift is no quicker with a read,
-    // and a read sent to it then is hedged to a lower tier, which this PC's write reached.
+    const running = { from };
+    this.lifts.add(running);
+    void lifting.then(
+      () => {
+        for (const write of writes) this.liftedTo[to]?.add(write);
+        this.lifts.delete(running);
+      },
+      () => this.lifts.delete(running),
+    );
+    // At most `to`'s hedge delay: past it, reads go to `from`, which holds the write, until the lift
+    // ends (a tier too slow to take the lift could leave them waiting up to its failover).
     const bound = (this.monitors[to] as TierMonitor).hedgeDelayMs();
     this.hold(from === device ? lifting.finally(counted) : lifting, bound, true);
   }
 
   /**
-   * At a failback to `to`: this PC's recent writes a tier below it took, which `to` may still lack
-   * (the clinic server's, if it stopped before its sync sent them up). Present ones are skipped.
+   * At a failback to `to` from `leaving`: this PC's recent writes a tier below `to` took, which `to`
+   * may still lack (the clinic server's, if it stopped before its sync sent them up), unless lifted
+   * there already. The failback waited until what `leaving` took before `since` was up: not those.
    */
-  private liftJournal(to: number): void {
-    const recent = this.journal.recent(this.scheduler.now());
+  private liftJournal(to: number, leaving: number, since: number | undefined): void {
+    const lifted = this.liftedTo[to] as WeakSet<JournalEntry>;
+    const recent = this.journal
+      .recent(this.scheduler.now())
+      .filter(
+        (w) => !lifted.has(w) && !(TIERS.indexOf(w.tier) === leaving && since !== undefined && w.at < since),
+      );
     for (let from = to + 1; from < this.monitors.length; from++) {
       const writes = recent.filter((w) => TIERS.indexOf(w.tier) === from);
       if (writes.length > 0) this.lift(from, to, writes);
@@ -533,10 +593,12 @@ class Router implements FailoverRouter, RouterCallContext {
     const handle = this.scheduler.schedule(release, ms);
     work.then(release, release);
     if (lift) this.liftHolds.add(release);
+    this.releases.add(release);
     const done = held.then(() => {
       handle.unsubscribe();
       this.holds.delete(done);
       this.liftHolds.delete(release);
+      this.releases.delete(release);
     });
     this.holds.add(done);
   }

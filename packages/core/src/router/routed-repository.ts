@@ -4,7 +4,7 @@ import { isCvError, isTierDown } from "../errors.js";
 import type { Repository, WriteOptions } from "../repository.js";
 import type { NewRow, Row, TableName } from "../tables/index.js";
 import { parseNewRow, parseRowPatch } from "../validate.js";
-import type { RouterCallContext } from "./router-call.js";
+import type { Attempt, RouterCallContext } from "./router-call.js";
 
 type AnyRow = Record<string, unknown>;
 
@@ -30,17 +30,17 @@ export function createRoutedRepository<T extends TableName>(
   router: RouterCallContext,
 ): Repository<T> {
   const onWriteFailure =
-    (tier: number, rows: readonly unknown[], op: "upsert" | "delete") => (error: unknown) => {
+    (at: Attempt, rows: readonly unknown[], op: "upsert" | "delete") => (error: unknown) => {
       if (isTierDown(error))
         router.recordUnknown(
-          tier,
+          at,
           rows.map((row) => ({ table, op, ...keyOf(row) })),
         );
       throw error;
     };
-  const remember = (tier: number, rows: readonly unknown[]) =>
+  const remember = (at: Attempt, rows: readonly unknown[]) =>
     router.recordWrite(
-      tier,
+      at,
       rows.map((row) => ({ table, op: "upsert" as const, id: keyOf(row).id, row: row as AnyRow })),
     );
 
@@ -64,8 +64,8 @@ export function createRoutedRepository<T extends TableName>(
             }
             throw error;
           })
-          .catch(onWriteFailure(at.tier, [versioned], "upsert"));
-        remember(at.tier, [written]);
+          .catch(onWriteFailure(at, [versioned], "upsert"));
+        remember(at, [written]);
         return written;
       });
     },
@@ -78,8 +78,8 @@ export function createRoutedRepository<T extends TableName>(
             ...o,
             ...(options?.expectedVersion && { expectedVersion: options.expectedVersion }),
           })
-          .catch(onWriteFailure(at.tier, [versioned], "upsert"));
-        remember(at.tier, [written]);
+          .catch(onWriteFailure(at, [versioned], "upsert"));
+        remember(at, [written]);
         return written;
       });
     },
@@ -89,8 +89,8 @@ export function createRoutedRepository<T extends TableName>(
         const written = await s
           .table(table)
           .upsertMany(versioned, o)
-          .catch(onWriteFailure(at.tier, versioned, "upsert"));
-        remember(at.tier, written);
+          .catch(onWriteFailure(at, versioned, "upsert"));
+        remember(at, written);
         return written;
       });
     },
@@ -103,8 +103,8 @@ export function createRoutedRepository<T extends TableName>(
             ...o,
             ...(options?.expectedVersion && { expectedVersion: options.expectedVersion }),
           })
-          .catch(onWriteFailure(at.tier, [{ id, version: (versioned as AnyRow)?.version }], "upsert"));
-        remember(at.tier, [written]);
+          .catch(onWriteFailure(at, [{ id, version: (versioned as AnyRow)?.version }], "upsert"));
+        remember(at, [written]);
         return written as Row<T>;
       });
     },
@@ -113,8 +113,8 @@ export function createRoutedRepository<T extends TableName>(
         const deleted = await s
           .table(table)
           .delete(id, { ...o, ...(options?.expectedVersion && { expectedVersion: options.expectedVersion }) })
-          .catch(onWriteFailure(at.tier, [{ id }], "delete"));
-        router.recordWrite(at.tier, [{ table, op: "delete", id, row: null }]);
+          .catch(onWriteFailure(at, [{ id }], "delete"));
+        router.recordWrite(at, [{ table, op: "delete", id, row: null }]);
         return deleted;
       });
     },

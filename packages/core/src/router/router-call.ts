@@ -15,14 +15,16 @@ export interface RouterCallContext {
     options: CallOptions | undefined,
     work: RoutedWork<T>,
   ): Promise<T>;
-  recordWrite(tier: number, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void;
-  recordUnknown(tier: number, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void;
+  recordWrite(at: Attempt, entries: readonly Omit<JournalEntry, "at" | "tier">[]): void;
+  recordUnknown(at: Attempt, writes: readonly Omit<UnknownWrite, "tier" | "at">[]): void;
 }
 
 /** Which tier a routed attempt runs on, and whether an earlier attempt failed. */
 export interface Attempt {
   readonly tier: number;
   readonly attempt: number;
+  /** How many times the router had forgotten its writes when the call began (`forgetWrites`). */
+  readonly forgotten: number;
 }
 
 export type RoutedWork<T> = (source: DataSource, options: CallOptions, at: Attempt) => Promise<T>;

@@ -76,6 +76,9 @@ export function createPcRouterHooks(options: PcRouterHooksOptions): RouterHooks 
       const applier = to === "cloud" ? options.cloud : to === "clinic" ? options.clinic : undefined;
       if (!applier) return;
       if (from === "device" && options.device) {
+        // A drain already running (the outbox's own) read the outbox before this write: it goes
+        // with the next one.
+        await options.device.drain(applier, { timeoutMs });
         await options.device.drain(applier, { timeoutMs });
       } else if (from === "clinic" && writes.length > 0) {
         const result = await applier.apply(writes, { mode: "carry", timeoutMs });

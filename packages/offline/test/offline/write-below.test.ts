@@ -186,6 +186,31 @@ it("taken by the clinic server: carried to the cloud before the next read there"
   expect(await tier.pendingCount()).toBe(0);
 }, 60_000);
 
+it("taken by the clinic server while the cloud's applier is slow (0.8 s each way): reads go to the clinic server until the lift lands", async () => {
+  await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
+  await applierLink.latency(800);
+  const booked = await bookWhileTheCloudRefuses("a slow lift");
+  expect((await router.table("appointments").get(booked.id))?.version).toBe(booked.version);
+  await until((s) => s.mode === "supabase");
+  await applierLink.latency(0);
+}, 60_000);
+
+it("two writes this PC's file took in a row, the second while the first one's drain runs: both reach the cloud", async () => {
+  await clinicLink.refuse();
+  await until((s) => s.mode === "supabase" && !s.tiers.clinic.available);
+  // The first write's lift drains the outbox for over a second; the second write falls to the file
+  // meanwhile, after that drain read the outbox.
+  await applierLink.latency(600);
+  const first = await bookWhileTheCloudRefuses("first, by the PC's file");
+  const second = await bookWhileTheCloudRefuses("second, by the PC's file");
+  expect(tier.syncState().isSyncing).toBe(true);
+  while (tier.syncState().isSyncing) await new Promise((resolve) => setTimeout(resolve, 50));
+  await applierLink.latency(0);
+  expect(await onCloud(first.id)).toBe(first.version);
+  expect((await router.table("appointments").get(second.id))?.version).toBe(second.version);
+  expect(await tier.pendingCount()).toBe(0);
+}, 90_000);
+
 it("taken by the clinic server, which stopped before its sync sent it: carried to the cloud at the failback", async () => {
   await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
   await cloudLink.blackhole();
