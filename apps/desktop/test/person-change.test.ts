@@ -86,3 +86,49 @@ it("a booking the clinic server took for one person is never written to the clou
   );
   expect(synced?.created_by).toBe(demo.clinic.receptionistId);
 }, 240_000);
+
+it("an offline booking left in the outbox by one person waits for them: never sent as the next person's", async () => {
+  // Where the test before left the PC: the doctor signed in online, every server up.
+  await call(demo, "sign_out");
+  expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
+  await waitFor("the cloud", async () => (await status()).mode === "supabase", 60_000);
+  // The copy was the doctor's: it is fetched again for the receptionist before the cut.
+  await waitFor(
+    "the receptionist's offline copy",
+    async () => (await demo.offline.source.table("patients").get(patientId)) !== null,
+    60_000,
+  );
+  await Promise.all([demo.setInternet(false), demo.setClinicServer(false)]);
+  await waitFor("this PC", async () => (await status()).mode === "offline", 30_000);
+  const booked = await call<{ id: string }>(demo, "create_appointment", {
+    branch_id: branchId,
+    patient_id: patientId,
+    starts_at: `${tomorrow()}T19:00:00-06:00`,
+    reason: "Control (bandeja de salida, cambio de persona)",
+    type: "follow_up",
+  });
+  expect(booked.status).toBe(200);
+  await waitFor("the outbox", async () => (await status()).pendingChanges === 1);
+
+  expect((await call(demo, "sign_out")).status).toBe(200);
+  await demo.setInternet(true);
+  expect((await signInAs("doctor")).body).toMatchObject({ method: "online" });
+  await waitFor("the cloud", async () => (await status()).mode === "supabase", 60_000);
+  // Several of the outbox's own drains (every 2 s): none sends the receptionist's booking.
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const onCloud = (sql: Parameters<Parameters<typeof cloudRows>[1]>[0]) =>
+    sql`select created_by from appointments where id = ${booked.body.id}`;
+  expect(await cloudRows(demo, onCloud)).toEqual([]);
+  expect((await status()).pendingChanges).toBe(0);
+
+  // Its author signs in again: it goes, as hers.
+  await call(demo, "sign_out");
+  expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
+  await waitFor(
+    "the booking on the cloud",
+    async () => (await cloudRows(demo, onCloud)).length === 1,
+    60_000,
+  );
+  expect((await cloudRows(demo, onCloud))[0]?.created_by).toBe(demo.clinic.receptionistId);
+  await demo.setClinicServer(true);
+}, 240_000);

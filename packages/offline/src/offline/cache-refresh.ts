@@ -19,10 +19,9 @@ import {
 } from "./cache-scope.js";
 import type { OfflineTierConfig } from "./offline-options.js";
 import type { OfflineStore } from "./offline-store.js";
-import { DEAD_LETTERS, OUTBOX } from "./outbox.js";
+import { COPY_OWNER, copyOwner, DEAD_LETTERS, OUTBOX } from "./outbox.js";
 
 const CACHE_STATE = "cv-cache-state";
-const CACHE_OWNER = "cv-cache-owner";
 /** Rows per local batch (one journal record each) when copying or evicting. */
 const WRITE_BATCH = 500;
 
@@ -282,8 +281,8 @@ export async function claimCache(
   pageSize: number,
   options?: CallOptions,
 ) {
-  const [current] = (await store.records<string>(CACHE_OWNER, options)).filter((r) => r.key === "owner");
-  if (current?.value === owner) return false;
+  const current = await copyOwner(store, options);
+  if (current === owner) return false;
   const held = new Set([
     ...(await store.records(OUTBOX, options)).map((r) => r.key),
     ...(await store.records(DEAD_LETTERS, options)).map((r) => r.key),
@@ -292,9 +291,9 @@ export async function claimCache(
   const tables = (await store.records(CACHE_STATE, options)).map((r) => r.key);
   await store.batch((batch) => {
     for (const table of tables) batch.setRecord(CACHE_STATE, table, null);
-    batch.setRecord(CACHE_OWNER, "owner", owner);
+    batch.setRecord(COPY_OWNER, "owner", owner);
   }, options);
-  return current !== undefined;
+  return current !== null;
 }
 
 /**

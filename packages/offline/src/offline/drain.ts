@@ -16,6 +16,7 @@ import {
   entryKey,
   OUTBOX,
   type OutboxEntry,
+  ownEntries,
 } from "./outbox.js";
 
 /** What one drain did. */
@@ -35,7 +36,7 @@ export interface DrainReport {
   readonly deadLettered: number;
   /** Entries kept for a later drain because the server lacks a row they reference (yet). */
   readonly deferred: number;
-  /** Entries still pending afterwards (changed while draining, or not reached). */
+  /** The person's entries still pending afterwards (changed while draining, or not reached). */
   readonly remaining: number;
 }
 
@@ -269,7 +270,7 @@ export async function drainOutbox(
   options?: DrainOptions,
 ): Promise<DrainReport> {
   const { batchSize, parentWaits } = limits;
-  const entries = (await store.records<OutboxEntry>(OUTBOX, options)).map((r) => r.value).sort(drainOrder);
+  const entries = (await ownEntries(store, options)).sort(drainOrder);
   const totals: Totals = {
     sent: 0,
     applied: 0,
@@ -314,7 +315,7 @@ export async function drainOutbox(
     await recorded.catch(() => {});
   }
   await recorded;
-  const remaining = (await store.records(OUTBOX, options)).length;
+  const remaining = (await ownEntries(store, options)).length;
   return { ...totals, remaining };
 }
 

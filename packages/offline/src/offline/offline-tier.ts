@@ -23,15 +23,19 @@ import {
   doubleBookingKey,
   OUTBOX,
   type OutboxEntry,
+  ownEntries,
 } from "./outbox.js";
 
 /** The PC's offline tier: the router's last source, its outbox, dead letters and cache. */
 export interface OfflineTier {
   /** The router's third tier. Writes are durable (fsync'd) with their outbox entry when they resolve. */
   readonly source: DataSource;
-  /** Local writes not yet accepted by a server (dead letters excluded): the status's "(N pendientes)". */
+  /**
+   * Local writes not yet accepted by a server (dead letters excluded): the status's "(N pendientes)".
+   * The person's whose copy it is: another person's wait for them to sign in on this PC.
+   */
   pendingCount(options?: CallOptions): Promise<number>;
-  /** The outbox, in the order rows were first changed. */
+  /** The outbox the person may send, in the order rows were first changed. */
   pending(options?: CallOptions): Promise<OutboxEntry[]>;
   /** Writes a server refused for good, with its reason, for the app to show. */
   deadLetters(options?: CallOptions): Promise<DeadLetter[]>;
@@ -66,7 +70,9 @@ export interface OfflineTier {
   /**
    * Makes the local copy this person's (any string that names them): if it held another person's
    * rows, they are removed — all but rows with pending or dead-lettered edits — before the next
-   * refresh fills it as `owner`. True when rows of someone else were cleared.
+   * refresh fills it as `owner`. True when rows of someone else were cleared. Writes go to the
+   * outbox as the owner's, and a drain sends only the owner's: a server stamps whoever's session
+   * sends a write as its author, so another person's wait until they sign in here again.
    */
   claimCopy(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
@@ -158,8 +164,8 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
 
   const tier: OfflineTier = {
     source,
-    pendingCount: async (o) => (await store.records(OUTBOX, o)).length,
-    pending: async (o) => (await store.records<OutboxEntry>(OUTBOX, o)).map((r) => r.value),
+    pendingCount: async (o) => (await ownEntries(store, o)).length,
+    pending: (o) => ownEntries(store, o),
     deadLetters: async (o) => (await store.records<DeadLetter>(DEAD_LETTERS, o)).map((r) => r.value),
     async retryDeadLetter(table, id, o) {
       const {

@@ -1,11 +1,13 @@
-import { SYNCED_TABLES, type TableName } from "@centrovision/core";
+import { type CallOptions, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import type { DoubleBooking } from "../client/client-apply.js";
-import type { StoreBatch } from "./offline-store.js";
+import type { OfflineStore, StoreBatch } from "./offline-store.js";
 
 /** Record collections in the local file; names, never patient data. */
 export const OUTBOX = "cv-outbox";
 export const DEAD_LETTERS = "cv-dead-letters";
 export const DOUBLE_BOOKINGS = "cv-double-bookings";
+/** Whose copy the file holds (`claimCopy`), under the key "owner". */
+export const COPY_OWNER = "cv-cache-owner";
 
 /**
  * A row written on this PC while offline and not yet accepted by a server. One entry per row:
@@ -24,6 +26,32 @@ export interface OutboxEntry {
   readonly since: string;
   /** Drains that found a row it references missing on the server (see `parentWaits`). */
   readonly parentWaits?: number;
+  /**
+   * Whose copy it was written on (the person signed in). A server takes it only with that
+   * person's session: it waits while someone else works on this PC. Absent: written before the
+   * file had an owner.
+   */
+  readonly author?: string;
+}
+
+/** The person whose copy the file holds now; null before anyone claimed it. */
+export async function copyOwner(
+  store: Pick<OfflineStore, "records">,
+  options?: CallOptions,
+): Promise<string | null> {
+  const [owner] = (await store.records<string>(COPY_OWNER, options)).filter((r) => r.key === "owner");
+  return owner?.value ?? null;
+}
+
+/** The outbox entries `owner` may send: theirs, and those written before the file had an owner. */
+export async function ownEntries(
+  store: Pick<OfflineStore, "records">,
+  options?: CallOptions,
+): Promise<OutboxEntry[]> {
+  const owner = await copyOwner(store, options);
+  return (await store.records<OutboxEntry>(OUTBOX, options))
+    .map((r) => r.value)
+    .filter((entry) => entry.author === undefined || entry.author === owner);
 }
 
 /** A write a server refused for good: kept with the reason until a person retries or discards it. */
@@ -53,6 +81,7 @@ const SYNCED = new Set<string>(SYNCED_TABLES);
  * nothing to send; a new edit of a dead-lettered row takes it back into the outbox (a retry).
  */
 export function recordOfflineChanges(batch: StoreBatch, now: string): void {
+  const author = batch.getRecord<string>(COPY_OWNER, "owner");
   for (const change of batch.changes()) {
     if (!SYNCED.has(change.table)) continue;
     const key = entryKey(change.table, change.id);
@@ -71,6 +100,7 @@ export function recordOfflineChanges(batch: StoreBatch, now: string): void {
       baseVersion,
       version: change.row === null ? null : (change.row.version as string),
       since: earlier?.since ?? now,
+      ...(author !== null && { author }),
     };
     batch.setRecord(OUTBOX, key, entry);
   }

@@ -84,6 +84,24 @@ describe("offline writes drain to the clinic server", () => {
     expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
   });
 
+  it("sends a person's offline writes only while the copy is theirs: another person's wait for them", async () => {
+    const [first, second] = [randomUUID(), randomUUID()];
+    await pc.tier.claimCopy(first);
+    await pc.tier.refresh(clinic.source);
+    const patient = await pc.tier.source.table("patients").insert(newPatient());
+    expect(await pc.tier.pending()).toMatchObject([{ id: patient.id, author: first }]);
+    // Someone else signs in on this PC: a server would take the write as theirs.
+    await pc.tier.claimCopy(second);
+    expect(await pc.tier.pendingCount()).toBe(0);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", patient.id)).toBeUndefined();
+    // Its author is back: it goes.
+    await pc.tier.claimCopy(first);
+    expect(await pc.tier.pendingCount()).toBe(1);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 1, applied: 1, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({ version: patient.version });
+  });
+
   it("a reply lost after the server committed is resent and skipped: nothing doubles", async () => {
     const { patient } = await offlineEdits();
     const lossy: ClientApplier = {
