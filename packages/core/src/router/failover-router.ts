@@ -40,7 +40,8 @@ export interface RouterHooks {
    * are what `from` returned; none for the device, whose outbox holds its own writes), and at a
    * failback to `to` (the journal's recent writes `from` took: `to` may lack them while `from`'s
    * sync has not sent them, or if `from` stopped first). Calls wait for it, up to `to`'s hedge
-   * delay or a switch away from `to`.
+   * delay, their own deadline or a switch away from `to`; reads then go to `from` until it settles.
+   * It must settle (the PC's hooks bound it with their timeout).
    */
   liftWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
