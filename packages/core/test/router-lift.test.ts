@@ -108,41 +108,28 @@ describe("a write a lower tier takes while the router stays on its tier", () => 
   it("holds calls no longer than the cloud's hedge delay while a lift hangs; reads then go to the tier that took the write", async () => {
     start({ liftWrites: () => new Promise<void>(() => {}) });
     const branch = await writeBelow();
-    let answer: unknown;
-    void router
-      .table("branches")
-      .get(branch.id)
-      .then((row) => {
-        answer = row;
-      });
     // Fewer than 10 reads known: the hedge delay is its maximum, 1 s.
-    const took = await waitFor(() => answer !== undefined);
-    expect(answer).toEqual(branch);
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(branch);
     expect(router.getStatus().mode).toBe("supabase");
-    expect(took).toBeGreaterThanOrEqual(1_000);
-    expect(took).toBeLessThanOrEqual(1_010);
+    expect(read.took).toBeGreaterThanOrEqual(1_000);
+    expect(read.took).toBeLessThanOrEqual(1_010);
   });
 
   it("holds calls no longer once the router leaves the tier it was lifting to", async () => {
     start({ liftWrites: () => new Promise<void>(() => {}) });
     const branch = await writeBelow();
     cloud.fault = "refuse";
-    let answer: unknown;
-    void router
-      .table("branches")
-      .get(branch.id)
-      .then((row) => {
-        answer = row;
-      });
-    const took = await waitFor(() => answer !== undefined);
-    expect(answer).toEqual(branch);
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(branch);
     expect(router.getStatus().mode).toBe("local");
-    expect(took).toBeLessThan(2_000);
+    expect(read.took).toBeLessThan(2_000);
   });
+
   it("a lift slower than the cloud's hedge delay: the next read, answered at once by the cloud, still shows the write", async () => {
     // The cloud answers reads at once (no hedge), but the lift, a different request (the cloud's
     // applier, cv_client_apply), takes 1.5 s: the hold ends at the hedge delay (1 s here, 300 ms
-    // once ten reads are known) and the read runs on a cloud that lacks the write.
+    // once ten reads are known), and the read goes to the clinic server, which took the write.
     start({
       liftWrites: async (_from, _to, writes) => {
         await sleep(1_500);

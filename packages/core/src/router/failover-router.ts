@@ -157,10 +157,8 @@ class Router implements FailoverRouter, RouterCallContext {
   private readonly pending = new Map<Tier, number>();
   /** Calls wait for these: a carry at a switch, a lift after a write taken below (each bounded). */
   private readonly holds = new Set<Promise<void>>();
-  /** Ends the holds of lifts to the active tier, which a switch away from it makes moot. */
-  private readonly liftHolds = new Set<() => void>();
-  /** Ends every hold: at close. */
-  private readonly releases = new Set<() => void>();
+  /** Ends each hold, with whether it is a lift's (which a switch away from its tier makes moot). */
+  private readonly releases = new Map<() => void, boolean>();
   /** Lifts to the active tier still running, by the tier that took the writes. */
   private readonly lifts = new Set<{ readonly from: number }>();
   /** Per tier, the journaled writes already lifted there (a failback lifts only the others). */
@@ -248,7 +246,7 @@ class Router implements FailoverRouter, RouterCallContext {
     if (this.closed) return;
     this.closed = true;
     this.timer?.unsubscribe();
-    for (const release of this.releases) release();
+    for (const release of this.releases.keys()) release();
     for (const monitor of this.monitors) monitor.stop();
     this.status.complete();
     await Promise.all(this.monitors.map((monitor) => monitor.source.close()));
@@ -518,7 +516,7 @@ class Router implements FailoverRouter, RouterCallContext {
       this.reason = `the link is unstable (${this.switchTimes.length} switches in ${Math.round(this.config.switchWindowMs / 60_000)} min): staying on ${(this.monitors[lower] as TierMonitor).source.id} for ${minutes} min`;
       if (lower !== index) this.active = lower;
     }
-    for (const release of this.liftHolds) release();
+    for (const [release, lift] of this.releases) if (lift) release();
     this.lifts.clear();
     if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
     else if (this.active < from) this.liftJournal(this.active, from, failbackSince);
@@ -593,12 +591,10 @@ class Router implements FailoverRouter, RouterCallContext {
     });
     const handle = this.scheduler.schedule(release, ms);
     work.then(release, release);
-    if (lift) this.liftHolds.add(release);
-    this.releases.add(release);
+    this.releases.set(release, lift);
     const done = held.then(() => {
       handle.unsubscribe();
       this.holds.delete(done);
-      this.liftHolds.delete(release);
       this.releases.delete(release);
     });
     this.holds.add(done);
