@@ -9,6 +9,12 @@ export interface JournalEntry {
   readonly id: string;
   /** The stored row after the write; null for a delete. */
   readonly row: Readonly<Record<string, unknown>> | null;
+  /**
+   * For a delete made with `expectedVersion`: the version deleted, which a carry or a lift deletes
+   * on a server (a row changed there since is left for the sync). A delete without it reaches no
+   * server that way: none could tell which version it meant.
+   */
+  readonly baseVersion?: string;
   readonly at: number;
 }
 

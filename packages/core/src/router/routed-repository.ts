@@ -114,7 +114,8 @@ export function createRoutedRepository<T extends TableName>(
           .table(table)
           .delete(id, { ...o, ...(options?.expectedVersion && { expectedVersion: options.expectedVersion }) })
           .catch(onWriteFailure(at, [{ id }], "delete"));
-        router.recordWrite(at, [{ table, op: "delete", id, row: null }]);
+        const base = options?.expectedVersion;
+        router.recordWrite(at, [{ table, op: "delete", id, row: null, ...(base && { baseVersion: base }) }]);
         return deleted;
       });
     },

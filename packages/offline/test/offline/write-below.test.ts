@@ -186,6 +186,24 @@ it("taken by the clinic server: carried to the cloud before the next read there"
   expect(await tier.pendingCount()).toBe(0);
 }, 60_000);
 
+it("a deletion the clinic server took, made with the version it deletes: carried to the cloud before the next read there", async () => {
+  await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
+  const booked = await bookWhileTheCloudRefuses("booked, then deleted on the clinic server");
+  expect((await router.table("appointments").get(booked.id))?.version).toBe(booked.version);
+  expect(await onCloud(booked.id)).toBe(booked.version);
+  await until((s) => s.mode === "supabase" && s.tiers.cloud.consecutiveFailures === 0);
+  await cloudLink.refuse();
+  expect(await router.table("appointments").delete(booked.id, { expectedVersion: booked.version })).toBe(
+    true,
+  );
+  await cloudLink.pass();
+  expect(router.getStatus().mode).toBe("supabase");
+  const [onClinic] = await clinicNode.sql`select 1 from appointments where id = ${booked.id}`;
+  expect(onClinic).toBeUndefined();
+  expect(await router.table("appointments").get(booked.id)).toBeNull();
+  expect(await onCloud(booked.id)).toBeUndefined();
+}, 60_000);
+
 it("taken by the clinic server while the cloud's applier is slow (0.8 s each way): reads go to the clinic server until the lift lands", async () => {
   await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
   await applierLink.latency(800);
