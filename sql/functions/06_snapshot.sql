@@ -55,8 +55,10 @@ BEGIN
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
-  IF p_limit IS NULL OR p_limit < 1 THEN
-    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  -- At most the engine's largest page (maxPageSize): a credential asking for more would have one
+  -- statement build a page of any size in this server's memory until statement_timeout.
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 200000 THEN
+    RAISE EXCEPTION 'p_limit must be a number from 1 to 200000, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
   v_cursor := cv_sync.cursor_json(cv_sync.horizon(), 0);
   -- $3: the scope held; a row copied unlogged may lack a kept scope, then it is read now.

@@ -46,8 +46,10 @@ BEGIN
   END IF;
   PERFORM cv_sync.require_node(NULL);
   v_held := cv_sync.node_scope();
-  IF p_limit IS NULL OR p_limit < 1 THEN
-    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  -- At most the engine's largest page (maxPageSize): a credential asking for more would have one
+  -- statement build a page of any size in this server's memory until statement_timeout.
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 200000 THEN
+    RAISE EXCEPTION 'p_limit must be a number from 1 to 200000, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
   v_after := cv_sync.parse_cursor(p_after, 'p_after');
   PERFORM cv_sync.check_not_ahead(v_after.txid, 'p_after');

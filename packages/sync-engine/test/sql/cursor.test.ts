@@ -147,6 +147,16 @@ describe("cv_sync_pull", () => {
     );
     expect(code).toBe("CV005");
   });
+
+  it.each([0, 200_001, 2_147_483_647])(
+    "refuses a page of %i changes: at most the engine's largest, 200,000 (CV005)",
+    async (limit) => {
+      const start = json(cloud.sql, { txid: 0, seq: 0 });
+      expect(
+        await failureCode(() => cloud.sql`select cv_sync_pull(${clinicNode.id}, ${start}, ${limit})`),
+      ).toBe("CV005");
+    },
+  );
 });
 
 describe("cv_sync_node", () => {

@@ -131,6 +131,12 @@ describe("initial sync", () => {
     const [huge] = await cloud.sql<{ n: number }[]>`
       select count(*)::int as n from cv_sync_snapshot('patients', null, 200000) r`;
     expect(huge?.n).toBe(2 + Math.ceil((ids.length + 1) / 201));
+    // Past the engine's largest page, a credential could make one statement hold any page.
+    for (const limit of [0, 200_001, 2_147_483_647]) {
+      expect(await failureCode(() => cloud.sql`select cv_sync_snapshot('patients', null, ${limit})`)).toBe(
+        "CV005",
+      );
+    }
   });
 
   it("reads each page's HLCs by key, never the table's whole row_state (a page of 500 of 6,000 patients)", async () => {

@@ -1362,8 +1362,10 @@ BEGIN
   IF NOT EXISTS (SELECT FROM cv_sync.synced_tables s WHERE s.table_name = p_table) THEN
     RAISE EXCEPTION 'unknown synced table %', coalesce(p_table, 'null') USING ERRCODE = 'CV005';
   END IF;
-  IF p_limit IS NULL OR p_limit < 1 THEN
-    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  -- At most the engine's largest page (maxPageSize): a credential asking for more would have one
+  -- statement build a page of any size in this server's memory until statement_timeout.
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 200000 THEN
+    RAISE EXCEPTION 'p_limit must be a number from 1 to 200000, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
   v_cursor := cv_sync.cursor_json(cv_sync.horizon(), 0);
   -- $3: the scope held; a row copied unlogged may lack a kept scope, then it is read now.
@@ -2097,8 +2099,10 @@ BEGIN
   END IF;
   PERFORM cv_sync.require_node(NULL);
   v_held := cv_sync.node_scope();
-  IF p_limit IS NULL OR p_limit < 1 THEN
-    RAISE EXCEPTION 'p_limit must be a positive number, got %', p_limit USING ERRCODE = 'CV005';
+  -- At most the engine's largest page (maxPageSize): a credential asking for more would have one
+  -- statement build a page of any size in this server's memory until statement_timeout.
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 200000 THEN
+    RAISE EXCEPTION 'p_limit must be a number from 1 to 200000, got %', p_limit USING ERRCODE = 'CV005';
   END IF;
   v_after := cv_sync.parse_cursor(p_after, 'p_after');
   PERFORM cv_sync.check_not_ahead(v_after.txid, 'p_after');
@@ -2432,11 +2436,11 @@ insert into cv_meta.schema_migrations (name, checksum) values ('functions/02_upd
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/03_sync_apply.sql', 'c730a1ec6582f4d7898c537ce893a860858b852ae6f30ea6878b19c726eabea8') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/04_client_apply.sql', '291f5f4aa33f976660cdcd2d9e1f23ac2a4010827e36b2c9d3f127883d38395d') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/05_capture.sql', '9c4a3ee89c4bc7a25b4b340312b51ac86bf52b429a12b0aea6d6a90aac3b929f') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', '996b7cffecbf110016d6f47203151b959cb6549cc097308620512b557830ab47') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/06_snapshot.sql', 'c06b0898fe04c31bed5a48028155ad8c9f874f16aa74d51c20a6529092720adf') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/07_wakeups.sql', '009a79dfc365f9ab90546f667a81725c4966095fcdb4a329a1bf4cef41f84c10') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/08_positional.sql', '34bde27a70113cd967b4a1e84c1466cb96e6af553479600ea7dd8bcb288bf589') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/09_deflated.sql', '0dbf702c84d5f00f36dba4f92e87958830b7c4e60444a92311bcb16191ee4ce1') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
-insert into cv_meta.schema_migrations (name, checksum) values ('functions/10_pull.sql', '21cd8ae21663b7dbe27abe2d1cc3f02c15541b218758919b30ca85fd70f13f7d') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
+insert into cv_meta.schema_migrations (name, checksum) values ('functions/10_pull.sql', 'f3c88be51188716fd4099da06973d531cab2cab5f57353ed655c3f9cd66cbb85') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/11_restamp.sql', '3f0bee8b44efcc0947f5c54f9cbf6fb4918ca777287b8685ef8239fb30a67c03') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/12_sign_in.sql', 'e516fb8a88954fd440b0317d7961bfef98380cab176eb2f678f7b3e2346a089f') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
 insert into cv_meta.schema_migrations (name, checksum) values ('functions/13_record_opened.sql', '02ff4022c9733f1e26e0bf5a4b04f629a29c604508b0b1b555ffd0d660fcf249') on conflict (name) do update set checksum = excluded.checksum, applied_at = now() where cv_meta.schema_migrations.checksum <> excluded.checksum;
