@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type ConnectionStatus, CvError } from "@centrovision/core";
+import { OTHER_PERSONS_EDIT } from "@centrovision/offline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toInvokeFailure } from "../src/backend/commands.js";
 import { type Demo, startDemo } from "../src/demo/demo-stack.js";
@@ -483,5 +484,14 @@ describe("on this PC's own copy (no server answers)", () => {
     expect(generic.message).toBe(
       "No se pudo consultar el servidor: sin conexión en este momento. Intente de nuevo en unos segundos.",
     );
+    const otherPersons = toInvokeFailure(
+      new CvError("conflict", "[offline] patients 1 has an edit another person made on this PC", {
+        constraint: OTHER_PERSONS_EDIT,
+      }),
+    );
+    expect(otherPersons).toEqual({
+      code: "conflict",
+      message: expect.stringMatching(/^Otra persona modificó este registro en este equipo sin conexión/),
+    });
   });
 });

@@ -22,3 +22,4 @@ export {
 export type { OfflineStore } from "./offline/offline-store.js";
 export { createOfflineTier, type OfflineTier } from "./offline/offline-tier.js";
 export type { DeadLetter, DoubleBookingNotice, OutboxEntry } from "./offline/outbox.js";
+export { OTHER_PERSONS_EDIT } from "./offline/outbox.js";

@@ -7,7 +7,7 @@ import {
   PRODUCT_VERSION,
   zodIssues,
 } from "@centrovision/core";
-import type { OfflineTier } from "@centrovision/offline";
+import { type OfflineTier, OTHER_PERSONS_EDIT } from "@centrovision/offline";
 import type {
   ConflictQuery,
   ConflictResolution,
@@ -392,6 +392,13 @@ export function toInvokeFailure(error: unknown): InvokeFailure {
   const ours = cv.message !== "" && !cv.message.startsWith("[");
   const issues = cv.issues.length > 0 ? { issues: cv.issues } : {};
   if (ours) return { code: cv.code, message: cv.message, ...issues };
+  if (cv.constraint === OTHER_PERSONS_EDIT) {
+    return {
+      code: cv.code,
+      message:
+        "Otra persona modificó este registro en este equipo sin conexión y su cambio aún no se ha enviado: se enviará cuando vuelva a iniciar sesión aquí. Podrá modificarlo cuando el equipo vuelva a conectarse al servidor.",
+    };
+  }
   if (cv.code === "invalid_input" || cv.code === "constraint") {
     const fields = cv.issues.map((issue) => issue.path).join(", ");
     return { code: cv.code, message: `Datos inválidos${fields ? ` en: ${fields}` : ""}.`, ...issues };

@@ -1,6 +1,7 @@
 import {
   type CallOptions,
   type DataSource,
+  isCvError,
   type ListQuery,
   TABLE_NAMES,
   type TableName,
@@ -19,7 +20,18 @@ import {
 } from "./cache-scope.js";
 import type { OfflineTierConfig } from "./offline-options.js";
 import type { OfflineStore } from "./offline-store.js";
-import { COPY_OWNER, copyOwner, DEAD_LETTERS, OUTBOX } from "./outbox.js";
+import {
+  COPY_OWNER,
+  copyOwner,
+  DEAD_LETTERS,
+  entryKey,
+  HELD_ROWS,
+  type HeldRow,
+  heldRowKey,
+  OUTBOX,
+  type OutboxEntry,
+  ownEntries,
+} from "./outbox.js";
 
 const CACHE_STATE = "cv-cache-state";
 /** Rows per local batch (one journal record each) when copying or evicting. */
@@ -136,7 +148,7 @@ const newest = (rows: readonly AnyRow[], start: string | null) =>
 interface CopyContext {
   readonly store: OfflineStore;
   readonly from: DataSource;
-  /** `table:id` of rows with pending or dead-lettered local edits. */
+  /** `table:id` of rows with the owner's pending or dead-lettered local edits. */
   readonly held: ReadonlySet<string>;
   /** `table:id` of rows stored since the refresh began by another path (the router's carry): newer than what it read. */
   readonly newer: () => ReadonlySet<string>;
@@ -212,10 +224,7 @@ export async function refreshCache(
 ): Promise<RefreshReport> {
   const window = scopeWindow(config.scope, config.now());
   const state = new Map((await store.records<TableState>(CACHE_STATE, options)).map((r) => [r.key, r.value]));
-  const held = new Set([
-    ...(await store.records(OUTBOX, options)).map((r) => r.key),
-    ...(await store.records(DEAD_LETTERS, options)).map((r) => r.key),
-  ]);
+  const held = keysOf(await ownEdits(store, options));
   const before = full ? new Map<TableName, AnyRow[]>() : await selectScope(store, config, window, options);
   const selected = new Map<TableName, AnyRow[]>();
   const nextState = new Map<TableName, TableState>();
@@ -270,10 +279,23 @@ export async function refreshCache(
   return { full, fetched, fetchedByTable, written, evicted, rows };
 }
 
+/** The copy owner's pending and dead-lettered entries (another person's are theirs). */
+async function ownEdits(store: OfflineStore, options: CallOptions | undefined): Promise<OutboxEntry[]> {
+  return [...(await ownEntries(store, options)), ...(await ownEntries(store, options, DEAD_LETTERS))];
+}
+
+const keysOf = (entries: readonly OutboxEntry[]) => new Set(entries.map((e) => entryKey(e.table, e.id)));
+
 /**
- * Makes the local copy `owner`'s (a person): when it held someone else's, every row is removed but
- * those with pending or dead-lettered edits (and the parents they need), and the next refresh is
- * full. A second person on the PC never reads rows fetched for the first. True when it cleared.
+ * Makes the local copy `owner`'s (a person): when it held someone else's, every row is removed,
+ * and the next refresh is full. A second person on the PC never reads rows fetched for the first,
+ * nor the first one's unsent edits: the rows they edited (and the parents those need) are put
+ * aside for them (`HELD_ROWS`), and come back, with their edits, when they sign in here again.
+ * Rows whose entries predate owners stay for anyone. True when it cleared someone else's copy.
+ *
+ * Crash-safe in this order: the leaving person's rows are put aside and the copy is nobody's
+ * (one batch), the rest is evicted, then the owner's rows come back as the copy becomes theirs
+ * (one batch). Interrupted, the next claim, by anyone, starts again from a copy that is nobody's.
  */
 export async function claimCache(
   store: OfflineStore,
@@ -283,13 +305,48 @@ export async function claimCache(
 ) {
   const current = await copyOwner(store, options);
   if (current === owner) return false;
-  const held = new Set([
-    ...(await store.records(OUTBOX, options)).map((r) => r.key),
-    ...(await store.records(DEAD_LETTERS, options)).map((r) => r.key),
-  ]);
-  await evict(store, await keepParents(store, new Map(), held, pageSize, options), options);
+  const entries = [
+    ...(await store.records<OutboxEntry>(OUTBOX, options)),
+    ...(await store.records<OutboxEntry>(DEAD_LETTERS, options)),
+  ].map((r) => r.value);
+  const upserts = (author: string | undefined) =>
+    keysOf(entries.filter((e) => e.author === author && e.op === "upsert"));
+  if (current !== null) {
+    const leaving = await keepParents(store, new Map(), upserts(current), pageSize, options);
+    await store.batch((batch) => {
+      for (const [table, rows] of leaving) {
+        for (const row of rows.values()) {
+          const key = heldRowKey(current, table, row.id);
+          // Put aside once: a later copy of the row is someone else's view of it.
+          if (batch.getRecord(HELD_ROWS, key) === null)
+            batch.setRecord(HELD_ROWS, key, { author: current, table, row });
+        }
+      }
+      batch.setRecord(COPY_OWNER, "owner", null);
+    }, options);
+  }
+  await evict(store, await keepParents(store, new Map(), upserts(undefined), pageSize, options), options);
+  const theirs = keysOf(entries.filter((e) => e.author === owner && e.op === "upsert"));
+  const aside = (await store.records<HeldRow>(HELD_ROWS, options)).filter((r) => r.value.author === owner);
+  const order = new Map(TABLE_NAMES.map((table, index) => [table, index]));
+  aside.sort((a, b) => (order.get(a.value.table) ?? 0) - (order.get(b.value.table) ?? 0));
   const tables = (await store.records(CACHE_STATE, options)).map((r) => r.key);
   await store.batch((batch) => {
+    // Parents first. The owner's edited rows are theirs as edited; a parent the copy still holds
+    // stays as it is (the next refresh brings it up to date). A row the copy refuses stays aside
+    // and the sign-in goes on: only a row kept for anyone (an entry from before the file had an
+    // owner) can have taken its unique key meanwhile.
+    for (const { key, value } of aside) {
+      const edited = theirs.has(entryKey(value.table, value.row.id));
+      try {
+        if (edited || batch.get(value.table, value.row.id) === null) {
+          batch.putVerbatim(value.table, value.row as never);
+        }
+        batch.setRecord(HELD_ROWS, key, null);
+      } catch (error) {
+        if (!isCvError(error, "constraint")) throw error;
+      }
+    }
     for (const table of tables) batch.setRecord(CACHE_STATE, table, null);
     batch.setRecord(COPY_OWNER, "owner", owner);
   }, options);

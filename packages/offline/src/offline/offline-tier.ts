@@ -16,11 +16,13 @@ import { type DrainOptions, type DrainReport, drainFailure, drainOutbox } from "
 import { type OfflineTierOptions, offlineTierOptionsSchema } from "./offline-options.js";
 import { createOfflineSource } from "./offline-source.js";
 import {
+  COPY_OWNER,
   DEAD_LETTERS,
   type DeadLetter,
   DOUBLE_BOOKINGS,
   type DoubleBookingNotice,
   doubleBookingKey,
+  isOwn,
   OUTBOX,
   type OutboxEntry,
   ownEntries,
@@ -37,12 +39,12 @@ export interface OfflineTier {
   pendingCount(options?: CallOptions): Promise<number>;
   /** The outbox the person may send, in the order rows were first changed. */
   pending(options?: CallOptions): Promise<OutboxEntry[]>;
-  /** Writes a server refused for good, with its reason, for the app to show. */
+  /** The person's writes a server refused for good, with its reason, for the app to show. */
   deadLetters(options?: CallOptions): Promise<DeadLetter[]>;
-  /** Puts a dead letter back in the outbox (after the cause was fixed on the server). */
+  /** Puts one of the person's dead letters back in the outbox (after the cause was fixed on the server). */
   retryDeadLetter(table: string, id: string, options?: CallOptions): Promise<void>;
   /**
-   * Gives up a dead letter: the local edit is dropped and the row is copied again from `from`
+   * Gives up one of the person's dead letters: the local edit is dropped and the row is copied again from `from`
    * (or removed locally when `from` does not have it).
    */
   discardDeadLetter(table: string, id: string, from: DataSource, options?: CallOptions): Promise<void>;
@@ -69,10 +71,12 @@ export interface OfflineTier {
   refresh(from: DataSource, options?: CallOptions & { full?: boolean }): Promise<RefreshReport>;
   /**
    * Makes the local copy this person's (any string that names them): if it held another person's
-   * rows, they are removed — all but rows with pending or dead-lettered edits — before the next
-   * refresh fills it as `owner`. True when rows of someone else were cleared. Writes go to the
-   * outbox as the owner's, and a drain sends only the owner's: a server stamps whoever's session
-   * sends a write as its author, so another person's wait until they sign in here again.
+   * rows, they are removed before the next refresh fills it as `owner`; the other person's unsent
+   * edits, and the rows they need, are put aside until they sign in here again, and this person's
+   * come back. True when rows of someone else were cleared. Writes go to the outbox as the owner's,
+   * and a drain sends only the owner's: a server stamps whoever's session sends a write as its
+   * author, so another person's wait for them. A row with another person's unsent edit refuses
+   * an edit here (`conflict`): one entry per row would send both as one person's.
    */
   claimCopy(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
@@ -151,22 +155,22 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
 
   const key = (table: string, id: string) => `${table}:${id.toLowerCase()}`;
   async function deadLetter(table: string, id: string, o?: CallOptions): Promise<DeadLetter> {
-    const letters = await store.records<DeadLetter>(DEAD_LETTERS, o);
-    const found = letters.find((r) => r.key === key(table, id));
+    const letters = await ownEntries<DeadLetter>(store, o, DEAD_LETTERS);
+    const found = letters.find((letter) => key(letter.table, letter.id) === key(table, id));
     if (!found) {
       throw new CvError(
         "not_found",
         `[offline] no dead letter for ${table} ${id}; list them with deadLetters()`,
       );
     }
-    return found.value;
+    return found;
   }
 
   const tier: OfflineTier = {
     source,
     pendingCount: async (o) => (await ownEntries(store, o)).length,
     pending: (o) => ownEntries(store, o),
-    deadLetters: async (o) => (await store.records<DeadLetter>(DEAD_LETTERS, o)).map((r) => r.value),
+    deadLetters: (o) => ownEntries<DeadLetter>(store, o, DEAD_LETTERS),
     async retryDeadLetter(table, id, o) {
       const {
         code: _code,
@@ -224,10 +228,14 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       if (writes.length === 0) return { stored, kept, left };
       const number = ++absorbs;
       await store.batch((batch) => {
+        const owner = batch.getRecord<string>(COPY_OWNER, "owner");
         for (const write of writes) {
           const k = key(write.table, write.id);
           const local = batch.get(write.table, write.id) as Row<TableName> | null;
-          const unsent = batch.getRecord(OUTBOX, k) !== null || batch.getRecord(DEAD_LETTERS, k) !== null;
+          // Another person's unsent edit of the row is put aside for them: the copy holds this one's view.
+          const edit =
+            batch.getRecord<OutboxEntry>(OUTBOX, k) ?? batch.getRecord<OutboxEntry>(DEAD_LETTERS, k);
+          const unsent = edit !== null && isOwn(edit, owner);
           if (unsent || !takes(local, write.row)) {
             kept++;
             continue;

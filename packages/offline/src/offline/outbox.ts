@@ -1,4 +1,4 @@
-import { type CallOptions, SYNCED_TABLES, type TableName } from "@centrovision/core";
+import { type CallOptions, CvError, SYNCED_TABLES, type TableName } from "@centrovision/core";
 import type { DoubleBooking } from "../client/client-apply.js";
 import type { OfflineStore, StoreBatch } from "./offline-store.js";
 
@@ -8,6 +8,24 @@ export const DEAD_LETTERS = "cv-dead-letters";
 export const DOUBLE_BOOKINGS = "cv-double-bookings";
 /** Whose copy the file holds (`claimCopy`), under the key "owner". */
 export const COPY_OWNER = "cv-cache-owner";
+/**
+ * Rows with a person's unsent edits, and the parents they need, put aside while someone else's
+ * copy is in the file (`claimCopy`): the other person never reads them, and they come back when
+ * their author signs in here again. Keyed by {@link heldRowKey}.
+ */
+export const HELD_ROWS = "cv-held-rows";
+
+/** A row put aside for its author (see {@link HELD_ROWS}), as the author's copy held it. */
+export interface HeldRow {
+  readonly author: string;
+  readonly table: TableName;
+  readonly row: Readonly<Record<string, unknown>> & { readonly id: string };
+}
+
+/** The `constraint` of the `conflict` an edit of a row with another person's unsent edit meets. */
+export const OTHER_PERSONS_EDIT = "cv_offline_other_persons_edit";
+
+export const heldRowKey = (author: string, table: TableName, id: string) => `${author}\n${table}:${id}`;
 
 /**
  * A row written on this PC while offline and not yet accepted by a server. One entry per row:
@@ -43,15 +61,20 @@ export async function copyOwner(
   return owner?.value ?? null;
 }
 
-/** The outbox entries `owner` may send: theirs, and those written before the file had an owner. */
-export async function ownEntries(
+/** Whether `owner` may send the entry: theirs, or written before the file had an owner. */
+export const isOwn = (entry: Pick<OutboxEntry, "author">, owner: string | null) =>
+  entry.author === undefined || entry.author === owner;
+
+/** The entries of `collection` (the outbox, or the dead letters) the copy's owner may send. */
+export async function ownEntries<T extends OutboxEntry = OutboxEntry>(
   store: Pick<OfflineStore, "records">,
   options?: CallOptions,
-): Promise<OutboxEntry[]> {
+  collection: typeof OUTBOX | typeof DEAD_LETTERS = OUTBOX,
+): Promise<T[]> {
   const owner = await copyOwner(store, options);
-  return (await store.records<OutboxEntry>(OUTBOX, options))
+  return (await store.records<T>(collection, options))
     .map((r) => r.value)
-    .filter((entry) => entry.author === undefined || entry.author === owner);
+    .filter((entry) => isOwn(entry, owner));
 }
 
 /** A write a server refused for good: kept with the reason until a person retries or discards it. */
@@ -87,6 +110,14 @@ export function recordOfflineChanges(batch: StoreBatch, now: string): void {
     const key = entryKey(change.table, change.id);
     const earlier =
       batch.getRecord<OutboxEntry>(OUTBOX, key) ?? batch.getRecord<DeadLetter>(DEAD_LETTERS, key);
+    // One entry per row: folding this edit into another person's would send theirs as this one's.
+    if (earlier && !isOwn(earlier, author)) {
+      throw new CvError(
+        "conflict",
+        `[offline] ${change.table} ${change.id} has an edit another person made on this PC that no server has yet; it is sent when they sign in here again. Make this change once this PC reaches a server`,
+        { constraint: OTHER_PERSONS_EDIT, table: change.table },
+      );
+    }
     batch.setRecord(DEAD_LETTERS, key, null);
     const baseVersion = earlier ? earlier.baseVersion : change.previousVersion;
     if (change.row === null && baseVersion === null) {

@@ -1,7 +1,8 @@
+import { createSqliteSource, type SqliteSource } from "@centrovision/adapter-sqlite";
 import { createMemorySource, type MemorySource, TABLE_NAMES } from "@centrovision/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { OfflineTier } from "../../src/index.js";
-import { openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
+import { createOfflineTier, type OfflineTier, OTHER_PERSONS_EDIT } from "../../src/index.js";
+import { type PcFiles, pcFiles, todayClinic } from "./support.js";
 
 /*
  * The PC's offline copy belongs to one person: when another signs in, what was fetched for the
@@ -10,6 +11,7 @@ import { openTier, type PcFiles, pcFiles, todayClinic } from "./support.js";
  */
 
 let files: PcFiles;
+let store: SqliteSource;
 let tier: OfflineTier;
 let server: MemorySource;
 const graph = todayClinic();
@@ -24,8 +26,13 @@ beforeEach(async () => {
   server = createMemorySource({ id: "server" });
   for (const table of TABLE_NAMES) await server.table(table).insert(graph[table] as never);
   files = await pcFiles();
-  tier = await openTier(files, { branchId: graph.branches.id });
+  await open();
 });
+
+async function open(): Promise<void> {
+  store = await createSqliteSource({ path: files.path, key: files.key });
+  tier = createOfflineTier({ store, scope: { branchId: graph.branches.id } });
+}
 
 afterEach(async () => {
   await tier.close();
@@ -33,43 +40,120 @@ afterEach(async () => {
   await files.remove();
 });
 
+/** Person A's copy, refreshed, with their unsent edit of the patient's phone. */
+async function editedByA(): Promise<string> {
+  expect(await tier.claimCopy("person-a")).toBe(false);
+  await tier.refresh(server);
+  const patient = await tier.source.table("patients").get(graph.patients.id);
+  await tier.source
+    .table("patients")
+    .update(graph.patients.id, { phone: "55 8765 4321" }, { expectedVersion: patient?.version as string });
+  return patient?.phone as string;
+}
+
 describe("whose offline copy", () => {
-  it("another person's sign-in clears every row but the pending edits and their parents; the next refresh fetches in full", async () => {
-    expect(await tier.claimCopy("person-a")).toBe(false);
-    await tier.refresh(server);
-    expect(Object.values(await localCounts()).every((count) => count === 1)).toBe(true);
-    const patient = await tier.source.table("patients").get(graph.patients.id);
-    await tier.source.table("patients").update(
-      graph.patients.id,
-      { phone: "55 8765 4321" },
-      {
-        expectedVersion: patient?.version as string,
-      },
-    );
+  it("another person's sign-in clears every row, A's unsent edit too, put aside for A; the next refresh fetches in full", async () => {
+    const serverPhone = await editedByA();
     expect(await tier.claimCopy("person-a")).toBe(false);
     expect((await localCounts()).appointments).toBe(1);
 
     expect(await tier.claimCopy("person-b")).toBe(true);
-    expect(await localCounts()).toMatchObject({
-      patients: 1,
-      branches: 1,
-      appointments: 0,
-      encounters: 0,
-      exam_eye: 0,
-      diagnoses: 0,
-      rooms: 0,
-      profiles: 0,
-      user_branches: 0,
-      user_roles: 0,
-    });
-    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
+    expect(Object.values(await localCounts()).every((count) => count === 0)).toBe(true);
     // Person A's edit waits for them: person B's drains would send it as B's.
     expect(await tier.pendingCount()).toBe(0);
 
     const report = await tier.refresh(server);
     expect(report.fetchedByTable.appointments).toBe(1);
     expect((await localCounts()).appointments).toBe(1);
-    // The pending edit still wins locally until a server takes it.
+    // B reads the patient as the server gave it to B, never A's unsent edit.
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe(serverPhone);
+  });
+
+  it("an edit by B of a row A edited and did not send is refused, and A's edit comes back with A", async () => {
+    await editedByA();
+    await tier.claimCopy("person-b");
+    await tier.refresh(server);
+    const seen = await tier.source.table("patients").get(graph.patients.id);
+    await expect(
+      tier.source.table("patients").update(graph.patients.id, { phone: "55 0000 0000" }),
+    ).rejects.toMatchObject({
+      code: "conflict",
+      constraint: OTHER_PERSONS_EDIT,
+      message: expect.stringContaining("another person"),
+    });
+    expect(await tier.source.table("patients").get(graph.patients.id)).toEqual(seen);
+    // B's own offline edit of another row is B's.
+    const room = await tier.source.table("rooms").update(graph.rooms.id, { name: "Sala B" });
+    expect(await tier.pending()).toMatchObject([{ table: "rooms", id: room.id, author: "person-b" }]);
+
+    expect(await tier.claimCopy("person-a")).toBe(true);
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
+    expect(await tier.pending()).toMatchObject([
+      { table: "patients", id: graph.patients.id, author: "person-a" },
+    ]);
+    // B's edited room is put aside for B in turn; the patient's branch, a parent, is back with A.
+    expect(await tier.source.table("rooms").get(graph.rooms.id)).toBeNull();
+    expect(await tier.source.table("branches").get(graph.branches.id)).not.toBeNull();
+    // A's refresh leaves A's edit alone, as before.
+    await tier.refresh(server);
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
+    expect((await tier.source.table("rooms").get(graph.rooms.id))?.name).toBe(graph.rooms.name);
+
+    await tier.claimCopy("person-b");
+    expect((await tier.source.table("rooms").get(graph.rooms.id))?.name).toBe("Sala B");
+    expect(await tier.pending()).toMatchObject([{ table: "rooms", id: graph.rooms.id }]);
+  });
+
+  it("a claim cut short (the PC lost power) leaves nothing of A readable to B, and A's edit for A", async () => {
+    await editedByA();
+    await tier.close();
+    store = await createSqliteSource({ path: files.path, key: files.key });
+    let batches = 0;
+    const cut = new Proxy(store, {
+      get: (target, name) =>
+        name === "batch"
+          ? (...args: Parameters<SqliteSource["batch"]>) =>
+              ++batches === 2 ? Promise.reject(new Error("[test] power cut")) : target.batch(...args)
+          : Reflect.get(target, name),
+    });
+    tier = createOfflineTier({ store: cut, scope: { branchId: graph.branches.id } });
+    // The first batch puts A's rows aside; the power goes before the rest is evicted.
+    await expect(tier.claimCopy("person-b")).rejects.toThrow("power cut");
+    await tier.close();
+    await open();
+
+    await tier.claimCopy("person-b");
+    expect(Object.values(await localCounts()).every((count) => count === 0)).toBe(true);
+    expect(await tier.pendingCount()).toBe(0);
+    await tier.claimCopy("person-a");
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
+    expect(await tier.pendingCount()).toBe(1);
+  });
+
+  it("another person's dead letters are neither listed, retried nor discarded", async () => {
+    await editedByA();
+    const [entry] = await tier.pending();
+    // A server refused A's edit for good (as a drain records it).
+    await store.batch((batch) => {
+      batch.setRecord("cv-outbox", `patients:${graph.patients.id}`, null);
+      batch.setRecord("cv-dead-letters", `patients:${graph.patients.id}`, {
+        ...entry,
+        code: "constraint",
+        message: "refused",
+        failedAt: new Date().toISOString(),
+      });
+    });
+    expect(await tier.deadLetters()).toHaveLength(1);
+    await tier.claimCopy("person-b");
+    expect(await tier.deadLetters()).toEqual([]);
+    await expect(tier.retryDeadLetter("patients", graph.patients.id)).rejects.toMatchObject({
+      code: "not_found",
+    });
+    await expect(tier.discardDeadLetter("patients", graph.patients.id, server)).rejects.toMatchObject({
+      code: "not_found",
+    });
+    await tier.claimCopy("person-a");
+    expect(await tier.deadLetters()).toMatchObject([{ id: graph.patients.id, author: "person-a" }]);
     expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
   });
 
@@ -77,7 +161,7 @@ describe("whose offline copy", () => {
     await tier.claimCopy("person-a");
     await tier.refresh(server);
     await tier.close();
-    tier = await openTier(files, { branchId: graph.branches.id });
+    await open();
     expect(await tier.claimCopy("person-a")).toBe(false);
     expect((await localCounts()).appointments).toBe(1);
     expect(await tier.claimCopy("person-b")).toBe(true);
