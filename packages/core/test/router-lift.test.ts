@@ -142,6 +142,61 @@ describe("a write a lower tier takes while the router stays on its tier", () => 
   });
 });
 
+describe("a lift that fails", () => {
+  it("is tried again every probe interval; meanwhile reads go to the clinic server, and the icon counts it", async () => {
+    let tries = 0;
+    start({
+      liftWrites: async (_from, _to, writes) => {
+        if (++tries === 1) throw new Error("[test] the cloud's applier timed out");
+        for (const write of writes) await cloud.inner.table(write.table).upsert(write.row as never);
+      },
+    });
+    const branch = await writeBelow();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 1 });
+    expect(await cloud.inner.table("branches").get(branch.id)).toBeNull();
+    // The cloud lacks it: the read goes to the clinic server, which took it.
+    expect((await settle(router.table("branches").get(branch.id))).value).toEqual(branch);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(tries).toBe(2);
+    expect(await cloud.inner.table("branches").get(branch.id)).toEqual(branch);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
+  });
+
+  it("stops once its writes are older than the journal's time (the clinic server's sync had that long)", async () => {
+    let tries = 0;
+    start(
+      {
+        liftWrites: async () => {
+          tries++;
+          throw new Error("[test] the cloud's applier refuses");
+        },
+      },
+      { journalTtlMs: 5_000 },
+    );
+    await writeBelow();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(tries).toBe(5);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
+  });
+
+  it("is not tried again after forgetWrites: the next person's session would send it", async () => {
+    let tries = 0;
+    start({
+      liftWrites: async () => {
+        tries++;
+        throw new Error("[test] the cloud's applier refuses");
+      },
+    });
+    await writeBelow();
+    await vi.advanceTimersByTimeAsync(10);
+    router.forgetWrites();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(tries).toBe(1);
+    expect(router.getStatus()).toMatchObject({ mode: "supabase", pendingChanges: 0 });
+  });
+});
+
 describe("another person signed in (forgetWrites)", () => {
   it("carries and lifts nothing written before forgetWrites (another person signed in since)", async () => {
     const moved: string[] = [];

@@ -41,7 +41,10 @@ export interface RouterHooks {
    * failback to `to` (the journal's recent writes `from` took: `to` may lack them while `from`'s
    * sync has not sent them, or if `from` stopped first). Calls wait for it, up to `to`'s hedge
    * delay, their own deadline or a switch away from `to`; reads then go to `from` until it settles.
-   * It must settle (the PC's hooks bound it with their timeout).
+   * It must settle (the PC's hooks bound it with their timeout). If it rejects, a server's writes
+   * are counted as pending and lifted again every probe interval, reads still going to `from`,
+   * while the router stays on `to`, the person is the same and the writes are within the journal's
+   * time; the device's outbox is counted and drained again by its own means.
    */
   liftWrites?(from: Tier, to: Tier, writes: readonly JournalEntry[]): Promise<void>;
   /** Time of the last successful sync, for the status. */
@@ -93,6 +96,16 @@ export function createFailoverRouter(options: FailoverRouterOptions): FailoverRo
     );
   }
   return new Router(options, config);
+}
+
+/** Writes a lower tier took, being lifted to the active tier. */
+interface Lift {
+  readonly from: number;
+  readonly writes: readonly JournalEntry[];
+  /** A try failed: the writes count as pending until a later try lands them. */
+  failed: boolean;
+  /** The next try, once one failed. */
+  retry?: { unsubscribe(): void };
 }
 
 /** One routed call, as every try of it sees it. */
@@ -159,8 +172,11 @@ class Router implements FailoverRouter, RouterCallContext {
   private readonly holds = new Set<Promise<void>>();
   /** Ends each hold, with whether it is a lift's (which a switch away from its tier makes moot). */
   private readonly releases = new Map<() => void, boolean>();
-  /** Lifts to the active tier still running, by the tier that took the writes. */
-  private readonly lifts = new Set<{ readonly from: number }>();
+  /**
+   * Lifts to the active tier still running, by the tier that took the writes; `failed` once a try
+   * failed: it is tried again, and its writes are counted as pending, until they are there.
+   */
+  private readonly lifts = new Set<Lift>();
   /** Per tier, the journaled writes already lifted there (a failback lifts only the others). */
   private readonly liftedTo = TIERS.map(() => new WeakSet<JournalEntry>());
   /** Times `forgetWrites` ran: a write from a call that began before the last is not journaled. */
@@ -232,6 +248,9 @@ class Router implements FailoverRouter, RouterCallContext {
     this.forgotten++;
     this.journal.clear();
     this.unknown = [];
+    // A failed lift's next try would run with the next person's session.
+    this.dropLifts();
+    this.publish();
   }
 
   table<T extends TableName>(name: T) {
@@ -246,6 +265,7 @@ class Router implements FailoverRouter, RouterCallContext {
     if (this.closed) return;
     this.closed = true;
     this.timer?.unsubscribe();
+    this.dropLifts();
     for (const release of this.releases.keys()) release();
     for (const monitor of this.monitors) monitor.stop();
     this.status.complete();
@@ -517,7 +537,7 @@ class Router implements FailoverRouter, RouterCallContext {
       if (lower !== index) this.active = lower;
     }
     for (const [release, lift] of this.releases) if (lift) release();
-    this.lifts.clear();
+    this.dropLifts();
     if (this.active > from && this.hooks.carryWrites) this.carry(from, this.active);
     else if (this.active < from) this.liftJournal(this.active, from, failbackSince);
     const to = this.active;
@@ -549,20 +569,50 @@ class Router implements FailoverRouter, RouterCallContext {
       });
     if (from === device) void counted();
     if (!this.hooks.liftWrites) return;
-    const lifting = this.hooks.liftWrites(TIERS[from] as Tier, TIERS[to] as Tier, writes);
-    const running = { from };
+    const running: Lift = { from, writes, failed: false };
     this.lifts.add(running);
-    void lifting.then(
-      () => {
-        for (const write of writes) this.liftedTo[to]?.add(write);
-        this.lifts.delete(running);
-      },
-      () => this.lifts.delete(running),
-    );
+    const lifting = this.tryLift(running, to);
     // At most `to`'s hedge delay: past it, reads go to `from`, which holds the write, until the lift
     // ends (a tier too slow to take the lift could leave them waiting up to its failover).
     const bound = (this.monitors[to] as TierMonitor).hedgeDelayMs();
     this.hold(from === device ? lifting.finally(counted) : lifting, bound, true);
+  }
+
+  /**
+   * One try of a lift. A server's writes whose lift failed are tried again every probe interval
+   * while the router stays on `to` and they are in the journal's time (no sync brought them up
+   * sooner than that); reads go to the tier that took them meanwhile. The device's outbox is
+   * counted and drained again by its own means.
+   */
+  private tryLift(running: Lift, to: number): Promise<void> {
+    const { from, writes } = running;
+    const lifting = (this.hooks.liftWrites as NonNullable<RouterHooks["liftWrites"]>)(
+      TIERS[from] as Tier,
+      TIERS[to] as Tier,
+      writes,
+    );
+    void lifting.then(
+      () => {
+        for (const write of writes) this.liftedTo[to]?.add(write);
+        this.lifts.delete(running);
+        if (running.failed) this.publish();
+      },
+      () => {
+        const oldest = Math.min(...writes.map((w) => w.at));
+        const due = this.scheduler.now() + this.config.probeIntervalMs - oldest < this.config.journalTtlMs;
+        if (from === TIERS.length - 1 || !due || !this.lifts.has(running)) {
+          this.lifts.delete(running);
+          return;
+        }
+        const first = !running.failed;
+        running.failed = true;
+        if (first) this.publish();
+        running.retry = this.scheduler.schedule(() => {
+          if (this.active === to && this.lifts.has(running)) void this.tryLift(running, to);
+        }, this.config.probeIntervalMs);
+      },
+    );
+    return lifting;
   }
 
   /**
@@ -581,6 +631,12 @@ class Router implements FailoverRouter, RouterCallContext {
       const writes = recent.filter((w) => TIERS.indexOf(w.tier) === from);
       if (writes.length > 0) this.lift(from, to, writes);
     }
+  }
+
+  /** Ends every lift: its next try, and what it routes and counts. */
+  private dropLifts(): void {
+    for (const lift of this.lifts) lift.retry?.unsubscribe();
+    this.lifts.clear();
   }
 
   /** Holds calls until `work` settles, at most `ms`; a lift's hold also ends at a switch. */
@@ -662,7 +718,10 @@ class Router implements FailoverRouter, RouterCallContext {
     const device = TIERS[TIERS.length - 1] as Tier;
     const active = TIERS[this.active] as Tier;
     const own = this.pending.get(active) ?? 0;
-    return active === device ? own : own + (this.pending.get(device) ?? 0);
+    if (active === device) return own;
+    let unlifted = 0;
+    for (const lift of this.lifts) if (lift.failed) unlifted += lift.writes.length;
+    return own + (this.pending.get(device) ?? 0) + unlifted;
   }
 
   private snapshot(): ConnectionStatus {

@@ -186,6 +186,18 @@ it("taken by the clinic server: carried to the cloud before the next read there"
   expect(await tier.pendingCount()).toBe(0);
 }, 60_000);
 
+it("taken by the clinic server while the cloud's applier cannot reach the cloud: counted, read from the clinic server, and lifted once it can", async () => {
+  await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
+  await applierLink.refuse();
+  const booked = await bookWhileTheCloudRefuses("lifted on a later try");
+  await until((s) => s.mode === "supabase" && s.pendingChanges === 1, 5_000);
+  expect((await router.table("appointments").get(booked.id))?.version).toBe(booked.version);
+  expect(await onCloud(booked.id)).toBeUndefined();
+  await applierLink.pass();
+  await until((s) => s.mode === "supabase" && s.pendingChanges === 0, 10_000);
+  expect(await onCloud(booked.id)).toBe(booked.version);
+}, 60_000);
+
 it("a deletion the clinic server took, made with the version it deletes: carried to the cloud before the next read there", async () => {
   await until((s) => s.mode === "supabase" && s.tiers.clinic.available);
   const booked = await bookWhileTheCloudRefuses("booked, then deleted on the clinic server");
