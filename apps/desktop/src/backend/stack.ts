@@ -175,9 +175,10 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
     // does the router's memory of recent writes: a carry or a lift runs with the session of whoever
     // is signed in then, and must never send one person's writes as another's.
     beforeSignedIn: async (user) => {
-      await offline.claimCopy(user.id);
+      // First: a carry to this PC's copy that began later would bring the last person's writes.
       if (user.id !== writer) router.forgetWrites();
       writer = user.id;
+      await offline.claimCopy(user.id);
     },
     onError,
   });

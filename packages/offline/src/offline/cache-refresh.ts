@@ -1,5 +1,6 @@
 import {
   type CallOptions,
+  CvError,
   type DataSource,
   isCvError,
   type ListQuery,
@@ -152,6 +153,8 @@ interface CopyContext {
   readonly held: ReadonlySet<string>;
   /** `table:id` of rows stored since the refresh began by another path (the router's carry): newer than what it read. */
   readonly newer: () => ReadonlySet<string>;
+  /** False once another person began to claim the copy: what this refresh read is not theirs. */
+  readonly stillTheirs: () => boolean;
   readonly pageSize: number;
   readonly options: CallOptions | undefined;
 }
@@ -167,6 +170,7 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
   let written = await copyMissingParents(context, table, rows);
   for (const chunk of chunks(rows, WRITE_BATCH)) {
     written += await store.batch((batch) => {
+      if (!context.stillTheirs()) throw handedOver();
       let count = 0;
       const newer = context.newer();
       for (const row of chunk) {
@@ -221,6 +225,7 @@ export async function refreshCache(
   full: boolean,
   options: CallOptions | undefined,
   newer: () => ReadonlySet<string>,
+  stillTheirs: () => boolean = () => true,
 ): Promise<RefreshReport> {
   const window = scopeWindow(config.scope, config.now());
   const state = new Map((await store.records<TableState>(CACHE_STATE, options)).map((r) => [r.key, r.value]));
@@ -228,7 +233,7 @@ export async function refreshCache(
   const before = full ? new Map<TableName, AnyRow[]>() : await selectScope(store, config, window, options);
   const selected = new Map<TableName, AnyRow[]>();
   const nextState = new Map<TableName, TableState>();
-  const context: CopyContext = { store, from, held, newer, pageSize: config.pageSize, options };
+  const context: CopyContext = { store, from, held, newer, stillTheirs, pageSize: config.pageSize, options };
   const fetchedByTable = Object.fromEntries(TABLE_NAMES.map((t) => [t, 0])) as Record<TableName, number>;
   let fetched = 0;
   let written = 0;
@@ -270,8 +275,9 @@ export async function refreshCache(
   }
 
   const kept = await keepParents(store, selected, held, config.pageSize, options);
-  const evicted = await evict(store, kept, options, newer);
+  const evicted = await evict(store, kept, options, { newer, stillTheirs });
   await store.batch((batch) => {
+    if (!stillTheirs()) throw handedOver();
     for (const [table, value] of nextState) batch.setRecord(CACHE_STATE, table, value);
   }, options);
   const rows = {} as Record<TableName, number>;
@@ -284,6 +290,12 @@ async function ownEdits(store: OfflineStore, options: CallOptions | undefined): 
   return [...(await ownEntries(store, options)), ...(await ownEntries(store, options, DEAD_LETTERS))];
 }
 
+const handedOver = () =>
+  new CvError(
+    "conflict",
+    "[offline] another person began to sign in on this PC during the copy's refresh: it stopped, and their refresh fills the copy",
+  );
+
 const keysOf = (entries: readonly OutboxEntry[]) => new Set(entries.map((e) => entryKey(e.table, e.id)));
 
 /**
@@ -291,42 +303,56 @@ const keysOf = (entries: readonly OutboxEntry[]) => new Set(entries.map((e) => e
  * and the next refresh is full. A second person on the PC never reads rows fetched for the first,
  * nor the first one's unsent edits: the rows they edited (and the parents those need) are put
  * aside for them (`HELD_ROWS`), and come back, with their edits, when they sign in here again.
- * Rows whose entries predate owners stay for anyone. True when it cleared someone else's copy.
+ * Entries from before the file had an owner become the leaving person's, or the first owner's.
+ * True when it cleared someone else's copy.
  *
- * Crash-safe in this order: the leaving person's rows are put aside and the copy is nobody's
- * (one batch), the rest is evicted, then the owner's rows come back as the copy becomes theirs
- * (one batch). Interrupted, the next claim, by anyone, starts again from a copy that is nobody's.
+ * In three steps, crash-safe in this order: the leaving person's rows are put aside and the copy
+ * is nobody's (one batch); once `quiesce` resolves (the drains and refreshes that began before the
+ * claim have ended), the rest is evicted; then the owner's rows come back as the copy becomes
+ * theirs (one batch). Interrupted, the next claim, by anyone, starts again from a copy that is
+ * nobody's.
  */
 export async function claimCache(
   store: OfflineStore,
   owner: string,
   pageSize: number,
   options?: CallOptions,
+  quiesce: () => Promise<unknown> = async () => {},
 ) {
   const current = await copyOwner(store, options);
   if (current === owner) return false;
-  const entries = [
-    ...(await store.records<OutboxEntry>(OUTBOX, options)),
-    ...(await store.records<OutboxEntry>(DEAD_LETTERS, options)),
-  ].map((r) => r.value);
-  const upserts = (author: string | undefined) =>
-    keysOf(entries.filter((e) => e.author === author && e.op === "upsert"));
-  if (current !== null) {
-    const leaving = await keepParents(store, new Map(), upserts(current), pageSize, options);
-    await store.batch((batch) => {
-      for (const [table, rows] of leaving) {
-        for (const row of rows.values()) {
-          const key = heldRowKey(current, table, row.id);
-          // Put aside once: a later copy of the row is someone else's view of it.
-          if (batch.getRecord(HELD_ROWS, key) === null)
-            batch.setRecord(HELD_ROWS, key, { author: current, table, row });
+  const stampAs = current ?? owner;
+  const records = [
+    ...(await store.records<OutboxEntry>(OUTBOX, options)).map((r) => ({ ...r, collection: OUTBOX })),
+    ...(await store.records<OutboxEntry>(DEAD_LETTERS, options)).map((r) => ({
+      ...r,
+      collection: DEAD_LETTERS,
+    })),
+  ];
+  const authorOf = (entry: OutboxEntry) => entry.author ?? stampAs;
+  const upserts = (author: string) =>
+    keysOf(records.map((r) => r.value).filter((e) => authorOf(e) === author && e.op === "upsert"));
+  const leaving =
+    current === null ? new Map() : await keepParents(store, new Map(), upserts(current), pageSize, options);
+  await store.batch((batch) => {
+    for (const { collection, key, value } of records) {
+      if (value.author === undefined) batch.setRecord(collection, key, { ...value, author: stampAs });
+    }
+    for (const [table, rows] of leaving as Kept) {
+      for (const row of rows.values()) {
+        const aside = heldRowKey(current as string, table, row.id);
+        // Put aside once: a later copy of the row is someone else's view of it.
+        if (batch.getRecord(HELD_ROWS, aside) === null) {
+          batch.setRecord(HELD_ROWS, aside, { author: current, table, row });
         }
       }
-      batch.setRecord(COPY_OWNER, "owner", null);
-    }, options);
-  }
-  await evict(store, await keepParents(store, new Map(), upserts(undefined), pageSize, options), options);
-  const theirs = keysOf(entries.filter((e) => e.author === owner && e.op === "upsert"));
+    }
+    batch.setRecord(COPY_OWNER, "owner", null);
+  }, options);
+  await quiesce();
+  // What stays: the owner's own edited rows the copy still holds (entries stamped theirs above).
+  await evict(store, await keepParents(store, new Map(), upserts(owner), pageSize, options), options);
+  const theirs = upserts(owner);
   const aside = (await store.records<HeldRow>(HELD_ROWS, options)).filter((r) => r.value.author === owner);
   const order = new Map(TABLE_NAMES.map((table, index) => [table, index]));
   aside.sort((a, b) => (order.get(a.value.table) ?? 0) - (order.get(b.value.table) ?? 0));
@@ -334,8 +360,7 @@ export async function claimCache(
   await store.batch((batch) => {
     // Parents first. The owner's edited rows are theirs as edited; a parent the copy still holds
     // stays as it is (the next refresh brings it up to date). A row the copy refuses stays aside
-    // and the sign-in goes on: only a row kept for anyone (an entry from before the file had an
-    // owner) can have taken its unique key meanwhile.
+    // and the sign-in goes on.
     for (const { key, value } of aside) {
       const edited = theirs.has(entryKey(value.table, value.row.id));
       try {
@@ -392,23 +417,24 @@ async function keepParents(
   return kept;
 }
 
-/** Deletes (verbatim, children first) every local row not kept. */
+/** Deletes (verbatim, children first) every local row not kept: for a refresh, but what it did not see. */
 async function evict(
   store: OfflineStore,
   kept: Kept,
   options: CallOptions | undefined,
-  newer: () => ReadonlySet<string> = () => new Set(),
+  refresh?: Pick<CopyContext, "newer" | "stillTheirs">,
 ): Promise<number> {
   let evicted = 0;
   for (const table of [...TABLE_NAMES].reverse()) {
     const keep = kept.get(table) as Map<string, AnyRow>;
     const local = (await store.table(table).list(undefined, options)) as AnyRow[];
-    const spared = newer();
+    const spared = refresh?.newer() ?? new Set<string>();
     const gone = local
       .filter((row) => !keep.has(row.id) && !spared.has(`${table}:${row.id}`))
       .map((row) => row.id);
     for (const chunk of chunks(gone, WRITE_BATCH)) {
       await store.batch((batch) => {
+        if (refresh && !refresh.stillTheirs()) throw handedOver();
         for (const id of chunk) batch.deleteVerbatim(table, id);
       }, options);
     }

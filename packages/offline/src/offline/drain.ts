@@ -8,12 +8,14 @@ import type {
 } from "../client/client-apply.js";
 import type { OfflineStore } from "./offline-store.js";
 import {
+  COPY_OWNER,
   DEAD_LETTERS,
   type DeadLetter,
   DOUBLE_BOOKINGS,
   type DoubleBookingNotice,
   doubleBookingKey,
   entryKey,
+  isOwn,
   OUTBOX,
   type OutboxEntry,
   ownEntries,
@@ -188,11 +190,15 @@ async function recordBatch(
   totals.conflicts += result.conflicts;
   totals.doubleBookings += result.doubleBookings.length;
   await store.batch((batch) => {
+    const owner = batch.getRecord<string>(COPY_OWNER, "owner");
     for (const found of result.doubleBookings) {
-      const notice: DoubleBookingNotice = { ...found, foundAt: failedAt };
+      const author = sent[0]?.entry.author;
+      const notice: DoubleBookingNotice = { ...found, foundAt: failedAt, ...(author && { author }) };
       batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
     }
     for (const entry of gone) {
+      // Another person's row is put aside for them (a claim began during this drain), not gone.
+      if (!isOwn(entry, owner)) continue;
       // Without its row the entry could never be sent, and would keep the outbox from emptying
       // (the router fails back from the device only at 0). The row went with a parent the servers
       // deleted too, or that never reached them; a new local write of the row since is kept.
@@ -239,6 +245,7 @@ async function recordBatch(
           baseVersion: write.row?.version as string,
           version: null,
           since: entry.since,
+          ...(entry.author && { author: entry.author }),
         };
         batch.setRecord(OUTBOX, key, removal);
       }
@@ -265,11 +272,16 @@ async function recordBatch(
 export async function drainOutbox(
   store: OfflineStore,
   applier: ClientApplier,
-  limits: { readonly batchSize: number; readonly parentWaits: number },
+  limits: {
+    readonly batchSize: number;
+    readonly parentWaits: number;
+    /** False once another person began to claim the copy: no batch is sent after that. */
+    readonly stillTheirs?: () => boolean;
+  },
   now: () => Date,
   options?: DrainOptions,
 ): Promise<DrainReport> {
-  const { batchSize, parentWaits } = limits;
+  const { batchSize, parentWaits, stillTheirs = () => true } = limits;
   const entries = (await ownEntries(store, options)).sort(drainOrder);
   const totals: Totals = {
     sent: 0,
@@ -296,6 +308,8 @@ export async function drainOutbox(
   try {
     for (let start = 0; start < entries.length; start += batchSize) {
       const { sent, gone, prepared } = await next;
+      // The session the applier sends with is about to be another person's.
+      if (!stillTheirs()) break;
       const applying = sent.length > 0 ? handled(applier.apply(prepared, options)) : undefined;
       next = handled(prepare(start + batchSize));
       // The previous batch is recorded before this one is, and before a failure of this one is thrown.

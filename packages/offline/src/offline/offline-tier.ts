@@ -17,6 +17,7 @@ import { type OfflineTierOptions, offlineTierOptionsSchema } from "./offline-opt
 import { createOfflineSource } from "./offline-source.js";
 import {
   COPY_OWNER,
+  copyOwner,
   DEAD_LETTERS,
   type DeadLetter,
   DOUBLE_BOOKINGS,
@@ -49,8 +50,8 @@ export interface OfflineTier {
    */
   discardDeadLetter(table: string, id: string, from: DataSource, options?: CallOptions): Promise<void>;
   /**
-   * Bookings made on this PC that a drain's server found clashing with an appointment made
-   * meanwhile (both are in the agenda), oldest first, until a person settles each.
+   * The person's bookings made on this PC that a drain's server found clashing with an appointment
+   * made meanwhile (both are in the agenda), oldest first, until a person settles each.
    */
   doubleBookings(options?: CallOptions): Promise<DoubleBookingNotice[]>;
   /** Takes a double booking off the list (the person kept both, or cancelled one). */
@@ -76,7 +77,9 @@ export interface OfflineTier {
    * come back. True when rows of someone else were cleared. Writes go to the outbox as the owner's,
    * and a drain sends only the owner's: a server stamps whoever's session sends a write as its
    * author, so another person's wait for them. A row with another person's unsent edit refuses
-   * an edit here (`conflict`): one entry per row would send both as one person's.
+   * an edit here (`conflict`): one entry per row would send both as one person's. A drain, refresh
+   * or absorb begun before the claim does nothing more once it begins (the claim waits for it);
+   * one begun during the claim waits for it to end.
    */
   claimCopy(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
@@ -141,6 +144,21 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
   // overwrite them with what it read earlier nor evict them (it did not see them).
   let absorbs = 0;
   const absorbed = new Map<string, number>();
+  // Claims of the copy, counted when they begin: a drain, a refresh or an absorb that began before
+  // the last one works for the person before it, and stops (its session is about to change, and
+  // what it read is not the next person's). One begun after a claim waits for it to end.
+  let claims = 0;
+  let claimed: Promise<unknown> = Promise.resolve();
+  const working = new Set<Promise<unknown>>();
+  /** Runs `work` once the claims begun so far have ended; `stillTheirs` is false once another begins. */
+  const afterClaims = <T>(work: (stillTheirs: () => boolean) => Promise<T>): Promise<T> => {
+    const at = claims;
+    const run = claimed.then(() => work(() => claims === at));
+    working.add(run);
+    const done = () => working.delete(run);
+    run.then(done, done);
+    return run;
+  };
   /** Counts `work` as this PC syncing; its success is the last sync. */
   const syncing = async <T>(work: () => Promise<T>, done: (result: T) => boolean): Promise<T> => {
     running++;
@@ -184,10 +202,13 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
         batch.setRecord(OUTBOX, key(table, id), entry);
       }, o);
     },
-    doubleBookings: async (o) =>
-      (await store.records<DoubleBookingNotice>(DOUBLE_BOOKINGS, o))
+    doubleBookings: async (o) => {
+      const owner = await copyOwner(store, o);
+      return (await store.records<DoubleBookingNotice>(DOUBLE_BOOKINGS, o))
         .map((r) => r.value)
-        .sort((a, b) => a.foundAt.localeCompare(b.foundAt)),
+        .filter((notice) => isOwn(notice, owner))
+        .sort((a, b) => a.foundAt.localeCompare(b.foundAt));
+    },
     async settleDoubleBooking(bookingId, otherId, o) {
       const wanted = doubleBookingKey({ bookingId: bookingId.toLowerCase(), otherId: otherId.toLowerCase() });
       if (!(await store.records(DOUBLE_BOOKINGS, o)).some((r) => r.key === wanted)) {
@@ -210,12 +231,14 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     drain(applier, o) {
       draining ??= syncing(
         () =>
-          drainOutbox(
-            store,
-            applier,
-            { batchSize: config.drainBatchSize, parentWaits: config.parentWaits },
-            config.now,
-            o,
+          afterClaims((stillTheirs) =>
+            drainOutbox(
+              store,
+              applier,
+              { batchSize: config.drainBatchSize, parentWaits: config.parentWaits, stillTheirs },
+              config.now,
+              o,
+            ),
           ),
         (report) => report.remaining === 0,
       ).finally(() => {
@@ -227,37 +250,47 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       let [stored, kept, left] = [0, 0, 0];
       if (writes.length === 0) return { stored, kept, left };
       const number = ++absorbs;
-      await store.batch((batch) => {
-        const owner = batch.getRecord<string>(COPY_OWNER, "owner");
-        for (const write of writes) {
-          const k = key(write.table, write.id);
-          const local = batch.get(write.table, write.id) as Row<TableName> | null;
-          // Another person's unsent edit of the row is put aside for them: the copy holds this one's view.
-          const edit =
-            batch.getRecord<OutboxEntry>(OUTBOX, k) ?? batch.getRecord<OutboxEntry>(DEAD_LETTERS, k);
-          const unsent = edit !== null && isOwn(edit, owner);
-          if (unsent || !takes(local, write.row)) {
-            kept++;
-            continue;
+      // Acknowledged to the person signed in now: not for a copy another person claims meanwhile.
+      await afterClaims((stillTheirs) =>
+        store.batch((batch) => {
+          if (!stillTheirs()) {
+            left = writes.length;
+            return;
           }
-          try {
-            if (write.row === null) batch.deleteVerbatim(write.table, write.id);
-            else batch.putVerbatim(write.table, write.row as Row<TableName>);
-            absorbed.set(k, number);
-            stored++;
-          } catch (error) {
-            if (!(error instanceof CvError) || error.code !== "constraint") throw error;
-            left++;
+          const owner = batch.getRecord<string>(COPY_OWNER, "owner");
+          for (const write of writes) {
+            const k = key(write.table, write.id);
+            const local = batch.get(write.table, write.id) as Row<TableName> | null;
+            // Another person's unsent edit of the row is put aside for them: the copy holds this one's view.
+            const edit =
+              batch.getRecord<OutboxEntry>(OUTBOX, k) ?? batch.getRecord<OutboxEntry>(DEAD_LETTERS, k);
+            const unsent = edit !== null && isOwn(edit, owner);
+            if (unsent || !takes(local, write.row)) {
+              kept++;
+              continue;
+            }
+            try {
+              if (write.row === null) batch.deleteVerbatim(write.table, write.id);
+              else batch.putVerbatim(write.table, write.row as Row<TableName>);
+              absorbed.set(k, number);
+              stored++;
+            } catch (error) {
+              if (!(error instanceof CvError) || error.code !== "constraint") throw error;
+              left++;
+            }
           }
-        }
-      }, o);
+        }, o),
+      );
       return { stored, kept, left };
     },
     refresh(from, o) {
       const began = absorbs;
       const newer = () => new Set([...absorbed].filter(([, n]) => n > began).map(([k]) => k));
       return syncing(
-        () => refreshCache(store, from, config, o?.full ?? false, o, newer),
+        () =>
+          afterClaims((stillTheirs) =>
+            refreshCache(store, from, config, o?.full ?? false, o, newer, stillTheirs),
+          ),
         () => {
           // This refresh read the rows absorbed before it began from a server: no longer special.
           for (const [k, n] of absorbed) if (n <= began) absorbed.delete(k);
@@ -266,7 +299,15 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       );
     },
     syncState: () => ({ isSyncing: running > 0, lastSyncAt }),
-    claimCopy: (owner, o) => claimCache(store, owner, config.pageSize, o),
+    claimCopy(owner, o) {
+      claims++;
+      const before = [...working];
+      const claim = claimed.then(() =>
+        claimCache(store, owner, config.pageSize, o, () => Promise.allSettled(before)),
+      );
+      claimed = claim.catch(() => {});
+      return claim;
+    },
     async pendingChanges(which, fallback) {
       if (which === "device") return tier.pendingCount();
       return fallback ? fallback(which) : 0;

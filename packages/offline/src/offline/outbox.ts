@@ -89,6 +89,8 @@ export interface DeadLetter extends OutboxEntry {
 export interface DoubleBookingNotice extends DoubleBooking {
   /** When the drain found it (ISO). */
   readonly foundAt: string;
+  /** Whose booking it was: listed for that person (absent: anyone's). */
+  readonly author?: string;
 }
 
 export const doubleBookingKey = (notice: Pick<DoubleBooking, "bookingId" | "otherId">) =>

@@ -1,5 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { createSqliteSource, type SqliteSource } from "@centrovision/adapter-sqlite";
-import { createMemorySource, type MemorySource, TABLE_NAMES } from "@centrovision/core";
+import {
+  createMemorySource,
+  type DataSource,
+  type MemorySource,
+  TABLE_NAMES,
+  type TableName,
+} from "@centrovision/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createOfflineTier, type OfflineTier, OTHER_PERSONS_EDIT } from "../../src/index.js";
 import { type PcFiles, pcFiles, todayClinic } from "./support.js";
@@ -39,6 +46,34 @@ afterEach(async () => {
   await server.close();
   await files.remove();
 });
+
+/** `source`, its `list` of `table` held until `release()` (a slow server in the middle of a refresh). */
+function slowList(source: DataSource, table: TableName) {
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let entered = () => {};
+  const started = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  const slowed: DataSource = {
+    ...source,
+    table: ((name: TableName) => {
+      const repository = source.table(name);
+      if (name !== table) return repository;
+      return {
+        ...repository,
+        list: async (...args: Parameters<typeof repository.list>) => {
+          entered();
+          await gate;
+          return repository.list(...args);
+        },
+      };
+    }) as DataSource["table"],
+  };
+  return { source: slowed, release, started };
+}
 
 /** Person A's copy, refreshed, with their unsent edit of the patient's phone. */
 async function editedByA(): Promise<string> {
@@ -128,6 +163,44 @@ describe("whose offline copy", () => {
     await tier.claimCopy("person-a");
     expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
     expect(await tier.pendingCount()).toBe(1);
+  });
+
+  it("a refresh running as another person signs in writes nothing into their copy, and removes nothing of it", async () => {
+    // B's new patient, put aside when A signed in, comes back with B while A's refresh is under way.
+    await tier.claimCopy("person-b");
+    await tier.refresh(server);
+    const document = `NEW${randomUUID().slice(0, 8).toUpperCase()}`;
+    const created = await tier.source
+      .table("patients")
+      .insert({ ...graph.patients, id: randomUUID(), document_id: document } as never);
+    await tier.claimCopy("person-a");
+    const slow = slowList(server, "appointments");
+    const refreshing = tier.refresh(slow.source);
+    await slow.started;
+    const claiming = tier.claimCopy("person-b");
+    slow.release();
+    await expect(refreshing).rejects.toMatchObject({ code: "conflict" });
+    await claiming;
+    // Nothing A's refresh read is in B's copy; B's own new patient is, and is still B's to send.
+    expect(await tier.source.table("appointments").get(graph.appointments.id)).toBeNull();
+    expect(await tier.source.table("patients").get(graph.patients.id)).toBeNull();
+    expect(await tier.source.table("patients").get(created.id)).toMatchObject({ version: created.version });
+    expect(await tier.pending()).toMatchObject([{ table: "patients", id: created.id, author: "person-b" }]);
+  });
+
+  it("an entry from before the file had an owner is the first owner's: its rows are put aside from the next person", async () => {
+    await tier.refresh(server);
+    await tier.source.table("appointments").update(graph.appointments.id, { reason: "Revisión" });
+    expect((await tier.pending())[0]?.author).toBeUndefined();
+    await tier.claimCopy("person-a");
+    await tier.source.table("patients").update(graph.patients.id, { phone: "55 8765 4321" });
+    expect(await tier.pending()).toMatchObject([{ author: "person-a" }, { author: "person-a" }]);
+    await tier.claimCopy("person-b");
+    expect(await tier.source.table("patients").get(graph.patients.id)).toBeNull();
+    expect(await tier.source.table("appointments").get(graph.appointments.id)).toBeNull();
+    await tier.claimCopy("person-a");
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
+    expect((await tier.source.table("appointments").get(graph.appointments.id))?.reason).toBe("Revisión");
   });
 
   it("another person's dead letters are neither listed, retried nor discarded", async () => {

@@ -102,6 +102,88 @@ describe("offline writes drain to the clinic server", () => {
     expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({ version: patient.version });
   });
 
+  /** The clinic server's applier, its first call held until `release()`; counts calls made after `late()`. */
+  function heldApplier() {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let entered = () => {};
+    const started = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const counts = { calls: 0, late: 0, lateFrom: Number.POSITIVE_INFINITY };
+    const applier: ClientApplier = {
+      ...clinic.applier,
+      apply: async (writes, options) => {
+        if (++counts.calls > counts.lateFrom) counts.late++;
+        const applied = clinic.applier.apply(writes, options);
+        if (counts.calls === 1) {
+          entered();
+          await gate;
+        }
+        return applied;
+      },
+    };
+    return { applier, release, started, counts, late: () => (counts.lateFrom = counts.calls) };
+  }
+
+  it("a drain running as another person signs in sends nothing more, loses nothing, and the rest goes with its author", async () => {
+    const [first, second] = [randomUUID(), randomUUID()];
+    const files = await pcFiles();
+    const tier = await openTier(files, { branchId: pc.graph.branches.id }, { drainBatchSize: 1 });
+    try {
+      await tier.claimCopy(first);
+      await tier.refresh(clinic.source);
+      const written = [];
+      for (let n = 0; n < 3; n++) written.push(await tier.source.table("patients").insert(newPatient()));
+      const held = heldApplier();
+      const draining = tier.drain(held.applier);
+      await held.started;
+      // The first batch is on the server; the next person's session comes once the claim ends.
+      held.late();
+      const claiming = tier.claimCopy(second);
+      held.release();
+      await draining;
+      expect(await claiming).toBe(true);
+      expect(held.counts.late).toBe(0);
+      expect(await tier.pendingCount()).toBe(0);
+      expect(await tier.source.table("patients").get(written[1]?.id as string)).toBeNull();
+
+      await tier.claimCopy(first);
+      expect(await tier.pendingCount()).toBe(2);
+      expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 2, remaining: 0 });
+      for (const patient of written) {
+        expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({
+          version: patient.version,
+        });
+      }
+    } finally {
+      await tier.close();
+      await files.remove();
+    }
+  });
+
+  it("the delete a drain records (a row deleted while its insert was on the server) stays its author's", async () => {
+    const [first, second] = [randomUUID(), randomUUID()];
+    await pc.tier.claimCopy(first);
+    await pc.tier.refresh(clinic.source);
+    const patient = await pc.tier.source.table("patients").insert(newPatient());
+    const held = heldApplier();
+    const draining = pc.tier.drain(held.applier);
+    await held.started;
+    await pc.tier.source.table("patients").delete(patient.id);
+    held.release();
+    await draining;
+    expect(await pc.tier.pending()).toMatchObject([{ id: patient.id, op: "delete", author: first }]);
+    await pc.tier.claimCopy(second);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 0, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({ version: patient.version });
+    await pc.tier.claimCopy(first);
+    expect(await pc.tier.drain(clinic.applier)).toMatchObject({ sent: 1, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", patient.id)).toBeUndefined();
+  });
+
   it("a reply lost after the server committed is resent and skipped: nothing doubles", async () => {
     const { patient } = await offlineEdits();
     const lossy: ClientApplier = {
@@ -173,6 +255,22 @@ describe("offline writes drain to the clinic server", () => {
       };
     };
     const statusOf = async (id: string) => (await rowOf(clinic.node.sql, "appointments", id))?.status;
+
+    it("lists a clash for the person who booked it, not for the next person on this PC", async () => {
+      const [first, second] = [randomUUID(), randomUUID()];
+      await pc.tier.claimCopy(first);
+      await pc.tier.refresh(clinic.source);
+      const taken = slot(pc.graph.patients.id, 5);
+      await clinic.node.sql`insert into appointments ${clinic.node.sql(taken)}`;
+      const clash = await pc.tier.source.table("appointments").insert(slot(pc.graph.patients.id, 5, 15));
+      expect(await pc.tier.drain(clinic.applier)).toMatchObject({ doubleBookings: 1, remaining: 0 });
+      const listed = [expect.objectContaining({ bookingId: clash.id, otherId: taken.id, author: first })];
+      expect(await pc.tier.doubleBookings()).toEqual(listed);
+      await pc.tier.claimCopy(second);
+      expect(await pc.tier.doubleBookings()).toEqual([]);
+      await pc.tier.claimCopy(first);
+      expect(await pc.tier.doubleBookings()).toEqual(listed);
+    });
 
     it("keeps both, and lists each clash on the PC until a person settles it", async () => {
       // Booked at the clinic by someone else while this PC was offline: the doctor at 5:00, the patient at 7:00.
