@@ -2,7 +2,6 @@ import {
   type CallOptions,
   CvError,
   type DataSource,
-  isCvError,
   type ListQuery,
   TABLE_NAMES,
   type TableName,
@@ -22,6 +21,7 @@ import {
 import type { OfflineTierConfig } from "./offline-options.js";
 import type { OfflineStore } from "./offline-store.js";
 import {
+  CLAIMING,
   COPY_OWNER,
   copyOwner,
   DEAD_LETTERS,
@@ -306,11 +306,11 @@ const keysOf = (entries: readonly OutboxEntry[]) => new Set(entries.map((e) => e
  * Entries from before the file had an owner become the leaving person's, or the first owner's.
  * True when it cleared someone else's copy.
  *
- * In three steps, crash-safe in this order: the leaving person's rows are put aside and the copy
- * is nobody's (one batch); once `quiesce` resolves (the drains and refreshes that began before the
- * claim have ended), the rest is evicted; then the owner's rows come back as the copy becomes
- * theirs (one batch). Interrupted, the next claim, by anyone, starts again from a copy that is
- * nobody's.
+ * In steps, crash-safe in this order: the claim is marked (offline writes are refused until it
+ * ends); the leaving person's rows are put aside and the copy is nobody's; once `quiesce` resolves
+ * (the drains and refreshes begun before the claim have ended), every row is evicted; then the
+ * owner's rows come back as the copy becomes theirs. Interrupted, the next claim, by anyone, starts
+ * again and keeps no row the copy held.
  */
 export async function claimCache(
   store: OfflineStore,
@@ -320,7 +320,13 @@ export async function claimCache(
   quiesce: () => Promise<unknown> = async () => {},
 ) {
   const current = await copyOwner(store, options);
-  if (current === owner) return false;
+  const interrupted = (await store.records(COPY_OWNER, options)).some((r) => r.key === CLAIMING);
+  if (current === owner) {
+    // A claim for someone else stopped before it moved anything: the copy is still theirs.
+    if (interrupted) await store.batch((batch) => batch.setRecord(COPY_OWNER, CLAIMING, null), options);
+    return false;
+  }
+  await store.batch((batch) => batch.setRecord(COPY_OWNER, CLAIMING, owner), options);
   const stampAs = current ?? owner;
   const records = [
     ...(await store.records<OutboxEntry>(OUTBOX, options)).map((r) => ({ ...r, collection: OUTBOX })),
@@ -329,14 +335,16 @@ export async function claimCache(
       collection: DEAD_LETTERS,
     })),
   ];
-  const authorOf = (entry: OutboxEntry) => entry.author ?? stampAs;
   const upserts = (author: string) =>
-    keysOf(records.map((r) => r.value).filter((e) => authorOf(e) === author && e.op === "upsert"));
+    keysOf(records.map((r) => r.value).filter((e) => (e.author ?? stampAs) === author && e.op === "upsert"));
   const leaving =
     current === null ? new Map() : await keepParents(store, new Map(), upserts(current), pageSize, options);
   await store.batch((batch) => {
-    for (const { collection, key, value } of records) {
-      if (value.author === undefined) batch.setRecord(collection, key, { ...value, author: stampAs });
+    for (const { collection, key } of records) {
+      // As the entry is now: a drain may have settled or moved it since it was listed.
+      const entry = batch.getRecord<OutboxEntry>(collection, key);
+      if (entry && entry.author === undefined)
+        batch.setRecord(collection, key, { ...entry, author: stampAs });
     }
     for (const [table, rows] of leaving as Kept) {
       for (const row of rows.values()) {
@@ -350,30 +358,31 @@ export async function claimCache(
     batch.setRecord(COPY_OWNER, "owner", null);
   }, options);
   await quiesce();
-  // What stays: the owner's own edited rows the copy still holds (entries stamped theirs above).
-  await evict(store, await keepParents(store, new Map(), upserts(owner), pageSize, options), options);
-  const theirs = upserts(owner);
+  // Only a file nobody owned yet holds rows of the owner's own edits (its entries, stamped theirs
+  // above); any other copy is someone else's view, the owner's edits included.
+  const firstOwner = current === null && !interrupted;
+  const kept = await keepParents(
+    store,
+    new Map(),
+    firstOwner ? upserts(owner) : new Set(),
+    pageSize,
+    options,
+  );
+  await evict(store, kept, options);
   const aside = (await store.records<HeldRow>(HELD_ROWS, options)).filter((r) => r.value.author === owner);
   const order = new Map(TABLE_NAMES.map((table, index) => [table, index]));
   aside.sort((a, b) => (order.get(a.value.table) ?? 0) - (order.get(b.value.table) ?? 0));
   const tables = (await store.records(CACHE_STATE, options)).map((r) => r.key);
   await store.batch((batch) => {
-    // Parents first. The owner's edited rows are theirs as edited; a parent the copy still holds
-    // stays as it is (the next refresh brings it up to date). A row the copy refuses stays aside
-    // and the sign-in goes on.
+    // Parents first, into a copy that holds nothing else (the same rows that stood together when
+    // they were put aside): a row it refused would fail the claim, never go missing silently.
     for (const { key, value } of aside) {
-      const edited = theirs.has(entryKey(value.table, value.row.id));
-      try {
-        if (edited || batch.get(value.table, value.row.id) === null) {
-          batch.putVerbatim(value.table, value.row as never);
-        }
-        batch.setRecord(HELD_ROWS, key, null);
-      } catch (error) {
-        if (!isCvError(error, "constraint")) throw error;
-      }
+      if (batch.get(value.table, value.row.id) === null) batch.putVerbatim(value.table, value.row as never);
+      batch.setRecord(HELD_ROWS, key, null);
     }
     for (const table of tables) batch.setRecord(CACHE_STATE, table, null);
     batch.setRecord(COPY_OWNER, "owner", owner);
+    batch.setRecord(COPY_OWNER, CLAIMING, null);
   }, options);
   return current !== null;
 }

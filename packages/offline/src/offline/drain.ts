@@ -9,6 +9,7 @@ import type {
 import type { OfflineStore } from "./offline-store.js";
 import {
   COPY_OWNER,
+  copyOwner,
   DEAD_LETTERS,
   type DeadLetter,
   DOUBLE_BOOKINGS,
@@ -18,7 +19,6 @@ import {
   isOwn,
   OUTBOX,
   type OutboxEntry,
-  ownEntries,
 } from "./outbox.js";
 
 /** What one drain did. */
@@ -282,7 +282,11 @@ export async function drainOutbox(
   options?: DrainOptions,
 ): Promise<DrainReport> {
   const { batchSize, parentWaits, stillTheirs = () => true } = limits;
-  const entries = (await ownEntries(store, options)).sort(drainOrder);
+  // Whose entries: the owner's as the drain begins, also in its report if a claim begins meanwhile.
+  const owner = await copyOwner(store, options);
+  const theirs = async () =>
+    (await store.records<OutboxEntry>(OUTBOX, options)).map((r) => r.value).filter((e) => isOwn(e, owner));
+  const entries = (await theirs()).sort(drainOrder);
   const totals: Totals = {
     sent: 0,
     applied: 0,
@@ -329,7 +333,7 @@ export async function drainOutbox(
     await recorded.catch(() => {});
   }
   await recorded;
-  const remaining = (await ownEntries(store, options)).length;
+  const remaining = (await theirs()).length;
   return { ...totals, remaining };
 }
 

@@ -77,9 +77,10 @@ export interface OfflineTier {
    * come back. True when rows of someone else were cleared. Writes go to the outbox as the owner's,
    * and a drain sends only the owner's: a server stamps whoever's session sends a write as its
    * author, so another person's wait for them. A row with another person's unsent edit refuses
-   * an edit here (`conflict`): one entry per row would send both as one person's. A drain, refresh
-   * or absorb begun before the claim does nothing more once it begins (the claim waits for it);
-   * one begun during the claim waits for it to end.
+   * an edit here (`conflict`): one entry per row would send both as one person's. A drain, refresh,
+   * absorb, or dead letter's retry or discard begun before the claim does nothing more once it
+   * begins (the claim waits for it); one begun during the claim waits for it to end, and an offline
+   * write during it is refused (`conflict`). The same person claiming again stops none of it.
    */
   claimCopy(owner: string, options?: CallOptions): Promise<boolean>;
   /** For `RouterHooks.pendingChanges`: the outbox size on `device`, `fallback` elsewhere. */
@@ -148,6 +149,8 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
   // the last one works for the person before it, and stops (its session is about to change, and
   // what it read is not the next person's). One begun after a claim waits for it to end.
   let claims = 0;
+  /** Whom the last claim was for: the same person claiming again stops none of their own work. */
+  let claimant: string | undefined;
   let claimed: Promise<unknown> = Promise.resolve();
   const working = new Set<Promise<unknown>>();
   /** Runs `work` once the claims begun so far have ended; `stillTheirs` is false once another begins. */
@@ -172,6 +175,11 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
   };
 
   const key = (table: string, id: string) => `${table}:${id.toLowerCase()}`;
+  const handedOver = () =>
+    new CvError(
+      "conflict",
+      "[offline] another person began to sign in on this PC meanwhile: nothing was changed",
+    );
   async function deadLetter(table: string, id: string, o?: CallOptions): Promise<DeadLetter> {
     const letters = await ownEntries<DeadLetter>(store, o, DEAD_LETTERS);
     const found = letters.find((letter) => key(letter.table, letter.id) === key(table, id));
@@ -189,19 +197,21 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     pendingCount: async (o) => (await ownEntries(store, o)).length,
     pending: (o) => ownEntries(store, o),
     deadLetters: (o) => ownEntries<DeadLetter>(store, o, DEAD_LETTERS),
-    async retryDeadLetter(table, id, o) {
-      const {
-        code: _code,
-        message: _message,
-        failedAt: _failedAt,
-        parentWaits: _parentWaits,
-        ...entry
-      } = await deadLetter(table, id, o);
-      await store.batch((batch) => {
-        batch.setRecord(DEAD_LETTERS, key(table, id), null);
-        batch.setRecord(OUTBOX, key(table, id), entry);
-      }, o);
-    },
+    retryDeadLetter: (table, id, o) =>
+      afterClaims(async (stillTheirs) => {
+        const {
+          code: _code,
+          message: _message,
+          failedAt: _failedAt,
+          parentWaits: _parentWaits,
+          ...entry
+        } = await deadLetter(table, id, o);
+        await store.batch((batch) => {
+          if (!stillTheirs()) throw handedOver();
+          batch.setRecord(DEAD_LETTERS, key(table, id), null);
+          batch.setRecord(OUTBOX, key(table, id), entry);
+        }, o);
+      }),
     doubleBookings: async (o) => {
       const owner = await copyOwner(store, o);
       return (await store.records<DoubleBookingNotice>(DOUBLE_BOOKINGS, o))
@@ -211,7 +221,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     },
     async settleDoubleBooking(bookingId, otherId, o) {
       const wanted = doubleBookingKey({ bookingId: bookingId.toLowerCase(), otherId: otherId.toLowerCase() });
-      if (!(await store.records(DOUBLE_BOOKINGS, o)).some((r) => r.key === wanted)) {
+      if (!(await tier.doubleBookings(o)).some((notice) => doubleBookingKey(notice) === wanted)) {
         throw new CvError(
           "not_found",
           `[offline] no double booking of ${bookingId} with ${otherId}; list them with doubleBookings()`,
@@ -219,17 +229,21 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       }
       await store.batch((batch) => batch.setRecord(DOUBLE_BOOKINGS, wanted, null), o);
     },
-    async discardDeadLetter(table, id, from, o) {
-      const letter = await deadLetter(table, id, o);
-      const server = await from.table(letter.table).get(letter.id, o);
-      await store.batch((batch) => {
-        batch.setRecord(DEAD_LETTERS, key(table, id), null);
-        if (server) batch.putVerbatim(letter.table, server);
-        else if (batch.get(letter.table, letter.id)) batch.deleteVerbatim(letter.table, letter.id);
-      }, o);
-    },
+    discardDeadLetter: (table, id, from, o) =>
+      afterClaims(async (stillTheirs) => {
+        const letter = await deadLetter(table, id, o);
+        const server = await from.table(letter.table).get(letter.id, o);
+        await store.batch((batch) => {
+          // The server's row was read with this person's session: not for the next one's copy.
+          if (!stillTheirs()) throw handedOver();
+          batch.setRecord(DEAD_LETTERS, key(table, id), null);
+          if (server) batch.putVerbatim(letter.table, server);
+          else if (batch.get(letter.table, letter.id)) batch.deleteVerbatim(letter.table, letter.id);
+        }, o);
+      }),
     drain(applier, o) {
-      draining ??= syncing(
+      if (draining) return draining;
+      const run: Promise<DrainReport> = syncing(
         () =>
           afterClaims((stillTheirs) =>
             drainOutbox(
@@ -242,9 +256,10 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
           ),
         (report) => report.remaining === 0,
       ).finally(() => {
-        draining = null;
+        if (draining === run) draining = null;
       });
-      return draining;
+      draining = run;
+      return run;
     },
     async absorb(writes, o) {
       let [stored, kept, left] = [0, 0, 0];
@@ -300,7 +315,12 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     },
     syncState: () => ({ isSyncing: running > 0, lastSyncAt }),
     claimCopy(owner, o) {
-      claims++;
+      if (owner !== claimant) {
+        claims++;
+        // A drain asked for from now on is a new one, after the claim: the one running stops.
+        draining = null;
+      }
+      claimant = owner;
       const before = [...working];
       const claim = claimed.then(() =>
         claimCache(store, owner, config.pageSize, o, () => Promise.allSettled(before)),

@@ -8,6 +8,8 @@ export const DEAD_LETTERS = "cv-dead-letters";
 export const DOUBLE_BOOKINGS = "cv-double-bookings";
 /** Whose copy the file holds (`claimCopy`), under the key "owner". */
 export const COPY_OWNER = "cv-cache-owner";
+/** In {@link COPY_OWNER}: who a claim under way makes the copy's owner. Offline writes wait for it. */
+export const CLAIMING = "claiming";
 /**
  * Rows with a person's unsent edits, and the parents they need, put aside while someone else's
  * copy is in the file (`claimCopy`): the other person never reads them, and they come back when
@@ -46,8 +48,8 @@ export interface OutboxEntry {
   readonly parentWaits?: number;
   /**
    * Whose copy it was written on (the person signed in). A server takes it only with that
-   * person's session: it waits while someone else works on this PC. Absent: written before the
-   * file had an owner.
+   * person's session: it waits while someone else works on this PC. Absent: written while the file
+   * had no owner; the next claim makes it the leaving person's, or the first owner's.
    */
   readonly author?: string;
 }
@@ -106,6 +108,12 @@ const SYNCED = new Set<string>(SYNCED_TABLES);
  * nothing to send; a new edit of a dead-lettered row takes it back into the outbox (a retry).
  */
 export function recordOfflineChanges(batch: StoreBatch, now: string): void {
+  if (batch.getRecord(COPY_OWNER, CLAIMING) !== null) {
+    throw new CvError(
+      "conflict",
+      "[offline] a sign-in is changing whose copy this PC holds: the write was not made; make it once the sign-in ends",
+    );
+  }
   const author = batch.getRecord<string>(COPY_OWNER, "owner");
   for (const change of batch.changes()) {
     if (!SYNCED.has(change.table)) continue;

@@ -75,6 +75,34 @@ function slowList(source: DataSource, table: TableName) {
   return { source: slowed, release, started };
 }
 
+/** `source`, its `get` of `table` held until `release()`. */
+function slowGet(source: DataSource, table: TableName) {
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let entered = () => {};
+  const started = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  const slowed: DataSource = {
+    ...source,
+    table: ((name: TableName) => {
+      const repository = source.table(name);
+      if (name !== table) return repository;
+      return {
+        ...repository,
+        get: async (...args: Parameters<typeof repository.get>) => {
+          entered();
+          await gate;
+          return repository.get(...args);
+        },
+      };
+    }) as DataSource["table"],
+  };
+  return { source: slowed, release, started };
+}
+
 /** Person A's copy, refreshed, with their unsent edit of the patient's phone. */
 async function editedByA(): Promise<string> {
   expect(await tier.claimCopy("person-a")).toBe(false);
@@ -201,6 +229,104 @@ describe("whose offline copy", () => {
     await tier.claimCopy("person-a");
     expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
     expect((await tier.source.table("appointments").get(graph.appointments.id))?.reason).toBe("Revisión");
+  });
+
+  it("A's sign-in shows nothing of B's copy: B's unsent edit of a parent of A's edited row stays B's", async () => {
+    await tier.claimCopy("person-a");
+    await tier.refresh(server);
+    await tier.source.table("appointments").update(graph.appointments.id, { reason: "Revisión A" });
+    await tier.claimCopy("person-b");
+    await tier.refresh(server);
+    // B sees the appointment as the server has it, and edits its patient.
+    expect((await tier.source.table("appointments").get(graph.appointments.id))?.reason).toBe(
+      graph.appointments.reason,
+    );
+    await tier.source.table("patients").update(graph.patients.id, { phone: "55 1111 2222" });
+    await tier.claimCopy("person-a");
+    expect((await tier.source.table("appointments").get(graph.appointments.id))?.reason).toBe("Revisión A");
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe(graph.patients.phone);
+    await tier.claimCopy("person-b");
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 1111 2222");
+    expect(await tier.pending()).toMatchObject([{ table: "patients", author: "person-b" }]);
+  });
+
+  it("an offline write while a sign-in changes whose copy it is, is refused, not lost", async () => {
+    await tier.claimCopy("person-a");
+    const slow = slowList(server, "appointments");
+    const refreshing = tier.refresh(slow.source);
+    await slow.started;
+    const claiming = tier.claimCopy("person-b");
+    // The claim waits for A's refresh to stop; the copy is nobody's meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect(
+      tier.source.table("rooms").insert({ ...graph.rooms, id: randomUUID(), name: "Sala nueva" } as never),
+    ).rejects.toMatchObject({ code: "conflict", message: expect.stringContaining("a sign-in") });
+    slow.release();
+    await refreshing.catch(() => {});
+    await claiming;
+    expect(await tier.pending()).toEqual([]);
+    await tier.refresh(server);
+    const room = await tier.source
+      .table("rooms")
+      .insert({ ...graph.rooms, id: randomUUID(), name: "Sala nueva" } as never);
+    expect(await tier.pending()).toMatchObject([{ id: room.id, author: "person-b" }]);
+  });
+
+  it("the same person signing in again stops none of their own work", async () => {
+    await tier.claimCopy("person-a");
+    const slow = slowList(server, "appointments");
+    const refreshing = tier.refresh(slow.source);
+    await slow.started;
+    expect(await tier.claimCopy("person-a")).toBe(false);
+    slow.release();
+    expect((await refreshing).fetchedByTable.appointments).toBe(1);
+  });
+
+  it("another person's double booking is neither listed nor settled", async () => {
+    await tier.claimCopy("person-a");
+    const notice = {
+      bookingId: graph.appointments.id,
+      otherId: randomUUID(),
+      shared: ["doctor_id"],
+      foundAt: new Date().toISOString(),
+      author: "person-a",
+    };
+    await store.batch((batch) =>
+      batch.setRecord("cv-double-bookings", `${notice.bookingId}:${notice.otherId}`, notice),
+    );
+    await tier.claimCopy("person-b");
+    expect(await tier.doubleBookings()).toEqual([]);
+    await expect(tier.settleDoubleBooking(notice.bookingId, notice.otherId)).rejects.toMatchObject({
+      code: "not_found",
+    });
+    await tier.claimCopy("person-a");
+    expect(await tier.doubleBookings()).toEqual([notice]);
+  });
+
+  it("a dead letter discarded as another person signs in leaves their copy alone", async () => {
+    await editedByA();
+    const [entry] = await tier.pending();
+    await store.batch((batch) => {
+      batch.setRecord("cv-outbox", `patients:${graph.patients.id}`, null);
+      batch.setRecord("cv-dead-letters", `patients:${graph.patients.id}`, {
+        ...entry,
+        code: "constraint",
+        message: "refused",
+        failedAt: new Date().toISOString(),
+      });
+    });
+    // What A's session reads of the patient, slowly.
+    const asA = slowGet(server, "patients");
+    const discarding = tier.discardDeadLetter("patients", graph.patients.id, asA.source);
+    await asA.started;
+    const claiming = tier.claimCopy("person-b");
+    asA.release();
+    await expect(discarding).rejects.toMatchObject({ code: "conflict" });
+    await claiming;
+    expect(await tier.source.table("patients").get(graph.patients.id)).toBeNull();
+    await tier.claimCopy("person-a");
+    expect(await tier.deadLetters()).toMatchObject([{ id: graph.patients.id }]);
+    expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
   });
 
   it("another person's dead letters are neither listed, retried nor discarded", async () => {

@@ -164,6 +164,27 @@ describe("offline writes drain to the clinic server", () => {
     }
   });
 
+  it("a drain asked for while another person signs in is theirs, after the claim, not the one that stopped", async () => {
+    const [first, second] = [randomUUID(), randomUUID()];
+    await pc.tier.claimCopy(second);
+    await pc.tier.refresh(clinic.source);
+    const theirs = await pc.tier.source.table("patients").insert(newPatient());
+    await pc.tier.claimCopy(first);
+    await pc.tier.refresh(clinic.source);
+    await pc.tier.source.table("patients").insert(newPatient());
+    const held = heldApplier();
+    const stopping = pc.tier.drain(held.applier);
+    await held.started;
+    const claiming = pc.tier.claimCopy(second);
+    const next = pc.tier.drain(clinic.applier);
+    held.release();
+    await claiming;
+    expect(await next).toMatchObject({ sent: 1, remaining: 0 });
+    expect(await stopping).toMatchObject({ sent: 1, remaining: 0 });
+    expect(await rowOf(clinic.node.sql, "patients", theirs.id)).toMatchObject({ version: theirs.version });
+    expect(await pc.tier.pendingCount()).toBe(0);
+  });
+
   it("the delete a drain records (a row deleted while its insert was on the server) stays its author's", async () => {
     const [first, second] = [randomUUID(), randomUUID()];
     await pc.tier.claimCopy(first);
