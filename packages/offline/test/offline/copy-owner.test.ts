@@ -1,15 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { createSqliteSource, type SqliteSource } from "@centrovision/adapter-sqlite";
-import {
-  createMemorySource,
-  type DataSource,
-  type MemorySource,
-  TABLE_NAMES,
-  type TableName,
-} from "@centrovision/core";
+import { createMemorySource, type MemorySource, TABLE_NAMES } from "@centrovision/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createOfflineTier, type OfflineTier, OTHER_PERSONS_EDIT } from "../../src/index.js";
-import { type PcFiles, pcFiles, todayClinic } from "./support.js";
+import { type PcFiles, pcFiles, slowed, todayClinic } from "./support.js";
 
 /*
  * The PC's offline copy belongs to one person: when another signs in, what was fetched for the
@@ -47,60 +41,19 @@ afterEach(async () => {
   await files.remove();
 });
 
-/** `source`, its `list` of `table` held until `release()` (a slow server in the middle of a refresh). */
-function slowList(source: DataSource, table: TableName) {
-  let release = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
+/** Person A's edit of the patient's phone, refused by a server for good (as a drain records it). */
+async function deadLetteredByA(): Promise<void> {
+  await editedByA();
+  const [entry] = await tier.pending();
+  await store.batch((batch) => {
+    batch.setRecord("cv-outbox", `patients:${graph.patients.id}`, null);
+    batch.setRecord("cv-dead-letters", `patients:${graph.patients.id}`, {
+      ...entry,
+      code: "constraint",
+      message: "refused",
+      failedAt: new Date().toISOString(),
+    });
   });
-  let entered = () => {};
-  const started = new Promise<void>((resolve) => {
-    entered = resolve;
-  });
-  const slowed: DataSource = {
-    ...source,
-    table: ((name: TableName) => {
-      const repository = source.table(name);
-      if (name !== table) return repository;
-      return {
-        ...repository,
-        list: async (...args: Parameters<typeof repository.list>) => {
-          entered();
-          await gate;
-          return repository.list(...args);
-        },
-      };
-    }) as DataSource["table"],
-  };
-  return { source: slowed, release, started };
-}
-
-/** `source`, its `get` of `table` held until `release()`. */
-function slowGet(source: DataSource, table: TableName) {
-  let release = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let entered = () => {};
-  const started = new Promise<void>((resolve) => {
-    entered = resolve;
-  });
-  const slowed: DataSource = {
-    ...source,
-    table: ((name: TableName) => {
-      const repository = source.table(name);
-      if (name !== table) return repository;
-      return {
-        ...repository,
-        get: async (...args: Parameters<typeof repository.get>) => {
-          entered();
-          await gate;
-          return repository.get(...args);
-        },
-      };
-    }) as DataSource["table"],
-  };
-  return { source: slowed, release, started };
 }
 
 /** Person A's copy, refreshed, with their unsent edit of the patient's phone. */
@@ -202,7 +155,7 @@ describe("whose offline copy", () => {
       .table("patients")
       .insert({ ...graph.patients, id: randomUUID(), document_id: document } as never);
     await tier.claimCopy("person-a");
-    const slow = slowList(server, "appointments");
+    const slow = slowed(server, "appointments", "list");
     const refreshing = tier.refresh(slow.source);
     await slow.started;
     const claiming = tier.claimCopy("person-b");
@@ -252,7 +205,7 @@ describe("whose offline copy", () => {
 
   it("an offline write while a sign-in changes whose copy it is, is refused, not lost", async () => {
     await tier.claimCopy("person-a");
-    const slow = slowList(server, "appointments");
+    const slow = slowed(server, "appointments", "list");
     const refreshing = tier.refresh(slow.source);
     await slow.started;
     const claiming = tier.claimCopy("person-b");
@@ -274,7 +227,7 @@ describe("whose offline copy", () => {
 
   it("the same person signing in again stops none of their own work", async () => {
     await tier.claimCopy("person-a");
-    const slow = slowList(server, "appointments");
+    const slow = slowed(server, "appointments", "list");
     const refreshing = tier.refresh(slow.source);
     await slow.started;
     expect(await tier.claimCopy("person-a")).toBe(false);
@@ -304,19 +257,9 @@ describe("whose offline copy", () => {
   });
 
   it("a dead letter discarded as another person signs in leaves their copy alone", async () => {
-    await editedByA();
-    const [entry] = await tier.pending();
-    await store.batch((batch) => {
-      batch.setRecord("cv-outbox", `patients:${graph.patients.id}`, null);
-      batch.setRecord("cv-dead-letters", `patients:${graph.patients.id}`, {
-        ...entry,
-        code: "constraint",
-        message: "refused",
-        failedAt: new Date().toISOString(),
-      });
-    });
+    await deadLetteredByA();
     // What A's session reads of the patient, slowly.
-    const asA = slowGet(server, "patients");
+    const asA = slowed(server, "patients", "get");
     const discarding = tier.discardDeadLetter("patients", graph.patients.id, asA.source);
     await asA.started;
     const claiming = tier.claimCopy("person-b");
@@ -330,18 +273,7 @@ describe("whose offline copy", () => {
   });
 
   it("another person's dead letters are neither listed, retried nor discarded", async () => {
-    await editedByA();
-    const [entry] = await tier.pending();
-    // A server refused A's edit for good (as a drain records it).
-    await store.batch((batch) => {
-      batch.setRecord("cv-outbox", `patients:${graph.patients.id}`, null);
-      batch.setRecord("cv-dead-letters", `patients:${graph.patients.id}`, {
-        ...entry,
-        code: "constraint",
-        message: "refused",
-        failedAt: new Date().toISOString(),
-      });
-    });
+    await deadLetteredByA();
     expect(await tier.deadLetters()).toHaveLength(1);
     await tier.claimCopy("person-b");
     expect(await tier.deadLetters()).toEqual([]);

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { CvError } from "@centrovision/core";
 import { rowOf, update } from "@centrovision/testkit/nodes";
 import { describe, expect, it, vi } from "vitest";
-import type { ClientApplier } from "../../src/index.js";
-import { openTier, pcFiles, useClinicServer, useTodayCopy } from "./support.js";
+import type { ClientApplier, OfflineTier } from "../../src/index.js";
+import { gate, openTier, pcFiles, useClinicServer, useTodayCopy } from "./support.js";
 
 /*
  * The PC works offline on its SQLite copy, then drains to the clinic server through
@@ -104,35 +104,43 @@ describe("offline writes drain to the clinic server", () => {
 
   /** The clinic server's applier, its first call held until `release()`; counts calls made after `late()`. */
   function heldApplier() {
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let entered = () => {};
-    const started = new Promise<void>((resolve) => {
-      entered = resolve;
-    });
+    const held = gate();
     const counts = { calls: 0, late: 0, lateFrom: Number.POSITIVE_INFINITY };
     const applier: ClientApplier = {
       ...clinic.applier,
       apply: async (writes, options) => {
         if (++counts.calls > counts.lateFrom) counts.late++;
         const applied = clinic.applier.apply(writes, options);
-        if (counts.calls === 1) {
-          entered();
-          await gate;
-        }
+        if (counts.calls === 1) await held.wait();
         return applied;
       },
     };
-    return { applier, release, started, counts, late: () => (counts.lateFrom = counts.calls) };
+    return { applier, ...held, counts, late: () => (counts.lateFrom = counts.calls) };
+  }
+
+  /** A PC of its own for one test (this branch, not refreshed), draining `drainBatchSize` entries a call. */
+  async function ownPc(drainBatchSize: number, work: (tier: OfflineTier) => Promise<void>): Promise<void> {
+    const files = await pcFiles();
+    const tier = await openTier(files, { branchId: pc.graph.branches.id }, { drainBatchSize });
+    try {
+      await work(tier);
+    } finally {
+      await tier.close();
+      await files.remove();
+    }
+  }
+
+  async function expectOnClinic(patients: readonly { id: string; version: string }[]): Promise<void> {
+    for (const patient of patients) {
+      expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({
+        version: patient.version,
+      });
+    }
   }
 
   it("a drain running as another person signs in sends nothing more, loses nothing, and the rest goes with its author", async () => {
     const [first, second] = [randomUUID(), randomUUID()];
-    const files = await pcFiles();
-    const tier = await openTier(files, { branchId: pc.graph.branches.id }, { drainBatchSize: 1 });
-    try {
+    await ownPc(1, async (tier) => {
       await tier.claimCopy(first);
       await tier.refresh(clinic.source);
       const written = [];
@@ -153,15 +161,8 @@ describe("offline writes drain to the clinic server", () => {
       await tier.claimCopy(first);
       expect(await tier.pendingCount()).toBe(2);
       expect(await tier.drain(clinic.applier)).toMatchObject({ sent: 2, remaining: 0 });
-      for (const patient of written) {
-        expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({
-          version: patient.version,
-        });
-      }
-    } finally {
-      await tier.close();
-      await files.remove();
-    }
+      await expectOnClinic(written);
+    });
   });
 
   it("a drain asked for while another person signs in is theirs, after the claim, not the one that stopped", async () => {
@@ -576,9 +577,7 @@ describe("offline writes drain to the clinic server", () => {
     });
   });
   it("a server that stops answering mid-drain keeps the batches it committed out of the outbox, the rest sent next time", async () => {
-    const files = await pcFiles();
-    const tier = await openTier(files, { branchId: pc.graph.branches.id }, { drainBatchSize: 2 });
-    try {
+    await ownPc(2, async (tier) => {
       await tier.refresh(clinic.source);
       const written = [];
       for (let n = 0; n < 5; n++) written.push(await tier.source.table("patients").insert(newPatient()));
@@ -593,14 +592,7 @@ describe("offline writes drain to the clinic server", () => {
       await expect(tier.drain(failing)).rejects.toMatchObject({ code: "unavailable" });
       expect(await tier.pendingCount()).toBe(3);
       expect(await tier.drain(clinic.applier)).toMatchObject({ applied: 3, remaining: 0 });
-      for (const patient of written) {
-        expect(await rowOf(clinic.node.sql, "patients", patient.id)).toMatchObject({
-          version: patient.version,
-        });
-      }
-    } finally {
-      await tier.close();
-      await files.remove();
-    }
+      await expectOnClinic(written);
+    });
   });
 });

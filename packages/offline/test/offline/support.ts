@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresSource } from "@centrovision/adapter-postgres";
 import { createSqliteSource } from "@centrovision/adapter-sqlite";
+import type { DataSource, TableName } from "@centrovision/core";
 import { startLocalSupabase } from "@centrovision/testkit";
 import {
   type Consultation,
@@ -150,4 +151,45 @@ export function useTodayCopy(server: ClinicServer): {
     await state.files.remove();
   });
   return state;
+}
+
+/** A gate: `wait()` marks it `started` and holds until `release()`. */
+export function gate() {
+  let release = () => {};
+  const open = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let enter = () => {};
+  const started = new Promise<void>((resolve) => {
+    enter = resolve;
+  });
+  return {
+    release,
+    started,
+    wait: async () => {
+      enter();
+      await open;
+    },
+  };
+}
+
+/** `source`, its `method` of `table` held at a gate until `release()`: a slow server. */
+export function slowed(source: DataSource, table: TableName, method: "list" | "get") {
+  const held = gate();
+  const slow: DataSource = {
+    ...source,
+    table: ((name: TableName) => {
+      const repository = source.table(name);
+      if (name !== table) return repository;
+      const call = repository[method] as (...args: unknown[]) => Promise<unknown>;
+      return {
+        ...repository,
+        [method]: async (...args: unknown[]) => {
+          await held.wait();
+          return call(...args);
+        },
+      };
+    }) as DataSource["table"],
+  };
+  return { source: slow, release: held.release, started: held.started };
 }
