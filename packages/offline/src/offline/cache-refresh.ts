@@ -1,6 +1,5 @@
 import {
   type CallOptions,
-  CvError,
   type DataSource,
   type ListQuery,
   TABLE_NAMES,
@@ -28,6 +27,7 @@ import {
   entryKey,
   HELD_ROWS,
   type HeldRow,
+  handedOver,
   heldRowKey,
   OUTBOX,
   type OutboxEntry,
@@ -170,7 +170,7 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
   let written = await copyMissingParents(context, table, rows);
   for (const chunk of chunks(rows, WRITE_BATCH)) {
     written += await store.batch((batch) => {
-      if (!context.stillTheirs()) throw handedOver();
+      if (!context.stillTheirs()) throw handedOver("the copy's refresh");
       let count = 0;
       const newer = context.newer();
       for (const row of chunk) {
@@ -277,7 +277,7 @@ export async function refreshCache(
   const kept = await keepParents(store, selected, held, config.pageSize, options);
   const evicted = await evict(store, kept, options, { newer, stillTheirs });
   await store.batch((batch) => {
-    if (!stillTheirs()) throw handedOver();
+    if (!stillTheirs()) throw handedOver("the copy's refresh");
     for (const [table, value] of nextState) batch.setRecord(CACHE_STATE, table, value);
   }, options);
   const rows = {} as Record<TableName, number>;
@@ -289,12 +289,6 @@ export async function refreshCache(
 async function ownEdits(store: OfflineStore, options: CallOptions | undefined): Promise<OutboxEntry[]> {
   return [...(await ownEntries(store, options)), ...(await ownEntries(store, options, DEAD_LETTERS))];
 }
-
-const handedOver = () =>
-  new CvError(
-    "conflict",
-    "[offline] another person began to sign in on this PC during the copy's refresh: it stopped, and their refresh fills the copy",
-  );
 
 const keysOf = (entries: readonly OutboxEntry[]) => new Set(entries.map((e) => entryKey(e.table, e.id)));
 
@@ -443,7 +437,7 @@ async function evict(
       .map((row) => row.id);
     for (const chunk of chunks(gone, WRITE_BATCH)) {
       await store.batch((batch) => {
-        if (refresh && !refresh.stillTheirs()) throw handedOver();
+        if (refresh && !refresh.stillTheirs()) throw handedOver("the copy's refresh");
         for (const id of chunk) batch.deleteVerbatim(table, id);
       }, options);
     }

@@ -15,6 +15,7 @@ import {
   DOUBLE_BOOKINGS,
   type DoubleBookingNotice,
   doubleBookingKey,
+  entriesOf,
   entryKey,
   isOwn,
   OUTBOX,
@@ -191,8 +192,8 @@ async function recordBatch(
   totals.doubleBookings += result.doubleBookings.length;
   await store.batch((batch) => {
     const owner = batch.getRecord<string>(COPY_OWNER, "owner");
+    const author = sent[0]?.entry.author;
     for (const found of result.doubleBookings) {
-      const author = sent[0]?.entry.author;
       const notice: DoubleBookingNotice = { ...found, foundAt: failedAt, ...(author && { author }) };
       batch.setRecord(DOUBLE_BOOKINGS, doubleBookingKey(found), notice);
     }
@@ -284,9 +285,7 @@ export async function drainOutbox(
   const { batchSize, parentWaits, stillTheirs = () => true } = limits;
   // Whose entries: the owner's as the drain begins, also in its report if a claim begins meanwhile.
   const owner = await copyOwner(store, options);
-  const theirs = async () =>
-    (await store.records<OutboxEntry>(OUTBOX, options)).map((r) => r.value).filter((e) => isOwn(e, owner));
-  const entries = (await theirs()).sort(drainOrder);
+  const entries = (await entriesOf(store, owner, OUTBOX, options)).sort(drainOrder);
   const totals: Totals = {
     sent: 0,
     applied: 0,
@@ -333,7 +332,7 @@ export async function drainOutbox(
     await recorded.catch(() => {});
   }
   await recorded;
-  const remaining = (await theirs()).length;
+  const remaining = (await entriesOf(store, owner, OUTBOX, options)).length;
   return { ...totals, remaining };
 }
 

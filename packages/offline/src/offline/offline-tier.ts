@@ -23,6 +23,7 @@ import {
   DOUBLE_BOOKINGS,
   type DoubleBookingNotice,
   doubleBookingKey,
+  handedOver,
   isOwn,
   OUTBOX,
   type OutboxEntry,
@@ -175,11 +176,6 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
   };
 
   const key = (table: string, id: string) => `${table}:${id.toLowerCase()}`;
-  const handedOver = () =>
-    new CvError(
-      "conflict",
-      "[offline] another person began to sign in on this PC meanwhile: nothing was changed",
-    );
   async function deadLetter(table: string, id: string, o?: CallOptions): Promise<DeadLetter> {
     const letters = await ownEntries<DeadLetter>(store, o, DEAD_LETTERS);
     const found = letters.find((letter) => key(letter.table, letter.id) === key(table, id));
@@ -207,7 +203,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
           ...entry
         } = await deadLetter(table, id, o);
         await store.batch((batch) => {
-          if (!stillTheirs()) throw handedOver();
+          if (!stillTheirs()) throw handedOver("this change to a refused write");
           batch.setRecord(DEAD_LETTERS, key(table, id), null);
           batch.setRecord(OUTBOX, key(table, id), entry);
         }, o);
@@ -235,7 +231,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
         const server = await from.table(letter.table).get(letter.id, o);
         await store.batch((batch) => {
           // The server's row was read with this person's session: not for the next one's copy.
-          if (!stillTheirs()) throw handedOver();
+          if (!stillTheirs()) throw handedOver("this change to a refused write");
           batch.setRecord(DEAD_LETTERS, key(table, id), null);
           if (server) batch.putVerbatim(letter.table, server);
           else if (batch.get(letter.table, letter.id)) batch.deleteVerbatim(letter.table, letter.id);

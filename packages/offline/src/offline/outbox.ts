@@ -63,9 +63,28 @@ export async function copyOwner(
   return owner?.value ?? null;
 }
 
+/** Why work begun for one person stopped: another person's claim of the copy began meanwhile. */
+export const handedOver = (what: string) =>
+  new CvError(
+    "conflict",
+    `[offline] another person began to sign in on this PC during ${what}, which stopped: the copy is theirs now`,
+  );
+
 /** Whether `owner` may send the entry: theirs, or written before the file had an owner. */
 export const isOwn = (entry: Pick<OutboxEntry, "author">, owner: string | null) =>
   entry.author === undefined || entry.author === owner;
+
+/** The entries of `collection` (the outbox, or the dead letters) `owner` may send. */
+export async function entriesOf<T extends OutboxEntry = OutboxEntry>(
+  store: Pick<OfflineStore, "records">,
+  owner: string | null,
+  collection: typeof OUTBOX | typeof DEAD_LETTERS = OUTBOX,
+  options?: CallOptions,
+): Promise<T[]> {
+  return (await store.records<T>(collection, options))
+    .map((r) => r.value)
+    .filter((entry) => isOwn(entry, owner));
+}
 
 /** The entries of `collection` (the outbox, or the dead letters) the copy's owner may send. */
 export async function ownEntries<T extends OutboxEntry = OutboxEntry>(
@@ -73,10 +92,7 @@ export async function ownEntries<T extends OutboxEntry = OutboxEntry>(
   options?: CallOptions,
   collection: typeof OUTBOX | typeof DEAD_LETTERS = OUTBOX,
 ): Promise<T[]> {
-  const owner = await copyOwner(store, options);
-  return (await store.records<T>(collection, options))
-    .map((r) => r.value)
-    .filter((entry) => isOwn(entry, owner));
+  return entriesOf<T>(store, await copyOwner(store, options), collection, options);
 }
 
 /** A write a server refused for good: kept with the reason until a person retries or discards it. */
