@@ -1,5 +1,17 @@
 -- The sync's apply (0007, 0008, 0013; packages/sync-engine/PROTOCOL.md is the specification).
 
+-- Refuses a batch whose rows would hold a unique key (p_constraint, p_detail) twice: the same
+-- record, registered on each side under its own id (CV004).
+CREATE OR REPLACE FUNCTION cv_sync.duplicate_record(p_table text, p_detail text, p_constraint text) RETURNS void
+  LANGUAGE plpgsql
+  SET search_path = ''
+AS $$
+BEGIN
+  RAISE EXCEPTION 'cannot apply % rows: % (%); the same record exists twice under different ids', p_table, p_detail, p_constraint
+    USING ERRCODE = 'CV004', HINT = 'merge or correct one of the two records on either side, then sync again';
+END
+$$;
+
 -- Writes rows verbatim ('insert' or 'update'; their ids locked or absent). A missing parent that
 -- this node deleted is restored (the delete loses to a row that still needs it); a parent never
 -- seen is SQLSTATE 23503: it is in the source's log beyond this page (a child written by a
@@ -45,8 +57,7 @@ BEGIN
           RAISE EXCEPTION 'rows of % were written concurrently with this apply', p_table
             USING ERRCODE = 'serialization_failure', HINT = 'retry the batch';
         END IF;
-        RAISE EXCEPTION 'cannot apply % rows: % (%); the same record exists twice under different ids', p_table, v_detail, v_constraint
-          USING ERRCODE = 'CV004', HINT = 'merge or correct one of the two records on either side, then sync again';
+        PERFORM cv_sync.duplicate_record(p_table, v_detail, v_constraint);
     END;
   END LOOP;
 END
@@ -474,17 +485,32 @@ END
 $$;
 
 -- Applies collapsed changes (cv_sync.apply_received: 0008's apply_changes, renamed by 0013), then
--- the evictions that waited (0013).
+-- the evictions that waited (0013). The unique keys are checked once all of them are written
+-- (0021): a page holds each row's last image, and a key its transaction moved from one row to
+-- another (a swap) is held by the first row until the second is written, whichever comes first.
+-- Every deferrable constraint here is such a key (0021), so ALL names them.
 CREATE OR REPLACE FUNCTION cv_sync.apply_changes(p_source uuid, p_changes cv_sync.change[], p_catchup boolean, p_log boolean)
   RETURNS jsonb
   LANGUAGE plpgsql
   SET search_path = ''
 AS $$
 DECLARE
-  v_result jsonb := cv_sync.apply_received(p_source, p_changes, p_catchup, p_log);
+  v_result jsonb;
+  v_table text;
+  v_detail text;
+  v_constraint text;
 BEGIN
-  RETURN v_result || jsonb_build_object('evicted',
+  SET CONSTRAINTS ALL DEFERRED;
+  v_result := cv_sync.apply_received(p_source, p_changes, p_catchup, p_log);
+  v_result := v_result || jsonb_build_object('evicted',
     (v_result ->> 'evicted')::bigint + cv_sync.evict_deferred(p_changes));
+  BEGIN
+    SET CONSTRAINTS ALL IMMEDIATE;
+  EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS v_table = TABLE_NAME, v_detail = PG_EXCEPTION_DETAIL, v_constraint = CONSTRAINT_NAME;
+    PERFORM cv_sync.duplicate_record(v_table, v_detail, v_constraint);
+  END;
+  RETURN v_result;
 END
 $$;
 
@@ -543,7 +569,7 @@ $$;
 -- before p_expected) is also written before the cursor is locked, in a subtransaction, and kept
 -- only if, once the batch ahead has committed, the cursor is where it expects and
 -- cv_sync.written_early_holds: otherwise it is rolled back and written again after the lock, as
--- is one that met a row or a parent of the batch ahead (23503, 40001, 40P01). Five pages of 2,000
+-- is one that met a row, a parent or a key of the batch ahead (23503, 40001, 40P01, CV004). Five pages of 2,000
 -- changes sent one behind the other to a clinic server alone: 773-811 ms this way against 910-957
 -- (December 2026). Not on the cloud, whose scopes and judgement of a node credential's rows read
 -- other rows than a batch's own, and not for a batch that resolves a conflict.
@@ -588,7 +614,8 @@ BEGIN
           RAISE EXCEPTION 'written early, to be written again' USING ERRCODE = 'CVX01';
         END IF;
         v_early := 'kept';
-      EXCEPTION WHEN SQLSTATE 'CVX01' OR foreign_key_violation OR serialization_failure OR deadlock_detected THEN
+      EXCEPTION WHEN SQLSTATE 'CVX01' OR SQLSTATE 'CV004' OR foreign_key_violation OR serialization_failure
+        OR deadlock_detected THEN
         v_result := NULL;
         v_early := 'again';
       END;

@@ -7,6 +7,7 @@ import {
   rowOf,
   update,
 } from "@centrovision/testkit/nodes";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SyncEngine } from "../src/index.js";
 import { checksums, createSyncPair, duplicateLogEntries, type SyncPair } from "./support/sync-pair.js";
@@ -202,5 +203,44 @@ describe("sync engine between a local Supabase and a clinic server", () => {
     expect(settled).toMatchObject({ status: "resolved" });
     const [onCloud] = await conflictsOf(pair.cloud, row.id);
     expect(onCloud?.status).toBe("resolved");
+  });
+
+  it("applies a round of document numbers among patients both ways, also when a page ends inside it", async () => {
+    // Pages of one change: a transaction of three is split (PROTOCOL.md, cv_sync_pull), and an
+    // engine of its own, one per pair.
+    const paged = await createSyncPair();
+    try {
+      const small = paged.engine({ pageSize: 1 });
+      const base = consultation();
+      await insertConsultation(paged.cloud.sql, base);
+      const tag = base.branches.id.slice(0, 8).toUpperCase();
+      const documents = [1, 2, 3].map((n) => `ROUND-${n}-${tag}`);
+      const rows = documents.map((document_id, i) => ({
+        ...patient(base.branches.id, `Ronda ${i}`),
+        document_id,
+      }));
+      for (const row of rows) await insert(paged.cloud.sql, "patients", row);
+      expect((await small.syncNow()).lastError).toBeNull();
+      const ids = rows.map((row) => row.id as string);
+      // Each takes the next one's number, in one statement: the keys are checked at its end, so
+      // the source takes it; on the target, a row's new image meets the next row's old key until
+      // that one is written too.
+      const round = (sql: postgres.Sql) => sql`
+        update patients p set document_id = o.document_id
+        from (values (${ids[0]}::uuid, ${ids[1]}::uuid), (${ids[1]}, ${ids[2]}), (${ids[2]}, ${ids[0]})) m(id, next)
+        join patients o on o.id = m.next
+        where p.id = m.id`;
+      const documentOf = async (sql: postgres.Sql) =>
+        (await rowOf(sql, "patients", ids[0] as string))?.document_id;
+      await round(paged.cloud.sql);
+      expect(await small.syncNow()).toMatchObject({ lastError: null, blocked: [] });
+      expect(await documentOf(paged.clinic.sql)).toBe(documents[1]);
+      await round(paged.clinic.sql);
+      expect(await small.syncNow()).toMatchObject({ lastError: null, blocked: [], pendingUp: 0 });
+      expect(await documentOf(paged.cloud.sql)).toBe(documents[2]);
+      expect(await checksums(paged.clinic.sql)).toEqual(await checksums(paged.cloud.sql));
+    } finally {
+      await paged.close();
+    }
   });
 });

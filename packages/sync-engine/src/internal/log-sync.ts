@@ -220,8 +220,14 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       }
       lastSettled = ctx.now();
       // A child written by a transaction with a lower id than its parent's sits before the parent
-      // in the log; a larger page takes both into one batch. Past the horizon it must wait.
-      if (isSyncError(error, "missing_parent") && flight.page.hasMore && flight.limit < ctx.maxPageSize) {
+      // in the log; a larger page takes both into one batch. Past the horizon it must wait. So does
+      // a unique key moved from one row to another (a swap) when the page ends between the two:
+      // the target checks the keys once a page is written.
+      if (
+        (isSyncError(error, "missing_parent") || isSyncError(error, "duplicate_record")) &&
+        flight.page.hasMore &&
+        flight.limit < ctx.maxPageSize
+      ) {
         limit = Math.min(flight.limit * 2, ctx.maxPageSize);
         next = pull(cursor, limit);
         return false;

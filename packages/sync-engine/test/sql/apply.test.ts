@@ -225,6 +225,33 @@ describe("apply and the rest of the transaction", () => {
     await expectConverged(cloud, clinicNode);
   });
 
+  it("applies a transaction that swapped two patients' document numbers and two rooms' names, which no row-by-row order passes", async () => {
+    const shared = consultation();
+    await insertConsultation(cloud.sql, shared);
+    const tag = shared.branches.id.slice(0, 8).toUpperCase();
+    const other = { ...consultation().patients, branch_id: shared.branches.id, document_id: `SWAP-${tag}` };
+    const room = { ...consultation().rooms, branch_id: shared.branches.id, name: "Consultorio 2" };
+    await insert(cloud.sql, "patients", other);
+    await insert(cloud.sql, "rooms", room);
+    await sync(cloud, clinicNode);
+    // As a person corrects them: one moved aside, the other moved over, the first put back.
+    await cloud.sql.begin(async (tx) => {
+      await tx`update patients set document_id = 'SWAP-ASIDE' where id = ${shared.patients.id}`;
+      await tx`update patients set document_id = ${shared.patients.document_id as string} where id = ${other.id}`;
+      await tx`update patients set document_id = ${other.document_id} where id = ${shared.patients.id}`;
+      await tx`update rooms set name = 'Consultorio aparte' where id = ${shared.rooms.id}`;
+      await tx`update rooms set name = ${shared.rooms.name as string} where id = ${room.id}`;
+      await tx`update rooms set name = ${room.name} where id = ${shared.rooms.id}`;
+    });
+    // One page holds each row's last image only.
+    expect(await sync(cloud, clinicNode)).toMatchObject({ pages: 1 });
+    expect(await rowOf(clinicNode.sql, "patients", other.id)).toMatchObject({
+      document_id: shared.patients.document_id,
+    });
+    expect(await rowOf(clinicNode.sql, "rooms", room.id)).toMatchObject({ name: shared.rooms.name });
+    await expectConverged(cloud, clinicNode);
+  });
+
   it("refuses a page whose new row was written here concurrently (40001), and its retry settles the conflict", async () => {
     await sync(cloud, clinicNode);
     const theirs = consultation().branches;

@@ -1,0 +1,59 @@
+-- Generated from sql/0021_deferrable_unique_keys.sql by `npm run supabase:migrations`: do not edit (edit sql/0021_deferrable_unique_keys.sql and run that again).
+-- 0021 The unique keys of the synced tables (not their ids) become DEFERRABLE INITIALLY IMMEDIATE.
+--
+-- A write still has them checked at once, at the end of its statement, with the same error
+-- (23505) as before. The sync's apply (cv_sync.apply_changes, functions/03_sync_apply.sql) defers
+-- them to the end of the page it writes. A page holds each row's last image only, so when one
+-- transaction moved a key from one row to another (two patients' document numbers entered the
+-- wrong way round and swapped, two rooms renamed in a round, OD and OS exchanged on an exam),
+-- no order of writing those rows passes a check made after each one. Checked per row, the apply
+-- took the swap for the same record registered twice (CV004), and the direction stopped for good:
+-- nothing was wrong for a person to fix.
+--
+-- No ON CONFLICT names one of these keys (a deferrable key cannot arbitrate one): the adapters
+-- upsert on the id, and the sync's statements insert plainly.
+
+ALTER TABLE public.branches
+  DROP CONSTRAINT branches_code_key,
+  ADD CONSTRAINT branches_code_key UNIQUE (code) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.rooms
+  DROP CONSTRAINT rooms_branch_id_name_key,
+  ADD CONSTRAINT rooms_branch_id_name_key UNIQUE (branch_id, name) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.profiles
+  DROP CONSTRAINT profiles_email_key,
+  ADD CONSTRAINT profiles_email_key UNIQUE (email) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.user_roles
+  DROP CONSTRAINT user_roles_user_id_role_key,
+  ADD CONSTRAINT user_roles_user_id_role_key UNIQUE (user_id, role) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.user_branches
+  DROP CONSTRAINT user_branches_user_id_branch_id_key,
+  ADD CONSTRAINT user_branches_user_id_branch_id_key UNIQUE (user_id, branch_id) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.patients
+  DROP CONSTRAINT patients_branch_id_document_id_key,
+  ADD CONSTRAINT patients_branch_id_document_id_key UNIQUE (branch_id, document_id) DEFERRABLE INITIALLY IMMEDIATE;
+ALTER TABLE public.exam_eye
+  DROP CONSTRAINT exam_eye_encounter_id_eye_key,
+  ADD CONSTRAINT exam_eye_encounter_id_eye_key UNIQUE (encounter_id, eye) DEFERRABLE INITIALLY IMMEDIATE;
+
+-- What `centrovision-sync cloud migrate` records: the project counts as having sql/0021_deferrable_unique_keys.sql.
+  create schema if not exists cv_meta;
+  revoke all on schema cv_meta from public;
+  do $cv_meta$
+  declare
+    v_role text;
+  begin
+    if to_regclass('public.cv_schema_migrations') is not null and to_regclass('cv_meta.schema_migrations') is null then
+      alter table public.cv_schema_migrations set schema cv_meta;
+      alter table cv_meta.cv_schema_migrations rename to schema_migrations;
+      for v_role in select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role') loop
+        execute format('revoke all on cv_meta.schema_migrations from %I', v_role);
+      end loop;
+    end if;
+  end
+  $cv_meta$;
+  create table if not exists cv_meta.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  );
+insert into cv_meta.schema_migrations (name, checksum) values ('0021_deferrable_unique_keys.sql', 'd31f14480aad2f2a735c764c367936083dfc2782dd90951a45146a7cb1e3f583') on conflict (name) do nothing;
