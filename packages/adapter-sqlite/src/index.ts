@@ -1,4 +1,4 @@
-export type { SqliteBatch, SqliteChangedRow, SqliteRecord } from "./sqlite-batch.js";
+export type { SqliteBatch, SqliteChangedRow, SqliteLeftRow, SqliteRecord } from "./sqlite-batch.js";
 export {
   parseSqliteConfig,
   type ResolvedSqliteConfig,

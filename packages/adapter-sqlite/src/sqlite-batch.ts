@@ -9,6 +9,12 @@ export interface SqliteRecord<V = unknown> {
   readonly value: V;
 }
 
+/** A row `putVerbatimSet` did not write, and the row not among the set that holds its key (if one does). */
+export interface SqliteLeftRow {
+  readonly id: string;
+  readonly heldBy: string | null;
+}
+
 /** A row a batch changed (directly or through ON DELETE CASCADE / SET NULL). */
 export interface SqliteChangedRow {
   readonly table: TableName;
@@ -32,6 +38,15 @@ export interface SqliteBatch {
    * and `updated_at` are kept, not re-stamped. For caches and for applying replicated rows.
    */
   putVerbatim<T extends TableName>(table: T, row: Row<T>): void;
+  /**
+   * Stores rows of one table as `putVerbatim` does each, their unique keys checked once all are
+   * written, as the servers' sync apply does: a key that moved from one of these rows to another
+   * (two patients' document numbers swapped, rooms renamed in a round) is placed. A row whose key
+   * is held by a row not among them is not written, nor one waiting on such a row, nor rows that
+   * claim one key together: returned, each with the id of the row holding its key (`heldBy`, null
+   * when none outside them does), for the caller to place once that row has moved or gone.
+   */
+  putVerbatimSet<T extends TableName>(table: T, rows: readonly Row<T>[]): SqliteLeftRow[];
   /** Deletes a row without stamping anything; rows that reference it follow their `ON DELETE`. */
   deleteVerbatim(table: TableName, id: string): void;
   /** Sets one record of `collection` (a JSON-serialisable value), or removes it with `null`. */
@@ -49,6 +64,17 @@ function imageOf(table: TableName, row: Values): StoredRow {
   const image: StoredRow = {};
   for (const column of columnsOf(table)) image[column.name] = encodeValue(column, row[column.name]);
   return image;
+}
+
+/** A row another tier returned, validated against its table schema, as stored. */
+function verbatimImage(table: TableName, row: unknown): StoredRow {
+  const stored = parseOrThrow(
+    tables[table].rowSchema,
+    row,
+    `${table} row to store verbatim`,
+    table,
+  ) as Values;
+  return imageOf(table, stored);
 }
 
 /** Record collections and keys are plain labels: they name things, they never hold patient data. */
@@ -75,14 +101,14 @@ export function createBatch(session: WriteSession): SqliteBatch {
       return image ? toRow(table, image) : null;
     },
     putVerbatim: (table, row) => {
-      const stored = parseOrThrow(
-        tables[table].rowSchema,
-        row,
-        `${table} row to store verbatim`,
-        table,
-      ) as Values;
-      session.putVerbatim(table, imageOf(table, stored), `${table}.putVerbatim`);
+      session.putVerbatim(table, verbatimImage(table, row), `${table}.putVerbatim`);
     },
+    putVerbatimSet: (table, rows) =>
+      session.putVerbatimSet(
+        table,
+        rows.map((row) => verbatimImage(table, row)),
+        `${table}.putVerbatimSet`,
+      ),
     deleteVerbatim: (table, id) =>
       session.deleteVerbatim(table, parseId(id, table), `${table}.deleteVerbatim`),
     setRecord: (collection, key, value) => {

@@ -1,5 +1,7 @@
 import { CvError, type TableName, tables } from "@centrovision/core";
+import type { SqliteLeftRow } from "../sqlite-batch.js";
 import { translateSqliteError } from "../sqlite-errors.js";
+import { columnOf, ident, storageOf } from "./columns.js";
 import type { ForeignKeyProblem } from "./foreign-key-diagnosis.js";
 import {
   decodeRow,
@@ -27,6 +29,10 @@ const PUT_RECORD_SQL =
   "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value";
 const DELETE_RECORD_SQL = "DELETE FROM cv_records WHERE collection = ? AND key = ?";
 const NEXT_SEQ_SQL = "SELECT coalesce(max(seq), 0) + 1 FROM cv_records";
+/** Images whose unique key is looked up in one statement (two columns: 800 of SQLite's parameters). */
+const HOLDERS_CHUNK = 400;
+/** The holder of a key several images of one set claim: no row's id, so none of them is written. */
+const SHARED_KEY = "";
 
 export interface StatementContext {
   readonly action: string;
@@ -99,6 +105,130 @@ export class WriteSession {
    */
   putVerbatim(table: TableName, image: StoredRow, action: string): void {
     this.verbatim(() => this.statement(putImageSql(table), imageParams(table, image), { action, table }));
+  }
+
+  /**
+   * Writes images of one table verbatim as a set whose unique keys are checked once all are
+   * written, as the servers' sync apply checks them (sql/0021): a key that moved from one image's
+   * row to another's (a swap, a round) is placed. The row holding such a key has it moved aside
+   * first, and gets its own image before the batch ends. An image whose key a row outside the
+   * set holds (or one that stays, being left itself) is not written: returned, with that row.
+   */
+  putVerbatimSet(table: TableName, images: readonly StoredRow[], action: string): SqliteLeftRow[] {
+    const incoming = new Set(images.map((image) => String(image.id)));
+    const holders = tables[table].uniques.map((columns) => ({
+      columns,
+      of: this.holders(table, columns, images),
+    }));
+    // Left: a key held outside the set, or by a row of the set that is left and keeps it.
+    const left = new Map<string, string | null>();
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const { of } of holders) {
+        for (const [id, holder] of of) {
+          if (left.has(id) || (incoming.has(holder) && !left.has(holder))) continue;
+          left.set(id, incoming.has(holder) || holder === SHARED_KEY ? null : holder);
+          grew = true;
+        }
+      }
+    }
+    const blocked = new Set(left.keys());
+    let deferred = false;
+    for (const { columns, of } of holders) {
+      const moving = new Set([...of].filter(([id]) => !blocked.has(id)).map(([, holder]) => holder));
+      for (const holder of moving) deferred = this.moveAside(table, holder, columns, action) || deferred;
+    }
+    for (const image of images) {
+      if (!blocked.has(String(image.id))) this.putVerbatim(table, image, action);
+    }
+    if (deferred) this.endDeferral(table, action);
+    return [...left].map(([id, heldBy]) => ({ id, heldBy }));
+  }
+
+  /**
+   * Ends the foreign-key deferral a move aside began, once the set is written: the rest of the
+   * batch is checked statement by statement again, and a reference the set broke fails here, where
+   * the batch rolls back, not at its commit (after its journal record: the file would not reopen).
+   */
+  private endDeferral(table: TableName, action: string): void {
+    this.sql.exec("PRAGMA defer_foreign_keys = OFF");
+    if (this.sql.objectsOnce(`PRAGMA foreign_key_check(${ident(table)})`).length > 0) {
+      throw new CvError("constraint", `[adapter-sqlite] ${action}: a foreign key would be broken`, { table });
+    }
+  }
+
+  /**
+   * For each image whose `columns` another row holds now: its id → that row's id. Images of the
+   * set that claim one key together (rows read from the tier at different moments) are held by
+   * `SHARED_KEY`, no row's id: none of them is written.
+   */
+  private holders(
+    table: TableName,
+    columns: readonly string[],
+    images: readonly StoredRow[],
+  ): Map<string, string> {
+    const found = new Map<string, string>();
+    const keyed = images.filter((image) => columns.every((column) => (image[column] ?? null) !== null));
+    const keyOf = (values: readonly unknown[]) => JSON.stringify(values);
+    const claims = new Map<string, string[]>();
+    for (const image of keyed) {
+      const key = keyOf(columns.map((column) => image[column]));
+      claims.set(key, [...(claims.get(key) ?? []), String(image.id)]);
+    }
+    for (const ids of claims.values()) {
+      if (ids.length > 1) for (const id of ids) found.set(id, SHARED_KEY);
+    }
+    const target = columns.length === 1 ? ident(columns[0] as string) : `(${columns.map(ident).join(", ")})`;
+    const tuple = `(${columns.map(() => "?").join(", ")})`;
+    for (let start = 0; start < keyed.length; start += HOLDERS_CHUNK) {
+      const chunk = keyed.slice(start, start + HOLDERS_CHUNK);
+      const held = new Map(
+        this.sql
+          .objectsOnce(
+            `SELECT id, ${columns.map(ident).join(", ")} FROM ${ident(table)} WHERE ${target} IN (VALUES ${chunk.map(() => tuple).join(", ")})`,
+            chunk.flatMap((image) => columns.map((column) => image[column] ?? null)),
+          )
+          .map((row) => [keyOf(columns.map((column) => row[column])), String(row.id)]),
+      );
+      for (const image of chunk) {
+        const holder = held.get(keyOf(columns.map((column) => image[column])));
+        if (holder !== undefined && holder !== String(image.id) && !found.has(String(image.id))) {
+          found.set(String(image.id), holder);
+        }
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Frees the `columns` key a row holds, until its own image is written in this batch: a text
+   * column of the key (not an enum's) takes a value no row has, else a reference column takes the
+   * row's own id, foreign keys then deferred (true) until `endDeferral`.
+   */
+  private moveAside(table: TableName, id: string, columns: readonly string[], action: string): boolean {
+    const references = new Set<string>(tables[table].foreignKeys.map((fk) => fk.column));
+    const text = columns.find((name) => {
+      const column = columnOf(table, name);
+      return !references.has(name) && storageOf(column.type) === "TEXT" && column.labels === null;
+    });
+    const column = text ?? columns.find((name) => references.has(name));
+    if (column === undefined) {
+      throw new TypeError(
+        `[adapter-sqlite] ${table}'s key (${columns.join(", ")}) has no column to move aside`,
+      );
+    }
+    if (text === undefined) this.sql.exec("PRAGMA defer_foreign_keys = ON");
+    this.verbatim(() =>
+      this.statement(
+        `UPDATE ${ident(table)} SET ${ident(column)} = ? WHERE id = ?`,
+        [text ? `cv-aside:${id}` : id, id],
+        {
+          action,
+          table,
+        },
+      ),
+    );
+    return text === undefined;
   }
 
   /** Deletes a row (and what cascades from it) without stamping anything. */
