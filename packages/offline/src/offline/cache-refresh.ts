@@ -18,7 +18,7 @@ import {
   valuesOf,
 } from "./cache-scope.js";
 import type { OfflineTierConfig } from "./offline-options.js";
-import type { OfflineStore } from "./offline-store.js";
+import type { OfflineStore, StoreBatch } from "./offline-store.js";
 import {
   CLAIMING,
   COPY_OWNER,
@@ -54,6 +54,13 @@ export interface RefreshReport {
   readonly written: number;
   /** Rows removed because they left the scope. */
   readonly evicted: number;
+  /**
+   * Rows the tier returned that the copy cannot take yet: a unique key of theirs (a document
+   * number, a room's name) is held here by a row with the owner's unsent edit, or by one the tier
+   * no longer returns (the refresh evicts it), or a parent they need is such a row. Their tables'
+   * next refresh asks again.
+   */
+  readonly unplaced: number;
   /** Rows per table in the local copy afterwards. */
   readonly rows: Readonly<Record<TableName, number>>;
 }
@@ -157,42 +164,89 @@ interface CopyContext {
   readonly stillTheirs: () => boolean;
   readonly pageSize: number;
   readonly options: CallOptions | undefined;
+  /** Per table, the rows received and not placed, by id (see `RefreshReport.unplaced`). */
+  readonly unplaced: Map<TableName, Map<string, AnyRow>>;
 }
+
+const leaveUnplaced = (context: CopyContext, table: TableName, row: AnyRow) => {
+  const rows = context.unplaced.get(table) ?? new Map<string, AnyRow>();
+  context.unplaced.set(table, rows.set(row.id, row));
+};
 
 /**
  * Copies rows into the local file verbatim (their versions and stamps kept), in batches, after
  * the parents they reference that the file lacks (a doctor of another branch, a past appointment
  * of a recent encounter). Rows with pending or dead-lettered local edits are left alone: the PC's
  * version wins locally until a server took it. Rows already held at that version are not rewritten.
+ * A unique key that moved between rows (a swap) is placed, also across batches, and from a row
+ * the tier holds with another key now (read again for it); a row whose key a row with the owner's
+ * edit or one the tier no longer returns holds, or whose parent could not be placed, is left out.
  */
 async function copyRows(context: CopyContext, table: TableName, rows: readonly AnyRow[]): Promise<number> {
-  const { store, held, options } = context;
-  let written = await copyMissingParents(context, table, rows);
-  for (const chunk of chunks(rows, WRITE_BATCH)) {
+  const { store, from, held, pageSize, options } = context;
+  const parents = await copyMissingParents(context, table, rows);
+  const orphan = (row: AnyRow) =>
+    tables[table].foreignKeys.some((fk) => parents.get(fk.references)?.has(row[fk.column] as string));
+  for (const row of rows) if (orphan(row)) leaveUnplaced(context, table, row);
+  const place = (batch: StoreBatch, candidates: readonly AnyRow[]) => {
+    if (!context.stillTheirs()) throw handedOver("the copy's refresh");
+    const newer = context.newer();
+    const fresh = candidates.filter((row) => {
+      const key = `${table}:${row.id}`;
+      return !held.has(key) && !newer.has(key) && batch.get(table, row.id)?.version !== row.version;
+    });
+    const left = new Map(batch.putVerbatimSet(table, fresh as never).map((row) => [row.id, row.heldBy]));
+    return {
+      written: fresh.length - left.size,
+      left: fresh.filter((row) => left.has(row.id)),
+      holders: [...left.values()].filter((id): id is string => id !== null),
+    };
+  };
+  let written = parents.written;
+  const blocked: AnyRow[] = [];
+  const holders = new Set<string>();
+  for (const chunk of chunks(
+    rows.filter((row) => !orphan(row)),
+    WRITE_BATCH,
+  )) {
     written += await store.batch((batch) => {
-      if (!context.stillTheirs()) throw handedOver("the copy's refresh");
-      let count = 0;
-      const newer = context.newer();
-      for (const row of chunk) {
-        const key = `${table}:${row.id}`;
-        if (held.has(key) || newer.has(key)) continue;
-        if (batch.get(table, row.id)?.version === row.version) continue;
-        batch.putVerbatim(table, row);
-        count++;
-      }
-      return count;
+      const done = place(batch, chunk);
+      blocked.push(...done.left);
+      for (const id of done.holders) holders.add(id);
+      return done.written;
     }, options);
   }
+  if (blocked.length === 0) return written;
+  // Together, the rows a key held elsewhere left, with the tier's rows that hold those keys here
+  // and are not among `rows` (a key moved to a row of another batch, or of another step).
+  const ours = new Set(rows.map((row) => row.id));
+  const asked = [...holders].filter((id) => !ours.has(id) && !held.has(`${table}:${id}`));
+  const moved: AnyRow[] = [];
+  for (const chunk of chunks(asked, pageSize)) {
+    moved.push(
+      ...((await from.table(table).list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[]),
+    );
+  }
+  written += await store.batch((batch) => {
+    const done = place(batch, [...blocked, ...moved]);
+    for (const row of done.left) leaveUnplaced(context, table, row);
+    return done.written;
+  }, options);
   return written;
 }
 
+/**
+ * Copies the parents `rows` reference that the file lacks; returns how many rows it wrote and,
+ * per parent table, the ids of those still missing that could not be placed.
+ */
 async function copyMissingParents(
   context: CopyContext,
   table: TableName,
   rows: readonly AnyRow[],
-): Promise<number> {
+): Promise<{ written: number; get(table: TableName): ReadonlySet<string> | undefined }> {
   const { store, from, held, pageSize, options } = context;
   let written = 0;
+  const unplaced = new Map<TableName, Set<string>>();
   for (const fk of tables[table].foreignKeys) {
     const missing: string[] = [];
     for (const chunk of chunks(valuesOf(rows, fk.column), pageSize)) {
@@ -209,8 +263,11 @@ async function copyMissingParents(
         .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
       written += await copyRows(context, fk.references, parents);
     }
+    const left = missing.filter((id) => context.unplaced.get(fk.references)?.has(id));
+    if (left.length > 0)
+      unplaced.set(fk.references, new Set([...(unplaced.get(fk.references) ?? []), ...left]));
   }
-  return written;
+  return { written, get: (parent) => unplaced.get(parent) };
 }
 
 /**
@@ -233,7 +290,16 @@ export async function refreshCache(
   const before = full ? new Map<TableName, AnyRow[]>() : await selectScope(store, config, window, options);
   const selected = new Map<TableName, AnyRow[]>();
   const nextState = new Map<TableName, TableState>();
-  const context: CopyContext = { store, from, held, newer, stillTheirs, pageSize: config.pageSize, options };
+  const context: CopyContext = {
+    store,
+    from,
+    held,
+    newer,
+    stillTheirs,
+    pageSize: config.pageSize,
+    options,
+    unplaced: new Map(),
+  };
   const fetchedByTable = Object.fromEntries(TABLE_NAMES.map((t) => [t, 0])) as Record<TableName, number>;
   let fetched = 0;
   let written = 0;
@@ -270,7 +336,13 @@ export async function refreshCache(
     fetched += rows.length;
     fetchedByTable[step.table] += rows.length;
     written += await copyRows(context, step.table, rows);
-    nextState.set(step.table, { query, watermark: newest(rows, previous?.watermark ?? null) });
+    // With rows left unplaced, the next refresh asks for them again: the watermark stays.
+    const kept = previous?.query === query ? previous.watermark : null;
+    const left = context.unplaced.get(step.table)?.size ?? 0;
+    nextState.set(step.table, {
+      query,
+      watermark: left > 0 ? kept : newest(rows, previous?.watermark ?? null),
+    });
     selected.set(step.table, await stepRows(store, step, selected, config, window, options));
   }
 
@@ -282,7 +354,8 @@ export async function refreshCache(
   }, options);
   const rows = {} as Record<TableName, number>;
   for (const table of TABLE_NAMES) rows[table] = (await store.table(table).list(undefined, options)).length;
-  return { full, fetched, fetchedByTable, written, evicted, rows };
+  const unplaced = [...context.unplaced.values()].reduce((sum, left) => sum + left.size, 0);
+  return { full, fetched, fetchedByTable, written, evicted, unplaced, rows };
 }
 
 /** The copy owner's pending and dead-lettered entries (another person's are theirs). */
