@@ -44,29 +44,34 @@ async function patientTodayIn(
 
 const patientToday = (document: string) => clinic.node.sql.begin((tx) => patientTodayIn(tx, document));
 
+/**
+ * Swaps two patients' document numbers on the clinic server in one statement, then refreshes the
+ * copy: it takes both.
+ */
+async function expectSwapTaken(pair: readonly string[]): Promise<void> {
+  const { tier } = copy;
+  const patients = tier.source.table("patients");
+  const before = await Promise.all(pair.map((id) => patients.get(id)));
+  await clinic.node.sql`
+    update patients p set document_id = o.document_id
+    from patients o where p.id in ${clinic.node.sql(pair)} and o.id in ${clinic.node.sql(pair)} and o.id <> p.id`;
+  const report = await tier.refresh(clinic.source);
+  expect(report.unplaced).toBe(0);
+  expect((await patients.get(pair[0] as string))?.document_id).toBe(before[1]?.document_id);
+  expect((await patients.get(pair[1] as string))?.document_id).toBe(before[0]?.document_id);
+}
+
 describe("unique keys in the PC's copy", () => {
   it("takes two patients' document numbers swapped on the server", async () => {
     const { graph, tier } = copy;
     const other = await patientToday(documentId());
     await tier.refresh(clinic.source);
-    const ids = [graph.patients.id, other.patient];
-    const before = await Promise.all(ids.map((id) => tier.source.table("patients").get(id)));
-    await clinic.node.sql`
-      update patients p set document_id = o.document_id
-      from patients o where p.id in ${clinic.node.sql(ids)} and o.id in ${clinic.node.sql(ids)} and o.id <> p.id`;
-    const report = await tier.refresh(clinic.source);
-    expect(report.unplaced).toBe(0);
-    expect(await tier.source.table("patients").get(ids[0] as string)).toMatchObject({
-      document_id: before[1]?.document_id,
-    });
-    expect(await tier.source.table("patients").get(ids[1] as string)).toMatchObject({
-      document_id: before[0]?.document_id,
-    });
+    await expectSwapTaken([graph.patients.id as string, other.patient]);
   });
 
   it("takes a swap between rows the copy writes in different batches", async () => {
     const { graph, tier } = copy;
-    // 600 patients with an appointment each today, an hour apart from the first to the last: the
+    // 600 patients with an appointment each today, 5 seconds apart from one to the next: the
     // copy writes them in batches of 500, in the order of their appointments.
     const ids = await clinic.node.sql<{ id: string }[]>`
       with p as (
@@ -85,19 +90,7 @@ describe("unique keys in the PC's copy", () => {
       )
       select patient_id as id from a order by starts_at`;
     await tier.refresh(clinic.source);
-    const pair = [ids[0]?.id, ids[ids.length - 1]?.id] as string[];
-    const before = await Promise.all(pair.map((id) => tier.source.table("patients").get(id)));
-    await clinic.node.sql`
-      update patients p set document_id = o.document_id
-      from patients o where p.id in ${clinic.node.sql(pair)} and o.id in ${clinic.node.sql(pair)} and o.id <> p.id`;
-    const report = await tier.refresh(clinic.source);
-    expect(report.unplaced).toBe(0);
-    expect((await tier.source.table("patients").get(pair[0] as string))?.document_id).toBe(
-      before[1]?.document_id,
-    );
-    expect((await tier.source.table("patients").get(pair[1] as string))?.document_id).toBe(
-      before[0]?.document_id,
-    );
+    await expectSwapTaken([ids[0]?.id, ids[ids.length - 1]?.id] as string[]);
   });
 
   it("takes a new patient with the number a patient of the copy gave up, in the refresh that brings it", async () => {
