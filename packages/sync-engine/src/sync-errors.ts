@@ -15,8 +15,8 @@ import {
  * - `schema_drift` (CV002): a table differs between the nodes; its rows would be read with the wrong columns.
  * - `peer_restored` (CV006, or a cursor gone backwards): a node went back in time (backup restore).
  * - `duplicate_record` (CV004): the same record exists twice under different ids; a person must merge them.
- *   On a page that ends where more follows, a larger page is tried first: the key may have moved
- *   between two rows the page split.
+ *   On a page that ends where more follows, a larger page is tried first, twice at most: the key
+ *   may have moved between two rows the page split.
  * - `clock_ahead` (CV009): a change (or a PC's write) is stamped later than the receiving node's clock
  *   plus its allowed skew; nothing was applied. It goes through by itself once that node's clock
  *   has caught up with the stamp, or, for the clinic server's own changes, once its clock is right

@@ -221,17 +221,16 @@ describe("sync engine between a local Supabase and a clinic server", () => {
       }));
       for (const row of rows) await insert(paged.cloud.sql, "patients", row);
       expect((await small.syncNow()).lastError).toBeNull();
-      const ids = rows.map((row) => row.id as string);
+      const [one, two, three] = rows.map((row) => row.id as string) as [string, string, string];
       // Each takes the next one's number, in one statement: the keys are checked at its end, so
       // the source takes it; on the target, a row's new image meets the next row's old key until
       // that one is written too.
       const round = (sql: postgres.Sql) => sql`
         update patients p set document_id = o.document_id
-        from (values (${ids[0]}::uuid, ${ids[1]}::uuid), (${ids[1]}, ${ids[2]}), (${ids[2]}, ${ids[0]})) m(id, next)
+        from (values (${one}::uuid, ${two}::uuid), (${two}, ${three}), (${three}, ${one})) m(id, next)
         join patients o on o.id = m.next
         where p.id = m.id`;
-      const documentOf = async (sql: postgres.Sql) =>
-        (await rowOf(sql, "patients", ids[0] as string))?.document_id;
+      const documentOf = async (sql: postgres.Sql) => (await rowOf(sql, "patients", one))?.document_id;
       await round(paged.cloud.sql);
       expect(await small.syncNow()).toMatchObject({ lastError: null, blocked: [] });
       expect(await documentOf(paged.clinic.sql)).toBe(documents[1]);
@@ -239,6 +238,35 @@ describe("sync engine between a local Supabase and a clinic server", () => {
       expect(await small.syncNow()).toMatchObject({ lastError: null, blocked: [], pendingUp: 0 });
       expect(await documentOf(paged.cloud.sql)).toBe(documents[2]);
       expect(await checksums(paged.clinic.sql)).toEqual(await checksums(paged.cloud.sql));
+    } finally {
+      await paged.close();
+    }
+  });
+
+  it("blocks on a record registered on both sides after two larger pages, not after every size up to the largest", async () => {
+    const paged = await createSyncPair();
+    try {
+      const small = paged.engine({ pageSize: 4, maxPageSize: 256 });
+      const base = consultation();
+      await insertConsultation(paged.cloud.sql, base);
+      expect((await small.syncNow()).lastError).toBeNull();
+      const document_id = `TWICE-${base.branches.id.slice(0, 8).toUpperCase()}`;
+      await insert(paged.clinic.sql, "patients", {
+        ...patient(base.branches.id, "En la clínica"),
+        document_id,
+      });
+      await insert(paged.cloud.sql, "patients", { ...patient(base.branches.id, "En la nube"), document_id });
+      // A backlog behind it: every page of the replay from the cloud has more after it.
+      for (let i = 0; i < 60; i++)
+        await insert(paged.cloud.sql, "patients", patient(base.branches.id, `Cola ${i}`));
+      const pulled: number[] = [];
+      const watching = small.progress$.subscribe((p) => {
+        if (p.direction === "pull" && p.event === "pulled") pulled.push(p.pageRows);
+      });
+      const status = await small.syncNow();
+      watching.unsubscribe();
+      expect(status.blocked.map((b) => [b.direction, b.reason])).toContainEqual(["pull", "duplicate_record"]);
+      expect(Math.max(...pulled)).toBe(16);
     } finally {
       await paged.close();
     }

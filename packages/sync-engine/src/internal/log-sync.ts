@@ -12,6 +12,9 @@ import {
 } from "../sync-types.js";
 import type { PageSizer } from "./page-sizer.js";
 
+/** Larger pages tried at one cursor when the target refuses a page as holding a record twice (CV004). */
+const MAX_KEY_RETRIES = 2;
+
 export interface LogSyncContext {
   readonly direction: SyncDirection;
   readonly source: SyncPeer;
@@ -173,6 +176,8 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
   /** When the last apply settled: an apply sent before then waited for it, not for the target. */
   let lastSettled = 0;
   let lastApplyMs = 0;
+  /** Larger pages tried at this cursor for a unique key the page may have split (MAX_KEY_RETRIES). */
+  let keyRetries = 0;
   /** After a call the node cancelled (statement_timeout): pull a smaller page from where the target stands. */
   const retrySmaller = (error: unknown) => {
     const smaller = isSyncError(error, "statement_timeout") ? ctx.pages.shrink() : undefined;
@@ -221,13 +226,17 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
       lastSettled = ctx.now();
       // A child written by a transaction with a lower id than its parent's sits before the parent
       // in the log; a larger page takes both into one batch. Past the horizon it must wait. So does
-      // a unique key moved from one row to another (a swap) when the page ends between the two:
-      // the target checks the keys once a page is written.
+      // a unique key moved from one row to another (a swap) when the page ends between the two (the
+      // target checks the keys once a page is written), but twice at most: a record registered on
+      // both sides fails every larger page too, each written whole and undone, until one outlasts
+      // the statement timeout and the person who must merge the records is never told.
+      const splitKey = isSyncError(error, "duplicate_record") && keyRetries < MAX_KEY_RETRIES;
       if (
-        (isSyncError(error, "missing_parent") || isSyncError(error, "duplicate_record")) &&
+        (isSyncError(error, "missing_parent") || splitKey) &&
         flight.page.hasMore &&
         flight.limit < ctx.maxPageSize
       ) {
+        if (splitKey) keyRetries += 1;
         limit = Math.min(flight.limit * 2, ctx.maxPageSize);
         next = pull(cursor, limit);
         return false;
@@ -242,6 +251,7 @@ export async function syncLog(ctx: LogSyncContext, from: SyncCursor): Promise<Lo
     applied += result.applied;
     conflicts += result.conflicts;
     cursor = flight.page.cursor;
+    keyRetries = 0;
     saved = true;
     if (acknowledging) acks.push(cursor);
     done += flight.page.changes.length;
