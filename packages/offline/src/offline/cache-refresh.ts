@@ -42,7 +42,12 @@ const WRITE_BATCH = 500;
 interface TableState {
   readonly query: string;
   readonly watermark: string | null;
+  /** Rows the last refresh received and could not place, asked for again by id (at most `RETRY_IDS`). */
+  readonly unplaced?: readonly string[];
 }
+
+/** Unplaced rows per table a refresh asks for again; beyond, they come back when they change. */
+const RETRY_IDS = 1_000;
 
 /** What one refresh did; counts only, never rows. */
 export interface RefreshReport {
@@ -55,10 +60,11 @@ export interface RefreshReport {
   /** Rows removed because they left the scope. */
   readonly evicted: number;
   /**
-   * Rows the tier returned that the copy cannot take yet: a unique key of theirs (a document
-   * number, a room's name) is held here by a row with the owner's unsent edit, or by one the tier
-   * no longer returns (the refresh evicts it), or a parent they need is such a row. Their tables'
-   * next refresh asks again.
+   * Rows the tier returned that the copy cannot take: a unique key of theirs (a document number, a
+   * room's name) is held here by a row with the owner's unsent edit, or by one the tier no longer
+   * returns (the refresh evicts it); or a parent they need is such a row, or one the tier does not
+   * show this person (a patient registered at another branch, whose branch row the policies keep
+   * from them: the copy holds no row without its parents). The next refresh asks for them again.
    */
   readonly unplaced: number;
   /** Rows per table in the local copy afterwards. */
@@ -228,7 +234,14 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
     );
   }
   written += await store.batch((batch) => {
-    const done = place(batch, [...blocked, ...moved]);
+    // Read again for their keys alone: one whose new version needs a parent the copy lacks stays.
+    const placeable = moved.filter((row) =>
+      tables[table].foreignKeys.every((fk) => {
+        const parent = row[fk.column];
+        return typeof parent !== "string" || batch.get(fk.references, parent) !== null;
+      }),
+    );
+    const done = place(batch, [...blocked, ...placeable]);
     for (const row of done.left) leaveUnplaced(context, table, row);
     return done.written;
   }, options);
@@ -237,7 +250,7 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
 
 /**
  * Copies the parents `rows` reference that the file lacks; returns how many rows it wrote and,
- * per parent table, the ids of those still missing that could not be placed.
+ * per parent table, the ids of those it still lacks: not placed, or not returned by the tier.
  */
 async function copyMissingParents(
   context: CopyContext,
@@ -263,8 +276,12 @@ async function copyMissingParents(
         .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
       written += await copyRows(context, fk.references, parents);
     }
-    const left = missing.filter((id) => context.unplaced.get(fk.references)?.has(id));
-    if (left.length > 0)
+    const left = new Set(missing);
+    for (const chunk of chunks(missing, pageSize)) {
+      const local = await store.table(fk.references).list({ where: { id: { in: chunk } } } as never, options);
+      for (const row of local as AnyRow[]) left.delete(row.id);
+    }
+    if (left.size > 0)
       unplaced.set(fk.references, new Set([...(unplaced.get(fk.references) ?? []), ...left]));
   }
   return { written, get: (parent) => unplaced.get(parent) };
@@ -333,15 +350,24 @@ export async function refreshCache(
         rows.push(...(await listByIds(from, step, old, changed, config.pageSize, options)));
       }
     }
+    // What the last refresh could not place, asked for again by id.
+    const received = new Set(rows.map((row) => row.id));
+    const again = (previous?.unplaced ?? []).filter((id) => !received.has(id));
+    for (const chunk of chunks(again, config.pageSize)) {
+      rows.push(
+        ...((await from
+          .table(step.table)
+          .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[]),
+      );
+    }
     fetched += rows.length;
     fetchedByTable[step.table] += rows.length;
     written += await copyRows(context, step.table, rows);
-    // With rows left unplaced, the next refresh asks for them again: the watermark stays.
-    const kept = previous?.query === query ? previous.watermark : null;
-    const left = context.unplaced.get(step.table)?.size ?? 0;
+    const left = [...(context.unplaced.get(step.table)?.keys() ?? [])].slice(0, RETRY_IDS);
     nextState.set(step.table, {
       query,
-      watermark: left > 0 ? kept : newest(rows, previous?.watermark ?? null),
+      watermark: newest(rows, previous?.watermark ?? null),
+      ...(left.length > 0 && { unplaced: left }),
     });
     selected.set(step.table, await stepRows(store, step, selected, config, window, options));
   }

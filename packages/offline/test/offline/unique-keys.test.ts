@@ -112,6 +112,26 @@ describe("unique keys in the PC's copy", () => {
     expect(await tier.source.table("appointments").get(appointment)).not.toBeNull();
   });
 
+  it("leaves a new patient out when the copy's patient holding its number moved to a branch the person does not see", async () => {
+    const { graph, tier } = copy;
+    const given = graph.patients.document_id as string;
+    const branch = randomUUID();
+    const { patient } = await clinic.node.sql.begin(async (tx) => {
+      await tx`insert into branches (id, code, name, address)
+        values (${branch}, ${`POL-${branch.slice(0, 4).toUpperCase()}`}, 'Polanco', 'Av. Presidente Masaryk 8')`;
+      await tx`update patients set document_id = ${documentId()}, branch_id = ${branch}
+        where id = ${graph.patients.id as string}`;
+      return patientTodayIn(tx, given);
+    });
+    // The copy's patient, read again for the number, needs a branch row the copy cannot hold.
+    const report = await tier.refresh(clinic.source);
+    expect(report.unplaced).toBeGreaterThanOrEqual(2);
+    expect(await tier.source.table("patients").get(patient)).toBeNull();
+    expect(await tier.source.table("patients").get(graph.patients.id as string)).toMatchObject({
+      document_id: given,
+    });
+  });
+
   it("drains a swap of two patients' document numbers made offline, which no one-row-at-a-time order takes", async () => {
     const { graph, tier } = copy;
     const patients = tier.source.table("patients");
