@@ -1,5 +1,6 @@
 import {
   type CallOptions,
+  CvError,
   type DataSource,
   type ListQuery,
   TABLE_NAMES,
@@ -179,6 +180,15 @@ const leaveUnplaced = (context: CopyContext, table: TableName, row: AnyRow) => {
   context.unplaced.set(table, rows.set(row.id, row));
 };
 
+/** Deletes a row from the copy verbatim, unless a row kept here references it (restrict). */
+function deleteUnlessNeeded(batch: StoreBatch, table: TableName, id: string): void {
+  try {
+    batch.deleteVerbatim(table, id);
+  } catch (error) {
+    if (!(error instanceof CvError) || error.code !== "constraint") throw error;
+  }
+}
+
 /**
  * Copies rows into the local file verbatim (their versions and stamps kept), in batches, after
  * the parents they reference that the file lacks (a doctor of another branch, a past appointment
@@ -193,7 +203,9 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
   const parents = await copyMissingParents(context, table, rows);
   const orphan = (row: AnyRow) =>
     tables[table].foreignKeys.some((fk) => parents.get(fk.references)?.has(row[fk.column] as string));
-  for (const row of rows) if (orphan(row)) leaveUnplaced(context, table, row);
+  // A row with the owner's edit is not written anyway: not one left out.
+  for (const row of rows)
+    if (orphan(row) && !held.has(`${table}:${row.id}`)) leaveUnplaced(context, table, row);
   const place = (batch: StoreBatch, candidates: readonly AnyRow[]) => {
     if (!context.stillTheirs()) throw handedOver("the copy's refresh");
     const newer = context.newer();
@@ -233,7 +245,15 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
       ...((await from.table(table).list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[]),
     );
   }
+  const returned = new Set(moved.map((row) => row.id));
   written += await store.batch((batch) => {
+    if (!context.stillTheirs()) throw handedOver("the copy's refresh");
+    // A holder the tier no longer returns (gone there, or no longer shown to this person) leaves
+    // the copy, unless a row kept here still needs it (restrict): it was kept only as a parent.
+    const newer = context.newer();
+    for (const id of asked) {
+      if (!returned.has(id) && !newer.has(`${table}:${id}`)) deleteUnlessNeeded(batch, table, id);
+    }
     // Read again for their keys alone: one whose new version needs a parent the copy lacks stays.
     const placeable = moved.filter((row) =>
       tables[table].foreignKeys.every((fk) => {
@@ -261,22 +281,23 @@ async function copyMissingParents(
   let written = 0;
   const unplaced = new Map<TableName, Set<string>>();
   for (const fk of tables[table].foreignKeys) {
-    const missing: string[] = [];
+    const absent: string[] = [];
     for (const chunk of chunks(valuesOf(rows, fk.column), pageSize)) {
       const local = (await store
         .table(fk.references)
         .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
       const present = new Set(local.map((row) => row.id));
-      // A parent whose pending local edit is a delete is not fetched back.
-      missing.push(...chunk.filter((id) => !present.has(id) && !held.has(`${fk.references}:${id}`)));
+      absent.push(...chunk.filter((id) => !present.has(id)));
     }
+    // A parent whose pending local edit is a delete is not fetched back: its children stay out.
+    const missing = absent.filter((id) => !held.has(`${fk.references}:${id}`));
     for (const chunk of chunks(missing, pageSize)) {
       const parents = (await from
         .table(fk.references)
         .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
       written += await copyRows(context, fk.references, parents);
     }
-    const left = new Set(missing);
+    const left = new Set(absent);
     for (const chunk of chunks(missing, pageSize)) {
       const local = await store.table(fk.references).list({ where: { id: { in: chunk } } } as never, options);
       for (const row of local as AnyRow[]) left.delete(row.id);
@@ -323,6 +344,8 @@ export async function refreshCache(
 
   for (const step of SCOPE_STEPS) {
     const previous = state.get(step.table);
+    // What the last refresh could not place, asked for again by id while the scope still selects it.
+    const again = chunks(previous?.unplaced ?? [], config.pageSize);
     let query: string;
     let rows: AnyRow[];
     if (step.kind === "where") {
@@ -333,6 +356,10 @@ export async function refreshCache(
         ? { ...base.where, updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() } }
         : base.where;
       rows = await listAll(from, step.table, { ...base, where }, config.pageSize, options);
+      for (const chunk of again) {
+        const asked = { ...base, where: { ...base.where, id: { in: chunk } } };
+        rows.push(...(await listAll(from, step.table, asked, config.pageSize, options)));
+      }
     } else {
       query = JSON.stringify(step.where?.(config.scope, window) ?? {});
       const extra = step.where?.(config.scope, window) ?? {};
@@ -349,17 +376,14 @@ export async function refreshCache(
         const old = ids.filter((id) => known.has(id));
         rows.push(...(await listByIds(from, step, old, changed, config.pageSize, options)));
       }
+      const inputs = new Set(ids);
+      for (const chunk of again) {
+        const asked = { where: { ...extra, id: { in: chunk } } };
+        const found = await listAll(from, step.table, asked, config.pageSize, options);
+        rows.push(...found.filter((row) => inputs.has(row[step.column] as string)));
+      }
     }
-    // What the last refresh could not place, asked for again by id.
-    const received = new Set(rows.map((row) => row.id));
-    const again = (previous?.unplaced ?? []).filter((id) => !received.has(id));
-    for (const chunk of chunks(again, config.pageSize)) {
-      rows.push(
-        ...((await from
-          .table(step.table)
-          .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[]),
-      );
-    }
+    rows = [...new Map(rows.map((row) => [row.id, row])).values()];
     fetched += rows.length;
     fetchedByTable[step.table] += rows.length;
     written += await copyRows(context, step.table, rows);

@@ -132,6 +132,35 @@ describe("unique keys in the PC's copy", () => {
     });
   });
 
+  it("takes a room named as one the server deleted, which the copy kept for a past appointment", async () => {
+    const { graph, tier } = copy;
+    const [old, renamed, past, encounter] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const name = `Consultorio ${old.slice(0, 4)}`;
+    // A visit three days ago in a room of its own: the appointment is no longer in the agenda's
+    // window, but the copy keeps it, and its room, for the patient's encounter.
+    await clinic.node.sql.begin(async (tx) => {
+      await tx`insert into rooms (id, branch_id, name, kind) values (${old}, ${graph.branches.id as string}, ${name}, 'consultation')`;
+      await tx`insert into appointments (id, branch_id, patient_id, doctor_id, room_id, starts_at, ends_at, reason, type)
+        values (${past}, ${graph.branches.id as string}, ${graph.patients.id as string}, ${graph.profiles.id as string},
+          ${old}, now() - interval '3 days', now() - interval '3 days' + interval '20 minutes', 'Control', 'follow_up')`;
+      await tx`insert into encounters (id, patient_id, appointment_id, branch_id, doctor_id, started_at, chief_complaint)
+        values (${encounter}, ${graph.patients.id as string}, ${past}, ${graph.branches.id as string},
+          ${graph.profiles.id as string}, now() - interval '3 days', 'Revisión')`;
+    });
+    await tier.refresh(clinic.source);
+    expect(await tier.source.table("rooms").get(old)).not.toBeNull();
+    // The room is removed (the past appointment keeps no room) and another takes its name.
+    await clinic.node.sql.begin(async (tx) => {
+      await tx`delete from rooms where id = ${old}`;
+      await tx`insert into rooms (id, branch_id, name, kind) values (${renamed}, ${graph.branches.id as string}, ${name}, 'consultation')`;
+    });
+    const report = await tier.refresh(clinic.source);
+    expect(report.unplaced).toBe(0);
+    expect(await tier.source.table("rooms").get(renamed)).toMatchObject({ name });
+    expect(await tier.source.table("rooms").get(old)).toBeNull();
+    expect(await tier.source.table("appointments").get(past)).toMatchObject({ room_id: null });
+  });
+
   it("drains a swap of two patients' document numbers made offline, which no one-row-at-a-time order takes", async () => {
     const { graph, tier } = copy;
     const patients = tier.source.table("patients");
