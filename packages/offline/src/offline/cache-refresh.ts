@@ -180,6 +180,31 @@ const leaveUnplaced = (context: CopyContext, table: TableName, row: AnyRow) => {
   context.unplaced.set(table, rows.set(row.id, row));
 };
 
+/**
+ * Of `ids` (rows of `table`), those no row with the owner's unsent edit references: deleting one
+ * of the others would change that edit through its ON DELETE rule.
+ */
+async function unreferencedByEdits(
+  context: CopyContext,
+  table: TableName,
+  ids: readonly string[],
+): Promise<string[]> {
+  const left = new Set(ids);
+  for (const child of TABLE_NAMES) {
+    for (const fk of tables[child].foreignKeys) {
+      if (fk.references !== table) continue;
+      for (const chunk of chunks([...left], context.pageSize)) {
+        const rows = (await context.store
+          .table(child)
+          .list({ where: { [fk.column]: { in: chunk } } } as never, context.options)) as AnyRow[];
+        for (const row of rows)
+          if (context.held.has(`${child}:${row.id}`)) left.delete(row[fk.column] as string);
+      }
+    }
+  }
+  return [...left];
+}
+
 /** Deletes a row from the copy verbatim, unless a row kept here references it (restrict). */
 function deleteUnlessNeeded(batch: StoreBatch, table: TableName, id: string): void {
   try {
@@ -246,14 +271,17 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
     );
   }
   const returned = new Set(moved.map((row) => row.id));
+  const gone = await unreferencedByEdits(
+    context,
+    table,
+    asked.filter((id) => !returned.has(id)),
+  );
   written += await store.batch((batch) => {
     if (!context.stillTheirs()) throw handedOver("the copy's refresh");
     // A holder the tier no longer returns (gone there, or no longer shown to this person) leaves
     // the copy, unless a row kept here still needs it (restrict): it was kept only as a parent.
     const newer = context.newer();
-    for (const id of asked) {
-      if (!returned.has(id) && !newer.has(`${table}:${id}`)) deleteUnlessNeeded(batch, table, id);
-    }
+    for (const id of gone) if (!newer.has(`${table}:${id}`)) deleteUnlessNeeded(batch, table, id);
     // Read again for their keys alone: one whose new version needs a parent the copy lacks stays.
     const placeable = moved.filter((row) =>
       tables[table].foreignKeys.every((fk) => {

@@ -61,6 +61,36 @@ async function expectSwapTaken(pair: readonly string[]): Promise<void> {
   expect((await patients.get(pair[1] as string))?.document_id).toBe(before[0]?.document_id);
 }
 
+/**
+ * A visit three days ago in a room of its own, refreshed into the copy: the appointment is no longer
+ * in the agenda's window, but the copy keeps it, and its room, for the patient's encounter. Then
+ * (after `meanwhile`, on the PC) the server removes the room (the appointment keeps no room) and
+ * gives its name to a new one.
+ */
+async function pastVisitInItsOwnRoom(meanwhile: (past: string) => Promise<unknown> = async () => {}) {
+  const { graph, tier } = copy;
+  const [old, renamed, past] = [randomUUID(), randomUUID(), randomUUID()];
+  const name = `Consultorio ${old.slice(0, 4)}`;
+  const branch = graph.branches.id as string;
+  await clinic.node.sql.begin(async (tx) => {
+    await tx`insert into rooms (id, branch_id, name, kind) values (${old}, ${branch}, ${name}, 'consultation')`;
+    await tx`insert into appointments (id, branch_id, patient_id, doctor_id, room_id, starts_at, ends_at, reason, type)
+      values (${past}, ${branch}, ${graph.patients.id as string}, ${graph.profiles.id as string}, ${old},
+        now() - interval '3 days', now() - interval '3 days' + interval '20 minutes', 'Control', 'follow_up')`;
+    await tx`insert into encounters (id, patient_id, appointment_id, branch_id, doctor_id, started_at, chief_complaint)
+      values (${randomUUID()}, ${graph.patients.id as string}, ${past}, ${branch}, ${graph.profiles.id as string},
+        now() - interval '3 days', 'Revisión')`;
+  });
+  await tier.refresh(clinic.source);
+  expect(await tier.source.table("rooms").get(old)).not.toBeNull();
+  await meanwhile(past);
+  await clinic.node.sql.begin(async (tx) => {
+    await tx`delete from rooms where id = ${old}`;
+    await tx`insert into rooms (id, branch_id, name, kind) values (${renamed}, ${branch}, ${name}, 'consultation')`;
+  });
+  return { old, renamed, past, name };
+}
+
 describe("unique keys in the PC's copy", () => {
   it("takes two patients' document numbers swapped on the server", async () => {
     const { graph, tier } = copy;
@@ -133,32 +163,27 @@ describe("unique keys in the PC's copy", () => {
   });
 
   it("takes a room named as one the server deleted, which the copy kept for a past appointment", async () => {
-    const { graph, tier } = copy;
-    const [old, renamed, past, encounter] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    const name = `Consultorio ${old.slice(0, 4)}`;
-    // A visit three days ago in a room of its own: the appointment is no longer in the agenda's
-    // window, but the copy keeps it, and its room, for the patient's encounter.
-    await clinic.node.sql.begin(async (tx) => {
-      await tx`insert into rooms (id, branch_id, name, kind) values (${old}, ${graph.branches.id as string}, ${name}, 'consultation')`;
-      await tx`insert into appointments (id, branch_id, patient_id, doctor_id, room_id, starts_at, ends_at, reason, type)
-        values (${past}, ${graph.branches.id as string}, ${graph.patients.id as string}, ${graph.profiles.id as string},
-          ${old}, now() - interval '3 days', now() - interval '3 days' + interval '20 minutes', 'Control', 'follow_up')`;
-      await tx`insert into encounters (id, patient_id, appointment_id, branch_id, doctor_id, started_at, chief_complaint)
-        values (${encounter}, ${graph.patients.id as string}, ${past}, ${graph.branches.id as string},
-          ${graph.profiles.id as string}, now() - interval '3 days', 'Revisión')`;
-    });
-    await tier.refresh(clinic.source);
-    expect(await tier.source.table("rooms").get(old)).not.toBeNull();
-    // The room is removed (the past appointment keeps no room) and another takes its name.
-    await clinic.node.sql.begin(async (tx) => {
-      await tx`delete from rooms where id = ${old}`;
-      await tx`insert into rooms (id, branch_id, name, kind) values (${renamed}, ${graph.branches.id as string}, ${name}, 'consultation')`;
-    });
+    const { tier } = copy;
+    const visit = await pastVisitInItsOwnRoom();
     const report = await tier.refresh(clinic.source);
     expect(report.unplaced).toBe(0);
-    expect(await tier.source.table("rooms").get(renamed)).toMatchObject({ name });
-    expect(await tier.source.table("rooms").get(old)).toBeNull();
-    expect(await tier.source.table("appointments").get(past)).toMatchObject({ room_id: null });
+    expect(await tier.source.table("rooms").get(visit.renamed)).toMatchObject({ name: visit.name });
+    expect(await tier.source.table("rooms").get(visit.old)).toBeNull();
+    expect(await tier.source.table("appointments").get(visit.past)).toMatchObject({ room_id: null });
+  });
+
+  it("keeps that room while the person's unsent edit of the past appointment references it", async () => {
+    const { tier } = copy;
+    const visit = await pastVisitInItsOwnRoom(async (past) => {
+      await tier.source.table("appointments").update(past, { reason: "Control, sin dilatar" });
+    });
+    const report = await tier.refresh(clinic.source);
+    expect(report.unplaced).toBe(1);
+    expect(await tier.source.table("appointments").get(visit.past)).toMatchObject({
+      room_id: visit.old,
+      reason: "Control, sin dilatar",
+    });
+    expect(await tier.source.table("rooms").get(visit.renamed)).toBeNull();
   });
 
   it("drains a swap of two patients' document numbers made offline, which no one-row-at-a-time order takes", async () => {
