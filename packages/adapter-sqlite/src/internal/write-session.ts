@@ -132,14 +132,13 @@ export class WriteSession {
         }
       }
     }
-    const blocked = new Set(left.keys());
     let deferred = false;
     for (const { columns, of } of holders) {
-      const moving = new Set([...of].filter(([id]) => !blocked.has(id)).map(([, holder]) => holder));
+      const moving = new Set([...of].filter(([id]) => !left.has(id)).map(([, holder]) => holder));
       for (const holder of moving) deferred = this.moveAside(table, holder, columns, action) || deferred;
     }
     for (const image of images) {
-      if (!blocked.has(String(image.id))) this.putVerbatim(table, image, action);
+      if (!left.has(String(image.id))) this.putVerbatim(table, image, action);
     }
     if (deferred) this.endDeferral(table, action);
     return [...left].map(([id, heldBy]) => ({ id, heldBy }));

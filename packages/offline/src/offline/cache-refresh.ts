@@ -171,13 +171,12 @@ interface CopyContext {
   readonly stillTheirs: () => boolean;
   readonly pageSize: number;
   readonly options: CallOptions | undefined;
-  /** Per table, the rows received and not placed, by id (see `RefreshReport.unplaced`). */
-  readonly unplaced: Map<TableName, Map<string, AnyRow>>;
+  /** Per table, the ids of rows received and not placed (see `RefreshReport.unplaced`). */
+  readonly unplaced: Map<TableName, Set<string>>;
 }
 
 const leaveUnplaced = (context: CopyContext, table: TableName, row: AnyRow) => {
-  const rows = context.unplaced.get(table) ?? new Map<string, AnyRow>();
-  context.unplaced.set(table, rows.set(row.id, row));
+  context.unplaced.set(table, (context.unplaced.get(table) ?? new Set<string>()).add(row.id));
 };
 
 /**
@@ -227,7 +226,7 @@ async function copyRows(context: CopyContext, table: TableName, rows: readonly A
   const { store, from, held, pageSize, options } = context;
   const parents = await copyMissingParents(context, table, rows);
   const orphan = (row: AnyRow) =>
-    tables[table].foreignKeys.some((fk) => parents.get(fk.references)?.has(row[fk.column] as string));
+    tables[table].foreignKeys.some((fk) => parents.lacking.get(fk.references)?.has(row[fk.column] as string));
   // A row with the owner's edit is not written anyway: not one left out.
   for (const row of rows)
     if (orphan(row) && !held.has(`${table}:${row.id}`)) leaveUnplaced(context, table, row);
@@ -304,10 +303,10 @@ async function copyMissingParents(
   context: CopyContext,
   table: TableName,
   rows: readonly AnyRow[],
-): Promise<{ written: number; get(table: TableName): ReadonlySet<string> | undefined }> {
+): Promise<{ written: number; lacking: ReadonlyMap<TableName, ReadonlySet<string>> }> {
   const { store, from, held, pageSize, options } = context;
   let written = 0;
-  const unplaced = new Map<TableName, Set<string>>();
+  const lacking = new Map<TableName, Set<string>>();
   for (const fk of tables[table].foreignKeys) {
     const absent: string[] = [];
     for (const chunk of chunks(valuesOf(rows, fk.column), pageSize)) {
@@ -325,15 +324,15 @@ async function copyMissingParents(
         .list({ where: { id: { in: chunk } } } as never, options)) as AnyRow[];
       written += await copyRows(context, fk.references, parents);
     }
-    const left = new Set(absent);
+    const left = lacking.get(fk.references) ?? new Set<string>();
+    for (const id of absent) left.add(id);
     for (const chunk of chunks(missing, pageSize)) {
       const local = await store.table(fk.references).list({ where: { id: { in: chunk } } } as never, options);
       for (const row of local as AnyRow[]) left.delete(row.id);
     }
-    if (left.size > 0)
-      unplaced.set(fk.references, new Set([...(unplaced.get(fk.references) ?? []), ...left]));
+    lacking.set(fk.references, left);
   }
-  return { written, get: (parent) => unplaced.get(parent) };
+  return { written, lacking };
 }
 
 /**
@@ -415,7 +414,7 @@ export async function refreshCache(
     fetched += rows.length;
     fetchedByTable[step.table] += rows.length;
     written += await copyRows(context, step.table, rows);
-    const left = [...(context.unplaced.get(step.table)?.keys() ?? [])].slice(0, RETRY_IDS);
+    const left = [...(context.unplaced.get(step.table) ?? [])].slice(0, RETRY_IDS);
     nextState.set(step.table, {
       query,
       watermark: newest(rows, previous?.watermark ?? null),
