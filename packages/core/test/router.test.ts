@@ -441,6 +441,55 @@ describe("hedged reads", () => {
   });
 });
 
+describe("the servers' view", () => {
+  it("fails over among the servers, and never answers from this PC's copy, which the router itself serves", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const servers = router.servers();
+    const onClinic = await clinic.inner.table("branches").insert(fixtures.branch());
+    const onDevice = await device.inner.table("branches").insert(fixtures.branch());
+    cloud.fault = "refuse";
+    expect((await settle(servers.table("branches").get(onClinic.id))).value).toEqual(onClinic);
+    clinic.fault = "refuse";
+    const refused = await settle(servers.table("branches").get(onDevice.id));
+    expect(refused.error).toMatchObject({ code: "unavailable" });
+    expect((await settle(servers.probe())).error).toMatchObject({ code: "unavailable" });
+    expect((await settle(router.table("branches").get(onDevice.id))).value).toEqual(onDevice);
+    // Offline, it still asks the servers, and answers again once one is back.
+    await waitFor(mode("offline"));
+    expect((await settle(servers.table("branches").get(onDevice.id))).error).toMatchObject({
+      code: "unavailable",
+    });
+    clinic.fault = "none";
+    await waitFor(mode("local"));
+    expect((await settle(servers.table("branches").get(onClinic.id))).value).toEqual(onClinic);
+  });
+
+  it("hedges a slow clinic server's read to no tier: the copy below it never answers", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    cloud.fault = "refuse";
+    await waitFor(mode("local"));
+    const branch = fixtures.branch();
+    await clinic.inner.table("branches").insert(branch);
+    await device.inner.table("branches").insert({ ...branch, name: "the copy's" });
+    for (let i = 0; i < 20; i++) await settle(router.servers().table("branches").get(branch.id));
+    clinic.fault = "blackhole";
+    const read = await settle(router.servers().table("branches").get(branch.id, { timeoutMs: 10_000 }));
+    expect(read.value).toBeUndefined();
+    expect(router.counters()).toMatchObject({ hedgedReads: 0 });
+    // Through the router itself, the same read is hedged to the copy.
+    clinic.fault = "none";
+    await waitFor(mode("local"));
+    for (let i = 0; i < 20; i++) await settle(router.table("branches").get(branch.id));
+    clinic.fault = "blackhole";
+    expect((await settle(router.table("branches").get(branch.id))).value).toMatchObject({
+      name: "the copy's",
+    });
+    expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 1 });
+  });
+});
+
 describe("failback and pinning", () => {
   it("waits until the clinic server has pushed its outage writes before going back to the cloud", async () => {
     let pending = 3;

@@ -80,6 +80,14 @@ export interface FailoverRouter extends DataSource {
    */
   forgetWrites(): void;
   counters(): RouterCounters;
+  /**
+   * The router kept to the servers, every tier above this PC's own copy (`device`): a call goes to
+   * the best server that serves, fails over and hedges among them alone, and rejects
+   * `unavailable` when none answers. For work whose answer must come from a server, such as
+   * refreshing the PC's copy: through the router itself, a read the servers failed mid-way would be
+   * served by that copy. Closing it closes nothing; it stops with the router.
+   */
+  servers(): DataSource;
 }
 
 /**
@@ -261,6 +269,23 @@ class Router implements FailoverRouter, RouterCallContext {
     return this.run("read", "probe", options, (source, o) => source.probe(o));
   }
 
+  servers(): DataSource {
+    const below = Math.min(this.monitors.length, TIERS.indexOf("device"));
+    const context: RouterCallContext = {
+      run: (kind, label, options, work) => this.run(kind, label, options, work, below),
+      recordWrite: (at, entries) => this.recordWrite(at, entries),
+      recordUnknown: (at, writes) => this.recordUnknown(at, writes),
+    };
+    return {
+      id: `${this.id}:servers`,
+      kind: this.kind,
+      capabilities: this.capabilities,
+      probe: (options) => context.run("read", "probe", options, (source, o) => source.probe(o)),
+      table: (name) => createRoutedRepository(name, context),
+      close: async () => {},
+    };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -272,11 +297,19 @@ class Router implements FailoverRouter, RouterCallContext {
     await Promise.all(this.monitors.map((monitor) => monitor.source.close()));
   }
 
-  async run<T>(kind: "read" | "write", label: string, options: CallOptions | undefined, work: RoutedWork<T>) {
+  /** Runs `work` on the best tier that answers, among the tiers above `below` (all by default). */
+  async run<T>(
+    kind: "read" | "write",
+    label: string,
+    options: CallOptions | undefined,
+    work: RoutedWork<T>,
+    below = this.monitors.length,
+  ) {
     if (this.closed) throw new CvError("unavailable", `[core] router ${this.id} is closed`);
     const deadline = this.scheduler.now() + (options?.timeoutMs ?? this.config.callTimeoutMs);
     const forgotten = this.forgotten;
     const tried = new Set<number>();
+    for (let index = below; index < this.monitors.length; index++) tried.add(index);
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
       await this.heldUntil(deadline, options?.signal);
@@ -361,7 +394,7 @@ class Router implements FailoverRouter, RouterCallContext {
   private async hedged<T>(index: number, tried: Set<number>, call: Call<T>): Promise<T> {
     const primary = this.attempt(index, call);
     const delay = (this.monitors[index] as TierMonitor).hedgeDelayMs();
-    if (!this.config.hedgeReads || this.lowerServing(index) === undefined) return primary;
+    if (!this.config.hedgeReads || this.lowerServing(index, tried) === undefined) return primary;
     if (this.scheduler.now() + delay >= call.deadline) return primary;
     const slow = await new Promise<boolean>((resolve) => {
       const handle = this.scheduler.schedule(() => resolve(true), delay);
@@ -371,7 +404,7 @@ class Router implements FailoverRouter, RouterCallContext {
       };
       primary.then(settled, settled);
     });
-    const lower = this.lowerServing(index);
+    const lower = this.lowerServing(index, tried);
     if (!slow || lower === undefined) return primary;
     this.counts.hedgedReads++;
     const hedge = this.carryForHedge(index, lower).then(() =>
@@ -389,10 +422,10 @@ class Router implements FailoverRouter, RouterCallContext {
     );
   }
 
-  /** The best tier below `index` that may serve now. */
-  private lowerServing(index: number): number | undefined {
+  /** The best tier below `index` that may serve now, and that this call has not left out or lost. */
+  private lowerServing(index: number, tried: ReadonlySet<number>): number | undefined {
     for (let i = index + 1; i < this.monitors.length; i++) {
-      if (isServing((this.monitors[i] as TierMonitor).state)) return i;
+      if (!tried.has(i) && isServing((this.monitors[i] as TierMonitor).state)) return i;
     }
     return undefined;
   }
