@@ -1,3 +1,5 @@
+import type { TableName } from "./tables/table-names.js";
+
 /** Where a PC is working: the cloud, the clinic server, or its own SQLite file. */
 export type ConnectionMode = "supabase" | "local" | "offline";
 
@@ -43,4 +45,11 @@ export interface ConnectionStatus {
   /** A tier pinned by hand, or null when the router chooses. */
   readonly pinned: Tier | null;
   readonly changedAt: string;
+  /**
+   * Rows the PC's offline copy lacks though its person may see them, per table, as its last
+   * refresh found them (e.g. the appointment of a patient registered at a branch the person does
+   * not see: the copy holds no row without its parents). Set by a backend that keeps such a copy,
+   * for screens working on it (mode `offline`); absent or `{}` when it lacks nothing it knows of.
+   */
+  readonly notInCopy?: Readonly<Partial<Record<TableName, number>>>;
 }

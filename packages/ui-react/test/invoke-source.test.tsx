@@ -100,6 +100,20 @@ describe("createInvokeStatusSource", () => {
     expect(source.getSnapshot().status?.pendingChanges).toBe(0);
   });
 
+  it("passes on what the PC's offline copy lacks, and refuses it per table only as whole counts of known tables", async () => {
+    let answer: unknown = { ...makeStatus("offline"), notInCopy: { appointments: 2, patients: 1 } };
+    const source = createInvokeStatusSource({ invoke: async () => answer });
+    await source.refresh();
+    expect(source.getSnapshot().status?.notInCopy).toEqual({ appointments: 2, patients: 1 });
+    for (const notInCopy of [{ citas: 1 }, { appointments: -1 }, { appointments: "2" }, [1], null]) {
+      answer = { ...makeStatus("offline"), notInCopy };
+      await source.refresh();
+      expect(source.getSnapshot().error?.message, JSON.stringify(notInCopy)).toContain(
+        "notInCopy must map table names to whole numbers ≥ 0",
+      );
+    }
+  });
+
   it("uses the command names it is given", async () => {
     const backend = fakeBackend(() => makeStatus("supabase"));
     const source = createInvokeStatusSource({
@@ -115,12 +129,27 @@ describe("createInvokeStatusSource", () => {
     let answer: unknown = makeStatus("local");
     const source = createInvokeStatusSource({ invoke: async () => answer });
     await source.refresh();
-    answer = { mode: "cloud", pendingChanges: -1, isSyncing: "no", lastSyncAt: 5, tiers: {} };
+    answer = {
+      mode: "cloud",
+      pendingChanges: -1,
+      isSyncing: "no",
+      lastSyncAt: 5,
+      tiers: {},
+      notInCopy: { appointments: 1.5 },
+    };
     await source.refresh();
     const { status, error } = source.getSnapshot();
     expect(status?.mode).toBe("local");
     expect(error).toMatchObject({ name: "CentroVisionError", code: "invalid_input" });
-    for (const field of ["mode", "pendingChanges", "isSyncing", "lastSyncAt", "tiers.cloud.available"]) {
+    const fields = [
+      "mode",
+      "pendingChanges",
+      "isSyncing",
+      "lastSyncAt",
+      "tiers.cloud.available",
+      "notInCopy",
+    ];
+    for (const field of fields) {
       expect(error?.message).toContain(field);
     }
     expect(error?.message).toContain("same CentroVision version");

@@ -1,5 +1,6 @@
 import { CvError } from "../errors.js";
 import { type ConnectionMode, type ConnectionStatus, MODE_OF_TIER } from "../status.js";
+import { TABLE_NAMES, type TableName } from "../tables/table-names.js";
 
 const MODES: readonly ConnectionMode[] = Object.values(MODE_OF_TIER);
 
@@ -29,6 +30,20 @@ export function parseConnectionStatus(value: unknown, origin: string): Connectio
     if (typeof record.isSyncing !== "boolean") problems.push("isSyncing must be a boolean");
     if (record.lastSyncAt !== null && typeof record.lastSyncAt !== "string") {
       problems.push("lastSyncAt must be an ISO time or null");
+    }
+    const missing = record.notInCopy;
+    if (
+      missing !== undefined &&
+      (kind(missing) !== "object" ||
+        Object.entries(missing as object).some(
+          ([table, count]) =>
+            !TABLE_NAMES.includes(table as TableName) ||
+            typeof count !== "number" ||
+            !Number.isInteger(count) ||
+            count < 0,
+        ))
+    ) {
+      problems.push("notInCopy must map table names to whole numbers ≥ 0");
     }
     const tiers = record.tiers as Record<string, { available?: unknown } | undefined> | undefined;
     if (typeof tiers?.cloud?.available !== "boolean")

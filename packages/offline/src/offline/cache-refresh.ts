@@ -435,6 +435,23 @@ export async function refreshCache(
   return { full, fetched, fetchedByTable, written, evicted, unplaced, rows };
 }
 
+/**
+ * Per table, how many rows the last refresh received and could not place (its report's
+ * `unplaced`), as kept for the next refresh to ask for again: at most `RETRY_IDS` a table. Tables
+ * with none are left out.
+ */
+export async function unplacedRows(
+  store: OfflineStore,
+  options: CallOptions | undefined,
+): Promise<Partial<Record<TableName, number>>> {
+  const gaps: Partial<Record<TableName, number>> = {};
+  for (const { key, value } of await store.records<TableState>(CACHE_STATE, options)) {
+    const count = value.unplaced?.length ?? 0;
+    if (count > 0) gaps[key as TableName] = count;
+  }
+  return gaps;
+}
+
 /** The copy owner's pending and dead-lettered entries (another person's are theirs). */
 async function ownEdits(store: OfflineStore, options: CallOptions | undefined): Promise<OutboxEntry[]> {
   return [...(await ownEntries(store, options)), ...(await ownEntries(store, options, DEAD_LETTERS))];

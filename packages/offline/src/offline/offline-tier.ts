@@ -11,7 +11,7 @@ import {
 } from "@centrovision/core";
 import { combineLatest, exhaustMap, type Observable, type Subscription, timer } from "rxjs";
 import type { ClientApplier } from "../client/client-apply.js";
-import { claimCache, type RefreshReport, refreshCache } from "./cache-refresh.js";
+import { claimCache, type RefreshReport, refreshCache, unplacedRows } from "./cache-refresh.js";
 import { type DrainOptions, type DrainReport, drainFailure, drainOutbox } from "./drain.js";
 import { type OfflineTierOptions, offlineTierOptionsSchema } from "./offline-options.js";
 import { createOfflineSource } from "./offline-source.js";
@@ -69,8 +69,15 @@ export interface OfflineTier {
    * copy lacks is left out (the next refresh brings both). One durable batch; counts only.
    */
   absorb(writes: readonly JournalEntry[], options?: CallOptions): Promise<AbsorbReport>;
-  /** Refreshes the local copy from `from` (normally the router while it is on a better tier). */
+  /** Refreshes the local copy from `from` (normally `router.servers()`: a server, never this copy). */
   refresh(from: DataSource, options?: CallOptions & { full?: boolean }): Promise<RefreshReport>;
+  /**
+   * Rows the copy lacks though its person may see them, per table, as the last refresh found them
+   * (its report's `unplaced`, kept in the file): what a screen working on this copy may be missing,
+   * e.g. the appointment of a patient registered at a branch the person does not see. Tables with
+   * none are left out; `{}` when the copy lacks nothing it knows of. At most 1,000 a table.
+   */
+  copyGaps(options?: CallOptions): Promise<Readonly<Partial<Record<TableName, number>>>>;
   /**
    * Makes the local copy this person's (any string that names them): if it held another person's
    * rows, they are removed before the next refresh fills it as `owner`; the other person's unsent
@@ -310,6 +317,7 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
       );
     },
     syncState: () => ({ isSyncing: running > 0, lastSyncAt }),
+    copyGaps: (o) => unplacedRows(store, o),
     claimCopy(owner, o) {
       if (owner !== claimant) {
         claims++;

@@ -136,6 +136,7 @@ export async function frontDeskServers(clinicName: string) {
 export function useTodayCopy(server: ClinicServer): {
   readonly graph: Consultation;
   readonly tier: OfflineTier;
+  readonly files: PcFiles;
 } {
   const state = {} as { graph: Consultation; tier: OfflineTier; files: PcFiles };
   beforeEach(async () => {
