@@ -1,10 +1,11 @@
-import { PRODUCT_VERSION } from "@centrovision/core";
+import { randomUUID } from "node:crypto";
+import { type ConnectionStatus, PRODUCT_VERSION } from "@centrovision/core";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Demo, startDemo } from "../src/demo/demo-stack.js";
+import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { addDays, dayHeading } from "../src/ui/types.js";
 import { UI_DIR } from "../src/ui-bundle.js";
-import { cloudRows, waitFor } from "../test/support.js";
+import { call, cloudRows, waitFor } from "../test/support.js";
 import {
   axeLog,
   expectAccessible,
@@ -429,6 +430,69 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       .toContain(demo.accounts.receptionist.name);
     await screenshot(page, "7-bitacora");
   });
+
+  it("a receptionist of one branch offline: the banner says what this PC could not copy, and stops once it could", async () => {
+    const [sur, polanco] = demo.clinic.branches.map((branch) => branch.id) as [string, string];
+    const receptionist = demo.clinic.receptionistId;
+    const patient = randomUUID();
+    const appointment = randomUUID();
+    // A patient registered at Polanco, booked at Sur, and the receptionist no longer of Polanco: she
+    // sees the patient through the appointment, not Polanco's branch row, and the copy holds no row
+    // without its parents.
+    await cloudRows(demo, async (sql) => {
+      await sql`delete from user_branches where user_id = ${receptionist} and branch_id = ${polanco}`;
+      await sql`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
+        values (${patient}, ${polanco}, 'Inés', ${`Polanco ${RUN}`}, '1958-07-21', 'female', '55 2222 3333')`;
+      await sql`insert into appointments (id, branch_id, patient_id, doctor_id, starts_at, ends_at, reason, type)
+        values (${appointment}, ${sur}, ${patient}, ${demo.clinic.doctorId}, ${`${TOMORROW}T08:10:00-06:00`},
+          ${`${TOMORROW}T08:30:00-06:00`}, ${`Revisión de catarata (${RUN})`}, 'follow_up')`;
+      return [];
+    });
+    await waitFor("the clinic server's copy of both changes", async () => {
+      const [here] = await onDatabase(
+        demo.clinicDbUrl,
+        (sql) => sql<{ booked: boolean; admitted: boolean }[]>`select
+          exists (select from appointments where id = ${appointment}) as booked,
+          exists (select from user_branches where user_id = ${receptionist} and branch_id = ${polanco}) as admitted`,
+      );
+      return here?.booked === true && here.admitted === false;
+    });
+    await page.getByRole("button", { name: "Cerrar sesión" }).click();
+    await signInForm().waitFor();
+    const { email, password, name } = demo.accounts.receptionist;
+    await signIn(page, email, password);
+    await expect.poll(() => header().textContent()).toBe(`${name} · ${email}`);
+    const missing = async () =>
+      (await call<ConnectionStatus>(demo, "get_connection_status")).body.notInCopy ?? {};
+    await waitFor("a refresh of this PC's copy", async () => Object.keys(await missing()).length > 0);
+
+    await page.getByRole("button", { name: "Cortar internet" }).click();
+    await page.getByRole("button", { name: "Detener servidor de la clínica" }).click();
+    await expectIndicator(page, "offline", /^Sin conexión/);
+    await expect
+      .poll(() => banner().textContent())
+      .toMatch(
+        /^Sin conexión: trabajando en este equipo — \d+ cambios? pendientes?; puede seguir trabajando\. No se pudieron copiar a este equipo 1 cita y 1 paciente: lo que se ve sin conexión puede estar incompleto\.$/,
+      );
+    await screenshot(page, "11-copia-incompleta", banner());
+
+    await cloudRows(demo, async (sql) => {
+      await sql`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${receptionist}, ${polanco})`;
+      return [];
+    });
+    await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
+    await page.getByRole("button", { name: "Restaurar internet" }).click();
+    await expectIndicator(page, "cloud", /^Conectado a la nube/);
+    await waitFor(
+      "a refresh that places both",
+      async () => Object.keys(await missing()).length === 0,
+      30_000,
+    );
+    await desk.showDay(TOMORROW);
+    await expect
+      .poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 })
+      .toContain(`Revisión de catarata (${RUN})`);
+  }, 120_000);
 
   it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {
     await page.getByRole("button", { name: "Cerrar sesión" }).click();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { availabilityNote, branchLabel } from "../src/ui/branch-picker.js";
+import { notInCopyWords } from "../src/ui/mode-banner.js";
 import { statusWords } from "../src/ui/status-words.js";
 import { addDays, ageOn, type Branch, dayHeading, minutesIn } from "../src/ui/types.js";
 
@@ -29,6 +30,21 @@ describe("the words the receptionist reads", () => {
       "Disponible sin conexión: solo CentroVision Sur.",
     );
     expect(availabilityNote([{ ...polanco, available: true }, sur], "supabase")).toBeNull();
+  });
+
+  it("what the offline copy lacks, the agenda's rows first, or nothing when it lacks nothing", () => {
+    expect(notInCopyWords({})).toBeNull();
+    expect(notInCopyWords(undefined)).toBeNull();
+    expect(notInCopyWords({ appointments: 0 })).toBeNull();
+    expect(notInCopyWords({ appointments: 1 })).toBe(
+      "No se pudieron copiar a este equipo 1 cita: lo que se ve sin conexión puede estar incompleto.",
+    );
+    expect(notInCopyWords({ patients: 1, appointments: 2 })).toBe(
+      "No se pudieron copiar a este equipo 2 citas y 1 paciente: lo que se ve sin conexión puede estar incompleto.",
+    );
+    expect(notInCopyWords({ exam_eye: 2, encounters: 1, appointments: 3 })).toBe(
+      "No se pudieron copiar a este equipo 3 citas, 1 consulta y 2 exámenes de un ojo: lo que se ve sin conexión puede estar incompleto.",
+    );
   });
 
   it("the router's reasons and the tiers' errors in Spanish, without the packages' tags", () => {

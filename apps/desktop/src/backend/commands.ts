@@ -47,7 +47,7 @@ export interface SyncControl {
 
 /**
  * The PC's offline tier: the writes a server refused for good, kept until a person decides, and
- * its own sync state and outbox for the status icon.
+ * its own sync state, outbox and what its copy lacks, for the status icon.
  */
 export type OfflineControl = Pick<
   OfflineTier,
@@ -56,6 +56,7 @@ export type OfflineControl = Pick<
   | "discardDeadLetter"
   | "pendingCount"
   | "syncState"
+  | "copyGaps"
   | "doubleBookings"
   | "settleDoubleBooking"
 >;
@@ -115,13 +116,15 @@ function routerStatus({ router, session }: CommandContext): ConnectionStatus {
 
 /**
  * The status as of this call: the router publishes it once per tick, so this PC's own sync state,
- * and offline its outbox count, are read now (a write made offline shows in the very next poll).
+ * what its copy lacks, and offline its outbox count, are read now (a write made offline shows in
+ * the very next poll).
  */
 async function connectionStatus(ctx: CommandContext): Promise<ConnectionStatus> {
   const status = routerStatus(ctx);
   if (ctx.offline === undefined) return status;
-  const pendingChanges = status.mode === "offline" ? await ctx.offline.pendingCount() : status.pendingChanges;
-  return { ...status, ...ctx.offline.syncState(), pendingChanges };
+  const synced = { ...status, ...ctx.offline.syncState(), notInCopy: await ctx.offline.copyGaps() };
+  if (status.mode !== "offline") return synced;
+  return { ...synced, pendingChanges: await ctx.offline.pendingCount() };
 }
 
 async function sessionView({ session, router }: CommandContext): Promise<SessionView> {
@@ -341,10 +344,11 @@ const handlers: Handlers = {
     return { retried: true };
   },
 
-  // The local edit is dropped and the row copied again from the best tier that answers.
+  // The local edit is dropped and the row copied again from the best server that answers (never
+  // from this PC's copy, which holds the edit).
   discard_dead_letter: async ({ offline, router }, { table, id }) => {
     await deadLetterOf(offline, table, id);
-    await offline?.discardDeadLetter(table, id, router);
+    await offline?.discardDeadLetter(table, id, router.servers());
     return { discarded: true };
   },
 

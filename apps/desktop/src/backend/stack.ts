@@ -314,7 +314,7 @@ export async function createPcStack(options: PcStackOptions): Promise<PcStack> {
       oneRunAtATime(async () => {
         if (router.getStatus().mode === "offline" || !session.current().signedIn) return;
         await offline
-          .refresh(router)
+          .refresh(router.servers())
           .catch((error: unknown) => onError("refreshing the offline copy", asCv(error)));
       }),
     )

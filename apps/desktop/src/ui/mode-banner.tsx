@@ -1,16 +1,47 @@
+import type { TableName } from "@centrovision/core";
 import { useNetworkStatus } from "@centrovision/ui-react";
 
 const changes = (n: number, one: string, many: string): string => (n === 1 ? `1 ${one}` : `${n} ${many}`);
 
+/** Each table's rows as a receptionist names them, singular and plural, the agenda's first. */
+const ROW_WORDS: readonly (readonly [TableName, string, string])[] = [
+  ["appointments", "cita", "citas"],
+  ["patients", "paciente", "pacientes"],
+  ["encounters", "consulta", "consultas"],
+  ["exam_eye", "examen de un ojo", "exámenes de un ojo"],
+  ["diagnoses", "diagnóstico", "diagnósticos"],
+  ["rooms", "sala", "salas"],
+  ["profiles", "persona del personal", "personas del personal"],
+  ["branches", "sucursal", "sucursales"],
+  ["user_roles", "rol del personal", "roles del personal"],
+  ["user_branches", "asignación a una sucursal", "asignaciones a sucursales"],
+];
+
+/**
+ * What the PC's offline copy lacks, in one sentence ("No se pudieron copiar a este equipo 2 citas
+ * y 1 paciente: …"), or null when it lacks nothing it knows of.
+ */
+export function notInCopyWords(notInCopy: Readonly<Partial<Record<TableName, number>>> = {}): string | null {
+  const parts = ROW_WORDS.flatMap(([table, one, many]) => {
+    const n = notInCopy[table] ?? 0;
+    return n > 0 ? [changes(n, one, many)] : [];
+  });
+  if (parts.length === 0) return null;
+  const listed = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} y ${parts.at(-1)}`;
+  return `No se pudieron copiar a este equipo ${listed}: lo que se ve sin conexión puede estar incompleto.`;
+}
+
 /**
  * Says in words, on screen and not only in the status pill, when the PC is not working on the
- * cloud and how many changes wait. Not a live region: the pending count changes often, and the
- * indicator already announces the switch to offline once.
+ * cloud and how many changes wait; offline, also what its copy lacks (the agenda shown may miss
+ * those appointments). Not a live region: the pending count changes often, and the indicator
+ * already announces the switch to offline once.
  */
 export function ModeBanner() {
-  const { ready, connectionMode, syncStatus } = useNetworkStatus();
+  const { ready, connectionMode, syncStatus, status } = useNetworkStatus();
   if (!ready || connectionMode === "supabase") return null;
   const pending = syncStatus.pendingChanges;
+  const missing = connectionMode === "offline" ? notInCopyWords(status?.notInCopy) : null;
   return (
     <section
       className={`banner mode-banner mode-${connectionMode}`}
@@ -20,6 +51,12 @@ export function ModeBanner() {
       {connectionMode === "local"
         ? `Trabajando con el servidor de la clínica — ${changes(pending, "cambio se enviará", "cambios se enviarán")} a la nube`
         : `Sin conexión: trabajando en este equipo — ${changes(pending, "cambio pendiente", "cambios pendientes")}; puede seguir trabajando`}
+      {missing !== null && (
+        <>
+          {". "}
+          <span data-testid="not-in-copy">{missing}</span>
+        </>
+      )}
     </section>
   );
 }
