@@ -373,6 +373,17 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     );
     expect(letters[0]).toMatchObject({ table: "patients", id: offline.body.id, code: "constraint" });
     expect(JSON.stringify(letters)).not.toMatch(/Citlali|DEADLETTER01/);
+    // Discarding needs the server's row: offline, this PC's copy (which holds the edit) is no
+    // answer, and the letter stays.
+    await demo.setInternet(false);
+    await waitFor("offline", async () => (await status()).mode === "offline");
+    const offlineDiscard = await call<Failure>(demo, "discard_dead_letter", {
+      table: "patients",
+      id: offline.body.id,
+    });
+    expect(offlineDiscard).toMatchObject({ status: 503, body: { code: "unavailable" } });
+    expect((await call<Letter[]>(demo, "list_dead_letters")).body).toHaveLength(1);
+    await demo.setInternet(true);
     await demo.setClinicServer(true);
     // A refused change does not block the rest: the PC goes back to the cloud with nothing pending.
     await waitFor(
