@@ -1,11 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { type ConnectionStatus, PRODUCT_VERSION } from "@centrovision/core";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
+import { type Demo, startDemo } from "../src/demo/demo-stack.js";
 import { addDays, dayHeading } from "../src/ui/types.js";
 import { UI_DIR } from "../src/ui-bundle.js";
-import { call, cloudRows, waitFor } from "../test/support.js";
+import { bookedAcrossBranches, call, cloudRows, waitFor } from "../test/support.js";
 import {
   axeLog,
   expectAccessible,
@@ -432,31 +431,8 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
   });
 
   it("a receptionist of one branch offline: the banner says what this PC could not copy, and stops once it could", async () => {
-    const [sur, polanco] = demo.clinic.branches.map((branch) => branch.id) as [string, string];
-    const receptionist = demo.clinic.receptionistId;
-    const patient = randomUUID();
-    const appointment = randomUUID();
-    // A patient registered at Polanco, booked at Sur, and the receptionist no longer of Polanco: she
-    // sees the patient through the appointment, not Polanco's branch row, and the copy holds no row
-    // without its parents.
-    await cloudRows(demo, async (sql) => {
-      await sql`delete from user_branches where user_id = ${receptionist} and branch_id = ${polanco}`;
-      await sql`insert into patients (id, branch_id, first_name, last_name, birth_date, sex, phone)
-        values (${patient}, ${polanco}, 'Inés', ${`Polanco ${RUN}`}, '1958-07-21', 'female', '55 2222 3333')`;
-      await sql`insert into appointments (id, branch_id, patient_id, doctor_id, starts_at, ends_at, reason, type)
-        values (${appointment}, ${sur}, ${patient}, ${demo.clinic.doctorId}, ${`${TOMORROW}T08:10:00-06:00`},
-          ${`${TOMORROW}T08:30:00-06:00`}, ${`Revisión de catarata (${RUN})`}, 'follow_up')`;
-      return [];
-    });
-    await waitFor("the clinic server's copy of both changes", async () => {
-      const [here] = await onDatabase(
-        demo.clinicDbUrl,
-        (sql) => sql<{ booked: boolean; admitted: boolean }[]>`select
-          exists (select from appointments where id = ${appointment}) as booked,
-          exists (select from user_branches where user_id = ${receptionist} and branch_id = ${polanco}) as admitted`,
-      );
-      return here?.booked === true && here.admitted === false;
-    });
+    const reason = `Revisión de catarata (${RUN})`;
+    const { readmit } = await bookedAcrossBranches(demo, TOMORROW, reason);
     await page.getByRole("button", { name: "Cerrar sesión" }).click();
     await signInForm().waitFor();
     const { email, password, name } = demo.accounts.receptionist;
@@ -476,10 +452,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       );
     await screenshot(page, "11-copia-incompleta", banner());
 
-    await cloudRows(demo, async (sql) => {
-      await sql`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${receptionist}, ${polanco})`;
-      return [];
-    });
+    await readmit();
     await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
     await page.getByRole("button", { name: "Restaurar internet" }).click();
     await expectIndicator(page, "cloud", /^Conectado a la nube/);
@@ -489,9 +462,7 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
       30_000,
     );
     await desk.showDay(TOMORROW);
-    await expect
-      .poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 })
-      .toContain(`Revisión de catarata (${RUN})`);
+    await expect.poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 }).toContain(reason);
   }, 120_000);
 
   it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {

@@ -2,7 +2,7 @@ import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Demo, onDatabase, startDemo } from "../src/demo/demo-stack.js";
 import { todayInMexicoCity } from "../src/demo/seed.js";
-import { call, clinicSessionHeld, cloudRows, waitFor } from "./support.js";
+import { call, clinicSessionHeld, cloudRows, tomorrow, waitFor } from "./support.js";
 
 // Issue 15, item 2: at the switch to offline the PC's copy holds what the servers acknowledged
 // to it up to the last answer, so the offline agenda never misses an appointment this PC booked
@@ -25,12 +25,6 @@ beforeAll(async () => {
 afterAll(() => demo?.stop());
 
 const status = async () => (await call<ConnectionStatus>(demo, "get_connection_status")).body;
-
-/** Tomorrow in the clinic's time zone (inside the offline copy's days ahead, never in the past). */
-function tomorrow(): string {
-  const [y, m, d] = todayInMexicoCity().split("-").map(Number) as [number, number, number];
-  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
-}
 
 describe("the offline copy at the switch", () => {
   it("holds an appointment booked on the clinic server when the server stops right after answering", async () => {

@@ -1,8 +1,7 @@
 import type { ConnectionStatus } from "@centrovision/core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Demo, startDemo } from "../src/demo/demo-stack.js";
-import { todayInMexicoCity } from "../src/demo/seed.js";
-import { call, clinicSessionHeld, cloudRows, waitFor } from "./support.js";
+import { call, clinicSessionHeld, cloudRows, tomorrow, waitFor } from "./support.js";
 
 /*
  * A change of person on one PC, on the whole desktop stack: the router, and its memory of this
@@ -31,12 +30,6 @@ const signInAs = (who: "receptionist" | "doctor") =>
     email: demo.accounts[who].email,
     password: demo.accounts[who].password,
   });
-
-function tomorrow(): string {
-  const d = new Date(`${todayInMexicoCity()}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
-}
 
 it("a booking the clinic server took for one person is never written to the cloud as the next person's", async () => {
   expect((await signInAs("receptionist")).body).toMatchObject({ method: "online" });
