@@ -368,66 +368,75 @@ export async function refreshCache(
   const fetchedByTable = Object.fromEntries(TABLE_NAMES.map((t) => [t, 0])) as Record<TableName, number>;
   let fetched = 0;
   let written = 0;
+  /** What the refresh could not place, per table, as kept for the next one. */
+  const left = (table: TableName) => [...(context.unplaced.get(table) ?? [])].slice(0, RETRY_IDS);
 
-  for (const step of SCOPE_STEPS) {
-    const previous = state.get(step.table);
-    // What the last refresh could not place, asked for again by id while the scope still selects it.
-    const again = chunks(previous?.unplaced ?? [], config.pageSize);
-    let query: string;
-    let rows: AnyRow[];
-    if (step.kind === "where") {
-      const base = step.query(config.scope, window);
-      query = JSON.stringify(base);
-      const since = !full && previous?.query === query ? previous.watermark : null;
-      const where = since
-        ? { ...base.where, updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() } }
-        : base.where;
-      rows = await listAll(from, step.table, { ...base, where }, config.pageSize, options);
-      for (const chunk of again) {
-        const asked = { ...base, where: { ...base.where, id: { in: chunk } } };
-        rows.push(...(await listAll(from, step.table, asked, config.pageSize, options)));
+  try {
+    for (const step of SCOPE_STEPS) {
+      const previous = state.get(step.table);
+      // What the last refresh could not place, asked for again by id while the scope still selects it.
+      const again = chunks(previous?.unplaced ?? [], config.pageSize);
+      let query: string;
+      let rows: AnyRow[];
+      if (step.kind === "where") {
+        const base = step.query(config.scope, window);
+        query = JSON.stringify(base);
+        const since = !full && previous?.query === query ? previous.watermark : null;
+        const where = since
+          ? {
+              ...base.where,
+              updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() },
+            }
+          : base.where;
+        rows = await listAll(from, step.table, { ...base, where }, config.pageSize, options);
+        for (const chunk of again) {
+          const asked = { ...base, where: { ...base.where, id: { in: chunk } } };
+          rows.push(...(await listAll(from, step.table, asked, config.pageSize, options)));
+        }
+      } else {
+        query = JSON.stringify(step.where?.(config.scope, window) ?? {});
+        const extra = step.where?.(config.scope, window) ?? {};
+        const ids = valuesOf(selected.get(step.input) ?? [], step.inputColumn);
+        const known = new Set(valuesOf(before.get(step.input) ?? [], step.inputColumn));
+        const since = !full && previous?.query === query ? previous.watermark : null;
+        const fresh = since ? ids.filter((id) => !known.has(id)) : ids;
+        rows = await listByIds(from, step, fresh, extra, config.pageSize, options);
+        if (since) {
+          const changed = {
+            ...extra,
+            updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() },
+          };
+          const old = ids.filter((id) => known.has(id));
+          rows.push(...(await listByIds(from, step, old, changed, config.pageSize, options)));
+        }
+        const inputs = new Set(ids);
+        for (const chunk of again) {
+          const asked = { where: { ...extra, id: { in: chunk } } };
+          const found = await listAll(from, step.table, asked, config.pageSize, options);
+          rows.push(...found.filter((row) => inputs.has(row[step.column] as string)));
+        }
       }
-    } else {
-      query = JSON.stringify(step.where?.(config.scope, window) ?? {});
-      const extra = step.where?.(config.scope, window) ?? {};
-      const ids = valuesOf(selected.get(step.input) ?? [], step.inputColumn);
-      const known = new Set(valuesOf(before.get(step.input) ?? [], step.inputColumn));
-      const since = !full && previous?.query === query ? previous.watermark : null;
-      const fresh = since ? ids.filter((id) => !known.has(id)) : ids;
-      rows = await listByIds(from, step, fresh, extra, config.pageSize, options);
-      if (since) {
-        const changed = {
-          ...extra,
-          updated_at: { gte: new Date(Date.parse(since) - config.overlapMs).toISOString() },
-        };
-        const old = ids.filter((id) => known.has(id));
-        rows.push(...(await listByIds(from, step, old, changed, config.pageSize, options)));
-      }
-      const inputs = new Set(ids);
-      for (const chunk of again) {
-        const asked = { where: { ...extra, id: { in: chunk } } };
-        const found = await listAll(from, step.table, asked, config.pageSize, options);
-        rows.push(...found.filter((row) => inputs.has(row[step.column] as string)));
-      }
+      rows = [...new Map(rows.map((row) => [row.id, row])).values()];
+      fetched += rows.length;
+      fetchedByTable[step.table] += rows.length;
+      written += await copyRows(context, step.table, rows);
+      nextState.set(step.table, { query, watermark: newest(rows, previous?.watermark ?? null) });
+      selected.set(step.table, await stepRows(store, step, selected, config, window, options));
     }
-    rows = [...new Map(rows.map((row) => [row.id, row])).values()];
-    fetched += rows.length;
-    fetchedByTable[step.table] += rows.length;
-    written += await copyRows(context, step.table, rows);
-    const left = [...(context.unplaced.get(step.table) ?? [])].slice(0, RETRY_IDS);
-    nextState.set(step.table, {
-      query,
-      watermark: newest(rows, previous?.watermark ?? null),
-      ...(left.length > 0 && { unplaced: left }),
-    });
-    selected.set(step.table, await stepRows(store, step, selected, config, window, options));
+  } catch (error) {
+    await keepUnplaced(store, state, left, stillTheirs, options).catch(() => {});
+    throw error;
   }
 
   const kept = await keepParents(store, selected, held, config.pageSize, options);
   const evicted = await evict(store, kept, options, { newer, stillTheirs });
   await store.batch((batch) => {
     if (!stillTheirs()) throw handedOver("the copy's refresh");
-    for (const [table, value] of nextState) batch.setRecord(CACHE_STATE, table, value);
+    // A row of a table left out later, as a parent of another table's row, counts too.
+    for (const [table, value] of nextState) {
+      const unplaced = left(table);
+      batch.setRecord(CACHE_STATE, table, { ...value, ...(unplaced.length > 0 && { unplaced }) });
+    }
   }, options);
   const rows = {} as Record<TableName, number>;
   for (const table of TABLE_NAMES) rows[table] = (await store.table(table).list(undefined, options)).length;
@@ -436,9 +445,35 @@ export async function refreshCache(
 }
 
 /**
- * Per table, how many rows the last refresh received and could not place (its report's
- * `unplaced`), as kept for the next refresh to ask for again: at most `RETRY_IDS` a table. Tables
- * with none are left out.
+ * After a refresh that failed (a server lost mid-way): the rows it could not place join those the
+ * last one could not, for the next refresh to ask for again and for `unplacedRows` to count. What
+ * it asked and the watermarks stay the last complete refresh's. Nothing once the copy changed hands.
+ */
+async function keepUnplaced(
+  store: OfflineStore,
+  state: ReadonlyMap<string, TableState>,
+  left: (table: TableName) => string[],
+  stillTheirs: () => boolean,
+  options: CallOptions | undefined,
+): Promise<void> {
+  if (!stillTheirs()) return;
+  await store.batch((batch) => {
+    if (!stillTheirs()) throw handedOver("the copy's refresh");
+    for (const table of TABLE_NAMES) {
+      const added = left(table);
+      if (added.length === 0) continue;
+      const previous = state.get(table) ?? { query: "", watermark: null };
+      const unplaced = [...new Set([...(previous.unplaced ?? []), ...added])].slice(0, RETRY_IDS);
+      batch.setRecord(CACHE_STATE, table, { ...previous, unplaced });
+    }
+  }, options);
+}
+
+/**
+ * Per table, how many rows the copy still lacks of those the last refresh received and could not
+ * place (its report's `unplaced`, kept for the next refresh to ask for again: at most `RETRY_IDS`
+ * a table), and of those a refresh stopped mid-way could not; a row placed since (by a refresh the
+ * cut stopped after it) no longer counts. Tables with none are left out.
  */
 export async function unplacedRows(
   store: OfflineStore,
@@ -446,8 +481,12 @@ export async function unplacedRows(
 ): Promise<Partial<Record<TableName, number>>> {
   const gaps: Partial<Record<TableName, number>> = {};
   for (const { key, value } of await store.records<TableState>(CACHE_STATE, options)) {
-    const count = value.unplaced?.length ?? 0;
-    if (count > 0) gaps[key as TableName] = count;
+    const ids = value.unplaced ?? [];
+    if (ids.length === 0) continue;
+    const table = key as TableName;
+    const placed = await store.table(table).list({ where: { id: { in: ids } } } as never, options);
+    const count = ids.length - placed.length;
+    if (count > 0) gaps[table] = count;
   }
   return gaps;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { CvError, type DataSource, type TableName } from "@centrovision/core";
 import { describe, expect, it } from "vitest";
 import { openTier, todayClinic, useClinicServer, useTodayCopy } from "./support.js";
 
@@ -36,6 +37,23 @@ async function otherBranch(): Promise<string> {
   return branch;
 }
 
+/** `source` with its server lost when the refresh reaches `table`: the cut in the middle of a refresh. */
+function cutAt(source: DataSource, table: TableName): DataSource {
+  return {
+    ...source,
+    table: ((name: TableName) => {
+      const repository = source.table(name);
+      if (name !== table) return repository;
+      return {
+        ...repository,
+        list: async () => {
+          throw new CvError("unavailable", "[test] the clinic server stopped answering");
+        },
+      };
+    }) as DataSource["table"],
+  };
+}
+
 describe("a patient of another branch in the PC's scope", () => {
   it("is left out with its appointment, the rest refreshes, and it comes once the person may see its branch", async () => {
     const { graph, tier } = copy;
@@ -71,6 +89,52 @@ describe("a patient of another branch in the PC's scope", () => {
     } finally {
       await restarted.close();
     }
+  });
+
+  it("counts only what the copy still lacks, and what a refresh the cut stopped could not place", async () => {
+    const { tier } = copy;
+    const branch = await otherBranch();
+    const { appointment } = await bookedToday(branch);
+    expect((await tier.refresh(clinic.source)).unplaced).toBe(2);
+    // Placed by a refresh the cut then stopped: no longer missing, whatever that refresh kept.
+    await clinic.person.admit(branch);
+    await expect(tier.refresh(cutAt(clinic.source, "encounters"))).rejects.toMatchObject({
+      code: "unavailable",
+    });
+    expect(await tier.source.table("appointments").get(appointment)).not.toBeNull();
+    expect(await tier.copyGaps()).toEqual({});
+    // Left out by a refresh the cut then stopped: counted, and asked for again by the next one.
+    const other = await bookedToday(await otherBranch());
+    await expect(tier.refresh(cutAt(clinic.source, "encounters"))).rejects.toMatchObject({
+      code: "unavailable",
+    });
+    expect(await tier.copyGaps()).toEqual({ patients: 1, appointments: 1 });
+    const report = await tier.refresh(clinic.source);
+    expect(report.unplaced).toBe(2);
+    expect(await tier.copyGaps()).toEqual({ patients: 1, appointments: 1 });
+    expect(await tier.source.table("appointments").get(other.appointment)).toBeNull();
+  });
+
+  it("counts a past appointment left out as an encounter's parent (its doctor of another branch), with the encounter", async () => {
+    const { graph, tier } = copy;
+    const branch = await otherBranch();
+    const [doctor, past] = [randomUUID(), randomUUID()];
+    const here = graph.branches.id as string;
+    await clinic.node.sql.begin(async (tx) => {
+      await tx`insert into profiles (id, full_name) values (${doctor}, 'Dra. Visitante')`;
+      await tx`insert into user_branches (id, user_id, branch_id) values (${randomUUID()}, ${doctor}, ${branch})`;
+      await tx`insert into appointments (id, branch_id, patient_id, doctor_id, starts_at, ends_at, reason, type)
+        values (${past}, ${here}, ${graph.patients.id as string}, ${doctor}, now() - interval '3 days',
+          now() - interval '3 days' + interval '20 minutes', 'Control', 'follow_up')`;
+      await tx`insert into encounters (id, patient_id, appointment_id, branch_id, doctor_id, started_at, chief_complaint)
+        values (${randomUUID()}, ${graph.patients.id as string}, ${past}, ${here}, ${graph.profiles.id as string},
+          now() - interval '3 days', 'Revisión')`;
+    });
+    expect((await tier.refresh(clinic.source)).unplaced).toBe(2);
+    expect(await tier.copyGaps()).toEqual({ appointments: 1, encounters: 1 });
+    // The next refresh asks for the encounter again, and finds its appointment still lacking.
+    expect((await tier.refresh(clinic.source)).unplaced).toBe(2);
+    expect(await tier.copyGaps()).toEqual({ appointments: 1, encounters: 1 });
   });
 
   it("stops asking for such a row once its appointment leaves the scope", async () => {
