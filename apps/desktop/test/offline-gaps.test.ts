@@ -28,6 +28,13 @@ describe("what the offline copy lacks", () => {
     await waitFor("the cloud", async () => (await status()).mode === "supabase");
     await waitFor("a refresh of this PC's copy", async () => (await status()).lastSyncAt !== null);
     expect((await status()).notInCopy).toEqual({ patients: 1, appointments: 1 });
+    // Whoever asks with nobody signed in is not told about her copy.
+    expect((await call(demo, "sign_out")).status).toBe(200);
+    expect((await status()).notInCopy).toBeUndefined();
+    expect((await call(demo, "sign_in", { email: account.email, password: account.password })).status).toBe(
+      200,
+    );
+    await waitFor("the cloud", async () => (await status()).mode === "supabase");
 
     // Cut while the copy is refreshed every 2 s: a refresh the cut catches reads no row of the copy.
     await demo.setInternet(false);

@@ -116,15 +116,18 @@ function routerStatus({ router, session }: CommandContext): ConnectionStatus {
 
 /**
  * The status as of this call: the router publishes it once per tick, so this PC's own sync state,
- * what its copy lacks, and offline its outbox count, are read now (a write made offline shows in
- * the very next poll).
+ * what its copy lacks (for the person signed in: the copy is theirs; left out if it cannot be
+ * read), and offline its outbox count, are read now (a write made offline shows in the very next
+ * poll).
  */
 async function connectionStatus(ctx: CommandContext): Promise<ConnectionStatus> {
   const status = routerStatus(ctx);
-  if (ctx.offline === undefined) return status;
-  const synced = { ...status, ...ctx.offline.syncState(), notInCopy: await ctx.offline.copyGaps() };
+  const { offline, session } = ctx;
+  if (offline === undefined) return status;
+  const notInCopy = session.current().signedIn ? await offline.copyGaps().catch(() => undefined) : undefined;
+  const synced = { ...status, ...offline.syncState(), ...(notInCopy !== undefined && { notInCopy }) };
   if (status.mode !== "offline") return synced;
-  return { ...synced, pendingChanges: await ctx.offline.pendingCount() };
+  return { ...synced, pendingChanges: await offline.pendingCount() };
 }
 
 async function sessionView({ session, router }: CommandContext): Promise<SessionView> {
