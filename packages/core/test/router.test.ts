@@ -3,10 +3,12 @@ import { createFixtures } from "@centrovision/testkit/contract";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type ConnectionMode,
+  CvError,
   createFailoverRouter,
   type FailoverRouter,
   type RouterConfigInput,
   type RouterHooks,
+  type TableName,
 } from "../src/index.js";
 import type { RouterCallContext } from "../src/router/router-call.js";
 import { createFaultySource, type FaultySource } from "./support/faulty-source.js";
@@ -337,6 +339,27 @@ describe("hedged reads", () => {
       await router.close();
     }
     start();
+  });
+
+  it("lets no refusal of the person by the lower tier win: the slow cloud's answer does", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const branch = await cloud.inner.table("branches").insert(fixtures.branch());
+    // Up for its probes, but without this person's session there (a clinic session not come yet).
+    const table = clinic.table.bind(clinic);
+    clinic.table = ((name: TableName) => ({
+      ...table(name),
+      get: async () => {
+        throw new CvError("unauthorized", "[test] clinic: no session for this person");
+      },
+    })) as typeof clinic.table;
+    cloud.latencyMs = 1_000;
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.error).toBeUndefined();
+    expect(read.value).toEqual(branch);
+    expect(read.took).toBeGreaterThanOrEqual(1_000);
+    expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 0 });
   });
 
   it("stays off while the cloud answers, slow or fast", async () => {

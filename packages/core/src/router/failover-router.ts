@@ -7,7 +7,7 @@ import {
 } from "rxjs";
 import type { Capabilities, DataSource, ProbeResult } from "../data-source.js";
 import type { CallOptions } from "../deadline.js";
-import { CvError, isTierDown } from "../errors.js";
+import { CvError, isCvError, isTierDown } from "../errors.js";
 import { type ConnectionStatus, TIERS, type Tier } from "../status.js";
 import type { TableName } from "../tables/index.js";
 import { isServing } from "./health.js";
@@ -128,7 +128,9 @@ interface Call<T> {
 
 /**
  * The first answer of two tries of one read: a value, or an error that is not a lost tier. Only
- * when both tiers are lost does it fail, with the first try's error.
+ * when both tiers are lost does it fail, with the first try's error. The second try's refusal of
+ * the person (`unauthorized`: no session of theirs on that tier yet, such as a clinic session
+ * still being fetched) says nothing about the read, and counts as lost too.
  */
 function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -136,7 +138,8 @@ function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
     let firstError: unknown;
     for (const [position, call] of [first, second].entries()) {
       call.then(resolve, (error: unknown) => {
-        if (!isTierDown(error)) return reject(error);
+        const refused = position === 1 && isCvError(error) && error.code === "unauthorized";
+        if (!isTierDown(error) && !refused) return reject(error);
         if (position === 0) firstError = error;
         lost++;
         if (lost === 2) reject(firstError ?? error);
