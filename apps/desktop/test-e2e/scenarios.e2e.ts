@@ -279,6 +279,18 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     );
     await desk.expectBooked(created["sin-conexion-nuevo"], doctors().lucia);
     await expectIndicator(page, "offline", /^Sin conexión \(\d+ pendientes?\)$/);
+    // Signing out now would leave those writes for her next sign-in here: asked first, she stays.
+    await page.getByRole("button", { name: "Cerrar sesión", exact: true }).click();
+    const unsent = page.getByTestId("sign-out-unsent");
+    await expect
+      .poll(() => unsent.textContent())
+      .toMatch(
+        /^Tiene \d+ cambios? hechos? en este equipo que aún no llegan? a un servidor: se enviarán? cuando vuelva a iniciar sesión aquí/,
+      );
+    await screenshot(page, "12-cerrar-sesion-con-cambios", unsent);
+    await unsent.getByRole("button", { name: "Seguir en la sesión" }).click();
+    await expect.poll(() => unsent.count()).toBe(0);
+    expect(await header().count()).toBe(1);
     await screenshot(page, "3-sin-conexion");
     await screenshot(page, "10-aviso-sin-conexion", banner());
     // Booked on the clinic server just before it stopped: in this PC's copy (no double booking from a stale copy).

@@ -449,8 +449,21 @@ describe("sessions across outages: no pending write is ever dropped", () => {
     expect(offline.status).toBe(200);
     await waitFor("the write in the outbox", async () => (await status()).pendingChanges === 1);
 
+    // Asked first: the write waits for this person's next sign-in here, nobody else can send it.
+    expect(await call(demo, "sign_out")).toMatchObject({
+      status: 409,
+      body: {
+        code: "conflict",
+        message:
+          "Tiene 1 cambio hecho en este equipo que aún no llega a un servidor: se enviará cuando vuelva a iniciar sesión aquí, y nadie más puede enviarlo.",
+      },
+    });
+    expect(await session()).toMatchObject({ signedIn: true });
     // Sign-out needs no network: the local session is gone at once (supabase-js #2501 kept it).
-    expect(await call(demo, "sign_out")).toEqual({ status: 200, body: { signedIn: false } });
+    expect(await call(demo, "sign_out", { leave_unsent: true })).toEqual({
+      status: 200,
+      body: { signedIn: false },
+    });
     expect(await session()).toEqual({ signedIn: false });
     expect((await call(demo, "get_appointments", { branch_id: branchId, date: today })).status).toBe(403);
 

@@ -48,7 +48,12 @@ export const commandArgs = {
         .max(1_000, "contraseña: demasiado larga"),
     })
     .strict(),
-  sign_out: z.object({}).strict(),
+  sign_out: z
+    .object({
+      /** Signs out even with writes of this person's still in this PC's outbox (they wait for them). */
+      leave_unsent: z.boolean("leave_unsent: debe ser verdadero o falso").optional(),
+    })
+    .strict(),
   get_connection_status: z.object({}).strict(),
   get_app_info: z.object({}).strict(),
   trigger_sync: z.object({}).strict(),

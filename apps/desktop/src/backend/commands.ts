@@ -210,7 +210,18 @@ const handlers: Handlers = {
     return sessionView(ctx);
   },
 
-  sign_out: async ({ session }) => {
+  // Writes made on this PC while offline are sent with their author's session only: signing out
+  // leaves them waiting for that person's next sign-in here, which is said first.
+  sign_out: async ({ session, offline }, { leave_unsent }) => {
+    const asks = leave_unsent !== true && offline !== undefined && session.current().signedIn;
+    const unsent = asks ? await offline.pendingCount() : 0;
+    if (unsent > 0) {
+      const message =
+        unsent === 1
+          ? "Tiene 1 cambio hecho en este equipo que aún no llega a un servidor: se enviará cuando vuelva a iniciar sesión aquí, y nadie más puede enviarlo."
+          : `Tiene ${unsent} cambios hechos en este equipo que aún no llegan a un servidor: se enviarán cuando vuelva a iniciar sesión aquí, y nadie más puede enviarlos.`;
+      throw new CvError("conflict", message, { issues: [{ path: "leave_unsent", message }] });
+    }
     await session.signOut();
     return { signedIn: false };
   },

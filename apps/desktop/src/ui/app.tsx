@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { DevPanel } from "./dev-panel.js";
 import { ErrorAlert } from "./error-alert.js";
-import { errorText, invoke } from "./invoke.js";
+import { errorCode, errorText, invoke } from "./invoke.js";
 import { SignIn } from "./sign-in.js";
 import type { Session } from "./types.js";
 import { Workspace } from "./workspace.js";
@@ -29,19 +29,36 @@ export function App() {
     return () => clearInterval(timer);
   }, [read]);
 
-  const signOut = async () => {
+  /** Why signing out was held: this person's writes on this PC that no server has yet. */
+  const [unsent, setUnsent] = useState<string | null>(null);
+  const signOut = async (leaveUnsent: boolean) => {
     try {
-      setSession(await invoke<Session>("sign_out"));
+      setSession(await invoke<Session>("sign_out", leaveUnsent ? { leave_unsent: true } : {}));
+      setUnsent(null);
     } catch (e) {
-      setError(errorText(e));
+      if (errorCode(e) === "conflict") setUnsent(errorText(e));
+      else setError(errorText(e));
     }
   };
 
   return (
     <div className="app">
       <ErrorAlert error={error} />
+      {session?.signedIn === true && unsent !== null && (
+        <div role="alert" className="overlap" data-testid="sign-out-unsent">
+          <p>{unsent}</p>
+          <button type="button" className="primary" onClick={() => setUnsent(null)}>
+            Seguir en la sesión
+          </button>{" "}
+          <button type="button" onClick={() => void signOut(true)}>
+            Cerrar sesión de todos modos
+          </button>
+        </div>
+      )}
       {session?.signedIn === false && <SignIn onSignedIn={setSession} />}
-      {session?.signedIn === true && <Workspace session={session} onSignOut={() => void signOut()} />}
+      {session?.signedIn === true && (
+        <Workspace session={session} onSignOut={(leaveUnsent) => void signOut(leaveUnsent)} />
+      )}
       <DevPanel />
     </div>
   );

@@ -14,7 +14,11 @@ type View = "agenda" | "conflictos" | "bitacora";
 
 interface WorkspaceProps {
   session: SignedIn;
-  onSignOut: () => void;
+  /**
+   * Ends the session; `leaveUnsent` false asks first when this person's offline writes have not
+   * reached a server (a sign-in again at once, to sync, does not need to ask).
+   */
+  onSignOut: (leaveUnsent: boolean) => void;
 }
 
 /**
@@ -120,7 +124,7 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
             {method === "clinic" && <em> (en el servidor de la clínica)</em>}
             {method === "device" && <em> (sin conexión)</em>}
           </span>
-          <button type="button" onClick={onSignOut}>
+          <button type="button" onClick={() => onSignOut(false)}>
             Cerrar sesión
           </button>
         </div>
@@ -129,7 +133,7 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
       {session.needsOnlineSignIn && (
         <div className="banner" role="status" data-testid="online-sign-in-banner">
           Vuelva a iniciar sesión para sincronizar con la nube{" "}
-          <button type="button" onClick={onSignOut}>
+          <button type="button" onClick={() => onSignOut(true)}>
             Iniciar sesión en línea
           </button>
         </div>
@@ -138,7 +142,7 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
         <div className="banner" role="status" data-testid="clinic-sign-in-banner">
           Sin sesión vigente en el servidor de la clínica: siga trabajando en este equipo, o vuelva a iniciar
           sesión para usarlo{" "}
-          <button type="button" onClick={onSignOut}>
+          <button type="button" onClick={() => onSignOut(true)}>
             Iniciar sesión
           </button>
         </div>
