@@ -477,6 +477,45 @@ describe("a receptionist's morning across the four demo scenarios, in a real bro
     await expect.poll(() => page.getByTestId("agenda").textContent(), { timeout: 15_000 }).toContain(reason);
   }, 120_000);
 
+  it("signing out with an offline change is said first; the next person is told whose change waits here, until she signs in", async () => {
+    await page.getByRole("button", { name: "Cortar internet" }).click();
+    await page.getByRole("button", { name: "Detener servidor de la clínica" }).click();
+    await expectIndicator(page, "offline", /^Sin conexión/);
+    const reason = await desk.bookAtSlot("de otra persona", "17:00", doctors().emilio);
+    await desk.expectBooked(reason, doctors().emilio);
+    await page.getByRole("button", { name: "Cerrar sesión", exact: true }).click();
+    const unsent = page.getByTestId("sign-out-unsent");
+    await unsent.waitFor();
+    await unsent.getByRole("button", { name: "Cerrar sesión de todos modos" }).click();
+    await signInForm().waitFor();
+    await page.getByRole("button", { name: "Arrancar servidor de la clínica" }).click();
+    await page.getByRole("button", { name: "Restaurar internet" }).click();
+
+    const admin = demo.accounts.admin;
+    await signIn(page, admin.email, admin.password);
+    await expect
+      .poll(() => header().textContent(), { timeout: 15_000 })
+      .toBe(`${admin.name} · ${admin.email}`);
+    const waiting = page.getByTestId("others-unsent");
+    await expect
+      .poll(() => waiting.textContent(), { timeout: 30_000 })
+      .toBe(
+        `En este equipo espera 1 cambio de ${demo.accounts.receptionist.name} hecho sin conexión: se enviará cuando esa persona vuelva a iniciar sesión aquí.`,
+      );
+    await screenshot(page, "13-cambios-de-otra-persona", waiting);
+    const inCloud = async () =>
+      (await cloudRows(demo, (sql) => sql`select id from appointments where reason = ${reason}`)).length;
+    expect(await inCloud()).toBe(0);
+
+    await page.getByRole("button", { name: "Cerrar sesión", exact: true }).click();
+    await signInForm().waitFor();
+    const { email, password, name } = demo.accounts.receptionist;
+    await signIn(page, email, password);
+    await expect.poll(() => header().textContent(), { timeout: 15_000 }).toBe(`${name} · ${email}`);
+    await waitFor("her change in the cloud", async () => (await inCloud()) === 1, 30_000);
+    expect(await waiting.count()).toBe(0);
+  }, 150_000);
+
   it("sign-out returns to the sign-in screen, and the agenda is gone", async () => {
     await page.getByRole("button", { name: "Cerrar sesión" }).click();
     await signInForm().waitFor();

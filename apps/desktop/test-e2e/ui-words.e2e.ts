@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { availabilityNote, branchLabel } from "../src/ui/branch-picker.js";
 import { notInCopyWords } from "../src/ui/mode-banner.js";
+import { othersUnsentWords } from "../src/ui/others-unsent.js";
 import { statusWords } from "../src/ui/status-words.js";
 import { addDays, ageOn, type Branch, dayHeading, minutesIn } from "../src/ui/types.js";
 
@@ -44,6 +45,25 @@ describe("the words the receptionist reads", () => {
     );
     expect(notInCopyWords({ exam_eye: 2, encounters: 1, appointments: 3 })).toBe(
       "No se pudieron copiar a este equipo 3 citas, 1 consulta y 2 exámenes de un ojo: lo que se ve sin conexión puede estar incompleto.",
+    );
+  });
+
+  it("whose offline changes wait on this PC, named when this person may read their profile", () => {
+    expect(othersUnsentWords([])).toBeNull();
+    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 1 }])).toBe(
+      "En este equipo espera 1 cambio de Paola Mendoza hecho sin conexión: se enviará cuando esa persona vuelva a iniciar sesión aquí.",
+    );
+    expect(othersUnsentWords([{ name: null, changes: 3 }])).toBe(
+      "En este equipo esperan 3 cambios de otra persona hechos sin conexión: se enviarán cuando esa persona vuelva a iniciar sesión aquí.",
+    );
+    expect(
+      othersUnsentWords([
+        { name: "Paola Mendoza", changes: 1 },
+        { name: "Dra. Lucía Fernández Ibarra", changes: 3 },
+        { name: null, changes: 2 },
+      ]),
+    ).toBe(
+      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1), Dra. Lucía Fernández Ibarra (3) y otra persona (2): se enviarán cuando cada persona vuelva a iniciar sesión aquí.",
     );
   });
 

@@ -113,6 +113,14 @@ it("an offline booking left in the outbox by one person waits for them: never se
     sql`select created_by from appointments where id = ${booked.body.id}`;
   expect(await cloudRows(demo, onCloud)).toEqual([]);
   expect((await status()).pendingChanges).toBe(0);
+  // The doctor is told whose change waits here (her colleague's name, from the doctor's own copy).
+  const othersUnsent = async () =>
+    (await call<{ othersUnsent?: unknown }>(demo, "get_session")).body.othersUnsent;
+  await waitFor("the receptionist named", async () => {
+    const waiting = (await othersUnsent()) as { name: string | null }[];
+    return waiting[0]?.name !== null && waiting[0]?.name !== undefined;
+  });
+  expect(await othersUnsent()).toEqual([{ name: demo.accounts.receptionist.name, changes: 1 }]);
 
   // Its author signs in again: it goes, as hers.
   await call(demo, "sign_out");
@@ -123,5 +131,6 @@ it("an offline booking left in the outbox by one person waits for them: never se
     60_000,
   );
   expect((await cloudRows(demo, onCloud))[0]?.created_by).toBe(demo.clinic.receptionistId);
+  expect(await othersUnsent()).toEqual([]);
   await demo.setClinicServer(true);
 }, 240_000);

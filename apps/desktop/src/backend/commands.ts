@@ -57,6 +57,8 @@ export type OfflineControl = Pick<
   | "pendingCount"
   | "syncState"
   | "copyGaps"
+  | "waitingForOthers"
+  | "source"
   | "doubleBookings"
   | "settleDoubleBooking"
 >;
@@ -94,6 +96,12 @@ export type SessionView =
       needsClinicSignIn: boolean;
       /** Holds the admin role: may read the audit trail (the server checks it again). */
       admin: boolean;
+      /**
+       * Other people's offline writes waiting on this PC for their next sign-in here (only their
+       * session sends them): each author's name as this person may read it (null when they may
+       * not), and how many.
+       */
+      othersUnsent: { name: string | null; changes: number }[];
     };
 
 /**
@@ -130,7 +138,7 @@ async function connectionStatus(ctx: CommandContext): Promise<ConnectionStatus> 
   return { ...synced, pendingChanges: await offline.pendingCount() };
 }
 
-async function sessionView({ session, router }: CommandContext): Promise<SessionView> {
+async function sessionView({ session, router, offline }: CommandContext): Promise<SessionView> {
   const state = session.current();
   if (!state.signedIn) return { signedIn: false };
   const { user, method, expiresAt } = state;
@@ -143,7 +151,36 @@ async function sessionView({ session, router }: CommandContext): Promise<Session
   const needsClinicSignIn =
     !needsOnlineSignIn && !cloudServes && !state.clinicUsable && tiers.clinic.health === "up";
   const admin = await isAdmin(router, user.id);
-  return { signedIn: true, user, method, expiresAt, needsOnlineSignIn, needsClinicSignIn, admin };
+  const othersUnsent = offline === undefined ? [] : await waitingForOthers(offline);
+  return {
+    signedIn: true,
+    user,
+    method,
+    expiresAt,
+    needsOnlineSignIn,
+    needsClinicSignIn,
+    admin,
+    othersUnsent,
+  };
+}
+
+/**
+ * Whose offline writes wait on this PC, named from this person's copy (a colleague's profile is in
+ * it; anyone else's stays unnamed): no server is asked, the session is read every few seconds.
+ */
+async function waitingForOthers(
+  offline: OfflineControl,
+): Promise<{ name: string | null; changes: number }[]> {
+  const waiting = await offline.waitingForOthers().catch(() => []);
+  return Promise.all(
+    waiting.map(async ({ author, changes }) => {
+      const profile = await offline.source
+        .table("profiles")
+        .get(author)
+        .catch(() => null);
+      return { name: profile?.full_name ?? null, changes };
+    }),
+  );
 }
 
 /** Whether a person holds the admin role, read at most every few minutes per router (the UI polls the session). */

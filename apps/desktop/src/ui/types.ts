@@ -89,6 +89,7 @@ export type Session =
       needsOnlineSignIn: boolean;
       needsClinicSignIn: boolean;
       admin: boolean;
+      othersUnsent: { name: string | null; changes: number }[];
     };
 
 export type SignedIn = Extract<Session, { signedIn: true }>;

@@ -7,6 +7,7 @@ import { ConflictsView } from "./conflicts-view.js";
 import { ErrorAlert } from "./error-alert.js";
 import { errorText, invoke } from "./invoke.js";
 import { ModeBanner } from "./mode-banner.js";
+import { OthersUnsent } from "./others-unsent.js";
 import { openRecord, type RecordState } from "./patient-record.js";
 import { type Branch, type Patient, type SignedIn, todayIn } from "./types.js";
 
@@ -130,6 +131,7 @@ export function Workspace({ session, onSignOut }: WorkspaceProps) {
         </div>
       </header>
       <ModeBanner />
+      <OthersUnsent others={session.othersUnsent} />
       {session.needsOnlineSignIn && (
         <div className="banner" role="status" data-testid="online-sign-in-banner">
           Vuelva a iniciar sesión para sincronizar con la nube{" "}

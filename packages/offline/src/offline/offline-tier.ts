@@ -79,6 +79,14 @@ export interface OfflineTier {
    */
   copyGaps(options?: CallOptions): Promise<Readonly<Partial<Record<TableName, number>>>>;
   /**
+   * Other people's writes waiting on this PC, per author: their outbox entries and dead letters,
+   * which only their own session sends or settles, at their next sign-in here. The copy owner's
+   * are not counted; `[]` when none. For telling the person signed in whom to ask to sign in here.
+   */
+  waitingForOthers(
+    options?: CallOptions,
+  ): Promise<readonly { readonly author: string; readonly changes: number }[]>;
+  /**
    * Makes the local copy this person's (any string that names them): if it held another person's
    * rows, they are removed before the next refresh fills it as `owner`; the other person's unsent
    * edits, and the rows they need, are put aside until they sign in here again, and this person's
@@ -318,6 +326,17 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     },
     syncState: () => ({ isSyncing: running > 0, lastSyncAt }),
     copyGaps: (o) => unplacedRows(store, o),
+    async waitingForOthers(o) {
+      const owner = await copyOwner(store, o);
+      const changes = new Map<string, number>();
+      for (const collection of [OUTBOX, DEAD_LETTERS] as const) {
+        for (const { value } of await store.records<OutboxEntry>(collection, o)) {
+          if (value.author !== undefined && !isOwn(value, owner))
+            changes.set(value.author, (changes.get(value.author) ?? 0) + 1);
+        }
+      }
+      return [...changes].map(([author, count]) => ({ author, changes: count }));
+    },
     claimCopy(owner, o) {
       if (owner !== claimant) {
         claims++;
