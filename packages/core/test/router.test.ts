@@ -341,25 +341,56 @@ describe("hedged reads", () => {
     start();
   });
 
+  /** The clinic server up for its probes but refusing this person's reads (no clinic session yet); counts them. */
+  function clinicRefusesReads() {
+    const refused = { count: 0 };
+    const table = clinic.table.bind(clinic);
+    clinic.table = ((name: TableName) => ({
+      ...table(name),
+      get: async () => {
+        refused.count++;
+        throw new CvError("unauthorized", "[test] clinic: no session for this person");
+      },
+    })) as typeof clinic.table;
+    return refused;
+  }
+
   it("lets no refusal of the person by the lower tier win: the slow cloud's answer does", async () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
     const branch = await cloud.inner.table("branches").insert(fixtures.branch());
-    // Up for its probes, but without this person's session there (a clinic session not come yet).
-    const table = clinic.table.bind(clinic);
-    clinic.table = ((name: TableName) => ({
-      ...table(name),
-      get: async () => {
-        throw new CvError("unauthorized", "[test] clinic: no session for this person");
-      },
-    })) as typeof clinic.table;
+    clinicRefusesReads();
     cloud.latencyMs = 1_000;
     const read = await settle(router.table("branches").get(branch.id));
     expect(read.error).toBeUndefined();
     expect(read.value).toEqual(branch);
     expect(read.took).toBeGreaterThanOrEqual(1_000);
     expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 0 });
+  });
+
+  it("asks a tier that refused the person no more in that call: with the cloud lost, the read goes below it", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const branch = await device.inner.table("branches").insert(fixtures.branch());
+    const refused = clinicRefusesReads();
+    cloud.fault = "blackhole";
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(branch);
+    expect(refused.count).toBe(1);
+  });
+
+  it("answers with the lower tier's refusal, not a timeout, when the cloud is not found down in time", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const refused = clinicRefusesReads();
+    cloud.fault = "blackhole";
+    const read = await settle(router.table("branches").get(randomUUID(), { timeoutMs: 1_500 }));
+    expect(read.error).toMatchObject({ code: "unauthorized" });
+    expect(read.took).toBeLessThanOrEqual(1_600);
+    expect(refused.count).toBe(1);
   });
 
   it("stays off while the cloud answers, slow or fast", async () => {

@@ -124,7 +124,12 @@ interface Call<T> {
   readonly work: RoutedWork<T>;
   readonly attempt: number;
   readonly forgotten: number;
+  /** A hedge's tier refused the person: it is not asked again, and its refusal is the call's if no tier answers. */
+  readonly refused: (tier: number, error: unknown) => void;
 }
+
+/** A tier's refusal of the person (no session of theirs there, or one it no longer takes). */
+const refusesPerson = (error: unknown) => isCvError(error) && error.code === "unauthorized";
 
 /**
  * The first answer of two tries of one read: a value, or an error that is not a lost tier. Only
@@ -138,8 +143,7 @@ function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
     let firstError: unknown;
     for (const [position, call] of [first, second].entries()) {
       call.then(resolve, (error: unknown) => {
-        const refused = position === 1 && isCvError(error) && error.code === "unauthorized";
-        if (!isTierDown(error) && !refused) return reject(error);
+        if (!isTierDown(error) && !(position === 1 && refusesPerson(error))) return reject(error);
         if (position === 0) firstError = error;
         lost++;
         if (lost === 2) reject(firstError ?? error);
@@ -314,6 +318,11 @@ class Router implements FailoverRouter, RouterCallContext {
     const tried = new Set<number>();
     for (let index = below; index < this.monitors.length; index++) tried.add(index);
     let lastError: unknown;
+    let refusal: unknown;
+    const refused = (tier: number, error: unknown) => {
+      tried.add(tier);
+      refusal ??= error;
+    };
     for (let attempt = 0; ; attempt++) {
       await this.heldUntil(deadline, options?.signal);
       if (this.closed) throw new CvError("unavailable", `[core] router ${this.id} is closed`);
@@ -321,10 +330,11 @@ class Router implements FailoverRouter, RouterCallContext {
         kind === "read" ? (this.liftingFrom(tried) ?? this.pickTier(tried)) : this.pickTier(tried);
       const remaining = deadline - this.scheduler.now();
       if (index === undefined || remaining <= 0) {
-        if (lastError) throw lastError;
+        const failure = refusal ?? lastError;
+        if (failure) throw failure;
         throw new CvError(remaining <= 0 ? "timeout" : "unavailable", `[core] ${label}: no tier answered`);
       }
-      const call: Call<T> = { kind, deadline, options, work, attempt, forgotten };
+      const call: Call<T> = { kind, deadline, options, work, attempt, forgotten, refused };
       try {
         return await (kind === "read" ? this.hedged(index, tried, call) : this.attempt(index, call));
       } catch (error) {
@@ -413,6 +423,7 @@ class Router implements FailoverRouter, RouterCallContext {
     const hedge = this.carryForHedge(index, lower).then(() =>
       this.attempt(lower, call).catch((error: unknown) => {
         if (isTierDown(error)) tried.add(lower);
+        else if (refusesPerson(error)) call.refused(lower, error);
         throw error;
       }),
     );
