@@ -50,20 +50,26 @@ describe("the words the receptionist reads", () => {
 
   it("whose offline changes wait on this PC, named when this person may read their profile", () => {
     expect(othersUnsentWords([])).toBeNull();
-    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 1 }])).toBe(
+    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 1, refused: 0 }])).toBe(
       "En este equipo espera 1 cambio de Paola Mendoza hecho sin conexión: se enviará cuando esa persona vuelva a iniciar sesión aquí.",
     );
-    expect(othersUnsentWords([{ name: null, changes: 3 }])).toBe(
+    expect(othersUnsentWords([{ name: null, changes: 3, refused: 0 }])).toBe(
       "En este equipo esperan 3 cambios de otra persona hechos sin conexión: se enviarán cuando esa persona vuelva a iniciar sesión aquí.",
+    );
+    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 0, refused: 1 }])).toBe(
+      "En este equipo espera 1 cambio de Paola Mendoza que el servidor rechazó: esa persona debe revisarlo en Conflictos al volver a iniciar sesión aquí.",
+    );
+    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 2, refused: 1 }])).toBe(
+      "En este equipo esperan 2 cambios de Paola Mendoza hechos sin conexión y 1 rechazado por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.",
     );
     expect(
       othersUnsentWords([
-        { name: "Paola Mendoza", changes: 1 },
-        { name: "Dra. Lucía Fernández Ibarra", changes: 3 },
-        { name: null, changes: 2 },
+        { name: "Paola Mendoza", changes: 1, refused: 0 },
+        { name: "Dra. Lucía Fernández Ibarra", changes: 1, refused: 2 },
+        { name: null, changes: 2, refused: 0 },
       ]),
     ).toBe(
-      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1), Dra. Lucía Fernández Ibarra (3) y otra persona (2): se enviarán cuando cada persona vuelva a iniciar sesión aquí.",
+      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1), Dra. Lucía Fernández Ibarra (3, 2 rechazados) y otra persona (2): se enviarán, o se revisarán en Conflictos, cuando cada persona vuelva a iniciar sesión aquí.",
     );
   });
 

@@ -383,6 +383,16 @@ describe("desktop backend commands over the invoke transport (cloud tier, real l
     });
     expect(offlineDiscard).toMatchObject({ status: 503, body: { code: "unavailable" } });
     expect((await call<Letter[]>(demo, "list_dead_letters")).body).toHaveLength(1);
+    // Only this person may settle it: signing out says so first.
+    expect(await call(demo, "sign_out")).toMatchObject({
+      status: 409,
+      body: {
+        code: "conflict",
+        message:
+          "Tiene 1 cambio que el servidor rechazó, por revisar en Conflictos: solo usted puede revisarlo, al volver a iniciar sesión en este equipo.",
+      },
+    });
+    expect(await session()).toMatchObject({ signedIn: true });
     await demo.setInternet(true);
     await demo.setClinicServer(true);
     // A refused change does not block the rest: the PC goes back to the cloud with nothing pending.

@@ -120,7 +120,7 @@ it("an offline booking left in the outbox by one person waits for them: never se
     const waiting = (await othersUnsent()) as { name: string | null }[];
     return waiting[0]?.name !== null && waiting[0]?.name !== undefined;
   });
-  expect(await othersUnsent()).toEqual([{ name: demo.accounts.receptionist.name, changes: 1 }]);
+  expect(await othersUnsent()).toEqual([{ name: demo.accounts.receptionist.name, changes: 1, refused: 0 }]);
 
   // Its author signs in again: it goes, as hers.
   await call(demo, "sign_out");

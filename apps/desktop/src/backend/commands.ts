@@ -98,10 +98,10 @@ export type SessionView =
       admin: boolean;
       /**
        * Other people's offline writes waiting on this PC for their next sign-in here (only their
-       * session sends them): each author's name as this person may read it (null when they may
-       * not), and how many.
+       * session sends them, or settles those a server refused): each author's name as this person
+       * may read it (null when they may not), how many wait to be sent, and how many were refused.
        */
-      othersUnsent: { name: string | null; changes: number }[];
+      othersUnsent: { name: string | null; changes: number; refused: number }[];
     };
 
 /**
@@ -170,15 +170,15 @@ async function sessionView({ session, router, offline }: CommandContext): Promis
  */
 async function waitingForOthers(
   offline: OfflineControl,
-): Promise<{ name: string | null; changes: number }[]> {
+): Promise<{ name: string | null; changes: number; refused: number }[]> {
   const waiting = await offline.waitingForOthers().catch(() => []);
   return Promise.all(
-    waiting.map(async ({ author, changes }) => {
+    waiting.map(async ({ author, changes, refused }) => {
       const profile = await offline.source
         .table("profiles")
         .get(author)
         .catch(() => null);
-      return { name: profile?.full_name ?? null, changes };
+      return { name: profile?.full_name ?? null, changes, refused };
     }),
   );
 }
@@ -203,6 +203,28 @@ async function isAdmin(router: FailoverRouter, userId: string): Promise<boolean>
 }
 
 const fold = (text: string) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+
+/**
+ * What signing out leaves on this PC for this person alone, in words (null: nothing): writes no
+ * server has yet, which their next sign-in here sends, and writes a server refused, which they
+ * review in Conflictos. `null` counts: they could not be read.
+ */
+function leftBehind(counts: { unsent: number; refused: number } | null): string | null {
+  if (counts === null)
+    return "No se pudo comprobar si quedan en este equipo cambios suyos sin enviar: si los hay, solo usted podrá enviarlos al volver a iniciar sesión aquí.";
+  const { unsent, refused } = counts;
+  const made = unsent === 1 ? "1 cambio hecho" : `${unsent} cambios hechos`;
+  const reach = unsent === 1 ? "llega" : "llegan";
+  const rejected =
+    refused === 1 ? "1 cambio que el servidor rechazó" : `${refused} cambios que el servidor rechazó`;
+  if (refused === 0) {
+    if (unsent === 0) return null;
+    return `Tiene ${made} en este equipo que aún no ${reach} a un servidor: ${unsent === 1 ? "se enviará" : "se enviarán"} cuando vuelva a iniciar sesión aquí, y nadie más puede ${unsent === 1 ? "enviarlo" : "enviarlos"}.`;
+  }
+  if (unsent === 0)
+    return `Tiene ${rejected}, por revisar en Conflictos: solo usted puede ${refused === 1 ? "revisarlo" : "revisarlos"}, al volver a iniciar sesión en este equipo.`;
+  return `Tiene ${made} en este equipo que aún no ${reach} a un servidor y ${rejected}, por revisar en Conflictos: solo usted puede enviarlos o revisarlos, al volver a iniciar sesión aquí.`;
+}
 
 function notFound(message: string, path: string): CvError {
   return new CvError("not_found", message, { issues: [{ path, message }] });
@@ -250,14 +272,11 @@ const handlers: Handlers = {
   // Writes made on this PC while offline are sent with their author's session only: signing out
   // leaves them waiting for that person's next sign-in here, which is said first.
   sign_out: async ({ session, offline }, { leave_unsent }) => {
-    const asks = leave_unsent !== true && offline !== undefined && session.current().signedIn;
-    const unsent = asks ? await offline.pendingCount() : 0;
-    if (unsent > 0) {
-      const message =
-        unsent === 1
-          ? "Tiene 1 cambio hecho en este equipo que aún no llega a un servidor: se enviará cuando vuelva a iniciar sesión aquí, y nadie más puede enviarlo."
-          : `Tiene ${unsent} cambios hechos en este equipo que aún no llegan a un servidor: se enviarán cuando vuelva a iniciar sesión aquí, y nadie más puede enviarlos.`;
-      throw new CvError("conflict", message, { issues: [{ path: "leave_unsent", message }] });
+    if (leave_unsent !== true && offline !== undefined && session.current().signedIn) {
+      const waiting = await Promise.all([offline.pendingCount(), offline.deadLetters()]).catch(() => null);
+      const message = leftBehind(waiting && { unsent: waiting[0], refused: waiting[1].length });
+      if (message !== null)
+        throw new CvError("conflict", message, { issues: [{ path: "leave_unsent", message }] });
     }
     await session.signOut();
     return { signedIn: false };

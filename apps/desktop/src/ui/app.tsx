@@ -29,14 +29,18 @@ export function App() {
     return () => clearInterval(timer);
   }, [read]);
 
-  /** Why signing out was held: this person's writes on this PC that no server has yet. */
-  const [unsent, setUnsent] = useState<string | null>(null);
+  /**
+   * Why signing out was held (this person's writes on this PC that no server has yet), and for
+   * whom: shown only to them, not to the next person if their session ended by itself meanwhile.
+   */
+  const [unsent, setUnsent] = useState<{ person: string; message: string } | null>(null);
+  const person = session?.signedIn === true ? session.user.id : null;
   const signOut = async (leaveUnsent: boolean) => {
     try {
       setSession(await invoke<Session>("sign_out", leaveUnsent ? { leave_unsent: true } : {}));
       setUnsent(null);
     } catch (e) {
-      if (errorCode(e) === "conflict") setUnsent(errorText(e));
+      if (errorCode(e) === "conflict" && person !== null) setUnsent({ person, message: errorText(e) });
       else setError(errorText(e));
     }
   };
@@ -44,9 +48,9 @@ export function App() {
   return (
     <div className="app">
       <ErrorAlert error={error} />
-      {session?.signedIn === true && unsent !== null && (
+      {person !== null && unsent?.person === person && (
         <div role="alert" className="overlap" data-testid="sign-out-unsent">
-          <p>{unsent}</p>
+          <p>{unsent.message}</p>
           <button type="button" className="primary" onClick={() => setUnsent(null)}>
             Seguir en la sesión
           </button>{" "}

@@ -2,22 +2,37 @@ import type { SignedIn } from "./types.js";
 
 type Waiting = SignedIn["othersUnsent"];
 
+const count = (n: number, one: string, many: string) => (n === 1 ? `1 ${one}` : `${n} ${many}`);
+
 /**
  * Whose offline changes wait on this PC, in one sentence, or null when nobody's: only their own
- * session sends them, so the person to ask is named (or "otra persona" when this one may not read
- * their profile).
+ * session sends them (or settles those a server refused, in Conflictos), so the person to ask is
+ * named ("otra persona" when this one may not read their profile).
  */
 export function othersUnsentWords(others: Waiting): string | null {
   const [only] = others;
   if (only === undefined) return null;
   const name = (who: string | null) => who ?? "otra persona";
   if (others.length === 1) {
-    return only.changes === 1
-      ? `En este equipo espera 1 cambio de ${name(only.name)} hecho sin conexión: se enviará cuando esa persona vuelva a iniciar sesión aquí.`
-      : `En este equipo esperan ${only.changes} cambios de ${name(only.name)} hechos sin conexión: se enviarán cuando esa persona vuelva a iniciar sesión aquí.`;
+    const { changes, refused } = only;
+    const who = name(only.name);
+    if (refused === 0) {
+      return changes === 1
+        ? `En este equipo espera 1 cambio de ${who} hecho sin conexión: se enviará cuando esa persona vuelva a iniciar sesión aquí.`
+        : `En este equipo esperan ${changes} cambios de ${who} hechos sin conexión: se enviarán cuando esa persona vuelva a iniciar sesión aquí.`;
+    }
+    if (changes === 0) {
+      return refused === 1
+        ? `En este equipo espera 1 cambio de ${who} que el servidor rechazó: esa persona debe revisarlo en Conflictos al volver a iniciar sesión aquí.`
+        : `En este equipo esperan ${refused} cambios de ${who} que el servidor rechazó: esa persona debe revisarlos en Conflictos al volver a iniciar sesión aquí.`;
+    }
+    return `En este equipo esperan ${count(changes, "cambio", "cambios")} de ${who} hechos sin conexión y ${count(refused, "rechazado", "rechazados")} por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.`;
   }
-  const each = others.map((other) => `${name(other.name)} (${other.changes})`);
-  return `En este equipo esperan cambios hechos sin conexión de ${each.slice(0, -1).join(", ")} y ${each.at(-1)}: se enviarán cuando cada persona vuelva a iniciar sesión aquí.`;
+  const each = others.map(
+    ({ name: who, changes, refused }) =>
+      `${name(who)} (${changes + refused}${refused > 0 ? `, ${count(refused, "rechazado", "rechazados")}` : ""})`,
+  );
+  return `En este equipo esperan cambios hechos sin conexión de ${each.slice(0, -1).join(", ")} y ${each.at(-1)}: se enviarán, o se revisarán en Conflictos, cuando cada persona vuelva a iniciar sesión aquí.`;
 }
 
 /** The banner saying so, while there are any. */

@@ -89,7 +89,7 @@ export type Session =
       needsOnlineSignIn: boolean;
       needsClinicSignIn: boolean;
       admin: boolean;
-      othersUnsent: { name: string | null; changes: number }[];
+      othersUnsent: { name: string | null; changes: number; refused: number }[];
     };
 
 export type SignedIn = Extract<Session, { signedIn: true }>;

@@ -79,13 +79,14 @@ export interface OfflineTier {
    */
   copyGaps(options?: CallOptions): Promise<Readonly<Partial<Record<TableName, number>>>>;
   /**
-   * Other people's writes waiting on this PC, per author: their outbox entries and dead letters,
-   * which only their own session sends or settles, at their next sign-in here. The copy owner's
-   * are not counted; `[]` when none. For telling the person signed in whom to ask to sign in here.
+   * Other people's writes waiting on this PC, per author: `changes` in their outbox, sent with their
+   * own session at their next sign-in here, and `refused` dead letters, which only they may retry
+   * or discard. The copy owner's are not counted; `[]` when none. For telling the person signed in
+   * whom to ask to sign in here.
    */
   waitingForOthers(
     options?: CallOptions,
-  ): Promise<readonly { readonly author: string; readonly changes: number }[]>;
+  ): Promise<readonly { readonly author: string; readonly changes: number; readonly refused: number }[]>;
   /**
    * Makes the local copy this person's (any string that names them): if it held another person's
    * rows, they are removed before the next refresh fills it as `owner`; the other person's unsent
@@ -328,14 +329,19 @@ export function createOfflineTier(options: OfflineTierOptions): OfflineTier {
     copyGaps: (o) => unplacedRows(store, o),
     async waitingForOthers(o) {
       const owner = await copyOwner(store, o);
-      const changes = new Map<string, number>();
-      for (const collection of [OUTBOX, DEAD_LETTERS] as const) {
+      const waiting = new Map<string, { author: string; changes: number; refused: number }>();
+      for (const [collection, kind] of [
+        [OUTBOX, "changes"],
+        [DEAD_LETTERS, "refused"],
+      ] as const) {
         for (const { value } of await store.records<OutboxEntry>(collection, o)) {
-          if (value.author !== undefined && !isOwn(value, owner))
-            changes.set(value.author, (changes.get(value.author) ?? 0) + 1);
+          if (value.author === undefined || isOwn(value, owner)) continue;
+          const counts = waiting.get(value.author) ?? { author: value.author, changes: 0, refused: 0 };
+          counts[kind]++;
+          waiting.set(value.author, counts);
         }
       }
-      return [...changes].map(([author, count]) => ({ author, changes: count }));
+      return [...waiting.values()];
     },
     claimCopy(owner, o) {
       if (owner !== claimant) {

@@ -99,11 +99,11 @@ describe("whose offline copy", () => {
     });
     expect(await tier.source.table("patients").get(graph.patients.id)).toEqual(seen);
     // A's edit waits on this PC for A, and B is told whose it is; B's own are not counted.
-    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 1 }]);
+    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 1, refused: 0 }]);
     // B's own offline edit of another row is B's.
     const room = await tier.source.table("rooms").update(graph.rooms.id, { name: "Sala B" });
     expect(await tier.pending()).toMatchObject([{ table: "rooms", id: room.id, author: "person-b" }]);
-    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 1 }]);
+    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 1, refused: 0 }]);
 
     expect(await tier.claimCopy("person-a")).toBe(true);
     expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
@@ -118,7 +118,7 @@ describe("whose offline copy", () => {
     expect((await tier.source.table("patients").get(graph.patients.id))?.phone).toBe("55 8765 4321");
     expect((await tier.source.table("rooms").get(graph.rooms.id))?.name).toBe(graph.rooms.name);
 
-    expect(await tier.waitingForOthers()).toEqual([{ author: "person-b", changes: 1 }]);
+    expect(await tier.waitingForOthers()).toEqual([{ author: "person-b", changes: 1, refused: 0 }]);
     await tier.claimCopy("person-b");
     expect((await tier.source.table("rooms").get(graph.rooms.id))?.name).toBe("Sala B");
     expect(await tier.pending()).toMatchObject([{ table: "rooms", id: graph.rooms.id }]);
@@ -281,7 +281,7 @@ describe("whose offline copy", () => {
     expect(await tier.deadLetters()).toHaveLength(1);
     await tier.claimCopy("person-b");
     expect(await tier.deadLetters()).toEqual([]);
-    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 1 }]);
+    expect(await tier.waitingForOthers()).toEqual([{ author: "person-a", changes: 0, refused: 1 }]);
     await expect(tier.retryDeadLetter("patients", graph.patients.id)).rejects.toMatchObject({
       code: "not_found",
     });
