@@ -381,6 +381,24 @@ describe("hedged reads", () => {
     expect(refused.count).toBe(1);
   });
 
+  it("lets no error of the lower tier's own win either: a schema a migration behind there", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const branch = await cloud.inner.table("branches").insert(fixtures.branch());
+    const table = clinic.table.bind(clinic);
+    clinic.table = ((name: TableName) => ({
+      ...table(name),
+      get: async () => {
+        throw new CvError("unknown", "[test] clinic: relation is missing a column; run the migrations");
+      },
+    })) as typeof clinic.table;
+    cloud.latencyMs = 1_000;
+    const read = await settle(router.table("branches").get(branch.id));
+    expect(read.value).toEqual(branch);
+    expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 0 });
+  });
+
   it("answers with the lower tier's refusal, not a timeout, when the cloud is not found down in time", async () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);

@@ -124,18 +124,25 @@ interface Call<T> {
   readonly work: RoutedWork<T>;
   readonly attempt: number;
   readonly forgotten: number;
-  /** A hedge's tier refused the person: it is not asked again, and its refusal is the call's if no tier answers. */
+  /** A hedge's tier could not serve the read: it is not asked again, and its error is the call's if no tier answers. */
   readonly refused: (tier: number, error: unknown) => void;
 }
 
-/** A tier's refusal of the person (no session of theirs there, or one it no longer takes). */
-const refusesPerson = (error: unknown) => isCvError(error) && error.code === "unauthorized";
+/**
+ * An error about the tier, not the read: it refuses the person (no session of theirs there, or one
+ * it no longer takes), is set up wrong, or failed in a way of its own (a schema a migration behind,
+ * mid-upgrade). Another tier may well answer the same read.
+ */
+const tierCannotServe = (error: unknown) =>
+  isCvError(error) &&
+  (error.code === "unauthorized" || error.code === "invalid_config" || error.code === "unknown");
 
 /**
  * The first answer of two tries of one read: a value, or an error that is not a lost tier. Only
- * when both tiers are lost does it fail, with the first try's error. The second try's refusal of
- * the person (`unauthorized`: no session of theirs on that tier yet, such as a clinic session
- * still being fetched) says nothing about the read, and counts as lost too.
+ * when both tiers are lost does it fail, with the first try's error. The second try's error about
+ * its own tier (`tierCannotServe`: no session of the person there yet, such as a clinic session
+ * still being fetched, or a schema a migration behind) says nothing about the read, and counts as
+ * lost too.
  */
 function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -143,7 +150,7 @@ function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
     let firstError: unknown;
     for (const [position, call] of [first, second].entries()) {
       call.then(resolve, (error: unknown) => {
-        if (!isTierDown(error) && !(position === 1 && refusesPerson(error))) return reject(error);
+        if (!isTierDown(error) && !(position === 1 && tierCannotServe(error))) return reject(error);
         if (position === 0) firstError = error;
         lost++;
         if (lost === 2) reject(firstError ?? error);
@@ -423,7 +430,7 @@ class Router implements FailoverRouter, RouterCallContext {
     const hedge = this.carryForHedge(index, lower).then(() =>
       this.attempt(lower, call).catch((error: unknown) => {
         if (isTierDown(error)) tried.add(lower);
-        else if (refusesPerson(error)) call.refused(lower, error);
+        else if (tierCannotServe(error)) call.refused(lower, error);
         throw error;
       }),
     );
