@@ -60,7 +60,10 @@ describe("the words the receptionist reads", () => {
       "En este equipo espera 1 cambio de Paola Mendoza que el servidor rechazó: esa persona debe revisarlo en Conflictos al volver a iniciar sesión aquí.",
     );
     expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 2, refused: 1 }])).toBe(
-      "En este equipo esperan 2 cambios de Paola Mendoza hechos sin conexión y 1 rechazado por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.",
+      "En este equipo esperan 2 cambios hechos sin conexión por Paola Mendoza y 1 rechazado por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.",
+    );
+    expect(othersUnsentWords([{ name: "Paola Mendoza", changes: 1, refused: 1 }])).toBe(
+      "En este equipo esperan 1 cambio hecho sin conexión por Paola Mendoza y 1 rechazado por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.",
     );
     expect(
       othersUnsentWords([
@@ -69,7 +72,23 @@ describe("the words the receptionist reads", () => {
         { name: null, changes: 2, refused: 0 },
       ]),
     ).toBe(
-      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1), Dra. Lucía Fernández Ibarra (3, 2 rechazados) y otra persona (2): se enviarán, o se revisarán en Conflictos, cuando cada persona vuelva a iniciar sesión aquí.",
+      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1 sin enviar), Dra. Lucía Fernández Ibarra (1 sin enviar, 2 rechazados) y otra persona (2 sin enviar): se enviarán, o se revisarán en Conflictos, cuando cada persona vuelva a iniciar sesión aquí.",
+    );
+    expect(
+      othersUnsentWords([
+        { name: "Paola Mendoza", changes: 1, refused: 0 },
+        { name: null, changes: 2, refused: 0 },
+      ]),
+    ).toBe(
+      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1 sin enviar) y otra persona (2 sin enviar): se enviarán cuando cada persona vuelva a iniciar sesión aquí.",
+    );
+    expect(
+      othersUnsentWords([
+        { name: "Paola Mendoza", changes: 0, refused: 1 },
+        { name: null, changes: 0, refused: 2 },
+      ]),
+    ).toBe(
+      "En este equipo esperan cambios hechos sin conexión de Paola Mendoza (1 rechazado) y otra persona (2 rechazados): se revisarán en Conflictos cuando cada persona vuelva a iniciar sesión aquí.",
     );
   });
 

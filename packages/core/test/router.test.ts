@@ -381,7 +381,7 @@ describe("hedged reads", () => {
     expect(refused.count).toBe(1);
   });
 
-  it("lets no error of the lower tier's own win either: a schema a migration behind there", async () => {
+  it("lets no error of the lower tier's own win either: a tier set up wrong", async () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
@@ -390,13 +390,33 @@ describe("hedged reads", () => {
     clinic.table = ((name: TableName) => ({
       ...table(name),
       get: async () => {
-        throw new CvError("unknown", "[test] clinic: relation is missing a column; run the migrations");
+        throw new CvError(
+          "invalid_config",
+          "[test] clinic: the server's certificate does not match its name",
+        );
       },
     })) as typeof clinic.table;
     cloud.latencyMs = 1_000;
     const read = await settle(router.table("branches").get(branch.id));
     expect(read.value).toEqual(branch);
     expect(router.counters()).toMatchObject({ hedgedReads: 1, hedgesWon: 0 });
+  });
+
+  it("still answers with the lower tier's unknown error at once: it may be about the read", async () => {
+    start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await warmUp();
+    const table = clinic.table.bind(clinic);
+    clinic.table = ((name: TableName) => ({
+      ...table(name),
+      get: async () => {
+        throw new CvError("unknown", "[test] clinic: too many SQL variables");
+      },
+    })) as typeof clinic.table;
+    cloud.fault = "blackhole";
+    const read = await settle(router.table("branches").get(randomUUID()));
+    expect(read.error).toMatchObject({ code: "unknown" });
+    expect(read.took).toBeLessThan(400);
   });
 
   it("answers with the lower tier's refusal, not a timeout, when the cloud is not found down in time", async () => {

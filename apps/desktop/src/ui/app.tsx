@@ -35,6 +35,10 @@ export function App() {
    */
   const [unsent, setUnsent] = useState<{ person: string; message: string } | null>(null);
   const person = session?.signedIn === true ? session.user.id : null;
+  // Once the session ends, however it ended, the question is gone: a sign-in again starts afresh.
+  useEffect(() => {
+    if (person === null) setUnsent(null);
+  }, [person]);
   const signOut = async (leaveUnsent: boolean) => {
     try {
       setSession(await invoke<Session>("sign_out", leaveUnsent ? { leave_unsent: true } : {}));

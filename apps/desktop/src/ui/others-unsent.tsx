@@ -26,13 +26,24 @@ export function othersUnsentWords(others: Waiting): string | null {
         ? `En este equipo espera 1 cambio de ${who} que el servidor rechazó: esa persona debe revisarlo en Conflictos al volver a iniciar sesión aquí.`
         : `En este equipo esperan ${refused} cambios de ${who} que el servidor rechazó: esa persona debe revisarlos en Conflictos al volver a iniciar sesión aquí.`;
     }
-    return `En este equipo esperan ${count(changes, "cambio", "cambios")} de ${who} hechos sin conexión y ${count(refused, "rechazado", "rechazados")} por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.`;
+    return `En este equipo esperan ${count(changes, "cambio hecho", "cambios hechos")} sin conexión por ${who} y ${count(refused, "rechazado", "rechazados")} por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.`;
   }
-  const each = others.map(
-    ({ name: who, changes, refused }) =>
-      `${name(who)} (${changes + refused}${refused > 0 ? `, ${count(refused, "rechazado", "rechazados")}` : ""})`,
-  );
-  return `En este equipo esperan cambios hechos sin conexión de ${each.slice(0, -1).join(", ")} y ${each.at(-1)}: se enviarán, o se revisarán en Conflictos, cuando cada persona vuelva a iniciar sesión aquí.`;
+  const each = others.map(({ name: who, changes, refused }) => {
+    const parts = [
+      ...(changes > 0 ? [count(changes, "sin enviar", "sin enviar")] : []),
+      ...(refused > 0 ? [count(refused, "rechazado", "rechazados")] : []),
+    ];
+    return `${name(who)} (${parts.join(", ")})`;
+  });
+  const sent = others.some((other) => other.changes > 0);
+  const reviewed = others.some((other) => other.refused > 0);
+  const then =
+    sent && reviewed
+      ? "se enviarán, o se revisarán en Conflictos,"
+      : sent
+        ? "se enviarán"
+        : "se revisarán en Conflictos";
+  return `En este equipo esperan cambios hechos sin conexión de ${each.slice(0, -1).join(", ")} y ${each.at(-1)}: ${then} cuando cada persona vuelva a iniciar sesión aquí.`;
 }
 
 /** The banner saying so, while there are any. */

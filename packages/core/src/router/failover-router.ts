@@ -130,19 +130,17 @@ interface Call<T> {
 
 /**
  * An error about the tier, not the read: it refuses the person (no session of theirs there, or one
- * it no longer takes), is set up wrong, or failed in a way of its own (a schema a migration behind,
- * mid-upgrade). Another tier may well answer the same read.
+ * it no longer takes), or is set up wrong. Another tier may well answer the same read. (`unknown`
+ * is not one: it may be about the read, or pass, and the tier may serve the next try.)
  */
 const tierCannotServe = (error: unknown) =>
-  isCvError(error) &&
-  (error.code === "unauthorized" || error.code === "invalid_config" || error.code === "unknown");
+  isCvError(error) && (error.code === "unauthorized" || error.code === "invalid_config");
 
 /**
  * The first answer of two tries of one read: a value, or an error that is not a lost tier. Only
  * when both tiers are lost does it fail, with the first try's error. The second try's error about
  * its own tier (`tierCannotServe`: no session of the person there yet, such as a clinic session
- * still being fetched, or a schema a migration behind) says nothing about the read, and counts as
- * lost too.
+ * still being fetched, or a tier set up wrong) says nothing about the read, and counts as lost too.
  */
 function firstAnswer<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
