@@ -341,15 +341,20 @@ describe("hedged reads", () => {
     start();
   });
 
-  /** The clinic server up for its probes but refusing this person's reads (no clinic session yet); counts them. */
-  function clinicRefusesReads() {
+  /**
+   * The clinic server up for its probes but failing this person's reads with `error` (by default a
+   * refusal: no clinic session yet); counts them.
+   */
+  function clinicFailsReads(
+    error = new CvError("unauthorized", "[test] clinic: no session for this person"),
+  ) {
     const refused = { count: 0 };
     const table = clinic.table.bind(clinic);
     clinic.table = ((name: TableName) => ({
       ...table(name),
       get: async () => {
         refused.count++;
-        throw new CvError("unauthorized", "[test] clinic: no session for this person");
+        throw error;
       },
     })) as typeof clinic.table;
     return refused;
@@ -360,7 +365,7 @@ describe("hedged reads", () => {
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
     const branch = await cloud.inner.table("branches").insert(fixtures.branch());
-    clinicRefusesReads();
+    clinicFailsReads();
     cloud.latencyMs = 1_000;
     const read = await settle(router.table("branches").get(branch.id));
     expect(read.error).toBeUndefined();
@@ -374,7 +379,7 @@ describe("hedged reads", () => {
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
     const branch = await device.inner.table("branches").insert(fixtures.branch());
-    const refused = clinicRefusesReads();
+    const refused = clinicFailsReads();
     cloud.fault = "blackhole";
     const read = await settle(router.table("branches").get(branch.id));
     expect(read.value).toEqual(branch);
@@ -386,16 +391,7 @@ describe("hedged reads", () => {
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
     const branch = await cloud.inner.table("branches").insert(fixtures.branch());
-    const table = clinic.table.bind(clinic);
-    clinic.table = ((name: TableName) => ({
-      ...table(name),
-      get: async () => {
-        throw new CvError(
-          "invalid_config",
-          "[test] clinic: the server's certificate does not match its name",
-        );
-      },
-    })) as typeof clinic.table;
+    clinicFailsReads(new CvError("invalid_config", "[test] clinic: its certificate does not match its name"));
     cloud.latencyMs = 1_000;
     const read = await settle(router.table("branches").get(branch.id));
     expect(read.value).toEqual(branch);
@@ -406,13 +402,7 @@ describe("hedged reads", () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
-    const table = clinic.table.bind(clinic);
-    clinic.table = ((name: TableName) => ({
-      ...table(name),
-      get: async () => {
-        throw new CvError("unknown", "[test] clinic: too many SQL variables");
-      },
-    })) as typeof clinic.table;
+    clinicFailsReads(new CvError("unknown", "[test] clinic: too many SQL variables"));
     cloud.fault = "blackhole";
     const read = await settle(router.table("branches").get(randomUUID()));
     expect(read.error).toMatchObject({ code: "unknown" });
@@ -423,7 +413,7 @@ describe("hedged reads", () => {
     start();
     await vi.advanceTimersByTimeAsync(2_000);
     await warmUp();
-    const refused = clinicRefusesReads();
+    const refused = clinicFailsReads();
     cloud.fault = "blackhole";
     const read = await settle(router.table("branches").get(randomUUID(), { timeoutMs: 1_500 }));
     expect(read.error).toMatchObject({ code: "unauthorized" });
