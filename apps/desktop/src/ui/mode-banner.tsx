@@ -1,7 +1,6 @@
 import type { TableName } from "@centrovision/core";
 import { useNetworkStatus } from "@centrovision/ui-react";
-
-const changes = (n: number, one: string, many: string): string => (n === 1 ? `1 ${one}` : `${n} ${many}`);
+import { counted, listed } from "./words.js";
 
 /** Each table's rows as a receptionist names them, singular and plural, the agenda's first. */
 const ROW_WORDS: readonly (readonly [TableName, string, string])[] = [
@@ -24,11 +23,10 @@ const ROW_WORDS: readonly (readonly [TableName, string, string])[] = [
 export function notInCopyWords(notInCopy: Readonly<Partial<Record<TableName, number>>> = {}): string | null {
   const parts = ROW_WORDS.flatMap(([table, one, many]) => {
     const n = notInCopy[table] ?? 0;
-    return n > 0 ? [changes(n, one, many)] : [];
+    return n > 0 ? [counted(n, one, many)] : [];
   });
   if (parts.length === 0) return null;
-  const listed = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} y ${parts.at(-1)}`;
-  return `No se pudieron copiar a este equipo ${listed}: lo que se ve sin conexión puede estar incompleto.`;
+  return `No se pudieron copiar a este equipo ${listed(parts)}: lo que se ve sin conexión puede estar incompleto.`;
 }
 
 /**
@@ -49,8 +47,8 @@ export function ModeBanner() {
       data-testid="mode-banner"
     >
       {connectionMode === "local"
-        ? `Trabajando con el servidor de la clínica — ${changes(pending, "cambio se enviará", "cambios se enviarán")} a la nube`
-        : `Sin conexión: trabajando en este equipo — ${changes(pending, "cambio pendiente", "cambios pendientes")}; puede seguir trabajando`}
+        ? `Trabajando con el servidor de la clínica — ${counted(pending, "cambio se enviará", "cambios se enviarán")} a la nube`
+        : `Sin conexión: trabajando en este equipo — ${counted(pending, "cambio pendiente", "cambios pendientes")}; puede seguir trabajando`}
       {missing !== null && (
         <>
           {". "}

@@ -1,8 +1,7 @@
 import type { SignedIn } from "./types.js";
+import { counted, listed } from "./words.js";
 
 type Waiting = SignedIn["othersUnsent"];
-
-const count = (n: number, one: string, many: string) => (n === 1 ? `1 ${one}` : `${n} ${many}`);
 
 /**
  * Whose offline changes wait on this PC, in one sentence, or null when nobody's: only their own
@@ -26,12 +25,12 @@ export function othersUnsentWords(others: Waiting): string | null {
         ? `En este equipo espera 1 cambio de ${who} que el servidor rechazó: esa persona debe revisarlo en Conflictos al volver a iniciar sesión aquí.`
         : `En este equipo esperan ${refused} cambios de ${who} que el servidor rechazó: esa persona debe revisarlos en Conflictos al volver a iniciar sesión aquí.`;
     }
-    return `En este equipo esperan ${count(changes, "cambio hecho", "cambios hechos")} sin conexión por ${who} y ${count(refused, "rechazado", "rechazados")} por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.`;
+    return `En este equipo esperan ${counted(changes, "cambio hecho", "cambios hechos")} sin conexión por ${who} y ${counted(refused, "rechazado", "rechazados")} por el servidor: se enviarán o se revisarán en Conflictos cuando esa persona vuelva a iniciar sesión aquí.`;
   }
   const each = others.map(({ name: who, changes, refused }) => {
     const parts = [
-      ...(changes > 0 ? [count(changes, "sin enviar", "sin enviar")] : []),
-      ...(refused > 0 ? [count(refused, "rechazado", "rechazados")] : []),
+      ...(changes > 0 ? [counted(changes, "sin enviar", "sin enviar")] : []),
+      ...(refused > 0 ? [counted(refused, "rechazado", "rechazados")] : []),
     ];
     return `${name(who)} (${parts.join(", ")})`;
   });
@@ -43,7 +42,7 @@ export function othersUnsentWords(others: Waiting): string | null {
       : sent
         ? "se enviarán"
         : "se revisarán en Conflictos";
-  return `En este equipo esperan cambios hechos sin conexión de ${each.slice(0, -1).join(", ")} y ${each.at(-1)}: ${then} cuando cada persona vuelva a iniciar sesión aquí.`;
+  return `En este equipo esperan cambios hechos sin conexión de ${listed(each)}: ${then} cuando cada persona vuelva a iniciar sesión aquí.`;
 }
 
 /** The banner saying so, while there are any. */
